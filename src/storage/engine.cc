@@ -1,0 +1,473 @@
+#include "storage/engine.h"
+
+#include <algorithm>
+#include <charconv>
+#include <queue>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+namespace cairn::storage {
+namespace {
+
+constexpr const char* kDataCf = "data";
+constexpr const char* kPaxosCf = "paxos";
+constexpr const char* kHintsCf = "hints";
+constexpr const char* kMetaCf = "meta";
+constexpr std::string_view kDroppedPrefix = "dropped_keyspace/";
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  return Status::Internal(fmt::format("{}: {}", what, s.ToString()));
+}
+
+std::string DroppedKey(uint32_t keyspace) {
+  return fmt::format("{}{}", kDroppedPrefix, keyspace);
+}
+
+// Drops the data of dropped keyspaces, turns values expired by TTL into tombstones, and removes
+// tombstones once their grace period has passed. A removal becomes a RocksDB deletion marker, so
+// no older version of the key in a lower level can reappear.
+class GcFilter final : public rocksdb::CompactionFilter {
+ public:
+  GcFilter(uint64_t now_ms, uint64_t grace_ms, std::shared_ptr<const std::set<uint32_t>> dropped,
+           bool inspect_blobs)
+      : now_ms_(now_ms),
+        grace_ms_(grace_ms),
+        dropped_(std::move(dropped)),
+        inspect_blobs_(inspect_blobs) {}
+
+  Decision FilterV2(int /*level*/, const rocksdb::Slice& key, ValueType type,
+                    const rocksdb::Slice& existing, std::string* new_value,
+                    std::string* /*skip_until*/) const override {
+    if (IsDropped(key)) return Decision::kRemove;
+    if (type != ValueType::kValue) return Decision::kKeep;
+    auto header = DecodeValueHeader(std::string_view(existing.data(), existing.size()));
+    if (!header.ok()) return Decision::kKeep;  // never destroy what we cannot read
+    const StoredValue& v = *header;
+    if (v.tombstone) {
+      const uint64_t deleted_at = std::max(v.version.Millis(), v.expires_at_ms);
+      return deleted_at + grace_ms_ <= now_ms_ ? Decision::kRemove : Decision::kKeep;
+    }
+    if (v.expires_at_ms != 0 && v.expires_at_ms <= now_ms_) {
+      // Expired: keep a tombstone (deleted at the expiry time) for the grace period, so that an
+      // older version replayed by a peer cannot bring the key back.
+      *new_value = EncodeValue(StoredValue{.version = v.version,
+                                           .tombstone = true,
+                                           .expires_at_ms = v.expires_at_ms,
+                                           .value = {}});
+      return Decision::kChangeValue;
+    }
+    return Decision::kKeep;
+  }
+
+  // Values in blob files: decide by key where possible. Reading every blob in routine
+  // compactions would cost a full read of all large values each time, so expiry of large values
+  // is collected by full and manual compactions only (CompactAll).
+  Decision FilterBlobByKey(int /*level*/, const rocksdb::Slice& key, std::string* /*new_value*/,
+                           std::string* /*skip_until*/) const override {
+    if (IsDropped(key)) return Decision::kRemove;
+    return inspect_blobs_ ? Decision::kUndetermined : Decision::kKeep;
+  }
+
+  const char* Name() const override { return "cairn.GcFilter"; }
+
+ private:
+  bool IsDropped(const rocksdb::Slice& key) const {
+    if (dropped_->empty()) return false;
+    auto ks = KeyspaceOfDataKey(std::string_view(key.data(), key.size()));
+    return ks && dropped_->count(*ks) > 0;
+  }
+
+  const uint64_t now_ms_;
+  const uint64_t grace_ms_;
+  const std::shared_ptr<const std::set<uint32_t>> dropped_;
+  const bool inspect_blobs_;
+};
+
+}  // namespace
+
+class Engine::GcFilterFactory final : public rocksdb::CompactionFilterFactory {
+ public:
+  GcFilterFactory(base::PhysicalClock* clock, uint64_t grace_ms)
+      : clock_(clock), grace_ms_(grace_ms), dropped_(std::make_shared<std::set<uint32_t>>()) {}
+
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context& context) override {
+    return std::make_unique<GcFilter>(clock_->NowMillis(), grace_ms_, Dropped(),
+                                      context.is_full_compaction || context.is_manual_compaction);
+  }
+  const char* Name() const override { return "cairn.GcFilterFactory"; }
+
+  std::shared_ptr<const std::set<uint32_t>> Dropped() const {
+    std::lock_guard lock(mu_);
+    return dropped_;
+  }
+  void AddDropped(const std::set<uint32_t>& ids) {
+    std::lock_guard lock(mu_);
+    auto next = std::make_shared<std::set<uint32_t>>(*dropped_);
+    next->insert(ids.begin(), ids.end());
+    dropped_ = std::move(next);
+  }
+
+ private:
+  base::PhysicalClock* const clock_;
+  const uint64_t grace_ms_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const std::set<uint32_t>> dropped_;  // guarded by mu_; copied on write
+};
+
+Engine::Engine(const EngineOptions& options)
+    : options_(options), clock_(options.clock ? options.clock : &base::SystemClock()) {}
+
+Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  if (options.path.empty()) return Status::InvalidArgument("storage path is empty");
+  std::unique_ptr<Engine> engine(new Engine(options));
+  if (Status s = engine->OpenDb(); !s.ok()) return s;
+  engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
+  return engine;
+}
+
+Status Engine::OpenDb() {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.max_log_file_size = 16 << 20;
+  db_options.keep_log_file_num = 4;
+  if (options_.env != nullptr) db_options.env = options_.env;
+
+  gc_factory_ = std::make_shared<GcFilterFactory>(clock_, options_.tombstone_grace_ms);
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+
+  rocksdb::ColumnFamilyOptions data;
+  data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  data.compaction_filter_factory = gc_factory_;
+  data.level_compaction_dynamic_level_bytes = true;
+  data.compression = rocksdb::kLZ4Compression;
+  data.bottommost_compression = rocksdb::kZSTD;
+  data.enable_blob_files = true;
+  data.min_blob_size = options_.min_blob_bytes;
+  data.blob_compression_type = rocksdb::kLZ4Compression;
+  data.enable_blob_garbage_collection = true;
+  data.write_buffer_size = 64 << 20;
+
+  rocksdb::ColumnFamilyOptions small;  // paxos, hints, meta: small records
+  small.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  small.write_buffer_size = 8 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, small},
+      {kDataCf, data},
+      {kPaxosCf, small},
+      {kHintsCf, small},
+      {kMetaCf, small},
+  };
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options, options_.path, families, &handles_, &raw);
+  if (!s.ok()) {
+    return Status::Internal(
+        fmt::format("cannot open the database at {}: {}", options_.path, s.ToString()));
+  }
+  db_.reset(raw);
+  data_ = handles_[1];
+  meta_ = handles_[4];
+
+  auto dropped = ListMeta(kDroppedPrefix);
+  if (!dropped.ok()) return dropped.status();
+  std::set<uint32_t> ids;
+  for (const auto& [key, value] : *dropped) {
+    uint32_t id = 0;
+    std::string_view digits = std::string_view(key).substr(kDroppedPrefix.size());
+    std::from_chars(digits.data(), digits.data() + digits.size(), id);
+    ids.insert(id);
+  }
+  gc_factory_->AddDropped(ids);
+  return Status::Ok();
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    auto s = db_->Close();
+    if (!s.ok()) spdlog::error("closing the database: {}", s.ToString());
+  }
+}
+
+Result<std::optional<StoredValue>> Engine::Get(const DataKey& key) const {
+  rocksdb::PinnableSlice raw;
+  auto s = db_->Get(rocksdb::ReadOptions(), data_, EncodeDataKey(key), &raw);
+  if (s.IsNotFound()) return std::optional<StoredValue>();
+  if (!s.ok()) return FromRocks(s, "read");
+  auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
+  if (!v.ok()) return v.status();
+  return std::optional<StoredValue>(std::move(*v));
+}
+
+void Engine::Write(WriteRequest request, WriteCallback done) {
+  size_t bytes = 64;
+  for (const auto& op : request.ops) bytes += op.key.key.size() + op.value.value.size() + 32;
+  for (const auto& m : request.meta) bytes += m.key.size() + (m.value ? m.value->size() : 0);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      done(Status::Unavailable("the storage engine is shutting down"), {});
+      return;
+    }
+    queue_.push_back(Pending{std::move(request), std::move(done), bytes});
+  }
+  cv_.notify_one();
+}
+
+void Engine::WriterLoop() {
+  std::vector<Pending> group;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything submitted is committed
+      size_t bytes = 0;
+      while (!queue_.empty() && (group.empty() || bytes + queue_.front().bytes <= options_.max_group_bytes)) {
+        bytes += queue_.front().bytes;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitGroup(group);
+    group.clear();
+  }
+}
+
+void Engine::CommitGroup(std::vector<Pending>& group) {
+  rocksdb::WriteBatch batch;
+  // The newest value written so far in this group for each encoded key, so that several writes
+  // of one key in one group resolve as if they had been committed one by one.
+  std::unordered_map<std::string, const StoredValue*> written;
+  std::vector<std::vector<WriteOutcome>> outcomes(group.size());
+  std::set<uint32_t> dropped;
+  Status status;
+
+  for (size_t i = 0; i < group.size() && status.ok(); ++i) {
+    WriteRequest& request = group[i].request;
+    outcomes[i].reserve(request.ops.size());
+    for (WriteOp& op : request.ops) {
+      std::string key = EncodeDataKey(op.key);
+      std::optional<StoredValue> stored;
+      const StoredValue* current = nullptr;
+      if (auto it = written.find(key); it != written.end()) {
+        current = it->second;
+      } else {
+        rocksdb::PinnableSlice raw;
+        auto s = db_->Get(rocksdb::ReadOptions(), data_, key, &raw);
+        if (!s.ok() && !s.IsNotFound()) {
+          status = FromRocks(s, "read before write");
+          break;
+        }
+        if (s.ok()) {
+          auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
+          if (!v.ok()) {
+            status = v.status();
+            break;
+          }
+          stored = std::move(*v);
+          current = &*stored;
+        }
+      }
+
+      WriteOutcome outcome;
+      if (op.precondition) {
+        if (current != nullptr) outcome.current = *current;
+        if (!op.precondition(current)) {
+          outcome.precondition_failed = true;
+          outcome.version = op.value.version;
+          outcomes[i].push_back(std::move(outcome));
+          continue;
+        }
+      }
+      if (op.order_after_current && current != nullptr && current->version >= op.value.version) {
+        op.value.version.hlc = current->version.hlc + 1;
+      }
+      outcome.version = op.value.version;
+      if (current == nullptr || current->version < op.value.version) {
+        batch.Put(data_, key, EncodeValue(op.value));
+        written[std::move(key)] = &op.value;
+        outcome.applied = true;
+      }
+      outcomes[i].push_back(std::move(outcome));
+    }
+    for (const MetaWrite& m : request.meta) {
+      if (m.value) {
+        batch.Put(meta_, m.key, *m.value);
+      } else {
+        batch.Delete(meta_, m.key);
+      }
+    }
+    if (request.drop) {
+      const auto [keyspace, partitions] = *request.drop;
+      for (uint32_t p = 0; p < partitions; ++p) {
+        batch.DeleteRange(data_, EncodeDataKey(p, keyspace, ""), EncodeDataKey(p, keyspace + 1, ""));
+      }
+      batch.Put(meta_, DroppedKey(keyspace), "");
+      dropped.insert(keyspace);
+    }
+  }
+
+  if (status.ok() && batch.Count() > 0) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = options_.sync;
+    status = FromRocks(db_->Write(write_options, &batch), "group commit");
+    if (!status.ok()) spdlog::error("{}", status.ToString());
+  }
+  if (status.ok() && !dropped.empty()) gc_factory_->AddDropped(dropped);
+  {
+    std::lock_guard lock(mu_);
+    ++group_commits_;
+  }
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (status.ok()) {
+      group[i].done(status, std::move(outcomes[i]));
+    } else {
+      group[i].done(status, {});
+    }
+  }
+}
+
+Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
+                                std::string_view prefix, std::string_view after, size_t limit,
+                                size_t max_dead) const {
+  struct Source {
+    std::unique_ptr<rocksdb::Iterator> it;
+    std::string bound;  // encoded (partition, keyspace, prefix): keys outside it are done
+    std::string_view user_key() const {
+      return std::string_view(it->key().data(), it->key().size()).substr(kKeyHeaderBytes);
+    }
+    bool InRange() const { return it->Valid() && it->key().starts_with(bound); }
+  };
+
+  std::string start(prefix);
+  if (!after.empty() && after >= prefix) {
+    start.assign(after);
+    start.push_back('\0');  // the smallest key greater than `after`
+  }
+
+  rocksdb::ReadOptions read_options;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  read_options.snapshot = snapshot;
+  struct ReleaseSnapshot {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~ReleaseSnapshot() { db->ReleaseSnapshot(s); }
+  } release{db_.get(), snapshot};
+
+  std::vector<Source> sources;
+  sources.reserve(partitions.size());
+  auto later = [&sources](size_t a, size_t b) {
+    return sources[a].user_key() > sources[b].user_key();
+  };
+  std::priority_queue<size_t, std::vector<size_t>, decltype(later)> heap(later);
+  for (uint32_t p : partitions) {
+    Source src{std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(read_options, data_)),
+               EncodeDataKey(p, keyspace, prefix)};
+    src.it->Seek(EncodeDataKey(p, keyspace, start));
+    if (!src.it->status().ok()) return FromRocks(src.it->status(), "scan");
+    sources.push_back(std::move(src));
+    if (sources.back().InRange()) heap.push(sources.size() - 1);
+  }
+
+  const uint64_t now = clock_->NowMillis();
+  ScanResult result;
+  size_t live = 0, dead = 0;
+  while (!heap.empty() && live < limit && dead <= max_dead) {
+    const size_t i = heap.top();
+    heap.pop();
+    Source& src = sources[i];
+    auto value = DecodeValue(std::string_view(src.it->value().data(), src.it->value().size()));
+    if (!value.ok()) return value.status();
+    (value->IsLive(now) ? live : dead)++;
+    result.items.push_back(ScanItem{std::string(src.user_key()), std::move(*value)});
+    src.it->Next();
+    if (!src.it->status().ok()) return FromRocks(src.it->status(), "scan");
+    if (src.InRange()) heap.push(i);
+  }
+  result.exhausted = heap.empty();
+  if (!result.items.empty()) result.last_key = result.items.back().key;
+  return result;
+}
+
+Result<std::optional<std::string>> Engine::GetMeta(std::string_view key) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), meta_, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "meta read");
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Engine::ListMeta(
+    std::string_view prefix) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "meta scan");
+  return out;
+}
+
+Status Engine::WriteMeta(const std::vector<MetaWrite>& writes) {
+  rocksdb::WriteBatch batch;
+  for (const MetaWrite& m : writes) {
+    if (m.value) {
+      batch.Put(meta_, m.key, *m.value);
+    } else {
+      batch.Delete(meta_, m.key);
+    }
+  }
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;
+  return FromRocks(db_->Write(write_options, &batch), "meta write");
+}
+
+std::set<uint32_t> Engine::DroppedKeyspaces() const { return *gc_factory_->Dropped(); }
+
+Status Engine::CompactAll() {
+  if (auto s = FromRocks(db_->Flush(rocksdb::FlushOptions(), data_), "flush"); !s.ok()) return s;
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(options, data_, nullptr, nullptr), "compaction");
+}
+
+std::optional<std::string> Engine::Property(std::string_view name) const {
+  std::string value;
+  if (!db_->GetProperty(data_, rocksdb::Slice(name.data(), name.size()), &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+uint64_t Engine::group_commits() const {
+  std::lock_guard lock(mu_);
+  return group_commits_;
+}
+
+}  // namespace cairn::storage

@@ -1,0 +1,188 @@
+// The storage engine: one RocksDB instance per node holding Cairn's data, Paxos state, hints and
+// metadata, with last-writer-wins application and group commit.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/hlc.h"
+#include "cairn/status.h"
+#include "storage/format.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Env;
+}  // namespace rocksdb
+
+namespace cairn::storage {
+
+struct EngineOptions {
+  std::string path;
+  // fsync every group commit before acknowledging it. Turning this off loses acknowledged
+  // writes on power failure; only tests and benchmarks that say so do it.
+  bool sync = true;
+  size_t block_cache_bytes = size_t{256} << 20;
+  // Values at least this large are stored in blob files, out of the LSM tree.
+  size_t min_blob_bytes = size_t{64} << 10;
+  // Tombstones (and values expired by TTL) are kept this long so that replicas that missed the
+  // delete learn it before the tombstone disappears.
+  uint64_t tombstone_grace_ms = uint64_t{10} * 24 * 3600 * 1000;
+  // Upper bound on the bytes of one group commit; a larger backlog is committed in several.
+  size_t max_group_bytes = size_t{64} << 20;
+  // Null: RocksDB's default environment. Tests pass a fault-injecting one.
+  rocksdb::Env* env = nullptr;
+  // Time for expiry and tombstone collection. Null: the system clock.
+  base::PhysicalClock* clock = nullptr;
+};
+
+// One conditional or unconditional last-writer-wins write of a key.
+struct WriteOp {
+  DataKey key;
+  StoredValue value;
+  // When set, evaluated on the writer thread against the key's current stored version (null when
+  // there is none; tombstones and expired values are passed as they are); the op applies only if
+  // it returns true. The single writer makes check-and-write atomic without a lock table.
+  std::function<bool(const StoredValue* current)> precondition;
+  // When the current version is not older than value.version, raise value.version just above it
+  // instead of losing to it: a conditional write is ordered after the state it observed.
+  bool order_after_current = false;
+};
+
+struct WriteOutcome {
+  // Whether the op's value is now the key's stored version. False when a version at least as new
+  // was already stored (last writer wins), or when the precondition failed.
+  bool applied = false;
+  bool precondition_failed = false;
+  // The version written (it differs from the op's only with order_after_current).
+  Version version;
+  // For ops with a precondition: the stored version it was evaluated against.
+  std::optional<StoredValue> current;
+};
+
+struct MetaWrite {
+  std::string key;
+  std::optional<std::string> value;  // nullopt: delete the key
+};
+
+// Everything in one request is applied in the same atomic RocksDB write.
+struct WriteRequest {
+  std::vector<WriteOp> ops;
+  std::vector<MetaWrite> meta;
+  // Removes all data of a keyspace id over `partitions` partitions, and remembers the id as
+  // dropped so that compaction discards any write that still arrives for it.
+  struct Drop {
+    uint32_t keyspace = 0;
+    uint32_t partitions = 0;
+  };
+  std::optional<Drop> drop;
+};
+
+// Runs on the engine's writer thread once the request is durable (or failed). `outcomes` has one
+// entry per op, in order; it is empty when `status` is not OK.
+using WriteCallback = std::function<void(Status status, std::vector<WriteOutcome> outcomes)>;
+
+struct ScanItem {
+  std::string key;  // user key
+  StoredValue value;
+};
+
+struct ScanResult {
+  // In user-key order. Holds tombstones and expired values too (replicas reconcile them), but
+  // only live ones count towards the limit.
+  std::vector<ScanItem> items;
+  // True when no more keys match; else resume after `last_key`.
+  bool exhausted = false;
+  std::string last_key;  // the last user key examined
+};
+
+// Engine owns the RocksDB instance and the group-commit writer thread.
+//
+// Thread safety: all methods may be called from any thread. Get() and the meta reads are short
+// and may run on a reactor; Scan() and the synchronous meta writes block and must run elsewhere.
+// Write() never blocks: the writer thread commits everything that arrived while the previous
+// commit was syncing in one WriteBatch with one fsync.
+class Engine {
+ public:
+  // Opens or creates the database at options.path with all column families.
+  static Result<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+  // Commits everything already submitted, then closes the database.
+  ~Engine();
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // The stored version of a key (tombstones and expired values included), or nullopt.
+  Result<std::optional<StoredValue>> Get(const DataKey& key) const;
+
+  // Submits a write to the group committer. `done` runs on the writer thread; keep it short.
+  void Write(WriteRequest request, WriteCallback done);
+
+  // Keys of `keyspace` that start with `prefix` and sort after `after` (all when empty), merged
+  // in key order across `partitions`: at most `limit` live items; stops early once more than
+  // `max_dead` tombstones or expired values were examined. Blocking; run it off the reactors.
+  Result<ScanResult> Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
+                          std::string_view prefix, std::string_view after, size_t limit,
+                          size_t max_dead) const;
+
+  // Meta column family: small records of the node itself (node id, clock reservation,
+  // keyspaces). GetMeta/ListMeta are short reads.
+  Result<std::optional<std::string>> GetMeta(std::string_view key) const;
+  Result<std::vector<std::pair<std::string, std::string>>> ListMeta(std::string_view prefix) const;
+  // Synchronous and fsynced: for start-up and the clock's reservations, not for request paths.
+  Status WriteMeta(const std::vector<MetaWrite>& writes);
+
+  // Keyspace ids dropped so far (never to be reused).
+  std::set<uint32_t> DroppedKeyspaces() const;
+
+  // Forces a flush and compaction of the data column family (tests and `cairn compact`).
+  Status CompactAll();
+
+  // A RocksDB property of the data column family, e.g. "rocksdb.estimate-num-keys".
+  std::optional<std::string> Property(std::string_view name) const;
+
+  uint64_t group_commits() const;  // number of fsynced groups so far
+
+ private:
+  struct Pending {
+    WriteRequest request;
+    WriteCallback done;
+    size_t bytes = 0;
+  };
+  class GcFilterFactory;
+
+  Engine(const EngineOptions& options);
+  Status OpenDb();
+  void WriterLoop();
+  void CommitGroup(std::vector<Pending>& group);
+
+  // Constant after Open().
+  EngineOptions options_;
+  base::PhysicalClock* clock_ = nullptr;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* data_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  std::shared_ptr<GcFilterFactory> gc_factory_;
+
+  // The writer thread's queue.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  uint64_t group_commits_ = 0;  // guarded by mu_
+  std::thread writer_;
+};
+
+}  // namespace cairn::storage
