@@ -1,0 +1,306 @@
+#include "net/connection.h"
+
+#include <charconv>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+namespace cairn::net {
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// A write buffer that grew past this for one large frame is given back afterwards.
+constexpr size_t kKeepBufferBytes = size_t{1} << 20;
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text) {
+  std::string_view host, port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::InvalidArgument(fmt::format("'{}' is not HOST:PORT", text));
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return Status::InvalidArgument(fmt::format("'{}' is not HOST:PORT", text));
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  uint16_t number = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (host.empty() || port.empty() || ec != std::errc() || ptr != port.data() + port.size()) {
+    return Status::InvalidArgument(fmt::format("'{}' is not HOST:PORT (port 0-65535)", text));
+  }
+  return std::make_pair(std::string(host), number);
+}
+
+// ---------------------------------------------------------------------------------------------
+// BatchWriter
+
+BatchWriter::BatchWriter(tcp::socket& socket) : socket_(socket), wake_(socket.get_executor()) {}
+
+void BatchWriter::Wake() { wake_.cancel(); }
+
+void BatchWriter::Finish() {
+  finishing_ = true;
+  wake_.cancel();
+}
+
+asio::awaitable<Status> BatchWriter::Run() {
+  while (true) {
+    if (!pending_.empty()) {
+      sending_.swap(pending_);
+      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(sending_), kNoThrow);
+      if (sending_.capacity() > kKeepBufferBytes) {
+        sending_ = std::string();
+      } else {
+        sending_.clear();
+      }
+      if (ec) co_return Status::Unavailable(fmt::format("write failed: {}", ec.message()));
+      continue;
+    }
+    if (finishing_) co_return Status::Ok();
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await wake_.async_wait(kNoThrow);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FrameConnection
+
+FrameConnection::FrameConnection(tcp::socket socket, ConnectionOptions options)
+    : socket_(std::move(socket)),
+      options_(std::move(options)),
+      writer_(socket_),
+      resume_reading_(socket_.get_executor()),
+      decoder_(options_.max_payload) {
+  boost::system::error_code ec;
+  peer_ = socket_.remote_endpoint(ec);
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+asio::awaitable<Status> FrameConnection::Run(OnFrame on_frame, OnProtocolError on_error) {
+  auto self = shared_from_this();
+  using namespace asio::experimental::awaitable_operators;
+  auto write_loop = [this]() -> asio::awaitable<Status> {
+    Status s = co_await writer_.Run();
+    if (!s.ok()) Close();  // the peer is gone: stop reading too
+    co_return s;
+  };
+  auto [read_status, write_status] = co_await (ReadLoop(on_frame, on_error) && write_loop());
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  closed_ = true;
+  co_return read_status.ok() ? write_status : read_status;
+}
+
+asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolError& on_error) {
+  Status result;
+  bool flush_and_close = false;
+  char preamble[kPreambleBytes];
+  auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(preamble), kNoThrow);
+  if (ec) {
+    result = ec == asio::error::eof ? Status::Ok()
+                                    : Status::Unavailable(fmt::format("read: {}", ec.message()));
+  } else if (std::string_view(preamble, kPreambleBytes) != options_.preamble) {
+    // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
+    result = Status::InvalidArgument("unknown protocol preamble");
+    closed_ = true;
+  }
+  while (result.ok() && !closed_) {
+    if (ShouldPauseReading()) {
+      reading_paused_ = true;
+      resume_reading_.expires_at(asio::steady_timer::time_point::max());
+      co_await resume_reading_.async_wait(kNoThrow);
+      reading_paused_ = false;
+      continue;
+    }
+    auto [rec, bytes] = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
+    if (rec) {
+      if (rec == asio::error::eof) {
+        if (decoder_.buffered() > 0) {
+          result = Status::InvalidArgument("the peer closed the connection in the middle of a frame");
+        }
+      } else if (!closed_) {
+        result = Status::Unavailable(fmt::format("read: {}", rec.message()));
+      }
+      break;
+    }
+    decoder_.Commit(bytes);
+    while (!closed_) {
+      auto frame = decoder_.Next();
+      if (frame.ok() && *frame && (*frame)->request_id == 0) {
+        frame = Status::InvalidArgument("request id 0 is reserved");
+      }
+      if (!frame.ok()) {
+        result = frame.status();
+        on_error(result);
+        flush_and_close = true;
+        break;
+      }
+      if (!*frame) break;
+      ++inflight_;
+      on_frame((*frame)->request_id, (*frame)->payload);
+    }
+    if (flush_and_close) break;
+  }
+  if (flush_and_close || closed_) {
+    // Send what is queued (an error frame) and nothing more.
+    closed_ = true;
+    writer_.Finish();
+  } else if (inflight_ == 0) {
+    writer_.Finish();
+  } else {
+    // The peer stopped sending: answer what is in flight, then close (Send finishes the writer).
+    reading_done_ = true;
+  }
+  co_return result;
+}
+
+bool FrameConnection::ShouldPauseReading() const {
+  return inflight_ >= options_.max_inflight ||
+         writer_.pending_bytes() > options_.max_buffered_output;
+}
+
+void FrameConnection::MaybeResumeReading() {
+  if (reading_done_ && inflight_ == 0) writer_.Finish();
+  if (reading_paused_ && !ShouldPauseReading()) resume_reading_.cancel();
+}
+
+void FrameConnection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  resume_reading_.cancel();
+  writer_.Finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// MuxConnection
+
+MuxConnection::MuxConnection(tcp::socket socket, ConnectionOptions options,
+                             ErrorFrameDecoder decode_error)
+    : socket_(std::move(socket)),
+      options_(std::move(options)),
+      decode_error_(std::move(decode_error)),
+      writer_(socket_),
+      decoder_(options_.max_payload) {}
+
+asio::awaitable<Result<std::shared_ptr<MuxConnection>>> MuxConnection::Connect(
+    std::string host, uint16_t port, ConnectionOptions options, ErrorFrameDecoder decode_error,
+    base::Deadline deadline) {
+  auto executor = co_await asio::this_coro::executor;
+  const std::string where = fmt::format("{}:{}", host, port);
+  tcp::resolver resolver(executor);
+  auto resolved = co_await base::WithDeadline(
+      resolver.async_resolve(host, std::to_string(port), kNoThrow), deadline);
+  if (!resolved) co_return Status::Unavailable(fmt::format("resolving {} timed out", where));
+  auto [rec, endpoints] = std::move(*resolved);
+  if (rec) {
+    co_return Status::Unavailable(fmt::format("cannot resolve {}: {}", where, rec.message()));
+  }
+  tcp::socket socket(executor);
+  auto connected = co_await base::WithDeadline(asio::async_connect(socket, endpoints, kNoThrow),
+                                               deadline);
+  if (!connected) co_return Status::Unavailable(fmt::format("connecting to {} timed out", where));
+  if (auto [cec, ep] = *connected; cec) {
+    co_return Status::Unavailable(fmt::format("cannot connect to {}: {}", where, cec.message()));
+  }
+  socket.set_option(tcp::no_delay(true));
+  auto conn = std::make_shared<MuxConnection>(std::move(socket), std::move(options),
+                                              std::move(decode_error));
+  conn->writer_.buffer()->append(conn->options_.preamble);
+  conn->writer_.Wake();
+  // Start() turns every failure into Break(), so nothing can escape from the detached task.
+  asio::co_spawn(executor, conn->Start(), asio::detached);
+  co_return conn;
+}
+
+asio::awaitable<void> MuxConnection::Start() {
+  auto self = shared_from_this();
+  using namespace asio::experimental::awaitable_operators;
+  auto write_loop = [this]() -> asio::awaitable<Status> {
+    Status s = co_await writer_.Run();
+    if (!s.ok()) Break(s);
+    co_return s;
+  };
+  co_await (ReadLoop() && write_loop());
+}
+
+asio::awaitable<Status> MuxConnection::ReadLoop() {
+  while (!broken_) {
+    auto [ec, bytes] = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
+    if (ec) {
+      Break(Status::Unavailable(ec == asio::error::eof
+                                    ? std::string("the server closed the connection")
+                                    : fmt::format("read: {}", ec.message())));
+      break;
+    }
+    decoder_.Commit(bytes);
+    while (!broken_) {
+      auto frame = decoder_.Next();
+      if (!frame.ok()) {
+        Break(frame.status());
+        break;
+      }
+      if (!*frame) break;
+      if ((*frame)->request_id == 0) {
+        Break(decode_error_ ? decode_error_((*frame)->payload)
+                            : Status::Unavailable("the server closed the connection"));
+        break;
+      }
+      auto it = pending_.find((*frame)->request_id);
+      if (it == pending_.end()) continue;  // its caller gave up (deadline)
+      it->second->result.emplace(std::string((*frame)->payload));
+      it->second->timer.cancel();
+    }
+  }
+  co_return broken_status_;
+}
+
+asio::awaitable<Result<std::string>> MuxConnection::Await(uint64_t id, base::Deadline deadline) {
+  auto self = shared_from_this();
+  if (writer_.pending_bytes() > options_.max_buffered_output) {
+    co_return Status::Unavailable("the connection is backed up: the server is not reading");
+  }
+  PendingCall call{asio::steady_timer(socket_.get_executor(), deadline), std::nullopt};
+  pending_.emplace(id, &call);
+  co_await call.timer.async_wait(kNoThrow);
+  pending_.erase(id);
+  if (call.result) co_return std::move(*call.result);
+  co_return Status::Timeout("no answer before the deadline; the request may have been applied", 0);
+}
+
+void MuxConnection::Break(Status why) {
+  if (broken_) return;
+  broken_ = true;
+  broken_status_ = why.code() == Code::kUnavailable ? why : Status::Unavailable(why.ToString());
+  for (auto& [id, call] : pending_) {
+    call->result.emplace(Status::Timeout(
+        fmt::format("connection lost ({}); the request may have been applied", why.message()), 0));
+    call->timer.cancel();
+  }
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  writer_.Finish();
+}
+
+void MuxConnection::Close() { Break(Status::Unavailable("the connection was closed by the client")); }
+
+}  // namespace cairn::net

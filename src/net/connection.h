@@ -1,0 +1,172 @@
+// Framed connections over TCP: the server side (FrameConnection) that hands each incoming frame
+// to a handler and batches the answers, and the client side (MuxConnection) that multiplexes
+// many concurrent calls with request ids and deadlines over one socket.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/async.h"
+#include "cairn/status.h"
+#include "net/frame.h"
+
+namespace cairn::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// "host:port" (an IPv4 address, "[v6]:port" or a host name) split in two.
+Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text);
+
+struct ConnectionOptions {
+  std::string preamble = std::string(kNativePreamble);
+  size_t max_payload = size_t{16} << 20;
+  // Server side: requests received but not yet answered. Beyond it the connection stops
+  // reading until answers go out, which pushes back on a client that pipelines too far.
+  size_t max_inflight = 1024;
+  // Either side: stop reading while more than this waits to be written to a slow peer.
+  size_t max_buffered_output = size_t{64} << 20;
+};
+
+// Batches the outgoing bytes of one socket: callers append to buffer() and call Wake(); one
+// coroutine writes everything that accumulated while the previous write was in flight, so many
+// answers share one syscall. Runs on the socket's executor only.
+class BatchWriter {
+ public:
+  explicit BatchWriter(tcp::socket& socket);
+
+  std::string* buffer() { return &pending_; }
+  size_t pending_bytes() const { return pending_.size() + sending_.size(); }
+  void Wake();
+  // Run() returns once everything appended so far has been written.
+  void Finish();
+
+  // Writes until Finish() and drained (OK), or until a write fails.
+  asio::awaitable<Status> Run();
+
+ private:
+  tcp::socket& socket_;
+  asio::steady_timer wake_;
+  std::string pending_;
+  std::string sending_;
+  bool finishing_ = false;
+};
+
+// The server side of one framed connection.
+// Thread safety: everything runs on the connection's executor (one reactor thread).
+class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
+ public:
+  // Called for each frame; `payload` is valid only during the call. The handler answers later,
+  // exactly once per request, with Send().
+  using OnFrame = std::function<void(uint64_t request_id, std::string_view payload)>;
+  // Called on a protocol error (oversized frame, request id 0); it may Send() one last frame
+  // with id 0. The connection then flushes and closes.
+  using OnProtocolError = std::function<void(const Status&)>;
+
+  FrameConnection(tcp::socket socket, ConnectionOptions options);
+
+  // Checks the preamble, then reads frames until the peer closes, an error, a protocol error or
+  // Close(); answers still being computed are sent before the socket closes, unless the
+  // connection broke. Returns why the connection ended (OK for a clean close by the peer).
+  asio::awaitable<Status> Run(OnFrame on_frame, OnProtocolError on_error);
+
+  // Queues an answer to `request_id` (0: a connection-level message). Ignored once closed.
+  template <typename Serialize>
+  void Send(uint64_t request_id, size_t payload_size, Serialize&& serialize) {
+    if (closed_) return;
+    AppendFrame(writer_.buffer(), request_id, payload_size, std::forward<Serialize>(serialize));
+    if (request_id != 0 && inflight_ > 0) --inflight_;
+    writer_.Wake();
+    MaybeResumeReading();
+  }
+
+  // Stops reading and closes after flushing what is queued.
+  void Close();
+
+  const tcp::endpoint& peer() const { return peer_; }
+  size_t inflight() const { return inflight_; }
+
+ private:
+  asio::awaitable<Status> ReadLoop(OnFrame& on_frame, OnProtocolError& on_error);
+  bool ShouldPauseReading() const;
+  void MaybeResumeReading();
+
+  tcp::socket socket_;
+  const ConnectionOptions options_;
+  tcp::endpoint peer_;
+  BatchWriter writer_;
+  asio::steady_timer resume_reading_;
+  FrameDecoder decoder_;
+  size_t inflight_ = 0;
+  bool reading_paused_ = false;
+  bool reading_done_ = false;  // the peer stopped sending; close once everything is answered
+  bool closed_ = false;
+};
+
+// The client side: many concurrent calls over one connection, matched to answers by id.
+// Thread safety: use from coroutines on the connection's executor only.
+class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
+ public:
+  // Decodes the payload of a connection-level frame (id 0) into the reason for the close.
+  using ErrorFrameDecoder = std::function<Status(std::string_view payload)>;
+
+  // Connects, sends the preamble and starts reading. UNAVAILABLE when the server cannot be
+  // reached before `deadline`.
+  static asio::awaitable<Result<std::shared_ptr<MuxConnection>>> Connect(
+      std::string host, uint16_t port, ConnectionOptions options, ErrorFrameDecoder decode_error,
+      base::Deadline deadline);
+
+  // Sends one request (its payload written by `serialize`) and waits for the answer.
+  //  - UNAVAILABLE: the connection was already broken; the request was not sent.
+  //  - TIMEOUT: no answer before the deadline, or the connection broke after the request was
+  //    queued. The server may or may not have executed it.
+  template <typename Serialize>
+  asio::awaitable<Result<std::string>> Call(size_t payload_size, Serialize&& serialize,
+                                            base::Deadline deadline) {
+    if (broken_) co_return broken_status_;
+    const uint64_t id = next_id_++;
+    AppendFrame(writer_.buffer(), id, payload_size, std::forward<Serialize>(serialize));
+    writer_.Wake();
+    co_return co_await Await(id, deadline);
+  }
+
+  bool broken() const { return broken_; }
+  size_t inflight() const { return pending_.size(); }
+  // Fails all calls in flight and closes the socket.
+  void Close();
+
+  MuxConnection(tcp::socket socket, ConnectionOptions options, ErrorFrameDecoder decode_error);
+
+ private:
+  struct PendingCall {
+    asio::steady_timer timer;
+    std::optional<Result<std::string>> result;
+  };
+
+  asio::awaitable<Result<std::string>> Await(uint64_t id, base::Deadline deadline);
+  asio::awaitable<void> Start();
+  asio::awaitable<Status> ReadLoop();
+  void Break(Status why);
+
+  tcp::socket socket_;
+  const ConnectionOptions options_;
+  const ErrorFrameDecoder decode_error_;
+  BatchWriter writer_;
+  FrameDecoder decoder_;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, PendingCall*> pending_;
+  bool broken_ = false;
+  Status broken_status_;
+};
+
+}  // namespace cairn::net

@@ -1,0 +1,300 @@
+#include "net/connection.h"
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+namespace cairn::net {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+// Answers each frame with its own payload. A payload "sleep:N" is answered after N ms.
+class EchoServer {
+ public:
+  explicit EchoServer(ConnectionOptions options = {})
+      : options_(std::move(options)),
+        acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(io_, Accept(), asio::detached);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~EchoServer() {
+    io_.stop();
+    thread_.join();
+  }
+
+  uint16_t port() const { return port_; }
+  std::vector<Status> ended() {
+    std::lock_guard lock(mu_);
+    return ended_;
+  }
+  // Waits until `n` connections have ended.
+  std::vector<Status> WaitEnded(size_t n) {
+    for (int i = 0; i < 500 && ended().size() < n; ++i) std::this_thread::sleep_for(10ms);
+    return ended();
+  }
+
+ private:
+  asio::awaitable<void> Accept() {
+    while (true) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
+      if (ec) co_return;
+      auto conn = std::make_shared<FrameConnection>(std::move(socket), options_);
+      asio::co_spawn(io_, Serve(conn), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> Serve(std::shared_ptr<FrameConnection> conn) {
+    auto on_frame = [this, conn](uint64_t id, std::string_view payload) {
+      std::string body(payload);
+      if (body.starts_with("sleep:")) {
+        const int ms = std::stoi(body.substr(6));
+        asio::co_spawn(
+            io_,
+            [conn, id, body, ms]() -> asio::awaitable<void> {
+              asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+              co_await t.async_wait(kNoThrow);
+              conn->Send(id, body.size(), [&](char* d) { std::memcpy(d, body.data(), body.size()); });
+            },
+            asio::detached);
+        return;
+      }
+      conn->Send(id, body.size(), [&](char* d) { std::memcpy(d, body.data(), body.size()); });
+    };
+    auto on_error = [conn](const Status& s) {
+      const std::string msg = s.ToString();
+      conn->Send(0, msg.size(), [&](char* d) { std::memcpy(d, msg.data(), msg.size()); });
+    };
+    Status s = co_await conn->Run(on_frame, on_error);
+    std::lock_guard lock(mu_);
+    ended_.push_back(s);
+  }
+
+  const ConnectionOptions options_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<Status> ended_;
+};
+
+template <typename T>
+T RunCoroutine(asio::awaitable<T> coro) {
+  asio::io_context io;
+  auto f = asio::co_spawn(io, std::move(coro), asio::use_future);
+  io.run();
+  return f.get();
+}
+
+asio::awaitable<Result<std::shared_ptr<MuxConnection>>> Dial(uint16_t port) {
+  ConnectionOptions options;
+  co_return co_await MuxConnection::Connect(
+      "127.0.0.1", port, std::move(options),
+      [](std::string_view payload) { return Status::Unavailable(std::string(payload)); },
+      base::Clock::now() + 2s);
+}
+
+asio::awaitable<Result<std::string>> Call(MuxConnection& c, std::string payload,
+                                          std::chrono::milliseconds timeout = 2s) {
+  co_return co_await c.Call(
+      payload.size(), [&](char* d) { std::memcpy(d, payload.data(), payload.size()); },
+      base::Clock::now() + timeout);
+}
+
+TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
+  EchoServer server;
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto conn = co_await Dial(server.port());
+    EXPECT_TRUE(conn.ok()) << conn.status().ToString();
+    if (!conn.ok()) co_return;
+    auto c = *conn;
+    int answered = 0;
+    auto ex = co_await asio::this_coro::executor;
+    std::vector<std::future<void>> done;
+    for (int i = 0; i < 300; ++i) {
+      std::string payload = i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10) : fmt::format("p{}", i);
+      done.push_back(asio::co_spawn(
+          ex,
+          [&, c, payload]() -> asio::awaitable<void> {
+            auto r = co_await Call(*c, payload);
+            EXPECT_TRUE(r.ok()) << r.status().ToString();
+            if (r.ok()) {
+              EXPECT_EQ(*r, payload);
+              ++answered;
+            }
+          },
+          asio::use_future));
+    }
+    asio::steady_timer t(ex);
+    while (answered < 300) {
+      t.expires_after(5ms);
+      co_await t.async_wait(kNoThrow);
+    }
+    c->Close();
+  }());
+}
+
+TEST(ConnectionTest, DeadlineGivesTimeoutAndLateAnswerIsIgnored) {
+  EchoServer server;
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto c = *co_await Dial(server.port());
+    const auto start = base::Clock::now();
+    auto slow = co_await Call(*c, "sleep:300", 50ms);
+    EXPECT_EQ(slow.status().code(), Code::kTimeout);
+    EXPECT_LT(base::Clock::now() - start, 250ms);
+    // The connection stays usable; the late answer to the slow call goes nowhere.
+    auto fast = co_await Call(*c, "hello");
+    EXPECT_TRUE(fast.ok());
+    asio::steady_timer t(co_await asio::this_coro::executor, 400ms);
+    co_await t.async_wait(kNoThrow);
+    auto again = co_await Call(*c, "again");
+    EXPECT_TRUE(again.ok());
+    if (again.ok()) {
+      EXPECT_EQ(*again, "again");
+    }
+    c->Close();
+  }());
+}
+
+TEST(ConnectionTest, OversizedFrameGetsAnErrorFrameThenClose) {
+  EchoServer server(ConnectionOptions{.max_payload = 1024});
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto c = *co_await Dial(server.port());
+    auto big = co_await Call(*c, std::string(2000, 'x'));
+    EXPECT_FALSE(big.ok());
+    auto next = co_await Call(*c, "small");
+    EXPECT_EQ(next.status().code(), Code::kUnavailable);
+    EXPECT_NE(next.status().message().find("over the limit"), std::string::npos)
+        << next.status().ToString();
+  }());
+  auto ended = server.WaitEnded(1);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].code(), Code::kTooLarge);
+}
+
+// A raw client that writes `bytes`, optionally half-closes, and reads until EOF.
+std::string RawExchange(uint16_t port, std::string bytes, bool half_close) {
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port));
+  asio::write(s, asio::buffer(bytes));
+  if (half_close) s.shutdown(tcp::socket::shutdown_send);
+  std::string got;
+  boost::system::error_code ec;
+  asio::read(s, asio::dynamic_buffer(got), ec);
+  return got;
+}
+
+TEST(ConnectionTest, UnknownPreambleIsClosedWithoutAnswer) {
+  EchoServer server;
+  EXPECT_EQ(RawExchange(server.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false), "");
+  auto ended = server.WaitEnded(1);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].code(), Code::kInvalidArgument);
+}
+
+TEST(ConnectionTest, DisconnectMidFrameIsNoticedAndOthersKeepWorking) {
+  EchoServer server;
+  std::string partial(kNativePreamble);
+  AppendFrame(&partial, 1, "this frame will be cut");
+  partial.resize(partial.size() - 5);
+  EXPECT_EQ(RawExchange(server.port(), partial, true), "");
+  auto ended = server.WaitEnded(1);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_NE(ended[0].message().find("middle of a frame"), std::string::npos);
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto c = *co_await Dial(server.port());
+    auto r = co_await Call(*c, "still serving");
+    EXPECT_TRUE(r.ok());
+    c->Close();
+  }());
+}
+
+TEST(ConnectionTest, HalfClosedPeerStillGetsItsAnswers) {
+  EchoServer server;
+  std::string bytes(kNativePreamble);
+  AppendFrame(&bytes, 1, "sleep:20");
+  AppendFrame(&bytes, 2, "two");
+  AppendFrame(&bytes, 3, "three");
+  const std::string got = RawExchange(server.port(), bytes, true);
+  FrameDecoder d(1024);
+  auto space = d.Prepare();
+  ASSERT_GE(space.size(), got.size());
+  std::memcpy(space.data(), got.data(), got.size());
+  d.Commit(got.size());
+  std::map<uint64_t, std::string> answers;
+  while (true) {
+    auto f = d.Next();
+    ASSERT_TRUE(f.ok());
+    if (!*f) break;
+    answers[(*f)->request_id] = std::string((*f)->payload);
+  }
+  EXPECT_EQ(answers, (std::map<uint64_t, std::string>{{1, "sleep:20"}, {2, "two"}, {3, "three"}}));
+}
+
+TEST(ConnectionTest, BackpressureResumesReading) {
+  EchoServer server(ConnectionOptions{.max_inflight = 4});
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto c = *co_await Dial(server.port());
+    auto ex = co_await asio::this_coro::executor;
+    int answered = 0;
+    for (int i = 0; i < 64; ++i) {
+      asio::co_spawn(
+          ex,
+          [&, c]() -> asio::awaitable<void> {
+            auto r = co_await Call(*c, "sleep:5");
+            EXPECT_TRUE(r.ok()) << r.status().ToString();
+            ++answered;
+          },
+          asio::detached);
+    }
+    asio::steady_timer t(ex);
+    for (int i = 0; i < 400 && answered < 64; ++i) {
+      t.expires_after(5ms);
+      co_await t.async_wait(kNoThrow);
+    }
+    EXPECT_EQ(answered, 64);
+    c->Close();
+  }());
+}
+
+TEST(ConnectionTest, ConnectToClosedPortIsUnavailable) {
+  uint16_t port;
+  {
+    asio::io_context io;
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    port = a.local_endpoint().port();
+  }
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto c = co_await Dial(port);
+    EXPECT_EQ(c.status().code(), Code::kUnavailable);
+  }());
+}
+
+TEST(ParseHostPortTest, AcceptsHostsAndRejectsGarbage) {
+  auto a = ParseHostPort("127.0.0.1:7400");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->first, "127.0.0.1");
+  EXPECT_EQ(a->second, 7400);
+  EXPECT_EQ(ParseHostPort("[::1]:80")->first, "::1");
+  EXPECT_EQ(ParseHostPort("localhost:0")->second, 0);
+  for (const char* bad : {"", "7400", "host:", ":80", "h:99999", "h:8a", "[::1]80", "[::1]:"}) {
+    EXPECT_FALSE(ParseHostPort(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace cairn::net
