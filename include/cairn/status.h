@@ -80,6 +80,8 @@ class [[nodiscard]] Result {
  public:
   static_assert(!std::is_same_v<std::remove_cvref_t<T>, Status>, "Result<Status> is meaningless");
 
+  // An error until assigned (asio needs default-constructible results for co_spawn).
+  Result() : v_(std::in_place_index<0>, Status(Code::kInternal, "no result")) {}
   Result(T value) : v_(std::in_place_index<1>, std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : v_(std::in_place_index<0>, std::move(status)) {}  // NOLINT
 

@@ -1,0 +1,148 @@
+// The Coordinator: the one entry point that every front door calls to run a client operation.
+// It validates the request, resolves the keyspace, picks the replicas of the key's partition,
+// stamps writes with a version, waits for the consistency level's acknowledgements within the
+// deadline and returns a typed outcome.
+//
+// On one node every replica is this node, so every level is served locally; the cluster work
+// changes what is behind this interface, not the interface.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "base/async.h"
+#include "base/hlc.h"
+#include "cairn/status.h"
+#include "cairn/types.h"
+#include "cluster/schema.h"
+#include "replica/replica.h"
+
+namespace cairn::coordinator {
+
+namespace asio = boost::asio;
+
+// NOTE for callers: g++ 12 destroys aggregate temporaries twice when they appear in a full
+// expression that contains co_await. Build these structs as named variables first.
+
+struct RequestOptions {
+  std::string keyspace;  // empty: "default"
+  Consistency consistency = Consistency::kDefault;
+  base::Deadline deadline;
+};
+
+struct CasCondition {
+  enum class Kind { kIfVersion, kIfValue, kIfNotExists, kIfExists };
+  Kind kind = Kind::kIfNotExists;
+  Version version;    // for kIfVersion
+  std::string value;  // for kIfValue
+};
+
+struct CasResult {
+  bool applied = false;
+  // The key's live value after the operation: the new one when applied (none after a delete),
+  // else the one that failed the condition (none when the key is absent).
+  std::optional<Record> current;
+};
+
+struct ScanPage {
+  std::vector<std::pair<std::string, Record>> entries;  // key-ordered
+  std::string cursor;  // pass back to continue; empty when the scan is complete
+};
+
+struct PutItem {
+  std::string key;
+  std::string value;
+  uint64_t ttl_ms = 0;
+};
+
+struct CoordinatorOptions {
+  size_t max_value_bytes = kDefaultMaxValueBytes;
+  uint32_t default_scan_limit = 100;
+  uint32_t max_scan_limit = 10'000;
+  size_t max_batch_items = 10'000;
+};
+
+struct NodeInfo {
+  uint32_t node_id = 0;
+  std::string server_version;
+};
+
+// Thread safety: every method may be called concurrently from any reactor.
+class Coordinator {
+ public:
+  Coordinator(CoordinatorOptions options, cluster::NodeIdentity identity, cluster::Schema* schema,
+              replica::Replica* local, base::HybridClock* clock, base::PhysicalClock* wall,
+              asio::any_io_executor blocking);
+
+  // The live value of `key`, or nullopt when it is absent, deleted or expired.
+  asio::awaitable<Result<std::optional<Record>>> Get(std::string key, RequestOptions options);
+
+  // Stores `value`; `ttl_ms` > 0 makes it expire that long from now. Returns the new version.
+  asio::awaitable<Result<Version>> Put(std::string key, std::string value, uint64_t ttl_ms,
+                                       RequestOptions options);
+
+  // Deletes `key` (writes a tombstone). Returns the tombstone's version. Deleting an absent key
+  // is not an error.
+  asio::awaitable<Result<Version>> Delete(std::string key, RequestOptions options);
+
+  // Atomically: if `condition` holds for the key's current live value, stores `new_value` (with
+  // `ttl_ms`), or deletes the key when `new_value` is nullopt.
+  asio::awaitable<Result<CasResult>> Cas(std::string key, CasCondition condition,
+                                         std::optional<std::string> new_value, uint64_t ttl_ms,
+                                         RequestOptions options);
+
+  // One page of the live keys that start with `prefix`, in key order, after `cursor`.
+  // `limit` 0 means the default page size.
+  asio::awaitable<Result<ScanPage>> Scan(std::string prefix, std::string cursor, uint32_t limit,
+                                         RequestOptions options);
+
+  // Reads several keys; one result per key, in order. Not a snapshot across keys.
+  asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(
+      std::vector<std::string> keys, RequestOptions options);
+
+  // Writes several keys; one version per item, in order. The whole batch is rejected when any
+  // item is invalid. Not atomic across partitions (in a cluster, some items may apply and
+  // others time out).
+  asio::awaitable<Result<std::vector<Version>>> BatchPut(std::vector<PutItem> items,
+                                                         RequestOptions options);
+
+  asio::awaitable<Result<cluster::KeyspaceDef>> CreateKeyspace(cluster::KeyspaceDef spec,
+                                                               bool if_not_exists);
+  Result<std::vector<cluster::KeyspaceDef>> ListKeyspaces() const;
+  Result<cluster::KeyspaceDef> DescribeKeyspace(std::string_view name) const;
+  asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists);
+
+  NodeInfo Info() const;
+
+ private:
+  // The keyspace a request names, or INVALID_ARGUMENT.
+  Result<cluster::KeyspaceDef> ResolveKeyspace(const std::string& name) const;
+  Status ValidateKey(std::string_view key) const;
+  Status ValidateValue(std::string_view value) const;
+  // INVALID_ARGUMENT for a level that makes no sense for the operation.
+  Status ValidateReadLevel(Consistency level) const;
+  Status ValidateWriteLevel(Consistency level) const;
+  storage::DataKey KeyOf(const cluster::KeyspaceDef& ks, std::string key) const;
+  uint64_t ExpiryFor(uint64_t ttl_ms) const;
+  // Applies ops on the local replica within the deadline.
+  asio::awaitable<Result<std::vector<storage::WriteOutcome>>> ApplyLocal(
+      std::vector<storage::WriteOp> ops, base::Deadline deadline);
+
+  // Constant after construction.
+  const CoordinatorOptions options_;
+  const cluster::NodeIdentity identity_;
+  cluster::Schema* const schema_;
+  replica::Replica* const local_;
+  base::HybridClock* const clock_;
+  base::PhysicalClock* const wall_;
+  const asio::any_io_executor blocking_;
+};
+
+// The record a read returns for a stored version at `now_ms`: nullopt unless it is live.
+std::optional<Record> LiveRecord(const storage::StoredValue& v, uint64_t now_ms);
+
+}  // namespace cairn::coordinator

@@ -1,0 +1,293 @@
+#include "coordinator/coordinator.h"
+
+#include <future>
+#include <latch>
+#include <set>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "tests/support/temp_dir.h"
+
+namespace cairn::coordinator {
+namespace {
+
+using namespace std::chrono_literals;
+using cairn::testing::TempDir;
+
+class FakeWall final : public base::PhysicalClock {
+ public:
+  uint64_t NowMillis() override { return ms.load(); }
+  std::atomic<uint64_t> ms{1'700'000'000'000};
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto e = storage::Engine::Open(storage::EngineOptions{.path = dir_.Sub("db"), .clock = &wall_});
+    ASSERT_TRUE(e.ok());
+    engine_ = std::move(*e);
+    identity_ = *cluster::LoadOrCreateIdentity(*engine_, 7, 4);
+    schema_ = std::move(*cluster::Schema::Load(engine_.get(), identity_.partitions(), 0));
+    clock_ = std::make_unique<base::HybridClock>(&wall_, 0, [](uint64_t) {});
+    replica_ = std::make_unique<replica::Replica>(engine_.get(), pool_.get_executor());
+    coordinator_ = std::make_unique<Coordinator>(CoordinatorOptions{.max_value_bytes = 1024},
+                                                 identity_, schema_.get(), replica_.get(),
+                                                 clock_.get(), &wall_, pool_.get_executor());
+  }
+  void TearDown() override {
+    pool_.join();
+  }
+
+  template <typename T>
+  T Run(asio::awaitable<T> op) {
+    auto f = asio::co_spawn(io_, std::move(op), asio::use_future);
+    io_.restart();
+    io_.run();
+    return f.get();
+  }
+
+  RequestOptions Opts(std::string keyspace = "", Consistency cl = Consistency::kDefault) {
+    return RequestOptions{std::move(keyspace), cl, base::Clock::now() + 5s};
+  }
+  Result<Version> Put(std::string key, std::string value, uint64_t ttl_ms = 0,
+                      std::string keyspace = "") {
+    return Run(coordinator_->Put(std::move(key), std::move(value), ttl_ms, Opts(keyspace)));
+  }
+  Result<std::optional<Record>> Get(std::string key, std::string keyspace = "") {
+    return Run(coordinator_->Get(std::move(key), Opts(keyspace)));
+  }
+  Result<CasResult> Cas(std::string key, CasCondition c, std::optional<std::string> v) {
+    return Run(coordinator_->Cas(std::move(key), std::move(c), std::move(v), 0, Opts()));
+  }
+
+  TempDir dir_;
+  FakeWall wall_;
+  asio::thread_pool pool_{2};
+  asio::io_context io_;
+  std::unique_ptr<storage::Engine> engine_;
+  cluster::NodeIdentity identity_;
+  std::unique_ptr<cluster::Schema> schema_;
+  std::unique_ptr<base::HybridClock> clock_;
+  std::unique_ptr<replica::Replica> replica_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorTest, PutGetDelete) {
+  auto v1 = Put("k", "one");
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ(v1->node, 7u);
+  auto got = Get("k");
+  ASSERT_TRUE(got.ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->value, "one");
+  EXPECT_EQ((*got)->version, *v1);
+
+  auto v2 = Put("k", "two");
+  ASSERT_TRUE(v2.ok());
+  EXPECT_GT(*v2, *v1);
+  EXPECT_EQ((*Get("k"))->value, "two");
+
+  auto del = Run(coordinator_->Delete("k", Opts()));
+  ASSERT_TRUE(del.ok());
+  EXPECT_GT(*del, *v2);
+  EXPECT_FALSE(Get("k")->has_value());
+  // Deleting what is not there is fine.
+  EXPECT_TRUE(Run(coordinator_->Delete("never", Opts())).ok());
+}
+
+TEST_F(CoordinatorTest, TtlExpiresValues) {
+  ASSERT_TRUE(Put("session", "abc", /*ttl_ms=*/1000).ok());
+  auto got = Get("session");
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->expires_at_ms, wall_.ms + 1000);
+  wall_.ms += 999;
+  EXPECT_TRUE(Get("session")->has_value());
+  wall_.ms += 1;
+  EXPECT_FALSE(Get("session")->has_value());
+}
+
+TEST_F(CoordinatorTest, RejectsBadInputAndWritesNothing) {
+  EXPECT_EQ(Put("", "v").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(Put(std::string(kMaxKeyBytes + 1, 'k'), "v").status().code(), Code::kTooLarge);
+  EXPECT_TRUE(Put(std::string(kMaxKeyBytes, 'k'), "v").ok());
+  EXPECT_EQ(Put("big", std::string(1025, 'v')).status().code(), Code::kTooLarge);
+  EXPECT_FALSE(Get("big")->has_value());
+  auto unknown = Put("k", "v", 0, "nosuch");
+  EXPECT_EQ(unknown.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("nosuch"), std::string::npos);
+  EXPECT_EQ(Run(coordinator_->Get("k", Opts("", Consistency::kAny))).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Run(coordinator_->Put("k", "v", 0, Opts("", Consistency::kSerial))).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Run(coordinator_->Scan("", "", 10'001, Opts())).status().code(),
+            Code::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, CasConditions) {
+  using K = CasCondition::Kind;
+  // IF NOT EXISTS on an absent key applies.
+  auto created = Cas("c", CasCondition{.kind = K::kIfNotExists}, "v1");
+  ASSERT_TRUE(created.ok());
+  EXPECT_TRUE(created->applied);
+  ASSERT_TRUE(created->current.has_value());
+  const Version v1 = created->current->version;
+  // ... and not a second time; the answer carries what is there.
+  auto again = Cas("c", CasCondition{.kind = K::kIfNotExists}, "other");
+  EXPECT_FALSE(again->applied);
+  EXPECT_EQ(again->current->value, "v1");
+  EXPECT_EQ(again->current->version, v1);
+  // IF version.
+  EXPECT_FALSE(Cas("c", CasCondition{.kind = K::kIfVersion, .version = Version{1, 1}}, "x")->applied);
+  auto by_version = Cas("c", CasCondition{.kind = K::kIfVersion, .version = v1}, "v2");
+  EXPECT_TRUE(by_version->applied);
+  EXPECT_GT(by_version->current->version, v1);
+  // IF value.
+  EXPECT_FALSE(Cas("c", CasCondition{.kind = K::kIfValue, .value = "v1"}, "x")->applied);
+  EXPECT_TRUE(Cas("c", CasCondition{.kind = K::kIfValue, .value = "v2"}, "v3")->applied);
+  // IF EXISTS delete.
+  auto deleted = Cas("c", CasCondition{.kind = K::kIfExists}, std::nullopt);
+  EXPECT_TRUE(deleted->applied);
+  EXPECT_FALSE(deleted->current.has_value());
+  EXPECT_FALSE(Get("c")->has_value());
+  auto absent = Cas("c", CasCondition{.kind = K::kIfExists}, "x");
+  EXPECT_FALSE(absent->applied);
+  EXPECT_FALSE(absent->current.has_value());
+  // An expired value counts as absent.
+  ASSERT_TRUE(Run(coordinator_->Put("ttl", "old", 10, Opts())).ok());
+  wall_.ms += 11;
+  EXPECT_TRUE(Cas("ttl", CasCondition{.kind = K::kIfNotExists}, "new")->applied);
+}
+
+TEST_F(CoordinatorTest, ConcurrentCasIncrementsLoseNothing) {
+  ASSERT_TRUE(Put("counter", "0").ok());
+  int retries = 0;
+  auto increment = [&]() -> asio::awaitable<void> {
+    while (true) {
+      auto cur = co_await coordinator_->Get("counter", Opts());
+      const int n = std::stoi((*cur)->value);
+      CasCondition cond{.kind = CasCondition::Kind::kIfVersion, .version = (*cur)->version};
+      auto r = co_await coordinator_->Cas("counter", cond, std::to_string(n + 1), 0, Opts());
+      if (r.ok() && r->applied) co_return;
+      ++retries;
+    }
+  };
+  for (int i = 0; i < 50; ++i) asio::co_spawn(io_, increment(), asio::detached);
+  io_.restart();
+  io_.run();
+  EXPECT_EQ((*Get("counter"))->value, "50");
+  EXPECT_GT(retries, 0);  // they really did race
+}
+
+TEST_F(CoordinatorTest, ScanPagesCoverEveryKeyOnceInOrder) {
+  std::set<std::string> expected;
+  for (int i = 0; i < 250; ++i) {
+    const std::string key = fmt::format("item:{:04}", i);
+    ASSERT_TRUE(Put(key, "v").ok());
+    expected.insert(key);
+  }
+  ASSERT_TRUE(Put("other:1", "v").ok());
+  ASSERT_TRUE(Run(coordinator_->Delete("item:0100", Opts())).ok());
+  expected.erase("item:0100");
+
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto page = Run(coordinator_->Scan("item:", cursor, 40, Opts()));
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_LE(page->entries.size(), 40u);
+    for (auto& [k, rec] : page->entries) seen.push_back(k);
+    cursor = page->cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), expected);
+  EXPECT_EQ(seen.size(), expected.size());
+}
+
+TEST_F(CoordinatorTest, HashTaggedScanStaysInOnePartition) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Put(fmt::format("{{user:1}}:k{}", i), "v").ok());
+  ASSERT_TRUE(Put("{user:2}:k0", "v").ok());
+  auto page = Run(coordinator_->Scan("{user:1}:", "", 100, Opts()));
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->entries.size(), 5u);
+  EXPECT_TRUE(page->cursor.empty());
+  EXPECT_EQ(page->entries[0].first, "{user:1}:k0");
+}
+
+TEST_F(CoordinatorTest, BatchPutIsRejectedWholeWhenAnItemIsBad) {
+  std::vector<PutItem> items = {{"a", "1"}, {"b", std::string(2000, 'x')}, {"c", "3"}};
+  auto r = Run(coordinator_->BatchPut(items, Opts()));
+  EXPECT_EQ(r.status().code(), Code::kTooLarge);
+  EXPECT_NE(r.status().message().find("item 1"), std::string::npos);
+  EXPECT_FALSE(Get("a")->has_value());
+
+  items[1].value = "2";
+  auto ok = Run(coordinator_->BatchPut(items, Opts()));
+  ASSERT_TRUE(ok.ok());
+  ASSERT_EQ(ok->size(), 3u);
+  auto got = Run(coordinator_->BatchGet({"a", "b", "missing", ""}, Opts()));
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 4u);
+  EXPECT_EQ((*(*got)[1])->value, "2");
+  EXPECT_EQ((*(*got)[1])->version, (*ok)[1]);
+  EXPECT_FALSE((*got)[2]->has_value());
+  EXPECT_EQ((*got)[3].status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, KeyspacesIsolateData) {
+  cluster::KeyspaceDef spec{.name = "other", .replication_factor = 1};
+  auto created = Run(coordinator_->CreateKeyspace(spec, false));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_TRUE(Put("k", "in default").ok());
+  ASSERT_TRUE(Put("k", "in other", 0, "other").ok());
+  EXPECT_EQ((*Get("k"))->value, "in default");
+  EXPECT_EQ((*Get("k", "other"))->value, "in other");
+  EXPECT_EQ(coordinator_->ListKeyspaces()->size(), 2u);
+  EXPECT_EQ(coordinator_->DescribeKeyspace("other")->replication_factor, 1u);
+  ASSERT_TRUE(Run(coordinator_->DropKeyspace("other", false)).ok());
+  EXPECT_EQ(Get("k", "other").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(coordinator_->DescribeKeyspace("other").status().code(), Code::kNotFound);
+  // Re-created, it starts empty.
+  ASSERT_TRUE(Run(coordinator_->CreateKeyspace(spec, false)).ok());
+  EXPECT_FALSE(Get("k", "other")->has_value());
+}
+
+TEST_F(CoordinatorTest, WriteStuckBehindDiskTimesOutAndMayStillApply) {
+  // Stall the engine's writer thread with a write whose precondition waits for a latch.
+  std::latch release(1);
+  storage::WriteOp blocker;
+  blocker.key = {0, 99, "blocker"};
+  blocker.value.version = {1, 1};
+  blocker.precondition = [&release](const storage::StoredValue*) {
+    release.wait();
+    return true;
+  };
+  std::promise<void> blocker_done;
+  storage::WriteRequest request;
+  request.ops.push_back(blocker);
+  engine_->Write(std::move(request),
+                 [&](Status, std::vector<storage::WriteOutcome>) { blocker_done.set_value(); });
+
+  RequestOptions opts = Opts();
+  opts.deadline = base::Clock::now() + 50ms;
+  const auto start = base::Clock::now();
+  auto r = Run(coordinator_->Put("slow", "v", 0, opts));
+  EXPECT_EQ(r.status().code(), Code::kTimeout);
+  EXPECT_EQ(r.status().acks(), 0u);
+  EXPECT_LT(base::Clock::now() - start, 2s);
+  release.count_down();
+  blocker_done.get_future().wait();
+  // The timed-out write was still queued: it applies ("may have been applied").
+  for (int i = 0; i < 100 && !Get("slow")->has_value(); ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(Get("slow")->has_value());
+}
+
+}  // namespace
+}  // namespace cairn::coordinator

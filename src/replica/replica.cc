@@ -1,0 +1,38 @@
+#include "replica/replica.h"
+
+#include <boost/asio/post.hpp>
+
+#include "base/async.h"
+
+namespace cairn::replica {
+
+using storage::WriteOutcome;
+
+asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(std::vector<storage::WriteOp> ops) {
+  storage::WriteRequest request;
+  request.ops = std::move(ops);
+  co_return co_await base::AwaitCallback<Result<std::vector<WriteOutcome>>>(
+      [&](auto done) {
+        engine_->Write(std::move(request), [done](Status s, std::vector<WriteOutcome> outcomes) {
+          if (s.ok()) {
+            done(std::move(outcomes));
+          } else {
+            done(std::move(s));
+          }
+        });
+      },
+      Status::Timeout("the write was not acknowledged before the deadline; it may still apply", 0));
+}
+
+asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
+  co_return co_await base::AwaitCallback<Result<storage::ScanResult>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, args = std::move(args), done] {
+          done(engine_->Scan(args.keyspace, args.partitions, args.prefix, args.after, args.limit,
+                             args.max_dead));
+        });
+      },
+      Status::Timeout("the scan did not finish before the deadline", 0));
+}
+
+}  // namespace cairn::replica

@@ -1,0 +1,54 @@
+// The replica side of the data path: applies mutations (last writer wins, group-committed) and
+// serves reads and scans of the partitions this node holds. Coordinators call it directly when
+// they are a replica themselves; in a cluster, peers reach it through internode messaging.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "cairn/status.h"
+#include "storage/engine.h"
+
+namespace cairn::replica {
+
+namespace asio = boost::asio;
+
+// Thread safety: all methods may be called from any reactor.
+class Replica {
+ public:
+  // `blocking` runs work that may block (scans); it must outlive the replica.
+  Replica(storage::Engine* engine, asio::any_io_executor blocking)
+      : engine_(engine), blocking_(std::move(blocking)) {}
+
+  // The stored version of a key, tombstones and expired values included. A point read is short
+  // (bloom filter, block cache), so it runs on the caller's thread.
+  Result<std::optional<storage::StoredValue>> Read(const storage::DataKey& key) const {
+    return engine_->Get(key);
+  }
+
+  // Applies `ops` durably (fsynced, unless the engine was opened without sync). When the waiting
+  // coroutine is cancelled first (a deadline), returns TIMEOUT: the ops may still apply.
+  asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(std::vector<storage::WriteOp> ops);
+
+  struct ScanArgs {
+    uint32_t keyspace = 0;
+    std::vector<uint32_t> partitions;
+    std::string prefix;
+    std::string after;
+    size_t limit = 100;
+    size_t max_dead = 1000;
+  };
+  // A merged, key-ordered page over the given partitions (see storage::Engine::Scan), computed
+  // on the blocking executor.
+  asio::awaitable<Result<storage::ScanResult>> Scan(ScanArgs args);
+
+ private:
+  storage::Engine* const engine_;
+  const asio::any_io_executor blocking_;
+};
+
+}  // namespace cairn::replica
