@@ -95,6 +95,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
 
   const tcp::endpoint& peer() const { return peer_; }
   size_t inflight() const { return inflight_; }
+  tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
  private:
   asio::awaitable<Status> ReadLoop(OnFrame& on_frame, OnProtocolError& on_error);

@@ -1,0 +1,54 @@
+// The native protocol front door: parses framed protobuf requests (proto/native.proto), calls
+// the Coordinator, and encodes typed replies. No logic of its own beyond translation.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "coordinator/coordinator.h"
+#include "net/connection.h"
+#include "proto/native.pb.h"
+
+namespace cairn::frontdoor::native {
+
+namespace asio = boost::asio;
+
+struct NativeOptions {
+  // Largest frame accepted; must leave room above the value limit for the rest of a request.
+  size_t max_frame_bytes = size_t{16} << 20;
+  std::chrono::milliseconds default_timeout{5000};
+  std::chrono::milliseconds max_timeout{120'000};
+  size_t max_inflight_per_connection = 1024;
+};
+
+// Thread safety: Serve() runs on the reactor that owns the socket; CloseAll() and
+// open_connections() may be called from any thread.
+class NativeFrontDoor {
+ public:
+  NativeFrontDoor(coordinator::Coordinator* coordinator, NativeOptions options);
+
+  // Serves one accepted connection until it closes.
+  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+
+  // Asks every open connection to close (server shutdown); requests in flight may still answer.
+  void CloseAll();
+  size_t open_connections() const { return open_.load(); }
+
+ private:
+  // Runs one parsed request and fills `response`.
+  asio::awaitable<void> Execute(wire::Request request, wire::Response* response);
+
+  coordinator::Coordinator* const coordinator_;
+  const NativeOptions options_;
+  std::atomic<size_t> open_{0};
+  std::mutex mu_;
+  std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_
+};
+
+}  // namespace cairn::frontdoor::native

@@ -1,0 +1,212 @@
+#include "server/server.h"
+
+#include <charconv>
+#include <filesystem>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/connection.h"
+
+namespace cairn::server {
+namespace {
+
+constexpr std::string_view kClockReservationKey = "hlc_reserved_ms";
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server(options));
+  if (Status s = server->Open(); !s.ok()) {
+    server->Stop();
+    return s;
+  }
+  return server;
+}
+
+Status Server::Open() {
+  if (options_.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
+  if (options_.max_value_bytes > (size_t{256} << 20)) {
+    return Status::InvalidArgument("--max-value-bytes is at most 268435456 (256 MiB)");
+  }
+  auto where = net::ParseHostPort(options_.listen);
+  if (!where.ok()) return where.status();
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(where->first, ec);
+  if (ec) {
+    return Status::InvalidArgument(
+        fmt::format("--listen needs an IP address, not '{}'", where->first));
+  }
+
+  std::error_code fs_ec;
+  std::filesystem::create_directories(options_.data_dir, fs_ec);
+  if (fs_ec) {
+    return Status::InvalidArgument(
+        fmt::format("cannot create data directory {}: {}", options_.data_dir, fs_ec.message()));
+  }
+  storage::EngineOptions engine_options;
+  engine_options.path = (std::filesystem::path(options_.data_dir) / "db").string();
+  auto engine = storage::Engine::Open(engine_options);
+  if (!engine.ok()) {
+    if (engine.status().message().find("lock") != std::string::npos) {
+      return Status::Unavailable(fmt::format(
+          "data directory {} is in use by another cairnd ({})", options_.data_dir,
+          engine.status().message()));
+    }
+    return engine.status();
+  }
+  engine_ = std::move(*engine);
+
+  auto identity = cluster::LoadOrCreateIdentity(*engine_, options_.node_id, options_.partition_bits);
+  if (!identity.ok()) return identity.status();
+  identity_ = *identity;
+
+  auto floor = engine_->GetMeta(kClockReservationKey);
+  if (!floor.ok()) return floor.status();
+  uint64_t floor_ms = 0;
+  if (floor->has_value()) {
+    std::from_chars((*floor)->data(), (*floor)->data() + (*floor)->size(), floor_ms);
+  }
+  storage::Engine* engine_ptr = engine_.get();
+  clock_ = std::make_unique<base::HybridClock>(
+      &base::SystemClock(), floor_ms, [engine_ptr](uint64_t bound_ms) {
+        Status s = engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
+        if (!s.ok()) {
+          // Issuing timestamps we could not reserve could break version order after a restart.
+          spdlog::critical("cannot persist the clock reservation: {}", s.ToString());
+          std::abort();
+        }
+      });
+  clock_->MaintainReservation();
+
+  auto schema = cluster::Schema::Load(engine_.get(), identity_.partitions(),
+                                      base::SystemClock().NowMillis());
+  if (!schema.ok()) return schema.status();
+  schema_ = std::move(*schema);
+
+  blocking_ = std::make_unique<asio::thread_pool>(2);
+  replica_ = std::make_unique<replica::Replica>(engine_.get(), blocking_->get_executor());
+  coordinator::CoordinatorOptions coordinator_options;
+  coordinator_options.max_value_bytes = options_.max_value_bytes;
+  coordinator_ = std::make_unique<coordinator::Coordinator>(
+      coordinator_options, identity_, schema_.get(), replica_.get(), clock_.get(),
+      &base::SystemClock(), blocking_->get_executor());
+  frontdoor::native::NativeOptions native_options;
+  // Room for the largest value plus the rest of a request.
+  native_options.max_frame_bytes = std::max<size_t>(size_t{16} << 20, options_.max_value_bytes + (size_t{1} << 20));
+  native_ = std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
+
+  uint32_t threads = options_.threads;
+  if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  if (threads > 64) return Status::InvalidArgument("--threads is at most 64");
+  for (uint32_t i = 0; i < threads; ++i) {
+    auto r = std::make_unique<Reactor>();
+    r->work.emplace(r->io.get_executor());
+    reactors_.push_back(std::move(r));
+  }
+
+  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
+  const asio::ip::tcp::endpoint endpoint(address, where->second);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable(fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+  }
+  native_endpoint_ = acceptor_->local_endpoint();
+
+  asio::co_spawn(reactors_[0]->io, AcceptLoop(), asio::detached);
+  for (auto& r : reactors_) {
+    r->thread = std::thread([io = &r->io] { io->run(); });
+  }
+  ticker_ = std::thread([this] { ReservationTicker(); });
+  return Status::Ok();
+}
+
+// Accepts on reactor 0 and hands each connection to the next reactor in turn.
+asio::awaitable<void> Server::AcceptLoop() {
+  size_t next = 0;
+  while (true) {
+    Reactor& target = *reactors_[next];
+    next = (next + 1) % reactors_.size();
+    auto [ec, socket] = co_await acceptor_->async_accept(target.io, kNoThrow);
+    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+    if (ec) {
+      // Out of file descriptors and the like: say so and back off instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
+      co_await pause.async_wait(kNoThrow);
+      continue;
+    }
+    if (native_->open_connections() >= options_.max_connections) {
+      spdlog::warn("refusing a connection from {}: {} connections are open (--max-connections)",
+                   socket.remote_endpoint(ec).address().to_string(), options_.max_connections);
+      socket.close(ec);
+      continue;
+    }
+    // Serve() ends when the connection does and reports nothing: detached is right here.
+    asio::co_spawn(target.io, native_->Serve(std::move(socket)), asio::detached);
+  }
+}
+
+void Server::ReservationTicker() {
+  std::unique_lock lock(ticker_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    clock_->MaintainReservation();
+    lock.lock();
+    ticker_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_; });
+  }
+}
+
+void Server::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (acceptor_) {
+    asio::post(reactors_[0]->io, [a = acceptor_.get()] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+  }
+  if (native_) {
+    native_->CloseAll();
+    // Let requests in flight answer; connections close once they have.
+    for (int i = 0; i < 200 && native_->open_connections() > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  for (auto& r : reactors_) {
+    r->work.reset();
+    r->io.stop();
+  }
+  for (auto& r : reactors_) {
+    if (r->thread.joinable()) r->thread.join();
+  }
+  {
+    std::lock_guard lock(ticker_mu_);
+    stopping_ = true;
+  }
+  ticker_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  if (blocking_) blocking_->join();
+  // The engine drains its writer queue; completions go to reactors that are stopped but alive.
+  native_.reset();
+  coordinator_.reset();
+  replica_.reset();
+  schema_.reset();
+  engine_.reset();
+  acceptor_.reset();
+  reactors_.clear();
+}
+
+Server::~Server() { Stop(); }
+
+}  // namespace cairn::server
