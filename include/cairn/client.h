@@ -1,0 +1,144 @@
+// The Cairn C++ client library.
+//
+//   cairn::ClientOptions options;
+//   options.servers = {"127.0.0.1:7400"};
+//   cairn::Client client(options);                  // blocking API, usable from any thread
+//   auto version = client.Put("greeting", "hello");  // Result<Version>
+//   auto record = client.Get("greeting");            // Result<std::optional<Record>>
+//
+// AsyncClient has the same calls as Boost.Asio awaitables. Errors are values: every call returns
+// a Result or a Status whose code says what a caller may do (see cairn/status.h). docs/client.md
+// has the whole guide.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "cairn/options.h"
+#include "cairn/status.h"
+#include "cairn/types.h"
+
+namespace cairn {
+
+struct CasResult {
+  bool applied = false;
+  // The key's live value after the call: the new one when applied (none after a delete), else
+  // the one that failed the condition (none when the key is absent).
+  std::optional<Record> current;
+};
+
+struct ScanPage {
+  std::vector<std::pair<std::string, Record>> entries;  // in key order
+  std::string cursor;  // pass in ScanOptions::cursor for the next page; empty when done
+  bool done() const { return cursor.empty(); }
+};
+
+struct KeyspaceInfo {
+  std::string name;
+  uint32_t id = 0;
+  uint32_t replication_factor = 0;
+  Consistency read_consistency = Consistency::kDefault;
+  Consistency write_consistency = Consistency::kDefault;
+  uint64_t created_at_ms = 0;
+};
+
+struct ServerInfo {
+  uint32_t node_id = 0;
+  std::string version;
+};
+
+// The asynchronous client. Every call must be made from a coroutine running on the executor
+// given to the constructor, and that executor must not run handlers concurrently (a
+// single-threaded io_context, or a strand). Connections are opened lazily, pooled, and reopened
+// with backoff when they break.
+class AsyncClient {
+ public:
+  AsyncClient(boost::asio::any_io_executor executor, ClientOptions options);
+  ~AsyncClient();  // closes the connections; calls in flight fail
+  AsyncClient(const AsyncClient&) = delete;
+  AsyncClient& operator=(const AsyncClient&) = delete;
+
+  // The live value of `key`, or nullopt when it is absent, deleted or expired.
+  boost::asio::awaitable<Result<std::optional<Record>>> Get(std::string key,
+                                                            ReadOptions options = ReadOptions());
+
+  // Stores `value`; returns the version it was stored with.
+  boost::asio::awaitable<Result<Version>> Put(std::string key, std::string value,
+                                              WriteOptions options = WriteOptions());
+
+  // Deletes `key`; deleting an absent key succeeds.
+  boost::asio::awaitable<Result<Version>> Delete(std::string key,
+                                                 WriteOptions options = WriteOptions());
+
+  // If `condition` holds, stores `new_value`, or deletes the key when it is nullopt.
+  // Applied or not is in the result, with the key's current value.
+  boost::asio::awaitable<Result<CasResult>> Cas(std::string key, CasCondition condition,
+                                                std::optional<std::string> new_value,
+                                                WriteOptions options = WriteOptions());
+
+  // One page of the keys starting with `prefix`, in key order.
+  boost::asio::awaitable<Result<ScanPage>> Scan(std::string prefix,
+                                                ScanOptions options = ScanOptions());
+
+  // One result per key, in order.
+  boost::asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(
+      std::vector<std::string> keys, ReadOptions options = ReadOptions());
+  // One version per item, in order. Rejected whole if any item is invalid; not atomic.
+  boost::asio::awaitable<Result<std::vector<Version>>> BatchPut(
+      std::vector<std::pair<std::string, std::string>> items, WriteOptions options = WriteOptions());
+
+  boost::asio::awaitable<Result<KeyspaceInfo>> CreateKeyspace(KeyspaceSpec spec,
+                                                              bool if_not_exists = false);
+  boost::asio::awaitable<Result<std::vector<KeyspaceInfo>>> ListKeyspaces();
+  boost::asio::awaitable<Result<KeyspaceInfo>> DescribeKeyspace(std::string name);
+  boost::asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists = false);
+
+  // Round trip to a server; says which node answered.
+  boost::asio::awaitable<Result<ServerInfo>> Ping();
+
+  // Closes all connections now. Later calls reconnect.
+  void Close();
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// The blocking client: the same calls, each waiting for its answer. Thread-safe: any number of
+// threads may call it at once; their requests share its pooled connections (one I/O thread).
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Result<std::optional<Record>> Get(std::string key, ReadOptions options = ReadOptions());
+  Result<Version> Put(std::string key, std::string value, WriteOptions options = WriteOptions());
+  Result<Version> Delete(std::string key, WriteOptions options = WriteOptions());
+  Result<CasResult> Cas(std::string key, CasCondition condition,
+                        std::optional<std::string> new_value, WriteOptions options = WriteOptions());
+  Result<ScanPage> Scan(std::string prefix, ScanOptions options = ScanOptions());
+  Result<std::vector<Result<std::optional<Record>>>> BatchGet(std::vector<std::string> keys,
+                                                              ReadOptions options = ReadOptions());
+  Result<std::vector<Version>> BatchPut(std::vector<std::pair<std::string, std::string>> items,
+                                        WriteOptions options = WriteOptions());
+  Result<KeyspaceInfo> CreateKeyspace(KeyspaceSpec spec, bool if_not_exists = false);
+  Result<std::vector<KeyspaceInfo>> ListKeyspaces();
+  Result<KeyspaceInfo> DescribeKeyspace(std::string name);
+  Status DropKeyspace(std::string name, bool if_exists = false);
+  Result<ServerInfo> Ping();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,107 @@
+// Options of the Cairn client library.
+//
+// These are classes with a default constructor rather than plain aggregates on purpose: g++ 12
+// destroys aggregate temporaries twice when they appear in an expression that also holds
+// co_await, and these are typically written inside co_await client.Get(..., options).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cairn/types.h"
+
+namespace cairn {
+
+struct ClientOptions {
+  ClientOptions() = default;
+
+  // HOST:PORT of one or more Cairn nodes. Requests are spread over them; a node that cannot be
+  // reached is skipped until it can.
+  std::vector<std::string> servers = {"127.0.0.1:7400"};
+  // Connections kept open per server. Each connection carries many requests at once.
+  size_t connections_per_server = 2;
+  std::chrono::milliseconds connect_timeout{2000};
+  // Default time a request may take, end to end (the server gets the same deadline).
+  std::chrono::milliseconds request_timeout{5000};
+  // Keyspace and consistency levels used when a call does not name its own. kDefault: the
+  // keyspace's default level.
+  std::string keyspace = "default";
+  Consistency read_consistency = Consistency::kDefault;
+  Consistency write_consistency = Consistency::kDefault;
+  // Reads are retried on another connection this many times when a connection breaks before
+  // the answer arrives. Writes are never retried by the library (they may have applied).
+  int read_retries = 2;
+  // Largest response accepted (a scan page of large values can be big).
+  size_t max_frame_bytes = size_t{64} << 20;
+};
+
+// Per-call overrides for reads. Unset fields take the client's defaults.
+struct ReadOptions {
+  ReadOptions() = default;
+
+  std::optional<std::string> keyspace;
+  std::optional<Consistency> consistency;
+  std::optional<std::chrono::milliseconds> timeout;
+};
+
+// Per-call overrides for writes.
+struct WriteOptions {
+  WriteOptions() = default;
+
+  std::optional<std::string> keyspace;
+  std::optional<Consistency> consistency;
+  std::optional<std::chrono::milliseconds> timeout;
+  // When non-zero the value expires this long after the write.
+  std::chrono::milliseconds ttl{0};
+};
+
+struct ScanOptions {
+  ScanOptions() = default;
+
+  std::optional<std::string> keyspace;
+  std::optional<Consistency> consistency;
+  std::optional<std::chrono::milliseconds> timeout;
+  uint32_t limit = 0;  // keys per page; 0: the server's default (100); at most 10,000
+  std::string cursor;  // from the previous page; empty: start at the beginning
+};
+
+// The condition of a compare-and-swap, on the key's current live value.
+class CasCondition {
+ public:
+  enum class Kind { kIfVersion, kIfValue, kIfNotExists, kIfExists };
+
+  static CasCondition IfVersion(Version v) { return CasCondition(Kind::kIfVersion, v, {}); }
+  static CasCondition IfValue(std::string value) {
+    return CasCondition(Kind::kIfValue, {}, std::move(value));
+  }
+  static CasCondition IfNotExists() { return CasCondition(Kind::kIfNotExists, {}, {}); }
+  static CasCondition IfExists() { return CasCondition(Kind::kIfExists, {}, {}); }
+
+  Kind kind() const { return kind_; }
+  const Version& version() const { return version_; }
+  const std::string& value() const { return value_; }
+
+ private:
+  CasCondition(Kind kind, Version version, std::string value)
+      : kind_(kind), version_(version), value_(std::move(value)) {}
+
+  Kind kind_;
+  Version version_;
+  std::string value_;
+};
+
+// What to create with CreateKeyspace.
+struct KeyspaceSpec {
+  KeyspaceSpec() = default;
+  explicit KeyspaceSpec(std::string n) : name(std::move(n)) {}
+
+  std::string name;
+  uint32_t replication_factor = 3;
+  Consistency read_consistency = Consistency::kQuorum;
+  Consistency write_consistency = Consistency::kQuorum;
+};
+
+}  // namespace cairn

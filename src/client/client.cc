@@ -1,0 +1,492 @@
+#include "cairn/client.h"
+
+#include <algorithm>
+#include <future>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <fmt/format.h>
+
+#include "base/async.h"
+#include "net/connection.h"
+#include "proto/native.pb.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn {
+
+namespace asio = boost::asio;
+using base::Clock;
+using base::Deadline;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// The client waits this much longer than the deadline it gives the server, so that the
+// server's own TIMEOUT answer (with its ack count) arrives instead of a bare local timeout.
+constexpr auto kGrace = std::chrono::milliseconds(100);
+
+Status StatusOf(const wire::Error& e) {
+  const auto code = static_cast<Code>(e.code());
+  if (code == Code::kOk) return Status::Ok();
+  return Status(code, e.message(), e.acks());
+}
+
+Version VersionOf(const wire::Version& v) { return Version{v.hlc(), v.node()}; }
+
+void SetVersion(const Version& v, wire::Version* out) {
+  out->set_hlc(v.hlc);
+  out->set_node(v.node);
+}
+
+Record RecordOf(wire::Record* r) {
+  return Record{std::move(*r->mutable_value()), VersionOf(r->version()), r->expires_at_ms()};
+}
+
+KeyspaceInfo KeyspaceOf(const wire::Keyspace& k) {
+  KeyspaceInfo info;
+  info.name = k.name();
+  info.id = k.id();
+  info.replication_factor = k.replication_factor();
+  info.read_consistency = static_cast<Consistency>(k.read_consistency());
+  info.write_consistency = static_cast<Consistency>(k.write_consistency());
+  info.created_at_ms = k.created_at_ms();
+  return info;
+}
+
+Status DecodeErrorFrame(std::string_view payload) {
+  wire::Response response;
+  if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
+      response.has_error()) {
+    return Status::Unavailable(fmt::format("the server closed the connection: {}",
+                                           StatusOf(response.error()).ToString()));
+  }
+  return Status::Unavailable("the server closed the connection");
+}
+
+}  // namespace
+
+class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl> {
+ public:
+  Impl(asio::any_io_executor executor, ClientOptions options)
+      : executor_(std::move(executor)), options_(std::move(options)) {
+    for (const std::string& server : options_.servers) {
+      auto where = net::ParseHostPort(server);
+      // A bad address is reported by every call (see Acquire), not thrown from here.
+      servers_.push_back(where.ok() ? Server{where->first, where->second, Status::Ok()}
+                                    : Server{"", 0, where.status()});
+    }
+    const size_t per_server = std::max<size_t>(1, options_.connections_per_server);
+    for (size_t i = 0; i < servers_.size() * per_server; ++i) {
+      slots_.push_back(std::make_unique<Slot>(executor_, i % servers_.size()));
+    }
+  }
+
+  const ClientOptions& options() const { return options_; }
+
+  // Fills the parts of a request every call shares.
+  void Prepare(wire::Request* request, const std::optional<std::string>& keyspace,
+               std::optional<Consistency> level, Consistency default_level,
+               std::chrono::milliseconds timeout) const {
+    request->set_keyspace(keyspace.value_or(options_.keyspace));
+    request->set_consistency(static_cast<wire::Consistency>(level.value_or(default_level)));
+    request->set_timeout_ms(static_cast<uint32_t>(timeout.count()));
+  }
+
+  // Sends `request` and returns the response, or the error the server or the connection gave.
+  // Idempotent requests are retried when a connection breaks before the answer.
+  asio::awaitable<Result<wire::Response>> Call(const wire::Request& request, bool idempotent) {
+    auto self = shared_from_this();
+    const auto timeout = std::chrono::milliseconds(request.timeout_ms());
+    const Deadline deadline = Clock::now() + timeout + kGrace;
+    Status last = Status::Unavailable("no server configured");
+    const int attempts = 1 + (idempotent ? std::max(0, options_.read_retries) : 0);
+    for (int attempt = 0; attempt < attempts && Clock::now() < deadline; ++attempt) {
+      auto conn = co_await Acquire(deadline);
+      if (!conn.ok()) co_return conn.status();
+      const size_t size = request.ByteSizeLong();
+      auto payload = co_await (*conn)->Call(
+          size,
+          [&](char* dest) {
+            request.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
+          },
+          deadline);
+      if (!payload.ok()) {
+        last = payload.status();
+        // Not sent at all: safe to try again. Sent, then the connection broke: only reads.
+        if (last.code() == Code::kUnavailable) continue;
+        if (last.code() == Code::kTimeout && idempotent && (*conn)->broken()) continue;
+        co_return last;
+      }
+      wire::Response response;
+      if (!response.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
+        co_return Status::Internal("malformed response from the server");
+      }
+      if (response.has_error()) {
+        Status s = StatusOf(response.error());
+        if (!s.ok()) co_return s;
+      }
+      co_return response;
+    }
+    co_return last;
+  }
+
+  void CloseAll() {
+    for (auto& slot : slots_) {
+      if (slot->conn) slot->conn->Close();
+      slot->conn.reset();
+    }
+  }
+
+ private:
+  struct Server {
+    std::string host;
+    uint16_t port = 0;
+    Status invalid;  // not OK when the configured address does not parse
+  };
+  struct Slot {
+    Slot(asio::any_io_executor ex, size_t server_index) : ready(ex), server(server_index) {}
+    std::shared_ptr<net::MuxConnection> conn;
+    bool connecting = false;
+    asio::steady_timer ready;  // cancelled when a connection attempt ends
+    size_t server;
+    Clock::time_point retry_after{};
+    std::chrono::milliseconds backoff{0};
+    Status last_error;
+  };
+
+  // A live connection: the next pooled one in turn, (re)connecting as needed. Servers that
+  // failed recently are skipped until their backoff has passed.
+  asio::awaitable<Result<std::shared_ptr<net::MuxConnection>>> Acquire(Deadline deadline) {
+    Status last = Status::Unavailable("no server configured");
+    for (size_t tried = 0; tried < slots_.size(); ++tried) {
+      Slot& slot = *slots_[next_++ % slots_.size()];
+      const Server& server = servers_[slot.server];
+      if (!server.invalid.ok()) co_return server.invalid;
+      if (slot.conn && !slot.conn->broken()) co_return slot.conn;
+      if (slot.connecting) {
+        co_await slot.ready.async_wait(kNoThrow);
+        if (slot.conn && !slot.conn->broken()) co_return slot.conn;
+        last = slot.last_error;
+        continue;
+      }
+      if (Clock::now() < slot.retry_after) {
+        last = slot.last_error;
+        continue;
+      }
+      slot.connecting = true;
+      slot.ready.expires_at(Clock::time_point::max());
+      net::ConnectionOptions connection_options;
+      connection_options.max_payload = options_.max_frame_bytes;
+      const Deadline connect_deadline = std::min(deadline, Clock::now() + options_.connect_timeout);
+      auto conn = co_await net::MuxConnection::Connect(server.host, server.port,
+                                                       connection_options, DecodeErrorFrame,
+                                                       connect_deadline);
+      slot.connecting = false;
+      slot.ready.cancel();
+      if (conn.ok()) {
+        slot.conn = std::move(*conn);
+        slot.backoff = std::chrono::milliseconds(0);
+        co_return slot.conn;
+      }
+      slot.last_error = conn.status();
+      slot.backoff = std::clamp(slot.backoff * 2, std::chrono::milliseconds(100),
+                                std::chrono::milliseconds(5000));
+      slot.retry_after = Clock::now() + slot.backoff;
+      last = conn.status();
+    }
+    co_return last;
+  }
+
+  const asio::any_io_executor executor_;
+  const ClientOptions options_;
+  std::vector<Server> servers_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  size_t next_ = 0;
+};
+
+AsyncClient::AsyncClient(asio::any_io_executor executor, ClientOptions options)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
+
+AsyncClient::~AsyncClient() { impl_->CloseAll(); }
+
+void AsyncClient::Close() { impl_->CloseAll(); }
+
+asio::awaitable<Result<std::optional<Record>>> AsyncClient::Get(std::string key,
+                                                                ReadOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, impl->options().read_consistency,
+                options.timeout.value_or(impl->options().request_timeout));
+  request.mutable_get()->set_key(std::move(key));
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  wire::GetResponse* get = response->mutable_get();
+  if (!get->found()) co_return std::optional<Record>();
+  co_return std::optional<Record>(RecordOf(get->mutable_record()));
+}
+
+asio::awaitable<Result<Version>> AsyncClient::Put(std::string key, std::string value,
+                                                  WriteOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, impl->options().write_consistency,
+                options.timeout.value_or(impl->options().request_timeout));
+  wire::PutRequest* put = request.mutable_put();
+  put->set_key(std::move(key));
+  put->set_value(std::move(value));
+  put->set_ttl_ms(static_cast<uint64_t>(options.ttl.count()));
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  co_return VersionOf(response->put().version());
+}
+
+asio::awaitable<Result<Version>> AsyncClient::Delete(std::string key, WriteOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, impl->options().write_consistency,
+                options.timeout.value_or(impl->options().request_timeout));
+  request.mutable_delete_()->set_key(std::move(key));
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  co_return VersionOf(response->delete_().version());
+}
+
+asio::awaitable<Result<CasResult>> AsyncClient::Cas(std::string key, CasCondition condition,
+                                                    std::optional<std::string> new_value,
+                                                    WriteOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, Consistency::kDefault,
+                options.timeout.value_or(impl->options().request_timeout));
+  wire::CasRequest* cas = request.mutable_cas();
+  cas->set_key(std::move(key));
+  switch (condition.kind()) {
+    case CasCondition::Kind::kIfVersion:
+      SetVersion(condition.version(), cas->mutable_if_version());
+      break;
+    case CasCondition::Kind::kIfValue: cas->set_if_value(condition.value()); break;
+    case CasCondition::Kind::kIfNotExists: cas->set_if_not_exists(true); break;
+    case CasCondition::Kind::kIfExists: cas->set_if_exists(true); break;
+  }
+  if (new_value) {
+    cas->set_new_value(std::move(*new_value));
+  } else {
+    cas->set_delete_(true);
+  }
+  cas->set_ttl_ms(static_cast<uint64_t>(options.ttl.count()));
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  wire::CasResponse* out = response->mutable_cas();
+  CasResult result;
+  result.applied = out->applied();
+  if (out->found()) result.current = RecordOf(out->mutable_current());
+  co_return result;
+}
+
+asio::awaitable<Result<ScanPage>> AsyncClient::Scan(std::string prefix, ScanOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, impl->options().read_consistency,
+                options.timeout.value_or(impl->options().request_timeout));
+  wire::ScanRequest* scan = request.mutable_scan();
+  scan->set_prefix(std::move(prefix));
+  scan->set_cursor(std::move(options.cursor));
+  scan->set_limit(options.limit);
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  wire::ScanResponse* out = response->mutable_scan();
+  ScanPage page;
+  page.entries.reserve(out->entries_size());
+  for (wire::ScanEntry& e : *out->mutable_entries()) {
+    page.entries.emplace_back(std::move(*e.mutable_key()), RecordOf(e.mutable_record()));
+  }
+  page.cursor = std::move(*out->mutable_cursor());
+  co_return page;
+}
+
+asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> AsyncClient::BatchGet(
+    std::vector<std::string> keys, ReadOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, impl->options().read_consistency,
+                options.timeout.value_or(impl->options().request_timeout));
+  for (std::string& k : keys) request.mutable_batch_get()->add_keys(std::move(k));
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  std::vector<Result<std::optional<Record>>> out;
+  for (wire::GetItem& item : *response->mutable_batch_get()->mutable_items()) {
+    Status s = StatusOf(item.error());
+    if (!s.ok()) {
+      out.emplace_back(std::move(s));
+    } else if (!item.found()) {
+      out.emplace_back(std::optional<Record>());
+    } else {
+      out.emplace_back(std::optional<Record>(RecordOf(item.mutable_record())));
+    }
+  }
+  co_return out;
+}
+
+asio::awaitable<Result<std::vector<Version>>> AsyncClient::BatchPut(
+    std::vector<std::pair<std::string, std::string>> items, WriteOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, impl->options().write_consistency,
+                options.timeout.value_or(impl->options().request_timeout));
+  for (auto& [key, value] : items) {
+    wire::PutRequest* put = request.mutable_batch_put()->add_items();
+    put->set_key(std::move(key));
+    put->set_value(std::move(value));
+    put->set_ttl_ms(static_cast<uint64_t>(options.ttl.count()));
+  }
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  std::vector<Version> versions;
+  for (const wire::PutItem& item : response->batch_put().items()) {
+    versions.push_back(VersionOf(item.version()));
+  }
+  co_return versions;
+}
+
+asio::awaitable<Result<KeyspaceInfo>> AsyncClient::CreateKeyspace(KeyspaceSpec spec,
+                                                                  bool if_not_exists) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  wire::KeyspaceCreateRequest* create = request.mutable_keyspace_create();
+  create->set_if_not_exists(if_not_exists);
+  wire::Keyspace* ks = create->mutable_keyspace();
+  ks->set_name(std::move(spec.name));
+  ks->set_replication_factor(spec.replication_factor);
+  ks->set_read_consistency(static_cast<wire::Consistency>(spec.read_consistency));
+  ks->set_write_consistency(static_cast<wire::Consistency>(spec.write_consistency));
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  co_return KeyspaceOf(response->keyspace_create().keyspace());
+}
+
+asio::awaitable<Result<std::vector<KeyspaceInfo>>> AsyncClient::ListKeyspaces() {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  request.mutable_keyspace_list();
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  std::vector<KeyspaceInfo> out;
+  for (const wire::Keyspace& k : response->keyspace_list().keyspaces()) out.push_back(KeyspaceOf(k));
+  co_return out;
+}
+
+asio::awaitable<Result<KeyspaceInfo>> AsyncClient::DescribeKeyspace(std::string name) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  request.mutable_keyspace_describe()->set_name(std::move(name));
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  co_return KeyspaceOf(response->keyspace_describe().keyspace());
+}
+
+asio::awaitable<Status> AsyncClient::DropKeyspace(std::string name, bool if_exists) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  request.mutable_keyspace_drop()->set_name(std::move(name));
+  request.mutable_keyspace_drop()->set_if_exists(if_exists);
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  co_return response.status();
+}
+
+asio::awaitable<Result<ServerInfo>> AsyncClient::Ping() {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  request.mutable_ping();
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  co_return ServerInfo{response->ping().node(), response->ping().server_version()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client: the blocking wrapper runs an AsyncClient on its own I/O thread.
+
+struct Client::State {
+  explicit State(ClientOptions options)
+      : work(io.get_executor()), async(io.get_executor(), std::move(options)) {
+    thread = std::thread([this] { io.run(); });
+  }
+  ~State() {
+    // Closing the connections ends their tasks, after which run() returns by itself.
+    asio::post(io, [this] { async.Close(); });
+    work.reset();
+    thread.join();
+  }
+
+  template <typename T>
+  T Wait(asio::awaitable<T> op) {
+    return asio::co_spawn(io, std::move(op), asio::use_future).get();
+  }
+
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  AsyncClient async;
+  std::thread thread;
+};
+
+Client::Client(ClientOptions options) : state_(std::make_unique<State>(std::move(options))) {}
+Client::~Client() = default;
+
+Result<std::optional<Record>> Client::Get(std::string key, ReadOptions options) {
+  return state_->Wait(state_->async.Get(std::move(key), std::move(options)));
+}
+Result<Version> Client::Put(std::string key, std::string value, WriteOptions options) {
+  return state_->Wait(state_->async.Put(std::move(key), std::move(value), std::move(options)));
+}
+Result<Version> Client::Delete(std::string key, WriteOptions options) {
+  return state_->Wait(state_->async.Delete(std::move(key), std::move(options)));
+}
+Result<CasResult> Client::Cas(std::string key, CasCondition condition,
+                              std::optional<std::string> new_value, WriteOptions options) {
+  return state_->Wait(state_->async.Cas(std::move(key), std::move(condition), std::move(new_value),
+                                        std::move(options)));
+}
+Result<ScanPage> Client::Scan(std::string prefix, ScanOptions options) {
+  return state_->Wait(state_->async.Scan(std::move(prefix), std::move(options)));
+}
+Result<std::vector<Result<std::optional<Record>>>> Client::BatchGet(std::vector<std::string> keys,
+                                                                    ReadOptions options) {
+  return state_->Wait(state_->async.BatchGet(std::move(keys), std::move(options)));
+}
+Result<std::vector<Version>> Client::BatchPut(
+    std::vector<std::pair<std::string, std::string>> items, WriteOptions options) {
+  return state_->Wait(state_->async.BatchPut(std::move(items), std::move(options)));
+}
+Result<KeyspaceInfo> Client::CreateKeyspace(KeyspaceSpec spec, bool if_not_exists) {
+  return state_->Wait(state_->async.CreateKeyspace(std::move(spec), if_not_exists));
+}
+Result<std::vector<KeyspaceInfo>> Client::ListKeyspaces() {
+  return state_->Wait(state_->async.ListKeyspaces());
+}
+Result<KeyspaceInfo> Client::DescribeKeyspace(std::string name) {
+  return state_->Wait(state_->async.DescribeKeyspace(std::move(name)));
+}
+Status Client::DropKeyspace(std::string name, bool if_exists) {
+  return state_->Wait(state_->async.DropKeyspace(std::move(name), if_exists));
+}
+Result<ServerInfo> Client::Ping() { return state_->Wait(state_->async.Ping()); }
+
+}  // namespace cairn
