@@ -1,0 +1,203 @@
+#include "tests/harness/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace cairn::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<char*> Argv(std::vector<std::string>& args) {
+  std::vector<char*> out;
+  for (auto& a : args) out.push_back(a.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// In the child after fork: die with the parent, then exec.
+[[noreturn]] void Exec(std::vector<std::string> args) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  auto argv = Argv(args);
+  ::execv(argv[0], argv.data());
+  std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
+  ::_exit(127);
+}
+
+}  // namespace
+
+std::string CairndPath() { return CAIRND_BIN; }
+std::string CliPath() { return CAIRN_CLI_BIN; }
+
+Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
+  std::unique_ptr<CairndProcess> p(new CairndProcess());
+  p->options_ = std::move(options);
+  p->log_path_ = p->options_.data_dir + ".log";
+  std::vector<std::string> args = {CairndPath(), "--data-dir", p->options_.data_dir, "--listen",
+                                   p->options_.listen, "--log-level", "info"};
+  args.insert(args.end(), p->options_.extra_args.begin(), p->options_.extra_args.end());
+
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Status::Internal("pipe failed");
+  const int log_fd = ::open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const pid_t pid = ::fork();
+  if (pid < 0) return Status::Internal("fork failed");
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
+    Exec(args);
+  }
+  ::close(out[1]);
+  if (log_fd >= 0) ::close(log_fd);
+  p->pid_ = pid;
+
+  // Wait for "... node N listening on HOST:PORT ...".
+  std::string seen;
+  const auto deadline = Clock::now() + p->options_.start_timeout;
+  static const std::regex kReady(R"(node (\d+) listening on ([0-9.]+:\d+))");
+  std::smatch m;
+  while (!std::regex_search(seen, m, kReady)) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    pollfd pfd{out[0], POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
+      ::close(out[0]);
+      return Status::Unavailable(fmt::format("cairnd did not start in time; log:\n{}", p->Log()));
+    }
+    char buf[512];
+    const ssize_t n = ::read(out[0], buf, sizeof(buf));
+    if (n <= 0) {
+      ::close(out[0]);
+      p->Reap(true);
+      return Status::Unavailable(fmt::format("cairnd exited during start-up; log:\n{}", p->Log()));
+    }
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  p->node_id_ = static_cast<uint32_t>(std::stoul(m[1]));
+  p->address_ = m[2];
+  return p;
+}
+
+CairndProcess::~CairndProcess() {
+  if (pid_ > 0) Kill9();
+}
+
+int CairndProcess::Reap(bool block) {
+  int status = 0;
+  const pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+  if (r != pid_) return -1;
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+int CairndProcess::Stop(std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGCONT);  // a paused process cannot handle SIGTERM
+  ::kill(pid_, SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  while (Clock::now() < deadline) {
+    const int code = Reap(false);
+    if (pid_ <= 0) return code;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid_, SIGKILL);
+  return Reap(true);
+}
+
+void CairndProcess::Kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  Reap(true);
+}
+
+void CairndProcess::Pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void CairndProcess::Resume() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
+std::string CairndProcess::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input,
+                         std::chrono::milliseconds timeout) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    return {};
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    Exec(argv);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  // Small inputs only: the child reads stdin before it writes much.
+  size_t written = 0;
+  while (written < input.size()) {
+    const ssize_t n = ::write(in[1], input.data() + written, input.size() - written);
+    if (n <= 0) break;
+    written += static_cast<size_t>(n);
+  }
+  ::close(in[1]);
+
+  CommandResult result;
+  const auto deadline = Clock::now() + timeout;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  bool timed_out = false;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (::poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[4096];
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+  if (timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.exit_code = timed_out ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace cairn::testing

@@ -1,0 +1,76 @@
+// The test harness for real processes: starts cairnd on a free loopback port, stops it (SIGTERM),
+// kills it (SIGKILL), pauses and resumes it (SIGSTOP/SIGCONT), and always reaps it by pid, also
+// when a test fails or the test binary dies (the child gets PR_SET_PDEATHSIG).
+// Also runs short commands such as the cairn CLI and captures their output.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cairn/status.h"
+
+namespace cairn::testing {
+
+// Paths of the binaries under test, set by CMake.
+std::string CairndPath();
+std::string CliPath();
+
+class CairndProcess {
+ public:
+  struct Options {
+    std::string data_dir;
+    std::string listen = "127.0.0.1:0";   // port 0: a free port, read back from the start line
+    std::vector<std::string> extra_args;  // e.g. {"--max-value-bytes", "1024"}
+    std::chrono::milliseconds start_timeout{20'000};
+  };
+
+  // Starts cairnd with --listen 127.0.0.1:0 and waits for its "listening on" line.
+  static Result<std::unique_ptr<CairndProcess>> Start(Options options);
+  // Kills the process if it still runs and reaps it.
+  ~CairndProcess();
+
+  CairndProcess(const CairndProcess&) = delete;
+  CairndProcess& operator=(const CairndProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
+  uint32_t node_id() const { return node_id_; }
+  const Options& options() const { return options_; }
+  bool running() const { return pid_ > 0; }
+
+  // SIGTERM and wait (SIGKILL after `grace`). Returns the exit code (128+signal if killed).
+  int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // SIGKILL and reap: a crash.
+  void Kill9();
+  void Pause();   // SIGSTOP
+  void Resume();  // SIGCONT
+  // What the server wrote to stderr so far (its log).
+  std::string Log() const;
+
+ private:
+  CairndProcess() = default;
+  int Reap(bool block);
+
+  Options options_;
+  pid_t pid_ = -1;
+  std::string address_;
+  uint32_t node_id_ = 0;
+  std::string log_path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` with `input` on stdin and waits up to `timeout` (then kills it; exit code -1).
+CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input = "",
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+}  // namespace cairn::testing
