@@ -1,0 +1,44 @@
+// Runs the fuzz target without libFuzzer: every file of the corpus, then random inputs from a
+// fixed seed (and mutations of the corpus). Used by ctest with any compiler.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+int main(int argc, char** argv) {
+  std::vector<std::string> corpus;
+  for (int i = 1; i < argc; ++i) {
+    for (const auto& entry : std::filesystem::directory_iterator(argv[i])) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      corpus.push_back(ss.str());
+    }
+  }
+  for (const auto& input : corpus) {
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  }
+  std::mt19937_64 rng(20261128);
+  for (int round = 0; round < 200'000; ++round) {
+    std::string input;
+    if (!corpus.empty() && round % 2 == 0) {
+      input = corpus[rng() % corpus.size()];
+      const int flips = 1 + static_cast<int>(rng() % 8);
+      for (int f = 0; f < flips && !input.empty(); ++f) {
+        input[rng() % input.size()] = static_cast<char>(rng());
+      }
+    } else {
+      input.resize(rng() % 512);
+      for (auto& c : input) c = static_cast<char>(rng());
+    }
+    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+  }
+  std::printf("replayed %zu corpus inputs and 200000 generated ones\n", corpus.size());
+  return 0;
+}
