@@ -121,7 +121,7 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
     closed_ = true;
   }
   while (result.ok() && !closed_) {
-    if (ShouldPauseReading()) {
+    if (ShouldPauseReading() && !stop_reading_) {
       reading_paused_ = true;
       resume_reading_.expires_at(asio::steady_timer::time_point::max());
       co_await resume_reading_.async_wait(kNoThrow);
@@ -178,6 +178,15 @@ bool FrameConnection::ShouldPauseReading() const {
 void FrameConnection::MaybeResumeReading() {
   if (reading_done_ && inflight_ == 0) writer_.Finish();
   if (reading_paused_ && !ShouldPauseReading()) resume_reading_.cancel();
+}
+
+void FrameConnection::StopReading() {
+  if (closed_) return;
+  stop_reading_ = true;
+  boost::system::error_code ec;
+  // The pending read completes with EOF, which is the peer-stopped-sending path of ReadLoop.
+  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  if (reading_paused_) resume_reading_.cancel();
 }
 
 void FrameConnection::Close() {

@@ -90,7 +90,9 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
     MaybeResumeReading();
   }
 
-  // Stops reading and closes after flushing what is queued.
+  // Graceful close: stops reading, answers the requests in flight, then closes.
+  void StopReading();
+  // Closes now; answers not yet written are dropped.
   void Close();
 
   const tcp::endpoint& peer() const { return peer_; }
@@ -111,6 +113,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   size_t inflight_ = 0;
   bool reading_paused_ = false;
   bool reading_done_ = false;  // the peer stopped sending; close once everything is answered
+  bool stop_reading_ = false;  // StopReading() was called: read on to the EOF even if paused
   bool closed_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
@@ -36,6 +37,14 @@ class EchoServer {
   }
 
   uint16_t port() const { return port_; }
+  // Asks every connection to finish what is in flight and close (as at server shutdown).
+  void StopReadingAll() {
+    asio::post(io_, [this] {
+      for (auto& weak : connections_) {
+        if (auto c = weak.lock()) c->StopReading();
+      }
+    });
+  }
   std::vector<Status> ended() {
     std::lock_guard lock(mu_);
     return ended_;
@@ -52,6 +61,7 @@ class EchoServer {
       auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
       if (ec) co_return;
       auto conn = std::make_shared<FrameConnection>(std::move(socket), options_);
+      connections_.push_back(conn);
       asio::co_spawn(io_, Serve(conn), asio::detached);
     }
   }
@@ -89,6 +99,7 @@ class EchoServer {
   std::thread thread_;
   std::mutex mu_;
   std::vector<Status> ended_;
+  std::vector<std::weak_ptr<FrameConnection>> connections_;  // on io_ only
 };
 
 template <typename T>
@@ -268,6 +279,32 @@ TEST(ConnectionTest, BackpressureResumesReading) {
     }
     EXPECT_EQ(answered, 64);
     c->Close();
+  }());
+}
+
+TEST(ConnectionTest, GracefulCloseAnswersRequestsInFlight) {
+  EchoServer server;
+  RunCoroutine([&]() -> asio::awaitable<void> {
+    auto c = *co_await Dial(server.port());
+    auto ex = co_await asio::this_coro::executor;
+    std::optional<Result<std::string>> slow;
+    asio::co_spawn(
+        ex, [&]() -> asio::awaitable<void> { slow = co_await Call(*c, "sleep:200"); },
+        asio::detached);
+    asio::steady_timer t(ex, 50ms);
+    co_await t.async_wait(kNoThrow);
+    server.StopReadingAll();  // while "sleep:200" is in flight
+    for (int i = 0; i < 100 && !slow; ++i) {
+      t.expires_after(10ms);
+      co_await t.async_wait(kNoThrow);
+    }
+    EXPECT_TRUE(slow.has_value() && slow->ok()) << (slow ? slow->status().ToString() : "no answer");
+    // Then the server closes: the next call finds the connection gone.
+    for (int i = 0; i < 100 && !c->broken(); ++i) {
+      t.expires_after(10ms);
+      co_await t.async_wait(kNoThrow);
+    }
+    EXPECT_TRUE(c->broken());
   }());
 }
 

@@ -128,7 +128,7 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
 void NativeFrontDoor::CloseAll() {
   std::lock_guard lock(mu_);
   for (const auto& conn : connections_) {
-    asio::post(conn->executor(), [conn] { conn->Close(); });
+    asio::post(conn->executor(), [conn] { conn->StopReading(); });
   }
 }
 

@@ -36,7 +36,8 @@ class NativeFrontDoor {
   // Serves one accepted connection until it closes.
   asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
 
-  // Asks every open connection to close (server shutdown); requests in flight may still answer.
+  // Asks every open connection to stop reading and to close once its requests in flight have
+  // been answered (server shutdown).
   void CloseAll();
   size_t open_connections() const { return open_.load(); }
 
