@@ -4,28 +4,15 @@
 
 #include <fmt/format.h>
 
+#include "base/endian.h"
+
 namespace cairn::net {
-namespace {
-
-uint32_t GetBig32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t GetBig64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-}  // namespace
+using base::GetBig32;
+using base::GetBig64;
 
 void AppendFrameHeader(std::string* out, uint64_t request_id, size_t payload_size) {
-  char header[kFrameHeaderBytes];
-  const auto len = static_cast<uint32_t>(payload_size);
-  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>(len >> (24 - 8 * i));
-  for (int i = 0; i < 8; ++i) header[4 + i] = static_cast<char>(request_id >> (56 - 8 * i));
-  out->append(header, kFrameHeaderBytes);
+  base::PutBig32(out, static_cast<uint32_t>(payload_size));
+  base::PutBig64(out, request_id);
 }
 
 boost::asio::mutable_buffer FrameDecoder::Prepare() {

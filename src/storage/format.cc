@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "base/endian.h"
+
 namespace cairn::storage {
 namespace {
 
@@ -10,22 +12,10 @@ constexpr uint8_t kFlagTombstone = 1;
 constexpr uint8_t kFlagExpiry = 2;
 constexpr size_t kValueHeaderBytes = 1 + 1 + 8 + 4;
 
-void PutBig32(std::string* out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
-}
-void PutBig64(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
-}
-uint32_t GetBig32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t GetBig64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
+using base::GetBig32;
+using base::GetBig64;
+using base::PutBig32;
+using base::PutBig64;
 
 // Parses the header; returns the offset of the value bytes.
 Result<size_t> ParseHeader(std::string_view in, StoredValue* out) {
