@@ -91,7 +91,8 @@ class AsyncClient {
       std::vector<std::string> keys, ReadOptions options = ReadOptions());
   // One version per item, in order. Rejected whole if any item is invalid; not atomic.
   boost::asio::awaitable<Result<std::vector<Version>>> BatchPut(
-      std::vector<std::pair<std::string, std::string>> items, WriteOptions options = WriteOptions());
+      std::vector<std::pair<std::string, std::string>> items,
+      WriteOptions options = WriteOptions());
 
   boost::asio::awaitable<Result<KeyspaceInfo>> CreateKeyspace(KeyspaceSpec spec,
                                                               bool if_not_exists = false);
@@ -124,7 +125,8 @@ class Client {
   Result<Version> Put(std::string key, std::string value, WriteOptions options = WriteOptions());
   Result<Version> Delete(std::string key, WriteOptions options = WriteOptions());
   Result<CasResult> Cas(std::string key, CasCondition condition,
-                        std::optional<std::string> new_value, WriteOptions options = WriteOptions());
+                        std::optional<std::string> new_value,
+                        WriteOptions options = WriteOptions());
   Result<ScanPage> Scan(std::string prefix, ScanOptions options = ScanOptions());
   Result<std::vector<Result<std::optional<Record>>>> BatchGet(std::vector<std::string> keys,
                                                               ReadOptions options = ReadOptions());

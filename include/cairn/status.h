@@ -52,7 +52,9 @@ class [[nodiscard]] Status {
   static Status TooLarge(std::string m) { return {Code::kTooLarge, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {Code::kAlreadyExists, std::move(m)}; }
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
-  static Status Timeout(std::string m, uint32_t acks) { return {Code::kTimeout, std::move(m), acks}; }
+  static Status Timeout(std::string m, uint32_t acks) {
+    return {Code::kTimeout, std::move(m), acks};
+  }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }

@@ -65,7 +65,9 @@ class HybridClock {
   uint64_t reserved_ms() const;
 
   static constexpr uint64_t Millis(uint64_t hlc) { return hlc >> 16; }
-  static constexpr uint64_t Make(uint64_t millis, uint64_t logical) { return millis << 16 | logical; }
+  static constexpr uint64_t Make(uint64_t millis, uint64_t logical) {
+    return millis << 16 | logical;
+  }
 
  private:
   // Ensures timestamps with millisecond part `ms` are covered by a persisted reservation.

@@ -62,7 +62,7 @@ TEST(HybridClockTest, ToleratesWallClockGoingBackwards) {
   const uint64_t after = clock.Now();
   EXPECT_GT(after, before);
   EXPECT_EQ(HybridClock::Millis(after), 10'000u);  // logical part counts, millis stay
-  wall.Set(10'001);  // wall clock catches up
+  wall.Set(10'001);                                // wall clock catches up
   EXPECT_EQ(clock.Now(), HybridClock::Make(10'001, 0));
 }
 

@@ -6,15 +6,24 @@ namespace cairn {
 
 std::string_view CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NOT_FOUND";
-    case Code::kConditionFailed: return "CONDITION_FAILED";
-    case Code::kInvalidArgument: return "INVALID_ARGUMENT";
-    case Code::kTooLarge: return "TOO_LARGE";
-    case Code::kAlreadyExists: return "ALREADY_EXISTS";
-    case Code::kUnavailable: return "UNAVAILABLE";
-    case Code::kTimeout: return "TIMEOUT";
-    case Code::kInternal: return "INTERNAL";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NOT_FOUND";
+    case Code::kConditionFailed:
+      return "CONDITION_FAILED";
+    case Code::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case Code::kTooLarge:
+      return "TOO_LARGE";
+    case Code::kAlreadyExists:
+      return "ALREADY_EXISTS";
+    case Code::kUnavailable:
+      return "UNAVAILABLE";
+    case Code::kTimeout:
+      return "TIMEOUT";
+    case Code::kInternal:
+      return "INTERNAL";
   }
   return "UNKNOWN";
 }

@@ -48,8 +48,8 @@ TEST(VersionTest, RoundTripsThroughText) {
 }
 
 TEST(VersionTest, RejectsMalformedText) {
-  for (const char* bad : {"", ":", "1:", ":1", "1", "1:2:3", "x:1", "1:y", "-1:2", "1 :2",
-                          "1:99999999999"}) {
+  for (const char* bad :
+       {"", ":", "1:", ":1", "1", "1:2:3", "x:1", "1:y", "-1:2", "1 :2", "1:99999999999"}) {
     EXPECT_FALSE(Version::Parse(bad).has_value()) << bad;
   }
 }

@@ -58,7 +58,8 @@ std::optional<Consistency> ParseConsistency(std::string_view name) {
   std::string upper;
   upper.reserve(name.size());
   for (char c : name) {
-    upper.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    upper.push_back(c == '-' ? '_'
+                             : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
   for (const auto& [level, n] : kLevelNames) {
     if (n == upper) return level;

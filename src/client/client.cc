@@ -4,6 +4,7 @@
 #include <future>
 #include <thread>
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-#include <fmt/format.h>
 
 #include "base/async.h"
 #include "net/connection.h"
@@ -66,8 +66,8 @@ Status DecodeErrorFrame(std::string_view payload) {
   wire::Response response;
   if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
       response.has_error()) {
-    return Status::Unavailable(fmt::format("the server closed the connection: {}",
-                                           StatusOf(response.error()).ToString()));
+    return Status::Unavailable(
+        fmt::format("the server closed the connection: {}", StatusOf(response.error()).ToString()));
   }
   return Status::Unavailable("the server closed the connection");
 }
@@ -187,9 +187,8 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
       net::ConnectionOptions connection_options;
       connection_options.max_payload = options_.max_frame_bytes;
       const Deadline connect_deadline = std::min(deadline, Clock::now() + options_.connect_timeout);
-      auto conn = co_await net::MuxConnection::Connect(server.host, server.port,
-                                                       connection_options, DecodeErrorFrame,
-                                                       connect_deadline);
+      auto conn = co_await net::MuxConnection::Connect(server.host, server.port, connection_options,
+                                                       DecodeErrorFrame, connect_deadline);
       slot.connecting = false;
       slot.ready.cancel();
       if (conn.ok()) {
@@ -273,9 +272,15 @@ asio::awaitable<Result<CasResult>> AsyncClient::Cas(std::string key, CasConditio
     case CasCondition::Kind::kIfVersion:
       SetVersion(condition.version(), cas->mutable_if_version());
       break;
-    case CasCondition::Kind::kIfValue: cas->set_if_value(condition.value()); break;
-    case CasCondition::Kind::kIfNotExists: cas->set_if_not_exists(true); break;
-    case CasCondition::Kind::kIfExists: cas->set_if_exists(true); break;
+    case CasCondition::Kind::kIfValue:
+      cas->set_if_value(condition.value());
+      break;
+    case CasCondition::Kind::kIfNotExists:
+      cas->set_if_not_exists(true);
+      break;
+    case CasCondition::Kind::kIfExists:
+      cas->set_if_exists(true);
+      break;
   }
   if (new_value) {
     cas->set_new_value(std::move(*new_value));
@@ -384,7 +389,8 @@ asio::awaitable<Result<std::vector<KeyspaceInfo>>> AsyncClient::ListKeyspaces() 
   auto response = co_await impl->Call(request, /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   std::vector<KeyspaceInfo> out;
-  for (const wire::Keyspace& k : response->keyspace_list().keyspaces()) out.push_back(KeyspaceOf(k));
+  for (const wire::Keyspace& k : response->keyspace_list().keyspaces())
+    out.push_back(KeyspaceOf(k));
   co_return out;
 }
 

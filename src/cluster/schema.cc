@@ -24,9 +24,7 @@ std::optional<uint32_t> ParseU32(std::string_view text) {
   return v;
 }
 
-bool ValidReadLevel(Consistency c) {
-  return c != Consistency::kDefault && c != Consistency::kAny;
-}
+bool ValidReadLevel(Consistency c) { return c != Consistency::kDefault && c != Consistency::kAny; }
 bool ValidWriteLevel(Consistency c) {
   return c != Consistency::kDefault && c != Consistency::kSerial && c != Consistency::kLocalSerial;
 }
@@ -75,9 +73,9 @@ Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
     auto bits = stored_bits->has_value() ? ParseU32(**stored_bits) : std::nullopt;
     if (!id || !bits) return Status::Internal("corrupt node identity in the meta column family");
     if (requested_id && *requested_id != *id) {
-      return Status::InvalidArgument(fmt::format(
-          "this data directory belongs to node {}, not {}; a node's id cannot change", *id,
-          *requested_id));
+      return Status::InvalidArgument(
+          fmt::format("this data directory belongs to node {}, not {}; a node's id cannot change",
+                      *id, *requested_id));
     }
     return NodeIdentity{*id, *bits};
   }
@@ -90,21 +88,21 @@ Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
     std::random_device rd;
     while (identity.node_id == 0) identity.node_id = rd();
   }
-  Status s = engine.WriteMeta({{std::string(kNodeIdKey), std::to_string(identity.node_id)},
-                               {std::string(kPartitionBitsKey), std::to_string(identity.partition_bits)}});
+  Status s =
+      engine.WriteMeta({{std::string(kNodeIdKey), std::to_string(identity.node_id)},
+                        {std::string(kPartitionBitsKey), std::to_string(identity.partition_bits)}});
   if (!s.ok()) return s;
   return identity;
 }
 
 Status ValidateKeyspaceName(std::string_view name) {
   auto ok_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   };
   const bool starts_with_letter =
       !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
-  if (name.size() > 48 || !starts_with_letter ||
-      !std::all_of(name.begin(), name.end(), ok_char)) {
+  if (name.size() > 48 || !starts_with_letter || !std::all_of(name.begin(), name.end(), ok_char)) {
     return Status::InvalidArgument(fmt::format(
         "invalid keyspace name '{}': use 1-48 letters, digits, '_' or '-', starting with a letter",
         name));
@@ -164,8 +162,8 @@ Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, 
                                                kMaxReplicationFactor, spec.replication_factor));
   }
   if (!ValidReadLevel(spec.read_consistency)) {
-    return Status::InvalidArgument(fmt::format("{} is not a read consistency level",
-                                               ConsistencyName(spec.read_consistency)));
+    return Status::InvalidArgument(
+        fmt::format("{} is not a read consistency level", ConsistencyName(spec.read_consistency)));
   }
   if (!ValidWriteLevel(spec.write_consistency)) {
     return Status::InvalidArgument(fmt::format("{} is not a write consistency level",

@@ -83,7 +83,7 @@ class Schema {
   std::mutex change_mu_;
   mutable std::mutex mu_;
   std::map<std::string, KeyspaceDef, std::less<>> keyspaces_;  // guarded by mu_
-  uint32_t next_id_ = 1;                                        // guarded by mu_
+  uint32_t next_id_ = 1;                                       // guarded by mu_
 };
 
 }  // namespace cairn::cluster

@@ -82,18 +82,17 @@ TEST_F(SchemaTest, RejectsBadDefinitions) {
               Code::kInvalidArgument)
         << bad;
   }
-  EXPECT_EQ(schema_->Create(KeyspaceDef{.name = "x", .replication_factor = 0}, false, 0)
-                .status()
-                .code(),
-            Code::kInvalidArgument);
-  EXPECT_EQ(schema_->Create(KeyspaceDef{.name = "x", .replication_factor = 16}, false, 0)
-                .status()
-                .code(),
-            Code::kInvalidArgument);
-  EXPECT_EQ(schema_->Create(KeyspaceDef{.name = "x", .read_consistency = Consistency::kAny}, false, 0)
-                .status()
-                .code(),
-            Code::kInvalidArgument);
+  EXPECT_EQ(
+      schema_->Create(KeyspaceDef{.name = "x", .replication_factor = 0}, false, 0).status().code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(
+      schema_->Create(KeyspaceDef{.name = "x", .replication_factor = 16}, false, 0).status().code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(
+      schema_->Create(KeyspaceDef{.name = "x", .read_consistency = Consistency::kAny}, false, 0)
+          .status()
+          .code(),
+      Code::kInvalidArgument);
   EXPECT_EQ(
       schema_->Create(KeyspaceDef{.name = "x", .write_consistency = Consistency::kSerial}, false, 0)
           .status()

@@ -1,7 +1,7 @@
 #include "coordinator/coordinator.h"
 
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
+#include <boost/asio/post.hpp>
 
 #include "base/hash.h"
 
@@ -19,10 +19,14 @@ const StoredValue* Live(const StoredValue* v, uint64_t now_ms) {
 
 bool ConditionHolds(const CasCondition& c, const StoredValue* live) {
   switch (c.kind) {
-    case CasCondition::Kind::kIfVersion: return live != nullptr && live->version == c.version;
-    case CasCondition::Kind::kIfValue: return live != nullptr && live->value == c.value;
-    case CasCondition::Kind::kIfNotExists: return live == nullptr;
-    case CasCondition::Kind::kIfExists: return live != nullptr;
+    case CasCondition::Kind::kIfVersion:
+      return live != nullptr && live->version == c.version;
+    case CasCondition::Kind::kIfValue:
+      return live != nullptr && live->value == c.value;
+    case CasCondition::Kind::kIfNotExists:
+      return live == nullptr;
+    case CasCondition::Kind::kIfExists:
+      return live != nullptr;
   }
   return false;
 }
@@ -35,9 +39,8 @@ std::optional<Record> LiveRecord(const StoredValue& v, uint64_t now_ms) {
 }
 
 Coordinator::Coordinator(CoordinatorOptions options, cluster::NodeIdentity identity,
-                         cluster::Schema* schema, replica::Replica* local,
-                         base::HybridClock* clock, base::PhysicalClock* wall,
-                         asio::any_io_executor blocking)
+                         cluster::Schema* schema, replica::Replica* local, base::HybridClock* clock,
+                         base::PhysicalClock* wall, asio::any_io_executor blocking)
     : options_(options),
       identity_(identity),
       schema_(schema),
@@ -100,7 +103,8 @@ asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Coordinator::ApplyLo
     std::vector<WriteOp> ops, base::Deadline deadline) {
   auto applied = co_await base::WithDeadline(local_->Apply(std::move(ops)), deadline);
   if (!applied) {
-    co_return Status::Timeout("the write was not acknowledged before the deadline; it may have been applied", 0);
+    co_return Status::Timeout(
+        "the write was not acknowledged before the deadline; it may have been applied", 0);
   }
   co_return std::move(*applied);
 }
@@ -192,7 +196,8 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
   if (prefix.size() > kMaxKeyBytes || cursor.size() > kMaxKeyBytes) {
-    co_return Status::TooLarge(fmt::format("scan prefix and cursor are at most {} bytes", kMaxKeyBytes));
+    co_return Status::TooLarge(
+        fmt::format("scan prefix and cursor are at most {} bytes", kMaxKeyBytes));
   }
   if (limit == 0) limit = options_.default_scan_limit;
   if (limit > options_.max_scan_limit) {
@@ -221,9 +226,9 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   page.entries.reserve(result.items.size());
   for (storage::ScanItem& item : result.items) {
     if (!item.value.IsLive(now)) continue;
-    page.entries.emplace_back(std::move(item.key),
-                              Record{std::move(item.value.value), item.value.version,
-                                     item.value.expires_at_ms});
+    page.entries.emplace_back(
+        std::move(item.key),
+        Record{std::move(item.value.value), item.value.version, item.value.expires_at_ms});
   }
   if (!result.exhausted) page.cursor = std::move(result.last_key);
   co_return page;
@@ -271,7 +276,8 @@ asio::awaitable<Result<std::vector<Version>>> Coordinator::BatchPut(std::vector<
     Status s = ValidateKey(items[i].key);
     if (s.ok()) s = ValidateValue(items[i].value);
     if (!s.ok()) {
-      co_return Status(s.code(), fmt::format("batch item {}: {}; nothing was written", i, s.message()));
+      co_return Status(s.code(),
+                       fmt::format("batch item {}: {}; nothing was written", i, s.message()));
     }
   }
   std::vector<Version> versions;
@@ -280,8 +286,8 @@ asio::awaitable<Result<std::vector<Version>>> Coordinator::BatchPut(std::vector<
   for (size_t i = 0; i < items.size(); ++i) {
     versions.push_back(Version{clock_->Now(), identity_.node_id});
     ops[i].key = KeyOf(*ks, std::move(items[i].key));
-    ops[i].value = StoredValue{versions.back(), false, ExpiryFor(items[i].ttl_ms),
-                               std::move(items[i].value)};
+    ops[i].value =
+        StoredValue{versions.back(), false, ExpiryFor(items[i].ttl_ms), std::move(items[i].value)};
   }
   auto applied = co_await ApplyLocal(std::move(ops), options.deadline);
   if (!applied.ok()) co_return applied.status();

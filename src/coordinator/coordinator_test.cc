@@ -4,13 +4,13 @@
 #include <latch>
 #include <set>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "tests/support/temp_dir.h"
 
@@ -40,9 +40,7 @@ class CoordinatorTest : public ::testing::Test {
                                                  identity_, schema_.get(), replica_.get(),
                                                  clock_.get(), &wall_, pool_.get_executor());
   }
-  void TearDown() override {
-    pool_.join();
-  }
+  void TearDown() override { pool_.join(); }
 
   template <typename T>
   T Run(asio::awaitable<T> op) {
@@ -143,7 +141,8 @@ TEST_F(CoordinatorTest, CasConditions) {
   EXPECT_EQ(again->current->value, "v1");
   EXPECT_EQ(again->current->version, v1);
   // IF version.
-  EXPECT_FALSE(Cas("c", CasCondition{.kind = K::kIfVersion, .version = Version{1, 1}}, "x")->applied);
+  EXPECT_FALSE(
+      Cas("c", CasCondition{.kind = K::kIfVersion, .version = Version{1, 1}}, "x")->applied);
   auto by_version = Cas("c", CasCondition{.kind = K::kIfVersion, .version = v1}, "v2");
   EXPECT_TRUE(by_version->applied);
   EXPECT_GT(by_version->current->version, v1);

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -10,7 +11,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 
 namespace cairn::net {
 namespace {
@@ -132,7 +132,8 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
     if (rec) {
       if (rec == asio::error::eof) {
         if (decoder_.buffered() > 0) {
-          result = Status::InvalidArgument("the peer closed the connection in the middle of a frame");
+          result =
+              Status::InvalidArgument("the peer closed the connection in the middle of a frame");
         }
       } else if (!closed_) {
         result = Status::Unavailable(fmt::format("read: {}", rec.message()));
@@ -224,8 +225,8 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> MuxConnection::Connect(
     co_return Status::Unavailable(fmt::format("cannot resolve {}: {}", where, rec.message()));
   }
   tcp::socket socket(executor);
-  auto connected = co_await base::WithDeadline(asio::async_connect(socket, endpoints, kNoThrow),
-                                               deadline);
+  auto connected =
+      co_await base::WithDeadline(asio::async_connect(socket, endpoints, kNoThrow), deadline);
   if (!connected) co_return Status::Unavailable(fmt::format("connecting to {} timed out", where));
   if (auto [cec, ep] = *connected; cec) {
     co_return Status::Unavailable(fmt::format("cannot connect to {}: {}", where, cec.message()));
@@ -310,6 +311,8 @@ void MuxConnection::Break(Status why) {
   writer_.Finish();
 }
 
-void MuxConnection::Close() { Break(Status::Unavailable("the connection was closed by the client")); }
+void MuxConnection::Close() {
+  Break(Status::Unavailable("the connection was closed by the client"));
+}
 
 }  // namespace cairn::net

@@ -4,6 +4,8 @@
 #include <random>
 #include <thread>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,8 +14,6 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 namespace cairn::net {
 namespace {
@@ -74,9 +74,11 @@ class EchoServer {
         asio::co_spawn(
             io_,
             [conn, id, body, ms]() -> asio::awaitable<void> {
-              asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+              asio::steady_timer t(co_await asio::this_coro::executor,
+                                   std::chrono::milliseconds(ms));
               co_await t.async_wait(kNoThrow);
-              conn->Send(id, body.size(), [&](char* d) { std::memcpy(d, body.data(), body.size()); });
+              conn->Send(id, body.size(),
+                         [&](char* d) { std::memcpy(d, body.data(), body.size()); });
             },
             asio::detached);
         return;
@@ -136,7 +138,8 @@ TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
     auto ex = co_await asio::this_coro::executor;
     std::vector<std::future<void>> done;
     for (int i = 0; i < 300; ++i) {
-      std::string payload = i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10) : fmt::format("p{}", i);
+      std::string payload =
+          i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10) : fmt::format("p{}", i);
       done.push_back(asio::co_spawn(
           ex,
           [&, c, payload]() -> asio::awaitable<void> {

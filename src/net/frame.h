@@ -33,7 +33,8 @@ void AppendFrameHeader(std::string* out, uint64_t request_id, size_t payload_siz
 // Appends a whole frame whose payload is written by `serialize(char* dest)`, which must write
 // exactly `payload_size` bytes (e.g. protobuf's SerializeWithCachedSizesToArray).
 template <typename Serialize>
-void AppendFrame(std::string* out, uint64_t request_id, size_t payload_size, Serialize&& serialize) {
+void AppendFrame(std::string* out, uint64_t request_id, size_t payload_size,
+                 Serialize&& serialize) {
   AppendFrameHeader(out, request_id, payload_size);
   const size_t at = out->size();
   out->resize(at + payload_size);

@@ -8,7 +8,8 @@ namespace cairn::replica {
 
 using storage::WriteOutcome;
 
-asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(std::vector<storage::WriteOp> ops) {
+asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(
+    std::vector<storage::WriteOp> ops) {
   storage::WriteRequest request;
   request.ops = std::move(ops);
   co_return co_await base::AwaitCallback<Result<std::vector<WriteOutcome>>>(

@@ -32,7 +32,8 @@ class Replica {
 
   // Applies `ops` durably (fsynced, unless the engine was opened without sync). When the waiting
   // coroutine is cancelled first (a deadline), returns TIMEOUT: the ops may still apply.
-  asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(std::vector<storage::WriteOp> ops);
+  asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(
+      std::vector<storage::WriteOp> ops);
 
   struct ScanArgs {
     uint32_t keyspace = 0;

@@ -3,11 +3,11 @@
 #include <cstdio>
 #include <iostream>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/logging.h"
 #include "server/server.h"
@@ -18,17 +18,18 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   uint32_t node_id = 0;
 
-  CLI::App app{"cairnd: the Cairn key-value store server.\n"
-               "Stores data durably under --data-dir and serves the native protocol on --listen.\n"
-               "Stop it with SIGTERM or Ctrl-C: it finishes requests in flight, then exits."};
+  CLI::App app{
+      "cairnd: the Cairn key-value store server.\n"
+      "Stores data durably under --data-dir and serves the native protocol on --listen.\n"
+      "Stop it with SIGTERM or Ctrl-C: it finishes requests in flight, then exits."};
   app.set_version_flag("--version", std::string("cairnd ") + CAIRN_VERSION);
-  app.add_option("--data-dir", options.data_dir, "Directory for the node's data (created if missing)")
+  app.add_option("--data-dir", options.data_dir,
+                 "Directory for the node's data (created if missing)")
       ->required();
   app.add_option("--listen", options.listen,
                  "HOST:PORT for the native protocol; port 0 picks a free port")
       ->capture_default_str();
-  app.add_option("--threads", options.threads,
-                 "Reactor threads (0: one per core, at most 4)")
+  app.add_option("--threads", options.threads, "Reactor threads (0: one per core, at most 4)")
       ->capture_default_str();
   app.add_option("--node-id", node_id,
                  "This node's id, 1..4294967295 (default: generated on first start, then kept "
@@ -60,9 +61,10 @@ int main(int argc, char** argv) {
   const auto& ep = (*server)->native_endpoint();
   const std::string where = fmt::format("{}:{}", ep.address().to_string(), ep.port());
   // Scripts and tests wait for this line.
-  std::printf("cairnd %s node %u listening on %s (native protocol), data in %s, %u reactor threads\n",
-              CAIRN_VERSION, (*server)->node_id(), where.c_str(), options.data_dir.c_str(),
-              (*server)->reactor_threads());
+  std::printf(
+      "cairnd %s node %u listening on %s (native protocol), data in %s, %u reactor threads\n",
+      CAIRN_VERSION, (*server)->node_id(), where.c_str(), options.data_dir.c_str(),
+      (*server)->reactor_threads());
   std::fflush(stdout);
   spdlog::info("node {} serving the native protocol on {}", (*server)->node_id(), where);
 

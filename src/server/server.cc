@@ -3,14 +3,14 @@
 #include <charconv>
 #include <filesystem>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "net/connection.h"
 
@@ -56,15 +56,15 @@ Status Server::Open() {
   auto engine = storage::Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().message().find("lock") != std::string::npos) {
-      return Status::Unavailable(fmt::format(
-          "data directory {} is in use by another cairnd ({})", options_.data_dir,
-          engine.status().message()));
+      return Status::Unavailable(fmt::format("data directory {} is in use by another cairnd ({})",
+                                             options_.data_dir, engine.status().message()));
     }
     return engine.status();
   }
   engine_ = std::move(*engine);
 
-  auto identity = cluster::LoadOrCreateIdentity(*engine_, options_.node_id, options_.partition_bits);
+  auto identity =
+      cluster::LoadOrCreateIdentity(*engine_, options_.node_id, options_.partition_bits);
   if (!identity.ok()) return identity.status();
   identity_ = *identity;
 
@@ -77,7 +77,8 @@ Status Server::Open() {
   storage::Engine* engine_ptr = engine_.get();
   clock_ = std::make_unique<base::HybridClock>(
       &base::SystemClock(), floor_ms, [engine_ptr](uint64_t bound_ms) {
-        Status s = engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
+        Status s =
+            engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
         if (!s.ok()) {
           // Issuing timestamps we could not reserve could break version order after a restart.
           spdlog::critical("cannot persist the clock reservation: {}", s.ToString());
@@ -86,8 +87,8 @@ Status Server::Open() {
       });
   clock_->MaintainReservation();
 
-  auto schema = cluster::Schema::Load(engine_.get(), identity_.partitions(),
-                                      base::SystemClock().NowMillis());
+  auto schema =
+      cluster::Schema::Load(engine_.get(), identity_.partitions(), base::SystemClock().NowMillis());
   if (!schema.ok()) return schema.status();
   schema_ = std::move(*schema);
 
@@ -100,8 +101,10 @@ Status Server::Open() {
       &base::SystemClock(), blocking_->get_executor());
   frontdoor::native::NativeOptions native_options;
   // Room for the largest value plus the rest of a request.
-  native_options.max_frame_bytes = std::max<size_t>(size_t{16} << 20, options_.max_value_bytes + (size_t{1} << 20));
-  native_ = std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
+  native_options.max_frame_bytes =
+      std::max<size_t>(size_t{16} << 20, options_.max_value_bytes + (size_t{1} << 20));
+  native_ =
+      std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
 
   uint32_t threads = options_.threads;
   if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
@@ -119,7 +122,8 @@ Status Server::Open() {
   if (!ec) acceptor_->bind(endpoint, ec);
   if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status::Unavailable(fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+    return Status::Unavailable(
+        fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
   }
   native_endpoint_ = acceptor_->local_endpoint();
 

@@ -29,9 +29,7 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::Internal(fmt::format("{}: {}", what, s.ToString()));
 }
 
-std::string DroppedKey(uint32_t keyspace) {
-  return fmt::format("{}{}", kDroppedPrefix, keyspace);
-}
+std::string DroppedKey(uint32_t keyspace) { return fmt::format("{}{}", kDroppedPrefix, keyspace); }
 
 // Drops the data of dropped keyspaces, turns values expired by TTL into tombstones, and removes
 // tombstones once their grace period has passed. A removal becomes a RocksDB deletion marker, so
@@ -60,10 +58,8 @@ class GcFilter final : public rocksdb::CompactionFilter {
     if (v.expires_at_ms != 0 && v.expires_at_ms <= now_ms_) {
       // Expired: keep a tombstone (deleted at the expiry time) for the grace period, so that an
       // older version replayed by a peer cannot bring the key back.
-      *new_value = EncodeValue(StoredValue{.version = v.version,
-                                           .tombstone = true,
-                                           .expires_at_ms = v.expires_at_ms,
-                                           .value = {}});
+      *new_value = EncodeValue(StoredValue{
+          .version = v.version, .tombstone = true, .expires_at_ms = v.expires_at_ms, .value = {}});
       return Decision::kChangeValue;
     }
     return Decision::kKeep;
@@ -248,7 +244,8 @@ void Engine::WriterLoop() {
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything submitted is committed
       size_t bytes = 0;
-      while (!queue_.empty() && (group.empty() || bytes + queue_.front().bytes <= options_.max_group_bytes)) {
+      while (!queue_.empty() &&
+             (group.empty() || bytes + queue_.front().bytes <= options_.max_group_bytes)) {
         bytes += queue_.front().bytes;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -326,7 +323,8 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
     if (request.drop) {
       const auto [keyspace, partitions] = *request.drop;
       for (uint32_t p = 0; p < partitions; ++p) {
-        batch.DeleteRange(data_, EncodeDataKey(p, keyspace, ""), EncodeDataKey(p, keyspace + 1, ""));
+        batch.DeleteRange(data_, EncodeDataKey(p, keyspace, ""),
+                          EncodeDataKey(p, keyspace + 1, ""));
       }
       batch.Put(meta_, DroppedKey(keyspace), "");
       dropped.insert(keyspace);

@@ -179,8 +179,8 @@ class Engine {
   // The writer thread's queue.
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Pending> queue_;  // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
+  std::deque<Pending> queue_;   // guarded by mu_
+  bool stopping_ = false;       // guarded by mu_
   uint64_t group_commits_ = 0;  // guarded by mu_
   std::thread writer_;
 };

@@ -114,8 +114,8 @@ TEST_F(EngineTest, TombstoneHidesOlderAndLosesToNewer) {
 }
 
 TEST_F(EngineTest, WritesOfOneKeyInOneGroupResolveByVersion) {
-  auto w = WriteSync(*engine_, {.ops = {Put("k", "b", {2, 1}), Put("k", "a", {1, 1}),
-                                        Put("k", "c", {3, 1})}});
+  auto w = WriteSync(
+      *engine_, {.ops = {Put("k", "b", {2, 1}), Put("k", "a", {1, 1}), Put("k", "c", {3, 1})}});
   ASSERT_TRUE(w.status.ok());
   EXPECT_TRUE(w.outcomes[0].applied);
   EXPECT_FALSE(w.outcomes[1].applied);
@@ -186,8 +186,8 @@ TEST_F(EngineTest, ScanMergesPartitionsInKeyOrder) {
   WriteRequest req;
   // Keys spread over partitions 0..3, written out of order.
   const std::vector<std::pair<std::string, uint32_t>> keys = {
-      {"user:05", 2}, {"user:01", 3}, {"user:03", 0}, {"user:02", 1}, {"user:04", 3},
-      {"other", 0},   {"user:06", 0}, {"usex", 1}};
+      {"user:05", 2}, {"user:01", 3}, {"user:03", 0}, {"user:02", 1},
+      {"user:04", 3}, {"other", 0},   {"user:06", 0}, {"usex", 1}};
   for (const auto& [k, p] : keys) req.ops.push_back(Put(k, "v" + k, {1, 1}, p));
   req.ops.push_back(Put("user:07", "other keyspace", {1, 1}, 0, /*keyspace=*/2));
   ASSERT_TRUE(WriteSync(*engine_, std::move(req)).status.ok());

@@ -54,7 +54,7 @@ class FaultInjectionFs final : public rocksdb::FileSystemWrapper {
 
  private:
   mutable std::mutex mu_;
-  bool active_ = true;                       // guarded by mu_
+  bool active_ = true;                      // guarded by mu_
   std::map<std::string, FileState> files_;  // guarded by mu_
 };
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,7 +16,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/histogram.h"
@@ -83,8 +83,10 @@ class Worker {
     options.connections_per_server = config.connections;
     options.keyspace = config.keyspace;
     options.request_timeout = std::chrono::milliseconds(config.timeout_ms);
-    if (!config.read_cl.empty()) options.read_consistency = *cairn::ParseConsistency(config.read_cl);
-    if (!config.write_cl.empty()) options.write_consistency = *cairn::ParseConsistency(config.write_cl);
+    if (!config.read_cl.empty())
+      options.read_consistency = *cairn::ParseConsistency(config.read_cl);
+    if (!config.write_cl.empty())
+      options.write_consistency = *cairn::ParseConsistency(config.write_cl);
     client_ = std::make_unique<cairn::AsyncClient>(io_.get_executor(), options);
   }
 
@@ -211,21 +213,29 @@ std::vector<Row> Rows(const std::string& phase, const Tally& t, double seconds) 
 void Print(const Config& config, const std::vector<Row>& rows) {
   if (config.json) {
     for (const Row& r : rows) {
-      nlohmann::ordered_json j{{"phase", r.phase},     {"op", r.op},         {"ops", r.ops},
-                               {"ops_per_s", r.ops_per_s}, {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms},
-                               {"p999_ms", r.p999_ms}, {"max_ms", r.max_ms}, {"errors", r.errors},
-                               {"workload", config.workload}, {"clients", config.clients},
+      nlohmann::ordered_json j{{"phase", r.phase},
+                               {"op", r.op},
+                               {"ops", r.ops},
+                               {"ops_per_s", r.ops_per_s},
+                               {"p50_ms", r.p50_ms},
+                               {"p99_ms", r.p99_ms},
+                               {"p999_ms", r.p999_ms},
+                               {"max_ms", r.max_ms},
+                               {"errors", r.errors},
+                               {"workload", config.workload},
+                               {"clients", config.clients},
                                {"value_size", config.value_size}};
       std::cout << j.dump() << "\n";
     }
     return;
   }
   std::cout << fmt::format("{:<9} {:<5} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n", "phase",
-                           "op", "ops", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors");
+                           "op", "ops", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+                           "errors");
   for (const Row& r : rows) {
-    std::cout << fmt::format("{:<9} {:<5} {:>10} {:>11.1f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>7}\n",
-                             r.phase, r.op, r.ops, r.ops_per_s, r.p50_ms, r.p99_ms, r.p999_ms,
-                             r.max_ms, r.errors);
+    std::cout << fmt::format(
+        "{:<9} {:<5} {:>10} {:>11.1f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>7}\n", r.phase, r.op,
+        r.ops, r.ops_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.errors);
   }
 }
 
@@ -247,9 +257,10 @@ Tally Collect(std::vector<std::unique_ptr<Worker>>& workers) {
 
 int main(int argc, char** argv) {
   Config config;
-  CLI::App app{"cairn-bench: load generator for Cairn (native protocol).\n"
-               "Prints ops/s and p50/p99/p99.9 latency per operation. Workloads: a = 50% GET / "
-               "50% PUT, b = 95% GET / 5% PUT, c = 100% GET, w = 100% PUT."};
+  CLI::App app{
+      "cairn-bench: load generator for Cairn (native protocol).\n"
+      "Prints ops/s and p50/p99/p99.9 latency per operation. Workloads: a = 50% GET / "
+      "50% PUT, b = 95% GET / 5% PUT, c = 100% GET, w = 100% PUT."};
   app.add_option("--server", config.servers, "HOST:PORT of a node (repeat for several)")
       ->capture_default_str();
   app.add_option("--clients", config.clients, "Concurrent clients (each one request at a time)")
@@ -315,7 +326,8 @@ int main(int argc, char** argv) {
     uint32_t i = 0;
     OnAllWorkers(workers, [&](Worker& w) {
       const uint32_t me = i++;  // workers start in order: each takes its own slice
-      w.Load(std::min<uint64_t>(config.keys, me * per), std::min<uint64_t>(config.keys, (me + 1) * per));
+      w.Load(std::min<uint64_t>(config.keys, me * per),
+             std::min<uint64_t>(config.keys, (me + 1) * per));
     });
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     Tally load = Collect(workers);
@@ -348,9 +360,10 @@ int main(int argc, char** argv) {
 
   Print(config, rows);
   if (config.baseline && !config.json && ping_rate > 0) {
-    std::cout << fmt::format("run/baseline throughput ratio: {:.2f} (workload {} vs PING, same "
-                             "clients and connections)\n",
-                             run_rate / ping_rate, config.workload);
+    std::cout << fmt::format(
+        "run/baseline throughput ratio: {:.2f} (workload {} vs PING, same "
+        "clients and connections)\n",
+        run_rate / ping_rate, config.workload);
   }
   return exit_code;
 }

@@ -11,9 +11,9 @@
 #include <optional>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cairn/client.h"
@@ -33,15 +33,19 @@ constexpr int kExitFailed = 3;
 
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
-    case Code::kOk: return kExitOk;
+    case Code::kOk:
+      return kExitOk;
     case Code::kNotFound:
-    case Code::kConditionFailed: return kExitNotFound;
+    case Code::kConditionFailed:
+      return kExitNotFound;
     case Code::kInvalidArgument:
     case Code::kTooLarge:
-    case Code::kAlreadyExists: return kExitRejected;
+    case Code::kAlreadyExists:
+      return kExitRejected;
     case Code::kUnavailable:
     case Code::kTimeout:
-    case Code::kInternal: return kExitFailed;
+    case Code::kInternal:
+      return kExitFailed;
   }
   return kExitFailed;
 }
@@ -177,9 +181,10 @@ struct Globals {
 
 int main(int argc, char** argv) {
   Globals g;
-  CLI::App app{"cairn: command-line client for the Cairn key-value store.\n"
-               "Exit codes: 0 ok; 1 key not found or condition not met; 2 usage error or request "
-               "rejected; 3 unavailable, timeout or server error."};
+  CLI::App app{
+      "cairn: command-line client for the Cairn key-value store.\n"
+      "Exit codes: 0 ok; 1 key not found or condition not met; 2 usage error or request "
+      "rejected; 3 unavailable, timeout or server error."};
   app.set_version_flag("--version", std::string("cairn ") + CAIRN_VERSION);
   app.require_subcommand(1);
   app.add_option("--server", g.server, "HOST:PORT of a Cairn node")
@@ -258,8 +263,9 @@ int main(int argc, char** argv) {
     }
     if (*cas && !expect_absent && !expect_present && ev->count() == 0 && eval->count() == 0) {
       throw CLI::ValidationError(
-          "cas", "name a condition: --expect-version, --expect-value, --expect-absent or "
-                 "--expect-present");
+          "cas",
+          "name a condition: --expect-version, --expect-value, --expect-absent or "
+          "--expect-present");
     }
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
@@ -350,8 +356,8 @@ int main(int argc, char** argv) {
       j["current"] = r->current ? RecordJson(key, *r->current) : Json(nullptr);
       PrintJson(j);
     } else if (r->applied) {
-      std::cout << "applied" << (r->current ? " (version " + r->current->version.ToString() + ")" : "")
-                << "\n";
+      std::cout << "applied"
+                << (r->current ? " (version " + r->current->version.ToString() + ")" : "") << "\n";
     } else {
       std::cout << "not applied: "
                 << (r->current ? "current version " + r->current->version.ToString()

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
   scan.mutable_scan()->set_prefix("{user:1}:");
   scan.mutable_scan()->set_limit(10);
   cairn::wire::Request batch;
-  for (int i = 0; i < 3; ++i) batch.mutable_batch_put()->add_items()->set_key("b" + std::to_string(i));
+  for (int i = 0; i < 3; ++i)
+    batch.mutable_batch_put()->add_items()->set_key("b" + std::to_string(i));
   cairn::wire::Request ks;
   ks.mutable_keyspace_create()->mutable_keyspace()->set_name("orders");
   std::string all;

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (*frame) {
       if ((*frame)->payload.size() > decoder.max_payload()) __builtin_trap();
       cairn::wire::Request request;
-      if (request.ParseFromArray((*frame)->payload.data(), static_cast<int>((*frame)->payload.size()))) {
+      if (request.ParseFromArray((*frame)->payload.data(),
+                                 static_cast<int>((*frame)->payload.size()))) {
         // Whatever parsed must serialize again (no state the encoder cannot handle).
         std::string again;
         if (!request.SerializeToString(&again)) __builtin_trap();

@@ -46,8 +46,9 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   std::unique_ptr<CairndProcess> p(new CairndProcess());
   p->options_ = std::move(options);
   p->log_path_ = p->options_.data_dir + ".log";
-  std::vector<std::string> args = {CairndPath(), "--data-dir", p->options_.data_dir, "--listen",
-                                   p->options_.listen, "--log-level", "info"};
+  std::vector<std::string> args = {CairndPath(), "--data-dir",       p->options_.data_dir,
+                                   "--listen",   p->options_.listen, "--log-level",
+                                   "info"};
   args.insert(args.end(), p->options_.extra_args.begin(), p->options_.extra_args.end());
 
   int out[2];
@@ -70,7 +71,8 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   static const std::regex kReady(R"(node (\d+) listening on ([0-9.]+:\d+))");
   std::smatch m;
   while (!std::regex_search(seen, m, kReady)) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     pollfd pfd{out[0], POLLIN, 0};
     if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) {
       ::close(out[0]);
@@ -171,7 +173,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   int open_fds = 2;
   bool timed_out = false;
   while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -196,7 +199,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   if (timed_out) ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  result.exit_code = timed_out ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.exit_code = timed_out           ? -1
+                     : WIFEXITED(status) ? WEXITSTATUS(status)
+                                         : 128 + WTERMSIG(status);
   return result;
 }
 

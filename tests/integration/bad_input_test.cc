@@ -4,12 +4,12 @@
 #include <map>
 #include <thread>
 
+#include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
 
 #include "cairn/client.h"
 #include "net/connection.h"
@@ -28,8 +28,8 @@ using namespace std::chrono_literals;
 class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto p = CairndProcess::Start({.data_dir = dir_.Sub("node"),
-                                   .extra_args = {"--max-value-bytes", "4096"}});
+    auto p = CairndProcess::Start(
+        {.data_dir = dir_.Sub("node"), .extra_args = {"--max-value-bytes", "4096"}});
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     server_ = std::move(*p);
     auto where = net::ParseHostPort(server_->address());

@@ -155,9 +155,11 @@ TEST_F(CliTest, HelpEverywhere) {
 TEST_F(CliTest, PingAndUnreachableServer) {
   auto ping = Cli({"ping"});
   EXPECT_EQ(ping.exit_code, 0);
-  EXPECT_NE(ping.out.find("PONG from node " + std::to_string(server_->node_id())), std::string::npos);
+  EXPECT_NE(ping.out.find("PONG from node " + std::to_string(server_->node_id())),
+            std::string::npos);
   server_->Stop();
-  auto down = RunCommand({CliPath(), "--server", server_->address(), "--timeout", "1000", "get", "k"});
+  auto down =
+      RunCommand({CliPath(), "--server", server_->address(), "--timeout", "1000", "get", "k"});
   EXPECT_EQ(down.exit_code, 3);
   EXPECT_NE(down.err.find("UNAVAILABLE"), std::string::npos) << down.err;
 }

@@ -3,11 +3,11 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "cairn/client.h"
 #include "tests/harness/process.h"
@@ -117,7 +117,8 @@ TEST_F(ClientTest, AsyncClientPipelinesConcurrentRequests) {
           if (v.ok()) {
             versions.insert(*v);
             auto got = co_await client.Get(fmt::format("k{}", i));
-            if (!got.ok() || !got->has_value() || (*got)->value != fmt::format("v{}", i)) ++failures;
+            if (!got.ok() || !got->has_value() || (*got)->value != fmt::format("v{}", i))
+              ++failures;
           } else {
             ++failures;
           }

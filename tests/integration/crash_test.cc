@@ -6,12 +6,12 @@
 #include <random>
 #include <thread>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 
 #include "cairn/client.h"
 #include "tests/harness/process.h"

@@ -1,9 +1,9 @@
 #include "frontdoor/native/native_front_door.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
 // g++ 12 reports asio's coroutine frame allocator as mismatched new/delete in large coroutines
 // (a false positive: awaitable_frame_base defines both operators).
@@ -20,7 +20,9 @@ void SetErrorOn(const Status& s, wire::Error* e) {
   e->set_acks(s.acks());
 }
 
-void SetError(const Status& s, wire::Response* response) { SetErrorOn(s, response->mutable_error()); }
+void SetError(const Status& s, wire::Response* response) {
+  SetErrorOn(s, response->mutable_error());
+}
 
 void SetVersion(const Version& v, wire::Version* out) {
   out->set_hlc(v.hlc);
@@ -101,7 +103,8 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
             what = ex.what();
           } catch (...) {
           }
-          spdlog::error("request {} from {} failed: {}", id, conn->peer().address().to_string(), what);
+          spdlog::error("request {} from {} failed: {}", id, conn->peer().address().to_string(),
+                        what);
           wire::Response response;
           SetError(Status::Internal("internal error; see the server log"), &response);
           SendMessage(*conn, id, response);
@@ -171,8 +174,8 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       break;
     }
     case wire::Request::kDelete: {
-      auto r = co_await coordinator_->Delete(std::move(*request.mutable_delete_()->mutable_key()),
-                                             opts);
+      auto r =
+          co_await coordinator_->Delete(std::move(*request.mutable_delete_()->mutable_key()), opts);
       if (!r.ok()) {
         status = r.status();
         break;
@@ -243,7 +246,8 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
     }
     case wire::Request::kBatchGet: {
       std::vector<std::string> keys;
-      for (std::string& k : *request.mutable_batch_get()->mutable_keys()) keys.push_back(std::move(k));
+      for (std::string& k : *request.mutable_batch_get()->mutable_keys())
+        keys.push_back(std::move(k));
       auto r = co_await coordinator_->BatchGet(std::move(keys), opts);
       if (!r.ok()) {
         status = r.status();
@@ -319,8 +323,8 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
     }
     case wire::Request::kKeyspaceDrop: {
       wire::KeyspaceDropRequest* drop = request.mutable_keyspace_drop();
-      status = co_await coordinator_->DropKeyspace(std::move(*drop->mutable_name()),
-                                                   drop->if_exists());
+      status =
+          co_await coordinator_->DropKeyspace(std::move(*drop->mutable_name()), drop->if_exists());
       if (status.ok()) response->mutable_keyspace_drop();
       break;
     }
