@@ -15,7 +15,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "base/async.h"
-#include "net/connection.h"
+#include "net/connection_pool.h"
 #include "proto/native.pb.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
@@ -77,18 +77,7 @@ Status DecodeErrorFrame(std::string_view payload) {
 class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl> {
  public:
   Impl(asio::any_io_executor executor, ClientOptions options)
-      : executor_(std::move(executor)), options_(std::move(options)) {
-    for (const std::string& server : options_.servers) {
-      auto where = net::ParseHostPort(server);
-      // A bad address is reported by every call (see Acquire), not thrown from here.
-      servers_.push_back(where.ok() ? Server{where->first, where->second, Status::Ok()}
-                                    : Server{"", 0, where.status()});
-    }
-    const size_t per_server = std::max<size_t>(1, options_.connections_per_server);
-    for (size_t i = 0; i < servers_.size() * per_server; ++i) {
-      slots_.push_back(std::make_unique<Slot>(executor_, i % servers_.size()));
-    }
-  }
+      : options_(std::move(options)), pool_(std::move(executor), PoolOptions(options_)) {}
 
   const ClientOptions& options() const { return options_; }
 
@@ -139,76 +128,32 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     co_return last;
   }
 
-  void CloseAll() {
-    for (auto& slot : slots_) {
-      if (slot->conn) slot->conn->Close();
-      slot->conn.reset();
-    }
-  }
+  void CloseAll() { pool_.CloseAll(); }
 
  private:
-  struct Server {
-    std::string host;
-    uint16_t port = 0;
-    Status invalid;  // not OK when the configured address does not parse
-  };
-  struct Slot {
-    Slot(asio::any_io_executor ex, size_t server_index) : ready(ex), server(server_index) {}
-    std::shared_ptr<net::MuxConnection> conn;
-    bool connecting = false;
-    asio::steady_timer ready;  // cancelled when a connection attempt ends
-    size_t server;
-    Clock::time_point retry_after{};
-    std::chrono::milliseconds backoff{0};
-    Status last_error;
-  };
+  static net::ConnectionPool::Options PoolOptions(const ClientOptions& o) {
+    net::ConnectionPool::Options p;
+    p.connection.max_payload = o.max_frame_bytes;
+    p.decode_error = DecodeErrorFrame;
+    p.per_peer = o.connections_per_server;
+    p.connect_timeout = o.connect_timeout;
+    return p;
+  }
 
-  // A live connection: the next pooled one in turn, (re)connecting as needed. Servers that
-  // failed recently are skipped until their backoff has passed.
+  // A live connection to one of the servers, trying them in turn.
   asio::awaitable<Result<std::shared_ptr<net::MuxConnection>>> Acquire(Deadline deadline) {
     Status last = Status::Unavailable("no server configured");
-    for (size_t tried = 0; tried < slots_.size(); ++tried) {
-      Slot& slot = *slots_[next_++ % slots_.size()];
-      const Server& server = servers_[slot.server];
-      if (!server.invalid.ok()) co_return server.invalid;
-      if (slot.conn && !slot.conn->broken()) co_return slot.conn;
-      if (slot.connecting) {
-        co_await slot.ready.async_wait(kNoThrow);
-        if (slot.conn && !slot.conn->broken()) co_return slot.conn;
-        last = slot.last_error;
-        continue;
-      }
-      if (Clock::now() < slot.retry_after) {
-        last = slot.last_error;
-        continue;
-      }
-      slot.connecting = true;
-      slot.ready.expires_at(Clock::time_point::max());
-      net::ConnectionOptions connection_options;
-      connection_options.max_payload = options_.max_frame_bytes;
-      const Deadline connect_deadline = std::min(deadline, Clock::now() + options_.connect_timeout);
-      auto conn = co_await net::MuxConnection::Connect(server.host, server.port, connection_options,
-                                                       DecodeErrorFrame, connect_deadline);
-      slot.connecting = false;
-      slot.ready.cancel();
-      if (conn.ok()) {
-        slot.conn = std::move(*conn);
-        slot.backoff = std::chrono::milliseconds(0);
-        co_return slot.conn;
-      }
-      slot.last_error = conn.status();
-      slot.backoff = std::clamp(slot.backoff * 2, std::chrono::milliseconds(100),
-                                std::chrono::milliseconds(5000));
-      slot.retry_after = Clock::now() + slot.backoff;
+    for (size_t tried = 0; tried < options_.servers.size(); ++tried) {
+      const std::string& server = options_.servers[next_++ % options_.servers.size()];
+      auto conn = co_await pool_.Acquire(server, deadline);
+      if (conn.ok() || conn.status().code() == Code::kInvalidArgument) co_return conn;
       last = conn.status();
     }
     co_return last;
   }
 
-  const asio::any_io_executor executor_;
   const ClientOptions options_;
-  std::vector<Server> servers_;
-  std::vector<std::unique_ptr<Slot>> slots_;
+  net::ConnectionPool pool_;
   size_t next_ = 0;
 };
 
