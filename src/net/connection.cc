@@ -46,6 +46,22 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text) {
   return std::make_pair(std::string(host), number);
 }
 
+asio::awaitable<Result<std::string>> ReadPreamble(tcp::socket& socket) {
+  char preamble[kPreambleBytes];
+  auto [ec, n] = co_await asio::async_read(socket, asio::buffer(preamble), kNoThrow);
+  if (ec == asio::error::eof) co_return Status::Unavailable("the peer closed the connection");
+  if (ec) co_return Status::Unavailable(fmt::format("read: {}", ec.message()));
+  co_return std::string(preamble, kPreambleBytes);
+}
+
+asio::awaitable<Status> ReadPreamble(tcp::socket& socket, std::string_view expected) {
+  auto got = co_await ReadPreamble(socket);
+  if (!got.ok()) co_return got.status();
+  // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
+  if (*got != expected) co_return Status::InvalidArgument("unknown protocol preamble");
+  co_return Status::Ok();
+}
+
 // ---------------------------------------------------------------------------------------------
 // BatchWriter
 
@@ -110,16 +126,8 @@ asio::awaitable<Status> FrameConnection::Run(OnFrame on_frame, OnProtocolError o
 asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolError& on_error) {
   Status result;
   bool flush_and_close = false;
-  char preamble[kPreambleBytes];
-  auto [ec, n] = co_await asio::async_read(socket_, asio::buffer(preamble), kNoThrow);
-  if (ec) {
-    result = ec == asio::error::eof ? Status::Ok()
-                                    : Status::Unavailable(fmt::format("read: {}", ec.message()));
-  } else if (std::string_view(preamble, kPreambleBytes) != options_.preamble) {
-    // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
-    result = Status::InvalidArgument("unknown protocol preamble");
-    closed_ = true;
-  }
+  if (!options_.preamble.empty()) result = co_await ReadPreamble(socket_, options_.preamble);
+  if (!result.ok()) closed_ = true;
   while (result.ok() && !closed_) {
     if (ShouldPauseReading() && !stop_reading_) {
       reading_paused_ = true;

@@ -25,10 +25,17 @@ namespace cairn::net {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// Reads the 4-byte preamble a connection starts with. UNAVAILABLE when the peer closes first.
+asio::awaitable<Result<std::string>> ReadPreamble(tcp::socket& socket);
+// Reads it and checks it is `expected` (INVALID_ARGUMENT otherwise).
+asio::awaitable<Status> ReadPreamble(tcp::socket& socket, std::string_view expected);
+
 // "host:port" (an IPv4 address, "[v6]:port" or a host name) split in two.
 Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text);
 
 struct ConnectionOptions {
+  // Server side: the preamble the connection must start with; empty when the caller has read
+  // it already (a server that routes protocols by preamble). Client side: sent first.
   std::string preamble = std::string(kNativePreamble);
   size_t max_payload = size_t{16} << 20;
   // Server side: requests received but not yet answered. Beyond it the connection stops
@@ -75,7 +82,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
 
   FrameConnection(tcp::socket socket, ConnectionOptions options);
 
-  // Checks the preamble, then reads frames until the peer closes, an error, a protocol error or
+  // Checks the preamble (if any), then reads frames until the peer closes, an error, a protocol error or
   // Close(); answers still being computed are sent before the socket closes, unless the
   // connection broke. Returns why the connection ended (OK for a clean close by the peer).
   asio::awaitable<Status> Run(OnFrame on_frame, OnProtocolError on_error);

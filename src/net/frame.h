@@ -21,6 +21,8 @@ inline constexpr size_t kFrameHeaderBytes = 12;
 inline constexpr size_t kPreambleBytes = 4;
 // The native client protocol, version 1.
 inline constexpr std::string_view kNativePreamble = "CRN1";
+// Internode messaging (its messages carry their own protocol version).
+inline constexpr std::string_view kInternodePreamble = "CRNI";
 
 struct Frame {
   uint64_t request_id = 0;

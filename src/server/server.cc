@@ -19,6 +19,8 @@ namespace {
 
 constexpr std::string_view kClockReservationKey = "hlc_reserved_ms";
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// A client must name its protocol this soon after connecting.
+constexpr auto kPreambleTimeout = std::chrono::seconds(10);
 
 }  // namespace
 
@@ -156,8 +158,22 @@ asio::awaitable<void> Server::AcceptLoop() {
       socket.close(ec);
       continue;
     }
-    // Serve() ends when the connection does and reports nothing: detached is right here.
-    asio::co_spawn(target.io, native_->Serve(std::move(socket)), asio::detached);
+    // Route() ends when the connection does and reports nothing: detached is right here.
+    asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
+  }
+}
+
+// Reads the preamble and hands the connection to the protocol it names.
+asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
+  auto preamble = co_await base::WithDeadline(net::ReadPreamble(socket), base::Clock::now() + kPreambleTimeout);
+  if (!preamble || !preamble->ok()) co_return;  // silent or gone: nothing to answer
+  if (**preamble == net::kNativePreamble) {
+    co_await native_->Serve(std::move(socket));
+  } else {
+    // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
+    boost::system::error_code ec;
+    spdlog::debug("closing a connection from {} with an unknown preamble",
+                  socket.remote_endpoint(ec).address().to_string());
   }
 }
 

@@ -63,6 +63,7 @@ class Server {
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
   asio::awaitable<void> AcceptLoop();
+  asio::awaitable<void> Route(asio::ip::tcp::socket socket);
   void ReservationTicker();
 
   const ServerOptions options_;

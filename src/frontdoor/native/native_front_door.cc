@@ -66,6 +66,7 @@ NativeFrontDoor::NativeFrontDoor(coordinator::Coordinator* coordinator, NativeOp
 
 asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
   net::ConnectionOptions connection_options;
+  connection_options.preamble.clear();  // read by the server's accept loop
   connection_options.max_payload = options_.max_frame_bytes;
   connection_options.max_inflight = options_.max_inflight_per_connection;
   auto conn = std::make_shared<net::FrameConnection>(std::move(socket), connection_options);

@@ -33,7 +33,7 @@ class NativeFrontDoor {
  public:
   NativeFrontDoor(coordinator::Coordinator* coordinator, NativeOptions options);
 
-  // Serves one accepted connection until it closes.
+  // Serves one accepted connection, whose preamble the caller has read, until it closes.
   asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
 
   // Asks every open connection to stop reading and to close once its requests in flight have
