@@ -209,7 +209,8 @@ Status Schema::Drop(std::string_view name, bool if_exists) {
   }
   std::promise<Status> done;
   storage::WriteRequest request;
-  request.meta.push_back({fmt::format("{}{}", kKeyspacePrefix, name), std::nullopt});
+  request.raw.push_back(
+      {storage::Family::kMeta, fmt::format("{}{}", kKeyspacePrefix, name), std::nullopt});
   request.drop = storage::WriteRequest::Drop{.keyspace = def->id, .partitions = partitions_};
   engine_->Write(std::move(request),
                  [&done](Status s, std::vector<storage::WriteOutcome>) { done.set_value(s); });

@@ -182,6 +182,8 @@ Status Engine::OpenDb() {
   }
   db_.reset(raw);
   data_ = handles_[1];
+  paxos_ = handles_[2];
+  hints_ = handles_[3];
   meta_ = handles_[4];
 
   auto dropped = ListMeta(kDroppedPrefix);
@@ -224,7 +226,7 @@ Result<std::optional<StoredValue>> Engine::Get(const DataKey& key) const {
 void Engine::Write(WriteRequest request, WriteCallback done) {
   size_t bytes = 64;
   for (const auto& op : request.ops) bytes += op.key.key.size() + op.value.value.size() + 32;
-  for (const auto& m : request.meta) bytes += m.key.size() + (m.value ? m.value->size() : 0);
+  for (const auto& w : request.raw) bytes += w.key.size() + (w.value ? w.value->size() : 0);
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -313,11 +315,11 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
       }
       outcomes[i].push_back(std::move(outcome));
     }
-    for (const MetaWrite& m : request.meta) {
-      if (m.value) {
-        batch.Put(meta_, m.key, *m.value);
+    for (const RawWrite& w : request.raw) {
+      if (w.value) {
+        batch.Put(HandleOf(w.family), w.key, *w.value);
       } else {
-        batch.Delete(meta_, m.key);
+        batch.Delete(HandleOf(w.family), w.key);
       }
     }
     if (request.drop) {
@@ -423,13 +425,35 @@ Result<std::optional<std::string>> Engine::GetMeta(std::string_view key) const {
 
 Result<std::vector<std::pair<std::string, std::string>>> Engine::ListMeta(
     std::string_view prefix) const {
+  return List(Family::kMeta, prefix, "", SIZE_MAX);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Engine::List(Family family,
+                                                                      std::string_view prefix,
+                                                                      std::string_view after,
+                                                                      size_t limit) const {
   std::vector<std::pair<std::string, std::string>> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), HandleOf(family)));
+  std::string start(prefix);
+  if (!after.empty() && after >= prefix) {
+    start.assign(after);
+    start.push_back('\0');
+  }
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
+       it->Next()) {
     out.emplace_back(it->key().ToString(), it->value().ToString());
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "meta scan");
+  if (!it->status().ok()) return FromRocks(it->status(), "list");
   return out;
+}
+
+rocksdb::ColumnFamilyHandle* Engine::HandleOf(Family family) const {
+  switch (family) {
+    case Family::kMeta: return meta_;
+    case Family::kPaxos: return paxos_;
+    case Family::kHints: return hints_;
+  }
+  return meta_;
 }
 
 Status Engine::WriteMeta(const std::vector<MetaWrite>& writes) {

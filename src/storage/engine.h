@@ -71,7 +71,17 @@ struct WriteOutcome {
   std::optional<StoredValue> current;
 };
 
+// The column families besides `data`, which hold small records keyed by their owners' layouts.
+enum class Family { kMeta, kPaxos, kHints };
+
 struct MetaWrite {
+  std::string key;
+  std::optional<std::string> value;  // nullopt: delete the key
+};
+
+// A put or delete in one of the other column families.
+struct RawWrite {
+  Family family = Family::kMeta;
   std::string key;
   std::optional<std::string> value;  // nullopt: delete the key
 };
@@ -79,7 +89,7 @@ struct MetaWrite {
 // Everything in one request is applied in the same atomic RocksDB write.
 struct WriteRequest {
   std::vector<WriteOp> ops;
-  std::vector<MetaWrite> meta;
+  std::vector<RawWrite> raw;
   // Removes all data of a keyspace id over `partitions` partitions, and remembers the id as
   // dropped so that compaction discards any write that still arrives for it.
   struct Drop {
@@ -140,6 +150,12 @@ class Engine {
   // keyspaces). GetMeta/ListMeta are short reads.
   Result<std::optional<std::string>> GetMeta(std::string_view key) const;
   Result<std::vector<std::pair<std::string, std::string>>> ListMeta(std::string_view prefix) const;
+  // Records of `family` whose keys start with `prefix` and sort after `after` (all when empty),
+  // in key order, at most `limit` of them.
+  Result<std::vector<std::pair<std::string, std::string>>> List(Family family,
+                                                                 std::string_view prefix,
+                                                                 std::string_view after,
+                                                                 size_t limit) const;
   // Synchronous and fsynced: for start-up and the clock's reservations, not for request paths.
   Status WriteMeta(const std::vector<MetaWrite>& writes);
 
@@ -166,6 +182,7 @@ class Engine {
   Status OpenDb();
   void WriterLoop();
   void CommitGroup(std::vector<Pending>& group);
+  rocksdb::ColumnFamilyHandle* HandleOf(Family family) const;
 
   // Constant after Open().
   EngineOptions options_;
@@ -174,6 +191,8 @@ class Engine {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* data_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* paxos_ = nullptr;
+  rocksdb::ColumnFamilyHandle* hints_ = nullptr;
   std::shared_ptr<GcFilterFactory> gc_factory_;
 
   // The writer thread's queue.

@@ -271,7 +271,7 @@ TEST_F(EngineTest, DroppedKeyspaceDataIsGoneAndStaysGone) {
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("a", "1", {1, 1}, 0, 5), Put("b", "2", {1, 1}, 3, 5),
                                            Put("a", "other", {1, 1}, 0, 6)}})
                   .status.ok());
-  auto w = WriteSync(*engine_, {.meta = {{"ks/x", std::nullopt}},
+  auto w = WriteSync(*engine_, {.raw = {{Family::kMeta, "ks/x", std::nullopt}},
                                 .drop = WriteRequest::Drop{.keyspace = 5, .partitions = 4}});
   ASSERT_TRUE(w.status.ok());
   EXPECT_FALSE(Read(*engine_, "a", 0, 5).has_value());
@@ -285,6 +285,27 @@ TEST_F(EngineTest, DroppedKeyspaceDataIsGoneAndStaysGone) {
   EXPECT_EQ(engine_->DroppedKeyspaces(), (std::set<uint32_t>{5}));
   ASSERT_TRUE(engine_->CompactAll().ok());
   EXPECT_FALSE(Read(*engine_, "late", 1, 5).has_value());
+}
+
+TEST_F(EngineTest, RawRecordsInOtherFamiliesAreListedByPrefix) {
+  WriteRequest req;
+  for (int i = 0; i < 5; ++i) {
+    req.raw.push_back({Family::kHints, fmt::format("n1/{}", i), fmt::format("hint{}", i)});
+  }
+  req.raw.push_back({Family::kHints, "n2/0", "other target"});
+  req.raw.push_back({Family::kPaxos, "n1/0", "not a hint"});
+  ASSERT_TRUE(WriteSync(*engine_, std::move(req)).status.ok());
+  auto first = engine_->List(Family::kHints, "n1/", "", 3);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[2].second, "hint2");
+  auto rest = engine_->List(Family::kHints, "n1/", (*first)[2].first, 100);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[0].first, "n1/3");
+  ASSERT_TRUE(WriteSync(*engine_, {.raw = {{Family::kHints, "n1/0", std::nullopt}}}).status.ok());
+  EXPECT_EQ(engine_->List(Family::kHints, "n1/", "", 100)->size(), 4u);
+  EXPECT_EQ(engine_->List(Family::kPaxos, "", "", 100)->size(), 1u);
+  EXPECT_FALSE(engine_->GetMeta("n1/0")->has_value());
 }
 
 TEST_F(EngineTest, MetaRecords) {
