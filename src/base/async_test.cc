@@ -1,7 +1,9 @@
 #include "base/async.h"
 
 #include <atomic>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -88,6 +90,44 @@ TEST(WithDeadlineTest, GivesUpAtDeadlineAndIgnoresLateCompletion) {
   EXPECT_LT(Clock::now() - start, 5s);
   release = true;
   worker.join();
+}
+
+// Completions racing with deadlines, from another thread: every wait must end exactly once, with
+// either the value or the cancellation, and never touch freed state.
+TEST(WithDeadlineTest, CompletionRacingTheDeadlineEndsEachWaitOnce) {
+  asio::io_context io;
+  std::atomic<int> ended{0}, values{0}, timeouts{0};
+  std::vector<std::thread> workers;
+  std::mutex workers_mu;
+  constexpr int kWaits = 500;
+  for (int i = 0; i < kWaits; ++i) {
+    asio::co_spawn(
+        io,
+        [&, i]() -> asio::awaitable<void> {
+          auto r = co_await WithDeadline(
+              AwaitCallback<int>(
+                  [&, i](auto done) {
+                    std::lock_guard lock(workers_mu);
+                    workers.emplace_back([done, i] {
+                      std::this_thread::sleep_for(std::chrono::microseconds((i * 37) % 2000));
+                      done(i);
+                    });
+                  },
+                  -1),
+              Clock::now() + std::chrono::microseconds((i * 53) % 2000));
+          ++ended;
+          if (r && *r == i) ++values;
+          if (r && *r == -1) ++timeouts;  // the cancellation value, passed through as a value
+          if (!r) ++timeouts;
+        },
+        asio::detached);
+  }
+  io.run();
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(ended.load(), kWaits);
+  EXPECT_EQ(values.load() + timeouts.load(), kWaits);
+  EXPECT_GT(values.load(), 0);
+  EXPECT_GT(timeouts.load(), 0);
 }
 
 }  // namespace

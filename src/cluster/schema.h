@@ -17,6 +17,7 @@
 namespace cairn::cluster {
 
 inline constexpr std::string_view kDefaultKeyspace = "default";
+inline constexpr uint32_t kDefaultKeyspaceId = 1;
 inline constexpr uint32_t kDefaultPartitionBits = 10;  // 1024 partitions
 inline constexpr uint32_t kMaxReplicationFactor = 15;
 

@@ -73,6 +73,14 @@ Status Coordinator::ValidateValue(std::string_view value) const {
   return Status::Ok();
 }
 
+Status Coordinator::ValidateTtl(uint64_t ttl_ms) const {
+  if (ttl_ms > options_.max_ttl_ms) {
+    return Status::InvalidArgument(
+        fmt::format("ttl of {} ms is over the maximum of {} ms", ttl_ms, options_.max_ttl_ms));
+  }
+  return Status::Ok();
+}
+
 Status Coordinator::ValidateReadLevel(Consistency level) const {
   if (level == Consistency::kAny) {
     return Status::InvalidArgument("ANY is a write consistency level; reads need at least ONE");
@@ -127,6 +135,7 @@ asio::awaitable<Result<Version>> Coordinator::Put(std::string key, std::string v
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateKey(key); !s.ok()) co_return s;
   if (Status s = ValidateValue(value); !s.ok()) co_return s;
+  if (Status s = ValidateTtl(ttl_ms); !s.ok()) co_return s;
   if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
   const Version version{clock_->Now(), identity_.node_id};
   std::vector<WriteOp> ops(1);
@@ -163,6 +172,7 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   if (condition.kind == CasCondition::Kind::kIfValue) {
     if (Status s = ValidateValue(condition.value); !s.ok()) co_return s;
   }
+  if (Status s = ValidateTtl(ttl_ms); !s.ok()) co_return s;
   if (options.consistency == Consistency::kAny) {
     co_return Status::InvalidArgument("compare-and-swap cannot run at ANY");
   }
@@ -175,14 +185,17 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   ops[0].precondition = [condition = std::move(condition), now](const StoredValue* current) {
     return ConditionHolds(condition, Live(current, now));
   };
-  ops[0].order_after_current = true;
+  // Raised through the clock, so the version is unique: a later Put can never get it too.
+  ops[0].raise_above = [clock = clock_, node = identity_.node_id](const Version& current) {
+    clock->Observe(current.hlc);
+    return Version{clock->Now(), node};
+  };
   auto outcomes = co_await ApplyLocal(std::move(ops), options.deadline);
   if (!outcomes.ok()) co_return outcomes.status();
   const storage::WriteOutcome& outcome = (*outcomes)[0];
   CasResult result;
   result.applied = outcome.applied;
   if (outcome.applied) {
-    clock_->Observe(outcome.version.hlc);  // the version may have been raised above ours
     if (new_value) result.current = Record{std::move(*new_value), outcome.version, expiry};
   } else if (outcome.current) {
     result.current = LiveRecord(*outcome.current, now);
@@ -217,6 +230,7 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   args.after = std::move(cursor);
   args.limit = limit;
   args.max_dead = size_t{limit} * 10 + 1000;
+  args.max_bytes = options_.max_answer_bytes;
   auto scanned = co_await base::WithDeadline(local_->Scan(std::move(args)), options.deadline);
   if (!scanned) co_return Status::Timeout("the scan did not finish before the deadline", 0);
   if (!scanned->ok()) co_return scanned->status();
@@ -239,14 +253,20 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
-  if (keys.size() > options_.max_batch_items) {
-    co_return Status::TooLarge(fmt::format("a batch holds at most {} keys, not {}",
-                                           options_.max_batch_items, keys.size()));
+  if (keys.size() > options_.max_batch_get_keys) {
+    co_return Status::TooLarge(fmt::format("a batch read holds at most {} keys, not {}",
+                                           options_.max_batch_get_keys, keys.size()));
   }
   const uint64_t now = wall_->NowMillis();
   std::vector<Result<std::optional<Record>>> out;
   out.reserve(keys.size());
+  size_t bytes = 0;
   for (std::string& key : keys) {
+    if (bytes > options_.max_answer_bytes) {
+      co_return Status::TooLarge(
+          fmt::format("the values read are over {} bytes; read fewer keys per batch",
+                      options_.max_answer_bytes));
+    }
     if (Status s = ValidateKey(key); !s.ok()) {
       out.emplace_back(std::move(s));
       continue;
@@ -257,6 +277,7 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
     } else if (!stored->has_value()) {
       out.emplace_back(std::optional<Record>());
     } else {
+      bytes += (*stored)->value.size();
       out.emplace_back(LiveRecord(**stored, now));
     }
   }
@@ -275,6 +296,7 @@ asio::awaitable<Result<std::vector<Version>>> Coordinator::BatchPut(std::vector<
   for (size_t i = 0; i < items.size(); ++i) {
     Status s = ValidateKey(items[i].key);
     if (s.ok()) s = ValidateValue(items[i].value);
+    if (s.ok()) s = ValidateTtl(items[i].ttl_ms);
     if (!s.ok()) {
       co_return Status(s.code(),
                        fmt::format("batch item {}: {}; nothing was written", i, s.message()));

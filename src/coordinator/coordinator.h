@@ -63,7 +63,12 @@ struct CoordinatorOptions {
   size_t max_value_bytes = kDefaultMaxValueBytes;
   uint32_t default_scan_limit = 100;
   uint32_t max_scan_limit = 10'000;
-  size_t max_batch_items = 10'000;
+  size_t max_batch_items = 10'000;  // BatchPut
+  size_t max_batch_get_keys = 1'000;
+  // A scan page or a BatchGet answer holds at most about this many bytes of keys and values: a
+  // scan page ends early (with a cursor), a BatchGet over it is TOO_LARGE.
+  size_t max_answer_bytes = size_t{32} << 20;
+  uint64_t max_ttl_ms = uint64_t{10} * 366 * 24 * 3600 * 1000;  // about ten years
 };
 
 struct NodeInfo {
@@ -123,6 +128,7 @@ class Coordinator {
   Result<cluster::KeyspaceDef> ResolveKeyspace(const std::string& name) const;
   Status ValidateKey(std::string_view key) const;
   Status ValidateValue(std::string_view value) const;
+  Status ValidateTtl(uint64_t ttl_ms) const;
   // INVALID_ARGUMENT for a level that makes no sense for the operation.
   Status ValidateReadLevel(Consistency level) const;
   Status ValidateWriteLevel(Consistency level) const;

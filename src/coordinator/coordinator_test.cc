@@ -12,6 +12,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "base/hash.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::coordinator {
@@ -161,6 +162,36 @@ TEST_F(CoordinatorTest, CasConditions) {
   ASSERT_TRUE(Run(coordinator_->Put("ttl", "old", 10, Opts())).ok());
   wall_.ms += 11;
   EXPECT_TRUE(Cas("ttl", CasCondition{.kind = K::kIfNotExists}, "new")->applied);
+}
+
+TEST_F(CoordinatorTest, CasAfterFutureVersionGetsAUniqueVersionBelowLaterWrites) {
+  // A version from a node whose clock runs 10 s ahead.
+  storage::WriteOp future;
+  future.key = storage::DataKey{base::PartitionOfToken(base::Token("f"), identity_.partition_bits),
+                                cluster::kDefaultKeyspaceId, "f"};
+  future.value.version = Version{(wall_.ms + 10'000) << 16, 99};
+  future.value.value = "from the future";
+  std::promise<void> done;
+  storage::WriteRequest request;
+  request.ops.push_back(future);
+  engine_->Write(std::move(request),
+                 [&](Status, std::vector<storage::WriteOutcome>) { done.set_value(); });
+  done.get_future().wait();
+
+  auto cas = Cas("f", CasCondition{.kind = CasCondition::Kind::kIfExists}, "mine");
+  ASSERT_TRUE(cas.ok());
+  ASSERT_TRUE(cas->applied);
+  EXPECT_GT(cas->current->version, future.value.version);  // ordered after what it replaced
+  EXPECT_EQ(cas->current->version.node, 7u);
+  auto put = Put("g", "later");
+  ASSERT_TRUE(put.ok());
+  EXPECT_GT(*put, cas->current->version);  // the clock moved past the raised version
+}
+
+TEST_F(CoordinatorTest, TtlAndBatchLimits) {
+  EXPECT_EQ(Put("k", "v", uint64_t{1} << 62).status().code(), Code::kInvalidArgument);
+  std::vector<std::string> keys(1001, "k");
+  EXPECT_EQ(Run(coordinator_->BatchGet(keys, Opts())).status().code(), Code::kTooLarge);
 }
 
 TEST_F(CoordinatorTest, ConcurrentCasIncrementsLoseNothing) {

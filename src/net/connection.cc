@@ -85,6 +85,7 @@ asio::awaitable<Status> BatchWriter::Run() {
         sending_.clear();
       }
       if (ec) co_return Status::Unavailable(fmt::format("write failed: {}", ec.message()));
+      if (on_written_) on_written_();
       continue;
     }
     if (finishing_) co_return Status::Ok();
@@ -105,6 +106,7 @@ FrameConnection::FrameConnection(tcp::socket socket, ConnectionOptions options)
   boost::system::error_code ec;
   peer_ = socket_.remote_endpoint(ec);
   socket_.set_option(tcp::no_delay(true), ec);
+  writer_.OnWritten([this] { MaybeResumeReading(); });
 }
 
 asio::awaitable<Status> FrameConnection::Run(OnFrame on_frame, OnProtocolError on_error) {
@@ -136,7 +138,20 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
       reading_paused_ = false;
       continue;
     }
-    auto [rec, bytes] = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
+    boost::system::error_code rec;
+    size_t bytes = 0;
+    if (decoder_.buffered() == 0) {
+      std::tie(rec, bytes) = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
+    } else {
+      // In the middle of a frame: the rest must come in time.
+      auto read = co_await base::WithDeadline(socket_.async_read_some(decoder_.Prepare(), kNoThrow),
+                                              base::Clock::now() + options_.frame_timeout);
+      if (!read) {
+        result = Status::InvalidArgument("a frame did not arrive in time");
+        break;
+      }
+      std::tie(rec, bytes) = *read;
+    }
     if (rec) {
       if (rec == asio::error::eof) {
         if (decoder_.buffered() > 0) {
@@ -162,6 +177,9 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
       }
       if (!*frame) break;
       ++inflight_;
+      const size_t size = (*frame)->payload.size() + kFrameHeaderBytes;
+      inflight_bytes_ += size;
+      request_bytes_[(*frame)->request_id] += size;
       on_frame((*frame)->request_id, (*frame)->payload);
     }
     if (flush_and_close) break;
@@ -180,8 +198,16 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
 }
 
 bool FrameConnection::ShouldPauseReading() const {
-  return inflight_ >= options_.max_inflight ||
+  return inflight_ >= options_.max_inflight || inflight_bytes_ > options_.max_inflight_bytes ||
          writer_.pending_bytes() > options_.max_buffered_output;
+}
+
+void FrameConnection::Answered(uint64_t request_id) {
+  if (inflight_ > 0) --inflight_;
+  auto it = request_bytes_.find(request_id);
+  if (it == request_bytes_.end()) return;
+  inflight_bytes_ -= std::min(inflight_bytes_, it->second);
+  request_bytes_.erase(it);
 }
 
 void FrameConnection::MaybeResumeReading() {
@@ -224,13 +250,20 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> MuxConnection::Connect(
     base::Deadline deadline) {
   auto executor = co_await asio::this_coro::executor;
   const std::string where = fmt::format("{}:{}", host, port);
-  tcp::resolver resolver(executor);
-  auto resolved = co_await base::WithDeadline(
-      resolver.async_resolve(host, std::to_string(port), kNoThrow), deadline);
-  if (!resolved) co_return Status::Unavailable(fmt::format("resolving {} timed out", where));
-  auto [rec, endpoints] = std::move(*resolved);
-  if (rec) {
-    co_return Status::Unavailable(fmt::format("cannot resolve {}: {}", where, rec.message()));
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code aec;
+  const auto address = asio::ip::make_address(host, aec);
+  if (!aec) {
+    endpoints.emplace_back(address, port);
+  } else {
+    // A host name. getaddrinfo cannot be cancelled, so a hanging DNS server can hold this past
+    // the deadline; numeric addresses (what clusters use) never get here.
+    tcp::resolver resolver(executor);
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), kNoThrow);
+    if (rec) {
+      co_return Status::Unavailable(fmt::format("cannot resolve {}: {}", where, rec.message()));
+    }
+    for (const auto& r : results) endpoints.push_back(r.endpoint());
   }
   tcp::socket socket(executor);
   auto connected =
@@ -293,9 +326,6 @@ asio::awaitable<Status> MuxConnection::ReadLoop() {
 
 asio::awaitable<Result<std::string>> MuxConnection::Await(uint64_t id, base::Deadline deadline) {
   auto self = shared_from_this();
-  if (writer_.pending_bytes() > options_.max_buffered_output) {
-    co_return Status::Unavailable("the connection is backed up: the server is not reading");
-  }
   PendingCall call{asio::steady_timer(socket_.get_executor(), deadline), std::nullopt};
   pending_.emplace(id, &call);
   co_await call.timer.async_wait(kNoThrow);

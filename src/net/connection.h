@@ -38,9 +38,14 @@ struct ConnectionOptions {
   // it already (a server that routes protocols by preamble). Client side: sent first.
   std::string preamble = std::string(kNativePreamble);
   size_t max_payload = size_t{16} << 20;
-  // Server side: requests received but not yet answered. Beyond it the connection stops
-  // reading until answers go out, which pushes back on a client that pipelines too far.
+  // Server side: requests received but not yet answered, by count and by bytes. Beyond either
+  // the connection stops reading until answers go out, which pushes back on a client that
+  // pipelines too far.
   size_t max_inflight = 1024;
+  size_t max_inflight_bytes = size_t{64} << 20;
+  // Server side: a frame that has started to arrive must be complete within this time, or the
+  // connection is closed (a peer that sends a header and goes quiet holds no buffer for long).
+  std::chrono::milliseconds frame_timeout{30'000};
   // Either side: stop reading while more than this waits to be written to a slow peer.
   size_t max_buffered_output = size_t{64} << 20;
 };
@@ -55,6 +60,8 @@ class BatchWriter {
   std::string* buffer() { return &pending_; }
   size_t pending_bytes() const { return pending_.size() + sending_.size(); }
   void Wake();
+  // Called after every completed write (the owner may resume reading that it paused).
+  void OnWritten(std::function<void()> fn) { on_written_ = std::move(fn); }
   // Run() returns once everything appended so far has been written.
   void Finish();
 
@@ -67,6 +74,7 @@ class BatchWriter {
   std::string pending_;
   std::string sending_;
   bool finishing_ = false;
+  std::function<void()> on_written_;
 };
 
 // The server side of one framed connection.
@@ -82,8 +90,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
 
   FrameConnection(tcp::socket socket, ConnectionOptions options);
 
-  // Checks the preamble (if any), then reads frames until the peer closes, an error, a protocol error or
-  // Close(); answers still being computed are sent before the socket closes, unless the
+  // Checks the preamble (if any), then reads frames until the peer closes, an error, a protocol
+  // error or Close(); answers still being computed are sent before the socket closes, unless the
   // connection broke. Returns why the connection ended (OK for a clean close by the peer).
   asio::awaitable<Status> Run(OnFrame on_frame, OnProtocolError on_error);
 
@@ -92,7 +100,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   void Send(uint64_t request_id, size_t payload_size, Serialize&& serialize) {
     if (closed_) return;
     AppendFrame(writer_.buffer(), request_id, payload_size, std::forward<Serialize>(serialize));
-    if (request_id != 0 && inflight_ > 0) --inflight_;
+    if (request_id != 0) Answered(request_id);
     writer_.Wake();
     MaybeResumeReading();
   }
@@ -110,6 +118,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   asio::awaitable<Status> ReadLoop(OnFrame& on_frame, OnProtocolError& on_error);
   bool ShouldPauseReading() const;
   void MaybeResumeReading();
+  void Answered(uint64_t request_id);
 
   tcp::socket socket_;
   const ConnectionOptions options_;
@@ -118,6 +127,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   asio::steady_timer resume_reading_;
   FrameDecoder decoder_;
   size_t inflight_ = 0;
+  size_t inflight_bytes_ = 0;
+  std::unordered_map<uint64_t, size_t> request_bytes_;  // of requests not yet answered
   bool reading_paused_ = false;
   bool reading_done_ = false;  // the peer stopped sending; close once everything is answered
   bool stop_reading_ = false;  // StopReading() was called: read on to the EOF even if paused
@@ -145,6 +156,10 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
   asio::awaitable<Result<std::string>> Call(size_t payload_size, Serialize&& serialize,
                                             base::Deadline deadline) {
     if (broken_) co_return broken_status_;
+    // Refuse before queueing anything: UNAVAILABLE must mean "not sent".
+    if (writer_.pending_bytes() > options_.max_buffered_output) {
+      co_return Status::Unavailable("the connection is backed up: the server is not reading");
+    }
     const uint64_t id = next_id_++;
     AppendFrame(writer_.buffer(), id, payload_size, std::forward<Serialize>(serialize));
     writer_.Wake();

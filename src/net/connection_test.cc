@@ -14,6 +14,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 
 namespace cairn::net {
 namespace {
@@ -69,6 +70,11 @@ class EchoServer {
   asio::awaitable<void> Serve(std::shared_ptr<FrameConnection> conn) {
     auto on_frame = [this, conn](uint64_t id, std::string_view payload) {
       std::string body(payload);
+      if (body.starts_with("big:")) {  // answer with that many bytes
+        const size_t n = std::stoul(body.substr(4));
+        conn->Send(id, n, [n](char* d) { std::memset(d, 'b', n); });
+        return;
+      }
       if (body.starts_with("sleep:")) {
         const int ms = std::stoi(body.substr(6));
         asio::co_spawn(
@@ -153,10 +159,11 @@ TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
           asio::use_future));
     }
     asio::steady_timer t(ex);
-    while (answered < 300) {
+    for (int i = 0; i < 1000 && answered < 300; ++i) {
       t.expires_after(5ms);
       co_await t.async_wait(kNoThrow);
     }
+    EXPECT_EQ(answered, 300);
     c->Close();
   }());
 }
@@ -309,6 +316,60 @@ TEST(ConnectionTest, GracefulCloseAnswersRequestsInFlight) {
     }
     EXPECT_TRUE(c->broken());
   }());
+}
+
+// A client that stops reading its answers makes the server stop reading its requests; once the
+// client reads again, the server must resume, also when nothing is left in flight.
+TEST(ConnectionTest, OutputBackpressureResumesReading) {
+  EchoServer server(ConnectionOptions{.max_buffered_output = 256 << 10});
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), server.port()));
+  std::string bytes(kNativePreamble);
+  for (uint64_t id = 1; id <= 40; ++id) AppendFrame(&bytes, id, "big:100000");  // 4 MB of answers
+  asio::write(s, asio::buffer(bytes));
+  std::this_thread::sleep_for(300ms);  // not reading: the server's output backs up
+  auto read_frames = [&](size_t want) {
+    FrameDecoder d(1 << 20);
+    size_t got = 0;
+    s.non_blocking(true);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (got < want && std::chrono::steady_clock::now() < deadline) {
+      boost::system::error_code ec;
+      const size_t n = s.read_some(d.Prepare(), ec);
+      if (ec == asio::error::would_block) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      if (ec) break;
+      d.Commit(n);
+      while (true) {
+        auto f = d.Next();
+        if (!f.ok() || !*f) break;
+        ++got;
+      }
+    }
+    s.non_blocking(false);
+    return got;
+  };
+  EXPECT_EQ(read_frames(40), 40u);
+  std::string last;
+  AppendFrame(&last, 41, "after the backlog");
+  asio::write(s, asio::buffer(last));
+  EXPECT_EQ(read_frames(1), 1u);
+}
+
+TEST(ConnectionTest, FrameThatNeverCompletesIsCutOff) {
+  EchoServer server(ConnectionOptions{.frame_timeout = 200ms});
+  std::string partial(kNativePreamble);
+  AppendFrameHeader(&partial, 1, 1000);
+  partial += "only a little";
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(RawExchange(server.port(), partial, false), "");  // returns when the server closes
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  auto ended = server.WaitEnded(1);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_NE(ended[0].message().find("in time"), std::string::npos) << ended[0].ToString();
 }
 
 TEST(ConnectionTest, ConnectToClosedPortIsUnavailable) {

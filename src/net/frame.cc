@@ -18,10 +18,16 @@ void AppendFrameHeader(std::string* out, uint64_t request_id, size_t payload_siz
 boost::asio::mutable_buffer FrameDecoder::Prepare() {
   if (begin_ == end_) begin_ = end_ = 0;
   size_t want = kReadChunk;
-  if (end_ - begin_ >= 4) {
-    // Room for the whole frame being received, up to the limit (a larger one fails in Next()).
+  const size_t buffered = end_ - begin_;
+  if (buffered >= 4) {
+    // Room for more of the frame being received, growing with what has arrived (so a peer
+    // that announces a large frame and sends nothing more makes us allocate little), up to
+    // the whole frame. A frame over the limit fails in Next().
     const size_t len = GetBig32(buf_.data() + begin_);
-    if (len <= max_payload_) want = std::max(want, kFrameHeaderBytes + len - (end_ - begin_));
+    if (len <= max_payload_) {
+      const size_t missing = kFrameHeaderBytes + len - std::min(buffered, kFrameHeaderBytes + len);
+      want = std::max(want, std::min(missing, buffered));
+    }
   }
   if (buf_.size() - end_ < want) {
     if (begin_ > 0) {

@@ -55,8 +55,9 @@ class FrameDecoder {
  public:
   explicit FrameDecoder(size_t max_payload) : max_payload_(max_payload) {}
 
-  // Space to read into. When a frame header is buffered, the space is large enough for the rest
-  // of that frame, so a large frame is read with few calls.
+  // Space to read into: at least 64 KiB; while a large frame arrives, up to as much again as
+  // has arrived of it, so a large frame takes a logarithmic number of reads and a peer must
+  // send bytes to make the buffer grow.
   boost::asio::mutable_buffer Prepare();
   void Commit(size_t bytes) { end_ += bytes; }
 

@@ -30,7 +30,7 @@ asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
       [&](auto done) {
         asio::post(blocking_, [this, args = std::move(args), done] {
           done(engine_->Scan(args.keyspace, args.partitions, args.prefix, args.after, args.limit,
-                             args.max_dead));
+                             args.max_dead, args.max_bytes));
         });
       },
       Status::Timeout("the scan did not finish before the deadline", 0));

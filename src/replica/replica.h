@@ -42,6 +42,7 @@ class Replica {
     std::string after;
     size_t limit = 100;
     size_t max_dead = 1000;
+    size_t max_bytes = SIZE_MAX;
   };
   // A merged, key-ordered page over the given partitions (see storage::Engine::Scan), computed
   // on the blocking executor.

@@ -102,9 +102,9 @@ Status Server::Open() {
       coordinator_options, identity_, schema_.get(), replica_.get(), clock_.get(),
       &base::SystemClock(), blocking_->get_executor());
   frontdoor::native::NativeOptions native_options;
-  // Room for the largest value plus the rest of a request.
+  // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
   native_options.max_frame_bytes =
-      std::max<size_t>(size_t{16} << 20, options_.max_value_bytes + (size_t{1} << 20));
+      std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
   native_ =
       std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
 
@@ -152,7 +152,7 @@ asio::awaitable<void> Server::AcceptLoop() {
       co_await pause.async_wait(kNoThrow);
       continue;
     }
-    if (native_->open_connections() >= options_.max_connections) {
+    if (open_connections_.load() >= options_.max_connections) {
       spdlog::warn("refusing a connection from {}: {} connections are open (--max-connections)",
                    socket.remote_endpoint(ec).address().to_string(), options_.max_connections);
       socket.close(ec);
@@ -165,7 +165,13 @@ asio::awaitable<void> Server::AcceptLoop() {
 
 // Reads the preamble and hands the connection to the protocol it names.
 asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
-  auto preamble = co_await base::WithDeadline(net::ReadPreamble(socket), base::Clock::now() + kPreambleTimeout);
+  ++open_connections_;
+  struct Release {
+    std::atomic<size_t>& n;
+    ~Release() { --n; }
+  } release{open_connections_};
+  auto preamble =
+      co_await base::WithDeadline(net::ReadPreamble(socket), base::Clock::now() + kPreambleTimeout);
   if (!preamble || !preamble->ok()) co_return;  // silent or gone: nothing to answer
   if (**preamble == net::kNativePreamble) {
     co_await native_->Serve(std::move(socket));
@@ -199,7 +205,7 @@ void Server::Stop() {
   if (native_) {
     native_->CloseAll();
     // Let requests in flight answer; connections close once they have.
-    for (int i = 0; i < 200 && native_->open_connections() > 0; ++i) {
+    for (int i = 0; i < 200 && open_connections_.load() > 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }

@@ -3,6 +3,7 @@
 // the right order.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -78,6 +79,9 @@ class Server {
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint native_endpoint_;
+  // Connections accepted and not yet closed, of every protocol (also those still to send their
+  // preamble): what --max-connections limits.
+  std::atomic<size_t> open_connections_{0};
 
   std::mutex ticker_mu_;
   std::condition_variable ticker_cv_;

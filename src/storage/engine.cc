@@ -304,8 +304,8 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
           continue;
         }
       }
-      if (op.order_after_current && current != nullptr && current->version >= op.value.version) {
-        op.value.version.hlc = current->version.hlc + 1;
+      if (op.raise_above && current != nullptr && current->version >= op.value.version) {
+        op.value.version = op.raise_above(current->version);
       }
       outcome.version = op.value.version;
       if (current == nullptr || current->version < op.value.version) {
@@ -355,7 +355,7 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
 
 Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
                                 std::string_view prefix, std::string_view after, size_t limit,
-                                size_t max_dead) const {
+                                size_t max_dead, size_t max_bytes) const {
   struct Source {
     std::unique_ptr<rocksdb::Iterator> it;
     std::string bound;  // encoded (partition, keyspace, prefix): keys outside it are done
@@ -397,14 +397,15 @@ Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> par
 
   const uint64_t now = clock_->NowMillis();
   ScanResult result;
-  size_t live = 0, dead = 0;
-  while (!heap.empty() && live < limit && dead <= max_dead) {
+  size_t live = 0, dead = 0, bytes = 0;
+  while (!heap.empty() && live < limit && dead <= max_dead && bytes < max_bytes) {
     const size_t i = heap.top();
     heap.pop();
     Source& src = sources[i];
     auto value = DecodeValue(std::string_view(src.it->value().data(), src.it->value().size()));
     if (!value.ok()) return value.status();
     (value->IsLive(now) ? live : dead)++;
+    bytes += src.user_key().size() + value->value.size();
     result.items.push_back(ScanItem{std::string(src.user_key()), std::move(*value)});
     src.it->Next();
     if (!src.it->status().ok()) return FromRocks(src.it->status(), "scan");
@@ -449,9 +450,12 @@ Result<std::vector<std::pair<std::string, std::string>>> Engine::List(Family fam
 
 rocksdb::ColumnFamilyHandle* Engine::HandleOf(Family family) const {
   switch (family) {
-    case Family::kMeta: return meta_;
-    case Family::kPaxos: return paxos_;
-    case Family::kHints: return hints_;
+    case Family::kMeta:
+      return meta_;
+    case Family::kPaxos:
+      return paxos_;
+    case Family::kHints:
+      return hints_;
   }
   return meta_;
 }

@@ -55,9 +55,12 @@ struct WriteOp {
   // there is none; tombstones and expired values are passed as they are); the op applies only if
   // it returns true. The single writer makes check-and-write atomic without a lock table.
   std::function<bool(const StoredValue* current)> precondition;
-  // When the current version is not older than value.version, raise value.version just above it
-  // instead of losing to it: a conditional write is ordered after the state it observed.
-  bool order_after_current = false;
+  // When set and the current version is not older than value.version, the op takes the version
+  // this returns (which must be greater than `current`) instead of losing to it: a conditional
+  // write is ordered after the state it observed. Called on the writer thread; the coordinator
+  // passes its clock here, so that the raised version is also one the clock will never issue
+  // again.
+  std::function<Version(const Version& current)> raise_above;
 };
 
 struct WriteOutcome {
@@ -65,7 +68,7 @@ struct WriteOutcome {
   // was already stored (last writer wins), or when the precondition failed.
   bool applied = false;
   bool precondition_failed = false;
-  // The version written (it differs from the op's only with order_after_current).
+  // The version written (it differs from the op's only through raise_above).
   Version version;
   // For ops with a precondition: the stored version it was evaluated against.
   std::optional<StoredValue> current;
@@ -141,10 +144,11 @@ class Engine {
 
   // Keys of `keyspace` that start with `prefix` and sort after `after` (all when empty), merged
   // in key order across `partitions`: at most `limit` live items; stops early once more than
-  // `max_dead` tombstones or expired values were examined. Blocking; run it off the reactors.
+  // `max_dead` tombstones or expired values were examined, or once the items hold `max_bytes`
+  // of keys and values (at least one item is returned). Blocking; run it off the reactors.
   Result<ScanResult> Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
                           std::string_view prefix, std::string_view after, size_t limit,
-                          size_t max_dead) const;
+                          size_t max_dead, size_t max_bytes = SIZE_MAX) const;
 
   // Meta column family: small records of the node itself (node id, clock reservation,
   // keyspaces). GetMeta/ListMeta are short reads.
@@ -153,9 +157,9 @@ class Engine {
   // Records of `family` whose keys start with `prefix` and sort after `after` (all when empty),
   // in key order, at most `limit` of them.
   Result<std::vector<std::pair<std::string, std::string>>> List(Family family,
-                                                                 std::string_view prefix,
-                                                                 std::string_view after,
-                                                                 size_t limit) const;
+                                                                std::string_view prefix,
+                                                                std::string_view after,
+                                                                size_t limit) const;
   // Synchronous and fsynced: for start-up and the clock's reservations, not for request paths.
   Status WriteMeta(const std::vector<MetaWrite>& writes);
 

@@ -175,7 +175,7 @@ TEST_F(EngineTest, OrderAfterCurrentRaisesVersion) {
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "future", {1000, 5})}}).status.ok());
   WriteOp cas = Put("k", "cas", {900, 1});
   cas.precondition = [](const StoredValue* cur) { return cur != nullptr; };
-  cas.order_after_current = true;
+  cas.raise_above = [](const Version& current) { return Version{current.hlc + 1, 1}; };
   auto w = WriteSync(*engine_, {.ops = {cas}});
   ASSERT_TRUE(w.outcomes[0].applied);
   EXPECT_EQ(w.outcomes[0].version, (Version{1001, 1}));
@@ -235,6 +235,20 @@ TEST_F(EngineTest, ScanReturnsTombstonesWithoutCountingThem) {
   EXPECT_EQ(bounded->items.size(), 1u);
   EXPECT_FALSE(bounded->exhausted);
   EXPECT_EQ(bounded->last_key, "a2");
+}
+
+TEST_F(EngineTest, ScanStopsAtItsByteBudget) {
+  WriteRequest req;
+  for (int i = 0; i < 10; ++i)
+    req.ops.push_back(Put(fmt::format("k{}", i), std::string(1000, 'v'), {1, 1}));
+  ASSERT_TRUE(WriteSync(*engine_, std::move(req)).status.ok());
+  const std::vector<uint32_t> parts = {0};
+  auto page = engine_->Scan(1, parts, "k", "", 100, 100, 2500);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->items.size(), 3u);  // stops once 2,500 bytes are reached
+  EXPECT_FALSE(page->exhausted);
+  auto tiny = engine_->Scan(1, parts, "k", "", 100, 100, 1);
+  EXPECT_EQ(tiny->items.size(), 1u);  // always makes progress
 }
 
 TEST_F(EngineTest, LargeValuesGoToBlobFiles) {

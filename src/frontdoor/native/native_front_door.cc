@@ -51,9 +51,20 @@ void SetKeyspace(const cluster::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_created_at_ms(def.created_at_ms);
 }
 
-template <typename Message>
-void SendMessage(net::FrameConnection& conn, uint64_t id, const Message& m) {
+// Answers larger than this are replaced by a TOO_LARGE error (clients accept 64 MiB frames by
+// default; the coordinator keeps scan pages and batch reads well under it).
+constexpr size_t kMaxAnswerBytes = size_t{64} << 20;
+
+void SendMessage(net::FrameConnection& conn, uint64_t id, const wire::Response& m) {
   const size_t size = m.ByteSizeLong();
+  if (size > kMaxAnswerBytes) {
+    wire::Response too_large;
+    SetError(Status::TooLarge(fmt::format("the answer would be {} bytes, over the {} byte limit",
+                                          size, kMaxAnswerBytes)),
+             &too_large);
+    SendMessage(conn, id, too_large);
+    return;
+  }
   conn.Send(id, size, [&](char* dest) {
     m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
   });
