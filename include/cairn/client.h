@@ -42,7 +42,7 @@ struct ScanPage {
 struct KeyspaceInfo {
   std::string name;
   uint32_t id = 0;
-  uint32_t replication_factor = 0;
+  ReplicationMap replication;
   Consistency read_consistency = Consistency::kDefault;
   Consistency write_consistency = Consistency::kDefault;
   uint64_t created_at_ms = 0;

@@ -99,7 +99,8 @@ struct KeyspaceSpec {
   explicit KeyspaceSpec(std::string n) : name(std::move(n)) {}
 
   std::string name;
-  uint32_t replication_factor = 3;
+  // Replicas per data centre ({"*": 3}: three in each; see ParseReplication in cairn/types.h).
+  ReplicationMap replication = {{std::string(kEveryDc), 3}};
   Consistency read_consistency = Consistency::kQuorum;
   Consistency write_consistency = Consistency::kQuorum;
 };

@@ -4,6 +4,8 @@
 
 #include <compare>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +53,18 @@ enum class Consistency : uint8_t {
 // "ONE", "LOCAL_QUORUM", ...; ParseConsistency accepts these names in any letter case.
 std::string_view ConsistencyName(Consistency level);
 std::optional<Consistency> ParseConsistency(std::string_view name);
+
+// Replicas of a keyspace per data centre. The key "*" (kEveryDc) gives the factor of every data
+// centre not named: {"*": 3} is three replicas in each DC.
+using ReplicationMap = std::map<std::string, uint32_t, std::less<>>;
+inline constexpr std::string_view kEveryDc = "*";
+inline constexpr uint32_t kMaxReplicationFactor = 15;
+
+// Parses "3" (that many replicas in every DC) or "dc1=3,dc2=2" (per DC; others get none).
+// nullopt for anything else, a factor over kMaxReplicationFactor, or no replica at all.
+std::optional<ReplicationMap> ParseReplication(std::string_view text);
+// The text ParseReplication reads: "3" or "dc1=3,dc2=2".
+std::string ReplicationText(const ReplicationMap& replication);
 
 // A live value as returned by reads.
 struct Record {

@@ -47,6 +47,56 @@ std::optional<Version> Version::Parse(std::string_view text) {
   return v;
 }
 
+std::optional<ReplicationMap> ParseReplication(std::string_view text) {
+  auto valid_dc = [](std::string_view dc) {
+    if (dc.empty() || dc.size() > 48 || !std::isalpha(static_cast<unsigned char>(dc[0]))) {
+      return false;
+    }
+    for (char c : dc) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+    }
+    return true;
+  };
+  ReplicationMap out;
+  if (text.find('=') == std::string_view::npos) {
+    uint32_t n = 0;
+    if (!ParseDecimal(text, &n) || n == 0 || n > kMaxReplicationFactor) return std::nullopt;
+    out[std::string(kEveryDc)] = n;
+    return out;
+  }
+  uint32_t total = 0;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (comma != std::string_view::npos && text.empty()) return std::nullopt;  // "dc1=3,"
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    const std::string_view dc = item.substr(0, eq);
+    uint32_t n = 0;
+    if (!valid_dc(dc) || !ParseDecimal(item.substr(eq + 1), &n) || n > kMaxReplicationFactor ||
+        out.contains(dc)) {
+      return std::nullopt;
+    }
+    out[std::string(dc)] = n;
+    total += n;
+  }
+  if (total == 0) return std::nullopt;
+  return out;
+}
+
+std::string ReplicationText(const ReplicationMap& replication) {
+  if (replication.size() == 1 && replication.begin()->first == kEveryDc) {
+    return std::to_string(replication.begin()->second);
+  }
+  std::string out;
+  for (const auto& [dc, rf] : replication) {
+    if (!out.empty()) out += ",";
+    out += fmt::format("{}={}", dc, rf);
+  }
+  return out;
+}
+
 std::string_view ConsistencyName(Consistency level) {
   for (const auto& [l, name] : kLevelNames) {
     if (l == level) return name;

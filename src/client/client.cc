@@ -55,7 +55,10 @@ KeyspaceInfo KeyspaceOf(const wire::Keyspace& k) {
   KeyspaceInfo info;
   info.name = k.name();
   info.id = k.id();
-  info.replication_factor = k.replication_factor();
+  for (const auto& [dc, rf] : k.replication()) info.replication[dc] = rf;
+  if (info.replication.empty() && k.replication_factor() != 0) {
+    info.replication[std::string(kEveryDc)] = k.replication_factor();
+  }
   info.read_consistency = static_cast<Consistency>(k.read_consistency());
   info.write_consistency = static_cast<Consistency>(k.write_consistency());
   info.created_at_ms = k.created_at_ms();
@@ -317,7 +320,7 @@ asio::awaitable<Result<KeyspaceInfo>> AsyncClient::CreateKeyspace(KeyspaceSpec s
   create->set_if_not_exists(if_not_exists);
   wire::Keyspace* ks = create->mutable_keyspace();
   ks->set_name(std::move(spec.name));
-  ks->set_replication_factor(spec.replication_factor);
+  for (const auto& [dc, rf] : spec.replication) (*ks->mutable_replication())[dc] = rf;
   ks->set_read_consistency(static_cast<wire::Consistency>(spec.read_consistency));
   ks->set_write_consistency(static_cast<wire::Consistency>(spec.write_consistency));
   auto response = co_await impl->Call(request, /*idempotent=*/false);

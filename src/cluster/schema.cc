@@ -7,14 +7,14 @@
 
 #include <fmt/format.h>
 
-#include "proto/meta.pb.h"
+#include "base/hash.h"
+#include "proto/internode.pb.h"
 
 namespace cairn::cluster {
 namespace {
 
 constexpr std::string_view kNodeIdKey = "node_id";
 constexpr std::string_view kPartitionBitsKey = "partition_bits";
-constexpr std::string_view kNextKeyspaceIdKey = "keyspace_next_id";
 constexpr std::string_view kKeyspacePrefix = "keyspace/";
 
 std::optional<uint32_t> ParseU32(std::string_view text) {
@@ -26,36 +26,70 @@ std::optional<uint32_t> ParseU32(std::string_view text) {
 
 bool ValidReadLevel(Consistency c) { return c != Consistency::kDefault && c != Consistency::kAny; }
 bool ValidWriteLevel(Consistency c) {
-  return c != Consistency::kDefault && c != Consistency::kSerial && c != Consistency::kLocalSerial;
+  return c != Consistency::kDefault && c != Consistency::kSerial &&
+         c != Consistency::kLocalSerial;
 }
 
+bool ValidName(std::string_view name, size_t max) {
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+  };
+  const bool starts_with_letter =
+      !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
+  return name.size() <= max && starts_with_letter && std::all_of(name.begin(), name.end(), ok_char);
+}
+
+KeyspaceDef DefaultKeyspace() {
+  KeyspaceDef def;
+  def.name = std::string(kDefaultKeyspace);
+  def.id = kDefaultKeyspaceId;
+  return def;  // version {0, 0}: identical on every node, so it never conflicts
+}
+
+std::string MetaKey(std::string_view name) { return fmt::format("{}{}", kKeyspacePrefix, name); }
+
 std::string Encode(const KeyspaceDef& def) {
-  meta::KeyspaceDef m;
-  m.set_name(def.name);
-  m.set_id(def.id);
-  m.set_replication_factor(def.replication_factor);
-  m.set_read_consistency(static_cast<uint32_t>(def.read_consistency));
-  m.set_write_consistency(static_cast<uint32_t>(def.write_consistency));
-  m.set_created_at_ms(def.created_at_ms);
-  return m.SerializeAsString();
+  internode::KeyspaceRecord r;
+  r.set_name(def.name);
+  r.set_id(def.id);
+  for (const auto& [dc, rf] : def.replication) (*r.mutable_replication())[dc] = rf;
+  r.set_read_consistency(static_cast<uint32_t>(def.read_consistency));
+  r.set_write_consistency(static_cast<uint32_t>(def.write_consistency));
+  r.set_created_at_ms(def.created_at_ms);
+  r.mutable_version()->set_hlc(def.version.hlc);
+  r.mutable_version()->set_node(def.version.node);
+  r.set_dropped(def.dropped);
+  return r.SerializeAsString();
 }
 
 Result<KeyspaceDef> Decode(std::string_view bytes) {
-  meta::KeyspaceDef m;
-  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
-      m.read_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial) ||
-      m.write_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial)) {
-    return Status::Internal("corrupt keyspace definition in the meta column family");
+  internode::KeyspaceRecord r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      r.read_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial) ||
+      r.write_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial)) {
+    return Status::Internal("corrupt keyspace definition");
   }
-  return KeyspaceDef{.name = m.name(),
-                     .id = m.id(),
-                     .replication_factor = m.replication_factor(),
-                     .read_consistency = static_cast<Consistency>(m.read_consistency()),
-                     .write_consistency = static_cast<Consistency>(m.write_consistency()),
-                     .created_at_ms = m.created_at_ms()};
+  KeyspaceDef def;
+  def.name = r.name();
+  def.id = r.id();
+  def.replication.clear();
+  for (const auto& [dc, rf] : r.replication()) def.replication[dc] = rf;
+  def.read_consistency = static_cast<Consistency>(r.read_consistency());
+  def.write_consistency = static_cast<Consistency>(r.write_consistency());
+  def.created_at_ms = r.created_at_ms();
+  def.version = Version{r.version().hlc(), r.version().node()};
+  def.dropped = r.dropped();
+  return def;
 }
 
 }  // namespace
+
+uint32_t KeyspaceDef::ReplicationIn(std::string_view dc) const {
+  if (auto it = replication.find(dc); it != replication.end()) return it->second;
+  if (auto it = replication.find(kEveryDc); it != replication.end()) return it->second;
+  return 0;
+}
 
 Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
                                           std::optional<uint32_t> requested_id,
@@ -88,21 +122,15 @@ Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
     std::random_device rd;
     while (identity.node_id == 0) identity.node_id = rd();
   }
-  Status s =
-      engine.WriteMeta({{std::string(kNodeIdKey), std::to_string(identity.node_id)},
-                        {std::string(kPartitionBitsKey), std::to_string(identity.partition_bits)}});
+  Status s = engine.WriteMeta({{std::string(kNodeIdKey), std::to_string(identity.node_id)},
+                               {std::string(kPartitionBitsKey),
+                                std::to_string(identity.partition_bits)}});
   if (!s.ok()) return s;
   return identity;
 }
 
 Status ValidateKeyspaceName(std::string_view name) {
-  auto ok_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  };
-  const bool starts_with_letter =
-      !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
-  if (name.size() > 48 || !starts_with_letter || !std::all_of(name.begin(), name.end(), ok_char)) {
+  if (!ValidName(name, 48)) {
     return Status::InvalidArgument(fmt::format(
         "invalid keyspace name '{}': use 1-48 letters, digits, '_' or '-', starting with a letter",
         name));
@@ -110,89 +138,120 @@ Status ValidateKeyspaceName(std::string_view name) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Schema>> Schema::Load(storage::Engine* engine, uint32_t partitions,
-                                             uint64_t now_ms) {
+Result<std::unique_ptr<Schema>> Schema::Load(storage::Engine* engine, uint32_t partitions) {
   std::unique_ptr<Schema> schema(new Schema(engine, partitions));
-  auto next = engine->GetMeta(kNextKeyspaceIdKey);
-  if (!next.ok()) return next.status();
   auto listed = engine->ListMeta(kKeyspacePrefix);
   if (!listed.ok()) return listed.status();
   for (const auto& [key, value] : *listed) {
     auto def = Decode(value);
     if (!def.ok()) return def.status();
-    schema->keyspaces_.emplace(def->name, *def);
+    schema->records_.emplace(def->name, *def);
   }
-  if (next->has_value()) {
-    auto id = ParseU32(**next);
-    if (!id) return Status::Internal("corrupt keyspace id counter in the meta column family");
-    schema->next_id_ = *id;
-  }
-  if (!schema->keyspaces_.contains(kDefaultKeyspace)) {
-    KeyspaceDef def{.name = std::string(kDefaultKeyspace)};
-    auto created = schema->Create(def, /*if_not_exists=*/true, now_ms);
-    if (!created.ok()) return created.status();
-  }
+  schema->records_[std::string(kDefaultKeyspace)] = DefaultKeyspace();
   return schema;
 }
 
 std::optional<KeyspaceDef> Schema::Find(std::string_view name) const {
   std::lock_guard lock(mu_);
-  auto it = keyspaces_.find(name);
-  if (it == keyspaces_.end()) return std::nullopt;
+  auto it = records_.find(name);
+  if (it == records_.end() || it->second.dropped) return std::nullopt;
   return it->second;
 }
 
 std::vector<KeyspaceDef> Schema::List() const {
   std::lock_guard lock(mu_);
   std::vector<KeyspaceDef> out;
-  out.reserve(keyspaces_.size());
-  for (const auto& [name, def] : keyspaces_) out.push_back(def);
+  for (const auto& [name, def] : records_) {
+    if (!def.dropped) out.push_back(def);
+  }
   return out;
 }
 
-Status Schema::Persist(const KeyspaceDef& def, uint32_t next_id) {
-  return engine_->WriteMeta({{fmt::format("{}{}", kKeyspacePrefix, def.name), Encode(def)},
-                             {std::string(kNextKeyspaceIdKey), std::to_string(next_id)}});
+std::vector<KeyspaceDef> Schema::Records() const {
+  std::lock_guard lock(mu_);
+  std::vector<KeyspaceDef> out;
+  out.reserve(records_.size());
+  for (const auto& [name, def] : records_) {
+    if (name != kDefaultKeyspace) out.push_back(def);
+  }
+  return out;
 }
 
-Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms) {
-  if (Status s = ValidateKeyspaceName(spec.name); !s.ok()) return s;
-  if (spec.replication_factor < 1 || spec.replication_factor > kMaxReplicationFactor) {
-    return Status::InvalidArgument(fmt::format("replication factor must be 1 .. {}, not {}",
-                                               kMaxReplicationFactor, spec.replication_factor));
+uint32_t Schema::NewIdLocked(const KeyspaceDef& def) const {
+  // A hash of the definition's name and version: every node receiving the definition takes the
+  // id from it, and a re-created keyspace (a newer version) gets a new id.
+  const auto dropped = engine_->DroppedKeyspaces();
+  auto in_use = [&](uint32_t id) {
+    if (id <= kDefaultKeyspaceId || dropped.contains(id)) return true;
+    for (const auto& [name, other] : records_) {
+      if (other.id == id) return true;
+    }
+    return false;
+  };
+  uint64_t salt = 0;
+  uint32_t id = 0;
+  do {
+    id = static_cast<uint32_t>(base::Hash64(
+        fmt::format("{}/{}/{}/{}", def.name, def.version.hlc, def.version.node, salt++)));
+  } while (in_use(id));
+  return id;
+}
+
+Status Schema::Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data_of) {
+  storage::WriteRequest request;
+  request.raw.push_back({storage::Family::kMeta, MetaKey(def.name), Encode(def)});
+  if (drop_data_of) {
+    request.drop = storage::WriteRequest::Drop{.keyspace = *drop_data_of, .partitions = partitions_};
   }
+  std::promise<Status> done;
+  engine_->Write(std::move(request),
+                 [&done](Status s, std::vector<storage::WriteOutcome>) { done.set_value(s); });
+  return done.get_future().get();
+}
+
+Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms,
+                                   Version version) {
+  if (Status s = ValidateKeyspaceName(spec.name); !s.ok()) return s;
+  uint32_t total = 0;
+  for (const auto& [dc, rf] : spec.replication) {
+    if (rf > kMaxReplicationFactor) {
+      return Status::InvalidArgument(fmt::format("replication factor must be 0 .. {}, not {}",
+                                                 kMaxReplicationFactor, rf));
+    }
+    if (dc != kEveryDc && !ValidName(dc, 48)) {
+      return Status::InvalidArgument(fmt::format("invalid data centre name '{}'", dc));
+    }
+    total += rf;
+  }
+  if (total == 0) return Status::InvalidArgument("a keyspace needs at least one replica");
   if (!ValidReadLevel(spec.read_consistency)) {
-    return Status::InvalidArgument(
-        fmt::format("{} is not a read consistency level", ConsistencyName(spec.read_consistency)));
+    return Status::InvalidArgument(fmt::format("{} is not a read consistency level",
+                                               ConsistencyName(spec.read_consistency)));
   }
   if (!ValidWriteLevel(spec.write_consistency)) {
     return Status::InvalidArgument(fmt::format("{} is not a write consistency level",
                                                ConsistencyName(spec.write_consistency)));
   }
   std::lock_guard change(change_mu_);
-  uint32_t id;
+  KeyspaceDef def = spec;
   {
     std::lock_guard lock(mu_);
-    if (auto it = keyspaces_.find(spec.name); it != keyspaces_.end()) {
+    if (auto it = records_.find(spec.name); it != records_.end() && !it->second.dropped) {
       if (if_not_exists) return it->second;
       return Status::AlreadyExists(fmt::format("keyspace '{}' already exists", spec.name));
     }
-    id = next_id_;
+    def.version = version;
+    def.created_at_ms = now_ms;
+    def.dropped = false;
+    def.id = NewIdLocked(def);
   }
-  // Skip ids that a dropped keyspace used (a counter lost with an old meta record, say).
-  const auto dropped = engine_->DroppedKeyspaces();
-  while (dropped.contains(id)) ++id;
-  KeyspaceDef def = spec;
-  def.id = id;
-  def.created_at_ms = now_ms;
-  if (Status s = Persist(def, id + 1); !s.ok()) return s;
+  if (Status s = Persist(def, std::nullopt); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  next_id_ = id + 1;
-  keyspaces_.emplace(def.name, def);
+  records_[def.name] = def;
   return def;
 }
 
-Status Schema::Drop(std::string_view name, bool if_exists) {
+Status Schema::Drop(std::string_view name, bool if_exists, Version version) {
   if (name == kDefaultKeyspace) {
     return Status::InvalidArgument("the default keyspace cannot be dropped");
   }
@@ -202,24 +261,52 @@ Status Schema::Drop(std::string_view name, bool if_exists) {
     if (if_exists) return Status::Ok();
     return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
   }
-  {
-    // Requests stop finding it now; the data goes with the write below.
-    std::lock_guard lock(mu_);
-    keyspaces_.erase(keyspaces_.find(name));
+  KeyspaceDef dropped = *def;
+  dropped.dropped = true;
+  dropped.version = std::max(version, Version{def->version.hlc + 1, version.node});
+  if (Status s = Persist(dropped, dropped.id); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  records_[dropped.name] = dropped;
+  return Status::Ok();
+}
+
+bool Schema::HasNewer(const std::vector<KeyspaceDef>& records) const {
+  std::lock_guard lock(mu_);
+  for (const KeyspaceDef& r : records) {
+    if (r.name == kDefaultKeyspace) continue;
+    auto it = records_.find(r.name);
+    if (it == records_.end() || it->second.version < r.version) return true;
   }
-  std::promise<Status> done;
-  storage::WriteRequest request;
-  request.raw.push_back(
-      {storage::Family::kMeta, fmt::format("{}{}", kKeyspacePrefix, name), std::nullopt});
-  request.drop = storage::WriteRequest::Drop{.keyspace = def->id, .partitions = partitions_};
-  engine_->Write(std::move(request),
-                 [&done](Status s, std::vector<storage::WriteOutcome>) { done.set_value(s); });
-  Status s = done.get_future().get();
-  if (!s.ok()) {
+  return false;
+}
+
+Status Schema::Merge(const std::vector<KeyspaceDef>& records) {
+  std::lock_guard change(change_mu_);
+  for (const KeyspaceDef& r : records) {
+    if (r.name == kDefaultKeyspace || !ValidName(r.name, 48)) continue;
+    std::optional<KeyspaceDef> current;
+    {
+      std::lock_guard lock(mu_);
+      auto it = records_.find(r.name);
+      if (it != records_.end()) {
+        if (!(it->second.version < r.version)) continue;  // ours is as new or newer
+        current = it->second;
+      }
+    }
+    // The data of a keyspace that this definition drops or replaces goes.
+    std::vector<uint32_t> drops;
+    if (r.dropped) drops.push_back(r.id);
+    if (current && !current->dropped && current->id != r.id) drops.push_back(current->id);
+    if (drops.empty()) drops.push_back(0);  // nothing to drop: persist only
+    for (uint32_t id : drops) {
+      if (Status s = Persist(r, id == 0 ? std::nullopt : std::optional<uint32_t>(id)); !s.ok()) {
+        return s;
+      }
+    }
     std::lock_guard lock(mu_);
-    keyspaces_.emplace(def->name, *def);  // not dropped after all
+    records_[r.name] = r;
   }
-  return s;
+  return Status::Ok();
 }
 
 }  // namespace cairn::cluster

@@ -1,5 +1,6 @@
-// The node's identity and the keyspaces it serves, persisted in the meta column family.
-// (The cluster issue adds membership and the partition map beside them.)
+// The node's identity and the keyspaces of the cluster. Keyspace definitions are persisted in
+// the meta column family and spread to every node by gossip; between two definitions of one
+// name the one with the newer version wins (a drop is a definition too, so drops spread).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,6 @@ namespace cairn::cluster {
 inline constexpr std::string_view kDefaultKeyspace = "default";
 inline constexpr uint32_t kDefaultKeyspaceId = 1;
 inline constexpr uint32_t kDefaultPartitionBits = 10;  // 1024 partitions
-inline constexpr uint32_t kMaxReplicationFactor = 15;
 
 // Who this node is. Fixed when its data directory is created.
 struct NodeIdentity {
@@ -40,10 +40,16 @@ Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
 struct KeyspaceDef {
   std::string name;
   uint32_t id = 0;  // never reused, so a dropped keyspace's data can never reappear
-  uint32_t replication_factor = 3;
+  // Replicas per data centre; kEveryDc applies to the DCs not named.
+  ReplicationMap replication = {{std::string(kEveryDc), 3}};
   Consistency read_consistency = Consistency::kQuorum;
   Consistency write_consistency = Consistency::kQuorum;
   uint64_t created_at_ms = 0;
+  Version version;  // of this definition (its creation or its drop)
+  bool dropped = false;
+
+  // The replication factor in data centre `dc`.
+  uint32_t ReplicationIn(std::string_view dc) const;
 
   friend bool operator==(const KeyspaceDef&, const KeyspaceDef&) = default;
 };
@@ -51,40 +57,51 @@ struct KeyspaceDef {
 // INVALID_ARGUMENT unless `name` is 1-48 letters, digits, '_' or '-', starting with a letter.
 Status ValidateKeyspaceName(std::string_view name);
 
-// The keyspaces of this node.
-// Thread safety: all methods may be called from any thread. Find() and List() are cheap reads
-// for request paths; Create() and Drop() write and fsync the meta column family and block, so
-// callers run them off the reactors.
+// The keyspaces of the cluster as this node knows them.
+// Thread safety: all methods may be called from any thread. Find(), List(), Records() and
+// HasNewer() are cheap; Create(), Drop() and Merge() write and fsync and block, so callers run
+// them off the reactors.
 class Schema {
  public:
-  // Loads the keyspaces; creates `default` on a new data directory.
-  static Result<std::unique_ptr<Schema>> Load(storage::Engine* engine, uint32_t partitions,
-                                              uint64_t now_ms);
+  // Loads the definitions. `default` always exists (id 1, three replicas in every DC).
+  static Result<std::unique_ptr<Schema>> Load(storage::Engine* engine, uint32_t partitions);
 
+  // The live keyspace called `name`.
   std::optional<KeyspaceDef> Find(std::string_view name) const;
-  std::vector<KeyspaceDef> List() const;  // by name
+  std::vector<KeyspaceDef> List() const;  // live ones, by name
+  // Every definition, drops included: what gossip spreads.
+  std::vector<KeyspaceDef> Records() const;
 
-  // Creates a keyspace from `spec` (its name, replication factor and default levels; the id and
-  // creation time are assigned). ALREADY_EXISTS unless `if_not_exists`, in which case the existing
-  // definition is returned. INVALID_ARGUMENT for a bad name, factor or level.
-  Result<KeyspaceDef> Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms);
+  // Creates a keyspace from `spec` (name, replication and default levels) with `version`;
+  // assigns its id. ALREADY_EXISTS unless `if_not_exists`, in which case the existing definition
+  // is returned. INVALID_ARGUMENT for a bad name, replication or level.
+  Result<KeyspaceDef> Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms,
+                             Version version);
 
-  // Drops a keyspace and all its data. NOT_FOUND unless `if_exists`; `default` cannot be dropped.
-  Status Drop(std::string_view name, bool if_exists);
+  // Drops a keyspace and deletes its data on this node. NOT_FOUND unless `if_exists`; `default`
+  // cannot be dropped.
+  Status Drop(std::string_view name, bool if_exists, Version version);
+
+  // Whether `records` hold a definition newer than this node's (cheap: decides whether to Merge).
+  bool HasNewer(const std::vector<KeyspaceDef>& records) const;
+  // Adopts every definition in `records` newer than this node's, deleting the data of keyspaces
+  // that were dropped or replaced.
+  Status Merge(const std::vector<KeyspaceDef>& records);
 
  private:
   Schema(storage::Engine* engine, uint32_t partitions) : engine_(engine), partitions_(partitions) {}
-  Status Persist(const KeyspaceDef& def, uint32_t next_id);
+  // Persists `def` and, when `drop_data_of` is set, deletes that keyspace id's data, atomically.
+  Status Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data_of);
+  uint32_t NewIdLocked(const KeyspaceDef& def) const;
 
   // Constant after construction.
   storage::Engine* const engine_;
   const uint32_t partitions_;
 
-  // Serialises Create/Drop (which block on disk) without blocking readers on mu_.
+  // Serialises the writers (which block on disk) without blocking readers on mu_.
   std::mutex change_mu_;
   mutable std::mutex mu_;
-  std::map<std::string, KeyspaceDef, std::less<>> keyspaces_;  // guarded by mu_
-  uint32_t next_id_ = 1;                                       // guarded by mu_
+  std::map<std::string, KeyspaceDef, std::less<>> records_;  // guarded by mu_; drops included
 };
 
 }  // namespace cairn::cluster

@@ -19,86 +19,135 @@ class SchemaTest : public ::testing::Test {
     auto e = storage::Engine::Open(storage::EngineOptions{.path = dir_.Sub("db")});
     ASSERT_TRUE(e.ok()) << e.status().ToString();
     engine_ = std::move(*e);
-    auto s = Schema::Load(engine_.get(), 16, 1000);
+    auto s = Schema::Load(engine_.get(), 16);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     schema_ = std::move(*s);
   }
   void SetUp() override { Open(); }
+
+  Result<KeyspaceDef> Create(KeyspaceDef spec, uint64_t hlc = 100, bool if_not_exists = false) {
+    return schema_->Create(spec, if_not_exists, 5000, Version{hlc, 1});
+  }
 
   TempDir dir_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<Schema> schema_;
 };
 
-TEST_F(SchemaTest, DefaultKeyspaceExists) {
+TEST_F(SchemaTest, DefaultKeyspaceExistsEverywhereWithTheSameId) {
   auto def = schema_->Find("default");
   ASSERT_TRUE(def.has_value());
-  EXPECT_EQ(def->replication_factor, 3u);
+  EXPECT_EQ(def->id, kDefaultKeyspaceId);
+  EXPECT_EQ(def->ReplicationIn("any-dc"), 3u);
   EXPECT_EQ(def->read_consistency, Consistency::kQuorum);
-  EXPECT_EQ(schema_->Drop("default", false).code(), Code::kInvalidArgument);
+  EXPECT_EQ(schema_->Drop("default", false, Version{1, 1}).code(), Code::kInvalidArgument);
+  EXPECT_EQ(Create(KeyspaceDef{.name = "default"}).status().code(), Code::kAlreadyExists);
+  EXPECT_TRUE(schema_->Records().empty());  // nothing to gossip about `default`
 }
 
 TEST_F(SchemaTest, CreateListDescribeDropSurviveRestart) {
-  auto created = schema_->Create(KeyspaceDef{.name = "orders",
-                                             .replication_factor = 1,
-                                             .read_consistency = Consistency::kOne,
-                                             .write_consistency = Consistency::kAll},
-                                 false, 5000);
+  auto created = Create(KeyspaceDef{.name = "orders",
+                                    .replication = {{"dc1", 3}, {"dc2", 2}},
+                                    .read_consistency = Consistency::kOne,
+                                    .write_consistency = Consistency::kAll});
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   EXPECT_EQ(created->created_at_ms, 5000u);
-  EXPECT_NE(created->id, schema_->Find("default")->id);
-  EXPECT_EQ(schema_->Create(KeyspaceDef{.name = "orders"}, false, 0).status().code(),
-            Code::kAlreadyExists);
-  auto again = schema_->Create(KeyspaceDef{.name = "orders"}, true, 0);
+  EXPECT_EQ(created->ReplicationIn("dc2"), 2u);
+  EXPECT_EQ(created->ReplicationIn("dc3"), 0u);
+  EXPECT_NE(created->id, kDefaultKeyspaceId);
+  EXPECT_EQ(Create(KeyspaceDef{.name = "orders"}).status().code(), Code::kAlreadyExists);
+  auto again = Create(KeyspaceDef{.name = "orders"}, 200, /*if_not_exists=*/true);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(*again, *created);  // if-not-exists returns what is there
+  EXPECT_EQ(*again, *created);
 
   Open();
   ASSERT_EQ(schema_->List().size(), 2u);
   EXPECT_EQ(*schema_->Find("orders"), *created);
 
-  ASSERT_TRUE(schema_->Drop("orders", false).ok());
+  ASSERT_TRUE(schema_->Drop("orders", false, Version{300, 1}).ok());
   EXPECT_FALSE(schema_->Find("orders").has_value());
-  EXPECT_EQ(schema_->Drop("orders", false).code(), Code::kNotFound);
-  EXPECT_TRUE(schema_->Drop("orders", true).ok());
+  EXPECT_EQ(schema_->Drop("orders", false, Version{301, 1}).code(), Code::kNotFound);
+  EXPECT_TRUE(schema_->Drop("orders", true, Version{302, 1}).ok());
   Open();
   EXPECT_FALSE(schema_->Find("orders").has_value());
+  ASSERT_EQ(schema_->Records().size(), 1u);  // the drop itself is kept, to spread it
+  EXPECT_TRUE(schema_->Records()[0].dropped);
 }
 
 TEST_F(SchemaTest, IdsAreNeverReused) {
-  auto a = schema_->Create(KeyspaceDef{.name = "a"}, false, 0);
+  auto a = Create(KeyspaceDef{.name = "a"}, 100);
   ASSERT_TRUE(a.ok());
-  ASSERT_TRUE(schema_->Drop("a", false).ok());
-  auto b = schema_->Create(KeyspaceDef{.name = "a"}, false, 0);
+  ASSERT_TRUE(schema_->Drop("a", false, Version{150, 1}).ok());
+  auto b = Create(KeyspaceDef{.name = "a"}, 200);
   ASSERT_TRUE(b.ok());
-  EXPECT_GT(b->id, a->id);
+  EXPECT_NE(b->id, a->id);
   EXPECT_TRUE(engine_->DroppedKeyspaces().contains(a->id));
 }
 
 TEST_F(SchemaTest, RejectsBadDefinitions) {
   for (const char* bad : {"", "1abc", "has space", "dot.name", "-x",
                           "a123456789012345678901234567890123456789012345678"}) {
-    EXPECT_EQ(schema_->Create(KeyspaceDef{.name = bad}, false, 0).status().code(),
-              Code::kInvalidArgument)
-        << bad;
+    EXPECT_EQ(Create(KeyspaceDef{.name = bad}).status().code(), Code::kInvalidArgument) << bad;
   }
+  EXPECT_EQ(Create(KeyspaceDef{.name = "x", .replication = {{"*", 0}}}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Create(KeyspaceDef{.name = "x", .replication = {{"*", 16}}}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Create(KeyspaceDef{.name = "x", .replication = {{"bad dc", 1}}}).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(Create(KeyspaceDef{.name = "x", .read_consistency = Consistency::kAny}).status().code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(
-      schema_->Create(KeyspaceDef{.name = "x", .replication_factor = 0}, false, 0).status().code(),
+      Create(KeyspaceDef{.name = "x", .write_consistency = Consistency::kSerial}).status().code(),
       Code::kInvalidArgument);
-  EXPECT_EQ(
-      schema_->Create(KeyspaceDef{.name = "x", .replication_factor = 16}, false, 0).status().code(),
-      Code::kInvalidArgument);
-  EXPECT_EQ(
-      schema_->Create(KeyspaceDef{.name = "x", .read_consistency = Consistency::kAny}, false, 0)
-          .status()
-          .code(),
-      Code::kInvalidArgument);
-  EXPECT_EQ(
-      schema_->Create(KeyspaceDef{.name = "x", .write_consistency = Consistency::kSerial}, false, 0)
-          .status()
-          .code(),
-      Code::kInvalidArgument);
-  EXPECT_TRUE(schema_->Create(KeyspaceDef{.name = "Ok_name-2"}, false, 0).ok());
+  EXPECT_TRUE(Create(KeyspaceDef{.name = "Ok_name-2"}).ok());
+}
+
+TEST_F(SchemaTest, MergeAdoptsNewerDefinitionsOnly) {
+  auto local = Create(KeyspaceDef{.name = "t", .replication = {{"*", 1}}}, 100);
+  ASSERT_TRUE(local.ok());
+  // An older definition of the same name from another node loses.
+  KeyspaceDef older = *local;
+  older.id = 12345;
+  older.version = Version{50, 2};
+  EXPECT_FALSE(schema_->HasNewer({older}));
+  ASSERT_TRUE(schema_->Merge({older}).ok());
+  EXPECT_EQ(schema_->Find("t")->id, local->id);
+
+  // A newer one (another node created the same name later) wins everywhere.
+  KeyspaceDef newer = *local;
+  newer.id = 777;
+  newer.version = Version{500, 2};
+  newer.replication = {{"*", 2}};
+  KeyspaceDef other{.name = "fresh", .id = 888, .version = Version{10, 3}};
+  EXPECT_TRUE(schema_->HasNewer({newer, other}));
+  ASSERT_TRUE(schema_->Merge({newer, other}).ok());
+  EXPECT_EQ(schema_->Find("t")->id, 777u);
+  EXPECT_EQ(schema_->Find("fresh")->id, 888u);
+  EXPECT_TRUE(engine_->DroppedKeyspaces().contains(local->id));  // the loser's data goes
+
+  // A drop spreads the same way, and survives a restart.
+  KeyspaceDef drop = newer;
+  drop.dropped = true;
+  drop.version = Version{600, 2};
+  ASSERT_TRUE(schema_->Merge({drop}).ok());
+  EXPECT_FALSE(schema_->Find("t").has_value());
+  EXPECT_TRUE(engine_->DroppedKeyspaces().contains(777u));
+  EXPECT_FALSE(schema_->HasNewer({drop, other}));
+  Open();
+  EXPECT_FALSE(schema_->Find("t").has_value());
+  EXPECT_EQ(schema_->Find("fresh")->id, 888u);
+}
+
+TEST(ReplicationTest, ParsesAndPrints) {
+  EXPECT_EQ(ParseReplication("3"), (ReplicationMap{{"*", 3}}));
+  EXPECT_EQ(ParseReplication("dc1=3,dc2=2"), (ReplicationMap{{"dc1", 3}, {"dc2", 2}}));
+  EXPECT_EQ(ReplicationText(*ParseReplication("dc2=2,dc1=3")), "dc1=3,dc2=2");
+  EXPECT_EQ(ReplicationText(*ParseReplication("5")), "5");
+  for (const char* bad : {"", "0", "16", "x", "dc1", "dc1=", "=3", "dc1=3,dc1=2", "dc1=0",
+                          "dc1=3,", "1dc=2", "dc1=99"}) {
+    EXPECT_FALSE(ParseReplication(bad).has_value()) << bad;
+  }
 }
 
 TEST_F(SchemaTest, IdentityIsCreatedOnceAndNeverChanges) {

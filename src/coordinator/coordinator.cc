@@ -321,7 +321,8 @@ asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::CreateKeyspace(cluste
   co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
       [&](auto done) {
         asio::post(blocking_, [this, spec = std::move(spec), if_not_exists, done] {
-          done(schema_->Create(spec, if_not_exists, wall_->NowMillis()));
+          done(schema_->Create(spec, if_not_exists, wall_->NowMillis(),
+                               Version{clock_->Now(), identity_.node_id}));
         });
       },
       Status::Timeout("keyspace creation did not finish in time", 0));
@@ -341,7 +342,7 @@ asio::awaitable<Status> Coordinator::DropKeyspace(std::string name, bool if_exis
   co_return co_await base::AwaitCallback<Status>(
       [&](auto done) {
         asio::post(blocking_, [this, name = std::move(name), if_exists, done] {
-          done(schema_->Drop(name, if_exists));
+          done(schema_->Drop(name, if_exists, Version{clock_->Now(), identity_.node_id}));
         });
       },
       Status::Timeout("keyspace drop did not finish in time", 0));

@@ -34,7 +34,7 @@ class CoordinatorTest : public ::testing::Test {
     ASSERT_TRUE(e.ok());
     engine_ = std::move(*e);
     identity_ = *cluster::LoadOrCreateIdentity(*engine_, 7, 4);
-    schema_ = std::move(*cluster::Schema::Load(engine_.get(), identity_.partitions(), 0));
+    schema_ = std::move(*cluster::Schema::Load(engine_.get(), identity_.partitions()));
     clock_ = std::make_unique<base::HybridClock>(&wall_, 0, [](uint64_t) {});
     replica_ = std::make_unique<replica::Replica>(engine_.get(), pool_.get_executor());
     coordinator_ = std::make_unique<Coordinator>(CoordinatorOptions{.max_value_bytes = 1024},
@@ -272,7 +272,7 @@ TEST_F(CoordinatorTest, BatchPutIsRejectedWholeWhenAnItemIsBad) {
 }
 
 TEST_F(CoordinatorTest, KeyspacesIsolateData) {
-  cluster::KeyspaceDef spec{.name = "other", .replication_factor = 1};
+  cluster::KeyspaceDef spec{.name = "other", .replication = {{"*", 1}}};
   auto created = Run(coordinator_->CreateKeyspace(spec, false));
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   ASSERT_TRUE(Put("k", "in default").ok());
@@ -280,7 +280,7 @@ TEST_F(CoordinatorTest, KeyspacesIsolateData) {
   EXPECT_EQ((*Get("k"))->value, "in default");
   EXPECT_EQ((*Get("k", "other"))->value, "in other");
   EXPECT_EQ(coordinator_->ListKeyspaces()->size(), 2u);
-  EXPECT_EQ(coordinator_->DescribeKeyspace("other")->replication_factor, 1u);
+  EXPECT_EQ(coordinator_->DescribeKeyspace("other")->ReplicationIn("dc1"), 1u);
   ASSERT_TRUE(Run(coordinator_->DropKeyspace("other", false)).ok());
   EXPECT_EQ(Get("k", "other").status().code(), Code::kInvalidArgument);
   EXPECT_EQ(coordinator_->DescribeKeyspace("other").status().code(), Code::kNotFound);

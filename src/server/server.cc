@@ -90,7 +90,7 @@ Status Server::Open() {
   clock_->MaintainReservation();
 
   auto schema =
-      cluster::Schema::Load(engine_.get(), identity_.partitions(), base::SystemClock().NowMillis());
+      cluster::Schema::Load(engine_.get(), identity_.partitions());
   if (!schema.ok()) return schema.status();
   schema_ = std::move(*schema);
 

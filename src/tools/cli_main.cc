@@ -143,7 +143,7 @@ Json RecordJson(const std::string& key, const Record& r) {
 Json KeyspaceJson(const cairn::KeyspaceInfo& k) {
   return Json{{"name", k.name},
               {"id", k.id},
-              {"replication_factor", k.replication_factor},
+              {"replication", cairn::ReplicationText(k.replication)},
               {"read_consistency", std::string(cairn::ConsistencyName(k.read_consistency))},
               {"write_consistency", std::string(cairn::ConsistencyName(k.write_consistency))},
               {"created_at", IsoTime(k.created_at_ms)}};
@@ -236,12 +236,13 @@ int main(int argc, char** argv) {
 
   auto* ks = app.add_subcommand("keyspace", "Create, list, describe or drop keyspaces");
   ks->require_subcommand(1);
-  std::string ks_name, read_cl, write_cl;
-  uint32_t rf = 3;
+  std::string ks_name, read_cl, write_cl, rf = "3";
   bool if_not_exists = false, if_exists = false;
   auto* ks_create = ks->add_subcommand("create", "Create keyspace NAME");
   ks_create->add_option("NAME", ks_name, "Keyspace name")->required();
-  ks_create->add_option("--rf", rf, "Replication factor")->capture_default_str();
+  ks_create->add_option("--rf", rf,
+                        "Replicas: N in every data centre, or DC=N,DC=N per data centre")
+      ->capture_default_str();
   ks_create->add_option("--read-cl", read_cl, "Default read consistency (default QUORUM)");
   ks_create->add_option("--write-cl", write_cl, "Default write consistency (default QUORUM)");
   ks_create->add_flag("--if-not-exists", if_not_exists, "Succeed if it already exists");
@@ -397,7 +398,13 @@ int main(int argc, char** argv) {
   }
   if (*ks_create) {
     cairn::KeyspaceSpec spec(ks_name);
-    spec.replication_factor = rf;
+    auto replication = cairn::ParseReplication(rf);
+    if (!replication) {
+      std::cerr << "cairn: --rf wants N or DC=N,DC=N (N up to " << cairn::kMaxReplicationFactor
+                << "), not '" << rf << "'\n";
+      return kExitRejected;
+    }
+    spec.replication = *replication;
     try {
       if (auto l = LevelArg(read_cl, "--read-cl")) spec.read_consistency = *l;
       if (auto l = LevelArg(write_cl, "--write-cl")) spec.write_consistency = *l;
@@ -422,10 +429,11 @@ int main(int argc, char** argv) {
       for (const auto& k : *r) list.push_back(KeyspaceJson(k));
       PrintJson(list);
     } else {
-      std::cout << fmt::format("{:<24} {:>3} {:<13} {:<13} {}\n", "NAME", "RF", "READ", "WRITE",
-                               "CREATED");
+      std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {}\n", "NAME", "REPLICATION", "READ",
+                               "WRITE", "CREATED");
       for (const auto& k : *r) {
-        std::cout << fmt::format("{:<24} {:>3} {:<13} {:<13} {}\n", k.name, k.replication_factor,
+        std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {}\n", k.name,
+                                 cairn::ReplicationText(k.replication),
                                  cairn::ConsistencyName(k.read_consistency),
                                  cairn::ConsistencyName(k.write_consistency),
                                  IsoTime(k.created_at_ms));
@@ -440,7 +448,7 @@ int main(int argc, char** argv) {
       PrintJson(KeyspaceJson(*r));
     } else {
       std::cout << "name:               " << r->name << "\n"
-                << "replication factor: " << r->replication_factor << "\n"
+                << "replication:        " << cairn::ReplicationText(r->replication) << "\n"
                 << "read consistency:   " << cairn::ConsistencyName(r->read_consistency) << "\n"
                 << "write consistency:  " << cairn::ConsistencyName(r->write_consistency) << "\n"
                 << "created:            " << IsoTime(r->created_at_ms) << "\n"

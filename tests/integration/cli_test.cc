@@ -117,7 +117,7 @@ TEST_F(CliTest, KeyspaceAdmin) {
   EXPECT_NE(list.out.find("orders"), std::string::npos);
   EXPECT_NE(list.out.find("default"), std::string::npos);
   auto desc = nlohmann::json::parse(Cli({"--json", "keyspace", "describe", "orders"}).out);
-  EXPECT_EQ(desc["replication_factor"], 1);
+  EXPECT_EQ(desc["replication"], "1");
   EXPECT_EQ(desc["read_consistency"], "ONE");
   EXPECT_EQ(desc["write_consistency"], "QUORUM");
 

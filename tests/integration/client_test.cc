@@ -84,7 +84,7 @@ TEST_F(ClientTest, BlockingApiRoundTrips) {
 TEST_F(ClientTest, KeyspacesThroughTheLibrary) {
   Client client(Options());
   KeyspaceSpec spec("events");
-  spec.replication_factor = 1;
+  spec.replication = {{"*", 1}};
   spec.write_consistency = Consistency::kOne;
   auto created = client.CreateKeyspace(spec);
   ASSERT_TRUE(created.ok()) << created.status().ToString();

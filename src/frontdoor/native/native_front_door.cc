@@ -45,7 +45,10 @@ Result<Consistency> LevelOf(int wire_level) {
 void SetKeyspace(const cluster::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_name(def.name);
   out->set_id(def.id);
-  out->set_replication_factor(def.replication_factor);
+  for (const auto& [dc, rf] : def.replication) (*out->mutable_replication())[dc] = rf;
+  if (def.replication.size() == 1 && def.replication.contains(kEveryDc)) {
+    out->set_replication_factor(def.replication.begin()->second);
+  }
   out->set_read_consistency(static_cast<wire::Consistency>(def.read_consistency));
   out->set_write_consistency(static_cast<wire::Consistency>(def.write_consistency));
   out->set_created_at_ms(def.created_at_ms);
@@ -297,7 +300,12 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       const wire::Keyspace& ks = create.keyspace();
       cluster::KeyspaceDef spec;
       spec.name = ks.name();
-      if (ks.replication_factor() != 0) spec.replication_factor = ks.replication_factor();
+      if (ks.replication_factor() != 0) {
+        spec.replication = {{std::string(kEveryDc), ks.replication_factor()}};
+      } else if (!ks.replication().empty()) {
+        spec.replication.clear();
+        for (const auto& [dc, rf] : ks.replication()) spec.replication[dc] = rf;
+      }
       auto read = LevelOf(ks.read_consistency());
       auto write = LevelOf(ks.write_consistency());
       if (!read.ok() || !write.ok()) {
