@@ -57,6 +57,8 @@ class PartitionMap {
   // INVALID_ARGUMENT for an empty member list, a node id of 0, duplicate node ids or addresses,
   // an empty address, dc or rack name, or partition_bits > kMaxPartitionBits.
   static Result<PartitionMap> Compute(std::vector<Member> members, uint32_t partition_bits);
+  // An empty map (no members); only useful as a placeholder to assign a computed map to.
+  PartitionMap() = default;
 
   uint32_t partition_bits() const { return partition_bits_; }
   uint32_t partitions() const { return uint32_t{1} << partition_bits_; }
@@ -89,7 +91,6 @@ class PartitionMap {
     std::vector<uint32_t> lists;
   };
 
-  PartitionMap() = default;
   const DataCentre* FindDc(std::string_view name) const;
 
   uint32_t partition_bits_ = 0;

@@ -51,22 +51,34 @@ std::string MetaKey(std::string_view name) { return fmt::format("{}{}", kKeyspac
 
 std::string Encode(const KeyspaceDef& def) {
   internode::KeyspaceRecord r;
-  r.set_name(def.name);
-  r.set_id(def.id);
-  for (const auto& [dc, rf] : def.replication) (*r.mutable_replication())[dc] = rf;
-  r.set_read_consistency(static_cast<uint32_t>(def.read_consistency));
-  r.set_write_consistency(static_cast<uint32_t>(def.write_consistency));
-  r.set_created_at_ms(def.created_at_ms);
-  r.mutable_version()->set_hlc(def.version.hlc);
-  r.mutable_version()->set_node(def.version.node);
-  r.set_dropped(def.dropped);
+  ToRecord(def, &r);
   return r.SerializeAsString();
 }
 
 Result<KeyspaceDef> Decode(std::string_view bytes) {
   internode::KeyspaceRecord r;
-  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
-      r.read_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial) ||
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Internal("corrupt keyspace definition");
+  }
+  return FromRecord(r);
+}
+
+}  // namespace
+
+void ToRecord(const KeyspaceDef& def, internode::KeyspaceRecord* r) {
+  r->set_name(def.name);
+  r->set_id(def.id);
+  for (const auto& [dc, rf] : def.replication) (*r->mutable_replication())[dc] = rf;
+  r->set_read_consistency(static_cast<uint32_t>(def.read_consistency));
+  r->set_write_consistency(static_cast<uint32_t>(def.write_consistency));
+  r->set_created_at_ms(def.created_at_ms);
+  r->mutable_version()->set_hlc(def.version.hlc);
+  r->mutable_version()->set_node(def.version.node);
+  r->set_dropped(def.dropped);
+}
+
+Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
+  if (r.read_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial) ||
       r.write_consistency() > static_cast<uint32_t>(Consistency::kLocalSerial)) {
     return Status::Internal("corrupt keyspace definition");
   }
@@ -82,8 +94,6 @@ Result<KeyspaceDef> Decode(std::string_view bytes) {
   def.dropped = r.dropped();
   return def;
 }
-
-}  // namespace
 
 uint32_t KeyspaceDef::ReplicationIn(std::string_view dc) const {
   if (auto it = replication.find(dc); it != replication.end()) return it->second;

@@ -13,6 +13,7 @@
 
 #include "cairn/status.h"
 #include "cairn/types.h"
+#include "proto/internode.pb.h"
 #include "storage/engine.h"
 
 namespace cairn::cluster {
@@ -56,6 +57,11 @@ struct KeyspaceDef {
 
 // INVALID_ARGUMENT unless `name` is 1-48 letters, digits, '_' or '-', starting with a letter.
 Status ValidateKeyspaceName(std::string_view name);
+
+// Conversions to and from the form gossip carries (and the meta column family stores).
+void ToRecord(const KeyspaceDef& def, internode::KeyspaceRecord* out);
+// INTERNAL for a record with impossible consistency levels.
+Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& record);
 
 // The keyspaces of the cluster as this node knows them.
 // Thread safety: all methods may be called from any thread. Find(), List(), Records() and

@@ -1,0 +1,69 @@
+#include "cluster/internode_client.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace cairn::cluster {
+namespace {
+
+Status StatusOf(const internode::Error& e) {
+  if (e.code() == 0) return Status::Ok();
+  const auto code = e.code() <= static_cast<uint32_t>(Code::kInternal) ? static_cast<Code>(e.code())
+                                                                       : Code::kInternal;
+  return Status(code, e.message());
+}
+
+Status DecodeErrorFrame(std::string_view payload) {
+  internode::Response response;
+  if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
+      response.has_error()) {
+    return Status::Unavailable(
+        fmt::format("the peer closed the connection: {}", StatusOf(response.error()).ToString()));
+  }
+  return Status::Unavailable("the peer closed the connection");
+}
+
+net::ConnectionPool::Options PoolOptions(size_t max_payload) {
+  net::ConnectionPool::Options o;
+  o.connection.preamble = std::string(net::kInternodePreamble);
+  o.connection.max_payload = max_payload;
+  o.decode_error = DecodeErrorFrame;
+  o.per_peer = 1;
+  o.connect_timeout = std::chrono::milliseconds(1000);
+  return o;
+}
+
+}  // namespace
+
+InternodeClient::InternodeClient(asio::any_io_executor executor, uint32_t self_node,
+                                 size_t max_payload)
+    : self_(self_node), pool_(std::move(executor), PoolOptions(max_payload)) {}
+
+asio::awaitable<Result<internode::Response>> InternodeClient::Call(const std::string& address,
+                                                                   internode::Request& request,
+                                                                   base::Deadline deadline) {
+  request.set_protocol_version(internode::PROTOCOL_V1);
+  request.set_from_node(self_);
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
+  request.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count())));
+  auto conn = co_await pool_.Acquire(address, deadline);
+  if (!conn.ok()) co_return conn.status();
+  const size_t size = request.ByteSizeLong();
+  auto payload = co_await (*conn)->Call(
+      size,
+      [&](char* dest) { request.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest)); },
+      deadline);
+  if (!payload.ok()) co_return payload.status();
+  internode::Response response;
+  if (!response.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
+    co_return Status::Internal(fmt::format("malformed internode response from {}", address));
+  }
+  if (response.has_error()) {
+    Status s = StatusOf(response.error());
+    if (!s.ok()) co_return s;
+  }
+  co_return response;
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,39 @@
+// Calls from this node to other nodes (internode messaging), over pooled multiplexed connections.
+#pragma once
+
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "base/async.h"
+#include "cairn/status.h"
+#include "net/connection_pool.h"
+#include "proto/internode.pb.h"
+
+namespace cairn::cluster {
+
+namespace asio = boost::asio;
+
+// One per reactor: use it from coroutines on its executor only.
+class InternodeClient {
+ public:
+  InternodeClient(asio::any_io_executor executor, uint32_t self_node, size_t max_payload);
+
+  // Sends `request` to the node at `address` (filling in the protocol version, the sender and
+  // the time left) and waits for the answer until `deadline`.
+  //  - UNAVAILABLE: not sent (the node cannot be reached, or failed recently and is backing off);
+  //  - TIMEOUT: sent but not answered in time (the peer may have acted on it);
+  //  - any other code: the peer's error.
+  asio::awaitable<Result<internode::Response>> Call(const std::string& address,
+                                                    internode::Request& request,
+                                                    base::Deadline deadline);
+
+  void CloseAll() { pool_.CloseAll(); }
+
+ private:
+  const uint32_t self_;
+  net::ConnectionPool pool_;
+};
+
+}  // namespace cairn::cluster

@@ -1,0 +1,88 @@
+// The cluster as a node knows it: its configuration, the formed membership, the partition map,
+// and the view of it that coordinators use (which nodes exist, which are UP).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cairn/status.h"
+#include "cluster/placement.h"
+#include "storage/engine.h"
+
+namespace cairn::cluster {
+
+// What a node is started with (cairnd --listen, --peers, --dc, --rack).
+struct ClusterConfig {
+  std::string self_address;         // this node's HOST:PORT, as it appears in `peers`
+  std::string dc = "dc1";
+  std::string rack = "rack1";
+  std::vector<std::string> peers;   // every initial member, this node included
+  uint32_t partition_bits = 10;
+};
+
+// Identifies a membership definition: the sorted peer list and the partition count. Nodes with
+// different fingerprints refuse to form a cluster together.
+uint64_t MembershipFingerprint(std::vector<std::string> peers, uint32_t partition_bits);
+
+// INVALID_ARGUMENT unless the configuration is usable: self in peers, no duplicates, valid
+// dc and rack names.
+Status ValidateConfig(const ClusterConfig& config);
+
+// A formed cluster: immutable, replaced as a whole when the membership changes (later work).
+struct Topology {
+  uint64_t epoch = 1;
+  uint32_t self = 0;
+  std::string local_dc;
+  uint64_t fingerprint = 0;
+  PartitionMap map;
+  std::unordered_map<uint32_t, Member> by_id;
+
+  const Member* Find(uint32_t node_id) const {
+    auto it = by_id.find(node_id);
+    return it == by_id.end() ? nullptr : &it->second;
+  }
+  // Builds the topology of `members`; INVALID_ARGUMENT when they cannot form one (duplicate ids).
+  static Result<std::shared_ptr<const Topology>> Make(std::vector<Member> members, uint32_t self,
+                                                      uint32_t partition_bits,
+                                                      uint64_t fingerprint, uint64_t epoch);
+};
+
+// What coordinators see of the cluster.
+// Thread safety: implementations are safe to call from any thread.
+class ClusterView {
+ public:
+  virtual ~ClusterView() = default;
+  // Null until the cluster has formed.
+  virtual std::shared_ptr<const Topology> topology() const = 0;
+  // Whether `node_id` is believed reachable (this node always is).
+  virtual bool IsUp(uint32_t node_id) const = 0;
+  // Why topology() is null, for error messages.
+  virtual std::string NotFormedReason() const { return "the cluster has not formed yet"; }
+};
+
+// A fixed view: tests, and tools that need a topology without gossip.
+class StaticClusterView final : public ClusterView {
+ public:
+  explicit StaticClusterView(std::shared_ptr<const Topology> topology)
+      : topology_(std::move(topology)) {}
+  std::shared_ptr<const Topology> topology() const override { return topology_; }
+  bool IsUp(uint32_t) const override { return true; }
+
+ private:
+  std::shared_ptr<const Topology> topology_;
+};
+
+// The formed membership persisted in the meta column family.
+struct StoredMembership {
+  std::vector<Member> members;
+  uint64_t fingerprint = 0;
+  uint64_t epoch = 0;
+};
+Result<std::optional<StoredMembership>> LoadMembership(storage::Engine& engine);
+Status SaveMembership(storage::Engine& engine, const StoredMembership& membership);
+
+}  // namespace cairn::cluster
