@@ -1,0 +1,194 @@
+#include "replica/internode_service.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/async.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::replica {
+namespace {
+
+void SetError(const Status& s, internode::Response* response) {
+  response->clear_op();
+  response->mutable_error()->set_code(static_cast<uint32_t>(s.code()));
+  response->mutable_error()->set_message(s.message());
+}
+
+void Send(net::FrameConnection& conn, uint64_t id, const internode::Response& m) {
+  const size_t size = m.ByteSizeLong();
+  conn.Send(id, size, [&](char* dest) {
+    m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
+  });
+}
+
+}  // namespace
+
+void ToMutation(const storage::DataKey& key, const storage::StoredValue& value,
+                internode::Mutation* out) {
+  out->set_partition(key.partition);
+  out->set_keyspace(key.keyspace);
+  out->set_key(key.key);
+  out->mutable_version()->set_hlc(value.version.hlc);
+  out->mutable_version()->set_node(value.version.node);
+  out->set_tombstone(value.tombstone);
+  out->set_expires_at_ms(value.expires_at_ms);
+  out->set_value(value.value);
+}
+
+storage::WriteOp FromMutation(internode::Mutation&& m) {
+  storage::WriteOp op;
+  op.key = storage::DataKey{m.partition(), m.keyspace(), std::move(*m.mutable_key())};
+  op.value.version = Version{m.version().hlc(), m.version().node()};
+  op.value.tombstone = m.tombstone();
+  op.value.expires_at_ms = m.expires_at_ms();
+  op.value.value = std::move(*m.mutable_value());
+  return op;
+}
+
+InternodeService::InternodeService(Replica* replica, cluster::Gossiper* gossiper,
+                                   base::HybridClock* clock, size_t max_frame_bytes)
+    : replica_(replica), gossiper_(gossiper), clock_(clock), max_frame_bytes_(max_frame_bytes) {}
+
+asio::awaitable<void> InternodeService::Serve(asio::ip::tcp::socket socket) {
+  net::ConnectionOptions options;
+  options.preamble.clear();
+  options.max_payload = max_frame_bytes_;
+  options.max_inflight = 4096;  // a coordinator multiplexes many requests on one connection
+  auto conn = std::make_shared<net::FrameConnection>(std::move(socket), options);
+  {
+    std::lock_guard lock(mu_);
+    connections_.insert(conn);
+  }
+  auto executor = conn->executor();
+  auto on_frame = [this, conn, executor](uint64_t id, std::string_view payload) {
+    internode::Request request;
+    if (!request.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      internode::Response response;
+      SetError(Status::InvalidArgument("malformed internode request"), &response);
+      Send(*conn, id, response);
+      return;
+    }
+    asio::co_spawn(
+        executor,
+        [this, conn, id, request = std::move(request)]() mutable -> asio::awaitable<void> {
+          internode::Response response;
+          co_await Execute(std::move(request), &response);
+          Send(*conn, id, response);
+        },
+        [conn, id](std::exception_ptr e) {
+          if (!e) return;
+          internode::Response response;
+          SetError(Status::Internal("internal error; see the peer's log"), &response);
+          Send(*conn, id, response);
+        });
+  };
+  auto on_error = [conn](const Status& s) {
+    internode::Response response;
+    SetError(s, &response);
+    Send(*conn, 0, response);
+  };
+  Status ended = co_await conn->Run(on_frame, on_error);
+  if (!ended.ok()) spdlog::debug("internode connection ended: {}", ended.ToString());
+  std::lock_guard lock(mu_);
+  connections_.erase(conn);
+}
+
+void InternodeService::CloseAll() {
+  std::lock_guard lock(mu_);
+  for (const auto& conn : connections_) {
+    asio::post(conn->executor(), [conn] { conn->StopReading(); });
+  }
+}
+
+asio::awaitable<void> InternodeService::Execute(internode::Request request,
+                                                internode::Response* response) {
+  if (request.protocol_version() == internode::PROTOCOL_UNSPECIFIED) {
+    SetError(Status::InvalidArgument("internode request without a protocol version"), response);
+    co_return;
+  }
+  const auto deadline = base::Clock::now() + std::chrono::milliseconds(
+                                                 request.timeout_ms() == 0 ? 5000 : request.timeout_ms());
+  switch (request.op_case()) {
+    case internode::Request::kGossip: {
+      auto r = gossiper_->Handle(request.gossip());
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_gossip()->Swap(&*r);
+      }
+      break;
+    }
+    case internode::Request::kMutate: {
+      std::vector<storage::WriteOp> ops;
+      ops.reserve(request.mutate().mutations_size());
+      for (internode::Mutation& m : *request.mutable_mutate()->mutable_mutations()) {
+        // Later local writes order after what this replica has seen (bounded: see the gossiper).
+        if (base::HybridClock::Millis(m.version().hlc()) <=
+            base::SystemClock().NowMillis() + 60'000) {
+          clock_->Observe(m.version().hlc());
+        }
+        ops.push_back(FromMutation(std::move(m)));
+      }
+      auto applied = co_await base::WithDeadline(replica_->Apply(std::move(ops)), deadline);
+      if (!applied) {
+        SetError(Status::Timeout("not applied before the deadline", 0), response);
+      } else if (!applied->ok()) {
+        SetError(applied->status(), response);
+      } else {
+        response->mutable_mutate();
+      }
+      break;
+    }
+    case internode::Request::kRead: {
+      const internode::ReadRequest& read = request.read();
+      storage::DataKey key{read.partition(), read.keyspace(), read.key()};
+      auto stored = replica_->Read(key);
+      if (!stored.ok()) {
+        SetError(stored.status(), response);
+        break;
+      }
+      auto* out = response->mutable_read();
+      out->set_found(stored->has_value());
+      if (stored->has_value()) ToMutation(key, **stored, out->mutable_stored());
+      break;
+    }
+    case internode::Request::kScan: {
+      internode::ScanRequest* scan = request.mutable_scan();
+      Replica::ScanArgs args;
+      args.keyspace = scan->keyspace();
+      args.partitions.assign(scan->partitions().begin(), scan->partitions().end());
+      args.prefix = std::move(*scan->mutable_prefix());
+      args.after = std::move(*scan->mutable_after());
+      args.limit = std::min<uint32_t>(scan->limit(), 10'000);
+      args.max_dead = scan->max_dead();
+      args.max_bytes = size_t{32} << 20;
+      auto scanned = co_await base::WithDeadline(replica_->Scan(std::move(args)), deadline);
+      if (!scanned) {
+        SetError(Status::Timeout("the scan did not finish before the deadline", 0), response);
+        break;
+      }
+      if (!scanned->ok()) {
+        SetError(scanned->status(), response);
+        break;
+      }
+      auto* out = response->mutable_scan();
+      for (const storage::ScanItem& item : (*scanned)->items) {
+        ToMutation(storage::DataKey{0, scan->keyspace(), item.key}, item.value, out->add_items());
+      }
+      out->set_exhausted((*scanned)->exhausted);
+      out->set_last_key((*scanned)->last_key);
+      break;
+    }
+    case internode::Request::OP_NOT_SET:
+      SetError(Status::InvalidArgument("the internode request names no operation this node knows"),
+               response);
+      break;
+  }
+}
+
+}  // namespace cairn::replica

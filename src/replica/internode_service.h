@@ -1,0 +1,46 @@
+// The internode front of a node: answers other nodes' gossip, mutations, reads and scans.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "base/hlc.h"
+#include "cluster/gossiper.h"
+#include "net/connection.h"
+#include "proto/internode.pb.h"
+#include "replica/replica.h"
+
+namespace cairn::replica {
+
+// Converts between the stored form and the internode form of one version of a key.
+void ToMutation(const storage::DataKey& key, const storage::StoredValue& value,
+                internode::Mutation* out);
+storage::WriteOp FromMutation(internode::Mutation&& m);
+
+// Thread safety: Serve() runs on the socket's reactor; the rest from any thread.
+class InternodeService {
+ public:
+  InternodeService(Replica* replica, cluster::Gossiper* gossiper, base::HybridClock* clock,
+                   size_t max_frame_bytes);
+
+  // Serves one connection whose preamble ("CRNI") the caller has read.
+  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+  void CloseAll();
+
+ private:
+  asio::awaitable<void> Execute(internode::Request request, internode::Response* response);
+
+  Replica* const replica_;
+  cluster::Gossiper* const gossiper_;
+  base::HybridClock* const clock_;
+  const size_t max_frame_bytes_;
+  std::mutex mu_;
+  std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_
+};
+
+}  // namespace cairn::replica
