@@ -53,6 +53,26 @@ struct ServerInfo {
   std::string version;
 };
 
+// One node of the cluster as the answering node sees it.
+struct NodeInfo {
+  uint32_t node_id = 0;  // 0 while it has never been heard from
+  std::string address;
+  std::string dc;
+  std::string rack;
+  bool up = false;
+  uint32_t partitions = 0;  // partition replicas it holds
+  uint64_t load_bytes = 0;
+  uint64_t hints_pending = 0;  // hints it holds for other nodes
+  bool self = false;           // the node that answered
+};
+
+struct ClusterInfo {
+  std::vector<NodeInfo> nodes;
+  uint32_t partitions = 0;
+  bool formed = false;
+  std::string note;  // why the cluster has not formed yet
+};
+
 // The asynchronous client. Every call must be made from a coroutine running on the executor
 // given to the constructor, and that executor must not run handlers concurrently (a
 // single-threaded io_context, or a strand). Connections are opened lazily, pooled, and reopened
@@ -89,8 +109,9 @@ class AsyncClient {
   // One result per key, in order.
   boost::asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(
       std::vector<std::string> keys, ReadOptions options = ReadOptions());
-  // One version per item, in order. Rejected whole if any item is invalid; not atomic.
-  boost::asio::awaitable<Result<std::vector<Version>>> BatchPut(
+  // One result per item, in order: its version, or why it was not written at the level (a
+  // TIMEOUT item may still have been applied). Rejected whole if any item is invalid; not atomic.
+  boost::asio::awaitable<Result<std::vector<Result<Version>>>> BatchPut(
       std::vector<std::pair<std::string, std::string>> items,
       WriteOptions options = WriteOptions());
 
@@ -102,6 +123,9 @@ class AsyncClient {
 
   // Round trip to a server; says which node answered.
   boost::asio::awaitable<Result<ServerInfo>> Ping();
+
+  // Every node of the cluster with its state, as the node answering sees it.
+  boost::asio::awaitable<Result<ClusterInfo>> ClusterStatus();
 
   // Closes all connections now. Later calls reconnect.
   void Close();
@@ -130,13 +154,14 @@ class Client {
   Result<ScanPage> Scan(std::string prefix, ScanOptions options = ScanOptions());
   Result<std::vector<Result<std::optional<Record>>>> BatchGet(std::vector<std::string> keys,
                                                               ReadOptions options = ReadOptions());
-  Result<std::vector<Version>> BatchPut(std::vector<std::pair<std::string, std::string>> items,
-                                        WriteOptions options = WriteOptions());
+  Result<std::vector<Result<Version>>> BatchPut(
+      std::vector<std::pair<std::string, std::string>> items, WriteOptions options = WriteOptions());
   Result<KeyspaceInfo> CreateKeyspace(KeyspaceSpec spec, bool if_not_exists = false);
   Result<std::vector<KeyspaceInfo>> ListKeyspaces();
   Result<KeyspaceInfo> DescribeKeyspace(std::string name);
   Status DropKeyspace(std::string name, bool if_exists = false);
   Result<ServerInfo> Ping();
+  Result<ClusterInfo> ClusterStatus();
 
  private:
   struct State;

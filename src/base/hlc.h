@@ -19,6 +19,20 @@ class PhysicalClock {
 // The system's real-time clock. Thread-safe; lives forever.
 PhysicalClock& SystemClock();
 
+// Another clock shifted by a fixed offset: how tests give one node a skewed clock
+// (cairnd --debug-clock-skew-ms).
+class OffsetClock final : public PhysicalClock {
+ public:
+  OffsetClock(PhysicalClock* base, int64_t offset_ms) : base_(base), offset_ms_(offset_ms) {}
+  uint64_t NowMillis() override {
+    return static_cast<uint64_t>(static_cast<int64_t>(base_->NowMillis()) + offset_ms_);
+  }
+
+ private:
+  PhysicalClock* const base_;
+  const int64_t offset_ms_;
+};
+
 // HybridClock issues timestamps `physical_ms << 16 | logical` that are
 //  - strictly increasing across all callers of this process, even when the wall clock goes back
 //    (the logical part counts up, carrying into the millisecond part when it overflows);

@@ -289,7 +289,7 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> AsyncClient:
   co_return out;
 }
 
-asio::awaitable<Result<std::vector<Version>>> AsyncClient::BatchPut(
+asio::awaitable<Result<std::vector<Result<Version>>>> AsyncClient::BatchPut(
     std::vector<std::pair<std::string, std::string>> items, WriteOptions options) {
   auto impl = impl_;
   wire::Request request;
@@ -303,9 +303,14 @@ asio::awaitable<Result<std::vector<Version>>> AsyncClient::BatchPut(
   }
   auto response = co_await impl->Call(request, /*idempotent=*/false);
   if (!response.ok()) co_return response.status();
-  std::vector<Version> versions;
+  std::vector<Result<Version>> versions;
   for (const wire::PutItem& item : response->batch_put().items()) {
-    versions.push_back(VersionOf(item.version()));
+    Status s = StatusOf(item.error());
+    if (s.ok()) {
+      versions.emplace_back(VersionOf(item.version()));
+    } else {
+      versions.emplace_back(std::move(s));
+    }
   }
   co_return versions;
 }
@@ -375,6 +380,26 @@ asio::awaitable<Result<ServerInfo>> AsyncClient::Ping() {
   co_return ServerInfo{response->ping().node(), response->ping().server_version()};
 }
 
+asio::awaitable<Result<ClusterInfo>> AsyncClient::ClusterStatus() {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  request.mutable_cluster_status();
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  const wire::ClusterStatusResponse& r = response->cluster_status();
+  ClusterInfo info;
+  info.partitions = r.partitions();
+  info.formed = r.formed();
+  info.note = r.note();
+  for (const wire::NodeStatus& n : r.nodes()) {
+    info.nodes.push_back(NodeInfo{n.node_id(), n.address(), n.dc(), n.rack(), n.state() == "UP",
+                                  n.partitions(), n.load_bytes(), n.hints_pending(), n.self()});
+  }
+  co_return info;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Client: the blocking wrapper runs an AsyncClient on its own I/O thread.
 
@@ -425,7 +450,7 @@ Result<std::vector<Result<std::optional<Record>>>> Client::BatchGet(std::vector<
                                                                     ReadOptions options) {
   return state_->Wait(state_->async.BatchGet(std::move(keys), std::move(options)));
 }
-Result<std::vector<Version>> Client::BatchPut(
+Result<std::vector<Result<Version>>> Client::BatchPut(
     std::vector<std::pair<std::string, std::string>> items, WriteOptions options) {
   return state_->Wait(state_->async.BatchPut(std::move(items), std::move(options)));
 }
@@ -442,5 +467,6 @@ Status Client::DropKeyspace(std::string name, bool if_exists) {
   return state_->Wait(state_->async.DropKeyspace(std::move(name), if_exists));
 }
 Result<ServerInfo> Client::Ping() { return state_->Wait(state_->async.Ping()); }
+Result<ClusterInfo> Client::ClusterStatus() { return state_->Wait(state_->async.ClusterStatus()); }
 
 }  // namespace cairn

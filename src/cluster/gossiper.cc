@@ -36,7 +36,7 @@ Gossiper::Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions op
     : config_(std::move(config)),
       identity_(identity),
       options_(options),
-      fingerprint_(MembershipFingerprint(config_.peers, identity.partition_bits)),
+      fingerprint_(MembershipFingerprint(config_)),
       generation_(WallMillis()),
       engine_(engine),
       schema_(schema),
@@ -69,8 +69,26 @@ Status Gossiper::Init() {
   if (Status s = ValidateConfig(config_); !s.ok()) return s;
   auto stored = LoadMembership(*engine_);
   if (!stored.ok()) return stored.status();
-  if (!stored->has_value()) return Status::Ok();  // a new node: the cluster forms by gossip
-  const StoredMembership& m = **stored;
+  if (!stored->has_value()) {
+    if (config_.peers.size() > 1) return Status::Ok();  // a new node: the cluster forms by gossip
+    // A cluster of one node forms at once, before the node serves anything.
+    StoredMembership alone{{Member{identity_.node_id, config_.self_address, config_.dc, config_.rack}},
+                           fingerprint_, 1};
+    auto topology = Topology::Make(alone.members, identity_.node_id, config_.partition_bits,
+                                   fingerprint_, 1);
+    if (!topology.ok()) return topology.status();
+    if (Status s = SaveMembership(*engine_, alone); !s.ok()) return s;
+    std::lock_guard lock(mu_);
+    topology_ = *topology;
+    return Status::Ok();
+  }
+  StoredMembership& m = **stored;
+  if (config_.standalone && m.fingerprint == fingerprint_ && m.members.size() == 1 &&
+      m.members[0].node_id == identity_.node_id && m.members[0].address != config_.self_address) {
+    // A node on its own may move to another address: follow it.
+    m.members[0].address = config_.self_address;
+    if (Status s = SaveMembership(*engine_, m); !s.ok()) return s;
+  }
   std::vector<std::string> addresses;
   for (const Member& member : m.members) addresses.push_back(member.address);
   std::sort(addresses.begin(), addresses.end());

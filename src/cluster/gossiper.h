@@ -38,17 +38,6 @@ struct GossipOptions {
   std::chrono::milliseconds max_clock_lead{60'000};
 };
 
-// One node as `cairn status` shows it.
-struct NodeStatus {
-  std::string address;
-  uint32_t node_id = 0;  // 0 while the node has never been heard from
-  std::string dc, rack;
-  bool up = false;
-  bool self = false;
-  uint64_t load_bytes = 0;
-  uint64_t hints_pending = 0;
-};
-
 // Thread safety: Run() and the gossip it sends run on `executor`; every other method may be
 // called from any thread.
 class Gossiper final : public ClusterView {
@@ -74,7 +63,7 @@ class Gossiper final : public ClusterView {
   bool IsUp(uint32_t node_id) const override;
   std::string NotFormedReason() const override;
 
-  std::vector<NodeStatus> Nodes() const;
+  std::vector<NodeStatus> Nodes() const override;
   uint64_t fingerprint() const { return fingerprint_; }
 
   // Figures this node reports about itself in every round.

@@ -33,6 +33,11 @@ uint64_t MembershipFingerprint(std::vector<std::string> peers, uint32_t partitio
   return base::Hash64(text);
 }
 
+uint64_t MembershipFingerprint(const ClusterConfig& config) {
+  if (config.standalone) return MembershipFingerprint({"standalone"}, config.partition_bits);
+  return MembershipFingerprint(config.peers, config.partition_bits);
+}
+
 Status ValidateConfig(const ClusterConfig& config) {
   if (config.peers.empty()) return Status::InvalidArgument("--peers is empty");
   std::set<std::string> seen;

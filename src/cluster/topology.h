@@ -22,11 +22,16 @@ struct ClusterConfig {
   std::string rack = "rack1";
   std::vector<std::string> peers;   // every initial member, this node included
   uint32_t partition_bits = 10;
+  // Started without --peers: a cluster of this node alone, whose address may change between
+  // restarts (the membership does not depend on it).
+  bool standalone = false;
 };
 
 // Identifies a membership definition: the sorted peer list and the partition count. Nodes with
 // different fingerprints refuse to form a cluster together.
 uint64_t MembershipFingerprint(std::vector<std::string> peers, uint32_t partition_bits);
+// The fingerprint of `config`'s membership (a standalone node's does not depend on its address).
+uint64_t MembershipFingerprint(const ClusterConfig& config);
 
 // INVALID_ARGUMENT unless the configuration is usable: self in peers, no duplicates, valid
 // dc and rack names.
@@ -51,6 +56,17 @@ struct Topology {
                                                       uint64_t fingerprint, uint64_t epoch);
 };
 
+// One node as `cairn status` shows it.
+struct NodeStatus {
+  std::string address;
+  uint32_t node_id = 0;  // 0 while the node has never been heard from
+  std::string dc, rack;
+  bool up = false;
+  bool self = false;
+  uint64_t load_bytes = 0;
+  uint64_t hints_pending = 0;
+};
+
 // What coordinators see of the cluster.
 // Thread safety: implementations are safe to call from any thread.
 class ClusterView {
@@ -62,6 +78,8 @@ class ClusterView {
   virtual bool IsUp(uint32_t node_id) const = 0;
   // Why topology() is null, for error messages.
   virtual std::string NotFormedReason() const { return "the cluster has not formed yet"; }
+  // Every listed node, in address order.
+  virtual std::vector<NodeStatus> Nodes() const = 0;
 };
 
 // A fixed view: tests, and tools that need a topology without gossip.
@@ -71,6 +89,13 @@ class StaticClusterView final : public ClusterView {
       : topology_(std::move(topology)) {}
   std::shared_ptr<const Topology> topology() const override { return topology_; }
   bool IsUp(uint32_t) const override { return true; }
+  std::vector<NodeStatus> Nodes() const override {
+    std::vector<NodeStatus> out;
+    for (const Member& m : topology_->map.members()) {
+      out.push_back(NodeStatus{m.address, m.node_id, m.dc, m.rack, true, m.node_id == topology_->self});
+    }
+    return out;
+  }
 
  private:
   std::shared_ptr<const Topology> topology_;

@@ -1,37 +1,527 @@
 #include "coordinator/coordinator.h"
 
-#include <fmt/format.h>
+#include <algorithm>
+#include <map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "base/hash.h"
+#include "base/reactor.h"
+#include "replica/internode_service.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace cairn::coordinator {
-namespace {
 
 using storage::StoredValue;
 using storage::WriteOp;
 
-// The live value a conditional write compares against: tombstones and expired values count as
-// absent.
-const StoredValue* Live(const StoredValue* v, uint64_t now_ms) {
-  return v != nullptr && v->IsLive(now_ms) ? v : nullptr;
-}
+namespace {
 
-bool ConditionHolds(const CasCondition& c, const StoredValue* live) {
-  switch (c.kind) {
-    case CasCondition::Kind::kIfVersion:
-      return live != nullptr && live->version == c.version;
-    case CasCondition::Kind::kIfValue:
-      return live != nullptr && live->value == c.value;
-    case CasCondition::Kind::kIfNotExists:
-      return live == nullptr;
-    case CasCondition::Kind::kIfExists:
-      return live != nullptr;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+bool IsBlockingRead(Consistency level) {
+  switch (level) {
+    case Consistency::kQuorum:
+    case Consistency::kAll:
+    case Consistency::kLocalQuorum:
+    case Consistency::kEachQuorum:
+    case Consistency::kSerial:
+    case Consistency::kLocalSerial: return true;
+    default: return false;
   }
-  return false;
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// Replica sets and what a consistency level requires of them.
+
+// The replicas of one key in one keyspace, each with its data centre.
+struct Coordinator::ReplicaSet {
+  std::vector<uint32_t> nodes;     // DCs in name order, each DC's nodes in preference order
+  std::vector<uint16_t> dc_of;     // per node: index into dcs
+  std::vector<std::string> dcs;    // data centres that hold replicas
+  int local_dc = -1;               // index of this node's DC in dcs, or -1
+
+  int IndexOf(uint32_t node) const {
+    auto it = std::find(nodes.begin(), nodes.end(), node);
+    return it == nodes.end() ? -1 : static_cast<int>(it - nodes.begin());
+  }
+  uint16_t DcOf(uint32_t node) const {
+    const int i = IndexOf(node);
+    return i < 0 ? 0 : dc_of[static_cast<size_t>(i)];
+  }
+  uint32_t CountIn(size_t dc) const {
+    return static_cast<uint32_t>(std::count(dc_of.begin(), dc_of.end(), static_cast<uint16_t>(dc)));
+  }
+
+  static ReplicaSet Of(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
+                       uint32_t partition) {
+    ReplicaSet set;
+    for (const std::string& dc : topology.map.dcs()) {
+      const uint32_t rf = ks.ReplicationIn(dc);
+      if (rf == 0) continue;
+      auto list = topology.map.Preference(partition, dc);
+      const size_t n = std::min<size_t>(rf, list.size());
+      if (n == 0) continue;
+      const auto index = static_cast<uint16_t>(set.dcs.size());
+      if (dc == topology.local_dc) set.local_dc = index;
+      set.dcs.push_back(dc);
+      for (size_t i = 0; i < n; ++i) {
+        set.nodes.push_back(list[i]);
+        set.dc_of.push_back(index);
+      }
+    }
+    return set;
+  }
+};
+
+// How many acknowledgements a level needs from a replica set: in all, and per data centre.
+struct Coordinator::Requirement {
+  uint32_t total = 0;
+  std::vector<uint32_t> per_dc;
+  bool hints_count = false;  // ANY: a stored hint counts
+
+  bool Met(uint32_t acks, const std::vector<uint32_t>& acks_dc) const {
+    if (acks < total) return false;
+    for (size_t d = 0; d < per_dc.size(); ++d) {
+      if (acks_dc[d] < per_dc[d]) return false;
+    }
+    return true;
+  }
+  uint32_t Needed() const {
+    uint32_t n = total;
+    uint32_t sum = 0;
+    for (uint32_t x : per_dc) sum += x;
+    return std::max(n, sum);
+  }
+
+  static Result<Requirement> For(Consistency level, const ReplicaSet& set, bool write) {
+    Requirement r;
+    r.per_dc.assign(set.dcs.size(), 0);
+    const auto n = static_cast<uint32_t>(set.nodes.size());
+    if (n == 0) return Status::Unavailable("the keyspace has no replicas in this cluster");
+    auto need_total = [&](uint32_t k) -> cairn::Status {
+      if (k > n) {
+        return Status::Unavailable(fmt::format("{} needs {} replicas; the keyspace has {} for this key",
+                                               ConsistencyName(level), k, n));
+      }
+      r.total = k;
+      return Status::Ok();
+    };
+    auto need_local = [&](bool quorum) -> cairn::Status {
+      if (set.local_dc < 0) {
+        return Status::Unavailable(fmt::format(
+            "{}: the keyspace has no replicas in this node's data centre", ConsistencyName(level)));
+      }
+      const uint32_t local = set.CountIn(static_cast<size_t>(set.local_dc));
+      r.per_dc[static_cast<size_t>(set.local_dc)] = quorum ? local / 2 + 1 : 1;
+      return Status::Ok();
+    };
+    cairn::Status s;
+    switch (level) {
+      case Consistency::kOne: s = need_total(1); break;
+      case Consistency::kTwo: s = need_total(2); break;
+      case Consistency::kThree: s = need_total(3); break;
+      case Consistency::kDefault:  // resolved by the caller; QUORUM if not
+      case Consistency::kQuorum:
+      case Consistency::kSerial: s = need_total(n / 2 + 1); break;
+      case Consistency::kAll: s = need_total(n); break;
+      case Consistency::kLocalOne: s = need_local(false); break;
+      case Consistency::kLocalQuorum:
+      case Consistency::kLocalSerial: s = need_local(true); break;
+      case Consistency::kEachQuorum:
+        for (size_t d = 0; d < set.dcs.size(); ++d) r.per_dc[d] = set.CountIn(d) / 2 + 1;
+        break;
+      case Consistency::kAny:
+        if (!write) return Status::InvalidArgument("ANY is a write consistency level");
+        r.total = 1;
+        r.hints_count = true;
+        break;
+    }
+    if (!s.ok()) return s;
+    return r;
+  }
+};
+
+// Why a level cannot be tried with the replicas that are UP, or OK.
+cairn::Status CheckLive(const Coordinator::ReplicaSet& set, const Coordinator::Requirement& req,
+                        const cluster::ClusterView& view, Consistency level) {
+  if (req.hints_count) return Status::Ok();  // ANY: a hint will do
+  uint32_t live = 0;
+  std::vector<uint32_t> live_dc(set.dcs.size(), 0);
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (view.IsUp(set.nodes[i])) {
+      ++live;
+      ++live_dc[set.dc_of[i]];
+    }
+  }
+  if (req.Met(live, live_dc)) return Status::Ok();
+  return Status::Unavailable(fmt::format("{} needs {} of {} replicas, and {} {} up; nothing was written",
+                                         ConsistencyName(level), req.Needed(), set.nodes.size(), live,
+                                         live == 1 ? "is" : "are"));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Writes
+
+struct Coordinator::WriteTarget {
+  WriteOp op;
+  ReplicaSet set;
+  Requirement req;
+};
+
+// The acknowledgements of one replicated write (of one or more keys) as they come in.
+// Lives on one reactor; shared by the tasks that talk to each replica.
+class Coordinator::WriteRound {
+ public:
+  struct Item {
+    const ReplicaSet* set;
+    Requirement req;
+    uint32_t acks = 0;
+    std::vector<uint32_t> acks_dc;
+    bool met = false;
+  };
+
+  WriteRound(asio::any_io_executor ex, std::vector<WriteTarget> targets)
+      : targets_(std::move(targets)), wake_(std::move(ex)) {
+    for (const WriteTarget& t : targets_) {
+      items_.push_back(Item{&t.set, t.req, 0, std::vector<uint32_t>(t.set.dcs.size(), 0), false});
+    }
+  }
+
+  const std::vector<WriteTarget>& targets() const { return targets_; }
+
+  void Ack(size_t i, uint32_t node) {
+    Item& item = items_[i];
+    ++item.acks;
+    ++item.acks_dc[item.set->DcOf(node)];
+    Check(i);
+  }
+  void Hinted(size_t i) {
+    Item& item = items_[i];
+    if (!item.req.hints_count) return;
+    ++item.acks;  // ANY counts hints in its total, never per DC
+    Check(i);
+  }
+  void StartNode() { ++outstanding_; }
+  void NodeDone() {
+    if (--outstanding_ == 0) wake_.cancel();
+  }
+
+  // Waits until every item's requirement is met, every replica has answered, or the deadline.
+  asio::awaitable<void> Wait(base::Deadline deadline) {
+    if (met_ == items_.size() || outstanding_ == 0) co_return;
+    wake_.expires_at(deadline);
+    co_await wake_.async_wait(kNoThrow);
+  }
+
+  cairn::Status ResultOf(size_t i) const {
+    const Item& item = items_[i];
+    if (item.met) return Status::Ok();
+    return Status::Timeout(
+        fmt::format("{} of {} replicas acknowledged before the deadline; the write may have been "
+                    "applied",
+                    item.acks, item.req.Needed()),
+        item.acks);
+  }
+
+ private:
+  void Check(size_t i) {
+    Item& item = items_[i];
+    if (!item.met && item.req.Met(item.acks, item.acks_dc)) {
+      item.met = true;
+      if (++met_ == items_.size()) wake_.cancel();
+    }
+  }
+
+  const std::vector<WriteTarget> targets_;
+  std::vector<Item> items_;
+  size_t met_ = 0;
+  size_t outstanding_ = 0;
+  asio::steady_timer wake_;
+};
+
+asio::awaitable<std::vector<cairn::Status>> Coordinator::Replicate(std::vector<WriteTarget> targets,
+                                                                   base::Deadline deadline,
+                                                                   std::optional<uint32_t> acked_by) {
+  auto executor = co_await asio::this_coro::executor;
+  auto round = std::make_shared<WriteRound>(executor, std::move(targets));
+  // Group the ops by replica: one message per node carries all of its keys.
+  std::map<uint32_t, std::vector<size_t>> by_node;
+  for (size_t i = 0; i < round->targets().size(); ++i) {
+    for (uint32_t node : round->targets()[i].set.nodes) {
+      if (acked_by && node == *acked_by) {
+        round->Ack(i, node);
+        continue;
+      }
+      by_node[node].push_back(i);
+    }
+  }
+  for (auto& [node, items] : by_node) {
+    std::vector<WriteOp> ops;
+    ops.reserve(items.size());
+    for (size_t i : items) ops.push_back(round->targets()[i].op);
+    round->StartNode();
+    // SendToNode turns every failure into a hint or a missing ack: nothing escapes it.
+    asio::co_spawn(executor, SendToNode(round, node, std::move(items), std::move(ops), deadline),
+                   asio::detached);
+  }
+  co_await round->Wait(deadline);
+  std::vector<cairn::Status> out;
+  out.reserve(round->targets().size());
+  for (size_t i = 0; i < round->targets().size(); ++i) out.push_back(round->ResultOf(i));
+  co_return out;
+}
+
+asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round, uint32_t node,
+                                              std::vector<size_t> items, std::vector<WriteOp> ops,
+                                              base::Deadline deadline) {
+  struct Done {
+    WriteRound& r;
+    ~Done() { r.NodeDone(); }
+  } done{*round};
+  if (node == identity_.node_id) {
+    auto applied = co_await local_->Apply(std::move(ops));
+    if (applied.ok()) {
+      for (size_t i : items) round->Ack(i, node);
+    } else {
+      spdlog::error("local write failed: {}", applied.status().ToString());
+    }
+    co_return;
+  }
+  auto topology = view_->topology();
+  cluster::InternodeClient* client = Client();
+  std::vector<internode::Mutation> mutations(ops.size());
+  for (size_t k = 0; k < ops.size(); ++k) {
+    replica::ToMutation(ops[k].key, ops[k].value, &mutations[k]);
+  }
+  if (client != nullptr && topology && view_->IsUp(node)) {
+    internode::Request request;
+    for (const auto& m : mutations) *request.mutable_mutate()->add_mutations() = m;
+    auto response = co_await client->Call(AddressOf(*topology, node), request, deadline);
+    if (response.ok()) {
+      for (size_t i : items) round->Ack(i, node);
+      co_return;
+    }
+    spdlog::debug("write to node {} failed: {}", node, response.status().ToString());
+  }
+  // Down, unreachable or too slow: keep a hint and replay it when the node is back.
+  if (hints_ != nullptr) {
+    Status stored = co_await hints_->Add(node, std::move(mutations));
+    if (stored.ok()) {
+      for (size_t i : items) round->Hinted(i);
+    } else {
+      spdlog::error("cannot store hints for node {}: {}", node, stored.ToString());
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reads
+
+// The answers to one replicated read as they come in. Lives on one reactor.
+class Coordinator::ReadRound {
+ public:
+  ReadRound(asio::any_io_executor ex, ReplicaSet set, Requirement req)
+      : set_(std::move(set)), req_(std::move(req)), acks_dc_(set.dcs.size(), 0), wake_(std::move(ex)) {}
+
+  void Answer(uint32_t node, std::optional<StoredValue> value) {
+    answers_.emplace_back(node, std::move(value));
+    ++acks_dc_[set_.DcOf(node)];
+    Finish();
+  }
+  void Failed() { Finish(); }
+  void Start() { ++outstanding_; }
+  bool met() const { return req_.Met(static_cast<uint32_t>(answers_.size()), acks_dc_); }
+
+  asio::awaitable<void> Wait(base::Deadline deadline) {
+    if (met() || outstanding_ == 0) co_return;
+    wake_.expires_at(deadline);
+    co_await wake_.async_wait(kNoThrow);
+  }
+
+  const std::vector<std::pair<uint32_t, std::optional<StoredValue>>>& answers() const {
+    return answers_;
+  }
+  const Requirement& requirement() const { return req_; }
+
+ private:
+  void Finish() {
+    --outstanding_;
+    if (met() || outstanding_ == 0) wake_.cancel();
+  }
+
+  const ReplicaSet set_;  // a copy: replica tasks may outlive the read that started them
+  const Requirement req_;
+  std::vector<std::pair<uint32_t, std::optional<StoredValue>>> answers_;
+  std::vector<uint32_t> acks_dc_;
+  size_t outstanding_ = 0;
+  asio::steady_timer wake_;
+};
+
+asio::awaitable<void> Coordinator::ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
+                                                storage::DataKey key, base::Deadline deadline) {
+  auto topology = view_->topology();
+  cluster::InternodeClient* client = Client();
+  if (client == nullptr || !topology) {
+    round->Failed();
+    co_return;
+  }
+  internode::Request request;
+  request.mutable_read()->set_partition(key.partition);
+  request.mutable_read()->set_keyspace(key.keyspace);
+  request.mutable_read()->set_key(key.key);
+  auto response = co_await client->Call(AddressOf(*topology, node), request, deadline);
+  if (!response.ok()) {
+    spdlog::debug("read from node {} failed: {}", node, response.status().ToString());
+    round->Failed();
+    co_return;
+  }
+  internode::ReadResponse* read = response->mutable_read();
+  if (!read->found()) {
+    round->Answer(node, std::nullopt);
+  } else {
+    round->Answer(node, replica::FromMutation(std::move(*read->mutable_stored())).value);
+  }
+}
+
+asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
+    const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+    Consistency level, base::Deadline deadline) {
+  const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
+  auto req = Requirement::For(level, set, /*write=*/false);
+  if (!req.ok()) co_return req.status();
+  if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
+
+  // Whom to ask: this node first when it is a replica, then its data centre, then the others;
+  // enough of each data centre the level names, then enough in all.
+  std::vector<uint32_t> order;
+  const int self = set.IndexOf(identity_.node_id);
+  if (self >= 0) order.push_back(identity_.node_id);
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (static_cast<int>(i) != self && static_cast<int>(set.dc_of[i]) == set.local_dc) {
+      order.push_back(set.nodes[i]);
+    }
+  }
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (static_cast<int>(set.dc_of[i]) != set.local_dc) order.push_back(set.nodes[i]);
+  }
+  std::vector<uint32_t> ask, spare;
+  std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
+  for (uint32_t node : order) {
+    if (!view_->IsUp(node)) continue;
+    const uint16_t dc = set.DcOf(node);
+    if (picked_dc[dc] < req->per_dc[dc]) {
+      ask.push_back(node);
+      ++picked_dc[dc];
+    } else {
+      spare.push_back(node);
+    }
+  }
+  while (ask.size() < req->total && !spare.empty()) {
+    ask.push_back(spare.front());
+    spare.erase(spare.begin());
+  }
+
+  // This node alone answers: no reconciliation needed.
+  if (ask.size() == 1 && ask[0] == identity_.node_id) co_return local_->Read(key);
+
+  auto executor = co_await asio::this_coro::executor;
+  auto round = std::make_shared<ReadRound>(executor, set, *req);
+  for (uint32_t node : ask) {
+    round->Start();
+    if (node == identity_.node_id) {
+      auto local = local_->Read(key);
+      if (local.ok()) {
+        round->Answer(node, std::move(*local));
+      } else {
+        round->Failed();
+      }
+    } else {
+      // ReadFromNode reports every outcome to the round: nothing escapes it.
+      asio::co_spawn(executor, ReadFromNode(round, node, key, deadline), asio::detached);
+    }
+  }
+  co_await round->Wait(deadline);
+  // A replica that failed fast is replaced by a spare while time remains.
+  while (!round->met() && !spare.empty() && base::Clock::now() < deadline) {
+    round->Start();
+    asio::co_spawn(executor, ReadFromNode(round, spare.front(), key, deadline), asio::detached);
+    spare.erase(spare.begin());
+    co_await round->Wait(deadline);
+  }
+  if (!round->met()) {
+    const auto n = static_cast<uint32_t>(round->answers().size());
+    co_return Status::Timeout(fmt::format("{} of {} replicas answered before the deadline", n,
+                                          req->Needed()),
+                              n);
+  }
+
+  // The newest version wins (tombstones too); replicas that answered with less are repaired.
+  std::optional<StoredValue> newest;
+  for (const auto& [node, value] : round->answers()) {
+    if (value && (!newest || newest->version < value->version)) newest = *value;
+  }
+  std::vector<uint32_t> stale;
+  for (const auto& [node, value] : round->answers()) {
+    if (newest && (!value || value->version < newest->version)) stale.push_back(node);
+  }
+  if (!stale.empty()) {
+    WriteOp repair;
+    repair.key = key;
+    repair.value = *newest;
+    if (IsBlockingRead(level)) {
+      // Before answering, so that a later read at this level cannot see an older value.
+      Status repaired = co_await Repair(std::move(stale), set, std::move(repair), deadline);
+      if (!repaired.ok()) {
+        co_return Status::Timeout(
+            fmt::format("read repair did not finish before the deadline: {}", repaired.message()),
+            static_cast<uint32_t>(round->answers().size()));
+      }
+    } else {
+      asio::co_spawn(
+          executor,
+          [this, stale = std::move(stale), set, repair = std::move(repair),
+           deadline]() mutable -> asio::awaitable<void> {
+            co_await Repair(std::move(stale), set, std::move(repair), deadline);
+          },
+          asio::detached);
+    }
+  }
+  co_return newest;
+}
+
+asio::awaitable<cairn::Status> Coordinator::Repair(std::vector<uint32_t> nodes,
+                                                   const ReplicaSet& set, WriteOp op,
+                                                   base::Deadline deadline) {
+  // One target whose replicas are just the stale nodes, all of which must take the repair.
+  WriteTarget target;
+  target.op = std::move(op);
+  target.set.dcs = set.dcs;
+  target.set.local_dc = set.local_dc;
+  for (uint32_t node : nodes) {
+    target.set.nodes.push_back(node);
+    target.set.dc_of.push_back(set.DcOf(node));
+  }
+  target.req.per_dc.assign(set.dcs.size(), 0);
+  target.req.total = static_cast<uint32_t>(nodes.size());
+  std::vector<WriteTarget> targets;
+  targets.push_back(std::move(target));
+  auto results = co_await Replicate(std::move(targets), deadline, std::nullopt);
+  co_return results[0];
+}
+
+// ------------------------------------------------------------------------------------------------
 
 std::optional<Record> LiveRecord(const StoredValue& v, uint64_t now_ms) {
   if (!v.IsLive(now_ms)) return std::nullopt;
@@ -39,18 +529,46 @@ std::optional<Record> LiveRecord(const StoredValue& v, uint64_t now_ms) {
 }
 
 Coordinator::Coordinator(CoordinatorOptions options, cluster::NodeIdentity identity,
-                         cluster::Schema* schema, replica::Replica* local, base::HybridClock* clock,
-                         base::PhysicalClock* wall, asio::any_io_executor blocking)
+                         cluster::Schema* schema, const cluster::ClusterView* view,
+                         replica::Replica* local, base::HybridClock* clock,
+                         base::PhysicalClock* wall, asio::any_io_executor blocking,
+                         std::vector<cluster::InternodeClient*> clients, HintStore* hints)
     : options_(options),
       identity_(identity),
       schema_(schema),
+      view_(view),
       local_(local),
       clock_(clock),
       wall_(wall),
-      blocking_(std::move(blocking)) {}
+      blocking_(std::move(blocking)),
+      clients_(std::move(clients)),
+      hints_(hints) {}
+
+cluster::InternodeClient* Coordinator::Client() const {
+  const size_t i = base::ReactorIndex();
+  return i < clients_.size() ? clients_[i] : nullptr;
+}
+
+std::string Coordinator::AddressOf(const cluster::Topology& topology, uint32_t node) const {
+  const cluster::Member* m = topology.Find(node);
+  return m == nullptr ? std::string() : m->address;
+}
+
+Result<std::shared_ptr<const cluster::Topology>> Coordinator::Topology() const {
+  auto topology = view_->topology();
+  if (!topology) return Status::Unavailable(view_->NotFormedReason());
+  return topology;
+}
+
+Consistency Coordinator::Resolve(Consistency level, const cluster::KeyspaceDef& ks,
+                                 bool write) const {
+  if (level != Consistency::kDefault) return level;
+  return write ? ks.write_consistency : ks.read_consistency;
+}
 
 Result<cluster::KeyspaceDef> Coordinator::ResolveKeyspace(const std::string& name) const {
-  const std::string_view wanted = name.empty() ? cluster::kDefaultKeyspace : std::string_view(name);
+  const std::string_view wanted =
+      name.empty() ? cluster::kDefaultKeyspace : std::string_view(name);
   auto def = schema_->Find(wanted);
   if (!def) return Status::InvalidArgument(fmt::format("keyspace '{}' does not exist", wanted));
   return *def;
@@ -107,23 +625,16 @@ uint64_t Coordinator::ExpiryFor(uint64_t ttl_ms) const {
   return ttl_ms == 0 ? 0 : wall_->NowMillis() + ttl_ms;
 }
 
-asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Coordinator::ApplyLocal(
-    std::vector<WriteOp> ops, base::Deadline deadline) {
-  auto applied = co_await base::WithDeadline(local_->Apply(std::move(ops)), deadline);
-  if (!applied) {
-    co_return Status::Timeout(
-        "the write was not acknowledged before the deadline; it may have been applied", 0);
-  }
-  co_return std::move(*applied);
-}
-
 asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
                                                                 RequestOptions options) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateKey(key); !s.ok()) co_return s;
   if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
-  auto stored = local_->Read(KeyOf(*ks, std::move(key)));
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  auto stored = co_await ReadKey(**topology, *ks, KeyOf(*ks, std::move(key)),
+                                 Resolve(options.consistency, *ks, false), options.deadline);
   if (!stored.ok()) co_return stored.status();
   if (!stored->has_value()) co_return std::optional<Record>();
   co_return LiveRecord(**stored, wall_->NowMillis());
@@ -131,19 +642,12 @@ asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
 
 asio::awaitable<Result<Version>> Coordinator::Put(std::string key, std::string value,
                                                   uint64_t ttl_ms, RequestOptions options) {
-  auto ks = ResolveKeyspace(options.keyspace);
-  if (!ks.ok()) co_return ks.status();
-  if (Status s = ValidateKey(key); !s.ok()) co_return s;
-  if (Status s = ValidateValue(value); !s.ok()) co_return s;
-  if (Status s = ValidateTtl(ttl_ms); !s.ok()) co_return s;
-  if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
-  const Version version{clock_->Now(), identity_.node_id};
-  std::vector<WriteOp> ops(1);
-  ops[0].key = KeyOf(*ks, std::move(key));
-  ops[0].value = StoredValue{version, false, ExpiryFor(ttl_ms), std::move(value)};
-  auto applied = co_await ApplyLocal(std::move(ops), options.deadline);
-  if (!applied.ok()) co_return applied.status();
-  co_return version;
+  PutItem item{std::move(key), std::move(value), ttl_ms};
+  std::vector<PutItem> items;
+  items.push_back(std::move(item));
+  auto results = co_await BatchPut(std::move(items), std::move(options));
+  if (!results.ok()) co_return results.status();
+  co_return std::move((*results)[0]);
 }
 
 asio::awaitable<Result<Version>> Coordinator::Delete(std::string key, RequestOptions options) {
@@ -151,12 +655,22 @@ asio::awaitable<Result<Version>> Coordinator::Delete(std::string key, RequestOpt
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateKey(key); !s.ok()) co_return s;
   if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  const Consistency level = Resolve(options.consistency, *ks, true);
+  WriteTarget target;
+  target.op.key = KeyOf(*ks, std::move(key));
+  target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
+  auto req = Requirement::For(level, target.set, true);
+  if (!req.ok()) co_return req.status();
+  if (Status s = CheckLive(target.set, *req, *view_, level); !s.ok()) co_return s;
+  target.req = *req;
   const Version version{clock_->Now(), identity_.node_id};
-  std::vector<WriteOp> ops(1);
-  ops[0].key = KeyOf(*ks, std::move(key));
-  ops[0].value = StoredValue{version, true, 0, {}};
-  auto applied = co_await ApplyLocal(std::move(ops), options.deadline);
-  if (!applied.ok()) co_return applied.status();
+  target.op.value = StoredValue{version, true, 0, {}};
+  std::vector<WriteTarget> targets;
+  targets.push_back(std::move(target));
+  auto results = co_await Replicate(std::move(targets), options.deadline, std::nullopt);
+  if (!results[0].ok()) co_return results[0];
   co_return version;
 }
 
@@ -176,30 +690,80 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   if (options.consistency == Consistency::kAny) {
     co_return Status::InvalidArgument("compare-and-swap cannot run at ANY");
   }
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  // The level at which the result is committed to the replicas.
+  Consistency commit = options.consistency;
+  if (commit == Consistency::kDefault || commit == Consistency::kSerial) {
+    commit = Consistency::kQuorum;
+  } else if (commit == Consistency::kLocalSerial) {
+    commit = Consistency::kLocalQuorum;
+  }
+  WriteTarget target;
+  target.op.key = KeyOf(*ks, std::move(key));
+  target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
+  auto req = Requirement::For(commit, target.set, true);
+  if (!req.ok()) co_return req.status();
+  if (Status s = CheckLive(target.set, *req, *view_, commit); !s.ok()) co_return s;
+  target.req = *req;
+
+  // Until per-key Paxos: the condition is decided atomically on one replica, the first live one
+  // in preference order (the same for every coordinator that sees the same nodes UP), and the
+  // result is then replicated like a write.
+  uint32_t primary = 0;
+  for (uint32_t node : target.set.nodes) {
+    if (view_->IsUp(node)) {
+      primary = node;
+      break;
+    }
+  }
   const uint64_t now = wall_->NowMillis();
-  const Version version{clock_->Now(), identity_.node_id};
   const uint64_t expiry = new_value && ttl_ms > 0 ? now + ttl_ms : 0;
-  std::vector<WriteOp> ops(1);
-  ops[0].key = KeyOf(*ks, std::move(key));
-  ops[0].value = StoredValue{version, !new_value.has_value(), expiry, new_value.value_or("")};
-  ops[0].precondition = [condition = std::move(condition), now](const StoredValue* current) {
-    return ConditionHolds(condition, Live(current, now));
-  };
-  // Raised through the clock, so the version is unique: a later Put can never get it too.
-  ops[0].raise_above = [clock = clock_, node = identity_.node_id](const Version& current) {
-    clock->Observe(current.hlc);
-    return Version{clock->Now(), node};
-  };
-  auto outcomes = co_await ApplyLocal(std::move(ops), options.deadline);
-  if (!outcomes.ok()) co_return outcomes.status();
-  const storage::WriteOutcome& outcome = (*outcomes)[0];
+  target.op.value =
+      StoredValue{Version{clock_->Now(), identity_.node_id}, !new_value.has_value(), expiry,
+                  new_value.value_or("")};
+  replica::Replica::ConditionalOutcome outcome;
+  if (primary == identity_.node_id) {
+    auto local = co_await base::WithDeadline(
+        local_->ApplyIf(target.op, condition, clock_, identity_.node_id, now), options.deadline);
+    if (!local) {
+      co_return Status::Timeout("the compare-and-swap was not decided before the deadline", 0);
+    }
+    if (!local->ok()) co_return local->status();
+    outcome = std::move(**local);
+  } else {
+    cluster::InternodeClient* client = Client();
+    if (client == nullptr) co_return Status::Unavailable("no route to the key's replicas");
+    internode::Request request;
+    auto* cm = request.mutable_conditional_mutate();
+    replica::ToMutation(target.op.key, target.op.value, cm->mutable_mutation());
+    replica::ToProto(condition, cm->mutable_condition());
+    auto response =
+        co_await client->Call(AddressOf(**topology, primary), request, options.deadline);
+    if (!response.ok()) {
+      const Status& s = response.status();
+      co_return s.code() == Code::kUnavailable
+                    ? s
+                    : Status::Timeout(fmt::format("compare-and-swap: {}", s.message()), 0);
+    }
+    internode::ConditionalMutateResponse* r = response->mutable_conditional_mutate();
+    outcome.applied = r->applied();
+    outcome.version = Version{r->version().hlc(), r->version().node()};
+    if (r->found()) outcome.current = replica::FromMutation(std::move(*r->mutable_current())).value;
+  }
   CasResult result;
   result.applied = outcome.applied;
-  if (outcome.applied) {
-    if (new_value) result.current = Record{std::move(*new_value), outcome.version, expiry};
-  } else if (outcome.current) {
-    result.current = LiveRecord(*outcome.current, now);
+  if (!outcome.applied) {
+    if (outcome.current) result.current = LiveRecord(*outcome.current, now);
+    co_return result;
   }
+  clock_->Observe(outcome.version.hlc);
+  target.op.value.version = outcome.version;
+  std::vector<WriteTarget> targets;
+  targets.push_back(std::move(target));
+  auto committed = co_await Replicate(std::move(targets), options.deadline, primary);
+  if (!committed[0].ok()) co_return committed[0];
+  if (new_value) result.current = Record{std::move(*new_value), outcome.version, expiry};
   co_return result;
 }
 
@@ -217,34 +781,151 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
     co_return Status::InvalidArgument(
         fmt::format("scan limit {} is over the maximum of {}", limit, options_.max_scan_limit));
   }
-  replica::Replica::ScanArgs args;
-  args.keyspace = ks->id;
+  auto topology_result = Topology();
+  if (!topology_result.ok()) co_return topology_result.status();
+  const cluster::Topology& topology = **topology_result;
+  const Consistency level = Resolve(options.consistency, *ks, false);
+
+  std::vector<uint32_t> partitions;
   if (auto tag = base::PrefixPartitionKey(prefix)) {
-    // Every matching key has this hash tag: one partition holds them all.
-    args.partitions.push_back(base::PartitionOfToken(base::Hash64(*tag), identity_.partition_bits));
+    // Every matching key has this hash tag: one partition, one replica set.
+    partitions.push_back(base::PartitionOfToken(base::Hash64(*tag), identity_.partition_bits));
   } else {
-    args.partitions.resize(identity_.partitions());
-    for (uint32_t p = 0; p < identity_.partitions(); ++p) args.partitions[p] = p;
+    partitions.resize(identity_.partitions());
+    for (uint32_t p = 0; p < identity_.partitions(); ++p) partitions[p] = p;
   }
-  args.prefix = std::move(prefix);
-  args.after = std::move(cursor);
-  args.limit = limit;
-  args.max_dead = size_t{limit} * 10 + 1000;
-  args.max_bytes = options_.max_answer_bytes;
-  auto scanned = co_await base::WithDeadline(local_->Scan(std::move(args)), options.deadline);
-  if (!scanned) co_return Status::Timeout("the scan did not finish before the deadline", 0);
-  if (!scanned->ok()) co_return scanned->status();
-  storage::ScanResult& result = **scanned;
+  // For each partition, the level's count of live replicas (this node first, then its DC); one
+  // request per node covers all of that node's partitions.
+  std::map<uint32_t, std::vector<uint32_t>> by_node;
+  for (uint32_t p : partitions) {
+    const ReplicaSet set = ReplicaSet::Of(topology, *ks, p);
+    auto req = Requirement::For(level, set, false);
+    if (!req.ok()) co_return req.status();
+    if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
+    std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
+    std::vector<uint32_t> chosen, spare;
+    std::vector<uint32_t> order;
+    if (set.IndexOf(identity_.node_id) >= 0) order.push_back(identity_.node_id);
+    for (size_t i = 0; i < set.nodes.size(); ++i) {
+      if (set.nodes[i] != identity_.node_id) order.push_back(set.nodes[i]);
+    }
+    std::stable_partition(order.begin() + (order.empty() ? 0 : 1), order.end(),
+                          [&](uint32_t n) { return set.DcOf(n) == set.local_dc; });
+    for (uint32_t node : order) {
+      if (!view_->IsUp(node)) continue;
+      const uint16_t dc = set.DcOf(node);
+      if (picked_dc[dc] < req->per_dc[dc]) {
+        chosen.push_back(node);
+        ++picked_dc[dc];
+      } else {
+        spare.push_back(node);
+      }
+    }
+    for (size_t i = 0; chosen.size() < req->total && i < spare.size(); ++i) chosen.push_back(spare[i]);
+    for (uint32_t node : chosen) by_node[node].push_back(p);
+  }
+
+  struct NodePage {
+    Status status = Status::Timeout("no answer", 0);
+    std::vector<std::pair<std::string, StoredValue>> items;
+    bool exhausted = false;
+    std::string last_key;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto pages = std::make_shared<std::map<uint32_t, NodePage>>();
+  auto outstanding = std::make_shared<size_t>(by_node.size());
+  auto wake = std::make_shared<asio::steady_timer>(executor);
+  const size_t max_dead = size_t{limit} * 10 + 1000;
+  for (auto& [node, parts] : by_node) {
+    replica::Replica::ScanArgs args;
+    args.keyspace = ks->id;
+    args.partitions = std::move(parts);
+    args.prefix = prefix;
+    args.after = cursor;
+    args.limit = limit;
+    args.max_dead = max_dead;
+    args.max_bytes = options_.max_answer_bytes;
+    asio::co_spawn(
+        executor,
+        [this, node = node, args = std::move(args), pages, outstanding, wake,
+         topology = *topology_result, deadline = options.deadline]() mutable -> asio::awaitable<void> {
+          NodePage page;
+          if (node == identity_.node_id) {
+            auto r = co_await local_->Scan(std::move(args));
+            if (r.ok()) {
+              page.status = Status::Ok();
+              for (auto& item : r->items) page.items.emplace_back(std::move(item.key), std::move(item.value));
+              page.exhausted = r->exhausted;
+              page.last_key = std::move(r->last_key);
+            } else {
+              page.status = r.status();
+            }
+          } else if (cluster::InternodeClient* client = Client()) {
+            internode::Request request;
+            auto* scan = request.mutable_scan();
+            scan->set_keyspace(args.keyspace);
+            for (uint32_t p : args.partitions) scan->add_partitions(p);
+            scan->set_prefix(args.prefix);
+            scan->set_after(args.after);
+            scan->set_limit(static_cast<uint32_t>(args.limit));
+            scan->set_max_dead(static_cast<uint32_t>(args.max_dead));
+            auto r = co_await client->Call(AddressOf(*topology, node), request, deadline);
+            if (r.ok()) {
+              page.status = Status::Ok();
+              for (internode::Mutation& m : *r->mutable_scan()->mutable_items()) {
+                std::string key = m.key();
+                page.items.emplace_back(std::move(key), replica::FromMutation(std::move(m)).value);
+              }
+              page.exhausted = r->scan().exhausted();
+              page.last_key = r->scan().last_key();
+            } else {
+              page.status = r.status();
+            }
+          } else {
+            page.status = Status::Unavailable("no route to a replica");
+          }
+          (*pages)[node] = std::move(page);
+          if (--*outstanding == 0) wake->cancel();
+        },
+        asio::detached);
+  }
+  if (*outstanding > 0) {
+    wake->expires_at(options.deadline);
+    co_await wake->async_wait(kNoThrow);
+  }
+  if (*outstanding > 0) co_return Status::Timeout("the scan did not finish before the deadline", 0);
+
+  // Merge: keys up to the smallest point where some node stopped are complete; for each, the
+  // newest version among the replicas asked wins.
+  std::optional<std::string> bound;
+  std::map<std::string, StoredValue> merged;
+  for (auto& [node, page] : *pages) {
+    if (!page.status.ok()) co_return page.status;
+    if (!page.exhausted && (!bound || page.last_key < *bound)) bound = page.last_key;
+  }
+  for (auto& [node, page] : *pages) {
+    for (auto& [key, value] : page.items) {
+      if (bound && key > *bound) continue;
+      auto it = merged.find(key);
+      if (it == merged.end()) {
+        merged.emplace(std::move(key), std::move(value));
+      } else if (it->second.version < value.version) {
+        it->second = std::move(value);
+      }
+    }
+  }
   const uint64_t now = wall_->NowMillis();
   ScanPage page;
-  page.entries.reserve(result.items.size());
-  for (storage::ScanItem& item : result.items) {
-    if (!item.value.IsLive(now)) continue;
-    page.entries.emplace_back(
-        std::move(item.key),
-        Record{std::move(item.value.value), item.value.version, item.value.expires_at_ms});
+  for (auto& [key, value] : merged) {
+    if (page.entries.size() == limit) break;
+    if (!value.IsLive(now)) continue;
+    page.entries.emplace_back(key, Record{std::move(value.value), value.version, value.expires_at_ms});
   }
-  if (!result.exhausted) page.cursor = std::move(result.last_key);
+  if (page.entries.size() == limit) {
+    page.cursor = page.entries.back().first;
+  } else if (bound) {
+    page.cursor = *bound;
+  }
   co_return page;
 }
 
@@ -257,35 +938,39 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
     co_return Status::TooLarge(fmt::format("a batch read holds at most {} keys, not {}",
                                            options_.max_batch_get_keys, keys.size()));
   }
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  const Consistency level = Resolve(options.consistency, *ks, false);
   const uint64_t now = wall_->NowMillis();
-  std::vector<Result<std::optional<Record>>> out;
-  out.reserve(keys.size());
+  std::vector<Result<std::optional<Record>>> out(keys.size());
   size_t bytes = 0;
-  for (std::string& key : keys) {
+  // Keys are read one after another: a batch saves round trips to the coordinator, and each
+  // key's replicas are asked in parallel.
+  for (size_t i = 0; i < keys.size(); ++i) {
     if (bytes > options_.max_answer_bytes) {
-      co_return Status::TooLarge(
-          fmt::format("the values read are over {} bytes; read fewer keys per batch",
-                      options_.max_answer_bytes));
+      co_return Status::TooLarge(fmt::format(
+          "the values read are over {} bytes; read fewer keys per batch", options_.max_answer_bytes));
     }
-    if (Status s = ValidateKey(key); !s.ok()) {
-      out.emplace_back(std::move(s));
+    if (Status s = ValidateKey(keys[i]); !s.ok()) {
+      out[i] = std::move(s);
       continue;
     }
-    auto stored = local_->Read(KeyOf(*ks, std::move(key)));
+    auto stored = co_await ReadKey(**topology, *ks, KeyOf(*ks, std::move(keys[i])), level,
+                                   options.deadline);
     if (!stored.ok()) {
-      out.emplace_back(stored.status());
+      out[i] = stored.status();
     } else if (!stored->has_value()) {
-      out.emplace_back(std::optional<Record>());
+      out[i] = std::optional<Record>();
     } else {
       bytes += (*stored)->value.size();
-      out.emplace_back(LiveRecord(**stored, now));
+      out[i] = LiveRecord(**stored, now);
     }
   }
   co_return out;
 }
 
-asio::awaitable<Result<std::vector<Version>>> Coordinator::BatchPut(std::vector<PutItem> items,
-                                                                    RequestOptions options) {
+asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
+    std::vector<PutItem> items, RequestOptions options) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
@@ -298,26 +983,49 @@ asio::awaitable<Result<std::vector<Version>>> Coordinator::BatchPut(std::vector<
     if (s.ok()) s = ValidateValue(items[i].value);
     if (s.ok()) s = ValidateTtl(items[i].ttl_ms);
     if (!s.ok()) {
-      co_return Status(s.code(),
-                       fmt::format("batch item {}: {}; nothing was written", i, s.message()));
+      co_return Status(s.code(), items.size() == 1
+                                     ? s.message()
+                                     : fmt::format("batch item {}: {}; nothing was written", i,
+                                                   s.message()));
     }
   }
-  std::vector<Version> versions;
-  std::vector<WriteOp> ops(items.size());
-  versions.reserve(items.size());
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  const Consistency level = Resolve(options.consistency, *ks, true);
+  std::vector<Result<Version>> out(items.size());
+  std::vector<WriteTarget> targets;
+  std::vector<size_t> index_of_target;
   for (size_t i = 0; i < items.size(); ++i) {
-    versions.push_back(Version{clock_->Now(), identity_.node_id});
-    ops[i].key = KeyOf(*ks, std::move(items[i].key));
-    ops[i].value =
-        StoredValue{versions.back(), false, ExpiryFor(items[i].ttl_ms), std::move(items[i].value)};
+    WriteTarget target;
+    target.op.key = KeyOf(*ks, std::move(items[i].key));
+    target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
+    auto req = Requirement::For(level, target.set, true);
+    if (!req.ok()) {
+      out[i] = req.status();
+      continue;
+    }
+    if (Status s = CheckLive(target.set, *req, *view_, level); !s.ok()) {
+      out[i] = std::move(s);
+      continue;
+    }
+    target.req = *req;
+    const Version version{clock_->Now(), identity_.node_id};
+    target.op.value = StoredValue{version, false, ExpiryFor(items[i].ttl_ms), std::move(items[i].value)};
+    out[i] = version;
+    targets.push_back(std::move(target));
+    index_of_target.push_back(i);
   }
-  auto applied = co_await ApplyLocal(std::move(ops), options.deadline);
-  if (!applied.ok()) co_return applied.status();
-  co_return versions;
+  if (!targets.empty()) {
+    auto results = co_await Replicate(std::move(targets), options.deadline, std::nullopt);
+    for (size_t t = 0; t < results.size(); ++t) {
+      if (!results[t].ok()) out[index_of_target[t]] = std::move(results[t]);
+    }
+  }
+  co_return out;
 }
 
-asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::CreateKeyspace(cluster::KeyspaceDef spec,
-                                                                          bool if_not_exists) {
+asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::CreateKeyspace(
+    cluster::KeyspaceDef spec, bool if_not_exists) {
   co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
       [&](auto done) {
         asio::post(blocking_, [this, spec = std::move(spec), if_not_exists, done] {
@@ -348,6 +1056,32 @@ asio::awaitable<Status> Coordinator::DropKeyspace(std::string name, bool if_exis
       Status::Timeout("keyspace drop did not finish in time", 0));
 }
 
+ClusterInfo Coordinator::Cluster() const {
+  ClusterInfo info;
+  info.partitions = identity_.partitions();
+  info.formed = view_->topology() != nullptr;
+  if (!info.formed) info.note = view_->NotFormedReason();
+  return info;
+}
+
 NodeInfo Coordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }
+
+Result<std::vector<NodeReport>> Coordinator::ClusterStatus() const {
+  auto topology = Topology();
+  std::vector<NodeReport> out;
+  for (const cluster::NodeStatus& n : view_->Nodes()) {
+    NodeReport report;
+    report.status = n;
+    if (topology.ok() && n.node_id != 0) {
+      // The partitions it stores: for the largest replication factor of any keyspace in its DC.
+      uint32_t rf = 0;
+      for (const auto& ks : schema_->List()) rf = std::max(rf, ks.ReplicationIn(n.dc));
+      report.partitions = (*topology)->map.ReplicaCount(n.node_id, rf);
+    }
+    if (n.self && hints_ != nullptr) report.status.hints_pending = hints_->TotalPending();
+    out.push_back(std::move(report));
+  }
+  return out;
+}
 
 }  // namespace cairn::coordinator

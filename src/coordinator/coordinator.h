@@ -3,8 +3,9 @@
 // stamps writes with a version, waits for the consistency level's acknowledgements within the
 // deadline and returns a typed outcome.
 //
-// On one node every replica is this node, so every level is served locally; the cluster work
-// changes what is behind this interface, not the interface.
+// Writes go to every replica of the key (applied locally when this node is one) and answer once
+// the level's count has acknowledged; replicas that are down or do not answer get hints. Reads
+// ask the level's count of live replicas, return the newest version and repair the stale ones.
 #pragma once
 
 #include <optional>
@@ -18,7 +19,11 @@
 #include "base/hlc.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
+#include "cluster/gossiper.h"
+#include "cluster/internode_client.h"
 #include "cluster/schema.h"
+#include "cluster/topology.h"
+#include "coordinator/hint_store.h"
 #include "replica/replica.h"
 
 namespace cairn::coordinator {
@@ -29,17 +34,16 @@ namespace asio = boost::asio;
 // expression that contains co_await. Build these structs as named variables first.
 
 struct RequestOptions {
+  RequestOptions() = default;
+  RequestOptions(std::string ks, Consistency level, base::Deadline by)
+      : keyspace(std::move(ks)), consistency(level), deadline(by) {}
+
   std::string keyspace;  // empty: "default"
   Consistency consistency = Consistency::kDefault;
   base::Deadline deadline;
 };
 
-struct CasCondition {
-  enum class Kind { kIfVersion, kIfValue, kIfNotExists, kIfExists };
-  Kind kind = Kind::kIfNotExists;
-  Version version;    // for kIfVersion
-  std::string value;  // for kIfValue
-};
+using CasCondition = replica::Condition;
 
 struct CasResult {
   bool applied = false;
@@ -76,12 +80,27 @@ struct NodeInfo {
   std::string server_version;
 };
 
+struct ClusterInfo {
+  uint32_t partitions = 0;
+  bool formed = false;
+  std::string note;  // why not formed
+};
+
+// One node as `cairn status` shows it.
+struct NodeReport {
+  cluster::NodeStatus status;
+  uint32_t partitions = 0;  // partition replicas it holds (for the largest replication factor)
+};
+
 // Thread safety: every method may be called concurrently from any reactor.
 class Coordinator {
  public:
+  // `clients` holds one internode client per reactor (indexed by base::ReactorIndex()); with
+  // none, only replicas on this node can be reached. `hints` may be null (no hinted handoff).
   Coordinator(CoordinatorOptions options, cluster::NodeIdentity identity, cluster::Schema* schema,
-              replica::Replica* local, base::HybridClock* clock, base::PhysicalClock* wall,
-              asio::any_io_executor blocking);
+              const cluster::ClusterView* view, replica::Replica* local, base::HybridClock* clock,
+              base::PhysicalClock* wall, asio::any_io_executor blocking,
+              std::vector<cluster::InternodeClient*> clients, HintStore* hints);
 
   // The live value of `key`, or nullopt when it is absent, deleted or expired.
   asio::awaitable<Result<std::optional<Record>>> Get(std::string key, RequestOptions options);
@@ -109,11 +128,11 @@ class Coordinator {
   asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(
       std::vector<std::string> keys, RequestOptions options);
 
-  // Writes several keys; one version per item, in order. The whole batch is rejected when any
-  // item is invalid. Not atomic across partitions (in a cluster, some items may apply and
-  // others time out).
-  asio::awaitable<Result<std::vector<Version>>> BatchPut(std::vector<PutItem> items,
-                                                         RequestOptions options);
+  // Writes several keys; one result (the version, or why it failed) per item, in order. The whole
+  // batch is rejected when any item is invalid. Not atomic across partitions: some items may
+  // apply while others time out.
+  asio::awaitable<Result<std::vector<Result<Version>>>> BatchPut(std::vector<PutItem> items,
+                                                                 RequestOptions options);
 
   asio::awaitable<Result<cluster::KeyspaceDef>> CreateKeyspace(cluster::KeyspaceDef spec,
                                                                bool if_not_exists);
@@ -123,7 +142,18 @@ class Coordinator {
 
   NodeInfo Info() const;
 
+  // Every node of the cluster with its state (from gossip) and the partitions it holds (0 before
+  // the cluster has formed).
+  Result<std::vector<NodeReport>> ClusterStatus() const;
+  ClusterInfo Cluster() const;
+
+  struct ReplicaSet;
+  struct Requirement;
+  class WriteRound;
+  class ReadRound;
+
  private:
+  struct WriteTarget;
   // The keyspace a request names, or INVALID_ARGUMENT.
   Result<cluster::KeyspaceDef> ResolveKeyspace(const std::string& name) const;
   Status ValidateKey(std::string_view key) const;
@@ -134,18 +164,41 @@ class Coordinator {
   Status ValidateWriteLevel(Consistency level) const;
   storage::DataKey KeyOf(const cluster::KeyspaceDef& ks, std::string key) const;
   uint64_t ExpiryFor(uint64_t ttl_ms) const;
-  // Applies ops on the local replica within the deadline.
-  asio::awaitable<Result<std::vector<storage::WriteOutcome>>> ApplyLocal(
-      std::vector<storage::WriteOp> ops, base::Deadline deadline);
+  Result<std::shared_ptr<const cluster::Topology>> Topology() const;
+  cluster::InternodeClient* Client() const;
+  // The level to use for a read or write when the request names none.
+  Consistency Resolve(Consistency level, const cluster::KeyspaceDef& ks, bool write) const;
+
+  // Replicates `targets` (one per key) and waits for each one's requirement. One status per
+  // target. `acked_by` already holds every target (it is not sent there, and counts as an ack).
+  asio::awaitable<std::vector<cairn::Status>> Replicate(std::vector<WriteTarget> targets,
+                                                        base::Deadline deadline,
+                                                        std::optional<uint32_t> acked_by);
+  // Reads one key at `level`: the newest stored version among the replicas asked (tombstones
+  // included), after repairing stale ones.
+  asio::awaitable<Result<std::optional<storage::StoredValue>>> ReadKey(
+      const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+      Consistency level, base::Deadline deadline);
+  asio::awaitable<cairn::Status> Repair(std::vector<uint32_t> nodes, const ReplicaSet& set,
+                                        storage::WriteOp op, base::Deadline deadline);
+  asio::awaitable<void> SendToNode(std::shared_ptr<WriteRound> round, uint32_t node,
+                                   std::vector<size_t> items, std::vector<storage::WriteOp> ops,
+                                   base::Deadline deadline);
+  asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
+                                     storage::DataKey key, base::Deadline deadline);
+  std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;
 
   // Constant after construction.
   const CoordinatorOptions options_;
   const cluster::NodeIdentity identity_;
   cluster::Schema* const schema_;
+  const cluster::ClusterView* const view_;
   replica::Replica* const local_;
   base::HybridClock* const clock_;
   base::PhysicalClock* const wall_;
   const asio::any_io_executor blocking_;
+  const std::vector<cluster::InternodeClient*> clients_;
+  HintStore* const hints_;
 };
 
 // The record a read returns for a stored version at `now_ms`: nullopt unless it is live.

@@ -51,8 +51,14 @@ storage::WriteOp FromMutation(internode::Mutation&& m) {
 }
 
 InternodeService::InternodeService(Replica* replica, cluster::Gossiper* gossiper,
-                                   base::HybridClock* clock, size_t max_frame_bytes)
-    : replica_(replica), gossiper_(gossiper), clock_(clock), max_frame_bytes_(max_frame_bytes) {}
+                                   base::HybridClock* clock, base::PhysicalClock* wall,
+                                   uint32_t self_node, size_t max_frame_bytes)
+    : replica_(replica),
+      gossiper_(gossiper),
+      clock_(clock),
+      wall_(wall),
+      self_node_(self_node),
+      max_frame_bytes_(max_frame_bytes) {}
 
 asio::awaitable<void> InternodeService::Serve(asio::ip::tcp::socket socket) {
   net::ConnectionOptions options;
@@ -182,6 +188,35 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       }
       out->set_exhausted((*scanned)->exhausted);
       out->set_last_key((*scanned)->last_key);
+      break;
+    }
+    case internode::Request::kConditionalMutate: {
+      internode::ConditionalMutateRequest* cm = request.mutable_conditional_mutate();
+      auto condition = FromProto(cm->condition());
+      if (!condition) {
+        SetError(Status::InvalidArgument("conditional mutation without a condition"), response);
+        break;
+      }
+      storage::WriteOp op = FromMutation(std::move(*cm->mutable_mutation()));
+      const storage::DataKey key = op.key;
+      auto outcome = co_await base::WithDeadline(
+          replica_->ApplyIf(std::move(op), std::move(*condition), clock_, self_node_,
+                            wall_->NowMillis()),
+          deadline);
+      if (!outcome) {
+        SetError(Status::Timeout("not applied before the deadline", 0), response);
+        break;
+      }
+      if (!outcome->ok()) {
+        SetError(outcome->status(), response);
+        break;
+      }
+      auto* out = response->mutable_conditional_mutate();
+      out->set_applied((*outcome)->applied);
+      out->mutable_version()->set_hlc((*outcome)->version.hlc);
+      out->mutable_version()->set_node((*outcome)->version.node);
+      out->set_found((*outcome)->current.has_value());
+      if ((*outcome)->current) ToMutation(key, *(*outcome)->current, out->mutable_current());
       break;
     }
     case internode::Request::OP_NOT_SET:

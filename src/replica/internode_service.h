@@ -26,7 +26,7 @@ storage::WriteOp FromMutation(internode::Mutation&& m);
 class InternodeService {
  public:
   InternodeService(Replica* replica, cluster::Gossiper* gossiper, base::HybridClock* clock,
-                   size_t max_frame_bytes);
+                   base::PhysicalClock* wall, uint32_t self_node, size_t max_frame_bytes);
 
   // Serves one connection whose preamble ("CRNI") the caller has read.
   asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
@@ -38,6 +38,8 @@ class InternodeService {
   Replica* const replica_;
   cluster::Gossiper* const gossiper_;
   base::HybridClock* const clock_;
+  base::PhysicalClock* const wall_;
+  const uint32_t self_node_;
   const size_t max_frame_bytes_;
   std::mutex mu_;
   std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_

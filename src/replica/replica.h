@@ -10,7 +10,9 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "base/hlc.h"
 #include "cairn/status.h"
+#include "replica/condition.h"
 #include "storage/engine.h"
 
 namespace cairn::replica {
@@ -34,6 +36,19 @@ class Replica {
   // coroutine is cancelled first (a deadline), returns TIMEOUT: the ops may still apply.
   asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(
       std::vector<storage::WriteOp> ops);
+
+  struct ConditionalOutcome {
+    bool applied = false;
+    Version version;  // written, when applied
+    std::optional<storage::StoredValue> current;  // what the condition was checked against
+  };
+  // Applies `op` only if `condition` holds on the stored version at `now_ms`, atomically (on the
+  // engine's writer thread). When the stored version is not older than the op's, the op's
+  // version is raised above it through `clock`, as node `node_id`, so that it is unique and
+  // orders after what it replaced.
+  asio::awaitable<Result<ConditionalOutcome>> ApplyIf(storage::WriteOp op, Condition condition,
+                                                      base::HybridClock* clock, uint32_t node_id,
+                                                      uint64_t now_ms);
 
   struct ScanArgs {
     uint32_t keyspace = 0;

@@ -3,11 +3,12 @@
 #include <cstdio>
 #include <iostream>
 
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "base/logging.h"
 #include "server/server.h"
@@ -17,17 +18,27 @@ int main(int argc, char** argv) {
   ServerOptions options;
   std::string log_level = "info";
   uint32_t node_id = 0;
+  uint32_t gossip_ms = 1000;
+  uint64_t hint_window_s = 3 * 3600;
 
-  CLI::App app{
-      "cairnd: the Cairn key-value store server.\n"
-      "Stores data durably under --data-dir and serves the native protocol on --listen.\n"
-      "Stop it with SIGTERM or Ctrl-C: it finishes requests in flight, then exits."};
+  CLI::App app{"cairnd: the Cairn key-value store server.\n"
+               "Stores data durably under --data-dir and serves clients and other nodes on "
+               "--listen.\nStop it with SIGTERM or Ctrl-C: it finishes requests in flight, then "
+               "exits."};
   app.set_version_flag("--version", std::string("cairnd ") + CAIRN_VERSION);
-  app.add_option("--data-dir", options.data_dir,
-                 "Directory for the node's data (created if missing)")
+  app.add_option("--data-dir", options.data_dir, "Directory for the node's data (created if missing)")
       ->required();
   app.add_option("--listen", options.listen,
-                 "HOST:PORT for the native protocol; port 0 picks a free port")
+                 "HOST:PORT for clients and other nodes; port 0 picks a free port (single node)")
+      ->capture_default_str();
+  app.add_option("--peers", options.peers,
+                 "Every initial member of the cluster as HOST:PORT, this node included, the same "
+                 "list on every node (comma-separated); default: a cluster of this node alone")
+      ->delimiter(',');
+  app.add_option("--dc", options.dc, "This node's data centre")->capture_default_str();
+  app.add_option("--rack", options.rack, "This node's rack")->capture_default_str();
+  app.add_option("--partitions", options.partitions,
+                 "Partitions of a new cluster (a power of two; fixed once the cluster exists)")
       ->capture_default_str();
   app.add_option("--threads", options.threads, "Reactor threads (0: one per core, at most 4)")
       ->capture_default_str();
@@ -37,8 +48,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-value-bytes", options.max_value_bytes, "Largest value accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(size_t{0}, size_t{256} << 20));
-  app.add_option("--max-connections", options.max_connections, "Client connections at most")
+  app.add_option("--max-connections", options.max_connections, "Connections at most")
       ->capture_default_str();
+  app.add_option("--gossip-interval-ms", gossip_ms, "Gossip round interval")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 60'000u));
+  app.add_option("--phi-threshold", options.phi_threshold,
+                 "Failure detector threshold: a peer is DOWN once phi reaches it")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 64.0));
+  app.add_option("--hint-window", hint_window_s,
+                 "Seconds a hint for a DOWN replica is kept before it is dropped")
+      ->capture_default_str();
+  app.add_option("--debug-clock-skew-ms", options.debug_clock_skew_ms,
+                 "Testing only: shift this node's wall clock by this many milliseconds");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -48,6 +71,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (app.count("--node-id") > 0) options.node_id = node_id;
+  options.gossip_interval = std::chrono::milliseconds(gossip_ms);
+  options.hint_window = std::chrono::seconds(hint_window_s);
 
   // Installed before the server starts, so a signal that arrives during start-up is not lost.
   boost::asio::io_context signals_io;
@@ -58,21 +83,28 @@ int main(int argc, char** argv) {
     std::cerr << "cairnd: " << server.status().message() << "\n";
     return server.status().code() == cairn::Code::kInvalidArgument ? 2 : 1;
   }
-  const auto& ep = (*server)->native_endpoint();
-  const std::string where = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  int exit_code = 0;
+  (*server)->OnFatal([&](const cairn::Status& s) {
+    boost::asio::post(signals_io, [&, s] {
+      std::cerr << "cairnd: " << s.message() << "\n";
+      exit_code = 2;
+      signals_io.stop();
+    });
+  });
+  const std::string where = (*server)->address();
   // Scripts and tests wait for this line.
-  std::printf(
-      "cairnd %s node %u listening on %s (native protocol), data in %s, %u reactor threads\n",
-      CAIRN_VERSION, (*server)->node_id(), where.c_str(), options.data_dir.c_str(),
-      (*server)->reactor_threads());
+  std::printf("cairnd %s node %u listening on %s, data in %s, %u reactor threads\n", CAIRN_VERSION,
+              (*server)->node_id(), where.c_str(), options.data_dir.c_str(),
+              (*server)->reactor_threads());
   std::fflush(stdout);
-  spdlog::info("node {} serving the native protocol on {}", (*server)->node_id(), where);
+  spdlog::info("node {} serving on {} (dc {}, rack {}, {} peers)", (*server)->node_id(), where,
+               options.dc, options.rack, options.peers.empty() ? 1 : options.peers.size());
 
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
   });
   signals_io.run();
   (*server)->Stop();
-  spdlog::info("stopped cleanly");
-  return 0;
+  spdlog::info("stopped {}", exit_code == 0 ? "cleanly" : "after a fatal error");
+  return exit_code;
 }

@@ -1,18 +1,23 @@
 #include "server/server.h"
 
+#include <bit>
 #include <charconv>
 #include <filesystem>
 
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "base/reactor.h"
 #include "net/connection.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace cairn::server {
 namespace {
@@ -21,6 +26,7 @@ constexpr std::string_view kClockReservationKey = "hlc_reserved_ms";
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // A client must name its protocol this soon after connecting.
 constexpr auto kPreambleTimeout = std::chrono::seconds(10);
+constexpr size_t kInternodeFrameBytes = size_t{64} << 20;
 
 }  // namespace
 
@@ -33,11 +39,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   return server;
 }
 
-Status Server::Open() {
-  if (options_.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
-  if (options_.max_value_bytes > (size_t{256} << 20)) {
-    return Status::InvalidArgument("--max-value-bytes is at most 268435456 (256 MiB)");
-  }
+std::string Server::address() const {
+  return fmt::format("{}:{}", endpoint_.address().to_string(), endpoint_.port());
+}
+
+Status Server::Listen() {
   auto where = net::ParseHostPort(options_.listen);
   if (!where.ok()) return where.status();
   boost::system::error_code ec;
@@ -46,6 +52,40 @@ Status Server::Open() {
     return Status::InvalidArgument(
         fmt::format("--listen needs an IP address, not '{}'", where->first));
   }
+  if (where->second == 0 && !options_.peers.empty()) {
+    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
+  }
+  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
+  const asio::ip::tcp::endpoint endpoint(address, where->second);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable(fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+  }
+  endpoint_ = acceptor_->local_endpoint();
+  return Status::Ok();
+}
+
+Status Server::Open() {
+  if (options_.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
+  if (options_.max_value_bytes > (size_t{256} << 20)) {
+    return Status::InvalidArgument("--max-value-bytes is at most 268435456 (256 MiB)");
+  }
+  if (options_.partitions == 0 || options_.partitions > 65536 ||
+      !std::has_single_bit(options_.partitions)) {
+    return Status::InvalidArgument("--partitions must be a power of two from 1 to 65536");
+  }
+  uint32_t threads = options_.threads;
+  if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  if (threads > 64) return Status::InvalidArgument("--threads is at most 64");
+  for (uint32_t i = 0; i < threads; ++i) {
+    auto r = std::make_unique<Reactor>();
+    r->work.emplace(r->io.get_executor());
+    reactors_.push_back(std::move(r));
+  }
+  if (Status s = Listen(); !s.ok()) return s;
 
   std::error_code fs_ec;
   std::filesystem::create_directories(options_.data_dir, fs_ec);
@@ -53,8 +93,14 @@ Status Server::Open() {
     return Status::InvalidArgument(
         fmt::format("cannot create data directory {}: {}", options_.data_dir, fs_ec.message()));
   }
+  wall_ = std::make_unique<base::OffsetClock>(&base::SystemClock(), options_.debug_clock_skew_ms);
+  if (options_.debug_clock_skew_ms != 0) {
+    spdlog::warn("this node's clock is skewed by {} ms (--debug-clock-skew-ms): for tests only",
+                 options_.debug_clock_skew_ms);
+  }
   storage::EngineOptions engine_options;
   engine_options.path = (std::filesystem::path(options_.data_dir) / "db").string();
+  engine_options.clock = wall_.get();
   auto engine = storage::Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().message().find("lock") != std::string::npos) {
@@ -65,8 +111,8 @@ Status Server::Open() {
   }
   engine_ = std::move(*engine);
 
-  auto identity =
-      cluster::LoadOrCreateIdentity(*engine_, options_.node_id, options_.partition_bits);
+  auto identity = cluster::LoadOrCreateIdentity(*engine_, options_.node_id,
+                                                static_cast<uint32_t>(std::countr_zero(options_.partitions)));
   if (!identity.ok()) return identity.status();
   identity_ = *identity;
 
@@ -77,61 +123,89 @@ Status Server::Open() {
     std::from_chars((*floor)->data(), (*floor)->data() + (*floor)->size(), floor_ms);
   }
   storage::Engine* engine_ptr = engine_.get();
-  clock_ = std::make_unique<base::HybridClock>(
-      &base::SystemClock(), floor_ms, [engine_ptr](uint64_t bound_ms) {
-        Status s =
-            engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
-        if (!s.ok()) {
-          // Issuing timestamps we could not reserve could break version order after a restart.
-          spdlog::critical("cannot persist the clock reservation: {}", s.ToString());
-          std::abort();
-        }
-      });
+  clock_ = std::make_unique<base::HybridClock>(wall_.get(), floor_ms, [engine_ptr](uint64_t bound_ms) {
+    Status s = engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
+    if (!s.ok()) {
+      // Issuing timestamps we could not reserve could break version order after a restart.
+      spdlog::critical("cannot persist the clock reservation: {}", s.ToString());
+      std::abort();
+    }
+  });
   clock_->MaintainReservation();
 
-  auto schema =
-      cluster::Schema::Load(engine_.get(), identity_.partitions());
+  auto schema = cluster::Schema::Load(engine_.get(), identity_.partitions());
   if (!schema.ok()) return schema.status();
   schema_ = std::move(*schema);
 
   blocking_ = std::make_unique<asio::thread_pool>(2);
   replica_ = std::make_unique<replica::Replica>(engine_.get(), blocking_->get_executor());
+  std::vector<cluster::InternodeClient*> clients;
+  for (auto& r : reactors_) {
+    clients_.push_back(std::make_unique<cluster::InternodeClient>(r->io.get_executor(),
+                                                                  identity_.node_id,
+                                                                  kInternodeFrameBytes));
+    clients.push_back(clients_.back().get());
+  }
+
+  cluster::ClusterConfig config;
+  config.self_address = address();
+  config.dc = options_.dc;
+  config.rack = options_.rack;
+  config.peers = options_.peers.empty() ? std::vector<std::string>{address()} : options_.peers;
+  config.partition_bits = identity_.partition_bits;
+  config.standalone = options_.peers.empty();
+  cluster::GossipOptions gossip;
+  gossip.interval = options_.gossip_interval;
+  gossip.phi_threshold = options_.phi_threshold;
+  gossiper_ = std::make_unique<cluster::Gossiper>(config, identity_, gossip, engine_.get(),
+                                                  schema_.get(), clock_.get(),
+                                                  reactors_[0]->io.get_executor(),
+                                                  blocking_->get_executor(), clients[0]);
+  if (Status s = gossiper_->Init(); !s.ok()) return s;
+
+  hints_ = std::make_unique<coordinator::HintStore>(engine_.get(), clock_.get(), wall_.get(),
+                                                    options_.hint_window);
+  if (Status s = hints_->Load(); !s.ok()) return s;
+  replayer_ = std::make_unique<coordinator::HintReplayer>(
+      hints_.get(), gossiper_.get(), clients[0], reactors_[0]->io.get_executor(),
+      std::chrono::milliseconds(500));
+  gossiper_->SetSelfFigures(
+      [engine = engine_.get()] {
+        uint64_t total = 0;
+        for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size"}) {
+          if (auto v = engine->Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
+        }
+        return total;
+      },
+      [hints = hints_.get()] { return hints->TotalPending(); });
+  gossiper_->OnFatal([this](const Status& s) {
+    if (on_fatal_) on_fatal_(s);
+  });
+
   coordinator::CoordinatorOptions coordinator_options;
   coordinator_options.max_value_bytes = options_.max_value_bytes;
   coordinator_ = std::make_unique<coordinator::Coordinator>(
-      coordinator_options, identity_, schema_.get(), replica_.get(), clock_.get(),
-      &base::SystemClock(), blocking_->get_executor());
+      coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
+      wall_.get(), blocking_->get_executor(), clients, hints_.get());
   frontdoor::native::NativeOptions native_options;
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
   native_options.max_frame_bytes =
       std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
   native_ =
       std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
+  internode_ = std::make_unique<replica::InternodeService>(
+      replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
+      std::max(kInternodeFrameBytes, native_options.max_frame_bytes));
 
-  uint32_t threads = options_.threads;
-  if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
-  if (threads > 64) return Status::InvalidArgument("--threads is at most 64");
-  for (uint32_t i = 0; i < threads; ++i) {
-    auto r = std::make_unique<Reactor>();
-    r->work.emplace(r->io.get_executor());
-    reactors_.push_back(std::move(r));
-  }
-
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
-  const asio::ip::tcp::endpoint endpoint(address, where->second);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::Unavailable(
-        fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
-  }
-  native_endpoint_ = acceptor_->local_endpoint();
-
+  // Everything below reports its own failures (logs, hints, on_fatal_): detached is right.
   asio::co_spawn(reactors_[0]->io, AcceptLoop(), asio::detached);
-  for (auto& r : reactors_) {
-    r->thread = std::thread([io = &r->io] { io->run(); });
+  asio::co_spawn(reactors_[0]->io, gossiper_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
+  for (size_t i = 0; i < reactors_.size(); ++i) {
+    reactors_[i]->thread = std::thread([i, io = &reactors_[i]->io] {
+      base::SetReactorIndex(i);
+      io->run();
+    });
   }
   ticker_ = std::thread([this] { ReservationTicker(); });
   return Status::Ok();
@@ -175,6 +249,8 @@ asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
   if (!preamble || !preamble->ok()) co_return;  // silent or gone: nothing to answer
   if (**preamble == net::kNativePreamble) {
     co_await native_->Serve(std::move(socket));
+  } else if (**preamble == net::kInternodePreamble) {
+    co_await internode_->Serve(std::move(socket));
   } else {
     // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
     boost::system::error_code ec;
@@ -196,18 +272,22 @@ void Server::ReservationTicker() {
 void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  if (acceptor_) {
+  if (acceptor_ && !reactors_.empty()) {
     asio::post(reactors_[0]->io, [a = acceptor_.get()] {
       boost::system::error_code ec;
       a->close(ec);
     });
   }
-  if (native_) {
-    native_->CloseAll();
-    // Let requests in flight answer; connections close once they have.
-    for (int i = 0; i < 200 && open_connections_.load() > 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+  if (gossiper_) gossiper_->Stop();
+  if (replayer_) replayer_->Stop();
+  if (native_) native_->CloseAll();
+  if (internode_) internode_->CloseAll();
+  // Let requests in flight answer; connections close once they have.
+  for (int i = 0; i < 200 && open_connections_.load() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    asio::post(reactors_[i]->io, [c = clients_[i].get()] { c->CloseAll(); });
   }
   for (auto& r : reactors_) {
     r->work.reset();
@@ -224,8 +304,13 @@ void Server::Stop() {
   if (ticker_.joinable()) ticker_.join();
   if (blocking_) blocking_->join();
   // The engine drains its writer queue; completions go to reactors that are stopped but alive.
+  internode_.reset();
   native_.reset();
   coordinator_.reset();
+  replayer_.reset();
+  hints_.reset();
+  gossiper_.reset();
+  clients_.clear();
   replica_.reset();
   schema_.reset();
   engine_.reset();

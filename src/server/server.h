@@ -1,11 +1,11 @@
-// cairnd's wiring: opens the storage engine, the clock, the schema, the replica and the
-// coordinator, runs the reactor threads and the native front door, and tears it all down in
-// the right order.
+// cairnd's wiring: opens the storage engine, the clock, the schema, the replica, gossip and the
+// coordinator, runs the reactor threads and the front doors, and tears it all down in order.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,9 +19,14 @@
 
 #include "base/hlc.h"
 #include "cairn/status.h"
+#include "cluster/gossiper.h"
+#include "cluster/internode_client.h"
 #include "cluster/schema.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/hint_replayer.h"
+#include "coordinator/hint_store.h"
 #include "frontdoor/native/native_front_door.h"
+#include "replica/internode_service.h"
 #include "replica/replica.h"
 #include "storage/engine.h"
 
@@ -31,18 +36,26 @@ namespace asio = boost::asio;
 
 struct ServerOptions {
   std::string data_dir;
-  std::string listen = "127.0.0.1:7400";  // port 0: any free port (see native_endpoint())
-  uint32_t threads = 0;                   // reactor threads; 0: one per core, at most 4
+  std::string listen = "127.0.0.1:7400";  // port 0: any free port (single node only)
+  // Every initial member (HOST:PORT), this node included; empty: a cluster of this node alone.
+  std::vector<std::string> peers;
+  std::string dc = "dc1";
+  std::string rack = "rack1";
+  uint32_t threads = 0;  // reactor threads; 0: one per core, at most 4
   std::optional<uint32_t> node_id;
   size_t max_value_bytes = kDefaultMaxValueBytes;
   size_t max_connections = 4096;
-  uint32_t partition_bits = cluster::kDefaultPartitionBits;  // for a new data directory
+  uint32_t partitions = 1024;  // for a new cluster: a power of two, 1 .. 65536
+  std::chrono::milliseconds gossip_interval{1000};
+  double phi_threshold = 8.0;
+  std::chrono::seconds hint_window{3 * 3600};
+  int64_t debug_clock_skew_ms = 0;  // tests only: shifts this node's wall clock
 };
 
 class Server {
  public:
-  // Opens everything and starts listening. Errors name what went wrong (an unusable data
-  // directory, a taken port, a bad option).
+  // Opens everything and starts listening and gossiping. Errors name what went wrong (an
+  // unusable data directory, a taken port, options that contradict the data directory).
   static Result<std::unique_ptr<Server>> Start(const ServerOptions& options);
 
   // Stops accepting, closes connections, finishes what is in flight, closes the database.
@@ -50,9 +63,14 @@ class Server {
   void Stop();
   ~Server();
 
-  const asio::ip::tcp::endpoint& native_endpoint() const { return native_endpoint_; }
+  const asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+  std::string address() const;
   uint32_t node_id() const { return identity_.node_id; }
   uint32_t reactor_threads() const { return static_cast<uint32_t>(reactors_.size()); }
+
+  // Called (from a reactor) when the node must stop: a peer refused it for a different
+  // membership. The caller should then Stop() the server and exit with an error.
+  void OnFatal(std::function<void(const Status&)> fn) { on_fatal_ = std::move(fn); }
 
  private:
   struct Reactor {
@@ -63,22 +81,30 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
+  Status Listen();
   asio::awaitable<void> AcceptLoop();
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
   void ReservationTicker();
 
   const ServerOptions options_;
+  std::function<void(const Status&)> on_fatal_;
+  std::vector<std::unique_ptr<Reactor>> reactors_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  asio::ip::tcp::endpoint endpoint_;
+  std::unique_ptr<base::PhysicalClock> wall_;
   std::unique_ptr<storage::Engine> engine_;
   cluster::NodeIdentity identity_;
   std::unique_ptr<base::HybridClock> clock_;
   std::unique_ptr<cluster::Schema> schema_;
   std::unique_ptr<asio::thread_pool> blocking_;
   std::unique_ptr<replica::Replica> replica_;
+  std::vector<std::unique_ptr<cluster::InternodeClient>> clients_;  // one per reactor
+  std::unique_ptr<cluster::Gossiper> gossiper_;
+  std::unique_ptr<coordinator::HintStore> hints_;
+  std::unique_ptr<coordinator::HintReplayer> replayer_;
   std::unique_ptr<coordinator::Coordinator> coordinator_;
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
-  std::vector<std::unique_ptr<Reactor>> reactors_;
-  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
-  asio::ip::tcp::endpoint native_endpoint_;
+  std::unique_ptr<replica::InternodeService> internode_;
   // Connections accepted and not yet closed, of every protocol (also those still to send their
   // preamble): what --max-connections limits.
   std::atomic<size_t> open_connections_{0};

@@ -141,7 +141,9 @@ class Worker {
       }
       const auto start = Clock::now();
       auto r = co_await client_->BatchPut(std::move(items));
-      Count(Op::kPut, r.status(), Clock::now() - start, true);
+      cairn::Status s = r.status();
+      for (size_t i = 0; r.ok() && s.ok() && i < r->size(); ++i) s = (*r)[i].status();
+      Count(Op::kPut, s, Clock::now() - start, true);
     }
   }
 

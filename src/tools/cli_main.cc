@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -254,6 +255,8 @@ int main(int argc, char** argv) {
   ks_drop->add_flag("--if-exists", if_exists, "Succeed if it does not exist");
 
   auto* ping = app.add_subcommand("ping", "Check that the server answers");
+  auto* status = app.add_subcommand(
+      "status", "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints");
 
   std::optional<Consistency> level;
   try {
@@ -463,6 +466,56 @@ int main(int argc, char** argv) {
       PrintJson(Json{{"dropped", ks_name}});
     } else {
       std::cout << "dropped keyspace " << ks_name << "\n";
+    }
+    return kExitOk;
+  }
+  if (*status) {
+    auto r = client.ClusterStatus();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      Json nodes = Json::array();
+      for (const auto& n : r->nodes) {
+        nodes.push_back(Json{{"node_id", n.node_id},
+                             {"address", n.address},
+                             {"dc", n.dc},
+                             {"rack", n.rack},
+                             {"state", n.up ? "UP" : "DOWN"},
+                             {"partitions", n.partitions},
+                             {"load_bytes", n.load_bytes},
+                             {"hints_pending", n.hints_pending},
+                             {"self", n.self}});
+      }
+      PrintJson(Json{{"formed", r->formed},
+                     {"partitions", r->partitions},
+                     {"note", r->note},
+                     {"nodes", nodes}});
+      return kExitOk;
+    }
+    auto human = [](uint64_t bytes) {
+      const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+      double v = static_cast<double>(bytes);
+      int u = 0;
+      while (v >= 1024 && u < 4) {
+        v /= 1024;
+        ++u;
+      }
+      return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+    };
+    std::cout << fmt::format("Cluster of {} nodes, {} partitions{}\n", r->nodes.size(),
+                             r->partitions, r->formed ? "" : " (not formed: " + r->note + ")");
+    std::map<std::string, std::vector<const cairn::NodeInfo*>> by_dc;
+    for (const auto& n : r->nodes) by_dc[n.dc.empty() ? "?" : n.dc].push_back(&n);
+    for (const auto& [dc, nodes] : by_dc) {
+      std::cout << "\nDatacenter: " << dc << "\n";
+      std::cout << fmt::format("{:<6} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}\n", "STATE",
+                               "ADDRESS", "NODE", "RACK", "LOAD", "PARTITIONS", "HINTS");
+      for (const auto* n : nodes) {
+        std::cout << fmt::format("{:<6} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n",
+                                 n->up ? "UP" : "DOWN", n->address,
+                                 n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
+                                 n->rack.empty() ? "?" : n->rack, human(n->load_bytes),
+                                 n->partitions, n->hints_pending, n->self ? "  (this node)" : "");
+      }
     }
     return kExitOk;
   }

@@ -61,7 +61,8 @@ TEST_F(ClientTest, BlockingApiRoundTrips) {
 
   auto versions = client.BatchPut({{"b", "x"}, {"c", "y"}});
   ASSERT_TRUE(versions.ok());
-  EXPECT_EQ(versions->size(), 2u);
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_TRUE((*versions)[1].ok());
   auto batch = client.BatchGet({"a", "b", "c", "nope"});
   ASSERT_TRUE(batch.ok());
   EXPECT_EQ((*(*batch)[1])->value, "x");

@@ -292,7 +292,14 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
         break;
       }
       auto* out = response->mutable_batch_put();
-      for (const Version& v : *r) SetVersion(v, out->add_items()->mutable_version());
+      for (const Result<Version>& v : *r) {
+        wire::PutItem* item = out->add_items();
+        if (v.ok()) {
+          SetVersion(*v, item->mutable_version());
+        } else {
+          SetErrorOn(v.status(), item->mutable_error());
+        }
+      }
       break;
     }
     case wire::Request::kKeyspaceCreate: {
@@ -353,6 +360,31 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       auto* out = response->mutable_ping();
       out->set_node(info.node_id);
       out->set_server_version(info.server_version);
+      break;
+    }
+    case wire::Request::kClusterStatus: {
+      auto r = coordinator_->ClusterStatus();
+      if (!r.ok()) {
+        status = r.status();
+        break;
+      }
+      auto* out = response->mutable_cluster_status();
+      const coordinator::ClusterInfo info = coordinator_->Cluster();
+      out->set_partitions(info.partitions);
+      out->set_formed(info.formed);
+      out->set_note(info.note);
+      for (const coordinator::NodeReport& n : *r) {
+        wire::NodeStatus* node = out->add_nodes();
+        node->set_node_id(n.status.node_id);
+        node->set_address(n.status.address);
+        node->set_dc(n.status.dc);
+        node->set_rack(n.status.rack);
+        node->set_state(n.status.up ? "UP" : "DOWN");
+        node->set_partitions(n.partitions);
+        node->set_load_bytes(n.status.load_bytes);
+        node->set_hints_pending(n.status.hints_pending);
+        node->set_self(n.status.self);
+      }
       break;
     }
     case wire::Request::OP_NOT_SET:

@@ -1,0 +1,29 @@
+// Conditions of compare-and-swap, evaluated where the key is stored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cairn/types.h"
+#include "proto/internode.pb.h"
+#include "storage/format.h"
+
+namespace cairn::replica {
+
+struct Condition {
+  enum class Kind { kIfVersion, kIfValue, kIfNotExists, kIfExists };
+  Kind kind = Kind::kIfNotExists;
+  Version version;    // for kIfVersion
+  std::string value;  // for kIfValue
+};
+
+// Whether `condition` holds for `current` (the stored version, null when there is none) at
+// `now_ms`. Tombstones and expired values count as absent.
+bool ConditionHolds(const Condition& condition, const storage::StoredValue* current,
+                    uint64_t now_ms);
+
+void ToProto(const Condition& condition, internode::Condition* out);
+// nullopt when no condition is set.
+std::optional<Condition> FromProto(const internode::Condition& proto);
+
+}  // namespace cairn::replica
