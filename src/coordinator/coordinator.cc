@@ -3,14 +3,14 @@
 #include <algorithm>
 #include <map>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/hash.h"
 #include "base/reactor.h"
@@ -35,8 +35,10 @@ bool IsBlockingRead(Consistency level) {
     case Consistency::kLocalQuorum:
     case Consistency::kEachQuorum:
     case Consistency::kSerial:
-    case Consistency::kLocalSerial: return true;
-    default: return false;
+    case Consistency::kLocalSerial:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -47,10 +49,10 @@ bool IsBlockingRead(Consistency level) {
 
 // The replicas of one key in one keyspace, each with its data centre.
 struct Coordinator::ReplicaSet {
-  std::vector<uint32_t> nodes;     // DCs in name order, each DC's nodes in preference order
-  std::vector<uint16_t> dc_of;     // per node: index into dcs
-  std::vector<std::string> dcs;    // data centres that hold replicas
-  int local_dc = -1;               // index of this node's DC in dcs, or -1
+  std::vector<uint32_t> nodes;   // DCs in name order, each DC's nodes in preference order
+  std::vector<uint16_t> dc_of;   // per node: index into dcs
+  std::vector<std::string> dcs;  // data centres that hold replicas
+  int local_dc = -1;             // index of this node's DC in dcs, or -1
 
   int IndexOf(uint32_t node) const {
     auto it = std::find(nodes.begin(), nodes.end(), node);
@@ -112,8 +114,9 @@ struct Coordinator::Requirement {
     if (n == 0) return Status::Unavailable("the keyspace has no replicas in this cluster");
     auto need_total = [&](uint32_t k) -> cairn::Status {
       if (k > n) {
-        return Status::Unavailable(fmt::format("{} needs {} replicas; the keyspace has {} for this key",
-                                               ConsistencyName(level), k, n));
+        return Status::Unavailable(
+            fmt::format("{} needs {} replicas; the keyspace has {} for this key",
+                        ConsistencyName(level), k, n));
       }
       r.total = k;
       return Status::Ok();
@@ -129,16 +132,30 @@ struct Coordinator::Requirement {
     };
     cairn::Status s;
     switch (level) {
-      case Consistency::kOne: s = need_total(1); break;
-      case Consistency::kTwo: s = need_total(2); break;
-      case Consistency::kThree: s = need_total(3); break;
+      case Consistency::kOne:
+        s = need_total(1);
+        break;
+      case Consistency::kTwo:
+        s = need_total(2);
+        break;
+      case Consistency::kThree:
+        s = need_total(3);
+        break;
       case Consistency::kDefault:  // resolved by the caller; QUORUM if not
       case Consistency::kQuorum:
-      case Consistency::kSerial: s = need_total(n / 2 + 1); break;
-      case Consistency::kAll: s = need_total(n); break;
-      case Consistency::kLocalOne: s = need_local(false); break;
+      case Consistency::kSerial:
+        s = need_total(n / 2 + 1);
+        break;
+      case Consistency::kAll:
+        s = need_total(n);
+        break;
+      case Consistency::kLocalOne:
+        s = need_local(false);
+        break;
       case Consistency::kLocalQuorum:
-      case Consistency::kLocalSerial: s = need_local(true); break;
+      case Consistency::kLocalSerial:
+        s = need_local(true);
+        break;
       case Consistency::kEachQuorum:
         for (size_t d = 0; d < set.dcs.size(); ++d) r.per_dc[d] = set.CountIn(d) / 2 + 1;
         break;
@@ -166,9 +183,9 @@ cairn::Status CheckLive(const Coordinator::ReplicaSet& set, const Coordinator::R
     }
   }
   if (req.Met(live, live_dc)) return Status::Ok();
-  return Status::Unavailable(fmt::format("{} needs {} of {} replicas, and {} {} up; nothing was written",
-                                         ConsistencyName(level), req.Needed(), set.nodes.size(), live,
-                                         live == 1 ? "is" : "are"));
+  return Status::Unavailable(fmt::format(
+      "{} needs {} of {} replicas, and {} {} up; nothing was written", ConsistencyName(level),
+      req.Needed(), set.nodes.size(), live, live == 1 ? "is" : "are"));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -251,9 +268,8 @@ class Coordinator::WriteRound {
   asio::steady_timer wake_;
 };
 
-asio::awaitable<std::vector<cairn::Status>> Coordinator::Replicate(std::vector<WriteTarget> targets,
-                                                                   base::Deadline deadline,
-                                                                   std::optional<uint32_t> acked_by) {
+asio::awaitable<std::vector<cairn::Status>> Coordinator::Replicate(
+    std::vector<WriteTarget> targets, base::Deadline deadline, std::optional<uint32_t> acked_by) {
   auto executor = co_await asio::this_coro::executor;
   auto round = std::make_shared<WriteRound>(executor, std::move(targets));
   // Group the ops by replica: one message per node carries all of its keys.
@@ -333,7 +349,10 @@ asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round,
 class Coordinator::ReadRound {
  public:
   ReadRound(asio::any_io_executor ex, ReplicaSet set, Requirement req)
-      : set_(std::move(set)), req_(std::move(req)), acks_dc_(set.dcs.size(), 0), wake_(std::move(ex)) {}
+      : set_(std::move(set)),
+        req_(std::move(req)),
+        acks_dc_(set_.dcs.size(), 0),
+        wake_(std::move(ex)) {}
 
   void Answer(uint32_t node, std::optional<StoredValue> value) {
     answers_.emplace_back(node, std::move(value));
@@ -462,9 +481,8 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
   }
   if (!round->met()) {
     const auto n = static_cast<uint32_t>(round->answers().size());
-    co_return Status::Timeout(fmt::format("{} of {} replicas answered before the deadline", n,
-                                          req->Needed()),
-                              n);
+    co_return Status::Timeout(
+        fmt::format("{} of {} replicas answered before the deadline", n, req->Needed()), n);
   }
 
   // The newest version wins (tombstones too); replicas that answered with less are repaired.
@@ -567,8 +585,7 @@ Consistency Coordinator::Resolve(Consistency level, const cluster::KeyspaceDef& 
 }
 
 Result<cluster::KeyspaceDef> Coordinator::ResolveKeyspace(const std::string& name) const {
-  const std::string_view wanted =
-      name.empty() ? cluster::kDefaultKeyspace : std::string_view(name);
+  const std::string_view wanted = name.empty() ? cluster::kDefaultKeyspace : std::string_view(name);
   auto def = schema_->Find(wanted);
   if (!def) return Status::InvalidArgument(fmt::format("keyspace '{}' does not exist", wanted));
   return *def;
@@ -719,9 +736,8 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   }
   const uint64_t now = wall_->NowMillis();
   const uint64_t expiry = new_value && ttl_ms > 0 ? now + ttl_ms : 0;
-  target.op.value =
-      StoredValue{Version{clock_->Now(), identity_.node_id}, !new_value.has_value(), expiry,
-                  new_value.value_or("")};
+  target.op.value = StoredValue{Version{clock_->Now(), identity_.node_id}, !new_value.has_value(),
+                                expiry, new_value.value_or("")};
   replica::Replica::ConditionalOutcome outcome;
   if (primary == identity_.node_id) {
     auto local = co_await base::WithDeadline(
@@ -743,8 +759,8 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
     if (!response.ok()) {
       const Status& s = response.status();
       co_return s.code() == Code::kUnavailable
-                    ? s
-                    : Status::Timeout(fmt::format("compare-and-swap: {}", s.message()), 0);
+          ? s
+          : Status::Timeout(fmt::format("compare-and-swap: {}", s.message()), 0);
     }
     internode::ConditionalMutateResponse* r = response->mutable_conditional_mutate();
     outcome.applied = r->applied();
@@ -821,7 +837,8 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
         spare.push_back(node);
       }
     }
-    for (size_t i = 0; chosen.size() < req->total && i < spare.size(); ++i) chosen.push_back(spare[i]);
+    for (size_t i = 0; chosen.size() < req->total && i < spare.size(); ++i)
+      chosen.push_back(spare[i]);
     for (uint32_t node : chosen) by_node[node].push_back(p);
   }
 
@@ -848,13 +865,15 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
     asio::co_spawn(
         executor,
         [this, node = node, args = std::move(args), pages, outstanding, wake,
-         topology = *topology_result, deadline = options.deadline]() mutable -> asio::awaitable<void> {
+         topology = *topology_result,
+         deadline = options.deadline]() mutable -> asio::awaitable<void> {
           NodePage page;
           if (node == identity_.node_id) {
             auto r = co_await local_->Scan(std::move(args));
             if (r.ok()) {
               page.status = Status::Ok();
-              for (auto& item : r->items) page.items.emplace_back(std::move(item.key), std::move(item.value));
+              for (auto& item : r->items)
+                page.items.emplace_back(std::move(item.key), std::move(item.value));
               page.exhausted = r->exhausted;
               page.last_key = std::move(r->last_key);
             } else {
@@ -919,7 +938,8 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   for (auto& [key, value] : merged) {
     if (page.entries.size() == limit) break;
     if (!value.IsLive(now)) continue;
-    page.entries.emplace_back(key, Record{std::move(value.value), value.version, value.expires_at_ms});
+    page.entries.emplace_back(key,
+                              Record{std::move(value.value), value.version, value.expires_at_ms});
   }
   if (page.entries.size() == limit) {
     page.cursor = page.entries.back().first;
@@ -948,15 +968,16 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
   // key's replicas are asked in parallel.
   for (size_t i = 0; i < keys.size(); ++i) {
     if (bytes > options_.max_answer_bytes) {
-      co_return Status::TooLarge(fmt::format(
-          "the values read are over {} bytes; read fewer keys per batch", options_.max_answer_bytes));
+      co_return Status::TooLarge(
+          fmt::format("the values read are over {} bytes; read fewer keys per batch",
+                      options_.max_answer_bytes));
     }
     if (Status s = ValidateKey(keys[i]); !s.ok()) {
       out[i] = std::move(s);
       continue;
     }
-    auto stored = co_await ReadKey(**topology, *ks, KeyOf(*ks, std::move(keys[i])), level,
-                                   options.deadline);
+    auto stored =
+        co_await ReadKey(**topology, *ks, KeyOf(*ks, std::move(keys[i])), level, options.deadline);
     if (!stored.ok()) {
       out[i] = stored.status();
     } else if (!stored->has_value()) {
@@ -983,10 +1004,10 @@ asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
     if (s.ok()) s = ValidateValue(items[i].value);
     if (s.ok()) s = ValidateTtl(items[i].ttl_ms);
     if (!s.ok()) {
-      co_return Status(s.code(), items.size() == 1
-                                     ? s.message()
-                                     : fmt::format("batch item {}: {}; nothing was written", i,
-                                                   s.message()));
+      co_return Status(s.code(),
+                       items.size() == 1
+                           ? s.message()
+                           : fmt::format("batch item {}: {}; nothing was written", i, s.message()));
     }
   }
   auto topology = Topology();
@@ -1010,7 +1031,8 @@ asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
     }
     target.req = *req;
     const Version version{clock_->Now(), identity_.node_id};
-    target.op.value = StoredValue{version, false, ExpiryFor(items[i].ttl_ms), std::move(items[i].value)};
+    target.op.value =
+        StoredValue{version, false, ExpiryFor(items[i].ttl_ms), std::move(items[i].value)};
     out[i] = version;
     targets.push_back(std::move(target));
     index_of_target.push_back(i);
@@ -1024,8 +1046,8 @@ asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
   co_return out;
 }
 
-asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::CreateKeyspace(
-    cluster::KeyspaceDef spec, bool if_not_exists) {
+asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::CreateKeyspace(cluster::KeyspaceDef spec,
+                                                                          bool if_not_exists) {
   co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
       [&](auto done) {
         asio::post(blocking_, [this, spec = std::move(spec), if_not_exists, done] {

@@ -4,14 +4,14 @@
 #include <charconv>
 #include <filesystem>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/reactor.h"
 #include "net/connection.h"
@@ -62,7 +62,8 @@ Status Server::Listen() {
   if (!ec) acceptor_->bind(endpoint, ec);
   if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return Status::Unavailable(fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+    return Status::Unavailable(
+        fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
   }
   endpoint_ = acceptor_->local_endpoint();
   return Status::Ok();
@@ -111,8 +112,8 @@ Status Server::Open() {
   }
   engine_ = std::move(*engine);
 
-  auto identity = cluster::LoadOrCreateIdentity(*engine_, options_.node_id,
-                                                static_cast<uint32_t>(std::countr_zero(options_.partitions)));
+  auto identity = cluster::LoadOrCreateIdentity(
+      *engine_, options_.node_id, static_cast<uint32_t>(std::countr_zero(options_.partitions)));
   if (!identity.ok()) return identity.status();
   identity_ = *identity;
 
@@ -123,14 +124,16 @@ Status Server::Open() {
     std::from_chars((*floor)->data(), (*floor)->data() + (*floor)->size(), floor_ms);
   }
   storage::Engine* engine_ptr = engine_.get();
-  clock_ = std::make_unique<base::HybridClock>(wall_.get(), floor_ms, [engine_ptr](uint64_t bound_ms) {
-    Status s = engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
-    if (!s.ok()) {
-      // Issuing timestamps we could not reserve could break version order after a restart.
-      spdlog::critical("cannot persist the clock reservation: {}", s.ToString());
-      std::abort();
-    }
-  });
+  clock_ =
+      std::make_unique<base::HybridClock>(wall_.get(), floor_ms, [engine_ptr](uint64_t bound_ms) {
+        Status s =
+            engine_ptr->WriteMeta({{std::string(kClockReservationKey), std::to_string(bound_ms)}});
+        if (!s.ok()) {
+          // Issuing timestamps we could not reserve could break version order after a restart.
+          spdlog::critical("cannot persist the clock reservation: {}", s.ToString());
+          std::abort();
+        }
+      });
   clock_->MaintainReservation();
 
   auto schema = cluster::Schema::Load(engine_.get(), identity_.partitions());
@@ -141,9 +144,8 @@ Status Server::Open() {
   replica_ = std::make_unique<replica::Replica>(engine_.get(), blocking_->get_executor());
   std::vector<cluster::InternodeClient*> clients;
   for (auto& r : reactors_) {
-    clients_.push_back(std::make_unique<cluster::InternodeClient>(r->io.get_executor(),
-                                                                  identity_.node_id,
-                                                                  kInternodeFrameBytes));
+    clients_.push_back(std::make_unique<cluster::InternodeClient>(
+        r->io.get_executor(), identity_.node_id, kInternodeFrameBytes));
     clients.push_back(clients_.back().get());
   }
 
@@ -157,22 +159,22 @@ Status Server::Open() {
   cluster::GossipOptions gossip;
   gossip.interval = options_.gossip_interval;
   gossip.phi_threshold = options_.phi_threshold;
-  gossiper_ = std::make_unique<cluster::Gossiper>(config, identity_, gossip, engine_.get(),
-                                                  schema_.get(), clock_.get(),
-                                                  reactors_[0]->io.get_executor(),
-                                                  blocking_->get_executor(), clients[0]);
+  gossiper_ = std::make_unique<cluster::Gossiper>(
+      config, identity_, gossip, engine_.get(), schema_.get(), clock_.get(),
+      reactors_[0]->io.get_executor(), blocking_->get_executor(), clients[0]);
   if (Status s = gossiper_->Init(); !s.ok()) return s;
 
   hints_ = std::make_unique<coordinator::HintStore>(engine_.get(), clock_.get(), wall_.get(),
                                                     options_.hint_window);
   if (Status s = hints_->Load(); !s.ok()) return s;
-  replayer_ = std::make_unique<coordinator::HintReplayer>(
-      hints_.get(), gossiper_.get(), clients[0], reactors_[0]->io.get_executor(),
-      std::chrono::milliseconds(500));
+  replayer_ = std::make_unique<coordinator::HintReplayer>(hints_.get(), gossiper_.get(), clients[0],
+                                                          reactors_[0]->io.get_executor(),
+                                                          std::chrono::milliseconds(500));
   gossiper_->SetSelfFigures(
       [engine = engine_.get()] {
         uint64_t total = 0;
-        for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size"}) {
+        for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
+                              "rocksdb.cur-size-all-mem-tables"}) {
           if (auto v = engine->Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
         }
         return total;

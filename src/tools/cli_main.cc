@@ -190,6 +190,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.add_option("--server", g.server, "HOST:PORT of a Cairn node")
       ->envname("CAIRN_SERVER")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->capture_default_str();
   app.add_option("--keyspace,-k", g.keyspace, "Keyspace to use")->capture_default_str();
   app.add_option("--cl", g.level,
@@ -241,8 +242,8 @@ int main(int argc, char** argv) {
   bool if_not_exists = false, if_exists = false;
   auto* ks_create = ks->add_subcommand("create", "Create keyspace NAME");
   ks_create->add_option("NAME", ks_name, "Keyspace name")->required();
-  ks_create->add_option("--rf", rf,
-                        "Replicas: N in every data centre, or DC=N,DC=N per data centre")
+  ks_create
+      ->add_option("--rf", rf, "Replicas: N in every data centre, or DC=N,DC=N per data centre")
       ->capture_default_str();
   ks_create->add_option("--read-cl", read_cl, "Default read consistency (default QUORUM)");
   ks_create->add_option("--write-cl", write_cl, "Default write consistency (default QUORUM)");
@@ -256,7 +257,8 @@ int main(int argc, char** argv) {
 
   auto* ping = app.add_subcommand("ping", "Check that the server answers");
   auto* status = app.add_subcommand(
-      "status", "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints");
+      "status",
+      "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints");
 
   std::optional<Consistency> level;
   try {
@@ -435,11 +437,10 @@ int main(int argc, char** argv) {
       std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {}\n", "NAME", "REPLICATION", "READ",
                                "WRITE", "CREATED");
       for (const auto& k : *r) {
-        std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {}\n", k.name,
-                                 cairn::ReplicationText(k.replication),
-                                 cairn::ConsistencyName(k.read_consistency),
-                                 cairn::ConsistencyName(k.write_consistency),
-                                 IsoTime(k.created_at_ms));
+        std::cout << fmt::format(
+            "{:<24} {:<16} {:<13} {:<13} {}\n", k.name, cairn::ReplicationText(k.replication),
+            cairn::ConsistencyName(k.read_consistency), cairn::ConsistencyName(k.write_consistency),
+            IsoTime(k.created_at_ms));
       }
     }
     return kExitOk;

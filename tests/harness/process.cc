@@ -1,9 +1,12 @@
 #include "tests/harness/process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,6 +143,136 @@ std::string CairndProcess::Log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+uint16_t FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+CairndProcess::Options LocalCluster::NodeOptions(size_t i) const {
+  CairndProcess::Options o;
+  o.data_dir = fmt::format("{}/node{}", dir_, i + 1);
+  o.listen = addresses_[i];
+  std::string peers;
+  for (const auto& a : addresses_) peers += (peers.empty() ? "" : ",") + a;
+  o.extra_args = {"--peers", peers, "--gossip-interval-ms",
+                  std::to_string(options_.gossip_interval.count())};
+  o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  if (i < options_.node_args.size()) {
+    o.extra_args.insert(o.extra_args.end(), options_.node_args[i].begin(),
+                        options_.node_args[i].end());
+  }
+  return o;
+}
+
+Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& dir, Options options) {
+  std::unique_ptr<LocalCluster> c(new LocalCluster());
+  c->dir_ = dir;
+  c->options_ = std::move(options);
+  for (size_t i = 0; i < c->options_.nodes; ++i) {
+    c->addresses_.push_back(fmt::format("127.0.0.1:{}", FreePort()));
+  }
+  for (size_t i = 0; i < c->options_.nodes; ++i) {
+    auto node = CairndProcess::Start(c->NodeOptions(i));
+    if (!node.ok()) return node.status();
+    c->nodes_.push_back(std::move(*node));
+  }
+  for (size_t i = 0; i < c->size(); ++i) {
+    for (size_t j = 0; j < c->size(); ++j) {
+      if (Status s = c->WaitForState(i, j, "UP", c->options_.form_timeout); !s.ok()) {
+        return Status(s.code(), s.message() + "\n" + c->Logs());
+      }
+    }
+  }
+  return c;
+}
+
+Status LocalCluster::Restart(size_t i) {
+  nodes_[i].reset();  // reaps it if it still runs
+  auto node = CairndProcess::Start(NodeOptions(i));
+  if (!node.ok()) return node.status();
+  nodes_[i] = std::move(*node);
+  return Status::Ok();
+}
+
+Status LocalCluster::WaitForState(size_t observer, size_t subject, const std::string& state,
+                                  std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::string last;
+  while (Clock::now() < deadline) {
+    auto r = RunCommand(
+        {CliPath(), "--server", addresses_[observer], "--timeout", "1000", "--json", "status"});
+    if (r.exit_code == 0) {
+      // Find the subject's entry and its state without a JSON dependency in the harness.
+      const std::string needle = fmt::format("\"address\":\"{}\"", addresses_[subject]);
+      const size_t at = r.out.find(needle);
+      if (at != std::string::npos) {
+        const size_t st = r.out.find("\"state\":\"", at);
+        if (st != std::string::npos && r.out.compare(st + 9, state.size(), state) == 0 &&
+            r.out.find("\"formed\":true") != std::string::npos) {
+          return Status::Ok();
+        }
+      }
+      last = r.out;
+    } else {
+      last = r.err;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return Status::Timeout(fmt::format("node {} never saw node {} {}; last status: {}", observer + 1,
+                                     subject + 1, state, last),
+                         0);
+}
+
+Status LocalCluster::WaitForQuiet(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (size_t i = 0; i < size(); ++i) {
+    if (!nodes_[i] || !nodes_[i]->running()) continue;
+    for (size_t j = 0; j < size(); ++j) {
+      if (!nodes_[j] || !nodes_[j]->running()) continue;
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (Status s = WaitForState(i, j, "UP", left); !s.ok()) return s;
+    }
+  }
+  std::string last;
+  while (Clock::now() < deadline) {
+    bool quiet = true;
+    for (size_t i = 0; i < size() && quiet; ++i) {
+      if (!nodes_[i] || !nodes_[i]->running()) continue;
+      auto r = RunCommand(
+          {CliPath(), "--server", addresses_[i], "--timeout", "1000", "--json", "status"});
+      if (r.exit_code != 0 ||
+          r.out.find("\"hints_pending\":0,\"self\":true") == std::string::npos) {
+        quiet = false;
+        last = r.out + r.err;
+      }
+    }
+    if (quiet) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Status::Timeout("hints were not all replayed in time; last status: " + last, 0);
+}
+
+std::string LocalCluster::Logs() const {
+  std::string out;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i])
+      out += fmt::format("--- node {} ({}) log:\n{}", i + 1, addresses_[i], nodes_[i]->Log());
+  }
+  return out;
 }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& input,

@@ -63,6 +63,49 @@ class CairndProcess {
   std::string log_path_;
 };
 
+// A TCP port on 127.0.0.1 that was free a moment ago (for nodes that must know their peers'
+// ports before they start).
+uint16_t FreePort();
+
+// N cairnd processes on loopback forming one cluster. Every node is stopped (by pid) when the
+// LocalCluster goes away.
+class LocalCluster {
+ public:
+  struct Options {
+    size_t nodes = 3;
+    std::chrono::milliseconds gossip_interval{100};
+    std::vector<std::string> extra_args;              // for every node
+    std::vector<std::vector<std::string>> node_args;  // per node (dc, rack, clock skew ...)
+    std::chrono::milliseconds form_timeout{30'000};
+  };
+
+  // Starts every node in `dir` and waits until each sees all of them UP.
+  static Result<std::unique_ptr<LocalCluster>> Start(const std::string& dir, Options options);
+
+  size_t size() const { return nodes_.size(); }
+  CairndProcess& node(size_t i) { return *nodes_[i]; }
+  const std::string& address(size_t i) const { return addresses_[i]; }
+  const std::vector<std::string>& addresses() const { return addresses_; }
+
+  // Starts node `i` again on its data directory and port (after Kill9() or Stop()).
+  Status Restart(size_t i);
+  // Waits until node `observer` sees node `subject` in `state` ("UP" or "DOWN").
+  Status WaitForState(size_t observer, size_t subject, const std::string& state,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Waits until every running node sees every running node UP and no node holds hints.
+  Status WaitForQuiet(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Every node's log, for failure messages.
+  std::string Logs() const;
+
+ private:
+  CairndProcess::Options NodeOptions(size_t i) const;
+
+  std::string dir_;
+  Options options_;
+  std::vector<std::string> addresses_;
+  std::vector<std::unique_ptr<CairndProcess>> nodes_;
+};
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;

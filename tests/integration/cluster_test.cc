@@ -1,0 +1,379 @@
+// Three (or more) real cairnd processes on loopback forming a cluster: consistency levels,
+// failures (kill -9, SIGSTOP), hinted handoff, read repair, clock skew.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cairn/client.h"
+#include "tests/harness/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A blocking client of one node (or of several).
+std::unique_ptr<Client> ClientOf(std::vector<std::string> servers,
+                                 std::chrono::milliseconds timeout = 3s) {
+  ClientOptions o;
+  o.servers = std::move(servers);
+  o.request_timeout = timeout;
+  o.connect_timeout = 1s;
+  return std::make_unique<Client>(o);
+}
+
+WriteOptions At(Consistency level) {
+  WriteOptions w;
+  w.consistency = level;
+  return w;
+}
+
+ReadOptions ReadAt(Consistency level) {
+  ReadOptions r;
+  r.consistency = level;
+  return r;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void StartCluster(LocalCluster::Options options = LocalCluster::Options()) {
+    auto c = LocalCluster::Start(dir_.Sub("cluster"), std::move(options));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cluster_ = std::move(*c);
+  }
+  void TearDown() override {
+    if (cluster_ && HasFailure()) std::cerr << cluster_->Logs();
+  }
+  std::unique_ptr<Client> Node(size_t i, std::chrono::milliseconds timeout = 3s) {
+    return ClientOf({cluster_->address(i)}, timeout);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<LocalCluster> cluster_;
+};
+
+TEST_F(ClusterTest, FormsAndReportsEveryNode) {
+  StartCluster();
+  for (size_t i = 0; i < 3; ++i) {
+    auto status = Node(i)->ClusterStatus();
+    ASSERT_TRUE(status.ok()) << status.status().ToString();
+    EXPECT_TRUE(status->formed);
+    EXPECT_EQ(status->partitions, 1024u);
+    ASSERT_EQ(status->nodes.size(), 3u);
+    std::set<uint32_t> ids;
+    for (const auto& n : status->nodes) {
+      EXPECT_TRUE(n.up) << n.address;
+      EXPECT_EQ(n.dc, "dc1");
+      EXPECT_EQ(n.rack, "rack1");
+      EXPECT_EQ(n.partitions, 1024u);  // RF 3 on 3 nodes: every node holds every partition
+      EXPECT_EQ(n.self, n.address == cluster_->address(i));
+      ids.insert(n.node_id);
+    }
+    EXPECT_EQ(ids.size(), 3u);
+  }
+  // The CLI's JSON says "UP" in words.
+  auto json = RunCommand({CliPath(), "--server", cluster_->address(0), "--json", "status"});
+  ASSERT_EQ(json.exit_code, 0);
+  auto j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j["nodes"].size(), 3u);
+  EXPECT_EQ(j["nodes"][0]["state"], "UP");
+}
+
+TEST_F(ClusterTest, NodeWithAnotherPeerListRefusesToJoin) {
+  StartCluster();
+  // A fourth node that believes the cluster has four members.
+  const std::string extra = fmt::format("127.0.0.1:{}", FreePort());
+  std::string peers;
+  for (const auto& a : cluster_->addresses()) peers += a + ",";
+  peers += extra;
+  auto rogue =
+      CairndProcess::Start({.data_dir = dir_.Sub("rogue"),
+                            .listen = extra,
+                            .extra_args = {"--peers", peers, "--gossip-interval-ms", "100"}});
+  ASSERT_TRUE(rogue.ok()) << rogue.status().ToString();
+  // It exits on its own, with a clear message.
+  for (int i = 0; i < 100 && (*rogue)->running(); ++i) {
+    std::this_thread::sleep_for(100ms);
+    if ((*rogue)->Log().find("refusing to join") != std::string::npos) break;
+  }
+  const int code = (*rogue)->Stop(std::chrono::seconds(5));
+  EXPECT_NE((*rogue)->Log().find("refusing to join"), std::string::npos) << (*rogue)->Log();
+  EXPECT_NE((*rogue)->Log().find("same --peers list"), std::string::npos);
+  EXPECT_NE(code, 0);
+  // The cluster is unharmed.
+  EXPECT_TRUE(Node(0)->Put("still", "fine").ok());
+}
+
+TEST_F(ClusterTest, EveryLevelReadsAndWritesAndTwoNodesDownLeaveOnlyOne) {
+  StartCluster();
+  auto c = Node(0);
+  const std::vector<Consistency> writes = {
+      Consistency::kOne,         Consistency::kTwo,        Consistency::kThree,
+      Consistency::kQuorum,      Consistency::kAll,        Consistency::kLocalOne,
+      Consistency::kLocalQuorum, Consistency::kEachQuorum, Consistency::kAny};
+  for (Consistency level : writes) {
+    const std::string key = fmt::format("level:{}", ConsistencyName(level));
+    auto v = c->Put(key, "v", At(level));
+    ASSERT_TRUE(v.ok()) << ConsistencyName(level) << ": " << v.status().ToString();
+  }
+  // Read each back at every read level, through another node.
+  auto other = Node(1);
+  for (Consistency level : writes) {
+    if (level == Consistency::kAny) continue;
+    for (Consistency write : writes) {
+      auto r = other->Get(fmt::format("level:{}", ConsistencyName(write)), ReadAt(level));
+      ASSERT_TRUE(r.ok()) << ConsistencyName(level) << ": " << r.status().ToString();
+      ASSERT_TRUE(r->has_value()) << ConsistencyName(level);
+      EXPECT_EQ((*r)->value, "v");
+    }
+  }
+  EXPECT_EQ(other->Get("k", ReadAt(Consistency::kAny)).status().code(), Code::kInvalidArgument);
+
+  // Two of three replicas down.
+  cluster_->node(1).Kill9();
+  cluster_->node(2).Kill9();
+  ASSERT_TRUE(cluster_->WaitForState(0, 1, "DOWN").ok());
+  ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
+  auto quorum = c->Put("after", "x", At(Consistency::kQuorum));
+  EXPECT_EQ(quorum.status().code(), Code::kUnavailable) << quorum.status().ToString();
+  EXPECT_NE(quorum.status().message().find("nothing was written"), std::string::npos);
+  EXPECT_FALSE(c->Get("after", ReadAt(Consistency::kOne))->has_value());  // really nothing
+  EXPECT_EQ(c->Get("level:ONE", ReadAt(Consistency::kQuorum)).status().code(), Code::kUnavailable);
+  EXPECT_EQ(c->Put("after", "x", At(Consistency::kAll)).status().code(), Code::kUnavailable);
+  EXPECT_TRUE(c->Put("after", "one", At(Consistency::kOne)).ok());
+  EXPECT_TRUE(c->Put("hinted", "any", At(Consistency::kAny)).ok());
+  auto one = c->Get("after", ReadAt(Consistency::kOne));
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ((*one)->value, "one");
+  auto status = c->ClusterStatus();
+  ASSERT_TRUE(status.ok());
+  uint64_t hints = 0;
+  for (const auto& n : status->nodes) hints += n.hints_pending;
+  EXPECT_GE(hints, 4u);  // "after" and "hinted", for each of the two down nodes
+}
+
+TEST_F(ClusterTest, QuorumWritesSurviveKill9AndRestartTwice) {
+  StartCluster();
+  std::mutex mu;
+  std::map<std::string, std::pair<std::string, Version>> acked;
+  std::atomic<bool> stop{false};
+  std::atomic<int> attempts{0}, failures{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 16; ++w) {
+    writers.emplace_back([&, w] {
+      // Each writer talks to all three nodes: the library moves on when one is down.
+      auto client = ClientOf(cluster_->addresses(), 2s);
+      for (int i = 0; !stop; ++i) {
+        const std::string key = fmt::format("kill:{}:{}", w, i);
+        const std::string value = fmt::format("v{}", i);
+        ++attempts;
+        auto v = client->Put(key, value, At(Consistency::kQuorum));
+        if (!v.ok()) {
+          ++failures;
+          continue;
+        }
+        std::lock_guard lock(mu);
+        acked[key] = {value, *v};
+      }
+    });
+  }
+  auto acks = [&] {
+    std::lock_guard lock(mu);
+    return acked.size();
+  };
+  auto wait_acks = [&](size_t more) {
+    const size_t target = acks() + more;
+    for (int i = 0; i < 400 && acks() < target; ++i) std::this_thread::sleep_for(25ms);
+  };
+  for (int round = 0; round < 2; ++round) {
+    wait_acks(500);
+    cluster_->node(1).Kill9();
+    wait_acks(500);  // writes go on at QUORUM with two of three
+    ASSERT_TRUE(cluster_->Restart(1).ok());
+    wait_acks(300);
+  }
+  stop = true;
+  for (auto& t : writers) t.join();
+  std::cout << attempts << " writes, " << acks() << " acknowledged, " << failures << " failed\n";
+  ASSERT_GT(acks(), 2000u);
+
+  ASSERT_TRUE(cluster_->WaitForQuiet().ok()) << "hints were not replayed";
+  // Every acknowledged write, at QUORUM and at ALL.
+  auto reader = Node(2, 10s);
+  for (Consistency level : {Consistency::kQuorum, Consistency::kAll}) {
+    std::vector<std::string> keys;
+    size_t lost = 0;
+    auto check = [&] {
+      auto got = reader->BatchGet(keys, ReadAt(level));
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const auto& [value, version] = acked[keys[i]];
+        const auto& r = (*got)[i];
+        if (!r.ok() || !r->has_value() || (*r)->value != value || (*r)->version != version) {
+          if (++lost < 5) ADD_FAILURE() << ConsistencyName(level) << ": lost " << keys[i];
+        }
+      }
+      keys.clear();
+    };
+    for (const auto& [key, v] : acked) {
+      keys.push_back(key);
+      if (keys.size() == 500) check();
+    }
+    check();
+    EXPECT_EQ(lost, 0u) << ConsistencyName(level);
+  }
+}
+
+TEST_F(ClusterTest, PausedReplicaIsMarkedDownGetsHintsAndCatchesUp) {
+  StartCluster();
+  auto writer = Node(0);
+  ASSERT_TRUE(writer->Put("before", "1", At(Consistency::kAll)).ok());
+  cluster_->node(2).Pause();
+  ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
+  for (int i = 0; i < 50; ++i) {
+    auto v =
+        writer->Put(fmt::format("paused:{}", i), fmt::format("new{}", i), At(Consistency::kQuorum));
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+  }
+  auto status = writer->ClusterStatus();
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->nodes[0].self ? status->nodes[0].hints_pending : 0u, 0u);
+  uint64_t hints = 0;
+  for (const auto& n : status->nodes) hints += n.hints_pending;
+  EXPECT_GE(hints, 50u);  // one hint per write for the paused node, kept on node 1
+
+  cluster_->node(2).Resume();
+  ASSERT_TRUE(cluster_->WaitForQuiet().ok());
+  // Node 3 alone answers a read at ONE (it is a replica of every key): it has caught up.
+  auto paused = Node(2);
+  for (int i = 0; i < 50; ++i) {
+    auto r = paused->Get(fmt::format("paused:{}", i), ReadAt(Consistency::kOne));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(r->has_value()) << i;
+    EXPECT_EQ((*r)->value, fmt::format("new{}", i));
+  }
+}
+
+TEST_F(ClusterTest, QuorumReadRepairsAStaleReplica) {
+  // Hints expire at once: only read repair can bring the paused replica up to date.
+  LocalCluster::Options options;
+  options.extra_args = {"--hint-window", "0"};
+  StartCluster(options);
+  auto writer = Node(0);
+  ASSERT_TRUE(writer->Put("k", "old", At(Consistency::kAll)).ok());
+  cluster_->node(2).Pause();
+  ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
+  auto v2 = writer->Put("k", "new", At(Consistency::kQuorum));
+  ASSERT_TRUE(v2.ok());
+  cluster_->node(2).Resume();
+  ASSERT_TRUE(cluster_->WaitForState(0, 2, "UP").ok());
+  ASSERT_TRUE(cluster_->WaitForQuiet().ok());
+  auto stale = Node(2);
+  auto before = stale->Get("k", ReadAt(Consistency::kOne));
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ((*before)->value, "old");  // missed the write, and no hint came
+  // A read at ALL sees both versions, answers the newest and repairs node 3 before answering.
+  auto all = Node(1)->Get("k", ReadAt(Consistency::kAll));
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ((*all)->value, "new");
+  EXPECT_EQ((*all)->version, *v2);
+  auto after = stale->Get("k", ReadAt(Consistency::kOne));
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)->value, "new");
+  EXPECT_EQ((*after)->version, *v2);
+}
+
+TEST_F(ClusterTest, SkewedClocksStillConvergeOnOneWinner) {
+  LocalCluster::Options options;
+  options.node_args = {{}, {"--debug-clock-skew-ms", "-4000"}, {"--debug-clock-skew-ms", "3000"}};
+  StartCluster(options);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (size_t i = 0; i < 3; ++i) clients.push_back(Node(i));
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = fmt::format("skew:{}", round);
+    // Concurrent writes of one key through three coordinators with clocks seconds apart.
+    std::vector<Result<Version>> versions(3);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < 3; ++i) {
+      threads.emplace_back([&, i] {
+        versions[i] = clients[i]->Put(key, fmt::format("from-{}", i), At(Consistency::kOne));
+      });
+    }
+    for (auto& t : threads) t.join();
+    Version newest;
+    size_t winner = 0;
+    for (size_t i = 0; i < 3; ++i) {
+      ASSERT_TRUE(versions[i].ok()) << versions[i].status().ToString();
+      if (*versions[i] > newest) {
+        newest = *versions[i];
+        winner = i;
+      }
+    }
+    // Every node, asked at ALL, returns the write with the greatest version.
+    for (size_t i = 0; i < 3; ++i) {
+      auto r = clients[i]->Get(key, ReadAt(Consistency::kAll));
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ((*r)->value, fmt::format("from-{}", winner)) << key;
+      EXPECT_EQ((*r)->version, newest);
+    }
+  }
+  // And after repair every replica alone agrees.
+  for (size_t i = 0; i < 3; ++i) {
+    auto r = clients[i]->Get("skew:0", ReadAt(Consistency::kOne));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ((*r)->value, (*clients[0]->Get("skew:0", ReadAt(Consistency::kAll)))->value);
+  }
+}
+
+TEST_F(ClusterTest, ScansAcrossNodesAndKeyspacesSpreadByGossip) {
+  StartCluster();
+  KeyspaceSpec spec("events");
+  spec.replication = {{"*", 2}};
+  ASSERT_TRUE(Node(0)->CreateKeyspace(spec).ok());
+  // The definition reaches the other nodes by gossip.
+  WriteOptions in_events = At(Consistency::kQuorum);
+  in_events.keyspace = "events";
+  Result<Version> put = Status::Unavailable("not tried");
+  for (int i = 0; i < 100 && !put.ok(); ++i) {
+    put = Node(2)->Put("e:first", "x", in_events);
+    if (!put.ok()) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+
+  std::set<std::string> expected;
+  auto c = Node(1);
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = fmt::format("scan:{:04}", i);
+    ASSERT_TRUE(c->Put(key, "v", At(Consistency::kQuorum)).ok());
+    expected.insert(key);
+  }
+  ASSERT_TRUE(c->Delete("scan:0042").ok());
+  expected.erase("scan:0042");
+  for (Consistency level : {Consistency::kOne, Consistency::kQuorum, Consistency::kAll}) {
+    std::vector<std::string> seen;
+    ScanOptions so;
+    so.consistency = level;
+    so.limit = 70;
+    for (int pages = 0; pages < 50; ++pages) {
+      auto page = Node(pages % 3)->Scan("scan:", so);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      for (auto& [k, rec] : page->entries) seen.push_back(k);
+      if (page->done()) break;
+      so.cursor = page->cursor;
+    }
+    EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), expected) << ConsistencyName(level);
+    EXPECT_EQ(seen.size(), expected.size());
+  }
+}
+
+}  // namespace
+}  // namespace cairn::testing
