@@ -99,7 +99,7 @@ TEST(WithDeadlineTest, CompletionRacingTheDeadlineEndsEachWaitOnce) {
   std::atomic<int> ended{0}, values{0}, timeouts{0};
   std::vector<std::thread> workers;
   std::mutex workers_mu;
-  constexpr int kWaits = 500;
+  constexpr int kWaits = 300;
   for (int i = 0; i < kWaits; ++i) {
     asio::co_spawn(
         io,
@@ -108,13 +108,20 @@ TEST(WithDeadlineTest, CompletionRacingTheDeadlineEndsEachWaitOnce) {
               AwaitCallback<int>(
                   [&, i](auto done) {
                     std::lock_guard lock(workers_mu);
-                    workers.emplace_back([done, i] {
-                      std::this_thread::sleep_for(std::chrono::microseconds((i * 37) % 2000));
+                    // A third finish long after their deadline, a third long before, and a
+                    // third race it.
+                    const auto delay = i % 3 == 0   ? std::chrono::microseconds(200'000)
+                                       : i % 3 == 1 ? std::chrono::microseconds(0)
+                                                    : std::chrono::microseconds((i * 37) % 2000);
+                    workers.emplace_back([done, i, delay] {
+                      std::this_thread::sleep_for(delay);
                       done(i);
                     });
                   },
                   -1),
-              Clock::now() + std::chrono::microseconds((i * 53) % 2000));
+              Clock::now() + (i % 3 == 0   ? std::chrono::microseconds(1000)
+                              : i % 3 == 1 ? std::chrono::microseconds(10'000'000)
+                                           : std::chrono::microseconds((i * 53) % 2000)));
           ++ended;
           if (r && *r == i) ++values;
           if (r && *r == -1) ++timeouts;  // the cancellation value, passed through as a value
