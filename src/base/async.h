@@ -10,6 +10,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -93,9 +94,37 @@ template <typename T>
 asio::awaitable<std::optional<T>> WithDeadline(asio::awaitable<T> op, Deadline deadline) {
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
-  auto result = co_await (std::move(op) || timer.async_wait(asio::use_awaitable));
+  // as_tuple: the cancelled timer must not throw (an exception per call costs microseconds and
+  // a global lock in the unwinder).
+  auto result = co_await (std::move(op) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
   if (result.index() == 0) co_return std::move(std::get<0>(result));
   co_return std::nullopt;
+}
+
+// AwaitCallback with a deadline of its own, cheaper than WithDeadline (no coroutines besides the
+// caller's): when `deadline` passes first, the wait ends with `on_timeout`.
+template <typename T, typename Start>
+asio::awaitable<T> AwaitCallbackUntil(Start start, T on_timeout, Deadline deadline) {
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+      [&start, &on_timeout, deadline](auto handler) {
+        asio::any_io_executor executor = asio::get_associated_executor(handler);
+        asio::cancellation_slot slot = asio::get_associated_cancellation_slot(handler);
+        auto state = std::make_shared<detail::Rendezvous<T>>(std::move(handler), executor, slot);
+        auto timer = std::make_shared<asio::steady_timer>(executor, deadline);
+        timer->async_wait([state, timer, value = on_timeout](boost::system::error_code ec) mutable {
+          if (!ec) state->Complete(std::move(value));
+        });
+        if (slot.is_connected()) {
+          slot.assign([state, value = std::move(on_timeout)](asio::cancellation_type) mutable {
+            state->Complete(std::move(value));
+          });
+        }
+        start([state, timer, executor](T value) {
+          state->Complete(std::move(value));
+          asio::post(executor, [timer] { timer->cancel(); });
+        });
+      },
+      asio::use_awaitable);
 }
 
 }  // namespace cairn::base

@@ -140,11 +140,9 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
         }
         ops.push_back(FromMutation(std::move(m)));
       }
-      auto applied = co_await base::WithDeadline(replica_->Apply(std::move(ops)), deadline);
-      if (!applied) {
-        SetError(Status::Timeout("not applied before the deadline", 0), response);
-      } else if (!applied->ok()) {
-        SetError(applied->status(), response);
+      auto applied = co_await replica_->Apply(std::move(ops), deadline);
+      if (!applied.ok()) {
+        SetError(applied.status(), response);
       } else {
         response->mutable_mutate();
       }

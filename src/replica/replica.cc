@@ -9,20 +9,25 @@ namespace cairn::replica {
 using storage::WriteOutcome;
 
 asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(
-    std::vector<storage::WriteOp> ops) {
+    std::vector<storage::WriteOp> ops, base::Deadline deadline) {
   storage::WriteRequest request;
   request.ops = std::move(ops);
-  co_return co_await base::AwaitCallback<Result<std::vector<WriteOutcome>>>(
-      [&](auto done) {
-        engine_->Write(std::move(request), [done](Status s, std::vector<WriteOutcome> outcomes) {
-          if (s.ok()) {
-            done(std::move(outcomes));
-          } else {
-            done(std::move(s));
-          }
-        });
-      },
-      Status::Timeout("the write was not acknowledged before the deadline; it may still apply", 0));
+  auto start = [&](auto done) {
+    engine_->Write(std::move(request), [done](Status s, std::vector<WriteOutcome> outcomes) {
+      if (s.ok()) {
+        done(std::move(outcomes));
+      } else {
+        done(std::move(s));
+      }
+    });
+  };
+  Status late =
+      Status::Timeout("the write was not acknowledged before the deadline; it may still apply", 0);
+  if (deadline == base::Deadline::max()) {
+    co_return co_await base::AwaitCallback<Result<std::vector<WriteOutcome>>>(start, late);
+  }
+  co_return co_await base::AwaitCallbackUntil<Result<std::vector<WriteOutcome>>>(start, late,
+                                                                                 deadline);
 }
 
 asio::awaitable<Result<Replica::ConditionalOutcome>> Replica::ApplyIf(storage::WriteOp op,

@@ -10,6 +10,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "base/async.h"
 #include "base/hlc.h"
 #include "cairn/status.h"
 #include "replica/condition.h"
@@ -32,10 +33,10 @@ class Replica {
     return engine_->Get(key);
   }
 
-  // Applies `ops` durably (fsynced, unless the engine was opened without sync). When the waiting
-  // coroutine is cancelled first (a deadline), returns TIMEOUT: the ops may still apply.
+  // Applies `ops` durably (fsynced, unless the engine was opened without sync). When `deadline`
+  // passes or the waiting coroutine is cancelled first, returns TIMEOUT: the ops may still apply.
   asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(
-      std::vector<storage::WriteOp> ops);
+      std::vector<storage::WriteOp> ops, base::Deadline deadline = base::Deadline::max());
 
   struct ConditionalOutcome {
     bool applied = false;

@@ -162,6 +162,11 @@ Status Engine::OpenDb() {
   data.blob_compression_type = rocksdb::kLZ4Compression;
   data.enable_blob_garbage_collection = true;
   data.write_buffer_size = 64 << 20;
+  // Point reads of keys that are not in the memtable (every write reads before it writes)
+  // skip the skiplist search.
+  data.memtable_whole_key_filtering = true;
+  data.memtable_prefix_bloom_size_ratio = 0.05;
+
 
   rocksdb::ColumnFamilyOptions small;  // paxos, hints, meta: small records
   small.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
