@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <queue>
 #include <unordered_map>
 
@@ -10,6 +11,7 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -32,28 +34,36 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 std::string DroppedKey(uint32_t keyspace) { return fmt::format("{}{}", kDroppedPrefix, keyspace); }
 
 // Drops the data of dropped keyspaces, turns values expired by TTL into tombstones, and removes
-// tombstones once their grace period has passed. A removal becomes a RocksDB deletion marker, so
-// no older version of the key in a lower level can reappear.
+// tombstones once their grace period has passed (in full and manual compactions only). A removal
+// becomes a RocksDB deletion marker, so no older version of the key in a lower level can
+// reappear.
 class GcFilter final : public rocksdb::CompactionFilter {
  public:
   GcFilter(uint64_t now_ms, uint64_t grace_ms, std::shared_ptr<const std::set<uint32_t>> dropped,
-           bool inspect_blobs)
+           bool full_compaction)
       : now_ms_(now_ms),
         grace_ms_(grace_ms),
         dropped_(std::move(dropped)),
-        inspect_blobs_(inspect_blobs) {}
+        full_compaction_(full_compaction) {}
 
   Decision FilterV2(int /*level*/, const rocksdb::Slice& key, ValueType type,
                     const rocksdb::Slice& existing, std::string* new_value,
                     std::string* /*skip_until*/) const override {
     if (IsDropped(key)) return Decision::kRemove;
+    // Merge operands (versions not yet folded into the key's value) are left to the merge
+    // operator; expiry and tombstone collection act on folded values.
     if (type != ValueType::kValue) return Decision::kKeep;
     auto header = DecodeValueHeader(std::string_view(existing.data(), existing.size()));
     if (!header.ok()) return Decision::kKeep;  // never destroy what we cannot read
     const StoredValue& v = *header;
     if (v.tombstone) {
+      // Only a full or manual compaction may purge a tombstone: it folds every newer merge
+      // operand of the key into it first (compactions run level by level, top down). A partial
+      // compaction could purge the tombstone while an older version written after it (a late
+      // replay) still waits in an upper level, and that version would reappear.
       const uint64_t deleted_at = std::max(v.version.Millis(), v.expires_at_ms);
-      return deleted_at + grace_ms_ <= now_ms_ ? Decision::kRemove : Decision::kKeep;
+      return full_compaction_ && deleted_at + grace_ms_ <= now_ms_ ? Decision::kRemove
+                                                                   : Decision::kKeep;
     }
     if (v.expires_at_ms != 0 && v.expires_at_ms <= now_ms_) {
       // Expired: keep a tombstone (deleted at the expiry time) for the grace period, so that an
@@ -71,7 +81,7 @@ class GcFilter final : public rocksdb::CompactionFilter {
   Decision FilterBlobByKey(int /*level*/, const rocksdb::Slice& key, std::string* /*new_value*/,
                            std::string* /*skip_until*/) const override {
     if (IsDropped(key)) return Decision::kRemove;
-    return inspect_blobs_ ? Decision::kUndetermined : Decision::kKeep;
+    return full_compaction_ ? Decision::kUndetermined : Decision::kKeep;
   }
 
   const char* Name() const override { return "cairn.GcFilter"; }
@@ -86,7 +96,54 @@ class GcFilter final : public rocksdb::CompactionFilter {
   const uint64_t now_ms_;
   const uint64_t grace_ms_;
   const std::shared_ptr<const std::set<uint32_t>> dropped_;
-  const bool inspect_blobs_;
+  const bool full_compaction_;
+};
+
+// Last writer wins, as a RocksDB merge operator: of a key's stored value and the values merged
+// into it since, the greatest version is the key's value. Writes therefore need not read the
+// key first: whatever order versions arrive in (a late hint, a repair), every replica ends up
+// with the greatest one, now and after every compaction.
+class LastWriterWins final : public rocksdb::MergeOperator {
+ public:
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    const rocksdb::Slice* best = nullptr;
+    Version best_version;
+    auto consider = [&](const rocksdb::Slice* candidate) {
+      auto header = DecodeValueHeader(std::string_view(candidate->data(), candidate->size()));
+      if (!header.ok()) return false;
+      if (best == nullptr || best_version < header->version) {
+        best = candidate;
+        best_version = header->version;
+      }
+      return true;
+    };
+    if (in.existing_value != nullptr && !consider(in.existing_value)) return false;
+    for (const rocksdb::Slice& operand : in.operand_list) {
+      if (!consider(&operand)) return false;
+    }
+    if (best == nullptr) return false;
+    out->existing_operand = *best;
+    return true;
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice& /*key*/, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger* /*logger*/) const override {
+    const rocksdb::Slice* best = nullptr;
+    Version best_version;
+    for (const rocksdb::Slice& operand : operands) {
+      auto header = DecodeValueHeader(std::string_view(operand.data(), operand.size()));
+      if (!header.ok()) return false;
+      if (best == nullptr || best_version < header->version) {
+        best = &operand;
+        best_version = header->version;
+      }
+    }
+    if (best == nullptr) return false;
+    new_value->assign(best->data(), best->size());
+    return true;
+  }
+
+  const char* Name() const override { return "cairn.LastWriterWins"; }
 };
 
 }  // namespace
@@ -154,6 +211,7 @@ Status Engine::OpenDb() {
   rocksdb::ColumnFamilyOptions data;
   data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   data.compaction_filter_factory = gc_factory_;
+  data.merge_operator = std::make_shared<LastWriterWins>();
   data.level_compaction_dynamic_level_bytes = true;
   data.compression = rocksdb::kLZ4Compression;
   data.bottommost_compression = rocksdb::kZSTD;
@@ -166,7 +224,6 @@ Status Engine::OpenDb() {
   // skip the skiplist search.
   data.memtable_whole_key_filtering = true;
   data.memtable_prefix_bloom_size_ratio = 0.05;
-
 
   rocksdb::ColumnFamilyOptions small;  // paxos, hints, meta: small records
   small.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -277,15 +334,15 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
     outcomes[i].reserve(request.ops.size());
     for (WriteOp& op : request.ops) {
       std::string key = EncodeDataKey(op.key);
-      std::optional<StoredValue> stored;
-      const StoredValue* current = nullptr;
-      if (auto it = written.find(key); it != written.end()) {
-        current = it->second;
-      } else {
+      WriteOutcome outcome;
+      if (op.precondition || op.raise_above) {
+        // A conditional write decides against the key's current version: the greater of what
+        // is stored and what this group already wrote.
+        std::optional<StoredValue> stored;
         rocksdb::PinnableSlice raw;
         auto s = db_->Get(rocksdb::ReadOptions(), data_, key, &raw);
         if (!s.ok() && !s.IsNotFound()) {
-          status = FromRocks(s, "read before write");
+          status = FromRocks(s, "read before a conditional write");
           break;
         }
         if (s.ok()) {
@@ -295,29 +352,32 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
             break;
           }
           stored = std::move(*v);
-          current = &*stored;
+        }
+        const StoredValue* current = stored ? &*stored : nullptr;
+        if (auto it = written.find(key);
+            it != written.end() && (current == nullptr || current->version < it->second->version)) {
+          current = it->second;
+        }
+        if (op.precondition) {
+          if (current != nullptr) outcome.current = *current;
+          if (!op.precondition(current)) {
+            outcome.precondition_failed = true;
+            outcome.version = op.value.version;
+            outcomes[i].push_back(std::move(outcome));
+            continue;
+          }
+        }
+        if (op.raise_above && current != nullptr && current->version >= op.value.version) {
+          op.value.version = op.raise_above(current->version);
         }
       }
-
-      WriteOutcome outcome;
-      if (op.precondition) {
-        if (current != nullptr) outcome.current = *current;
-        if (!op.precondition(current)) {
-          outcome.precondition_failed = true;
-          outcome.version = op.value.version;
-          outcomes[i].push_back(std::move(outcome));
-          continue;
-        }
-      }
-      if (op.raise_above && current != nullptr && current->version >= op.value.version) {
-        op.value.version = op.raise_above(current->version);
-      }
+      // Merged, not put: the merge operator keeps the greatest version, so a plain write need
+      // not read the key first.
+      batch.Merge(data_, key, EncodeValue(op.value));
+      auto [it, inserted] = written.try_emplace(std::move(key), &op.value);
+      if (!inserted && it->second->version < op.value.version) it->second = &op.value;
+      outcome.applied = true;
       outcome.version = op.value.version;
-      if (current == nullptr || current->version < op.value.version) {
-        batch.Put(data_, key, EncodeValue(op.value));
-        written[std::move(key)] = &op.value;
-        outcome.applied = true;
-      }
       outcomes[i].push_back(std::move(outcome));
     }
     for (const RawWrite& w : request.raw) {

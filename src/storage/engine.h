@@ -64,8 +64,9 @@ struct WriteOp {
 };
 
 struct WriteOutcome {
-  // Whether the op's value is now the key's stored version. False when a version at least as new
-  // was already stored (last writer wins), or when the precondition failed.
+  // Whether the op was written. A plain op always is: last writer wins decides when the key is
+  // read (the greatest version stored for it is its value), so an op older than the stored
+  // version is written and simply never seen. False only when the precondition failed.
   bool applied = false;
   bool precondition_failed = false;
   // The version written (it differs from the op's only through raise_above).
