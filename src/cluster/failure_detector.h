@@ -24,6 +24,9 @@ class PhiAccrualDetector {
     std::chrono::milliseconds min_mean{100};
     // Assumed interval before any has been observed.
     std::chrono::milliseconds initial_interval{1000};
+    // Gaps longer than this many initial intervals are outages, not intervals: they are not
+    // learnt (else one long pause would make the next failure take minutes to notice).
+    double max_interval_factor = 10.0;
   };
 
   explicit PhiAccrualDetector(Options options) : options_(options) {}
@@ -38,6 +41,8 @@ class PhiAccrualDetector {
 
   bool Available(Clock::time_point now) const { return Phi(now) < options_.threshold; }
   bool has_heartbeat() const { return has_last_; }
+  // Forgets everything (the peer restarted).
+  void Reset();
 
  private:
   double MeanMillis() const;

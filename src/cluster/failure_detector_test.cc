@@ -56,6 +56,19 @@ TEST(PhiAccrualDetectorTest, ComesBackUpOnHeartbeat) {
   EXPECT_TRUE(d.Available(later + 100ms));
 }
 
+TEST(PhiAccrualDetectorTest, AnOutageIsNotLearntAsAnInterval) {
+  PhiAccrualDetector d;
+  Clock::time_point t{};
+  for (int i = 0; i < 60; ++i) d.Heartbeat(t + i * 1s);
+  // Down for ten minutes, then back: the next silence must be noticed as fast as before.
+  const auto back = t + 59s + 600s;
+  d.Heartbeat(back);
+  for (int i = 1; i <= 5; ++i) d.Heartbeat(back + i * 1s);
+  EXPECT_FALSE(d.Available(back + 5s + 20s));
+  d.Reset();
+  EXPECT_FALSE(d.has_heartbeat());
+}
+
 TEST(PhiAccrualDetectorTest, NoHeartbeatYetIsNotSuspected) {
   PhiAccrualDetector d;
   EXPECT_EQ(d.Phi(Clock::time_point{} + 1h), 0.0);

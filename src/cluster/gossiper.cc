@@ -2,13 +2,13 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/async.h"
 
@@ -24,7 +24,8 @@ constexpr std::string_view kMismatchTag = "membership mismatch";
 uint64_t WallMillis() { return base::SystemClock().NowMillis(); }
 
 bool Newer(const internode::NodeState& a, const internode::NodeState& b) {
-  return std::make_pair(a.generation(), a.heartbeat()) > std::make_pair(b.generation(), b.heartbeat());
+  return std::make_pair(a.generation(), a.heartbeat()) >
+         std::make_pair(b.generation(), b.heartbeat());
 }
 
 }  // namespace
@@ -67,15 +68,32 @@ Gossiper::Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions op
 
 Status Gossiper::Init() {
   if (Status s = ValidateConfig(config_); !s.ok()) return s;
+  // Each start is a new generation, greater than the last even if the clock went back (peers
+  // ignore states of a generation older than the one they know).
+  auto last = engine_->GetMeta("gossip_generation");
+  if (!last.ok()) return last.status();
+  uint64_t previous = 0;
+  if (last->has_value()) previous = std::strtoull((*last)->c_str(), nullptr, 10);
+  generation_ = std::max(previous + 1, WallMillis());
+  if (Status s = engine_->WriteMeta({{"gossip_generation", std::to_string(generation_)}});
+      !s.ok()) {
+    return s;
+  }
+  {
+    std::lock_guard lock(mu_);
+    states_[config_.self_address].set_generation(generation_);
+  }
   auto stored = LoadMembership(*engine_);
   if (!stored.ok()) return stored.status();
   if (!stored->has_value()) {
     if (config_.peers.size() > 1) return Status::Ok();  // a new node: the cluster forms by gossip
     // A cluster of one node forms at once, before the node serves anything.
-    StoredMembership alone{{Member{identity_.node_id, config_.self_address, config_.dc, config_.rack}},
-                           fingerprint_, 1};
-    auto topology = Topology::Make(alone.members, identity_.node_id, config_.partition_bits,
-                                   fingerprint_, 1);
+    StoredMembership alone{
+        {Member{identity_.node_id, config_.self_address, config_.dc, config_.rack}},
+        fingerprint_,
+        1};
+    auto topology =
+        Topology::Make(alone.members, identity_.node_id, config_.partition_bits, fingerprint_, 1);
     if (!topology.ok()) return topology.status();
     if (Status s = SaveMembership(*engine_, alone); !s.ok()) return s;
     std::lock_guard lock(mu_);
@@ -186,14 +204,31 @@ Status Gossiper::MergeLocked(
     if (detector == detectors_.end()) continue;  // not a member (cannot happen with equal lists)
     internode::NodeState& known = states_[address];
     if (!Newer(s, known)) continue;
-    if (topology_ && known.info().node_id() != 0 && s.info().node_id() != known.info().node_id()) {
-      spdlog::warn("ignoring {}: it now says it is node {}, but the cluster knows node {} there",
-                   address, s.info().node_id(), known.info().node_id());
-      continue;
+    if (topology_) {
+      // After formation the members are fixed: a node at a member's address with another id
+      // (its data was wiped) must not join as that member.
+      const cluster::Member* member = nullptr;
+      for (const auto& [id, m] : topology_->by_id) {
+        if (m.address == address) member = &m;
+      }
+      if (member != nullptr && s.info().node_id() != member->node_id) {
+        return Status::InvalidArgument(fmt::format(
+            "{}: the node at {} says it is node {}, but the cluster formed with node {} there; a "
+            "node whose data directory was lost cannot rejoin under its old address (replacing "
+            "nodes is later work)",
+            kMismatchTag, address, s.info().node_id(), member->node_id));
+      }
+    }
+    // A state heard for the first time (at start-up, or relayed by another node) says nothing
+    // about whether its node is alive now: only a heartbeat that advances does.
+    const bool advanced = known.generation() != 0;
+    if (advanced && s.generation() != known.generation()) {
+      detector->second.Reset();  // a restart: its downtime is not an interval to learn
     }
     known = s;
-    detector->second.Heartbeat(now);
-    if (base::HybridClock::Millis(s.hlc()) <= wall + static_cast<uint64_t>(options_.max_clock_lead.count())) {
+    if (advanced) detector->second.Heartbeat(now);
+    if (base::HybridClock::Millis(s.hlc()) <=
+        wall + static_cast<uint64_t>(options_.max_clock_lead.count())) {
       clock_->Observe(s.hlc());
     }
   }
@@ -327,7 +362,8 @@ asio::awaitable<void> Gossiper::GossipWith(std::string address) {
     *request.mutable_gossip() = MakeRequestLocked();
   }
   const auto deadline =
-      base::Clock::now() + std::max<std::chrono::milliseconds>(options_.interval * 2, std::chrono::milliseconds(500));
+      base::Clock::now() +
+      std::max<std::chrono::milliseconds>(options_.interval * 2, std::chrono::milliseconds(500));
   auto response = co_await client_->Call(address, request, deadline);
   if (!response.ok()) {
     const Status& s = response.status();
@@ -338,8 +374,9 @@ asio::awaitable<void> Gossiper::GossipWith(std::string address) {
       }
       if (!topology()) {
         spdlog::critical("refusing to join: {} answered: {}", address, s.message());
-        if (on_fatal_) on_fatal_(Status::InvalidArgument(fmt::format(
-                           "refusing to join the cluster: {} says: {}", address, s.message())));
+        if (on_fatal_)
+          on_fatal_(Status::InvalidArgument(
+              fmt::format("refusing to join the cluster: {} says: {}", address, s.message())));
       } else {
         spdlog::error("{} disagrees on the membership: {}", address, s.message());
       }

@@ -44,8 +44,7 @@ class Gossiper final : public ClusterView {
  public:
   Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions options,
            storage::Engine* engine, Schema* schema, base::HybridClock* clock,
-           asio::any_io_executor executor, asio::any_io_executor blocking,
-           InternodeClient* client);
+           asio::any_io_executor executor, asio::any_io_executor blocking, InternodeClient* client);
 
   // Restores a formed membership from the data directory; INVALID_ARGUMENT when the start
   // options contradict it (another --peers list, --dc, --rack or partition count).
@@ -95,7 +94,7 @@ class Gossiper final : public ClusterView {
   const NodeIdentity identity_;
   const GossipOptions options_;
   const uint64_t fingerprint_;
-  const uint64_t generation_;
+  uint64_t generation_;  // set by Init(); constant after
   storage::Engine* const engine_;
   Schema* const schema_;
   base::HybridClock* const clock_;
@@ -113,13 +112,13 @@ class Gossiper final : public ClusterView {
   std::mt19937_64 rng_;    // on executor_
 
   mutable std::mutex mu_;
-  uint64_t heartbeat_ = 0;                                   // guarded by mu_
-  std::map<std::string, internode::NodeState> states_;       // guarded by mu_; by address
-  std::map<std::string, PhiAccrualDetector> detectors_;      // guarded by mu_; peers only
-  std::unordered_set<uint32_t> up_;                          // guarded by mu_
-  std::unordered_set<std::string> up_addresses_;             // guarded by mu_
-  std::shared_ptr<const Topology> topology_;                 // guarded by mu_
-  std::string mismatch_;                                     // guarded by mu_
+  uint64_t heartbeat_ = 0;                               // guarded by mu_
+  std::map<std::string, internode::NodeState> states_;   // guarded by mu_; by address
+  std::map<std::string, PhiAccrualDetector> detectors_;  // guarded by mu_; peers only
+  std::unordered_set<uint32_t> up_;                      // guarded by mu_
+  std::unordered_set<std::string> up_addresses_;         // guarded by mu_
+  std::shared_ptr<const Topology> topology_;             // guarded by mu_
+  std::string mismatch_;                                 // guarded by mu_
 };
 
 }  // namespace cairn::cluster

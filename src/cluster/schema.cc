@@ -26,14 +26,13 @@ std::optional<uint32_t> ParseU32(std::string_view text) {
 
 bool ValidReadLevel(Consistency c) { return c != Consistency::kDefault && c != Consistency::kAny; }
 bool ValidWriteLevel(Consistency c) {
-  return c != Consistency::kDefault && c != Consistency::kSerial &&
-         c != Consistency::kLocalSerial;
+  return c != Consistency::kDefault && c != Consistency::kSerial && c != Consistency::kLocalSerial;
 }
 
 bool ValidName(std::string_view name, size_t max) {
   auto ok_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   };
   const bool starts_with_letter =
       !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
@@ -132,9 +131,9 @@ Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
     std::random_device rd;
     while (identity.node_id == 0) identity.node_id = rd();
   }
-  Status s = engine.WriteMeta({{std::string(kNodeIdKey), std::to_string(identity.node_id)},
-                               {std::string(kPartitionBitsKey),
-                                std::to_string(identity.partition_bits)}});
+  Status s =
+      engine.WriteMeta({{std::string(kNodeIdKey), std::to_string(identity.node_id)},
+                        {std::string(kPartitionBitsKey), std::to_string(identity.partition_bits)}});
   if (!s.ok()) return s;
   return identity;
 }
@@ -188,8 +187,13 @@ std::vector<KeyspaceDef> Schema::Records() const {
 }
 
 uint32_t Schema::NewIdLocked(const KeyspaceDef& def) const {
-  // A hash of the definition's name and version: every node receiving the definition takes the
-  // id from it, and a re-created keyspace (a newer version) gets a new id.
+  // A hash of the name and of the version of the name's last drop (none: zero). Two nodes that
+  // create the same keyspace at the same moment therefore pick the same id and no data is lost
+  // when their definitions meet; a keyspace created again after a drop gets a new id.
+  Version last_drop;
+  if (auto it = records_.find(def.name); it != records_.end() && it->second.dropped) {
+    last_drop = it->second.version;
+  }
   const auto dropped = engine_->DroppedKeyspaces();
   auto in_use = [&](uint32_t id) {
     if (id <= kDefaultKeyspaceId || dropped.contains(id)) return true;
@@ -201,8 +205,8 @@ uint32_t Schema::NewIdLocked(const KeyspaceDef& def) const {
   uint64_t salt = 0;
   uint32_t id = 0;
   do {
-    id = static_cast<uint32_t>(base::Hash64(
-        fmt::format("{}/{}/{}/{}", def.name, def.version.hlc, def.version.node, salt++)));
+    id = static_cast<uint32_t>(
+        base::Hash64(fmt::format("{}/{}/{}/{}", def.name, last_drop.hlc, last_drop.node, salt++)));
   } while (in_use(id));
   return id;
 }
@@ -211,7 +215,8 @@ Status Schema::Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data
   storage::WriteRequest request;
   request.raw.push_back({storage::Family::kMeta, MetaKey(def.name), Encode(def)});
   if (drop_data_of) {
-    request.drop = storage::WriteRequest::Drop{.keyspace = *drop_data_of, .partitions = partitions_};
+    request.drop =
+        storage::WriteRequest::Drop{.keyspace = *drop_data_of, .partitions = partitions_};
   }
   std::promise<Status> done;
   engine_->Write(std::move(request),
@@ -225,8 +230,8 @@ Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, 
   uint32_t total = 0;
   for (const auto& [dc, rf] : spec.replication) {
     if (rf > kMaxReplicationFactor) {
-      return Status::InvalidArgument(fmt::format("replication factor must be 0 .. {}, not {}",
-                                                 kMaxReplicationFactor, rf));
+      return Status::InvalidArgument(
+          fmt::format("replication factor must be 0 .. {}, not {}", kMaxReplicationFactor, rf));
     }
     if (dc != kEveryDc && !ValidName(dc, 48)) {
       return Status::InvalidArgument(fmt::format("invalid data centre name '{}'", dc));
@@ -235,8 +240,8 @@ Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, 
   }
   if (total == 0) return Status::InvalidArgument("a keyspace needs at least one replica");
   if (!ValidReadLevel(spec.read_consistency)) {
-    return Status::InvalidArgument(fmt::format("{} is not a read consistency level",
-                                               ConsistencyName(spec.read_consistency)));
+    return Status::InvalidArgument(
+        fmt::format("{} is not a read consistency level", ConsistencyName(spec.read_consistency)));
   }
   if (!ValidWriteLevel(spec.write_consistency)) {
     return Status::InvalidArgument(fmt::format("{} is not a write consistency level",

@@ -139,13 +139,31 @@ TEST_F(SchemaTest, MergeAdoptsNewerDefinitionsOnly) {
   EXPECT_EQ(schema_->Find("fresh")->id, 888u);
 }
 
+TEST_F(SchemaTest, ConcurrentCreatesOfOneNameAgreeOnTheId) {
+  // Another node's schema, on its own engine, creates the same keyspace at about the same time.
+  TempDir other_dir;
+  auto other_engine = storage::Engine::Open(storage::EngineOptions{.path = other_dir.Sub("db")});
+  ASSERT_TRUE(other_engine.ok());
+  auto other = Schema::Load(other_engine->get(), 16);
+  ASSERT_TRUE(other.ok());
+  auto mine = Create(KeyspaceDef{.name = "events"}, 100);
+  auto theirs = (*other)->Create(KeyspaceDef{.name = "events", .replication = {{"*", 2}}}, false,
+                                 5000, Version{101, 2});
+  ASSERT_TRUE(mine.ok() && theirs.ok());
+  EXPECT_EQ(mine->id, theirs->id);
+  // When the definitions meet, the newer settings win and no data is dropped.
+  ASSERT_TRUE(schema_->Merge({*theirs}).ok());
+  EXPECT_EQ(schema_->Find("events")->ReplicationIn("dc1"), 2u);
+  EXPECT_FALSE(engine_->DroppedKeyspaces().contains(mine->id));
+}
+
 TEST(ReplicationTest, ParsesAndPrints) {
   EXPECT_EQ(ParseReplication("3"), (ReplicationMap{{"*", 3}}));
   EXPECT_EQ(ParseReplication("dc1=3,dc2=2"), (ReplicationMap{{"dc1", 3}, {"dc2", 2}}));
   EXPECT_EQ(ReplicationText(*ParseReplication("dc2=2,dc1=3")), "dc1=3,dc2=2");
   EXPECT_EQ(ReplicationText(*ParseReplication("5")), "5");
-  for (const char* bad : {"", "0", "16", "x", "dc1", "dc1=", "=3", "dc1=3,dc1=2", "dc1=0",
-                          "dc1=3,", "1dc=2", "dc1=99"}) {
+  for (const char* bad : {"", "0", "16", "x", "dc1", "dc1=", "=3", "dc1=3,dc1=2", "dc1=0", "dc1=3,",
+                          "1dc=2", "dc1=99"}) {
     EXPECT_FALSE(ParseReplication(bad).has_value()) << bad;
   }
 }

@@ -650,7 +650,8 @@ asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
   if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
-  auto stored = co_await ReadKey(**topology, *ks, KeyOf(*ks, std::move(key)),
+  storage::DataKey data_key = KeyOf(*ks, std::move(key));  // named: see the g++ 12 note
+  auto stored = co_await ReadKey(**topology, *ks, std::move(data_key),
                                  Resolve(options.consistency, *ks, false), options.deadline);
   if (!stored.ok()) co_return stored.status();
   if (!stored->has_value()) co_return std::optional<Record>();
@@ -825,7 +826,9 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
     for (size_t i = 0; i < set.nodes.size(); ++i) {
       if (set.nodes[i] != identity_.node_id) order.push_back(set.nodes[i]);
     }
-    std::stable_partition(order.begin() + (order.empty() ? 0 : 1), order.end(),
+    // This node first when it is a replica, then its data centre, then the others.
+    const bool self_first = !order.empty() && order[0] == identity_.node_id;
+    std::stable_partition(order.begin() + (self_first ? 1 : 0), order.end(),
                           [&](uint32_t n) { return set.DcOf(n) == set.local_dc; });
     for (uint32_t node : order) {
       if (!view_->IsUp(node)) continue;
@@ -976,8 +979,8 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
       out[i] = std::move(s);
       continue;
     }
-    auto stored =
-        co_await ReadKey(**topology, *ks, KeyOf(*ks, std::move(keys[i])), level, options.deadline);
+    storage::DataKey data_key = KeyOf(*ks, std::move(keys[i]));  // named: see the g++ 12 note
+    auto stored = co_await ReadKey(**topology, *ks, std::move(data_key), level, options.deadline);
     if (!stored.ok()) {
       out[i] = stored.status();
     } else if (!stored->has_value()) {

@@ -31,7 +31,8 @@ Status HintStore::Load() {
   return Status::Ok();
 }
 
-asio::awaitable<Status> HintStore::Add(uint32_t target, std::vector<internode::Mutation> mutations) {
+asio::awaitable<Status> HintStore::Add(uint32_t target,
+                                       std::vector<internode::Mutation> mutations) {
   storage::WriteRequest request;
   for (const internode::Mutation& m : mutations) {
     // Key: target, then a timestamp of this node's clock (unique, and in creation order).
@@ -40,13 +41,17 @@ asio::awaitable<Status> HintStore::Add(uint32_t target, std::vector<internode::M
     request.raw.push_back({storage::Family::kHints, std::move(key), m.SerializeAsString()});
   }
   const int64_t count = static_cast<int64_t>(mutations.size());
+  // Counted before the write: the replayer (another reactor) may deliver and remove a hint
+  // before this coroutine resumes, and must not drive the count below what is stored.
+  Adjust(target, count);
   Status s = co_await base::AwaitCallback<Status>(
       [&](auto done) {
-        engine_->Write(std::move(request),
-                       [done](Status s, std::vector<storage::WriteOutcome>) { done(std::move(s)); });
+        engine_->Write(std::move(request), [done](Status s, std::vector<storage::WriteOutcome>) {
+          done(std::move(s));
+        });
       },
       Status::Timeout("the hint was not stored in time", 0));
-  if (s.ok()) Adjust(target, count);
+  if (!s.ok() && s.code() != Code::kTimeout) Adjust(target, -count);
   co_return s;
 }
 
@@ -90,8 +95,9 @@ asio::awaitable<Status> HintStore::Remove(uint32_t target, std::vector<std::stri
   const int64_t count = static_cast<int64_t>(request.raw.size());
   Status s = co_await base::AwaitCallback<Status>(
       [&](auto done) {
-        engine_->Write(std::move(request),
-                       [done](Status s, std::vector<storage::WriteOutcome>) { done(std::move(s)); });
+        engine_->Write(std::move(request), [done](Status s, std::vector<storage::WriteOutcome>) {
+          done(std::move(s));
+        });
       },
       Status::Timeout("removing delivered hints took too long", 0));
   if (s.ok()) Adjust(target, -count);

@@ -3,12 +3,12 @@
 #include <cstdio>
 #include <iostream>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "base/logging.h"
 #include "server/server.h"
@@ -21,12 +21,14 @@ int main(int argc, char** argv) {
   uint32_t gossip_ms = 1000;
   uint64_t hint_window_s = 3 * 3600;
 
-  CLI::App app{"cairnd: the Cairn key-value store server.\n"
-               "Stores data durably under --data-dir and serves clients and other nodes on "
-               "--listen.\nStop it with SIGTERM or Ctrl-C: it finishes requests in flight, then "
-               "exits."};
+  CLI::App app{
+      "cairnd: the Cairn key-value store server.\n"
+      "Stores data durably under --data-dir and serves clients and other nodes on "
+      "--listen.\nStop it with SIGTERM or Ctrl-C: it finishes requests in flight, then "
+      "exits."};
   app.set_version_flag("--version", std::string("cairnd ") + CAIRN_VERSION);
-  app.add_option("--data-dir", options.data_dir, "Directory for the node's data (created if missing)")
+  app.add_option("--data-dir", options.data_dir,
+                 "Directory for the node's data (created if missing)")
       ->required();
   app.add_option("--listen", options.listen,
                  "HOST:PORT for clients and other nodes; port 0 picks a free port (single node)")
@@ -78,19 +80,19 @@ int main(int argc, char** argv) {
   boost::asio::io_context signals_io;
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
 
-  auto server = cairn::server::Server::Start(options);
-  if (!server.ok()) {
-    std::cerr << "cairnd: " << server.status().message() << "\n";
-    return server.status().code() == cairn::Code::kInvalidArgument ? 2 : 1;
-  }
   int exit_code = 0;
-  (*server)->OnFatal([&](const cairn::Status& s) {
+  options.on_fatal = [&](const cairn::Status& s) {
     boost::asio::post(signals_io, [&, s] {
       std::cerr << "cairnd: " << s.message() << "\n";
       exit_code = 2;
       signals_io.stop();
     });
-  });
+  };
+  auto server = cairn::server::Server::Start(options);
+  if (!server.ok()) {
+    std::cerr << "cairnd: " << server.status().message() << "\n";
+    return server.status().code() == cairn::Code::kInvalidArgument ? 2 : 1;
+  }
   const std::string where = (*server)->address();
   // Scripts and tests wait for this line.
   std::printf("cairnd %s node %u listening on %s, data in %s, %u reactor threads\n", CAIRN_VERSION,

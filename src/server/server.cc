@@ -145,7 +145,8 @@ Status Server::Open() {
   std::vector<cluster::InternodeClient*> clients;
   for (auto& r : reactors_) {
     clients_.push_back(std::make_unique<cluster::InternodeClient>(
-        r->io.get_executor(), identity_.node_id, kInternodeFrameBytes));
+        r->io.get_executor(), identity_.node_id,
+        std::max(kInternodeFrameBytes, 2 * options_.max_value_bytes + (size_t{1} << 20))));
     clients.push_back(clients_.back().get());
   }
 
@@ -181,7 +182,7 @@ Status Server::Open() {
       },
       [hints = hints_.get()] { return hints->TotalPending(); });
   gossiper_->OnFatal([this](const Status& s) {
-    if (on_fatal_) on_fatal_(s);
+    if (options_.on_fatal) options_.on_fatal(s);
   });
 
   coordinator::CoordinatorOptions coordinator_options;

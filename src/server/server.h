@@ -50,6 +50,9 @@ struct ServerOptions {
   double phi_threshold = 8.0;
   std::chrono::seconds hint_window{3 * 3600};
   int64_t debug_clock_skew_ms = 0;  // tests only: shifts this node's wall clock
+  // Called (from a reactor) when the node must stop: a peer refused it for a different
+  // membership. The caller should then Stop() the server and exit with an error.
+  std::function<void(const Status&)> on_fatal;
 };
 
 class Server {
@@ -68,10 +71,6 @@ class Server {
   uint32_t node_id() const { return identity_.node_id; }
   uint32_t reactor_threads() const { return static_cast<uint32_t>(reactors_.size()); }
 
-  // Called (from a reactor) when the node must stop: a peer refused it for a different
-  // membership. The caller should then Stop() the server and exit with an error.
-  void OnFatal(std::function<void(const Status&)> fn) { on_fatal_ = std::move(fn); }
-
  private:
   struct Reactor {
     asio::io_context io{1};
@@ -87,7 +86,6 @@ class Server {
   void ReservationTicker();
 
   const ServerOptions options_;
-  std::function<void(const Status&)> on_fatal_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint endpoint_;

@@ -167,8 +167,12 @@ CairndProcess::Options LocalCluster::NodeOptions(size_t i) const {
   o.listen = addresses_[i];
   std::string peers;
   for (const auto& a : addresses_) peers += (peers.empty() ? "" : ",") + a;
-  o.extra_args = {"--peers", peers, "--gossip-interval-ms",
-                  std::to_string(options_.gossip_interval.count())};
+  o.extra_args = {"--peers",
+                  peers,
+                  "--gossip-interval-ms",
+                  std::to_string(options_.gossip_interval.count()),
+                  "--phi-threshold",
+                  fmt::format("{}", options_.phi_threshold)};
   o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
   if (i < options_.node_args.size()) {
     o.extra_args.insert(o.extra_args.end(), options_.node_args[i].begin(),

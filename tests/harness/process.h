@@ -74,6 +74,9 @@ class LocalCluster {
   struct Options {
     size_t nodes = 3;
     std::chrono::milliseconds gossip_interval{100};
+    // Higher than the default 8, so a node that a loaded (or sanitizer-slowed) machine stalls for a
+    // second is not taken for dead: DOWN after about 4 s of silence.
+    double phi_threshold = 12;
     std::vector<std::string> extra_args;              // for every node
     std::vector<std::vector<std::string>> node_args;  // per node (dc, rack, clock skew ...)
     std::chrono::milliseconds form_timeout{30'000};
