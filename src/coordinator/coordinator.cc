@@ -388,6 +388,40 @@ class Coordinator::ReadRound {
   asio::steady_timer wake_;
 };
 
+std::pair<std::vector<uint32_t>, std::vector<uint32_t>> Coordinator::ChooseReplicas(
+    const ReplicaSet& set, const Requirement& req) const {
+  // This node first when it is a replica, then its data centre, then the others; of those that
+  // are UP, enough of each data centre the level names, then enough in all. The rest are spares.
+  std::vector<uint32_t> order;
+  const int self = set.IndexOf(identity_.node_id);
+  if (self >= 0) order.push_back(identity_.node_id);
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (static_cast<int>(i) != self && static_cast<int>(set.dc_of[i]) == set.local_dc) {
+      order.push_back(set.nodes[i]);
+    }
+  }
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (static_cast<int>(set.dc_of[i]) != set.local_dc) order.push_back(set.nodes[i]);
+  }
+  std::vector<uint32_t> chosen, spare;
+  std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
+  for (uint32_t node : order) {
+    if (!view_->IsUp(node)) continue;
+    const uint16_t dc = set.DcOf(node);
+    if (picked_dc[dc] < req.per_dc[dc]) {
+      chosen.push_back(node);
+      ++picked_dc[dc];
+    } else {
+      spare.push_back(node);
+    }
+  }
+  while (chosen.size() < req.total && !spare.empty()) {
+    chosen.push_back(spare.front());
+    spare.erase(spare.begin());
+  }
+  return {std::move(chosen), std::move(spare)};
+}
+
 asio::awaitable<void> Coordinator::ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                                 storage::DataKey key, base::Deadline deadline) {
   auto topology = view_->topology();
@@ -422,35 +456,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
   if (!req.ok()) co_return req.status();
   if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
 
-  // Whom to ask: this node first when it is a replica, then its data centre, then the others;
-  // enough of each data centre the level names, then enough in all.
-  std::vector<uint32_t> order;
-  const int self = set.IndexOf(identity_.node_id);
-  if (self >= 0) order.push_back(identity_.node_id);
-  for (size_t i = 0; i < set.nodes.size(); ++i) {
-    if (static_cast<int>(i) != self && static_cast<int>(set.dc_of[i]) == set.local_dc) {
-      order.push_back(set.nodes[i]);
-    }
-  }
-  for (size_t i = 0; i < set.nodes.size(); ++i) {
-    if (static_cast<int>(set.dc_of[i]) != set.local_dc) order.push_back(set.nodes[i]);
-  }
-  std::vector<uint32_t> ask, spare;
-  std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
-  for (uint32_t node : order) {
-    if (!view_->IsUp(node)) continue;
-    const uint16_t dc = set.DcOf(node);
-    if (picked_dc[dc] < req->per_dc[dc]) {
-      ask.push_back(node);
-      ++picked_dc[dc];
-    } else {
-      spare.push_back(node);
-    }
-  }
-  while (ask.size() < req->total && !spare.empty()) {
-    ask.push_back(spare.front());
-    spare.erase(spare.begin());
-  }
+  auto [ask, spare] = ChooseReplicas(set, *req);
 
   // This node alone answers: no reconciliation needed.
   if (ask.size() == 1 && ask[0] == identity_.node_id) co_return local_->Read(key);
@@ -819,29 +825,7 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
     auto req = Requirement::For(level, set, false);
     if (!req.ok()) co_return req.status();
     if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
-    std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
-    std::vector<uint32_t> chosen, spare;
-    std::vector<uint32_t> order;
-    if (set.IndexOf(identity_.node_id) >= 0) order.push_back(identity_.node_id);
-    for (size_t i = 0; i < set.nodes.size(); ++i) {
-      if (set.nodes[i] != identity_.node_id) order.push_back(set.nodes[i]);
-    }
-    // This node first when it is a replica, then its data centre, then the others.
-    const bool self_first = !order.empty() && order[0] == identity_.node_id;
-    std::stable_partition(order.begin() + (self_first ? 1 : 0), order.end(),
-                          [&](uint32_t n) { return set.DcOf(n) == set.local_dc; });
-    for (uint32_t node : order) {
-      if (!view_->IsUp(node)) continue;
-      const uint16_t dc = set.DcOf(node);
-      if (picked_dc[dc] < req->per_dc[dc]) {
-        chosen.push_back(node);
-        ++picked_dc[dc];
-      } else {
-        spare.push_back(node);
-      }
-    }
-    for (size_t i = 0; chosen.size() < req->total && i < spare.size(); ++i)
-      chosen.push_back(spare[i]);
+    auto [chosen, spare] = ChooseReplicas(set, *req);
     for (uint32_t node : chosen) by_node[node].push_back(p);
   }
 

@@ -187,6 +187,9 @@ class Coordinator {
   asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                      storage::DataKey key, base::Deadline deadline);
   std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;
+  // The live replicas to ask for `req` (this node first, then its DC), and the spares.
+  std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ChooseReplicas(
+      const ReplicaSet& set, const Requirement& req) const;
 
   // Constant after construction.
   const CoordinatorOptions options_;
