@@ -155,7 +155,8 @@ class Client {
   Result<std::vector<Result<std::optional<Record>>>> BatchGet(std::vector<std::string> keys,
                                                               ReadOptions options = ReadOptions());
   Result<std::vector<Result<Version>>> BatchPut(
-      std::vector<std::pair<std::string, std::string>> items, WriteOptions options = WriteOptions());
+      std::vector<std::pair<std::string, std::string>> items,
+      WriteOptions options = WriteOptions());
   Result<KeyspaceInfo> CreateKeyspace(KeyspaceSpec spec, bool if_not_exists = false);
   Result<std::vector<KeyspaceInfo>> ListKeyspaces();
   Result<KeyspaceInfo> DescribeKeyspace(std::string name);

@@ -45,14 +45,17 @@ asio::awaitable<Result<internode::Response>> InternodeClient::Call(const std::st
                                                                    base::Deadline deadline) {
   request.set_protocol_version(internode::PROTOCOL_V1);
   request.set_from_node(self_);
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
   request.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count())));
   auto conn = co_await pool_.Acquire(address, deadline);
   if (!conn.ok()) co_return conn.status();
   const size_t size = request.ByteSizeLong();
   auto payload = co_await (*conn)->Call(
       size,
-      [&](char* dest) { request.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest)); },
+      [&](char* dest) {
+        request.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
+      },
       deadline);
   if (!payload.ok()) co_return payload.status();
   internode::Response response;

@@ -47,9 +47,9 @@ Status ValidateConfig(const ClusterConfig& config) {
     }
   }
   if (!seen.contains(config.self_address)) {
-    return Status::InvalidArgument(fmt::format(
-        "--peers must list this node's own address {} (the same list on every node)",
-        config.self_address));
+    return Status::InvalidArgument(
+        fmt::format("--peers must list this node's own address {} (the same list on every node)",
+                    config.self_address));
   }
   if (!ValidLabel(config.dc)) {
     return Status::InvalidArgument(fmt::format("invalid --dc '{}'", config.dc));

@@ -17,10 +17,10 @@ namespace cairn::cluster {
 
 // What a node is started with (cairnd --listen, --peers, --dc, --rack).
 struct ClusterConfig {
-  std::string self_address;         // this node's HOST:PORT, as it appears in `peers`
+  std::string self_address;  // this node's HOST:PORT, as it appears in `peers`
   std::string dc = "dc1";
   std::string rack = "rack1";
-  std::vector<std::string> peers;   // every initial member, this node included
+  std::vector<std::string> peers;  // every initial member, this node included
   uint32_t partition_bits = 10;
   // Started without --peers: a cluster of this node alone, whose address may change between
   // restarts (the membership does not depend on it).
@@ -52,8 +52,8 @@ struct Topology {
   }
   // Builds the topology of `members`; INVALID_ARGUMENT when they cannot form one (duplicate ids).
   static Result<std::shared_ptr<const Topology>> Make(std::vector<Member> members, uint32_t self,
-                                                      uint32_t partition_bits,
-                                                      uint64_t fingerprint, uint64_t epoch);
+                                                      uint32_t partition_bits, uint64_t fingerprint,
+                                                      uint64_t epoch);
 };
 
 // One node as `cairn status` shows it.
@@ -92,7 +92,8 @@ class StaticClusterView final : public ClusterView {
   std::vector<NodeStatus> Nodes() const override {
     std::vector<NodeStatus> out;
     for (const Member& m : topology_->map.members()) {
-      out.push_back(NodeStatus{m.address, m.node_id, m.dc, m.rack, true, m.node_id == topology_->self});
+      out.push_back(
+          NodeStatus{m.address, m.node_id, m.dc, m.rack, true, m.node_id == topology_->self});
     }
     return out;
   }

@@ -1,9 +1,9 @@
 #include "coordinator/hint_replayer.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -54,7 +54,8 @@ asio::awaitable<void> HintReplayer::Deliver(uint32_t target, const std::string& 
       *request.mutable_mutate()->add_mutations() = std::move(hint.mutation);
       keys.push_back(std::move(hint.key));
     }
-    auto sent = co_await client_->Call(address, request, base::Clock::now() + std::chrono::seconds(10));
+    auto sent =
+        co_await client_->Call(address, request, base::Clock::now() + std::chrono::seconds(10));
     if (!sent.ok()) {
       spdlog::debug("replaying hints to node {}: {}", target, sent.status().ToString());
       break;

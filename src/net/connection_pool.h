@@ -37,7 +37,7 @@ class ConnectionPool {
   // A live connection to `address`. UNAVAILABLE when the address is malformed, the peer cannot be
   // reached before `deadline` (or the connect timeout), or it failed recently and is backing off.
   asio::awaitable<Result<std::shared_ptr<MuxConnection>>> Acquire(const std::string& address,
-                                                                   base::Deadline deadline);
+                                                                  base::Deadline deadline);
 
   // Closes every connection; calls in flight fail, later calls reconnect.
   void CloseAll();

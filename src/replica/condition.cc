@@ -3,12 +3,17 @@
 namespace cairn::replica {
 
 bool ConditionHolds(const Condition& c, const storage::StoredValue* current, uint64_t now_ms) {
-  const storage::StoredValue* live = current != nullptr && current->IsLive(now_ms) ? current : nullptr;
+  const storage::StoredValue* live =
+      current != nullptr && current->IsLive(now_ms) ? current : nullptr;
   switch (c.kind) {
-    case Condition::Kind::kIfVersion: return live != nullptr && live->version == c.version;
-    case Condition::Kind::kIfValue: return live != nullptr && live->value == c.value;
-    case Condition::Kind::kIfNotExists: return live == nullptr;
-    case Condition::Kind::kIfExists: return live != nullptr;
+    case Condition::Kind::kIfVersion:
+      return live != nullptr && live->version == c.version;
+    case Condition::Kind::kIfValue:
+      return live != nullptr && live->value == c.value;
+    case Condition::Kind::kIfNotExists:
+      return live == nullptr;
+    case Condition::Kind::kIfExists:
+      return live != nullptr;
   }
   return false;
 }
@@ -19,9 +24,15 @@ void ToProto(const Condition& c, internode::Condition* out) {
       out->mutable_if_version()->set_hlc(c.version.hlc);
       out->mutable_if_version()->set_node(c.version.node);
       break;
-    case Condition::Kind::kIfValue: out->set_if_value(c.value); break;
-    case Condition::Kind::kIfNotExists: out->set_if_not_exists(true); break;
-    case Condition::Kind::kIfExists: out->set_if_exists(true); break;
+    case Condition::Kind::kIfValue:
+      out->set_if_value(c.value);
+      break;
+    case Condition::Kind::kIfNotExists:
+      out->set_if_not_exists(true);
+      break;
+    case Condition::Kind::kIfExists:
+      out->set_if_exists(true);
+      break;
   }
 }
 
@@ -42,7 +53,8 @@ std::optional<Condition> FromProto(const internode::Condition& p) {
     case internode::Condition::kIfExists:
       c.kind = Condition::Kind::kIfExists;
       return c;
-    case internode::Condition::KIND_NOT_SET: break;
+    case internode::Condition::KIND_NOT_SET:
+      break;
   }
   return std::nullopt;
 }

@@ -1,9 +1,9 @@
 #include "replica/internode_service.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 
 #include "base/async.h"
 
@@ -117,8 +117,9 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
     SetError(Status::InvalidArgument("internode request without a protocol version"), response);
     co_return;
   }
-  const auto deadline = base::Clock::now() + std::chrono::milliseconds(
-                                                 request.timeout_ms() == 0 ? 5000 : request.timeout_ms());
+  const auto deadline =
+      base::Clock::now() +
+      std::chrono::milliseconds(request.timeout_ms() == 0 ? 5000 : request.timeout_ms());
   switch (request.op_case()) {
     case internode::Request::kGossip: {
       auto r = gossiper_->Handle(request.gossip());
@@ -197,10 +198,10 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       }
       storage::WriteOp op = FromMutation(std::move(*cm->mutable_mutation()));
       const storage::DataKey key = op.key;
-      auto outcome = co_await base::WithDeadline(
-          replica_->ApplyIf(std::move(op), std::move(*condition), clock_, self_node_,
-                            wall_->NowMillis()),
-          deadline);
+      auto outcome =
+          co_await base::WithDeadline(replica_->ApplyIf(std::move(op), std::move(*condition),
+                                                        clock_, self_node_, wall_->NowMillis()),
+                                      deadline);
       if (!outcome) {
         SetError(Status::Timeout("not applied before the deadline", 0), response);
         break;

@@ -8,8 +8,8 @@ namespace cairn::replica {
 
 using storage::WriteOutcome;
 
-asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(
-    std::vector<storage::WriteOp> ops, base::Deadline deadline) {
+asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(std::vector<storage::WriteOp> ops,
+                                                                  base::Deadline deadline) {
   storage::WriteRequest request;
   request.ops = std::move(ops);
   auto start = [&](auto done) {

@@ -40,7 +40,7 @@ class Replica {
 
   struct ConditionalOutcome {
     bool applied = false;
-    Version version;  // written, when applied
+    Version version;                              // written, when applied
     std::optional<storage::StoredValue> current;  // what the condition was checked against
   };
   // Applies `op` only if `condition` holds on the stored version at `now_ms`, atomically (on the
