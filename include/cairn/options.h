@@ -56,6 +56,10 @@ struct WriteOptions {
   std::optional<std::chrono::milliseconds> timeout;
   // When non-zero the value expires this long after the write.
   std::chrono::milliseconds ttl{0};
+  // Compare-and-swap only, where `consistency` is SERIAL (the default) or LOCAL_SERIAL: the level
+  // the applied value is committed at before the answer (default QUORUM, or LOCAL_QUORUM under
+  // LOCAL_SERIAL; none in a linearizable keyspace).
+  std::optional<Consistency> commit_consistency;
 };
 
 struct ScanOptions {

@@ -236,6 +236,9 @@ asio::awaitable<Result<CasResult>> AsyncClient::Cas(std::string key, CasConditio
     cas->set_delete_(true);
   }
   cas->set_ttl_ms(static_cast<uint64_t>(options.ttl.count()));
+  if (options.commit_consistency) {
+    cas->set_commit_consistency(static_cast<wire::Consistency>(*options.commit_consistency));
+  }
   auto response = co_await impl->Call(request, /*idempotent=*/false);
   if (!response.ok()) co_return response.status();
   wire::CasResponse* out = response->mutable_cas();

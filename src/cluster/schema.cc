@@ -74,6 +74,7 @@ void ToRecord(const KeyspaceDef& def, internode::KeyspaceRecord* r) {
   r->mutable_version()->set_hlc(def.version.hlc);
   r->mutable_version()->set_node(def.version.node);
   r->set_dropped(def.dropped);
+  r->set_linearizable(def.linearizable);
 }
 
 Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
@@ -91,6 +92,7 @@ Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
   def.created_at_ms = r.created_at_ms();
   def.version = Version{r.version().hlc(), r.version().node()};
   def.dropped = r.dropped();
+  def.linearizable = r.linearizable();
   return def;
 }
 

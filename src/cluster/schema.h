@@ -48,6 +48,9 @@ struct KeyspaceDef {
   uint64_t created_at_ms = 0;
   Version version;  // of this definition (its creation or its drop)
   bool dropped = false;
+  // Every write goes through per-key Paxos and every quorum read is a SERIAL read: single-key
+  // operations are linearizable whatever level they name (docs/consistency.md).
+  bool linearizable = false;
 
   // The replication factor in data centre `dc`.
   uint32_t ReplicationIn(std::string_view dc) const;

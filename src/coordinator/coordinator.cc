@@ -14,6 +14,7 @@
 
 #include "base/hash.h"
 #include "base/reactor.h"
+#include "coordinator/replica_set.h"
 #include "replica/internode_service.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
@@ -42,151 +43,20 @@ bool IsBlockingRead(Consistency level) {
   }
 }
 
-}  // namespace
-
-// ------------------------------------------------------------------------------------------------
-// Replica sets and what a consistency level requires of them.
-
-// The replicas of one key in one keyspace, each with its data centre.
-struct Coordinator::ReplicaSet {
-  std::vector<uint32_t> nodes;   // DCs in name order, each DC's nodes in preference order
-  std::vector<uint16_t> dc_of;   // per node: index into dcs
-  std::vector<std::string> dcs;  // data centres that hold replicas
-  int local_dc = -1;             // index of this node's DC in dcs, or -1
-
-  int IndexOf(uint32_t node) const {
-    auto it = std::find(nodes.begin(), nodes.end(), node);
-    return it == nodes.end() ? -1 : static_cast<int>(it - nodes.begin());
-  }
-  uint16_t DcOf(uint32_t node) const {
-    const int i = IndexOf(node);
-    return i < 0 ? 0 : dc_of[static_cast<size_t>(i)];
-  }
-  uint32_t CountIn(size_t dc) const {
-    return static_cast<uint32_t>(std::count(dc_of.begin(), dc_of.end(), static_cast<uint16_t>(dc)));
-  }
-
-  static ReplicaSet Of(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
-                       uint32_t partition) {
-    ReplicaSet set;
-    for (const std::string& dc : topology.map.dcs()) {
-      const uint32_t rf = ks.ReplicationIn(dc);
-      if (rf == 0) continue;
-      auto list = topology.map.Preference(partition, dc);
-      const size_t n = std::min<size_t>(rf, list.size());
-      if (n == 0) continue;
-      const auto index = static_cast<uint16_t>(set.dcs.size());
-      if (dc == topology.local_dc) set.local_dc = index;
-      set.dcs.push_back(dc);
-      for (size_t i = 0; i < n; ++i) {
-        set.nodes.push_back(list[i]);
-        set.dc_of.push_back(index);
-      }
-    }
-    return set;
-  }
-};
-
-// How many acknowledgements a level needs from a replica set: in all, and per data centre.
-struct Coordinator::Requirement {
-  uint32_t total = 0;
-  std::vector<uint32_t> per_dc;
-  bool hints_count = false;  // ANY: a stored hint counts
-
-  bool Met(uint32_t acks, const std::vector<uint32_t>& acks_dc) const {
-    if (acks < total) return false;
-    for (size_t d = 0; d < per_dc.size(); ++d) {
-      if (acks_dc[d] < per_dc[d]) return false;
-    }
-    return true;
-  }
-  uint32_t Needed() const {
-    uint32_t n = total;
-    uint32_t sum = 0;
-    for (uint32_t x : per_dc) sum += x;
-    return std::max(n, sum);
-  }
-
-  static Result<Requirement> For(Consistency level, const ReplicaSet& set, bool write) {
-    Requirement r;
-    r.per_dc.assign(set.dcs.size(), 0);
-    const auto n = static_cast<uint32_t>(set.nodes.size());
-    if (n == 0) return Status::Unavailable("the keyspace has no replicas in this cluster");
-    auto need_total = [&](uint32_t k) -> cairn::Status {
-      if (k > n) {
-        return Status::Unavailable(
-            fmt::format("{} needs {} replicas; the keyspace has {} for this key",
-                        ConsistencyName(level), k, n));
-      }
-      r.total = k;
-      return Status::Ok();
-    };
-    auto need_local = [&](bool quorum) -> cairn::Status {
-      if (set.local_dc < 0) {
-        return Status::Unavailable(fmt::format(
-            "{}: the keyspace has no replicas in this node's data centre", ConsistencyName(level)));
-      }
-      const uint32_t local = set.CountIn(static_cast<size_t>(set.local_dc));
-      r.per_dc[static_cast<size_t>(set.local_dc)] = quorum ? local / 2 + 1 : 1;
-      return Status::Ok();
-    };
-    cairn::Status s;
-    switch (level) {
-      case Consistency::kOne:
-        s = need_total(1);
-        break;
-      case Consistency::kTwo:
-        s = need_total(2);
-        break;
-      case Consistency::kThree:
-        s = need_total(3);
-        break;
-      case Consistency::kDefault:  // resolved by the caller; QUORUM if not
-      case Consistency::kQuorum:
-      case Consistency::kSerial:
-        s = need_total(n / 2 + 1);
-        break;
-      case Consistency::kAll:
-        s = need_total(n);
-        break;
-      case Consistency::kLocalOne:
-        s = need_local(false);
-        break;
-      case Consistency::kLocalQuorum:
-      case Consistency::kLocalSerial:
-        s = need_local(true);
-        break;
-      case Consistency::kEachQuorum:
-        for (size_t d = 0; d < set.dcs.size(); ++d) r.per_dc[d] = set.CountIn(d) / 2 + 1;
-        break;
-      case Consistency::kAny:
-        if (!write) return Status::InvalidArgument("ANY is a write consistency level");
-        r.total = 1;
-        r.hints_count = true;
-        break;
-    }
-    if (!s.ok()) return s;
-    return r;
-  }
-};
-
-// Why a level cannot be tried with the replicas that are UP, or OK.
-cairn::Status CheckLive(const Coordinator::ReplicaSet& set, const Coordinator::Requirement& req,
-                        const cluster::ClusterView& view, Consistency level) {
-  if (req.hints_count) return Status::Ok();  // ANY: a hint will do
-  uint32_t live = 0;
-  std::vector<uint32_t> live_dc(set.dcs.size(), 0);
-  for (size_t i = 0; i < set.nodes.size(); ++i) {
-    if (view.IsUp(set.nodes[i])) {
-      ++live;
-      ++live_dc[set.dc_of[i]];
-    }
-  }
-  if (req.Met(live, live_dc)) return Status::Ok();
-  return Status::Unavailable(fmt::format(
-      "{} needs {} of {} replicas, and {} {} up; nothing was written", ConsistencyName(level),
-      req.Needed(), set.nodes.size(), live, live == 1 ? "is" : "are"));
+// Whether a read at `level` goes through Paxos: SERIAL levels always, and in a linearizable
+// keyspace every level that waits for a quorum.
+bool IsSerial(Consistency level, const cluster::KeyspaceDef& ks) {
+  if (level == Consistency::kSerial || level == Consistency::kLocalSerial) return true;
+  return ks.linearizable && IsBlockingRead(level);
 }
+
+Consistency SerialLevelOf(Consistency level) {
+  return level == Consistency::kLocalSerial || level == Consistency::kLocalQuorum
+             ? Consistency::kLocalSerial
+             : Consistency::kSerial;
+}
+
+}  // namespace
 
 // ------------------------------------------------------------------------------------------------
 // Writes
@@ -657,8 +527,14 @@ asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
   storage::DataKey data_key = KeyOf(*ks, std::move(key));  // named: see the g++ 12 note
-  auto stored = co_await ReadKey(**topology, *ks, std::move(data_key),
-                                 Resolve(options.consistency, *ks, false), options.deadline);
+  const Consistency level = Resolve(options.consistency, *ks, false);
+  Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
+  if (IsSerial(level, *ks)) {
+    stored = co_await SerialRead(**topology, *ks, std::move(data_key), SerialLevelOf(level),
+                                 options.deadline);
+  } else {
+    stored = co_await ReadKey(**topology, *ks, std::move(data_key), level, options.deadline);
+  }
   if (!stored.ok()) co_return stored.status();
   if (!stored->has_value()) co_return std::optional<Record>();
   co_return LiveRecord(**stored, wall_->NowMillis());
@@ -682,6 +558,13 @@ asio::awaitable<Result<Version>> Coordinator::Delete(std::string key, RequestOpt
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
   const Consistency level = Resolve(options.consistency, *ks, true);
+  if (ks->linearizable) {
+    std::vector<std::pair<storage::DataKey, StoredValue>> writes;
+    writes.emplace_back(KeyOf(*ks, std::move(key)), StoredValue{Version{}, true, 0, {}});
+    auto results =
+        co_await LinearizableWrites(**topology, *ks, std::move(writes), level, options.deadline);
+    co_return std::move(results[0]);
+  }
   WriteTarget target;
   target.op.key = KeyOf(*ks, std::move(key));
   target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
@@ -700,7 +583,8 @@ asio::awaitable<Result<Version>> Coordinator::Delete(std::string key, RequestOpt
 
 asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasCondition condition,
                                                     std::optional<std::string> new_value,
-                                                    uint64_t ttl_ms, RequestOptions options) {
+                                                    uint64_t ttl_ms, RequestOptions options,
+                                                    Consistency commit) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateKey(key); !s.ok()) co_return s;
@@ -711,83 +595,34 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
     if (Status s = ValidateValue(condition.value); !s.ok()) co_return s;
   }
   if (Status s = ValidateTtl(ttl_ms); !s.ok()) co_return s;
-  if (options.consistency == Consistency::kAny) {
-    co_return Status::InvalidArgument("compare-and-swap cannot run at ANY");
+  Consistency serial = options.consistency;
+  if (serial == Consistency::kDefault) serial = Consistency::kSerial;
+  if (serial != Consistency::kSerial && serial != Consistency::kLocalSerial) {
+    co_return Status::InvalidArgument(fmt::format(
+        "compare-and-swap runs at SERIAL or LOCAL_SERIAL, not {}; the level its result is "
+        "committed at is the separate commit consistency",
+        ConsistencyName(serial)));
+  }
+  std::optional<Consistency> commit_level;
+  if (commit == Consistency::kDefault) {
+    if (!ks->linearizable) {
+      commit_level =
+          serial == Consistency::kLocalSerial ? Consistency::kLocalQuorum : Consistency::kQuorum;
+    }
+  } else if (commit == Consistency::kSerial || commit == Consistency::kLocalSerial) {
+    co_return Status::InvalidArgument(
+        fmt::format("{} is not a commit level; use ONE .. ALL, LOCAL_*, EACH_QUORUM or ANY",
+                    ConsistencyName(commit)));
+  } else if (commit != Consistency::kAny) {
+    commit_level = commit;
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
-  // The level at which the result is committed to the replicas.
-  Consistency commit = options.consistency;
-  if (commit == Consistency::kDefault || commit == Consistency::kSerial) {
-    commit = Consistency::kQuorum;
-  } else if (commit == Consistency::kLocalSerial) {
-    commit = Consistency::kLocalQuorum;
-  }
-  WriteTarget target;
-  target.op.key = KeyOf(*ks, std::move(key));
-  target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
-  auto req = Requirement::For(commit, target.set, true);
-  if (!req.ok()) co_return req.status();
-  if (Status s = CheckLive(target.set, *req, *view_, commit); !s.ok()) co_return s;
-  target.req = *req;
-
-  // Until per-key Paxos: the condition is decided atomically on one replica, the first live one
-  // in preference order (the same for every coordinator that sees the same nodes UP), and the
-  // result is then replicated like a write.
-  uint32_t primary = 0;
-  for (uint32_t node : target.set.nodes) {
-    if (view_->IsUp(node)) {
-      primary = node;
-      break;
-    }
-  }
-  const uint64_t now = wall_->NowMillis();
-  const uint64_t expiry = new_value && ttl_ms > 0 ? now + ttl_ms : 0;
-  target.op.value = StoredValue{Version{clock_->Now(), identity_.node_id}, !new_value.has_value(),
-                                expiry, new_value.value_or("")};
-  replica::Replica::ConditionalOutcome outcome;
-  if (primary == identity_.node_id) {
-    auto local = co_await base::WithDeadline(
-        local_->ApplyIf(target.op, condition, clock_, identity_.node_id, now), options.deadline);
-    if (!local) {
-      co_return Status::Timeout("the compare-and-swap was not decided before the deadline", 0);
-    }
-    if (!local->ok()) co_return local->status();
-    outcome = std::move(**local);
-  } else {
-    cluster::InternodeClient* client = Client();
-    if (client == nullptr) co_return Status::Unavailable("no route to the key's replicas");
-    internode::Request request;
-    auto* cm = request.mutable_conditional_mutate();
-    replica::ToMutation(target.op.key, target.op.value, cm->mutable_mutation());
-    replica::ToProto(condition, cm->mutable_condition());
-    auto response =
-        co_await client->Call(AddressOf(**topology, primary), request, options.deadline);
-    if (!response.ok()) {
-      const Status& s = response.status();
-      co_return s.code() == Code::kUnavailable
-          ? s
-          : Status::Timeout(fmt::format("compare-and-swap: {}", s.message()), 0);
-    }
-    internode::ConditionalMutateResponse* r = response->mutable_conditional_mutate();
-    outcome.applied = r->applied();
-    outcome.version = Version{r->version().hlc(), r->version().node()};
-    if (r->found()) outcome.current = replica::FromMutation(std::move(*r->mutable_current())).value;
-  }
-  CasResult result;
-  result.applied = outcome.applied;
-  if (!outcome.applied) {
-    if (outcome.current) result.current = LiveRecord(*outcome.current, now);
-    co_return result;
-  }
-  clock_->Observe(outcome.version.hlc);
-  target.op.value.version = outcome.version;
-  std::vector<WriteTarget> targets;
-  targets.push_back(std::move(target));
-  auto committed = co_await Replicate(std::move(targets), options.deadline, primary);
-  if (!committed[0].ok()) co_return committed[0];
-  if (new_value) result.current = Record{std::move(*new_value), outcome.version, expiry};
-  co_return result;
+  const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
+  StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
+  storage::DataKey data_key = KeyOf(*ks, std::move(key));
+  co_return co_await PaxosWrite(**topology, *ks, std::move(data_key), &condition, std::move(value),
+                                serial, commit_level, options.deadline);
 }
 
 asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::string cursor,
@@ -1000,6 +835,15 @@ asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
   const Consistency level = Resolve(options.consistency, *ks, true);
+  if (ks->linearizable) {
+    std::vector<std::pair<storage::DataKey, StoredValue>> writes;
+    for (PutItem& item : items) {
+      StoredValue value{Version{}, false, ExpiryFor(item.ttl_ms), std::move(item.value)};
+      writes.emplace_back(KeyOf(*ks, std::move(item.key)), std::move(value));
+    }
+    co_return co_await LinearizableWrites(**topology, *ks, std::move(writes), level,
+                                          options.deadline);
+  }
   std::vector<Result<Version>> out(items.size());
   std::vector<WriteTarget> targets;
   std::vector<size_t> index_of_target;

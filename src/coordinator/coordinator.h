@@ -8,6 +8,8 @@
 // ask the level's count of live replicas, return the newest version and repair the stale ones.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +52,7 @@ struct CasResult {
   // The key's live value after the operation: the new one when applied (none after a delete),
   // else the one that failed the condition (none when the key is absent).
   std::optional<Record> current;
+  Version version;  // the version written, when applied
 };
 
 struct ScanPage {
@@ -114,10 +117,15 @@ class Coordinator {
   asio::awaitable<Result<Version>> Delete(std::string key, RequestOptions options);
 
   // Atomically: if `condition` holds for the key's current live value, stores `new_value` (with
-  // `ttl_ms`), or deletes the key when `new_value` is nullopt.
+  // `ttl_ms`), or deletes the key when `new_value` is nullopt. Linearizable, through per-key
+  // Paxos among the key's replicas (`options.consistency` SERIAL, the default, or LOCAL_SERIAL
+  // among those of this data centre). `commit` is the level the applied value is committed at
+  // before the answer: by default QUORUM (LOCAL_QUORUM under LOCAL_SERIAL), or none in a
+  // linearizable keyspace; ANY waits for no replica.
   asio::awaitable<Result<CasResult>> Cas(std::string key, CasCondition condition,
                                          std::optional<std::string> new_value, uint64_t ttl_ms,
-                                         RequestOptions options);
+                                         RequestOptions options,
+                                         Consistency commit = Consistency::kDefault);
 
   // One page of the live keys that start with `prefix`, in key order, after `cursor`.
   // `limit` 0 means the default page size.
@@ -190,6 +198,62 @@ class Coordinator {
   // The live replicas to ask for `req` (this node first, then its DC), and the spares.
   std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ChooseReplicas(
       const ReplicaSet& set, const Requirement& req) const;
+
+  // Per-key Paxos (paxos.cc).
+  template <typename Response>
+  class Phase;
+  struct PaxosRead {
+    Version ballot;                               // promised by a quorum
+    std::optional<storage::StoredValue> current;  // the newest data among the promisers
+    size_t current_holders = 0;                   // promisers whose data has that version
+    std::optional<internode::Mutation> pending;   // accepted, perhaps chosen, not yet committed
+    Version pending_ballot;
+  };
+  template <typename Response>
+  asio::awaitable<std::shared_ptr<Phase<Response>>> PaxosPhase(
+      const cluster::Topology& topology, const std::vector<uint32_t>& participants,
+      const internode::Request& request, std::function<bool(const Phase<Response>&)> enough,
+      base::Deadline deadline);
+  // The live members of the Paxos group of `set` at `serial` (all replicas, or this data
+  // centre's), and the quorum of the whole group; `why` is set when no quorum is up.
+  std::vector<uint32_t> PaxosParticipants(const ReplicaSet& set, Consistency serial, size_t* quorum,
+                                          cairn::Status* why) const;
+  asio::awaitable<void> Backoff(int attempt);
+  // Commits a chosen value to every replica; waits for `level` (nullopt: for none).
+  asio::awaitable<cairn::Status> PaxosCommit(const cluster::Topology& topology,
+                                             const ReplicaSet& set, Version ballot,
+                                             internode::Mutation mutation,
+                                             std::optional<Consistency> level,
+                                             base::Deadline deadline);
+  // Prepares a fresh ballot until a quorum promises it (or the deadline).
+  asio::awaitable<Result<PaxosRead>> PaxosPrepareRound(const cluster::Topology& topology,
+                                                       const storage::DataKey& key,
+                                                       const std::vector<uint32_t>& participants,
+                                                       size_t quorum, base::Deadline deadline);
+  // Proposes `mutation` under `ballot`; returns how many accepted. Sets `maybe_accepted` unless
+  // every participant refused.
+  asio::awaitable<size_t> PaxosProposeRound(const cluster::Topology& topology,
+                                            const std::vector<uint32_t>& participants,
+                                            size_t quorum, Version ballot,
+                                            const internode::Mutation& mutation,
+                                            base::Deadline deadline, bool* maybe_accepted);
+  // Writes `value` (its version is assigned here) if `condition` (null: always) holds.
+  asio::awaitable<Result<CasResult>> PaxosWrite(const cluster::Topology& topology,
+                                                const cluster::KeyspaceDef& ks,
+                                                storage::DataKey key, const CasCondition* condition,
+                                                storage::StoredValue value, Consistency serial,
+                                                std::optional<Consistency> commit,
+                                                base::Deadline deadline);
+  // Plain writes to a linearizable keyspace: one unconditional Paxos write per key, run
+  // concurrently; `level` only picks SERIAL or LOCAL_SERIAL. One version (or error) per write.
+  asio::awaitable<std::vector<Result<Version>>> LinearizableWrites(
+      const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
+      std::vector<std::pair<storage::DataKey, storage::StoredValue>> writes, Consistency level,
+      base::Deadline deadline);
+  // The key's newest stored version, linearizably: settles any unfinished proposal first.
+  asio::awaitable<Result<std::optional<storage::StoredValue>>> SerialRead(
+      const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+      Consistency serial, base::Deadline deadline);
 
   // Constant after construction.
   const CoordinatorOptions options_;

@@ -194,6 +194,63 @@ TEST_F(CoordinatorTest, CasAfterFutureVersionGetsAUniqueVersionBelowLaterWrites)
   EXPECT_GT(*put, cas->current->version);  // the clock moved past the raised version
 }
 
+TEST_F(CoordinatorTest, CasLevels) {
+  using K = CasCondition::Kind;
+  auto cas = [&](Consistency serial, Consistency commit) {
+    return Run(coordinator_->Cas("l", CasCondition{.kind = K::kIfNotExists}, "v", 0,
+                                 Opts("", serial), commit))
+        .status();
+  };
+  // The request level is the Paxos level; the commit level is separate.
+  EXPECT_EQ(cas(Consistency::kQuorum, Consistency::kDefault).code(), Code::kInvalidArgument);
+  EXPECT_EQ(cas(Consistency::kSerial, Consistency::kSerial).code(), Code::kInvalidArgument);
+  EXPECT_EQ(cas(Consistency::kAny, Consistency::kDefault).code(), Code::kInvalidArgument);
+  EXPECT_FALSE(Get("l")->has_value());  // nothing of that was applied
+  EXPECT_TRUE(cas(Consistency::kLocalSerial, Consistency::kLocalQuorum).ok());
+  EXPECT_TRUE(cas(Consistency::kSerial, Consistency::kAll).ok());
+  EXPECT_TRUE(cas(Consistency::kSerial, Consistency::kAny).ok());
+  auto serial = Run(coordinator_->Get("l", Opts("", Consistency::kSerial)));
+  ASSERT_TRUE(serial.ok());
+  ASSERT_TRUE(serial->has_value());
+  EXPECT_EQ((*serial)->value, "v");
+  EXPECT_TRUE(Run(coordinator_->Get("l", Opts("", Consistency::kLocalSerial))).ok());
+}
+
+TEST_F(CoordinatorTest, PaxosStateIsGoneOnceCommitted) {
+  using K = CasCondition::Kind;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Cas(fmt::format("p{}", i), CasCondition{.kind = K::kIfNotExists}, "v")->applied);
+  }
+  auto state = engine_->List(storage::Family::kPaxos, "", "", 100);
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(state->empty()) << state->size() << " Paxos records left behind";
+}
+
+TEST_F(CoordinatorTest, LinearizableKeyspaceRoutesPlainWritesThroughPaxos) {
+  cluster::KeyspaceDef spec;
+  spec.name = "lin";
+  spec.replication = {{"*", 1}};
+  spec.linearizable = true;
+  ASSERT_TRUE(Run(coordinator_->CreateKeyspace(spec, false)).ok());
+  auto v1 = Put("k", "one", 0, "lin");
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  auto read = Get("k", "lin");
+  ASSERT_TRUE(read.ok());
+  ASSERT_TRUE(read->has_value());
+  EXPECT_EQ((*read)->value, "one");
+  EXPECT_EQ((*read)->version, *v1);
+  auto del = Run(coordinator_->Delete("k", Opts("lin")));
+  ASSERT_TRUE(del.ok());
+  EXPECT_GT(*del, *v1);
+  EXPECT_FALSE(Get("k", "lin")->has_value());
+  // A CAS on the same key sees the plain writes.
+  auto cas = Run(coordinator_->Cas("k", CasCondition{.kind = CasCondition::Kind::kIfNotExists},
+                                   "two", 0, Opts("lin")));
+  ASSERT_TRUE(cas.ok());
+  EXPECT_TRUE(cas->applied);
+  EXPECT_GT(cas->current->version, *del);
+}
+
 TEST_F(CoordinatorTest, TtlAndBatchLimits) {
   EXPECT_EQ(Put("k", "v", uint64_t{1} << 62).status().code(), Code::kInvalidArgument);
   std::vector<std::string> keys(1001, "k");
@@ -296,18 +353,14 @@ TEST_F(CoordinatorTest, KeyspacesIsolateData) {
 }
 
 TEST_F(CoordinatorTest, WriteStuckBehindDiskTimesOutAndMayStillApply) {
-  // Stall the engine's writer thread with a write whose precondition waits for a latch.
+  // Stall the engine's writer thread with a transaction that waits for a latch.
   std::latch release(1);
-  storage::WriteOp blocker;
-  blocker.key = {0, 99, "blocker"};
-  blocker.value.version = {1, 1};
-  blocker.precondition = [&release](const storage::StoredValue*) {
+  storage::WriteRequest request;
+  request.txn = [&release](storage::GroupView&) {
     release.wait();
-    return true;
+    return Status::Ok();
   };
   std::promise<void> blocker_done;
-  storage::WriteRequest request;
-  request.ops.push_back(blocker);
   engine_->Write(std::move(request),
                  [&](Status, std::vector<storage::WriteOutcome>) { blocker_done.set_value(); });
 

@@ -189,33 +189,32 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       out->set_last_key((*scanned)->last_key);
       break;
     }
-    case internode::Request::kConditionalMutate: {
-      internode::ConditionalMutateRequest* cm = request.mutable_conditional_mutate();
-      auto condition = FromProto(cm->condition());
-      if (!condition) {
-        SetError(Status::InvalidArgument("conditional mutation without a condition"), response);
-        break;
+    case internode::Request::kPaxosPrepare: {
+      auto r = co_await replica_->paxos().Prepare(request.paxos_prepare(), deadline);
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_paxos_prepare()->Swap(&*r);
       }
-      storage::WriteOp op = FromMutation(std::move(*cm->mutable_mutation()));
-      const storage::DataKey key = op.key;
-      auto outcome =
-          co_await base::WithDeadline(replica_->ApplyIf(std::move(op), std::move(*condition),
-                                                        clock_, self_node_, wall_->NowMillis()),
-                                      deadline);
-      if (!outcome) {
-        SetError(Status::Timeout("not applied before the deadline", 0), response);
-        break;
+      break;
+    }
+    case internode::Request::kPaxosPropose: {
+      auto r = co_await replica_->paxos().Propose(request.paxos_propose(), deadline);
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_paxos_propose()->Swap(&*r);
       }
-      if (!outcome->ok()) {
-        SetError(outcome->status(), response);
-        break;
+      break;
+    }
+    case internode::Request::kPaxosCommit: {
+      clock_->Observe(request.paxos_commit().mutation().version().hlc());
+      auto r = co_await replica_->paxos().Commit(request.paxos_commit(), deadline);
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_paxos_commit();
       }
-      auto* out = response->mutable_conditional_mutate();
-      out->set_applied((*outcome)->applied);
-      out->mutable_version()->set_hlc((*outcome)->version.hlc);
-      out->mutable_version()->set_node((*outcome)->version.node);
-      out->set_found((*outcome)->current.has_value());
-      if ((*outcome)->current) ToMutation(key, *(*outcome)->current, out->mutable_current());
       break;
     }
     case internode::Request::OP_NOT_SET:

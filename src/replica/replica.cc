@@ -30,30 +30,6 @@ asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(std::vector<st
                                                                                  deadline);
 }
 
-asio::awaitable<Result<Replica::ConditionalOutcome>> Replica::ApplyIf(storage::WriteOp op,
-                                                                      Condition condition,
-                                                                      base::HybridClock* clock,
-                                                                      uint32_t node_id,
-                                                                      uint64_t now_ms) {
-  op.precondition = [condition = std::move(condition), now_ms](const storage::StoredValue* cur) {
-    return ConditionHolds(condition, cur, now_ms);
-  };
-  op.raise_above = [clock, node_id](const Version& current) {
-    clock->Observe(current.hlc);
-    return Version{clock->Now(), node_id};
-  };
-  std::vector<storage::WriteOp> ops;
-  ops.push_back(std::move(op));
-  auto outcomes = co_await Apply(std::move(ops));
-  if (!outcomes.ok()) co_return outcomes.status();
-  storage::WriteOutcome& o = (*outcomes)[0];
-  ConditionalOutcome out;
-  out.applied = o.applied;
-  out.version = o.version;
-  out.current = std::move(o.current);
-  co_return out;
-}
-
 asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
   co_return co_await base::AwaitCallback<Result<storage::ScanResult>>(
       [&](auto done) {

@@ -14,6 +14,7 @@
 #include "base/hlc.h"
 #include "cairn/status.h"
 #include "replica/condition.h"
+#include "replica/paxos_acceptor.h"
 #include "storage/engine.h"
 
 namespace cairn::replica {
@@ -25,7 +26,10 @@ class Replica {
  public:
   // `blocking` runs work that may block (scans); it must outlive the replica.
   Replica(storage::Engine* engine, asio::any_io_executor blocking)
-      : engine_(engine), blocking_(std::move(blocking)) {}
+      : engine_(engine), blocking_(std::move(blocking)), paxos_(engine) {}
+
+  // This node's Paxos acceptor (for the coordinator here and for other nodes' proposers).
+  PaxosAcceptor& paxos() { return paxos_; }
 
   // The stored version of a key, tombstones and expired values included. A point read is short
   // (bloom filter, block cache), so it runs on the caller's thread.
@@ -37,19 +41,6 @@ class Replica {
   // passes or the waiting coroutine is cancelled first, returns TIMEOUT: the ops may still apply.
   asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(
       std::vector<storage::WriteOp> ops, base::Deadline deadline = base::Deadline::max());
-
-  struct ConditionalOutcome {
-    bool applied = false;
-    Version version;                              // written, when applied
-    std::optional<storage::StoredValue> current;  // what the condition was checked against
-  };
-  // Applies `op` only if `condition` holds on the stored version at `now_ms`, atomically (on the
-  // engine's writer thread). When the stored version is not older than the op's, the op's
-  // version is raised above it through `clock`, as node `node_id`, so that it is unique and
-  // orders after what it replaced.
-  asio::awaitable<Result<ConditionalOutcome>> ApplyIf(storage::WriteOp op, Condition condition,
-                                                      base::HybridClock* clock, uint32_t node_id,
-                                                      uint64_t now_ms);
 
   struct ScanArgs {
     uint32_t keyspace = 0;
@@ -67,6 +58,7 @@ class Replica {
  private:
   storage::Engine* const engine_;
   const asio::any_io_executor blocking_;
+  PaxosAcceptor paxos_;
 };
 
 }  // namespace cairn::replica

@@ -322,88 +322,120 @@ void Engine::WriterLoop() {
   }
 }
 
-void Engine::CommitGroup(std::vector<Pending>& group) {
-  rocksdb::WriteBatch batch;
-  // The newest value written so far in this group for each encoded key, so that several writes
-  // of one key in one group resolve as if they had been committed one by one.
-  std::unordered_map<std::string, const StoredValue*> written;
-  std::vector<std::vector<WriteOutcome>> outcomes(group.size());
+// One group commit in the making: its batch, and what it has written so far, so that reads
+// during the group (conditions, transactions) see earlier writes of the same group as if they
+// had been committed one by one.
+class Engine::Group final : public GroupView {
+ public:
+  explicit Group(Engine& engine) : e_(engine) {}
+
+  rocksdb::WriteBatch& batch() { return batch_; }
+
+  Result<std::optional<StoredValue>> GetEncoded(const std::string& key) {
+    std::optional<StoredValue> stored;
+    rocksdb::PinnableSlice raw;
+    auto s = e_.db_->Get(rocksdb::ReadOptions(), e_.data_, key, &raw);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read in a group commit");
+    if (s.ok()) {
+      auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
+      if (!v.ok()) return v.status();
+      stored = std::move(*v);
+    }
+    if (auto it = written_.find(key);
+        it != written_.end() && (!stored || stored->version < it->second->version)) {
+      stored = *it->second;
+    }
+    return stored;
+  }
+
+  // Adds a version of `key` (owned by the caller until the group is committed).
+  void Merge(std::string key, const StoredValue* value) {
+    batch_.Merge(e_.data_, key, EncodeValue(*value));
+    auto [it, inserted] = written_.try_emplace(std::move(key), value);
+    if (!inserted && it->second->version < value->version) it->second = value;
+  }
+
+  // GroupView
+  Result<std::optional<StoredValue>> GetData(const DataKey& key) override {
+    return GetEncoded(EncodeDataKey(key));
+  }
+  Result<std::optional<std::string>> GetRaw(Family family, std::string_view key) override {
+    if (auto it = raw_written_.find(RawKey(family, key)); it != raw_written_.end()) {
+      return it->second;
+    }
+    std::string value;
+    auto s = e_.db_->Get(rocksdb::ReadOptions(), e_.HandleOf(family), key, &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, "read in a group commit");
+    return std::optional<std::string>(std::move(value));
+  }
+  void MergeData(const DataKey& key, StoredValue value) override {
+    owned_.push_back(std::move(value));
+    Merge(EncodeDataKey(key), &owned_.back());
+  }
+  void PutRaw(Family family, std::string key, std::string value) override {
+    batch_.Put(e_.HandleOf(family), key, value);
+    raw_written_[RawKey(family, key)] = std::move(value);
+  }
+  void DeleteRaw(Family family, std::string key) override {
+    batch_.Delete(e_.HandleOf(family), key);
+    raw_written_[RawKey(family, key)] = std::nullopt;
+  }
+
+ private:
+  static std::string RawKey(Family family, std::string_view key) {
+    std::string out(1, static_cast<char>(family));
+    out.append(key);
+    return out;
+  }
+
+  Engine& e_;
+  rocksdb::WriteBatch batch_;
+  std::unordered_map<std::string, const StoredValue*> written_;  // newest version per data key
+  std::unordered_map<std::string, std::optional<std::string>> raw_written_;
+  std::deque<StoredValue> owned_;  // values written by transactions
+};
+
+void Engine::CommitGroup(std::vector<Pending>& pending) {
+  Group group(*this);
+  std::vector<std::vector<WriteOutcome>> outcomes(pending.size());
   std::set<uint32_t> dropped;
   Status status;
 
-  for (size_t i = 0; i < group.size() && status.ok(); ++i) {
-    WriteRequest& request = group[i].request;
+  for (size_t i = 0; i < pending.size() && status.ok(); ++i) {
+    WriteRequest& request = pending[i].request;
     outcomes[i].reserve(request.ops.size());
     for (WriteOp& op : request.ops) {
       std::string key = EncodeDataKey(op.key);
-      WriteOutcome outcome;
-      if (op.precondition || op.raise_above) {
-        // A conditional write decides against the key's current version: the greater of what
-        // is stored and what this group already wrote.
-        std::optional<StoredValue> stored;
-        rocksdb::PinnableSlice raw;
-        auto s = db_->Get(rocksdb::ReadOptions(), data_, key, &raw);
-        if (!s.ok() && !s.IsNotFound()) {
-          status = FromRocks(s, "read before a conditional write");
-          break;
-        }
-        if (s.ok()) {
-          auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
-          if (!v.ok()) {
-            status = v.status();
-            break;
-          }
-          stored = std::move(*v);
-        }
-        const StoredValue* current = stored ? &*stored : nullptr;
-        if (auto it = written.find(key);
-            it != written.end() && (current == nullptr || current->version < it->second->version)) {
-          current = it->second;
-        }
-        if (op.precondition) {
-          if (current != nullptr) outcome.current = *current;
-          if (!op.precondition(current)) {
-            outcome.precondition_failed = true;
-            outcome.version = op.value.version;
-            outcomes[i].push_back(std::move(outcome));
-            continue;
-          }
-        }
-        if (op.raise_above && current != nullptr && current->version >= op.value.version) {
-          op.value.version = op.raise_above(current->version);
-        }
-      }
       // Merged, not put: the merge operator keeps the greatest version, so a plain write need
       // not read the key first.
-      batch.Merge(data_, key, EncodeValue(op.value));
-      auto [it, inserted] = written.try_emplace(std::move(key), &op.value);
-      if (!inserted && it->second->version < op.value.version) it->second = &op.value;
-      outcome.applied = true;
-      outcome.version = op.value.version;
-      outcomes[i].push_back(std::move(outcome));
+      group.Merge(std::move(key), &op.value);
+      outcomes[i].push_back(WriteOutcome{op.value.version});
     }
-    for (const RawWrite& w : request.raw) {
+    if (!status.ok()) break;
+    for (RawWrite& w : request.raw) {
       if (w.value) {
-        batch.Put(HandleOf(w.family), w.key, *w.value);
+        group.PutRaw(w.family, std::move(w.key), std::move(*w.value));
       } else {
-        batch.Delete(HandleOf(w.family), w.key);
+        group.DeleteRaw(w.family, std::move(w.key));
       }
     }
     if (request.drop) {
       const auto [keyspace, partitions] = *request.drop;
       for (uint32_t p = 0; p < partitions; ++p) {
-        batch.DeleteRange(data_, EncodeDataKey(p, keyspace, ""),
-                          EncodeDataKey(p, keyspace + 1, ""));
+        group.batch().DeleteRange(data_, EncodeDataKey(p, keyspace, ""),
+                                  EncodeDataKey(p, keyspace + 1, ""));
       }
-      batch.Put(meta_, DroppedKey(keyspace), "");
+      group.batch().Put(meta_, DroppedKey(keyspace), "");
       dropped.insert(keyspace);
     }
+    if (request.txn) status = request.txn(group);
   }
 
-  if (status.ok() && batch.Count() > 0) {
+  if (status.ok() && group.batch().Count() > 0) {
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync;
-    status = FromRocks(db_->Write(write_options, &batch), "group commit");
+    status = FromRocks(db_->Write(write_options, &group.batch()), "group commit");
     if (!status.ok()) spdlog::error("{}", status.ToString());
   }
   if (status.ok() && !dropped.empty()) gc_factory_->AddDropped(dropped);
@@ -411,11 +443,11 @@ void Engine::CommitGroup(std::vector<Pending>& group) {
     std::lock_guard lock(mu_);
     ++group_commits_;
   }
-  for (size_t i = 0; i < group.size(); ++i) {
+  for (size_t i = 0; i < pending.size(); ++i) {
     if (status.ok()) {
-      group[i].done(status, std::move(outcomes[i]));
+      pending[i].done(status, std::move(outcomes[i]));
     } else {
-      group[i].done(status, {});
+      pending[i].done(status, {});
     }
   }
 }

@@ -47,32 +47,17 @@ struct EngineOptions {
   base::PhysicalClock* clock = nullptr;
 };
 
-// One conditional or unconditional last-writer-wins write of a key.
+// One last-writer-wins write of a key.
 struct WriteOp {
   DataKey key;
   StoredValue value;
-  // When set, evaluated on the writer thread against the key's current stored version (null when
-  // there is none; tombstones and expired values are passed as they are); the op applies only if
-  // it returns true. The single writer makes check-and-write atomic without a lock table.
-  std::function<bool(const StoredValue* current)> precondition;
-  // When set and the current version is not older than value.version, the op takes the version
-  // this returns (which must be greater than `current`) instead of losing to it: a conditional
-  // write is ordered after the state it observed. Called on the writer thread; the coordinator
-  // passes its clock here, so that the raised version is also one the clock will never issue
-  // again.
-  std::function<Version(const Version& current)> raise_above;
 };
 
 struct WriteOutcome {
-  // Whether the op was written. A plain op always is: last writer wins decides when the key is
-  // read (the greatest version stored for it is its value), so an op older than the stored
-  // version is written and simply never seen. False only when the precondition failed.
-  bool applied = false;
-  bool precondition_failed = false;
-  // The version written (it differs from the op's only through raise_above).
+  // The version written. Every op is written: last writer wins decides when the key is read (the
+  // greatest version stored for it is its value), so an op older than the stored version is
+  // written and simply never seen. Check-and-write goes through WriteRequest::txn.
   Version version;
-  // For ops with a precondition: the stored version it was evaluated against.
-  std::optional<StoredValue> current;
 };
 
 // The column families besides `data`, which hold small records keyed by their owners' layouts.
@@ -90,6 +75,22 @@ struct RawWrite {
   std::optional<std::string> value;  // nullopt: delete the key
 };
 
+// What a transaction (WriteRequest::txn) sees and does on the writer thread: reads see the
+// store plus everything written earlier in the same group commit; writes join the group's batch
+// (and are durable when the request's callback runs). Used for Paxos acceptor state, whose
+// read-modify-writes must be atomic and fsynced before they are answered.
+class GroupView {
+ public:
+  virtual ~GroupView() = default;
+  // The key's current version (tombstones and expired values included), or nullopt.
+  virtual Result<std::optional<StoredValue>> GetData(const DataKey& key) = 0;
+  virtual Result<std::optional<std::string>> GetRaw(Family family, std::string_view key) = 0;
+  // Adds a version of a key (last writer wins, like a plain write).
+  virtual void MergeData(const DataKey& key, StoredValue value) = 0;
+  virtual void PutRaw(Family family, std::string key, std::string value) = 0;
+  virtual void DeleteRaw(Family family, std::string key) = 0;
+};
+
 // Everything in one request is applied in the same atomic RocksDB write.
 struct WriteRequest {
   std::vector<WriteOp> ops;
@@ -101,6 +102,9 @@ struct WriteRequest {
     uint32_t partitions = 0;
   };
   std::optional<Drop> drop;
+  // Runs on the writer thread after the request's ops, raw writes and drop, atomically with
+  // them; it reports its own results through what it captures. A non-OK status fails the group.
+  std::function<Status(GroupView&)> txn;
 };
 
 // Runs on the engine's writer thread once the request is durable (or failed). `outcomes` has one
@@ -182,11 +186,12 @@ class Engine {
     size_t bytes = 0;
   };
   class GcFilterFactory;
+  class Group;
 
   Engine(const EngineOptions& options);
   Status OpenDb();
   void WriterLoop();
-  void CommitGroup(std::vector<Pending>& group);
+  void CommitGroup(std::vector<Pending>& pending);
   rocksdb::ColumnFamilyHandle* HandleOf(Family family) const;
 
   // Constant after Open().

@@ -74,7 +74,7 @@ TEST_F(EngineTest, WriteThenRead) {
   auto w = WriteSync(*engine_, {.ops = {Put("alpha", "one", {100, 1})}});
   ASSERT_TRUE(w.status.ok());
   ASSERT_EQ(w.outcomes.size(), 1u);
-  EXPECT_TRUE(w.outcomes[0].applied);
+  EXPECT_EQ(w.outcomes[0].version, (Version{100, 1}));
   auto v = Read(*engine_, "alpha");
   ASSERT_TRUE(v.has_value());
   EXPECT_EQ(v->value, "one");
@@ -159,33 +159,83 @@ TEST_F(EngineTest, ConcurrentWritesShareGroupCommits) {
   }
 }
 
-TEST_F(EngineTest, PreconditionMakesCheckAndWriteAtomic) {
-  auto if_absent = [](const StoredValue* cur) { return cur == nullptr || cur->tombstone; };
-  WriteOp first = Put("lock", "owner-a", {10, 1});
-  first.precondition = if_absent;
-  WriteOp second = Put("lock", "owner-b", {11, 2});
-  second.precondition = if_absent;
-  // Both in one group: the second sees the first.
-  auto w = WriteSync(*engine_, {.ops = {first, second}});
-  ASSERT_TRUE(w.status.ok());
-  EXPECT_TRUE(w.outcomes[0].applied);
-  EXPECT_FALSE(w.outcomes[0].current.has_value());
-  EXPECT_FALSE(w.outcomes[1].applied);
-  EXPECT_TRUE(w.outcomes[1].precondition_failed);
-  ASSERT_TRUE(w.outcomes[1].current.has_value());
-  EXPECT_EQ(w.outcomes[1].current->value, "owner-a");
+// A transaction that claims `key` for `owner` when it is absent; `won` says whether it did.
+std::function<Status(GroupView&)> ClaimIfAbsent(std::string key, std::string owner, Version v,
+                                                std::shared_ptr<std::atomic<bool>> won) {
+  return [key = std::move(key), owner = std::move(owner), v, won](GroupView& g) -> Status {
+    auto cur = g.GetData(DataKey{0, 1, key});
+    if (!cur.ok()) return cur.status();
+    if (cur->has_value() && !(*cur)->tombstone) return Status::Ok();
+    g.MergeData(DataKey{0, 1, key}, StoredValue{.version = v, .value = owner});
+    won->store(true);
+    return Status::Ok();
+  };
+}
+
+TEST_F(EngineTest, TransactionSeesEarlierWritesOfItsGroup) {
+  // Both in one request: the transaction runs after the request's plain op and sees it.
+  auto won = std::make_shared<std::atomic<bool>>(false);
+  WriteRequest req;
+  req.ops.push_back(Put("lock", "owner-a", {10, 1}));
+  req.txn = ClaimIfAbsent("lock", "owner-b", {11, 2}, won);
+  ASSERT_TRUE(WriteSync(*engine_, std::move(req)).status.ok());
+  EXPECT_FALSE(won->load());
   EXPECT_EQ(Read(*engine_, "lock")->value, "owner-a");
 }
 
-TEST_F(EngineTest, OrderAfterCurrentRaisesVersion) {
-  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "future", {1000, 5})}}).status.ok());
-  WriteOp cas = Put("k", "cas", {900, 1});
-  cas.precondition = [](const StoredValue* cur) { return cur != nullptr; };
-  cas.raise_above = [](const Version& current) { return Version{current.hlc + 1, 1}; };
-  auto w = WriteSync(*engine_, {.ops = {cas}});
-  ASSERT_TRUE(w.outcomes[0].applied);
-  EXPECT_EQ(w.outcomes[0].version, (Version{1001, 1}));
-  EXPECT_EQ(Read(*engine_, "k")->version, (Version{1001, 1}));
+TEST_F(EngineTest, ConcurrentTransactionsAreAtomic) {
+  // Many claimants of one key and read-modify-writes of one counter, from several threads: the
+  // writer thread serialises them, inside and across group commits.
+  constexpr int kThreads = 4, kPerThread = 50;
+  std::atomic<int> winners{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<void>> waits;
+      std::vector<std::shared_ptr<std::promise<void>>> promises;
+      for (int i = 0; i < kPerThread; ++i) {
+        auto won = std::make_shared<std::atomic<bool>>(false);
+        WriteRequest req;
+        auto claim = ClaimIfAbsent("lock", fmt::format("{}-{}", t, i),
+                                   Version{uint64_t(100 + t * kPerThread + i), 1}, won);
+        req.txn = [claim](GroupView& g) -> Status {
+          if (Status s = claim(g); !s.ok()) return s;
+          auto raw = g.GetRaw(Family::kPaxos, "counter");
+          if (!raw.ok()) return raw.status();
+          const int n = raw->has_value() ? std::stoi(**raw) : 0;
+          g.PutRaw(Family::kPaxos, "counter", std::to_string(n + 1));
+          return Status::Ok();
+        };
+        auto p = std::make_shared<std::promise<void>>();
+        waits.push_back(p->get_future());
+        engine_->Write(std::move(req), [p, won, &winners](Status s, std::vector<WriteOutcome>) {
+          EXPECT_TRUE(s.ok()) << s.ToString();
+          if (won->load()) ++winners;
+          p->set_value();
+        });
+      }
+      for (auto& w : waits) w.wait();
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(winners.load(), 1);
+  auto counter = engine_->List(Family::kPaxos, "counter", "", 1);
+  ASSERT_TRUE(counter.ok());
+  ASSERT_EQ(counter->size(), 1u);
+  EXPECT_EQ((*counter)[0].second, std::to_string(kThreads * kPerThread));
+}
+
+TEST_F(EngineTest, FailedTransactionWritesNothing) {
+  WriteRequest req;
+  req.txn = [](GroupView& g) -> Status {
+    g.PutRaw(Family::kPaxos, "half", "written");
+    return Status::Internal("injected");
+  };
+  auto w = WriteSync(*engine_, std::move(req));
+  EXPECT_EQ(w.status.code(), Code::kInternal);
+  auto half = engine_->List(Family::kPaxos, "", "", 10);
+  ASSERT_TRUE(half.ok());
+  EXPECT_TRUE(half->empty());
 }
 
 TEST_F(EngineTest, ScanMergesPartitionsInKeyOrder) {

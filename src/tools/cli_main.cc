@@ -226,6 +226,11 @@ int main(int argc, char** argv) {
   auto* ep = cas->add_flag("--expect-present", expect_present, "Only if KEY exists");
   auto* cd = cas->add_flag("--delete", cas_delete, "Delete KEY instead of storing NEW");
   cas->add_option("--ttl", ttl_seconds, "Expire the new value after this many seconds");
+  std::string commit_cl;
+  cas->add_option("--commit-cl", commit_cl,
+                  "Level the applied value is committed at before the answer (default QUORUM, "
+                  "LOCAL_QUORUM under --cl LOCAL_SERIAL; none in a linearizable keyspace); "
+                  "--cl picks SERIAL (default) or LOCAL_SERIAL");
   ev->excludes(eval)->excludes(ea)->excludes(ep);
   eval->excludes(ea)->excludes(ep);
   ea->excludes(ep);
@@ -260,10 +265,11 @@ int main(int argc, char** argv) {
       "status",
       "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints");
 
-  std::optional<Consistency> level;
+  std::optional<Consistency> level, commit_level;
   try {
     app.parse(argc, argv);
     level = LevelArg(g.level, "--cl");
+    commit_level = LevelArg(commit_cl, "--commit-cl");
     if (*cas && !cas_delete && cas_new->count() == 0) {
       throw CLI::ValidationError("NEW", "cas needs NEW or --delete");
     }
@@ -355,6 +361,7 @@ int main(int argc, char** argv) {
     }
     std::optional<std::string> new_value;
     if (!cas_delete) new_value = ValueArg(value);
+    wo.commit_consistency = commit_level;
     auto r = client.Cas(key, *condition, std::move(new_value), wo);
     if (!r.ok()) return Fail(r.status());
     if (g.json) {

@@ -229,8 +229,13 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
         status = Status::InvalidArgument("cas needs an action: new_value or delete");
         break;
       }
+      auto commit = LevelOf(cas->commit_consistency());
+      if (!commit.ok()) {
+        status = commit.status();
+        break;
+      }
       auto r = co_await coordinator_->Cas(std::move(*cas->mutable_key()), std::move(condition),
-                                          std::move(new_value), cas->ttl_ms(), opts);
+                                          std::move(new_value), cas->ttl_ms(), opts, *commit);
       if (!r.ok()) {
         status = r.status();
         break;

@@ -1,0 +1,492 @@
+// The proposer side of per-key Paxos: compare-and-swap, SERIAL reads, and writes to
+// linearizable keyspaces. ARCHITECTURE.md section 5; docs/consistency.md has the guarantees.
+//
+// One round: prepare with a ballot from the HLC at a quorum of the key's replicas, which also
+// reads the key (so an uncontended compare-and-swap needs no separate read); finish any proposal
+// a previous proposer left accepted but unsettled; decide the condition on the newest value; then
+// propose the new value and, once a quorum accepted it (the value is chosen), commit it to every
+// replica. The commit is awaited at the requested commit level, or sent in the background when
+// none is needed (linearizable keyspaces, where every quorum read goes through Paxos too): an
+// uncontended compare-and-swap then takes two round trips.
+
+#include <algorithm>
+#include <random>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "coordinator/coordinator.h"
+#include "coordinator/replica_set.h"
+#include "replica/internode_service.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::coordinator {
+
+using storage::StoredValue;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
+void SetVersion(const Version& v, internode::Version* out) {
+  out->set_hlc(v.hlc);
+  out->set_node(v.node);
+}
+
+}  // namespace
+
+// Answers of one Paxos phase from the participants, as they come in. Lives on one reactor.
+template <typename Response>
+class Coordinator::Phase {
+ public:
+  Phase(asio::any_io_executor ex, size_t participants, std::function<bool(const Phase&)> enough)
+      : participants_(participants), enough_(std::move(enough)), wake_(std::move(ex)) {}
+
+  void Add(uint32_t node, Result<Response> r) {
+    answers_.emplace_back(node, std::move(r));
+    if (answers_.size() == participants_ || enough_(*this)) wake_.cancel();
+  }
+  asio::awaitable<void> Wait(base::Deadline deadline) {
+    if (answers_.size() == participants_ || enough_(*this)) co_return;
+    wake_.expires_at(deadline);
+    co_await wake_.async_wait(kNoThrow);
+  }
+  const std::vector<std::pair<uint32_t, Result<Response>>>& answers() const { return answers_; }
+  size_t participants() const { return participants_; }
+
+ private:
+  const size_t participants_;
+  const std::function<bool(const Phase&)> enough_;
+  std::vector<std::pair<uint32_t, Result<Response>>> answers_;
+  asio::steady_timer wake_;
+};
+
+// Sends `request` to each participant (the local acceptor directly) and gathers the answers
+// until `enough` says so, all answered, or the deadline.
+template <typename Response>
+asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::PaxosPhase(
+    const cluster::Topology& topology, const std::vector<uint32_t>& participants,
+    const internode::Request& request, std::function<bool(const Phase<Response>&)> enough,
+    base::Deadline deadline) {
+  auto executor = co_await asio::this_coro::executor;
+  auto phase = std::make_shared<Phase<Response>>(executor, participants.size(), std::move(enough));
+  for (uint32_t node : participants) {
+    std::string address = AddressOf(topology, node);
+    // Each task reports to the phase whatever happens: nothing escapes it.
+    asio::co_spawn(
+        executor,
+        [this, phase, node, address = std::move(address), request,
+         deadline]() mutable -> asio::awaitable<void> {
+          Result<Response> r = Status::Unavailable("not sent");
+          if (node == identity_.node_id) {
+            if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
+              r = co_await local_->paxos().Prepare(request.paxos_prepare(), deadline);
+            } else if constexpr (std::is_same_v<Response, internode::PaxosProposeResponse>) {
+              r = co_await local_->paxos().Propose(request.paxos_propose(), deadline);
+            } else {
+              r = co_await local_->paxos().Commit(request.paxos_commit(), deadline);
+            }
+          } else if (cluster::InternodeClient* client = Client()) {
+            internode::Request own = request;  // Call stamps it
+            auto response = co_await client->Call(address, own, deadline);
+            if (!response.ok()) {
+              r = response.status();
+            } else if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
+              r = std::move(*response->mutable_paxos_prepare());
+            } else if constexpr (std::is_same_v<Response, internode::PaxosProposeResponse>) {
+              r = std::move(*response->mutable_paxos_propose());
+            } else {
+              r = std::move(*response->mutable_paxos_commit());
+            }
+          }
+          phase->Add(node, std::move(r));
+        },
+        asio::detached);
+  }
+  co_await phase->Wait(deadline);
+  co_return phase;
+}
+
+std::vector<uint32_t> Coordinator::PaxosParticipants(const ReplicaSet& set, Consistency serial,
+                                                     size_t* quorum, cairn::Status* why) const {
+  std::vector<uint32_t> members;
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (serial != Consistency::kLocalSerial || static_cast<int>(set.dc_of[i]) == set.local_dc) {
+      members.push_back(set.nodes[i]);
+    }
+  }
+  *quorum = members.size() / 2 + 1;
+  std::vector<uint32_t> live;
+  for (uint32_t node : members) {
+    if (view_->IsUp(node)) live.push_back(node);
+  }
+  if (members.empty()) {
+    *why = Status::Unavailable(fmt::format("{}: the keyspace has no replicas in this data centre",
+                                           ConsistencyName(serial)));
+  } else if (live.size() < *quorum) {
+    *why = Status::Unavailable(fmt::format(
+        "{} needs {} of {} replicas, and {} {} up; nothing was written", ConsistencyName(serial),
+        *quorum, members.size(), live.size(), live.size() == 1 ? "is" : "are"));
+  }
+  return live;
+}
+
+asio::awaitable<void> Coordinator::Backoff(int attempt) {
+  // Randomised and growing, so that contending proposers stop preempting each other.
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  const int cap_ms = std::min(100, 2 << std::min(attempt, 6));
+  asio::steady_timer t(co_await asio::this_coro::executor,
+                       std::chrono::milliseconds(1 + rng() % static_cast<uint64_t>(cap_ms)));
+  co_await t.async_wait(kNoThrow);
+}
+
+asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology& topology,
+                                                        const ReplicaSet& set, Version ballot,
+                                                        internode::Mutation mutation,
+                                                        std::optional<Consistency> level,
+                                                        base::Deadline deadline) {
+  // Every replica gets the commit (those that are down, a hint of the value).
+  // No co_await inside a co_spawn below: the lambda temporaries would be destroyed twice (the
+  // g++ 12 note in coordinator.h).
+  auto executor = co_await asio::this_coro::executor;
+  std::vector<uint32_t> up, down;
+  for (uint32_t node : set.nodes) (view_->IsUp(node) ? up : down).push_back(node);
+  if (hints_ != nullptr) {
+    for (uint32_t node : down) {
+      std::vector<internode::Mutation> hint{mutation};
+      asio::co_spawn(
+          executor,
+          [this, node, hint = std::move(hint)]() mutable -> asio::awaitable<void> {
+            co_await hints_->Add(node, std::move(hint));
+          },
+          asio::detached);
+    }
+  }
+  internode::Request request;
+  SetVersion(ballot, request.mutable_paxos_commit()->mutable_ballot());
+  *request.mutable_paxos_commit()->mutable_mutation() = std::move(mutation);
+  if (!level) {
+    // Nothing waits: the value is chosen, and any later round finishes an unsettled commit.
+    asio::co_spawn(
+        executor,
+        [this, topology_copy = view_->topology(), up, request,
+         deadline]() mutable -> asio::awaitable<void> {
+          if (topology_copy) {
+            std::function<bool(const Phase<internode::PaxosCommitResponse>&)> all =
+                [](const Phase<internode::PaxosCommitResponse>&) { return false; };
+            co_await PaxosPhase<internode::PaxosCommitResponse>(*topology_copy, up, request,
+                                                                std::move(all), deadline);
+          }
+        },
+        asio::detached);
+    co_return Status::Ok();
+  }
+  auto req = Requirement::For(*level, set, true);
+  if (!req.ok()) co_return req.status();
+  auto count = [&set, req = *req](const Phase<internode::PaxosCommitResponse>& phase) {
+    uint32_t acks = 0;
+    std::vector<uint32_t> acks_dc(set.dcs.size(), 0);
+    for (const auto& [node, r] : phase.answers()) {
+      if (r.ok()) {
+        ++acks;
+        ++acks_dc[set.DcOf(node)];
+      }
+    }
+    return std::make_pair(req.Met(acks, acks_dc), acks);
+  };
+  std::function<bool(const Phase<internode::PaxosCommitResponse>&)> enough =
+      [count](const Phase<internode::PaxosCommitResponse>& p) { return count(p).first; };
+  auto phase = co_await PaxosPhase<internode::PaxosCommitResponse>(topology, up, request,
+                                                                   std::move(enough), deadline);
+  const auto [met, acks] = count(*phase);
+  if (met) co_return Status::Ok();
+  co_return Status::Timeout(
+      fmt::format("the compare-and-swap was decided, but only {} of {} replicas committed it "
+                  "before the deadline",
+                  acks, req->Needed()),
+      acks);
+}
+
+asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
+    const cluster::Topology& topology, const storage::DataKey& key,
+    const std::vector<uint32_t>& participants, size_t quorum, base::Deadline deadline) {
+  internode::Request request;
+  auto* prepare = request.mutable_paxos_prepare();
+  prepare->mutable_key()->set_partition(key.partition);
+  prepare->mutable_key()->set_keyspace(key.keyspace);
+  prepare->mutable_key()->set_key(key.key);
+  int attempt = 0;
+  while (base::Clock::now() < deadline) {
+    const Version ballot{clock_->Now(), identity_.node_id};
+    SetVersion(ballot, prepare->mutable_ballot());
+    std::function<bool(const Phase<internode::PaxosPrepareResponse>&)> promises =
+        [quorum](const Phase<internode::PaxosPrepareResponse>& p) {
+          size_t yes = 0, no = 0;
+          for (const auto& [node, r] : p.answers()) {
+            if (r.ok() && r->promised()) ++yes;
+            if (r.ok() && !r->promised()) ++no;
+          }
+          return yes >= quorum || no > p.participants() - quorum;
+        };
+    auto phase = co_await PaxosPhase<internode::PaxosPrepareResponse>(topology, participants,
+                                                                      request, promises, deadline);
+    PaxosRead read;
+    read.ballot = ballot;
+    size_t yes = 0;
+    Version floor;
+    std::vector<Version> held;  // each promiser's data version
+    for (const auto& [node, r] : phase->answers()) {
+      if (!r.ok()) continue;
+      floor = std::max(floor, VersionOf(r->floor()));
+      if (!r->promised()) continue;
+      ++yes;
+      held.push_back(r->found() ? VersionOf(r->current().version()) : Version{});
+      if (r->found()) {
+        StoredValue v = replica::FromMutation(internode::Mutation(r->current())).value;
+        if (!read.current || read.current->version < v.version) read.current = std::move(v);
+      }
+      if (r->pending() &&
+          (!read.pending || read.pending_ballot < VersionOf(r->accepted_ballot()))) {
+        read.pending = r->accepted();
+        read.pending_ballot = VersionOf(r->accepted_ballot());
+      }
+    }
+    if (yes >= quorum) {
+      if (read.current) {
+        read.current_holders =
+            static_cast<size_t>(std::count(held.begin(), held.end(), read.current->version));
+      }
+      // A pending proposal is unsettled only if no promiser's data has its value yet.
+      if (read.pending && read.current &&
+          !(read.current->version < VersionOf(read.pending->version()))) {
+        read.pending.reset();
+      }
+      co_return read;
+    }
+    // Preempted (a higher ballot, or data newer than our clock): catch up and try again.
+    clock_->Observe(floor.hlc);
+    co_await Backoff(attempt++);
+  }
+  co_return Status::Timeout("no quorum of promises before the deadline (contention)", 0);
+}
+
+asio::awaitable<size_t> Coordinator::PaxosProposeRound(const cluster::Topology& topology,
+                                                       const std::vector<uint32_t>& participants,
+                                                       size_t quorum, Version ballot,
+                                                       const internode::Mutation& mutation,
+                                                       base::Deadline deadline,
+                                                       bool* maybe_accepted) {
+  internode::Request request;
+  SetVersion(ballot, request.mutable_paxos_propose()->mutable_ballot());
+  *request.mutable_paxos_propose()->mutable_mutation() = mutation;
+  std::function<bool(const Phase<internode::PaxosProposeResponse>&)> decided =
+      [quorum](const Phase<internode::PaxosProposeResponse>& p) {
+        size_t yes = 0, no = 0;
+        for (const auto& [node, r] : p.answers()) {
+          if (r.ok() && r->accepted()) ++yes;
+          if (r.ok() && !r->accepted()) ++no;
+        }
+        return yes >= quorum || no > p.participants() - quorum;
+      };
+  auto phase = co_await PaxosPhase<internode::PaxosProposeResponse>(topology, participants, request,
+                                                                    decided, deadline);
+  size_t yes = 0, no = 0;
+  Version floor;
+  for (const auto& [node, r] : phase->answers()) {
+    if (!r.ok()) continue;
+    (r->accepted() ? yes : no)++;
+    floor = std::max(floor, VersionOf(r->floor()));
+  }
+  // Anything short of an explicit refusal from everyone may have been accepted somewhere.
+  if (no < participants.size()) *maybe_accepted = true;
+  if (yes < quorum) clock_->Observe(floor.hlc);
+  co_return yes;
+}
+
+asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
+    const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+    const CasCondition* condition, StoredValue value, Consistency serial,
+    std::optional<Consistency> commit, base::Deadline deadline) {
+  const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
+  size_t quorum = 0;
+  cairn::Status why;
+  const std::vector<uint32_t> participants = PaxosParticipants(set, serial, &quorum, &why);
+  if (!why.ok()) co_return why;
+  if (commit) {
+    auto req = Requirement::For(*commit, set, true);
+    if (!req.ok()) co_return req.status();
+    if (Status s = CheckLive(set, *req, *view_, *commit); !s.ok()) co_return s;
+  }
+
+  std::vector<Version> mine;  // ballots (= versions) our value was proposed with
+  bool maybe_accepted = false;
+  auto ours = [&mine](const Version& v) {
+    return std::find(mine.begin(), mine.end(), v) != mine.end();
+  };
+  auto record_of = [](const internode::Mutation& m) {
+    StoredValue v = replica::FromMutation(internode::Mutation(m)).value;
+    return v.tombstone ? std::optional<Record>()
+                       : std::optional<Record>(Record{v.value, v.version, v.expires_at_ms});
+  };
+  int attempt = 0;
+  while (base::Clock::now() < deadline) {
+    auto read = co_await PaxosPrepareRound(topology, key, participants, quorum, deadline);
+    if (!read.ok()) break;
+    if (read->pending) {
+      // Finish what a previous round left accepted: it may have been chosen.
+      const bool was_ours = ours(VersionOf(read->pending->version()));
+      auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
+                                                 *read->pending, deadline, &maybe_accepted);
+      if (accepted >= quorum) {
+        Status committed = co_await PaxosCommit(topology, set, read->ballot, *read->pending,
+                                                was_ours ? commit : Consistency::kQuorum, deadline);
+        if (was_ours) {
+          if (!committed.ok()) co_return committed;
+          CasResult done;
+          done.applied = true;
+          done.current = record_of(*read->pending);
+          done.version = VersionOf(read->pending->version());
+          co_return done;
+        }
+      }
+      co_await Backoff(attempt++);
+      continue;
+    }
+    if (read->current && ours(read->current->version)) {
+      // Our value was chosen and committed by another round.
+      CasResult done;
+      done.applied = true;
+      done.version = read->current->version;
+      internode::Mutation m;
+      replica::ToMutation(key, *read->current, &m);
+      done.current = record_of(m);
+      co_return done;
+    }
+    const uint64_t now = wall_->NowMillis();
+    const StoredValue* current = read->current ? &*read->current : nullptr;
+    if (condition != nullptr && !replica::ConditionHolds(*condition, current, now)) {
+      if (maybe_accepted) break;  // an earlier proposal of ours might still be chosen
+      CasResult result;
+      if (current != nullptr) result.current = LiveRecord(*current, now);
+      co_return result;
+    }
+    StoredValue proposal = value;
+    proposal.version = read->ballot;
+    internode::Mutation mutation;
+    replica::ToMutation(key, proposal, &mutation);
+    mine.push_back(read->ballot);
+    auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
+                                               mutation, deadline, &maybe_accepted);
+    if (accepted >= quorum) {
+      // Chosen. Commit it (and wait at the commit level, when one is asked for).
+      Status committed =
+          co_await PaxosCommit(topology, set, read->ballot, mutation, commit, deadline);
+      if (!committed.ok()) co_return committed;
+      CasResult done;
+      done.applied = true;
+      done.current = record_of(mutation);
+      done.version = read->ballot;
+      co_return done;
+    }
+    co_await Backoff(attempt++);
+  }
+  co_return Status::Timeout(
+      maybe_accepted
+          ? "the compare-and-swap was not decided before the deadline (contention or slow "
+            "replicas); it may still be applied"
+          : "the compare-and-swap was not decided before the deadline (contention or slow "
+            "replicas); it was not applied",
+      0);
+}
+
+asio::awaitable<std::vector<Result<Version>>> Coordinator::LinearizableWrites(
+    const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
+    std::vector<std::pair<storage::DataKey, StoredValue>> writes, Consistency level,
+    base::Deadline deadline) {
+  const Consistency serial = level == Consistency::kLocalOne || level == Consistency::kLocalQuorum
+                                 ? Consistency::kLocalSerial
+                                 : Consistency::kSerial;
+  struct Gather {
+    explicit Gather(asio::any_io_executor ex, size_t n) : out(n), left(n), wake(std::move(ex)) {}
+    std::vector<Result<Version>> out;
+    size_t left;
+    asio::steady_timer wake;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto gather = std::make_shared<Gather>(executor, writes.size());
+  for (size_t i = 0; i < writes.size(); ++i) {
+    asio::co_spawn(
+        executor,
+        [this, gather, i, &topology, &ks, write = std::move(writes[i]), serial,
+         deadline]() mutable -> asio::awaitable<void> {
+          auto r = co_await PaxosWrite(topology, ks, std::move(write.first), nullptr,
+                                       std::move(write.second), serial, std::nullopt, deadline);
+          if (!r.ok()) {
+            gather->out[i] = r.status();
+          } else {
+            gather->out[i] = r->version;
+          }
+          if (--gather->left == 0) gather->wake.cancel();
+        },
+        asio::detached);
+  }
+  // Every task ends by the deadline (PaxosWrite gives up then); `topology` and `ks` outlive them
+  // because this coroutine waits for all of them.
+  while (gather->left > 0) {
+    gather->wake.expires_at(base::Deadline::max());
+    co_await gather->wake.async_wait(kNoThrow);
+  }
+  co_return std::move(gather->out);
+}
+
+asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
+    const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+    Consistency serial, base::Deadline deadline) {
+  const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
+  size_t quorum = 0;
+  cairn::Status why;
+  const std::vector<uint32_t> participants = PaxosParticipants(set, serial, &quorum, &why);
+  if (!why.ok()) co_return why;
+  int attempt = 0;
+  bool unused = false;
+  while (base::Clock::now() < deadline) {
+    auto read = co_await PaxosPrepareRound(topology, key, participants, quorum, deadline);
+    if (!read.ok()) co_return read.status();
+    if (!read->pending) {
+      if (read->current && read->current_holders < quorum) {
+        // The newest value is on fewer than a quorum (a commit or a write cut short): complete
+        // it, so that a QUORUM read that follows this one cannot miss it.
+        internode::Mutation m;
+        replica::ToMutation(key, *read->current, &m);
+        Status s = co_await PaxosCommit(topology, set, read->ballot, std::move(m),
+                                        Consistency::kQuorum, deadline);
+        if (!s.ok()) co_return s;
+      }
+      co_return std::move(read->current);
+    }
+    // A proposal may have been chosen but not committed: finish it before answering, so that no
+    // later read can see an older value than this one.
+    auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
+                                               *read->pending, deadline, &unused);
+    if (accepted >= quorum) {
+      Status committed = co_await PaxosCommit(topology, set, read->ballot, *read->pending,
+                                              Consistency::kQuorum, deadline);
+      if (committed.ok()) {
+        co_return std::optional<StoredValue>(
+            replica::FromMutation(internode::Mutation(*read->pending)).value);
+      }
+    }
+    co_await Backoff(attempt++);
+  }
+  co_return Status::Timeout("the SERIAL read was not decided before the deadline (contention)", 0);
+}
+
+}  // namespace cairn::coordinator

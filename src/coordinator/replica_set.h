@@ -1,0 +1,161 @@
+// Internal to the coordinator: the replicas of a key and what a consistency level requires of
+// them. Shared by coordinator.cc (reads and writes) and paxos.cc (compare-and-swap).
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cluster/topology.h"
+#include "coordinator/coordinator.h"
+
+namespace cairn::coordinator {
+
+// ------------------------------------------------------------------------------------------------
+// Replica sets and what a consistency level requires of them.
+
+// The replicas of one key in one keyspace, each with its data centre.
+struct Coordinator::ReplicaSet {
+  std::vector<uint32_t> nodes;   // DCs in name order, each DC's nodes in preference order
+  std::vector<uint16_t> dc_of;   // per node: index into dcs
+  std::vector<std::string> dcs;  // data centres that hold replicas
+  int local_dc = -1;             // index of this node's DC in dcs, or -1
+
+  int IndexOf(uint32_t node) const {
+    auto it = std::find(nodes.begin(), nodes.end(), node);
+    return it == nodes.end() ? -1 : static_cast<int>(it - nodes.begin());
+  }
+  uint16_t DcOf(uint32_t node) const {
+    const int i = IndexOf(node);
+    return i < 0 ? 0 : dc_of[static_cast<size_t>(i)];
+  }
+  uint32_t CountIn(size_t dc) const {
+    return static_cast<uint32_t>(std::count(dc_of.begin(), dc_of.end(), static_cast<uint16_t>(dc)));
+  }
+
+  static ReplicaSet Of(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
+                       uint32_t partition) {
+    ReplicaSet set;
+    for (const std::string& dc : topology.map.dcs()) {
+      const uint32_t rf = ks.ReplicationIn(dc);
+      if (rf == 0) continue;
+      auto list = topology.map.Preference(partition, dc);
+      const size_t n = std::min<size_t>(rf, list.size());
+      if (n == 0) continue;
+      const auto index = static_cast<uint16_t>(set.dcs.size());
+      if (dc == topology.local_dc) set.local_dc = index;
+      set.dcs.push_back(dc);
+      for (size_t i = 0; i < n; ++i) {
+        set.nodes.push_back(list[i]);
+        set.dc_of.push_back(index);
+      }
+    }
+    return set;
+  }
+};
+
+// How many acknowledgements a level needs from a replica set: in all, and per data centre.
+struct Coordinator::Requirement {
+  uint32_t total = 0;
+  std::vector<uint32_t> per_dc;
+  bool hints_count = false;  // ANY: a stored hint counts
+
+  bool Met(uint32_t acks, const std::vector<uint32_t>& acks_dc) const {
+    if (acks < total) return false;
+    for (size_t d = 0; d < per_dc.size(); ++d) {
+      if (acks_dc[d] < per_dc[d]) return false;
+    }
+    return true;
+  }
+  uint32_t Needed() const {
+    uint32_t n = total;
+    uint32_t sum = 0;
+    for (uint32_t x : per_dc) sum += x;
+    return std::max(n, sum);
+  }
+
+  static Result<Requirement> For(Consistency level, const ReplicaSet& set, bool write) {
+    Requirement r;
+    r.per_dc.assign(set.dcs.size(), 0);
+    const auto n = static_cast<uint32_t>(set.nodes.size());
+    if (n == 0) return Status::Unavailable("the keyspace has no replicas in this cluster");
+    auto need_total = [&](uint32_t k) -> cairn::Status {
+      if (k > n) {
+        return Status::Unavailable(
+            fmt::format("{} needs {} replicas; the keyspace has {} for this key",
+                        ConsistencyName(level), k, n));
+      }
+      r.total = k;
+      return Status::Ok();
+    };
+    auto need_local = [&](bool quorum) -> cairn::Status {
+      if (set.local_dc < 0) {
+        return Status::Unavailable(fmt::format(
+            "{}: the keyspace has no replicas in this node's data centre", ConsistencyName(level)));
+      }
+      const uint32_t local = set.CountIn(static_cast<size_t>(set.local_dc));
+      r.per_dc[static_cast<size_t>(set.local_dc)] = quorum ? local / 2 + 1 : 1;
+      return Status::Ok();
+    };
+    cairn::Status s;
+    switch (level) {
+      case Consistency::kOne:
+        s = need_total(1);
+        break;
+      case Consistency::kTwo:
+        s = need_total(2);
+        break;
+      case Consistency::kThree:
+        s = need_total(3);
+        break;
+      case Consistency::kDefault:  // resolved by the caller; QUORUM if not
+      case Consistency::kQuorum:
+      case Consistency::kSerial:
+        s = need_total(n / 2 + 1);
+        break;
+      case Consistency::kAll:
+        s = need_total(n);
+        break;
+      case Consistency::kLocalOne:
+        s = need_local(false);
+        break;
+      case Consistency::kLocalQuorum:
+      case Consistency::kLocalSerial:
+        s = need_local(true);
+        break;
+      case Consistency::kEachQuorum:
+        for (size_t d = 0; d < set.dcs.size(); ++d) r.per_dc[d] = set.CountIn(d) / 2 + 1;
+        break;
+      case Consistency::kAny:
+        if (!write) return Status::InvalidArgument("ANY is a write consistency level");
+        r.total = 1;
+        r.hints_count = true;
+        break;
+    }
+    if (!s.ok()) return s;
+    return r;
+  }
+};
+
+// Why a level cannot be tried with the replicas that are UP, or OK.
+inline cairn::Status CheckLive(const Coordinator::ReplicaSet& set,
+                               const Coordinator::Requirement& req,
+                               const cluster::ClusterView& view, Consistency level) {
+  if (req.hints_count) return Status::Ok();  // ANY: a hint will do
+  uint32_t live = 0;
+  std::vector<uint32_t> live_dc(set.dcs.size(), 0);
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (view.IsUp(set.nodes[i])) {
+      ++live;
+      ++live_dc[set.dc_of[i]];
+    }
+  }
+  if (req.Met(live, live_dc)) return Status::Ok();
+  return Status::Unavailable(fmt::format(
+      "{} needs {} of {} replicas, and {} {} up; nothing was written", ConsistencyName(level),
+      req.Needed(), set.nodes.size(), live, live == 1 ? "is" : "are"));
+}
+
+}  // namespace cairn::coordinator

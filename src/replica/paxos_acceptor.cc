@@ -1,0 +1,181 @@
+#include "replica/paxos_acceptor.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "replica/internode_service.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::replica {
+namespace {
+
+Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
+void SetVersion(const Version& v, internode::Version* out) {
+  out->set_hlc(v.hlc);
+  out->set_node(v.node);
+}
+
+storage::DataKey KeyOf(const internode::Mutation& m) {
+  return storage::DataKey{m.partition(), m.keyspace(), m.key()};
+}
+
+// The acceptor state of `key` and the key's data version, read inside the group.
+struct Loaded {
+  internode::PaxosState state;
+  std::optional<storage::StoredValue> current;
+  std::string state_key;
+
+  Version Floor() const {
+    Version floor = VersionOf(state.promised());
+    if (current && floor < current->version) floor = current->version;
+    return floor;
+  }
+};
+
+Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key) {
+  Loaded out;
+  out.state_key = storage::EncodeDataKey(key);
+  auto raw = group.GetRaw(storage::Family::kPaxos, out.state_key);
+  if (!raw.ok()) return raw.status();
+  if (raw->has_value() && !out.state.ParseFromString(**raw)) {
+    return Status::Internal("corrupt Paxos state");
+  }
+  auto current = group.GetData(key);
+  if (!current.ok()) return current.status();
+  out.current = std::move(*current);
+  return out;
+}
+
+}  // namespace
+
+template <typename Response, typename Step>
+asio::awaitable<Result<Response>> PaxosAcceptor::Run(Step step, base::Deadline deadline) {
+  // The step fills `response` on the writer thread; the callback runs after the group's fsync.
+  auto response = std::make_shared<Response>();
+  storage::WriteRequest request;
+  request.txn = [step = std::move(step), response](storage::GroupView& group) mutable {
+    return step(group, *response);
+  };
+  auto start = [&](auto done) {
+    engine_->Write(std::move(request),
+                   [done, response](Status s, std::vector<storage::WriteOutcome>) {
+                     if (s.ok()) {
+                       done(std::move(*response));
+                     } else {
+                       done(std::move(s));
+                     }
+                   });
+  };
+  Status late = Status::Timeout("the Paxos step was not durable before the deadline", 0);
+  co_return co_await base::AwaitCallbackUntil<Result<Response>>(start, std::move(late), deadline);
+}
+
+asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
+    const internode::PaxosPrepareRequest& request, base::Deadline deadline) {
+  const storage::DataKey key = KeyOf(request.key());
+  const Version ballot = VersionOf(request.ballot());
+  // Named, not a temporary: see the g++ 12 note in coordinator.h.
+  auto step = [key, ballot](storage::GroupView& group,
+                            internode::PaxosPrepareResponse& out) -> Status {
+    auto loaded = Load(group, key);
+    if (!loaded.ok()) return loaded.status();
+    const Version floor = loaded->Floor();
+    if (floor < ballot) {
+      SetVersion(ballot, loaded->state.mutable_promised());
+      group.PutRaw(storage::Family::kPaxos, loaded->state_key, loaded->state.SerializeAsString());
+      out.set_promised(true);
+      SetVersion(ballot, out.mutable_floor());
+    } else {
+      out.set_promised(false);
+      SetVersion(floor, out.mutable_floor());
+    }
+    // An accepted proposal whose value the data already holds (or has passed) is settled.
+    const internode::PaxosState& state = loaded->state;
+    if (state.pending() &&
+        (!loaded->current || loaded->current->version < VersionOf(state.accepted().version()))) {
+      out.set_pending(true);
+      *out.mutable_accepted_ballot() = state.accepted_ballot();
+      *out.mutable_accepted() = state.accepted();
+    }
+    if (loaded->current) {
+      out.set_found(true);
+      ToMutation(key, *loaded->current, out.mutable_current());
+    }
+    return Status::Ok();
+  };
+  co_return co_await Run<internode::PaxosPrepareResponse>(std::move(step), deadline);
+}
+
+asio::awaitable<Result<internode::PaxosProposeResponse>> PaxosAcceptor::Propose(
+    const internode::PaxosProposeRequest& request, base::Deadline deadline) {
+  const Version ballot = VersionOf(request.ballot());
+  internode::Mutation mutation = request.mutation();
+  // Named, not a temporary: see the g++ 12 note in coordinator.h.
+  auto step = [ballot, mutation = std::move(mutation)](
+                  storage::GroupView& group, internode::PaxosProposeResponse& out) -> Status {
+    const storage::DataKey key = KeyOf(mutation);
+    auto loaded = Load(group, key);
+    if (!loaded.ok()) return loaded.status();
+    const Version promised = VersionOf(loaded->state.promised());
+    // Data newer than the value means a later value was chosen; the same version means
+    // this value was committed here already (accepting it again is harmless).
+    const bool data_newer =
+        loaded->current && VersionOf(mutation.version()) < loaded->current->version;
+    if (ballot < promised || data_newer) {
+      out.set_accepted(false);
+      SetVersion(loaded->Floor(), out.mutable_floor());
+      return Status::Ok();
+    }
+    internode::PaxosState& state = loaded->state;
+    SetVersion(ballot, state.mutable_promised());
+    state.set_pending(true);
+    SetVersion(ballot, state.mutable_accepted_ballot());
+    *state.mutable_accepted() = mutation;
+    group.PutRaw(storage::Family::kPaxos, loaded->state_key, state.SerializeAsString());
+    out.set_accepted(true);
+    SetVersion(ballot, out.mutable_floor());
+    return Status::Ok();
+  };
+  co_return co_await Run<internode::PaxosProposeResponse>(std::move(step), deadline);
+}
+
+asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
+    const internode::PaxosCommitRequest& request, base::Deadline deadline) {
+  const Version ballot = VersionOf(request.ballot());
+  internode::Mutation mutation = request.mutation();
+  // Named, not a temporary: see the g++ 12 note in coordinator.h.
+  auto step = [ballot, mutation = std::move(mutation)](
+                  storage::GroupView& group, internode::PaxosCommitResponse&) mutable -> Status {
+    const storage::DataKey key = KeyOf(mutation);
+    auto loaded = Load(group, key);
+    if (!loaded.ok()) return loaded.status();
+    storage::WriteOp op = FromMutation(std::move(mutation));
+    const Version value_version = op.value.version;
+    Version data_version = value_version;
+    if (loaded->current) data_version = std::max(data_version, loaded->current->version);
+    group.MergeData(op.key, std::move(op.value));
+    internode::PaxosState& state = loaded->state;
+    // The proposal accepted here is settled when it is this value or an older one.
+    if (state.pending() && !(value_version < VersionOf(state.accepted().version()))) {
+      state.clear_pending();
+      state.clear_accepted_ballot();
+      state.clear_accepted();
+    }
+    // The commit's ballot is a promise too: a value re-proposed under a later ballot keeps
+    // its older version, and a ballot between the two must still be refused here.
+    Version promised = std::max(VersionOf(state.promised()), ballot);
+    if (!state.pending() && !(data_version < promised)) {
+      // Nothing pending, and the data's version alone keeps every older ballot out.
+      group.DeleteRaw(storage::Family::kPaxos, loaded->state_key);
+    } else {
+      SetVersion(promised, state.mutable_promised());
+      group.PutRaw(storage::Family::kPaxos, loaded->state_key, state.SerializeAsString());
+    }
+    return Status::Ok();
+  };
+  co_return co_await Run<internode::PaxosCommitResponse>(std::move(step), deadline);
+}
+
+}  // namespace cairn::replica

@@ -1,0 +1,44 @@
+// The acceptor side of per-key Paxos. Each step is one atomic read-modify-write of the key's
+// acceptor state (and, for commits, its data) on the storage engine's writer thread, durable
+// (fsynced with its group) before it is answered.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include "base/async.h"
+#include "cairn/status.h"
+#include "proto/internode.pb.h"
+#include "storage/engine.h"
+
+namespace cairn::replica {
+
+namespace asio = boost::asio;
+
+// Thread safety: any reactor; the engine's writer thread serialises the steps.
+class PaxosAcceptor {
+ public:
+  explicit PaxosAcceptor(storage::Engine* engine) : engine_(engine) {}
+
+  // Promises never to accept a ballot below `ballot` if it exceeds everything seen for the key
+  // (its promise and its data's version); answers with any accepted-but-uncommitted proposal and
+  // the key's current value either way.
+  asio::awaitable<Result<internode::PaxosPrepareResponse>> Prepare(
+      const internode::PaxosPrepareRequest& request, base::Deadline deadline);
+
+  // Accepts the proposal unless a higher ballot was promised or the data is already newer.
+  asio::awaitable<Result<internode::PaxosProposeResponse>> Propose(
+      const internode::PaxosProposeRequest& request, base::Deadline deadline);
+
+  // Applies a chosen value to the data and clears what it settles; the acceptor state is deleted
+  // when nothing remains pending.
+  asio::awaitable<Result<internode::PaxosCommitResponse>> Commit(
+      const internode::PaxosCommitRequest& request, base::Deadline deadline);
+
+ private:
+  template <typename Response, typename Step>
+  asio::awaitable<Result<Response>> Run(Step step, base::Deadline deadline);
+
+  storage::Engine* const engine_;
+};
+
+}  // namespace cairn::replica
