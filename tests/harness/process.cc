@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -54,18 +55,39 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
                                    "info"};
   args.insert(args.end(), p->options_.extra_args.begin(), p->options_.extra_args.end());
 
+  int netns_fd = -1;
+  if (!p->options_.netns.empty()) {
+    const std::string path = "/run/netns/" + p->options_.netns;
+    netns_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      return Status::Unavailable(fmt::format("open {}: {}", path, std::strerror(errno)));
+    }
+  }
   int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return Status::Internal("pipe failed");
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    if (netns_fd >= 0) ::close(netns_fd);
+    return Status::Internal("pipe failed");
+  }
   const int log_fd = ::open(p->log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const pid_t pid = ::fork();
-  if (pid < 0) return Status::Internal("fork failed");
+  if (pid < 0) {
+    for (int fd : {out[0], out[1], log_fd, netns_fd}) {
+      if (fd >= 0) ::close(fd);
+    }
+    return Status::Internal("fork failed");
+  }
   if (pid == 0) {
     ::dup2(out[1], STDOUT_FILENO);
     if (log_fd >= 0) ::dup2(log_fd, STDERR_FILENO);
+    if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
+      std::fprintf(stderr, "setns %s: %s\n", p->options_.netns.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
     Exec(args);
   }
   ::close(out[1]);
   if (log_fd >= 0) ::close(log_fd);
+  if (netns_fd >= 0) ::close(netns_fd);
   p->pid_ = pid;
 
   // Wait for "... node N listening on HOST:PORT ...".

@@ -1,6 +1,9 @@
 // The test harness for real processes: starts cairnd on a free loopback port, stops it (SIGTERM),
 // kills it (SIGKILL), pauses and resumes it (SIGSTOP/SIGCONT), and always reaps it by pid, also
 // when a test fails or the test binary dies (the child gets PR_SET_PDEATHSIG).
+// PR_SET_PDEATHSIG fires when the *thread* that started the child ends, not the process: start
+// long-lived processes from a thread that lives as long as they should (the test's main thread,
+// or a launcher thread as in tests/fault/netns_cluster.cc).
 // Also runs short commands such as the cairn CLI and captures their output.
 #pragma once
 
@@ -26,10 +29,12 @@ class CairndProcess {
     std::string data_dir;
     std::string listen = "127.0.0.1:0";   // port 0: a free port, read back from the start line
     std::vector<std::string> extra_args;  // e.g. {"--max-value-bytes", "1024"}
+    // A network namespace (a name under /run/netns) to run cairnd in; empty: the caller's.
+    std::string netns;
     std::chrono::milliseconds start_timeout{20'000};
   };
 
-  // Starts cairnd with --listen 127.0.0.1:0 and waits for its "listening on" line.
+  // Starts cairnd with `options.listen` and waits for its "listening on" line.
   static Result<std::unique_ptr<CairndProcess>> Start(Options options);
   // Kills the process if it still runs and reaps it.
   ~CairndProcess();
