@@ -46,6 +46,7 @@ struct KeyspaceInfo {
   Consistency read_consistency = Consistency::kDefault;
   Consistency write_consistency = Consistency::kDefault;
   uint64_t created_at_ms = 0;
+  bool linearizable = false;
 };
 
 struct ServerInfo {
@@ -120,6 +121,8 @@ class AsyncClient {
   boost::asio::awaitable<Result<std::vector<KeyspaceInfo>>> ListKeyspaces();
   boost::asio::awaitable<Result<KeyspaceInfo>> DescribeKeyspace(std::string name);
   boost::asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists = false);
+  boost::asio::awaitable<Result<KeyspaceInfo>> AlterKeyspace(std::string name,
+                                                             KeyspaceChange change);
 
   // Round trip to a server; says which node answered.
   boost::asio::awaitable<Result<ServerInfo>> Ping();
@@ -161,6 +164,7 @@ class Client {
   Result<std::vector<KeyspaceInfo>> ListKeyspaces();
   Result<KeyspaceInfo> DescribeKeyspace(std::string name);
   Status DropKeyspace(std::string name, bool if_exists = false);
+  Result<KeyspaceInfo> AlterKeyspace(std::string name, KeyspaceChange change);
   Result<ServerInfo> Ping();
   Result<ClusterInfo> ClusterStatus();
 

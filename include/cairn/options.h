@@ -107,6 +107,17 @@ struct KeyspaceSpec {
   ReplicationMap replication = {{std::string(kEveryDc), 3}};
   Consistency read_consistency = Consistency::kQuorum;
   Consistency write_consistency = Consistency::kQuorum;
+  // Every write goes through Paxos and every quorum read is SERIAL (docs/consistency.md).
+  bool linearizable = false;
+};
+
+// What AlterKeyspace changes; unset fields stay as they are.
+struct KeyspaceChange {
+  KeyspaceChange() = default;
+
+  std::optional<bool> linearizable;
+  std::optional<Consistency> read_consistency;
+  std::optional<Consistency> write_consistency;
 };
 
 }  // namespace cairn

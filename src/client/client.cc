@@ -62,6 +62,7 @@ KeyspaceInfo KeyspaceOf(const wire::Keyspace& k) {
   info.read_consistency = static_cast<Consistency>(k.read_consistency());
   info.write_consistency = static_cast<Consistency>(k.write_consistency());
   info.created_at_ms = k.created_at_ms();
+  info.linearizable = k.linearizable();
   return info;
 }
 
@@ -331,6 +332,7 @@ asio::awaitable<Result<KeyspaceInfo>> AsyncClient::CreateKeyspace(KeyspaceSpec s
   for (const auto& [dc, rf] : spec.replication) (*ks->mutable_replication())[dc] = rf;
   ks->set_read_consistency(static_cast<wire::Consistency>(spec.read_consistency));
   ks->set_write_consistency(static_cast<wire::Consistency>(spec.write_consistency));
+  ks->set_linearizable(spec.linearizable);
   auto response = co_await impl->Call(request, /*idempotent=*/false);
   if (!response.ok()) co_return response.status();
   co_return KeyspaceOf(response->keyspace_create().keyspace());
@@ -370,6 +372,27 @@ asio::awaitable<Status> AsyncClient::DropKeyspace(std::string name, bool if_exis
   request.mutable_keyspace_drop()->set_if_exists(if_exists);
   auto response = co_await impl->Call(request, /*idempotent=*/false);
   co_return response.status();
+}
+
+asio::awaitable<Result<KeyspaceInfo>> AsyncClient::AlterKeyspace(std::string name,
+                                                                 KeyspaceChange change) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
+  alter->set_name(std::move(name));
+  if (change.linearizable) alter->set_linearizable(*change.linearizable);
+  if (change.read_consistency) {
+    alter->set_read_consistency(static_cast<wire::Consistency>(*change.read_consistency));
+  }
+  if (change.write_consistency) {
+    alter->set_write_consistency(static_cast<wire::Consistency>(*change.write_consistency));
+  }
+  // Applying the same change twice gives the same result.
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  co_return KeyspaceOf(response->keyspace_alter().keyspace());
 }
 
 asio::awaitable<Result<ServerInfo>> AsyncClient::Ping() {
@@ -468,6 +491,9 @@ Result<KeyspaceInfo> Client::DescribeKeyspace(std::string name) {
 }
 Status Client::DropKeyspace(std::string name, bool if_exists) {
   return state_->Wait(state_->async.DropKeyspace(std::move(name), if_exists));
+}
+Result<KeyspaceInfo> Client::AlterKeyspace(std::string name, KeyspaceChange change) {
+  return state_->Wait(state_->async.AlterKeyspace(std::move(name), std::move(change)));
 }
 Result<ServerInfo> Client::Ping() { return state_->Wait(state_->async.Ping()); }
 Result<ClusterInfo> Client::ClusterStatus() { return state_->Wait(state_->async.ClusterStatus()); }

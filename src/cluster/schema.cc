@@ -268,6 +268,33 @@ Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, 
   return def;
 }
 
+Result<KeyspaceDef> Schema::Alter(std::string_view name, const KeyspaceChange& change,
+                                  Version version) {
+  if (name == kDefaultKeyspace) {
+    return Status::InvalidArgument(
+        "the default keyspace cannot be altered; create a keyspace with the options you need");
+  }
+  if (change.read_consistency && !ValidReadLevel(*change.read_consistency)) {
+    return Status::InvalidArgument(fmt::format("{} is not a read consistency level",
+                                               ConsistencyName(*change.read_consistency)));
+  }
+  if (change.write_consistency && !ValidWriteLevel(*change.write_consistency)) {
+    return Status::InvalidArgument(fmt::format("{} is not a write consistency level",
+                                               ConsistencyName(*change.write_consistency)));
+  }
+  std::lock_guard change_lock(change_mu_);
+  std::optional<KeyspaceDef> def = Find(name);
+  if (!def) return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
+  if (change.linearizable) def->linearizable = *change.linearizable;
+  if (change.read_consistency) def->read_consistency = *change.read_consistency;
+  if (change.write_consistency) def->write_consistency = *change.write_consistency;
+  if (def->version < version) def->version = version;
+  if (Status s = Persist(*def, std::nullopt); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  records_[def->name] = *def;
+  return *def;
+}
+
 Status Schema::Drop(std::string_view name, bool if_exists, Version version) {
   if (name == kDefaultKeyspace) {
     return Status::InvalidArgument("the default keyspace cannot be dropped");
@@ -311,15 +338,12 @@ Status Schema::Merge(const std::vector<KeyspaceDef>& records) {
       }
     }
     // The data of a keyspace that this definition drops or replaces goes.
-    std::vector<uint32_t> drops;
-    if (r.dropped) drops.push_back(r.id);
-    if (current && !current->dropped && current->id != r.id) drops.push_back(current->id);
-    if (drops.empty()) drops.push_back(0);  // nothing to drop: persist only
-    for (uint32_t id : drops) {
-      if (Status s = Persist(r, id == 0 ? std::nullopt : std::optional<uint32_t>(id)); !s.ok()) {
-        return s;
-      }
-    }
+    std::optional<uint32_t> dropped, replaced;
+    if (r.dropped) dropped = r.id;
+    if (current && !current->dropped && current->id != r.id) replaced = current->id;
+    Status s = Persist(r, dropped);  // when nothing is dropped: persist only
+    if (s.ok() && replaced) s = Persist(r, replaced);
+    if (!s.ok()) return s;
     std::lock_guard lock(mu_);
     records_[r.name] = r;
   }

@@ -58,6 +58,13 @@ struct KeyspaceDef {
   friend bool operator==(const KeyspaceDef&, const KeyspaceDef&) = default;
 };
 
+// What KeyspaceAlter changes; unset fields stay as they are.
+struct KeyspaceChange {
+  std::optional<bool> linearizable;
+  std::optional<Consistency> read_consistency;
+  std::optional<Consistency> write_consistency;
+};
+
 // INVALID_ARGUMENT unless `name` is 1-48 letters, digits, '_' or '-', starting with a letter.
 Status ValidateKeyspaceName(std::string_view name);
 
@@ -86,6 +93,10 @@ class Schema {
   // is returned. INVALID_ARGUMENT for a bad name, replication or level.
   Result<KeyspaceDef> Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms,
                              Version version);
+
+  // Changes the options of keyspace `name` (not its replication or id) with `version`.
+  // NOT_FOUND when it does not exist; INVALID_ARGUMENT for `default` or a bad level.
+  Result<KeyspaceDef> Alter(std::string_view name, const KeyspaceChange& change, Version version);
 
   // Drops a keyspace and deletes its data on this node. NOT_FOUND unless `if_exists`; `default`
   // cannot be dropped.

@@ -909,6 +909,17 @@ asio::awaitable<Status> Coordinator::DropKeyspace(std::string name, bool if_exis
       Status::Timeout("keyspace drop did not finish in time", 0));
 }
 
+asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::AlterKeyspace(
+    std::string name, cluster::KeyspaceChange change) {
+  co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, name = std::move(name), change, done] {
+          done(schema_->Alter(name, change, Version{clock_->Now(), identity_.node_id}));
+        });
+      },
+      Status::Timeout("keyspace change did not finish in time", 0));
+}
+
 ClusterInfo Coordinator::Cluster() const {
   ClusterInfo info;
   info.partitions = identity_.partitions();

@@ -147,6 +147,8 @@ class Coordinator {
   Result<std::vector<cluster::KeyspaceDef>> ListKeyspaces() const;
   Result<cluster::KeyspaceDef> DescribeKeyspace(std::string_view name) const;
   asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists);
+  asio::awaitable<Result<cluster::KeyspaceDef>> AlterKeyspace(std::string name,
+                                                              cluster::KeyspaceChange change);
 
   NodeInfo Info() const;
 

@@ -147,6 +147,7 @@ Json KeyspaceJson(const cairn::KeyspaceInfo& k) {
               {"replication", cairn::ReplicationText(k.replication)},
               {"read_consistency", std::string(cairn::ConsistencyName(k.read_consistency))},
               {"write_consistency", std::string(cairn::ConsistencyName(k.write_consistency))},
+              {"linearizable", k.linearizable},
               {"created_at", IsoTime(k.created_at_ms)}};
 }
 
@@ -253,6 +254,20 @@ int main(int argc, char** argv) {
   ks_create->add_option("--read-cl", read_cl, "Default read consistency (default QUORUM)");
   ks_create->add_option("--write-cl", write_cl, "Default write consistency (default QUORUM)");
   ks_create->add_flag("--if-not-exists", if_not_exists, "Succeed if it already exists");
+  bool linearizable = false, not_linearizable = false;
+  ks_create->add_flag("--linearizable", linearizable,
+                      "Route every write through Paxos and every quorum read through SERIAL, so "
+                      "that plain writes and compare-and-swap are linearizable together");
+  auto* ks_alter =
+      ks->add_subcommand("alter", "Change the options of keyspace NAME (not its replication)");
+  ks_alter->add_option("NAME", ks_name, "Keyspace name")->required();
+  auto* alter_lin = ks_alter->add_flag("--linearizable", linearizable,
+                                       "Make it linearizable (see keyspace create --help)");
+  auto* alter_nolin =
+      ks_alter->add_flag("--no-linearizable", not_linearizable, "Make it an ordinary keyspace");
+  alter_lin->excludes(alter_nolin);
+  ks_alter->add_option("--read-cl", read_cl, "New default read consistency");
+  ks_alter->add_option("--write-cl", write_cl, "New default write consistency");
   auto* ks_list = ks->add_subcommand("list", "List keyspaces");
   auto* ks_describe = ks->add_subcommand("describe", "Show keyspace NAME");
   ks_describe->add_option("NAME", ks_name, "Keyspace name")->required();
@@ -424,12 +439,38 @@ int main(int argc, char** argv) {
       std::cerr << "cairn: " << e.what() << "\n";
       return kExitRejected;
     }
+    spec.linearizable = linearizable;
     auto r = client.CreateKeyspace(spec, if_not_exists);
     if (!r.ok()) return Fail(r.status());
     if (g.json) {
       PrintJson(KeyspaceJson(*r));
     } else {
       std::cout << "created keyspace " << r->name << "\n";
+    }
+    return kExitOk;
+  }
+  if (*ks_alter) {
+    cairn::KeyspaceChange change;
+    if (linearizable) change.linearizable = true;
+    if (not_linearizable) change.linearizable = false;
+    try {
+      change.read_consistency = LevelArg(read_cl, "--read-cl");
+      change.write_consistency = LevelArg(write_cl, "--write-cl");
+    } catch (const CLI::Error& e) {
+      std::cerr << "cairn: " << e.what() << "\n";
+      return kExitRejected;
+    }
+    if (!change.linearizable && !change.read_consistency && !change.write_consistency) {
+      std::cerr << "cairn: keyspace alter needs --linearizable, --no-linearizable, --read-cl or "
+                   "--write-cl\n";
+      return kExitRejected;
+    }
+    auto r = client.AlterKeyspace(ks_name, change);
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      PrintJson(KeyspaceJson(*r));
+    } else {
+      std::cout << "altered keyspace " << r->name << "\n";
     }
     return kExitOk;
   }
@@ -441,13 +482,14 @@ int main(int argc, char** argv) {
       for (const auto& k : *r) list.push_back(KeyspaceJson(k));
       PrintJson(list);
     } else {
-      std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {}\n", "NAME", "REPLICATION", "READ",
-                               "WRITE", "CREATED");
+      std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {:<12} {}\n", "NAME", "REPLICATION",
+                               "READ", "WRITE", "LINEARIZABLE", "CREATED");
       for (const auto& k : *r) {
-        std::cout << fmt::format(
-            "{:<24} {:<16} {:<13} {:<13} {}\n", k.name, cairn::ReplicationText(k.replication),
-            cairn::ConsistencyName(k.read_consistency), cairn::ConsistencyName(k.write_consistency),
-            IsoTime(k.created_at_ms));
+        std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {:<12} {}\n", k.name,
+                                 cairn::ReplicationText(k.replication),
+                                 cairn::ConsistencyName(k.read_consistency),
+                                 cairn::ConsistencyName(k.write_consistency),
+                                 k.linearizable ? "yes" : "no", IsoTime(k.created_at_ms));
       }
     }
     return kExitOk;
@@ -462,6 +504,7 @@ int main(int argc, char** argv) {
                 << "replication:        " << cairn::ReplicationText(r->replication) << "\n"
                 << "read consistency:   " << cairn::ConsistencyName(r->read_consistency) << "\n"
                 << "write consistency:  " << cairn::ConsistencyName(r->write_consistency) << "\n"
+                << "linearizable:       " << (r->linearizable ? "yes" : "no") << "\n"
                 << "created:            " << IsoTime(r->created_at_ms) << "\n"
                 << "id:                 " << r->id << "\n";
     }

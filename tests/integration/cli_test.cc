@@ -90,6 +90,19 @@ TEST_F(CliTest, CasConditionsAndExitCodes) {
   EXPECT_EQ(Cli({"cas", "lock", "x"}).exit_code, 2);
   EXPECT_EQ(Cli({"cas", "lock", "x", "--expect-absent", "--expect-present"}).exit_code, 2);
   EXPECT_EQ(Cli({"cas", "lock", "x", "--expect-version", "yesterday"}).exit_code, 2);
+  // Levels: the Paxos level with --cl, the commit level with --commit-cl.
+  EXPECT_EQ(
+      Cli({"--cl", "local_serial", "cas", "lock", "e", "--expect-absent", "--commit-cl", "all"})
+          .exit_code,
+      0);
+  auto serial = Cli({"--cl", "serial", "get", "lock"});
+  EXPECT_EQ(serial.exit_code, 0) << serial.err;
+  EXPECT_EQ(serial.out, "e");
+  auto wrong = Cli({"--cl", "quorum", "cas", "lock", "f", "--expect-value", "e"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.err.find("SERIAL"), std::string::npos) << wrong.err;
+  EXPECT_EQ(Cli({"cas", "lock", "f", "--expect-value", "e", "--commit-cl", "serial"}).exit_code, 2);
+  EXPECT_EQ(Cli({"get", "lock"}).out, "e");  // neither rejected request changed anything
 }
 
 TEST_F(CliTest, ScanListsKeysInOrderWithLimit) {
@@ -129,6 +142,41 @@ TEST_F(CliTest, KeyspaceAdmin) {
   EXPECT_EQ(Cli({"keyspace", "drop", "orders", "--if-exists"}).exit_code, 0);
   EXPECT_EQ(Cli({"keyspace", "drop", "default"}).exit_code, 2);
   EXPECT_EQ(Cli({"keyspace", "create", "bad name"}).exit_code, 2);
+}
+
+TEST_F(CliTest, LinearizableKeyspaceCreateAndAlter) {
+  ASSERT_EQ(Cli({"keyspace", "create", "ledger", "--rf", "1", "--linearizable"}).exit_code, 0);
+  auto desc = nlohmann::json::parse(Cli({"--json", "keyspace", "describe", "ledger"}).out);
+  EXPECT_EQ(desc["linearizable"], true);
+  EXPECT_NE(Cli({"keyspace", "list"}).out.find("yes"), std::string::npos);
+  // Plain writes and reads work as usual there (through Paxos).
+  EXPECT_EQ(Cli({"-k", "ledger", "put", "a", "1"}).exit_code, 0);
+  EXPECT_EQ(Cli({"-k", "ledger", "get", "a"}).out, "1");
+  EXPECT_EQ(Cli({"-k", "ledger", "cas", "a", "2", "--expect-value", "1"}).exit_code, 0);
+  EXPECT_EQ(Cli({"-k", "ledger", "del", "a"}).exit_code, 0);
+  EXPECT_EQ(Cli({"-k", "ledger", "get", "a"}).exit_code, 1);
+
+  auto alter =
+      Cli({"--json", "keyspace", "alter", "ledger", "--no-linearizable", "--read-cl", "one"});
+  ASSERT_EQ(alter.exit_code, 0) << alter.err;
+  auto altered = nlohmann::json::parse(alter.out);
+  EXPECT_EQ(altered["linearizable"], false);
+  EXPECT_EQ(altered["read_consistency"], "ONE");
+  EXPECT_EQ(altered["write_consistency"], "QUORUM");  // unchanged
+  EXPECT_EQ(altered["replication"], "1");
+  EXPECT_EQ(Cli({"keyspace", "alter", "ledger", "--linearizable"}).exit_code, 0);
+  desc = nlohmann::json::parse(Cli({"--json", "keyspace", "describe", "ledger"}).out);
+  EXPECT_EQ(desc["linearizable"], true);
+  EXPECT_EQ(desc["read_consistency"], "ONE");
+  // Rejected: nothing to change, both flags, unknown keyspace, the default keyspace, bad level.
+  EXPECT_EQ(Cli({"keyspace", "alter", "ledger"}).exit_code, 2);
+  EXPECT_EQ(Cli({"keyspace", "alter", "ledger", "--linearizable", "--no-linearizable"}).exit_code,
+            2);
+  EXPECT_EQ(Cli({"keyspace", "alter", "nosuch", "--linearizable"}).exit_code, 1);
+  auto def = Cli({"keyspace", "alter", "default", "--linearizable"});
+  EXPECT_EQ(def.exit_code, 2);
+  EXPECT_NE(def.err.find("default"), std::string::npos);
+  EXPECT_EQ(Cli({"keyspace", "alter", "ledger", "--write-cl", "serial"}).exit_code, 2);
 }
 
 TEST_F(CliTest, RejectedRequestsExitTwo) {

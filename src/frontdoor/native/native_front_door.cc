@@ -52,6 +52,7 @@ void SetKeyspace(const cluster::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_read_consistency(static_cast<wire::Consistency>(def.read_consistency));
   out->set_write_consistency(static_cast<wire::Consistency>(def.write_consistency));
   out->set_created_at_ms(def.created_at_ms);
+  out->set_linearizable(def.linearizable);
 }
 
 // Answers larger than this are replaced by a TOO_LARGE error (clients accept 64 MiB frames by
@@ -326,6 +327,7 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       }
       if (*read != Consistency::kDefault) spec.read_consistency = *read;
       if (*write != Consistency::kDefault) spec.write_consistency = *write;
+      spec.linearizable = ks.linearizable();
       auto r = co_await coordinator_->CreateKeyspace(std::move(spec), create.if_not_exists());
       if (!r.ok()) {
         status = r.status();
@@ -358,6 +360,26 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       status =
           co_await coordinator_->DropKeyspace(std::move(*drop->mutable_name()), drop->if_exists());
       if (status.ok()) response->mutable_keyspace_drop();
+      break;
+    }
+    case wire::Request::kKeyspaceAlter: {
+      wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
+      cluster::KeyspaceChange change;
+      if (alter->has_linearizable()) change.linearizable = alter->linearizable();
+      auto read = LevelOf(alter->read_consistency());
+      auto write = LevelOf(alter->write_consistency());
+      if (!read.ok() || !write.ok()) {
+        status = read.ok() ? write.status() : read.status();
+        break;
+      }
+      if (*read != Consistency::kDefault) change.read_consistency = *read;
+      if (*write != Consistency::kDefault) change.write_consistency = *write;
+      auto r = co_await coordinator_->AlterKeyspace(std::move(*alter->mutable_name()), change);
+      if (!r.ok()) {
+        status = r.status();
+        break;
+      }
+      SetKeyspace(*r, response->mutable_keyspace_alter()->mutable_keyspace());
       break;
     }
     case wire::Request::kPing: {
