@@ -11,6 +11,7 @@
 // has the whole guide.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -126,6 +127,8 @@ class AsyncClient {
 
   // Round trip to a server; says which node answered.
   boost::asio::awaitable<Result<ServerInfo>> Ping();
+  // The answering node's counters since it started, by name (docs/operations.md).
+  boost::asio::awaitable<Result<std::map<std::string, uint64_t>>> Metrics();
 
   // Every node of the cluster with its state, as the node answering sees it.
   boost::asio::awaitable<Result<ClusterInfo>> ClusterStatus();
@@ -166,6 +169,7 @@ class Client {
   Status DropKeyspace(std::string name, bool if_exists = false);
   Result<KeyspaceInfo> AlterKeyspace(std::string name, KeyspaceChange change);
   Result<ServerInfo> Ping();
+  Result<std::map<std::string, uint64_t>> Metrics();
   Result<ClusterInfo> ClusterStatus();
 
  private:

@@ -406,6 +406,18 @@ asio::awaitable<Result<ServerInfo>> AsyncClient::Ping() {
   co_return ServerInfo{response->ping().node(), response->ping().server_version()};
 }
 
+asio::awaitable<Result<std::map<std::string, uint64_t>>> AsyncClient::Metrics() {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
+                impl->options().request_timeout);
+  request.mutable_metrics();
+  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  const auto& counters = response->metrics().counters();
+  co_return std::map<std::string, uint64_t>(counters.begin(), counters.end());
+}
+
 asio::awaitable<Result<ClusterInfo>> AsyncClient::ClusterStatus() {
   auto impl = impl_;
   wire::Request request;
@@ -496,6 +508,9 @@ Result<KeyspaceInfo> Client::AlterKeyspace(std::string name, KeyspaceChange chan
   return state_->Wait(state_->async.AlterKeyspace(std::move(name), std::move(change)));
 }
 Result<ServerInfo> Client::Ping() { return state_->Wait(state_->async.Ping()); }
+Result<std::map<std::string, uint64_t>> Client::Metrics() {
+  return state_->Wait(state_->async.Metrics());
+}
 Result<ClusterInfo> Client::ClusterStatus() { return state_->Wait(state_->async.ClusterStatus()); }
 
 }  // namespace cairn

@@ -618,6 +618,7 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
+  paxos_counters_.cas.fetch_add(1, std::memory_order_relaxed);
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
   StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
   storage::DataKey data_key = KeyOf(*ks, std::move(key));
@@ -926,6 +927,20 @@ ClusterInfo Coordinator::Cluster() const {
   info.formed = view_->topology() != nullptr;
   if (!info.formed) info.note = view_->NotFormedReason();
   return info;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
+  const PaxosCounters& c = paxos_counters_;
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {{"paxos.cas", get(c.cas)},
+          {"paxos.serial_reads", get(c.serial_reads)},
+          {"paxos.linearizable_writes", get(c.plain_writes)},
+          {"paxos.prepare_round_trips", get(c.prepares)},
+          {"paxos.propose_round_trips", get(c.proposes)},
+          {"paxos.commit_round_trips", get(c.commits)},
+          {"paxos.contended_retries", get(c.contended)},
+          {"paxos.completed_others", get(c.unfinished)},
+          {"paxos.timeouts", get(c.timeouts)}};
 }
 
 NodeInfo Coordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

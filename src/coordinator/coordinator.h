@@ -8,6 +8,7 @@
 // ask the level's count of live replicas, return the newest version and repair the stale ones.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -152,6 +153,9 @@ class Coordinator {
 
   NodeInfo Info() const;
 
+  // Counters since start, by name (see docs/operations.md): Paxos operations and round trips.
+  std::vector<std::pair<std::string, uint64_t>> Metrics() const;
+
   // Every node of the cluster with its state (from gossip) and the partitions it holds (0 before
   // the cluster has formed).
   Result<std::vector<NodeReport>> ClusterStatus() const;
@@ -256,6 +260,20 @@ class Coordinator {
   asio::awaitable<Result<std::optional<storage::StoredValue>>> SerialRead(
       const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
       Consistency serial, base::Deadline deadline);
+
+  // Paxos counters; relaxed atomics, read only by Metrics().
+  struct PaxosCounters {
+    std::atomic<uint64_t> cas{0};           // compare-and-swap operations
+    std::atomic<uint64_t> serial_reads{0};  // SERIAL reads
+    std::atomic<uint64_t> plain_writes{0};  // writes to linearizable keyspaces
+    std::atomic<uint64_t> prepares{0};      // prepare round trips
+    std::atomic<uint64_t> proposes{0};      // propose round trips
+    std::atomic<uint64_t> commits{0};       // commit round trips (awaited or not)
+    std::atomic<uint64_t> contended{0};     // rounds retried after a refusal or a timeout
+    std::atomic<uint64_t> unfinished{0};    // proposals of others completed along the way
+    std::atomic<uint64_t> timeouts{0};      // operations that ran out of time
+  };
+  mutable PaxosCounters paxos_counters_;
 
   // Constant after construction.
   const CoordinatorOptions options_;

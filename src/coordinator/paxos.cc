@@ -76,6 +76,13 @@ asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::Paxo
     const cluster::Topology& topology, const std::vector<uint32_t>& participants,
     const internode::Request& request, std::function<bool(const Phase<Response>&)> enough,
     base::Deadline deadline) {
+  if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
+    paxos_counters_.prepares.fetch_add(1, std::memory_order_relaxed);
+  } else if constexpr (std::is_same_v<Response, internode::PaxosProposeResponse>) {
+    paxos_counters_.proposes.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    paxos_counters_.commits.fetch_add(1, std::memory_order_relaxed);
+  }
   auto executor = co_await asio::this_coro::executor;
   auto phase = std::make_shared<Phase<Response>>(executor, participants.size(), std::move(enough));
   for (uint32_t node : participants) {
@@ -140,6 +147,7 @@ std::vector<uint32_t> Coordinator::PaxosParticipants(const ReplicaSet& set, Cons
 }
 
 asio::awaitable<void> Coordinator::Backoff(int attempt) {
+  paxos_counters_.contended.fetch_add(1, std::memory_order_relaxed);
   // Randomised and growing, so that contending proposers stop preempting each other.
   thread_local std::mt19937_64 rng(std::random_device{}());
   const int cap_ms = std::min(100, 2 << std::min(attempt, 6));
@@ -343,6 +351,7 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     if (read->pending) {
       // Finish what a previous round left accepted: it may have been chosen.
       const bool was_ours = ours(VersionOf(read->pending->version()));
+      if (!was_ours) paxos_counters_.unfinished.fetch_add(1, std::memory_order_relaxed);
       auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
                                                  *read->pending, deadline, &maybe_accepted);
       if (accepted >= quorum) {
@@ -398,6 +407,7 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     }
     co_await Backoff(attempt++);
   }
+  paxos_counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
   co_return Status::Timeout(
       maybe_accepted
           ? "the compare-and-swap was not decided before the deadline (contention or slow "
@@ -422,6 +432,7 @@ asio::awaitable<std::vector<Result<Version>>> Coordinator::LinearizableWrites(
   };
   auto executor = co_await asio::this_coro::executor;
   auto gather = std::make_shared<Gather>(executor, writes.size());
+  paxos_counters_.plain_writes.fetch_add(writes.size(), std::memory_order_relaxed);
   for (size_t i = 0; i < writes.size(); ++i) {
     asio::co_spawn(
         executor,
@@ -450,6 +461,7 @@ asio::awaitable<std::vector<Result<Version>>> Coordinator::LinearizableWrites(
 asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
     Consistency serial, base::Deadline deadline) {
+  paxos_counters_.serial_reads.fetch_add(1, std::memory_order_relaxed);
   const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
   size_t quorum = 0;
   cairn::Status why;
@@ -486,6 +498,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
     }
     co_await Backoff(attempt++);
   }
+  paxos_counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
   co_return Status::Timeout("the SERIAL read was not decided before the deadline (contention)", 0);
 }
 

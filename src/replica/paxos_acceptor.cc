@@ -24,6 +24,7 @@ storage::DataKey KeyOf(const internode::Mutation& m) {
 // The acceptor state of `key` and the key's data version, read inside the group.
 struct Loaded {
   internode::PaxosState state;
+  bool exists = false;  // whether a state record is stored
   std::optional<storage::StoredValue> current;
   std::string state_key;
 
@@ -34,14 +35,17 @@ struct Loaded {
   }
 };
 
-Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key) {
+// `with_data`: also read the key's data (commits do without).
+Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key, bool with_data = true) {
   Loaded out;
   out.state_key = storage::EncodeDataKey(key);
   auto raw = group.GetRaw(storage::Family::kPaxos, out.state_key);
   if (!raw.ok()) return raw.status();
-  if (raw->has_value() && !out.state.ParseFromString(**raw)) {
+  out.exists = raw->has_value();
+  if (out.exists && !out.state.ParseFromString(**raw)) {
     return Status::Internal("corrupt Paxos state");
   }
+  if (!with_data) return out;
   auto current = group.GetData(key);
   if (!current.ok()) return current.status();
   out.current = std::move(*current);
@@ -149,12 +153,13 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
   auto step = [ballot, mutation = std::move(mutation)](
                   storage::GroupView& group, internode::PaxosCommitResponse&) mutable -> Status {
     const storage::DataKey key = KeyOf(mutation);
-    auto loaded = Load(group, key);
+    auto loaded = Load(group, key, /*with_data=*/false);
     if (!loaded.ok()) return loaded.status();
     storage::WriteOp op = FromMutation(std::move(mutation));
+    // The data's version after the merge is at least the value's (counting only that may keep
+    // a state record that could have gone; never the other way round).
     const Version value_version = op.value.version;
-    Version data_version = value_version;
-    if (loaded->current) data_version = std::max(data_version, loaded->current->version);
+    const Version data_version = value_version;
     group.MergeData(op.key, std::move(op.value));
     internode::PaxosState& state = loaded->state;
     // The proposal accepted here is settled when it is this value or an older one.
@@ -168,7 +173,7 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
     Version promised = std::max(VersionOf(state.promised()), ballot);
     if (!state.pending() && !(data_version < promised)) {
       // Nothing pending, and the data's version alone keeps every older ballot out.
-      group.DeleteRaw(storage::Family::kPaxos, loaded->state_key);
+      if (loaded->exists) group.DeleteRaw(storage::Family::kPaxos, loaded->state_key);
     } else {
       SetVersion(promised, state.mutable_promised());
       group.PutRaw(storage::Family::kPaxos, loaded->state_key, state.SerializeAsString());

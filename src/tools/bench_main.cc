@@ -30,8 +30,22 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using cairn::base::Histogram;
 
-enum class Op { kGet, kPut, kPing };
-const char* OpName(Op op) { return op == Op::kGet ? "GET" : op == Op::kPut ? "PUT" : "PING"; }
+enum class Op { kGet, kPut, kCas, kPing };
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kGet:
+      return "GET";
+    case Op::kPut:
+      return "PUT";
+    case Op::kCas:
+      return "CAS";
+    case Op::kPing:
+      return "PING";
+  }
+  return "?";
+}
+
+bool IsCas(const std::string& workload) { return workload.starts_with("cas"); }
 
 struct Config {
   std::vector<std::string> servers{"127.0.0.1:7400"};
@@ -47,7 +61,7 @@ struct Config {
   bool baseline = false;
   bool json = false;
   std::string keyspace = "default";
-  std::string read_cl, write_cl;
+  std::string read_cl, write_cl, commit_cl;
   uint32_t timeout_ms = 5000;
 };
 
@@ -56,8 +70,10 @@ struct Tally {
   std::map<Op, Histogram> latency;  // nanoseconds
   std::map<Op, uint64_t> errors;
   std::map<std::string, uint64_t> error_kinds;
+  uint64_t cas_not_applied = 0;  // answered, but the condition no longer held (contention)
 
   void Merge(const Tally& other) {
+    cas_not_applied += other.cas_not_applied;
     for (const auto& [op, h] : other.latency) latency[op].Merge(h);
     for (const auto& [op, n] : other.errors) errors[op] += n;
     for (const auto& [k, n] : other.error_kinds) error_kinds[k] += n;
@@ -155,11 +171,34 @@ class Worker {
     const double reads = ReadFraction(config_.workload);
     std::string value(config_.value_size, '\0');
     for (auto& c : value) c = static_cast<char>('a' + rng() % 26);
+    // CAS workloads: the version this client last saw per key. "cas" gives every client a key of
+    // its own (uncontended: each swap applies); "cas-contended" shares --keys keys among all.
+    std::map<std::string, std::optional<cairn::Version>> seen;
+    const std::string own_key = fmt::format("bench:cas:{}:{}", index_, client);
     while (true) {
       const auto start = Clock::now();
       if (start >= end) co_return;
       const bool measured = start >= measure_from;
-      if (ping) {
+      if (!ping && IsCas(config_.workload)) {
+        std::string key = config_.workload == "cas" ? own_key : KeyName(key_dist(rng));
+        auto known = seen.find(key);
+        cairn::CasCondition condition = known != seen.end() && known->second
+                                            ? cairn::CasCondition::IfVersion(*known->second)
+                                            : cairn::CasCondition::IfNotExists();
+        cairn::WriteOptions options;
+        if (!config_.commit_cl.empty()) {
+          options.commit_consistency = cairn::ParseConsistency(config_.commit_cl);
+        }
+        auto r = co_await client_->Cas(key, condition, value, std::move(options));
+        Count(Op::kCas, r.status(), Clock::now() - start, measured);
+        if (r.ok()) {
+          if (measured && !r->applied) ++tally_.cas_not_applied;
+          seen[key] =
+              r->current ? std::optional<cairn::Version>(r->current->version) : std::nullopt;
+        } else {
+          seen.erase(key);
+        }
+      } else if (ping) {
         auto r = co_await client_->Ping();
         Count(Op::kPing, r.status(), Clock::now() - start, measured);
       } else if (coin(rng) < reads) {
@@ -241,6 +280,46 @@ void Print(const Config& config, const std::vector<Row>& rows) {
   }
 }
 
+// The counters of every server, summed (empty when one does not answer).
+std::map<std::string, uint64_t> ServerMetrics(const Config& config) {
+  std::map<std::string, uint64_t> sum;
+  for (const std::string& server : config.servers) {
+    cairn::ClientOptions options;
+    options.servers = {server};
+    options.connections_per_server = 1;
+    cairn::Client client(options);
+    auto m = client.Metrics();
+    if (!m.ok()) return {};
+    for (const auto& [name, value] : *m) sum[name] += value;
+  }
+  return sum;
+}
+
+// Paxos round trips per compare-and-swap, as the coordinators counted them over the run
+// (warm-up included on both sides of the ratio).
+void PrintPaxosRoundTrips(const std::map<std::string, uint64_t>& before,
+                          const std::map<std::string, uint64_t>& after) {
+  auto delta = [&](const std::string& name) -> double {
+    auto a = after.find(name);
+    auto b = before.find(name);
+    if (a == after.end() || b == before.end()) return 0;
+    return static_cast<double>(a->second - b->second);
+  };
+  const double cas = delta("paxos.cas");
+  if (cas == 0) {
+    std::cout << "Paxos round trips: no server metrics\n";
+    return;
+  }
+  const double prepare = delta("paxos.prepare_round_trips") / cas;
+  const double propose = delta("paxos.propose_round_trips") / cas;
+  const double commit = delta("paxos.commit_round_trips") / cas;
+  std::cout << fmt::format(
+      "Paxos round trips per CAS (server metrics): {:.2f} prepare + {:.2f} propose + {:.2f} "
+      "commit = {:.2f}; {:.3f} contended retries, {:.4f} timeouts per CAS\n",
+      prepare, propose, commit, prepare + propose + commit, delta("paxos.contended_retries") / cas,
+      delta("paxos.timeouts") / cas);
+}
+
 // Runs `body(worker)` on every worker at once, one thread each.
 template <typename Body>
 void OnAllWorkers(std::vector<std::unique_ptr<Worker>>& workers, Body body) {
@@ -262,7 +341,9 @@ int main(int argc, char** argv) {
   CLI::App app{
       "cairn-bench: load generator for Cairn (native protocol).\n"
       "Prints ops/s and p50/p99/p99.9 latency per operation. Workloads: a = 50% GET / "
-      "50% PUT, b = 95% GET / 5% PUT, c = 100% GET, w = 100% PUT."};
+      "50% PUT, b = 95% GET / 5% PUT, c = 100% GET, w = 100% PUT, cas = compare-and-swap on a "
+      "key per client, cas-contended = compare-and-swap on --keys shared keys (with the Paxos "
+      "round trips per swap from the servers' metrics)."};
   app.add_option("--server", config.servers, "HOST:PORT of a node (repeat for several)")
       ->capture_default_str();
   app.add_option("--clients", config.clients, "Concurrent clients (each one request at a time)")
@@ -274,9 +355,11 @@ int main(int argc, char** argv) {
   app.add_option("--connections", config.connections, "Connections per server per thread")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1024u));
-  app.add_option("--workload", config.workload, "a, b, c or w")
+  app.add_option("--workload", config.workload,
+                 "a, b, c, w; cas (compare-and-swap, a key per client) or cas-contended (all "
+                 "clients swap the --keys keys)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"a", "b", "c", "w"}));
+      ->check(CLI::IsMember({"a", "b", "c", "w", "cas", "cas-contended"}));
   app.add_option("--keys", config.keys, "Number of distinct keys")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
@@ -291,12 +374,15 @@ int main(int argc, char** argv) {
   app.add_option("--keyspace", config.keyspace, "Keyspace")->capture_default_str();
   app.add_option("--read-cl", config.read_cl, "Consistency level of reads");
   app.add_option("--write-cl", config.write_cl, "Consistency level of writes");
+  app.add_option("--commit-cl", config.commit_cl,
+                 "Commit level of compare-and-swap (default: the server's, QUORUM)");
   app.add_option("--timeout", config.timeout_ms, "Request timeout in ms")->capture_default_str();
   try {
     app.parse(argc, argv);
-    for (const auto* level : {&config.read_cl, &config.write_cl}) {
+    for (const auto* level : {&config.read_cl, &config.write_cl, &config.commit_cl}) {
       if (!level->empty() && !cairn::ParseConsistency(*level)) {
-        throw CLI::ValidationError("--read-cl/--write-cl", "unknown consistency level " + *level);
+        throw CLI::ValidationError("--read-cl/--write-cl/--commit-cl",
+                                   "unknown consistency level " + *level);
       }
     }
   } catch (const CLI::ParseError& e) {
@@ -311,17 +397,23 @@ int main(int argc, char** argv) {
     workers.push_back(std::make_unique<Worker>(config, t, share));
   }
   if (!config.json) {
+    const std::string mix =
+        IsCas(config.workload)
+            ? std::string(config.workload == "cas" ? "compare-and-swap, one key per client"
+                                                   : "compare-and-swap on shared keys")
+            : fmt::format("{:.0f}% GET, {:.0f}% PUT", ReadFraction(config.workload) * 100,
+                          (1 - ReadFraction(config.workload)) * 100);
     std::cout << fmt::format(
-        "cairn-bench {}: workload {} ({:.0f}% GET, {:.0f}% PUT), {} clients on {} thread(s) x {} "
-        "connection(s) per server, {} keys, {}-byte values, {:.0f} s (+{:.0f} s warm-up)\n",
-        CAIRN_VERSION, config.workload, ReadFraction(config.workload) * 100,
-        (1 - ReadFraction(config.workload)) * 100, config.clients, config.threads,
-        config.connections, config.keys, config.value_size, config.duration_s, config.warmup_s);
+        "cairn-bench {}: workload {} ({}), {} clients on {} thread(s) x {} connection(s) per "
+        "server, {} keys, {}-byte values, {:.0f} s (+{:.0f} s warm-up)\n",
+        CAIRN_VERSION, config.workload, mix, config.clients, config.threads, config.connections,
+        IsCas(config.workload) && config.workload == "cas" ? uint64_t{config.clients} : config.keys,
+        config.value_size, config.duration_s, config.warmup_s);
   }
 
   std::vector<Row> rows;
   int exit_code = 0;
-  if (config.load && ReadFraction(config.workload) > 0) {
+  if (config.load && !IsCas(config.workload) && ReadFraction(config.workload) > 0) {
     if (!config.json) std::cerr << "loading " << config.keys << " keys...\n";
     const auto start = Clock::now();
     const uint64_t per = (config.keys + config.threads - 1) / config.threads;
@@ -340,6 +432,7 @@ int main(int argc, char** argv) {
     if (!load.errors.empty()) exit_code = 3;
   }
 
+  uint64_t cas_not_applied = 0;
   auto run_phase = [&](const std::string& name, bool ping) {
     const auto measure_from = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                                  std::chrono::duration<double>(config.warmup_s));
@@ -347,6 +440,7 @@ int main(int argc, char** argv) {
                                         std::chrono::duration<double>(config.duration_s));
     OnAllWorkers(workers, [&](Worker& w) { w.Run(ping, measure_from, end); });
     Tally t = Collect(workers);
+    if (!ping) cas_not_applied = t.cas_not_applied;
     auto phase_rows = Rows(name, t, config.duration_s);
     rows.insert(rows.end(), phase_rows.begin(), phase_rows.end());
     for (const auto& [kind, n] : t.error_kinds) {
@@ -356,11 +450,24 @@ int main(int argc, char** argv) {
     for (const auto& [op, h] : t.latency) ops += h.count();
     return ops / config.duration_s;
   };
+  const auto before = ServerMetrics(config);
   const double run_rate = run_phase("run", false);
+  const auto after = ServerMetrics(config);
   double ping_rate = 0;
   if (config.baseline) ping_rate = run_phase("baseline", true);
 
   Print(config, rows);
+  if (IsCas(config.workload) && !config.json) {
+    uint64_t swaps = 0;
+    for (const Row& r : rows) {
+      if (r.phase == "run" && r.op == "CAS") swaps = r.ops;
+    }
+    std::cout << fmt::format(
+        "CAS answered {} times: {} applied, {} not applied (condition lost "
+        "to another client)\n",
+        swaps, swaps - cas_not_applied, cas_not_applied);
+    PrintPaxosRoundTrips(before, after);
+  }
   if (config.baseline && !config.json && ping_rate > 0) {
     std::cout << fmt::format(
         "run/baseline throughput ratio: {:.2f} (workload {} vs PING, same "

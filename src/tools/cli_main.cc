@@ -276,6 +276,8 @@ int main(int argc, char** argv) {
   ks_drop->add_flag("--if-exists", if_exists, "Succeed if it does not exist");
 
   auto* ping = app.add_subcommand("ping", "Check that the server answers");
+  auto* metrics = app.add_subcommand(
+      "metrics", "Print the node's counters since it started (Paxos operations, round trips)");
   auto* status = app.add_subcommand(
       "status",
       "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints");
@@ -567,6 +569,16 @@ int main(int argc, char** argv) {
                                  n->rack.empty() ? "?" : n->rack, human(n->load_bytes),
                                  n->partitions, n->hints_pending, n->self ? "  (this node)" : "");
       }
+    }
+    return kExitOk;
+  }
+  if (*metrics) {
+    auto r = client.Metrics();
+    if (!r.ok()) return Fail(r.status());
+    if (g.json) {
+      PrintJson(Json(*r));
+    } else {
+      for (const auto& [name, value] : *r) std::cout << name << " " << value << "\n";
     }
     return kExitOk;
   }

@@ -144,6 +144,26 @@ TEST_F(CliTest, KeyspaceAdmin) {
   EXPECT_EQ(Cli({"keyspace", "create", "bad name"}).exit_code, 2);
 }
 
+TEST_F(CliTest, MetricsCountPaxosRoundTrips) {
+  auto before = nlohmann::json::parse(Cli({"--json", "metrics"}).out);
+  ASSERT_EQ(Cli({"cas", "m", "1", "--expect-absent"}).exit_code, 0);
+  ASSERT_EQ(Cli({"--cl", "serial", "get", "m"}).exit_code, 0);
+  auto after = nlohmann::json::parse(Cli({"--json", "metrics"}).out);
+  auto delta = [&](const char* name) {
+    return after[name].get<uint64_t>() - before[name].get<uint64_t>();
+  };
+  EXPECT_EQ(delta("paxos.cas"), 1u);
+  EXPECT_EQ(delta("paxos.serial_reads"), 1u);
+  // Uncontended: one prepare, one propose and one commit for the swap, one prepare for the read.
+  EXPECT_EQ(delta("paxos.prepare_round_trips"), 2u);
+  EXPECT_EQ(delta("paxos.propose_round_trips"), 1u);
+  EXPECT_EQ(delta("paxos.commit_round_trips"), 1u);
+  EXPECT_EQ(delta("paxos.timeouts"), 0u);
+  auto text = Cli({"metrics"});
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_NE(text.out.find("paxos.cas "), std::string::npos);
+}
+
 TEST_F(CliTest, LinearizableKeyspaceCreateAndAlter) {
   ASSERT_EQ(Cli({"keyspace", "create", "ledger", "--rf", "1", "--linearizable"}).exit_code, 0);
   auto desc = nlohmann::json::parse(Cli({"--json", "keyspace", "describe", "ledger"}).out);

@@ -389,6 +389,11 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       out->set_server_version(info.server_version);
       break;
     }
+    case wire::Request::kMetrics: {
+      auto* out = response->mutable_metrics()->mutable_counters();
+      for (const auto& [name, value] : coordinator_->Metrics()) (*out)[name] = value;
+      break;
+    }
     case wire::Request::kClusterStatus: {
       auto r = coordinator_->ClusterStatus();
       if (!r.ok()) {
