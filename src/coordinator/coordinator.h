@@ -209,7 +209,8 @@ class Coordinator {
   template <typename Response>
   class Phase;
   struct PaxosRead {
-    Version ballot;                               // promised by a quorum
+    Version ballot;                               // the ballot prepared
+    bool promised = false;                        // by a quorum (else a lazy read: see below)
     std::optional<storage::StoredValue> current;  // the newest data among the promisers
     size_t current_holders = 0;                   // promisers whose data has that version
     std::optional<internode::Mutation> pending;   // accepted, perhaps chosen, not yet committed
@@ -231,11 +232,15 @@ class Coordinator {
                                              internode::Mutation mutation,
                                              std::optional<Consistency> level,
                                              base::Deadline deadline);
-  // Prepares a fresh ballot until a quorum promises it (or the deadline).
+  // Prepares a fresh ballot until a quorum promises it (or the deadline). A `lazy` prepare may
+  // also end as a read of a quorum that did not all promise (`promised` false): replicas with
+  // nothing to finish and data failing `condition` (null: any) answer without promising.
   asio::awaitable<Result<PaxosRead>> PaxosPrepareRound(const cluster::Topology& topology,
                                                        const storage::DataKey& key,
                                                        const std::vector<uint32_t>& participants,
-                                                       size_t quorum, base::Deadline deadline);
+                                                       size_t quorum, bool lazy,
+                                                       const CasCondition* condition,
+                                                       base::Deadline deadline);
   // Proposes `mutation` under `ballot`; returns how many accepted. Sets `maybe_accepted` unless
   // every participant refused.
   asio::awaitable<size_t> PaxosProposeRound(const cluster::Topology& topology,

@@ -225,37 +225,51 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology&
 
 asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
     const cluster::Topology& topology, const storage::DataKey& key,
-    const std::vector<uint32_t>& participants, size_t quorum, base::Deadline deadline) {
+    const std::vector<uint32_t>& participants, size_t quorum, bool lazy,
+    const CasCondition* condition, base::Deadline deadline) {
   internode::Request request;
   auto* prepare = request.mutable_paxos_prepare();
   prepare->mutable_key()->set_partition(key.partition);
   prepare->mutable_key()->set_keyspace(key.keyspace);
   prepare->mutable_key()->set_key(key.key);
+  prepare->set_lazy(lazy);
+  if (lazy && condition != nullptr) replica::ToProto(*condition, prepare->mutable_condition());
   int attempt = 0;
   while (base::Clock::now() < deadline) {
     const Version ballot{clock_->Now(), identity_.node_id};
     SetVersion(ballot, prepare->mutable_ballot());
-    std::function<bool(const Phase<internode::PaxosPrepareResponse>&)> promises =
+    prepare->set_now_ms(wall_->NowMillis());
+    // Done once a quorum promised, or a quorum answered and some of them as reads (the proposer
+    // may not need promises), or too many refused.
+    std::function<bool(const Phase<internode::PaxosPrepareResponse>&)> enough =
         [quorum](const Phase<internode::PaxosPrepareResponse>& p) {
-          size_t yes = 0, no = 0;
+          size_t yes = 0, skipped = 0, no = 0;
           for (const auto& [node, r] : p.answers()) {
-            if (r.ok() && r->promised()) ++yes;
-            if (r.ok() && !r->promised()) ++no;
+            if (!r.ok()) continue;
+            if (r->promised()) {
+              ++yes;
+            } else if (r->skipped()) {
+              ++skipped;
+            } else {
+              ++no;
+            }
           }
-          return yes >= quorum || no > p.participants() - quorum;
+          return yes >= quorum || (skipped > 0 && yes + skipped >= quorum) ||
+                 no > p.participants() - quorum;
         };
     auto phase = co_await PaxosPhase<internode::PaxosPrepareResponse>(topology, participants,
-                                                                      request, promises, deadline);
+                                                                      request, enough, deadline);
     PaxosRead read;
     read.ballot = ballot;
-    size_t yes = 0;
+    size_t yes = 0, answered = 0;
     Version floor;
-    std::vector<Version> held;  // each promiser's data version
+    std::vector<Version> held;  // the data version of each replica that answered as a read
     for (const auto& [node, r] : phase->answers()) {
       if (!r.ok()) continue;
       floor = std::max(floor, VersionOf(r->floor()));
-      if (!r->promised()) continue;
-      ++yes;
+      if (!r->promised() && !r->skipped()) continue;  // refused: its answer is not a read
+      if (r->promised()) ++yes;
+      ++answered;
       held.push_back(r->found() ? VersionOf(r->current().version()) : Version{});
       if (r->found()) {
         StoredValue v = replica::FromMutation(internode::Mutation(r->current())).value;
@@ -267,12 +281,13 @@ asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
         read.pending_ballot = VersionOf(r->accepted_ballot());
       }
     }
-    if (yes >= quorum) {
+    if (yes >= quorum || (answered >= quorum && answered > yes)) {
+      read.promised = yes >= quorum;
       if (read.current) {
         read.current_holders =
             static_cast<size_t>(std::count(held.begin(), held.end(), read.current->version));
       }
-      // A pending proposal is unsettled only if no promiser's data has its value yet.
+      // A pending proposal is unsettled only if no answer's data has its value yet.
       if (read.pending && read.current &&
           !(read.current->version < VersionOf(read.pending->version()))) {
         read.pending.reset();
@@ -345,9 +360,17 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
                        : std::optional<Record>(Record{v.value, v.version, v.expires_at_ms});
   };
   int attempt = 0;
+  // A conditional write starts lazily: when its condition fails, it answers from a quorum read
+  // without taking promises away from a proposer that is about to win.
+  bool lazy = condition != nullptr;
   while (base::Clock::now() < deadline) {
-    auto read = co_await PaxosPrepareRound(topology, key, participants, quorum, deadline);
+    auto read =
+        co_await PaxosPrepareRound(topology, key, participants, quorum, lazy, condition, deadline);
     if (!read.ok()) break;
+    if (read->pending && !read->promised) {
+      lazy = false;  // something to finish: that needs promises
+      continue;
+    }
     if (read->pending) {
       // Finish what a previous round left accepted: it may have been chosen.
       const bool was_ours = ours(VersionOf(read->pending->version()));
@@ -386,6 +409,10 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       CasResult result;
       if (current != nullptr) result.current = LiveRecord(*current, now);
       co_return result;
+    }
+    if (!read->promised) {
+      lazy = false;  // the condition holds on the newest value: now take the promises
+      continue;
     }
     StoredValue proposal = value;
     proposal.version = read->ballot;
@@ -469,20 +496,27 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
   if (!why.ok()) co_return why;
   int attempt = 0;
   bool unused = false;
+  bool lazy = true;  // a read promises nothing unless it has something to finish
   while (base::Clock::now() < deadline) {
-    auto read = co_await PaxosPrepareRound(topology, key, participants, quorum, deadline);
+    auto read =
+        co_await PaxosPrepareRound(topology, key, participants, quorum, lazy, nullptr, deadline);
     if (!read.ok()) co_return read.status();
     if (!read->pending) {
       if (read->current && read->current_holders < quorum) {
         // The newest value is on fewer than a quorum (a commit or a write cut short): complete
-        // it, so that a QUORUM read that follows this one cannot miss it.
+        // it, so that a QUORUM read that follows this one cannot miss it. Committed under its
+        // own version, it promises nothing newer and so preempts no one.
         internode::Mutation m;
         replica::ToMutation(key, *read->current, &m);
-        Status s = co_await PaxosCommit(topology, set, read->ballot, std::move(m),
+        Status s = co_await PaxosCommit(topology, set, read->current->version, std::move(m),
                                         Consistency::kQuorum, deadline);
         if (!s.ok()) co_return s;
       }
       co_return std::move(read->current);
+    }
+    if (!read->promised) {
+      lazy = false;
+      continue;
     }
     // A proposal may have been chosen but not committed: finish it before answering, so that no
     // later read can see an older value than this one.

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cairn/types.h"
+#include "proto/internode.pb.h"
 #include "storage/format.h"
 
 namespace cairn::replica {
@@ -21,5 +22,9 @@ struct Condition {
 // `now_ms`. Tombstones and expired values count as absent.
 bool ConditionHolds(const Condition& condition, const storage::StoredValue* current,
                     uint64_t now_ms);
+
+void ToProto(const Condition& condition, internode::Condition* out);
+// nullopt when no condition is set.
+std::optional<Condition> FromProto(const internode::Condition& proto);
 
 }  // namespace cairn::replica

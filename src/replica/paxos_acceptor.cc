@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "replica/condition.h"
 #include "replica/internode_service.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
@@ -80,13 +81,29 @@ asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
     const internode::PaxosPrepareRequest& request, base::Deadline deadline) {
   const storage::DataKey key = KeyOf(request.key());
   const Version ballot = VersionOf(request.ballot());
+  // A lazy prepare without a condition (a SERIAL read) never needs the promise for itself.
+  std::optional<Condition> condition;
+  if (request.lazy() && request.has_condition()) condition = FromProto(request.condition());
+  const bool lazy = request.lazy();
+  const uint64_t now_ms = request.now_ms();
   // Named, not a temporary: see the g++ 12 note in coordinator.h.
-  auto step = [key, ballot](storage::GroupView& group,
-                            internode::PaxosPrepareResponse& out) -> Status {
+  auto step = [key, ballot, lazy, condition = std::move(condition), now_ms](
+                  storage::GroupView& group, internode::PaxosPrepareResponse& out) -> Status {
     auto loaded = Load(group, key);
     if (!loaded.ok()) return loaded.status();
     const Version floor = loaded->Floor();
-    if (floor < ballot) {
+    const internode::PaxosState& state = loaded->state;
+    // An accepted proposal whose value the data already holds (or has passed) is settled.
+    const bool unsettled =
+        state.pending() &&
+        (!loaded->current || loaded->current->version < VersionOf(state.accepted().version()));
+    const storage::StoredValue* current = loaded->current ? &*loaded->current : nullptr;
+    if (lazy && !unsettled && !(condition && ConditionHolds(*condition, current, now_ms))) {
+      // Answered as a read: nothing here for the proposer to finish, and its condition fails
+      // on this data, so it will most likely not write. No promise, nothing written.
+      out.set_skipped(true);
+      SetVersion(floor, out.mutable_floor());
+    } else if (floor < ballot) {
       SetVersion(ballot, loaded->state.mutable_promised());
       group.PutRaw(storage::Family::kPaxos, loaded->state_key, loaded->state.SerializeAsString());
       out.set_promised(true);
@@ -95,10 +112,7 @@ asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
       out.set_promised(false);
       SetVersion(floor, out.mutable_floor());
     }
-    // An accepted proposal whose value the data already holds (or has passed) is settled.
-    const internode::PaxosState& state = loaded->state;
-    if (state.pending() &&
-        (!loaded->current || loaded->current->version < VersionOf(state.accepted().version()))) {
+    if (unsettled) {
       out.set_pending(true);
       *out.mutable_accepted_ballot() = state.accepted_ballot();
       *out.mutable_accepted() = state.accepted();

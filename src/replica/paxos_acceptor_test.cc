@@ -48,11 +48,15 @@ class PaxosAcceptorTest : public ::testing::Test {
     return f.get();
   }
 
-  internode::PaxosPrepareResponse Prepare(uint64_t ballot) {
+  // `lazy` with `expect_value`: an IF value = x swap's lazy prepare; lazy alone: a SERIAL read's.
+  internode::PaxosPrepareResponse Prepare(uint64_t ballot, bool lazy = false,
+                                          std::optional<std::string> expect_value = {}) {
     internode::PaxosPrepareRequest r;
     r.mutable_key()->set_keyspace(1);
     r.mutable_key()->set_key("k");
     *r.mutable_ballot() = V(ballot);
+    r.set_lazy(lazy);
+    if (expect_value) r.mutable_condition()->set_if_value(*expect_value);
     auto out = Run(acceptor_->Prepare(r, base::Clock::now() + 5s));
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? *out : internode::PaxosPrepareResponse();
@@ -180,6 +184,35 @@ TEST_F(PaxosAcceptorTest, PendingIsKeptUntilItsValueIsCommitted) {
   EXPECT_EQ(next.accepted().value(), "a");
   Commit(11, Value(10, "a"));
   EXPECT_FALSE(Prepare(12).pending());
+}
+
+TEST_F(PaxosAcceptorTest, LazyPrepareReadsWithoutPromisingWhenItWillNotWrite) {
+  EXPECT_TRUE(Prepare(10).promised());
+  EXPECT_TRUE(Propose(10, Value(10, "a")));
+  Commit(10, Value(10, "a"));
+  // A swap whose condition fails here, and a SERIAL read: answered as reads, nothing promised.
+  auto stale = Prepare(20, /*lazy=*/true, "b");
+  EXPECT_TRUE(stale.skipped());
+  EXPECT_FALSE(stale.promised());
+  ASSERT_TRUE(stale.found());
+  EXPECT_EQ(stale.current().value(), "a");
+  EXPECT_TRUE(Prepare(30, /*lazy=*/true).skipped());
+  EXPECT_EQ(StateRecords(), 0u);  // nothing written
+  // A lower ballot than those is still promised: they took nothing.
+  EXPECT_TRUE(Prepare(15).promised());
+  // A swap whose condition holds here promises as usual.
+  auto fresh = Prepare(16, /*lazy=*/true, "a");
+  EXPECT_TRUE(fresh.promised());
+  EXPECT_FALSE(fresh.skipped());
+}
+
+TEST_F(PaxosAcceptorTest, LazyPrepareStillPromisesWhenSomethingIsUnfinished) {
+  EXPECT_TRUE(Prepare(10).promised());
+  EXPECT_TRUE(Propose(10, Value(10, "a")));  // accepted, never committed
+  auto read = Prepare(20, /*lazy=*/true);
+  EXPECT_FALSE(read.skipped());
+  EXPECT_TRUE(read.promised());  // the reader will have to finish it, which needs the promise
+  EXPECT_TRUE(read.pending());
 }
 
 }  // namespace
