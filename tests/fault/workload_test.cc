@@ -1,0 +1,680 @@
+// The fault workloads of issue #4: real client workloads on a 5-node cluster (replication factor
+// 3) while a seeded FaultSchedule kills, pauses, restarts with clock skew, isolates, partitions and
+// cuts nodes one way, each checked by an invariant a user relies on:
+//
+//   CasCounters            SERIAL reads and compare-and-swap increments of 20 counters:
+//                          the history is linearizable, and every counter ends between its
+//                          acknowledged increments and those plus the unknown ones.
+//   LinearizableKeyspace   plain PUTs and DELETEs, compare-and-swap and QUORUM reads in a
+//                          keyspace created linearizable: the whole history is linearizable.
+//   NoLostWrites           QUORUM writes of unique keys and some overwrites: after the faults,
+//                          every acknowledged write reads back at QUORUM (or something newer).
+//
+// Short by default (25 s of faults each); CAIRN_FAULT_LONG=1 runs 5 minutes of faults
+// each. CAIRN_FAULT_SEED=N replays a schedule. A failed check saves the history (and the nodes'
+// logs) under build/fault-histories/ or CAIRN_FAULT_HISTORY_DIR and prints how to re-check it
+// and replay the seed. docs/testing.md describes them.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "tests/fault/netns_cluster.h"
+#include "tests/linearizability/history.h"
+#include "tests/linearizability/linearizability.h"
+#include "tests/linearizability/lost_writes.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using checkers::History;
+using checkers::Op;
+using checkers::OpKind;
+using checkers::Outcome;
+using checkers::Value;
+
+constexpr size_t kNodes = 5;
+constexpr size_t kClients = 10;
+constexpr size_t kKeys = 20;
+
+#define ASSERT_OK(expr)                                               \
+  do {                                                                \
+    const ::cairn::Status status_ = (expr);                           \
+    ASSERT_TRUE(status_.ok()) << #expr << ": " << status_.ToString(); \
+  } while (0)
+
+bool LongRun() {
+  const char* v = std::getenv("CAIRN_FAULT_LONG");
+  return v != nullptr && std::string(v) == "1";
+}
+
+// Op times: one monotonic clock shared by every client thread of the process.
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// What a write's or compare-and-swap's error says about its effect. Only two answers guarantee
+// that nothing was written: a request the server rejected as malformed, and UNAVAILABLE from a
+// coordinator that counted too few live replicas before sending anything ("nothing was
+// written"). Anything else (TIMEOUT, a lost connection, INTERNAL, a commit cut short) may have
+// applied, now or later.
+Outcome WriteOutcome(const Status& s) {
+  if (s.ok()) return Outcome::kOk;
+  if (s.code() == Code::kInvalidArgument) return Outcome::kFailed;
+  if (s.code() == Code::kUnavailable &&
+      s.message().find("nothing was written") != std::string::npos) {
+    return Outcome::kFailed;
+  }
+  return Outcome::kUnknown;
+}
+
+Value ValueOf(const std::optional<Record>& record) {
+  return record ? Value(record->value) : Value();
+}
+
+// A counter's value: absent is 0; -1 when it is not a number (the final check then fails).
+int64_t CounterOf(const Value& v) {
+  if (!v) return 0;
+  int64_t n = -1;
+  const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+  return ec == std::errc() && end == v->data() + v->size() ? n : -1;
+}
+
+// "reads 812 (ok 790, failed 22); writes ...": one line per run, for the test log.
+std::string CountOps(const History& history) {
+  struct Counts {
+    size_t ok = 0, unknown = 0, failed = 0, applied = 0;
+  };
+  std::map<OpKind, Counts> by_kind;
+  for (const Op& op : history.ops) {
+    Counts& c = by_kind[op.kind];
+    if (op.outcome == Outcome::kOk) ++c.ok;
+    if (op.outcome == Outcome::kUnknown) ++c.unknown;
+    if (op.outcome == Outcome::kFailed) ++c.failed;
+    if (op.outcome == Outcome::kOk && op.applied) ++c.applied;
+  }
+  std::string out = fmt::format("{} ops:", history.ops.size());
+  for (const auto& [kind, c] : by_kind) {
+    const char* name = kind == OpKind::kRead ? "reads" : kind == OpKind::kWrite ? "writes" : "cas";
+    out += fmt::format(" {} {} (ok {}", name, c.ok + c.unknown + c.failed, c.ok);
+    if (kind == OpKind::kCas) out += fmt::format(" of which applied {}", c.applied);
+    out += fmt::format(", unknown {}, failed {});", c.unknown, c.failed);
+  }
+  return out;
+}
+
+// Client threads of a workload. Stop() (or the destructor, when an assertion returns early)
+// raises the stop flag and joins every thread, so no thread outlives the clients it uses or the
+// cluster: declare it after both, and after the FaultRun that watches the same flag.
+class ClientThreads {
+ public:
+  explicit ClientThreads(std::atomic<bool>& stop) : stop_(stop) {}
+  ~ClientThreads() { Stop(); }
+  ClientThreads(const ClientThreads&) = delete;
+  ClientThreads& operator=(const ClientThreads&) = delete;
+
+  // Runs body(i) on thread i, for i in [0, n).
+  void Start(size_t n, const std::function<void(size_t)>& body) {
+    for (size_t i = 0; i < n; ++i) threads_.emplace_back(body, i);
+  }
+  void Stop() {
+    stop_ = true;
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  std::atomic<bool>& stop_;
+  std::vector<std::thread> threads_;
+};
+
+class FaultWorkloadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string reason = NetnsCluster::UnsupportedReason(); !reason.empty()) {
+      std::cout << "skipping the fault workloads: " << reason << "\n";
+      GTEST_SKIP() << reason;
+    }
+    test_name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::cout << fmt::format("{} variant: {} s of faults\n", LongRun() ? "long" : "short",
+                             FaultDuration().count() / 1000);
+  }
+
+  void TearDown() override {
+    if (cluster_ && HasFailure()) SaveLogs();
+  }
+
+  static std::chrono::milliseconds FaultDuration() { return LongRun() ? 300s : 25s; }
+
+  void StartCluster() {
+    const auto started = std::chrono::steady_clock::now();
+    NetnsCluster::Options o;
+    o.nodes = kNodes;
+    auto c = NetnsCluster::Start(dir_.Sub("cluster"), o);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cluster_ = std::move(*c);
+    std::cout << fmt::format("{} nodes up in {:.1f} s\n", kNodes, SecondsSince(started));
+  }
+
+  // A schedule of every kind of fault from CAIRN_FAULT_SEED (or a random seed), with at most
+  // `max_down` nodes affected at once.
+  FaultSchedule Schedule(size_t max_down) {
+    FaultSchedule::Options o;
+    o.nodes = kNodes;
+    o.duration = FaultDuration();
+    o.max_down = max_down;
+    if (!LongRun()) {
+      // Shorter faults and gaps, so that 25 s hold several of them. Kills and isolations still
+      // last long enough (over the ~4 s the failure detector takes) for peers to see the node
+      // DOWN and coordinators to take the "not enough replicas" path as well as the timeout one.
+      o.min_fault = 1500ms;
+      o.max_fault = 6s;
+      o.min_gap = 1s;
+      o.max_gap = 3s;
+      o.quiet_end = 2s;
+    }
+    FaultSchedule schedule(FaultSchedule::SeedFromEnvironment(), o);
+    seed_ = schedule.seed();
+    std::cout << fmt::format("{}: fault schedule seed {} (max_down {}):\n{}", test_name_, seed_,
+                             max_down, schedule.ToString());
+    return schedule;
+  }
+
+  // One client per workload thread, each spreading its requests over every node. The timeout is
+  // the server's deadline too: short enough that a paused coordinator costs a thread little.
+  std::vector<std::unique_ptr<Client>> NewClients(size_t n) {
+    std::vector<std::unique_ptr<Client>> clients;
+    for (size_t i = 0; i < n; ++i) {
+      ClientOptions o;
+      o.request_timeout = 3s;
+      o.connect_timeout = 1s;
+      auto c = cluster_->NewClient({}, o);
+      EXPECT_TRUE(c.ok()) << c.status().ToString();
+      if (!c.ok()) return {};
+      clients.push_back(std::move(*c));
+    }
+    return clients;
+  }
+
+  // Runs the schedule while `body(client)` runs on kClients threads (one client each), until
+  // the schedule ends; then waits for every node to see every node UP.
+  void RunWorkload(const FaultSchedule& schedule, const std::vector<std::unique_ptr<Client>>& c,
+                   const std::function<void(size_t, Client&, const std::atomic<bool>&)>& body) {
+    ASSERT_EQ(c.size(), kClients);
+    std::atomic<bool> stop{false};
+    const auto started = std::chrono::steady_clock::now();
+    cluster_->Note("workload started");
+    FaultRun run = schedule.Run(*cluster_, schedule.options().duration, stop);
+    ClientThreads threads(stop);
+    threads.Start(kClients, [&](size_t i) { body(i, *c[i], stop); });
+    const Status faults = run.Wait();
+    threads.Stop();
+    cluster_->Note("workload stopped");
+    std::cout << fmt::format("workload ran {:.1f} s\n", SecondsSince(started));
+    // A fault that could not be applied (say, a node that did not restart) fails the run, but
+    // the checks below still run: they say more.
+    EXPECT_TRUE(faults.ok()) << faults.ToString();
+    const auto healed = std::chrono::steady_clock::now();
+    ASSERT_OK(cluster_->WaitForAllUp(60s));
+    std::cout << fmt::format("all nodes UP {:.1f} s after the schedule ended\n",
+                             SecondsSince(healed));
+  }
+
+  // Checks `history`, prints what it took, and on a violation (or no verdict) saves it and fails.
+  void CheckHistory(const History& history) {
+    std::cout << fmt::format("{} seed {}: {}\n", test_name_, seed_, CountOps(history));
+    const auto started = std::chrono::steady_clock::now();
+    const checkers::CheckResult result = checkers::CheckLinearizable(history);
+    std::cout << fmt::format("{} seed {}: {} ({} keys, {} checker steps, {:.2f} s)\n", test_name_,
+                             seed_, checkers::VerdictName(result.verdict), result.keys_checked,
+                             result.steps, SecondsSince(started));
+    if (result.linearizable()) return;
+    const std::string saved = SaveFailure(history);
+    ADD_FAILURE() << fmt::format("the history is {} (key \"{}\", seed {})\n{}\n{}",
+                                 checkers::VerdictName(result.verdict), result.key, seed_,
+                                 result.explanation, saved);
+  }
+
+  // Where failing runs are kept: CAIRN_FAULT_HISTORY_DIR, else build/fault-histories.
+  static std::filesystem::path HistoryDir() {
+    if (const char* dir = std::getenv("CAIRN_FAULT_HISTORY_DIR"); dir != nullptr && *dir) {
+      return dir;
+    }
+    return CAIRN_FAULT_HISTORY_DEFAULT_DIR;
+  }
+  std::string FileStem() const { return fmt::format("{}-seed{}", test_name_, seed_); }
+
+  // Saves `history` in the test's temp dir and in HistoryDir(); returns what to tell the user:
+  // where it is, how to re-check it and how to replay the seed. Saves once per test.
+  std::string SaveFailure(const History& history) {
+    if (!saved_.empty()) return saved_;
+    std::string error;
+    const std::string local = dir_.Sub(FileStem() + ".jsonl");
+    if (!checkers::SaveHistory(history, local, &error))
+      return "could not save the history: " + error;
+    std::error_code ec;
+    const std::filesystem::path kept = HistoryDir() / (FileStem() + ".jsonl");
+    std::filesystem::create_directories(HistoryDir(), ec);
+    std::filesystem::copy_file(local, kept, std::filesystem::copy_options::overwrite_existing, ec);
+    const std::string where =
+        ec ? fmt::format("{} (copy to {} failed: {})", local, kept.string(), ec.message())
+           : kept.string();
+    std::string self = "build/release/bin/cairn_fault_workload_test";
+    if (auto exe = std::filesystem::read_symlink("/proc/self/exe", ec); !ec) self = exe.string();
+    std::string out = fmt::format(
+        "history saved to {}\n"
+        "re-check it:     {} {}\n"
+        "replay the seed: CAIRN_FAULT_SEED={} {} --gtest_filter=FaultWorkloadTest.{}",
+        where, CAIRN_CHECK_HISTORY_BIN, ec ? local : kept.string(), seed_, self, test_name_);
+    std::cout << out << "\n";
+    saved_ = out;
+    return out;
+  }
+
+  // The fault log and every node's log next to the history (the temp dir goes with the test).
+  void SaveLogs() {
+    std::error_code ec;
+    std::filesystem::create_directories(HistoryDir(), ec);
+    const std::filesystem::path path = HistoryDir() / (FileStem() + ".log");
+    std::ofstream out(path);
+    out << "fault schedule seed " << seed_ << "\n";
+    for (const std::string& line : cluster_->FaultLog()) out << line << "\n";
+    out << cluster_->Logs();
+    std::cout << "fault log and node logs saved to " << path.string() << "\n";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<NetnsCluster> cluster_;
+  std::string test_name_;
+  uint64_t seed_ = 0;
+  std::string saved_;  // what SaveFailure() said, once it saved
+};
+
+std::vector<std::string> Keys(const std::string& prefix) {
+  std::vector<std::string> keys;
+  for (size_t k = 0; k < kKeys; ++k) keys.push_back(fmt::format("{}{:02}", prefix, k));
+  return keys;
+}
+
+// Backs off a little after an error, so that an outage is not a busy loop on 2 cores.
+void BackOff(std::mt19937_64& rng) { std::this_thread::sleep_for(20ms + 1ms * (rng() % 60)); }
+
+// Reads `key` at `options` as an op of `client`: the value on success, else a failed op.
+Op Read(Client& c, uint64_t client, const std::string& key, const ReadOptions& options) {
+  Op op;
+  op.client = client;
+  op.key = key;
+  op.kind = OpKind::kRead;
+  op.call = Now();
+  auto r = c.Get(key, options);
+  op.ret = Now();
+  if (r.ok()) {
+    op.value = ValueOf(*r);
+  } else {
+    op.outcome = Outcome::kFailed;  // a read that fails has no effect to account for
+  }
+  return op;
+}
+
+// Compare-and-swap of `key` from `expected` (absent: IF NOT EXISTS) to `value`.
+Op Cas(Client& c, uint64_t client, const std::string& key, const Value& expected,
+       const Value& value, const WriteOptions& options) {
+  Op op;
+  op.client = client;
+  op.key = key;
+  op.kind = OpKind::kCas;
+  op.expected = expected;
+  op.value = value;
+  const CasCondition condition =
+      expected ? CasCondition::IfValue(*expected) : CasCondition::IfNotExists();
+  op.call = Now();
+  auto r = c.Cas(key, condition, value, options);
+  op.ret = Now();
+  op.outcome = WriteOutcome(r.status());
+  if (r.ok()) {
+    op.applied = r->applied;
+    if (!r->applied) op.current = ValueOf(r->current);
+  }
+  return op;
+}
+
+// Reads every key through `read` until each answers (the cluster is whole by then; a few
+// retries cover connections still coming out of a fault).
+template <typename ReadFn>
+void ReadAll(const std::vector<std::string>& keys, ReadFn read, History* history) {
+  for (const std::string& key : keys) {
+    Op op;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      op = read(key);
+      if (op.outcome == Outcome::kOk) break;
+      std::this_thread::sleep_for(500ms);
+    }
+    ASSERT_EQ(op.outcome, Outcome::kOk) << "final read of " << key << " kept failing";
+    history->ops.push_back(op);
+  }
+}
+
+History Merge(std::vector<std::vector<Op>>& logs) {
+  History history;
+  for (auto& log : logs) {
+    history.ops.insert(history.ops.end(), log.begin(), log.end());
+  }
+  std::stable_sort(history.ops.begin(), history.ops.end(),
+                   [](const Op& a, const Op& b) { return a.call < b.call; });
+  return history;
+}
+
+// ---- 1. CAS counters ------------------------------------------------------------------------
+// Each round reads a counter at SERIAL and, three times in four, swaps it from the value read to
+// that value + 1 (IF NOT EXISTS -> "1" when absent). Values are unique per key by construction.
+//
+// max_down 2: a 2|3 partition or two nodes down can take two of a key's three replicas, so some
+// keys are unavailable for a while; compare-and-swap must stay safe through that, and exercising
+// the minority side (UNAVAILABLE, timeouts, ballots left behind) is the point here.
+TEST_F(FaultWorkloadTest, CasCounters) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  const FaultSchedule schedule = Schedule(/*max_down=*/2);
+  const std::vector<std::string> keys = Keys("counter-");
+  auto clients = NewClients(kClients);
+  ASSERT_EQ(clients.size(), kClients);
+  ReadOptions serial;
+  serial.consistency = Consistency::kSerial;
+
+  std::vector<std::vector<Op>> logs(kClients);
+  ASSERT_NO_FATAL_FAILURE(
+      RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
+        std::mt19937_64 rng(schedule.seed() * 1000 + i);
+        std::vector<Op>& log = logs[i];
+        while (!stop) {
+          const std::string& key = keys[rng() % keys.size()];
+          Op read = Read(c, i, key, serial);
+          log.push_back(read);
+          if (read.outcome != Outcome::kOk) {
+            BackOff(rng);
+            continue;
+          }
+          const int64_t n = CounterOf(read.value);
+          if (n < 0 || rng() % 4 == 0) continue;
+          Op cas = Cas(c, i, key, read.value, fmt::format("{}", n + 1), WriteOptions());
+          const bool ok = cas.outcome == Outcome::kOk;
+          log.push_back(std::move(cas));
+          if (!ok) BackOff(rng);
+        }
+      }));
+
+  History history = Merge(logs);
+  ASSERT_NO_FATAL_FAILURE(ReadAll(
+      keys, [&](const std::string& key) { return Read(*clients[0], kClients, key, serial); },
+      &history));
+  CheckHistory(history);
+
+  // Every applied increment moves its counter up by exactly one, so the final value counts the
+  // acknowledged ones and at most all the unknown ones.
+  std::map<std::string, int64_t> acked, unknown, final_value;
+  for (const Op& op : history.ops) {
+    if (op.kind == OpKind::kCas && op.outcome == Outcome::kOk && op.applied) ++acked[op.key];
+    if (op.kind == OpKind::kCas && op.outcome == Outcome::kUnknown) ++unknown[op.key];
+    if (op.client == kClients) final_value[op.key] = CounterOf(op.value);
+  }
+  int64_t total_acked = 0, total_unknown = 0, total_final = 0;
+  bool counters_ok = true;
+  for (const std::string& key : keys) {
+    total_acked += acked[key];
+    total_unknown += unknown[key];
+    total_final += final_value[key];
+    const bool ok = acked[key] <= final_value[key] && final_value[key] <= acked[key] + unknown[key];
+    counters_ok = counters_ok && ok;
+    EXPECT_TRUE(ok) << fmt::format(
+        "counter {} ends at {}, with {} acknowledged increments and {} unknown (seed {})", key,
+        final_value[key], acked[key], unknown[key], seed_);
+  }
+  std::cout << fmt::format(
+      "{} seed {}: counters sum to {}: {} acknowledged increments, {} unknown\n", test_name_, seed_,
+      total_final, total_acked, total_unknown);
+  if (!counters_ok && !HasFatalFailure()) SaveFailure(history);
+}
+
+// ---- 2. Linearizable keyspace ---------------------------------------------------------------
+// In a keyspace created linearizable, plain PUTs and DELETEs go through Paxos and QUORUM reads
+// are SERIAL: a mix of PUTs (unique values), DELETEs, compare-and-swaps on a value just read and
+// QUORUM reads on 20 keys must be linearizable as a whole.
+//
+// max_down 2, as for the counters: this is a safety check, availability is not needed.
+TEST_F(FaultWorkloadTest, LinearizableKeyspace) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  const std::string keyspace = "linear";
+  {
+    auto admin = cluster_->NewClient({0});
+    ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+    KeyspaceSpec spec(keyspace);
+    spec.replication = {{std::string(kEveryDc), 3}};
+    spec.linearizable = true;
+    auto created = (*admin)->CreateKeyspace(spec);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    ASSERT_TRUE(created->linearizable);
+    // The definition spreads by gossip: wait until every node knows it, or a plain PUT through a
+    // node that has not heard of it yet would be rejected (or not go through Paxos).
+    for (size_t n = 0; n < kNodes; ++n) {
+      auto node = cluster_->NewClient({n});
+      ASSERT_TRUE(node.ok()) << node.status().ToString();
+      bool known = false;
+      for (int attempt = 0; attempt < 200 && !known; ++attempt) {
+        auto d = (*node)->DescribeKeyspace(keyspace);
+        known = d.ok() && d->linearizable;
+        if (!known) std::this_thread::sleep_for(50ms);
+      }
+      ASSERT_TRUE(known) << "node " << n << " never learned of keyspace " << keyspace;
+    }
+  }
+  const FaultSchedule schedule = Schedule(/*max_down=*/2);
+  const std::vector<std::string> keys = Keys("lin-");
+  auto clients = NewClients(kClients);
+  ASSERT_EQ(clients.size(), kClients);
+  ReadOptions quorum;
+  quorum.keyspace = keyspace;
+  quorum.consistency = Consistency::kQuorum;
+  WriteOptions write;
+  write.keyspace = keyspace;
+  write.consistency = Consistency::kQuorum;
+  WriteOptions cas_options;
+  cas_options.keyspace = keyspace;
+
+  std::vector<std::vector<Op>> logs(kClients);
+  ASSERT_NO_FATAL_FAILURE(
+      RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
+        std::mt19937_64 rng(schedule.seed() * 1000 + i);
+        std::vector<Op>& log = logs[i];
+        uint64_t seq = 0;
+        while (!stop) {
+          const std::string& key = keys[rng() % keys.size()];
+          const uint64_t dice = rng() % 100;
+          bool ok = true;
+          if (dice < 35) {
+            Op read = Read(c, i, key, quorum);
+            ok = read.outcome == Outcome::kOk;
+            log.push_back(std::move(read));
+          } else if (dice < 70) {
+            // A plain write: a PUT of a value no one else writes, or now and then a DELETE.
+            Op op;
+            op.client = i;
+            op.key = key;
+            op.kind = OpKind::kWrite;
+            if (dice >= 65) {
+              op.call = Now();
+              auto r = c.Delete(key, write);
+              op.ret = Now();
+              op.outcome = WriteOutcome(r.status());
+            } else {
+              op.value = fmt::format("c{}-{}", i, seq++);
+              op.call = Now();
+              auto r = c.Put(key, *op.value, write);
+              op.ret = Now();
+              op.outcome = WriteOutcome(r.status());
+            }
+            ok = op.outcome == Outcome::kOk;
+            log.push_back(std::move(op));
+          } else {
+            // Read, then swap from what was read to a new value.
+            Op read = Read(c, i, key, quorum);
+            ok = read.outcome == Outcome::kOk;
+            const Value expected = read.value;
+            log.push_back(std::move(read));
+            if (ok) {
+              Op cas = Cas(c, i, key, expected, fmt::format("c{}-{}", i, seq++), cas_options);
+              ok = cas.outcome == Outcome::kOk;
+              log.push_back(std::move(cas));
+            }
+          }
+          if (!ok) BackOff(rng);
+        }
+      }));
+
+  History history = Merge(logs);
+  ASSERT_NO_FATAL_FAILURE(ReadAll(
+      keys, [&](const std::string& key) { return Read(*clients[0], kClients, key, quorum); },
+      &history));
+  CheckHistory(history);
+}
+
+// ---- 3. No lost writes ----------------------------------------------------------------------
+// QUORUM writes of new keys, and one write in five an overwrite of one of the thread's earlier
+// keys, in the default keyspace (last writer wins). Afterwards, with every node UP, every key is
+// read back at QUORUM: each must hold its newest acknowledged write or something newer (a
+// write whose answer was lost may have landed on top), compared by version.
+//
+// max_down 1: any single node may crash, pause or be cut off without losing QUORUM (the
+// design's promise), so writes keep being acknowledged through every fault and there is much to
+// lose; partitions are then 1|4.
+TEST_F(FaultWorkloadTest, NoLostWrites) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  const FaultSchedule schedule = Schedule(/*max_down=*/1);
+  auto clients = NewClients(kClients);
+  ASSERT_EQ(clients.size(), kClients);
+  WriteOptions write;
+  write.consistency = Consistency::kQuorum;
+  ReadOptions read;
+  read.consistency = Consistency::kQuorum;
+
+  std::vector<std::vector<Op>> logs(kClients);
+  std::vector<std::vector<checkers::AckedWrite>> acks(kClients);
+  ASSERT_NO_FATAL_FAILURE(
+      RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
+        std::mt19937_64 rng(schedule.seed() * 1000 + i);
+        std::vector<std::string> mine;
+        uint64_t seq = 0;
+        while (!stop) {
+          Op op;
+          op.client = i;
+          op.kind = OpKind::kWrite;
+          if (!mine.empty() && rng() % 5 == 0) {
+            op.key = mine[rng() % mine.size()];
+          } else {
+            op.key = fmt::format("lw-{}-{}", i, mine.size());
+            mine.push_back(op.key);
+          }
+          op.value = fmt::format("w{}-{}", i, seq++);
+          op.call = Now();
+          auto r = c.Put(op.key, *op.value, write);
+          op.ret = Now();
+          op.outcome = WriteOutcome(r.status());
+          if (r.ok()) acks[i].push_back({op.key, op.value, {r->hlc, r->node}});
+          logs[i].push_back(op);
+          if (!r.ok()) BackOff(rng);
+        }
+      }));
+
+  History history = Merge(logs);
+  std::vector<checkers::AckedWrite> acked;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < kClients; ++i) acked.insert(acked.end(), acks[i].begin(), acks[i].end());
+  for (const Op& op : history.ops) keys.push_back(op.key);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+
+  // Read everything back in batches; the final state carries versions, so an overwrite whose
+  // answer was lost but which landed counts as newer rather than as a loss.
+  checkers::FinalState final_state;
+  const auto reading = std::chrono::steady_clock::now();
+  constexpr size_t kBatch = 500;
+  for (size_t at = 0; at < keys.size(); at += kBatch) {
+    const std::vector<std::string> batch(keys.begin() + at,
+                                         keys.begin() + std::min(keys.size(), at + kBatch));
+    Result<std::vector<Result<std::optional<Record>>>> got = Status::Internal("not tried");
+    bool all = false;  // every key of the batch answered
+    for (int attempt = 0; attempt < 10 && !all; ++attempt) {
+      const int64_t call = Now();
+      got = clients[0]->BatchGet(batch, read);
+      const int64_t ret = Now();
+      all = got.ok();
+      for (size_t k = 0; all && k < batch.size(); ++k) {
+        if (!(*got)[k].ok()) {
+          all = false;
+          got = (*got)[k].status();  // say why, should the attempts run out
+        }
+      }
+      if (all) {
+        for (size_t k = 0; k < batch.size(); ++k) {
+          const std::optional<Record>& rec = *(*got)[k];
+          Op op;
+          op.client = kClients;
+          op.key = batch[k];
+          op.kind = OpKind::kRead;
+          op.value = ValueOf(rec);
+          op.call = call;
+          op.ret = ret;
+          history.ops.push_back(op);
+          if (rec) {
+            checkers::FinalRecord& f = final_state[batch[k]];
+            f.value = rec->value;
+            f.stamp = checkers::WriteStamp{rec->version.hlc, rec->version.node};
+          }
+        }
+        break;
+      }
+      std::this_thread::sleep_for(500ms);
+    }
+    ASSERT_TRUE(all) << "final read kept failing: " << got.status().ToString();
+  }
+  std::cout << fmt::format("{} seed {}: {}\n", test_name_, seed_, CountOps(history));
+  const std::vector<checkers::LostWrite> lost = checkers::FindLostWrites(acked, final_state);
+  std::cout << fmt::format(
+      "{} seed {}: {} keys, {} acknowledged writes, read back in {:.1f} s: {} lost\n", test_name_,
+      seed_, keys.size(), acked.size(), SecondsSince(reading), lost.size());
+  if (lost.empty()) return;
+  std::string described;
+  for (const checkers::LostWrite& l : lost) described += checkers::DescribeLostWrite(l) + "\n";
+  const std::string saved = SaveFailure(history);
+  ADD_FAILURE() << fmt::format(
+      "{} acknowledged writes lost (seed {}):\n{}{}\n(the history is the run's timeline: a "
+      "last-writer-wins keyspace need not be linearizable, so the re-check may fail on its own)",
+      lost.size(), seed_, described, saved);
+}
+
+}  // namespace
+}  // namespace cairn::testing
