@@ -34,6 +34,8 @@ using storage::StoredValue;
 namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// How long a losing proposer waits for the last refusals of its round (see PaxosProposeRound).
+constexpr auto kStragglerWait = std::chrono::milliseconds(25);
 
 Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
 void SetVersion(const Version& v, internode::Version* out) {
@@ -52,11 +54,18 @@ class Coordinator::Phase {
 
   void Add(uint32_t node, Result<Response> r) {
     answers_.emplace_back(node, std::move(r));
-    if (answers_.size() == participants_ || enough_(*this)) wake_.cancel();
+    if (answers_.size() == participants_ || (!all_ && enough_(*this))) wake_.cancel();
   }
   asio::awaitable<void> Wait(base::Deadline deadline) {
     if (answers_.size() == participants_ || enough_(*this)) co_return;
     wake_.expires_at(deadline);
+    co_await wake_.async_wait(kNoThrow);
+  }
+  // After Wait(): waits for the rest of the answers, until `until` at the latest.
+  asio::awaitable<void> WaitAll(base::Deadline until) {
+    all_ = true;
+    if (answers_.size() == participants_) co_return;
+    wake_.expires_at(until);
     co_await wake_.async_wait(kNoThrow);
   }
   const std::vector<std::pair<uint32_t, Result<Response>>>& answers() const { return answers_; }
@@ -66,6 +75,7 @@ class Coordinator::Phase {
   const size_t participants_;
   const std::function<bool(const Phase&)> enough_;
   std::vector<std::pair<uint32_t, Result<Response>>> answers_;
+  bool all_ = false;  // in WaitAll()
   asio::steady_timer wake_;
 };
 
@@ -321,12 +331,25 @@ asio::awaitable<size_t> Coordinator::PaxosProposeRound(const cluster::Topology& 
       };
   auto phase = co_await PaxosPhase<internode::PaxosProposeResponse>(topology, participants, request,
                                                                     decided, deadline);
+  auto count = [&phase](size_t* yes, size_t* no) {
+    *yes = *no = 0;
+    for (const auto& [node, r] : phase->answers()) {
+      if (r.ok()) (r->accepted() ? *yes : *no)++;
+    }
+  };
   size_t yes = 0, no = 0;
+  count(&yes, &no);
+  if (yes == 0 && no < participants.size() && phase->answers().size() < participants.size()) {
+    // Refused by enough to lose, and accepted nowhere yet: the stragglers' refusals (usually a
+    // millisecond away) would prove the proposal accepted nowhere, so that a retry need not
+    // fear it was chosen. Wait for them a little.
+    const base::Deadline until = std::min(deadline, base::Clock::now() + kStragglerWait);
+    co_await phase->WaitAll(until);
+    count(&yes, &no);
+  }
   Version floor;
   for (const auto& [node, r] : phase->answers()) {
-    if (!r.ok()) continue;
-    (r->accepted() ? yes : no)++;
-    floor = std::max(floor, VersionOf(r->floor()));
+    if (r.ok()) floor = std::max(floor, VersionOf(r->floor()));
   }
   // Anything short of an explicit refusal from everyone may have been accepted somewhere.
   if (no < participants.size()) *maybe_accepted = true;
@@ -375,8 +398,11 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       // Finish what a previous round left accepted: it may have been chosen.
       const bool was_ours = ours(VersionOf(read->pending->version()));
       if (!was_ours) paxos_counters_.unfinished.fetch_add(1, std::memory_order_relaxed);
+      // Only our own proposals count for `maybe_accepted`: finishing another one says nothing
+      // about ours (and a pending one of ours already counted when we proposed it).
+      bool finishing_accepted = false;
       auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
-                                                 *read->pending, deadline, &maybe_accepted);
+                                                 *read->pending, deadline, &finishing_accepted);
       if (accepted >= quorum) {
         Status committed = co_await PaxosCommit(topology, set, read->ballot, *read->pending,
                                                 was_ours ? commit : Consistency::kQuorum, deadline);
@@ -401,6 +427,15 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       replica::ToMutation(key, *read->current, &m);
       done.current = record_of(m);
       co_return done;
+    }
+    if (maybe_accepted && !mine.empty() && read->current && mine.front() < read->current->version) {
+      // An earlier proposal of ours may have been chosen and since overwritten: the data holds
+      // something newer than it, and nothing of ours is pending. Proposing our value again could
+      // apply this one request twice (visible, overwritten, then back), and answering "applied"
+      // could be wrong (if ours was never chosen, the newer value may be a swap whose condition
+      // was decided without ours). Neither can be told apart from here: answer TIMEOUT, "may
+      // have been applied".
+      break;
     }
     const uint64_t now = wall_->NowMillis();
     const StoredValue* current = read->current ? &*read->current : nullptr;
