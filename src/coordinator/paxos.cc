@@ -52,18 +52,21 @@ class Coordinator::Phase {
   Phase(asio::any_io_executor ex, size_t participants, std::function<bool(const Phase&)> enough)
       : participants_(participants), enough_(std::move(enough)), wake_(std::move(ex)) {}
 
+  // Answers that come in after Wait() returned are kept (WaitAll() may want them) but no longer
+  // judged: `enough` may refer to the waiter's locals, gone by then.
   void Add(uint32_t node, Result<Response> r) {
     answers_.emplace_back(node, std::move(r));
-    if (answers_.size() == participants_ || (!all_ && enough_(*this))) wake_.cancel();
+    if (answers_.size() == participants_ || (!waited_ && enough_(*this))) wake_.cancel();
   }
   asio::awaitable<void> Wait(base::Deadline deadline) {
-    if (answers_.size() == participants_ || enough_(*this)) co_return;
-    wake_.expires_at(deadline);
-    co_await wake_.async_wait(kNoThrow);
+    if (answers_.size() != participants_ && !enough_(*this)) {
+      wake_.expires_at(deadline);
+      co_await wake_.async_wait(kNoThrow);
+    }
+    waited_ = true;
   }
   // After Wait(): waits for the rest of the answers, until `until` at the latest.
   asio::awaitable<void> WaitAll(base::Deadline until) {
-    all_ = true;
     if (answers_.size() == participants_) co_return;
     wake_.expires_at(until);
     co_await wake_.async_wait(kNoThrow);
@@ -75,7 +78,7 @@ class Coordinator::Phase {
   const size_t participants_;
   const std::function<bool(const Phase&)> enough_;
   std::vector<std::pair<uint32_t, Result<Response>>> answers_;
-  bool all_ = false;  // in WaitAll()
+  bool waited_ = false;  // Wait() has returned
   asio::steady_timer wake_;
 };
 
@@ -209,7 +212,8 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology&
   }
   auto req = Requirement::For(*level, set, true);
   if (!req.ok()) co_return req.status();
-  auto count = [&set, req = *req](const Phase<internode::PaxosCommitResponse>& phase) {
+  // By value: the phase may outlive this frame (see Phase::Add).
+  auto count = [set, req = *req](const Phase<internode::PaxosCommitResponse>& phase) {
     uint32_t acks = 0;
     std::vector<uint32_t> acks_dc(set.dcs.size(), 0);
     for (const auto& [node, r] : phase.answers()) {
