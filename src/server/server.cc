@@ -106,8 +106,7 @@ Status Server::Ready() const {
   if (!engine_) return Status::Unavailable("the storage engine is not open");
   const coordinator::ClusterInfo info = coordinator_->Cluster();
   if (!info.formed) {
-    return Status::Unavailable(info.note.empty() ? "the node has not joined the cluster yet"
-                                                 : "not joined: " + info.note);
+    return Status::Unavailable(info.note.empty() ? "the cluster has not formed yet" : info.note);
   }
   return Status::Ok();
 }

@@ -550,6 +550,29 @@ TEST_F(HttpApiTest, StopsCleanlyWithAnIdleKeepAliveConnectionOpen) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
 }
 
+TEST(HttpReadyTest, NotReadyUntilTheClusterFormsButAlive) {
+  if (!HaveCurl()) GTEST_SKIP() << "curl is not installed (apt-get install curl)";
+  TempDir dir;
+  const std::string self = "127.0.0.1:" + std::to_string(FreePort());
+  const std::string absent = "127.0.0.1:" + std::to_string(FreePort());
+  auto p = CairndProcess::Start(
+      {.data_dir = dir.Sub("lonely"),
+       .listen = self,
+       .extra_args = {"--http", "127.0.0.1:0", "--peers", self + "," + absent}});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const std::string base = "http://" + (*p)->http_address();
+  EXPECT_EQ(Curl("GET", base + "/health").status, 200);
+  Reply ready = Curl("GET", base + "/ready");
+  EXPECT_EQ(ready.status, 503) << Describe(ready);
+  EXPECT_EQ(ready.code(), "UNAVAILABLE");
+  EXPECT_NE(ready.message().find("not formed"), std::string::npos) << ready.message();
+  Reply put = Curl("PUT", base + "/v1/kv/default/k", {}, "v");
+  EXPECT_EQ(put.status, 503) << Describe(put);
+  Reply metrics = Curl("GET", base + "/metrics");
+  EXPECT_NE(metrics.body.find("\ncairn_ready 0\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("cairn_nodes{state=\"down\"} 1\n"), std::string::npos);
+}
+
 // ---- three nodes
 // ---------------------------------------------------------------------------------
 
