@@ -456,6 +456,10 @@ TEST_F(HttpApiTest, HealthReadyClusterAndMetrics) {
 
   ASSERT_EQ(Curl("PUT", Kv("m"), {}, "v").status, 200);
   ASSERT_EQ(Curl("GET", Kv("m?cl=one")).status, 200);
+  // The native front door counts into the same metrics.
+  CommandResult native = RunCommand({CliPath(), "--server", server_->address(), "get", "m"});
+  ASSERT_EQ(native.exit_code, 0) << native.err;
+  EXPECT_EQ(native.out, "v");
   Reply m = Curl("GET", base_ + "/metrics");
   ASSERT_EQ(m.status, 200);
   EXPECT_EQ(m.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
@@ -464,6 +468,9 @@ TEST_F(HttpApiTest, HealthReadyClusterAndMetrics) {
        {"# TYPE cairn_requests_total counter\n",
         "cairn_requests_total{frontdoor=\"http\",op=\"put\",level=\"default\",outcome=\"ok\"} 1\n",
         "cairn_requests_total{frontdoor=\"http\",op=\"get\",level=\"one\",outcome=\"ok\"} 1\n",
+        "cairn_requests_total{frontdoor=\"native\",op=\"get\",level=\"default\",outcome=\"ok\"} "
+        "1\n",
+        "cairn_request_duration_seconds_count{frontdoor=\"native\",op=\"get\"} 1\n",
         "# TYPE cairn_request_duration_seconds histogram\n",
         "cairn_request_duration_seconds_bucket{frontdoor=\"http\",op=\"put\",le=\"+Inf\"} 1\n",
         "cairn_open_connections{frontdoor=\"http\"} ", "cairn_nodes{state=\"up\"} 1\n",
