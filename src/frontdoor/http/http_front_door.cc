@@ -301,14 +301,16 @@ struct HttpFrontDoor::Exchange {
     return Status::Ok();
   }
 
-  // 404 for a keyspace that does not exist (the Coordinator reports it as a bad argument).
-  std::optional<Response> CheckKeyspace(const std::string& keyspace) {
-    auto def = coordinator->DescribeKeyspace(keyspace);
-    if (def.ok()) return std::nullopt;
-    if (def.status().code() == Code::kNotFound) {
-      return Error(404, "NOT_FOUND", fmt::format("keyspace '{}' does not exist", keyspace));
+  // The Coordinator reports an unknown keyspace as INVALID_ARGUMENT; over HTTP that is a 404.
+  // Looked up only on this error path, so the hot path pays no extra schema lookup.
+  Response FromCoordinator(const Status& s, const std::string& keyspace) {
+    if (s.code() == Code::kInvalidArgument) {
+      auto def = coordinator->DescribeKeyspace(keyspace);
+      if (!def.ok() && def.status().code() == Code::kNotFound) {
+        return Error(404, "NOT_FOUND", fmt::format("keyspace '{}' does not exist", keyspace));
+      }
     }
-    return FromStatus(def.status());
+    return FromStatus(s);
   }
 
   asio::awaitable<Response> Dispatch(const std::function<Status()>& ready,
@@ -395,9 +397,8 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Get(std::string keyspace, std
   if (Status s = query.OnlyThese({"cl", "timeout_ms"}); !s.ok()) co_return FromStatus(s);
   coordinator::RequestOptions opts;
   if (Status s = RequestOptionsFor(keyspace, &opts); !s.ok()) co_return FromStatus(s);
-  if (auto missing = CheckKeyspace(keyspace)) co_return std::move(*missing);
   auto r = co_await coordinator->Get(std::move(key), opts);
-  if (!r.ok()) co_return FromStatus(r.status());
+  if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
   if (!r->has_value()) co_return Error(404, "NOT_FOUND", "the key does not exist");
   Record& record = **r;
   const std::string etag = ETag(record.version);
@@ -480,7 +481,6 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Write(std::string keyspace, s
     }
     commit = *parsed;
   }
-  if (auto missing = CheckKeyspace(keyspace)) co_return std::move(*missing);
 
   if (!condition) {
     Result<Version> r;
@@ -489,7 +489,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Write(std::string keyspace, s
     } else {
       r = co_await coordinator->Put(std::move(key), std::move(req.body()), ttl_ms, opts);
     }
-    if (!r.ok()) co_return FromStatus(r.status());
+    if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
     Response res = JsonReply(200, Json{{"version", r->ToString()}});
     if (!is_delete) res.set(bhttp::field::etag, ETag(*r));
     co_return res;
@@ -501,7 +501,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Write(std::string keyspace, s
   if (!is_delete) new_value = std::move(req.body());
   auto r = co_await coordinator->Cas(std::move(key), std::move(*condition), std::move(new_value),
                                      ttl_ms, opts, commit);
-  if (!r.ok()) co_return FromStatus(r.status());
+  if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
   if (!r->applied) {
     Json extra = Json::object();
     std::string message = "the key does not exist";
@@ -546,9 +546,8 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Scan(std::string keyspace) {
     cursor = std::move(*raw);
   }
   std::string prefix(query.Get("prefix").value_or(""));
-  if (auto missing = CheckKeyspace(keyspace)) co_return std::move(*missing);
   auto r = co_await coordinator->Scan(std::move(prefix), std::move(cursor), limit, opts);
-  if (!r.ok()) co_return FromStatus(r.status());
+  if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
   Json items = Json::array();
   for (auto& [key, record] : r->entries) {
     Json item = Json::object();
