@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base/text.h"
 #include "frontdoor/http/url.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
@@ -37,110 +38,13 @@ constexpr auto kLingerTime = std::chrono::milliseconds(1000);
 
 // ---- encoding helpers ---------------------------------------------------------------------------
 
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
-std::string Base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) |
-                       (static_cast<uint8_t>(in[i + 1]) << 8) | static_cast<uint8_t>(in[i + 2]);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t v = static_cast<uint8_t>(in[i]) << 16;
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
-    out += kAlphabet[v >> 18];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-std::string Hex(std::string_view in) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(in.size() * 2);
-  for (char c : in) {
-    out += kDigits[static_cast<uint8_t>(c) >> 4];
-    out += kDigits[static_cast<uint8_t>(c) & 15];
-  }
-  return out;
-}
-
-std::optional<std::string> Unhex(std::string_view in) {
-  if (in.size() % 2 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 2);
-  for (size_t i = 0; i < in.size(); i += 2) {
-    int v = 0;
-    for (size_t k = 0; k < 2; ++k) {
-      const char c = in[i + k];
-      int d = -1;
-      if (c >= '0' && c <= '9') d = c - '0';
-      if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      if (d < 0) return std::nullopt;
-      v = v * 16 + d;
-    }
-    out.push_back(static_cast<char>(v));
-  }
-  return out;
-}
-
 // Bytes into a JSON object: as a string under `name` when they are UTF-8, else base64 under
 // `name`_base64 (JSON strings cannot hold arbitrary bytes).
 void PutBytes(Json& obj, const std::string& name, const std::string& bytes) {
-  if (IsUtf8(bytes)) {
+  if (base::IsUtf8(bytes)) {
     obj[name] = bytes;
   } else {
-    obj[name + "_base64"] = Base64(bytes);
+    obj[name + "_base64"] = base::Base64(bytes);
   }
 }
 
@@ -538,7 +442,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Scan(std::string keyspace) {
   }
   std::string cursor;
   if (auto c = query.Get("cursor")) {
-    auto raw = Unhex(*c);
+    auto raw = base::Unhex(*c);
     if (!raw) {
       co_return Error(400, "INVALID_ARGUMENT",
                       "cursor must be passed back exactly as a previous page returned it");
@@ -561,7 +465,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Scan(std::string keyspace) {
   if (r->cursor.empty()) {
     page["cursor"] = nullptr;
   } else {
-    page["cursor"] = Hex(r->cursor);
+    page["cursor"] = base::Hex(r->cursor);
   }
   co_return JsonReply(200, page);
 }
