@@ -45,60 +45,52 @@ std::string Server::address() const {
   return fmt::format("{}:{}", endpoint_.address().to_string(), endpoint_.port());
 }
 
-Status Server::Listen() {
-  auto where = net::ParseHostPort(options_.listen);
-  if (!where.ok()) return where.status();
+Result<std::unique_ptr<asio::ip::tcp::acceptor>> Server::OpenAcceptor(
+    std::string_view flag, const std::string& host_port) {
+  auto where = net::ParseHostPort(host_port);
+  if (!where.ok()) {
+    return Status::InvalidArgument(fmt::format("{}: {}", flag, where.status().message()));
+  }
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(where->first, ec);
   if (ec) {
     return Status::InvalidArgument(
-        fmt::format("--listen needs an IP address, not '{}'", where->first));
+        fmt::format("{} needs an IP address, not '{}'", flag, where->first));
   }
-  if (where->second == 0 && !options_.peers.empty()) {
-    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
-  }
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
+  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
   const asio::ip::tcp::endpoint endpoint(address, where->second);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::Unavailable(
-        fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+        fmt::format("cannot listen on {} ({}): {}", host_port, flag, ec.message()));
   }
+  return acceptor;
+}
+
+Status Server::Listen() {
+  auto where = net::ParseHostPort(options_.listen);
+  if (where.ok() && where->second == 0 && !options_.peers.empty()) {
+    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
+  }
+  auto acceptor = OpenAcceptor("--listen", options_.listen);
+  if (!acceptor.ok()) return acceptor.status();
+  acceptor_ = std::move(*acceptor);
   endpoint_ = acceptor_->local_endpoint();
+  if (!options_.http_listen.empty()) {
+    auto http = OpenAcceptor("--http", options_.http_listen);
+    if (!http.ok()) return http.status();
+    http_acceptor_ = std::move(*http);
+    http_endpoint_ = http_acceptor_->local_endpoint();
+  }
   return Status::Ok();
 }
 
 std::string Server::http_address() const {
   if (!http_acceptor_) return "";
   return fmt::format("{}:{}", http_endpoint_.address().to_string(), http_endpoint_.port());
-}
-
-Status Server::ListenHttp() {
-  auto where = net::ParseHostPort(options_.http_listen);
-  if (!where.ok()) {
-    return Status::InvalidArgument(fmt::format("--http: {}", where.status().message()));
-  }
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(where->first, ec);
-  if (ec) {
-    return Status::InvalidArgument(
-        fmt::format("--http needs an IP address, not '{}'", where->first));
-  }
-  http_acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
-  const asio::ip::tcp::endpoint endpoint(address, where->second);
-  http_acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) http_acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) http_acceptor_->bind(endpoint, ec);
-  if (!ec) http_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::Unavailable(
-        fmt::format("cannot listen for HTTP on {}: {}", options_.http_listen, ec.message()));
-  }
-  http_endpoint_ = http_acceptor_->local_endpoint();
-  return Status::Ok();
 }
 
 Status Server::Ready() const {
@@ -129,9 +121,6 @@ Status Server::Open() {
     reactors_.push_back(std::move(r));
   }
   if (Status s = Listen(); !s.ok()) return s;
-  if (!options_.http_listen.empty()) {
-    if (Status s = ListenHttp(); !s.ok()) return s;
-  }
 
   std::error_code fs_ec;
   std::filesystem::create_directories(options_.data_dir, fs_ec);
@@ -258,8 +247,10 @@ Status Server::Open() {
 
   // Everything below reports its own failures (logs, hints, on_fatal_): detached is right.
   serving_ = true;
-  asio::co_spawn(reactors_[0]->io, AcceptLoop(), asio::detached);
-  if (http_acceptor_) asio::co_spawn(reactors_[0]->io, HttpAcceptLoop(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, AcceptLoop(acceptor_.get(), false), asio::detached);
+  if (http_acceptor_) {
+    asio::co_spawn(reactors_[0]->io, AcceptLoop(http_acceptor_.get(), true), asio::detached);
+  }
   asio::co_spawn(reactors_[0]->io, gossiper_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
   for (size_t i = 0; i < reactors_.size(); ++i) {
@@ -394,14 +385,16 @@ void Server::RegisterMetrics() {
   });
 }
 
-// Accepts on reactor 0 and hands each connection to the next reactor in turn.
-asio::awaitable<void> Server::AcceptLoop() {
+// Accepts on reactor 0 and hands each connection to the next reactor in turn: to Route() on the
+// client/internode port, to the HTTP front door on the HTTP port. One --max-connections budget
+// covers both.
+asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool http) {
   size_t next = 0;
   while (true) {
     Reactor& target = *reactors_[next];
     next = (next + 1) % reactors_.size();
-    auto [ec, socket] = co_await acceptor_->async_accept(target.io, kNoThrow);
-    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+    auto [ec, socket] = co_await acceptor->async_accept(target.io, kNoThrow);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
       // Out of file descriptors and the like: say so and back off instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
@@ -415,34 +408,12 @@ asio::awaitable<void> Server::AcceptLoop() {
       socket.close(ec);
       continue;
     }
-    // Route() ends when the connection does and reports nothing: detached is right here.
-    asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
-  }
-}
-
-// Accepts HTTP connections on reactor 0 and serves each on the next reactor in turn. The same
-// --max-connections budget covers both ports.
-asio::awaitable<void> Server::HttpAcceptLoop() {
-  size_t next = 0;
-  while (true) {
-    Reactor& target = *reactors_[next];
-    next = (next + 1) % reactors_.size();
-    auto [ec, socket] = co_await http_acceptor_->async_accept(target.io, kNoThrow);
-    if (ec == asio::error::operation_aborted || !http_acceptor_->is_open()) co_return;
-    if (ec) {
-      spdlog::warn("HTTP accept failed: {}", ec.message());
-      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(100));
-      co_await pause.async_wait(kNoThrow);
-      continue;
+    // Both end when the connection does and report nothing: detached is right here.
+    if (http) {
+      asio::co_spawn(target.io, ServeHttp(std::move(socket)), asio::detached);
+    } else {
+      asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
     }
-    if (open_connections_.load() >= options_.max_connections) {
-      spdlog::warn("refusing an HTTP connection: {} connections are open (--max-connections)",
-                   options_.max_connections);
-      socket.close(ec);
-      continue;
-    }
-    // ServeHttp() ends when the connection does and reports nothing: detached is right here.
-    asio::co_spawn(target.io, ServeHttp(std::move(socket)), asio::detached);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -91,14 +92,15 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
+  // Opens the client/internode acceptor and, with --http, the HTTP one.
   Status Listen();
-  Status ListenHttp();
+  Result<std::unique_ptr<asio::ip::tcp::acceptor>> OpenAcceptor(std::string_view flag,
+                                                                const std::string& host_port);
   // Whether the node serves clients: storage open, cluster formed, not shutting down.
   Status Ready() const;
   // The figures of every layer for /metrics.
   void RegisterMetrics();
-  asio::awaitable<void> AcceptLoop();
-  asio::awaitable<void> HttpAcceptLoop();
+  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool http);
   asio::awaitable<void> ServeHttp(asio::ip::tcp::socket socket);
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
   void ReservationTicker();
