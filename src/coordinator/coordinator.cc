@@ -176,11 +176,13 @@ asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round,
     WriteRound& r;
     ~Done() { r.NodeDone(); }
   } done{*round};
+  replica_counters_.writes.fetch_add(ops.size(), std::memory_order_relaxed);
   if (node == identity_.node_id) {
     auto applied = co_await local_->Apply(std::move(ops));
     if (applied.ok()) {
       for (size_t i : items) round->Ack(i, node);
     } else {
+      replica_counters_.write_failures.fetch_add(items.size(), std::memory_order_relaxed);
       spdlog::error("local write failed: {}", applied.status().ToString());
     }
     co_return;
@@ -202,9 +204,12 @@ asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round,
     spdlog::debug("write to node {} failed: {}", node, response.status().ToString());
   }
   // Down, unreachable or too slow: keep a hint and replay it when the node is back.
+  replica_counters_.write_failures.fetch_add(items.size(), std::memory_order_relaxed);
   if (hints_ != nullptr) {
+    const size_t hinted = mutations.size();
     Status stored = co_await hints_->Add(node, std::move(mutations));
     if (stored.ok()) {
+      replica_counters_.hints_stored.fetch_add(hinted, std::memory_order_relaxed);
       for (size_t i : items) round->Hinted(i);
     } else {
       spdlog::error("cannot store hints for node {}: {}", node, stored.ToString());
@@ -294,6 +299,7 @@ std::pair<std::vector<uint32_t>, std::vector<uint32_t>> Coordinator::ChooseRepli
 
 asio::awaitable<void> Coordinator::ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                                 storage::DataKey key, base::Deadline deadline) {
+  replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
   auto topology = view_->topology();
   cluster::InternodeClient* client = Client();
   if (client == nullptr || !topology) {
@@ -329,13 +335,17 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
   auto [ask, spare] = ChooseReplicas(set, *req);
 
   // This node alone answers: no reconciliation needed.
-  if (ask.size() == 1 && ask[0] == identity_.node_id) co_return local_->Read(key);
+  if (ask.size() == 1 && ask[0] == identity_.node_id) {
+    replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+    co_return local_->Read(key);
+  }
 
   auto executor = co_await asio::this_coro::executor;
   auto round = std::make_shared<ReadRound>(executor, set, *req);
   for (uint32_t node : ask) {
     round->Start();
     if (node == identity_.node_id) {
+      replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
       auto local = local_->Read(key);
       if (local.ok()) {
         round->Answer(node, std::move(*local));
@@ -371,6 +381,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
     if (newest && (!value || value->version < newest->version)) stale.push_back(node);
   }
   if (!stale.empty()) {
+    replica_counters_.read_repairs.fetch_add(stale.size(), std::memory_order_relaxed);
     WriteOp repair;
     repair.key = key;
     repair.value = *newest;
@@ -940,7 +951,12 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
           {"paxos.commit_round_trips", get(c.commits)},
           {"paxos.contended_retries", get(c.contended)},
           {"paxos.completed_others", get(c.unfinished)},
-          {"paxos.timeouts", get(c.timeouts)}};
+          {"paxos.timeouts", get(c.timeouts)},
+          {"replica.writes", get(replica_counters_.writes)},
+          {"replica.write_failures", get(replica_counters_.write_failures)},
+          {"replica.reads", get(replica_counters_.reads)},
+          {"replica.read_repairs", get(replica_counters_.read_repairs)},
+          {"hints.stored", get(replica_counters_.hints_stored)}};
 }
 
 NodeInfo Coordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

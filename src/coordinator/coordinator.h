@@ -153,7 +153,8 @@ class Coordinator {
 
   NodeInfo Info() const;
 
-  // Counters since start, by name (see docs/operations.md): Paxos operations and round trips.
+  // Counters since start, by name (see docs/operations.md and docs/metrics.md): Paxos operations
+  // and round trips, replica reads and writes, read repairs, hints stored.
   std::vector<std::pair<std::string, uint64_t>> Metrics() const;
 
   // Every node of the cluster with its state (from gossip) and the partitions it holds (0 before
@@ -279,6 +280,15 @@ class Coordinator {
     std::atomic<uint64_t> timeouts{0};      // operations that ran out of time
   };
   mutable PaxosCounters paxos_counters_;
+  // Replication counters; relaxed atomics, read only by Metrics().
+  struct ReplicaCounters {
+    std::atomic<uint64_t> writes{0};          // mutations sent to a replica (this node included)
+    std::atomic<uint64_t> write_failures{0};  // of those, not acknowledged (hinted or lost)
+    std::atomic<uint64_t> reads{0};           // reads asked of a replica
+    std::atomic<uint64_t> read_repairs{0};    // stale replicas sent the newest version by a read
+    std::atomic<uint64_t> hints_stored{0};    // mutations kept as hints for a replica
+  };
+  mutable ReplicaCounters replica_counters_;
 
   // Constant after construction.
   const CoordinatorOptions options_;

@@ -33,6 +33,19 @@ int main(int argc, char** argv) {
   app.add_option("--listen", options.listen,
                  "HOST:PORT for clients and other nodes; port 0 picks a free port (single node)")
       ->capture_default_str();
+  app.add_option("--http", options.http_listen,
+                 "HOST:PORT for the HTTP front door (REST API, /metrics, /health, /ready; see "
+                 "docs/http.md); off unless given; port 0 picks a free port");
+  uint32_t http_idle_ms = 30'000;
+  uint32_t http_read_ms = 10'000;
+  app.add_option("--http-idle-timeout-ms", http_idle_ms,
+                 "Close a keep-alive HTTP connection idle this long")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 3'600'000u));
+  app.add_option("--http-read-timeout-ms", http_read_ms,
+                 "An HTTP request must arrive in full this soon after its first byte (else 408)")
+      ->capture_default_str()
+      ->check(CLI::Range(10u, 3'600'000u));
   app.add_option("--peers", options.peers,
                  "Every initial member of the cluster as HOST:PORT, this node included, the same "
                  "list on every node (comma-separated); default: a cluster of this node alone")
@@ -74,6 +87,8 @@ int main(int argc, char** argv) {
   }
   if (app.count("--node-id") > 0) options.node_id = node_id;
   options.gossip_interval = std::chrono::milliseconds(gossip_ms);
+  options.http_idle_timeout = std::chrono::milliseconds(http_idle_ms);
+  options.http_read_timeout = std::chrono::milliseconds(http_read_ms);
   options.hint_window = std::chrono::seconds(hint_window_s);
 
   // Installed before the server starts, so a signal that arrives during start-up is not lost.
@@ -94,10 +109,12 @@ int main(int argc, char** argv) {
     return server.status().code() == cairn::Code::kInvalidArgument ? 2 : 1;
   }
   const std::string where = (*server)->address();
+  const std::string http = (*server)->http_address();
+  const std::string http_part = http.empty() ? "" : ", http on " + http;
   // Scripts and tests wait for this line.
-  std::printf("cairnd %s node %u listening on %s, data in %s, %u reactor threads\n", CAIRN_VERSION,
-              (*server)->node_id(), where.c_str(), options.data_dir.c_str(),
-              (*server)->reactor_threads());
+  std::printf("cairnd %s node %u listening on %s%s, data in %s, %u reactor threads\n",
+              CAIRN_VERSION, (*server)->node_id(), where.c_str(), http_part.c_str(),
+              options.data_dir.c_str(), (*server)->reactor_threads());
   std::fflush(stdout);
   spdlog::info("node {} serving on {} (dc {}, rack {}, {} peers)", (*server)->node_id(), where,
                options.dc, options.rack, options.peers.empty() ? 1 : options.peers.size());

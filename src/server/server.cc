@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <filesystem>
@@ -43,29 +45,61 @@ std::string Server::address() const {
   return fmt::format("{}:{}", endpoint_.address().to_string(), endpoint_.port());
 }
 
-Status Server::Listen() {
-  auto where = net::ParseHostPort(options_.listen);
-  if (!where.ok()) return where.status();
+Result<std::unique_ptr<asio::ip::tcp::acceptor>> Server::OpenAcceptor(
+    std::string_view flag, const std::string& host_port) {
+  auto where = net::ParseHostPort(host_port);
+  if (!where.ok()) {
+    return Status::InvalidArgument(fmt::format("{}: {}", flag, where.status().message()));
+  }
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(where->first, ec);
   if (ec) {
     return Status::InvalidArgument(
-        fmt::format("--listen needs an IP address, not '{}'", where->first));
+        fmt::format("{} needs an IP address, not '{}'", flag, where->first));
   }
-  if (where->second == 0 && !options_.peers.empty()) {
-    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
-  }
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
+  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
   const asio::ip::tcp::endpoint endpoint(address, where->second);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::Unavailable(
-        fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+        fmt::format("cannot listen on {} ({}): {}", host_port, flag, ec.message()));
   }
+  return acceptor;
+}
+
+Status Server::Listen() {
+  auto where = net::ParseHostPort(options_.listen);
+  if (where.ok() && where->second == 0 && !options_.peers.empty()) {
+    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
+  }
+  auto acceptor = OpenAcceptor("--listen", options_.listen);
+  if (!acceptor.ok()) return acceptor.status();
+  acceptor_ = std::move(*acceptor);
   endpoint_ = acceptor_->local_endpoint();
+  if (!options_.http_listen.empty()) {
+    auto http = OpenAcceptor("--http", options_.http_listen);
+    if (!http.ok()) return http.status();
+    http_acceptor_ = std::move(*http);
+    http_endpoint_ = http_acceptor_->local_endpoint();
+  }
+  return Status::Ok();
+}
+
+std::string Server::http_address() const {
+  if (!http_acceptor_) return "";
+  return fmt::format("{}:{}", http_endpoint_.address().to_string(), http_endpoint_.port());
+}
+
+Status Server::Ready() const {
+  if (!serving_.load()) return Status::Unavailable("the node is starting or shutting down");
+  if (!engine_) return Status::Unavailable("the storage engine is not open");
+  const coordinator::ClusterInfo info = coordinator_->Cluster();
+  if (!info.formed) {
+    return Status::Unavailable(info.note.empty() ? "the cluster has not formed yet" : info.note);
+  }
   return Status::Ok();
 }
 
@@ -191,6 +225,7 @@ Status Server::Open() {
       coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
       wall_.get(), blocking_->get_executor(), clients, hints_.get());
   frontdoor::native::NativeOptions native_options;
+  native_options.metrics = &requests_;
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
   native_options.max_frame_bytes =
       std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
@@ -200,8 +235,22 @@ Status Server::Open() {
       replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
       std::max(kInternodeFrameBytes, native_options.max_frame_bytes));
 
+  if (http_acceptor_) {
+    frontdoor::http::HttpOptions http_options;
+    http_options.max_body_bytes = options_.max_value_bytes;
+    http_options.idle_timeout = options_.http_idle_timeout;
+    http_options.read_timeout = options_.http_read_timeout;
+    http_ = std::make_unique<frontdoor::http::HttpFrontDoor>(
+        coordinator_.get(), &metrics_, &requests_, [this] { return Ready(); }, http_options);
+  }
+  RegisterMetrics();
+
   // Everything below reports its own failures (logs, hints, on_fatal_): detached is right.
-  asio::co_spawn(reactors_[0]->io, AcceptLoop(), asio::detached);
+  serving_ = true;
+  asio::co_spawn(reactors_[0]->io, AcceptLoop(acceptor_.get(), false), asio::detached);
+  if (http_acceptor_) {
+    asio::co_spawn(reactors_[0]->io, AcceptLoop(http_acceptor_.get(), true), asio::detached);
+  }
   asio::co_spawn(reactors_[0]->io, gossiper_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
   for (size_t i = 0; i < reactors_.size(); ++i) {
@@ -214,14 +263,138 @@ Status Server::Open() {
   return Status::Ok();
 }
 
-// Accepts on reactor 0 and hands each connection to the next reactor in turn.
-asio::awaitable<void> Server::AcceptLoop() {
+namespace {
+
+// What each of Coordinator::Metrics()'s counters means, for the HELP line of
+// cairn_<name with '.' as '_'>_total. Unknown names still get exported, with a generic help.
+constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
+    {"paxos.cas", "Compare-and-swap operations coordinated by this node"},
+    {"paxos.serial_reads", "SERIAL and LOCAL_SERIAL reads coordinated by this node"},
+    {"paxos.linearizable_writes", "Plain writes to linearizable keyspaces (each one Paxos round)"},
+    {"paxos.prepare_round_trips", "Paxos prepare round trips"},
+    {"paxos.propose_round_trips", "Paxos propose round trips"},
+    {"paxos.commit_round_trips", "Paxos commit round trips, awaited or not"},
+    {"paxos.contended_retries", "Paxos rounds retried after a refusal or a timeout (contention)"},
+    {"paxos.completed_others", "Unfinished Paxos proposals of other coordinators completed"},
+    {"paxos.timeouts", "Paxos operations that ran out of time"},
+    {"replica.writes", "Mutations sent to a replica, this node included"},
+    {"replica.write_failures", "Mutations a replica did not acknowledge (hinted or lost)"},
+    {"replica.reads", "Reads asked of a replica, this node included"},
+    {"replica.read_repairs", "Stale replicas sent the newest version by a read (read repair)"},
+    {"hints.stored", "Mutations stored as hints for a replica that was down or slow"},
+};
+
+// RocksDB properties of the data column family exported as gauges.
+constexpr std::array<std::array<std::string_view, 3>, 8> kRocksDbGauges{{
+    {"cairn_rocksdb_memtable_bytes", "rocksdb.cur-size-all-mem-tables",
+     "Bytes in the active and unflushed immutable memtables"},
+    {"cairn_rocksdb_immutable_memtables", "rocksdb.num-immutable-mem-table",
+     "Immutable memtables not yet flushed"},
+    {"cairn_rocksdb_pending_compaction_bytes", "rocksdb.estimate-pending-compaction-bytes",
+     "Estimated bytes compaction has to rewrite to settle the LSM tree"},
+    {"cairn_rocksdb_running_compactions", "rocksdb.num-running-compactions",
+     "Compactions running now"},
+    {"cairn_rocksdb_sst_bytes", "rocksdb.live-sst-files-size", "Bytes of live SST files"},
+    {"cairn_rocksdb_blob_bytes", "rocksdb.live-blob-file-size", "Bytes of live blob files"},
+    {"cairn_rocksdb_estimated_keys", "rocksdb.estimate-num-keys",
+     "Estimated keys (versions and tombstones included)"},
+    {"cairn_rocksdb_block_cache_bytes", "rocksdb.block-cache-usage",
+     "Bytes held in the block cache"},
+}};
+
+}  // namespace
+
+void Server::RegisterMetrics() {
+  using base::metrics::Exposition;
+  using base::metrics::Type;
+  metrics_.Add([this](Exposition& out) {
+    out.Single("cairn_up", "1 while the node serves (the gauge is absent when it is down)",
+               Type::kGauge, 1);
+    if (out.Family("cairn_build_info", "The server's version and node id", Type::kGauge)) {
+      out.Sample({{"version", CAIRN_VERSION}, {"node_id", std::to_string(identity_.node_id)}}, 1);
+    }
+    out.Single("cairn_ready", "1 when the node serves clients (see /ready), else 0", Type::kGauge,
+               Ready().ok() ? 1 : 0);
+  });
+  metrics_.Add([this](Exposition& out) { requests_.Collect(out); });
+  metrics_.Add([this](Exposition& out) {
+    if (out.Family("cairn_open_connections", "Client connections open now, by front door",
+                   Type::kGauge)) {
+      out.Sample({{"frontdoor", "native"}}, static_cast<double>(native_->open_connections()));
+      if (http_)
+        out.Sample({{"frontdoor", "http"}}, static_cast<double>(http_->open_connections()));
+    }
+    out.Single("cairn_port_connections",
+               "Connections open now on the client and internode port and the HTTP port, "
+               "those still to name their protocol included (what --max-connections limits)",
+               Type::kGauge, static_cast<double>(open_connections_.load()));
+  });
+  metrics_.Add([this](Exposition& out) {
+    for (const auto& [name, value] : coordinator_->Metrics()) {
+      std::string metric = "cairn_" + name + "_total";
+      std::replace(metric.begin(), metric.end(), '.', '_');
+      std::string_view help = "A coordinator counter (docs/metrics.md)";
+      for (const auto& [n, h] : kCoordinatorHelp) {
+        if (n == name) help = h;
+      }
+      if (out.Family(metric, help, Type::kCounter)) out.Sample({}, static_cast<double>(value));
+    }
+  });
+  metrics_.Add([this](Exposition& out) {
+    size_t up = 0, down = 0;
+    for (const cluster::NodeStatus& n : gossiper_->Nodes()) (n.up ? up : down)++;
+    if (out.Family("cairn_nodes",
+                   "Cluster members by state as this node's failure detector sees "
+                   "them (itself included)",
+                   Type::kGauge)) {
+      out.Sample({{"state", "up"}}, static_cast<double>(up));
+      out.Sample({{"state", "down"}}, static_cast<double>(down));
+    }
+    const coordinator::ClusterInfo info = coordinator_->Cluster();
+    out.Single("cairn_cluster_formed", "1 once the cluster has formed (a partition map exists)",
+               Type::kGauge, info.formed ? 1 : 0);
+    out.Single("cairn_partitions", "Partitions of the cluster", Type::kGauge, info.partitions);
+  });
+  metrics_.Add([this](Exposition& out) {
+    out.Single("cairn_hints_pending", "Hints stored on this node, waiting to be replayed",
+               Type::kGauge, static_cast<double>(hints_->TotalPending()));
+    out.Single("cairn_hints_replayed_total", "Hints replayed to their replica since start",
+               Type::kCounter, static_cast<double>(hints_->replayed()));
+  });
+  metrics_.Add([this](Exposition& out) {
+    for (const auto& [metric, property, help] : kRocksDbGauges) {
+      auto value = engine_->Property(property);
+      if (!value) continue;
+      out.Single(metric, help, Type::kGauge, std::strtod(value->c_str(), nullptr));
+    }
+    const storage::Engine::Counters c = engine_->StatisticsCounters();
+    out.Single("cairn_rocksdb_block_cache_hits_total", "Block cache hits since start",
+               Type::kCounter, static_cast<double>(c.block_cache_hits));
+    out.Single("cairn_rocksdb_block_cache_misses_total", "Block cache misses since start",
+               Type::kCounter, static_cast<double>(c.block_cache_misses));
+    const uint64_t lookups = c.block_cache_hits + c.block_cache_misses;
+    out.Single("cairn_rocksdb_block_cache_hit_ratio",
+               "Block cache hits / lookups since start (0 before the first lookup)", Type::kGauge,
+               lookups == 0 ? 0.0 : static_cast<double>(c.block_cache_hits) / lookups);
+    out.Single("cairn_rocksdb_wal_syncs_total", "WAL fsyncs since start", Type::kCounter,
+               static_cast<double>(c.wal_syncs));
+    out.Single("cairn_storage_group_commits_total",
+               "Group commits since start: one WriteBatch and one WAL fsync for every write that "
+               "arrived meanwhile",
+               Type::kCounter, static_cast<double>(engine_->group_commits()));
+  });
+}
+
+// Accepts on reactor 0 and hands each connection to the next reactor in turn: to Route() on the
+// client/internode port, to the HTTP front door on the HTTP port. One --max-connections budget
+// covers both.
+asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool http) {
   size_t next = 0;
   while (true) {
     Reactor& target = *reactors_[next];
     next = (next + 1) % reactors_.size();
-    auto [ec, socket] = co_await acceptor_->async_accept(target.io, kNoThrow);
-    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+    auto [ec, socket] = co_await acceptor->async_accept(target.io, kNoThrow);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
       // Out of file descriptors and the like: say so and back off instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
@@ -235,9 +408,22 @@ asio::awaitable<void> Server::AcceptLoop() {
       socket.close(ec);
       continue;
     }
-    // Route() ends when the connection does and reports nothing: detached is right here.
-    asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
+    // Both end when the connection does and report nothing: detached is right here.
+    if (http) {
+      asio::co_spawn(target.io, ServeHttp(std::move(socket)), asio::detached);
+    } else {
+      asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
+    }
   }
+}
+
+asio::awaitable<void> Server::ServeHttp(asio::ip::tcp::socket socket) {
+  ++open_connections_;
+  struct Release {
+    std::atomic<size_t>& n;
+    ~Release() { --n; }
+  } release{open_connections_};
+  co_await http_->Serve(std::move(socket));
 }
 
 // Reads the preamble and hands the connection to the protocol it names.
@@ -281,9 +467,17 @@ void Server::Stop() {
       a->close(ec);
     });
   }
+  serving_ = false;
+  if (http_acceptor_ && !reactors_.empty()) {
+    asio::post(reactors_[0]->io, [a = http_acceptor_.get()] {
+      boost::system::error_code ec;
+      a->close(ec);
+    });
+  }
   if (gossiper_) gossiper_->Stop();
   if (replayer_) replayer_->Stop();
   if (native_) native_->CloseAll();
+  if (http_) http_->CloseAll();
   if (internode_) internode_->CloseAll();
   // Let requests in flight answer; connections close once they have.
   for (int i = 0; i < 200 && open_connections_.load() > 0; ++i) {
@@ -308,6 +502,7 @@ void Server::Stop() {
   if (blocking_) blocking_->join();
   // The engine drains its writer queue; completions go to reactors that are stopped but alive.
   internode_.reset();
+  http_.reset();
   native_.reset();
   coordinator_.reset();
   replayer_.reset();
@@ -318,6 +513,7 @@ void Server::Stop() {
   schema_.reset();
   engine_.reset();
   acceptor_.reset();
+  http_acceptor_.reset();
   reactors_.clear();
 }
 

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "base/hlc.h"
+#include "base/metrics.h"
 #include "cairn/status.h"
 #include "cluster/gossiper.h"
 #include "cluster/internode_client.h"
@@ -25,6 +27,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/hint_replayer.h"
 #include "coordinator/hint_store.h"
+#include "frontdoor/http/http_front_door.h"
 #include "frontdoor/native/native_front_door.h"
 #include "replica/internode_service.h"
 #include "replica/replica.h"
@@ -37,6 +40,13 @@ namespace asio = boost::asio;
 struct ServerOptions {
   std::string data_dir;
   std::string listen = "127.0.0.1:7400";  // port 0: any free port (single node only)
+  // HOST:PORT of the HTTP front door (REST, /metrics, /health, /ready); empty: off. Port 0: any
+  // free port.
+  std::string http_listen;
+  // A keep-alive HTTP connection idle this long is closed; a request must arrive in full this soon
+  // after its first byte (else 408).
+  std::chrono::milliseconds http_idle_timeout{30'000};
+  std::chrono::milliseconds http_read_timeout{10'000};
   // Every initial member (HOST:PORT), this node included; empty: a cluster of this node alone.
   std::vector<std::string> peers;
   std::string dc = "dc1";
@@ -68,6 +78,8 @@ class Server {
 
   const asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
   std::string address() const;
+  // "HOST:PORT" of the HTTP front door; empty when it is off.
+  std::string http_address() const;
   uint32_t node_id() const { return identity_.node_id; }
   uint32_t reactor_threads() const { return static_cast<uint32_t>(reactors_.size()); }
 
@@ -80,8 +92,16 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
+  // Opens the client/internode acceptor and, with --http, the HTTP one.
   Status Listen();
-  asio::awaitable<void> AcceptLoop();
+  Result<std::unique_ptr<asio::ip::tcp::acceptor>> OpenAcceptor(std::string_view flag,
+                                                                const std::string& host_port);
+  // Whether the node serves clients: storage open, cluster formed, not shutting down.
+  Status Ready() const;
+  // The figures of every layer for /metrics.
+  void RegisterMetrics();
+  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool http);
+  asio::awaitable<void> ServeHttp(asio::ip::tcp::socket socket);
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
   void ReservationTicker();
 
@@ -102,6 +122,12 @@ class Server {
   std::unique_ptr<coordinator::HintReplayer> replayer_;
   std::unique_ptr<coordinator::Coordinator> coordinator_;
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
+  std::unique_ptr<asio::ip::tcp::acceptor> http_acceptor_;
+  asio::ip::tcp::endpoint http_endpoint_;
+  std::unique_ptr<frontdoor::http::HttpFrontDoor> http_;
+  base::metrics::Registry metrics_;
+  base::metrics::RequestMetrics requests_;
+  std::atomic<bool> serving_{false};
   std::unique_ptr<replica::InternodeService> internode_;
   // Connections accepted and not yet closed, of every protocol (also those still to send their
   // preamble): what --max-connections limits.

@@ -13,6 +13,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
@@ -198,6 +199,9 @@ Status Engine::OpenDb() {
   db_options.max_log_file_size = 16 << 20;
   db_options.keep_log_file_num = 4;
   if (options_.env != nullptr) db_options.env = options_.env;
+  statistics_ = rocksdb::CreateDBStatistics();
+  statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+  db_options.statistics = statistics_;
 
   gc_factory_ = std::make_shared<GcFilterFactory>(clock_, options_.tombstone_grace_ms);
 
@@ -588,6 +592,15 @@ std::optional<std::string> Engine::Property(std::string_view name) const {
     return std::nullopt;
   }
   return value;
+}
+
+Engine::Counters Engine::StatisticsCounters() const {
+  Counters c;
+  if (!statistics_) return c;
+  c.block_cache_hits = statistics_->getTickerCount(rocksdb::BLOCK_CACHE_HIT);
+  c.block_cache_misses = statistics_->getTickerCount(rocksdb::BLOCK_CACHE_MISS);
+  c.wal_syncs = statistics_->getTickerCount(rocksdb::WAL_FILE_SYNCED);
+  return c;
 }
 
 uint64_t Engine::group_commits() const {

@@ -24,6 +24,7 @@ namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
 class Env;
+class Statistics;
 }  // namespace rocksdb
 
 namespace cairn::storage {
@@ -179,6 +180,14 @@ class Engine {
 
   uint64_t group_commits() const;  // number of fsynced groups so far
 
+  // RocksDB's own counters since open (for /metrics).
+  struct Counters {
+    uint64_t block_cache_hits = 0;
+    uint64_t block_cache_misses = 0;
+    uint64_t wal_syncs = 0;  // WAL fsyncs RocksDB made
+  };
+  Counters StatisticsCounters() const;
+
  private:
   struct Pending {
     WriteRequest request;
@@ -204,6 +213,7 @@ class Engine {
   rocksdb::ColumnFamilyHandle* paxos_ = nullptr;
   rocksdb::ColumnFamilyHandle* hints_ = nullptr;
   std::shared_ptr<GcFilterFactory> gc_factory_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;  // tickers only, no timers (cheap)
 
   // The writer thread's queue.
   mutable std::mutex mu_;

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Builds the native frame fuzz target with clang's libFuzzer (+ASan/UBSan) and runs it briefly.
-# Usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS
+# Builds a fuzz target with clang's libFuzzer (+ASan/UBSan) and runs it briefly.
+# Usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS [native_frame|http_url]
 # Exits 77 (ctest: skipped) when clang or its fuzzer runtime is not installed.
 set -euo pipefail
-src=$1 build=$2 seconds=${3:-20}
+src=$1 build=$2 seconds=${3:-20} target=${4:-native_frame}
 clangxx=$(command -v clang++ || command -v clang++-14 || true)
 if [ -z "$clangxx" ]; then
   echo "SKIPPED: clang++ is not installed (apt-get install clang libclang-rt-14-dev)"
   exit 77
 fi
-out=$build/fuzz
+out=$build/fuzz/$target
+[ "$target" = native_frame ] && out=$build/fuzz
 mkdir -p "$out/corpus" "$out/artifacts"
-cp -n "$build"/tests/fuzz/seed-corpus/* "$out/corpus/" 2>/dev/null || true
+case "$target" in
+  native_frame)
+    cp -n "$build"/tests/fuzz/seed-corpus/* "$out/corpus/" 2>/dev/null || true
+    sources=("$src/tests/fuzz/native_frame_fuzz.cc" "$src/src/net/frame.cc"
+             "$src/src/base/status.cc" "$build/proto/native.pb.cc")
+    libs=(-lprotobuf -lfmt) ;;
+  http_url)
+    cp -n "$src"/tests/fuzz/http-url-seeds/* "$out/corpus/" 2>/dev/null || true
+    sources=("$src/tests/fuzz/http_url_fuzz.cc" "$src/src/frontdoor/http/url.cc"
+             "$src/src/base/status.cc")
+    libs=(-lfmt) ;;
+  *) echo "unknown fuzz target $target"; exit 2 ;;
+esac
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
        -I"$src/include" -I"$src/src" -I"$build")
-if ! "$clangxx" "${flags[@]}" -o "$out/native_frame_fuzz" \
-    "$src/tests/fuzz/native_frame_fuzz.cc" "$src/src/net/frame.cc" "$src/src/base/status.cc" \
-    "$build/proto/native.pb.cc" -lprotobuf -lfmt 2> "$out/build.log"; then
+if ! "$clangxx" "${flags[@]}" -o "$out/${target}_fuzz" "${sources[@]}" "${libs[@]}" \
+    2> "$out/build.log"; then
   if grep -q "libclang_rt.fuzzer\|fuzzer.*not found\|cannot find" "$out/build.log"; then
     echo "SKIPPED: clang's libFuzzer runtime is missing (apt-get install libclang-rt-14-dev)"
     exit 77
@@ -24,6 +36,6 @@ if ! "$clangxx" "${flags[@]}" -o "$out/native_frame_fuzz" \
   cat "$out/build.log"
   exit 1
 fi
-echo "running the native frame fuzzer for ${seconds}s"
-"$out/native_frame_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+echo "running the $target fuzzer for ${seconds}s"
+"$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
   -artifact_prefix="$out/artifacts/" "$out/corpus" 2>&1 | tail -n 20

@@ -115,6 +115,8 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   ::close(out[0]);
   p->node_id_ = static_cast<uint32_t>(std::stoul(m[1]));
   p->address_ = m[2];
+  static const std::regex kHttp(R"(, http on ([0-9.]+:\d+))");
+  if (std::smatch h; std::regex_search(seen, h, kHttp)) p->http_address_ = h[1];
   return p;
 }
 

@@ -44,6 +44,8 @@ class CairndProcess {
 
   pid_t pid() const { return pid_; }
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
+  // "127.0.0.1:PORT" of the HTTP front door (started with --http); empty when it is off.
+  const std::string& http_address() const { return http_address_; }
   uint32_t node_id() const { return node_id_; }
   const Options& options() const { return options_; }
   bool running() const { return pid_ > 0; }
@@ -64,6 +66,7 @@ class CairndProcess {
   Options options_;
   pid_t pid_ = -1;
   std::string address_;
+  std::string http_address_;
   uint32_t node_id_ = 0;
   std::string log_path_;
 };

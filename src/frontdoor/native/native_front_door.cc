@@ -55,6 +55,45 @@ void SetKeyspace(const cluster::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_linearizable(def.linearizable);
 }
 
+base::metrics::Operation OperationOf(wire::Request::OpCase op) {
+  using base::metrics::Operation;
+  switch (op) {
+    case wire::Request::kGet:
+      return Operation::kGet;
+    case wire::Request::kPut:
+      return Operation::kPut;
+    case wire::Request::kDelete:
+      return Operation::kDelete;
+    case wire::Request::kCas:
+      return Operation::kCas;
+    case wire::Request::kScan:
+      return Operation::kScan;
+    case wire::Request::kBatchGet:
+      return Operation::kBatchGet;
+    case wire::Request::kBatchPut:
+      return Operation::kBatchPut;
+    case wire::Request::kKeyspaceCreate:
+      return Operation::kKeyspaceCreate;
+    case wire::Request::kKeyspaceList:
+      return Operation::kKeyspaceList;
+    case wire::Request::kKeyspaceDescribe:
+      return Operation::kKeyspaceDescribe;
+    case wire::Request::kKeyspaceAlter:
+      return Operation::kKeyspaceAlter;
+    case wire::Request::kKeyspaceDrop:
+      return Operation::kKeyspaceDrop;
+    case wire::Request::kClusterStatus:
+      return Operation::kClusterStatus;
+    case wire::Request::kPing:
+      return Operation::kPing;
+    case wire::Request::kMetrics:
+      return Operation::kMetrics;
+    case wire::Request::OP_NOT_SET:
+      break;
+  }
+  return Operation::kOther;
+}
+
 // Answers larger than this are replaced by a TOO_LARGE error (clients accept 64 MiB frames by
 // default; the coordinator keeps scan pages and batch reads well under it).
 constexpr size_t kMaxAnswerBytes = size_t{64} << 20;
@@ -105,9 +144,19 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
     asio::co_spawn(
         executor,
         [this, conn, id, request = std::move(request)]() mutable -> asio::awaitable<void> {
+          const auto started = base::Clock::now();
+          const base::metrics::Operation op = OperationOf(request.op_case());
+          const int level = request.consistency();
           wire::Response response;
           co_await Execute(std::move(request), &response);
           SendMessage(*conn, id, response);
+          if (options_.metrics != nullptr) {
+            const Code outcome =
+                response.has_error() ? static_cast<Code>(response.error().code()) : Code::kOk;
+            options_.metrics->Record(base::metrics::FrontDoor::kNative, op,
+                                     static_cast<Consistency>(level), outcome,
+                                     base::Clock::now() - started);
+          }
         },
         [conn, id](std::exception_ptr e) {
           if (!e) return;

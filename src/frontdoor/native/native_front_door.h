@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/metrics.h"
 #include "coordinator/coordinator.h"
 #include "net/connection.h"
 #include "proto/native.pb.h"
@@ -25,6 +26,8 @@ struct NativeOptions {
   std::chrono::milliseconds default_timeout{5000};
   std::chrono::milliseconds max_timeout{120'000};
   size_t max_inflight_per_connection = 1024;
+  // Where requests are counted (cairn_requests_total); null: nowhere. Outlives the front door.
+  base::metrics::RequestMetrics* metrics = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll() and

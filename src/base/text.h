@@ -1,0 +1,23 @@
+// Bytes as text: for answers that must carry arbitrary bytes in JSON (base64 unless the bytes
+// are UTF-8) and for opaque tokens in URLs (hex). Pure functions; Unhex parses untrusted input.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cairn::base {
+
+// Whether `s` is well-formed UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF
+// (what a strict JSON encoder accepts).
+bool IsUtf8(std::string_view s);
+
+// Standard base64 (RFC 4648, with '=' padding).
+std::string Base64(std::string_view bytes);
+
+// Lower-case hex, two digits a byte; Unhex takes either case and returns nullopt for an odd
+// length or a non-hex digit.
+std::string Hex(std::string_view bytes);
+std::optional<std::string> Unhex(std::string_view hex);
+
+}  // namespace cairn::base

@@ -1,0 +1,832 @@
+#include "frontdoor/http/http_front_door.h"
+
+#include <array>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/text.h"
+#include "frontdoor/http/url.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::frontdoor::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using asio::ip::tcp;
+using base::metrics::Operation;
+using Json = nlohmann::json;
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kJson = "application/json";
+// How long a connection being closed keeps reading (and dropping) what the client still sends.
+constexpr auto kLingerTime = std::chrono::milliseconds(1000);
+
+// ---- encoding helpers ---------------------------------------------------------------------------
+
+// Bytes into a JSON object: as a string under `name` when they are UTF-8, else base64 under
+// `name`_base64 (JSON strings cannot hold arbitrary bytes).
+void PutBytes(Json& obj, const std::string& name, const std::string& bytes) {
+  if (base::IsUtf8(bytes)) {
+    obj[name] = bytes;
+  } else {
+    obj[name + "_base64"] = base::Base64(bytes);
+  }
+}
+
+std::string Dump(const Json& j) {
+  // Messages may quote user bytes; never throw on them.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+// Beast's string_view into the standard one.
+template <typename S>
+std::string_view SV(const S& s) {
+  return std::string_view(s.data(), s.size());
+}
+
+std::string ETag(const Version& v) { return "\"" + v.ToString() + "\""; }
+
+// ---- responses ----------------------------------------------------------------------------------
+
+Response Make(unsigned status, std::string body, std::string_view content_type) {
+  Response res;
+  res.result(status);
+  res.set(bhttp::field::server, "cairn/" CAIRN_VERSION);
+  res.set(bhttp::field::content_type, content_type);
+  res.body() = std::move(body);
+  return res;
+}
+
+Response JsonReply(unsigned status, const Json& j) { return Make(status, Dump(j), kJson); }
+
+// {"error": {"code": "...", "message": "..."}} with `status`.
+Response Error(unsigned status, std::string_view code, std::string_view message,
+               Json extra = Json::object()) {
+  Json e = {{"code", std::string(code)}, {"message", std::string(message)}};
+  for (auto& [k, v] : extra.items()) e[k] = v;
+  return JsonReply(status, Json{{"error", e}});
+}
+
+unsigned HttpStatusOf(Code code) {
+  switch (code) {
+    case Code::kOk:
+      return 200;
+    case Code::kNotFound:
+      return 404;
+    case Code::kConditionFailed:
+      return 412;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kTooLarge:
+      return 413;
+    case Code::kAlreadyExists:
+      return 409;
+    case Code::kUnavailable:
+      return 503;
+    case Code::kTimeout:
+      return 504;
+    case Code::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+Response FromStatus(const Status& s) {
+  Json extra = Json::object();
+  if (s.code() == Code::kTimeout) {
+    extra["acks"] = s.acks();
+    extra["may_have_applied"] = true;
+  }
+  return Error(HttpStatusOf(s.code()), CodeName(s.code()), s.message(), std::move(extra));
+}
+
+Response MethodNotAllowed(std::string_view method, std::string_view path, std::string_view allow) {
+  Response res = Error(405, "METHOD_NOT_ALLOWED",
+                       fmt::format("{} is not allowed on {}; allowed: {}", method, path, allow));
+  res.set(bhttp::field::allow, allow);
+  return res;
+}
+
+// The outcome a request is counted under in cairn_requests_total.
+Code OutcomeOf(unsigned status) {
+  if (status < 400) return Code::kOk;
+  switch (status) {
+    case 404:
+      return Code::kNotFound;
+    case 409:
+      return Code::kAlreadyExists;
+    case 412:
+      return Code::kConditionFailed;
+    case 413:
+    case 431:
+      return Code::kTooLarge;
+    case 408:
+    case 504:
+      return Code::kTimeout;
+    case 503:
+      return Code::kUnavailable;
+    case 500:
+      return Code::kInternal;
+    default:
+      return Code::kInvalidArgument;
+  }
+}
+
+Json KeyspaceJson(const cluster::KeyspaceDef& def) {
+  Json by_dc = Json::object();
+  for (const auto& [dc, rf] : def.replication) by_dc[dc] = rf;
+  return {{"name", def.name},
+          {"id", def.id},
+          {"replication", ReplicationText(def.replication)},
+          {"replication_by_dc", by_dc},
+          {"read_consistency", std::string(ConsistencyName(def.read_consistency))},
+          {"write_consistency", std::string(ConsistencyName(def.write_consistency))},
+          {"linearizable", def.linearizable},
+          {"created_at_ms", def.created_at_ms}};
+}
+
+}  // namespace
+
+// ---- one request --------------------------------------------------------------------------------
+
+// One request and what it needs to be answered; the handlers fill `op` and `level` for metrics.
+struct HttpFrontDoor::Exchange {
+  coordinator::Coordinator* coordinator;
+  const HttpOptions& options;
+  Request& req;
+  const Query& query;
+  std::string_view path;
+  Operation op = Operation::kOther;
+  Consistency level = Consistency::kDefault;
+  bool counted = true;  // false for /metrics, /health and /ready
+
+  std::string_view Method() const { return SV(req.method_string()); }
+
+  // Reads ?cl= and ?timeout_ms= into `opts`.
+  Status RequestOptionsFor(std::string keyspace, coordinator::RequestOptions* opts) {
+    opts->keyspace = std::move(keyspace);
+    if (auto cl = query.Get("cl")) {
+      auto parsed = ParseConsistency(*cl);
+      if (!parsed || *parsed == Consistency::kDefault) {
+        return Status::InvalidArgument(
+            fmt::format("unknown consistency level '{}' (ONE, TWO, THREE, QUORUM, ALL, LOCAL_ONE, "
+                        "LOCAL_QUORUM, EACH_QUORUM, ANY, SERIAL, LOCAL_SERIAL)",
+                        *cl));
+      }
+      opts->consistency = *parsed;
+      level = *parsed;
+    }
+    auto timeout = options.default_timeout;
+    if (auto t = query.Get("timeout_ms")) {
+      auto ms = ParseUint(*t, static_cast<uint64_t>(options.max_timeout.count()));
+      if (!ms || *ms == 0) {
+        return Status::InvalidArgument(
+            fmt::format("timeout_ms must be a number of milliseconds from 1 to {}, not '{}'",
+                        options.max_timeout.count(), *t));
+      }
+      timeout = std::chrono::milliseconds(*ms);
+    }
+    opts->deadline = base::Clock::now() + timeout;
+    return Status::Ok();
+  }
+
+  // The Coordinator reports an unknown keyspace as INVALID_ARGUMENT; over HTTP that is a 404.
+  // Looked up only on this error path, so the hot path pays no extra schema lookup.
+  Response FromCoordinator(const Status& s, const std::string& keyspace) {
+    if (s.code() == Code::kInvalidArgument) {
+      auto def = coordinator->DescribeKeyspace(keyspace);
+      if (!def.ok() && def.status().code() == Code::kNotFound) {
+        return Error(404, "NOT_FOUND", fmt::format("keyspace '{}' does not exist", keyspace));
+      }
+    }
+    return FromStatus(s);
+  }
+
+  asio::awaitable<Response> Dispatch(const std::function<Status()>& ready,
+                                     const base::metrics::Registry* registry);
+  asio::awaitable<Response> Key(std::string keyspace, std::string key);
+  asio::awaitable<Response> Get(std::string keyspace, std::string key);
+  asio::awaitable<Response> Write(std::string keyspace, std::string key, bool is_delete);
+  asio::awaitable<Response> Scan(std::string keyspace);
+  asio::awaitable<Response> Keyspaces(std::string_view rest);
+  Response Cluster();
+};
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
+    const std::function<Status()>& ready, const base::metrics::Registry* registry) {
+  const std::string_view method = Method();
+  const bool get = req.method() == bhttp::verb::get;
+  if (path == "/health" || path == "/ready" || path == "/metrics") {
+    counted = false;
+    if (!get) co_return MethodNotAllowed(method, path, "GET");
+    if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+    if (path == "/health") {
+      co_return JsonReply(200, Json{{"status", "alive"},
+                                    {"node_id", coordinator->Info().node_id},
+                                    {"version", coordinator->Info().server_version}});
+    }
+    if (path == "/ready") {
+      Status s = ready ? ready() : Status::Ok();
+      if (!s.ok()) co_return Error(503, "UNAVAILABLE", s.message());
+      co_return JsonReply(200, Json{{"status", "ready"}});
+    }
+    co_return Make(200, registry ? registry->Render() : std::string(),
+                   "text/plain; version=0.0.4; charset=utf-8");
+  }
+  if (path == "/v1/cluster") {
+    op = Operation::kClusterStatus;
+    if (!get) co_return MethodNotAllowed(method, path, "GET");
+    if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+    co_return Cluster();
+  }
+  if (path == "/v1/keyspaces" || path.starts_with("/v1/keyspaces/")) {
+    co_return co_await Keyspaces(path.substr(std::string_view("/v1/keyspaces").size()));
+  }
+  if (path.starts_with("/v1/kv/")) {
+    // /v1/kv/{keyspace} is a scan, /v1/kv/{keyspace}/{key...} one key: everything after the
+    // keyspace's slash is the key, slashes included.
+    const std::string_view rest = path.substr(std::string_view("/v1/kv/").size());
+    const size_t slash = rest.find('/');
+    auto keyspace = PercentDecode(rest.substr(0, slash), false);
+    if (!keyspace.ok()) co_return FromStatus(keyspace.status());
+    if (keyspace->empty()) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      "the path names no keyspace: /v1/kv/{keyspace}/{key}");
+    }
+    if (slash == std::string_view::npos) {
+      op = Operation::kScan;
+      if (!get) co_return MethodNotAllowed(method, path, "GET");
+      co_return co_await Scan(std::move(*keyspace));
+    }
+    auto key = PercentDecode(rest.substr(slash + 1), false);
+    if (!key.ok()) co_return FromStatus(key.status());
+    co_return co_await Key(std::move(*keyspace), std::move(*key));
+  }
+  co_return Error(404, "NOT_FOUND",
+                  fmt::format("no such endpoint: {} (see docs/http.md)", std::string(path)));
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::Key(std::string keyspace, std::string key) {
+  switch (req.method()) {
+    case bhttp::verb::get:
+      op = Operation::kGet;
+      co_return co_await Get(std::move(keyspace), std::move(key));
+    case bhttp::verb::put:
+      op = Operation::kPut;
+      co_return co_await Write(std::move(keyspace), std::move(key), false);
+    case bhttp::verb::delete_:
+      op = Operation::kDelete;
+      co_return co_await Write(std::move(keyspace), std::move(key), true);
+    default:
+      co_return MethodNotAllowed(Method(), path, "GET, PUT, DELETE");
+  }
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::Get(std::string keyspace, std::string key) {
+  if (Status s = query.OnlyThese({"cl", "timeout_ms"}); !s.ok()) co_return FromStatus(s);
+  coordinator::RequestOptions opts;
+  if (Status s = RequestOptionsFor(keyspace, &opts); !s.ok()) co_return FromStatus(s);
+  auto r = co_await coordinator->Get(std::move(key), opts);
+  if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
+  if (!r->has_value()) co_return Error(404, "NOT_FOUND", "the key does not exist");
+  Record& record = **r;
+  const std::string etag = ETag(record.version);
+  if (SV(req[bhttp::field::if_none_match]) == etag) {
+    Response res = Make(304, "", "application/octet-stream");
+    res.set(bhttp::field::etag, etag);
+    co_return res;
+  }
+  Response res = Make(200, std::move(record.value), "application/octet-stream");
+  res.set(bhttp::field::etag, etag);
+  if (record.expires_at_ms != 0) {
+    res.set("X-Cairn-Expires-At-Ms", std::to_string(record.expires_at_ms));
+  }
+  co_return res;
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::Write(std::string keyspace, std::string key,
+                                                         bool is_delete) {
+  if (Status s = is_delete ? query.OnlyThese({"cl", "timeout_ms", "commit_cl"})
+                           : query.OnlyThese({"cl", "timeout_ms", "commit_cl", "ttl"});
+      !s.ok()) {
+    co_return FromStatus(s);
+  }
+  coordinator::RequestOptions opts;
+  if (Status s = RequestOptionsFor(keyspace, &opts); !s.ok()) co_return FromStatus(s);
+  uint64_t ttl_ms = 0;
+  if (auto ttl = query.Get("ttl")) {
+    auto seconds = ParseUint(*ttl, UINT64_MAX / 1000);
+    if (!seconds) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      fmt::format("ttl must be a whole number of seconds, not '{}'", *ttl));
+    }
+    ttl_ms = *seconds * 1000;
+  }
+
+  // Conditional writes: If-Match: "<version>" or *, If-None-Match: * (through Paxos).
+  const auto if_match = req.find(bhttp::field::if_match);
+  const auto if_none_match = req.find(bhttp::field::if_none_match);
+  std::optional<coordinator::CasCondition> condition;
+  if (if_match != req.end() && if_none_match != req.end()) {
+    co_return Error(400, "INVALID_ARGUMENT", "give If-Match or If-None-Match, not both");
+  }
+  if (if_match != req.end()) {
+    const std::string_view tag = SV(if_match->value());
+    coordinator::CasCondition c;
+    if (tag == "*") {
+      c.kind = coordinator::CasCondition::Kind::kIfExists;
+    } else {
+      std::optional<Version> v;
+      if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"') {
+        v = Version::Parse(tag.substr(1, tag.size() - 2));
+      }
+      if (!v) {
+        co_return Error(400, "INVALID_ARGUMENT",
+                        fmt::format("If-Match takes * or one ETag as the server sent it, e.g. "
+                                    "\"116027195034353664:7\"; not {}",
+                                    tag));
+      }
+      c.kind = coordinator::CasCondition::Kind::kIfVersion;
+      c.version = *v;
+    }
+    condition = std::move(c);
+  } else if (if_none_match != req.end()) {
+    if (SV(if_none_match->value()) != "*") {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      "a write takes only If-None-Match: * (create the key if it does not exist)");
+    }
+    coordinator::CasCondition c;
+    c.kind = coordinator::CasCondition::Kind::kIfNotExists;
+    condition = std::move(c);
+  }
+  Consistency commit = Consistency::kDefault;
+  if (auto cl = query.Get("commit_cl")) {
+    auto parsed = ParseConsistency(*cl);
+    if (!condition || !parsed || *parsed == Consistency::kDefault) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      condition ? fmt::format("unknown consistency level '{}' for commit_cl", *cl)
+                                : std::string("commit_cl applies only to conditional writes "
+                                              "(If-Match or If-None-Match)"));
+    }
+    commit = *parsed;
+  }
+
+  if (!condition) {
+    Result<Version> r;
+    if (is_delete) {
+      r = co_await coordinator->Delete(std::move(key), opts);
+    } else {
+      r = co_await coordinator->Put(std::move(key), std::move(req.body()), ttl_ms, opts);
+    }
+    if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
+    Response res = JsonReply(200, Json{{"version", r->ToString()}});
+    if (!is_delete) res.set(bhttp::field::etag, ETag(*r));
+    co_return res;
+  }
+
+  op = Operation::kCas;
+  const bool create_only = condition->kind == coordinator::CasCondition::Kind::kIfNotExists;
+  std::optional<std::string> new_value;
+  if (!is_delete) new_value = std::move(req.body());
+  auto r = co_await coordinator->Cas(std::move(key), std::move(*condition), std::move(new_value),
+                                     ttl_ms, opts, commit);
+  if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
+  if (!r->applied) {
+    Json extra = Json::object();
+    std::string message = "the key does not exist";
+    if (r->current) {
+      extra["current_version"] = r->current->version.ToString();
+      message = create_only ? "the key exists"
+                            : "the key's current version is " + r->current->version.ToString();
+    }
+    Response res =
+        Error(412, "CONDITION_FAILED",
+              "the condition did not hold, nothing was written: " + message, std::move(extra));
+    if (r->current) res.set(bhttp::field::etag, ETag(r->current->version));
+    co_return res;
+  }
+  Response res = JsonReply(create_only ? 201 : 200, Json{{"version", r->version.ToString()}});
+  if (!is_delete) res.set(bhttp::field::etag, ETag(r->version));
+  co_return res;
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::Scan(std::string keyspace) {
+  if (Status s = query.OnlyThese({"prefix", "limit", "cursor", "cl", "timeout_ms"}); !s.ok()) {
+    co_return FromStatus(s);
+  }
+  coordinator::RequestOptions opts;
+  if (Status s = RequestOptionsFor(keyspace, &opts); !s.ok()) co_return FromStatus(s);
+  uint32_t limit = 0;
+  if (auto l = query.Get("limit")) {
+    auto n = ParseUint(*l, UINT32_MAX);
+    if (!n || *n == 0) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      fmt::format("limit must be a positive whole number, not '{}'", *l));
+    }
+    limit = static_cast<uint32_t>(*n);
+  }
+  std::string cursor;
+  if (auto c = query.Get("cursor")) {
+    auto raw = base::Unhex(*c);
+    if (!raw) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      "cursor must be passed back exactly as a previous page returned it");
+    }
+    cursor = std::move(*raw);
+  }
+  std::string prefix(query.Get("prefix").value_or(""));
+  auto r = co_await coordinator->Scan(std::move(prefix), std::move(cursor), limit, opts);
+  if (!r.ok()) co_return FromCoordinator(r.status(), opts.keyspace);
+  Json items = Json::array();
+  for (auto& [key, record] : r->entries) {
+    Json item = Json::object();
+    PutBytes(item, "key", key);
+    PutBytes(item, "value", record.value);
+    item["version"] = record.version.ToString();
+    if (record.expires_at_ms != 0) item["expires_at_ms"] = record.expires_at_ms;
+    items.push_back(std::move(item));
+  }
+  Json page = {{"items", std::move(items)}};
+  if (r->cursor.empty()) {
+    page["cursor"] = nullptr;
+  } else {
+    page["cursor"] = base::Hex(r->cursor);
+  }
+  co_return JsonReply(200, page);
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view rest) {
+  const std::string_view method = Method();
+  if (rest.empty() || rest == "/") {
+    if (req.method() == bhttp::verb::get) {
+      op = Operation::kKeyspaceList;
+      if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+      auto r = coordinator->ListKeyspaces();
+      if (!r.ok()) co_return FromStatus(r.status());
+      Json list = Json::array();
+      for (const auto& def : *r) list.push_back(KeyspaceJson(def));
+      co_return JsonReply(200, Json{{"keyspaces", std::move(list)}});
+    }
+    if (req.method() != bhttp::verb::post) co_return MethodNotAllowed(method, path, "GET, POST");
+    op = Operation::kKeyspaceCreate;
+    if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+    Json body = Json::parse(req.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      "the body must be a JSON object such as {\"name\": \"users\", "
+                      "\"replication\": 3}");
+    }
+    cluster::KeyspaceDef spec;
+    bool if_not_exists = false;
+    for (const auto& entry : body.items()) {
+      const std::string& field = entry.key();
+      const Json& value = entry.value();
+      if (field == "name" && value.is_string()) {
+        spec.name = value.get<std::string>();
+      } else if (field == "replication" && value.is_number_unsigned()) {
+        const uint64_t rf = value.get<uint64_t>();
+        if (rf == 0 || rf > kMaxReplicationFactor) {
+          co_return Error(400, "INVALID_ARGUMENT",
+                          fmt::format("replication is 1 to {}", kMaxReplicationFactor));
+        }
+        spec.replication = {{std::string(kEveryDc), static_cast<uint32_t>(rf)}};
+      } else if (field == "replication" && (value.is_string() || value.is_object())) {
+        std::string text;
+        if (value.is_string()) {
+          text = value.get<std::string>();
+        } else {
+          for (const auto& entry : value.items()) {
+            if (!entry.value().is_number_unsigned()) {
+              text = "invalid";
+              break;
+            }
+            text += (text.empty() ? "" : ",") + entry.key() + "=" +
+                    std::to_string(entry.value().get<uint64_t>());
+          }
+        }
+        auto parsed = ParseReplication(text);
+        if (!parsed) {
+          co_return Error(
+              400, "INVALID_ARGUMENT",
+              "replication is a factor (3), \"dc1=3,dc2=2\" or {\"dc1\": 3}, each 1 to " +
+                  std::to_string(kMaxReplicationFactor));
+        }
+        spec.replication = std::move(*parsed);
+      } else if ((field == "read_consistency" || field == "write_consistency") &&
+                 value.is_string()) {
+        auto level = ParseConsistency(value.get<std::string>());
+        if (!level || *level == Consistency::kDefault) {
+          co_return Error(400, "INVALID_ARGUMENT",
+                          fmt::format("unknown consistency level for {}", field));
+        }
+        (field == "read_consistency" ? spec.read_consistency : spec.write_consistency) = *level;
+      } else if (field == "linearizable" && value.is_boolean()) {
+        spec.linearizable = value.get<bool>();
+      } else if (field == "if_not_exists" && value.is_boolean()) {
+        if_not_exists = value.get<bool>();
+      } else {
+        co_return Error(400, "INVALID_ARGUMENT",
+                        fmt::format("unknown field '{}' or wrong type (name: string, replication: "
+                                    "number, string or object, read_consistency and "
+                                    "write_consistency: strings, linearizable and if_not_exists: "
+                                    "booleans)",
+                                    field));
+      }
+    }
+    if (spec.name.empty()) co_return Error(400, "INVALID_ARGUMENT", "the keyspace needs a name");
+    auto r = co_await coordinator->CreateKeyspace(std::move(spec), if_not_exists);
+    if (!r.ok()) co_return FromStatus(r.status());
+    co_return JsonReply(201, KeyspaceJson(*r));
+  }
+
+  auto name = PercentDecode(rest.substr(1), false);
+  if (!name.ok()) co_return FromStatus(name.status());
+  switch (req.method()) {
+    case bhttp::verb::get: {
+      op = Operation::kKeyspaceDescribe;
+      if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+      auto r = coordinator->DescribeKeyspace(*name);
+      if (!r.ok()) co_return FromStatus(r.status());
+      co_return JsonReply(200, KeyspaceJson(*r));
+    }
+    case bhttp::verb::patch: {
+      op = Operation::kKeyspaceAlter;
+      if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+      Json body = Json::parse(req.body(), nullptr, false);
+      if (body.is_discarded() || !body.is_object() || body.empty()) {
+        co_return Error(400, "INVALID_ARGUMENT",
+                        "the body must be a JSON object with what to change, such as "
+                        "{\"read_consistency\": \"ONE\"}");
+      }
+      cluster::KeyspaceChange change;
+      for (const auto& entry : body.items()) {
+        const std::string& field = entry.key();
+        const Json& value = entry.value();
+        if ((field == "read_consistency" || field == "write_consistency") && value.is_string()) {
+          auto level = ParseConsistency(value.get<std::string>());
+          if (!level || *level == Consistency::kDefault) {
+            co_return Error(400, "INVALID_ARGUMENT",
+                            fmt::format("unknown consistency level for {}", field));
+          }
+          (field == "read_consistency" ? change.read_consistency : change.write_consistency) =
+              *level;
+        } else if (field == "linearizable" && value.is_boolean()) {
+          change.linearizable = value.get<bool>();
+        } else {
+          co_return Error(
+              400, "INVALID_ARGUMENT",
+              fmt::format("unknown field '{}' or wrong type (read_consistency, write_consistency: "
+                          "strings; linearizable: boolean)",
+                          field));
+        }
+      }
+      auto r = co_await coordinator->AlterKeyspace(std::move(*name), change);
+      if (!r.ok()) co_return FromStatus(r.status());
+      co_return JsonReply(200, KeyspaceJson(*r));
+    }
+    case bhttp::verb::delete_: {
+      op = Operation::kKeyspaceDrop;
+      if (Status s = query.OnlyThese({"if_exists"}); !s.ok()) co_return FromStatus(s);
+      bool if_exists = false;
+      if (auto v = query.Get("if_exists")) {
+        if (*v != "true" && *v != "false") {
+          co_return Error(400, "INVALID_ARGUMENT", "if_exists is true or false");
+        }
+        if_exists = *v == "true";
+      }
+      const std::string dropped = *name;
+      Status s = co_await coordinator->DropKeyspace(std::move(*name), if_exists);
+      if (!s.ok()) co_return FromStatus(s);
+      co_return JsonReply(200, Json{{"dropped", dropped}});
+    }
+    default:
+      co_return MethodNotAllowed(method, path, "GET, PATCH, DELETE");
+  }
+}
+
+Response HttpFrontDoor::Exchange::Cluster() {
+  auto r = coordinator->ClusterStatus();
+  if (!r.ok()) return FromStatus(r.status());
+  const coordinator::ClusterInfo info = coordinator->Cluster();
+  Json nodes = Json::array();
+  for (const coordinator::NodeReport& n : *r) {
+    nodes.push_back({{"node_id", n.status.node_id},
+                     {"address", n.status.address},
+                     {"dc", n.status.dc},
+                     {"rack", n.status.rack},
+                     {"state", n.status.up ? "UP" : "DOWN"},
+                     {"partitions", n.partitions},
+                     {"load_bytes", n.status.load_bytes},
+                     {"hints_pending", n.status.hints_pending},
+                     {"self", n.status.self}});
+  }
+  Json out = {{"partitions", info.partitions}, {"formed", info.formed}, {"nodes", nodes}};
+  if (!info.note.empty()) out["note"] = info.note;
+  return JsonReply(200, out);
+}
+
+// ---- connections --------------------------------------------------------------------------------
+
+// One client connection; every member is touched only on the socket's executor (one reactor).
+struct HttpFrontDoor::Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+
+  // Cancels the socket's operations once `d` has passed, unless Disarm()ed first.
+  static void Arm(const std::shared_ptr<Connection>& c, std::chrono::milliseconds d) {
+    const uint64_t generation = ++c->generation;
+    c->timed_out = false;
+    c->timer.expires_after(d);
+    c->timer.async_wait([c, generation](boost::system::error_code ec) {
+      if (ec || generation != c->generation) return;
+      c->timed_out = true;
+      boost::system::error_code ignored;
+      c->socket.cancel(ignored);
+    });
+  }
+  void Disarm() {
+    ++generation;
+    timer.cancel();
+  }
+
+  tcp::socket socket;
+  asio::steady_timer timer;
+  uint64_t generation = 0;
+  bool timed_out = false;
+  bool closing = false;  // CloseAll() was called
+  bool idle = false;     // waiting for the next request
+};
+
+HttpFrontDoor::HttpFrontDoor(coordinator::Coordinator* coordinator,
+                             const base::metrics::Registry* registry,
+                             base::metrics::RequestMetrics* requests, std::function<Status()> ready,
+                             HttpOptions options)
+    : coordinator_(coordinator),
+      registry_(registry),
+      requests_(requests),
+      ready_(std::move(ready)),
+      options_(options) {}
+
+HttpFrontDoor::~HttpFrontDoor() = default;
+
+asio::awaitable<void> HttpFrontDoor::Serve(tcp::socket socket) {
+  boost::system::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  auto conn = std::make_shared<Connection>(std::move(socket));
+  {
+    std::lock_guard lock(mu_);
+    connections_.insert(conn);
+  }
+  ++open_;
+  co_await Run(conn);
+  conn->Disarm();
+  conn->socket.shutdown(tcp::socket::shutdown_both, ec);
+  conn->socket.close(ec);
+  {
+    std::lock_guard lock(mu_);
+    connections_.erase(conn);
+  }
+  --open_;
+}
+
+void HttpFrontDoor::CloseAll() {
+  std::lock_guard lock(mu_);
+  for (const auto& conn : connections_) {
+    asio::post(conn->socket.get_executor(), [conn] {
+      conn->closing = true;
+      if (conn->idle) {
+        boost::system::error_code ignored;
+        conn->socket.cancel(ignored);
+      }
+    });
+  }
+}
+
+asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
+  beast::flat_buffer buffer;
+  while (!conn->closing) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+    parser.body_limit(options_.max_body_bytes);
+
+    // Idle time is allowed before a request's first byte; from there on the whole request must
+    // arrive within the read timeout (so a slow client cannot hold the connection).
+    boost::system::error_code ec;
+    if (buffer.size() == 0) {
+      conn->idle = true;
+      Connection::Arm(conn, options_.idle_timeout);
+      auto [wait_ec] = co_await conn->socket.async_wait(tcp::socket::wait_read, kNoThrow);
+      conn->idle = false;
+      if (wait_ec || conn->closing) co_return;  // idle too long, shutting down, or gone
+    }
+    Connection::Arm(conn, options_.read_timeout);
+    auto [hec, hn] = co_await bhttp::async_read_header(conn->socket, buffer, parser, kNoThrow);
+    ec = hec;
+    if (!ec && !parser.is_done()) {
+      if (auto expect = parser.get()[bhttp::field::expect];
+          beast::iequals(expect, "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        const asio::const_buffer bytes(kContinue.data(), kContinue.size());
+        auto [wec, wn] = co_await asio::async_write(conn->socket, bytes, kNoThrow);
+        ec = wec;
+      }
+      if (!ec) {
+        auto [bec, bn] = co_await bhttp::async_read(conn->socket, buffer, parser, kNoThrow);
+        ec = bec;
+      }
+    }
+    conn->Disarm();
+
+    Response res;
+    bool close_after = false;
+    const auto started = base::Clock::now();
+    std::optional<Exchange> exchange;
+    if (ec) {
+      // Nothing to answer when the client went away, was idle, or the server is closing.
+      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+          ec == asio::error::connection_reset || (conn->closing && !parser.got_some()) ||
+          (conn->timed_out && !parser.got_some())) {
+        co_return;
+      }
+      close_after = true;
+      if (conn->timed_out) {
+        res = Error(408, "REQUEST_TIMEOUT",
+                    fmt::format("the request did not arrive in full within {} ms",
+                                options_.read_timeout.count()));
+      } else if (ec == bhttp::error::header_limit) {
+        res = Error(431, "TOO_LARGE",
+                    fmt::format("the request line and headers are over {} bytes",
+                                options_.max_header_bytes));
+      } else if (ec == bhttp::error::body_limit) {
+        res = Error(413, "TOO_LARGE",
+                    fmt::format("the request body is over {} bytes", options_.max_body_bytes));
+      } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {
+        res = Error(400, "INVALID_ARGUMENT", "malformed HTTP request: " + ec.message());
+      } else {
+        co_return;  // a socket error: nobody to answer
+      }
+    } else {
+      Request& req = parser.get();
+      auto target = ParseTarget(SV(req.target()));
+      if (!target.ok()) {
+        res = FromStatus(target.status());
+      } else {
+        exchange.emplace(Exchange{coordinator_, options_, req, target->query, target->path});
+        try {
+          res = co_await exchange->Dispatch(ready_, registry_);
+        } catch (const std::exception& e) {
+          spdlog::error("HTTP {} {} failed: {}", SV(req.method_string()), SV(req.target()),
+                        e.what());
+          res = Error(500, "INTERNAL", "internal error; see the server log");
+        }
+      }
+      res.version(req.version());
+      close_after = !req.keep_alive() || conn->closing;
+    }
+    if (requests_ != nullptr && (!exchange || exchange->counted)) {
+      requests_->Record(base::metrics::FrontDoor::kHttp,
+                        exchange ? exchange->op : Operation::kOther,
+                        exchange ? exchange->level : Consistency::kDefault,
+                        OutcomeOf(res.result_int()), base::Clock::now() - started);
+    }
+    res.keep_alive(!close_after);
+    res.prepare_payload();
+    Connection::Arm(conn, options_.write_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(conn->socket, res, kNoThrow);
+    conn->Disarm();
+    if (wec) co_return;
+    if (close_after) {
+      // Closing a socket with unread bytes (the rest of a refused body, pipelined requests)
+      // sends a reset, which can destroy the answer before the client reads it. So: send FIN,
+      // then read and drop what still comes, for a bounded time.
+      boost::system::error_code ignored;
+      conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
+      Connection::Arm(conn, kLingerTime);
+      std::array<char, 16384> scratch;
+      const asio::mutable_buffer into(scratch.data(), scratch.size());
+      size_t dropped = 0;
+      while (dropped < options_.max_body_bytes + options_.max_header_bytes) {
+        auto [rec, rn] = co_await conn->socket.async_read_some(into, kNoThrow);
+        if (rec) break;
+        dropped += rn;
+      }
+      co_return;
+    }
+  }
+}
+
+}  // namespace cairn::frontdoor::http
