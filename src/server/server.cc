@@ -69,6 +69,36 @@ Status Server::Listen() {
   return Status::Ok();
 }
 
+std::string Server::resp_address() const {
+  if (!resp_acceptor_) return "";
+  return fmt::format("{}:{}", resp_endpoint_.address().to_string(), resp_endpoint_.port());
+}
+
+Status Server::ListenResp() {
+  auto where = net::ParseHostPort(options_.resp_listen);
+  if (!where.ok()) {
+    return Status::InvalidArgument(fmt::format("--resp: {}", where.status().message()));
+  }
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(where->first, ec);
+  if (ec) {
+    return Status::InvalidArgument(
+        fmt::format("--resp needs an IP address, not '{}'", where->first));
+  }
+  resp_acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
+  const asio::ip::tcp::endpoint endpoint(address, where->second);
+  resp_acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) resp_acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) resp_acceptor_->bind(endpoint, ec);
+  if (!ec) resp_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::Unavailable(
+        fmt::format("cannot listen on {} (--resp): {}", options_.resp_listen, ec.message()));
+  }
+  resp_endpoint_ = resp_acceptor_->local_endpoint();
+  return Status::Ok();
+}
+
 Status Server::Open() {
   if (options_.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
   if (options_.max_value_bytes > (size_t{256} << 20)) {
@@ -87,6 +117,9 @@ Status Server::Open() {
     reactors_.push_back(std::move(r));
   }
   if (Status s = Listen(); !s.ok()) return s;
+  if (!options_.resp_listen.empty()) {
+    if (Status s = ListenResp(); !s.ok()) return s;
+  }
 
   std::error_code fs_ec;
   std::filesystem::create_directories(options_.data_dir, fs_ec);
@@ -196,12 +229,24 @@ Status Server::Open() {
       std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
   native_ =
       std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
+  if (resp_acceptor_) {
+    frontdoor::resp::RespOptions resp_options;
+    resp_options.max_value_bytes = options_.max_value_bytes;
+    resp_options.allow_flush = options_.allow_flush;
+    resp_options.requirepass = options_.requirepass;
+    resp_options.listen = resp_address();
+    resp_options.server_connections = [this] { return open_connections_.load(); };
+    resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
+  }
   internode_ = std::make_unique<replica::InternodeService>(
       replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
       std::max(kInternodeFrameBytes, native_options.max_frame_bytes));
 
   // Everything below reports its own failures (logs, hints, on_fatal_): detached is right.
-  asio::co_spawn(reactors_[0]->io, AcceptLoop(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, AcceptLoop(acceptor_.get(), false), asio::detached);
+  if (resp_acceptor_) {
+    asio::co_spawn(reactors_[0]->io, AcceptLoop(resp_acceptor_.get(), true), asio::detached);
+  }
   asio::co_spawn(reactors_[0]->io, gossiper_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
   for (size_t i = 0; i < reactors_.size(); ++i) {
@@ -215,13 +260,13 @@ Status Server::Open() {
 }
 
 // Accepts on reactor 0 and hands each connection to the next reactor in turn.
-asio::awaitable<void> Server::AcceptLoop() {
+asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool resp) {
   size_t next = 0;
   while (true) {
     Reactor& target = *reactors_[next];
     next = (next + 1) % reactors_.size();
-    auto [ec, socket] = co_await acceptor_->async_accept(target.io, kNoThrow);
-    if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+    auto [ec, socket] = co_await acceptor->async_accept(target.io, kNoThrow);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
     if (ec) {
       // Out of file descriptors and the like: say so and back off instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
@@ -235,8 +280,13 @@ asio::awaitable<void> Server::AcceptLoop() {
       socket.close(ec);
       continue;
     }
-    // Route() ends when the connection does and reports nothing: detached is right here.
-    asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
+    // Route() and ServeResp() end when the connection does and report nothing: detached is
+    // right here.
+    if (resp) {
+      asio::co_spawn(target.io, ServeResp(std::move(socket)), asio::detached);
+    } else {
+      asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
+    }
   }
 }
 
@@ -262,6 +312,16 @@ asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
   }
 }
 
+// A RESP connection has no preamble: Redis clients speak first with a command.
+asio::awaitable<void> Server::ServeResp(asio::ip::tcp::socket socket) {
+  ++open_connections_;
+  struct Release {
+    std::atomic<size_t>& n;
+    ~Release() { --n; }
+  } release{open_connections_};
+  co_await resp_->Serve(std::move(socket));
+}
+
 void Server::ReservationTicker() {
   std::unique_lock lock(ticker_mu_);
   while (!stopping_) {
@@ -276,14 +336,16 @@ void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (acceptor_ && !reactors_.empty()) {
-    asio::post(reactors_[0]->io, [a = acceptor_.get()] {
+    asio::post(reactors_[0]->io, [a = acceptor_.get(), r = resp_acceptor_.get()] {
       boost::system::error_code ec;
       a->close(ec);
+      if (r) r->close(ec);
     });
   }
   if (gossiper_) gossiper_->Stop();
   if (replayer_) replayer_->Stop();
   if (native_) native_->CloseAll();
+  if (resp_) resp_->CloseAll();
   if (internode_) internode_->CloseAll();
   // Let requests in flight answer; connections close once they have.
   for (int i = 0; i < 200 && open_connections_.load() > 0; ++i) {
@@ -309,6 +371,7 @@ void Server::Stop() {
   // The engine drains its writer queue; completions go to reactors that are stopped but alive.
   internode_.reset();
   native_.reset();
+  resp_.reset();
   coordinator_.reset();
   replayer_.reset();
   hints_.reset();
@@ -318,6 +381,7 @@ void Server::Stop() {
   schema_.reset();
   engine_.reset();
   acceptor_.reset();
+  resp_acceptor_.reset();
   reactors_.clear();
 }
 

@@ -26,6 +26,7 @@
 #include "coordinator/hint_replayer.h"
 #include "coordinator/hint_store.h"
 #include "frontdoor/native/native_front_door.h"
+#include "frontdoor/resp/resp_front_door.h"
 #include "replica/internode_service.h"
 #include "replica/replica.h"
 #include "storage/engine.h"
@@ -49,6 +50,10 @@ struct ServerOptions {
   std::chrono::milliseconds gossip_interval{1000};
   double phi_threshold = 8.0;
   std::chrono::seconds hint_window{3 * 3600};
+  // HOST:PORT of the Redis protocol (RESP) front door; empty: off. Port 0 picks a free port.
+  std::string resp_listen;
+  bool allow_flush = false;         // RESP FLUSHDB / FLUSHALL delete every key
+  std::string requirepass;          // RESP AUTH password; empty: any password is accepted
   int64_t debug_clock_skew_ms = 0;  // tests only: shifts this node's wall clock
   // Called (from a reactor) when the node must stop: a peer refused it for a different
   // membership. The caller should then Stop() the server and exit with an error.
@@ -68,6 +73,8 @@ class Server {
 
   const asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
   std::string address() const;
+  // HOST:PORT of the RESP front door, empty when it is off.
+  std::string resp_address() const;
   uint32_t node_id() const { return identity_.node_id; }
   uint32_t reactor_threads() const { return static_cast<uint32_t>(reactors_.size()); }
 
@@ -81,14 +88,18 @@ class Server {
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
   Status Listen();
-  asio::awaitable<void> AcceptLoop();
+  Status ListenResp();
+  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool resp);
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
+  asio::awaitable<void> ServeResp(asio::ip::tcp::socket socket);
   void ReservationTicker();
 
   const ServerOptions options_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint endpoint_;
+  std::unique_ptr<asio::ip::tcp::acceptor> resp_acceptor_;
+  asio::ip::tcp::endpoint resp_endpoint_;
   std::unique_ptr<base::PhysicalClock> wall_;
   std::unique_ptr<storage::Engine> engine_;
   cluster::NodeIdentity identity_;
@@ -102,6 +113,7 @@ class Server {
   std::unique_ptr<coordinator::HintReplayer> replayer_;
   std::unique_ptr<coordinator::Coordinator> coordinator_;
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
+  std::unique_ptr<frontdoor::resp::RespFrontDoor> resp_;
   std::unique_ptr<replica::InternodeService> internode_;
   // Connections accepted and not yet closed, of every protocol (also those still to send their
   // preamble): what --max-connections limits.

@@ -115,6 +115,9 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   ::close(out[0]);
   p->node_id_ = static_cast<uint32_t>(std::stoul(m[1]));
   p->address_ = m[2];
+  // Printed before the line above when cairnd runs with --resp.
+  static const std::regex kResp(R"(RESP \(Redis protocol\) on ([0-9.]+:\d+))");
+  if (std::smatch r; std::regex_search(seen, r, kResp)) p->resp_address_ = r[1];
   return p;
 }
 

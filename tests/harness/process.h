@@ -44,6 +44,8 @@ class CairndProcess {
 
   pid_t pid() const { return pid_; }
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
+  // The RESP front door's "127.0.0.1:PORT" when started with --resp, else empty.
+  const std::string& resp_address() const { return resp_address_; }
   uint32_t node_id() const { return node_id_; }
   const Options& options() const { return options_; }
   bool running() const { return pid_ > 0; }
@@ -64,6 +66,7 @@ class CairndProcess {
   Options options_;
   pid_t pid_ = -1;
   std::string address_;
+  std::string resp_address_;
   uint32_t node_id_ = 0;
   std::string log_path_;
 };
