@@ -139,24 +139,38 @@ std::optional<std::vector<std::string>> SplitArgs(std::string_view line) {
 
 char* RequestParser::Prepare(size_t n) {
   Compact();
-  buffer_.resize(end_ + n);
-  return buffer_.data() + end_;
+  if (capacity_ - end_ < n) {
+    // Grow geometrically, keeping only the unparsed bytes.
+    const size_t want = std::max(end_ - pos_ + n, 2 * capacity_);
+    std::unique_ptr<char[]> bigger(new char[want]);  // not zero-filled
+    if (end_ > pos_) std::memcpy(bigger.get(), buffer_.get() + pos_, end_ - pos_);
+    end_ -= pos_;
+    pos_ = 0;
+    buffer_ = std::move(bigger);
+    capacity_ = want;
+  }
+  return buffer_.get() + end_;
 }
+
+// An idle connection keeps a buffer up to this size.
+constexpr size_t kKeepBytes = size_t{1} << 20;
 
 void RequestParser::Compact() {
   if (pos_ == 0) return;
   if (pos_ == end_) {
     pos_ = end_ = 0;
-    buffer_.clear();
+    if (capacity_ > kKeepBytes) {  // after a large command, give the memory back
+      buffer_.reset();
+      capacity_ = 0;
+    }
     return;
   }
   // Move the unparsed tail to the front only when it is small next to what was consumed, so a
   // large bulk string arriving in many reads is not copied over and over.
   if (end_ - pos_ <= pos_) {
-    std::memmove(buffer_.data(), buffer_.data() + pos_, end_ - pos_);
+    std::memmove(buffer_.get(), buffer_.get() + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
-    buffer_.resize(end_);
   }
 }
 
@@ -179,7 +193,7 @@ RequestParser::Outcome RequestParser::Next(std::vector<std::string>* argv) {
 }
 
 RequestParser::Outcome RequestParser::ParseInline(std::vector<std::string>* argv) {
-  const char* start = buffer_.data() + pos_;
+  const char* start = buffer_.get() + pos_;
   const char* nl = static_cast<const char*>(std::memchr(start, '\n', end_ - pos_));
   if (nl == nullptr) {
     if (end_ - pos_ > limits_.max_inline_bytes) {
@@ -200,7 +214,7 @@ RequestParser::Outcome RequestParser::ParseInline(std::vector<std::string>* argv
 RequestParser::Outcome RequestParser::ParseMultibulk(std::vector<std::string>* argv) {
   if (multibulk_remaining_ == 0) {
     // The "*<count>\r\n" header.
-    const char* start = buffer_.data() + pos_;
+    const char* start = buffer_.get() + pos_;
     const char* cr = static_cast<const char*>(std::memchr(start, '\r', end_ - pos_));
     if (cr == nullptr) {
       if (end_ - pos_ > limits_.max_inline_bytes) {
@@ -230,7 +244,7 @@ RequestParser::Outcome RequestParser::ParseMultibulk(std::vector<std::string>* a
   while (multibulk_remaining_ > 0) {
     if (bulk_len_ == -1) {
       if (pos_ == end_) return Outcome::kNeedMore;
-      const char* start = buffer_.data() + pos_;
+      const char* start = buffer_.get() + pos_;
       const char* cr = static_cast<const char*>(std::memchr(start, '\r', end_ - pos_));
       if (cr == nullptr) {
         if (end_ - pos_ > limits_.max_inline_bytes) {
@@ -257,7 +271,7 @@ RequestParser::Outcome RequestParser::ParseMultibulk(std::vector<std::string>* a
     const size_t need = static_cast<size_t>(bulk_len_) + 2;
     // Nothing is reserved for the announced length: the bytes must arrive first.
     if (end_ - pos_ < need) return Outcome::kNeedMore;
-    pending_.emplace_back(buffer_.data() + pos_, static_cast<size_t>(bulk_len_));
+    pending_.emplace_back(buffer_.get() + pos_, static_cast<size_t>(bulk_len_));
     pos_ += need;
     bulk_len_ = -1;
     --multibulk_remaining_;

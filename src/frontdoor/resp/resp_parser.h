@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,14 +36,14 @@ class RequestParser {
 
   explicit RequestParser(ParserLimits limits = {}) : limits_(limits) {}
 
-  void Append(std::string_view bytes) { buffer_.append(bytes); }
+  void Append(std::string_view bytes) {
+    std::memcpy(Prepare(bytes.size()), bytes.data(), bytes.size());
+    Commit(bytes.size());
+  }
   // Space for at least `n` more bytes at the end of the buffer; Commit() says how many were
   // written.
   char* Prepare(size_t n);
-  void Commit(size_t n) {
-    end_ += n;
-    buffer_.resize(end_);
-  }
+  void Commit(size_t n) { end_ += n; }
 
   // Parses the next complete command into `argv` (replacing its contents). Empty inline lines
   // and "*0" / "*-1" arrays are skipped, as Redis does.
@@ -64,7 +66,10 @@ class RequestParser {
   void Compact();
 
   const ParserLimits limits_;
-  std::string buffer_;  // bytes [pos_, end_) are unparsed; the rest of its size is scratch
+  // Bytes [pos_, end_) are unparsed; [end_, capacity_) is room for the next read. Not a string:
+  // growing one would zero-fill the room on every read.
+  std::unique_ptr<char[]> buffer_;
+  size_t capacity_ = 0;
   size_t pos_ = 0;
   size_t end_ = 0;
   // A multibulk command in progress (arguments parsed so far).
