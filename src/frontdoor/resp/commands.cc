@@ -232,7 +232,8 @@ asio::awaitable<void> CmdSet(CommandContext& ctx) {
       if (!d.ok()) co_return ReplyStatusError(ctx, d.status());
       co_return ctx.Reply().Ok();
     }
-    auto r = co_await ctx.coordinator->Put(key, ctx.argv[2], ttl, ctx.WriteOptions());
+    // The value is not a key (the connection's conflict checks read the keys): move it.
+    auto r = co_await ctx.coordinator->Put(key, std::move(ctx.argv[2]), ttl, ctx.WriteOptions());
     if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
     co_return ctx.Reply().Ok();
   }
@@ -464,9 +465,12 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
       co_return ctx.Reply().Error(fmt::format("ERR Unsupported option {}", o));
     }
   }
-  if ((nx && (xx || gt || lt)) || (gt && lt)) {
+  if (nx && (xx || gt || lt)) {
     co_return ctx.Reply().Error(
         "ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  if (gt && lt) {
+    co_return ctx.Reply().Error("ERR GT and LT options at the same time are not compatible");
   }
   const __int128 at128 =
       static_cast<__int128>(*v) * unit + (absolute ? 0 : static_cast<__int128>(NowMs()));

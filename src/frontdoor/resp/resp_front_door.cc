@@ -132,17 +132,6 @@ bool ArityOk(const CommandSpec& spec, size_t argc) {
   return spec.arity < 0 ? argc >= n : argc == n;
 }
 
-// Keys named by `argv` according to the spec's key positions.
-std::vector<std::string_view> KeysOf(const CommandSpec& spec,
-                                     const std::vector<std::string>& argv) {
-  std::vector<std::string_view> keys;
-  if (spec.first_key <= 0) return keys;
-  const int argc = static_cast<int>(argv.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += spec.step) keys.push_back(argv[i]);
-  return keys;
-}
-
 void WriteCommandInfo(ReplyWriter& w, const CommandSpec& c) {
   w.Array(10);
   w.Bulk(c.name);
@@ -163,6 +152,20 @@ void WriteCommandInfo(ReplyWriter& w, const CommandSpec& c) {
   w.Set(0);    // tips
   w.Array(0);  // key specs
   w.Array(0);  // subcommands
+}
+
+// Redis's error for a subcommand it does not know, or one it knows given the wrong arguments.
+std::string SubcommandError(std::string_view command, const std::string& sub,
+                            std::initializer_list<std::string_view> known) {
+  const std::string lower = Lower(sub);
+  for (std::string_view k : known) {
+    if (k == lower) {
+      return fmt::format("ERR wrong number of arguments for '{}|{}' command", command, lower);
+    }
+  }
+  std::string upper(command);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return fmt::format("ERR unknown subcommand '{}'. Try {} HELP.", sub, upper);
 }
 
 bool ValidClientName(std::string_view name) {
@@ -255,9 +258,10 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
 
   asio::awaitable<void> ReadLoop();
   asio::awaitable<void> WriteLoop();
-  // Runs one parsed command: at once when it needs no Coordinator, else as a coroutine of its own
-  // once no earlier command on the same keys conflicts.
-  asio::awaitable<void> Dispatch(std::vector<std::string> argv);
+  // Runs one parsed command: at once when it needs no Coordinator, else as a coroutine of its own.
+  // Returns false, consuming nothing, while an earlier command of this connection conflicts with
+  // it on a key: the caller waits for a command to finish and tries again.
+  bool Dispatch(std::vector<std::string>& argv);
   // Connection and server commands; true when handled (the reply is in `out`).
   bool RunLocal(const std::string& name, std::vector<std::string>& argv, Slot* slot);
   void Hello(std::vector<std::string>& argv, ReplyWriter& w);
@@ -278,8 +282,8 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
     reply_bytes_ += slot->bytes.size();
     wake_writer_.cancel();
   }
-  bool Conflicts(Access access, const std::vector<std::string_view>& keys) const;
-  void Track(Access access, const std::vector<std::string_view>& keys, int delta);
+  bool Conflicts(Access access, const CommandSpec& spec,
+                 const std::vector<std::string>& argv) const;
   void SetKeyspace(std::string keyspace);
 
   const std::shared_ptr<Shared> shared_;
@@ -295,11 +299,16 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   std::deque<std::unique_ptr<Slot>> slots_;  // replies in command order
   size_t reply_bytes_ = 0;                   // of finished replies not yet written
   size_t inflight_ = 0;                      // commands running on the Coordinator
-  size_t inflight_global_ = 0;               // of which SCAN, FLUSHDB, ...
-  struct KeyUse {
-    int readers = 0, blind = 0, exclusive = 0;
+  // The commands running on the Coordinator, for conflict checks: a short list (the pipeline
+  // depth), scanned rather than indexed, so that a command costs no allocation here.
+  struct InFlight {
+    uint64_t seq;
+    Access access;
+    const CommandSpec* spec;
+    const std::vector<std::string>* argv;  // owned by the command's context
   };
-  std::unordered_map<std::string, KeyUse> keys_in_use_;
+  std::vector<InFlight> running_;
+  uint64_t next_seq_ = 0;
   std::string pending_info_;  // INFO's sections before its keyspace section is counted
   bool stop_reading_ = false;
   bool reading_done_ = false;
@@ -377,7 +386,10 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
         Finished(slot);
         co_return;
       }
-      co_await Dispatch(std::move(argv));
+      while (!Dispatch(argv)) {
+        co_await wake_reader_.async_wait(kNoThrow);
+        if (broken_) co_return;  // nobody would read the reply
+      }
       argv.clear();
     }
   }
@@ -426,59 +438,63 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
   }
 }
 
-bool RespFrontDoor::Connection::Conflicts(Access access,
-                                          const std::vector<std::string_view>& keys) const {
-  if (inflight_global_ > 0) return true;
-  if (access == Access::kGlobal) return inflight_ > 0;
-  for (std::string_view k : keys) {
-    auto it = keys_in_use_.find(std::string(k));
-    if (it == keys_in_use_.end()) continue;
-    const KeyUse& u = it->second;
-    switch (access) {
-      case Access::kRead:
-        if (u.blind > 0 || u.exclusive > 0) return true;
-        break;
-      case Access::kBlind:
-        // Blind writes of one key may overlap: their versions are taken in dispatch order, so
-        // the last one wins as if they had run one after another. Not so in a linearizable
-        // keyspace, where each goes through Paxos.
-        if (u.readers > 0 || u.exclusive > 0 || (u.blind > 0 && linearizable_keyspace_)) {
-          return true;
-        }
-        break;
-      default:
-        return true;
+namespace {
+
+// Calls fn(key) for each key of `argv` by the spec's key positions.
+template <typename Fn>
+void ForEachKey(const CommandSpec& spec, const std::vector<std::string>& argv, Fn fn) {
+  if (spec.first_key <= 0) return;
+  const int argc = static_cast<int>(argv.size());
+  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+  for (int i = spec.first_key; i <= last && i < argc; i += spec.step) fn(argv[i]);
+}
+
+}  // namespace
+
+bool RespFrontDoor::Connection::Conflicts(Access access, const CommandSpec& spec,
+                                          const std::vector<std::string>& argv) const {
+  if (access == Access::kGlobal) return !running_.empty();
+  for (const InFlight& other : running_) {
+    if (other.access == Access::kGlobal) return true;
+    if (access == Access::kNone || other.access == Access::kNone) continue;
+    if (access == Access::kRead && other.access == Access::kRead) continue;
+    // Blind writes of one key may overlap: their versions are taken in dispatch order, so the
+    // last one wins as if they had run one after another. Not so in a linearizable keyspace,
+    // where each goes through Paxos.
+    if (access == Access::kBlind && other.access == Access::kBlind && !linearizable_keyspace_) {
+      continue;
     }
+    bool overlap = false;
+    ForEachKey(spec, argv, [&](const std::string& key) {
+      if (overlap) return;
+      ForEachKey(*other.spec, *other.argv, [&](const std::string& k) {
+        if (k == key) overlap = true;
+      });
+    });
+    if (overlap) return true;
   }
   return false;
 }
 
-void RespFrontDoor::Connection::Track(Access access, const std::vector<std::string_view>& keys,
-                                      int delta) {
-  if (access == Access::kGlobal) inflight_global_ += delta;
-  for (std::string_view k : keys) {
-    KeyUse& u = keys_in_use_[std::string(k)];
-    if (access == Access::kRead) {
-      u.readers += delta;
-    } else if (access == Access::kBlind) {
-      u.blind += delta;
-    } else {
-      u.exclusive += delta;
-    }
-    if (u.readers == 0 && u.blind == 0 && u.exclusive == 0) keys_in_use_.erase(std::string(k));
-  }
-}
-
-asio::awaitable<void> RespFrontDoor::Connection::Dispatch(std::vector<std::string> argv) {
-  ++shared_->commands;
+bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   std::string name = Lower(argv[0]);
-  Slot* slot = NewSlot();
-  ReplyWriter w(&slot->bytes, protocol_);
   const CommandSpec* spec = FindSpec(name);
+  CommandHandler handler = nullptr;
+  Access access = Access::kNone;
+  const bool local = spec == nullptr || !ArityOk(*spec, argv.size()) ||
+                     (!authenticated_ && spec->flags.find("noauth") == std::string_view::npos) ||
+                     (handler = FindDataCommand(name)) == nullptr;
+  if (!local) {
+    access = AccessOf(name, argv);
+    if (Conflicts(access, *spec, argv)) return false;
+  }
+  ++shared_->commands;
   {
     std::lock_guard lock(info_mu_);
     last_command_ = spec ? name : "NULL";
   }
+  Slot* slot = NewSlot();
+  ReplyWriter w(&slot->bytes, protocol_);
   if (spec == nullptr) {
     // Redis's text, byte for byte: the arguments quoted, up to about 128 bytes of them.
     std::string args;
@@ -494,38 +510,30 @@ asio::awaitable<void> RespFrontDoor::Connection::Dispatch(std::vector<std::strin
       stop_reading_ = true;
     }
     Finished(slot);
-    co_return;
+    return true;
   }
   if (!ArityOk(*spec, argv.size())) {
     w.Error(fmt::format("ERR wrong number of arguments for '{}' command", name));
     Finished(slot);
-    co_return;
+    return true;
   }
   if (!authenticated_ && spec->flags.find("noauth") == std::string_view::npos) {
     w.Error("NOAUTH Authentication required.");
     Finished(slot);
-    co_return;
+    return true;
   }
   if (RunLocal(name, argv, slot)) {
     Finished(slot);
-    co_return;
+    return true;
   }
-  CommandHandler handler = FindDataCommand(name);
   if (handler == nullptr) {
-    w.Error(fmt::format("ERR unknown command '{}'", name));
-    Finished(slot);
-    co_return;
-  }
-  const Access access = AccessOf(name, argv);
-  // Wait until no earlier command of this connection conflicts with this one.
-  while (true) {
-    const auto keys = KeysOf(*spec, argv);
-    if (!Conflicts(access, keys) || broken_) break;
-    co_await wake_reader_.async_wait(kNoThrow);
-  }
-  if (broken_) {  // the connection is gone: nobody would read the reply
-    Finished(slot);
-    co_return;
+    // INFO with its keyspace section: RunLocal handed it on.
+    handler = FindDataCommand(name);
+    if (handler == nullptr) {
+      w.Error(fmt::format("ERR unknown command '{}'", name));
+      Finished(slot);
+      return true;
+    }
   }
   auto ctx = std::make_shared<CommandContext>();
   ctx->coordinator = shared_->coordinator;
@@ -544,13 +552,10 @@ asio::awaitable<void> RespFrontDoor::Connection::Dispatch(std::vector<std::strin
   ctx->name = std::move(name);
   ctx->out = &slot->bytes;
   ctx->info_text = std::move(pending_info_);
-  // Keys point into ctx->argv, which lives until the command is done.
-  auto keys = std::make_shared<std::vector<std::string_view>>(KeysOf(*spec, ctx->argv));
-  Track(access, *keys, +1);
+  const uint64_t seq = next_seq_++;
+  running_.push_back(InFlight{seq, access, spec, &ctx->argv});
   ++inflight_;
-  auto self = shared_from_this();
-  auto run = [ctx, handler]() -> asio::awaitable<void> { co_await handler(*ctx); };
-  auto done = [self, ctx, keys, access, slot](std::exception_ptr e) {
+  auto done = [self = shared_from_this(), ctx, seq, slot](std::exception_ptr e) {
     if (e) {
       std::string what = "unknown";
       try {
@@ -563,12 +568,21 @@ asio::awaitable<void> RespFrontDoor::Connection::Dispatch(std::vector<std::strin
       slot->bytes.clear();
       ReplyWriter(&slot->bytes, ctx->protocol).Error("ERR internal error; see the server log");
     }
-    self->Track(access, *keys, -1);
+    auto& running = self->running_;
+    for (size_t i = 0; i < running.size(); ++i) {
+      if (running[i].seq == seq) {
+        running[i] = running.back();
+        running.pop_back();
+        break;
+      }
+    }
     --self->inflight_;
     self->Finished(slot);
     self->wake_reader_.cancel();
   };
-  asio::co_spawn(socket_.get_executor(), run, done);
+  // `ctx` outlives the command: `done` holds it.
+  asio::co_spawn(socket_.get_executor(), handler(*ctx), std::move(done));
+  return true;
 }
 
 void RespFrontDoor::Connection::SetKeyspace(std::string keyspace) {
@@ -845,8 +859,8 @@ void RespFrontDoor::Connection::Client(std::vector<std::string>& argv, ReplyWrit
       w.Integer(static_cast<int64_t>(victims.size()));
     }
   } else {
-    w.Error(fmt::format(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.", argv[1]));
+    w.Error(SubcommandError("client", argv[1],
+                            {"id", "setname", "getname", "setinfo", "list", "info", "kill"}));
   }
 }
 
@@ -891,9 +905,7 @@ void RespFrontDoor::Connection::Command(std::vector<std::string>& argv, ReplyWri
     w.Array(std::size(kCommands));
     for (const CommandSpec& c : kCommands) w.Bulk(c.name);
   } else {
-    w.Error(fmt::format(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-        argv[1]));
+    w.Error(SubcommandError("command", argv[1], {"count", "info", "docs", "list"}));
   }
 }
 
