@@ -4,7 +4,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -211,6 +214,57 @@ TEST_F(RespTest, IoredisScenario) {
   }
   const std::string script = std::string(CAIRN_SOURCE_DIR) + "/tests/integration/resp_scenario.js";
   auto r = RunCommand({"/usr/bin/node", script, Host(resp_), Port(resp_)}, "", 60s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+// A real redis-server on a free loopback port, for differential tests; stopped by pid.
+class RedisServer {
+ public:
+  explicit RedisServer(const std::string& dir) : port_(FreePort()) {
+    std::filesystem::create_directories(dir);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const std::string port = std::to_string(port_);
+      ::execl("/usr/bin/redis-server", "redis-server", "--port", port.c_str(), "--bind",
+              "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.c_str(), nullptr);
+      ::_exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {  // wait until it accepts connections
+      RawClient probe("127.0.0.1:" + std::to_string(port_));
+      if (probe.connected()) {
+        ready_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(25ms);
+    }
+  }
+  ~RedisServer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  uint16_t port() const { return port_; }
+  bool ready() const { return ready_; }
+
+ private:
+  uint16_t port_;
+  bool ready_ = false;
+  pid_t pid_ = -1;
+};
+
+// The same commands and raw bytes to Cairn and to redis-server: the replies must be identical,
+// byte for byte, apart from the differences docs/resp.md lists.
+TEST_F(RespTest, SameRepliesAsRedisServer) {
+  if (!HaveProgram("/usr/bin/redis-server")) {
+    GTEST_SKIP() << "redis-server is not installed (apt-get install redis-server)";
+  }
+  RedisServer redis(dir_.Sub("redis"));
+  ASSERT_TRUE(redis.ready()) << "redis-server did not start";
+  const std::string script = std::string(CAIRN_SOURCE_DIR) + "/tests/integration/resp_diff.py";
+  auto r =
+      RunCommand({"/usr/bin/python3", script, Port(resp_), std::to_string(redis.port())}, "", 120s);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
