@@ -106,11 +106,6 @@ asio::awaitable<Result<RmwOutcome>> ReadModifyWrite(CommandContext& ctx, const s
   }
 }
 
-// Reads the key at the connection's read level.
-asio::awaitable<Result<std::optional<Record>>> Read(CommandContext& ctx, const std::string& key) {
-  co_return co_await ctx.coordinator->Get(key, ctx.ReadOptions());
-}
-
 std::optional<int64_t> IntArg(const std::string& s) { return ParseInt64(s); }
 
 // Redis's string2ld for INCRBYFLOAT: no spaces, no NaN.
@@ -128,7 +123,7 @@ std::optional<long double> FloatArg(const std::string& s) {
 // ---- GET / SET family ----
 
 asio::awaitable<void> CmdGet(CommandContext& ctx) {
-  auto r = co_await Read(ctx, ctx.argv[1]);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   if (*r) {
     ctx.Reply().Bulk((*r)->value);
@@ -437,7 +432,7 @@ asio::awaitable<void> CmdExists(CommandContext& ctx) {
 }
 
 asio::awaitable<void> CmdType(CommandContext& ctx) {
-  auto r = co_await Read(ctx, ctx.argv[1]);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   ctx.Reply().Simple(*r ? "string" : "none");
 }
@@ -503,7 +498,7 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
 
 // TTL / PTTL / EXPIRETIME / PEXPIRETIME: -2 when absent, -1 without expiry.
 asio::awaitable<void> CmdTtl(CommandContext& ctx) {
-  auto r = co_await Read(ctx, ctx.argv[1]);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   if (!*r) co_return ctx.Reply().Integer(-2);
   const uint64_t at = (*r)->expires_at_ms;
@@ -620,7 +615,7 @@ asio::awaitable<void> CmdAppend(CommandContext& ctx) {
 }
 
 asio::awaitable<void> CmdStrlen(CommandContext& ctx) {
-  auto r = co_await Read(ctx, ctx.argv[1]);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   ctx.Reply().Integer(*r ? static_cast<int64_t>((*r)->value.size()) : 0);
 }
@@ -629,7 +624,7 @@ asio::awaitable<void> CmdGetRange(CommandContext& ctx) {
   auto start = IntArg(ctx.argv[2]);
   auto end = IntArg(ctx.argv[3]);
   if (!start || !end) co_return ctx.Reply().Error(kNotInteger);
-  auto r = co_await Read(ctx, ctx.argv[1]);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   const std::string v = *r ? (*r)->value : std::string();
   const int64_t len = static_cast<int64_t>(v.size());
@@ -796,7 +791,7 @@ asio::awaitable<void> CmdFlush(CommandContext& ctx) {
 // ---- Cairn's own ----
 
 asio::awaitable<void> CmdGetV(CommandContext& ctx) {
-  auto r = co_await Read(ctx, ctx.argv[1]);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   if (!*r) co_return ctx.Reply().NullArray();
   ReplyWriter w = ctx.Reply();

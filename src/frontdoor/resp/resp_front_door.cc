@@ -274,8 +274,8 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   void CairnKeyspace(std::vector<std::string>& argv, ReplyWriter& w);
 
   Slot* NewSlot() {
-    slots_.push_back(std::make_unique<Slot>());
-    return slots_.back().get();
+    slots_.emplace_back();
+    return &slots_.back();
   }
   void Finished(Slot* slot) {
     slot->done = true;
@@ -296,9 +296,11 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   tcp::endpoint peer_, local_;
 
   // Owned by the connection's executor.
-  std::deque<std::unique_ptr<Slot>> slots_;  // replies in command order
-  size_t reply_bytes_ = 0;                   // of finished replies not yet written
-  size_t inflight_ = 0;                      // commands running on the Coordinator
+  // Replies in command order. A deque keeps references valid across push_back and pop_front,
+  // so running commands write into their slot through a pointer.
+  std::deque<Slot> slots_;
+  size_t reply_bytes_ = 0;  // of finished replies not yet written
+  size_t inflight_ = 0;     // commands running on the Coordinator
   // The commands running on the Coordinator, for conflict checks: a short list (the pipeline
   // depth), scanned rather than indexed, so that a command costs no allocation here.
   struct InFlight {
@@ -399,7 +401,7 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
   std::string out;
   while (true) {
     if (broken_) co_return;
-    if (slots_.empty() || !slots_.front()->done) {
+    if (slots_.empty() || !slots_.front().done) {
       co_await wake_writer_.async_wait(kNoThrow);
       continue;
     }
@@ -408,11 +410,11 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
     out.clear();
     size_t taken = 0;
     bool close = false;
-    for (const auto& slot : slots_) {
-      if (!slot->done) break;
-      out += slot->bytes;
+    for (const Slot& slot : slots_) {
+      if (!slot.done) break;
+      out += slot.bytes;
       ++taken;
-      if (slot->close_after) {
+      if (slot.close_after) {
         close = true;
         break;
       }
@@ -420,7 +422,7 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), kNoThrow);
     (void)n;
     for (size_t i = 0; i < taken; ++i) {
-      reply_bytes_ -= slots_.front()->bytes.size();
+      reply_bytes_ -= slots_.front().bytes.size();
       slots_.pop_front();
     }
     wake_reader_.cancel();
