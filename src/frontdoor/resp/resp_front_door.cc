@@ -337,6 +337,9 @@ asio::awaitable<void> RespFrontDoor::Connection::Run() {
     if (e) {
       spdlog::error("RESP connection {}: the reply writer failed", self->address());
       self->broken_ = true;
+      boost::system::error_code ec;
+      self->socket_.cancel(ec);  // ends a read that would wait for an idle client
+      self->wake_reader_.cancel();
     }
   };
   asio::co_spawn(socket_.get_executor(), writer, on_writer_end);
