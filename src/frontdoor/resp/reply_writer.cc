@@ -30,6 +30,7 @@ void ReplyWriter::Error(std::string_view message) {
 void ReplyWriter::Integer(int64_t v) { Header(':', v); }
 
 void ReplyWriter::Bulk(std::string_view s) {
+  out_->reserve(out_->size() + s.size() + 32);  // one allocation for header, value and CRLF
   Header('$', static_cast<int64_t>(s.size()));
   out_->append(s);
   out_->append("\r\n");
