@@ -552,7 +552,9 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   }
   ctx->read_level = read_level_;
   ctx->write_level = write_level_;
-  ctx->deadline = base::Clock::now() + shared_->options.timeout;
+  const bool whole_keyspace = access == Access::kGlobal || name == "info";
+  ctx->deadline = base::Clock::now() +
+                  (whole_keyspace ? shared_->options.keyspace_timeout : shared_->options.timeout);
   ctx->argv = std::move(argv);
   ctx->name = std::move(name);
   ctx->out = &slot->bytes;

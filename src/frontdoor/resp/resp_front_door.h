@@ -25,6 +25,8 @@ struct RespOptions {
   // protocol error and close the connection, as Redis does beyond proto-max-bulk-len).
   size_t max_value_bytes = kDefaultMaxValueBytes;
   std::chrono::milliseconds timeout{5000};  // deadline of each command
+  // Deadline of commands over the whole keyspace (KEYS, DBSIZE, FLUSHDB, INFO keyspace ...).
+  std::chrono::milliseconds keyspace_timeout{60'000};
   // A connection stops reading while it has this many commands in flight or this many bytes of
   // replies not yet written (backpressure).
   size_t max_inflight_per_connection = 1024;
