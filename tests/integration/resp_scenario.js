@@ -27,7 +27,8 @@ function check(what, got, want) {
   const out = await p.exec();
   for (let i = 0; i < 100; i++) check(`pipelined get ${i}`, out[2 * i + 1][1], String(i));
   try {
-    await r.call('FOO', 'bar');
+    // call() is ioredis 5; older versions have send_command().
+    await (r.call ? r.call('FOO', 'bar') : r.send_command('FOO', 'bar'));
     check('unknown command', 'no error', 'error');
   } catch (e) {
     check('unknown command', e.message.startsWith("ERR unknown command 'FOO'"), true);
