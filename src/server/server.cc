@@ -43,60 +43,53 @@ std::string Server::address() const {
   return fmt::format("{}:{}", endpoint_.address().to_string(), endpoint_.port());
 }
 
-Status Server::Listen() {
-  auto where = net::ParseHostPort(options_.listen);
-  if (!where.ok()) return where.status();
+// Binds and listens on `where` (the value of `flag`, for error texts).
+Result<std::unique_ptr<asio::ip::tcp::acceptor>> Server::OpenAcceptor(const std::string& where,
+                                                                      std::string_view flag) {
+  auto host_port = net::ParseHostPort(where);
+  if (!host_port.ok()) {
+    return Status::InvalidArgument(fmt::format("{}: {}", flag, host_port.status().message()));
+  }
   boost::system::error_code ec;
-  const auto address = asio::ip::make_address(where->first, ec);
+  const auto address = asio::ip::make_address(host_port->first, ec);
   if (ec) {
     return Status::InvalidArgument(
-        fmt::format("--listen needs an IP address, not '{}'", where->first));
+        fmt::format("{} needs an IP address, not '{}'", flag, host_port->first));
   }
-  if (where->second == 0 && !options_.peers.empty()) {
-    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
-  }
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
-  const asio::ip::tcp::endpoint endpoint(address, where->second);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_->bind(endpoint, ec);
-  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
+  const asio::ip::tcp::endpoint endpoint(address, host_port->second);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::Unavailable(
-        fmt::format("cannot listen on {}: {}", options_.listen, ec.message()));
+        fmt::format("cannot listen on {} ({}): {}", where, flag, ec.message()));
   }
+  return acceptor;
+}
+
+Status Server::Listen() {
+  if (auto where = net::ParseHostPort(options_.listen);
+      where.ok() && where->second == 0 && !options_.peers.empty()) {
+    return Status::InvalidArgument("--listen needs a fixed port when --peers is given");
+  }
+  auto acceptor = OpenAcceptor(options_.listen, "--listen");
+  if (!acceptor.ok()) return acceptor.status();
+  acceptor_ = std::move(*acceptor);
   endpoint_ = acceptor_->local_endpoint();
+  if (!options_.resp_listen.empty()) {
+    auto resp = OpenAcceptor(options_.resp_listen, "--resp");
+    if (!resp.ok()) return resp.status();
+    resp_acceptor_ = std::move(*resp);
+    resp_endpoint_ = resp_acceptor_->local_endpoint();
+  }
   return Status::Ok();
 }
 
 std::string Server::resp_address() const {
   if (!resp_acceptor_) return "";
   return fmt::format("{}:{}", resp_endpoint_.address().to_string(), resp_endpoint_.port());
-}
-
-Status Server::ListenResp() {
-  auto where = net::ParseHostPort(options_.resp_listen);
-  if (!where.ok()) {
-    return Status::InvalidArgument(fmt::format("--resp: {}", where.status().message()));
-  }
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(where->first, ec);
-  if (ec) {
-    return Status::InvalidArgument(
-        fmt::format("--resp needs an IP address, not '{}'", where->first));
-  }
-  resp_acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(reactors_[0]->io);
-  const asio::ip::tcp::endpoint endpoint(address, where->second);
-  resp_acceptor_->open(endpoint.protocol(), ec);
-  if (!ec) resp_acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) resp_acceptor_->bind(endpoint, ec);
-  if (!ec) resp_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return Status::Unavailable(
-        fmt::format("cannot listen on {} (--resp): {}", options_.resp_listen, ec.message()));
-  }
-  resp_endpoint_ = resp_acceptor_->local_endpoint();
-  return Status::Ok();
 }
 
 Status Server::Open() {
@@ -117,9 +110,6 @@ Status Server::Open() {
     reactors_.push_back(std::move(r));
   }
   if (Status s = Listen(); !s.ok()) return s;
-  if (!options_.resp_listen.empty()) {
-    if (Status s = ListenResp(); !s.ok()) return s;
-  }
 
   std::error_code fs_ec;
   std::filesystem::create_directories(options_.data_dir, fs_ec);

@@ -87,8 +87,10 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
+  // Opens the client listener, and the RESP one when asked for.
   Status Listen();
-  Status ListenResp();
+  Result<std::unique_ptr<asio::ip::tcp::acceptor>> OpenAcceptor(const std::string& where,
+                                                                std::string_view flag);
   asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool resp);
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
   asio::awaitable<void> ServeResp(asio::ip::tcp::socket socket);

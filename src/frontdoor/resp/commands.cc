@@ -57,6 +57,15 @@ uint64_t RemainingTtl(const Record& r) {
 
 void ReplyStatusError(CommandContext& ctx, const Status& s) { ctx.Reply().Error(ErrorText(s)); }
 
+// The value as a bulk string, or nil when there is none.
+void ReplyValue(CommandContext& ctx, const std::optional<Record>& record) {
+  if (record) {
+    ctx.Reply().Bulk(record->value);
+  } else {
+    ctx.Reply().Null();
+  }
+}
+
 // One read-modify-write step: what to do with the key given its current value.
 struct Change {
   bool write = false;
@@ -157,11 +166,7 @@ std::optional<long double> FloatArg(const std::string& s) {
 asio::awaitable<void> CmdGet(CommandContext& ctx) {
   auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (*r) {
-    ctx.Reply().Bulk((*r)->value);
-  } else {
-    ctx.Reply().Null();
-  }
+  ReplyValue(ctx, *r);
 }
 
 // Expiry options shared by SET and GETEX: a relative ttl, an absolute time, or KEEPTTL/PERSIST.
@@ -280,11 +285,7 @@ asio::awaitable<void> CmdSet(CommandContext& ctx) {
   auto r = co_await ReadModifyWrite(ctx, key, decide);
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   if (a.get) {
-    if (r->before) {
-      ctx.Reply().Bulk(r->before->value);
-    } else {
-      ctx.Reply().Null();
-    }
+    ReplyValue(ctx, r->before);
   } else if (r->wrote) {
     ctx.Reply().Ok();
   } else {
@@ -332,11 +333,7 @@ asio::awaitable<void> CmdGetSet(CommandContext& ctx) {
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (r->before) {
-    ctx.Reply().Bulk(r->before->value);
-  } else {
-    ctx.Reply().Null();
-  }
+  ReplyValue(ctx, r->before);
 }
 
 asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
@@ -361,11 +358,7 @@ asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (r->before) {
-    ctx.Reply().Bulk(r->before->value);
-  } else {
-    ctx.Reply().Null();
-  }
+  ReplyValue(ctx, r->before);
 }
 
 asio::awaitable<void> CmdMGet(CommandContext& ctx) {
