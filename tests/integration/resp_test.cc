@@ -375,6 +375,29 @@ TEST_F(RespTest, PipelinedRepliesComeInOrder) {
   EXPECT_EQ(c.Read(want.size(), 30s), want);
 }
 
+// Pipelined plain SETs of one key may run at once in an ordinary keyspace (their versions are
+// taken in order), never in a linearizable one, where each is a Paxos round of its own: in both,
+// the last SET sent must win, and CAIRN.KEYSPACE switches between them.
+TEST_F(RespTest, PipelinedSetsOfOneKeyKeepTheirOrder) {
+  auto created = RunCommand({CliPath(), "--server", server_->address(), "keyspace", "create", "lin",
+                             "--rf", "1", "--linearizable"});
+  ASSERT_EQ(created.exit_code, 0) << created.out << created.err;
+  for (const std::string keyspace : {"default", "lin"}) {
+    RawClient c(resp_);
+    std::string batch = Command({"CAIRN.KEYSPACE", keyspace});
+    std::string want = "$" + std::to_string(keyspace.size()) + "\r\n" + keyspace + "\r\n";
+    for (int i = 0; i < 50; ++i) {
+      batch += Command({"SET", "order", std::to_string(i)});
+      want += "+OK\r\n";
+    }
+    batch += Command({"GET", "order"});
+    want += "$2\r\n49\r\n";
+    c.Send(batch);
+    EXPECT_EQ(c.Read(want.size(), 20s), want) << keyspace;
+  }
+  EXPECT_EQ(Cli({"CAIRN.KEYSPACE", "nope"}).out.find("ERR"), 0u);
+}
+
 TEST_F(RespTest, Resp3AfterHello) {
   RawClient c(resp_);
   c.Send("HELLO 3 SETNAME tester\r\nGET missing\r\nCLIENT GETNAME\r\nCONFIG GET appendonly\r\n");

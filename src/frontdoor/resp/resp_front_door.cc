@@ -284,6 +284,7 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   }
   bool Conflicts(Access access, const CommandSpec& spec,
                  const std::vector<std::string>& argv) const;
+  bool KeyspaceIsLinearizable() const;
   void SetKeyspace(std::string keyspace);
 
   const std::shared_ptr<Shared> shared_;
@@ -316,7 +317,6 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   bool reading_done_ = false;
   bool broken_ = false;  // the socket failed or was closed
   bool authenticated_ = false;
-  bool linearizable_keyspace_ = false;
   Consistency read_level_ = Consistency::kDefault;
   Consistency write_level_ = Consistency::kDefault;
 
@@ -463,12 +463,7 @@ bool RespFrontDoor::Connection::Conflicts(Access access, const CommandSpec& spec
     if (other.access == Access::kGlobal) return true;
     if (access == Access::kNone || other.access == Access::kNone) continue;
     if (access == Access::kRead && other.access == Access::kRead) continue;
-    // Blind writes of one key may overlap: their versions are taken in dispatch order, so the
-    // last one wins as if they had run one after another. Not so in a linearizable keyspace,
-    // where each goes through Paxos.
-    if (access == Access::kBlind && other.access == Access::kBlind && !linearizable_keyspace_) {
-      continue;
-    }
+    const bool both_blind = access == Access::kBlind && other.access == Access::kBlind;
     bool overlap = false;
     ForEachKey(spec, argv, [&](const std::string& key) {
       if (overlap) return;
@@ -476,9 +471,24 @@ bool RespFrontDoor::Connection::Conflicts(Access access, const CommandSpec& spec
         if (k == key) overlap = true;
       });
     });
-    if (overlap) return true;
+    if (!overlap) continue;
+    // Blind writes of one key may overlap: their versions are taken in dispatch order, so the
+    // last one wins as if they had run one after another. Not so in a linearizable keyspace,
+    // where each goes through Paxos (looked up now: a keyspace can be altered at any time).
+    if (both_blind && !KeyspaceIsLinearizable()) continue;
+    return true;
   }
   return false;
+}
+
+bool RespFrontDoor::Connection::KeyspaceIsLinearizable() const {
+  std::string keyspace;
+  {
+    std::lock_guard lock(info_mu_);
+    keyspace = keyspace_.empty() ? std::string(cluster::kDefaultKeyspace) : keyspace_;
+  }
+  auto def = shared_->coordinator->DescribeKeyspace(keyspace);
+  return def.ok() && def->linearizable;
 }
 
 bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
@@ -593,8 +603,6 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
 }
 
 void RespFrontDoor::Connection::SetKeyspace(std::string keyspace) {
-  auto def = shared_->coordinator->DescribeKeyspace(keyspace.empty() ? "default" : keyspace);
-  linearizable_keyspace_ = def.ok() && def->linearizable;
   std::lock_guard lock(info_mu_);
   keyspace_ = std::move(keyspace);
 }
