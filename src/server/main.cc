@@ -75,6 +75,13 @@ int main(int argc, char** argv) {
   app.add_option("--hint-window", hint_window_s,
                  "Seconds a hint for a DOWN replica is kept before it is dropped")
       ->capture_default_str();
+  app.add_option("--resp", options.resp_listen,
+                 "HOST:PORT for Redis clients (RESP2/RESP3; see docs/resp.md); default: off");
+  app.add_flag("--allow-flush", options.allow_flush,
+               "Let RESP FLUSHDB/FLUSHALL delete every key of a keyspace");
+  app.add_option("--requirepass", options.requirepass,
+                 "Password RESP clients must give with AUTH or HELLO (default: none, any "
+                 "password is accepted)");
   app.add_option("--debug-clock-skew-ms", options.debug_clock_skew_ms,
                  "Testing only: shift this node's wall clock by this many milliseconds");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -111,6 +118,10 @@ int main(int argc, char** argv) {
   const std::string where = (*server)->address();
   const std::string http = (*server)->http_address();
   const std::string http_part = http.empty() ? "" : ", http on " + http;
+  // Before the line below, so whoever waits for that one has this too.
+  if (const std::string resp = (*server)->resp_address(); !resp.empty()) {
+    std::printf("cairnd RESP (Redis protocol) on %s\n", resp.c_str());
+  }
   // Scripts and tests wait for this line.
   std::printf("cairnd %s node %u listening on %s%s, data in %s, %u reactor threads\n",
               CAIRN_VERSION, (*server)->node_id(), where.c_str(), http_part.c_str(),

@@ -85,6 +85,12 @@ Status Server::Listen() {
     http_acceptor_ = std::move(*http);
     http_endpoint_ = http_acceptor_->local_endpoint();
   }
+  if (!options_.resp_listen.empty()) {
+    auto resp = OpenAcceptor("--resp", options_.resp_listen);
+    if (!resp.ok()) return resp.status();
+    resp_acceptor_ = std::move(*resp);
+    resp_endpoint_ = resp_acceptor_->local_endpoint();
+  }
   return Status::Ok();
 }
 
@@ -101,6 +107,11 @@ Status Server::Ready() const {
     return Status::Unavailable(info.note.empty() ? "the cluster has not formed yet" : info.note);
   }
   return Status::Ok();
+}
+
+std::string Server::resp_address() const {
+  if (!resp_acceptor_) return "";
+  return fmt::format("{}:{}", resp_endpoint_.address().to_string(), resp_endpoint_.port());
 }
 
 Status Server::Open() {
@@ -231,6 +242,15 @@ Status Server::Open() {
       std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
   native_ =
       std::make_unique<frontdoor::native::NativeFrontDoor>(coordinator_.get(), native_options);
+  if (resp_acceptor_) {
+    frontdoor::resp::RespOptions resp_options;
+    resp_options.max_value_bytes = options_.max_value_bytes;
+    resp_options.allow_flush = options_.allow_flush;
+    resp_options.requirepass = options_.requirepass;
+    resp_options.listen = resp_address();
+    resp_options.server_connections = [this] { return open_connections_.load(); };
+    resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
+  }
   internode_ = std::make_unique<replica::InternodeService>(
       replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
       std::max(kInternodeFrameBytes, native_options.max_frame_bytes));
@@ -247,9 +267,12 @@ Status Server::Open() {
 
   // Everything below reports its own failures (logs, hints, on_fatal_): detached is right.
   serving_ = true;
-  asio::co_spawn(reactors_[0]->io, AcceptLoop(acceptor_.get(), false), asio::detached);
+  asio::co_spawn(reactors_[0]->io, AcceptLoop(acceptor_.get(), Port::kMain), asio::detached);
   if (http_acceptor_) {
-    asio::co_spawn(reactors_[0]->io, AcceptLoop(http_acceptor_.get(), true), asio::detached);
+    asio::co_spawn(reactors_[0]->io, AcceptLoop(http_acceptor_.get(), Port::kHttp), asio::detached);
+  }
+  if (resp_acceptor_) {
+    asio::co_spawn(reactors_[0]->io, AcceptLoop(resp_acceptor_.get(), Port::kResp), asio::detached);
   }
   asio::co_spawn(reactors_[0]->io, gossiper_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
@@ -323,9 +346,11 @@ void Server::RegisterMetrics() {
       out.Sample({{"frontdoor", "native"}}, static_cast<double>(native_->open_connections()));
       if (http_)
         out.Sample({{"frontdoor", "http"}}, static_cast<double>(http_->open_connections()));
+      if (resp_)
+        out.Sample({{"frontdoor", "resp"}}, static_cast<double>(resp_->open_connections()));
     }
     out.Single("cairn_port_connections",
-               "Connections open now on the client and internode port and the HTTP port, "
+               "Connections open now on the client and internode port and the HTTP and RESP ports, "
                "those still to name their protocol included (what --max-connections limits)",
                Type::kGauge, static_cast<double>(open_connections_.load()));
   });
@@ -386,9 +411,9 @@ void Server::RegisterMetrics() {
 }
 
 // Accepts on reactor 0 and hands each connection to the next reactor in turn: to Route() on the
-// client/internode port, to the HTTP front door on the HTTP port. One --max-connections budget
-// covers both.
-asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool http) {
+// client/internode port, to the HTTP or RESP front door on theirs. One --max-connections budget
+// covers them all.
+asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor* acceptor, Port port) {
   size_t next = 0;
   while (true) {
     Reactor& target = *reactors_[next];
@@ -408,9 +433,11 @@ asio::awaitable<void> Server::AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool
       socket.close(ec);
       continue;
     }
-    // Both end when the connection does and report nothing: detached is right here.
-    if (http) {
+    // Each ends when the connection does and reports nothing: detached is right here.
+    if (port == Port::kHttp) {
       asio::co_spawn(target.io, ServeHttp(std::move(socket)), asio::detached);
+    } else if (port == Port::kResp) {
+      asio::co_spawn(target.io, ServeResp(std::move(socket)), asio::detached);
     } else {
       asio::co_spawn(target.io, Route(std::move(socket)), asio::detached);
     }
@@ -448,6 +475,16 @@ asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
   }
 }
 
+// A RESP connection has no preamble: Redis clients speak first with a command.
+asio::awaitable<void> Server::ServeResp(asio::ip::tcp::socket socket) {
+  ++open_connections_;
+  struct Release {
+    std::atomic<size_t>& n;
+    ~Release() { --n; }
+  } release{open_connections_};
+  co_await resp_->Serve(std::move(socket));
+}
+
 void Server::ReservationTicker() {
   std::unique_lock lock(ticker_mu_);
   while (!stopping_) {
@@ -462,9 +499,10 @@ void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (acceptor_ && !reactors_.empty()) {
-    asio::post(reactors_[0]->io, [a = acceptor_.get()] {
+    asio::post(reactors_[0]->io, [a = acceptor_.get(), r = resp_acceptor_.get()] {
       boost::system::error_code ec;
       a->close(ec);
+      if (r) r->close(ec);
     });
   }
   serving_ = false;
@@ -478,6 +516,7 @@ void Server::Stop() {
   if (replayer_) replayer_->Stop();
   if (native_) native_->CloseAll();
   if (http_) http_->CloseAll();
+  if (resp_) resp_->CloseAll();
   if (internode_) internode_->CloseAll();
   // Let requests in flight answer; connections close once they have.
   for (int i = 0; i < 200 && open_connections_.load() > 0; ++i) {
@@ -504,6 +543,7 @@ void Server::Stop() {
   internode_.reset();
   http_.reset();
   native_.reset();
+  resp_.reset();
   coordinator_.reset();
   replayer_.reset();
   hints_.reset();
@@ -514,6 +554,7 @@ void Server::Stop() {
   engine_.reset();
   acceptor_.reset();
   http_acceptor_.reset();
+  resp_acceptor_.reset();
   reactors_.clear();
 }
 

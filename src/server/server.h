@@ -29,6 +29,7 @@
 #include "coordinator/hint_store.h"
 #include "frontdoor/http/http_front_door.h"
 #include "frontdoor/native/native_front_door.h"
+#include "frontdoor/resp/resp_front_door.h"
 #include "replica/internode_service.h"
 #include "replica/replica.h"
 #include "storage/engine.h"
@@ -59,6 +60,10 @@ struct ServerOptions {
   std::chrono::milliseconds gossip_interval{1000};
   double phi_threshold = 8.0;
   std::chrono::seconds hint_window{3 * 3600};
+  // HOST:PORT of the Redis protocol (RESP) front door; empty: off. Port 0 picks a free port.
+  std::string resp_listen;
+  bool allow_flush = false;         // RESP FLUSHDB / FLUSHALL delete every key
+  std::string requirepass;          // RESP AUTH password; empty: any password is accepted
   int64_t debug_clock_skew_ms = 0;  // tests only: shifts this node's wall clock
   // Called (from a reactor) when the node must stop: a peer refused it for a different
   // membership. The caller should then Stop() the server and exit with an error.
@@ -80,6 +85,8 @@ class Server {
   std::string address() const;
   // "HOST:PORT" of the HTTP front door; empty when it is off.
   std::string http_address() const;
+  // "HOST:PORT" of the RESP front door; empty when it is off.
+  std::string resp_address() const;
   uint32_t node_id() const { return identity_.node_id; }
   uint32_t reactor_threads() const { return static_cast<uint32_t>(reactors_.size()); }
 
@@ -92,7 +99,7 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
-  // Opens the client/internode acceptor and, with --http, the HTTP one.
+  // Opens the client/internode acceptor and, with --http and --resp, those front doors' ones.
   Status Listen();
   Result<std::unique_ptr<asio::ip::tcp::acceptor>> OpenAcceptor(std::string_view flag,
                                                                 const std::string& host_port);
@@ -100,15 +107,19 @@ class Server {
   Status Ready() const;
   // The figures of every layer for /metrics.
   void RegisterMetrics();
-  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor* acceptor, bool http);
+  enum class Port { kMain, kHttp, kResp };  // what an acceptor serves
+  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor* acceptor, Port port);
   asio::awaitable<void> ServeHttp(asio::ip::tcp::socket socket);
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
+  asio::awaitable<void> ServeResp(asio::ip::tcp::socket socket);
   void ReservationTicker();
 
   const ServerOptions options_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint endpoint_;
+  std::unique_ptr<asio::ip::tcp::acceptor> resp_acceptor_;
+  asio::ip::tcp::endpoint resp_endpoint_;
   std::unique_ptr<base::PhysicalClock> wall_;
   std::unique_ptr<storage::Engine> engine_;
   cluster::NodeIdentity identity_;
@@ -122,6 +133,7 @@ class Server {
   std::unique_ptr<coordinator::HintReplayer> replayer_;
   std::unique_ptr<coordinator::Coordinator> coordinator_;
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
+  std::unique_ptr<frontdoor::resp::RespFrontDoor> resp_;
   std::unique_ptr<asio::ip::tcp::acceptor> http_acceptor_;
   asio::ip::tcp::endpoint http_endpoint_;
   std::unique_ptr<frontdoor::http::HttpFrontDoor> http_;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a fuzz target with clang's libFuzzer (+ASan/UBSan) and runs it briefly.
-# Usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS [native_frame|http_url]
+# Usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS [native_frame|http_url|resp_request]
 # Exits 77 (ctest: skipped) when clang or its fuzzer runtime is not installed.
 set -euo pipefail
 src=$1 build=$2 seconds=${3:-20} target=${4:-native_frame}
@@ -23,6 +23,11 @@ case "$target" in
     sources=("$src/tests/fuzz/http_url_fuzz.cc" "$src/src/frontdoor/http/url.cc"
              "$src/src/base/status.cc")
     libs=(-lfmt) ;;
+  resp_request)
+    cp -n "$src"/tests/fuzz/resp-corpus/* "$out/corpus/" 2>/dev/null || true
+    sources=("$src/tests/fuzz/resp_request_fuzz.cc" "$src/src/frontdoor/resp/resp_parser.cc"
+             "$src/src/frontdoor/resp/reply_writer.cc" "$src/src/frontdoor/resp/glob.cc")
+    libs=() ;;
   *) echo "unknown fuzz target $target"; exit 2 ;;
 esac
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -117,6 +117,9 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   p->address_ = m[2];
   static const std::regex kHttp(R"(, http on ([0-9.]+:\d+))");
   if (std::smatch h; std::regex_search(seen, h, kHttp)) p->http_address_ = h[1];
+  // Printed before the line above when cairnd runs with --resp.
+  static const std::regex kResp(R"(RESP \(Redis protocol\) on ([0-9.]+:\d+))");
+  if (std::smatch r; std::regex_search(seen, r, kResp)) p->resp_address_ = r[1];
   return p;
 }
 

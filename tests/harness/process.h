@@ -46,6 +46,8 @@ class CairndProcess {
   const std::string& address() const { return address_; }  // "127.0.0.1:PORT"
   // "127.0.0.1:PORT" of the HTTP front door (started with --http); empty when it is off.
   const std::string& http_address() const { return http_address_; }
+  // The RESP front door's "127.0.0.1:PORT" when started with --resp, else empty.
+  const std::string& resp_address() const { return resp_address_; }
   uint32_t node_id() const { return node_id_; }
   const Options& options() const { return options_; }
   bool running() const { return pid_ > 0; }
@@ -67,6 +69,7 @@ class CairndProcess {
   pid_t pid_ = -1;
   std::string address_;
   std::string http_address_;
+  std::string resp_address_;
   uint32_t node_id_ = 0;
   std::string log_path_;
 };

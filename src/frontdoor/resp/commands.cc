@@ -1,0 +1,1039 @@
+#include "frontdoor/resp/commands.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "frontdoor/resp/resp_parser.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::frontdoor::resp {
+namespace {
+
+using coordinator::CasCondition;
+using coordinator::CasResult;
+
+constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
+constexpr std::string_view kSyntax = "ERR syntax error";
+constexpr std::string_view kNotFloat = "ERR value is not a valid float";
+constexpr uint32_t kScanPage = 1000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// What is left of a record's time to live, for commands that keep it (INCR, APPEND, KEEPTTL).
+uint64_t RemainingTtl(const Record& r) {
+  if (r.expires_at_ms == 0) return 0;
+  const int64_t left = static_cast<int64_t>(r.expires_at_ms) - NowMs();
+  return left > 0 ? static_cast<uint64_t>(left) : 1;
+}
+
+void ReplyStatusError(CommandContext& ctx, const Status& s) { ctx.Reply().Error(ErrorText(s)); }
+
+// The value as a bulk string, or nil when there is none.
+void ReplyValue(CommandContext& ctx, const std::optional<Record>& record) {
+  if (record) {
+    ctx.Reply().Bulk(record->value);
+  } else {
+    ctx.Reply().Null();
+  }
+}
+
+// One read-modify-write step: what to do with the key given its current value.
+struct Change {
+  bool write = false;
+  std::optional<std::string> value;  // nullopt: delete
+  uint64_t ttl_ms = 0;
+};
+// Returns the change to make, or an error text to reply with (nothing is written then).
+using Decide = std::function<std::variant<Change, std::string>(const std::optional<Record>&)>;
+
+struct RmwOutcome {
+  std::optional<Record> before;  // the value the change was decided on
+  Change change;
+  bool wrote = false;
+  std::string error;  // set when Decide refused
+};
+
+// Linearizable read-modify-write of one key: a SERIAL read, then compare-and-swap on the version
+// read (or on absence), retried with the value that won until one applies or the deadline passes.
+asio::awaitable<Result<RmwOutcome>> ReadModifyWrite(CommandContext& ctx, const std::string& key,
+                                                    const Decide& decide) {
+  auto read = co_await ctx.coordinator->Get(key, ctx.SerialOptions());
+  if (!read.ok()) co_return read.status();
+  RmwOutcome outcome;
+  outcome.before = std::move(*read);
+  while (true) {
+    auto decision = decide(outcome.before);
+    if (auto* error = std::get_if<std::string>(&decision)) {
+      outcome.error = std::move(*error);
+      co_return outcome;
+    }
+    outcome.change = std::get<Change>(std::move(decision));
+    if (!outcome.change.write) co_return outcome;
+    CasCondition condition;
+    if (outcome.before) {
+      condition.kind = CasCondition::Kind::kIfVersion;
+      condition.version = outcome.before->version;
+    } else {
+      condition.kind = CasCondition::Kind::kIfNotExists;
+    }
+    const Consistency commit = ctx.CommitLevel();
+    auto r = co_await ctx.coordinator->Cas(key, std::move(condition), outcome.change.value,
+                                           outcome.change.ttl_ms, ctx.SerialOptions(), commit);
+    if (!r.ok()) co_return r.status();
+    if (r->applied) {
+      outcome.wrote = true;
+      co_return outcome;
+    }
+    outcome.before = std::move(r->current);
+    if (base::Clock::now() >= ctx.deadline) {
+      co_return Status::Timeout("the key kept changing until the deadline; nothing was written", 0);
+    }
+  }
+}
+
+// Runs `ops` at the same time (on this coroutine's executor) and waits for all of them; one
+// result per op, in order. For commands over many keys (DEL, FLUSHDB), so their writes share the
+// engine's group commit instead of waiting for one fsync each.
+template <typename T>
+asio::awaitable<std::vector<Result<T>>> Concurrently(std::vector<asio::awaitable<Result<T>>> ops) {
+  auto executor = co_await asio::this_coro::executor;
+  struct State {
+    explicit State(asio::any_io_executor e, size_t n) : results(n), left(n), done(e) {
+      done.expires_at(asio::steady_timer::time_point::max());
+    }
+    std::vector<Result<T>> results;
+    size_t left;
+    asio::steady_timer done;  // cancelled when the last op finishes
+  };
+  auto state = std::make_shared<State>(executor, ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto finished = [state, i](std::exception_ptr e, Result<T> r) {
+      state->results[i] =
+          e ? Result<T>(Status::Internal("internal error; see the server log")) : std::move(r);
+      if (--state->left == 0) state->done.cancel();
+    };
+    asio::co_spawn(executor, std::move(ops[i]), std::move(finished));
+  }
+  while (state->left > 0) co_await state->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(state->results);
+}
+
+std::optional<int64_t> IntArg(const std::string& s) { return ParseInt64(s); }
+
+// Redis's string2ld for INCRBYFLOAT: no spaces, no NaN.
+std::optional<long double> FloatArg(const std::string& s) {
+  if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0]))) {
+    return std::nullopt;
+  }
+  char* end = nullptr;
+  errno = 0;
+  const long double v = std::strtold(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || errno == ERANGE || std::isnan(v)) return std::nullopt;
+  return v;
+}
+
+// ---- GET / SET family ----
+
+asio::awaitable<void> CmdGet(CommandContext& ctx) {
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ReplyValue(ctx, *r);
+}
+
+// Expiry options shared by SET and GETEX: a relative ttl, an absolute time, or KEEPTTL/PERSIST.
+struct Expiry {
+  enum class Kind { kNone, kRelative, kAbsolute, kKeep, kPersist } kind = Kind::kNone;
+  int64_t ms = 0;  // relative ms or absolute Unix ms
+};
+
+// Parses "EX 10" and the like at argv[*i]; returns an error text or "" (and advances *i).
+std::string ParseExpiry(const CommandContext& ctx, size_t* i, Expiry* e) {
+  const std::string& opt = ctx.argv[*i];
+  int64_t unit = 0;
+  bool absolute = false;
+  if (EqualsIgnoreCase(opt, "ex")) {
+    unit = 1000;
+  } else if (EqualsIgnoreCase(opt, "px")) {
+    unit = 1;
+  } else if (EqualsIgnoreCase(opt, "exat")) {
+    unit = 1000, absolute = true;
+  } else if (EqualsIgnoreCase(opt, "pxat")) {
+    unit = 1, absolute = true;
+  } else {
+    return std::string(kSyntax);
+  }
+  if (e->kind != Expiry::Kind::kNone || *i + 1 >= ctx.argv.size()) return std::string(kSyntax);
+  auto v = IntArg(ctx.argv[*i + 1]);
+  if (!v) return std::string(kNotInteger);
+  if (*v <= 0 || *v > INT64_MAX / unit) {
+    return fmt::format("ERR invalid expire time in '{}' command", ctx.name);
+  }
+  e->kind = absolute ? Expiry::Kind::kAbsolute : Expiry::Kind::kRelative;
+  e->ms = *v * unit;
+  *i += 2;
+  return "";
+}
+
+// The ttl to store for `e`; sets *expired when an absolute time has already passed.
+uint64_t TtlOf(const Expiry& e, const std::optional<Record>& current, bool* expired) {
+  *expired = false;
+  switch (e.kind) {
+    case Expiry::Kind::kRelative:
+      return static_cast<uint64_t>(e.ms);
+    case Expiry::Kind::kAbsolute: {
+      const int64_t left = e.ms - NowMs();
+      if (left <= 0) *expired = true;
+      return left > 0 ? static_cast<uint64_t>(left) : 0;
+    }
+    case Expiry::Kind::kKeep:
+      return current ? RemainingTtl(*current) : 0;
+    default:
+      return 0;
+  }
+}
+
+struct SetArgs {
+  bool nx = false, xx = false, get = false;
+  std::optional<std::string> ifeq;
+  Expiry expiry;
+};
+
+std::string ParseSet(const CommandContext& ctx, SetArgs* a) {
+  for (size_t i = 3; i < ctx.argv.size();) {
+    const std::string& opt = ctx.argv[i];
+    if (EqualsIgnoreCase(opt, "nx") && !a->xx && !a->ifeq) {
+      a->nx = true, ++i;
+    } else if (EqualsIgnoreCase(opt, "xx") && !a->nx && !a->ifeq) {
+      a->xx = true, ++i;
+    } else if (EqualsIgnoreCase(opt, "get")) {
+      a->get = true, ++i;
+    } else if (EqualsIgnoreCase(opt, "keepttl") && a->expiry.kind == Expiry::Kind::kNone) {
+      a->expiry.kind = Expiry::Kind::kKeep, ++i;
+    } else if (EqualsIgnoreCase(opt, "ifeq") && !a->nx && !a->xx && !a->ifeq &&
+               i + 1 < ctx.argv.size()) {
+      a->ifeq = ctx.argv[i + 1], i += 2;
+    } else if (EqualsIgnoreCase(opt, "ex") || EqualsIgnoreCase(opt, "px") ||
+               EqualsIgnoreCase(opt, "exat") || EqualsIgnoreCase(opt, "pxat")) {
+      if (std::string err = ParseExpiry(ctx, &i, &a->expiry); !err.empty()) return err;
+    } else {
+      return std::string(kSyntax);
+    }
+  }
+  return "";
+}
+
+asio::awaitable<void> CmdSet(CommandContext& ctx) {
+  SetArgs a;
+  if (std::string err = ParseSet(ctx, &a); !err.empty()) co_return ctx.Reply().Error(err);
+  const std::string& key = ctx.argv[1];
+  const bool conditional = a.nx || a.xx || a.ifeq || a.get || a.expiry.kind == Expiry::Kind::kKeep;
+  if (!conditional) {
+    bool expired = false;
+    const uint64_t ttl = TtlOf(a.expiry, std::nullopt, &expired);
+    if (expired) {
+      auto d = co_await ctx.coordinator->Delete(key, ctx.WriteOptions());
+      if (!d.ok()) co_return ReplyStatusError(ctx, d.status());
+      co_return ctx.Reply().Ok();
+    }
+    // The value is not a key (the connection's conflict checks read the keys): move it.
+    auto r = co_await ctx.coordinator->Put(key, std::move(ctx.argv[2]), ttl, ctx.WriteOptions());
+    if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+    co_return ctx.Reply().Ok();
+  }
+  const std::string& value = ctx.argv[2];
+  Decide decide = [&a,
+                   &value](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    if (a.nx && cur) return c;
+    if (a.xx && !cur) return c;
+    if (a.ifeq && (!cur || cur->value != *a.ifeq)) return c;
+    bool expired = false;
+    c.ttl_ms = TtlOf(a.expiry, cur, &expired);
+    c.write = true;
+    if (!expired) c.value = value;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, key, decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (a.get) {
+    ReplyValue(ctx, r->before);
+  } else if (r->wrote) {
+    ctx.Reply().Ok();
+  } else {
+    ctx.Reply().Null();
+  }
+}
+
+asio::awaitable<void> CmdSetNx(CommandContext& ctx) {
+  CasCondition condition;
+  condition.kind = CasCondition::Kind::kIfNotExists;
+  const Consistency commit = ctx.CommitLevel();
+  auto r = co_await ctx.coordinator->Cas(ctx.argv[1], std::move(condition), ctx.argv[2], 0,
+                                         ctx.SerialOptions(), commit);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Reply().Integer(r->applied ? 1 : 0);
+}
+
+// SETEX key seconds value / PSETEX key milliseconds value.
+asio::awaitable<void> CmdSetEx(CommandContext& ctx) {
+  const int64_t unit = ctx.name == "setex" ? 1000 : 1;
+  auto v = IntArg(ctx.argv[2]);
+  if (!v) co_return ctx.Reply().Error(kNotInteger);
+  if (*v <= 0 || *v > INT64_MAX / unit) {
+    co_return ctx.Reply().Error(fmt::format("ERR invalid expire time in '{}' command", ctx.name));
+  }
+  auto r = co_await ctx.coordinator->Put(ctx.argv[1], ctx.argv[3], static_cast<uint64_t>(*v * unit),
+                                         ctx.WriteOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Reply().Ok();
+}
+
+asio::awaitable<void> CmdGetSet(CommandContext& ctx) {
+  const std::string& value = ctx.argv[2];
+  const bool del = ctx.name == "getdel";
+  Decide decide = [&value,
+                   del](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    if (del) {
+      c.write = cur.has_value();
+      return c;
+    }
+    c.write = true;
+    c.value = value;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ReplyValue(ctx, r->before);
+}
+
+asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
+  Expiry e;
+  for (size_t i = 2; i < ctx.argv.size();) {
+    if (EqualsIgnoreCase(ctx.argv[i], "persist") && e.kind == Expiry::Kind::kNone) {
+      e.kind = Expiry::Kind::kPersist, ++i;
+      continue;
+    }
+    if (std::string err = ParseExpiry(ctx, &i, &e); !err.empty()) co_return ctx.Reply().Error(err);
+  }
+  if (e.kind == Expiry::Kind::kNone) co_return co_await CmdGet(ctx);
+  Decide decide = [&e](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    if (!cur) return c;
+    if (e.kind == Expiry::Kind::kPersist && cur->expires_at_ms == 0) return c;
+    bool expired = false;
+    c.ttl_ms = TtlOf(e, cur, &expired);
+    c.write = true;
+    if (!expired) c.value = cur->value;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ReplyValue(ctx, r->before);
+}
+
+asio::awaitable<void> CmdMGet(CommandContext& ctx) {
+  std::vector<std::string> keys(ctx.argv.begin() + 1, ctx.argv.end());
+  auto r = co_await ctx.coordinator->BatchGet(std::move(keys), ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  for (const auto& item : *r) {
+    if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
+  }
+  ReplyWriter w = ctx.Reply();
+  w.Array(r->size());
+  for (const auto& item : *r) {
+    if (*item) {
+      w.Bulk((*item)->value);
+    } else {
+      w.Null();
+    }
+  }
+}
+
+asio::awaitable<void> CmdMSet(CommandContext& ctx) {
+  if (ctx.argv.size() % 2 != 1) {
+    co_return ctx.Reply().Error(
+        fmt::format("ERR wrong number of arguments for '{}' command", ctx.name));
+  }
+  std::vector<coordinator::PutItem> items;
+  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) {
+    coordinator::PutItem item;
+    item.key = ctx.argv[i];
+    item.value = ctx.argv[i + 1];
+    items.push_back(std::move(item));
+  }
+  auto r = co_await ctx.coordinator->BatchPut(std::move(items), ctx.WriteOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  for (const auto& v : *r) {
+    if (!v.ok()) co_return ReplyStatusError(ctx, v.status());
+  }
+  ctx.Reply().Ok();
+}
+
+// MSETNX: 1 when no key existed and every key was set. Each key is set with IF NOT EXISTS; across
+// keys (and partitions) it is not atomic: a failure part-way leaves the keys set so far.
+asio::awaitable<void> CmdMSetNx(CommandContext& ctx) {
+  if (ctx.argv.size() % 2 != 1) {
+    co_return ctx.Reply().Error(
+        fmt::format("ERR wrong number of arguments for '{}' command", ctx.name));
+  }
+  std::vector<std::string> keys;
+  for (size_t i = 1; i < ctx.argv.size(); i += 2) keys.push_back(ctx.argv[i]);
+  coordinator::RequestOptions serial = ctx.SerialOptions();
+  auto existing = co_await ctx.coordinator->BatchGet(std::move(keys), serial);
+  if (!existing.ok()) co_return ReplyStatusError(ctx, existing.status());
+  for (const auto& item : *existing) {
+    if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
+    if (item->has_value()) co_return ctx.Reply().Integer(0);
+  }
+  bool all = true;
+  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) {
+    CasCondition condition;
+    condition.kind = CasCondition::Kind::kIfNotExists;
+    const Consistency commit = ctx.CommitLevel();
+    auto r = co_await ctx.coordinator->Cas(ctx.argv[i], std::move(condition), ctx.argv[i + 1], 0,
+                                           ctx.SerialOptions(), commit);
+    if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+    all = all && r->applied;
+  }
+  ctx.Reply().Integer(all ? 1 : 0);
+}
+
+// DEL / UNLINK: each key is deleted IF EXISTS, so the count is exact. Distinct keys are deleted
+// concurrently; a key named twice counts once, as in Redis.
+asio::awaitable<void> CmdDel(CommandContext& ctx) {
+  std::vector<std::string> keys(ctx.argv.begin() + 1, ctx.argv.end());
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<asio::awaitable<Result<CasResult>>> ops;
+  const Consistency commit = ctx.CommitLevel();
+  for (auto& key : keys) {
+    CasCondition condition;
+    condition.kind = CasCondition::Kind::kIfExists;
+    ops.push_back(ctx.coordinator->Cas(std::move(key), std::move(condition), std::nullopt, 0,
+                                       ctx.SerialOptions(), commit));
+  }
+  auto results = co_await Concurrently(std::move(ops));
+  int64_t deleted = 0;
+  for (const auto& r : results) {
+    if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+    if (r->applied) ++deleted;
+  }
+  ctx.Reply().Integer(deleted);
+}
+
+// EXISTS and TOUCH: how many of the keys (repeats counted) exist.
+asio::awaitable<void> CmdExists(CommandContext& ctx) {
+  std::vector<std::string> keys(ctx.argv.begin() + 1, ctx.argv.end());
+  auto r = co_await ctx.coordinator->BatchGet(std::move(keys), ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  int64_t n = 0;
+  for (const auto& item : *r) {
+    if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
+    if (item->has_value()) ++n;
+  }
+  ctx.Reply().Integer(n);
+}
+
+asio::awaitable<void> CmdType(CommandContext& ctx) {
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Reply().Simple(*r ? "string" : "none");
+}
+
+// ---- expiry ----
+
+// EXPIRE key seconds / PEXPIRE / EXPIREAT / PEXPIREAT, with NX | XX | GT | LT.
+asio::awaitable<void> CmdExpire(CommandContext& ctx) {
+  const bool absolute = ctx.name.ends_with("at");
+  const int64_t unit = ctx.name[0] == 'p' ? 1 : 1000;
+  auto v = IntArg(ctx.argv[2]);
+  if (!v) co_return ctx.Reply().Error(kNotInteger);
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (size_t i = 3; i < ctx.argv.size(); ++i) {
+    const std::string& o = ctx.argv[i];
+    if (EqualsIgnoreCase(o, "nx")) {
+      nx = true;
+    } else if (EqualsIgnoreCase(o, "xx")) {
+      xx = true;
+    } else if (EqualsIgnoreCase(o, "gt")) {
+      gt = true;
+    } else if (EqualsIgnoreCase(o, "lt")) {
+      lt = true;
+    } else {
+      co_return ctx.Reply().Error(fmt::format("ERR Unsupported option {}", o));
+    }
+  }
+  if (nx && (xx || gt || lt)) {
+    co_return ctx.Reply().Error(
+        "ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  if (gt && lt) {
+    co_return ctx.Reply().Error("ERR GT and LT options at the same time are not compatible");
+  }
+  const __int128 at128 =
+      static_cast<__int128>(*v) * unit + (absolute ? 0 : static_cast<__int128>(NowMs()));
+  if (at128 > INT64_MAX || at128 < INT64_MIN || (*v > INT64_MAX / unit) ||
+      (*v < INT64_MIN / unit)) {
+    co_return ctx.Reply().Error(fmt::format("ERR invalid expire time in '{}' command", ctx.name));
+  }
+  const int64_t at = static_cast<int64_t>(at128);
+  Decide decide = [=](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    if (!cur) return c;
+    const bool has_ttl = cur->expires_at_ms != 0;
+    const int64_t current_at = static_cast<int64_t>(cur->expires_at_ms);
+    if (nx && has_ttl) return c;
+    if (xx && !has_ttl) return c;
+    if (gt && (!has_ttl || at <= current_at)) return c;  // no ttl counts as infinite
+    if (lt && has_ttl && at >= current_at) return c;
+    c.write = true;
+    const int64_t left = at - NowMs();
+    if (left > 0) {
+      c.value = cur->value;
+      c.ttl_ms = static_cast<uint64_t>(left);
+    }
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Reply().Integer(r->wrote ? 1 : 0);
+}
+
+// TTL / PTTL / EXPIRETIME / PEXPIRETIME: -2 when absent, -1 without expiry.
+asio::awaitable<void> CmdTtl(CommandContext& ctx) {
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (!*r) co_return ctx.Reply().Integer(-2);
+  const uint64_t at = (*r)->expires_at_ms;
+  if (at == 0) co_return ctx.Reply().Integer(-1);
+  if (ctx.name == "expiretime") co_return ctx.Reply().Integer(static_cast<int64_t>(at / 1000));
+  if (ctx.name == "pexpiretime") co_return ctx.Reply().Integer(static_cast<int64_t>(at));
+  const int64_t left = std::max<int64_t>(0, static_cast<int64_t>(at) - NowMs());
+  ctx.Reply().Integer(ctx.name == "pttl" ? left : (left + 500) / 1000);
+}
+
+asio::awaitable<void> CmdPersist(CommandContext& ctx) {
+  Decide decide = [](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    if (!cur || cur->expires_at_ms == 0) return c;
+    c.write = true;
+    c.value = cur->value;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Reply().Integer(r->wrote ? 1 : 0);
+}
+
+// ---- counters and string edits ----
+
+asio::awaitable<void> CmdIncr(CommandContext& ctx) {
+  int64_t by = 1;
+  if (ctx.name == "decr") by = -1;
+  if (ctx.name == "incrby" || ctx.name == "decrby") {
+    auto v = IntArg(ctx.argv[2]);
+    if (!v) co_return ctx.Reply().Error(kNotInteger);
+    if (ctx.name == "decrby") {
+      if (*v == INT64_MIN) co_return ctx.Reply().Error("ERR decrement would overflow");
+      by = -*v;
+    } else {
+      by = *v;
+    }
+  }
+  int64_t result = 0;
+  Decide decide = [by,
+                   &result](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    int64_t old = 0;
+    if (cur) {
+      auto v = ParseInt64(cur->value);
+      if (!v) return std::string(kNotInteger);
+      old = *v;
+    }
+    if ((by < 0 && old < INT64_MIN - by) || (by > 0 && old > INT64_MAX - by)) {
+      return std::string("ERR increment or decrement would overflow");
+    }
+    result = old + by;
+    Change c;
+    c.write = true;
+    c.value = std::to_string(result);
+    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  ctx.Reply().Integer(result);
+}
+
+asio::awaitable<void> CmdIncrByFloat(CommandContext& ctx) {
+  auto by = FloatArg(ctx.argv[2]);
+  if (!by) co_return ctx.Reply().Error(kNotFloat);
+  std::string result;
+  Decide decide = [&by,
+                   &result](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    long double old = 0;
+    if (cur) {
+      auto v = FloatArg(cur->value);
+      if (!v) return std::string(kNotFloat);
+      old = *v;
+    }
+    const long double sum = old + *by;
+    if (std::isnan(sum) || std::isinf(sum)) {
+      return std::string("ERR increment would produce NaN or Infinity");
+    }
+    result = FormatDouble(sum);
+    Change c;
+    c.write = true;
+    c.value = result;
+    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  ctx.Reply().Bulk(result);
+}
+
+constexpr std::string_view kTooBig = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+asio::awaitable<void> CmdAppend(CommandContext& ctx) {
+  const std::string& suffix = ctx.argv[2];
+  const size_t limit = ctx.max_value_bytes;
+  size_t length = 0;
+  Decide decide = [&](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    std::string v = cur ? cur->value : std::string();
+    if (v.size() + suffix.size() > limit) return std::string(kTooBig);
+    v += suffix;
+    length = v.size();
+    c.write = true;
+    c.value = std::move(v);
+    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  ctx.Reply().Integer(static_cast<int64_t>(length));
+}
+
+asio::awaitable<void> CmdStrlen(CommandContext& ctx) {
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Reply().Integer(*r ? static_cast<int64_t>((*r)->value.size()) : 0);
+}
+
+asio::awaitable<void> CmdGetRange(CommandContext& ctx) {
+  auto start = IntArg(ctx.argv[2]);
+  auto end = IntArg(ctx.argv[3]);
+  if (!start || !end) co_return ctx.Reply().Error(kNotInteger);
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  const std::string v = *r ? (*r)->value : std::string();
+  const int64_t len = static_cast<int64_t>(v.size());
+  int64_t s = *start, e = *end;
+  // As Redis: negative offsets count from the end; an empty or inverted range is "".
+  if (s < 0 && e < 0 && s > e) co_return ctx.Reply().Bulk("");
+  if (s < 0) s = std::max<int64_t>(0, len + s);
+  if (e < 0) e = std::max<int64_t>(0, len + e);
+  if (e >= len) e = len - 1;
+  if (len == 0 || s > e) co_return ctx.Reply().Bulk("");
+  ctx.Reply().Bulk(
+      std::string_view(v).substr(static_cast<size_t>(s), static_cast<size_t>(e - s + 1)));
+}
+
+asio::awaitable<void> CmdSetRange(CommandContext& ctx) {
+  auto offset = IntArg(ctx.argv[2]);
+  if (!offset) co_return ctx.Reply().Error(kNotInteger);
+  if (*offset < 0) co_return ctx.Reply().Error("ERR offset is out of range");
+  const std::string& patch = ctx.argv[3];
+  const size_t limit = ctx.max_value_bytes;
+  const size_t at = static_cast<size_t>(*offset);
+  size_t length = 0;
+  Decide decide = [&](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+    Change c;
+    std::string v = cur ? cur->value : std::string();
+    if (patch.empty()) {  // Redis answers the length and writes nothing
+      length = v.size();
+      return c;
+    }
+    if (at > limit || at + patch.size() > limit) return std::string(kTooBig);
+    if (v.size() < at + patch.size()) v.resize(at + patch.size(), '\0');
+    v.replace(at, patch.size(), patch);
+    length = v.size();
+    c.write = true;
+    c.value = std::move(v);
+    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
+    return c;
+  };
+  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  ctx.Reply().Integer(static_cast<int64_t>(length));
+}
+
+// ---- the keyspace as a whole ----
+
+// The literal prefix of a glob pattern: the longest start without special characters.
+std::string LiteralPrefix(std::string_view pattern) {
+  std::string prefix;
+  for (char c : pattern) {
+    if (c == '*' || c == '?' || c == '[' || c == '\\') break;
+    prefix.push_back(c);
+  }
+  return prefix;
+}
+
+// Every live key starting with `prefix` that matches `pattern` (empty: all), in key order.
+asio::awaitable<Result<std::vector<std::string>>> AllKeys(CommandContext& ctx,
+                                                          const std::string& pattern) {
+  const std::string prefix = LiteralPrefix(pattern);
+  std::vector<std::string> keys;
+  std::string cursor;
+  while (true) {
+    auto page = co_await ctx.coordinator->Scan(prefix, cursor, kScanPage, ctx.ReadOptions());
+    if (!page.ok()) co_return page.status();
+    for (auto& [key, record] : page->entries) {
+      if (pattern.empty() || GlobMatch(pattern, key)) keys.push_back(std::move(key));
+    }
+    if (page->cursor.empty()) break;
+    cursor = std::move(page->cursor);
+  }
+  co_return keys;
+}
+
+asio::awaitable<void> CmdScan(CommandContext& ctx) {
+  uint64_t cursor_id = 0;
+  {
+    auto v = ParseInt64(ctx.argv[1]);
+    if (!v || *v < 0) co_return ctx.Reply().Error("ERR invalid cursor");
+    cursor_id = static_cast<uint64_t>(*v);
+  }
+  std::string pattern;
+  uint32_t count = 10;
+  std::optional<std::string> type;
+  for (size_t i = 2; i < ctx.argv.size(); i += 2) {
+    if (i + 1 >= ctx.argv.size()) co_return ctx.Reply().Error(kSyntax);
+    if (EqualsIgnoreCase(ctx.argv[i], "match")) {
+      pattern = ctx.argv[i + 1];
+      if (pattern == "*") pattern.clear();
+    } else if (EqualsIgnoreCase(ctx.argv[i], "count")) {
+      auto n = IntArg(ctx.argv[i + 1]);
+      if (!n) co_return ctx.Reply().Error(kNotInteger);
+      if (*n < 1) co_return ctx.Reply().Error(kSyntax);
+      count = static_cast<uint32_t>(std::min<int64_t>(*n, 10'000));
+    } else if (EqualsIgnoreCase(ctx.argv[i], "type")) {
+      type = ctx.argv[i + 1];
+    } else {
+      co_return ctx.Reply().Error(kSyntax);
+    }
+  }
+  std::string prefix = LiteralPrefix(pattern);
+  std::string cursor;
+  if (cursor_id != 0 && !ctx.cursors->Get(cursor_id, &prefix, &cursor)) {
+    co_return ctx.Reply().Error("ERR invalid cursor");
+  }
+  auto page = co_await ctx.coordinator->Scan(prefix, cursor, count, ctx.ReadOptions());
+  if (!page.ok()) co_return ReplyStatusError(ctx, page.status());
+  std::vector<std::string> keys;
+  const bool strings = !type || EqualsIgnoreCase(*type, "string");
+  for (auto& [key, record] : page->entries) {
+    if (strings && (pattern.empty() || GlobMatch(pattern, key))) keys.push_back(std::move(key));
+  }
+  const uint64_t next =
+      page->cursor.empty() ? 0 : ctx.cursors->Put(std::move(prefix), std::move(page->cursor));
+  ReplyWriter w = ctx.Reply();
+  w.Array(2);
+  w.Bulk(std::to_string(next));
+  w.Array(keys.size());
+  for (const auto& k : keys) w.Bulk(k);
+}
+
+asio::awaitable<void> CmdKeys(CommandContext& ctx) {
+  std::string pattern = ctx.argv[1] == "*" ? std::string() : ctx.argv[1];
+  auto keys = co_await AllKeys(ctx, pattern);
+  if (!keys.ok()) co_return ReplyStatusError(ctx, keys.status());
+  ReplyWriter w = ctx.Reply();
+  w.Array(keys->size());
+  for (const auto& k : *keys) w.Bulk(k);
+}
+
+asio::awaitable<void> CmdDbSize(CommandContext& ctx) {
+  auto n = co_await CountKeys(ctx);
+  if (!n.ok()) co_return ReplyStatusError(ctx, n.status());
+  ctx.Reply().Integer(static_cast<int64_t>(*n));
+}
+
+// A random key among the first page of the keyspace (Cairn has no index to pick uniformly).
+asio::awaitable<void> CmdRandomKey(CommandContext& ctx) {
+  auto page = co_await ctx.coordinator->Scan("", "", kScanPage, ctx.ReadOptions());
+  if (!page.ok()) co_return ReplyStatusError(ctx, page.status());
+  if (page->entries.empty()) co_return ctx.Reply().Null();
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  ctx.Reply().Bulk(page->entries[rng() % page->entries.size()].first);
+}
+
+asio::awaitable<void> CmdFlush(CommandContext& ctx) {
+  if (ctx.argv.size() > 2 || (ctx.argv.size() == 2 && !EqualsIgnoreCase(ctx.argv[1], "async") &&
+                              !EqualsIgnoreCase(ctx.argv[1], "sync"))) {
+    co_return ctx.Reply().Error(kSyntax);
+  }
+  if (!ctx.allow_flush) {
+    co_return ctx.Reply().Error(fmt::format(
+        "ERR {} is disabled on this server (start cairnd with --allow-flush)", ctx.name));
+  }
+  // Page by page: the keys of a page are deleted concurrently, then the scan goes on after them.
+  std::string cursor;
+  while (true) {
+    auto page = co_await ctx.coordinator->Scan("", cursor, kScanPage, ctx.ReadOptions());
+    if (!page.ok()) co_return ReplyStatusError(ctx, page.status());
+    std::vector<asio::awaitable<Result<Version>>> ops;
+    for (auto& [key, record] : page->entries) {
+      ops.push_back(ctx.coordinator->Delete(std::move(key), ctx.WriteOptions()));
+    }
+    auto results = co_await Concurrently(std::move(ops));
+    for (const auto& r : results) {
+      if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+    }
+    if (page->cursor.empty()) break;
+    cursor = std::move(page->cursor);
+  }
+  ctx.Reply().Ok();
+}
+
+// ---- Cairn's own ----
+
+asio::awaitable<void> CmdGetV(CommandContext& ctx) {
+  auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (!*r) co_return ctx.Reply().NullArray();
+  ReplyWriter w = ctx.Reply();
+  w.Array(3);
+  w.Bulk((*r)->value);
+  w.Bulk((*r)->version.ToString());
+  w.Integer(static_cast<int64_t>((*r)->expires_at_ms));
+}
+
+// CAIRN.CAS key expected-version value: sets the value if the key's version is the one given
+// ("0": the key must not exist). Replies [applied 1|0, version]: the new version when applied,
+// else the current one (nil when the key is absent).
+asio::awaitable<void> CmdCas(CommandContext& ctx) {
+  CasCondition condition;
+  if (ctx.argv[2] == "0") {
+    condition.kind = CasCondition::Kind::kIfNotExists;
+  } else {
+    auto v = Version::Parse(ctx.argv[2]);
+    if (!v) {
+      co_return ctx.Reply().Error(
+          "ERR invalid version: expected <hlc>:<node> as CAIRN.GETV returns it, or 0");
+    }
+    condition.kind = CasCondition::Kind::kIfVersion;
+    condition.version = *v;
+  }
+  const Consistency commit = ctx.CommitLevel();
+  auto r = co_await ctx.coordinator->Cas(ctx.argv[1], std::move(condition), ctx.argv[3], 0,
+                                         ctx.SerialOptions(), commit);
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ReplyWriter w = ctx.Reply();
+  w.Array(2);
+  w.Integer(r->applied ? 1 : 0);
+  if (r->applied) {
+    w.Bulk(r->version.ToString());
+  } else if (r->current) {
+    w.Bulk(r->current->version.ToString());
+  } else {
+    w.Null();
+  }
+}
+
+// INFO when the keyspace section is asked for: counting keys takes a scan.
+asio::awaitable<void> CmdInfo(CommandContext& ctx) {
+  auto n = co_await CountKeys(ctx);
+  if (!n.ok()) co_return ReplyStatusError(ctx, n.status());
+  std::string text = std::move(ctx.info_text);
+  if (!text.empty()) text += "\r\n";
+  text += "# Keyspace\r\n";
+  if (*n > 0) text += fmt::format("db0:keys={},expires=0,avg_ttl=0\r\n", *n);
+  ctx.Reply().Verbatim(text);
+}
+
+struct DataCommand {
+  CommandHandler handler;
+  Access access;
+};
+
+const std::unordered_map<std::string_view, DataCommand>& DataCommands() {
+  static const auto* table = new std::unordered_map<std::string_view, DataCommand>{
+      {"get", {CmdGet, Access::kRead}},
+      {"set", {CmdSet, Access::kExclusive}},  // see AccessOf
+      {"setnx", {CmdSetNx, Access::kExclusive}},
+      {"setex", {CmdSetEx, Access::kBlind}},
+      {"psetex", {CmdSetEx, Access::kBlind}},
+      {"getset", {CmdGetSet, Access::kExclusive}},
+      {"getdel", {CmdGetSet, Access::kExclusive}},
+      {"getex", {CmdGetEx, Access::kExclusive}},
+      {"mget", {CmdMGet, Access::kRead}},
+      {"mset", {CmdMSet, Access::kBlind}},
+      {"msetnx", {CmdMSetNx, Access::kExclusive}},
+      {"del", {CmdDel, Access::kExclusive}},
+      {"unlink", {CmdDel, Access::kExclusive}},
+      {"exists", {CmdExists, Access::kRead}},
+      {"touch", {CmdExists, Access::kRead}},
+      {"type", {CmdType, Access::kRead}},
+      {"expire", {CmdExpire, Access::kExclusive}},
+      {"pexpire", {CmdExpire, Access::kExclusive}},
+      {"expireat", {CmdExpire, Access::kExclusive}},
+      {"pexpireat", {CmdExpire, Access::kExclusive}},
+      {"ttl", {CmdTtl, Access::kRead}},
+      {"pttl", {CmdTtl, Access::kRead}},
+      {"expiretime", {CmdTtl, Access::kRead}},
+      {"pexpiretime", {CmdTtl, Access::kRead}},
+      {"persist", {CmdPersist, Access::kExclusive}},
+      {"incr", {CmdIncr, Access::kExclusive}},
+      {"decr", {CmdIncr, Access::kExclusive}},
+      {"incrby", {CmdIncr, Access::kExclusive}},
+      {"decrby", {CmdIncr, Access::kExclusive}},
+      {"incrbyfloat", {CmdIncrByFloat, Access::kExclusive}},
+      {"append", {CmdAppend, Access::kExclusive}},
+      {"strlen", {CmdStrlen, Access::kRead}},
+      {"getrange", {CmdGetRange, Access::kRead}},
+      {"substr", {CmdGetRange, Access::kRead}},
+      {"setrange", {CmdSetRange, Access::kExclusive}},
+      {"scan", {CmdScan, Access::kGlobal}},
+      {"keys", {CmdKeys, Access::kGlobal}},
+      {"dbsize", {CmdDbSize, Access::kGlobal}},
+      {"randomkey", {CmdRandomKey, Access::kGlobal}},
+      {"flushdb", {CmdFlush, Access::kGlobal}},
+      {"flushall", {CmdFlush, Access::kGlobal}},
+      {"info", {CmdInfo, Access::kNone}},
+      {"cairn.getv", {CmdGetV, Access::kRead}},
+      {"cairn.cas", {CmdCas, Access::kExclusive}},
+  };
+  return *table;
+}
+
+}  // namespace
+
+uint64_t CursorTable::Put(std::string prefix, std::string cursor) {
+  std::lock_guard lock(mu_);
+  const uint64_t id = next_++;
+  cursors_.emplace(id, std::make_pair(std::move(prefix), std::move(cursor)));
+  while (cursors_.size() > kMaxCursors) cursors_.erase(cursors_.begin());
+  return id;
+}
+
+bool CursorTable::Get(uint64_t id, std::string* prefix, std::string* cursor) {
+  std::lock_guard lock(mu_);
+  auto it = cursors_.find(id);
+  if (it == cursors_.end()) return false;
+  *prefix = it->second.first;
+  *cursor = it->second.second;
+  return true;
+}
+
+coordinator::RequestOptions CommandContext::ReadOptions() const {
+  return coordinator::RequestOptions(keyspace, read_level, deadline);
+}
+
+coordinator::RequestOptions CommandContext::WriteOptions() const {
+  return coordinator::RequestOptions(keyspace, write_level, deadline);
+}
+
+coordinator::RequestOptions CommandContext::SerialOptions() const {
+  const Consistency serial =
+      read_level == Consistency::kLocalSerial ? Consistency::kLocalSerial : Consistency::kSerial;
+  return coordinator::RequestOptions(keyspace, serial, deadline);
+}
+
+Consistency CommandContext::CommitLevel() const {
+  // SERIAL levels are not commit levels; ANY is (no wait), as the Coordinator documents.
+  if (write_level == Consistency::kSerial || write_level == Consistency::kLocalSerial) {
+    return Consistency::kDefault;
+  }
+  return write_level;
+}
+
+CommandHandler FindDataCommand(std::string_view lower_name) {
+  const auto& table = DataCommands();
+  auto it = table.find(lower_name);
+  return it == table.end() ? nullptr : it->second.handler;
+}
+
+Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv) {
+  const auto& table = DataCommands();
+  auto it = table.find(lower_name);
+  if (it == table.end()) return Access::kNone;
+  if (lower_name == "set") {
+    // A plain SET (with at most EX/PX/EXAT/PXAT) overwrites without reading.
+    for (size_t i = 3; i < argv.size(); ++i) {
+      const std::string& o = argv[i];
+      if (EqualsIgnoreCase(o, "ex") || EqualsIgnoreCase(o, "px") || EqualsIgnoreCase(o, "exat") ||
+          EqualsIgnoreCase(o, "pxat")) {
+        ++i;
+        continue;
+      }
+      return Access::kExclusive;
+    }
+    return Access::kBlind;
+  }
+  return it->second.access;
+}
+
+std::string ErrorText(const Status& s) {
+  switch (s.code()) {
+    case Code::kUnavailable:
+      return "UNAVAILABLE " + s.message();
+    case Code::kTimeout:
+      return fmt::format("TIMEOUT {} ({} acknowledged; a write may or may not have applied)",
+                         s.message(), s.acks());
+    case Code::kTooLarge:
+      return "ERR " + s.message();
+    default:
+      return "ERR " + s.message();
+  }
+}
+
+asio::awaitable<Result<uint64_t>> CountKeys(CommandContext& ctx) {
+  uint64_t n = 0;
+  std::string cursor;
+  while (true) {
+    auto page = co_await ctx.coordinator->Scan("", cursor, kScanPage, ctx.ReadOptions());
+    if (!page.ok()) co_return page.status();
+    n += page->entries.size();
+    if (page->cursor.empty()) break;
+    cursor = std::move(page->cursor);
+  }
+  co_return n;
+}
+
+}  // namespace cairn::frontdoor::resp

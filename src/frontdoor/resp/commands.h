@@ -1,0 +1,93 @@
+// The data commands of the RESP front door: each translates one Redis command onto Coordinator
+// calls and writes its reply. Connection-level commands (HELLO, CLIENT, ...) live with the
+// connection in resp_front_door.cc.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "base/async.h"
+#include "coordinator/coordinator.h"
+#include "frontdoor/resp/glob.h"
+#include "frontdoor/resp/reply_writer.h"
+
+namespace cairn::frontdoor::resp {
+
+namespace asio = boost::asio;
+
+// SCAN cursors: Redis clients expect an integer cursor (redis-py converts it with int()), while
+// the Coordinator's cursor is the last key seen. This table maps one to the other; it is shared by
+// the connections of one server, bounded, and forgets the oldest cursors first.
+// Thread safety: any thread.
+class CursorTable {
+ public:
+  uint64_t Put(std::string prefix, std::string cursor);
+  // The prefix and cursor stored under `id`, or false when unknown (or forgotten).
+  bool Get(uint64_t id, std::string* prefix, std::string* cursor);
+
+ private:
+  static constexpr size_t kMaxCursors = 65536;
+  std::mutex mu_;
+  uint64_t next_ = 1;                                                // guarded by mu_
+  std::map<uint64_t, std::pair<std::string, std::string>> cursors_;  // guarded by mu_
+};
+
+// Everything a data command needs: the connection's settings when the command was read, its
+// arguments, and where its reply goes.
+struct CommandContext {
+  coordinator::Coordinator* coordinator = nullptr;
+  CursorTable* cursors = nullptr;
+  size_t max_value_bytes = 0;
+  bool allow_flush = false;
+  std::string keyspace;  // empty: "default"
+  Consistency read_level = Consistency::kDefault;
+  Consistency write_level = Consistency::kDefault;
+  base::Deadline deadline;
+  std::vector<std::string> argv;
+  std::string name;  // lower-case command name, for error texts
+  std::string* out = nullptr;
+  int protocol = 2;
+  // INFO with its keyspace section: the other sections, already written by the connection.
+  std::string info_text;
+
+  ReplyWriter Reply() const { return ReplyWriter(out, protocol); }
+  coordinator::RequestOptions ReadOptions() const;
+  coordinator::RequestOptions WriteOptions() const;
+  // For SERIAL reads and compare-and-swap: SERIAL, or LOCAL_SERIAL when that is the read level.
+  coordinator::RequestOptions SerialOptions() const;
+  // The commit level of compare-and-swap: the connection's write level (default: the
+  // Coordinator's).
+  Consistency CommitLevel() const;
+};
+
+using CommandHandler = asio::awaitable<void> (*)(CommandContext&);
+
+// How a command touches keys, so that a connection can run independent pipelined commands at the
+// same time while commands on the same key keep their order.
+enum class Access {
+  kNone,       // no key (runs at once)
+  kRead,       // reads its keys; runs beside other reads of them
+  kBlind,      // overwrites its keys without reading; runs beside other blind writes of them
+  kExclusive,  // reads and writes: waits for every earlier command on its keys
+  kGlobal,     // the whole keyspace (SCAN, FLUSHDB): waits for everything before it
+};
+
+// The handler of data command `lower_name`, or null.
+CommandHandler FindDataCommand(std::string_view lower_name);
+
+// The access of a data command with these arguments (SET is blind unless it has conditions).
+Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv);
+
+// The Redis reply text for a failed Coordinator call.
+std::string ErrorText(const Status& s);
+
+// Counts the live keys of the context's keyspace by scanning them all (DBSIZE, INFO keyspace).
+asio::awaitable<Result<uint64_t>> CountKeys(CommandContext& ctx);
+
+}  // namespace cairn::frontdoor::resp

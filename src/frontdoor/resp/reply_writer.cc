@@ -1,0 +1,97 @@
+#include "frontdoor/resp/reply_writer.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace cairn::frontdoor::resp {
+
+void ReplyWriter::Header(char type, int64_t n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  (void)ec;
+  out_->push_back(type);
+  out_->append(buf, end);
+  out_->append("\r\n");
+}
+
+void ReplyWriter::Simple(std::string_view s) {
+  out_->push_back('+');
+  out_->append(s);
+  out_->append("\r\n");
+}
+
+void ReplyWriter::Error(std::string_view message) {
+  out_->push_back('-');
+  for (char c : message) out_->push_back(c == '\r' || c == '\n' ? ' ' : c);
+  out_->append("\r\n");
+}
+
+void ReplyWriter::Integer(int64_t v) { Header(':', v); }
+
+void ReplyWriter::Bulk(std::string_view s) {
+  out_->reserve(out_->size() + s.size() + 32);  // one allocation for header, value and CRLF
+  Header('$', static_cast<int64_t>(s.size()));
+  out_->append(s);
+  out_->append("\r\n");
+}
+
+void ReplyWriter::Null() { out_->append(protocol_ >= 3 ? "_\r\n" : "$-1\r\n"); }
+void ReplyWriter::NullArray() { out_->append(protocol_ >= 3 ? "_\r\n" : "*-1\r\n"); }
+void ReplyWriter::Array(size_t n) { Header('*', static_cast<int64_t>(n)); }
+
+void ReplyWriter::Map(size_t pairs) {
+  if (protocol_ >= 3) {
+    Header('%', static_cast<int64_t>(pairs));
+  } else {
+    Header('*', static_cast<int64_t>(2 * pairs));
+  }
+}
+
+void ReplyWriter::Set(size_t n) { Header(protocol_ >= 3 ? '~' : '*', static_cast<int64_t>(n)); }
+
+void ReplyWriter::Double(double v) {
+  const std::string text = FormatDouble(v);
+  if (protocol_ >= 3) {
+    out_->push_back(',');
+    out_->append(std::isinf(v) ? (v > 0 ? "inf" : "-inf") : text);
+    out_->append("\r\n");
+  } else {
+    Bulk(text);
+  }
+}
+
+void ReplyWriter::Bool(bool v) {
+  if (protocol_ >= 3) {
+    out_->append(v ? "#t\r\n" : "#f\r\n");
+  } else {
+    Integer(v ? 1 : 0);
+  }
+}
+
+void ReplyWriter::Verbatim(std::string_view text) {
+  if (protocol_ >= 3) {
+    Header('=', static_cast<int64_t>(text.size() + 4));
+    out_->append("txt:");
+    out_->append(text);
+    out_->append("\r\n");
+  } else {
+    Bulk(text);
+  }
+}
+
+std::string FormatDouble(long double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  // As Redis's INCRBYFLOAT: %.17Lg, then strip trailing zeros after the point.
+  int n = std::snprintf(buf, sizeof buf, "%.17Lf", v);
+  std::string s(buf, static_cast<size_t>(n));
+  if (s.find('.') != std::string::npos) {
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+  }
+  if (s == "-0") s = "0";
+  return s;
+}
+
+}  // namespace cairn::frontdoor::resp

@@ -1,0 +1,63 @@
+#include "frontdoor/resp/reply_writer.h"
+
+#include <gtest/gtest.h>
+
+#include "frontdoor/resp/glob.h"
+
+namespace cairn::frontdoor::resp {
+namespace {
+
+std::string Encode(int protocol, void (*write)(ReplyWriter&)) {
+  std::string out;
+  ReplyWriter w(&out, protocol);
+  write(w);
+  return out;
+}
+
+TEST(ReplyWriterTest, Resp2Forms) {
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Ok(); }), "+OK\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Error("ERR bad\r\nthing"); }), "-ERR bad  thing\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Integer(-42); }), ":-42\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Bulk("hi"); }), "$2\r\nhi\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Null(); }), "$-1\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.NullArray(); }), "*-1\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Map(2); }), "*4\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Set(3); }), "*3\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Double(1.5); }), "$3\r\n1.5\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Bool(true); }), ":1\r\n");
+  EXPECT_EQ(Encode(2, [](ReplyWriter& w) { w.Verbatim("a:b"); }), "$3\r\na:b\r\n");
+}
+
+TEST(ReplyWriterTest, Resp3Forms) {
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.Null(); }), "_\r\n");
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.NullArray(); }), "_\r\n");
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.Map(2); }), "%2\r\n");
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.Set(3); }), "~3\r\n");
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.Double(1.5); }), ",1.5\r\n");
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.Bool(false); }), "#f\r\n");
+  EXPECT_EQ(Encode(3, [](ReplyWriter& w) { w.Verbatim("a:b"); }), "=7\r\ntxt:a:b\r\n");
+}
+
+TEST(ReplyWriterTest, FormatDoubleAsRedisIncrByFloat) {
+  EXPECT_EQ(FormatDouble(10.5L + 0.1L), "10.6");
+  EXPECT_EQ(FormatDouble(3.0L), "3");
+  EXPECT_EQ(FormatDouble(-0.0L), "0");
+  EXPECT_EQ(FormatDouble(5.0e3L), "5000");
+}
+
+TEST(GlobMatchTest, RedisPatterns) {
+  EXPECT_TRUE(GlobMatch("user:*", "user:1"));
+  EXPECT_FALSE(GlobMatch("user:*", "usr:1"));
+  EXPECT_TRUE(GlobMatch("h?llo", "hello"));
+  EXPECT_TRUE(GlobMatch("h[ae]llo", "hallo"));
+  EXPECT_FALSE(GlobMatch("h[^e]llo", "hello"));
+  EXPECT_TRUE(GlobMatch("h[a-b]llo", "hbllo"));
+  EXPECT_TRUE(GlobMatch("a\\*b", "a*b"));
+  EXPECT_FALSE(GlobMatch("a\\*b", "axb"));
+  EXPECT_TRUE(GlobMatch("*", ""));
+  EXPECT_TRUE(GlobMatch("APPEND*", "appendonly", true));
+  EXPECT_FALSE(GlobMatch("[abc", "d"));
+}
+
+}  // namespace
+}  // namespace cairn::frontdoor::resp

@@ -1,0 +1,64 @@
+// The Redis protocol front door (RESP2 and RESP3): parses commands, calls the Coordinator, and
+// encodes replies. No logic of its own beyond translating Redis semantics onto Cairn's operations
+// (read-modify-write commands become SERIAL reads plus compare-and-swap). See docs/resp.md.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "coordinator/coordinator.h"
+
+namespace cairn::frontdoor::resp {
+
+namespace asio = boost::asio;
+
+struct RespOptions {
+  // The server's value limit; bulk strings up to this plus 1 MiB are read (larger ones are a
+  // protocol error and close the connection, as Redis does beyond proto-max-bulk-len).
+  size_t max_value_bytes = kDefaultMaxValueBytes;
+  std::chrono::milliseconds timeout{5000};  // deadline of each command
+  // Deadline of commands over the whole keyspace (KEYS, DBSIZE, FLUSHDB, INFO keyspace ...).
+  std::chrono::milliseconds keyspace_timeout{60'000};
+  // A connection stops reading while it has this many commands in flight or this many bytes of
+  // replies not yet written (backpressure).
+  size_t max_inflight_per_connection = 1024;
+  size_t max_reply_bytes = size_t{64} << 20;
+  bool allow_flush = false;  // FLUSHDB / FLUSHALL delete every key of the keyspace
+  std::string requirepass;   // empty: AUTH accepts any password
+  std::string listen;        // for INFO
+  // Every open connection of the server, all protocols (INFO clients); may be empty.
+  std::function<size_t()> server_connections;
+};
+
+// Thread safety: Serve() runs on the reactor that owns the socket; CloseAll(),
+// open_connections() and the CLIENT LIST / KILL registry may be used from any thread.
+class RespFrontDoor {
+ public:
+  RespFrontDoor(coordinator::Coordinator* coordinator, RespOptions options);
+  ~RespFrontDoor();
+
+  // Serves one accepted connection until it closes.
+  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+
+  // Asks every connection to stop reading and to close once its commands in flight have been
+  // answered (server shutdown).
+  void CloseAll();
+  size_t open_connections() const { return open_.load(); }
+
+  class Connection;
+  struct Shared;
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  std::atomic<size_t> open_{0};
+};
+
+}  // namespace cairn::frontdoor::resp
