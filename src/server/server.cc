@@ -249,6 +249,7 @@ Status Server::Open() {
     resp_options.requirepass = options_.requirepass;
     resp_options.listen = resp_address();
     resp_options.server_connections = [this] { return open_connections_.load(); };
+    resp_options.metrics = &requests_;
     resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
   }
   internode_ = std::make_unique<replica::InternodeService>(

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -155,10 +156,11 @@ class HttpApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!HaveCurl()) GTEST_SKIP() << "curl is not installed (apt-get install curl)";
-    auto p = CairndProcess::Start(
-        {.data_dir = dir_.Sub("node"),
-         .extra_args = {"--http", "127.0.0.1:0", "--max-value-bytes", "4096",
-                        "--http-idle-timeout-ms", "1000", "--http-read-timeout-ms", "700"}});
+    auto p =
+        CairndProcess::Start({.data_dir = dir_.Sub("node"),
+                              .extra_args = {"--http", "127.0.0.1:0", "--resp", "127.0.0.1:0",
+                                             "--max-value-bytes", "4096", "--http-idle-timeout-ms",
+                                             "1000", "--http-read-timeout-ms", "700"}});
     ASSERT_TRUE(p.ok()) << p.status().ToString();
     server_ = std::move(*p);
     ASSERT_FALSE(server_->http_address().empty()) << "no 'http on' in the start line";
@@ -460,10 +462,42 @@ TEST_F(HttpApiTest, HealthReadyClusterAndMetrics) {
   CommandResult native = RunCommand({CliPath(), "--server", server_->address(), "get", "m"});
   ASSERT_EQ(native.exit_code, 0) << native.err;
   EXPECT_EQ(native.out, "v");
+  // And so does the RESP front door: a SET, a GET, and an INCR of a value that is not a number
+  // (a read-modify-write refused by the front door itself).
+  const bool have_redis_cli = ::access("/usr/bin/redis-cli", X_OK) == 0;
+  if (have_redis_cli) {
+    const std::string resp = server_->resp_address();
+    ASSERT_FALSE(resp.empty());
+    const std::string host = resp.substr(0, resp.rfind(':'));
+    const std::string port = resp.substr(resp.rfind(':') + 1);
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"set", "r", "v"}, std::vector<std::string>{"get", "r"},
+          std::vector<std::string>{"incr", "r"}}) {
+      std::vector<std::string> argv = {"/usr/bin/redis-cli", "-h", host, "-p", port};
+      argv.insert(argv.end(), args.begin(), args.end());
+      CommandResult r = RunCommand(argv);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+  } else {
+    std::cout << "redis-cli is not installed: the RESP lines of /metrics are not checked\n";
+  }
   Reply m = Curl("GET", base_ + "/metrics");
   ASSERT_EQ(m.status, 200);
   EXPECT_EQ(m.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
   const std::string& t = m.body;
+  if (have_redis_cli) {
+    for (const char* needle :
+         {"cairn_requests_total{frontdoor=\"resp\",op=\"put\",level=\"default\",outcome=\"ok\"} "
+          "1\n",
+          "cairn_requests_total{frontdoor=\"resp\",op=\"get\",level=\"default\",outcome=\"ok\"} "
+          "1\n",
+          "cairn_requests_total{frontdoor=\"resp\",op=\"cas\",level=\"default\",outcome=\"invalid_"
+          "argument\"} 1\n",
+          "cairn_request_duration_seconds_count{frontdoor=\"resp\",op=\"get\"} 1\n",
+          "cairn_open_connections{frontdoor=\"resp\"} "}) {
+      EXPECT_NE(t.find(needle), std::string::npos) << "missing: " << needle;
+    }
+  }
   for (const char* needle :
        {"# TYPE cairn_requests_total counter\n",
         "cairn_requests_total{frontdoor=\"http\",op=\"put\",level=\"default\",outcome=\"ok\"} 1\n",

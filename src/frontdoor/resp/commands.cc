@@ -55,7 +55,10 @@ uint64_t RemainingTtl(const Record& r) {
   return left > 0 ? static_cast<uint64_t>(left) : 1;
 }
 
-void ReplyStatusError(CommandContext& ctx, const Status& s) { ctx.Reply().Error(ErrorText(s)); }
+void ReplyStatusError(CommandContext& ctx, const Status& s) {
+  ctx.outcome = s.code();
+  ctx.Reply().Error(ErrorText(s));
+}
 
 // The value as a bulk string, or nil when there is none.
 void ReplyValue(CommandContext& ctx, const std::optional<Record>& record) {

@@ -55,6 +55,10 @@ struct CommandContext {
   int protocol = 2;
   // INFO with its keyspace section: the other sections, already written by the connection.
   std::string info_text;
+  // For /metrics: when the command was dispatched, and the code of the error it replied with
+  // from the Coordinator (ReplyStatusError), if any.
+  base::Clock::time_point started;
+  Code outcome = Code::kOk;
 
   ReplyWriter Reply() const { return ReplyWriter(out, protocol); }
   coordinator::RequestOptions ReadOptions() const;

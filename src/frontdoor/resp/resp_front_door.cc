@@ -491,6 +491,31 @@ bool RespFrontDoor::Connection::KeyspaceIsLinearizable() const {
   return def.ok() && def->linearizable;
 }
 
+namespace {
+
+// The operation a data command is counted under in /metrics.
+base::metrics::Operation OperationOf(std::string_view name, Access access) {
+  using base::metrics::Operation;
+  if (name == "del" || name == "unlink" || name == "getdel") return Operation::kDelete;
+  if (name == "mget") return Operation::kBatchGet;
+  if (name == "mset") return Operation::kBatchPut;
+  switch (access) {
+    case Access::kRead:
+      return Operation::kGet;
+    case Access::kBlind:
+      return Operation::kPut;
+    case Access::kExclusive:
+      return Operation::kCas;  // read-modify-write: a SERIAL read and a compare-and-swap
+    case Access::kGlobal:
+      return name == "scan" || name == "keys" ? Operation::kScan : Operation::kOther;
+    case Access::kNone:
+      break;
+  }
+  return Operation::kOther;
+}
+
+}  // namespace
+
 bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   std::string name = Lower(argv[0]);
   const CommandSpec* spec = FindSpec(name);
@@ -569,10 +594,24 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   ctx->name = std::move(name);
   ctx->out = &slot->bytes;
   ctx->info_text = std::move(pending_info_);
+  ctx->started = base::Clock::now();
+  const base::metrics::Operation op = OperationOf(ctx->name, access);
+  const Consistency level = access == Access::kRead ? read_level_ : write_level_;
   const uint64_t seq = next_seq_++;
   running_.push_back(InFlight{seq, access, spec, &ctx->argv});
   ++inflight_;
-  auto done = [self = shared_from_this(), ctx, seq, slot](std::exception_ptr e) {
+  auto done = [self = shared_from_this(), ctx, seq, slot, op, level](std::exception_ptr e) {
+    if (e) ctx->outcome = Code::kInternal;
+    if (base::metrics::RequestMetrics* metrics = self->shared_->options.metrics) {
+      // An error reply that did not come from the Coordinator is a refusal of the request
+      // itself (syntax, not an integer, too big ...).
+      Code outcome = ctx->outcome;
+      if (outcome == Code::kOk && !slot->bytes.empty() && slot->bytes[0] == '-') {
+        outcome = Code::kInvalidArgument;
+      }
+      metrics->Record(base::metrics::FrontDoor::kResp, op, level, outcome,
+                      base::Clock::now() - ctx->started);
+    }
     if (e) {
       std::string what = "unknown";
       try {

@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/metrics.h"
 #include "coordinator/coordinator.h"
 
 namespace cairn::frontdoor::resp {
@@ -36,6 +37,8 @@ struct RespOptions {
   std::string listen;        // for INFO
   // Every open connection of the server, all protocols (INFO clients); may be empty.
   std::function<size_t()> server_connections;
+  // Where data commands are counted (cairn_requests_total{frontdoor="resp"}); may be null.
+  base::metrics::RequestMetrics* metrics = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll(),
