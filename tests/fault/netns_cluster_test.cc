@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/options.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -22,25 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Kind = FaultEvent::Kind;
-
-WriteOptions WriteAt(Consistency level) {
-  WriteOptions w;
-  w.consistency = level;
-  return w;
-}
-
-ReadOptions ReadAt(Consistency level) {
-  ReadOptions r;
-  r.consistency = level;
-  return r;
-}
-
-// Asserts that a Status is OK and prints it when not.
-#define ASSERT_OK(expr)                                               \
-  do {                                                                \
-    const ::cairn::Status status_ = (expr);                           \
-    ASSERT_TRUE(status_.ok()) << #expr << ": " << status_.ToString(); \
-  } while (0)
 
 bool NetnsExists(const std::string& name) { return std::filesystem::exists("/run/netns/" + name); }
 

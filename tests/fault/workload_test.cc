@@ -40,6 +40,7 @@
 #include "tests/linearizability/history.h"
 #include "tests/linearizability/linearizability.h"
 #include "tests/linearizability/lost_writes.h"
+#include "tests/support/options.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -55,12 +56,6 @@ using checkers::Value;
 constexpr size_t kNodes = 5;
 constexpr size_t kClients = 10;
 constexpr size_t kKeys = 20;
-
-#define ASSERT_OK(expr)                                               \
-  do {                                                                \
-    const ::cairn::Status status_ = (expr);                           \
-    ASSERT_TRUE(status_.ok()) << #expr << ": " << status_.ToString(); \
-  } while (0)
 
 bool LongRun() {
   const char* v = std::getenv("CAIRN_FAULT_LONG");

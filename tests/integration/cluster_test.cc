@@ -15,6 +15,7 @@
 
 #include "cairn/client.h"
 #include "tests/harness/process.h"
+#include "tests/support/options.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -30,18 +31,6 @@ std::unique_ptr<Client> ClientOf(std::vector<std::string> servers,
   o.request_timeout = timeout;
   o.connect_timeout = 1s;
   return std::make_unique<Client>(o);
-}
-
-WriteOptions At(Consistency level) {
-  WriteOptions w;
-  w.consistency = level;
-  return w;
-}
-
-ReadOptions ReadAt(Consistency level) {
-  ReadOptions r;
-  r.consistency = level;
-  return r;
 }
 
 // Waits until the nodes `client` reports hold at least `n` hints in all.
@@ -153,7 +142,7 @@ TEST_F(ClusterTest, EveryLevelReadsAndWritesAndTwoNodesDownLeaveOnlyOne) {
       Consistency::kLocalQuorum, Consistency::kEachQuorum, Consistency::kAny};
   for (Consistency level : writes) {
     const std::string key = fmt::format("level:{}", ConsistencyName(level));
-    auto v = c->Put(key, "v", At(level));
+    auto v = c->Put(key, "v", WriteAt(level));
     ASSERT_TRUE(v.ok()) << ConsistencyName(level) << ": " << v.status().ToString();
   }
   // Read each back at every read level, through another node. A write below ALL may still be on
@@ -180,14 +169,14 @@ TEST_F(ClusterTest, EveryLevelReadsAndWritesAndTwoNodesDownLeaveOnlyOne) {
   cluster_->node(2).Kill9();
   ASSERT_TRUE(cluster_->WaitForState(0, 1, "DOWN").ok());
   ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
-  auto quorum = c->Put("after", "x", At(Consistency::kQuorum));
+  auto quorum = c->Put("after", "x", WriteAt(Consistency::kQuorum));
   EXPECT_EQ(quorum.status().code(), Code::kUnavailable) << quorum.status().ToString();
   EXPECT_NE(quorum.status().message().find("nothing was written"), std::string::npos);
   EXPECT_FALSE(c->Get("after", ReadAt(Consistency::kOne))->has_value());  // really nothing
   EXPECT_EQ(c->Get("level:ONE", ReadAt(Consistency::kQuorum)).status().code(), Code::kUnavailable);
-  EXPECT_EQ(c->Put("after", "x", At(Consistency::kAll)).status().code(), Code::kUnavailable);
-  EXPECT_TRUE(c->Put("after", "one", At(Consistency::kOne)).ok());
-  EXPECT_TRUE(c->Put("hinted", "any", At(Consistency::kAny)).ok());
+  EXPECT_EQ(c->Put("after", "x", WriteAt(Consistency::kAll)).status().code(), Code::kUnavailable);
+  EXPECT_TRUE(c->Put("after", "one", WriteAt(Consistency::kOne)).ok());
+  EXPECT_TRUE(c->Put("hinted", "any", WriteAt(Consistency::kAny)).ok());
   auto one = c->Get("after", ReadAt(Consistency::kOne));
   ASSERT_TRUE(one.ok());
   EXPECT_EQ((*one)->value, "one");
@@ -211,7 +200,7 @@ TEST_F(ClusterTest, QuorumWritesSurviveKill9AndRestartTwice) {
         const std::string key = fmt::format("kill:{}:{}", w, i);
         const std::string value = fmt::format("v{}", i);
         ++attempts;
-        auto v = client->Put(key, value, At(Consistency::kQuorum));
+        auto v = client->Put(key, value, WriteAt(Consistency::kQuorum));
         if (!v.ok()) {
           ++failures;
           continue;
@@ -355,12 +344,12 @@ TEST_F(ClusterTest, LinearizableOptionSpreadsByGossip) {
 TEST_F(ClusterTest, PausedReplicaIsMarkedDownGetsHintsAndCatchesUp) {
   StartCluster();
   auto writer = Node(0);
-  ASSERT_TRUE(writer->Put("before", "1", At(Consistency::kAll)).ok());
+  ASSERT_TRUE(writer->Put("before", "1", WriteAt(Consistency::kAll)).ok());
   cluster_->node(2).Pause();
   ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
   for (int i = 0; i < 50; ++i) {
-    auto v =
-        writer->Put(fmt::format("paused:{}", i), fmt::format("new{}", i), At(Consistency::kQuorum));
+    auto v = writer->Put(fmt::format("paused:{}", i), fmt::format("new{}", i),
+                         WriteAt(Consistency::kQuorum));
     ASSERT_TRUE(v.ok()) << v.status().ToString();
   }
   // One hint per write for the paused node, kept on node 1 (the last may still be committing).
@@ -384,10 +373,10 @@ TEST_F(ClusterTest, QuorumReadRepairsAStaleReplica) {
   options.extra_args = {"--hint-window", "0"};
   StartCluster(options);
   auto writer = Node(0);
-  ASSERT_TRUE(writer->Put("k", "old", At(Consistency::kAll)).ok());
+  ASSERT_TRUE(writer->Put("k", "old", WriteAt(Consistency::kAll)).ok());
   cluster_->node(2).Pause();
   ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
-  auto v2 = writer->Put("k", "new", At(Consistency::kQuorum));
+  auto v2 = writer->Put("k", "new", WriteAt(Consistency::kQuorum));
   ASSERT_TRUE(v2.ok());
   cluster_->node(2).Resume();
   ASSERT_TRUE(cluster_->WaitForState(0, 2, "UP").ok());
@@ -420,7 +409,7 @@ TEST_F(ClusterTest, SkewedClocksStillConvergeOnOneWinner) {
     std::vector<std::thread> threads;
     for (size_t i = 0; i < 3; ++i) {
       threads.emplace_back([&, i] {
-        versions[i] = clients[i]->Put(key, fmt::format("from-{}", i), At(Consistency::kOne));
+        versions[i] = clients[i]->Put(key, fmt::format("from-{}", i), WriteAt(Consistency::kOne));
       });
     }
     for (auto& t : threads) t.join();
@@ -455,7 +444,7 @@ TEST_F(ClusterTest, ScansAcrossNodesAndKeyspacesSpreadByGossip) {
   spec.replication = {{"*", 2}};
   ASSERT_TRUE(Node(0)->CreateKeyspace(spec).ok());
   // The definition reaches the other nodes by gossip.
-  WriteOptions in_events = At(Consistency::kQuorum);
+  WriteOptions in_events = WriteAt(Consistency::kQuorum);
   in_events.keyspace = "events";
   Result<Version> put = Status::Unavailable("not tried");
   for (int i = 0; i < 100 && !put.ok(); ++i) {
@@ -468,10 +457,10 @@ TEST_F(ClusterTest, ScansAcrossNodesAndKeyspacesSpreadByGossip) {
   auto c = Node(1);
   for (int i = 0; i < 300; ++i) {
     const std::string key = fmt::format("scan:{:04}", i);
-    ASSERT_TRUE(c->Put(key, "v", At(Consistency::kQuorum)).ok());
+    ASSERT_TRUE(c->Put(key, "v", WriteAt(Consistency::kQuorum)).ok());
     expected.insert(key);
   }
-  ASSERT_TRUE(c->Delete("scan:0042", At(Consistency::kAll)).ok());  // so that ONE sees it too
+  ASSERT_TRUE(c->Delete("scan:0042", WriteAt(Consistency::kAll)).ok());  // so that ONE sees it too
   expected.erase("scan:0042");
   for (Consistency level : {Consistency::kOne, Consistency::kQuorum, Consistency::kAll}) {
     std::vector<std::string> seen;

@@ -85,6 +85,29 @@ struct RmwOutcome {
   std::string error;  // set when Decide refused
 };
 
+// A change that stores `value` in place of `current`, keeping the time it has left to live.
+Change Rewrite(const std::optional<Record>& current, std::string value) {
+  Change c;
+  c.write = true;
+  c.value = std::move(value);
+  c.ttl_ms = current ? RemainingTtl(*current) : 0;
+  return c;
+}
+
+// Replies with the error of a read-modify-write that failed or was refused; false when it did
+// neither and the command has its own reply to give.
+bool ReplyRmwError(CommandContext& ctx, const Result<RmwOutcome>& r) {
+  if (!r.ok()) {
+    ReplyStatusError(ctx, r.status());
+    return true;
+  }
+  if (!r->error.empty()) {
+    ctx.Reply().Error(r->error);
+    return true;
+  }
+  return false;
+}
+
 // Linearizable read-modify-write of one key: a SERIAL read, then compare-and-swap on the version
 // read (or on absence), retried with the value that won until one applies or the deadline passes.
 asio::awaitable<Result<RmwOutcome>> ReadModifyWrite(CommandContext& ctx, const std::string& key,
@@ -586,15 +609,10 @@ asio::awaitable<void> CmdIncr(CommandContext& ctx) {
       return std::string("ERR increment or decrement would overflow");
     }
     result = old + by;
-    Change c;
-    c.write = true;
-    c.value = std::to_string(result);
-    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
-    return c;
+    return Rewrite(cur, std::to_string(result));
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  if (ReplyRmwError(ctx, r)) co_return;
   ctx.Reply().Integer(result);
 }
 
@@ -615,15 +633,10 @@ asio::awaitable<void> CmdIncrByFloat(CommandContext& ctx) {
       return std::string("ERR increment would produce NaN or Infinity");
     }
     result = FormatDouble(sum);
-    Change c;
-    c.write = true;
-    c.value = result;
-    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
-    return c;
+    return Rewrite(cur, result);
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  if (ReplyRmwError(ctx, r)) co_return;
   ctx.Reply().Bulk(result);
 }
 
@@ -634,19 +647,14 @@ asio::awaitable<void> CmdAppend(CommandContext& ctx) {
   const size_t limit = ctx.max_value_bytes;
   size_t length = 0;
   Decide decide = [&](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
-    Change c;
     std::string v = cur ? cur->value : std::string();
     if (v.size() + suffix.size() > limit) return std::string(kTooBig);
     v += suffix;
     length = v.size();
-    c.write = true;
-    c.value = std::move(v);
-    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
-    return c;
+    return Rewrite(cur, std::move(v));
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  if (ReplyRmwError(ctx, r)) co_return;
   ctx.Reply().Integer(static_cast<int64_t>(length));
 }
 
@@ -684,24 +692,19 @@ asio::awaitable<void> CmdSetRange(CommandContext& ctx) {
   const size_t at = static_cast<size_t>(*offset);
   size_t length = 0;
   Decide decide = [&](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
-    Change c;
     std::string v = cur ? cur->value : std::string();
     if (patch.empty()) {  // Redis answers the length and writes nothing
       length = v.size();
-      return c;
+      return Change();
     }
     if (at > limit || at + patch.size() > limit) return std::string(kTooBig);
     if (v.size() < at + patch.size()) v.resize(at + patch.size(), '\0');
     v.replace(at, patch.size(), patch);
     length = v.size();
-    c.write = true;
-    c.value = std::move(v);
-    c.ttl_ms = cur ? RemainingTtl(*cur) : 0;
-    return c;
+    return Rewrite(cur, std::move(v));
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  if (!r->error.empty()) co_return ctx.Reply().Error(r->error);
+  if (ReplyRmwError(ctx, r)) co_return;
   ctx.Reply().Integer(static_cast<int64_t>(length));
 }
 
