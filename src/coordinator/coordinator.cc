@@ -236,6 +236,7 @@ class Coordinator::ReadRound {
   }
   void Failed() { Finish(); }
   void Start() { ++outstanding_; }
+  size_t outstanding() const { return outstanding_; }
   bool met() const { return req_.Met(static_cast<uint32_t>(answers_.size()), acks_dc_); }
 
   asio::awaitable<void> Wait(base::Deadline deadline) {
@@ -357,9 +358,17 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
       asio::co_spawn(executor, ReadFromNode(round, node, key, deadline), asio::detached);
     }
   }
-  co_await round->Wait(deadline);
-  // A replica that failed fast is replaced by a spare while time remains.
+  // A replica that failed fast, or one still silent after the speculative-retry delay, is
+  // doubled by a spare while time remains.
+  base::Deadline first = deadline;
+  if (options_.speculative_retry.count() > 0 && !spare.empty()) {
+    first = std::min(deadline, base::Clock::now() + options_.speculative_retry);
+  }
+  co_await round->Wait(first);
   while (!round->met() && !spare.empty() && base::Clock::now() < deadline) {
+    if (round->outstanding() > 0) {
+      replica_counters_.speculative.fetch_add(1, std::memory_order_relaxed);
+    }
     round->Start();
     asio::co_spawn(executor, ReadFromNode(round, spare.front(), key, deadline), asio::detached);
     spare.erase(spare.begin());
@@ -956,6 +965,7 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
           {"replica.write_failures", get(replica_counters_.write_failures)},
           {"replica.reads", get(replica_counters_.reads)},
           {"replica.read_repairs", get(replica_counters_.read_repairs)},
+          {"replica.speculative_reads", get(replica_counters_.speculative)},
           {"hints.stored", get(replica_counters_.hints_stored)}};
 }
 

@@ -77,6 +77,10 @@ struct CoordinatorOptions {
   // scan page ends early (with a cursor), a BatchGet over it is TOO_LARGE.
   size_t max_answer_bytes = size_t{32} << 20;
   uint64_t max_ttl_ms = uint64_t{10} * 366 * 24 * 3600 * 1000;  // about ten years
+  // A read whose chosen replicas have not all answered after this long also asks a spare one
+  // (speculative retry): a replica that is paused, overloaded or behind a cut the failure
+  // detector has not convicted yet then costs this delay, not the whole deadline. 0: never.
+  std::chrono::milliseconds speculative_retry{100};
 };
 
 struct NodeInfo {
@@ -286,6 +290,7 @@ class Coordinator {
     std::atomic<uint64_t> write_failures{0};  // of those, not acknowledged (hinted or lost)
     std::atomic<uint64_t> reads{0};           // reads asked of a replica
     std::atomic<uint64_t> read_repairs{0};    // stale replicas sent the newest version by a read
+    std::atomic<uint64_t> speculative{0};     // spare replicas asked because one was slow
     std::atomic<uint64_t> hints_stored{0};    // mutations kept as hints for a replica
   };
   mutable ReplicaCounters replica_counters_;

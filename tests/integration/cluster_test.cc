@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -365,6 +366,39 @@ TEST_F(ClusterTest, PausedReplicaIsMarkedDownGetsHintsAndCatchesUp) {
     ASSERT_TRUE(r->has_value()) << i;
     EXPECT_EQ((*r)->value, fmt::format("new{}", i));
   }
+}
+
+// A replica that stops answering is not DOWN until the failure detector convicts it (seconds).
+// Meanwhile a QUORUM read that chose it asks the spare replica after the speculative-retry delay
+// (100 ms) instead of waiting for its deadline: every read below must succeed well within its
+// 1 s timeout, and some must have needed the spare.
+TEST_F(ClusterTest, QuorumReadsGoAroundAPausedReplicaBeforeItIsDown) {
+  StartCluster();
+  auto writer = Node(0);
+  constexpr int kKeys = 20;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(writer->Put(fmt::format("spec:{}", i), "v", WriteAt(Consistency::kAll)).ok());
+  }
+  auto reader = Node(0, 1s);
+  auto before = reader->Metrics();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  cluster_->node(2).Pause();
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < kKeys; ++i) {
+    auto r = reader->Get(fmt::format("spec:{}", i), ReadAt(Consistency::kQuorum));
+    ASSERT_TRUE(r.ok()) << "spec:" << i << ": " << r.status().ToString();
+    ASSERT_TRUE(r->has_value());
+  }
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  cluster_->node(2).Resume();
+  auto after = reader->Metrics();
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  const uint64_t speculative =
+      (*after)["replica.speculative_reads"] - (*before)["replica.speculative_reads"];
+  std::cout << fmt::format("{} QUORUM reads with a replica paused: {:.2f} s, {} asked a spare\n",
+                           kKeys, took, speculative);
+  EXPECT_GT(speculative, 0u) << "no read chose the paused replica: the test proves nothing";
 }
 
 TEST_F(ClusterTest, QuorumReadRepairsAStaleReplica) {
