@@ -31,6 +31,9 @@ net::ConnectionPool::Options PoolOptions(size_t max_payload) {
   o.decode_error = DecodeErrorFrame;
   o.per_peer = 1;
   o.connect_timeout = std::chrono::milliseconds(1000);
+  // A partition longer than this breaks the connections it stalled: after the heal, requests go
+  // out on fresh ones instead of waiting out TCP's retransmission backoff.
+  o.connection.tcp_user_timeout = std::chrono::milliseconds(1500);
   return o;
 }
 

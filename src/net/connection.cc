@@ -1,5 +1,9 @@
 #include "net/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <charconv>
 
 #include <fmt/format.h>
@@ -273,6 +277,10 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> MuxConnection::Connect(
     co_return Status::Unavailable(fmt::format("cannot connect to {}: {}", where, cec.message()));
   }
   socket.set_option(tcp::no_delay(true));
+  if (options.tcp_user_timeout.count() > 0) {
+    const unsigned int ms = static_cast<unsigned int>(options.tcp_user_timeout.count());
+    ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+  }
   auto conn = std::make_shared<MuxConnection>(std::move(socket), std::move(options),
                                               std::move(decode_error));
   conn->writer_.buffer()->append(conn->options_.preamble);

@@ -46,6 +46,10 @@ struct ConnectionOptions {
   // Server side: a frame that has started to arrive must be complete within this time, or the
   // connection is closed (a peer that sends a header and goes quiet holds no buffer for long).
   std::chrono::milliseconds frame_timeout{30'000};
+  // Client side: TCP_USER_TIMEOUT. Data the peer has not acknowledged for this long breaks the
+  // connection, so that one stalled by a partition is replaced once the network heals rather
+  // than reused while the kernel backs off its retransmissions for seconds. 0: the kernel's.
+  std::chrono::milliseconds tcp_user_timeout{0};
   // Either side: stop reading while more than this waits to be written to a slow peer.
   size_t max_buffered_output = size_t{64} << 20;
 };
