@@ -2,6 +2,7 @@
 // metadata, with last-writer-wins application and group commit.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -179,6 +180,7 @@ class Engine {
   std::optional<std::string> Property(std::string_view name) const;
 
   uint64_t group_commits() const;  // number of fsynced groups so far
+  uint64_t folds() const { return folds_.load(std::memory_order_relaxed); }  // see kFoldAfter
 
   // RocksDB's own counters since open (for /metrics).
   struct Counters {
@@ -218,6 +220,12 @@ class Engine {
   // The writer thread's queue.
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  // Writes of a data key per hash bucket since the bucket's last fold (writer thread only).
+  static constexpr size_t kFoldBuckets = size_t{1} << 16;
+  static constexpr uint8_t kFoldAfter = 16;
+  std::vector<uint8_t> merge_counts_ = std::vector<uint8_t>(kFoldBuckets);
+  std::atomic<uint64_t> folds_{0};
+
   std::deque<Pending> queue_;   // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
   uint64_t group_commits_ = 0;  // guarded by mu_

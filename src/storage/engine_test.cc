@@ -1,5 +1,6 @@
 #include "storage/engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <random>
@@ -127,6 +128,39 @@ TEST_F(EngineTest, WritesOfOneKeyInOneGroupResolveByVersion) {
   ASSERT_EQ(w.outcomes.size(), 3u);
   EXPECT_EQ(Read(*engine_, "k")->value, "c");
   EXPECT_EQ(Read(*engine_, "k")->version, (Version{3, 1}));
+}
+
+// A key written many times is folded into a whole value every so often; folding must keep the
+// newest version whether it came earlier in the same group, in an older group, or now.
+TEST_F(EngineTest, HotKeyFoldsKeepTheNewestVersion) {
+  std::vector<uint64_t> order(300);
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i + 1;
+  std::mt19937 rng(7);
+  std::shuffle(order.begin(), order.end(), rng);
+  uint64_t newest = 0;
+  // One write per group for the first half, then groups of 25 writes of the key.
+  size_t i = 0;
+  for (; i < order.size() / 2; ++i) {
+    newest = std::max(newest, order[i]);
+    auto w = WriteSync(*engine_, {.ops = {Put("hot", fmt::format("v{}", order[i]), {order[i], 1})}});
+    ASSERT_TRUE(w.status.ok());
+    ASSERT_EQ(Read(*engine_, "hot")->version, (Version{newest, 1})) << "after write " << i;
+  }
+  while (i < order.size()) {
+    WriteRequest request;
+    for (size_t n = 0; n < 25 && i < order.size(); ++n, ++i) {
+      newest = std::max(newest, order[i]);
+      request.ops.push_back(Put("hot", fmt::format("v{}", order[i]), {order[i], 1}));
+    }
+    ASSERT_TRUE(WriteSync(*engine_, std::move(request)).status.ok());
+    ASSERT_EQ(Read(*engine_, "hot")->version, (Version{newest, 1})) << "after write " << i;
+  }
+  EXPECT_EQ(Read(*engine_, "hot")->value, fmt::format("v{}", order.size()));
+  EXPECT_GE(engine_->folds(), order.size() / 16 - 1);
+  // Folded whole values survive a flush and a restart like merged ones.
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  Open();
+  EXPECT_EQ(Read(*engine_, "hot")->version, (Version{order.size(), 1}));
 }
 
 TEST_F(EngineTest, ConcurrentWritesShareGroupCommits) {
