@@ -156,9 +156,9 @@ Result<std::unique_ptr<Schema>> Schema::Load(storage::Engine* engine, uint32_t p
   for (const auto& [key, value] : *listed) {
     auto def = Decode(value);
     if (!def.ok()) return def.status();
-    schema->records_.emplace(def->name, *def);
+    schema->SetRecordLocked(*def);
   }
-  schema->records_[std::string(kDefaultKeyspace)] = DefaultKeyspace();
+  schema->SetRecordLocked(DefaultKeyspace());
   return schema;
 }
 
@@ -167,6 +167,21 @@ std::optional<KeyspaceDef> Schema::Find(std::string_view name) const {
   auto it = records_.find(name);
   if (it == records_.end() || it->second.dropped) return std::nullopt;
   return it->second;
+}
+
+std::shared_ptr<const KeyspaceDef> Schema::Lookup(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(name);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+void Schema::SetRecordLocked(const KeyspaceDef& def) {
+  records_[def.name] = def;
+  if (def.dropped) {
+    if (auto it = live_.find(def.name); it != live_.end()) live_.erase(it);
+  } else {
+    live_[def.name] = std::make_shared<const KeyspaceDef>(def);
+  }
 }
 
 std::vector<KeyspaceDef> Schema::List() const {
@@ -264,7 +279,7 @@ Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, 
   }
   if (Status s = Persist(def, std::nullopt); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  records_[def.name] = def;
+  SetRecordLocked(def);
   return def;
 }
 
@@ -291,7 +306,7 @@ Result<KeyspaceDef> Schema::Alter(std::string_view name, const KeyspaceChange& c
   if (def->version < version) def->version = version;
   if (Status s = Persist(*def, std::nullopt); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  records_[def->name] = *def;
+  SetRecordLocked(*def);
   return *def;
 }
 
@@ -310,7 +325,7 @@ Status Schema::Drop(std::string_view name, bool if_exists, Version version) {
   dropped.version = std::max(version, Version{def->version.hlc + 1, version.node});
   if (Status s = Persist(dropped, dropped.id); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  records_[dropped.name] = dropped;
+  SetRecordLocked(dropped);
   return Status::Ok();
 }
 
@@ -345,7 +360,7 @@ Status Schema::Merge(const std::vector<KeyspaceDef>& records) {
     if (s.ok() && replaced) s = Persist(r, replaced);
     if (!s.ok()) return s;
     std::lock_guard lock(mu_);
-    records_[r.name] = r;
+    SetRecordLocked(r);
   }
   return Status::Ok();
 }

@@ -84,6 +84,9 @@ class Schema {
 
   // The live keyspace called `name`.
   std::optional<KeyspaceDef> Find(std::string_view name) const;
+  // The same without a copy: for request paths (null when there is none). The definition pointed
+  // to never changes; a change publishes a new one.
+  std::shared_ptr<const KeyspaceDef> Lookup(std::string_view name) const;
   std::vector<KeyspaceDef> List() const;  // live ones, by name
   // Every definition, drops included: what gossip spreads.
   std::vector<KeyspaceDef> Records() const;
@@ -113,6 +116,9 @@ class Schema {
   // Persists `def` and, when `drop_data_of` is set, deletes that keyspace id's data, atomically.
   Status Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data_of);
   uint32_t NewIdLocked(const KeyspaceDef& def) const;
+  // Records `def` (in records_ and, unless dropped, live_). Callers hold mu_ (or own the schema
+  // alone, while loading).
+  void SetRecordLocked(const KeyspaceDef& def);
 
   // Constant after construction.
   storage::Engine* const engine_;
@@ -122,6 +128,7 @@ class Schema {
   std::mutex change_mu_;
   mutable std::mutex mu_;
   std::map<std::string, KeyspaceDef, std::less<>> records_;  // guarded by mu_; drops included
+  std::map<std::string, std::shared_ptr<const KeyspaceDef>, std::less<>> live_;  // guarded by mu_
 };
 
 }  // namespace cairn::cluster

@@ -480,11 +480,12 @@ Consistency Coordinator::Resolve(Consistency level, const cluster::KeyspaceDef& 
   return write ? ks.write_consistency : ks.read_consistency;
 }
 
-Result<cluster::KeyspaceDef> Coordinator::ResolveKeyspace(const std::string& name) const {
+Result<std::shared_ptr<const cluster::KeyspaceDef>> Coordinator::ResolveKeyspace(
+    const std::string& name) const {
   const std::string_view wanted = name.empty() ? cluster::kDefaultKeyspace : std::string_view(name);
-  auto def = schema_->Find(wanted);
+  auto def = schema_->Lookup(wanted);
   if (!def) return Status::InvalidArgument(fmt::format("keyspace '{}' does not exist", wanted));
-  return *def;
+  return def;
 }
 
 Status Coordinator::ValidateKey(std::string_view key) const {
@@ -546,14 +547,14 @@ asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
   if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
-  storage::DataKey data_key = KeyOf(*ks, std::move(key));  // named: see the g++ 12 note
-  const Consistency level = Resolve(options.consistency, *ks, false);
+  storage::DataKey data_key = KeyOf(**ks, std::move(key));  // named: see the g++ 12 note
+  const Consistency level = Resolve(options.consistency, **ks, false);
   Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
-  if (IsSerial(level, *ks)) {
-    stored = co_await SerialRead(**topology, *ks, std::move(data_key), SerialLevelOf(level),
+  if (IsSerial(level, **ks)) {
+    stored = co_await SerialRead(**topology, **ks, std::move(data_key), SerialLevelOf(level),
                                  options.deadline);
   } else {
-    stored = co_await ReadKey(**topology, *ks, std::move(data_key), level, options.deadline);
+    stored = co_await ReadKey(**topology, **ks, std::move(data_key), level, options.deadline);
   }
   if (!stored.ok()) co_return stored.status();
   if (!stored->has_value()) co_return std::optional<Record>();
@@ -577,17 +578,17 @@ asio::awaitable<Result<Version>> Coordinator::Delete(std::string key, RequestOpt
   if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
-  const Consistency level = Resolve(options.consistency, *ks, true);
-  if (ks->linearizable) {
+  const Consistency level = Resolve(options.consistency, **ks, true);
+  if ((*ks)->linearizable) {
     std::vector<std::pair<storage::DataKey, StoredValue>> writes;
-    writes.emplace_back(KeyOf(*ks, std::move(key)), StoredValue{Version{}, true, 0, {}});
+    writes.emplace_back(KeyOf(**ks, std::move(key)), StoredValue{Version{}, true, 0, {}});
     auto results =
-        co_await LinearizableWrites(**topology, *ks, std::move(writes), level, options.deadline);
+        co_await LinearizableWrites(**topology, **ks, std::move(writes), level, options.deadline);
     co_return std::move(results[0]);
   }
   WriteTarget target;
-  target.op.key = KeyOf(*ks, std::move(key));
-  target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
+  target.op.key = KeyOf(**ks, std::move(key));
+  target.set = ReplicaSet::Of(**topology, **ks, target.op.key.partition);
   auto req = Requirement::For(level, target.set, true);
   if (!req.ok()) co_return req.status();
   if (Status s = CheckLive(target.set, *req, *view_, level); !s.ok()) co_return s;
@@ -625,7 +626,7 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   }
   std::optional<Consistency> commit_level;
   if (commit == Consistency::kDefault) {
-    if (!ks->linearizable) {
+    if (!(*ks)->linearizable) {
       commit_level =
           serial == Consistency::kLocalSerial ? Consistency::kLocalQuorum : Consistency::kQuorum;
     }
@@ -641,8 +642,8 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
   paxos_counters_.cas.fetch_add(1, std::memory_order_relaxed);
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
   StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
-  storage::DataKey data_key = KeyOf(*ks, std::move(key));
-  co_return co_await PaxosWrite(**topology, *ks, std::move(data_key), &condition, std::move(value),
+  storage::DataKey data_key = KeyOf(**ks, std::move(key));
+  co_return co_await PaxosWrite(**topology, **ks, std::move(data_key), &condition, std::move(value),
                                 serial, commit_level, options.deadline);
 }
 
@@ -663,7 +664,7 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   auto topology_result = Topology();
   if (!topology_result.ok()) co_return topology_result.status();
   const cluster::Topology& topology = **topology_result;
-  const Consistency level = Resolve(options.consistency, *ks, false);
+  const Consistency level = Resolve(options.consistency, **ks, false);
 
   std::vector<uint32_t> partitions;
   if (auto tag = base::PrefixPartitionKey(prefix)) {
@@ -677,7 +678,7 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   // request per node covers all of that node's partitions.
   std::map<uint32_t, std::vector<uint32_t>> by_node;
   for (uint32_t p : partitions) {
-    const ReplicaSet set = ReplicaSet::Of(topology, *ks, p);
+    const ReplicaSet set = ReplicaSet::Of(topology, **ks, p);
     auto req = Requirement::For(level, set, false);
     if (!req.ok()) co_return req.status();
     if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
@@ -698,7 +699,7 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   const size_t max_dead = size_t{limit} * 10 + 1000;
   for (auto& [node, parts] : by_node) {
     replica::Replica::ScanArgs args;
-    args.keyspace = ks->id;
+    args.keyspace = (*ks)->id;
     args.partitions = std::move(parts);
     args.prefix = prefix;
     args.after = cursor;
@@ -803,7 +804,7 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
-  const Consistency level = Resolve(options.consistency, *ks, false);
+  const Consistency level = Resolve(options.consistency, **ks, false);
   const uint64_t now = wall_->NowMillis();
   std::vector<Result<std::optional<Record>>> out(keys.size());
   size_t bytes = 0;
@@ -819,8 +820,8 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> Coordinator:
       out[i] = std::move(s);
       continue;
     }
-    storage::DataKey data_key = KeyOf(*ks, std::move(keys[i]));  // named: see the g++ 12 note
-    auto stored = co_await ReadKey(**topology, *ks, std::move(data_key), level, options.deadline);
+    storage::DataKey data_key = KeyOf(**ks, std::move(keys[i]));  // named: see the g++ 12 note
+    auto stored = co_await ReadKey(**topology, **ks, std::move(data_key), level, options.deadline);
     if (!stored.ok()) {
       out[i] = stored.status();
     } else if (!stored->has_value()) {
@@ -855,14 +856,14 @@ asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
-  const Consistency level = Resolve(options.consistency, *ks, true);
-  if (ks->linearizable) {
+  const Consistency level = Resolve(options.consistency, **ks, true);
+  if ((*ks)->linearizable) {
     std::vector<std::pair<storage::DataKey, StoredValue>> writes;
     for (PutItem& item : items) {
       StoredValue value{Version{}, false, ExpiryFor(item.ttl_ms), std::move(item.value)};
-      writes.emplace_back(KeyOf(*ks, std::move(item.key)), std::move(value));
+      writes.emplace_back(KeyOf(**ks, std::move(item.key)), std::move(value));
     }
-    co_return co_await LinearizableWrites(**topology, *ks, std::move(writes), level,
+    co_return co_await LinearizableWrites(**topology, **ks, std::move(writes), level,
                                           options.deadline);
   }
   std::vector<Result<Version>> out(items.size());
@@ -870,8 +871,8 @@ asio::awaitable<Result<std::vector<Result<Version>>>> Coordinator::BatchPut(
   std::vector<size_t> index_of_target;
   for (size_t i = 0; i < items.size(); ++i) {
     WriteTarget target;
-    target.op.key = KeyOf(*ks, std::move(items[i].key));
-    target.set = ReplicaSet::Of(**topology, *ks, target.op.key.partition);
+    target.op.key = KeyOf(**ks, std::move(items[i].key));
+    target.set = ReplicaSet::Of(**topology, **ks, target.op.key.partition);
     auto req = Requirement::For(level, target.set, true);
     if (!req.ok()) {
       out[i] = req.status();

@@ -173,8 +173,9 @@ class Coordinator {
 
  private:
   struct WriteTarget;
-  // The keyspace a request names, or INVALID_ARGUMENT.
-  Result<cluster::KeyspaceDef> ResolveKeyspace(const std::string& name) const;
+  // The keyspace a request names (the default one when empty), shared rather than copied.
+  Result<std::shared_ptr<const cluster::KeyspaceDef>> ResolveKeyspace(
+      const std::string& name) const;
   Status ValidateKey(std::string_view key) const;
   Status ValidateValue(std::string_view value) const;
   Status ValidateTtl(uint64_t ttl_ms) const;
