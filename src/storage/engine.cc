@@ -395,8 +395,10 @@ class Engine::Group final : public GroupView {
     return std::optional<std::string>(std::move(value));
   }
   void MergeData(const DataKey& key, StoredValue value) override {
+    // Transactions (Paxos commits) write keys that are read again soon, by the next round's
+    // prepare: a whole value lets those reads stop at the first entry.
     owned_.push_back(std::move(value));
-    Merge(EncodeDataKey(key), &owned_.back());
+    Fold(EncodeDataKey(key), &owned_.back());
   }
   void PutRaw(Family family, std::string key, std::string value) override {
     batch_.Put(e_.HandleOf(family), key, value);

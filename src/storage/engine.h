@@ -87,7 +87,8 @@ class GroupView {
   // The key's current version (tombstones and expired values included), or nullopt.
   virtual Result<std::optional<StoredValue>> GetData(const DataKey& key) = 0;
   virtual Result<std::optional<std::string>> GetRaw(Family family, std::string_view key) = 0;
-  // Adds a version of a key (last writer wins, like a plain write).
+  // Adds a version of a key (last writer wins, like a plain write). Written as the key's whole
+  // resulting value, which makes later reads of the key cheap.
   virtual void MergeData(const DataKey& key, StoredValue value) = 0;
   virtual void PutRaw(Family family, std::string key, std::string value) = 0;
   virtual void DeleteRaw(Family family, std::string key) = 0;
