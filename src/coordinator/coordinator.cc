@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -325,15 +326,28 @@ asio::awaitable<void> Coordinator::ReadFromNode(std::shared_ptr<ReadRound> round
   }
 }
 
+Result<Coordinator::ReadPlan> Coordinator::PlanRead(const cluster::Topology& topology,
+                                                    const cluster::KeyspaceDef& ks,
+                                                    uint32_t partition, Consistency level) const {
+  ReadPlan plan;
+  plan.set = ReplicaSet::Of(topology, ks, partition);
+  auto req = Requirement::For(level, plan.set, /*write=*/false);
+  if (!req.ok()) return req.status();
+  plan.req = std::move(*req);
+  if (Status s = CheckLive(plan.set, plan.req, *view_, level); !s.ok()) return s;
+  std::tie(plan.ask, plan.spare) = ChooseReplicas(plan.set, plan.req);
+  return plan;
+}
+
 asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
     Consistency level, base::Deadline deadline) {
-  const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
-  auto req = Requirement::For(level, set, /*write=*/false);
-  if (!req.ok()) co_return req.status();
-  if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
-
-  auto [ask, spare] = ChooseReplicas(set, *req);
+  auto plan = PlanRead(topology, ks, key.partition, level);
+  if (!plan.ok()) co_return plan.status();
+  const ReplicaSet& set = plan->set;
+  const Requirement* req = &plan->req;
+  std::vector<uint32_t>& ask = plan->ask;
+  std::vector<uint32_t>& spare = plan->spare;
 
   // This node alone answers: no reconciliation needed.
   if (ask.size() == 1 && ask[0] == identity_.node_id) {
@@ -559,6 +573,29 @@ asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
   if (!stored.ok()) co_return stored.status();
   if (!stored->has_value()) co_return std::optional<Record>();
   co_return LiveRecord(**stored, wall_->NowMillis());
+}
+
+std::optional<Result<std::optional<Record>>> Coordinator::TryGetLocal(
+    std::string_view key, const RequestOptions& options) {
+  using Answer = Result<std::optional<Record>>;
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) return Answer(ks.status());
+  if (Status s = ValidateKey(key); !s.ok()) return Answer(s);
+  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) return Answer(s);
+  const Consistency level = Resolve(options.consistency, **ks, false);
+  if (IsSerial(level, **ks)) return std::nullopt;
+  auto topology = Topology();
+  if (!topology.ok()) return std::nullopt;  // Get() reports it
+  storage::DataKey data_key = KeyOf(**ks, std::string(key));
+  auto plan = PlanRead(**topology, **ks, data_key.partition, level);
+  if (!plan.ok() || plan->ask.size() != 1 || plan->ask[0] != identity_.node_id) {
+    return std::nullopt;
+  }
+  replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+  auto stored = local_->Read(data_key);
+  if (!stored.ok()) return Answer(stored.status());
+  if (!stored->has_value()) return Answer(std::optional<Record>());
+  return Answer(LiveRecord(**stored, wall_->NowMillis()));
 }
 
 asio::awaitable<Result<Version>> Coordinator::Put(std::string key, std::string value,

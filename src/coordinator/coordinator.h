@@ -112,6 +112,12 @@ class Coordinator {
 
   // The live value of `key`, or nullopt when it is absent, deleted or expired.
   asio::awaitable<Result<std::optional<Record>>> Get(std::string key, RequestOptions options);
+  // Get() without suspending, for front doors' fast paths: the same answer when this node alone
+  // gives it (the level needs one replica and this node, UP, is the one chosen), and errors that
+  // need no replica (bad key, unknown keyspace). nullopt when the read needs other replicas or
+  // Paxos: then call Get().
+  std::optional<Result<std::optional<Record>>> TryGetLocal(std::string_view key,
+                                                           const RequestOptions& options);
 
   // Stores `value`; `ttl_ms` > 0 makes it expire that long from now. Returns the new version.
   asio::awaitable<Result<Version>> Put(std::string key, std::string value, uint64_t ttl_ms,
@@ -168,6 +174,7 @@ class Coordinator {
 
   struct ReplicaSet;
   struct Requirement;
+  struct ReadPlan;
   class WriteRound;
   class ReadRound;
 
@@ -194,6 +201,9 @@ class Coordinator {
   asio::awaitable<std::vector<cairn::Status>> Replicate(std::vector<WriteTarget> targets,
                                                         base::Deadline deadline,
                                                         std::optional<uint32_t> acked_by);
+  // The replicas a read of `partition` at `level` asks first, and its spares.
+  Result<ReadPlan> PlanRead(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
+                            uint32_t partition, Consistency level) const;
   // Reads one key at `level`: the newest stored version among the replicas asked (tombstones
   // included), after repairing stale ones.
   asio::awaitable<Result<std::optional<storage::StoredValue>>> ReadKey(

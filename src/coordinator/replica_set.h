@@ -140,6 +140,13 @@ struct Coordinator::Requirement {
 };
 
 // Why a level cannot be tried with the replicas that are UP, or OK.
+struct Coordinator::ReadPlan {
+  ReplicaSet set;
+  Requirement req;
+  std::vector<uint32_t> ask;    // asked at once
+  std::vector<uint32_t> spare;  // asked when one of `ask` fails or is slow
+};
+
 inline cairn::Status CheckLive(const Coordinator::ReplicaSet& set,
                                const Coordinator::Requirement& req,
                                const cluster::ClusterView& view, Consistency level) {

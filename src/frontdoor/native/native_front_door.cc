@@ -140,7 +140,18 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
       SendMessage(*conn, id, response);
       return;
     }
-    // Each request runs on its own so that slow ones (fsync) never hold up fast ones.
+    // A read this node alone answers is answered now; every other request runs on its own, so
+    // that slow ones (fsync, replicas) never hold up fast ones.
+    {
+      const auto started = base::Clock::now();
+      const int level = request.consistency();
+      wire::Response response;
+      if (TryAnswerAtOnce(request, &response)) {
+        SendMessage(*conn, id, response);
+        Count(base::metrics::Operation::kGet, level, response, started);
+        return;
+      }
+    }
     asio::co_spawn(
         executor,
         [this, conn, id, request = std::move(request)]() mutable -> asio::awaitable<void> {
@@ -150,13 +161,7 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
           wire::Response response;
           co_await Execute(std::move(request), &response);
           SendMessage(*conn, id, response);
-          if (options_.metrics != nullptr) {
-            const Code outcome =
-                response.has_error() ? static_cast<Code>(response.error().code()) : Code::kOk;
-            options_.metrics->Record(base::metrics::FrontDoor::kNative, op,
-                                     static_cast<Consistency>(level), outcome,
-                                     base::Clock::now() - started);
-          }
+          Count(op, level, response, started);
         },
         [conn, id](std::exception_ptr e) {
           if (!e) return;
@@ -193,6 +198,16 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
   --open_;
 }
 
+void NativeFrontDoor::Count(base::metrics::Operation op, int level,
+                            const wire::Response& response,
+                            std::chrono::steady_clock::time_point started) const {
+  if (options_.metrics == nullptr) return;
+  const Code outcome =
+      response.has_error() ? static_cast<Code>(response.error().code()) : Code::kOk;
+  options_.metrics->Record(base::metrics::FrontDoor::kNative, op, static_cast<Consistency>(level),
+                           outcome, base::Clock::now() - started);
+}
+
 void NativeFrontDoor::CloseAll() {
   std::lock_guard lock(mu_);
   for (const auto& conn : connections_) {
@@ -200,12 +215,9 @@ void NativeFrontDoor::CloseAll() {
   }
 }
 
-asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Response* response) {
+Result<coordinator::RequestOptions> NativeFrontDoor::OptionsOf(wire::Request& request) const {
   auto level = LevelOf(request.consistency());
-  if (!level.ok()) {
-    SetError(level.status(), response);
-    co_return;
-  }
+  if (!level.ok()) return level.status();
   auto timeout = request.timeout_ms() == 0 ? options_.default_timeout
                                            : std::chrono::milliseconds(request.timeout_ms());
   timeout = std::min(timeout, options_.max_timeout);
@@ -213,19 +225,53 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
   opts.keyspace = std::move(*request.mutable_keyspace());
   opts.consistency = *level;
   opts.deadline = base::Clock::now() + timeout;
+  return opts;
+}
+
+namespace {
+
+void SetGet(Result<std::optional<Record>> r, wire::Response* response) {
+  if (!r.ok()) {
+    SetError(r.status(), response);
+    return;
+  }
+  auto* out = response->mutable_get();
+  out->set_found(r->has_value());
+  if (r->has_value()) SetRecord(std::move(**r), out->mutable_record());
+}
+
+}  // namespace
+
+bool NativeFrontDoor::TryAnswerAtOnce(wire::Request& request, wire::Response* response) {
+  if (request.op_case() != wire::Request::kGet) return false;
+  auto opts = OptionsOf(request);
+  if (!opts.ok()) {
+    SetError(opts.status(), response);
+    return true;
+  }
+  auto r = coordinator_->TryGetLocal(request.get().key(), *opts);
+  if (!r) {
+    *request.mutable_keyspace() = std::move(opts->keyspace);  // as it came, for Execute()
+    return false;
+  }
+  SetGet(std::move(*r), response);
+  return true;
+}
+
+asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Response* response) {
+  auto options = OptionsOf(request);
+  if (!options.ok()) {
+    SetError(options.status(), response);
+    co_return;
+  }
+  const coordinator::RequestOptions& opts = *options;
 
   Status status;
   switch (request.op_case()) {
     case wire::Request::kGet: {
       auto r = co_await coordinator_->Get(std::move(*request.mutable_get()->mutable_key()), opts);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_get();
-      out->set_found(r->has_value());
-      if (r->has_value()) SetRecord(std::move(**r), out->mutable_record());
-      break;
+      SetGet(std::move(r), response);
+      co_return;
     }
     case wire::Request::kPut: {
       wire::PutRequest* put = request.mutable_put();

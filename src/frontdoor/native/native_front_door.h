@@ -45,8 +45,16 @@ class NativeFrontDoor {
   size_t open_connections() const { return open_.load(); }
 
  private:
+  // The request's keyspace, level and deadline (its keyspace is moved out), or why not.
+  Result<coordinator::RequestOptions> OptionsOf(wire::Request& request) const;
+  // Fills `response` without suspending when the request can be answered so (a GET this node
+  // alone answers, or refused options); false leaves `request` as it was for Execute().
+  bool TryAnswerAtOnce(wire::Request& request, wire::Response* response);
   // Runs one parsed request and fills `response`.
   asio::awaitable<void> Execute(wire::Request request, wire::Response* response);
+  // Counts an answered request in /metrics.
+  void Count(base::metrics::Operation op, int level, const wire::Response& response,
+             std::chrono::steady_clock::time_point started) const;
 
   coordinator::Coordinator* const coordinator_;
   const NativeOptions options_;

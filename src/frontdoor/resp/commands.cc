@@ -995,6 +995,18 @@ CommandHandler FindDataCommand(std::string_view lower_name) {
   return it == table.end() ? nullptr : it->second.handler;
 }
 
+bool TryRunAtOnce(CommandContext& ctx) {
+  if (ctx.name != "get") return false;
+  auto r = ctx.coordinator->TryGetLocal(ctx.argv[1], ctx.ReadOptions());
+  if (!r) return false;
+  if (!r->ok()) {
+    ReplyStatusError(ctx, r->status());
+  } else {
+    ReplyValue(ctx, **r);
+  }
+  return true;
+}
+
 Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv) {
   const auto& table = DataCommands();
   auto it = table.find(lower_name);

@@ -84,6 +84,9 @@ enum class Access {
 
 // The handler of data command `lower_name`, or null.
 CommandHandler FindDataCommand(std::string_view lower_name);
+// Runs a data command at once, without a coroutine, when it can: a GET this node alone answers.
+// False, with nothing replied, leaves it to the command's handler.
+bool TryRunAtOnce(CommandContext& ctx);
 
 // The access of a data command with these arguments (SET is blind unless it has conditions).
 Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv);

@@ -285,6 +285,9 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   bool Conflicts(Access access, const CommandSpec& spec,
                  const std::vector<std::string>& argv) const;
   bool KeyspaceIsLinearizable() const;
+  // Counts a finished data command in /metrics.
+  void CountRequest(const CommandContext& ctx, const Slot& slot, base::metrics::Operation op,
+              Consistency level);
   void SetKeyspace(std::string keyspace);
 
   const std::shared_ptr<Shared> shared_;
@@ -562,7 +565,8 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
     Finished(slot);
     return true;
   }
-  if (RunLocal(name, argv, slot)) {
+  // Data commands other than INFO are not connection commands: skip RunLocal's comparisons.
+  if ((handler == nullptr || name == "info") && RunLocal(name, argv, slot)) {
     Finished(slot);
     return true;
   }
@@ -597,21 +601,17 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   ctx->started = base::Clock::now();
   const base::metrics::Operation op = OperationOf(ctx->name, access);
   const Consistency level = access == Access::kRead ? read_level_ : write_level_;
+  if (TryRunAtOnce(*ctx)) {
+    CountRequest(*ctx, *slot, op, level);
+    Finished(slot);
+    return true;
+  }
   const uint64_t seq = next_seq_++;
   running_.push_back(InFlight{seq, access, spec, &ctx->argv});
   ++inflight_;
   auto done = [self = shared_from_this(), ctx, seq, slot, op, level](std::exception_ptr e) {
     if (e) ctx->outcome = Code::kInternal;
-    if (base::metrics::RequestMetrics* metrics = self->shared_->options.metrics) {
-      // An error reply that did not come from the Coordinator is a refusal of the request
-      // itself (syntax, not an integer, too big ...).
-      Code outcome = ctx->outcome;
-      if (outcome == Code::kOk && !slot->bytes.empty() && slot->bytes[0] == '-') {
-        outcome = Code::kInvalidArgument;
-      }
-      metrics->Record(base::metrics::FrontDoor::kResp, op, level, outcome,
-                      base::Clock::now() - ctx->started);
-    }
+    self->CountRequest(*ctx, *slot, op, level);
     if (e) {
       std::string what = "unknown";
       try {
@@ -639,6 +639,20 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   // `ctx` outlives the command: `done` holds it.
   asio::co_spawn(socket_.get_executor(), handler(*ctx), std::move(done));
   return true;
+}
+
+void RespFrontDoor::Connection::CountRequest(const CommandContext& ctx, const Slot& slot,
+                                       base::metrics::Operation op, Consistency level) {
+  base::metrics::RequestMetrics* metrics = shared_->options.metrics;
+  if (metrics == nullptr) return;
+  // An error reply that did not come from the Coordinator is a refusal of the request itself
+  // (syntax, not an integer, too big ...).
+  Code outcome = ctx.outcome;
+  if (outcome == Code::kOk && !slot.bytes.empty() && slot.bytes[0] == '-') {
+    outcome = Code::kInvalidArgument;
+  }
+  metrics->Record(base::metrics::FrontDoor::kResp, op, level, outcome,
+                  base::Clock::now() - ctx.started);
 }
 
 void RespFrontDoor::Connection::SetKeyspace(std::string keyspace) {
