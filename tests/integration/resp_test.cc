@@ -398,6 +398,38 @@ TEST_F(RespTest, PipelinedSetsOfOneKeyKeepTheirOrder) {
   EXPECT_EQ(Cli({"CAIRN.KEYSPACE", "nope"}).out.find("ERR"), 0u);
 }
 
+// Plain SETs pipelined back to back are stored as one batch: each still gets its own reply,
+// a refused one (too large) fails alone, and a command of another kind in between waits for
+// nothing it does not touch.
+TEST_F(RespTest, PipelinedPlainSetsAnswerOneByOne) {
+  RawClient c(resp_);
+  std::string batch;
+  std::string want;
+  for (int i = 0; i < 200; ++i) {
+    if (i == 70) {
+      batch += Command({"SET", "batch:big", std::string(70'000, 'v')});
+      want += "-";  // checked below
+      continue;
+    }
+    if (i == 120) {
+      batch += Command({"GET", "batch:5"});
+      want += "$1\r\n5\r\n";
+      continue;
+    }
+    batch += Command({"SET", "batch:" + std::to_string(i), std::to_string(i)});
+    want += "+OK\r\n";
+  }
+  batch += Command({"EXISTS", "batch:big"}) + Command({"GET", "batch:199"});
+  c.Send(batch);
+  std::string got = c.Read(want.size() + 200, 20s);
+  const size_t error = got.find("-ERR ");
+  ASSERT_EQ(error, 70 * std::string("+OK\r\n").size()) << got;
+  const size_t error_end = got.find("\r\n", error);
+  ASSERT_NE(error_end, std::string::npos);
+  got.erase(error + 1, error_end + 2 - (error + 1));  // keep the "-" of the refused SET
+  EXPECT_EQ(got, want + ":0\r\n$3\r\n199\r\n");
+}
+
 TEST_F(RespTest, Resp3AfterHello) {
   RawClient c(resp_);
   c.Send("HELLO 3 SETNAME tester\r\nGET missing\r\nCLIENT GETNAME\r\nCONFIG GET appendonly\r\n");

@@ -995,6 +995,42 @@ CommandHandler FindDataCommand(std::string_view lower_name) {
   return it == table.end() ? nullptr : it->second.handler;
 }
 
+bool IsPlainSet(std::string_view lower_name, const std::vector<std::string>& argv) {
+  return argv.size() == 3 && lower_name == "set";
+}
+
+asio::awaitable<void> RunPlainSets(std::vector<std::shared_ptr<CommandContext>> batch) {
+  // A batch refuses all its items for one bad one: SETs the Coordinator would refuse run alone,
+  // to get their own error (they write nothing, so their order against the others is moot).
+  std::vector<CommandContext*> together, alone;
+  for (const auto& ctx : batch) {
+    const std::string& key = ctx->argv[1];
+    const bool ok = !key.empty() && key.size() <= kMaxKeyBytes &&
+                    ctx->argv[2].size() <= ctx->max_value_bytes;
+    (ok ? together : alone).push_back(ctx.get());
+  }
+  for (CommandContext* ctx : alone) co_await CmdSet(*ctx);
+  if (together.empty()) co_return;
+  std::vector<coordinator::PutItem> items;
+  items.reserve(together.size());
+  for (CommandContext* ctx : together) {
+    // The value is not a key (the connection's conflict checks read the keys): move it.
+    items.push_back(coordinator::PutItem{ctx->argv[1], std::move(ctx->argv[2]), 0});
+  }
+  const CommandContext& first = *together.front();
+  auto results = co_await first.coordinator->BatchPut(std::move(items), first.WriteOptions());
+  for (size_t i = 0; i < together.size(); ++i) {
+    CommandContext& ctx = *together[i];
+    if (!results.ok()) {
+      ReplyStatusError(ctx, results.status());
+    } else if (!(*results)[i].ok()) {
+      ReplyStatusError(ctx, (*results)[i].status());
+    } else {
+      ctx.Reply().Ok();
+    }
+  }
+}
+
 bool TryRunAtOnce(CommandContext& ctx) {
   if (ctx.name != "get") return false;
   auto r = ctx.coordinator->TryGetLocal(ctx.argv[1], ctx.ReadOptions());

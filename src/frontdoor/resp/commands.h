@@ -84,6 +84,11 @@ enum class Access {
 
 // The handler of data command `lower_name`, or null.
 CommandHandler FindDataCommand(std::string_view lower_name);
+// True for a SET with no option: such SETs, pipelined back to back, may be stored as one batch.
+bool IsPlainSet(std::string_view lower_name, const std::vector<std::string>& argv);
+// Runs plain SETs (IsPlainSet) as one Coordinator batch, each with its own reply. They share the
+// connection's keyspace, write level and deadline (the first one's are used).
+asio::awaitable<void> RunPlainSets(std::vector<std::shared_ptr<CommandContext>> batch);
 // Runs a data command at once, without a coroutine, when it can: a GET this node alone answers.
 // False, with nothing replied, leaves it to the command's handler.
 bool TryRunAtOnce(CommandContext& ctx);

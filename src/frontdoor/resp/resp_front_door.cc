@@ -285,6 +285,12 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   bool Conflicts(Access access, const CommandSpec& spec,
                  const std::vector<std::string>& argv) const;
   bool KeyspaceIsLinearizable() const;
+  // Sends the pending plain SETs as one batch.
+  void FlushSets();
+  // Ends a data command that ran on the Coordinator: counts it, replaces its reply with an
+  // internal error if it threw, and frees its place.
+  void Complete(CommandContext& ctx, uint64_t seq, Slot* slot, base::metrics::Operation op,
+                Consistency level, std::exception_ptr e);
   // Counts a finished data command in /metrics.
   void CountRequest(const CommandContext& ctx, const Slot& slot, base::metrics::Operation op,
               Consistency level);
@@ -315,6 +321,15 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   };
   std::vector<InFlight> running_;
   uint64_t next_seq_ = 0;
+  // Plain SETs read back to back and not yet sent: they go to the Coordinator as one batch when
+  // a command of another kind comes, the read buffer runs dry, or kMaxSetBatch are waiting.
+  struct PendingSets {
+    std::vector<std::shared_ptr<CommandContext>> ctxs;
+    std::vector<Slot*> slots;
+    std::vector<uint64_t> seqs;
+  };
+  static constexpr size_t kMaxSetBatch = 64;
+  PendingSets pending_sets_;
   std::string pending_info_;  // INFO's sections before its keyspace section is counted
   bool stop_reading_ = false;
   bool reading_done_ = false;
@@ -347,6 +362,7 @@ asio::awaitable<void> RespFrontDoor::Connection::Run() {
   };
   asio::co_spawn(socket_.get_executor(), writer, on_writer_end);
   co_await ReadLoop();
+  FlushSets();
   reading_done_ = true;
   // Let the commands in flight answer and the writer send everything (or fail).
   while (!broken_ && (inflight_ > 0 || !slots_.empty())) {
@@ -367,6 +383,7 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
   std::vector<std::string> argv;
   while (!stop_reading_ && !broken_) {
     // Backpressure: too much work in flight or too many replies not yet written.
+    if (inflight_ >= o.max_inflight_per_connection) FlushSets();
     while ((inflight_ >= o.max_inflight_per_connection || reply_bytes_ >= o.max_reply_bytes) &&
            !stop_reading_ && !broken_) {
       co_await wake_reader_.async_wait(kNoThrow);
@@ -382,8 +399,12 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
     }
     while (!stop_reading_) {
       const auto outcome = parser_.Next(&argv);
-      if (outcome == RequestParser::Outcome::kNeedMore) break;
+      if (outcome == RequestParser::Outcome::kNeedMore) {
+        FlushSets();  // nothing more to join them before the next read
+        break;
+      }
       if (outcome == RequestParser::Outcome::kError) {
+        FlushSets();
         ++shared_->protocol_errors;
         spdlog::debug("RESP connection {}: protocol error: {}", address(), parser_.error_message());
         Slot* slot = NewSlot();
@@ -521,6 +542,8 @@ base::metrics::Operation OperationOf(std::string_view name, Access access) {
 
 bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   std::string name = Lower(argv[0]);
+  const bool plain_set = IsPlainSet(name, argv) && authenticated_;
+  if (!plain_set) FlushSets();  // commands run in the order they came
   const CommandSpec* spec = FindSpec(name);
   CommandHandler handler = nullptr;
   Access access = Access::kNone;
@@ -529,7 +552,10 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
                      (handler = FindDataCommand(name)) == nullptr;
   if (!local) {
     access = AccessOf(name, argv);
-    if (Conflicts(access, *spec, argv)) return false;
+    if (Conflicts(access, *spec, argv)) {
+      FlushSets();  // it may wait for one of them
+      return false;
+    }
   }
   ++shared_->commands;
   {
@@ -609,36 +635,63 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   const uint64_t seq = next_seq_++;
   running_.push_back(InFlight{seq, access, spec, &ctx->argv});
   ++inflight_;
+  if (plain_set) {
+    pending_sets_.ctxs.push_back(std::move(ctx));
+    pending_sets_.slots.push_back(slot);
+    pending_sets_.seqs.push_back(seq);
+    if (pending_sets_.ctxs.size() >= kMaxSetBatch) FlushSets();
+    return true;
+  }
   auto done = [self = shared_from_this(), ctx, seq, slot, op, level](std::exception_ptr e) {
-    if (e) ctx->outcome = Code::kInternal;
-    self->CountRequest(*ctx, *slot, op, level);
-    if (e) {
-      std::string what = "unknown";
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        what = ex.what();
-      } catch (...) {
-      }
-      spdlog::error("RESP command {} from {} failed: {}", ctx->name, self->address(), what);
-      slot->bytes.clear();
-      ReplyWriter(&slot->bytes, ctx->protocol).Error("ERR internal error; see the server log");
-    }
-    auto& running = self->running_;
-    for (size_t i = 0; i < running.size(); ++i) {
-      if (running[i].seq == seq) {
-        running[i] = running.back();
-        running.pop_back();
-        break;
-      }
-    }
-    --self->inflight_;
-    self->Finished(slot);
+    self->Complete(*ctx, seq, slot, op, level, e);
     self->wake_reader_.cancel();
   };
   // `ctx` outlives the command: `done` holds it.
   asio::co_spawn(socket_.get_executor(), handler(*ctx), std::move(done));
   return true;
+}
+
+void RespFrontDoor::Connection::FlushSets() {
+  if (pending_sets_.ctxs.empty()) return;
+  auto batch = std::make_shared<PendingSets>(std::move(pending_sets_));
+  pending_sets_ = PendingSets();
+  auto done = [self = shared_from_this(), batch](std::exception_ptr e) {
+    for (size_t i = 0; i < batch->ctxs.size(); ++i) {
+      CommandContext& ctx = *batch->ctxs[i];
+      self->Complete(ctx, batch->seqs[i], batch->slots[i], base::metrics::Operation::kPut,
+                     ctx.write_level, e);
+    }
+    self->wake_reader_.cancel();
+  };
+  asio::co_spawn(socket_.get_executor(), RunPlainSets(batch->ctxs), std::move(done));
+}
+
+void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot* slot,
+                                         base::metrics::Operation op, Consistency level,
+                                         std::exception_ptr e) {
+  if (e) ctx.outcome = Code::kInternal;
+  CountRequest(ctx, *slot, op, level);
+  if (e) {
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+    }
+    spdlog::error("RESP command {} from {} failed: {}", ctx.name, address(), what);
+    slot->bytes.clear();
+    ReplyWriter(&slot->bytes, ctx.protocol).Error("ERR internal error; see the server log");
+  }
+  for (size_t i = 0; i < running_.size(); ++i) {
+    if (running_[i].seq == seq) {
+      running_[i] = running_.back();
+      running_.pop_back();
+      break;
+    }
+  }
+  --inflight_;
+  Finished(slot);
 }
 
 void RespFrontDoor::Connection::CountRequest(const CommandContext& ctx, const Slot& slot,
