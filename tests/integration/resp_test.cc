@@ -236,12 +236,17 @@ TEST_F(RespTest, PythonRedisScenario) {
 
 TEST_F(RespTest, IoredisScenario) {
   if (!HaveProgram("/usr/bin/node")) GTEST_SKIP() << "node is not installed";
-  auto probe = RunCommand({"/usr/bin/node", "-e", "require('ioredis')"});
+  // scripts/test installs ioredis there (npm ci, pinned by tests/node/package-lock.json).
+  const std::string node_path =
+      "NODE_PATH=" + std::string(CAIRN_SOURCE_DIR) + "/tests/node/node_modules";
+  auto probe = RunCommand({"/usr/bin/env", node_path, "/usr/bin/node", "-e", "require('ioredis')"});
   if (probe.exit_code != 0) {
-    GTEST_SKIP() << "the ioredis package is not installed for node (tests never download it)";
+    GTEST_SKIP() << "the ioredis package is not installed for node (scripts/test installs it "
+                    "into tests/node with npm ci; the test itself never downloads)";
   }
   const std::string script = std::string(CAIRN_SOURCE_DIR) + "/tests/integration/resp_scenario.js";
-  auto r = RunCommand({"/usr/bin/node", script, Host(resp_), Port(resp_)}, "", 60s);
+  auto r = RunCommand({"/usr/bin/env", node_path, "/usr/bin/node", script, Host(resp_), Port(resp_)},
+                      "", 60s);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
