@@ -356,6 +356,32 @@ TEST_F(HttpApiTest, BadInputGets400WithAMessageAndChangesNothing) {
   EXPECT_TRUE(scan.json()["items"].empty()) << scan.body;
 }
 
+// HEAD answers what GET would, headers only: Content-Length of the value, the version as ETag.
+TEST_F(HttpApiTest, HeadIsGetWithoutTheBody) {
+  Reply put = Curl("PUT", Kv("h"), {}, "twelve bytes");
+  ASSERT_EQ(put.status, 200) << Describe(put);
+  Reply head = Curl("HEAD", Kv("h"), {"--head"});
+  EXPECT_EQ(head.status, 200) << Describe(head);
+  EXPECT_EQ(head.header("content-length"), "12");
+  EXPECT_EQ(head.header("etag"), put.header("etag"));
+  EXPECT_TRUE(head.body.empty()) << head.body;
+  Reply missing = Curl("HEAD", Kv("nothing-here"), {"--head"});
+  EXPECT_EQ(missing.status, 404) << Describe(missing);
+  EXPECT_TRUE(missing.body.empty()) << missing.body;
+  EXPECT_EQ(Curl("HEAD", base_ + "/health", {"--head"}).status, 200);
+  // No body bytes follow a HEAD answer, so the next answer on the connection starts right after
+  // its headers.
+  const std::string got = RawExchange(
+      server_->http_address(),
+      "HEAD /v1/kv/default/h HTTP/1.1\r\nHost: t\r\n\r\n"
+      "GET /v1/kv/default/h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+      5s);
+  const size_t first_end = got.find("\r\n\r\n");
+  ASSERT_NE(first_end, std::string::npos) << got;
+  EXPECT_EQ(got.substr(first_end + 4, 12), "HTTP/1.1 200") << got;
+  EXPECT_TRUE(got.ends_with("\r\n\r\ntwelve bytes")) << got;
+}
+
 TEST_F(HttpApiTest, UnknownThingsGet404AndWrongMethods405) {
   Reply no_ks = Curl("GET", base_ + "/v1/kv/nosuch/k");
   EXPECT_EQ(no_ks.status, 404) << Describe(no_ks);
@@ -368,7 +394,7 @@ TEST_F(HttpApiTest, UnknownThingsGet404AndWrongMethods405) {
 
   Reply post = Curl("POST", Kv("k"), {}, "v");
   EXPECT_EQ(post.status, 405) << Describe(post);
-  EXPECT_EQ(post.header("allow"), "GET, PUT, DELETE");
+  EXPECT_EQ(post.header("allow"), "GET, HEAD, PUT, DELETE");
   EXPECT_EQ(post.code(), "METHOD_NOT_ALLOWED");
   EXPECT_EQ(Curl("DELETE", base_ + "/metrics").status, 405);
   EXPECT_EQ(Curl("PUT", base_ + "/v1/kv/default", {}, "v").status, 405);

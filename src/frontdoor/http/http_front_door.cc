@@ -230,10 +230,11 @@ struct HttpFrontDoor::Exchange {
 asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     const std::function<Status()>& ready, const base::metrics::Registry* registry) {
   const std::string_view method = Method();
-  const bool get = req.method() == bhttp::verb::get;
+  // HEAD is GET without the body (the writer drops it, keeping Content-Length).
+  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   if (path == "/health" || path == "/ready" || path == "/metrics") {
     counted = false;
-    if (!get) co_return MethodNotAllowed(method, path, "GET");
+    if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     if (path == "/health") {
       co_return JsonReply(200, Json{{"status", "alive"},
@@ -250,7 +251,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
   }
   if (path == "/v1/cluster") {
     op = Operation::kClusterStatus;
-    if (!get) co_return MethodNotAllowed(method, path, "GET");
+    if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     co_return Cluster();
   }
@@ -270,7 +271,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     }
     if (slash == std::string_view::npos) {
       op = Operation::kScan;
-      if (!get) co_return MethodNotAllowed(method, path, "GET");
+      if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");
       co_return co_await Scan(std::move(*keyspace));
     }
     auto key = PercentDecode(rest.substr(slash + 1), false);
@@ -284,6 +285,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
 asio::awaitable<Response> HttpFrontDoor::Exchange::Key(std::string keyspace, std::string key) {
   switch (req.method()) {
     case bhttp::verb::get:
+    case bhttp::verb::head:
       op = Operation::kGet;
       co_return co_await Get(std::move(keyspace), std::move(key));
     case bhttp::verb::put:
@@ -293,7 +295,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Key(std::string keyspace, std
       op = Operation::kDelete;
       co_return co_await Write(std::move(keyspace), std::move(key), true);
     default:
-      co_return MethodNotAllowed(Method(), path, "GET, PUT, DELETE");
+      co_return MethodNotAllowed(Method(), path, "GET, HEAD, PUT, DELETE");
   }
 }
 
@@ -473,7 +475,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Scan(std::string keyspace) {
 asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view rest) {
   const std::string_view method = Method();
   if (rest.empty() || rest == "/") {
-    if (req.method() == bhttp::verb::get) {
+    if (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head) {
       op = Operation::kKeyspaceList;
       if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
       auto r = coordinator->ListKeyspaces();
@@ -482,7 +484,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view re
       for (const auto& def : *r) list.push_back(KeyspaceJson(def));
       co_return JsonReply(200, Json{{"keyspaces", std::move(list)}});
     }
-    if (req.method() != bhttp::verb::post) co_return MethodNotAllowed(method, path, "GET, POST");
+    if (req.method() != bhttp::verb::post) co_return MethodNotAllowed(method, path, "GET, HEAD, POST");
     op = Operation::kKeyspaceCreate;
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     Json body = Json::parse(req.body(), nullptr, false);
@@ -557,7 +559,8 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view re
   auto name = PercentDecode(rest.substr(1), false);
   if (!name.ok()) co_return FromStatus(name.status());
   switch (req.method()) {
-    case bhttp::verb::get: {
+    case bhttp::verb::get:
+    case bhttp::verb::head: {
       op = Operation::kKeyspaceDescribe;
       if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
       auto r = coordinator->DescribeKeyspace(*name);
@@ -615,7 +618,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view re
       co_return JsonReply(200, Json{{"dropped", dropped}});
     }
     default:
-      co_return MethodNotAllowed(method, path, "GET, PATCH, DELETE");
+      co_return MethodNotAllowed(method, path, "GET, HEAD, PATCH, DELETE");
   }
 }
 
@@ -753,6 +756,7 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
 
     Response res;
     bool close_after = false;
+    bool head = false;  // a HEAD request: the answer goes without its body
     const auto started = base::Clock::now();
     std::optional<Exchange> exchange;
     if (ec) {
@@ -781,6 +785,7 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
       }
     } else {
       Request& req = parser.get();
+      head = req.method() == bhttp::verb::head;
       auto target = ParseTarget(SV(req.target()));
       if (!target.ok()) {
         res = FromStatus(target.status());
@@ -805,6 +810,12 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
     }
     res.keep_alive(!close_after);
     res.prepare_payload();
+    if (head) {
+      // The headers GET would send, Content-Length included, and no body.
+      const size_t length = res.body().size();
+      res.body().clear();
+      res.content_length(length);
+    }
     Connection::Arm(conn, options_.write_timeout);
     auto [wec, wn] = co_await bhttp::async_write(conn->socket, res, kNoThrow);
     conn->Disarm();
