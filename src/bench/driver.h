@@ -38,9 +38,13 @@ class Session {
   // Up to `limit` keys (with values) starting with `prefix`, in key order.
   virtual boost::asio::awaitable<Status> Scan(const std::string& prefix, uint32_t limit) = 0;
   // YCSB's read-modify-write: reads `key`, then writes `value`. Returns whether the write applied
-  // (false: a compare-and-swap lost to a concurrent writer). See Driver::rmw_meaning().
+  // (false: a compare-and-swap lost to a concurrent writer). See Driver::rmw_meaning(). By
+  // default ReadVersion(), then Cas() on the version read.
   virtual boost::asio::awaitable<Result<bool>> ReadModifyWrite(const std::string& key,
-                                                               std::string_view value) = 0;
+                                                               std::string_view value);
+  // The key's version as Cas() takes it; nullopt when the key is absent.
+  virtual boost::asio::awaitable<Result<std::optional<std::string>>> ReadVersion(
+      const std::string& key) = 0;
   // Writes `value` if the key's version is `expected` (nullopt: the key must be absent).
   virtual boost::asio::awaitable<Result<CasOutcome>> Cas(const std::string& key,
                                                          const std::optional<std::string>& expected,

@@ -41,17 +41,12 @@ class NativeSession : public Session {
     co_return r.status();
   }
 
-  // A read, then a compare-and-swap on the version read: not applied when another client wrote
-  // the key in between.
-  asio::awaitable<Result<bool>> ReadModifyWrite(const std::string& key,
-                                                std::string_view value) override {
+  asio::awaitable<Result<std::optional<std::string>>> ReadVersion(const std::string& key) override {
     auto read = co_await client_->Get(key);
     if (!read.ok()) co_return read.status();
     std::optional<std::string> version;
     if (*read) version = (*read)->version.ToString();
-    auto r = co_await Cas(key, version, value);
-    if (!r.ok()) co_return r.status();
-    co_return r->applied;
+    co_return version;
   }
 
   asio::awaitable<Result<CasOutcome>> Cas(const std::string& key,

@@ -53,46 +53,41 @@ size_t ParseAt(std::string_view in, size_t pos, RespReply* out, int depth) {
       out->type = type == '+' ? RespReply::Type::kSimple : RespReply::Type::kError;
       out->text.assign(line);
       return next;
-    case ':': {
-      auto v = ParseInt(line);
-      if (!v) return kMalformed;
-      out->type = RespReply::Type::kInteger;
-      out->integer = *v;
-      return next;
-    }
-    case '$': {
-      auto n = ParseInt(line);
-      if (!n || *n < -1) return kMalformed;
-      if (*n == -1) {
-        out->type = RespReply::Type::kNull;
-        return next;
-      }
-      const size_t len = static_cast<size_t>(*n);
-      if (in.size() < next + len + 2) return 0;
-      if (in.substr(next + len, 2) != "\r\n") return kMalformed;
-      out->type = RespReply::Type::kBulk;
-      out->text.assign(in.substr(next, len));
-      return next + len + 2;
-    }
-    case '*': {
-      auto n = ParseInt(line);
-      if (!n || *n < -1) return kMalformed;
-      if (*n == -1) {
-        out->type = RespReply::Type::kNull;
-        return next;
-      }
-      out->type = RespReply::Type::kArray;
-      out->elements.resize(static_cast<size_t>(*n));
-      size_t at = next;
-      for (RespReply& e : out->elements) {
-        at = ParseAt(in, at, &e, depth + 1);
-        if (at == 0 || at == kMalformed) return at;
-      }
-      return at;
-    }
+    case ':':
+    case '$':
+    case '*':
+      break;
     default:
       return kMalformed;
   }
+  // An integer, or the length of a bulk string or array (-1: null).
+  auto n = ParseInt(line);
+  if (!n || (type != ':' && *n < -1)) return kMalformed;
+  if (type == ':') {
+    out->type = RespReply::Type::kInteger;
+    out->integer = *n;
+    return next;
+  }
+  if (*n == -1) {
+    out->type = RespReply::Type::kNull;
+    return next;
+  }
+  const size_t len = static_cast<size_t>(*n);
+  if (type == '$') {
+    if (in.size() < next + len + 2) return 0;
+    if (in.substr(next + len, 2) != "\r\n") return kMalformed;
+    out->type = RespReply::Type::kBulk;
+    out->text.assign(in.substr(next, len));
+    return next + len + 2;
+  }
+  out->type = RespReply::Type::kArray;
+  out->elements.resize(len);
+  size_t at = next;
+  for (RespReply& e : out->elements) {
+    at = ParseAt(in, at, &e, depth + 1);
+    if (at == 0 || at == kMalformed) return at;
+  }
+  return at;
 }
 
 }  // namespace

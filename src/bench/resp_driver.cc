@@ -92,14 +92,15 @@ class RespSession : public Session {
   asio::awaitable<Result<bool>> ReadModifyWrite(const std::string& key,
                                                 std::string_view value) override {
     if (!shared_->cairn) {
-      const std::string get = Command({"GET", key});
-      auto read = co_await Call(key, get);
-      if (!read.ok()) co_return read.status();
-      const std::string set = Command({"SET", key, value});
-      auto write = co_await Call(key, set);
-      if (!write.ok()) co_return write.status();
+      Status s = co_await Read(key);
+      if (s.ok()) s = co_await Write(key, value);
+      if (!s.ok()) co_return s;
       co_return true;
     }
+    co_return co_await Session::ReadModifyWrite(key, value);
+  }
+
+  asio::awaitable<Result<std::optional<std::string>>> ReadVersion(const std::string& key) override {
     const std::string request = Command({"CAIRN.GETV", key});
     auto read = co_await Call(key, request);
     if (!read.ok()) co_return read.status();
@@ -107,9 +108,7 @@ class RespSession : public Session {
     if (read->type == RespReply::Type::kArray && read->elements.size() >= 2) {
       version = read->elements[1].text;
     }
-    auto r = co_await Cas(key, version, value);
-    if (!r.ok()) co_return r.status();
-    co_return r->applied;
+    co_return version;
   }
 
   asio::awaitable<Result<CasOutcome>> Cas(const std::string& key,

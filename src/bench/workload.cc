@@ -56,23 +56,20 @@ uint64_t ZipfianGenerator::Next(Rng& rng) const {
   return std::min(rank, n_ - 1);
 }
 
+// Indexed by the enumerators' values.
+constexpr std::string_view kDistributionNames[] = {"uniform", "zipfian", "latest"};
+constexpr std::string_view kOpNames[] = {"READ", "UPDATE", "INSERT", "SCAN",
+                                         "RMW",  "CAS",    "PING",   "BATCH"};
+
 std::optional<KeyDistribution> ParseKeyDistribution(std::string_view name) {
-  if (name == "uniform") return KeyDistribution::kUniform;
-  if (name == "zipfian") return KeyDistribution::kZipfian;
-  if (name == "latest") return KeyDistribution::kLatest;
+  for (size_t i = 0; i < std::size(kDistributionNames); ++i) {
+    if (kDistributionNames[i] == name) return static_cast<KeyDistribution>(i);
+  }
   return std::nullopt;
 }
 
 std::string_view KeyDistributionName(KeyDistribution d) {
-  switch (d) {
-    case KeyDistribution::kUniform:
-      return "uniform";
-    case KeyDistribution::kZipfian:
-      return "zipfian";
-    case KeyDistribution::kLatest:
-      return "latest";
-  }
-  return "?";
+  return kDistributionNames[static_cast<size_t>(d)];
 }
 
 uint64_t Fnv1a64(uint64_t v) {
@@ -151,27 +148,7 @@ std::optional<WorkloadSpec> FindWorkload(std::string_view name) {
   return std::nullopt;
 }
 
-std::string_view OpName(Op op) {
-  switch (op) {
-    case Op::kRead:
-      return "READ";
-    case Op::kUpdate:
-      return "UPDATE";
-    case Op::kInsert:
-      return "INSERT";
-    case Op::kScan:
-      return "SCAN";
-    case Op::kRmw:
-      return "RMW";
-    case Op::kCas:
-      return "CAS";
-    case Op::kPing:
-      return "PING";
-    case Op::kBatch:
-      return "BATCH";
-  }
-  return "?";
-}
+std::string_view OpName(Op op) { return kOpNames[static_cast<size_t>(op)]; }
 
 Op NextOp(const Mix& mix, Rng& rng) {
   double u = Uniform01(rng);

@@ -32,6 +32,7 @@ class ZipfianGenerator {
   double theta_, alpha_, zetan_, eta_, half_pow_theta_;
 };
 
+// The names are in workload.cc, in this order.
 enum class KeyDistribution { kUniform, kZipfian, kLatest };
 std::optional<KeyDistribution> ParseKeyDistribution(std::string_view name);
 std::string_view KeyDistributionName(KeyDistribution d);
@@ -99,6 +100,7 @@ struct WorkloadSpec {
 };
 std::optional<WorkloadSpec> FindWorkload(std::string_view name);
 
+// The names are in workload.cc, in this order.
 enum class Op { kRead, kUpdate, kInsert, kScan, kRmw, kCas, kPing, kBatch };
 std::string_view OpName(Op op);
 // Draws the next operation from `mix`.

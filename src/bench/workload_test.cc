@@ -9,6 +9,14 @@ namespace {
 
 constexpr int kDraws = 200'000;
 
+// How often each key came out of kDraws draws.
+std::map<uint64_t, int> Draw(const KeyChooser& chooser, uint64_t seed) {
+  Rng rng(seed);
+  std::map<uint64_t, int> counts;
+  for (int i = 0; i < kDraws; ++i) ++counts[chooser.Next(rng)];
+  return counts;
+}
+
 TEST(ZipfianTest, MostPopularRankGetsItsShare) {
   ZipfianGenerator zipf(1000);
   // zeta(1000, 0.99) is about 7.73: rank 0 gets about 12.9% of the draws, rank 1 half of that.
@@ -31,9 +39,7 @@ TEST(ZipfianTest, MostPopularRankGetsItsShare) {
 TEST(KeyChooserTest, ZipfianScramblesThePopularKeys) {
   std::atomic<uint64_t> inserted{1000};
   KeyChooser chooser(KeyDistribution::kZipfian, 1000, &inserted);
-  Rng rng(11);
-  std::map<uint64_t, int> counts;
-  for (int i = 0; i < kDraws; ++i) ++counts[chooser.Next(rng)];
+  std::map<uint64_t, int> counts = Draw(chooser, 11);
   uint64_t hottest = 0;
   for (const auto& [key, n] : counts) {
     ASSERT_LT(key, 1000u);
@@ -64,9 +70,7 @@ TEST(KeyChooserTest, LatestFavoursTheNewestInserts) {
 TEST(KeyChooserTest, UniformCoversTheRangeEvenly) {
   std::atomic<uint64_t> inserted{10};
   KeyChooser chooser(KeyDistribution::kUniform, 10, &inserted);
-  Rng rng(17);
-  std::map<uint64_t, int> counts;
-  for (int i = 0; i < kDraws; ++i) ++counts[chooser.Next(rng)];
+  std::map<uint64_t, int> counts = Draw(chooser, 17);
   ASSERT_EQ(counts.size(), 10u);
   for (const auto& [key, n] : counts) {
     EXPECT_LT(key, 10u);
