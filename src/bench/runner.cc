@@ -147,12 +147,14 @@ class Worker {
   }
 
   asio::awaitable<void> LoadClient(Session& session, std::atomic<uint64_t>& next, uint64_t end) {
-    constexpr uint64_t kBatch = 100;
+    // 100 records a batch, fewer when they are large: a batch is one message of at most 4 MiB.
+    const uint64_t batch =
+        std::clamp<uint64_t>((4u << 20) / (config_.value_sizes.max() + 1), 1, 100);
     while (true) {
-      const uint64_t first = next.fetch_add(kBatch);
+      const uint64_t first = next.fetch_add(batch);
       if (first >= end) co_return;
       std::vector<std::pair<std::string, std::string>> items;
-      for (uint64_t i = first; i < std::min(first + kBatch, end); ++i) {
+      for (uint64_t i = first; i < std::min(first + batch, end); ++i) {
         items.emplace_back(KeyName(i), std::string(Value(rng_)));
       }
       const auto start = Clock::now();

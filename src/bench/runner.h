@@ -63,7 +63,7 @@ class Runner {
   static Result<std::unique_ptr<Runner>> Create(RunConfig config);
   ~Runner();
 
-  // Writes records [0, records) in batches of 100. `seconds` gets the time it took.
+  // Writes records [0, records) in batches of up to 100 (4 MiB). `seconds` gets the time it took.
   Tally Load(double* seconds);
   // A warm-up, then `duration_s` measured, of the workload (or of PING when `ping`).
   Tally Run(bool ping);
