@@ -222,7 +222,6 @@ class Worker {
   asio::awaitable<void> RunClient(Session& session, uint32_t client, bool ping,
                                   Clock::time_point phase_start, Clock::time_point measure_from,
                                   Clock::time_point end) {
-    Rng& rng = rng_;
     const bool open_loop = config_.rate > 0;
     // Open loop: client i of n is due at phase_start + (i + k n) / rate, k = 0, 1, ...
     const Clock::duration interval =
@@ -240,7 +239,7 @@ class Worker {
         const auto now = Clock::now();
         if (now > give_up) {
           // So far behind that the rest would start after the run: count them, do not run them.
-          if (due >= measure_from) tally_.missed += static_cast<uint64_t>((end - due) / interval);
+          tally_.missed += static_cast<uint64_t>((end - std::max(due, measure_from)) / interval);
           co_return;
         }
         if (due > now) {
@@ -263,7 +262,7 @@ class Worker {
         op = Op::kCas;
         s = co_await CasOp(session, own_key, seen, &lost);
       } else {
-        op = NextOp(mix_, rng);
+        op = NextOp(mix_, rng_);
         s = co_await MixedOp(session, op, &lost);
       }
       Count(op, s, Clock::now() - start, measured);
