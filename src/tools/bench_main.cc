@@ -1,222 +1,37 @@
-// cairn-bench: a load generator for Cairn's native protocol. It prints throughput and latency
-// percentiles; it is a program for measuring, not a test. See docs/benchmarks.md.
-#include <atomic>
-#include <chrono>
-#include <cstdio>
+// cairn-bench: a YCSB-style workload driver for Cairn (native protocol or RESP) and for Redis
+// (one server or a Redis Cluster). It prints throughput and latency percentiles; it is a program
+// for measuring, not a test. See docs/benchmarks.md. CLI parsing and printing live here; the
+// workloads and drivers are in src/bench.
+#include <cmath>
 #include <iostream>
 #include <map>
-#include <random>
-#include <thread>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
-#include "base/histogram.h"
+#include "bench/runner.h"
 #include "cairn/client.h"
-
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace {
 
-namespace asio = boost::asio;
-using Clock = std::chrono::steady_clock;
-using cairn::base::Histogram;
+using cairn::bench::Op;
+using cairn::bench::RunConfig;
+using cairn::bench::Tally;
 
-enum class Op { kGet, kPut, kCas, kPing };
-const char* OpName(Op op) {
-  switch (op) {
-    case Op::kGet:
-      return "GET";
-    case Op::kPut:
-      return "PUT";
-    case Op::kCas:
-      return "CAS";
-    case Op::kPing:
-      return "PING";
-  }
-  return "?";
-}
-
-bool IsCas(const std::string& workload) { return workload.starts_with("cas"); }
-
-struct Config {
-  std::vector<std::string> servers{"127.0.0.1:7400"};
-  uint32_t clients = 64;
-  uint32_t threads = 1;
-  uint32_t connections = 4;
+struct Options {
+  std::string driver = "native";
   std::string workload = "a";
-  uint64_t keys = 100'000;
-  uint32_t value_size = 100;
-  double duration_s = 10;
-  double warmup_s = 1;
+  std::string distribution;  // empty: the workload's YCSB default
+  std::string value_size = "100";
+  std::vector<std::string> servers{"127.0.0.1:7400"};
+  std::vector<double> sweep;  // percentages of the measured maximum, for open-loop runs
   bool load = true;
   bool baseline = false;
   bool json = false;
-  std::string keyspace = "default";
-  std::string read_cl, write_cl, commit_cl;
+  std::string label;
   uint32_t timeout_ms = 5000;
-};
-
-// What one phase measured, per operation.
-struct Tally {
-  std::map<Op, Histogram> latency;  // nanoseconds
-  std::map<Op, uint64_t> errors;
-  std::map<std::string, uint64_t> error_kinds;
-  uint64_t cas_not_applied = 0;  // answered, but the condition no longer held (contention)
-
-  void Merge(const Tally& other) {
-    cas_not_applied += other.cas_not_applied;
-    for (const auto& [op, h] : other.latency) latency[op].Merge(h);
-    for (const auto& [op, n] : other.errors) errors[op] += n;
-    for (const auto& [k, n] : other.error_kinds) error_kinds[k] += n;
-  }
-};
-
-double ReadFraction(const std::string& workload) {
-  if (workload == "a") return 0.5;
-  if (workload == "b") return 0.95;
-  if (workload == "c") return 1.0;
-  return 0.0;  // w
-}
-
-std::string KeyName(uint64_t i) { return fmt::format("bench:{:010}", i); }
-
-// One I/O thread of the driver: its own io_context, client and tallies.
-class Worker {
- public:
-  Worker(const Config& config, uint32_t index, uint32_t clients)
-      : config_(config), index_(index), clients_(clients) {
-    cairn::ClientOptions options;
-    options.servers = config.servers;
-    options.connections_per_server = config.connections;
-    options.keyspace = config.keyspace;
-    options.request_timeout = std::chrono::milliseconds(config.timeout_ms);
-    if (!config.read_cl.empty())
-      options.read_consistency = *cairn::ParseConsistency(config.read_cl);
-    if (!config.write_cl.empty())
-      options.write_consistency = *cairn::ParseConsistency(config.write_cl);
-    client_ = std::make_unique<cairn::AsyncClient>(io_.get_executor(), options);
-  }
-
-  // Writes keys [begin, end) in batches, spread over this worker's clients.
-  void Load(uint64_t begin, uint64_t end) {
-    std::atomic<uint64_t> next{begin};
-    RunClients([&](uint32_t) { return LoadClient(next, end); });
-  }
-
-  // Runs the mixed workload (or pings) until `end`, measuring from `measure_from`.
-  void Run(bool ping, Clock::time_point measure_from, Clock::time_point end) {
-    RunClients([&](uint32_t c) { return RunClient(ping, c, measure_from, end); });
-  }
-
-  Tally TakeTally() { return std::exchange(tally_, Tally()); }
-
- private:
-  // Runs one coroutine per client until all have finished. The pooled connections' own tasks
-  // keep the io_context busy, so the last client stops it; they resume in the next phase.
-  template <typename MakeClient>
-  void RunClients(MakeClient make) {
-    uint32_t running = clients_;
-    for (uint32_t c = 0; c < clients_; ++c) {
-      asio::co_spawn(io_, make(c), [this, &running](std::exception_ptr e) {
-        if (e) std::rethrow_exception(e);
-        if (--running == 0) io_.stop();
-      });
-    }
-    io_.restart();
-    io_.run();
-  }
-
-  void Count(Op op, const cairn::Status& s, Clock::duration took, bool measured) {
-    if (!measured) return;
-    if (s.ok()) {
-      tally_.latency[op].Record(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
-    } else {
-      ++tally_.errors[op];
-      ++tally_.error_kinds[std::string(cairn::CodeName(s.code()))];
-    }
-  }
-
-  asio::awaitable<void> LoadClient(std::atomic<uint64_t>& next, uint64_t end) {
-    const std::string value(config_.value_size, 'v');
-    constexpr uint64_t kBatch = 100;
-    while (true) {
-      const uint64_t first = next.fetch_add(kBatch);
-      if (first >= end) co_return;
-      std::vector<std::pair<std::string, std::string>> items;
-      for (uint64_t i = first; i < std::min(first + kBatch, end); ++i) {
-        items.emplace_back(KeyName(i), value);
-      }
-      const auto start = Clock::now();
-      auto r = co_await client_->BatchPut(std::move(items));
-      cairn::Status s = r.status();
-      for (size_t i = 0; r.ok() && s.ok() && i < r->size(); ++i) s = (*r)[i].status();
-      Count(Op::kPut, s, Clock::now() - start, true);
-    }
-  }
-
-  asio::awaitable<void> RunClient(bool ping, uint32_t client, Clock::time_point measure_from,
-                                  Clock::time_point end) {
-    std::mt19937_64 rng((uint64_t{index_} << 32) | client);
-    std::uniform_int_distribution<uint64_t> key_dist(0, config_.keys - 1);
-    std::uniform_real_distribution<double> coin(0.0, 1.0);
-    const double reads = ReadFraction(config_.workload);
-    std::string value(config_.value_size, '\0');
-    for (auto& c : value) c = static_cast<char>('a' + rng() % 26);
-    // CAS workloads: the version this client last saw per key. "cas" gives every client a key of
-    // its own (uncontended: each swap applies); "cas-contended" shares --keys keys among all.
-    std::map<std::string, std::optional<cairn::Version>> seen;
-    const std::string own_key = fmt::format("bench:cas:{}:{}", index_, client);
-    while (true) {
-      const auto start = Clock::now();
-      if (start >= end) co_return;
-      const bool measured = start >= measure_from;
-      if (!ping && IsCas(config_.workload)) {
-        std::string key = config_.workload == "cas" ? own_key : KeyName(key_dist(rng));
-        auto known = seen.find(key);
-        cairn::CasCondition condition = known != seen.end() && known->second
-                                            ? cairn::CasCondition::IfVersion(*known->second)
-                                            : cairn::CasCondition::IfNotExists();
-        cairn::WriteOptions options;
-        if (!config_.commit_cl.empty()) {
-          options.commit_consistency = cairn::ParseConsistency(config_.commit_cl);
-        }
-        auto r = co_await client_->Cas(key, condition, value, std::move(options));
-        Count(Op::kCas, r.status(), Clock::now() - start, measured);
-        if (r.ok()) {
-          if (measured && !r->applied) ++tally_.cas_not_applied;
-          seen[key] =
-              r->current ? std::optional<cairn::Version>(r->current->version) : std::nullopt;
-        } else {
-          seen.erase(key);
-        }
-      } else if (ping) {
-        auto r = co_await client_->Ping();
-        Count(Op::kPing, r.status(), Clock::now() - start, measured);
-      } else if (coin(rng) < reads) {
-        auto r = co_await client_->Get(KeyName(key_dist(rng)));
-        Count(Op::kGet, r.status(), Clock::now() - start, measured);
-      } else {
-        auto r = co_await client_->Put(KeyName(key_dist(rng)), value);
-        Count(Op::kPut, r.status(), Clock::now() - start, measured);
-      }
-    }
-  }
-
-  const Config& config_;
-  const uint32_t index_;
-  const uint32_t clients_;
-  asio::io_context io_{1};
-  std::unique_ptr<cairn::AsyncClient> client_;
-  Tally tally_;
 };
 
 struct Row {
@@ -226,33 +41,47 @@ struct Row {
   double ops_per_s = 0;
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   uint64_t errors = 0;
+  double target = 0;  // open loop: the rate asked for
+  uint64_t not_applied = 0, missed = 0;
 };
 
-std::vector<Row> Rows(const std::string& phase, const Tally& t, double seconds) {
+Row MakeRow(const std::string& phase, std::string_view op, const cairn::base::Histogram& h,
+            uint64_t errors, double seconds) {
+  auto ms = [](uint64_t ns) { return static_cast<double>(ns) / 1e6; };
+  return Row{.phase = phase,
+             .op = std::string(op),
+             .ops = h.count(),
+             .ops_per_s = seconds > 0 ? static_cast<double>(h.count()) / seconds : 0,
+             .p50_ms = ms(h.Percentile(50)),
+             .p99_ms = ms(h.Percentile(99)),
+             .p999_ms = ms(h.Percentile(99.9)),
+             .max_ms = ms(h.max()),
+             .errors = errors};
+}
+
+// A row per operation, and an "all" row (always in JSON; in the table when there are several).
+std::vector<Row> Rows(const std::string& phase, const Tally& t, double seconds, double target) {
   std::vector<Row> rows;
-  Histogram all;
-  uint64_t all_errors = 0;
-  auto ms = [](uint64_t ns) { return ns / 1e6; };
+  cairn::base::Histogram all;
   for (const auto& [op, h] : t.latency) {
-    const uint64_t errors = t.errors.contains(op) ? t.errors.at(op) : 0;
-    rows.push_back(Row{phase, OpName(op), h.count(), h.count() / seconds, ms(h.Percentile(50)),
-                       ms(h.Percentile(99)), ms(h.Percentile(99.9)), ms(h.max()), errors});
+    rows.push_back(
+        MakeRow(phase, OpName(op), h, t.errors.contains(op) ? t.errors.at(op) : 0, seconds));
     all.Merge(h);
-    all_errors += errors;
   }
   for (const auto& [op, n] : t.errors) {
-    if (!t.latency.contains(op)) rows.push_back(Row{phase, OpName(op), 0, 0, 0, 0, 0, 0, n});
+    if (!t.latency.contains(op))
+      rows.push_back(Row{.phase = phase, .op = std::string(OpName(op)), .errors = n});
   }
-  if (t.latency.size() > 1) {
-    rows.push_back(Row{phase, "all", all.count(), all.count() / seconds, ms(all.Percentile(50)),
-                       ms(all.Percentile(99)), ms(all.Percentile(99.9)), ms(all.max()),
-                       all_errors});
-  }
+  Row total = MakeRow(phase, "all", all, t.total_errors(), seconds);
+  total.target = target;
+  total.not_applied = t.not_applied;
+  total.missed = t.missed;
+  rows.push_back(total);
   return rows;
 }
 
-void Print(const Config& config, const std::vector<Row>& rows) {
-  if (config.json) {
+void Print(const Options& o, const RunConfig& c, const std::vector<Row>& rows) {
+  if (o.json) {
     for (const Row& r : rows) {
       nlohmann::ordered_json j{{"phase", r.phase},
                                {"op", r.op},
@@ -263,27 +92,53 @@ void Print(const Config& config, const std::vector<Row>& rows) {
                                {"p999_ms", r.p999_ms},
                                {"max_ms", r.max_ms},
                                {"errors", r.errors},
-                               {"workload", config.workload},
-                               {"clients", config.clients},
-                               {"value_size", config.value_size}};
+                               {"label", o.label},
+                               {"driver", o.driver},
+                               {"workload", c.workload},
+                               {"distribution", std::string(KeyDistributionName(c.distribution))},
+                               {"records", c.records},
+                               {"clients", c.clients},
+                               {"value_size", c.value_sizes.ToString()},
+                               {"read_cl", c.driver_options.read_cl},
+                               {"write_cl", c.driver_options.write_cl}};
+      if (r.op == "all") {
+        j["target_ops_per_s"] = r.target;
+        j["not_applied"] = r.not_applied;
+        j["missed"] = r.missed;
+      }
       std::cout << j.dump() << "\n";
     }
     return;
   }
-  std::cout << fmt::format("{:<9} {:<5} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n", "phase",
+  std::cout << fmt::format("{:<9} {:<6} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>7}\n", "phase",
                            "op", "ops", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
                            "errors");
+  std::map<std::string, int> per_phase;
+  for (const Row& r : rows) ++per_phase[r.phase];
   for (const Row& r : rows) {
+    if (r.op == "all" && per_phase[r.phase] == 2) continue;  // the same as its one operation
     std::cout << fmt::format(
-        "{:<9} {:<5} {:>10} {:>11.1f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>7}\n", r.phase, r.op,
+        "{:<9} {:<6} {:>10} {:>11.1f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>7}\n", r.phase, r.op,
         r.ops, r.ops_per_s, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.errors);
+  }
+  for (const Row& r : rows) {
+    if (r.op != "all") continue;
+    if (r.target > 0) {
+      std::cout << fmt::format("{}: open loop at {:.0f} ops/s asked, {:.0f} done{}\n", r.phase,
+                               r.target, r.ops_per_s,
+                               r.missed ? fmt::format(", {} due but never sent", r.missed) : "");
+    }
+    if (r.not_applied > 0) {
+      std::cout << fmt::format("{}: {} conditional writes not applied (lost to another client)\n",
+                               r.phase, r.not_applied);
+    }
   }
 }
 
 // The counters of every server, summed (empty when one does not answer).
-std::map<std::string, uint64_t> ServerMetrics(const Config& config) {
+std::map<std::string, uint64_t> ServerMetrics(const RunConfig& config) {
   std::map<std::string, uint64_t> sum;
-  for (const std::string& server : config.servers) {
+  for (const std::string& server : config.driver_options.servers) {
     cairn::ClientOptions options;
     options.servers = {server};
     options.connections_per_server = 1;
@@ -320,158 +175,193 @@ void PrintPaxosRoundTrips(const std::map<std::string, uint64_t>& before,
       delta("paxos.timeouts") / cas);
 }
 
-// Runs `body(worker)` on every worker at once, one thread each.
-template <typename Body>
-void OnAllWorkers(std::vector<std::unique_ptr<Worker>>& workers, Body body) {
-  std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&body, &w] { body(*w); });
-  for (auto& t : threads) t.join();
+void PrintErrorKinds(const std::string& phase, const Tally& t) {
+  for (const auto& [kind, n] : t.error_kinds) {
+    std::cerr << fmt::format("cairn-bench: {}: {} errors: {}\n", phase, n, kind);
+  }
 }
 
-Tally Collect(std::vector<std::unique_ptr<Worker>>& workers) {
-  Tally total;
-  for (auto& w : workers) total.Merge(w->TakeTally());
-  return total;
-}
+constexpr const char* kDescription =
+    R"(cairn-bench: YCSB-style workload driver for Cairn and Redis-protocol servers.
+
+Loads --keys records, then runs a workload for --duration seconds after --warmup and prints
+ops/s and p50/p99/p99.9/max latency per operation (HDR-style histograms, < 0.8% error).
+
+Workloads (YCSB core; keys zipfian unless --distribution says otherwise):
+  a  50% read, 50% update          d  95% read of the latest keys, 5% insert
+  b  95% read, 5% update           e  95% short prefix scan (1..--scan-length keys), 5% insert
+  c  100% read                     f  50% read, 50% read-modify-write
+  w  100% insert of new keys (no load phase)
+  cas            compare-and-swap, a key per client (Cairn only)
+  cas-contended  compare-and-swap on the --keys records shared by all clients (Cairn only)
+
+Drivers:
+  native         Cairn's native protocol through the client library (token-aware)
+  resp           RESP2 to each --server in turn, a connection per client (Cairn's RESP door,
+                 redis-server)
+  redis-cluster  Redis Cluster: --server is any node; keys go to the master of their slot
+
+Closed loop by default (each client sends its next request when the last is answered: the
+maximum throughput). --rate makes it open loop: requests are due at fixed intervals and latency
+counts from when a request was due, so a stall is not hidden (no coordinated omission).
+
+Examples:
+  cairn-bench --server 127.0.0.1:7400 --workload a --duration 10
+  cairn-bench --driver resp --server 127.0.0.1:6379 --workload b --rate 20000
+  cairn-bench --server 127.0.0.1:7400 --workload c --sweep 25,50,75 --json)";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Config config;
-  CLI::App app{
-      "cairn-bench: load generator for Cairn (native protocol).\n"
-      "Prints ops/s and p50/p99/p99.9 latency per operation. Workloads: a = 50% GET / "
-      "50% PUT, b = 95% GET / 5% PUT, c = 100% GET, w = 100% PUT, cas = compare-and-swap on a "
-      "key per client, cas-contended = compare-and-swap on --keys shared keys (with the Paxos "
-      "round trips per swap from the servers' metrics)."};
-  app.add_option("--server", config.servers, "HOST:PORT of a node (repeat for several)")
+  Options o;
+  RunConfig c;
+  CLI::App app{kDescription};
+  app.get_formatter()->column_width(34);
+  app.add_option("--driver", o.driver, "native, resp or redis-cluster")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"native", "resp", "redis-cluster"}));
+  app.add_option("--server", o.servers, "HOST:PORT of a node (repeat for several)")
       ->capture_default_str();
-  app.add_option("--clients", config.clients, "Concurrent clients (each one request at a time)")
+  app.add_option("--workload", c.workload, "a, b, c, d, e, f, w, cas or cas-contended")
       ->capture_default_str()
-      ->check(CLI::Range(1u, 100'000u));
-  app.add_option("--threads", config.threads, "Driver I/O threads")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 64u));
-  app.add_option("--connections", config.connections, "Connections per server per thread")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 1024u));
-  app.add_option("--workload", config.workload,
-                 "a, b, c, w; cas (compare-and-swap, a key per client) or cas-contended (all "
-                 "clients swap the --keys keys)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"a", "b", "c", "w", "cas", "cas-contended"}));
-  app.add_option("--keys", config.keys, "Number of distinct keys")
+      ->check(CLI::IsMember({"a", "b", "c", "d", "e", "f", "w", "cas", "cas-contended"}));
+  app.add_option("--keys,--records", c.records, "Records loaded and chosen from")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
-  app.add_option("--value-size", config.value_size, "Value size in bytes")->capture_default_str();
-  app.add_option("--duration", config.duration_s, "Measured seconds")->capture_default_str();
-  app.add_option("--warmup", config.warmup_s, "Unmeasured seconds before measuring")
+  app.add_option("--distribution", o.distribution,
+                 "Key choice: uniform, zipfian (theta 0.99, scrambled as YCSB) or latest "
+                 "(default: the workload's, as in YCSB)")
+      ->check(CLI::IsMember({"uniform", "zipfian", "latest"}));
+  app.add_option("--value-size", o.value_size,
+                 "Value bytes: fixed (100, 4K, 1M) or uniform in a range (100..4K), at most 64M")
       ->capture_default_str();
-  app.add_flag("!--no-load", config.load, "Skip the load phase (keys must already exist)");
-  app.add_flag("--baseline", config.baseline,
+  app.add_option("--scan-length", c.scan_length, "Workload e: scans read 1..N keys")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10'000u));
+  app.add_option("--clients", c.clients, "Concurrent clients (each one request at a time)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100'000u));
+  app.add_option("--threads", c.threads, "Driver I/O threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 64u));
+  app.add_option("--connections", c.driver_options.connections,
+                 "native: connections per server per thread (RESP: one per client)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--duration", c.duration_s, "Measured seconds per run")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--warmup", c.warmup_s, "Unmeasured seconds before measuring")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--rate", c.rate, "Open loop: ops/s over all clients (0: closed loop)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--sweep", o.sweep,
+                 "Latency under load: after the closed-loop run, open-loop runs at these "
+                 "percentages of its throughput, e.g. 25,50,75")
+      ->delimiter(',')
+      ->check(CLI::Range(1.0, 100.0));
+  app.add_flag("!--no-load", o.load, "Skip the load phase (the records exist already)");
+  app.add_flag("--baseline", o.baseline,
                "Also run PING for the same time and print the ratio (protocol cost baseline)");
-  app.add_flag("--json", config.json, "Print one JSON object per row");
-  app.add_option("--keyspace", config.keyspace, "Keyspace")->capture_default_str();
-  app.add_option("--read-cl", config.read_cl, "Consistency level of reads");
-  app.add_option("--write-cl", config.write_cl, "Consistency level of writes");
-  app.add_option("--commit-cl", config.commit_cl,
-                 "Commit level of compare-and-swap (default: the server's, QUORUM)");
-  app.add_option("--timeout", config.timeout_ms, "Request timeout in ms")->capture_default_str();
+  app.add_flag("--json", o.json, "Print one JSON object per row instead of a table");
+  app.add_option("--label", o.label, "A name put into every JSON row (e.g. the system's)");
+  app.add_option("--keyspace", c.driver_options.keyspace, "Keyspace (Cairn)")
+      ->capture_default_str();
+  app.add_option("--read-cl", c.driver_options.read_cl, "Consistency level of reads (Cairn)");
+  app.add_option("--write-cl", c.driver_options.write_cl, "Consistency level of writes (Cairn)");
+  app.add_option("--commit-cl", c.driver_options.commit_cl,
+                 "Commit level of compare-and-swap (native; default: the server's, QUORUM)");
+  app.add_option("--timeout", o.timeout_ms, "Request timeout in ms")->capture_default_str();
+  app.add_option("--seed", c.seed, "Random seed of key and operation choice")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
-    for (const auto* level : {&config.read_cl, &config.write_cl, &config.commit_cl}) {
+    for (const auto* level :
+         {&c.driver_options.read_cl, &c.driver_options.write_cl, &c.driver_options.commit_cl}) {
       if (!level->empty() && !cairn::ParseConsistency(*level)) {
         throw CLI::ValidationError("--read-cl/--write-cl/--commit-cl",
                                    "unknown consistency level " + *level);
       }
     }
+    auto sizes = cairn::bench::ValueSizes::Parse(o.value_size);
+    if (!sizes) {
+      throw CLI::ValidationError(
+          "--value-size", "expected a size (100, 4K, 1M) or a range min..max, got " + o.value_size);
+    }
+    c.value_sizes = *sizes;
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
 
-  config.threads = std::min(config.threads, config.clients);
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (uint32_t t = 0; t < config.threads; ++t) {
-    const uint32_t share = config.clients / config.threads + (t < config.clients % config.threads);
-    workers.push_back(std::make_unique<Worker>(config, t, share));
+  c.driver = o.driver == "native" ? cairn::bench::DriverKind::kNative
+             : o.driver == "resp" ? cairn::bench::DriverKind::kResp
+                                  : cairn::bench::DriverKind::kRedisCluster;
+  c.driver_options.servers = o.servers;
+  c.driver_options.timeout = std::chrono::milliseconds(o.timeout_ms);
+  if (auto spec = cairn::bench::FindWorkload(c.workload)) c.distribution = spec->distribution;
+  if (c.workload == "cas-contended") c.distribution = cairn::bench::KeyDistribution::kUniform;
+  if (!o.distribution.empty()) c.distribution = *cairn::bench::ParseKeyDistribution(o.distribution);
+
+  auto runner = cairn::bench::Runner::Create(c);
+  if (!runner.ok()) {
+    std::cerr << "cairn-bench: " << runner.status().ToString() << "\n";
+    return 1;
   }
-  if (!config.json) {
-    const std::string mix =
-        IsCas(config.workload)
-            ? std::string(config.workload == "cas" ? "compare-and-swap, one key per client"
-                                                   : "compare-and-swap on shared keys")
-            : fmt::format("{:.0f}% GET, {:.0f}% PUT", ReadFraction(config.workload) * 100,
-                          (1 - ReadFraction(config.workload)) * 100);
+  cairn::bench::Runner& r = **runner;
+  const RunConfig& config = r.config();
+  const auto spec = cairn::bench::FindWorkload(config.workload);
+  if (!o.json) {
     std::cout << fmt::format(
-        "cairn-bench {}: workload {} ({}), {} clients on {} thread(s) x {} connection(s) per "
-        "server, {} keys, {}-byte values, {:.0f} s (+{:.0f} s warm-up)\n",
-        CAIRN_VERSION, config.workload, mix, config.clients, config.threads, config.connections,
-        IsCas(config.workload) && config.workload == "cas" ? uint64_t{config.clients} : config.keys,
-        config.value_size, config.duration_s, config.warmup_s);
+        "cairn-bench {}: {}\nworkload {} ({}), {} keys {}, {} clients on {} thread(s), "
+        "{}-byte values, {} for {:g} s (+{:g} s warm-up)\n",
+        CAIRN_VERSION, r.description(), config.workload,
+        spec ? spec->summary : std::string("compare-and-swap"), config.records,
+        KeyDistributionName(config.distribution), config.clients, config.threads,
+        config.value_sizes.ToString(),
+        config.rate > 0 ? fmt::format("open loop at {:g} ops/s", config.rate)
+                        : std::string("closed loop"),
+        config.duration_s, config.warmup_s);
+    if (spec && spec->mix.rmw > 0) std::cout << "read-modify-write: " << r.rmw_meaning() << "\n";
   }
 
   std::vector<Row> rows;
   int exit_code = 0;
-  if (config.load && !IsCas(config.workload) && ReadFraction(config.workload) > 0) {
-    if (!config.json) std::cerr << "loading " << config.keys << " keys...\n";
-    const auto start = Clock::now();
-    const uint64_t per = (config.keys + config.threads - 1) / config.threads;
-    uint32_t i = 0;
-    OnAllWorkers(workers, [&](Worker& w) {
-      const uint32_t me = i++;  // workers start in order: each takes its own slice
-      w.Load(std::min<uint64_t>(config.keys, me * per),
-             std::min<uint64_t>(config.keys, (me + 1) * per));
-    });
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    Tally load = Collect(workers);
-    for (Row r : Rows("load", load, seconds)) {
-      r.op = "BATCH";  // each op is a batch of 100 PUTs
-      rows.push_back(r);
-    }
-    if (!load.errors.empty()) exit_code = 3;
+  if (o.load && !config.is_cas() && spec && spec->needs_load()) {
+    if (!o.json) std::cerr << "loading " << config.records << " records...\n";
+    double seconds = 0;
+    Tally load = r.Load(&seconds);
+    PrintErrorKinds("load", load);
+    for (Row row : Rows("load", load, seconds, 0)) rows.push_back(row);
+    if (load.total_errors() > 0) exit_code = 3;
   }
 
-  uint64_t cas_not_applied = 0;
-  auto run_phase = [&](const std::string& name, bool ping) {
-    const auto measure_from = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                                 std::chrono::duration<double>(config.warmup_s));
-    const auto end = measure_from + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double>(config.duration_s));
-    OnAllWorkers(workers, [&](Worker& w) { w.Run(ping, measure_from, end); });
-    Tally t = Collect(workers);
-    if (!ping) cas_not_applied = t.cas_not_applied;
-    auto phase_rows = Rows(name, t, config.duration_s);
-    rows.insert(rows.end(), phase_rows.begin(), phase_rows.end());
-    for (const auto& [kind, n] : t.error_kinds) {
-      std::cerr << fmt::format("{}: {} errors of kind {}\n", name, n, kind);
-    }
-    uint64_t ops = 0;
-    for (const auto& [op, h] : t.latency) ops += h.count();
-    return ops / config.duration_s;
+  auto run_phase = [&](const std::string& name, bool ping, double rate) {
+    r.set_rate(rate);
+    Tally t = r.Run(ping);
+    PrintErrorKinds(name, t);
+    for (Row row : Rows(name, t, config.duration_s, rate)) rows.push_back(row);
+    return static_cast<double>(t.ops()) / config.duration_s;
   };
-  const auto before = ServerMetrics(config);
-  const double run_rate = run_phase("run", false);
-  const auto after = ServerMetrics(config);
-  double ping_rate = 0;
-  if (config.baseline) ping_rate = run_phase("baseline", true);
-
-  Print(config, rows);
-  if (IsCas(config.workload) && !config.json) {
-    uint64_t swaps = 0;
-    for (const Row& r : rows) {
-      if (r.phase == "run" && r.op == "CAS") swaps = r.ops;
-    }
-    std::cout << fmt::format(
-        "CAS answered {} times: {} applied, {} not applied (condition lost "
-        "to another client)\n",
-        swaps, swaps - cas_not_applied, cas_not_applied);
-    PrintPaxosRoundTrips(before, after);
+  const bool cas_metrics = config.is_cas() && config.driver == cairn::bench::DriverKind::kNative;
+  std::map<std::string, uint64_t> before, after;
+  if (cas_metrics) before = ServerMetrics(config);
+  const double run_rate = run_phase("run", false, config.rate);
+  if (cas_metrics) after = ServerMetrics(config);
+  for (double percent : o.sweep) {
+    run_phase(fmt::format("at-{:g}%", percent), false, run_rate * percent / 100);
   }
-  if (config.baseline && !config.json && ping_rate > 0) {
+  double ping_rate = 0;
+  if (o.baseline) ping_rate = run_phase("baseline", true, config.rate);
+
+  Print(o, config, rows);
+  if (cas_metrics && !o.json) PrintPaxosRoundTrips(before, after);
+  if (o.baseline && !o.json && ping_rate > 0) {
     std::cout << fmt::format(
-        "run/baseline throughput ratio: {:.2f} (workload {} vs PING, same "
-        "clients and connections)\n",
+        "run/baseline throughput ratio: {:.2f} (workload {} vs PING, same clients and "
+        "connections)\n",
         run_rate / ping_rate, config.workload);
   }
   return exit_code;
