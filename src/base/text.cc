@@ -88,4 +88,14 @@ std::optional<std::string> Unhex(std::string_view hex) {
   return out;
 }
 
+std::string ExceptionText(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+  }
+  return "unknown";
+}
+
 }  // namespace cairn::base

@@ -2,6 +2,7 @@
 // are UTF-8) and for opaque tokens in URLs (hex). Pure functions; Unhex parses untrusted input.
 #pragma once
 
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,5 +20,9 @@ std::string Base64(std::string_view bytes);
 // length or a non-hex digit.
 std::string Hex(std::string_view bytes);
 std::optional<std::string> Unhex(std::string_view hex);
+
+// What an escaped exception says (its what()), or "unknown" for one that is not a std::exception:
+// for the logs of handlers that must answer whatever happened.
+std::string ExceptionText(std::exception_ptr e);
 
 }  // namespace cairn::base

@@ -1,5 +1,7 @@
 #include "base/text.h"
 
+#include <stdexcept>
+
 #include <gtest/gtest.h>
 
 namespace cairn::base {
@@ -36,6 +38,12 @@ TEST(TextTest, HexRoundTripsAndRejectsBadDigits) {
   EXPECT_FALSE(Unhex("abc"));
   EXPECT_FALSE(Unhex("zz"));
   EXPECT_EQ(Unhex(""), "");
+}
+
+TEST(TextTest, ExceptionTextSaysWhatEscaped) {
+  EXPECT_EQ(ExceptionText(std::make_exception_ptr(std::runtime_error("disk on fire"))),
+            "disk on fire");
+  EXPECT_EQ(ExceptionText(std::make_exception_ptr(42)), "unknown");
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
+#include "base/text.h"
+
 // g++ 12 reports asio's coroutine frame allocator as mismatched new/delete in large coroutines
 // (a false positive: awaitable_frame_base defines both operators).
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -166,15 +168,8 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
         [conn, id](std::exception_ptr e) {
           if (!e) return;
           // Only a bug or memory exhaustion gets here; the client still gets an answer.
-          std::string what = "unknown";
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            what = ex.what();
-          } catch (...) {
-          }
           spdlog::error("request {} from {} failed: {}", id, conn->peer().address().to_string(),
-                        what);
+                        base::ExceptionText(e));
           wire::Response response;
           SetError(Status::Internal("internal error; see the server log"), &response);
           SendMessage(*conn, id, response);

@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "base/text.h"
 #include "frontdoor/resp/commands.h"
 #include "frontdoor/resp/reply_writer.h"
 #include "frontdoor/resp/resp_parser.h"
@@ -672,14 +673,8 @@ void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot
   if (e) ctx.outcome = Code::kInternal;
   CountRequest(ctx, *slot, op, level);
   if (e) {
-    std::string what = "unknown";
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      what = ex.what();
-    } catch (...) {
-    }
-    spdlog::error("RESP command {} from {} failed: {}", ctx.name, address(), what);
+    spdlog::error("RESP command {} from {} failed: {}", ctx.name, address(),
+                  base::ExceptionText(e));
     slot->bytes.clear();
     ReplyWriter(&slot->bytes, ctx.protocol).Error("ERR internal error; see the server log");
   }
