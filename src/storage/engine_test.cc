@@ -142,7 +142,8 @@ TEST_F(EngineTest, HotKeyFoldsKeepTheNewestVersion) {
   size_t i = 0;
   for (; i < order.size() / 2; ++i) {
     newest = std::max(newest, order[i]);
-    auto w = WriteSync(*engine_, {.ops = {Put("hot", fmt::format("v{}", order[i]), {order[i], 1})}});
+    auto w =
+        WriteSync(*engine_, {.ops = {Put("hot", fmt::format("v{}", order[i]), {order[i], 1})}});
     ASSERT_TRUE(w.status.ok());
     ASSERT_EQ(Read(*engine_, "hot")->version, (Version{newest, 1})) << "after write " << i;
   }

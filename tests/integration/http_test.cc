@@ -371,11 +371,11 @@ TEST_F(HttpApiTest, HeadIsGetWithoutTheBody) {
   EXPECT_EQ(Curl("HEAD", base_ + "/health", {"--head"}).status, 200);
   // No body bytes follow a HEAD answer, so the next answer on the connection starts right after
   // its headers.
-  const std::string got = RawExchange(
-      server_->http_address(),
-      "HEAD /v1/kv/default/h HTTP/1.1\r\nHost: t\r\n\r\n"
-      "GET /v1/kv/default/h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-      5s);
+  const std::string got =
+      RawExchange(server_->http_address(),
+                  "HEAD /v1/kv/default/h HTTP/1.1\r\nHost: t\r\n\r\n"
+                  "GET /v1/kv/default/h HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                  5s);
   const size_t first_end = got.find("\r\n\r\n");
   ASSERT_NE(first_end, std::string::npos) << got;
   EXPECT_EQ(got.substr(first_end + 4, 12), "HTTP/1.1 200") << got;

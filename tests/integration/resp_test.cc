@@ -245,8 +245,8 @@ TEST_F(RespTest, IoredisScenario) {
                     "into tests/node with npm ci; the test itself never downloads)";
   }
   const std::string script = std::string(CAIRN_SOURCE_DIR) + "/tests/integration/resp_scenario.js";
-  auto r = RunCommand({"/usr/bin/env", node_path, "/usr/bin/node", script, Host(resp_), Port(resp_)},
-                      "", 60s);
+  auto r = RunCommand(
+      {"/usr/bin/env", node_path, "/usr/bin/node", script, Host(resp_), Port(resp_)}, "", 60s);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 

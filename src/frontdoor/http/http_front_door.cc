@@ -484,7 +484,8 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view re
       for (const auto& def : *r) list.push_back(KeyspaceJson(def));
       co_return JsonReply(200, Json{{"keyspaces", std::move(list)}});
     }
-    if (req.method() != bhttp::verb::post) co_return MethodNotAllowed(method, path, "GET, HEAD, POST");
+    if (req.method() != bhttp::verb::post)
+      co_return MethodNotAllowed(method, path, "GET, HEAD, POST");
     op = Operation::kKeyspaceCreate;
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     Json body = Json::parse(req.body(), nullptr, false);

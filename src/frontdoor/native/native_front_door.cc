@@ -193,8 +193,7 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
   --open_;
 }
 
-void NativeFrontDoor::Count(base::metrics::Operation op, int level,
-                            const wire::Response& response,
+void NativeFrontDoor::Count(base::metrics::Operation op, int level, const wire::Response& response,
                             std::chrono::steady_clock::time_point started) const {
   if (options_.metrics == nullptr) return;
   const Code outcome =

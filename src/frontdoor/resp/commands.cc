@@ -1005,8 +1005,8 @@ asio::awaitable<void> RunPlainSets(std::vector<std::shared_ptr<CommandContext>> 
   std::vector<CommandContext*> together, alone;
   for (const auto& ctx : batch) {
     const std::string& key = ctx->argv[1];
-    const bool ok = !key.empty() && key.size() <= kMaxKeyBytes &&
-                    ctx->argv[2].size() <= ctx->max_value_bytes;
+    const bool ok =
+        !key.empty() && key.size() <= kMaxKeyBytes && ctx->argv[2].size() <= ctx->max_value_bytes;
     (ok ? together : alone).push_back(ctx.get());
   }
   for (CommandContext* ctx : alone) co_await CmdSet(*ctx);

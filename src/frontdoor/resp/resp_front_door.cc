@@ -294,7 +294,7 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
                 Consistency level, std::exception_ptr e);
   // Counts a finished data command in /metrics.
   void CountRequest(const CommandContext& ctx, const Slot& slot, base::metrics::Operation op,
-              Consistency level);
+                    Consistency level);
   void SetKeyspace(std::string keyspace);
 
   const std::shared_ptr<Shared> shared_;
@@ -690,7 +690,7 @@ void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot
 }
 
 void RespFrontDoor::Connection::CountRequest(const CommandContext& ctx, const Slot& slot,
-                                       base::metrics::Operation op, Consistency level) {
+                                             base::metrics::Operation op, Consistency level) {
   base::metrics::RequestMetrics* metrics = shared_->options.metrics;
   if (metrics == nullptr) return;
   // An error reply that did not come from the Coordinator is a refusal of the request itself
