@@ -21,6 +21,15 @@ std::string Base64(std::string_view bytes);
 std::string Hex(std::string_view bytes);
 std::optional<std::string> Unhex(std::string_view hex);
 
+// The value of one hex digit of either case, or -1 (inline: the parsers' fuzz builds compile
+// without this library).
+inline int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // What an escaped exception says (its what()), or "unknown" for one that is not a std::exception:
 // for the logs of handlers that must answer whatever happened.
 std::string ExceptionText(std::exception_ptr e);

@@ -4,15 +4,10 @@
 
 #include <fmt/format.h>
 
+#include "base/text.h"
+
 namespace cairn::frontdoor::http {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool IsUnreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -27,8 +22,8 @@ Result<std::string> PercentDecode(std::string_view text, bool plus_is_space) {
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c == '%') {
-      const int hi = i + 1 < text.size() ? HexValue(text[i + 1]) : -1;
-      const int lo = i + 2 < text.size() ? HexValue(text[i + 2]) : -1;
+      const int hi = i + 1 < text.size() ? base::HexDigit(text[i + 1]) : -1;
+      const int lo = i + 2 < text.size() ? base::HexDigit(text[i + 2]) : -1;
       if (hi < 0 || lo < 0) {
         return Status::InvalidArgument(fmt::format(
             "bad percent-escape at offset {}: '%' must be followed by two hex digits", i));

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/text.h"
+
 namespace cairn::frontdoor::resp {
 
 std::optional<int64_t> ParseInt64(std::string_view s) {
@@ -35,12 +37,6 @@ std::optional<int64_t> ParseInt64(std::string_view s) {
 
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool IsSpace(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
@@ -62,9 +58,9 @@ std::optional<std::vector<std::string>> SplitArgs(std::string_view line) {
     while (!done) {
       if (in_double) {
         if (i == n) return std::nullopt;  // unterminated quotes
-        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' && HexValue(line[i + 2]) >= 0 &&
-            HexValue(line[i + 3]) >= 0) {
-          current.push_back(static_cast<char>(HexValue(line[i + 2]) * 16 + HexValue(line[i + 3])));
+        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' && base::HexDigit(line[i + 2]) >= 0 &&
+            base::HexDigit(line[i + 3]) >= 0) {
+          current.push_back(static_cast<char>(base::HexDigit(line[i + 2]) * 16 + base::HexDigit(line[i + 3])));
           i += 3;
         } else if (line[i] == '\\' && i + 1 < n) {
           ++i;
