@@ -36,7 +36,8 @@ struct Loaded {
   }
 };
 
-// `with_data`: also read the key's data (commits do without).
+// `with_data`: also read the key's data (commits do without here; their write folds, which
+// reads it in the engine).
 Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key, bool with_data = true) {
   Loaded out;
   out.state_key = storage::EncodeDataKey(key);

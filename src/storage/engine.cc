@@ -18,7 +18,6 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
-#include "base/hash.h"
 
 namespace cairn::storage {
 namespace {
@@ -218,7 +217,7 @@ Status Engine::OpenDb() {
   data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   data.compaction_filter_factory = gc_factory_;
   data.merge_operator = std::make_shared<LastWriterWins>();
-  // A hot key's versions are folded into one value by the writer thread (see kFoldAfter), so
+  // A hot key's versions are folded into one value by the writer thread (see EngineOptions::fold_every), so
   // reads of it stay short. Not RocksDB's max_successive_merges: that searches the memtable on
   // every write, which cost a fifth of a plain write.
   data.level_compaction_dynamic_level_bytes = true;
@@ -229,8 +228,7 @@ Status Engine::OpenDb() {
   data.blob_compression_type = rocksdb::kLZ4Compression;
   data.enable_blob_garbage_collection = true;
   data.write_buffer_size = 64 << 20;
-  // Point reads of keys that are not in the memtable (every write reads before it writes)
-  // skip the skiplist search.
+  // Point reads of keys that are not in the memtable skip the skiplist search.
   data.memtable_whole_key_filtering = true;
   data.memtable_prefix_bloom_size_ratio = 0.05;
 
@@ -338,10 +336,13 @@ class Engine::Group final : public GroupView {
 
   rocksdb::WriteBatch& batch() { return batch_; }
 
-  Result<std::optional<StoredValue>> GetEncoded(const std::string& key) {
+  // `cached_only`: fail rather than read the disk (for folds, which may fall back to a merge).
+  Result<std::optional<StoredValue>> GetEncoded(const std::string& key, bool cached_only = false) {
     std::optional<StoredValue> stored;
     rocksdb::PinnableSlice raw;
-    auto s = e_.db_->Get(rocksdb::ReadOptions(), e_.data_, key, &raw);
+    rocksdb::ReadOptions read_options;
+    if (cached_only) read_options.read_tier = rocksdb::kBlockCacheTier;
+    auto s = e_.db_->Get(read_options, e_.data_, key, &raw);
     if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read in a group commit");
     if (s.ok()) {
       auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
@@ -364,9 +365,15 @@ class Engine::Group final : public GroupView {
   // Adds a version of `key` as Merge() does, but writes the key's resulting value whole: a put
   // of the newest of what is committed, what this group wrote before and `value`. Everything
   // older of the key (merge operands included) is then shadowed, so reads stop folding it.
-  // Falls back to a merge when the key cannot be read.
-  void Fold(std::string key, const StoredValue* value) {
-    auto current = GetEncoded(key);
+  // Falls back to a merge when the key is not in memory (a fold never waits for the disk), and
+  // in a keyspace this group drops (the put would bring back what the drop's range deletion,
+  // not yet visible to reads, removes).
+  void Fold(std::string key, uint32_t keyspace, const StoredValue* value) {
+    if (dropped.contains(keyspace)) {
+      Merge(std::move(key), value);
+      return;
+    }
+    auto current = GetEncoded(key, /*cached_only=*/true);
     if (!current.ok()) {
       Merge(std::move(key), value);
       return;
@@ -398,7 +405,7 @@ class Engine::Group final : public GroupView {
     // Transactions (Paxos commits) write keys that are read again soon, by the next round's
     // prepare: a whole value lets those reads stop at the first entry.
     owned_.push_back(std::move(value));
-    Fold(EncodeDataKey(key), &owned_.back());
+    Fold(EncodeDataKey(key), key.keyspace, &owned_.back());
   }
   void PutRaw(Family family, std::string key, std::string value) override {
     batch_.Put(e_.HandleOf(family), key, value);
@@ -421,6 +428,11 @@ class Engine::Group final : public GroupView {
     return out;
   }
 
+
+ public:
+  std::set<uint32_t> dropped;  // keyspace ids this group drops, so far
+
+ private:
   Engine& e_;
   rocksdb::WriteBatch batch_;
   std::unordered_map<std::string, const StoredValue*> written_;  // newest version per data key
@@ -431,7 +443,7 @@ class Engine::Group final : public GroupView {
 void Engine::CommitGroup(std::vector<Pending>& pending) {
   Group group(*this);
   std::vector<std::vector<WriteOutcome>> outcomes(pending.size());
-  std::set<uint32_t> dropped;
+  std::set<uint32_t>& dropped = group.dropped;
   Status status;
 
   for (size_t i = 0; i < pending.size() && status.ok(); ++i) {
@@ -440,17 +452,18 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
     for (WriteOp& op : request.ops) {
       std::string key = EncodeDataKey(op.key);
       // Merged, not put: the merge operator keeps the greatest version, so a plain write need
-      // not read the key first. Every kFoldAfter-th write of a bucket of keys folds instead:
-      // a key written often gets a whole value at least that often, which bounds the merge
-      // operands a read of it must fold (a counter per hash bucket, not per key: a collision
-      // only folds early, costing one read).
-      uint8_t& count = merge_counts_[base::Hash64(key) & (kFoldBuckets - 1)];
-      if (++count < kFoldAfter) {
+      // not read the key first. One write in fold_every, chosen at random, folds instead: a key
+      // written often gets a whole value every fold_every writes on average, which bounds the
+      // merge operands a read of it must fold, whatever the pattern of writes (a count per
+      // bucket of keys could be dodged by keys written in turns).
+      fold_random_ ^= fold_random_ << 13;  // xorshift64
+      fold_random_ ^= fold_random_ >> 7;
+      fold_random_ ^= fold_random_ << 17;
+      if (fold_random_ % std::max<uint32_t>(options_.fold_every, 1) != 0) {
         group.Merge(std::move(key), &op.value);
       } else {
-        count = 0;
         ++folds_;
-        group.Fold(std::move(key), &op.value);
+        group.Fold(std::move(key), op.key.keyspace, &op.value);
       }
       outcomes[i].push_back(WriteOutcome{op.value.version});
     }

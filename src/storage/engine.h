@@ -43,6 +43,10 @@ struct EngineOptions {
   uint64_t tombstone_grace_ms = uint64_t{10} * 24 * 3600 * 1000;
   // Upper bound on the bytes of one group commit; a larger backlog is committed in several.
   size_t max_group_bytes = size_t{64} << 20;
+  // One plain data write in this many, chosen at random, is written as the key's whole value
+  // instead of a merge operand (a "fold"), which bounds how many operands a read of a key
+  // written often must fold. 1 folds every write (tests).
+  uint32_t fold_every = 16;
   // Null: RocksDB's default environment. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
   // Time for expiry and tombstone collection. Null: the system clock.
@@ -181,7 +185,7 @@ class Engine {
   std::optional<std::string> Property(std::string_view name) const;
 
   uint64_t group_commits() const;  // number of fsynced groups so far
-  uint64_t folds() const { return folds_.load(std::memory_order_relaxed); }  // see kFoldAfter
+  uint64_t folds() const { return folds_.load(std::memory_order_relaxed); }  // see fold_every
 
   // RocksDB's own counters since open (for /metrics).
   struct Counters {
@@ -221,10 +225,8 @@ class Engine {
   // The writer thread's queue.
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  // Writes of a data key per hash bucket since the bucket's last fold (writer thread only).
-  static constexpr size_t kFoldBuckets = size_t{1} << 16;
-  static constexpr uint8_t kFoldAfter = 16;
-  std::vector<uint8_t> merge_counts_ = std::vector<uint8_t>(kFoldBuckets);
+  // One data write in options_.fold_every is folded (see CommitGroup); the choice is random.
+  uint64_t fold_random_ = 0x9e3779b97f4a7c15;  // xorshift64 state (writer thread only)
   std::atomic<uint64_t> folds_{0};
 
   std::deque<Pending> queue_;   // guarded by mu_
