@@ -586,6 +586,10 @@ std::optional<Result<std::optional<Record>>> Coordinator::TryGetLocal(
   if (IsSerial(level, **ks)) return std::nullopt;
   auto topology = Topology();
   if (!topology.ok()) return std::nullopt;  // Get() reports it
+  // Only a level one replica meets, or a one-node cluster, can be answered here: spare the
+  // planning (Get() does it again) for the rest.
+  const bool one_replica = level == Consistency::kOne || level == Consistency::kLocalOne;
+  if (!one_replica && (*topology)->map.members().size() > 1) return std::nullopt;
   storage::DataKey data_key = KeyOf(**ks, std::string(key));
   auto plan = PlanRead(**topology, **ks, data_key.partition, level);
   if (!plan.ok() || plan->ask.size() != 1 || plan->ask[0] != identity_.node_id) {

@@ -18,7 +18,6 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
-
 namespace cairn::storage {
 namespace {
 
@@ -217,9 +216,9 @@ Status Engine::OpenDb() {
   data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   data.compaction_filter_factory = gc_factory_;
   data.merge_operator = std::make_shared<LastWriterWins>();
-  // A hot key's versions are folded into one value by the writer thread (see EngineOptions::fold_every), so
-  // reads of it stay short. Not RocksDB's max_successive_merges: that searches the memtable on
-  // every write, which cost a fifth of a plain write.
+  // A hot key's versions are folded into one value by the writer thread (see
+  // EngineOptions::fold_every), so reads of it stay short. Not RocksDB's max_successive_merges:
+  // that searches the memtable on every write, which cost a fifth of a plain write.
   data.level_compaction_dynamic_level_bytes = true;
   data.compression = rocksdb::kLZ4Compression;
   data.bottommost_compression = rocksdb::kZSTD;
@@ -427,7 +426,6 @@ class Engine::Group final : public GroupView {
     out.append(key);
     return out;
   }
-
 
  public:
   std::set<uint32_t> dropped;  // keyspace ids this group drops, so far

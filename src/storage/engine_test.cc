@@ -179,7 +179,8 @@ TEST_P(EngineFoldTest, HotKeyFoldsKeepTheNewestVersion) {
 // A late write to a keyspace dropped earlier in the same group must not fold: the fold's read
 // does not see the drop's range deletion yet, and its put would bring the old value back.
 TEST_P(EngineFoldTest, NoFoldBringsBackWhatADropInTheSameGroupDeleted) {
-  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "before the drop", {10, 1}, 0, 7)}}).status.ok());
+  ASSERT_TRUE(
+      WriteSync(*engine_, {.ops = {Put("k", "before the drop", {10, 1}, 0, 7)}}).status.ok());
   // Hold the writer in a transaction so that the drop and the late write form the next group.
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();

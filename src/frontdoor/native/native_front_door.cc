@@ -117,6 +117,20 @@ void SendMessage(net::FrameConnection& conn, uint64_t id, const wire::Response& 
 
 }  // namespace
 
+namespace {
+
+// The answer to a request that threw: only a bug or memory exhaustion gets here, and the client
+// still gets an answer.
+wire::Response InternalError(net::FrameConnection& conn, uint64_t id, std::exception_ptr e) {
+  spdlog::error("request {} from {} failed: {}", id, conn.peer().address().to_string(),
+                base::ExceptionText(e));
+  wire::Response response;
+  SetError(Status::Internal("internal error; see the server log"), &response);
+  return response;
+}
+
+}  // namespace
+
 NativeFrontDoor::NativeFrontDoor(coordinator::Coordinator* coordinator, NativeOptions options)
     : coordinator_(coordinator), options_(options) {}
 
@@ -148,7 +162,14 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
       const auto started = base::Clock::now();
       const int level = request.consistency();
       wire::Response response;
-      if (TryAnswerAtOnce(request, &response)) {
+      bool answered = false;
+      try {
+        answered = TryAnswerAtOnce(request, &response);
+      } catch (...) {
+        response = InternalError(*conn, id, std::current_exception());
+        answered = true;
+      }
+      if (answered) {
         SendMessage(*conn, id, response);
         Count(base::metrics::Operation::kGet, level, response, started);
         return;
@@ -166,13 +187,7 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
           Count(op, level, response, started);
         },
         [conn, id](std::exception_ptr e) {
-          if (!e) return;
-          // Only a bug or memory exhaustion gets here; the client still gets an answer.
-          spdlog::error("request {} from {} failed: {}", id, conn->peer().address().to_string(),
-                        base::ExceptionText(e));
-          wire::Response response;
-          SetError(Status::Internal("internal error; see the server log"), &response);
-          SendMessage(*conn, id, response);
+          if (e) SendMessage(*conn, id, InternalError(*conn, id, e));
         });
   };
   auto on_error = [conn](const Status& s) {

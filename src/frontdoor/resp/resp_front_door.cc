@@ -292,6 +292,8 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   // internal error if it threw, and frees its place.
   void Complete(CommandContext& ctx, uint64_t seq, Slot* slot, base::metrics::Operation op,
                 Consistency level, std::exception_ptr e);
+  // Replaces a command's reply with an internal error (it threw `e`), logged.
+  void ReplyInternalError(CommandContext& ctx, Slot* slot, std::exception_ptr e);
   // Counts a finished data command in /metrics.
   void CountRequest(const CommandContext& ctx, const Slot& slot, base::metrics::Operation op,
                     Consistency level);
@@ -628,7 +630,16 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   ctx->started = base::Clock::now();
   const base::metrics::Operation op = OperationOf(ctx->name, access);
   const Consistency level = access == Access::kRead ? read_level_ : write_level_;
-  if (TryRunAtOnce(*ctx)) {
+  std::exception_ptr failed;
+  bool answered = false;
+  try {
+    answered = TryRunAtOnce(*ctx);
+  } catch (...) {
+    failed = std::current_exception();
+    answered = true;
+  }
+  if (answered) {
+    if (failed) ReplyInternalError(*ctx, slot, failed);
     CountRequest(*ctx, *slot, op, level);
     Finished(slot);
     return true;
@@ -670,14 +681,8 @@ void RespFrontDoor::Connection::FlushSets() {
 void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot* slot,
                                          base::metrics::Operation op, Consistency level,
                                          std::exception_ptr e) {
-  if (e) ctx.outcome = Code::kInternal;
+  if (e) ReplyInternalError(ctx, slot, e);
   CountRequest(ctx, *slot, op, level);
-  if (e) {
-    spdlog::error("RESP command {} from {} failed: {}", ctx.name, address(),
-                  base::ExceptionText(e));
-    slot->bytes.clear();
-    ReplyWriter(&slot->bytes, ctx.protocol).Error("ERR internal error; see the server log");
-  }
   for (size_t i = 0; i < running_.size(); ++i) {
     if (running_[i].seq == seq) {
       running_[i] = running_.back();
@@ -687,6 +692,14 @@ void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot
   }
   --inflight_;
   Finished(slot);
+}
+
+void RespFrontDoor::Connection::ReplyInternalError(CommandContext& ctx, Slot* slot,
+                                                   std::exception_ptr e) {
+  ctx.outcome = Code::kInternal;
+  spdlog::error("RESP command {} from {} failed: {}", ctx.name, address(), base::ExceptionText(e));
+  slot->bytes.clear();
+  ReplyWriter(&slot->bytes, ctx.protocol).Error("ERR internal error; see the server log");
 }
 
 void RespFrontDoor::Connection::CountRequest(const CommandContext& ctx, const Slot& slot,

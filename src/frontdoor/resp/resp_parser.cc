@@ -37,7 +37,6 @@ std::optional<int64_t> ParseInt64(std::string_view s) {
 
 namespace {
 
-
 bool IsSpace(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
 }
@@ -58,9 +57,10 @@ std::optional<std::vector<std::string>> SplitArgs(std::string_view line) {
     while (!done) {
       if (in_double) {
         if (i == n) return std::nullopt;  // unterminated quotes
-        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' && base::HexDigit(line[i + 2]) >= 0 &&
-            base::HexDigit(line[i + 3]) >= 0) {
-          current.push_back(static_cast<char>(base::HexDigit(line[i + 2]) * 16 + base::HexDigit(line[i + 3])));
+        if (line[i] == '\\' && i + 3 < n && line[i + 1] == 'x' &&
+            base::HexDigit(line[i + 2]) >= 0 && base::HexDigit(line[i + 3]) >= 0) {
+          current.push_back(
+              static_cast<char>(base::HexDigit(line[i + 2]) * 16 + base::HexDigit(line[i + 3])));
           i += 3;
         } else if (line[i] == '\\' && i + 1 < n) {
           ++i;
