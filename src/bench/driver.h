@@ -1,5 +1,5 @@
 // The seam between the benchmark's workload loop and the system under test: a Driver per driver
-// thread, a Session per simulated client. Drivers: Cairn's native protocol (the token-aware client
+// thread, a Session per simulated client. Drivers: Cairn's native protocol (the client
 // library), RESP to one server or a list of them (Cairn's RESP door, redis-server), and Redis
 // Cluster (keys mapped to slots, sent to the owning master, MOVED/ASK followed).
 #pragma once

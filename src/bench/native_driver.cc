@@ -1,4 +1,5 @@
-// The native driver: Cairn's client library (token-aware routing, pooled pipelined connections).
+// The native driver: Cairn's client library (pooled pipelined connections, spread over the servers
+// given; the library does not route by key yet).
 #include <fmt/format.h>
 
 #include "bench/driver.h"

@@ -196,7 +196,8 @@ Workloads (YCSB core; keys zipfian unless --distribution says otherwise):
   cas-contended  compare-and-swap on the --keys records shared by all clients (Cairn only)
 
 Drivers:
-  native         Cairn's native protocol through the client library (token-aware)
+  native         Cairn's native protocol through the client library (requests spread over
+                 the --server list; each node coordinates what it gets)
   resp           RESP2 to each --server in turn, a connection per client (Cairn's RESP door,
                  redis-server)
   redis-cluster  Redis Cluster: --server is any node; keys go to the master of their slot
