@@ -335,13 +335,10 @@ class Engine::Group final : public GroupView {
 
   rocksdb::WriteBatch& batch() { return batch_; }
 
-  // `cached_only`: fail rather than read the disk (for folds, which may fall back to a merge).
-  Result<std::optional<StoredValue>> GetEncoded(const std::string& key, bool cached_only = false) {
+  Result<std::optional<StoredValue>> GetEncoded(const std::string& key) {
     std::optional<StoredValue> stored;
     rocksdb::PinnableSlice raw;
-    rocksdb::ReadOptions read_options;
-    if (cached_only) read_options.read_tier = rocksdb::kBlockCacheTier;
-    auto s = e_.db_->Get(read_options, e_.data_, key, &raw);
+    auto s = e_.db_->Get(rocksdb::ReadOptions(), e_.data_, key, &raw);
     if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read in a group commit");
     if (s.ok()) {
       auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
@@ -364,15 +361,18 @@ class Engine::Group final : public GroupView {
   // Adds a version of `key` as Merge() does, but writes the key's resulting value whole: a put
   // of the newest of what is committed, what this group wrote before and `value`. Everything
   // older of the key (merge operands included) is then shadowed, so reads stop folding it.
-  // Falls back to a merge when the key is not in memory (a fold never waits for the disk), and
-  // in a keyspace this group drops (the put would bring back what the drop's range deletion,
-  // not yet visible to reads, removes).
+  // Falls back to a merge when the key cannot be read, and in a keyspace this group drops (the
+  // put would bring back what the drop's range deletion, not yet visible to reads, removes).
+  // The read is a full one: a memory-only read (kBlockCacheTier) would spare the disk, but
+  // RocksDB 7.8 has known cases where such a read answers OK or NotFound instead of Incomplete
+  // (fixed later: RocksDB PRs 12443 and 12462), and a fold computed from a read that missed a
+  // newer version would shadow it.
   void Fold(std::string key, uint32_t keyspace, const StoredValue* value) {
     if (dropped.contains(keyspace)) {
       Merge(std::move(key), value);
       return;
     }
-    auto current = GetEncoded(key, /*cached_only=*/true);
+    auto current = GetEncoded(key);
     if (!current.ok()) {
       Merge(std::move(key), value);
       return;

@@ -176,6 +176,27 @@ TEST_P(EngineFoldTest, HotKeyFoldsKeepTheNewestVersion) {
   EXPECT_EQ(Read(*engine_, "hot")->version, (Version{order.size(), 1}));
 }
 
+// A fold of an older version must see the newer one wherever it is: here only in a table file,
+// after a restart, with cold caches.
+TEST_P(EngineFoldTest, FoldAfterRestartKeepsTheNewerVersionOnDisk) {
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = fmt::format("cold{}", i);
+    ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put(key, "newer", {100, 1})}}).status.ok());
+  }
+  ASSERT_TRUE(engine_->CompactAll().ok());  // into table files
+  engine_.reset();
+  SetUp();  // cold table cache and block cache
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = fmt::format("cold{}", i);
+    ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put(key, "older", {50, 1})}}).status.ok());
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto v = Read(*engine_, fmt::format("cold{}", i));
+    ASSERT_TRUE(v.has_value());
+    EXPECT_EQ(v->value, "newer") << i;
+  }
+}
+
 // A late write to a keyspace dropped earlier in the same group must not fold: the fold's read
 // does not see the drop's range deletion yet, and its put would bring the old value back.
 TEST_P(EngineFoldTest, NoFoldBringsBackWhatADropInTheSameGroupDeleted) {
