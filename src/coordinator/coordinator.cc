@@ -553,53 +553,60 @@ uint64_t Coordinator::ExpiryFor(uint64_t ttl_ms) const {
   return ttl_ms == 0 ? 0 : wall_->NowMillis() + ttl_ms;
 }
 
+Result<Coordinator::ReadStart> Coordinator::StartRead(std::string_view key,
+                                                      const RequestOptions& options) const {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) return ks.status();
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) return s;
+  auto topology = Topology();
+  if (!topology.ok()) return topology.status();
+  const Consistency level = Resolve(options.consistency, **ks, false);
+  return ReadStart{std::move(*ks), std::move(*topology), level};
+}
+
+Result<std::optional<Record>> Coordinator::LiveRecordOf(
+    Result<std::optional<StoredValue>> stored) const {
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return std::optional<Record>();
+  return LiveRecord(**stored, wall_->NowMillis());
+}
+
 asio::awaitable<Result<std::optional<Record>>> Coordinator::Get(std::string key,
                                                                 RequestOptions options) {
-  auto ks = ResolveKeyspace(options.keyspace);
-  if (!ks.ok()) co_return ks.status();
-  if (Status s = ValidateKey(key); !s.ok()) co_return s;
-  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
-  auto topology = Topology();
-  if (!topology.ok()) co_return topology.status();
-  storage::DataKey data_key = KeyOf(**ks, std::move(key));  // named: see the g++ 12 note
-  const Consistency level = Resolve(options.consistency, **ks, false);
+  auto start = StartRead(key, options);
+  if (!start.ok()) co_return start.status();
+  const cluster::KeyspaceDef& ks = *start->keyspace;
+  storage::DataKey data_key = KeyOf(ks, std::move(key));  // named: see the g++ 12 note
   Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
-  if (IsSerial(level, **ks)) {
-    stored = co_await SerialRead(**topology, **ks, std::move(data_key), SerialLevelOf(level),
-                                 options.deadline);
+  if (IsSerial(start->level, ks)) {
+    stored = co_await SerialRead(*start->topology, ks, std::move(data_key),
+                                 SerialLevelOf(start->level), options.deadline);
   } else {
-    stored = co_await ReadKey(**topology, **ks, std::move(data_key), level, options.deadline);
+    stored =
+        co_await ReadKey(*start->topology, ks, std::move(data_key), start->level, options.deadline);
   }
-  if (!stored.ok()) co_return stored.status();
-  if (!stored->has_value()) co_return std::optional<Record>();
-  co_return LiveRecord(**stored, wall_->NowMillis());
+  co_return LiveRecordOf(std::move(stored));
 }
 
 std::optional<Result<std::optional<Record>>> Coordinator::TryGetLocal(
     std::string_view key, const RequestOptions& options) {
-  using Answer = Result<std::optional<Record>>;
-  auto ks = ResolveKeyspace(options.keyspace);
-  if (!ks.ok()) return Answer(ks.status());
-  if (Status s = ValidateKey(key); !s.ok()) return Answer(s);
-  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) return Answer(s);
-  const Consistency level = Resolve(options.consistency, **ks, false);
-  if (IsSerial(level, **ks)) return std::nullopt;
-  auto topology = Topology();
-  if (!topology.ok()) return std::nullopt;  // Get() reports it
+  auto start = StartRead(key, options);
+  if (!start.ok()) return Result<std::optional<Record>>(start.status());
+  const cluster::KeyspaceDef& ks = *start->keyspace;
+  const Consistency level = start->level;
+  if (IsSerial(level, ks)) return std::nullopt;
   // Only a level one replica meets, or a one-node cluster, can be answered here: spare the
   // planning (Get() does it again) for the rest.
   const bool one_replica = level == Consistency::kOne || level == Consistency::kLocalOne;
-  if (!one_replica && (*topology)->map.members().size() > 1) return std::nullopt;
-  storage::DataKey data_key = KeyOf(**ks, std::string(key));
-  auto plan = PlanRead(**topology, **ks, data_key.partition, level);
+  if (!one_replica && start->topology->map.members().size() > 1) return std::nullopt;
+  storage::DataKey data_key = KeyOf(ks, std::string(key));
+  auto plan = PlanRead(*start->topology, ks, data_key.partition, level);
   if (!plan.ok() || plan->ask.size() != 1 || plan->ask[0] != identity_.node_id) {
     return std::nullopt;
   }
   replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
-  auto stored = local_->Read(data_key);
-  if (!stored.ok()) return Answer(stored.status());
-  if (!stored->has_value()) return Answer(std::optional<Record>());
-  return Answer(LiveRecord(**stored, wall_->NowMillis()));
+  return LiveRecordOf(local_->Read(data_key));
 }
 
 asio::awaitable<Result<Version>> Coordinator::Put(std::string key, std::string value,

@@ -201,6 +201,16 @@ class Coordinator {
   asio::awaitable<std::vector<cairn::Status>> Replicate(std::vector<WriteTarget> targets,
                                                         base::Deadline deadline,
                                                         std::optional<uint32_t> acked_by);
+  // A single-key read's checked start: its keyspace, the topology, and the level to read at.
+  struct ReadStart {
+    std::shared_ptr<const cluster::KeyspaceDef> keyspace;
+    std::shared_ptr<const cluster::Topology> topology;
+    Consistency level;
+  };
+  Result<ReadStart> StartRead(std::string_view key, const RequestOptions& options) const;
+  // A read's answer: the live record of what the replicas returned (none when deleted or expired).
+  Result<std::optional<Record>> LiveRecordOf(
+      Result<std::optional<storage::StoredValue>> stored) const;
   // The replicas a read of `partition` at `level` asks first, and its spares.
   Result<ReadPlan> PlanRead(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
                             uint32_t partition, Consistency level) const;

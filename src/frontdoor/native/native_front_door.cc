@@ -224,14 +224,14 @@ void NativeFrontDoor::CloseAll() {
   }
 }
 
-Result<coordinator::RequestOptions> NativeFrontDoor::OptionsOf(wire::Request& request) const {
+Result<coordinator::RequestOptions> NativeFrontDoor::OptionsOf(const wire::Request& request) const {
   auto level = LevelOf(request.consistency());
   if (!level.ok()) return level.status();
   auto timeout = request.timeout_ms() == 0 ? options_.default_timeout
                                            : std::chrono::milliseconds(request.timeout_ms());
   timeout = std::min(timeout, options_.max_timeout);
   coordinator::RequestOptions opts;
-  opts.keyspace = std::move(*request.mutable_keyspace());
+  opts.keyspace = request.keyspace();
   opts.consistency = *level;
   opts.deadline = base::Clock::now() + timeout;
   return opts;
@@ -251,7 +251,7 @@ void SetGet(Result<std::optional<Record>> r, wire::Response* response) {
 
 }  // namespace
 
-bool NativeFrontDoor::TryAnswerAtOnce(wire::Request& request, wire::Response* response) {
+bool NativeFrontDoor::TryAnswerAtOnce(const wire::Request& request, wire::Response* response) {
   if (request.op_case() != wire::Request::kGet) return false;
   auto opts = OptionsOf(request);
   if (!opts.ok()) {
@@ -259,10 +259,7 @@ bool NativeFrontDoor::TryAnswerAtOnce(wire::Request& request, wire::Response* re
     return true;
   }
   auto r = coordinator_->TryGetLocal(request.get().key(), *opts);
-  if (!r) {
-    *request.mutable_keyspace() = std::move(opts->keyspace);  // as it came, for Execute()
-    return false;
-  }
+  if (!r) return false;
   SetGet(std::move(*r), response);
   return true;
 }

@@ -45,11 +45,11 @@ class NativeFrontDoor {
   size_t open_connections() const { return open_.load(); }
 
  private:
-  // The request's keyspace, level and deadline (its keyspace is moved out), or why not.
-  Result<coordinator::RequestOptions> OptionsOf(wire::Request& request) const;
+  // The request's keyspace, level and deadline, or why not.
+  Result<coordinator::RequestOptions> OptionsOf(const wire::Request& request) const;
   // Fills `response` without suspending when the request can be answered so (a GET this node
-  // alone answers, or refused options); false leaves `request` as it was for Execute().
-  bool TryAnswerAtOnce(wire::Request& request, wire::Response* response);
+  // alone answers, or refused options); false leaves it to Execute().
+  bool TryAnswerAtOnce(const wire::Request& request, wire::Response* response);
   // Runs one parsed request and fills `response`.
   asio::awaitable<void> Execute(wire::Request request, wire::Response* response);
   // Counts an answered request in /metrics.
