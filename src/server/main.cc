@@ -63,6 +63,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-value-bytes", options.max_value_bytes, "Largest value accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(size_t{0}, size_t{256} << 20));
+  size_t read_cache_mb = options.read_cache_bytes >> 20;
+  app.add_option("--read-cache-mb", read_cache_mb,
+                 "Memory for the cache of recently read values, in MiB (0: off); values over "
+                 "16 KiB are not cached")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{0}, size_t{1} << 20));
   app.add_option("--max-connections", options.max_connections, "Connections at most")
       ->capture_default_str();
   app.add_option("--gossip-interval-ms", gossip_ms, "Gossip round interval")
@@ -94,6 +100,7 @@ int main(int argc, char** argv) {
   }
   if (app.count("--node-id") > 0) options.node_id = node_id;
   options.gossip_interval = std::chrono::milliseconds(gossip_ms);
+  options.read_cache_bytes = read_cache_mb << 20;
   options.http_idle_timeout = std::chrono::milliseconds(http_idle_ms);
   options.http_read_timeout = std::chrono::milliseconds(http_read_ms);
   options.hint_window = std::chrono::seconds(hint_window_s);

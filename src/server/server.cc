@@ -147,6 +147,7 @@ Status Server::Open() {
   storage::EngineOptions engine_options;
   engine_options.path = (std::filesystem::path(options_.data_dir) / "db").string();
   engine_options.clock = wall_.get();
+  engine_options.read_cache_bytes = options_.read_cache_bytes;
   auto engine = storage::Engine::Open(engine_options);
   if (!engine.ok()) {
     if (engine.status().message().find("lock") != std::string::npos) {
@@ -406,6 +407,18 @@ void Server::RegisterMetrics() {
                lookups == 0 ? 0.0 : static_cast<double>(c.block_cache_hits) / lookups);
     out.Single("cairn_rocksdb_wal_syncs_total", "WAL fsyncs since start", Type::kCounter,
                static_cast<double>(c.wal_syncs));
+    const storage::ReadCache::Counters rc = engine_->ReadCacheCounters();
+    out.Single("cairn_storage_read_cache_hits_total",
+               "Reads of a key answered from the read cache since start", Type::kCounter,
+               static_cast<double>(rc.hits));
+    out.Single("cairn_storage_read_cache_misses_total",
+               "Reads of a key that went to RocksDB since start", Type::kCounter,
+               static_cast<double>(rc.misses));
+    out.Single("cairn_storage_read_cache_entries", "Keys held in the read cache", Type::kGauge,
+               static_cast<double>(rc.entries));
+    out.Single("cairn_storage_read_cache_bytes",
+               "Bytes the read cache holds (keys, values and bookkeeping)", Type::kGauge,
+               static_cast<double>(rc.bytes));
     out.Single("cairn_storage_group_commits_total",
                "Group commits since start: one WriteBatch and one WAL fsync for every write that "
                "arrived meanwhile",

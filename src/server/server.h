@@ -57,6 +57,8 @@ struct ServerOptions {
   size_t max_value_bytes = kDefaultMaxValueBytes;
   size_t max_connections = 4096;
   uint32_t partitions = 1024;  // for a new cluster: a power of two, 1 .. 65536
+  // Memory for the storage engine's cache of recently read values (0: off); see read_cache.h.
+  size_t read_cache_bytes = size_t{32} << 20;
   std::chrono::milliseconds gossip_interval{1000};
   double phi_threshold = 8.0;
   std::chrono::seconds hint_window{3 * 3600};

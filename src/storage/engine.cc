@@ -180,7 +180,9 @@ class Engine::GcFilterFactory final : public rocksdb::CompactionFilterFactory {
 };
 
 Engine::Engine(const EngineOptions& options)
-    : options_(options), clock_(options.clock ? options.clock : &base::SystemClock()) {}
+    : options_(options),
+      clock_(options.clock ? options.clock : &base::SystemClock()),
+      read_cache_(options.read_cache_bytes, options.read_cache_max_value_bytes) {}
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (options.path.empty()) return Status::InvalidArgument("storage path is empty");
@@ -282,13 +284,24 @@ Engine::~Engine() {
 }
 
 Result<std::optional<StoredValue>> Engine::Get(const DataKey& key) const {
+  return ReadData(EncodeDataKey(key), "read");
+}
+
+Result<std::optional<StoredValue>> Engine::ReadData(const std::string& key,
+                                                    std::string_view what) const {
+  ReadCache::Ticket ticket;
+  if (auto cached = read_cache_.Find(key, &ticket)) return std::move(*cached);
+  std::optional<StoredValue> stored;
   rocksdb::PinnableSlice raw;
-  auto s = db_->Get(rocksdb::ReadOptions(), data_, EncodeDataKey(key), &raw);
-  if (s.IsNotFound()) return std::optional<StoredValue>();
-  if (!s.ok()) return FromRocks(s, "read");
-  auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
-  if (!v.ok()) return v.status();
-  return std::optional<StoredValue>(std::move(*v));
+  auto s = db_->Get(rocksdb::ReadOptions(), data_, key, &raw);
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, what);
+  if (s.ok()) {
+    auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
+    if (!v.ok()) return v.status();
+    stored = std::move(*v);
+  }
+  read_cache_.Fill(key, stored, ticket);
+  return stored;
 }
 
 void Engine::Write(WriteRequest request, WriteCallback done) {
@@ -334,17 +347,14 @@ class Engine::Group final : public GroupView {
   explicit Group(Engine& engine) : e_(engine) {}
 
   rocksdb::WriteBatch& batch() { return batch_; }
+  // The newest version this group wrote of each data key, by encoded key.
+  const std::unordered_map<std::string, const StoredValue*>& written() const { return written_; }
 
   Result<std::optional<StoredValue>> GetEncoded(const std::string& key) {
-    std::optional<StoredValue> stored;
-    rocksdb::PinnableSlice raw;
-    auto s = e_.db_->Get(rocksdb::ReadOptions(), e_.data_, key, &raw);
-    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read in a group commit");
-    if (s.ok()) {
-      auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
-      if (!v.ok()) return v.status();
-      stored = std::move(*v);
-    }
+    // The cache holds what is committed: nothing of this group is visible before it is written.
+    auto read = e_.ReadData(key, "read in a group commit");
+    if (!read.ok()) return read.status();
+    std::optional<StoredValue> stored = std::move(*read);
     if (auto it = written_.find(key);
         it != written_.end() && (!stored || stored->version < it->second->version)) {
       stored = *it->second;
@@ -486,10 +496,18 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
   }
 
   if (status.ok() && group.batch().Count() > 0) {
+    // The read cache is told of every data key before the write (reads in flight must not
+    // fill what they read) and after it is visible (the newest version the group wrote).
+    for (const auto& [key, value] : group.written()) read_cache_.BeginWrite(key);
+    if (!dropped.empty()) read_cache_.Clear();
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync;
     status = FromRocks(db_->Write(write_options, &group.batch()), "group commit");
     if (!status.ok()) spdlog::error("{}", status.ToString());
+    for (const auto& [key, value] : group.written()) {
+      read_cache_.EndWrite(key, status.ok() ? value : nullptr);
+    }
+    if (!dropped.empty()) read_cache_.Clear();
   }
   if (status.ok() && !dropped.empty()) gc_factory_->AddDropped(dropped);
   {
@@ -632,7 +650,10 @@ Status Engine::CompactAll() {
   if (auto s = FromRocks(db_->Flush(rocksdb::FlushOptions(), data_), "flush"); !s.ok()) return s;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return FromRocks(db_->CompactRange(options, data_, nullptr, nullptr), "compaction");
+  Status s = FromRocks(db_->CompactRange(options, data_, nullptr, nullptr), "compaction");
+  // Reads after an explicit compaction see what it left (see read_cache.h on compaction).
+  read_cache_.Clear();
+  return s;
 }
 
 std::optional<std::string> Engine::Property(std::string_view name) const {

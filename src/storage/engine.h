@@ -20,6 +20,7 @@
 #include "base/hlc.h"
 #include "cairn/status.h"
 #include "storage/format.h"
+#include "storage/read_cache.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -47,6 +48,10 @@ struct EngineOptions {
   // instead of a merge operand (a "fold"), which bounds how many operands a read of a key
   // written often must fold. 1 folds every write (tests).
   uint32_t fold_every = 16;
+  // Memory for the cache of recently read keys' values (0: no cache), and the largest value it
+  // keeps. See read_cache.h.
+  size_t read_cache_bytes = size_t{32} << 20;
+  size_t read_cache_max_value_bytes = size_t{16} << 10;
   // Null: RocksDB's default environment. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
   // Time for expiry and tombstone collection. Null: the system clock.
@@ -194,6 +199,7 @@ class Engine {
     uint64_t wal_syncs = 0;  // WAL fsyncs RocksDB made
   };
   Counters StatisticsCounters() const;
+  ReadCache::Counters ReadCacheCounters() const { return read_cache_.counters(); }
 
  private:
   struct Pending {
@@ -209,6 +215,8 @@ class Engine {
   void WriterLoop();
   void CommitGroup(std::vector<Pending>& pending);
   rocksdb::ColumnFamilyHandle* HandleOf(Family family) const;
+  // Reads an encoded data key through the read cache; `what` names the read in errors.
+  Result<std::optional<StoredValue>> ReadData(const std::string& key, std::string_view what) const;
 
   // Constant after Open().
   EngineOptions options_;
@@ -228,6 +236,8 @@ class Engine {
   // One data write in options_.fold_every is folded (see CommitGroup); the choice is random.
   uint64_t fold_random_ = 0x9e3779b97f4a7c15;  // xorshift64 state (writer thread only)
   std::atomic<uint64_t> folds_{0};
+  // Exact: the writer thread keeps it in step with every data write (see read_cache.h).
+  mutable ReadCache read_cache_;
 
   std::deque<Pending> queue_;   // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
