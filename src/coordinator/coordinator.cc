@@ -993,8 +993,13 @@ asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::AlterKeyspace(
 ClusterInfo Coordinator::Cluster() const {
   ClusterInfo info;
   info.partitions = identity_.partitions();
-  info.formed = view_->topology() != nullptr;
-  if (!info.formed) info.note = view_->NotFormedReason();
+  auto topology = view_->topology();
+  info.formed = topology != nullptr;
+  if (info.formed) {
+    info.map_fingerprint = topology->map.Fingerprint();
+  } else {
+    info.note = view_->NotFormedReason();
+  }
   return info;
 }
 

@@ -91,7 +91,8 @@ struct NodeInfo {
 struct ClusterInfo {
   uint32_t partitions = 0;
   bool formed = false;
-  std::string note;  // why not formed
+  std::string note;              // why not formed
+  uint64_t map_fingerprint = 0;  // of the partition map, once formed
 };
 
 // One node as `cairn status` shows it.
