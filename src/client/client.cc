@@ -134,6 +134,13 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     request->set_timeout_ms(static_cast<uint32_t>(timeout.count()));
   }
 
+  // A request that names no keyspace or level (admin and status calls), with the default timeout.
+  wire::Request AdminRequest() const {
+    wire::Request request;
+    Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault, options_.request_timeout);
+    return request;
+  }
+
   // Sends `request` and returns the response, or the error the server or the connection gave.
   // Idempotent requests are retried when a connection breaks before the answer. A token-aware
   // client sends a single-key request to a replica of its key first.
@@ -264,16 +271,12 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   }
 
   asio::awaitable<Result<client::ClusterLayout>> FetchLayout() {
-    wire::Request status_request;
-    Prepare(&status_request, std::nullopt, std::nullopt, Consistency::kDefault,
-            options_.request_timeout);
+    wire::Request status_request = AdminRequest();
     status_request.mutable_cluster_status();
     auto status = co_await Send(status_request, /*idempotent=*/true, nullptr);
     if (!status.ok()) co_return status.status();
     if (closed_) co_return Status::Unavailable("the client was closed");
-    wire::Request list_request;
-    Prepare(&list_request, std::nullopt, std::nullopt, Consistency::kDefault,
-            options_.request_timeout);
+    wire::Request list_request = AdminRequest();
     list_request.mutable_keyspace_list();
     auto list = co_await Send(list_request, /*idempotent=*/true, nullptr);
     if (!list.ok()) co_return list.status();

@@ -154,15 +154,21 @@ std::map<std::string, uint64_t> ServerMetrics(const RunConfig& config) {
   return sum;
 }
 
+// How much a counter of ServerMetrics() grew between two readings (0 when one lacks it).
+uint64_t CounterDelta(const std::map<std::string, uint64_t>& before,
+                      const std::map<std::string, uint64_t>& after, const std::string& name) {
+  auto a = after.find(name);
+  auto b = before.find(name);
+  if (a == after.end() || b == before.end()) return 0;
+  return a->second - b->second;
+}
+
 // Paxos round trips per compare-and-swap, as the coordinators counted them over the run
 // (warm-up included on both sides of the ratio).
 void PrintPaxosRoundTrips(const std::map<std::string, uint64_t>& before,
                           const std::map<std::string, uint64_t>& after) {
-  auto delta = [&](const std::string& name) -> double {
-    auto a = after.find(name);
-    auto b = before.find(name);
-    if (a == after.end() || b == before.end()) return 0;
-    return static_cast<double>(a->second - b->second);
+  auto delta = [&](const std::string& name) {
+    return static_cast<double>(CounterDelta(before, after, name));
   };
   const double cas = delta("paxos.cas");
   if (cas == 0) {
@@ -183,14 +189,8 @@ void PrintPaxosRoundTrips(const std::map<std::string, uint64_t>& before,
 // own replica, or on another node's (a network hop that token-aware routing avoids).
 void PrintReplicaReads(const std::map<std::string, uint64_t>& before,
                        const std::map<std::string, uint64_t>& after) {
-  auto delta = [&](const std::string& name) -> uint64_t {
-    auto a = after.find(name);
-    auto b = before.find(name);
-    if (a == after.end() || b == before.end()) return 0;
-    return a->second - b->second;
-  };
-  const uint64_t local = delta("replica.local_reads");
-  const uint64_t remote = delta("replica.remote_reads");
+  const uint64_t local = CounterDelta(before, after, "replica.local_reads");
+  const uint64_t remote = CounterDelta(before, after, "replica.remote_reads");
   if (local + remote == 0) return;
   std::cout << fmt::format(
       "replica reads (server metrics): {} local, {} remote ({:.1f}% needed a hop to another "
