@@ -183,6 +183,7 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     Status last = Status::Unavailable("no server configured");
     const int attempts = 1 + (idempotent ? std::max(0, options_.read_retries) : 0);
     for (int attempt = 0; attempt < attempts && Clock::now() < deadline; ++attempt) {
+      if (attempt > 0 && closed_) break;  // Close() fails the calls in flight: no reconnecting
       // A retry goes round robin: the routed node may be the one that failed.
       const std::string* preferred = attempt == 0 ? server : nullptr;
       auto conn = co_await Acquire(preferred, deadline);
