@@ -62,6 +62,19 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<Client> Node(size_t i, std::chrono::milliseconds timeout = 3s) {
     return ClientOf({cluster_->address(i)}, timeout);
   }
+  // Waits until every node knows keyspace `name` (definitions spread by gossip).
+  bool WaitForKeyspace(const std::string& name) {
+    for (size_t n = 0; n < cluster_->size(); ++n) {
+      auto node = Node(n);
+      bool known = false;
+      for (int i = 0; i < 200 && !known; ++i) {
+        known = node->DescribeKeyspace(name).ok();
+        if (!known) std::this_thread::sleep_for(50ms);
+      }
+      if (!known) return false;
+    }
+    return true;
+  }
   // One coordinator counter summed over every node (nullopt when a node does not answer).
   std::optional<uint64_t> Counter(const std::string& name) {
     uint64_t sum = 0;
@@ -561,15 +574,7 @@ TEST_F(ClusterTest, TokenAwareReadsAtOneAreServedWhereTheKeyLives) {
   spec.replication = {{"*", 1}};
   ASSERT_TRUE(Node(0)->CreateKeyspace(spec).ok());
   // Every node must know the keyspace before the client asks one of them for the layout.
-  for (size_t n = 0; n < cluster_->size(); ++n) {
-    auto node = Node(n);
-    bool known = false;
-    for (int i = 0; i < 200 && !known; ++i) {
-      known = node->DescribeKeyspace("single").ok();
-      if (!known) std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_TRUE(known) << "node " << n << " never learned the keyspace";
-  }
+  ASSERT_TRUE(WaitForKeyspace("single"));
   constexpr int kKeys = 300;
   {
     auto writer = ClientOf(cluster_->addresses());
@@ -614,6 +619,38 @@ TEST_F(ClusterTest, TokenAwareReadsAtOneAreServedWhereTheKeyLives) {
   EXPECT_EQ(spread_remote + spread_local, static_cast<uint64_t>(kKeys));
   // About 200 of 300; far from 0 whatever the keys.
   EXPECT_GT(spread_remote, static_cast<uint64_t>(kKeys / 3));
+}
+
+// The layout a token-aware client fetched on its first call lacks a keyspace created since; the
+// client notices and asks again, and then routes that keyspace's keys too.
+TEST_F(ClusterTest, TokenAwareClientLearnsAKeyspaceCreatedAfterItsFirstCall) {
+  StartCluster();
+  ClientOptions o;
+  o.servers = cluster_->addresses();
+  o.token_aware = true;
+  o.keyspace = "later";
+  o.read_consistency = Consistency::kOne;
+  Client client(o);
+  ASSERT_TRUE(client.Ping().ok());  // the first call: the layout, without "later"
+  KeyspaceSpec spec("later");
+  spec.replication = {{"*", 1}};
+  ASSERT_TRUE(Node(0)->CreateKeyspace(spec).ok());
+  ASSERT_TRUE(WaitForKeyspace("later"));
+  constexpr int kKeys = 30;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(client.Put(fmt::format("key:{}", i), "v", WriteAt(Consistency::kOne)).ok());
+  }
+  // Round robin, a pass over the keys needs a hop for about 20 of them: a pass with none is routed.
+  bool routed = false;
+  for (int pass = 0; pass < 50 && !routed; ++pass) {
+    const auto before = Counter("replica.remote_reads");
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(client.Get(fmt::format("key:{}", i)).ok());
+    const auto after = Counter("replica.remote_reads");
+    ASSERT_TRUE(before && after);
+    routed = *after == *before;
+    if (!routed) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(routed) << "the client never routed the keyspace created after its first call";
 }
 
 // A routed request whose node is dead goes to another one: nothing fails for a client that
