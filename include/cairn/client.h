@@ -72,7 +72,8 @@ struct ClusterInfo {
   std::vector<NodeInfo> nodes;
   uint32_t partitions = 0;
   bool formed = false;
-  std::string note;  // why the cluster has not formed yet
+  std::string note;              // why the cluster has not formed yet
+  uint64_t map_fingerprint = 0;  // of the partition map; 0 before the cluster has formed
 };
 
 // The asynchronous client. Every call must be made from a coroutine running on the executor

@@ -18,8 +18,8 @@ namespace cairn {
 struct ClientOptions {
   ClientOptions() = default;
 
-  // HOST:PORT of one or more Cairn nodes. Requests are spread over them; a node that cannot be
-  // reached is skipped until it can.
+  // HOST:PORT of one or more Cairn nodes. Requests are spread over them (or routed by key, see
+  // token_aware); a node that cannot be reached is skipped until it can.
   std::vector<std::string> servers = {"127.0.0.1:7400"};
   // Connections kept open per server. Each connection carries many requests at once.
   size_t connections_per_server = 2;
@@ -36,6 +36,18 @@ struct ClientOptions {
   int read_retries = 2;
   // Largest response accepted (a scan page of large values can be big).
   size_t max_frame_bytes = size_t{64} << 20;
+  // Token-aware routing: send each Get, Put, Delete and Cas to a replica of its key (the first
+  // live one in placement order), so that its coordinator holds the data and a read at ONE or
+  // LOCAL_ONE is answered without a hop to another node. The client learns the cluster's layout
+  // (members, partition map, keyspaces) on its first call, and again every `layout_refresh` and
+  // soon after a routed request fails to connect or names a keyspace it does not know. It routes
+  // only to nodes whose address is in `servers`, as the cluster lists them: list every node.
+  // Requests go round robin instead while the layout is unknown, when no live replica is listed,
+  // for scans and batches, and for a retry after a connection failure.
+  bool token_aware = false;
+  // With token_aware, only replicas in this data centre are chosen (empty: any data centre).
+  std::string local_dc;
+  std::chrono::milliseconds layout_refresh{10000};
 };
 
 // Per-call overrides for reads. Unset fields take the client's defaults.

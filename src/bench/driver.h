@@ -62,6 +62,9 @@ struct DriverOptions {
   std::string keyspace = "default";
   std::string read_cl, write_cl, commit_cl;  // empty: the server's default
   std::chrono::milliseconds timeout{5000};
+  // native: send each single-key request to a replica of its key (ClientOptions::token_aware)
+  // instead of spreading requests over the servers.
+  bool token_aware = true;
 };
 
 // Made once per driver thread; its sessions run on the same single-threaded executor.

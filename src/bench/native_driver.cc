@@ -1,5 +1,5 @@
-// The native driver: Cairn's client library (pooled pipelined connections, spread over the servers
-// given; the library does not route by key yet).
+// The native driver: Cairn's client library (pooled pipelined connections; single-key requests
+// routed to a replica of their key unless token_aware is off, the rest spread over the servers).
 #include <fmt/format.h>
 
 #include "bench/driver.h"
@@ -98,6 +98,7 @@ class NativeDriver : public Driver {
     client.connections_per_server = options_.connections;
     client.keyspace = options_.keyspace;
     client.request_timeout = options_.timeout;
+    client.token_aware = options_.token_aware;
     if (auto level = Level(options_.read_cl)) client.read_consistency = *level;
     if (auto level = Level(options_.write_cl)) client.write_consistency = *level;
     client_ = std::make_unique<AsyncClient>(std::move(executor), std::move(client));
@@ -124,7 +125,8 @@ class NativeDriver : public Driver {
            "not retried";
   }
   std::string description() const override {
-    return fmt::format("Cairn native protocol at {}", fmt::join(options_.servers, ","));
+    return fmt::format("Cairn native protocol at {} ({})", fmt::join(options_.servers, ","),
+                       options_.token_aware ? "token-aware" : "round robin");
   }
 
  private:

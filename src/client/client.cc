@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -15,6 +16,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "base/async.h"
+#include "client/cluster_layout.h"
 #include "net/connection_pool.h"
 #include "proto/native.pb.h"
 
@@ -33,6 +35,9 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // The client waits this much longer than the deadline it gives the server, so that the
 // server's own TIMEOUT answer (with its ack count) arrives instead of a bare local timeout.
 constexpr auto kGrace = std::chrono::milliseconds(100);
+// A token-aware client asks for the layout again at most this often when a routed request
+// fails to connect, names a keyspace it does not know, or the last attempt failed.
+constexpr auto kLayoutRetry = std::chrono::seconds(1);
 
 Status StatusOf(const wire::Error& e) {
   const auto code = static_cast<Code>(e.code());
@@ -66,6 +71,41 @@ KeyspaceInfo KeyspaceOf(const wire::Keyspace& k) {
   return info;
 }
 
+std::vector<KeyspaceInfo> KeyspacesOf(const wire::KeyspaceListResponse& r) {
+  std::vector<KeyspaceInfo> out;
+  for (const wire::Keyspace& k : r.keyspaces()) out.push_back(KeyspaceOf(k));
+  return out;
+}
+
+ClusterInfo ClusterOf(const wire::ClusterStatusResponse& r) {
+  ClusterInfo info;
+  info.partitions = r.partitions();
+  info.formed = r.formed();
+  info.note = r.note();
+  info.map_fingerprint = r.map_fingerprint();
+  for (const wire::NodeStatus& n : r.nodes()) {
+    info.nodes.push_back(NodeInfo{n.node_id(), n.address(), n.dc(), n.rack(), n.state() == "UP",
+                                  n.partitions(), n.load_bytes(), n.hints_pending(), n.self()});
+  }
+  return info;
+}
+
+// The key of a single-key request, which a token-aware client routes; null for the others.
+const std::string* RoutingKeyOf(const wire::Request& request) {
+  switch (request.op_case()) {
+    case wire::Request::kGet:
+      return &request.get().key();
+    case wire::Request::kPut:
+      return &request.put().key();
+    case wire::Request::kDelete:
+      return &request.delete_().key();
+    case wire::Request::kCas:
+      return &request.cas().key();
+    default:
+      return nullptr;
+  }
+}
+
 Status DecodeErrorFrame(std::string_view payload) {
   wire::Response response;
   if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
@@ -94,16 +134,59 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     request->set_timeout_ms(static_cast<uint32_t>(timeout.count()));
   }
 
+  // A request that names no keyspace or level (admin and status calls), with the default timeout.
+  wire::Request AdminRequest() const {
+    wire::Request request;
+    Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault, options_.request_timeout);
+    return request;
+  }
+
   // Sends `request` and returns the response, or the error the server or the connection gave.
-  // Idempotent requests are retried when a connection breaks before the answer.
+  // Idempotent requests are retried when a connection breaks before the answer. A token-aware
+  // client sends a single-key request to a replica of its key first.
   asio::awaitable<Result<wire::Response>> Call(const wire::Request& request, bool idempotent) {
     auto self = shared_from_this();
+    closed_ = false;  // later calls reconnect
+    const std::string* server = nullptr;
+    std::shared_ptr<const client::ClusterLayout> layout;  // keeps `server` alive
+    if (options_.token_aware) {
+      if (!refreshing_ && Clock::now() >= layout_due_) co_await KeepLayout();
+      layout = layout_;
+      if (const std::string* key = RoutingKeyOf(request); key != nullptr && layout != nullptr) {
+        server = layout->Route(request.keyspace(), *key, options_.local_dc);
+        if (!layout->knows(request.keyspace())) LayoutStale();  // created since the last look
+      }
+    }
+    co_return co_await Send(request, idempotent, server);
+  }
+
+  void CloseAll() {
+    closed_ = true;
+    pool_.CloseAll();
+  }
+
+ private:
+  static net::ConnectionPool::Options PoolOptions(const ClientOptions& o) {
+    net::ConnectionPool::Options p;
+    p.connection.max_payload = o.max_frame_bytes;
+    p.decode_error = DecodeErrorFrame;
+    p.per_peer = o.connections_per_server;
+    p.connect_timeout = o.connect_timeout;
+    return p;
+  }
+
+  // Call() without routing: to `server` first when not null, then round robin.
+  asio::awaitable<Result<wire::Response>> Send(const wire::Request& request, bool idempotent,
+                                               const std::string* server) {
     const auto timeout = std::chrono::milliseconds(request.timeout_ms());
     const Deadline deadline = Clock::now() + timeout + kGrace;
     Status last = Status::Unavailable("no server configured");
     const int attempts = 1 + (idempotent ? std::max(0, options_.read_retries) : 0);
     for (int attempt = 0; attempt < attempts && Clock::now() < deadline; ++attempt) {
-      auto conn = co_await Acquire(deadline);
+      if (attempt > 0 && closed_) break;  // Close() fails the calls in flight: no reconnecting
+      // A retry goes round robin: the routed node may be the one that failed.
+      const std::string* preferred = attempt == 0 ? server : nullptr;
+      auto conn = co_await Acquire(preferred, deadline);
       if (!conn.ok()) co_return conn.status();
       const size_t size = request.ByteSizeLong();
       auto payload = co_await (*conn)->Call(
@@ -114,6 +197,7 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
           deadline);
       if (!payload.ok()) {
         last = payload.status();
+        if (preferred != nullptr) LayoutStale();  // the replica may be down
         // Not sent at all: safe to try again. Sent, then the connection broke: only reads.
         if (last.code() == Code::kUnavailable) continue;
         if (last.code() == Code::kTimeout && idempotent && (*conn)->broken()) continue;
@@ -132,20 +216,15 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     co_return last;
   }
 
-  void CloseAll() { pool_.CloseAll(); }
-
- private:
-  static net::ConnectionPool::Options PoolOptions(const ClientOptions& o) {
-    net::ConnectionPool::Options p;
-    p.connection.max_payload = o.max_frame_bytes;
-    p.decode_error = DecodeErrorFrame;
-    p.per_peer = o.connections_per_server;
-    p.connect_timeout = o.connect_timeout;
-    return p;
-  }
-
-  // A live connection to one of the servers, trying them in turn.
-  asio::awaitable<Result<std::shared_ptr<net::MuxConnection>>> Acquire(Deadline deadline) {
+  // A live connection to `preferred` when given and reachable, else to one of the servers,
+  // trying them in turn.
+  asio::awaitable<Result<std::shared_ptr<net::MuxConnection>>> Acquire(const std::string* preferred,
+                                                                       Deadline deadline) {
+    if (preferred != nullptr) {
+      auto conn = co_await pool_.Acquire(*preferred, deadline);
+      if (conn.ok()) co_return conn;
+      LayoutStale();
+    }
     Status last = Status::Unavailable("no server configured");
     for (size_t tried = 0; tried < options_.servers.size(); ++tried) {
       const std::string& server = options_.servers[next_++ % options_.servers.size()];
@@ -156,9 +235,72 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     co_return last;
   }
 
+  // ------------------------------------------------------------------------------------------
+  // The layout of a token-aware client.
+
+  // Refreshes the layout, which is due. The first call waits for it, so that routing starts with
+  // the first request; later refreshes run beside the calls.
+  asio::awaitable<void> KeepLayout() {
+    if (!layout_asked_) {
+      co_await RefreshLayout();
+      co_return;
+    }
+    auto executor = co_await asio::this_coro::executor;
+    // RefreshLayout records every outcome in the layout state: nothing escapes it.
+    asio::co_spawn(executor, RefreshLayout(), asio::detached);
+  }
+
+  // Asks a server for the members and the keyspaces and replaces the layout. On failure the old
+  // layout stays, unless the cluster's answer itself cannot be routed by (then none: round
+  // robin), and the next attempt is kLayoutRetry later.
+  asio::awaitable<void> RefreshLayout() {
+    auto self = shared_from_this();
+    refreshing_ = true;
+    layout_asked_ = true;
+    layout_started_ = Clock::now();
+    layout_due_ = layout_started_ + kLayoutRetry;
+    auto layout = co_await FetchLayout();
+    refreshing_ = false;
+    if (layout.ok()) {
+      layout_ = std::make_shared<const client::ClusterLayout>(std::move(*layout));
+      layout_due_ = layout_started_ + options_.layout_refresh;
+    } else if (layout.status().code() == Code::kInvalidArgument) {
+      layout_.reset();
+    }
+    // Closed while the refresh ran, and no call since: leave no connection it opened behind.
+    if (closed_) pool_.CloseAll();
+  }
+
+  asio::awaitable<Result<client::ClusterLayout>> FetchLayout() {
+    wire::Request status_request = AdminRequest();
+    status_request.mutable_cluster_status();
+    auto status = co_await Send(status_request, /*idempotent=*/true, nullptr);
+    if (!status.ok()) co_return status.status();
+    if (closed_) co_return Status::Unavailable("the client was closed");
+    wire::Request list_request = AdminRequest();
+    list_request.mutable_keyspace_list();
+    auto list = co_await Send(list_request, /*idempotent=*/true, nullptr);
+    if (!list.ok()) co_return list.status();
+    const ClusterInfo cluster = ClusterOf(status->cluster_status());
+    const std::vector<KeyspaceInfo> keyspaces = KeyspacesOf(list->keyspace_list());
+    co_return client::ClusterLayout::Make(cluster, keyspaces, options_.servers);
+  }
+
+  // Asks for the layout again soon: a routed node failed, or a keyspace is new.
+  void LayoutStale() {
+    if (layout_asked_) layout_due_ = std::min(layout_due_, layout_started_ + kLayoutRetry);
+  }
+
   const ClientOptions options_;
   net::ConnectionPool pool_;
   size_t next_ = 0;
+  bool closed_ = false;  // CloseAll() ran and no call came since
+  // Token-aware routing (all on the client's executor).
+  std::shared_ptr<const client::ClusterLayout> layout_;  // null: round robin
+  bool layout_asked_ = false;                            // the first refresh has started
+  bool refreshing_ = false;
+  Clock::time_point layout_started_{};  // of the last refresh
+  Clock::time_point layout_due_{};      // of the next one
 };
 
 AsyncClient::AsyncClient(asio::any_io_executor executor, ClientOptions options)
@@ -346,10 +488,7 @@ asio::awaitable<Result<std::vector<KeyspaceInfo>>> AsyncClient::ListKeyspaces() 
   request.mutable_keyspace_list();
   auto response = co_await impl->Call(request, /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
-  std::vector<KeyspaceInfo> out;
-  for (const wire::Keyspace& k : response->keyspace_list().keyspaces())
-    out.push_back(KeyspaceOf(k));
-  co_return out;
+  co_return KeyspacesOf(response->keyspace_list());
 }
 
 asio::awaitable<Result<KeyspaceInfo>> AsyncClient::DescribeKeyspace(std::string name) {
@@ -426,16 +565,7 @@ asio::awaitable<Result<ClusterInfo>> AsyncClient::ClusterStatus() {
   request.mutable_cluster_status();
   auto response = co_await impl->Call(request, /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
-  const wire::ClusterStatusResponse& r = response->cluster_status();
-  ClusterInfo info;
-  info.partitions = r.partitions();
-  info.formed = r.formed();
-  info.note = r.note();
-  for (const wire::NodeStatus& n : r.nodes()) {
-    info.nodes.push_back(NodeInfo{n.node_id(), n.address(), n.dc(), n.rack(), n.state() == "UP",
-                                  n.partitions(), n.load_bytes(), n.hints_pending(), n.self()});
-  }
-  co_return info;
+  co_return ClusterOf(response->cluster_status());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -238,6 +238,12 @@ void PutString(std::string* out, std::string_view s) {
 
 }  // namespace
 
+uint32_t ReplicationIn(const ReplicationMap& replication, std::string_view dc) {
+  if (auto it = replication.find(dc); it != replication.end()) return it->second;
+  if (auto it = replication.find(kEveryDc); it != replication.end()) return it->second;
+  return 0;
+}
+
 Result<PartitionMap> PartitionMap::Compute(std::vector<Member> members, uint32_t partition_bits) {
   if (partition_bits > kMaxPartitionBits) {
     return Status::InvalidArgument("partition bits " + std::to_string(partition_bits) +
@@ -321,12 +327,17 @@ std::span<const uint32_t> PartitionMap::Preference(uint32_t partition, std::stri
   return std::span<const uint32_t>(d->lists).subspan(partition * n, n);
 }
 
-std::vector<uint32_t> PartitionMap::Replicas(
-    uint32_t partition, const std::map<std::string, uint32_t, std::less<>>& rf_per_dc) const {
+std::span<const uint32_t> PartitionMap::ReplicasIn(uint32_t partition, std::string_view dc,
+                                                   const ReplicationMap& replication) const {
+  std::span<const uint32_t> list = Preference(partition, dc);
+  return list.first(std::min<size_t>(ReplicationIn(replication, dc), list.size()));
+}
+
+std::vector<uint32_t> PartitionMap::Replicas(uint32_t partition,
+                                             const ReplicationMap& replication) const {
   std::vector<uint32_t> replicas;
-  for (const auto& [dc, rf] : rf_per_dc) {
-    std::span<const uint32_t> list = Preference(partition, dc);
-    list = list.first(std::min<size_t>(rf, list.size()));
+  for (const DataCentre& dc : dcs_) {
+    std::span<const uint32_t> list = ReplicasIn(partition, dc.name, replication);
     replicas.insert(replicas.end(), list.begin(), list.end());
   }
   return replicas;

@@ -6,6 +6,8 @@
 // the same members computes the same map, byte for byte; Fingerprint() lets nodes compare maps.
 // The algorithm is therefore part of the cluster's contract: changing it moves partitions when the
 // new binary computes a map, and nodes that run different versions disagree until all are upgraded.
+// The token-aware client library computes the same map from the cluster status (it links this
+// file's library, cairn_placement, which needs base only).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "cairn/status.h"
+#include "cairn/types.h"
 
 namespace cairn::cluster {
 
@@ -24,8 +27,12 @@ inline constexpr uint32_t kMaxPartitionBits = 16;
 
 // Every prefix of a preference list up to this length is balanced between the DC's nodes; longer
 // prefixes only follow the rack rule. Covers every replication factor a keyspace may have
-// (kMaxReplicationFactor in schema.h).
+// (kMaxReplicationFactor in cairn/types.h).
 inline constexpr uint32_t kBalancedPrefix = 15;
+
+// The replication factor of a keyspace with `replication` in data centre `dc`: its own entry, else
+// the kEveryDc entry, else 0.
+uint32_t ReplicationIn(const ReplicationMap& replication, std::string_view dc);
 
 struct Member {
   uint32_t node_id = 0;  // unique, non-zero
@@ -69,11 +76,15 @@ class PartitionMap {
   // `partition` >= partitions().
   std::span<const uint32_t> Preference(uint32_t partition, std::string_view dc) const;
 
-  // The replicas of `partition` for a keyspace with `rf_per_dc` replicas per DC: the first
-  // rf_per_dc[dc] nodes of each DC's list (capped at the DC's node count), DCs in name order, each
-  // DC's nodes in preference order. DCs without members contribute nothing.
-  std::vector<uint32_t> Replicas(
-      uint32_t partition, const std::map<std::string, uint32_t, std::less<>>& rf_per_dc) const;
+  // The replicas in `dc` of `partition` for a keyspace with `replication`: the first
+  // ReplicationIn(replication, dc) nodes of the DC's list (capped at the DC's node count), in
+  // preference order. This is the one rule that says where a key lives.
+  std::span<const uint32_t> ReplicasIn(uint32_t partition, std::string_view dc,
+                                       const ReplicationMap& replication) const;
+
+  // The replicas of `partition` for a keyspace with `replication`: ReplicasIn() of every DC, DCs
+  // in name order.
+  std::vector<uint32_t> Replicas(uint32_t partition, const ReplicationMap& replication) const;
 
   // How many partitions have `node_id` among the first `k` nodes of its DC's lists (0 for a node
   // that is not a member).

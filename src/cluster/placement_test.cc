@@ -10,7 +10,6 @@
 #include <gtest/gtest.h>
 
 #include "base/hash.h"
-#include "cluster/schema.h"
 
 namespace cairn::cluster {
 namespace {
@@ -321,6 +320,16 @@ TEST(PlacementTest, MultiDc) {
     }
     // A factor over the DC's size is capped; unknown DCs and factor 0 add nothing.
     EXPECT_EQ(map.Replicas(p, {{"dc1", 9}, {"dc2", 0}, {"dc9", 3}}).size(), 6u);
+    // "*" gives the factor of every DC not named.
+    const ReplicationMap every = {{"*", 2}, {"dc2", 1}};
+    EXPECT_EQ(ReplicationIn(every, "dc1"), 2u);
+    EXPECT_EQ(ReplicationIn(every, "dc2"), 1u);
+    EXPECT_EQ(ReplicationIn({{"dc2", 1}}, "dc1"), 0u);
+    const auto dc1 = map.ReplicasIn(p, "dc1", every);
+    ASSERT_EQ(dc1.size(), 2u);
+    EXPECT_TRUE(std::equal(dc1.begin(), dc1.end(), map.Preference(p, "dc1").begin()));
+    EXPECT_EQ(map.ReplicasIn(p, "dc2", every).size(), 1u);
+    EXPECT_EQ(map.Replicas(p, every).size(), 3u);
   }
   // Each DC is balanced on its own.
   for (const Member& m : members) {

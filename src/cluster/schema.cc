@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "base/hash.h"
+#include "cluster/placement.h"
 #include "proto/internode.pb.h"
 
 namespace cairn::cluster {
@@ -97,9 +98,7 @@ Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
 }
 
 uint32_t KeyspaceDef::ReplicationIn(std::string_view dc) const {
-  if (auto it = replication.find(dc); it != replication.end()) return it->second;
-  if (auto it = replication.find(kEveryDc); it != replication.end()) return it->second;
-  return 0;
+  return cluster::ReplicationIn(replication, dc);
 }
 
 Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,

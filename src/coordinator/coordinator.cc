@@ -301,7 +301,7 @@ std::pair<std::vector<uint32_t>, std::vector<uint32_t>> Coordinator::ChooseRepli
 
 asio::awaitable<void> Coordinator::ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                                 storage::DataKey key, base::Deadline deadline) {
-  replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+  CountRead(/*local=*/false);
   auto topology = view_->topology();
   cluster::InternodeClient* client = Client();
   if (client == nullptr || !topology) {
@@ -351,7 +351,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
 
   // This node alone answers: no reconciliation needed.
   if (ask.size() == 1 && ask[0] == identity_.node_id) {
-    replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+    CountRead(/*local=*/true);
     co_return local_->Read(key);
   }
 
@@ -360,7 +360,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
   for (uint32_t node : ask) {
     round->Start();
     if (node == identity_.node_id) {
-      replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+      CountRead(/*local=*/true);
       auto local = local_->Read(key);
       if (local.ok()) {
         round->Answer(node, std::move(*local));
@@ -605,7 +605,7 @@ std::optional<Result<std::optional<Record>>> Coordinator::TryGetLocal(
   if (!plan.ok() || plan->ask.size() != 1 || plan->ask[0] != identity_.node_id) {
     return std::nullopt;
   }
-  replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+  CountRead(/*local=*/true);
   return LiveRecordOf(local_->Read(data_key));
 }
 
@@ -993,8 +993,13 @@ asio::awaitable<Result<cluster::KeyspaceDef>> Coordinator::AlterKeyspace(
 ClusterInfo Coordinator::Cluster() const {
   ClusterInfo info;
   info.partitions = identity_.partitions();
-  info.formed = view_->topology() != nullptr;
-  if (!info.formed) info.note = view_->NotFormedReason();
+  auto topology = view_->topology();
+  info.formed = topology != nullptr;
+  if (info.formed) {
+    info.map_fingerprint = topology->map.Fingerprint();
+  } else {
+    info.note = view_->NotFormedReason();
+  }
   return info;
 }
 
@@ -1013,6 +1018,8 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
           {"replica.writes", get(replica_counters_.writes)},
           {"replica.write_failures", get(replica_counters_.write_failures)},
           {"replica.reads", get(replica_counters_.reads)},
+          {"replica.local_reads", get(replica_counters_.local_reads)},
+          {"replica.remote_reads", get(replica_counters_.remote_reads)},
           {"replica.read_repairs", get(replica_counters_.read_repairs)},
           {"replica.speculative_reads", get(replica_counters_.speculative)},
           {"hints.stored", get(replica_counters_.hints_stored)}};

@@ -91,7 +91,8 @@ struct NodeInfo {
 struct ClusterInfo {
   uint32_t partitions = 0;
   bool formed = false;
-  std::string note;  // why not formed
+  std::string note;              // why not formed
+  uint64_t map_fingerprint = 0;  // of the partition map, once formed
 };
 
 // One node as `cairn status` shows it.
@@ -310,11 +311,20 @@ class Coordinator {
     std::atomic<uint64_t> writes{0};          // mutations sent to a replica (this node included)
     std::atomic<uint64_t> write_failures{0};  // of those, not acknowledged (hinted or lost)
     std::atomic<uint64_t> reads{0};           // reads asked of a replica
+    std::atomic<uint64_t> local_reads{0};     // of those, served by this node's own replica
+    std::atomic<uint64_t> remote_reads{0};    // of those, sent to another node
     std::atomic<uint64_t> read_repairs{0};    // stale replicas sent the newest version by a read
     std::atomic<uint64_t> speculative{0};     // spare replicas asked because one was slow
     std::atomic<uint64_t> hints_stored{0};    // mutations kept as hints for a replica
   };
   mutable ReplicaCounters replica_counters_;
+  // One read asked of a replica: this node's own (`local`) or another node's, which costs the
+  // request a network round trip (what token-aware clients avoid).
+  void CountRead(bool local) const {
+    replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
+    (local ? replica_counters_.local_reads : replica_counters_.remote_reads)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
 
   // Constant after construction.
   const CoordinatorOptions options_;

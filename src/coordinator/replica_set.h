@@ -38,17 +38,15 @@ struct Coordinator::ReplicaSet {
   static ReplicaSet Of(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
                        uint32_t partition) {
     ReplicaSet set;
+    // The placement rule the token-aware client library applies too (PartitionMap::ReplicasIn).
     for (const std::string& dc : topology.map.dcs()) {
-      const uint32_t rf = ks.ReplicationIn(dc);
-      if (rf == 0) continue;
-      auto list = topology.map.Preference(partition, dc);
-      const size_t n = std::min<size_t>(rf, list.size());
-      if (n == 0) continue;
+      const auto list = topology.map.ReplicasIn(partition, dc, ks.replication);
+      if (list.empty()) continue;
       const auto index = static_cast<uint16_t>(set.dcs.size());
       if (dc == topology.local_dc) set.local_dc = index;
       set.dcs.push_back(dc);
-      for (size_t i = 0; i < n; ++i) {
-        set.nodes.push_back(list[i]);
+      for (uint32_t node : list) {
+        set.nodes.push_back(node);
         set.dc_of.push_back(index);
       }
     }

@@ -305,6 +305,8 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"replica.writes", "Mutations sent to a replica, this node included"},
     {"replica.write_failures", "Mutations a replica did not acknowledge (hinted or lost)"},
     {"replica.reads", "Reads asked of a replica, this node included"},
+    {"replica.local_reads", "Reads this node served from its own replica (no network hop)"},
+    {"replica.remote_reads", "Reads this node sent to another node's replica"},
     {"replica.read_repairs", "Stale replicas sent the newest version by a read (read repair)"},
     {"replica.speculative_reads",
      "Spare replicas a read asked because a chosen one had not answered in time"},

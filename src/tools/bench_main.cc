@@ -32,6 +32,7 @@ struct Options {
   bool json = false;
   std::string label;
   uint32_t timeout_ms = 5000;
+  std::string token_aware = "on";
 };
 
 struct Row {
@@ -101,6 +102,9 @@ void Print(const Options& o, const RunConfig& c, const std::vector<Row>& rows) {
                                {"value_size", c.value_sizes.ToString()},
                                {"read_cl", c.driver_options.read_cl},
                                {"write_cl", c.driver_options.write_cl}};
+      if (c.driver == cairn::bench::DriverKind::kNative) {
+        j["token_aware"] = c.driver_options.token_aware;
+      }
       if (r.op == "all") {
         j["target_ops_per_s"] = r.target;
         j["not_applied"] = r.not_applied;
@@ -150,15 +154,21 @@ std::map<std::string, uint64_t> ServerMetrics(const RunConfig& config) {
   return sum;
 }
 
+// How much a counter of ServerMetrics() grew between two readings (0 when one lacks it).
+uint64_t CounterDelta(const std::map<std::string, uint64_t>& before,
+                      const std::map<std::string, uint64_t>& after, const std::string& name) {
+  auto a = after.find(name);
+  auto b = before.find(name);
+  if (a == after.end() || b == before.end()) return 0;
+  return a->second - b->second;
+}
+
 // Paxos round trips per compare-and-swap, as the coordinators counted them over the run
 // (warm-up included on both sides of the ratio).
 void PrintPaxosRoundTrips(const std::map<std::string, uint64_t>& before,
                           const std::map<std::string, uint64_t>& after) {
-  auto delta = [&](const std::string& name) -> double {
-    auto a = after.find(name);
-    auto b = before.find(name);
-    if (a == after.end() || b == before.end()) return 0;
-    return static_cast<double>(a->second - b->second);
+  auto delta = [&](const std::string& name) {
+    return static_cast<double>(CounterDelta(before, after, name));
   };
   const double cas = delta("paxos.cas");
   if (cas == 0) {
@@ -173,6 +183,19 @@ void PrintPaxosRoundTrips(const std::map<std::string, uint64_t>& before,
       "commit = {:.2f}; {:.3f} contended retries, {:.4f} timeouts per CAS\n",
       prepare, propose, commit, prepare + propose + commit, delta("paxos.contended_retries") / cas,
       delta("paxos.timeouts") / cas);
+}
+
+// Where the coordinators found the data of the reads over the run (warm-up included): on their
+// own replica, or on another node's (a network hop that token-aware routing avoids).
+void PrintReplicaReads(const std::map<std::string, uint64_t>& before,
+                       const std::map<std::string, uint64_t>& after) {
+  const uint64_t local = CounterDelta(before, after, "replica.local_reads");
+  const uint64_t remote = CounterDelta(before, after, "replica.remote_reads");
+  if (local + remote == 0) return;
+  std::cout << fmt::format(
+      "replica reads (server metrics): {} local, {} remote ({:.1f}% needed a hop to another "
+      "node)\n",
+      local, remote, 100.0 * static_cast<double>(remote) / static_cast<double>(local + remote));
 }
 
 void PrintErrorKinds(const std::string& phase, const Tally& t) {
@@ -196,8 +219,9 @@ Workloads (YCSB core; keys zipfian unless --distribution says otherwise):
   cas-contended  compare-and-swap on the --keys records shared by all clients (Cairn only)
 
 Drivers:
-  native         Cairn's native protocol through the client library (requests spread over
-                 the --server list; each node coordinates what it gets)
+  native         Cairn's native protocol through the client library: each single-key
+                 request goes to a replica of its key (token-aware; --token-aware off spreads
+                 them over the --server list, and each node coordinates what it gets)
   resp           RESP2 to each --server in turn, a connection per client (Cairn's RESP door,
                  redis-server)
   redis-cluster  Redis Cluster: --server is any node; keys go to the master of their slot
@@ -274,6 +298,11 @@ int main(int argc, char** argv) {
   app.add_option("--write-cl", c.driver_options.write_cl, "Consistency level of writes (Cairn)");
   app.add_option("--commit-cl", c.driver_options.commit_cl,
                  "Commit level of compare-and-swap (native; default: the server's, QUORUM)");
+  app.add_option("--token-aware", o.token_aware,
+                 "native: send each key's requests to a replica of it (list every node with "
+                 "--server), or spread them over the servers (off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--timeout", o.timeout_ms, "Request timeout in ms")->capture_default_str();
   app.add_option("--seed", c.seed, "Random seed of key and operation choice")
       ->capture_default_str();
@@ -302,6 +331,7 @@ int main(int argc, char** argv) {
                                   : cairn::bench::DriverKind::kRedisCluster;
   c.driver_options.servers = o.servers;
   c.driver_options.timeout = std::chrono::milliseconds(o.timeout_ms);
+  c.driver_options.token_aware = o.token_aware == "on";
   if (auto spec = cairn::bench::FindWorkload(c.workload)) c.distribution = spec->distribution;
   if (c.workload == "cas-contended") c.distribution = cairn::bench::KeyDistribution::kUniform;
   if (!o.distribution.empty()) c.distribution = *cairn::bench::ParseKeyDistribution(o.distribution);
@@ -346,11 +376,12 @@ int main(int argc, char** argv) {
     for (Row row : Rows(name, t, config.duration_s, rate)) rows.push_back(row);
     return static_cast<double>(t.ops()) / config.duration_s;
   };
-  const bool cas_metrics = config.is_cas() && config.driver == cairn::bench::DriverKind::kNative;
+  const bool server_metrics = config.driver == cairn::bench::DriverKind::kNative;
+  const bool cas_metrics = config.is_cas() && server_metrics;
   std::map<std::string, uint64_t> before, after;
-  if (cas_metrics) before = ServerMetrics(config);
+  if (server_metrics) before = ServerMetrics(config);
   const double run_rate = run_phase("run", false, config.rate);
-  if (cas_metrics) after = ServerMetrics(config);
+  if (server_metrics) after = ServerMetrics(config);
   for (double percent : o.sweep) {
     run_phase(fmt::format("at-{:g}%", percent), false, run_rate * percent / 100);
   }
@@ -359,6 +390,7 @@ int main(int argc, char** argv) {
 
   Print(o, config, rows);
   if (cas_metrics && !o.json) PrintPaxosRoundTrips(before, after);
+  if (server_metrics && !o.json) PrintReplicaReads(before, after);
   if (o.baseline && !o.json && ping_rate > 0) {
     std::cout << fmt::format(
         "run/baseline throughput ratio: {:.2f} (workload {} vs PING, same clients and "

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -60,6 +61,29 @@ class ClusterTest : public ::testing::Test {
   }
   std::unique_ptr<Client> Node(size_t i, std::chrono::milliseconds timeout = 3s) {
     return ClientOf({cluster_->address(i)}, timeout);
+  }
+  // Waits until every node knows keyspace `name` (definitions spread by gossip).
+  bool WaitForKeyspace(const std::string& name) {
+    for (size_t n = 0; n < cluster_->size(); ++n) {
+      auto node = Node(n);
+      bool known = false;
+      for (int i = 0; i < 200 && !known; ++i) {
+        known = node->DescribeKeyspace(name).ok();
+        if (!known) std::this_thread::sleep_for(50ms);
+      }
+      if (!known) return false;
+    }
+    return true;
+  }
+  // One coordinator counter summed over every node (nullopt when a node does not answer).
+  std::optional<uint64_t> Counter(const std::string& name) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < cluster_->size(); ++i) {
+      auto m = Node(i)->Metrics();
+      if (!m.ok()) return std::nullopt;
+      sum += (*m)[name];
+    }
+    return sum;
   }
 
   TempDir dir_;
@@ -538,6 +562,124 @@ TEST_F(ClusterTest, ScansAcrossNodesAndKeyspacesSpreadByGossip) {
     EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end())) << ConsistencyName(level);
     EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), events) << ConsistencyName(level);
     EXPECT_EQ(seen.size(), events.size()) << ConsistencyName(level);
+  }
+}
+
+// A token-aware client sends a read at ONE to the replica of its key, which answers from its own
+// storage. With one replica per key on three nodes, reads spread over the nodes need a hop to
+// another node two times in three.
+TEST_F(ClusterTest, TokenAwareReadsAtOneAreServedWhereTheKeyLives) {
+  StartCluster();
+  KeyspaceSpec spec("single");
+  spec.replication = {{"*", 1}};
+  ASSERT_TRUE(Node(0)->CreateKeyspace(spec).ok());
+  // Every node must know the keyspace before the client asks one of them for the layout.
+  ASSERT_TRUE(WaitForKeyspace("single"));
+  constexpr int kKeys = 300;
+  {
+    auto writer = ClientOf(cluster_->addresses());
+    WriteOptions w;
+    w.keyspace = "single";
+    for (int i = 0; i < kKeys; ++i) {
+      ASSERT_TRUE(writer->Put(fmt::format("key:{}", i), std::to_string(i), w).ok());
+    }
+  }
+  // Reads every key through a client of all three nodes; returns the remote and local reads the
+  // coordinators counted meanwhile.
+  auto read_all = [&](bool token_aware) -> std::pair<uint64_t, uint64_t> {
+    ClientOptions o;
+    o.servers = cluster_->addresses();
+    o.keyspace = "single";
+    o.read_consistency = Consistency::kOne;
+    o.token_aware = token_aware;
+    Client client(o);
+    const auto remote_before = Counter("replica.remote_reads");
+    const auto local_before = Counter("replica.local_reads");
+    EXPECT_TRUE(remote_before && local_before);
+    for (int i = 0; i < kKeys; ++i) {
+      auto got = client.Get(fmt::format("key:{}", i));
+      EXPECT_TRUE(got.ok() && got->has_value() && (*got)->value == std::to_string(i))
+          << "key:" << i << ": " << got.status().ToString();
+    }
+    const auto remote_after = Counter("replica.remote_reads");
+    const auto local_after = Counter("replica.local_reads");
+    EXPECT_TRUE(remote_after && local_after);
+    if (!remote_before || !local_before || !remote_after || !local_after) return {0, 0};
+    return {*remote_after - *remote_before, *local_after - *local_before};
+  };
+
+  const auto [routed_remote, routed_local] = read_all(/*token_aware=*/true);
+  EXPECT_EQ(routed_remote, 0u);
+  EXPECT_EQ(routed_local, static_cast<uint64_t>(kKeys));
+
+  const auto [spread_remote, spread_local] = read_all(/*token_aware=*/false);
+  std::cout << fmt::format(
+      "{} reads at ONE, RF 1: token-aware {} remote / {} local, round robin {} / {}\n", kKeys,
+      routed_remote, routed_local, spread_remote, spread_local);
+  EXPECT_EQ(spread_remote + spread_local, static_cast<uint64_t>(kKeys));
+  // About 200 of 300; far from 0 whatever the keys.
+  EXPECT_GT(spread_remote, static_cast<uint64_t>(kKeys / 3));
+}
+
+// The layout a token-aware client fetched on its first call lacks a keyspace created since; the
+// client notices and asks again, and then routes that keyspace's keys too.
+TEST_F(ClusterTest, TokenAwareClientLearnsAKeyspaceCreatedAfterItsFirstCall) {
+  StartCluster();
+  ClientOptions o;
+  o.servers = cluster_->addresses();
+  o.token_aware = true;
+  o.keyspace = "later";
+  o.read_consistency = Consistency::kOne;
+  Client client(o);
+  ASSERT_TRUE(client.Ping().ok());  // the first call: the layout, without "later"
+  KeyspaceSpec spec("later");
+  spec.replication = {{"*", 1}};
+  ASSERT_TRUE(Node(0)->CreateKeyspace(spec).ok());
+  ASSERT_TRUE(WaitForKeyspace("later"));
+  constexpr int kKeys = 30;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(client.Put(fmt::format("key:{}", i), "v", WriteAt(Consistency::kOne)).ok());
+  }
+  // Round robin, a pass over the keys needs a hop for about 20 of them: a pass with none is routed.
+  bool routed = false;
+  for (int pass = 0; pass < 50 && !routed; ++pass) {
+    const auto before = Counter("replica.remote_reads");
+    for (int i = 0; i < kKeys; ++i) ASSERT_TRUE(client.Get(fmt::format("key:{}", i)).ok());
+    const auto after = Counter("replica.remote_reads");
+    ASSERT_TRUE(before && after);
+    routed = *after == *before;
+    if (!routed) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(routed) << "the client never routed the keyspace created after its first call";
+}
+
+// A routed request whose node is dead goes to another one: nothing fails for a client that
+// routes, at a level the survivors can meet.
+TEST_F(ClusterTest, TokenAwareClientGoesAroundADeadNode) {
+  StartCluster();
+  ClientOptions o;
+  o.servers = cluster_->addresses();
+  o.token_aware = true;
+  o.request_timeout = 3s;
+  o.connect_timeout = 1s;
+  Client client(o);
+  constexpr int kKeys = 100;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(client.Put(fmt::format("k{}", i), "v", WriteAt(Consistency::kAll)).ok());
+  }
+  cluster_->node(2).Kill9();
+  // Before and after the survivors (and then the client's layout) see it DOWN.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = fmt::format("k{}", i);
+      auto got = client.Get(key, ReadAt(Consistency::kOne));
+      ASSERT_TRUE(got.ok()) << key << ": " << got.status().ToString();
+      EXPECT_TRUE(got->has_value()) << key;
+      ASSERT_TRUE(client.Put(key, "w", WriteAt(Consistency::kOne)).ok()) << key;
+    }
+    if (round == 0) {
+      ASSERT_TRUE(cluster_->WaitForState(0, 2, "DOWN").ok());
+    }
   }
 }
 

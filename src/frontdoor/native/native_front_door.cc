@@ -506,6 +506,7 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
       out->set_partitions(info.partitions);
       out->set_formed(info.formed);
       out->set_note(info.note);
+      out->set_map_fingerprint(info.map_fingerprint);
       for (const coordinator::NodeReport& n : *r) {
         wire::NodeStatus* node = out->add_nodes();
         node->set_node_id(n.status.node_id);
