@@ -394,6 +394,11 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     auto read =
         co_await PaxosPrepareRound(topology, key, participants, quorum, lazy, condition, deadline);
     if (!read.ok()) break;
+    spdlog::debug("paxos write {} b={}: promised={} current={} pending={}@{} mine={}",
+                  std::string_view(key.key).substr(0, 64), read->ballot.ToString(), read->promised,
+                  read->current ? read->current->version.ToString() : "none",
+                  read->pending ? VersionOf(read->pending->version()).ToString() : "none",
+                  read->pending ? read->pending_ballot.ToString() : "-", mine.size());
     if (read->pending && !read->promised) {
       lazy = false;  // something to finish: that needs promises
       continue;
@@ -460,6 +465,9 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     mine.push_back(read->ballot);
     auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
                                                mutation, deadline, &maybe_accepted);
+    spdlog::debug("paxos write {} proposed {}: accepted by {} of {} (quorum {})",
+                  std::string_view(key.key).substr(0, 64), read->ballot.ToString(), accepted,
+                  participants.size(), quorum);
     if (accepted >= quorum) {
       // Chosen. Commit it (and wait at the commit level, when one is asked for).
       Status committed =

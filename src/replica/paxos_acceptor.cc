@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <memory>
 
+#include <spdlog/spdlog.h>
+
 #include "replica/condition.h"
 #include "replica/internode_service.h"
 
@@ -16,6 +18,12 @@ Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node(
 void SetVersion(const Version& v, internode::Version* out) {
   out->set_hlc(v.hlc);
   out->set_node(v.node);
+}
+
+// For the debug trace (CAIRN_TEST_LOG_LEVEL=debug in the fault tests): a key, shortened.
+std::string_view Shown(const std::string& key) { return std::string_view(key).substr(0, 64); }
+std::string Shown(const std::optional<storage::StoredValue>& v) {
+  return v ? v->version.ToString() : "none";
 }
 
 storage::DataKey KeyOf(const internode::Mutation& m) {
@@ -122,6 +130,12 @@ asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
       out.set_found(true);
       ToMutation(key, *loaded->current, out.mutable_current());
     }
+    spdlog::debug("paxos acceptor prepare {} b={} -> {} floor={} data={} pending={}@{}",
+                  Shown(key.key), ballot.ToString(),
+                  out.skipped() ? "skipped" : (out.promised() ? "promised" : "refused"),
+                  VersionOf(out.floor()).ToString(), Shown(loaded->current),
+                  unsettled ? VersionOf(state.accepted().version()).ToString() : "none",
+                  unsettled ? VersionOf(state.accepted_ballot()).ToString() : "-");
     return Status::Ok();
   };
   co_return co_await Run<internode::PaxosPrepareResponse>(std::move(step), deadline);
@@ -145,6 +159,9 @@ asio::awaitable<Result<internode::PaxosProposeResponse>> PaxosAcceptor::Propose(
     if (ballot < promised || data_newer) {
       out.set_accepted(false);
       SetVersion(loaded->Floor(), out.mutable_floor());
+      spdlog::debug("paxos acceptor propose {} {}@{} -> refused promised={} data={}",
+                    Shown(key.key), VersionOf(mutation.version()).ToString(), ballot.ToString(),
+                    promised.ToString(), Shown(loaded->current));
       return Status::Ok();
     }
     internode::PaxosState& state = loaded->state;
@@ -155,6 +172,9 @@ asio::awaitable<Result<internode::PaxosProposeResponse>> PaxosAcceptor::Propose(
     group.PutRaw(storage::Family::kPaxos, loaded->state_key, state.SerializeAsString());
     out.set_accepted(true);
     SetVersion(ballot, out.mutable_floor());
+    spdlog::debug("paxos acceptor propose {} {}@{} -> accepted data={}", Shown(key.key),
+                  VersionOf(mutation.version()).ToString(), ballot.ToString(),
+                  Shown(loaded->current));
     return Status::Ok();
   };
   co_return co_await Run<internode::PaxosProposeResponse>(std::move(step), deadline);
@@ -175,6 +195,12 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
     // a state record that could have gone; never the other way round).
     const Version value_version = op.value.version;
     const Version data_version = value_version;
+    spdlog::debug("paxos acceptor commit {} {}@{} pending={}", Shown(key.key),
+                  value_version.ToString(), ballot.ToString(),
+                  loaded->state.pending()
+                      ? VersionOf(loaded->state.accepted().version()).ToString() + "@" +
+                            VersionOf(loaded->state.accepted_ballot()).ToString()
+                      : std::string("none"));
     group.MergeData(op.key, std::move(op.value));
     internode::PaxosState& state = loaded->state;
     // The proposal accepted here is settled when it is this value or an older one.

@@ -27,7 +27,7 @@ std::optional<std::optional<StoredValue>> ReadCache::Find(std::string_view key, 
   Shard& shard = ShardOf(key, &index);
   std::lock_guard lock(shard.mu);
   auto it = shard.index.find(key);
-  if (it == shard.index.end()) {
+  if (it == shard.index.end() || it->second->writing) {
     ticket->shard = index;
     ticket->generation = shard.generation;
     misses_.fetch_add(1, std::memory_order_relaxed);
@@ -43,8 +43,8 @@ void ReadCache::Fill(std::string_view key, const std::optional<StoredValue>& val
   if (!enabled() || (value && value->value.size() > max_value_bytes_)) return;
   Shard& shard = shards_[ticket.shard];
   std::lock_guard lock(shard.mu);
-  // A write since the ticket may have made `value` stale.
-  if (shard.generation != ticket.generation) return;
+  // A write since the ticket may have made `value` stale; one in progress may have too.
+  if (shard.generation != ticket.generation || shard.writing > 0) return;
   PutLocked(shard, key, value);
 }
 
@@ -54,6 +54,8 @@ void ReadCache::BeginWrite(std::string_view key) {
   Shard& shard = ShardOf(key, &index);
   std::lock_guard lock(shard.mu);
   ++shard.generation;
+  ++shard.writing;
+  if (auto it = shard.index.find(key); it != shard.index.end()) it->second->writing = true;
 }
 
 void ReadCache::EndWrite(std::string_view key, const StoredValue* newest) {
@@ -62,8 +64,10 @@ void ReadCache::EndWrite(std::string_view key, const StoredValue* newest) {
   Shard& shard = ShardOf(key, &index);
   std::lock_guard lock(shard.mu);
   ++shard.generation;
+  --shard.writing;
   auto it = shard.index.find(key);
   if (it == shard.index.end()) return;
+  it->second->writing = false;
   if (newest == nullptr || newest->value.size() > max_value_bytes_) {
     EraseLocked(shard, key);
     return;

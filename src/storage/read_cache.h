@@ -11,9 +11,12 @@
 //
 // Writing: the writer thread calls BeginWrite() for every data key of a group before the group
 // is written and EndWrite() after it is visible. Both move the shard on, which voids the tickets
-// of reads in flight. EndWrite() also brings a cached entry up to date: data keys are last
-// writer wins, so the key's value after the write is the newer of what was cached and the
-// newest version the group wrote. A failed group's keys are dropped instead.
+// of reads in flight, and in between the key's entry is not answered from and the shard takes
+// no fills: the write may already be visible in RocksDB, and a reader that saw it there must not
+// be followed by one that is answered the older cached value. EndWrite() also brings a cached
+// entry up to date: data keys are last writer wins, so the key's value after the write is the
+// newer of what was cached and the newest version the group wrote. A failed group's keys are
+// dropped instead.
 //
 // Compaction is the one change the cache does not follow: it turns an expired value into a
 // tombstone of the same version and, past the grace period, removes tombstones. A cached entry
@@ -89,10 +92,12 @@ class ReadCache {
     std::string key;
     std::optional<StoredValue> value;
     size_t bytes = 0;
+    bool writing = false;  // between BeginWrite() and EndWrite(): not answered from
   };
   struct Shard {
     mutable std::mutex mu;
     uint64_t generation = 0;  // guarded by mu; moved on by every write to the shard
+    uint32_t writing = 0;     // guarded by mu; keys between BeginWrite() and EndWrite()
     size_t bytes = 0;         // guarded by mu
     std::list<Entry> lru;     // guarded by mu; most recently used first
     std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // guarded by mu

@@ -77,6 +77,25 @@ TEST(ReadCacheTest, AReadOverlappingAWriteIsNotKept) {
   }
 }
 
+// Between BeginWrite() and EndWrite() the write may already be visible in RocksDB: a reader that
+// saw it there must not be followed by one answered the older cached value.
+TEST(ReadCacheTest, AKeyBeingWrittenIsNotAnsweredFromTheCache) {
+  ReadCache cache(1 << 20, 1024);
+  ReadThrough(cache, "k", Value("old", 10));
+  ReadThrough(cache, "other", Value("x", 1));
+  cache.BeginWrite("k");
+  ReadCache::Ticket ticket;
+  EXPECT_FALSE(cache.Find("k", &ticket).has_value());
+  cache.Fill("k", Value("new", 20), ticket);  // what RocksDB answered mid-write: not kept
+  ReadCache::Ticket other;
+  EXPECT_TRUE(cache.Find("other", &other).has_value());  // other keys are still answered
+  StoredValue written = Value("new", 20);
+  cache.EndWrite("k", &written);
+  auto hit = cache.Find("k", &ticket);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ((*hit)->value, "new");
+}
+
 TEST(ReadCacheTest, WritesKeepTheNewestVersion) {
   ReadCache cache(1 << 20, 1024);
   ReadThrough(cache, "k", Value("ten", 10));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -50,9 +51,15 @@ Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   std::unique_ptr<CairndProcess> p(new CairndProcess());
   p->options_ = std::move(options);
   p->log_path_ = p->options_.data_dir + ".log";
-  std::vector<std::string> args = {CairndPath(), "--data-dir",       p->options_.data_dir,
-                                   "--listen",   p->options_.listen, "--log-level",
-                                   "info"};
+  // CAIRN_TEST_LOG_LEVEL=debug makes every node trace its Paxos steps (docs/testing.md).
+  const char* level = std::getenv("CAIRN_TEST_LOG_LEVEL");
+  std::vector<std::string> args = {CairndPath(),
+                                   "--data-dir",
+                                   p->options_.data_dir,
+                                   "--listen",
+                                   p->options_.listen,
+                                   "--log-level",
+                                   level != nullptr && *level != '\0' ? level : "info"};
   args.insert(args.end(), p->options_.extra_args.begin(), p->options_.extra_args.end());
 
   int netns_fd = -1;
