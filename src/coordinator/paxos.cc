@@ -404,23 +404,27 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       continue;
     }
     if (read->pending) {
-      // Finish what a previous round left accepted: it may have been chosen.
-      const bool was_ours = ours(VersionOf(read->pending->version()));
+      // Finish what a previous round left accepted: it may have been chosen. It is proposed
+      // again under this round's ballot, which becomes its version (see Reproposal).
+      const bool was_ours = ours(replica::OriginOf(*read->pending));
       if (!was_ours) paxos_counters_.unfinished.fetch_add(1, std::memory_order_relaxed);
-      // Only our own proposals count for `maybe_accepted`: finishing another one says nothing
-      // about ours (and a pending one of ours already counted when we proposed it).
+      const internode::Mutation again = replica::Reproposal(*read->pending, read->ballot);
+      // Our value may now be chosen under this version too. Only our own proposals count for
+      // `maybe_accepted`: finishing another one says nothing about ours (and a pending one of
+      // ours already counted when we proposed it).
+      if (was_ours) mine.push_back(read->ballot);
       bool finishing_accepted = false;
       auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
-                                                 *read->pending, deadline, &finishing_accepted);
+                                                 again, deadline, &finishing_accepted);
       if (accepted >= quorum) {
-        Status committed = co_await PaxosCommit(topology, set, read->ballot, *read->pending,
+        Status committed = co_await PaxosCommit(topology, set, read->ballot, again,
                                                 was_ours ? commit : Consistency::kQuorum, deadline);
         if (was_ours) {
           if (!committed.ok()) co_return committed;
           CasResult done;
           done.applied = true;
-          done.current = record_of(*read->pending);
-          done.version = VersionOf(read->pending->version());
+          done.current = record_of(again);
+          done.version = read->ballot;
           co_return done;
         }
       }
@@ -567,14 +571,15 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
     }
     // A proposal may have been chosen but not committed: finish it before answering, so that no
     // later read can see an older value than this one.
-    auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
-                                               *read->pending, deadline, &unused);
+    const internode::Mutation again = replica::Reproposal(*read->pending, read->ballot);
+    auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot, again,
+                                               deadline, &unused);
     if (accepted >= quorum) {
-      Status committed = co_await PaxosCommit(topology, set, read->ballot, *read->pending,
-                                              Consistency::kQuorum, deadline);
+      Status committed =
+          co_await PaxosCommit(topology, set, read->ballot, again, Consistency::kQuorum, deadline);
       if (committed.ok()) {
         co_return std::optional<StoredValue>(
-            replica::FromMutation(internode::Mutation(*read->pending)).value);
+            replica::FromMutation(internode::Mutation(again)).value);
       }
     }
     co_await Backoff(attempt++);

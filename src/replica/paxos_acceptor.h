@@ -14,6 +14,15 @@ namespace cairn::replica {
 
 namespace asio = boost::asio;
 
+// A pending proposal as a later round re-proposes it (to complete it): under that round's
+// ballot as its version too, so that every accepted proposal's version is the ballot it was
+// accepted with, and versions order chosen values as Paxos chose them. (Keeping the first version
+// let a completed value look older than a proposal it had superseded, which a later round then
+// took for unsettled and brought back: docs/consistency.md.) `origin` keeps the first version,
+// by which its proposer still recognises its value (OriginOf).
+internode::Mutation Reproposal(const internode::Mutation& pending, const Version& ballot);
+Version OriginOf(const internode::Mutation& proposal);
+
 // Thread safety: any reactor; the engine's writer thread serialises the steps.
 class PaxosAcceptor {
  public:

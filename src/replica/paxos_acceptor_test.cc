@@ -21,6 +21,8 @@ internode::Version V(uint64_t hlc, uint32_t node = 1) {
   return v;
 }
 
+Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
+
 // A value of key "k" whose version is `version`.
 internode::Mutation Value(uint64_t version, std::string value) {
   internode::Mutation m;
@@ -213,6 +215,92 @@ TEST_F(PaxosAcceptorTest, LazyPrepareStillPromisesWhenSomethingIsUnfinished) {
   EXPECT_FALSE(read.skipped());
   EXPECT_TRUE(read.promised());  // the reader will have to finish it, which needs the promise
   EXPECT_TRUE(read.pending());
+}
+
+// One acceptor on its own engine, driven step by step.
+struct AcceptorNode {
+  TempDir dir;
+  asio::io_context io;
+  std::unique_ptr<storage::Engine> engine;
+  std::unique_ptr<PaxosAcceptor> acceptor;
+  template <typename T>
+  T Run(asio::awaitable<T> op) {
+    auto f = asio::co_spawn(io, std::move(op), asio::use_future);
+    io.restart();
+    io.run();
+    return f.get();
+  }
+  internode::PaxosPrepareResponse Prepare(uint64_t ballot) {
+    internode::PaxosPrepareRequest r;
+    r.mutable_key()->set_keyspace(1);
+    r.mutable_key()->set_key("k");
+    *r.mutable_ballot() = V(ballot);
+    auto out = Run(acceptor->Prepare(r, base::Clock::now() + 5s));
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? *out : internode::PaxosPrepareResponse();
+  }
+  bool Propose(uint64_t ballot, const internode::Mutation& m) {
+    internode::PaxosProposeRequest r;
+    *r.mutable_ballot() = V(ballot);
+    *r.mutable_mutation() = m;
+    auto out = Run(acceptor->Propose(r, base::Clock::now() + 5s));
+    return out.ok() && out->accepted();
+  }
+  void Commit(uint64_t ballot, const internode::Mutation& m) {
+    internode::PaxosCommitRequest r;
+    *r.mutable_ballot() = V(ballot);
+    *r.mutable_mutation() = m;
+    EXPECT_TRUE(Run(acceptor->Commit(r, base::Clock::now() + 5s)).ok());
+  }
+};
+
+TEST(PaxosReproposalTest, TakesTheRoundsBallotAsItsVersionAndKeepsItsOrigin) {
+  internode::Mutation first = Value(10, "v");
+  internode::Mutation again = Reproposal(first, Version{50, 2});
+  EXPECT_EQ(again.version().hlc(), 50u);
+  EXPECT_EQ(again.version().node(), 2u);
+  EXPECT_EQ(again.value(), "v");
+  EXPECT_EQ(OriginOf(first), (Version{10, 1}));
+  EXPECT_EQ(OriginOf(again), (Version{10, 1}));
+  EXPECT_EQ(OriginOf(Reproposal(again, Version{60, 3})), (Version{10, 1}));  // still the first
+}
+
+// The history the fault workload found (seed 8519547383775478707), step by step on three
+// acceptors. X is accepted by B alone at 265, Y by A alone at 267; a round at 871 finds only X
+// (from B) and completes it: X is chosen at 871, so Y can never be. A later round that meets Y
+// pending on A (its commit not there yet) must see that B's data supersedes it. It does when
+// the completed X carries its completing ballot as its version: 871 > 267. With X's first
+// version (265 < 267) Y looked unsettled, and that round chose Y after X.
+TEST(PaxosReproposalTest, ACompletedValueSupersedesEveryProposalItsRoundOutranked) {
+  AcceptorNode a, b, c;
+  for (AcceptorNode* n : {&a, &b, &c}) {
+    auto e = storage::Engine::Open(storage::EngineOptions{.path = n->dir.Sub("db")});
+    ASSERT_TRUE(e.ok());
+    n->engine = std::move(*e);
+    n->acceptor = std::make_unique<PaxosAcceptor>(n->engine.get());
+  }
+  const internode::Mutation x = Value(265, "X"), y = Value(267, "Y");
+  ASSERT_TRUE(b.Prepare(265).promised());
+  ASSERT_TRUE(a.Prepare(267).promised());
+  ASSERT_TRUE(b.Propose(265, x));
+  ASSERT_TRUE(a.Propose(267, y));
+  // The round at 871 hears from B and C: X pending on B, nothing on C. It completes X.
+  auto from_b = b.Prepare(871);
+  ASSERT_TRUE(from_b.promised() && from_b.pending());
+  ASSERT_TRUE(c.Prepare(871).promised());
+  const internode::Mutation completed = Reproposal(from_b.accepted(), Version{871, 1});
+  ASSERT_TRUE(b.Propose(871, completed));
+  ASSERT_TRUE(c.Propose(871, completed));  // chosen
+  b.Commit(871, completed);
+  c.Commit(871, completed);
+  // A round at 952 hears from A and B: Y still pending on A.
+  auto from_a = a.Prepare(952);
+  auto from_b2 = b.Prepare(952);
+  ASSERT_TRUE(from_a.pending());
+  ASSERT_TRUE(from_b2.found());
+  EXPECT_GE(VersionOf(from_b2.current().version()), VersionOf(from_a.accepted().version()))
+      << "B's data must show Y (pending on A) superseded";
+  EXPECT_EQ(from_b2.current().value(), "X");
 }
 
 }  // namespace
