@@ -1015,6 +1015,8 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
           {"paxos.contended_retries", get(c.contended)},
           {"paxos.completed_others", get(c.unfinished)},
           {"paxos.timeouts", get(c.timeouts)},
+          {"paxos.leased_proposals", get(c.leased)},
+          {"paxos.leases_lost", get(c.lease_lost)},
           {"replica.writes", get(replica_counters_.writes)},
           {"replica.write_failures", get(replica_counters_.write_failures)},
           {"replica.reads", get(replica_counters_.reads)},

@@ -11,8 +11,10 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -253,12 +255,39 @@ class Coordinator {
   std::vector<uint32_t> PaxosParticipants(const ReplicaSet& set, Consistency serial, size_t* quorum,
                                           cairn::Status* why) const;
   asio::awaitable<void> Backoff(int attempt);
-  // Commits a chosen value to every replica; waits for `level` (nullopt: for none).
+  // Commits a chosen value to every replica; waits for `level` (nullopt: for none). With a
+  // `next_ballot` (only with a level), the commit also asks each replica to promise it, and the
+  // nodes that did among those that answered are added to `promised_by`.
   asio::awaitable<cairn::Status> PaxosCommit(const cluster::Topology& topology,
                                              const ReplicaSet& set, Version ballot,
                                              internode::Mutation mutation,
                                              std::optional<Consistency> level,
-                                             base::Deadline deadline);
+                                             base::Deadline deadline,
+                                             std::optional<Version> next_ballot = std::nullopt,
+                                             std::vector<uint32_t>* promised_by = nullptr);
+
+  // A promise a quorum gave this coordinator with its last commit of a key: its next
+  // compare-and-swap of the key may propose at `ballot` at once, skipping the prepare round
+  // (the commit was that round's prepare; see paxos.cc). `ballot.hlc` 0: no promise, the key was
+  // only written here recently.
+  struct PaxosLease {
+    Version ballot;
+    std::optional<storage::StoredValue> current;  // the value committed with the promise
+    std::vector<uint32_t> participants;           // who the quorum was counted among
+    Consistency serial = Consistency::kSerial;
+    base::Clock::time_point at;
+  };
+  // Removes and returns the key's lease: a ballot is proposed at most once.
+  std::optional<PaxosLease> TakeLease(const std::string& key);
+  void KeepLease(const std::string& key, PaxosLease lease);
+  // Commits a value this coordinator chose at `ballot` and, when `ask_next` and the commit is
+  // awaited, asks for the promise of a next ballot with it, kept as the key's lease if a quorum
+  // of `participants` gives it.
+  asio::awaitable<cairn::Status> PaxosCommitChosen(
+      const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
+      const internode::Mutation& mutation, std::optional<Consistency> level,
+      base::Deadline deadline, const std::string& lease_key,
+      const std::vector<uint32_t>& participants, size_t quorum, Consistency serial, bool ask_next);
   // Prepares a fresh ballot until a quorum promises it (or the deadline). A `lazy` prepare may
   // also end as a read of a quorum that did not all promise (`promised` false): replicas with
   // nothing to finish and data failing `condition` (null: any) answer without promising.
@@ -304,8 +333,12 @@ class Coordinator {
     std::atomic<uint64_t> contended{0};     // rounds retried after a refusal or a timeout
     std::atomic<uint64_t> unfinished{0};    // proposals of others completed along the way
     std::atomic<uint64_t> timeouts{0};      // operations that ran out of time
+    std::atomic<uint64_t> leased{0};        // swaps proposed at once under a lease
+    std::atomic<uint64_t> lease_lost{0};    // of those, refused (another ballot came between)
   };
   mutable PaxosCounters paxos_counters_;
+  std::mutex leases_mu_;
+  std::unordered_map<std::string, PaxosLease> leases_;  // guarded by leases_mu_; by data key
   // Replication counters; relaxed atomics, read only by Metrics().
   struct ReplicaCounters {
     std::atomic<uint64_t> writes{0};          // mutations sent to a replica (this node included)

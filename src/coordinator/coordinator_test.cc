@@ -226,6 +226,74 @@ TEST_F(CoordinatorTest, PaxosStateIsGoneOnceCommitted) {
   EXPECT_TRUE(state->empty()) << state->size() << " Paxos records left behind";
 }
 
+uint64_t Counter(const Coordinator& c, std::string_view name) {
+  for (const auto& [n, v] : c.Metrics()) {
+    if (n == name) return v;
+  }
+  ADD_FAILURE() << "no counter " << name;
+  return 0;
+}
+
+// A key swapped again and again from one coordinator: its second commit also prepares the next
+// ballot, so from the third swap on each one proposes at once (no prepare round).
+TEST_F(CoordinatorTest, RepeatedSwapsOfAKeySkipThePrepareRound) {
+  using K = CasCondition::Kind;
+  auto first = Cas("hot", CasCondition{.kind = K::kIfNotExists}, "0");
+  ASSERT_TRUE(first.ok() && first->applied);
+  Version last = first->version;
+  const uint64_t prepares = Counter(*coordinator_, "paxos.prepare_round_trips");
+  for (int i = 1; i <= 10; ++i) {
+    auto next = Cas("hot", CasCondition{.kind = K::kIfVersion, .version = last}, std::to_string(i));
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    ASSERT_TRUE(next->applied) << i;
+    EXPECT_GT(next->version, last);
+    last = next->version;
+  }
+  EXPECT_EQ(Counter(*coordinator_, "paxos.prepare_round_trips") - prepares, 1u);
+  EXPECT_EQ(Counter(*coordinator_, "paxos.leased_proposals"), 9u);
+  EXPECT_EQ(Counter(*coordinator_, "paxos.leases_lost"), 0u);
+  EXPECT_EQ((*Get("hot"))->value, "10");
+  // The promise for the next swap stays in the acceptor state (one record); nothing else does.
+  auto state = engine_->List(storage::Family::kPaxos, "", "", 100);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->size(), 1u);
+
+  // A swap whose condition fails on the leased value is not answered from it: it reads.
+  auto stale = Cas("hot", CasCondition{.kind = K::kIfVersion, .version = first->version}, "x");
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(stale->applied);
+  EXPECT_EQ(stale->current->value, "10");
+}
+
+// Another proposer's prepare between two swaps (as from another coordinator) voids the lease:
+// the leased proposal is refused, and the swap runs a full round and still applies once.
+TEST_F(CoordinatorTest, APreemptedLeaseFallsBackToAFullRound) {
+  using K = CasCondition::Kind;
+  auto a = Cas("k", CasCondition{.kind = K::kIfNotExists}, "a");
+  ASSERT_TRUE(a.ok() && a->applied);
+  auto b = Cas("k", CasCondition{.kind = K::kIfVersion, .version = a->version}, "b");
+  ASSERT_TRUE(b.ok() && b->applied);  // its commit took the lease
+
+  internode::PaxosPrepareRequest prepare;
+  prepare.mutable_key()->set_partition(
+      base::PartitionOfToken(base::Token("k"), identity_.partition_bits));
+  prepare.mutable_key()->set_keyspace(cluster::kDefaultKeyspaceId);
+  prepare.mutable_key()->set_key("k");
+  const Version other{clock_->Now() + (uint64_t{100} << 16), 99};  // 100 ms ahead
+  prepare.mutable_ballot()->set_hlc(other.hlc);
+  prepare.mutable_ballot()->set_node(other.node);
+  auto promised = Run(replica_->paxos().Prepare(prepare, base::Clock::now() + 5s));
+  ASSERT_TRUE(promised.ok() && promised->promised());
+
+  auto c = Cas("k", CasCondition{.kind = K::kIfVersion, .version = b->version}, "c");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_TRUE(c->applied);
+  EXPECT_GT(c->version, other);
+  EXPECT_EQ(Counter(*coordinator_, "paxos.leased_proposals"), 1u);
+  EXPECT_EQ(Counter(*coordinator_, "paxos.leases_lost"), 1u);
+  EXPECT_EQ((*Get("k"))->value, "c");
+}
+
 TEST_F(CoordinatorTest, LinearizableKeyspaceRoutesPlainWritesThroughPaxos) {
   cluster::KeyspaceDef spec;
   spec.name = "lin";

@@ -36,6 +36,11 @@ namespace {
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // How long a losing proposer waits for the last refusals of its round (see PaxosProposeRound).
 constexpr auto kStragglerWait = std::chrono::milliseconds(25);
+// A key's lease (Coordinator::PaxosLease) is used, and a next promise asked for, only this soon
+// after the key's last write here; at most kMaxLeases keys are remembered.
+constexpr auto kLeaseLife = std::chrono::seconds(2);
+constexpr size_t kMaxLeases = 10'000;
+constexpr size_t kMaxLeaseValueBytes = 16 << 10;
 
 Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
 void SetVersion(const Version& v, internode::Version* out) {
@@ -169,11 +174,10 @@ asio::awaitable<void> Coordinator::Backoff(int attempt) {
   co_await t.async_wait(kNoThrow);
 }
 
-asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology& topology,
-                                                        const ReplicaSet& set, Version ballot,
-                                                        internode::Mutation mutation,
-                                                        std::optional<Consistency> level,
-                                                        base::Deadline deadline) {
+asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
+    const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
+    internode::Mutation mutation, std::optional<Consistency> level, base::Deadline deadline,
+    std::optional<Version> next_ballot, std::vector<uint32_t>* promised_by) {
   // Every replica gets the commit (those that are down, a hint of the value).
   // No co_await inside a co_spawn below: the lambda temporaries would be destroyed twice (the
   // g++ 12 note in coordinator.h).
@@ -194,6 +198,9 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology&
   internode::Request request;
   SetVersion(ballot, request.mutable_paxos_commit()->mutable_ballot());
   *request.mutable_paxos_commit()->mutable_mutation() = std::move(mutation);
+  if (next_ballot && level) {
+    SetVersion(*next_ballot, request.mutable_paxos_commit()->mutable_next_ballot());
+  }
   if (!level) {
     // Nothing waits: the value is chosen, and any later round finishes an unsettled commit.
     asio::co_spawn(
@@ -228,6 +235,11 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology&
       [count](const Phase<internode::PaxosCommitResponse>& p) { return count(p).first; };
   auto phase = co_await PaxosPhase<internode::PaxosCommitResponse>(topology, up, request,
                                                                    std::move(enough), deadline);
+  if (promised_by != nullptr) {
+    for (const auto& [node, r] : phase->answers()) {
+      if (r.ok() && r->next_promised()) promised_by->push_back(node);
+    }
+  }
   const auto [met, acks] = count(*phase);
   if (met) co_return Status::Ok();
   co_return Status::Timeout(
@@ -235,6 +247,56 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(const cluster::Topology&
                   "before the deadline",
                   acks, req->Needed()),
       acks);
+}
+
+std::optional<Coordinator::PaxosLease> Coordinator::TakeLease(const std::string& key) {
+  std::lock_guard lock(leases_mu_);
+  auto it = leases_.find(key);
+  if (it == leases_.end()) return std::nullopt;
+  PaxosLease lease = std::move(it->second);
+  leases_.erase(it);
+  if (base::Clock::now() - lease.at > kLeaseLife) return std::nullopt;
+  return lease;
+}
+
+void Coordinator::KeepLease(const std::string& key, PaxosLease lease) {
+  std::lock_guard lock(leases_mu_);
+  if (leases_.size() >= kMaxLeases && !leases_.contains(key)) {
+    // Full: forget the stale ones, or everything (a lease only saves a round trip).
+    const auto now = base::Clock::now();
+    std::erase_if(leases_, [now](const auto& entry) { return now - entry.second.at > kLeaseLife; });
+    if (leases_.size() >= kMaxLeases) leases_.clear();
+  }
+  leases_.insert_or_assign(key, std::move(lease));
+}
+
+asio::awaitable<cairn::Status> Coordinator::PaxosCommitChosen(
+    const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
+    const internode::Mutation& mutation, std::optional<Consistency> level, base::Deadline deadline,
+    const std::string& lease_key, const std::vector<uint32_t>& participants, size_t quorum,
+    Consistency serial, bool ask_next) {
+  PaxosLease lease;
+  lease.participants = participants;
+  lease.serial = serial;
+  std::optional<Version> next;
+  // A promise can only be counted from answers the commit waits for; a lease keeps the value.
+  if (ask_next && level && mutation.value().size() <= kMaxLeaseValueBytes) {
+    next = Version{clock_->Now(), identity_.node_id};
+  }
+  std::vector<uint32_t> promised_by;
+  Status committed =
+      co_await PaxosCommit(topology, set, ballot, mutation, level, deadline, next, &promised_by);
+  const size_t promises = static_cast<size_t>(
+      std::count_if(promised_by.begin(), promised_by.end(), [&participants](uint32_t node) {
+        return std::find(participants.begin(), participants.end(), node) != participants.end();
+      }));
+  if (committed.ok() && next && promises >= quorum) {
+    lease.ballot = *next;
+    lease.current = replica::FromMutation(internode::Mutation(mutation)).value;
+  }
+  lease.at = base::Clock::now();
+  KeepLease(lease_key, std::move(lease));  // a promise, or just "written here recently"
+  co_return committed;
 }
 
 asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
@@ -386,6 +448,41 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     return v.tombstone ? std::optional<Record>()
                        : std::optional<Record>(Record{v.value, v.version, v.expires_at_ms});
   };
+  // This coordinator's lease on the key, if any (taken: a ballot is proposed at most once).
+  // Having one also means the key was written here recently: its commit asks for the next.
+  const std::string lease_key = storage::EncodeDataKey(key);
+  std::optional<PaxosLease> lease = TakeLease(lease_key);
+  const bool recent = lease.has_value();
+  if (lease && lease->ballot.hlc != 0 && lease->serial == serial &&
+      lease->participants == participants) {
+    const StoredValue* current = lease->current ? &*lease->current : nullptr;
+    if (condition == nullptr || replica::ConditionHolds(*condition, current, wall_->NowMillis())) {
+      // The key's last commit from here was also the prepare of this ballot at a quorum, which
+      // had nothing pending and `current` as the newest value: propose at once. A refusal means
+      // another ballot came between; the swap then runs a full round below.
+      paxos_counters_.leased.fetch_add(1, std::memory_order_relaxed);
+      const Version ballot = lease->ballot;
+      StoredValue proposal = value;
+      proposal.version = ballot;
+      internode::Mutation mutation;
+      replica::ToMutation(key, proposal, &mutation);
+      mine.push_back(ballot);
+      auto accepted = co_await PaxosProposeRound(topology, participants, quorum, ballot, mutation,
+                                                 deadline, &maybe_accepted);
+      if (accepted >= quorum) {
+        Status committed =
+            co_await PaxosCommitChosen(topology, set, ballot, mutation, commit, deadline, lease_key,
+                                       participants, quorum, serial, /*ask_next=*/true);
+        if (!committed.ok()) co_return committed;
+        CasResult done;
+        done.applied = true;
+        done.current = record_of(mutation);
+        done.version = ballot;
+        co_return done;
+      }
+      paxos_counters_.lease_lost.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   int attempt = 0;
   // A conditional write starts lazily: when its condition fails, it answers from a quorum read
   // without taking promises away from a proposer that is about to win.
@@ -475,7 +572,8 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     if (accepted >= quorum) {
       // Chosen. Commit it (and wait at the commit level, when one is asked for).
       Status committed =
-          co_await PaxosCommit(topology, set, read->ballot, mutation, commit, deadline);
+          co_await PaxosCommitChosen(topology, set, read->ballot, mutation, commit, deadline,
+                                     lease_key, participants, quorum, serial, recent);
       if (!committed.ok()) co_return committed;
       CasResult done;
       done.applied = true;

@@ -213,7 +213,7 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       if (!r.ok()) {
         SetError(r.status(), response);
       } else {
-        response->mutable_paxos_commit();
+        response->mutable_paxos_commit()->Swap(&*r);
       }
       break;
     }

@@ -194,10 +194,14 @@ asio::awaitable<Result<internode::PaxosProposeResponse>> PaxosAcceptor::Propose(
 asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
     const internode::PaxosCommitRequest& request, base::Deadline deadline) {
   const Version ballot = VersionOf(request.ballot());
+  const std::optional<Version> next = request.has_next_ballot()
+                                          ? std::optional<Version>(VersionOf(request.next_ballot()))
+                                          : std::nullopt;
   internode::Mutation mutation = request.mutation();
   // Named, not a temporary: see the g++ 12 note in coordinator.h.
-  auto step = [ballot, mutation = std::move(mutation)](
-                  storage::GroupView& group, internode::PaxosCommitResponse&) mutable -> Status {
+  auto step = [ballot, next, mutation = std::move(mutation)](
+                  storage::GroupView& group,
+                  internode::PaxosCommitResponse& out) mutable -> Status {
     const storage::DataKey key = KeyOf(mutation);
     auto loaded = Load(group, key, /*with_data=*/false);
     if (!loaded.ok()) return loaded.status();
@@ -223,6 +227,18 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
     // The commit's ballot is a promise too: a value re-proposed under a later ballot keeps
     // its older version, and a ballot between the two must still be refused here.
     Version promised = std::max(VersionOf(state.promised()), ballot);
+    if (next && promised < *next && !state.pending()) {
+      // Also a prepare of `next`: granted when it would answer "promised, nothing pending,
+      // current = this value" (the data, which the merge just wrote, holds nothing newer).
+      auto data = group.GetData(key);
+      if (!data.ok()) return data.status();
+      if (*data && (*data)->version == value_version) {
+        SetVersion(*next, state.mutable_promised());
+        group.PutRaw(storage::Family::kPaxos, loaded->state_key, state.SerializeAsString());
+        out.set_next_promised(true);
+        return Status::Ok();
+      }
+    }
     if (!state.pending() && !(data_version < promised)) {
       // Nothing pending, and the data's version alone keeps every older ballot out.
       if (loaded->exists) group.DeleteRaw(storage::Family::kPaxos, loaded->state_key);

@@ -39,7 +39,8 @@ class PaxosAcceptor {
       const internode::PaxosProposeRequest& request, base::Deadline deadline);
 
   // Applies a chosen value to the data and clears what it settles; the acceptor state is deleted
-  // when nothing remains pending.
+  // when nothing remains pending. With a `next_ballot`, also promises it when a prepare of it
+  // would now answer "nothing pending, current = this value" (then the state keeps the promise).
   asio::awaitable<Result<internode::PaxosCommitResponse>> Commit(
       const internode::PaxosCommitRequest& request, base::Deadline deadline);
 

@@ -71,11 +71,15 @@ class PaxosAcceptorTest : public ::testing::Test {
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() && out->accepted();
   }
-  void Commit(uint64_t ballot, internode::Mutation value) {
+  // Returns whether `next` (0: none asked) was promised with the commit.
+  bool Commit(uint64_t ballot, internode::Mutation value, uint64_t next = 0) {
     internode::PaxosCommitRequest r;
     *r.mutable_ballot() = V(ballot);
     *r.mutable_mutation() = std::move(value);
-    EXPECT_TRUE(Run(acceptor_->Commit(r, base::Clock::now() + 5s)).ok());
+    if (next != 0) *r.mutable_next_ballot() = V(next);
+    auto out = Run(acceptor_->Commit(r, base::Clock::now() + 5s));
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() && out->next_promised();
   }
   size_t StateRecords() {
     auto list = engine_->List(storage::Family::kPaxos, "", "", 100);
@@ -215,6 +219,45 @@ TEST_F(PaxosAcceptorTest, LazyPrepareStillPromisesWhenSomethingIsUnfinished) {
   EXPECT_FALSE(read.skipped());
   EXPECT_TRUE(read.promised());  // the reader will have to finish it, which needs the promise
   EXPECT_TRUE(read.pending());
+}
+
+// A commit that also promises the next ballot is that ballot's prepare: it holds off every
+// lower ballot, lets the promised one propose without a prepare, and is kept durably.
+TEST_F(PaxosAcceptorTest, CommitPromisesTheNextBallotWhenAPrepareWould) {
+  ASSERT_TRUE(Prepare(10).promised());
+  ASSERT_TRUE(Propose(10, Value(10, "a")));
+  EXPECT_TRUE(Commit(10, Value(10, "a"), /*next=*/20));
+  EXPECT_EQ(StateRecords(), 1u);  // the promise is kept, not deleted with the settled proposal
+  auto between = Prepare(15);
+  EXPECT_FALSE(between.promised());
+  EXPECT_EQ(between.floor().hlc(), 20u);
+  EXPECT_FALSE(Propose(15, Value(15, "x")));
+  EXPECT_TRUE(Propose(20, Value(20, "b")));  // no prepare needed
+  EXPECT_FALSE(Commit(20, Value(20, "b")));  // no next asked for
+  EXPECT_EQ(Data()->value, "b");
+  EXPECT_EQ(StateRecords(), 0u);
+}
+
+TEST_F(PaxosAcceptorTest, CommitPromisesNoNextBallotWhenAPrepareWouldSaySomethingElse) {
+  // The data already holds a newer version than the value committed: that is what a prepare
+  // would report as current, not the committed value.
+  Commit(30, Value(30, "newer"));
+  EXPECT_FALSE(Commit(10, Value(10, "older"), /*next=*/40));
+  EXPECT_TRUE(Prepare(35).promised());  // nothing promised beyond what the data says
+
+  // Something accepted under a newer version stays pending after the commit.
+  ASSERT_TRUE(Prepare(50).promised());
+  ASSERT_TRUE(Propose(50, Value(50, "pending")));
+  EXPECT_FALSE(Commit(45, Value(45, "settles nothing"), /*next=*/60));
+  auto prepare = Prepare(61);
+  EXPECT_TRUE(prepare.promised());
+  EXPECT_TRUE(prepare.pending());
+
+  // A next ballot not above the promise already given (here the commit's own) is refused.
+  EXPECT_FALSE(Commit(61, Value(61, "c"), /*next=*/61));
+  ASSERT_TRUE(Prepare(70).promised());
+  EXPECT_FALSE(Commit(62, Value(62, "d"), /*next=*/65));
+  EXPECT_FALSE(Prepare(69).promised());  // the promise of 70 still stands
 }
 
 // One acceptor on its own engine, driven step by step.

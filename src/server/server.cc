@@ -301,6 +301,10 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"paxos.commit_round_trips", "Paxos commit round trips, awaited or not"},
     {"paxos.contended_retries", "Paxos rounds retried after a refusal or a timeout (contention)"},
     {"paxos.completed_others", "Unfinished Paxos proposals of other coordinators completed"},
+    {"paxos.leased_proposals",
+     "Compare-and-swaps proposed without a prepare round, under the promise of the key's last "
+     "commit here"},
+    {"paxos.leases_lost", "Of those, refused because another ballot came between (then prepared)"},
     {"paxos.timeouts", "Paxos operations that ran out of time"},
     {"replica.writes", "Mutations sent to a replica, this node included"},
     {"replica.write_failures", "Mutations a replica did not acknowledge (hinted or lost)"},
