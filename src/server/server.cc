@@ -425,6 +425,10 @@ void Server::RegisterMetrics() {
     out.Single("cairn_storage_read_cache_bytes",
                "Bytes the read cache holds (keys, values and bookkeeping)", Type::kGauge,
                static_cast<double>(rc.bytes));
+    out.Single("cairn_storage_writes_absorbed_total",
+               "Writes not applied because their group commit wrote a newer version of the key "
+               "(hot keys)",
+               Type::kCounter, static_cast<double>(engine_->absorbed()));
     out.Single("cairn_storage_group_commits_total",
                "Group commits since start: one WriteBatch and one WAL fsync for every write that "
                "arrived meanwhile",

@@ -191,6 +191,8 @@ class Engine {
 
   uint64_t group_commits() const;  // number of fsynced groups so far
   uint64_t folds() const { return folds_.load(std::memory_order_relaxed); }  // see fold_every
+  // Writes not applied because the same group wrote a newer version of their key.
+  uint64_t absorbed() const { return absorbed_.load(std::memory_order_relaxed); }
 
   // RocksDB's own counters since open (for /metrics).
   struct Counters {
@@ -236,6 +238,7 @@ class Engine {
   // One data write in options_.fold_every is folded (see CommitGroup); the choice is random.
   uint64_t fold_random_ = 0x9e3779b97f4a7c15;  // xorshift64 state (writer thread only)
   std::atomic<uint64_t> folds_{0};
+  std::atomic<uint64_t> absorbed_{0};
   // Exact: the writer thread keeps it in step with every data write (see read_cache.h).
   mutable ReadCache read_cache_;
 

@@ -126,8 +126,36 @@ TEST_F(EngineTest, WritesOfOneKeyInOneGroupResolveByVersion) {
       *engine_, {.ops = {Put("k", "b", {2, 1}), Put("k", "a", {1, 1}), Put("k", "c", {3, 1})}});
   ASSERT_TRUE(w.status.ok());
   ASSERT_EQ(w.outcomes.size(), 3u);
+  EXPECT_EQ(w.outcomes[1].version, (Version{1, 1}));  // every write answers with its version
   EXPECT_EQ(Read(*engine_, "k")->value, "c");
   EXPECT_EQ(Read(*engine_, "k")->version, (Version{3, 1}));
+  // Only the newest was written: the group is one atomic batch, the others could never be seen.
+  EXPECT_EQ(engine_->absorbed(), 2u);
+  // Also across restarts and compaction, and with an older value already stored.
+  auto again = WriteSync(*engine_, {.ops = {Put("k", "old", {2, 9}), Put("j", "x", {5, 1}),
+                                            Put("k", "older", {1, 9})}});
+  ASSERT_TRUE(again.status.ok());
+  EXPECT_EQ(engine_->absorbed(), 3u);
+  Open();
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  EXPECT_EQ(Read(*engine_, "k")->value, "c");
+  EXPECT_EQ(Read(*engine_, "j")->value, "x");
+}
+
+// A group with a transaction writes every op, in order: the transaction's reads see them so.
+TEST_F(EngineTest, GroupsWithTransactionsAbsorbNothing) {
+  auto seen = std::make_shared<std::string>();
+  WriteRequest req;
+  req.ops = {Put("t", "first", {1, 1}), Put("t", "second", {2, 1})};
+  req.txn = [seen](GroupView& group) {
+    auto v = group.GetData(DataKey{0, 1, "t"});
+    if (v.ok() && *v) *seen = (*v)->value;
+    return Status::Ok();
+  };
+  ASSERT_TRUE(WriteSync(*engine_, std::move(req)).status.ok());
+  EXPECT_EQ(*seen, "second");
+  EXPECT_EQ(engine_->absorbed(), 0u);
+  EXPECT_EQ(Read(*engine_, "t")->value, "second");
 }
 
 // A key written many times is folded into a whole value every so often; folding must keep the
@@ -160,6 +188,9 @@ TEST_P(EngineFoldTest, HotKeyFoldsKeepTheNewestVersion) {
   }
   while (i < order.size()) {
     WriteRequest request;
+    // A transaction in the group keeps every write (no absorption), so that folds meet versions
+    // written earlier in the same group, as they do beside Paxos steps.
+    request.txn = [](GroupView&) { return Status::Ok(); };
     for (size_t n = 0; n < 25 && i < order.size(); ++n, ++i) {
       newest = std::max(newest, order[i]);
       request.ops.push_back(Put("hot", fmt::format("v{}", order[i]), {order[i], 1}));
