@@ -963,6 +963,11 @@ Result<std::vector<cluster::KeyspaceDef>> Coordinator::ListKeyspaces() const {
   return schema_->List();
 }
 
+bool Coordinator::IsLinearizable(const std::string& name) const {
+  auto ks = ResolveKeyspace(name);
+  return ks.ok() && (*ks)->linearizable;
+}
+
 Result<cluster::KeyspaceDef> Coordinator::DescribeKeyspace(std::string_view name) const {
   auto def = schema_->Find(name);
   if (!def) return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));

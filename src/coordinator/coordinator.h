@@ -160,6 +160,9 @@ class Coordinator {
                                                                bool if_not_exists);
   Result<std::vector<cluster::KeyspaceDef>> ListKeyspaces() const;
   Result<cluster::KeyspaceDef> DescribeKeyspace(std::string_view name) const;
+  // Whether keyspace `name` ("" is the default one) exists and is linearizable: a cheap lookup
+  // for the front doors' per-command decisions.
+  bool IsLinearizable(const std::string& name) const;
   asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists);
   asio::awaitable<Result<cluster::KeyspaceDef>> AlterKeyspace(std::string name,
                                                               cluster::KeyspaceChange change);

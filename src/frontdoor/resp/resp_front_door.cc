@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include <deque>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -322,7 +323,10 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
     const CommandSpec* spec;
     const std::vector<std::string>* argv;  // owned by the command's context
   };
-  std::vector<InFlight> running_;
+  std::unordered_map<uint64_t, InFlight> running_;  // by seq
+  // Of running_, the blind writes and the commands that touch no key: a blind write conflicts
+  // with none of them outside linearizable keyspaces (the common case of pipelined SETs).
+  size_t blind_or_none_running_ = 0;
   uint64_t next_seq_ = 0;
   // Plain SETs read back to back and not yet sent: they go to the Coordinator as one batch when
   // a command of another kind comes, the read buffer runs dry, or kMaxSetBatch are waiting.
@@ -486,7 +490,18 @@ void ForEachKey(const CommandSpec& spec, const std::vector<std::string>& argv, F
 bool RespFrontDoor::Connection::Conflicts(Access access, const CommandSpec& spec,
                                           const std::vector<std::string>& argv) const {
   if (access == Access::kGlobal) return !running_.empty();
-  for (const InFlight& other : running_) {
+  // Blind writes of one key may overlap: their versions are taken in dispatch order, so the last
+  // one wins as if they had run one after another. Not so in a linearizable keyspace, where each
+  // goes through Paxos (looked up now, once: a keyspace can be altered at any time).
+  std::optional<bool> linearizable;
+  auto is_linearizable = [&] {
+    if (!linearizable) linearizable = KeyspaceIsLinearizable();
+    return *linearizable;
+  };
+  if (access == Access::kBlind && blind_or_none_running_ == running_.size() && !is_linearizable()) {
+    return false;
+  }
+  for (const auto& [seq, other] : running_) {
     if (other.access == Access::kGlobal) return true;
     if (access == Access::kNone || other.access == Access::kNone) continue;
     if (access == Access::kRead && other.access == Access::kRead) continue;
@@ -499,10 +514,7 @@ bool RespFrontDoor::Connection::Conflicts(Access access, const CommandSpec& spec
       });
     });
     if (!overlap) continue;
-    // Blind writes of one key may overlap: their versions are taken in dispatch order, so the
-    // last one wins as if they had run one after another. Not so in a linearizable keyspace,
-    // where each goes through Paxos (looked up now: a keyspace can be altered at any time).
-    if (both_blind && !KeyspaceIsLinearizable()) continue;
+    if (both_blind && !is_linearizable()) continue;
     return true;
   }
   return false;
@@ -514,8 +526,7 @@ bool RespFrontDoor::Connection::KeyspaceIsLinearizable() const {
     std::lock_guard lock(info_mu_);
     keyspace = keyspace_.empty() ? std::string(cluster::kDefaultKeyspace) : keyspace_;
   }
-  auto def = shared_->coordinator->DescribeKeyspace(keyspace);
-  return def.ok() && def->linearizable;
+  return shared_->coordinator->IsLinearizable(keyspace);
 }
 
 namespace {
@@ -645,7 +656,8 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
     return true;
   }
   const uint64_t seq = next_seq_++;
-  running_.push_back(InFlight{seq, access, spec, &ctx->argv});
+  running_.emplace(seq, InFlight{seq, access, spec, &ctx->argv});
+  if (access == Access::kBlind || access == Access::kNone) ++blind_or_none_running_;
   ++inflight_;
   if (plain_set) {
     pending_sets_.ctxs.push_back(std::move(ctx));
@@ -683,12 +695,11 @@ void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot
                                          std::exception_ptr e) {
   if (e) ReplyInternalError(ctx, slot, e);
   CountRequest(ctx, *slot, op, level);
-  for (size_t i = 0; i < running_.size(); ++i) {
-    if (running_[i].seq == seq) {
-      running_[i] = running_.back();
-      running_.pop_back();
-      break;
+  if (auto it = running_.find(seq); it != running_.end()) {
+    if (it->second.access == Access::kBlind || it->second.access == Access::kNone) {
+      --blind_or_none_running_;
     }
+    running_.erase(it);
   }
   --inflight_;
   Finished(slot);
