@@ -13,6 +13,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "base/hash.h"
+#include "tests/support/run_to_completion.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::coordinator {
@@ -50,10 +51,7 @@ class CoordinatorTest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> op) {
-    auto f = asio::co_spawn(io_, std::move(op), asio::use_future);
-    io_.restart();
-    io_.run();
-    return f.get();
+    return cairn::testing::RunToCompletion(io_, std::move(op));
   }
 
   RequestOptions Opts(std::string keyspace = "", Consistency cl = Consistency::kDefault) {

@@ -6,6 +6,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "replica/internode_service.h"
+#include "tests/support/run_to_completion.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::replica {
@@ -44,10 +45,7 @@ class PaxosAcceptorTest : public ::testing::Test {
 
   template <typename T>
   T Run(asio::awaitable<T> op) {
-    auto f = asio::co_spawn(io_, std::move(op), asio::use_future);
-    io_.restart();
-    io_.run();
-    return f.get();
+    return cairn::testing::RunToCompletion(io_, std::move(op));
   }
 
   // `lazy` with `expect_value`: an IF value = x swap's lazy prepare; lazy alone: a SERIAL read's.
@@ -268,10 +266,7 @@ struct AcceptorNode {
   std::unique_ptr<PaxosAcceptor> acceptor;
   template <typename T>
   T Run(asio::awaitable<T> op) {
-    auto f = asio::co_spawn(io, std::move(op), asio::use_future);
-    io.restart();
-    io.run();
-    return f.get();
+    return cairn::testing::RunToCompletion(io, std::move(op));
   }
   internode::PaxosPrepareResponse Prepare(uint64_t ballot) {
     internode::PaxosPrepareRequest r;
