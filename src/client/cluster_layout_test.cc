@@ -18,11 +18,11 @@ constexpr uint32_t kBits = 8;
 
 // Two DCs: dc1 with three nodes on two racks, dc2 with two nodes.
 std::vector<cluster::Member> Members() {
-  return {{11, "10.0.0.1:7400", "dc1", "r1"},
-          {12, "10.0.0.2:7400", "dc1", "r1"},
-          {13, "10.0.0.3:7400", "dc1", "r2"},
-          {21, "10.0.1.1:7400", "dc2", "r1"},
-          {22, "10.0.1.2:7400", "dc2", "r2"}};
+  return {{11, "127.0.0.1:7411", "dc1", "r1"},
+          {12, "127.0.0.1:7412", "dc1", "r1"},
+          {13, "127.0.0.1:7413", "dc1", "r2"},
+          {21, "127.0.0.1:7421", "dc2", "r1"},
+          {22, "127.0.0.1:7422", "dc2", "r2"}};
 }
 
 cluster::KeyspaceDef Keyspace(std::string name, ReplicationMap replication) {
