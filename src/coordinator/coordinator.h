@@ -281,7 +281,11 @@ class Coordinator {
     base::Clock::time_point at;
   };
   // Removes and returns the key's lease: a ballot is proposed at most once.
+  // Also counts a Paxos write of `key` as started here (EndPaxosWrite() ends it).
   std::optional<PaxosLease> TakeLease(const std::string& key);
+  void EndPaxosWrite(const std::string& key);
+  // Whether exactly one Paxos write of `key` is in progress here (the caller's).
+  bool WritingAlone(const std::string& key);
   void KeepLease(const std::string& key, PaxosLease lease);
   // Commits a value this coordinator chose at `ballot` and, when `ask_next` and the commit is
   // awaited, asks for the promise of a next ballot with it, kept as the key's lease if a quorum
@@ -342,6 +346,10 @@ class Coordinator {
   mutable PaxosCounters paxos_counters_;
   std::mutex leases_mu_;
   std::unordered_map<std::string, PaxosLease> leases_;  // guarded by leases_mu_; by data key
+  // Paxos writes in progress here, per data key: a commit asks for the next promise only when
+  // its write is the key's only one (a promise given under contention would pre-empt the
+  // others' rounds). Guarded by leases_mu_.
+  std::unordered_map<std::string, uint32_t> writing_;
   // Replication counters; relaxed atomics, read only by Metrics().
   struct ReplicaCounters {
     std::atomic<uint64_t> writes{0};          // mutations sent to a replica (this node included)

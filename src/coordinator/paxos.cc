@@ -251,12 +251,25 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
 
 std::optional<Coordinator::PaxosLease> Coordinator::TakeLease(const std::string& key) {
   std::lock_guard lock(leases_mu_);
+  ++writing_[key];
   auto it = leases_.find(key);
   if (it == leases_.end()) return std::nullopt;
   PaxosLease lease = std::move(it->second);
   leases_.erase(it);
   if (base::Clock::now() - lease.at > kLeaseLife) return std::nullopt;
   return lease;
+}
+
+void Coordinator::EndPaxosWrite(const std::string& key) {
+  std::lock_guard lock(leases_mu_);
+  auto it = writing_.find(key);
+  if (it != writing_.end() && --it->second == 0) writing_.erase(it);
+}
+
+bool Coordinator::WritingAlone(const std::string& key) {
+  std::lock_guard lock(leases_mu_);
+  auto it = writing_.find(key);
+  return it != writing_.end() && it->second == 1;
 }
 
 void Coordinator::KeepLease(const std::string& key, PaxosLease lease) {
@@ -280,7 +293,10 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommitChosen(
   lease.serial = serial;
   std::optional<Version> next;
   // A promise can only be counted from answers the commit waits for; a lease keeps the value.
-  if (ask_next && level && mutation.value().size() <= kMaxLeaseValueBytes) {
+  // Not while other writes of the key run here: the promise would pre-empt their rounds, and
+  // the next swap would most likely not be ours to make anyway.
+  if (ask_next && level && mutation.value().size() <= kMaxLeaseValueBytes &&
+      WritingAlone(lease_key)) {
     next = Version{clock_->Now(), identity_.node_id};
   }
   std::vector<uint32_t> promised_by;
@@ -453,6 +469,13 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
   const std::string lease_key = storage::EncodeDataKey(key);
   std::optional<PaxosLease> lease = TakeLease(lease_key);
   const bool recent = lease.has_value();
+  // Counted until the write ends, however it ends (see WritingAlone).
+  struct Ending {
+    Coordinator* coordinator;
+    const std::string* key;
+    ~Ending() { coordinator->EndPaxosWrite(*key); }
+  };
+  const Ending ending{this, &lease_key};
   if (lease && lease->ballot.hlc != 0 && lease->serial == serial &&
       lease->participants == participants) {
     const StoredValue* current = lease->current ? &*lease->current : nullptr;
@@ -491,25 +514,24 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     auto read =
         co_await PaxosPrepareRound(topology, key, participants, quorum, lazy, condition, deadline);
     if (!read.ok()) break;
-    spdlog::debug("paxos write {} b={}: promised={} current={} pending={}@{} mine={}",
-                  std::string_view(key.key).substr(0, 64), read->ballot.ToString(), read->promised,
-                  read->current ? read->current->version.ToString() : "none",
-                  read->pending ? VersionOf(read->pending->version()).ToString() : "none",
-                  read->pending ? read->pending_ballot.ToString() : "-", mine.size());
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("paxos write {} b={}: promised={} current={} pending={}@{} mine={}",
+                    std::string_view(key.key).substr(0, 64), read->ballot.ToString(),
+                    read->promised, read->current ? read->current->version.ToString() : "none",
+                    read->pending ? VersionOf(read->pending->version()).ToString() : "none",
+                    read->pending ? read->pending_ballot.ToString() : "-", mine.size());
     if (read->pending && !read->promised) {
       lazy = false;  // something to finish: that needs promises
       continue;
     }
     if (read->pending) {
       // Finish what a previous round left accepted: it may have been chosen. It is proposed
-      // again under this round's ballot, which becomes its version (see Reproposal).
+      // again under this round's ballot, keeping its version (see Reproposal).
       const bool was_ours = ours(replica::OriginOf(*read->pending));
       if (!was_ours) paxos_counters_.unfinished.fetch_add(1, std::memory_order_relaxed);
       const internode::Mutation again = replica::Reproposal(*read->pending, read->ballot);
-      // Our value may now be chosen under this version too. Only our own proposals count for
-      // `maybe_accepted`: finishing another one says nothing about ours (and a pending one of
-      // ours already counted when we proposed it).
-      if (was_ours) mine.push_back(read->ballot);
+      // Only our own proposals count for `maybe_accepted`: finishing another one says nothing
+      // about ours (and a pending one of ours already counted when we proposed it).
       bool finishing_accepted = false;
       auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
                                                  again, deadline, &finishing_accepted);
@@ -521,7 +543,7 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
           CasResult done;
           done.applied = true;
           done.current = record_of(again);
-          done.version = read->ballot;
+          done.version = VersionOf(again.version());
           co_return done;
         }
       }
@@ -566,9 +588,10 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     mine.push_back(read->ballot);
     auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
                                                mutation, deadline, &maybe_accepted);
-    spdlog::debug("paxos write {} proposed {}: accepted by {} of {} (quorum {})",
-                  std::string_view(key.key).substr(0, 64), read->ballot.ToString(), accepted,
-                  participants.size(), quorum);
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("paxos write {} proposed {}: accepted by {} of {} (quorum {})",
+                    std::string_view(key.key).substr(0, 64), read->ballot.ToString(), accepted,
+                    participants.size(), quorum);
     if (accepted >= quorum) {
       // Chosen. Commit it (and wait at the commit level, when one is asked for).
       Status committed =

@@ -67,7 +67,7 @@ Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key, bool
 internode::Mutation Reproposal(const internode::Mutation& pending, const Version& ballot) {
   internode::Mutation out = pending;
   if (!out.has_origin()) *out.mutable_origin() = out.version();
-  SetVersion(ballot, out.mutable_version());
+  (void)ballot;  // the version stays: see the header
   return out;
 }
 
@@ -141,12 +141,13 @@ asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
       out.set_found(true);
       ToMutation(key, *loaded->current, out.mutable_current());
     }
-    spdlog::debug("paxos acceptor prepare {} b={} -> {} floor={} data={} pending={}@{}",
-                  Shown(key.key), ballot.ToString(),
-                  out.skipped() ? "skipped" : (out.promised() ? "promised" : "refused"),
-                  VersionOf(out.floor()).ToString(), Shown(loaded->current),
-                  unsettled ? VersionOf(state.accepted().version()).ToString() : "none",
-                  unsettled ? VersionOf(state.accepted_ballot()).ToString() : "-");
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("paxos acceptor prepare {} b={} -> {} floor={} data={} pending={}@{}",
+                    Shown(key.key), ballot.ToString(),
+                    out.skipped() ? "skipped" : (out.promised() ? "promised" : "refused"),
+                    VersionOf(out.floor()).ToString(), Shown(loaded->current),
+                    unsettled ? VersionOf(state.accepted().version()).ToString() : "none",
+                    unsettled ? VersionOf(state.accepted_ballot()).ToString() : "-");
     return Status::Ok();
   };
   co_return co_await Run<internode::PaxosPrepareResponse>(std::move(step), deadline);
@@ -170,9 +171,10 @@ asio::awaitable<Result<internode::PaxosProposeResponse>> PaxosAcceptor::Propose(
     if (ballot < promised || data_newer) {
       out.set_accepted(false);
       SetVersion(loaded->Floor(), out.mutable_floor());
-      spdlog::debug("paxos acceptor propose {} {}@{} -> refused promised={} data={}",
-                    Shown(key.key), VersionOf(mutation.version()).ToString(), ballot.ToString(),
-                    promised.ToString(), Shown(loaded->current));
+      if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("paxos acceptor propose {} {}@{} -> refused promised={} data={}",
+                      Shown(key.key), VersionOf(mutation.version()).ToString(), ballot.ToString(),
+                      promised.ToString(), Shown(loaded->current));
       return Status::Ok();
     }
     internode::PaxosState& state = loaded->state;
@@ -183,9 +185,10 @@ asio::awaitable<Result<internode::PaxosProposeResponse>> PaxosAcceptor::Propose(
     group.PutRaw(storage::Family::kPaxos, loaded->state_key, state.SerializeAsString());
     out.set_accepted(true);
     SetVersion(ballot, out.mutable_floor());
-    spdlog::debug("paxos acceptor propose {} {}@{} -> accepted data={}", Shown(key.key),
-                  VersionOf(mutation.version()).ToString(), ballot.ToString(),
-                  Shown(loaded->current));
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("paxos acceptor propose {} {}@{} -> accepted data={}", Shown(key.key),
+                    VersionOf(mutation.version()).ToString(), ballot.ToString(),
+                    Shown(loaded->current));
     return Status::Ok();
   };
   co_return co_await Run<internode::PaxosProposeResponse>(std::move(step), deadline);
@@ -210,12 +213,13 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
     // a state record that could have gone; never the other way round).
     const Version value_version = op.value.version;
     const Version data_version = value_version;
-    spdlog::debug("paxos acceptor commit {} {}@{} pending={}", Shown(key.key),
-                  value_version.ToString(), ballot.ToString(),
-                  loaded->state.pending()
-                      ? VersionOf(loaded->state.accepted().version()).ToString() + "@" +
-                            VersionOf(loaded->state.accepted_ballot()).ToString()
-                      : std::string("none"));
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("paxos acceptor commit {} {}@{} pending={}", Shown(key.key),
+                    value_version.ToString(), ballot.ToString(),
+                    loaded->state.pending()
+                        ? VersionOf(loaded->state.accepted().version()).ToString() + "@" +
+                              VersionOf(loaded->state.accepted_ballot()).ToString()
+                        : std::string("none"));
     group.MergeData(op.key, std::move(op.value));
     internode::PaxosState& state = loaded->state;
     // The proposal accepted here is settled when it is this value or an older one.

@@ -14,12 +14,13 @@ namespace cairn::replica {
 
 namespace asio = boost::asio;
 
-// A pending proposal as a later round re-proposes it (to complete it): under that round's
-// ballot as its version too, so that every accepted proposal's version is the ballot it was
-// accepted with, and versions order chosen values as Paxos chose them. (Keeping the first version
-// let a completed value look older than a proposal it had superseded, which a later round then
-// took for unsettled and brought back: docs/consistency.md.) `origin` keeps the first version,
-// by which its proposer still recognises its value (OriginOf).
+// A pending proposal as a later round re-proposes it (to complete it): the same value under
+// the same version, with `origin` recording that version (OriginOf). Taking the round's ballot as
+// the version would close the known issue in docs/consistency.md, but makes every completion a
+// new version of an unchanged value: under contention on one key, version-conditioned swaps then
+// never see the version they read and livelock (CoordinatorTest.ConcurrentCasIncrementsLoseNothing
+// never finished under ASan). The fix to make instead: acceptors remember the ballot a value was
+// committed under, and a pending proposal accepted below it is settled.
 internode::Mutation Reproposal(const internode::Mutation& pending, const Version& ballot);
 Version OriginOf(const internode::Mutation& proposal);
 
