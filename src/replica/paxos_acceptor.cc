@@ -64,10 +64,9 @@ Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key, bool
 
 }  // namespace
 
-internode::Mutation Reproposal(const internode::Mutation& pending, const Version& ballot) {
+internode::Mutation Reproposal(const internode::Mutation& pending) {
   internode::Mutation out = pending;
   if (!out.has_origin()) *out.mutable_origin() = out.version();
-  (void)ballot;  // the version stays: see the header
   return out;
 }
 

@@ -21,7 +21,7 @@ namespace asio = boost::asio;
 // never see the version they read and livelock (CoordinatorTest.ConcurrentCasIncrementsLoseNothing
 // never finished under ASan). The fix to make instead: acceptors remember the ballot a value was
 // committed under, and a pending proposal accepted below it is settled.
-internode::Mutation Reproposal(const internode::Mutation& pending, const Version& ballot);
+internode::Mutation Reproposal(const internode::Mutation& pending);
 Version OriginOf(const internode::Mutation& proposal);
 
 // Thread safety: any reactor; the engine's writer thread serialises the steps.

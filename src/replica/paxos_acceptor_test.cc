@@ -294,12 +294,12 @@ struct AcceptorNode {
 
 TEST(PaxosReproposalTest, KeepsTheVersionAndRecordsItsOrigin) {
   internode::Mutation first = Value(10, "v");
-  internode::Mutation again = Reproposal(first, Version{50, 2});
+  internode::Mutation again = Reproposal(first);
   EXPECT_EQ(again.version().hlc(), 10u);
   EXPECT_EQ(again.value(), "v");
   EXPECT_EQ(OriginOf(first), (Version{10, 1}));
   EXPECT_EQ(OriginOf(again), (Version{10, 1}));
-  EXPECT_EQ(OriginOf(Reproposal(again, Version{60, 3})), (Version{10, 1}));
+  EXPECT_EQ(OriginOf(Reproposal(again)), (Version{10, 1}));
 }
 
 // KNOWN ISSUE (docs/consistency.md), disabled until it is fixed: it fails today.
@@ -328,7 +328,7 @@ TEST(PaxosReproposalTest, DISABLED_ACompletedValueSupersedesEveryProposalItsRoun
   auto from_b = b.Prepare(871);
   ASSERT_TRUE(from_b.promised() && from_b.pending());
   ASSERT_TRUE(c.Prepare(871).promised());
-  const internode::Mutation completed = Reproposal(from_b.accepted(), Version{871, 1});
+  const internode::Mutation completed = Reproposal(from_b.accepted());
   ASSERT_TRUE(b.Propose(871, completed));
   ASSERT_TRUE(c.Propose(871, completed));  // chosen
   b.Commit(871, completed);
