@@ -526,10 +526,10 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
     }
     if (read->pending) {
       // Finish what a previous round left accepted: it may have been chosen. It is proposed
-      // again under this round's ballot, keeping its version (see Reproposal).
-      const bool was_ours = ours(replica::OriginOf(*read->pending));
+      // again under this round's ballot, keeping its version.
+      const bool was_ours = ours(VersionOf(read->pending->version()));
       if (!was_ours) paxos_counters_.unfinished.fetch_add(1, std::memory_order_relaxed);
-      const internode::Mutation again = replica::Reproposal(*read->pending);
+      const internode::Mutation& again = *read->pending;
       // Only our own proposals count for `maybe_accepted`: finishing another one says nothing
       // about ours (and a pending one of ours already counted when we proposed it).
       bool finishing_accepted = false;
@@ -692,7 +692,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
     }
     // A proposal may have been chosen but not committed: finish it before answering, so that no
     // later read can see an older value than this one.
-    const internode::Mutation again = replica::Reproposal(*read->pending);
+    const internode::Mutation& again = *read->pending;
     auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot, again,
                                                deadline, &unused);
     if (accepted >= quorum) {

@@ -64,16 +64,6 @@ Result<Loaded> Load(storage::GroupView& group, const storage::DataKey& key, bool
 
 }  // namespace
 
-internode::Mutation Reproposal(const internode::Mutation& pending) {
-  internode::Mutation out = pending;
-  if (!out.has_origin()) *out.mutable_origin() = out.version();
-  return out;
-}
-
-Version OriginOf(const internode::Mutation& proposal) {
-  return VersionOf(proposal.has_origin() ? proposal.origin() : proposal.version());
-}
-
 template <typename Response, typename Step>
 asio::awaitable<Result<Response>> PaxosAcceptor::Run(Step step, base::Deadline deadline) {
   // The step fills `response` on the writer thread; the callback runs after the group's fsync.

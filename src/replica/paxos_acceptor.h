@@ -14,16 +14,6 @@ namespace cairn::replica {
 
 namespace asio = boost::asio;
 
-// A pending proposal as a later round re-proposes it (to complete it): the same value under
-// the same version, with `origin` recording that version (OriginOf). Taking the round's ballot as
-// the version would close the known issue in docs/consistency.md, but makes every completion a
-// new version of an unchanged value: under contention on one key, version-conditioned swaps then
-// never see the version they read and livelock (CoordinatorTest.ConcurrentCasIncrementsLoseNothing
-// never finished under ASan). The fix to make instead: acceptors remember the ballot a value was
-// committed under, and a pending proposal accepted below it is settled.
-internode::Mutation Reproposal(const internode::Mutation& pending);
-Version OriginOf(const internode::Mutation& proposal);
-
 // Thread safety: any reactor; the engine's writer thread serialises the steps.
 class PaxosAcceptor {
  public:
