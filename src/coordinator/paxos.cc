@@ -355,6 +355,7 @@ asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
     read.ballot = ballot;
     size_t yes = 0, answered = 0;
     Version floor;
+    Version committed;          // the greatest ballot any answer's data was chosen at
     std::vector<Version> held;  // the data version of each replica that answered as a read
     for (const auto& [node, r] : phase->answers()) {
       if (!r.ok()) continue;
@@ -362,6 +363,7 @@ asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
       if (!r->promised() && !r->skipped()) continue;  // refused: its answer is not a read
       if (r->promised()) ++yes;
       ++answered;
+      committed = std::max(committed, VersionOf(r->committed()));
       held.push_back(r->found() ? VersionOf(r->current().version()) : Version{});
       if (r->found()) {
         StoredValue v = replica::FromMutation(internode::Mutation(r->current())).value;
@@ -379,9 +381,13 @@ asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
         read.current_holders =
             static_cast<size_t>(std::count(held.begin(), held.end(), read.current->version));
       }
-      // A pending proposal is unsettled only if no answer's data has its value yet.
-      if (read.pending && read.current &&
-          !(read.current->version < VersionOf(read.pending->version()))) {
+      // A pending proposal is unsettled only if no answer's data has its value yet and no
+      // value committed at one of them outranked it. (Paxos's "the highest accepted ballot
+      // wins", with commits counting as accepts at the ballot they were chosen at: a value
+      // completed by a later round keeps its first version, which alone would understate it.)
+      if (read.pending && replica::PaxosProposalSettled(
+                              VersionOf(read.pending->version()), read.pending_ballot,
+                              read.current ? read.current->version : Version{}, committed)) {
         read.pending.reset();
       }
       co_return read;

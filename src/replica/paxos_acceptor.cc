@@ -42,6 +42,15 @@ struct Loaded {
     if (current && floor < current->version) floor = current->version;
     return floor;
   }
+  Version DataVersion() const { return current ? current->version : Version{}; }
+  // The greatest ballot a value committed here was chosen at (the data's version at least).
+  Version Committed() const { return std::max(VersionOf(state.committed()), DataVersion()); }
+  // Whether `state` holds a proposal that no commit here has settled yet.
+  bool Unsettled() const {
+    return state.pending() &&
+           !PaxosProposalSettled(VersionOf(state.accepted().version()),
+                                 VersionOf(state.accepted_ballot()), DataVersion(), Committed());
+  }
 };
 
 // `with_data`: also read the key's data (commits do without here; their write folds, which
@@ -102,10 +111,9 @@ asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
     if (!loaded.ok()) return loaded.status();
     const Version floor = loaded->Floor();
     const internode::PaxosState& state = loaded->state;
-    // An accepted proposal whose value the data already holds (or has passed) is settled.
-    const bool unsettled =
-        state.pending() &&
-        (!loaded->current || loaded->current->version < VersionOf(state.accepted().version()));
+    // An accepted proposal whose value the data already holds (or has passed), or that a
+    // committed value outranked, is settled.
+    const bool unsettled = loaded->Unsettled();
     const storage::StoredValue* current = loaded->current ? &*loaded->current : nullptr;
     if (lazy && !unsettled && !(condition && ConditionHolds(*condition, current, now_ms))) {
       // Answered as a read: nothing here for the proposer to finish, and its condition fails
@@ -130,13 +138,16 @@ asio::awaitable<Result<internode::PaxosPrepareResponse>> PaxosAcceptor::Prepare(
       out.set_found(true);
       ToMutation(key, *loaded->current, out.mutable_current());
     }
+    SetVersion(loaded->Committed(), out.mutable_committed());
     if (spdlog::should_log(spdlog::level::debug))
-      spdlog::debug("paxos acceptor prepare {} b={} -> {} floor={} data={} pending={}@{}",
-                    Shown(key.key), ballot.ToString(),
-                    out.skipped() ? "skipped" : (out.promised() ? "promised" : "refused"),
-                    VersionOf(out.floor()).ToString(), Shown(loaded->current),
-                    unsettled ? VersionOf(state.accepted().version()).ToString() : "none",
-                    unsettled ? VersionOf(state.accepted_ballot()).ToString() : "-");
+      spdlog::debug(
+          "paxos acceptor prepare {} b={} -> {} floor={} data={} committed={} pending={}@{}",
+          Shown(key.key), ballot.ToString(),
+          out.skipped() ? "skipped" : (out.promised() ? "promised" : "refused"),
+          VersionOf(out.floor()).ToString(), Shown(loaded->current),
+          VersionOf(out.committed()).ToString(),
+          unsettled ? VersionOf(state.accepted().version()).ToString() : "none",
+          unsettled ? VersionOf(state.accepted_ballot()).ToString() : "-");
     return Status::Ok();
   };
   co_return co_await Run<internode::PaxosPrepareResponse>(std::move(step), deadline);
@@ -211,8 +222,15 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
                         : std::string("none"));
     group.MergeData(op.key, std::move(op.value));
     internode::PaxosState& state = loaded->state;
-    // The proposal accepted here is settled when it is this value or an older one.
-    if (state.pending() && !(value_version < VersionOf(state.accepted().version()))) {
+    // Remembered past the data's version: a completed value keeps its first version, and the
+    // ballot it was chosen at is what tells later rounds which proposals it outranked.
+    const Version committed = std::max(VersionOf(state.committed()), ballot);
+    SetVersion(committed, state.mutable_committed());
+    // The proposal accepted here is settled when it is this value or an older one, or lost to
+    // it (see PaxosProposalSettled).
+    if (state.pending() &&
+        PaxosProposalSettled(VersionOf(state.accepted().version()),
+                             VersionOf(state.accepted_ballot()), data_version, committed)) {
       state.clear_pending();
       state.clear_accepted_ballot();
       state.clear_accepted();
@@ -233,7 +251,8 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
       }
     }
     if (!state.pending() && !(data_version < promised)) {
-      // Nothing pending, and the data's version alone keeps every older ballot out.
+      // Nothing pending, and the data's version alone keeps every older ballot out (and stands
+      // for the committed ballot, which the promise bounds).
       if (loaded->exists) group.DeleteRaw(storage::Family::kPaxos, loaded->state_key);
     } else {
       SetVersion(promised, state.mutable_promised());

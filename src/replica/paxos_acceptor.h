@@ -7,12 +7,25 @@
 
 #include "base/async.h"
 #include "cairn/status.h"
+#include "cairn/types.h"
 #include "proto/internode.pb.h"
 #include "storage/engine.h"
 
 namespace cairn::replica {
 
 namespace asio = boost::asio;
+
+// Whether a proposal accepted at `accepted_ballot` with version `accepted_version` is settled,
+// given a replica's data version and the greatest ballot a value committed there was chosen at:
+// either its value is in the data (or was overwritten), or a value chosen at a ballot at least
+// as high outranked it. A later key's proposals all carry ballots above the last chosen one
+// (a quorum promised it), so an outranked proposal is this value or one that lost to it.
+// Completing a value keeps its first version, so only the ballot tells the second case.
+// Used by the acceptor (what it reports and clears) and the proposer (what it finishes).
+inline bool PaxosProposalSettled(const Version& accepted_version, const Version& accepted_ballot,
+                                 const Version& data_version, const Version& committed_ballot) {
+  return !(data_version < accepted_version) || !(committed_ballot < accepted_ballot);
+}
 
 // Thread safety: any reactor; the engine's writer thread serialises the steps.
 class PaxosAcceptor {

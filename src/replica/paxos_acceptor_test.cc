@@ -181,8 +181,9 @@ TEST_F(PaxosAcceptorTest, RefusesValuesOlderThanTheData) {
 TEST_F(PaxosAcceptorTest, PendingIsKeptUntilItsValueIsCommitted) {
   EXPECT_TRUE(Prepare(10).promised());
   EXPECT_TRUE(Propose(10, Value(10, "a")));
-  // A commit of an older value settles nothing.
-  Commit(10, Value(5, "older"));
+  // A late commit of an older value, chosen at a lower ballot, settles nothing. (A value
+  // chosen at 10 would be "a": one ballot, one value.)
+  Commit(5, Value(5, "older"));
   auto next = Prepare(11);
   ASSERT_TRUE(next.pending());
   EXPECT_EQ(next.accepted().value(), "a");
@@ -292,16 +293,12 @@ struct AcceptorNode {
   }
 };
 
-// KNOWN ISSUE (docs/consistency.md), disabled until it is fixed: it fails today.
 // The history the fault workload found (seed 8519547383775478707), step by step on three
 // acceptors. X is accepted by B alone at 265, Y by A alone at 267; a round at 871 finds only X
-// (from B) and completes it: X is chosen at 871, so Y can never be. A later round that meets Y
-// pending on A (its commit not there yet) must see that B's data supersedes it. With X under
-// its first version (265 < 267) Y looks unsettled, and that round chooses Y after X. Taking the
-// completing ballot as X's version made this pass but livelocked contended swaps; the fix to come
-// reports the ballot X was committed under (871 > 267). Then this test checks that report instead
-// of the version.
-TEST(PaxosReproposalTest, DISABLED_ACompletedValueSupersedesEveryProposalItsRoundOutranked) {
+// (from B) and completes it: X is chosen at 871, so Y can never be. X keeps its first version
+// (265 < 267), so a later round that meets Y pending on A (X's commit not there yet) must learn
+// from B the ballot X was committed at, or it would choose Y after X.
+TEST(PaxosReproposalTest, ACompletedValueSupersedesEveryProposalItsRoundOutranked) {
   AcceptorNode a, b, c;
   for (AcceptorNode* n : {&a, &b, &c}) {
     auto e = storage::Engine::Open(storage::EngineOptions{.path = n->dir.Sub("db")});
@@ -328,9 +325,35 @@ TEST(PaxosReproposalTest, DISABLED_ACompletedValueSupersedesEveryProposalItsRoun
   auto from_b2 = b.Prepare(952);
   ASSERT_TRUE(from_a.pending());
   ASSERT_TRUE(from_b2.found());
-  EXPECT_GE(VersionOf(from_b2.current().version()), VersionOf(from_a.accepted().version()))
-      << "B's data must show Y (pending on A) superseded";
   EXPECT_EQ(from_b2.current().value(), "X");
+  EXPECT_EQ(VersionOf(from_b2.current().version()).hlc, 265u) << "a completion keeps its version";
+  EXPECT_EQ(VersionOf(from_b2.committed()).hlc, 871u);
+  EXPECT_FALSE(from_b2.pending());
+  EXPECT_TRUE(PaxosProposalSettled(
+      VersionOf(from_a.accepted().version()), VersionOf(from_a.accepted_ballot()),
+      VersionOf(from_b2.current().version()), VersionOf(from_b2.committed())))
+      << "B's commit at 871 must show Y (pending on A at 267) outranked";
+  // X's commit reaching A settles Y there too, although Y's version is the newer one.
+  a.Commit(871, completed);
+  auto from_a2 = a.Prepare(990);
+  EXPECT_FALSE(from_a2.pending());
+  EXPECT_EQ(from_a2.current().value(), "X");
+  EXPECT_EQ(VersionOf(from_a2.committed()).hlc, 871u);
+}
+
+TEST(PaxosProposalSettledTest, ByTheDataOrByAnOutrankingCommit) {
+  const Version v10{10, 1}, v20{20, 1}, v30{30, 1}, none{};
+  // Nothing committed: unsettled.
+  EXPECT_FALSE(PaxosProposalSettled(v10, v10, none, none));
+  // Its value (or a newer one) is in the data.
+  EXPECT_TRUE(PaxosProposalSettled(v10, v20, v10, v10));
+  EXPECT_TRUE(PaxosProposalSettled(v10, v20, v30, v30));
+  // An older value in the data, committed at a ballot below this proposal's: unsettled.
+  EXPECT_FALSE(PaxosProposalSettled(v20, v20, v10, v10));
+  EXPECT_FALSE(PaxosProposalSettled(v20, v30, v10, v20)) << "completed at 30, above 20";
+  // An older value in the data, but chosen at a ballot at least as high: outranked.
+  EXPECT_TRUE(PaxosProposalSettled(v20, v20, v10, v30));
+  EXPECT_TRUE(PaxosProposalSettled(v20, v30, v10, v30)) << "the same ballot: the same value";
 }
 
 }  // namespace

@@ -44,8 +44,16 @@ std::vector<char*> Argv(std::vector<std::string>& args) {
 
 }  // namespace
 
-std::string CairndPath() { return CAIRND_BIN; }
-std::string CliPath() { return CAIRN_CLI_BIN; }
+// The environment may name other binaries (a copy kept while the build tree is rebuilt, as in
+// the loops of docs/testing.md); the build's own by default.
+std::string CairndPath() {
+  const char* path = std::getenv("CAIRN_TEST_CAIRND");
+  return path != nullptr && *path != '\0' ? path : CAIRND_BIN;
+}
+std::string CliPath() {
+  const char* path = std::getenv("CAIRN_TEST_CLI");
+  return path != nullptr && *path != '\0' ? path : CAIRN_CLI_BIN;
+}
 
 Result<std::unique_ptr<CairndProcess>> CairndProcess::Start(Options options) {
   std::unique_ptr<CairndProcess> p(new CairndProcess());
