@@ -43,21 +43,28 @@ InternodeClient::InternodeClient(asio::any_io_executor executor, uint32_t self_n
                                  size_t max_payload)
     : self_(self_node), pool_(std::move(executor), PoolOptions(max_payload)) {}
 
-asio::awaitable<Result<internode::Response>> InternodeClient::Call(const std::string& address,
-                                                                   internode::Request& request,
-                                                                   base::Deadline deadline) {
-  request.set_protocol_version(internode::PROTOCOL_V1);
-  request.set_from_node(self_);
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
-  request.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count())));
+asio::awaitable<Result<internode::Response>> InternodeClient::Call(
+    const std::string& address, const internode::Request& request, base::Deadline deadline) {
   auto conn = co_await pool_.Acquire(address, deadline);
   if (!conn.ok()) co_return conn.status();
-  const size_t size = request.ByteSizeLong();
+  // The envelope's fields are encoded after the request's: a field met twice in the protobuf
+  // wire format takes its last value, so these win over any the caller set.
+  internode::Request stamp;
+  stamp.set_protocol_version(internode::PROTOCOL_V1);
+  stamp.set_from_node(self_);
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
+  stamp.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count())));
+  // Both sizes are computed and used with no suspension between (the request's cached sizes
+  // belong to whoever serializes it last on this reactor).
+  const size_t body = request.ByteSizeLong();
+  const size_t size = body + stamp.ByteSizeLong();
   auto payload = co_await (*conn)->Call(
       size,
       [&](char* dest) {
-        request.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
+        auto* out = reinterpret_cast<uint8_t*>(dest);
+        request.SerializeWithCachedSizesToArray(out);
+        stamp.SerializeWithCachedSizesToArray(out + body);
       },
       deadline);
   if (!payload.ok()) co_return payload.status();

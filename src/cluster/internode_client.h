@@ -20,13 +20,14 @@ class InternodeClient {
  public:
   InternodeClient(asio::any_io_executor executor, uint32_t self_node, size_t max_payload);
 
-  // Sends `request` to the node at `address` (filling in the protocol version, the sender and
-  // the time left) and waits for the answer until `deadline`.
+  // Sends `request` to the node at `address` (with the protocol version, the sender and the
+  // time left filled in on the wire: `request` itself is not touched, so one request can be
+  // sent to several nodes at once) and waits for the answer until `deadline`.
   //  - UNAVAILABLE: not sent (the node cannot be reached, or failed recently and is backing off);
   //  - TIMEOUT: sent but not answered in time (the peer may have acted on it);
   //  - any other code: the peer's error.
   asio::awaitable<Result<internode::Response>> Call(const std::string& address,
-                                                    internode::Request& request,
+                                                    const internode::Request& request,
                                                     base::Deadline deadline);
 
   void CloseAll() { pool_.CloseAll(); }

@@ -251,7 +251,7 @@ class Coordinator {
   template <typename Response>
   asio::awaitable<std::shared_ptr<Phase<Response>>> PaxosPhase(
       const cluster::Topology& topology, const std::vector<uint32_t>& participants,
-      const internode::Request& request, std::function<bool(const Phase<Response>&)> enough,
+      internode::Request request, std::function<bool(const Phase<Response>&)> enough,
       base::Deadline deadline);
   // The live members of the Paxos group of `set` at `serial` (all replicas, or this data
   // centre's), and the quorum of the whole group; `why` is set when no quorum is up.

@@ -92,7 +92,7 @@ class Coordinator::Phase {
 template <typename Response>
 asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::PaxosPhase(
     const cluster::Topology& topology, const std::vector<uint32_t>& participants,
-    const internode::Request& request, std::function<bool(const Phase<Response>&)> enough,
+    internode::Request request, std::function<bool(const Phase<Response>&)> enough,
     base::Deadline deadline) {
   if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
     paxos_counters_.prepares.fetch_add(1, std::memory_order_relaxed);
@@ -103,13 +103,17 @@ asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::Paxo
   }
   auto executor = co_await asio::this_coro::executor;
   auto phase = std::make_shared<Phase<Response>>(executor, participants.size(), std::move(enough));
+  // One request for all the tasks, which run on this reactor: InternodeClient::Call leaves it
+  // as it is, and the local acceptor copies what it keeps.
+  auto shared = std::make_shared<const internode::Request>(std::move(request));
   for (uint32_t node : participants) {
     std::string address = AddressOf(topology, node);
     // Each task reports to the phase whatever happens: nothing escapes it.
     asio::co_spawn(
         executor,
-        [this, phase, node, address = std::move(address), request,
+        [this, phase, node, address = std::move(address), shared,
          deadline]() mutable -> asio::awaitable<void> {
+          const internode::Request& request = *shared;
           Result<Response> r = Status::Unavailable("not sent");
           if (node == identity_.node_id) {
             if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
@@ -120,8 +124,7 @@ asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::Paxo
               r = co_await local_->paxos().Commit(request.paxos_commit(), deadline);
             }
           } else if (cluster::InternodeClient* client = Client()) {
-            internode::Request own = request;  // Call stamps it
-            auto response = co_await client->Call(address, own, deadline);
+            auto response = co_await client->Call(address, request, deadline);
             if (!response.ok()) {
               r = response.status();
             } else if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
@@ -210,8 +213,8 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
           if (topology_copy) {
             std::function<bool(const Phase<internode::PaxosCommitResponse>&)> all =
                 [](const Phase<internode::PaxosCommitResponse>&) { return false; };
-            co_await PaxosPhase<internode::PaxosCommitResponse>(*topology_copy, up, request,
-                                                                std::move(all), deadline);
+            co_await PaxosPhase<internode::PaxosCommitResponse>(
+                *topology_copy, up, std::move(request), std::move(all), deadline);
           }
         },
         asio::detached);
@@ -233,7 +236,7 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
   };
   std::function<bool(const Phase<internode::PaxosCommitResponse>&)> enough =
       [count](const Phase<internode::PaxosCommitResponse>& p) { return count(p).first; };
-  auto phase = co_await PaxosPhase<internode::PaxosCommitResponse>(topology, up, request,
+  auto phase = co_await PaxosPhase<internode::PaxosCommitResponse>(topology, up, std::move(request),
                                                                    std::move(enough), deadline);
   if (promised_by != nullptr) {
     for (const auto& [node, r] : phase->answers()) {
@@ -417,8 +420,8 @@ asio::awaitable<size_t> Coordinator::PaxosProposeRound(const cluster::Topology& 
         }
         return yes >= quorum || no > p.participants() - quorum;
       };
-  auto phase = co_await PaxosPhase<internode::PaxosProposeResponse>(topology, participants, request,
-                                                                    decided, deadline);
+  auto phase = co_await PaxosPhase<internode::PaxosProposeResponse>(
+      topology, participants, std::move(request), decided, deadline);
   auto count = [&phase](size_t* yes, size_t* no) {
     *yes = *no = 0;
     for (const auto& [node, r] : phase->answers()) {
