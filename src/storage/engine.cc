@@ -182,7 +182,8 @@ class Engine::GcFilterFactory final : public rocksdb::CompactionFilterFactory {
 Engine::Engine(const EngineOptions& options)
     : options_(options),
       clock_(options.clock ? options.clock : &base::SystemClock()),
-      read_cache_(options.read_cache_bytes, options.read_cache_max_value_bytes) {}
+      read_cache_(options.read_cache_bytes, options.read_cache_max_value_bytes),
+      paxos_cache_(options.paxos_cache_bytes) {}
 
 Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   if (options.path.empty()) return Status::InvalidArgument("storage path is empty");
@@ -404,11 +405,33 @@ class Engine::Group final : public GroupView {
     if (auto it = raw_written_.find(RawKey(family, key)); it != raw_written_.end()) {
       return it->second;
     }
+    const bool cached = family == Family::kPaxos;
+    if (cached) {
+      if (const std::optional<std::string>* hit = e_.paxos_cache_.Find(key)) return *hit;
+    }
     std::string value;
     auto s = e_.db_->Get(rocksdb::ReadOptions(), e_.HandleOf(family), key, &value);
-    if (s.IsNotFound()) return std::optional<std::string>();
-    if (!s.ok()) return FromRocks(s, "read in a group commit");
-    return std::optional<std::string>(std::move(value));
+    std::optional<std::string> out;
+    if (s.ok()) {
+      out = std::move(value);
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "read in a group commit");
+    }
+    // What is committed: this group's own writes are in raw_written_ until it is.
+    if (cached) e_.paxos_cache_.Put(key, out);
+    return out;
+  }
+  // After the group's write: keep the paxos cache in step with it (or drop what it holds).
+  void Committed(bool ok) {
+    if (!ok) {
+      e_.paxos_cache_.Clear();
+      return;
+    }
+    for (auto& [raw_key, value] : raw_written_) {
+      if (static_cast<Family>(raw_key[0]) == Family::kPaxos) {
+        e_.paxos_cache_.Put(std::string_view(raw_key).substr(1), std::move(value));
+      }
+    }
   }
   void MergeData(const DataKey& key, StoredValue value) override {
     // Transactions (Paxos commits) write keys that are read again soon, by the next round's
@@ -547,6 +570,7 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
       read_cache_.EndWrite(key, status.ok() ? value : nullptr);
     }
     if (!dropped.empty()) read_cache_.Clear();
+    group.Committed(status.ok());
   }
   if (status.ok() && !dropped.empty()) gc_factory_->AddDropped(dropped);
   {

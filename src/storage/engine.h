@@ -21,6 +21,7 @@
 #include "cairn/status.h"
 #include "storage/format.h"
 #include "storage/read_cache.h"
+#include "storage/record_cache.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -52,6 +53,9 @@ struct EngineOptions {
   // keeps. See read_cache.h.
   size_t read_cache_bytes = size_t{32} << 20;
   size_t read_cache_max_value_bytes = size_t{16} << 10;
+  // Bytes of Paxos acceptor records the writer thread keeps in memory (0: none). See
+  // record_cache.h.
+  size_t paxos_cache_bytes = size_t{8} << 20;
   // Null: RocksDB's default environment. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
   // Time for expiry and tombstone collection. Null: the system clock.
@@ -202,6 +206,9 @@ class Engine {
   };
   Counters StatisticsCounters() const;
   ReadCache::Counters ReadCacheCounters() const { return read_cache_.counters(); }
+  // Reads of Paxos acceptor records in group commits answered from memory, and not.
+  uint64_t paxos_cache_hits() const { return paxos_cache_.hits(); }
+  uint64_t paxos_cache_misses() const { return paxos_cache_.misses(); }
 
  private:
   struct Pending {
@@ -241,6 +248,8 @@ class Engine {
   std::atomic<uint64_t> absorbed_{0};
   // Exact: the writer thread keeps it in step with every data write (see read_cache.h).
   mutable ReadCache read_cache_;
+  // The paxos family's records, exact: only group commits write the family (record_cache.h).
+  RecordCache paxos_cache_;
 
   std::deque<Pending> queue_;   // guarded by mu_
   bool stopping_ = false;       // guarded by mu_

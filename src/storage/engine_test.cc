@@ -370,6 +370,53 @@ TEST_F(EngineTest, FailedTransactionWritesNothing) {
   EXPECT_TRUE(half->empty());
 }
 
+// Paxos records read in group commits come from the writer thread's cache after the first
+// read: it must answer what RocksDB would, across groups, deletes, failed groups and reopens.
+TEST_F(EngineTest, PaxosRecordsReadInGroupsStayExact) {
+  auto read = [this](const std::string& key) {
+    auto seen = std::make_shared<std::optional<std::string>>();
+    WriteRequest req;
+    req.txn = [key, seen](GroupView& g) -> Status {
+      auto raw = g.GetRaw(Family::kPaxos, key);
+      if (!raw.ok()) return raw.status();
+      *seen = *raw;
+      return Status::Ok();
+    };
+    EXPECT_TRUE(WriteSync(*engine_, std::move(req)).status.ok());
+    return *seen;
+  };
+  auto write = [this](const std::string& key, std::optional<std::string> value, bool fail) {
+    WriteRequest req;
+    req.txn = [key, value, fail](GroupView& g) -> Status {
+      if (value) {
+        g.PutRaw(Family::kPaxos, key, *value);
+      } else {
+        g.DeleteRaw(Family::kPaxos, key);
+      }
+      return fail ? Status::Internal("injected") : Status::Ok();
+    };
+    return WriteSync(*engine_, std::move(req)).status;
+  };
+  EXPECT_EQ(read("k"), std::nullopt);
+  ASSERT_TRUE(write("k", "one", false).ok());
+  const uint64_t hits = engine_->paxos_cache_hits();
+  EXPECT_EQ(read("k"), std::optional<std::string>("one"));
+  EXPECT_EQ(engine_->paxos_cache_hits(), hits + 1) << "answered from the cache";
+  // A failed group's write is seen neither in RocksDB nor in the cache.
+  EXPECT_EQ(write("k", "lost", true).code(), Code::kInternal);
+  EXPECT_EQ(read("k"), std::optional<std::string>("one"));
+  ASSERT_TRUE(write("k", std::nullopt, false).ok());
+  EXPECT_EQ(read("k"), std::nullopt);
+  ASSERT_TRUE(write("k", "two", false).ok());
+  // Reads outside group commits, and after a reopen (an empty cache), agree.
+  auto listed = engine_->List(Family::kPaxos, "", "", 10);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].second, "two");
+  Open();
+  EXPECT_EQ(read("k"), std::optional<std::string>("two"));
+}
+
 TEST_F(EngineTest, ScanMergesPartitionsInKeyOrder) {
   WriteRequest req;
   // Keys spread over partitions 0..3, written out of order.
