@@ -56,7 +56,7 @@ class CairndProcess {
   int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
   // SIGKILL and reap: a crash.
   void Kill9();
-  void Pause();   // SIGSTOP
+  void Pause();   // SIGSTOP, and wait until every thread is stopped
   void Resume();  // SIGCONT
   // What the server wrote to stderr so far (its log).
   std::string Log() const;
