@@ -575,7 +575,9 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       // apply this one request twice (visible, overwritten, then back), and answering "applied"
       // could be wrong (if ours was never chosen, the newer value may be a swap whose condition
       // was decided without ours). Neither can be told apart from here: answer TIMEOUT, "may
-      // have been applied".
+      // have been applied". (A proposal of ours that a commit outranked, its ballot below a
+      // committed one while the data's version is still below it, can no longer be chosen:
+      // going on below applies this request at most once.)
       break;
     }
     const uint64_t now = wall_->NowMillis();

@@ -44,7 +44,17 @@ struct Loaded {
   }
   Version DataVersion() const { return current ? current->version : Version{}; }
   // The greatest ballot a value committed here was chosen at (the data's version at least).
-  Version Committed() const { return std::max(VersionOf(state.committed()), DataVersion()); }
+  // A pending proposal whose value the data already holds counts too: the data may have come
+  // without its commit (a hint, a read repair under the value's own version), and the ballot
+  // it was accepted at still outranks every other proposal below it (as in Commit).
+  Version Committed() const {
+    const Version base = std::max(VersionOf(state.committed()), DataVersion());
+    if (!state.pending()) return base;
+    const Version ballot = VersionOf(state.accepted_ballot());
+    return PaxosProposalSettled(VersionOf(state.accepted().version()), ballot, DataVersion(), base)
+               ? std::max(base, ballot)
+               : base;
+  }
   // Whether `state` holds a proposal that no commit here has settled yet.
   bool Unsettled() const {
     return state.pending() &&
@@ -224,17 +234,23 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
     internode::PaxosState& state = loaded->state;
     // Remembered past the data's version: a completed value keeps its first version, and the
     // ballot it was chosen at is what tells later rounds which proposals it outranked.
-    const Version committed = std::max(VersionOf(state.committed()), ballot);
-    SetVersion(committed, state.mutable_committed());
+    Version committed = std::max(VersionOf(state.committed()), ballot);
     // The proposal accepted here is settled when it is this value or an older one, or lost to
-    // it (see PaxosProposalSettled).
-    if (state.pending() &&
-        PaxosProposalSettled(VersionOf(state.accepted().version()),
-                             VersionOf(state.accepted_ballot()), data_version, committed)) {
-      state.clear_pending();
-      state.clear_accepted_ballot();
-      state.clear_accepted();
+    // it (see PaxosProposalSettled). Its ballot is kept when it is cleared: a quorum promised
+    // that ballot, so every other proposal accepted below it is settled too, and this commit
+    // may carry a lower ballot than the one this value was chosen at (a SERIAL read's repair
+    // commits under the value's own version).
+    if (state.pending()) {
+      const Version accepted_ballot = VersionOf(state.accepted_ballot());
+      if (PaxosProposalSettled(VersionOf(state.accepted().version()), accepted_ballot, data_version,
+                               committed)) {
+        committed = std::max(committed, accepted_ballot);
+        state.clear_pending();
+        state.clear_accepted_ballot();
+        state.clear_accepted();
+      }
     }
+    SetVersion(committed, state.mutable_committed());
     // The commit's ballot is a promise too: a value re-proposed under a later ballot keeps
     // its older version, and a ballot between the two must still be refused here.
     Version promised = std::max(VersionOf(state.promised()), ballot);

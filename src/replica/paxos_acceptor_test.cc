@@ -1,5 +1,7 @@
 #include "replica/paxos_acceptor.h"
 
+#include <future>
+
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -265,6 +267,24 @@ struct AcceptorNode {
   asio::io_context io;
   std::unique_ptr<storage::Engine> engine;
   std::unique_ptr<PaxosAcceptor> acceptor;
+  AcceptorNode() {
+    auto e = storage::Engine::Open(storage::EngineOptions{.path = dir.Sub("db")});
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    if (!e.ok()) return;
+    engine = std::move(*e);
+    acceptor = std::make_unique<PaxosAcceptor>(engine.get());
+  }
+  // The value arrives as a plain replica write, as a hint or a read repair delivers it.
+  void WriteData(const internode::Mutation& m) {
+    storage::WriteRequest request;
+    request.ops.push_back(FromMutation(internode::Mutation(m)));
+    std::promise<Status> done;
+    auto written = done.get_future();
+    engine->Write(std::move(request), [&done](Status s, std::vector<storage::WriteOutcome>) {
+      done.set_value(std::move(s));
+    });
+    EXPECT_TRUE(written.get().ok());
+  }
   template <typename T>
   T Run(asio::awaitable<T> op) {
     return cairn::testing::RunToCompletion(io, std::move(op));
@@ -300,12 +320,6 @@ struct AcceptorNode {
 // from B the ballot X was committed at, or it would choose Y after X.
 TEST(PaxosReproposalTest, ACompletedValueSupersedesEveryProposalItsRoundOutranked) {
   AcceptorNode a, b, c;
-  for (AcceptorNode* n : {&a, &b, &c}) {
-    auto e = storage::Engine::Open(storage::EngineOptions{.path = n->dir.Sub("db")});
-    ASSERT_TRUE(e.ok());
-    n->engine = std::move(*e);
-    n->acceptor = std::make_unique<PaxosAcceptor>(n->engine.get());
-  }
   const internode::Mutation x = Value(265, "X"), y = Value(267, "Y");
   ASSERT_TRUE(b.Prepare(265).promised());
   ASSERT_TRUE(a.Prepare(267).promised());
@@ -340,6 +354,45 @@ TEST(PaxosReproposalTest, ACompletedValueSupersedesEveryProposalItsRoundOutranke
   EXPECT_EQ(from_a2.current().value(), "X");
   EXPECT_EQ(VersionOf(from_a2.committed()).hlc, 871u);
 }
+
+// The same history, but X's commit at 871 reaches B only, and C, which accepted X at 871,
+// gets X's data another way: a SERIAL read's repair, committed under X's own version (265), or a
+// plain write (a hint, a read repair). C must still report 871, or a round that hears A (Y
+// pending at 267) and C alone chooses Y after X (found in review).
+class PaxosDataWithoutItsCommitTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(PaxosDataWithoutItsCommitTest, KeepsTheBallotTheValueWasAcceptedAt) {
+  const bool repair_commit = GetParam();
+  AcceptorNode a, b, c;
+  const internode::Mutation x = Value(265, "X"), y = Value(267, "Y");
+  ASSERT_TRUE(b.Prepare(265).promised());
+  ASSERT_TRUE(a.Prepare(267).promised());
+  ASSERT_TRUE(b.Propose(265, x));
+  ASSERT_TRUE(a.Propose(267, y));
+  ASSERT_TRUE(b.Prepare(871).pending());
+  ASSERT_TRUE(c.Prepare(871).promised());
+  ASSERT_TRUE(b.Propose(871, x));
+  ASSERT_TRUE(c.Propose(871, x));  // chosen at 871
+  b.Commit(871, x);                // the commit reaches B only
+  if (repair_commit) {
+    c.Commit(265, x);  // SerialRead's repair: X under its own version
+  } else {
+    c.WriteData(x);  // a hint
+  }
+  auto from_a = a.Prepare(952), from_c = c.Prepare(952);
+  ASSERT_TRUE(from_a.pending());
+  EXPECT_FALSE(from_c.pending()) << "X is in C's data";
+  EXPECT_EQ(VersionOf(from_c.committed()).hlc, 871u);
+  const Version data =
+      std::max(VersionOf(from_a.current().version()), VersionOf(from_c.current().version()));
+  const Version committed = std::max(VersionOf(from_a.committed()), VersionOf(from_c.committed()));
+  EXPECT_TRUE(PaxosProposalSettled(VersionOf(from_a.accepted().version()),
+                                   VersionOf(from_a.accepted_ballot()), data, committed))
+      << "Y (pending on A at 267) would be chosen after X";
+}
+
+INSTANTIATE_TEST_SUITE_P(RepairCommitOrPlainWrite, PaxosDataWithoutItsCommitTest,
+                         ::testing::Bool());
 
 TEST(PaxosProposalSettledTest, ByTheDataOrByAnOutrankingCommit) {
   const Version v10{10, 1}, v20{20, 1}, v30{30, 1}, none{};
