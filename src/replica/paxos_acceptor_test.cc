@@ -313,6 +313,15 @@ struct AcceptorNode {
   }
 };
 
+// The start of the histories below: X accepted by B alone at 265, Y by A alone at 267.
+void AcceptXOnBAndYOnA(AcceptorNode& a, AcceptorNode& b, const internode::Mutation& x,
+                       const internode::Mutation& y) {
+  ASSERT_TRUE(b.Prepare(265).promised());
+  ASSERT_TRUE(a.Prepare(267).promised());
+  ASSERT_TRUE(b.Propose(265, x));
+  ASSERT_TRUE(a.Propose(267, y));
+}
+
 // The history the fault workload found (seed 8519547383775478707), step by step on three
 // acceptors. X is accepted by B alone at 265, Y by A alone at 267; a round at 871 finds only X
 // (from B) and completes it: X is chosen at 871, so Y can never be. X keeps its first version
@@ -321,10 +330,7 @@ struct AcceptorNode {
 TEST(PaxosReproposalTest, ACompletedValueSupersedesEveryProposalItsRoundOutranked) {
   AcceptorNode a, b, c;
   const internode::Mutation x = Value(265, "X"), y = Value(267, "Y");
-  ASSERT_TRUE(b.Prepare(265).promised());
-  ASSERT_TRUE(a.Prepare(267).promised());
-  ASSERT_TRUE(b.Propose(265, x));
-  ASSERT_TRUE(a.Propose(267, y));
+  ASSERT_NO_FATAL_FAILURE(AcceptXOnBAndYOnA(a, b, x, y));
   // The round at 871 hears from B and C: X pending on B, nothing on C. It completes X.
   auto from_b = b.Prepare(871);
   ASSERT_TRUE(from_b.promised() && from_b.pending());
@@ -365,10 +371,7 @@ TEST_P(PaxosDataWithoutItsCommitTest, KeepsTheBallotTheValueWasAcceptedAt) {
   const bool repair_commit = GetParam();
   AcceptorNode a, b, c;
   const internode::Mutation x = Value(265, "X"), y = Value(267, "Y");
-  ASSERT_TRUE(b.Prepare(265).promised());
-  ASSERT_TRUE(a.Prepare(267).promised());
-  ASSERT_TRUE(b.Propose(265, x));
-  ASSERT_TRUE(a.Propose(267, y));
+  ASSERT_NO_FATAL_FAILURE(AcceptXOnBAndYOnA(a, b, x, y));
   ASSERT_TRUE(b.Prepare(871).pending());
   ASSERT_TRUE(c.Prepare(871).promised());
   ASSERT_TRUE(b.Propose(871, x));
