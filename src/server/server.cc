@@ -425,6 +425,12 @@ void Server::RegisterMetrics() {
     out.Single("cairn_storage_read_cache_bytes",
                "Bytes the read cache holds (keys, values and bookkeeping)", Type::kGauge,
                static_cast<double>(rc.bytes));
+    out.Single("cairn_storage_paxos_cache_hits_total",
+               "Paxos acceptor records read in group commits from memory since start",
+               Type::kCounter, static_cast<double>(engine_->paxos_cache_hits()));
+    out.Single("cairn_storage_paxos_cache_misses_total",
+               "Paxos acceptor records read in group commits from RocksDB since start",
+               Type::kCounter, static_cast<double>(engine_->paxos_cache_misses()));
     out.Single("cairn_storage_writes_absorbed_total",
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",

@@ -273,6 +273,10 @@ TEST_F(HttpApiTest, ConditionalWritesGoThroughCasAndAnswer412WithTheCurrentETag)
   Reply metrics = Curl("GET", base_ + "/metrics");
   EXPECT_NE(metrics.body.find("\ncairn_paxos_cas_total "), std::string::npos);
   EXPECT_EQ(metrics.body.find("\ncairn_paxos_cas_total 0\n"), std::string::npos);
+  // Every step after the first of key c read its acceptor record from the writer's cache.
+  EXPECT_NE(metrics.body.find("\ncairn_storage_paxos_cache_hits_total "), std::string::npos);
+  EXPECT_EQ(metrics.body.find("\ncairn_storage_paxos_cache_hits_total 0\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("\ncairn_storage_paxos_cache_misses_total "), std::string::npos);
   EXPECT_NE(
       metrics.body.find("cairn_requests_total{frontdoor=\"http\",op=\"cas\",level=\"default\","
                         "outcome=\"condition_failed\"} 4\n"),
