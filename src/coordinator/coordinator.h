@@ -280,9 +280,9 @@ class Coordinator {
     Consistency serial = Consistency::kSerial;
     base::Clock::time_point at;
   };
-  // Removes and returns the key's lease: a ballot is proposed at most once.
-  // Also counts a Paxos write of `key` as started here (EndPaxosWrite() ends it).
-  std::optional<PaxosLease> TakeLease(const std::string& key);
+  // Counts a Paxos write of `key` as started here (EndPaxosWrite() ends it), and removes and
+  // returns the key's lease, if any: a ballot is proposed at most once.
+  std::optional<PaxosLease> StartPaxosWrite(const std::string& key);
   void EndPaxosWrite(const std::string& key);
   // Whether exactly one Paxos write of `key` is in progress here (the caller's).
   bool WritingAlone(const std::string& key);

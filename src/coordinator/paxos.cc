@@ -252,7 +252,7 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
       acks);
 }
 
-std::optional<Coordinator::PaxosLease> Coordinator::TakeLease(const std::string& key) {
+std::optional<Coordinator::PaxosLease> Coordinator::StartPaxosWrite(const std::string& key) {
   std::lock_guard lock(leases_mu_);
   ++writing_[key];
   auto it = leases_.find(key);
@@ -476,7 +476,7 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
   // This coordinator's lease on the key, if any (taken: a ballot is proposed at most once).
   // Having one also means the key was written here recently: its commit asks for the next.
   const std::string lease_key = storage::EncodeDataKey(key);
-  std::optional<PaxosLease> lease = TakeLease(lease_key);
+  std::optional<PaxosLease> lease = StartPaxosWrite(lease_key);
   const bool recent = lease.has_value();
   // Counted until the write ends, however it ends (see WritingAlone).
   struct Ending {
@@ -575,9 +575,9 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       // apply this one request twice (visible, overwritten, then back), and answering "applied"
       // could be wrong (if ours was never chosen, the newer value may be a swap whose condition
       // was decided without ours). Neither can be told apart from here: answer TIMEOUT, "may
-      // have been applied". (A proposal of ours that a commit outranked, its ballot below a
-      // committed one while the data's version is still below it, can no longer be chosen:
-      // going on below applies this request at most once.)
+      // have been applied". A proposal of ours that a commit outranked without the data
+      // passing its version does not get here, and need not: it can never be chosen, so going
+      // on applies this request at most once.
       break;
     }
     const uint64_t now = wall_->NowMillis();

@@ -315,15 +315,14 @@ class RespFrontDoor::Connection : public std::enable_shared_from_this<Connection
   std::deque<Slot> slots_;
   size_t reply_bytes_ = 0;  // of finished replies not yet written
   size_t inflight_ = 0;     // commands running on the Coordinator
-  // The commands running on the Coordinator, for conflict checks: a short list (the pipeline
-  // depth), scanned rather than indexed, so that a command costs no allocation here.
+  // The commands running on the Coordinator, for conflict checks, by dispatch order (seq): a
+  // command finishing removes itself in constant time however deep the pipeline is.
   struct InFlight {
-    uint64_t seq;
     Access access;
     const CommandSpec* spec;
     const std::vector<std::string>* argv;  // owned by the command's context
   };
-  std::unordered_map<uint64_t, InFlight> running_;  // by seq
+  std::unordered_map<uint64_t, InFlight> running_;
   // Of running_, the blind writes and the commands that touch no key: a blind write conflicts
   // with none of them outside linearizable keyspaces (the common case of pipelined SETs).
   size_t blind_or_none_running_ = 0;
@@ -656,7 +655,7 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
     return true;
   }
   const uint64_t seq = next_seq_++;
-  running_.emplace(seq, InFlight{seq, access, spec, &ctx->argv});
+  running_.emplace(seq, InFlight{access, spec, &ctx->argv});
   if (access == Access::kBlind || access == Access::kNone) ++blind_or_none_running_;
   ++inflight_;
   if (plain_set) {
