@@ -11,6 +11,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "base/logging.h"
+#include "server/allocator.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -134,8 +135,9 @@ int main(int argc, char** argv) {
               CAIRN_VERSION, (*server)->node_id(), where.c_str(), http_part.c_str(),
               options.data_dir.c_str(), (*server)->reactor_threads());
   std::fflush(stdout);
-  spdlog::info("node {} serving on {} (dc {}, rack {}, {} peers)", (*server)->node_id(), where,
-               options.dc, options.rack, options.peers.empty() ? 1 : options.peers.size());
+  spdlog::info("node {} serving on {} (dc {}, rack {}, {} peers; heap allocator: {})",
+               (*server)->node_id(), where, options.dc, options.rack,
+               options.peers.empty() ? 1 : options.peers.size(), cairn::server::AllocatorName());
 
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");

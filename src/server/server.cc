@@ -17,6 +17,7 @@
 
 #include "base/reactor.h"
 #include "net/connection.h"
+#include "server/allocator.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
@@ -350,6 +351,17 @@ void Server::RegisterMetrics() {
                Ready().ok() ? 1 : 0);
   });
   metrics_.Add([this](Exposition& out) { requests_.Collect(out); });
+  metrics_.Add([](Exposition& out) {
+    const std::optional<AllocatorStats> heap = ReadAllocatorStats();
+    if (!heap) return;  // a build without jemalloc
+    out.Single("cairn_memory_allocated_bytes",
+               "Heap bytes the node has allocated and not freed (jemalloc's stats.allocated)",
+               Type::kGauge, static_cast<double>(heap->allocated));
+    out.Single("cairn_memory_resident_bytes",
+               "Bytes of the heap allocator's pages resident in memory (jemalloc's "
+               "stats.resident)",
+               Type::kGauge, static_cast<double>(heap->resident));
+  });
   metrics_.Add([this](Exposition& out) {
     if (out.Family("cairn_open_connections", "Client connections open now, by front door",
                    Type::kGauge)) {

@@ -546,6 +546,16 @@ TEST_F(HttpApiTest, HealthReadyClusterAndMetrics) {
         "# TYPE cairn_rocksdb_wal_syncs_total counter\n"}) {
     EXPECT_NE(t.find(needle), std::string::npos) << "missing: " << needle;
   }
+#ifdef CAIRN_WITH_JEMALLOC
+  // The heap's figures, which a node of any size has above zero.
+  for (const std::string name : {"cairn_memory_allocated_bytes ", "cairn_memory_resident_bytes "}) {
+    const size_t at = t.find("\n" + name);
+    ASSERT_NE(at, std::string::npos) << "missing: " << name;
+    EXPECT_GT(std::stod(t.substr(at + 1 + name.size())), 1e6) << name;
+  }
+#else
+  EXPECT_EQ(t.find("cairn_memory_allocated_bytes"), std::string::npos);
+#endif
   // Every line is a comment or "name{labels} value" with a valid name.
   std::istringstream lines(t);
   std::string line;
