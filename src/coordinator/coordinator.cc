@@ -88,6 +88,7 @@ class Coordinator::WriteRound {
   }
 
   const std::vector<WriteTarget>& targets() const { return targets_; }
+  asio::any_io_executor executor() { return wake_.get_executor(); }
 
   void Ack(size_t i, uint32_t node) {
     Item& item = items_[i];
@@ -159,6 +160,10 @@ asio::awaitable<std::vector<cairn::Status>> Coordinator::Replicate(
     ops.reserve(items.size());
     for (size_t i : items) ops.push_back(round->targets()[i].op);
     round->StartNode();
+    if (node == identity_.node_id) {
+      ApplyLocally(round, std::move(items), std::move(ops));
+      continue;
+    }
     // SendToNode turns every failure into a hint or a missing ack: nothing escapes it.
     asio::co_spawn(executor, SendToNode(round, node, std::move(items), std::move(ops), deadline),
                    asio::detached);
@@ -170,6 +175,22 @@ asio::awaitable<std::vector<cairn::Status>> Coordinator::Replicate(
   co_return out;
 }
 
+void Coordinator::ApplyLocally(std::shared_ptr<WriteRound> round, std::vector<size_t> items,
+                               std::vector<WriteOp> ops) {
+  replica_counters_.writes.fetch_add(ops.size(), std::memory_order_relaxed);
+  asio::any_io_executor executor = round->executor();
+  auto done = [this, round = std::move(round), items = std::move(items)](const Status& s) {
+    if (s.ok()) {
+      for (size_t i : items) round->Ack(i, identity_.node_id);
+    } else {
+      replica_counters_.write_failures.fetch_add(items.size(), std::memory_order_relaxed);
+      spdlog::error("local write failed: {}", s.ToString());
+    }
+    round->NodeDone();
+  };
+  local_->ApplyThen(std::move(ops), std::move(executor), std::move(done));
+}
+
 asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round, uint32_t node,
                                               std::vector<size_t> items, std::vector<WriteOp> ops,
                                               base::Deadline deadline) {
@@ -178,16 +199,6 @@ asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round,
     ~Done() { r.NodeDone(); }
   } done{*round};
   replica_counters_.writes.fetch_add(ops.size(), std::memory_order_relaxed);
-  if (node == identity_.node_id) {
-    auto applied = co_await local_->Apply(std::move(ops));
-    if (applied.ok()) {
-      for (size_t i : items) round->Ack(i, node);
-    } else {
-      replica_counters_.write_failures.fetch_add(items.size(), std::memory_order_relaxed);
-      spdlog::error("local write failed: {}", applied.status().ToString());
-    }
-    co_return;
-  }
   auto topology = view_->topology();
   cluster::InternodeClient* client = Client();
   std::vector<internode::Mutation> mutations(ops.size());

@@ -227,6 +227,10 @@ class Coordinator {
       Consistency level, base::Deadline deadline);
   asio::awaitable<cairn::Status> Repair(std::vector<uint32_t> nodes, const ReplicaSet& set,
                                         storage::WriteOp op, base::Deadline deadline);
+  // Writes a round's ops for this node to the local replica and acknowledges them when durable:
+  // the common case of Replicate, without a coroutine of its own.
+  void ApplyLocally(std::shared_ptr<WriteRound> round, std::vector<size_t> items,
+                    std::vector<storage::WriteOp> ops);
   asio::awaitable<void> SendToNode(std::shared_ptr<WriteRound> round, uint32_t node,
                                    std::vector<size_t> items, std::vector<storage::WriteOp> ops,
                                    base::Deadline deadline);

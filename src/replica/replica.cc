@@ -30,6 +30,16 @@ asio::awaitable<Result<std::vector<WriteOutcome>>> Replica::Apply(std::vector<st
                                                                                  deadline);
 }
 
+void Replica::ApplyThen(std::vector<storage::WriteOp> ops, asio::any_io_executor executor,
+                        std::function<void(Status)> done) {
+  storage::WriteRequest request;
+  request.ops = std::move(ops);
+  engine_->Write(std::move(request), [executor = std::move(executor), done = std::move(done)](
+                                         Status s, std::vector<WriteOutcome>) mutable {
+    asio::post(executor, [done = std::move(done), s = std::move(s)] { done(s); });
+  });
+}
+
 asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
   co_return co_await base::AwaitCallback<Result<storage::ScanResult>>(
       [&](auto done) {

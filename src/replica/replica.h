@@ -3,6 +3,7 @@
 // they are a replica themselves; in a cluster, peers reach it through internode messaging.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -41,6 +42,12 @@ class Replica {
   // passes or the waiting coroutine is cancelled first, returns TIMEOUT: the ops may still apply.
   asio::awaitable<Result<std::vector<storage::WriteOutcome>>> Apply(
       std::vector<storage::WriteOp> ops, base::Deadline deadline = base::Deadline::max());
+
+  // Apply() without a coroutine, for a coordinator that is itself a replica: `done` runs on
+  // `executor` with the outcome once the ops are durable (or failed). No deadline: the caller's
+  // wait has its own.
+  void ApplyThen(std::vector<storage::WriteOp> ops, asio::any_io_executor executor,
+                 std::function<void(Status)> done);
 
   struct ScanArgs {
     uint32_t keyspace = 0;
