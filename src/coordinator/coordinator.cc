@@ -723,7 +723,8 @@ asio::awaitable<Result<CasResult>> Coordinator::Cas(std::string key, CasConditio
 }
 
 asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::string cursor,
-                                                    uint32_t limit, RequestOptions options) {
+                                                    uint32_t limit, RequestOptions options,
+                                                    std::optional<uint32_t> partition) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
@@ -741,10 +742,17 @@ asio::awaitable<Result<ScanPage>> Coordinator::Scan(std::string prefix, std::str
   const cluster::Topology& topology = **topology_result;
   const Consistency level = Resolve(options.consistency, **ks, false);
 
+  if (partition && *partition >= identity_.partitions()) {
+    co_return Status::InvalidArgument(fmt::format("partition {} is not below the cluster's {}",
+                                                  *partition, identity_.partitions()));
+  }
   std::vector<uint32_t> partitions;
   if (auto tag = base::PrefixPartitionKey(prefix)) {
     // Every matching key has this hash tag: one partition, one replica set.
     partitions.push_back(base::PartitionOfToken(base::Hash64(*tag), identity_.partition_bits));
+    if (partition && partitions.front() != *partition) partitions.clear();
+  } else if (partition) {
+    partitions.push_back(*partition);
   } else {
     partitions.resize(identity_.partitions());
     for (uint32_t p = 0; p < identity_.partitions(); ++p) partitions[p] = p;

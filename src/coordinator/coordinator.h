@@ -142,9 +142,13 @@ class Coordinator {
                                          Consistency commit = Consistency::kDefault);
 
   // One page of the live keys that start with `prefix`, in key order, after `cursor`.
-  // `limit` 0 means the default page size.
+  // `limit` 0 means the default page size. With `partition`, only the keys of that partition
+  // (below partition_count()): a sample of the keyspace, since keys are spread by hash.
   asio::awaitable<Result<ScanPage>> Scan(std::string prefix, std::string cursor, uint32_t limit,
-                                         RequestOptions options);
+                                         RequestOptions options,
+                                         std::optional<uint32_t> partition = std::nullopt);
+  // The cluster's partitions (fixed when it formed).
+  uint32_t partition_count() const { return identity_.partitions(); }
 
   // Reads several keys; one result per key, in order. Not a snapshot across keys.
   asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(

@@ -380,6 +380,35 @@ TEST_F(CoordinatorTest, HashTaggedScanStaysInOnePartition) {
   EXPECT_EQ(page->entries[0].first, "{user:1}:k0");
 }
 
+// RESP's RANDOMKEY samples the keyspace one partition at a time.
+TEST_F(CoordinatorTest, ScanOfOnePartitionSeesExactlyItsKeys) {
+  ASSERT_EQ(coordinator_->partition_count(), identity_.partitions());
+  std::map<uint32_t, std::set<std::string>> by_partition;
+  for (int i = 0; i < 100; ++i) {
+    const std::string key = fmt::format("p{}", i);
+    ASSERT_TRUE(Put(key, "v").ok());
+    by_partition[base::PartitionOfToken(base::Token(key), identity_.partition_bits)].insert(key);
+  }
+  ASSERT_GT(by_partition.size(), 1u);
+  for (uint32_t p = 0; p < coordinator_->partition_count(); ++p) {
+    auto page = Run(coordinator_->Scan("", "", 1000, Opts(), p));
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    std::set<std::string> seen;
+    for (const auto& [key, record] : page->entries) seen.insert(key);
+    EXPECT_EQ(seen, by_partition[p]) << "partition " << p;
+  }
+  // A hash-tagged prefix of another partition matches nothing there.
+  const uint32_t tagged = base::PartitionOfToken(base::Token("{t}"), identity_.partition_bits);
+  ASSERT_TRUE(Put("{t}:1", "v").ok());
+  EXPECT_EQ(Run(coordinator_->Scan("{t}:", "", 10, Opts(), tagged))->entries.size(), 1u);
+  EXPECT_TRUE(Run(coordinator_->Scan("{t}:", "", 10, Opts(),
+                                     (tagged + 1) % coordinator_->partition_count()))
+                  ->entries.empty());
+  EXPECT_EQ(
+      Run(coordinator_->Scan("", "", 10, Opts(), coordinator_->partition_count())).status().code(),
+      Code::kInvalidArgument);
+}
+
 TEST_F(CoordinatorTest, BatchPutIsRejectedWholeWhenAnItemIsBad) {
   std::vector<PutItem> items = {{"a", "1"}, {"b", std::string(2000, 'x')}, {"c", "3"}};
   auto r = Run(coordinator_->BatchPut(items, Opts()));

@@ -10,8 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -433,6 +436,37 @@ TEST_F(RespTest, PipelinedPlainSetsAnswerOneByOne) {
   ASSERT_NE(error_end, std::string::npos);
   got.erase(error + 1, error_end + 2 - (error + 1));  // keep the "-" of the refused SET
   EXPECT_EQ(got, want + ":0\r\n$3\r\n199\r\n");
+}
+
+// RANDOMKEY answers nil for an empty keyspace, and otherwise keys that exist, drawn from the
+// whole keyspace: of 2,000 keys, not only the first 1,000 in key order (its first scan page).
+TEST_F(RespTest, RandomKeyDrawsFromTheWholeKeyspace) {
+  RawClient c(resp_);
+  c.Send("RANDOMKEY\r\n");
+  EXPECT_EQ(c.ReadLine(), "$-1\r\n");
+  std::string batch, want;
+  for (int i = 0; i < 2000; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "rk:%04d", i);
+    batch += Command({"SET", key, "v"});
+    want += "+OK\r\n";
+  }
+  c.Send(batch);
+  ASSERT_EQ(c.Read(want.size(), 30s), want);
+  std::set<std::string> drawn;
+  for (int i = 0; i < 40; ++i) {
+    c.Send("RANDOMKEY\r\n");
+    ASSERT_EQ(c.ReadLine(), "$7\r\n");
+    const std::string line = c.ReadLine();
+    const std::string key = line.substr(0, line.size() - 2);
+    ASSERT_TRUE(key >= "rk:0000" && key <= "rk:1999") << key;
+    drawn.insert(key);
+  }
+  // Drawn uniformly, half the keys are past rk:0999 and 40 draws repeat few of them: either
+  // failing by chance is below one in a million.
+  EXPECT_TRUE(
+      std::any_of(drawn.begin(), drawn.end(), [](const std::string& k) { return k > "rk:0999"; }));
+  EXPECT_GE(drawn.size(), 20u);
 }
 
 TEST_F(RespTest, Resp3AfterHello) {

@@ -800,13 +800,26 @@ asio::awaitable<void> CmdDbSize(CommandContext& ctx) {
   ctx.Reply().Integer(static_cast<int64_t>(*n));
 }
 
-// A random key among the first page of the keyspace (Cairn has no index to pick uniformly).
+// A random key. Cairn has no index to pick uniformly from, but keys are spread over the
+// partitions by hash: a random key of the first page of a random partition, tried a few times.
+// A keyspace too small to fill the partitions it was tried on falls back to its first page.
 asio::awaitable<void> CmdRandomKey(CommandContext& ctx) {
-  auto page = co_await ctx.coordinator->Scan("", "", kScanPage, ctx.ReadOptions());
-  if (!page.ok()) co_return ReplyStatusError(ctx, page.status());
-  if (page->entries.empty()) co_return ctx.Reply().Null();
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  ctx.Reply().Bulk(page->entries[rng() % page->entries.size()].first);
+  constexpr int kPartitionsTried = 8;
+  const uint32_t partitions = ctx.coordinator->partition_count();
+  for (int tried = 0; tried <= kPartitionsTried; ++tried) {
+    std::optional<uint32_t> partition;  // none: the whole keyspace, the last try
+    if (tried < kPartitionsTried && partitions > 0) {
+      partition = static_cast<uint32_t>(rng() % partitions);
+    }
+    auto page = co_await ctx.coordinator->Scan("", "", kScanPage, ctx.ReadOptions(), partition);
+    if (!page.ok()) co_return ReplyStatusError(ctx, page.status());
+    if (!page->entries.empty()) {
+      co_return ctx.Reply().Bulk(page->entries[rng() % page->entries.size()].first);
+    }
+    if (!partition) break;
+  }
+  ctx.Reply().Null();
 }
 
 asio::awaitable<void> CmdFlush(CommandContext& ctx) {
