@@ -228,9 +228,20 @@ std::string_view OperationName(Operation op) {
   return i < kNames.size() ? kNames[i] : "other";
 }
 
-RequestMetrics::RequestMetrics()
-    : requests_(kFrontDoors * kOperations * kLevels * kOutcomes),
-      latencies_(kFrontDoors * kOperations) {}
+RequestMetrics::Shard::Shard()
+    : requests(kFrontDoors * kOperations * kLevels * kOutcomes),
+      latencies(kFrontDoors * kOperations) {}
+
+RequestMetrics::RequestMetrics() {
+  for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+RequestMetrics::Shard& RequestMetrics::Mine() {
+  // Threads take shards in the order they first record: the reactors get one each.
+  static std::atomic<size_t> next{0};
+  thread_local const size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return *shards_[mine];
+}
 
 size_t RequestMetrics::Index(FrontDoor door, Operation op, Consistency level, Code outcome) {
   const size_t d = std::min<size_t>(static_cast<size_t>(door), kFrontDoors - 1);
@@ -243,15 +254,18 @@ size_t RequestMetrics::Index(FrontDoor door, Operation op, Consistency level, Co
 
 void RequestMetrics::Record(FrontDoor door, Operation op, Consistency level, Code outcome,
                             std::chrono::nanoseconds latency) {
-  requests_[Index(door, op, level, outcome)].Add();
+  Shard& shard = Mine();
+  shard.requests[Index(door, op, level, outcome)].Add();
   const size_t d = std::min<size_t>(static_cast<size_t>(door), kFrontDoors - 1);
   const size_t o = std::min<size_t>(static_cast<size_t>(op), kOperations - 1);
-  latencies_[d * kOperations + o].Record(latency);
+  shard.latencies[d * kOperations + o].Record(latency);
 }
 
 uint64_t RequestMetrics::Count(FrontDoor door, Operation op, Consistency level,
                                Code outcome) const {
-  return requests_[Index(door, op, level, outcome)].value();
+  uint64_t n = 0;
+  for (const auto& shard : shards_) n += shard->requests[Index(door, op, level, outcome)].value();
+  return n;
 }
 
 void RequestMetrics::Collect(Exposition& out) const {
@@ -272,7 +286,7 @@ void RequestMetrics::Collect(Exposition& out) const {
             const auto op = static_cast<Operation>(o);
             const auto level = static_cast<Consistency>(l);
             const auto code = static_cast<Code>(c);
-            const uint64_t n = requests_[Index(door, op, level, code)].value();
+            const uint64_t n = Count(door, op, level, code);
             if (n == 0) continue;
             out.Sample({{"frontdoor", std::string(FrontDoorName(door))},
                         {"op", std::string(OperationName(op))},
@@ -289,11 +303,24 @@ void RequestMetrics::Collect(Exposition& out) const {
                  Type::kHistogram)) {
     for (size_t d = 0; d < kFrontDoors; ++d) {
       for (size_t o = 0; o < kOperations; ++o) {
-        const LatencyHistogram& h = latencies_[d * kOperations + o];
-        if (h.count() == 0) continue;
+        HistogramSnapshot sum;
+        for (const auto& shard : shards_) {
+          const LatencyHistogram& h = shard->latencies[d * kOperations + o];
+          if (h.count() == 0) continue;
+          HistogramSnapshot part = h.Snapshot();
+          if (sum.count == 0) {
+            sum = std::move(part);
+            continue;
+          }
+          for (size_t b = 0; b < sum.cumulative.size(); ++b)
+            sum.cumulative[b] += part.cumulative[b];
+          sum.sum += part.sum;
+          sum.count += part.count;
+        }
+        if (sum.count == 0) continue;
         out.Histogram({{"frontdoor", std::string(FrontDoorName(static_cast<FrontDoor>(d)))},
                        {"op", std::string(OperationName(static_cast<Operation>(o)))}},
-                      h.Snapshot());
+                      sum);
       }
     }
   }
