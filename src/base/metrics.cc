@@ -92,6 +92,12 @@ std::string FormatValue(double value) {
   return std::string(buf, end);
 }
 
+size_t ThreadSlot() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t slot = next.fetch_add(1, std::memory_order_relaxed) % kThreadSlots;
+  return slot;
+}
+
 std::span<const double> LatencyBuckets() { return kLatencyBuckets; }
 
 LatencyHistogram::LatencyHistogram(std::span<const double> bounds)
@@ -233,15 +239,10 @@ RequestMetrics::Shard::Shard()
       latencies(kFrontDoors * kOperations) {}
 
 RequestMetrics::RequestMetrics() {
-  for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_unique<Shard>());
+  for (size_t i = 0; i < kThreadSlots; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-RequestMetrics::Shard& RequestMetrics::Mine() {
-  // Threads take shards in the order they first record: the reactors get one each.
-  static std::atomic<size_t> next{0};
-  thread_local const size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kShards;
-  return *shards_[mine];
-}
+RequestMetrics::Shard& RequestMetrics::Mine() { return *shards_[ThreadSlot()]; }
 
 size_t RequestMetrics::Index(FrontDoor door, Operation op, Consistency level, Code outcome) {
   const size_t d = std::min<size_t>(static_cast<size_t>(door), kFrontDoors - 1);

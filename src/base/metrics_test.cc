@@ -115,6 +115,21 @@ TEST(RequestMetrics, CountsByEveryLabelAndRendersOnlyWhatHappened) {
   EXPECT_EQ(t.find("op=\"put\""), std::string::npos) << t;
 }
 
+TEST(ShardedCounter, AddsUpWhatEveryThreadAdded) {
+  ShardedCounter c;
+  EXPECT_EQ(c.value(), 0u);
+  c.Add(5);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2 * static_cast<int>(kThreadSlots) + 1; ++t) {
+    threads.emplace_back([&c] {
+      for (int i = 0; i < 1000; ++i) c.Add();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(c.value(), 5u + (2 * kThreadSlots + 1) * 1000);
+  EXPECT_LT(ThreadSlot(), kThreadSlots);
+}
+
 // Each thread records into a shard of its own, more threads than shards share them: the totals
 // and the histogram add every shard up.
 TEST(RequestMetrics, RecordsFromManyThreadsAddUp) {

@@ -177,13 +177,13 @@ asio::awaitable<std::vector<cairn::Status>> Coordinator::Replicate(
 
 void Coordinator::ApplyLocally(std::shared_ptr<WriteRound> round, std::vector<size_t> items,
                                std::vector<WriteOp> ops) {
-  replica_counters_.writes.fetch_add(ops.size(), std::memory_order_relaxed);
+  replica_counters_.writes.Add(ops.size());
   asio::any_io_executor executor = round->executor();
   auto done = [this, round = std::move(round), items = std::move(items)](const Status& s) {
     if (s.ok()) {
       for (size_t i : items) round->Ack(i, identity_.node_id);
     } else {
-      replica_counters_.write_failures.fetch_add(items.size(), std::memory_order_relaxed);
+      replica_counters_.write_failures.Add(items.size());
       spdlog::error("local write failed: {}", s.ToString());
     }
     round->NodeDone();
@@ -198,7 +198,7 @@ asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round,
     WriteRound& r;
     ~Done() { r.NodeDone(); }
   } done{*round};
-  replica_counters_.writes.fetch_add(ops.size(), std::memory_order_relaxed);
+  replica_counters_.writes.Add(ops.size());
   auto topology = view_->topology();
   cluster::InternodeClient* client = Client();
   std::vector<internode::Mutation> mutations(ops.size());
@@ -216,12 +216,12 @@ asio::awaitable<void> Coordinator::SendToNode(std::shared_ptr<WriteRound> round,
     spdlog::debug("write to node {} failed: {}", node, response.status().ToString());
   }
   // Down, unreachable or too slow: keep a hint and replay it when the node is back.
-  replica_counters_.write_failures.fetch_add(items.size(), std::memory_order_relaxed);
+  replica_counters_.write_failures.Add(items.size());
   if (hints_ != nullptr) {
     const size_t hinted = mutations.size();
     Status stored = co_await hints_->Add(node, std::move(mutations));
     if (stored.ok()) {
-      replica_counters_.hints_stored.fetch_add(hinted, std::memory_order_relaxed);
+      replica_counters_.hints_stored.Add(hinted);
       for (size_t i : items) round->Hinted(i);
     } else {
       spdlog::error("cannot store hints for node {}: {}", node, stored.ToString());
@@ -392,7 +392,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
   co_await round->Wait(first);
   while (!round->met() && !spare.empty() && base::Clock::now() < deadline) {
     if (round->outstanding() > 0) {
-      replica_counters_.speculative.fetch_add(1, std::memory_order_relaxed);
+      replica_counters_.speculative.Add(1);
     }
     round->Start();
     asio::co_spawn(executor, ReadFromNode(round, spare.front(), key, deadline), asio::detached);
@@ -415,7 +415,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::ReadKey(
     if (newest && (!value || value->version < newest->version)) stale.push_back(node);
   }
   if (!stale.empty()) {
-    replica_counters_.read_repairs.fetch_add(stale.size(), std::memory_order_relaxed);
+    replica_counters_.read_repairs.Add(stale.size());
     WriteOp repair;
     repair.key = key;
     repair.value = *newest;
@@ -1046,6 +1046,7 @@ ClusterInfo Coordinator::Cluster() const {
 std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
   const PaxosCounters& c = paxos_counters_;
   auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  auto sum = [](const base::metrics::ShardedCounter& a) { return a.value(); };
   return {{"paxos.cas", get(c.cas)},
           {"paxos.serial_reads", get(c.serial_reads)},
           {"paxos.linearizable_writes", get(c.plain_writes)},
@@ -1057,14 +1058,14 @@ std::vector<std::pair<std::string, uint64_t>> Coordinator::Metrics() const {
           {"paxos.timeouts", get(c.timeouts)},
           {"paxos.leased_proposals", get(c.leased)},
           {"paxos.leases_lost", get(c.lease_lost)},
-          {"replica.writes", get(replica_counters_.writes)},
-          {"replica.write_failures", get(replica_counters_.write_failures)},
-          {"replica.reads", get(replica_counters_.reads)},
-          {"replica.local_reads", get(replica_counters_.local_reads)},
-          {"replica.remote_reads", get(replica_counters_.remote_reads)},
-          {"replica.read_repairs", get(replica_counters_.read_repairs)},
-          {"replica.speculative_reads", get(replica_counters_.speculative)},
-          {"hints.stored", get(replica_counters_.hints_stored)}};
+          {"replica.writes", sum(replica_counters_.writes)},
+          {"replica.write_failures", sum(replica_counters_.write_failures)},
+          {"replica.reads", sum(replica_counters_.reads)},
+          {"replica.local_reads", sum(replica_counters_.local_reads)},
+          {"replica.remote_reads", sum(replica_counters_.remote_reads)},
+          {"replica.read_repairs", sum(replica_counters_.read_repairs)},
+          {"replica.speculative_reads", sum(replica_counters_.speculative)},
+          {"hints.stored", sum(replica_counters_.hints_stored)}};
 }
 
 NodeInfo Coordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

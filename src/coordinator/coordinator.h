@@ -22,6 +22,7 @@
 
 #include "base/async.h"
 #include "base/hlc.h"
+#include "base/metrics.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
 #include "cluster/gossiper.h"
@@ -358,24 +359,24 @@ class Coordinator {
   // its write is the key's only one (a promise given under contention would pre-empt the
   // others' rounds). Guarded by leases_mu_.
   std::unordered_map<std::string, uint32_t> writing_;
-  // Replication counters; relaxed atomics, read only by Metrics().
+  // Replication counters, added to on every read and write (so per thread), read only by
+  // Metrics().
   struct ReplicaCounters {
-    std::atomic<uint64_t> writes{0};          // mutations sent to a replica (this node included)
-    std::atomic<uint64_t> write_failures{0};  // of those, not acknowledged (hinted or lost)
-    std::atomic<uint64_t> reads{0};           // reads asked of a replica
-    std::atomic<uint64_t> local_reads{0};     // of those, served by this node's own replica
-    std::atomic<uint64_t> remote_reads{0};    // of those, sent to another node
-    std::atomic<uint64_t> read_repairs{0};    // stale replicas sent the newest version by a read
-    std::atomic<uint64_t> speculative{0};     // spare replicas asked because one was slow
-    std::atomic<uint64_t> hints_stored{0};    // mutations kept as hints for a replica
+    base::metrics::ShardedCounter writes;          // mutations sent to a replica (this node too)
+    base::metrics::ShardedCounter write_failures;  // of those, not acknowledged (hinted or lost)
+    base::metrics::ShardedCounter reads;           // reads asked of a replica
+    base::metrics::ShardedCounter local_reads;     // of those, served by this node's own replica
+    base::metrics::ShardedCounter remote_reads;    // of those, sent to another node
+    base::metrics::ShardedCounter read_repairs;  // stale replicas sent the newest version by a read
+    base::metrics::ShardedCounter speculative;   // spare replicas asked because one was slow
+    base::metrics::ShardedCounter hints_stored;  // mutations kept as hints for a replica
   };
   mutable ReplicaCounters replica_counters_;
   // One read asked of a replica: this node's own (`local`) or another node's, which costs the
   // request a network round trip (what token-aware clients avoid).
   void CountRead(bool local) const {
-    replica_counters_.reads.fetch_add(1, std::memory_order_relaxed);
-    (local ? replica_counters_.local_reads : replica_counters_.remote_reads)
-        .fetch_add(1, std::memory_order_relaxed);
+    replica_counters_.reads.Add();
+    (local ? replica_counters_.local_reads : replica_counters_.remote_reads).Add();
   }
 
   // Constant after construction.

@@ -20,7 +20,7 @@ size_t ReadCache::BytesOf(std::string_view key, const std::optional<StoredValue>
 
 std::optional<std::optional<StoredValue>> ReadCache::Find(std::string_view key, Ticket* ticket) {
   if (!enabled()) {
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    misses_.Add();
     return std::nullopt;
   }
   size_t index = 0;
@@ -30,11 +30,11 @@ std::optional<std::optional<StoredValue>> ReadCache::Find(std::string_view key, 
   if (it == shard.index.end() || it->second->writing) {
     ticket->shard = index;
     ticket->generation = shard.generation;
-    misses_.fetch_add(1, std::memory_order_relaxed);
+    misses_.Add();
     return std::nullopt;
   }
   shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
-  hits_.fetch_add(1, std::memory_order_relaxed);
+  hits_.Add();
   return it->second->value;
 }
 
@@ -93,8 +93,8 @@ void ReadCache::Clear() {
 
 ReadCache::Counters ReadCache::counters() const {
   Counters out;
-  out.hits = hits_.load(std::memory_order_relaxed);
-  out.misses = misses_.load(std::memory_order_relaxed);
+  out.hits = hits_.value();
+  out.misses = misses_.value();
   for (const Shard& shard : shards_) {
     std::lock_guard lock(shard.mu);
     out.entries += shard.index.size();

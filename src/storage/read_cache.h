@@ -37,6 +37,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/metrics.h"
 #include "storage/format.h"
 
 namespace cairn::storage {
@@ -113,8 +114,8 @@ class ReadCache {
   const size_t shard_budget_;
   const size_t max_value_bytes_;
   std::array<Shard, kShards> shards_;
-  std::atomic<uint64_t> hits_{0};
-  std::atomic<uint64_t> misses_{0};
+  base::metrics::ShardedCounter hits_;  // every read adds to one: per thread (base/metrics.h)
+  base::metrics::ShardedCounter misses_;
 };
 
 }  // namespace cairn::storage

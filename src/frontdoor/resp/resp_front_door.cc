@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "base/metrics.h"
 #include "base/text.h"
 #include "frontdoor/resp/commands.h"
 #include "frontdoor/resp/reply_writer.h"
@@ -185,7 +186,7 @@ struct RespFrontDoor::Shared {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   CursorTable cursors;
   std::atomic<uint64_t> next_client_id{1};
-  std::atomic<uint64_t> commands{0};
+  base::metrics::ShardedCounter commands;  // every command adds to it: per thread
   std::atomic<uint64_t> connections_received{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::mutex mu;
@@ -570,7 +571,7 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
       return false;
     }
   }
-  ++shared_->commands;
+  shared_->commands.Add();
   {
     std::lock_guard lock(info_mu_);
     last_command_ = spec ? name : "NULL";
@@ -1140,7 +1141,7 @@ void RespFrontDoor::Connection::Info(std::vector<std::string>& argv, std::string
   if (want("stats")) {
     section("Stats", fmt::format("total_connections_received:{}\r\ntotal_commands_processed:{}"
                                  "\r\ncairn_protocol_errors:{}\r\n",
-                                 shared_->connections_received.load(), shared_->commands.load(),
+                                 shared_->connections_received.load(), shared_->commands.value(),
                                  shared_->protocol_errors.load()));
   }
   if (want("cairn")) {
