@@ -555,6 +555,7 @@ TEST_F(HttpApiTest, HealthReadyClusterAndMetrics) {
   }
 #else
   EXPECT_EQ(t.find("cairn_memory_allocated_bytes"), std::string::npos);
+  EXPECT_EQ(t.find("cairn_memory_resident_bytes"), std::string::npos);
 #endif
   // Every line is a comment or "name{labels} value" with a valid name.
   std::istringstream lines(t);
