@@ -176,14 +176,18 @@ asio::awaitable<std::vector<Result<T>>> Concurrently(std::vector<asio::awaitable
 std::optional<int64_t> IntArg(const std::string& s) { return ParseInt64(s); }
 
 // Redis's string2ld for INCRBYFLOAT: no spaces, no NaN.
+// As Redis's string2ld: the whole text is a number, no leading space, at most 5 KiB; an overflow
+// (infinite) or an underflow to zero is refused, a denormal result is kept.
 std::optional<long double> FloatArg(const std::string& s) {
-  if (s.empty() || s.size() > 5000 || std::isspace(static_cast<unsigned char>(s[0]))) {
+  if (s.empty() || s.size() >= kMaxLongDoubleChars ||
+      std::isspace(static_cast<unsigned char>(s[0]))) {
     return std::nullopt;
   }
   char* end = nullptr;
   errno = 0;
   const long double v = std::strtold(s.c_str(), &end);
-  if (end != s.c_str() + s.size() || errno == ERANGE || std::isnan(v)) return std::nullopt;
+  if (end != s.c_str() + s.size() || std::isnan(v)) return std::nullopt;
+  if (errno == ERANGE && (std::isinf(v) || v == 0)) return std::nullopt;
   return v;
 }
 

@@ -1,5 +1,6 @@
 #include "frontdoor/resp/reply_writer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -82,10 +83,14 @@ void ReplyWriter::Verbatim(std::string_view text) {
 
 std::string FormatDouble(long double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  // As Redis's INCRBYFLOAT: %.17Lg, then strip trailing zeros after the point.
-  int n = std::snprintf(buf, sizeof buf, "%.17Lf", v);
-  std::string s(buf, static_cast<size_t>(n));
+  if (std::isnan(v)) return "nan";
+  // snprintf returns the length it would have written: the text is taken only up to what the
+  // buffer holds. (A 64-byte buffer and that would-be length once copied stack memory into the
+  // reply, and INCRBYFLOAT stored it as the key's value.)
+  std::string s(kMaxLongDoubleChars, '\0');
+  const int n = std::snprintf(s.data(), s.size(), "%.17Lf", v);
+  if (n < 0) return "nan";
+  s.resize(std::min(static_cast<size_t>(n), s.size() - 1));
   if (s.find('.') != std::string::npos) {
     while (!s.empty() && s.back() == '0') s.pop_back();
     if (!s.empty() && s.back() == '.') s.pop_back();

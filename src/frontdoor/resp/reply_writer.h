@@ -37,8 +37,12 @@ class ReplyWriter {
   const int protocol_;
 };
 
-// Formats a double as Redis does for INCRBYFLOAT replies: up to 17 significant digits, no
-// trailing zeros, no exponent for ordinary magnitudes.
+// Formats a number as Redis does for INCRBYFLOAT replies ("%.17Lf", then no trailing zeros after
+// the point): the full decimal expansion, never an exponent, so 1e308 is 309 digits and the
+// largest long double about 4,950 characters. Infinities are "inf" / "-inf".
 std::string FormatDouble(long double v);
+
+// The longest text FormatDouble returns, with room to spare: Redis's MAX_LONG_DOUBLE_CHARS.
+inline constexpr size_t kMaxLongDoubleChars = 5 * 1024;
 
 }  // namespace cairn::frontdoor::resp

@@ -1,5 +1,9 @@
 #include "frontdoor/resp/reply_writer.h"
 
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "frontdoor/resp/glob.h"
@@ -43,6 +47,23 @@ TEST(ReplyWriterTest, FormatDoubleAsRedisIncrByFloat) {
   EXPECT_EQ(FormatDouble(3.0L), "3");
   EXPECT_EQ(FormatDouble(-0.0L), "0");
   EXPECT_EQ(FormatDouble(5.0e3L), "5000");
+}
+
+// Regression: FormatDouble once built its string from snprintf's would-be length over a 64-byte
+// buffer, so INCRBYFLOAT of 1e308 replied (and stored) 326 bytes whose tail was stack memory.
+TEST(ReplyWriterTest, FormatDoubleOfHugeNumbersIsTheFullExpansion) {
+  for (long double v : {1e308L, -1e300L, 1e4000L, std::numeric_limits<long double>::max()}) {
+    const std::string s = FormatDouble(v);
+    EXPECT_EQ(s.find_first_not_of("-0123456789"), std::string::npos) << s;
+    EXPECT_LT(s.size(), kMaxLongDoubleChars);
+    EXPECT_EQ(std::strtold(s.c_str(), nullptr), v);
+  }
+  // What Redis 7.0.15 replies to INCRBYFLOAT y 1e308, then to a second one, and to 1e4000 + 1.
+  const std::string once = FormatDouble(1e308L);
+  EXPECT_EQ(once.size(), 308u);
+  EXPECT_EQ(once.substr(0, 24), "999999999999999999966858");
+  EXPECT_EQ(FormatDouble(1e308L + 1e308L).size(), 309u);
+  EXPECT_EQ(FormatDouble(1e4000L + 1).size(), 4000u);
 }
 
 TEST(GlobMatchTest, RedisPatterns) {
