@@ -78,6 +78,57 @@ TEST(GlobMatchTest, RedisPatterns) {
   EXPECT_TRUE(GlobMatch("*", ""));
   EXPECT_TRUE(GlobMatch("APPEND*", "appendonly", true));
   EXPECT_FALSE(GlobMatch("[abc", "d"));
+  EXPECT_TRUE(GlobMatch("[abc", "a"));
+  EXPECT_FALSE(GlobMatch("[abc", "ab"));
+  EXPECT_TRUE(GlobMatch("*[abc", "xxb"));
+  EXPECT_TRUE(GlobMatch("a\\", "a\\"));  // a trailing backslash is itself
+  EXPECT_TRUE(GlobMatch("[*]x", "*x"));
+  EXPECT_FALSE(GlobMatch("[*]x", "ax"));
+  EXPECT_TRUE(GlobMatch("a*b*c", "aXbYbZc"));
+  EXPECT_FALSE(GlobMatch("a*b*c", "aXbYbZ"));
+  EXPECT_TRUE(GlobMatch("*?", "x"));
+  EXPECT_FALSE(GlobMatch("*?", ""));
+  EXPECT_TRUE(GlobMatch("**a**", "bab"));
+}
+
+// As Redis 7.0: an escape inside a class is compared exactly; a range's ends are swapped first
+// and folded after, so [Z-a] folds to the empty range z..a.
+TEST(GlobMatchTest, NocaseCornersAsRedis) {
+  EXPECT_TRUE(GlobMatch("[A-C]", "b", true));
+  EXPECT_FALSE(GlobMatch("[\\A]", "a", true));
+  EXPECT_TRUE(GlobMatch("[\\a]", "a", true));
+  EXPECT_FALSE(GlobMatch("[Z-a]", "b", true));
+  EXPECT_TRUE(GlobMatch("[Z-a]", "_", false));
+}
+
+// Regression (the KEYS stall): each star re-tried every remaining suffix recursively, so 14 stars
+// against 30 a's took 1.4 s and 20 ran for minutes. These finish in O(pattern x text) steps; an
+// exponential matcher would not finish before the test's timeout.
+TEST(GlobMatchTest, ManyStarsDoNotBacktrackExponentially) {
+  std::string pattern;
+  for (int i = 0; i < 200; ++i) pattern += "a*";
+  EXPECT_FALSE(GlobMatch(pattern + "b", std::string(5000, 'a')));
+  EXPECT_TRUE(GlobMatch(pattern + "b", std::string(5000, 'a') + "b"));
+  EXPECT_FALSE(GlobMatch("*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*b", std::string(16384, 'a')));
+  EXPECT_FALSE(GlobMatch("*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*0", std::string(16384, 'q')));
+}
+
+// Redis gives up on a star nested more than 1000 deep: a pattern with 1001 stars that are each
+// followed by something never matches; a trailing star does not count (checked against Redis
+// 7.0.15 with a 1,200-byte key of a's).
+TEST(GlobMatchTest, MoreThanAThousandInnerStarsNeverMatchAsInRedis) {
+  const std::string key(1200, 'a');
+  auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  EXPECT_TRUE(GlobMatch(repeat("*a", 1000), key));
+  EXPECT_FALSE(GlobMatch(repeat("*a", 1001), key));
+  EXPECT_TRUE(GlobMatch(repeat("a*", 1000) + "a", key));
+  EXPECT_FALSE(GlobMatch(repeat("a*", 1001) + "a", key));
+  EXPECT_TRUE(GlobMatch(repeat("a*", 1001), key));  // the 1001st is trailing
+  EXPECT_TRUE(GlobMatch(repeat("a**", 1000) + "a", key));  // runs of stars count once
 }
 
 }  // namespace
