@@ -173,6 +173,8 @@ class Coordinator {
                                                               cluster::KeyspaceChange change);
 
   NodeInfo Info() const;
+  // The limits this coordinator enforces (front doors split larger client requests by them).
+  const CoordinatorOptions& options() const { return options_; }
 
   // Counters since start, by name (see docs/operations.md and docs/metrics.md): Paxos operations
   // and round trips, replica reads and writes, read repairs, hints stored.

@@ -63,6 +63,15 @@ CMDS = [
  ["HELLO","4"],["HELLO","x"],["CONFIG","GET","databases"],["COMMAND","COUNT","x"],
  ["KEYS","nomatch*"],["SCAN","0","MATCH","nomatch*"],["SCAN","abc"],["SCAN","0","COUNT","0"],["SCAN","0","FOO","x"],
  ["DEL","s","f","n","c","d","k","new","nk2"],
+ # Regressions: huge INCRBYFLOAT results (once a stack over-read), patterns with many stars (once
+ # exponential) and Redis's limit of 1000 nested stars, more pairs than one Coordinator batch.
+ ["INCRBYFLOAT","hf","1e308"],["INCRBYFLOAT","hf","1e308"],["SET","hz","1e300"],["INCRBYFLOAT","hz","1"],
+ ["SET","hz","1e4000"],["INCRBYFLOAT","hz","1"],["INCRBYFLOAT","hz","1e-4950"],["DEL","hf","hz"],
+ ["SET","a"*30,"x"],["KEYS","a*"*20+"b"],["SCAN","0","MATCH","a*"*20+"b","COUNT","100"],["KEYS","a*"*20],
+ ["SET","a"*1200,"y"],["KEYS","*a"*1000],["KEYS","*a"*1001],["KEYS","a*"*1001],["DEL","a"*30,"a"*1200],
+ ["MSET"]+[x for i in range(10001) for x in ("m%d" % i, str(i))],
+ ["MGET"]+["m%d" % i for i in range(0, 10002, 7)],
+ ["DEL"]+["m%d" % i for i in range(10001)],
 ]
 
 def run(port):
@@ -88,11 +97,11 @@ for c, x, y in zip(CMDS, a, b):
         continue
     if x != y:
         diff += 1
-        print(" ".join(c), "\n   cairn:", x, "\n   redis:", y)
+        print(" ".join(c)[:200], "\n   cairn:", x[:300], "\n   redis:", y[:300])
 print(f"{diff} of {len(CMDS)} differ")
 
 RESP3 = [["HELLO","3"],["SET","r3","1"],["GET","r3"],["GET","nokey"],["MGET","r3","nokey"],["CONFIG","GET","timeout"],
-         ["INCRBYFLOAT","r3f","1.5"],["TTL","r3"],["CLIENT","GETNAME"],["EXISTS","r3"],["SCAN","0","MATCH","zzz*"],["DEL","r3","r3f"],
+         ["INCRBYFLOAT","r3f","1.5"],["TTL","r3"],["CLIENT","GETNAME"],["EXISTS","r3"],["SCAN","0","MATCH","zzz*","COUNT","1000000"],["DEL","r3","r3f"],
          ["RESET"],["GET","nokey"]]
 
 def run3(port):

@@ -369,6 +369,89 @@ TEST_F(RespTest, OversizedValuesAreRefused) {
   }
 }
 
+// Regression: INCRBYFLOAT formatted a huge result from a 64-byte buffer and snprintf's would-be
+// length, replying (and storing, on every replica) 326 bytes whose tail was stack memory; the
+// next INCRBYFLOAT then called the stored value "not a valid float". Redis 7.0 replies the full
+// expansion: 308 digits, then 309.
+TEST_F(RespTest, IncrByFloatOfHugeNumbersRepliesAndStoresOnlyDigits) {
+  RawClient c(resp_);
+  auto bulk = [&c]() {
+    const std::string header = c.ReadLine();
+    if (header.empty() || header[0] != '$') return header;
+    const size_t n = std::stoul(header.substr(1));
+    const std::string body = c.Read(n + 2);
+    return body.substr(0, n);
+  };
+  auto only_digits = [](const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  c.Send(Command({"INCRBYFLOAT", "y", "1e308"}));
+  const std::string once = bulk();
+  EXPECT_EQ(once.size(), 308u) << once;
+  EXPECT_TRUE(only_digits(once)) << once;
+  c.Send(Command({"GET", "y"}));
+  EXPECT_EQ(bulk(), once);
+  c.Send(Command({"INCRBYFLOAT", "y", "1e308"}));
+  const std::string twice = bulk();
+  EXPECT_EQ(twice.size(), 309u) << twice;
+  EXPECT_TRUE(only_digits(twice)) << twice;
+  c.Send(Command({"SET", "z", "1e300"}) + Command({"INCRBYFLOAT", "z", "1"}));
+  EXPECT_EQ(c.ReadLine(), "+OK\r\n");
+  const std::string z = bulk();
+  EXPECT_EQ(z.size(), 301u) << z;
+  EXPECT_TRUE(only_digits(z)) << z;
+}
+
+// Regression: the glob matcher backtracked exponentially, so KEYS with 14 "a*" against one key
+// of 30 a's took 1.4 s and 20 of them kept a reactor busy for minutes (Redis's CVE-2022-36021).
+// SCAN MATCH shares the matcher.
+TEST_F(RespTest, KeysWithManyStarsAnswersAtOnce) {
+  RawClient c(resp_);
+  c.Send(Command({"SET", std::string(30, 'a'), "x"}));
+  ASSERT_EQ(c.ReadLine(), "+OK\r\n");
+  std::string pattern;
+  for (int i = 0; i < 40; ++i) pattern += "a*";
+  c.Send(Command({"KEYS", pattern + "b"}));
+  EXPECT_EQ(c.ReadLine(), "*0\r\n");
+  c.Send(Command({"SCAN", "0", "MATCH", pattern + "b", "COUNT", "1000"}));
+  EXPECT_EQ(c.Read(15), "*2\r\n$1\r\n0\r\n*0\r\n");
+  c.Send(Command({"KEYS", pattern.substr(0, 30) + "a"}));  // 16 a's with stars between
+  EXPECT_EQ(c.Read(41), "*1\r\n$30\r\n" + std::string(30, 'a') + "\r\n");
+  ExpectStillServing();
+}
+
+// Regression: MSET of more than 10,000 pairs (and MGET of more than 1,000 keys) was refused with
+// the Coordinator's batch limit; Redis takes any number, and so does Cairn now, in batches.
+TEST_F(RespTest, MsetAndMgetTakeAnyNumberOfKeys) {
+  constexpr int kPairs = 10'001;
+  std::vector<std::string> mset = {"MSET"};
+  std::vector<std::string> mget = {"MGET"};
+  for (int i = 0; i < kPairs; ++i) {
+    mset.push_back("m:" + std::to_string(i));
+    mset.push_back(std::to_string(i));
+    mget.push_back("m:" + std::to_string(i));
+  }
+  mget.push_back("m:absent");
+  auto encode = [](const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+  };
+  RawClient c(resp_);
+  c.Send(encode(mset));
+  ASSERT_EQ(c.ReadLine(30s), "+OK\r\n");
+  std::string want = "*" + std::to_string(kPairs + 1) + "\r\n";
+  for (int i = 0; i < kPairs; ++i) {
+    const std::string v = std::to_string(i);
+    want += "$" + std::to_string(v.size()) + "\r\n" + v + "\r\n";
+  }
+  want += "$-1\r\n";
+  c.Send(encode(mget));
+  EXPECT_EQ(c.Read(want.size(), 30s), want);
+  c.Send(Command({"DBSIZE"}));
+  EXPECT_EQ(c.ReadLine(), ":" + std::to_string(kPairs) + "\r\n");
+}
+
 TEST_F(RespTest, PipelinedRepliesComeInOrder) {
   RawClient c(resp_);
   std::string batch;

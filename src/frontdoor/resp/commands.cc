@@ -391,9 +391,42 @@ asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
   ReplyValue(ctx, r->before);
 }
 
+// Reads `keys` in Coordinator batches of at most its batch size, in order; a batch whose answer
+// is over the Coordinator's byte limit is split in halves until it fits (one key always does).
+// Redis takes any number of keys in one MGET; so does this.
+asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> GetInBatches(
+    CommandContext& ctx, std::vector<std::string> keys, coordinator::RequestOptions options) {
+  std::vector<Result<std::optional<Record>>> out;
+  out.reserve(keys.size());
+  const size_t batch = std::max<size_t>(1, ctx.coordinator->options().max_batch_get_keys);
+  // Spans [begin, end) still to read, the next one last.
+  std::vector<std::pair<size_t, size_t>> todo;
+  for (size_t end = keys.size(); end > 0;) {
+    const size_t begin = end > batch ? end - batch : 0;
+    todo.emplace_back(begin, end);
+    end = begin;
+  }
+  while (!todo.empty()) {
+    const auto [begin, end] = todo.back();
+    todo.pop_back();
+    std::vector<std::string> part(keys.begin() + static_cast<ptrdiff_t>(begin),
+                                  keys.begin() + static_cast<ptrdiff_t>(end));
+    auto r = co_await ctx.coordinator->BatchGet(std::move(part), options);
+    if (!r.ok() && r.status().code() == Code::kTooLarge && end - begin > 1) {
+      const size_t mid = begin + (end - begin) / 2;
+      todo.emplace_back(mid, end);
+      todo.emplace_back(begin, mid);
+      continue;
+    }
+    if (!r.ok()) co_return r.status();
+    for (auto& item : *r) out.push_back(std::move(item));
+  }
+  co_return out;
+}
+
 asio::awaitable<void> CmdMGet(CommandContext& ctx) {
   std::vector<std::string> keys(ctx.argv.begin() + 1, ctx.argv.end());
-  auto r = co_await ctx.coordinator->BatchGet(std::move(keys), ctx.ReadOptions());
+  auto r = co_await GetInBatches(ctx, std::move(keys), ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   for (const auto& item : *r) {
     if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
@@ -409,22 +442,27 @@ asio::awaitable<void> CmdMGet(CommandContext& ctx) {
   }
 }
 
+// MSET writes its pairs in Coordinator batches, in order (Redis takes any number of pairs). As
+// with one batch, it is not atomic across keys: an error part-way leaves the earlier keys set.
 asio::awaitable<void> CmdMSet(CommandContext& ctx) {
   if (ctx.argv.size() % 2 != 1) {
     co_return ctx.Reply().Error(
         fmt::format("ERR wrong number of arguments for '{}' command", ctx.name));
   }
-  std::vector<coordinator::PutItem> items;
-  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) {
-    coordinator::PutItem item;
-    item.key = ctx.argv[i];
-    item.value = ctx.argv[i + 1];
-    items.push_back(std::move(item));
-  }
-  auto r = co_await ctx.coordinator->BatchPut(std::move(items), ctx.WriteOptions());
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-  for (const auto& v : *r) {
-    if (!v.ok()) co_return ReplyStatusError(ctx, v.status());
+  const size_t batch = std::max<size_t>(1, ctx.coordinator->options().max_batch_items);
+  for (size_t first = 1; first + 1 < ctx.argv.size(); first += 2 * batch) {
+    std::vector<coordinator::PutItem> items;
+    for (size_t i = first; i + 1 < ctx.argv.size() && items.size() < batch; i += 2) {
+      coordinator::PutItem item;
+      item.key = ctx.argv[i];
+      item.value = ctx.argv[i + 1];
+      items.push_back(std::move(item));
+    }
+    auto r = co_await ctx.coordinator->BatchPut(std::move(items), ctx.WriteOptions());
+    if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+    for (const auto& v : *r) {
+      if (!v.ok()) co_return ReplyStatusError(ctx, v.status());
+    }
   }
   ctx.Reply().Ok();
 }
@@ -439,7 +477,7 @@ asio::awaitable<void> CmdMSetNx(CommandContext& ctx) {
   std::vector<std::string> keys;
   for (size_t i = 1; i < ctx.argv.size(); i += 2) keys.push_back(ctx.argv[i]);
   coordinator::RequestOptions serial = ctx.SerialOptions();
-  auto existing = co_await ctx.coordinator->BatchGet(std::move(keys), serial);
+  auto existing = co_await GetInBatches(ctx, std::move(keys), serial);
   if (!existing.ok()) co_return ReplyStatusError(ctx, existing.status());
   for (const auto& item : *existing) {
     if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
@@ -484,7 +522,7 @@ asio::awaitable<void> CmdDel(CommandContext& ctx) {
 // EXISTS and TOUCH: how many of the keys (repeats counted) exist.
 asio::awaitable<void> CmdExists(CommandContext& ctx) {
   std::vector<std::string> keys(ctx.argv.begin() + 1, ctx.argv.end());
-  auto r = co_await ctx.coordinator->BatchGet(std::move(keys), ctx.ReadOptions());
+  auto r = co_await GetInBatches(ctx, std::move(keys), ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   int64_t n = 0;
   for (const auto& item : *r) {
