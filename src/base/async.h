@@ -27,6 +27,10 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
+// The completion token of Cairn's asynchronous waits: errors come back as values
+// (`auto [ec, n] = co_await ...`), never as exceptions (STYLE.md).
+inline constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
 namespace detail {
 
 // The meeting point of a waiting coroutine and the thread that finishes its work. Whichever of

@@ -31,7 +31,7 @@ using base::Deadline;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using base::kNoThrow;
 // The client waits this much longer than the deadline it gives the server, so that the
 // server's own TIMEOUT answer (with its ack count) arrives instead of a bare local timeout.
 constexpr auto kGrace = std::chrono::milliseconds(100);

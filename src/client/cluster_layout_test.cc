@@ -91,10 +91,10 @@ class ClusterLayoutTest : public ::testing::Test {
   ClusterInfo Status() const { return StatusOf(Members(), topology_->map.Fingerprint()); }
 
   // The servers' replicas of `key` in `ks`, in their order (DCs by name, preference order).
-  coordinator::Coordinator::ReplicaSet ServerReplicas(const cluster::KeyspaceDef& ks,
+  coordinator::ClusterCoordinator::ReplicaSet ServerReplicas(const cluster::KeyspaceDef& ks,
                                                       const std::string& key) const {
     const uint32_t partition = base::PartitionOfToken(base::Token(key), kBits);
-    return coordinator::Coordinator::ReplicaSet::Of(*topology_, ks, partition);
+    return coordinator::ClusterCoordinator::ReplicaSet::Of(*topology_, ks, partition);
   }
   std::string AddressOf(uint32_t node) const { return topology_->Find(node)->address; }
 

@@ -18,7 +18,7 @@
 namespace cairn::cluster {
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using base::kNoThrow;
 constexpr std::string_view kMismatchTag = "membership mismatch";
 
 uint64_t WallMillis() { return base::SystemClock().NowMillis(); }

@@ -238,12 +238,6 @@ void PutString(std::string* out, std::string_view s) {
 
 }  // namespace
 
-uint32_t ReplicationIn(const ReplicationMap& replication, std::string_view dc) {
-  if (auto it = replication.find(dc); it != replication.end()) return it->second;
-  if (auto it = replication.find(kEveryDc); it != replication.end()) return it->second;
-  return 0;
-}
-
 Result<PartitionMap> PartitionMap::Compute(std::vector<Member> members, uint32_t partition_bits) {
   if (partition_bits > kMaxPartitionBits) {
     return Status::InvalidArgument("partition bits " + std::to_string(partition_bits) +

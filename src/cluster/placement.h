@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/keyspace.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
 
@@ -30,9 +31,8 @@ inline constexpr uint32_t kMaxPartitionBits = 16;
 // (kMaxReplicationFactor in cairn/types.h).
 inline constexpr uint32_t kBalancedPrefix = 15;
 
-// The replication factor of a keyspace with `replication` in data centre `dc`: its own entry, else
-// the kEveryDc entry, else 0.
-uint32_t ReplicationIn(const ReplicationMap& replication, std::string_view dc);
+// The replication factor of a keyspace with `replication` in data centre `dc` (base/keyspace.h).
+using cairn::ReplicationIn;
 
 struct Member {
   uint32_t node_id = 0;  // unique, non-zero

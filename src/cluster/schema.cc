@@ -97,10 +97,6 @@ Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
   return def;
 }
 
-uint32_t KeyspaceDef::ReplicationIn(std::string_view dc) const {
-  return cluster::ReplicationIn(replication, dc);
-}
-
 Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
                                           std::optional<uint32_t> requested_id,
                                           uint32_t partition_bits_if_new) {

@@ -12,14 +12,15 @@
 #include <vector>
 
 #include "cairn/status.h"
+#include "base/keyspace.h"
 #include "cairn/types.h"
 #include "proto/internode.pb.h"
 #include "storage/engine.h"
 
 namespace cairn::cluster {
 
-inline constexpr std::string_view kDefaultKeyspace = "default";
-inline constexpr uint32_t kDefaultKeyspaceId = 1;
+using base::kDefaultKeyspace;
+using base::kDefaultKeyspaceId;
 inline constexpr uint32_t kDefaultPartitionBits = 10;  // 1024 partitions
 
 // Who this node is. Fixed when its data directory is created.
@@ -38,32 +39,9 @@ Result<NodeIdentity> LoadOrCreateIdentity(storage::Engine& engine,
                                           std::optional<uint32_t> requested_id,
                                           uint32_t partition_bits_if_new);
 
-struct KeyspaceDef {
-  std::string name;
-  uint32_t id = 0;  // never reused, so a dropped keyspace's data can never reappear
-  // Replicas per data centre; kEveryDc applies to the DCs not named.
-  ReplicationMap replication = {{std::string(kEveryDc), 3}};
-  Consistency read_consistency = Consistency::kQuorum;
-  Consistency write_consistency = Consistency::kQuorum;
-  uint64_t created_at_ms = 0;
-  Version version;  // of this definition (its creation or its drop)
-  bool dropped = false;
-  // Every write goes through per-key Paxos and every quorum read is a SERIAL read: single-key
-  // operations are linearizable whatever level they name (docs/consistency.md).
-  bool linearizable = false;
-
-  // The replication factor in data centre `dc`.
-  uint32_t ReplicationIn(std::string_view dc) const;
-
-  friend bool operator==(const KeyspaceDef&, const KeyspaceDef&) = default;
-};
-
-// What KeyspaceAlter changes; unset fields stay as they are.
-struct KeyspaceChange {
-  std::optional<bool> linearizable;
-  std::optional<Consistency> read_consistency;
-  std::optional<Consistency> write_consistency;
-};
+// Defined in base (plain data every layer shares); named here too for the cluster's own code.
+using base::KeyspaceChange;
+using base::KeyspaceDef;
 
 // INVALID_ARGUMENT unless `name` is 1-48 letters, digits, '_' or '-', starting with a letter.
 Status ValidateKeyspaceName(std::string_view name);

@@ -6,31 +6,26 @@
 // Writes go to every replica of the key (applied locally when this node is one) and answer once
 // the level's count has acknowledged; replicas that are down or do not answer get hints. Reads
 // ask the level's count of live replicas, return the newest version and repair the stale ones.
+//
+// This header is everything a front door may use: the operations and their plain-data types.
+// How they run (replica sets, write and read rounds, Paxos, the cluster's view) is
+// ClusterCoordinator's business (cluster_coordinator.h), which only the server wires up.
 #pragma once
 
-#include <atomic>
-#include <functional>
-#include <memory>
-#include <mutex>
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
+#include <utility>
 #include <vector>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include "base/async.h"
-#include "base/hlc.h"
-#include "base/metrics.h"
+#include "base/keyspace.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
-#include "cluster/gossiper.h"
-#include "cluster/internode_client.h"
-#include "cluster/schema.h"
-#include "cluster/topology.h"
-#include "coordinator/hint_store.h"
-#include "replica/replica.h"
 
 namespace cairn::coordinator {
 
@@ -49,7 +44,10 @@ struct RequestOptions {
   base::Deadline deadline;
 };
 
-using CasCondition = replica::Condition;
+using base::CasCondition;
+using base::KeyspaceChange;
+using base::KeyspaceDef;
+using base::kDefaultKeyspace;
 
 struct CasResult {
   bool applied = false;
@@ -98,38 +96,46 @@ struct ClusterInfo {
   uint64_t map_fingerprint = 0;  // of the partition map, once formed
 };
 
+// What gossip tells of one node.
+struct NodeStatus {
+  std::string address;
+  uint32_t node_id = 0;  // 0 while the node has never been heard from
+  std::string dc, rack;
+  bool up = false;
+  bool self = false;
+  uint64_t load_bytes = 0;
+  uint64_t hints_pending = 0;
+};
+
 // One node as `cairn status` shows it.
 struct NodeReport {
-  cluster::NodeStatus status;
+  NodeStatus status;
   uint32_t partitions = 0;  // partition replicas it holds (for the largest replication factor)
 };
 
 // Thread safety: every method may be called concurrently from any reactor.
+// An interface, so that front doors can be tested against a fake one.
 class Coordinator {
  public:
-  // `clients` holds one internode client per reactor (indexed by base::ReactorIndex()); with
-  // none, only replicas on this node can be reached. `hints` may be null (no hinted handoff).
-  Coordinator(CoordinatorOptions options, cluster::NodeIdentity identity, cluster::Schema* schema,
-              const cluster::ClusterView* view, replica::Replica* local, base::HybridClock* clock,
-              base::PhysicalClock* wall, asio::any_io_executor blocking,
-              std::vector<cluster::InternodeClient*> clients, HintStore* hints);
+  virtual ~Coordinator() = default;
 
   // The live value of `key`, or nullopt when it is absent, deleted or expired.
-  asio::awaitable<Result<std::optional<Record>>> Get(std::string key, RequestOptions options);
+  virtual asio::awaitable<Result<std::optional<Record>>> Get(std::string key,
+                                                             RequestOptions options) = 0;
   // Get() without suspending, for front doors' fast paths: the same answer when this node alone
   // gives it (the level needs one replica and this node, UP, is the one chosen), and errors that
   // need no replica (bad key, unknown keyspace). nullopt when the read needs other replicas or
   // Paxos: then call Get().
-  std::optional<Result<std::optional<Record>>> TryGetLocal(std::string_view key,
-                                                           const RequestOptions& options);
+  virtual std::optional<Result<std::optional<Record>>> TryGetLocal(
+      std::string_view key, const RequestOptions& options) = 0;
 
   // Stores `value`; `ttl_ms` > 0 makes it expire that long from now. Returns the new version.
-  asio::awaitable<Result<Version>> Put(std::string key, std::string value, uint64_t ttl_ms,
-                                       RequestOptions options);
+  virtual asio::awaitable<Result<Version>> Put(std::string key, std::string value, uint64_t ttl_ms,
+                                               RequestOptions options) = 0;
 
   // Deletes `key` (writes a tombstone). Returns the tombstone's version. Deleting an absent key
   // is not an error.
-  asio::awaitable<Result<Version>> Delete(std::string key, RequestOptions options);
+  virtual asio::awaitable<Result<Version>> Delete(std::string key, RequestOptions options) = 0;
 
   // Atomically: if `condition` holds for the key's current live value, stores `new_value` (with
   // `ttl_ms`), or deletes the key when `new_value` is nullopt. Linearizable, through per-key
@@ -137,264 +143,53 @@ class Coordinator {
   // among those of this data centre). `commit` is the level the applied value is committed at
   // before the answer: by default QUORUM (LOCAL_QUORUM under LOCAL_SERIAL), or none in a
   // linearizable keyspace; ANY waits for no replica.
-  asio::awaitable<Result<CasResult>> Cas(std::string key, CasCondition condition,
-                                         std::optional<std::string> new_value, uint64_t ttl_ms,
-                                         RequestOptions options,
-                                         Consistency commit = Consistency::kDefault);
+  virtual asio::awaitable<Result<CasResult>> Cas(std::string key, CasCondition condition,
+                                                 std::optional<std::string> new_value,
+                                                 uint64_t ttl_ms, RequestOptions options,
+                                                 Consistency commit = Consistency::kDefault) = 0;
 
   // One page of the live keys that start with `prefix`, in key order, after `cursor`.
   // `limit` 0 means the default page size. With `partition`, only the keys of that partition
   // (below partition_count()): a sample of the keyspace, since keys are spread by hash.
-  asio::awaitable<Result<ScanPage>> Scan(std::string prefix, std::string cursor, uint32_t limit,
-                                         RequestOptions options,
-                                         std::optional<uint32_t> partition = std::nullopt);
+  virtual asio::awaitable<Result<ScanPage>> Scan(
+      std::string prefix, std::string cursor, uint32_t limit, RequestOptions options,
+      std::optional<uint32_t> partition = std::nullopt) = 0;
   // The cluster's partitions (fixed when it formed).
-  uint32_t partition_count() const { return identity_.partitions(); }
+  virtual uint32_t partition_count() const = 0;
 
   // Reads several keys; one result per key, in order. Not a snapshot across keys.
-  asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(
-      std::vector<std::string> keys, RequestOptions options);
+  virtual asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> BatchGet(
+      std::vector<std::string> keys, RequestOptions options) = 0;
 
   // Writes several keys; one result (the version, or why it failed) per item, in order. The whole
   // batch is rejected when any item is invalid. Not atomic across partitions: some items may
   // apply while others time out.
-  asio::awaitable<Result<std::vector<Result<Version>>>> BatchPut(std::vector<PutItem> items,
-                                                                 RequestOptions options);
+  virtual asio::awaitable<Result<std::vector<Result<Version>>>> BatchPut(
+      std::vector<PutItem> items, RequestOptions options) = 0;
 
-  asio::awaitable<Result<cluster::KeyspaceDef>> CreateKeyspace(cluster::KeyspaceDef spec,
-                                                               bool if_not_exists);
-  Result<std::vector<cluster::KeyspaceDef>> ListKeyspaces() const;
-  Result<cluster::KeyspaceDef> DescribeKeyspace(std::string_view name) const;
+  virtual asio::awaitable<Result<KeyspaceDef>> CreateKeyspace(KeyspaceDef spec,
+                                                              bool if_not_exists) = 0;
+  virtual Result<std::vector<KeyspaceDef>> ListKeyspaces() const = 0;
+  virtual Result<KeyspaceDef> DescribeKeyspace(std::string_view name) const = 0;
   // Whether keyspace `name` ("" is the default one) exists and is linearizable: a cheap lookup
   // for the front doors' per-command decisions.
-  bool IsLinearizable(const std::string& name) const;
-  asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists);
-  asio::awaitable<Result<cluster::KeyspaceDef>> AlterKeyspace(std::string name,
-                                                              cluster::KeyspaceChange change);
+  virtual bool IsLinearizable(const std::string& name) const = 0;
+  virtual asio::awaitable<Status> DropKeyspace(std::string name, bool if_exists) = 0;
+  virtual asio::awaitable<Result<KeyspaceDef>> AlterKeyspace(std::string name,
+                                                             KeyspaceChange change) = 0;
 
-  NodeInfo Info() const;
+  virtual NodeInfo Info() const = 0;
   // The limits this coordinator enforces (front doors split larger client requests by them).
-  const CoordinatorOptions& options() const { return options_; }
+  virtual const CoordinatorOptions& options() const = 0;
 
   // Counters since start, by name (see docs/operations.md and docs/metrics.md): Paxos operations
   // and round trips, replica reads and writes, read repairs, hints stored.
-  std::vector<std::pair<std::string, uint64_t>> Metrics() const;
+  virtual std::vector<std::pair<std::string, uint64_t>> Metrics() const = 0;
 
   // Every node of the cluster with its state (from gossip) and the partitions it holds (0 before
   // the cluster has formed).
-  Result<std::vector<NodeReport>> ClusterStatus() const;
-  ClusterInfo Cluster() const;
-
-  struct ReplicaSet;
-  struct Requirement;
-  struct ReadPlan;
-  class WriteRound;
-  class ReadRound;
-
- private:
-  struct WriteTarget;
-  // The keyspace a request names (the default one when empty), shared rather than copied.
-  Result<std::shared_ptr<const cluster::KeyspaceDef>> ResolveKeyspace(
-      const std::string& name) const;
-  Status ValidateKey(std::string_view key) const;
-  Status ValidateValue(std::string_view value) const;
-  Status ValidateTtl(uint64_t ttl_ms) const;
-  // INVALID_ARGUMENT for a level that makes no sense for the operation.
-  Status ValidateReadLevel(Consistency level) const;
-  Status ValidateWriteLevel(Consistency level) const;
-  storage::DataKey KeyOf(const cluster::KeyspaceDef& ks, std::string key) const;
-  uint64_t ExpiryFor(uint64_t ttl_ms) const;
-  Result<std::shared_ptr<const cluster::Topology>> Topology() const;
-  cluster::InternodeClient* Client() const;
-  // The level to use for a read or write when the request names none.
-  Consistency Resolve(Consistency level, const cluster::KeyspaceDef& ks, bool write) const;
-
-  // Replicates `targets` (one per key) and waits for each one's requirement. One status per
-  // target. `acked_by` already holds every target (it is not sent there, and counts as an ack).
-  asio::awaitable<std::vector<cairn::Status>> Replicate(std::vector<WriteTarget> targets,
-                                                        base::Deadline deadline,
-                                                        std::optional<uint32_t> acked_by);
-  // A single-key read's checked start: its keyspace, the topology, and the level to read at.
-  struct ReadStart {
-    std::shared_ptr<const cluster::KeyspaceDef> keyspace;
-    std::shared_ptr<const cluster::Topology> topology;
-    Consistency level;
-  };
-  Result<ReadStart> StartRead(std::string_view key, const RequestOptions& options) const;
-  // A read's answer: the live record of what the replicas returned (none when deleted or expired).
-  Result<std::optional<Record>> LiveRecordOf(
-      Result<std::optional<storage::StoredValue>> stored) const;
-  // The replicas a read of `partition` at `level` asks first, and its spares.
-  Result<ReadPlan> PlanRead(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
-                            uint32_t partition, Consistency level) const;
-  // Reads one key at `level`: the newest stored version among the replicas asked (tombstones
-  // included), after repairing stale ones.
-  asio::awaitable<Result<std::optional<storage::StoredValue>>> ReadKey(
-      const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
-      Consistency level, base::Deadline deadline);
-  asio::awaitable<cairn::Status> Repair(std::vector<uint32_t> nodes, const ReplicaSet& set,
-                                        storage::WriteOp op, base::Deadline deadline);
-  // Writes a round's ops for this node to the local replica and acknowledges them when durable:
-  // the common case of Replicate, without a coroutine of its own.
-  void ApplyLocally(std::shared_ptr<WriteRound> round, std::vector<size_t> items,
-                    std::vector<storage::WriteOp> ops);
-  asio::awaitable<void> SendToNode(std::shared_ptr<WriteRound> round, uint32_t node,
-                                   std::vector<size_t> items, std::vector<storage::WriteOp> ops,
-                                   base::Deadline deadline);
-  asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
-                                     storage::DataKey key, base::Deadline deadline);
-  std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;
-  // The live replicas to ask for `req` (this node first, then its DC), and the spares.
-  std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ChooseReplicas(
-      const ReplicaSet& set, const Requirement& req) const;
-
-  // Per-key Paxos (paxos.cc).
-  template <typename Response>
-  class Phase;
-  struct PaxosRead {
-    Version ballot;                               // the ballot prepared
-    bool promised = false;                        // by a quorum (else a lazy read: see below)
-    std::optional<storage::StoredValue> current;  // the newest data among the promisers
-    size_t current_holders = 0;                   // promisers whose data has that version
-    std::optional<internode::Mutation> pending;   // accepted, perhaps chosen, not yet committed
-    Version pending_ballot;
-  };
-  template <typename Response>
-  asio::awaitable<std::shared_ptr<Phase<Response>>> PaxosPhase(
-      const cluster::Topology& topology, const std::vector<uint32_t>& participants,
-      internode::Request request, std::function<bool(const Phase<Response>&)> enough,
-      base::Deadline deadline);
-  // The live members of the Paxos group of `set` at `serial` (all replicas, or this data
-  // centre's), and the quorum of the whole group; `why` is set when no quorum is up.
-  std::vector<uint32_t> PaxosParticipants(const ReplicaSet& set, Consistency serial, size_t* quorum,
-                                          cairn::Status* why) const;
-  asio::awaitable<void> Backoff(int attempt);
-  // Commits a chosen value to every replica; waits for `level` (nullopt: for none). With a
-  // `next_ballot` (only with a level), the commit also asks each replica to promise it, and the
-  // nodes that did among those that answered are added to `promised_by`.
-  asio::awaitable<cairn::Status> PaxosCommit(const cluster::Topology& topology,
-                                             const ReplicaSet& set, Version ballot,
-                                             internode::Mutation mutation,
-                                             std::optional<Consistency> level,
-                                             base::Deadline deadline,
-                                             std::optional<Version> next_ballot = std::nullopt,
-                                             std::vector<uint32_t>* promised_by = nullptr);
-
-  // A promise a quorum gave this coordinator with its last commit of a key: its next
-  // compare-and-swap of the key may propose at `ballot` at once, skipping the prepare round
-  // (the commit was that round's prepare; see paxos.cc). `ballot.hlc` 0: no promise, the key was
-  // only written here recently.
-  struct PaxosLease {
-    Version ballot;
-    std::optional<storage::StoredValue> current;  // the value committed with the promise
-    std::vector<uint32_t> participants;           // who the quorum was counted among
-    Consistency serial = Consistency::kSerial;
-    base::Clock::time_point at;
-  };
-  // Counts a Paxos write of `key` as started here (EndPaxosWrite() ends it), and removes and
-  // returns the key's lease, if any: a ballot is proposed at most once.
-  std::optional<PaxosLease> StartPaxosWrite(const std::string& key);
-  void EndPaxosWrite(const std::string& key);
-  // Whether exactly one Paxos write of `key` is in progress here (the caller's).
-  bool WritingAlone(const std::string& key);
-  void KeepLease(const std::string& key, PaxosLease lease);
-  // Commits a value this coordinator chose at `ballot` and, when `ask_next` and the commit is
-  // awaited, asks for the promise of a next ballot with it, kept as the key's lease if a quorum
-  // of `participants` gives it.
-  asio::awaitable<cairn::Status> PaxosCommitChosen(
-      const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
-      const internode::Mutation& mutation, std::optional<Consistency> level,
-      base::Deadline deadline, const std::string& lease_key,
-      const std::vector<uint32_t>& participants, size_t quorum, Consistency serial, bool ask_next);
-  // Prepares a fresh ballot until a quorum promises it (or the deadline). A `lazy` prepare may
-  // also end as a read of a quorum that did not all promise (`promised` false): replicas with
-  // nothing to finish and data failing `condition` (null: any) answer without promising.
-  asio::awaitable<Result<PaxosRead>> PaxosPrepareRound(const cluster::Topology& topology,
-                                                       const storage::DataKey& key,
-                                                       const std::vector<uint32_t>& participants,
-                                                       size_t quorum, bool lazy,
-                                                       const CasCondition* condition,
-                                                       base::Deadline deadline);
-  // Proposes `mutation` under `ballot`; returns how many accepted. Sets `maybe_accepted` unless
-  // every participant refused.
-  asio::awaitable<size_t> PaxosProposeRound(const cluster::Topology& topology,
-                                            const std::vector<uint32_t>& participants,
-                                            size_t quorum, Version ballot,
-                                            const internode::Mutation& mutation,
-                                            base::Deadline deadline, bool* maybe_accepted);
-  // Writes `value` (its version is assigned here) if `condition` (null: always) holds.
-  asio::awaitable<Result<CasResult>> PaxosWrite(const cluster::Topology& topology,
-                                                const cluster::KeyspaceDef& ks,
-                                                storage::DataKey key, const CasCondition* condition,
-                                                storage::StoredValue value, Consistency serial,
-                                                std::optional<Consistency> commit,
-                                                base::Deadline deadline);
-  // Plain writes to a linearizable keyspace: one unconditional Paxos write per key, run
-  // concurrently; `level` only picks SERIAL or LOCAL_SERIAL. One version (or error) per write.
-  asio::awaitable<std::vector<Result<Version>>> LinearizableWrites(
-      const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
-      std::vector<std::pair<storage::DataKey, storage::StoredValue>> writes, Consistency level,
-      base::Deadline deadline);
-  // The key's newest stored version, linearizably: settles any unfinished proposal first.
-  asio::awaitable<Result<std::optional<storage::StoredValue>>> SerialRead(
-      const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
-      Consistency serial, base::Deadline deadline);
-
-  // Paxos counters; relaxed atomics, read only by Metrics().
-  struct PaxosCounters {
-    std::atomic<uint64_t> cas{0};           // compare-and-swap operations
-    std::atomic<uint64_t> serial_reads{0};  // SERIAL reads
-    std::atomic<uint64_t> plain_writes{0};  // writes to linearizable keyspaces
-    std::atomic<uint64_t> prepares{0};      // prepare round trips
-    std::atomic<uint64_t> proposes{0};      // propose round trips
-    std::atomic<uint64_t> commits{0};       // commit round trips (awaited or not)
-    std::atomic<uint64_t> contended{0};     // rounds retried after a refusal or a timeout
-    std::atomic<uint64_t> unfinished{0};    // proposals of others completed along the way
-    std::atomic<uint64_t> timeouts{0};      // operations that ran out of time
-    std::atomic<uint64_t> leased{0};        // swaps proposed at once under a lease
-    std::atomic<uint64_t> lease_lost{0};    // of those, refused (another ballot came between)
-  };
-  mutable PaxosCounters paxos_counters_;
-  std::mutex leases_mu_;
-  std::unordered_map<std::string, PaxosLease> leases_;  // guarded by leases_mu_; by data key
-  // Paxos writes in progress here, per data key: a commit asks for the next promise only when
-  // its write is the key's only one (a promise given under contention would pre-empt the
-  // others' rounds). Guarded by leases_mu_.
-  std::unordered_map<std::string, uint32_t> writing_;
-  // Replication counters, added to on every read and write (so per thread), read only by
-  // Metrics().
-  struct ReplicaCounters {
-    base::metrics::ShardedCounter writes;          // mutations sent to a replica (this node too)
-    base::metrics::ShardedCounter write_failures;  // of those, not acknowledged (hinted or lost)
-    base::metrics::ShardedCounter reads;           // reads asked of a replica
-    base::metrics::ShardedCounter local_reads;     // of those, served by this node's own replica
-    base::metrics::ShardedCounter remote_reads;    // of those, sent to another node
-    base::metrics::ShardedCounter read_repairs;  // stale replicas sent the newest version by a read
-    base::metrics::ShardedCounter speculative;   // spare replicas asked because one was slow
-    base::metrics::ShardedCounter hints_stored;  // mutations kept as hints for a replica
-  };
-  mutable ReplicaCounters replica_counters_;
-  // One read asked of a replica: this node's own (`local`) or another node's, which costs the
-  // request a network round trip (what token-aware clients avoid).
-  void CountRead(bool local) const {
-    replica_counters_.reads.Add();
-    (local ? replica_counters_.local_reads : replica_counters_.remote_reads).Add();
-  }
-
-  // Constant after construction.
-  const CoordinatorOptions options_;
-  const cluster::NodeIdentity identity_;
-  cluster::Schema* const schema_;
-  const cluster::ClusterView* const view_;
-  replica::Replica* const local_;
-  base::HybridClock* const clock_;
-  base::PhysicalClock* const wall_;
-  const asio::any_io_executor blocking_;
-  const std::vector<cluster::InternodeClient*> clients_;
-  HintStore* const hints_;
+  virtual Result<std::vector<NodeReport>> ClusterStatus() const = 0;
+  virtual ClusterInfo Cluster() const = 0;
 };
-
-// The record a read returns for a stored version at `now_ms`: nullopt unless it is live.
-std::optional<Record> LiveRecord(const storage::StoredValue& v, uint64_t now_ms);
 
 }  // namespace cairn::coordinator

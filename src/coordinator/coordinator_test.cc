@@ -1,4 +1,4 @@
-#include "coordinator/coordinator.h"
+#include "coordinator/cluster_coordinator.h"
 
 #include <future>
 #include <latch>
@@ -42,7 +42,7 @@ class CoordinatorTest : public ::testing::Test {
                                             identity_.partition_bits, 0, 1);
     ASSERT_TRUE(topology.ok());
     view_ = std::make_unique<cluster::StaticClusterView>(*topology);
-    coordinator_ = std::make_unique<Coordinator>(
+    coordinator_ = std::make_unique<ClusterCoordinator>(
         CoordinatorOptions{.max_value_bytes = 1024}, identity_, schema_.get(), view_.get(),
         replica_.get(), clock_.get(), &wall_, pool_.get_executor(),
         std::vector<cluster::InternodeClient*>{}, nullptr);

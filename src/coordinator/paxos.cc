@@ -20,7 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "coordinator/coordinator.h"
+#include "coordinator/cluster_coordinator.h"
 #include "coordinator/replica_set.h"
 #include "replica/internode_service.h"
 
@@ -29,15 +29,15 @@
 
 namespace cairn::coordinator {
 
+using base::kNoThrow;
 using storage::StoredValue;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // How long a losing proposer waits for the last refusals of its round (see PaxosProposeRound).
 constexpr auto kStragglerWait = std::chrono::milliseconds(25);
-// A key's lease (Coordinator::PaxosLease) is used, and a next promise asked for, only this soon
-// after the key's last write here; at most kMaxLeases keys are remembered.
+// A key's lease (ClusterCoordinator::PaxosLease) is used, and a next promise asked for, only this
+// soon after the key's last write here; at most kMaxLeases keys are remembered.
 constexpr auto kLeaseLife = std::chrono::seconds(2);
 constexpr size_t kMaxLeases = 10'000;
 constexpr size_t kMaxLeaseValueBytes = 16 << 10;
@@ -50,9 +50,55 @@ void SetVersion(const Version& v, internode::Version* out) {
 
 }  // namespace
 
+// The entry point of compare-and-swap: checks the request, then runs PaxosWrite.
+asio::awaitable<Result<CasResult>> ClusterCoordinator::Cas(std::string key, CasCondition condition,
+                                                           std::optional<std::string> new_value,
+                                                           uint64_t ttl_ms, RequestOptions options,
+                                                           Consistency commit) {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) co_return ks.status();
+  if (Status s = ValidateKey(key); !s.ok()) co_return s;
+  if (new_value) {
+    if (Status s = ValidateValue(*new_value); !s.ok()) co_return s;
+  }
+  if (condition.kind == CasCondition::Kind::kIfValue) {
+    if (Status s = ValidateValue(condition.value); !s.ok()) co_return s;
+  }
+  if (Status s = ValidateTtl(ttl_ms); !s.ok()) co_return s;
+  Consistency serial = options.consistency;
+  if (serial == Consistency::kDefault) serial = Consistency::kSerial;
+  if (serial != Consistency::kSerial && serial != Consistency::kLocalSerial) {
+    co_return Status::InvalidArgument(fmt::format(
+        "compare-and-swap runs at SERIAL or LOCAL_SERIAL, not {}; the level its result is "
+        "committed at is the separate commit consistency",
+        ConsistencyName(serial)));
+  }
+  std::optional<Consistency> commit_level;
+  if (commit == Consistency::kDefault) {
+    if (!(*ks)->linearizable) {
+      commit_level =
+          serial == Consistency::kLocalSerial ? Consistency::kLocalQuorum : Consistency::kQuorum;
+    }
+  } else if (commit == Consistency::kSerial || commit == Consistency::kLocalSerial) {
+    co_return Status::InvalidArgument(
+        fmt::format("{} is not a commit level; use ONE .. ALL, LOCAL_*, EACH_QUORUM or ANY",
+                    ConsistencyName(commit)));
+  } else if (commit != Consistency::kAny) {
+    commit_level = commit;
+  }
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  paxos_counters_.cas.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
+  StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
+  storage::DataKey data_key = KeyOf(**ks, std::move(key));
+  co_return co_await PaxosWrite(**topology, **ks, std::move(data_key), &condition, std::move(value),
+                                serial, commit_level, options.deadline);
+}
+
 // Answers of one Paxos phase from the participants, as they come in. Lives on one reactor.
 template <typename Response>
-class Coordinator::Phase {
+class ClusterCoordinator::Phase {
  public:
   Phase(asio::any_io_executor ex, size_t participants, std::function<bool(const Phase&)> enough)
       : participants_(participants), enough_(std::move(enough)), wake_(std::move(ex)) {}
@@ -90,10 +136,12 @@ class Coordinator::Phase {
 // Sends `request` to each participant (the local acceptor directly) and gathers the answers
 // until `enough` says so, all answered, or the deadline.
 template <typename Response>
-asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::PaxosPhase(
-    const cluster::Topology& topology, const std::vector<uint32_t>& participants,
-    internode::Request request, std::function<bool(const Phase<Response>&)> enough,
-    base::Deadline deadline) {
+asio::awaitable<std::shared_ptr<ClusterCoordinator::Phase<Response>>>
+ClusterCoordinator::PaxosPhase(const cluster::Topology& topology,
+                               const std::vector<uint32_t>& participants,
+                               internode::Request request,
+                               std::function<bool(const Phase<Response>&)> enough,
+                               base::Deadline deadline) {
   if constexpr (std::is_same_v<Response, internode::PaxosPrepareResponse>) {
     paxos_counters_.prepares.fetch_add(1, std::memory_order_relaxed);
   } else if constexpr (std::is_same_v<Response, internode::PaxosProposeResponse>) {
@@ -143,8 +191,9 @@ asio::awaitable<std::shared_ptr<Coordinator::Phase<Response>>> Coordinator::Paxo
   co_return phase;
 }
 
-std::vector<uint32_t> Coordinator::PaxosParticipants(const ReplicaSet& set, Consistency serial,
-                                                     size_t* quorum, cairn::Status* why) const {
+std::vector<uint32_t> ClusterCoordinator::PaxosParticipants(const ReplicaSet& set,
+                                                            Consistency serial, size_t* quorum,
+                                                            cairn::Status* why) const {
   std::vector<uint32_t> members;
   for (size_t i = 0; i < set.nodes.size(); ++i) {
     if (serial != Consistency::kLocalSerial || static_cast<int>(set.dc_of[i]) == set.local_dc) {
@@ -167,7 +216,7 @@ std::vector<uint32_t> Coordinator::PaxosParticipants(const ReplicaSet& set, Cons
   return live;
 }
 
-asio::awaitable<void> Coordinator::Backoff(int attempt) {
+asio::awaitable<void> ClusterCoordinator::Backoff(int attempt) {
   paxos_counters_.contended.fetch_add(1, std::memory_order_relaxed);
   // Randomised and growing, so that contending proposers stop preempting each other.
   thread_local std::mt19937_64 rng(std::random_device{}());
@@ -177,7 +226,7 @@ asio::awaitable<void> Coordinator::Backoff(int attempt) {
   co_await t.async_wait(kNoThrow);
 }
 
-asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
+asio::awaitable<cairn::Status> ClusterCoordinator::PaxosCommit(
     const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
     internode::Mutation mutation, std::optional<Consistency> level, base::Deadline deadline,
     std::optional<Version> next_ballot, std::vector<uint32_t>* promised_by) {
@@ -252,7 +301,8 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommit(
       acks);
 }
 
-std::optional<Coordinator::PaxosLease> Coordinator::StartPaxosWrite(const std::string& key) {
+std::optional<ClusterCoordinator::PaxosLease> ClusterCoordinator::StartPaxosWrite(
+    const std::string& key) {
   std::lock_guard lock(leases_mu_);
   ++writing_[key];
   auto it = leases_.find(key);
@@ -263,19 +313,19 @@ std::optional<Coordinator::PaxosLease> Coordinator::StartPaxosWrite(const std::s
   return lease;
 }
 
-void Coordinator::EndPaxosWrite(const std::string& key) {
+void ClusterCoordinator::EndPaxosWrite(const std::string& key) {
   std::lock_guard lock(leases_mu_);
   auto it = writing_.find(key);
   if (it != writing_.end() && --it->second == 0) writing_.erase(it);
 }
 
-bool Coordinator::WritingAlone(const std::string& key) {
+bool ClusterCoordinator::WritingAlone(const std::string& key) {
   std::lock_guard lock(leases_mu_);
   auto it = writing_.find(key);
   return it != writing_.end() && it->second == 1;
 }
 
-void Coordinator::KeepLease(const std::string& key, PaxosLease lease) {
+void ClusterCoordinator::KeepLease(const std::string& key, PaxosLease lease) {
   std::lock_guard lock(leases_mu_);
   if (leases_.size() >= kMaxLeases && !leases_.contains(key)) {
     // Full: forget the stale ones, or everything (a lease only saves a round trip).
@@ -286,7 +336,7 @@ void Coordinator::KeepLease(const std::string& key, PaxosLease lease) {
   leases_.insert_or_assign(key, std::move(lease));
 }
 
-asio::awaitable<cairn::Status> Coordinator::PaxosCommitChosen(
+asio::awaitable<cairn::Status> ClusterCoordinator::PaxosCommitChosen(
     const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
     const internode::Mutation& mutation, std::optional<Consistency> level, base::Deadline deadline,
     const std::string& lease_key, const std::vector<uint32_t>& participants, size_t quorum,
@@ -318,7 +368,7 @@ asio::awaitable<cairn::Status> Coordinator::PaxosCommitChosen(
   co_return committed;
 }
 
-asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
+asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::PaxosPrepareRound(
     const cluster::Topology& topology, const storage::DataKey& key,
     const std::vector<uint32_t>& participants, size_t quorum, bool lazy,
     const CasCondition* condition, base::Deadline deadline) {
@@ -402,12 +452,10 @@ asio::awaitable<Result<Coordinator::PaxosRead>> Coordinator::PaxosPrepareRound(
   co_return Status::Timeout("no quorum of promises before the deadline (contention)", 0);
 }
 
-asio::awaitable<size_t> Coordinator::PaxosProposeRound(const cluster::Topology& topology,
-                                                       const std::vector<uint32_t>& participants,
-                                                       size_t quorum, Version ballot,
-                                                       const internode::Mutation& mutation,
-                                                       base::Deadline deadline,
-                                                       bool* maybe_accepted) {
+asio::awaitable<size_t> ClusterCoordinator::PaxosProposeRound(
+    const cluster::Topology& topology, const std::vector<uint32_t>& participants, size_t quorum,
+    Version ballot, const internode::Mutation& mutation, base::Deadline deadline,
+    bool* maybe_accepted) {
   internode::Request request;
   SetVersion(ballot, request.mutable_paxos_propose()->mutable_ballot());
   *request.mutable_paxos_propose()->mutable_mutation() = mutation;
@@ -448,7 +496,7 @@ asio::awaitable<size_t> Coordinator::PaxosProposeRound(const cluster::Topology& 
   co_return yes;
 }
 
-asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
+asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
     const CasCondition* condition, StoredValue value, Consistency serial,
     std::optional<Consistency> commit, base::Deadline deadline) {
@@ -480,7 +528,7 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
   const bool recent = lease.has_value();
   // Counted until the write ends, however it ends (see WritingAlone).
   struct Ending {
-    Coordinator* coordinator;
+    ClusterCoordinator* coordinator;
     const std::string* key;
     ~Ending() { coordinator->EndPaxosWrite(*key); }
   };
@@ -627,7 +675,7 @@ asio::awaitable<Result<CasResult>> Coordinator::PaxosWrite(
       0);
 }
 
-asio::awaitable<std::vector<Result<Version>>> Coordinator::LinearizableWrites(
+asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWrites(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
     std::vector<std::pair<storage::DataKey, StoredValue>> writes, Consistency level,
     base::Deadline deadline) {
@@ -668,7 +716,7 @@ asio::awaitable<std::vector<Result<Version>>> Coordinator::LinearizableWrites(
   co_return std::move(gather->out);
 }
 
-asio::awaitable<Result<std::optional<StoredValue>>> Coordinator::SerialRead(
+asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::SerialRead(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
     Consistency serial, base::Deadline deadline) {
   paxos_counters_.serial_reads.fetch_add(1, std::memory_order_relaxed);

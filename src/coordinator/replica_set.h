@@ -1,5 +1,6 @@
-// Internal to the coordinator: the replicas of a key and what a consistency level requires of
-// them. Shared by coordinator.cc (reads and writes) and paxos.cc (compare-and-swap).
+// Internal to the coordinator: the replicas of a key, what a consistency level requires of them,
+// and the round that counts a write's acknowledgements. Shared by the coordinator's files
+// (write.cc, read.cc, scan.cc, paxos.cc); nothing outside src/coordinator includes it.
 #pragma once
 
 #include <algorithm>
@@ -7,9 +8,10 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/asio/steady_timer.hpp>
 
 #include "cluster/topology.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/cluster_coordinator.h"
 
 namespace cairn::coordinator {
 
@@ -17,7 +19,7 @@ namespace cairn::coordinator {
 // Replica sets and what a consistency level requires of them.
 
 // The replicas of one key in one keyspace, each with its data centre.
-struct Coordinator::ReplicaSet {
+struct ClusterCoordinator::ReplicaSet {
   std::vector<uint32_t> nodes;   // DCs in name order, each DC's nodes in preference order
   std::vector<uint16_t> dc_of;   // per node: index into dcs
   std::vector<std::string> dcs;  // data centres that hold replicas
@@ -55,7 +57,7 @@ struct Coordinator::ReplicaSet {
 };
 
 // How many acknowledgements a level needs from a replica set: in all, and per data centre.
-struct Coordinator::Requirement {
+struct ClusterCoordinator::Requirement {
   uint32_t total = 0;
   std::vector<uint32_t> per_dc;
   bool hints_count = false;  // ANY: a stored hint counts
@@ -138,15 +140,15 @@ struct Coordinator::Requirement {
 };
 
 // Why a level cannot be tried with the replicas that are UP, or OK.
-struct Coordinator::ReadPlan {
+struct ClusterCoordinator::ReadPlan {
   ReplicaSet set;
   Requirement req;
   std::vector<uint32_t> ask;    // asked at once
   std::vector<uint32_t> spare;  // asked when one of `ask` fails or is slow
 };
 
-inline cairn::Status CheckLive(const Coordinator::ReplicaSet& set,
-                               const Coordinator::Requirement& req,
+inline cairn::Status CheckLive(const ClusterCoordinator::ReplicaSet& set,
+                               const ClusterCoordinator::Requirement& req,
                                const cluster::ClusterView& view, Consistency level) {
   if (req.hints_count) return Status::Ok();  // ANY: a hint will do
   uint32_t live = 0;
@@ -162,5 +164,116 @@ inline cairn::Status CheckLive(const Coordinator::ReplicaSet& set,
       "{} needs {} of {} replicas, and {} {} up; nothing was written", ConsistencyName(level),
       req.Needed(), set.nodes.size(), live, live == 1 ? "is" : "are"));
 }
+
+// ------------------------------------------------------------------------------------------------
+// Consistency levels.
+
+inline bool IsBlockingRead(Consistency level) {
+  switch (level) {
+    case Consistency::kQuorum:
+    case Consistency::kAll:
+    case Consistency::kLocalQuorum:
+    case Consistency::kEachQuorum:
+    case Consistency::kSerial:
+    case Consistency::kLocalSerial:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether a read at `level` goes through Paxos: SERIAL levels always, and in a linearizable
+// keyspace every level that waits for a quorum.
+inline bool IsSerial(Consistency level, const cluster::KeyspaceDef& ks) {
+  if (level == Consistency::kSerial || level == Consistency::kLocalSerial) return true;
+  return ks.linearizable && IsBlockingRead(level);
+}
+
+inline Consistency SerialLevelOf(Consistency level) {
+  return level == Consistency::kLocalSerial || level == Consistency::kLocalQuorum
+             ? Consistency::kLocalSerial
+             : Consistency::kSerial;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Write rounds.
+
+struct ClusterCoordinator::WriteTarget {
+  storage::WriteOp op;
+  ReplicaSet set;
+  Requirement req;
+};
+
+// The acknowledgements of one replicated write (of one or more keys) as they come in.
+// Lives on one reactor; shared by the tasks that talk to each replica.
+class ClusterCoordinator::WriteRound {
+ public:
+  struct Item {
+    const ReplicaSet* set;
+    Requirement req;
+    uint32_t acks = 0;
+    std::vector<uint32_t> acks_dc;
+    bool met = false;
+  };
+
+  WriteRound(asio::any_io_executor ex, std::vector<WriteTarget> targets)
+      : targets_(std::move(targets)), wake_(std::move(ex)) {
+    for (const WriteTarget& t : targets_) {
+      items_.push_back(Item{&t.set, t.req, 0, std::vector<uint32_t>(t.set.dcs.size(), 0), false});
+    }
+  }
+
+  const std::vector<WriteTarget>& targets() const { return targets_; }
+  asio::any_io_executor executor() { return wake_.get_executor(); }
+
+  void Ack(size_t i, uint32_t node) {
+    Item& item = items_[i];
+    ++item.acks;
+    ++item.acks_dc[item.set->DcOf(node)];
+    Check(i);
+  }
+  void Hinted(size_t i) {
+    Item& item = items_[i];
+    if (!item.req.hints_count) return;
+    ++item.acks;  // ANY counts hints in its total, never per DC
+    Check(i);
+  }
+  void StartNode() { ++outstanding_; }
+  void NodeDone() {
+    if (--outstanding_ == 0) wake_.cancel();
+  }
+
+  // Waits until every item's requirement is met, every replica has answered, or the deadline.
+  asio::awaitable<void> Wait(base::Deadline deadline) {
+    if (met_ == items_.size() || outstanding_ == 0) co_return;
+    wake_.expires_at(deadline);
+    co_await wake_.async_wait(base::kNoThrow);
+  }
+
+  cairn::Status ResultOf(size_t i) const {
+    const Item& item = items_[i];
+    if (item.met) return Status::Ok();
+    return Status::Timeout(
+        fmt::format("{} of {} replicas acknowledged before the deadline; the write may have been "
+                    "applied",
+                    item.acks, item.req.Needed()),
+        item.acks);
+  }
+
+ private:
+  void Check(size_t i) {
+    Item& item = items_[i];
+    if (!item.met && item.req.Met(item.acks, item.acks_dc)) {
+      item.met = true;
+      if (++met_ == items_.size()) wake_.cancel();
+    }
+  }
+
+  const std::vector<WriteTarget> targets_;
+  std::vector<Item> items_;
+  size_t met_ = 0;
+  size_t outstanding_ = 0;
+  asio::steady_timer wake_;
+};
 
 }  // namespace cairn::coordinator

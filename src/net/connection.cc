@@ -19,7 +19,7 @@
 namespace cairn::net {
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using base::kNoThrow;
 // A write buffer that grew past this for one large frame is given back afterwards.
 constexpr size_t kKeepBufferBytes = size_t{1} << 20;
 

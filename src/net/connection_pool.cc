@@ -7,7 +7,7 @@
 
 namespace cairn::net {
 namespace {
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using base::kNoThrow;
 }  // namespace
 
 ConnectionPool::ConnectionPool(asio::any_io_executor executor, Options options)

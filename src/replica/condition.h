@@ -5,18 +5,14 @@
 #include <cstdint>
 #include <string>
 
+#include "base/keyspace.h"
 #include "cairn/types.h"
 #include "proto/internode.pb.h"
 #include "storage/format.h"
 
 namespace cairn::replica {
 
-struct Condition {
-  enum class Kind { kIfVersion, kIfValue, kIfNotExists, kIfExists };
-  Kind kind = Kind::kIfNotExists;
-  Version version;    // for kIfVersion
-  std::string value;  // for kIfValue
-};
+using Condition = base::CasCondition;  // plain data, in base/keyspace.h
 
 // Whether `condition` holds for `current` (the stored version, null when there is none) at
 // `now_ms`. Tombstones and expired values count as absent.

@@ -26,7 +26,7 @@ namespace cairn::server {
 namespace {
 
 constexpr std::string_view kClockReservationKey = "hlc_reserved_ms";
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using base::kNoThrow;
 // A client must name its protocol this soon after connecting.
 constexpr auto kPreambleTimeout = std::chrono::seconds(10);
 constexpr size_t kInternodeFrameBytes = size_t{64} << 20;
@@ -234,7 +234,7 @@ Status Server::Open() {
 
   coordinator::CoordinatorOptions coordinator_options;
   coordinator_options.max_value_bytes = options_.max_value_bytes;
-  coordinator_ = std::make_unique<coordinator::Coordinator>(
+  coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(
       coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
       wall_.get(), blocking_->get_executor(), clients, hints_.get());
   frontdoor::native::NativeOptions native_options;

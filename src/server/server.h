@@ -24,7 +24,7 @@
 #include "cluster/gossiper.h"
 #include "cluster/internode_client.h"
 #include "cluster/schema.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/cluster_coordinator.h"
 #include "coordinator/hint_replayer.h"
 #include "coordinator/hint_store.h"
 #include "frontdoor/http/http_front_door.h"

@@ -147,7 +147,7 @@ Code OutcomeOf(unsigned status) {
   }
 }
 
-Json KeyspaceJson(const cluster::KeyspaceDef& def) {
+Json KeyspaceJson(const coordinator::KeyspaceDef& def) {
   Json by_dc = Json::object();
   for (const auto& [dc, rf] : def.replication) by_dc[dc] = rf;
   return {{"name", def.name},
@@ -494,7 +494,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view re
                       "the body must be a JSON object such as {\"name\": \"users\", "
                       "\"replication\": 3}");
     }
-    cluster::KeyspaceDef spec;
+    coordinator::KeyspaceDef spec;
     bool if_not_exists = false;
     for (const auto& entry : body.items()) {
       const std::string& field = entry.key();
@@ -577,7 +577,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view re
                         "the body must be a JSON object with what to change, such as "
                         "{\"read_consistency\": \"ONE\"}");
       }
-      cluster::KeyspaceChange change;
+      coordinator::KeyspaceChange change;
       for (const auto& entry : body.items()) {
         const std::string& field = entry.key();
         const Json& value = entry.value();

@@ -44,7 +44,7 @@ Result<Consistency> LevelOf(int wire_level) {
   return static_cast<Consistency>(wire_level);
 }
 
-void SetKeyspace(const cluster::KeyspaceDef& def, wire::Keyspace* out) {
+void SetKeyspace(const coordinator::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_name(def.name);
   out->set_id(def.id);
   for (const auto& [dc, rf] : def.replication) (*out->mutable_replication())[dc] = rf;
@@ -412,7 +412,7 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
     case wire::Request::kKeyspaceCreate: {
       const wire::KeyspaceCreateRequest& create = request.keyspace_create();
       const wire::Keyspace& ks = create.keyspace();
-      cluster::KeyspaceDef spec;
+      coordinator::KeyspaceDef spec;
       spec.name = ks.name();
       if (ks.replication_factor() != 0) {
         spec.replication = {{std::string(kEveryDc), ks.replication_factor()}};
@@ -465,7 +465,7 @@ asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Resp
     }
     case wire::Request::kKeyspaceAlter: {
       wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
-      cluster::KeyspaceChange change;
+      coordinator::KeyspaceChange change;
       if (alter->has_linearizable()) change.linearizable = alter->linearizable();
       auto read = LevelOf(alter->read_consistency());
       auto write = LevelOf(alter->write_consistency());

@@ -524,7 +524,7 @@ bool RespFrontDoor::Connection::KeyspaceIsLinearizable() const {
   std::string keyspace;
   {
     std::lock_guard lock(info_mu_);
-    keyspace = keyspace_.empty() ? std::string(cluster::kDefaultKeyspace) : keyspace_;
+    keyspace = keyspace_.empty() ? std::string(coordinator::kDefaultKeyspace) : keyspace_;
   }
   return shared_->coordinator->IsLinearizable(keyspace);
 }

@@ -1,0 +1,134 @@
+// Keyspace administration, cluster status and counters.
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/hash.h"
+#include "base/reactor.h"
+#include "coordinator/cluster_coordinator.h"
+#include "coordinator/replica_set.h"
+#include "replica/internode_service.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::coordinator {
+
+using base::kNoThrow;
+using storage::StoredValue;
+using storage::WriteOp;
+
+asio::awaitable<Result<cluster::KeyspaceDef>> ClusterCoordinator::CreateKeyspace(
+    cluster::KeyspaceDef spec, bool if_not_exists) {
+  co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, spec = std::move(spec), if_not_exists, done] {
+          done(schema_->Create(spec, if_not_exists, wall_->NowMillis(),
+                               Version{clock_->Now(), identity_.node_id}));
+        });
+      },
+      Status::Timeout("keyspace creation did not finish in time", 0));
+}
+
+Result<std::vector<cluster::KeyspaceDef>> ClusterCoordinator::ListKeyspaces() const {
+  return schema_->List();
+}
+
+bool ClusterCoordinator::IsLinearizable(const std::string& name) const {
+  auto ks = ResolveKeyspace(name);
+  return ks.ok() && (*ks)->linearizable;
+}
+
+Result<cluster::KeyspaceDef> ClusterCoordinator::DescribeKeyspace(std::string_view name) const {
+  auto def = schema_->Find(name);
+  if (!def) return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
+  return *def;
+}
+
+asio::awaitable<Status> ClusterCoordinator::DropKeyspace(std::string name, bool if_exists) {
+  co_return co_await base::AwaitCallback<Status>(
+      [&](auto done) {
+        asio::post(blocking_, [this, name = std::move(name), if_exists, done] {
+          done(schema_->Drop(name, if_exists, Version{clock_->Now(), identity_.node_id}));
+        });
+      },
+      Status::Timeout("keyspace drop did not finish in time", 0));
+}
+
+asio::awaitable<Result<cluster::KeyspaceDef>> ClusterCoordinator::AlterKeyspace(
+    std::string name, cluster::KeyspaceChange change) {
+  co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, name = std::move(name), change, done] {
+          done(schema_->Alter(name, change, Version{clock_->Now(), identity_.node_id}));
+        });
+      },
+      Status::Timeout("keyspace change did not finish in time", 0));
+}
+
+ClusterInfo ClusterCoordinator::Cluster() const {
+  ClusterInfo info;
+  info.partitions = identity_.partitions();
+  auto topology = view_->topology();
+  info.formed = topology != nullptr;
+  if (info.formed) {
+    info.map_fingerprint = topology->map.Fingerprint();
+  } else {
+    info.note = view_->NotFormedReason();
+  }
+  return info;
+}
+
+std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() const {
+  const PaxosCounters& c = paxos_counters_;
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  auto sum = [](const base::metrics::ShardedCounter& a) { return a.value(); };
+  return {{"paxos.cas", get(c.cas)},
+          {"paxos.serial_reads", get(c.serial_reads)},
+          {"paxos.linearizable_writes", get(c.plain_writes)},
+          {"paxos.prepare_round_trips", get(c.prepares)},
+          {"paxos.propose_round_trips", get(c.proposes)},
+          {"paxos.commit_round_trips", get(c.commits)},
+          {"paxos.contended_retries", get(c.contended)},
+          {"paxos.completed_others", get(c.unfinished)},
+          {"paxos.timeouts", get(c.timeouts)},
+          {"paxos.leased_proposals", get(c.leased)},
+          {"paxos.leases_lost", get(c.lease_lost)},
+          {"replica.writes", sum(replica_counters_.writes)},
+          {"replica.write_failures", sum(replica_counters_.write_failures)},
+          {"replica.reads", sum(replica_counters_.reads)},
+          {"replica.local_reads", sum(replica_counters_.local_reads)},
+          {"replica.remote_reads", sum(replica_counters_.remote_reads)},
+          {"replica.read_repairs", sum(replica_counters_.read_repairs)},
+          {"replica.speculative_reads", sum(replica_counters_.speculative)},
+          {"hints.stored", sum(replica_counters_.hints_stored)}};
+}
+
+NodeInfo ClusterCoordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }
+
+Result<std::vector<NodeReport>> ClusterCoordinator::ClusterStatus() const {
+  auto topology = Topology();
+  std::vector<NodeReport> out;
+  for (const cluster::NodeStatus& n : view_->Nodes()) {
+    NodeReport report;
+    report.status =
+        NodeStatus{n.address, n.node_id, n.dc, n.rack, n.up, n.self, n.load_bytes, n.hints_pending};
+    if (topology.ok() && n.node_id != 0) {
+      // The partitions it stores: for the largest replication factor of any keyspace in its DC.
+      uint32_t rf = 0;
+      for (const auto& ks : schema_->List()) rf = std::max(rf, ks.ReplicationIn(n.dc));
+      report.partitions = (*topology)->map.ReplicaCount(n.node_id, rf);
+    }
+    if (n.self && hints_ != nullptr) report.status.hints_pending = hints_->TotalPending();
+    out.push_back(std::move(report));
+  }
+  return out;
+}
+}  // namespace cairn::coordinator

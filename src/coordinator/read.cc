@@ -1,0 +1,373 @@
+// Reads: the level's count of live replicas asked (this node first), a spare asked when one is
+// slow (speculative retry), the newest version taken, and stale replicas repaired.
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/hash.h"
+#include "base/reactor.h"
+#include "coordinator/cluster_coordinator.h"
+#include "coordinator/replica_set.h"
+#include "replica/internode_service.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::coordinator {
+
+using base::kNoThrow;
+using storage::StoredValue;
+using storage::WriteOp;
+
+// ------------------------------------------------------------------------------------------------
+// Reads
+
+// The answers to one replicated read as they come in. Lives on one reactor.
+class ClusterCoordinator::ReadRound {
+ public:
+  ReadRound(asio::any_io_executor ex, ReplicaSet set, Requirement req)
+      : set_(std::move(set)),
+        req_(std::move(req)),
+        acks_dc_(set_.dcs.size(), 0),
+        wake_(std::move(ex)) {}
+
+  void Answer(uint32_t node, std::optional<StoredValue> value) {
+    answers_.emplace_back(node, std::move(value));
+    ++acks_dc_[set_.DcOf(node)];
+    Finish();
+  }
+  void Failed() { Finish(); }
+  void Start() { ++outstanding_; }
+  size_t outstanding() const { return outstanding_; }
+  bool met() const { return req_.Met(static_cast<uint32_t>(answers_.size()), acks_dc_); }
+
+  asio::awaitable<void> Wait(base::Deadline deadline) {
+    if (met() || outstanding_ == 0) co_return;
+    wake_.expires_at(deadline);
+    co_await wake_.async_wait(kNoThrow);
+  }
+
+  const std::vector<std::pair<uint32_t, std::optional<StoredValue>>>& answers() const {
+    return answers_;
+  }
+  const Requirement& requirement() const { return req_; }
+
+ private:
+  void Finish() {
+    --outstanding_;
+    if (met() || outstanding_ == 0) wake_.cancel();
+  }
+
+  const ReplicaSet set_;  // a copy: replica tasks may outlive the read that started them
+  const Requirement req_;
+  std::vector<std::pair<uint32_t, std::optional<StoredValue>>> answers_;
+  std::vector<uint32_t> acks_dc_;
+  size_t outstanding_ = 0;
+  asio::steady_timer wake_;
+};
+
+std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ClusterCoordinator::ChooseReplicas(
+    const ReplicaSet& set, const Requirement& req) const {
+  // This node first when it is a replica, then its data centre, then the others; of those that
+  // are UP, enough of each data centre the level names, then enough in all. The rest are spares.
+  std::vector<uint32_t> order;
+  const int self = set.IndexOf(identity_.node_id);
+  if (self >= 0) order.push_back(identity_.node_id);
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (static_cast<int>(i) != self && static_cast<int>(set.dc_of[i]) == set.local_dc) {
+      order.push_back(set.nodes[i]);
+    }
+  }
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (static_cast<int>(set.dc_of[i]) != set.local_dc) order.push_back(set.nodes[i]);
+  }
+  std::vector<uint32_t> chosen, spare;
+  std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
+  for (uint32_t node : order) {
+    if (!view_->IsUp(node)) continue;
+    const uint16_t dc = set.DcOf(node);
+    if (picked_dc[dc] < req.per_dc[dc]) {
+      chosen.push_back(node);
+      ++picked_dc[dc];
+    } else {
+      spare.push_back(node);
+    }
+  }
+  while (chosen.size() < req.total && !spare.empty()) {
+    chosen.push_back(spare.front());
+    spare.erase(spare.begin());
+  }
+  return {std::move(chosen), std::move(spare)};
+}
+
+asio::awaitable<void> ClusterCoordinator::ReadFromNode(std::shared_ptr<ReadRound> round,
+                                                       uint32_t node, storage::DataKey key,
+                                                       base::Deadline deadline) {
+  CountRead(/*local=*/false);
+  auto topology = view_->topology();
+  cluster::InternodeClient* client = Client();
+  if (client == nullptr || !topology) {
+    round->Failed();
+    co_return;
+  }
+  internode::Request request;
+  request.mutable_read()->set_partition(key.partition);
+  request.mutable_read()->set_keyspace(key.keyspace);
+  request.mutable_read()->set_key(key.key);
+  auto response = co_await client->Call(AddressOf(*topology, node), request, deadline);
+  if (!response.ok()) {
+    spdlog::debug("read from node {} failed: {}", node, response.status().ToString());
+    round->Failed();
+    co_return;
+  }
+  internode::ReadResponse* read = response->mutable_read();
+  if (!read->found()) {
+    round->Answer(node, std::nullopt);
+  } else {
+    round->Answer(node, replica::FromMutation(std::move(*read->mutable_stored())).value);
+  }
+}
+
+Result<ClusterCoordinator::ReadPlan> ClusterCoordinator::PlanRead(const cluster::Topology& topology,
+                                                                  const cluster::KeyspaceDef& ks,
+                                                                  uint32_t partition,
+                                                                  Consistency level) const {
+  ReadPlan plan;
+  plan.set = ReplicaSet::Of(topology, ks, partition);
+  auto req = Requirement::For(level, plan.set, /*write=*/false);
+  if (!req.ok()) return req.status();
+  plan.req = std::move(*req);
+  if (Status s = CheckLive(plan.set, plan.req, *view_, level); !s.ok()) return s;
+  std::tie(plan.ask, plan.spare) = ChooseReplicas(plan.set, plan.req);
+  return plan;
+}
+
+asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
+    const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+    Consistency level, base::Deadline deadline) {
+  auto plan = PlanRead(topology, ks, key.partition, level);
+  if (!plan.ok()) co_return plan.status();
+  const ReplicaSet& set = plan->set;
+  const Requirement* req = &plan->req;
+  std::vector<uint32_t>& ask = plan->ask;
+  std::vector<uint32_t>& spare = plan->spare;
+
+  // This node alone answers: no reconciliation needed.
+  if (ask.size() == 1 && ask[0] == identity_.node_id) {
+    CountRead(/*local=*/true);
+    co_return local_->Read(key);
+  }
+
+  auto executor = co_await asio::this_coro::executor;
+  auto round = std::make_shared<ReadRound>(executor, set, *req);
+  for (uint32_t node : ask) {
+    round->Start();
+    if (node == identity_.node_id) {
+      CountRead(/*local=*/true);
+      auto local = local_->Read(key);
+      if (local.ok()) {
+        round->Answer(node, std::move(*local));
+      } else {
+        round->Failed();
+      }
+    } else {
+      // ReadFromNode reports every outcome to the round: nothing escapes it.
+      asio::co_spawn(executor, ReadFromNode(round, node, key, deadline), asio::detached);
+    }
+  }
+  // A replica that failed fast, or one still silent after the speculative-retry delay, is
+  // doubled by a spare while time remains.
+  base::Deadline first = deadline;
+  if (options_.speculative_retry.count() > 0 && !spare.empty()) {
+    first = std::min(deadline, base::Clock::now() + options_.speculative_retry);
+  }
+  co_await round->Wait(first);
+  while (!round->met() && !spare.empty() && base::Clock::now() < deadline) {
+    if (round->outstanding() > 0) {
+      replica_counters_.speculative.Add(1);
+    }
+    round->Start();
+    asio::co_spawn(executor, ReadFromNode(round, spare.front(), key, deadline), asio::detached);
+    spare.erase(spare.begin());
+    co_await round->Wait(deadline);
+  }
+  if (!round->met()) {
+    const auto n = static_cast<uint32_t>(round->answers().size());
+    co_return Status::Timeout(
+        fmt::format("{} of {} replicas answered before the deadline", n, req->Needed()), n);
+  }
+
+  // The newest version wins (tombstones too); replicas that answered with less are repaired.
+  std::optional<StoredValue> newest;
+  for (const auto& [node, value] : round->answers()) {
+    if (value && (!newest || newest->version < value->version)) newest = *value;
+  }
+  std::vector<uint32_t> stale;
+  for (const auto& [node, value] : round->answers()) {
+    if (newest && (!value || value->version < newest->version)) stale.push_back(node);
+  }
+  if (!stale.empty()) {
+    replica_counters_.read_repairs.Add(stale.size());
+    WriteOp repair;
+    repair.key = key;
+    repair.value = *newest;
+    if (IsBlockingRead(level)) {
+      // Before answering, so that a later read at this level cannot see an older value.
+      Status repaired = co_await Repair(std::move(stale), set, std::move(repair), deadline);
+      if (!repaired.ok()) {
+        co_return Status::Timeout(
+            fmt::format("read repair did not finish before the deadline: {}", repaired.message()),
+            static_cast<uint32_t>(round->answers().size()));
+      }
+    } else {
+      asio::co_spawn(
+          executor,
+          [this, stale = std::move(stale), set, repair = std::move(repair),
+           deadline]() mutable -> asio::awaitable<void> {
+            co_await Repair(std::move(stale), set, std::move(repair), deadline);
+          },
+          asio::detached);
+    }
+  }
+  co_return newest;
+}
+
+asio::awaitable<cairn::Status> ClusterCoordinator::Repair(std::vector<uint32_t> nodes,
+                                                          const ReplicaSet& set, WriteOp op,
+                                                          base::Deadline deadline) {
+  // One target whose replicas are just the stale nodes, all of which must take the repair.
+  WriteTarget target;
+  target.op = std::move(op);
+  target.set.dcs = set.dcs;
+  target.set.local_dc = set.local_dc;
+  for (uint32_t node : nodes) {
+    target.set.nodes.push_back(node);
+    target.set.dc_of.push_back(set.DcOf(node));
+  }
+  target.req.per_dc.assign(set.dcs.size(), 0);
+  target.req.total = static_cast<uint32_t>(nodes.size());
+  std::vector<WriteTarget> targets;
+  targets.push_back(std::move(target));
+  auto results = co_await Replicate(std::move(targets), deadline, std::nullopt);
+  co_return results[0];
+}
+Result<ClusterCoordinator::ReadStart> ClusterCoordinator::StartRead(
+    std::string_view key, const RequestOptions& options) const {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) return ks.status();
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) return s;
+  auto topology = Topology();
+  if (!topology.ok()) return topology.status();
+  const Consistency level = Resolve(options.consistency, **ks, false);
+  return ReadStart{std::move(*ks), std::move(*topology), level};
+}
+
+Result<std::optional<Record>> ClusterCoordinator::LiveRecordOf(
+    Result<std::optional<StoredValue>> stored) const {
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return std::optional<Record>();
+  return LiveRecord(**stored, wall_->NowMillis());
+}
+
+asio::awaitable<Result<std::optional<Record>>> ClusterCoordinator::Get(std::string key,
+                                                                       RequestOptions options) {
+  auto start = StartRead(key, options);
+  if (!start.ok()) co_return start.status();
+  const cluster::KeyspaceDef& ks = *start->keyspace;
+  storage::DataKey data_key = KeyOf(ks, std::move(key));  // named: see the g++ 12 note
+  Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
+  if (IsSerial(start->level, ks)) {
+    stored = co_await SerialRead(*start->topology, ks, std::move(data_key),
+                                 SerialLevelOf(start->level), options.deadline);
+  } else {
+    stored =
+        co_await ReadKey(*start->topology, ks, std::move(data_key), start->level, options.deadline);
+  }
+  co_return LiveRecordOf(std::move(stored));
+}
+
+std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
+    std::string_view key, const RequestOptions& options) {
+  auto start = StartRead(key, options);
+  if (!start.ok()) return Result<std::optional<Record>>(start.status());
+  const cluster::KeyspaceDef& ks = *start->keyspace;
+  const Consistency level = start->level;
+  if (IsSerial(level, ks)) return std::nullopt;
+  // Only a level one replica meets, or a one-node cluster, can be answered here: spare the
+  // planning (Get() does it again) for the rest.
+  const bool one_replica = level == Consistency::kOne || level == Consistency::kLocalOne;
+  if (!one_replica && start->topology->map.members().size() > 1) return std::nullopt;
+  storage::DataKey data_key = KeyOf(ks, std::string(key));
+  // The common case needs no plan (PlanRead builds the replica set, the requirement and the
+  // choice): this node holds a replica in its own DC, and the level is met by one replica, the
+  // first ChooseReplicas() would pick (itself). TWO and THREE on one node go the long way, which
+  // says why they cannot be met.
+  const cluster::Topology& topology = *start->topology;
+  const bool met_by_one = one_replica || level == Consistency::kQuorum ||
+                          level == Consistency::kLocalQuorum || level == Consistency::kAll ||
+                          level == Consistency::kEachQuorum;
+  if (met_by_one && view_->IsUp(identity_.node_id)) {
+    const auto mine =
+        topology.map.ReplicasIn(data_key.partition, topology.local_dc, ks.replication);
+    if (std::find(mine.begin(), mine.end(), identity_.node_id) != mine.end()) {
+      CountRead(/*local=*/true);
+      return LiveRecordOf(local_->Read(data_key));
+    }
+  }
+  auto plan = PlanRead(topology, ks, data_key.partition, level);
+  if (!plan.ok() || plan->ask.size() != 1 || plan->ask[0] != identity_.node_id) {
+    return std::nullopt;
+  }
+  CountRead(/*local=*/true);
+  return LiveRecordOf(local_->Read(data_key));
+}
+
+asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> ClusterCoordinator::BatchGet(
+    std::vector<std::string> keys, RequestOptions options) {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) co_return ks.status();
+  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
+  if (keys.size() > options_.max_batch_get_keys) {
+    co_return Status::TooLarge(fmt::format("a batch read holds at most {} keys, not {}",
+                                           options_.max_batch_get_keys, keys.size()));
+  }
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  const Consistency level = Resolve(options.consistency, **ks, false);
+  const uint64_t now = wall_->NowMillis();
+  std::vector<Result<std::optional<Record>>> out(keys.size());
+  size_t bytes = 0;
+  // Keys are read one after another: a batch saves round trips to the coordinator, and each
+  // key's replicas are asked in parallel.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (bytes > options_.max_answer_bytes) {
+      co_return Status::TooLarge(
+          fmt::format("the values read are over {} bytes; read fewer keys per batch",
+                      options_.max_answer_bytes));
+    }
+    if (Status s = ValidateKey(keys[i]); !s.ok()) {
+      out[i] = std::move(s);
+      continue;
+    }
+    storage::DataKey data_key = KeyOf(**ks, std::move(keys[i]));  // named: see the g++ 12 note
+    auto stored = co_await ReadKey(**topology, **ks, std::move(data_key), level, options.deadline);
+    if (!stored.ok()) {
+      out[i] = stored.status();
+    } else if (!stored->has_value()) {
+      out[i] = std::optional<Record>();
+    } else {
+      bytes += (*stored)->value.size();
+      out[i] = LiveRecord(**stored, now);
+    }
+  }
+  co_return out;
+}
+}  // namespace cairn::coordinator

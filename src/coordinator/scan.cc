@@ -1,0 +1,158 @@
+// Prefix scans: one request per node for all the partitions it is asked for, then the pages
+// merged in key order (scan_merge.h).
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/hash.h"
+#include "base/reactor.h"
+#include "coordinator/cluster_coordinator.h"
+#include "coordinator/replica_set.h"
+#include "coordinator/scan_merge.h"
+#include "replica/internode_service.h"
+
+// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+namespace cairn::coordinator {
+
+using base::kNoThrow;
+using storage::StoredValue;
+using storage::WriteOp;
+
+asio::awaitable<Result<ScanPage>> ClusterCoordinator::Scan(std::string prefix, std::string cursor,
+                                                           uint32_t limit, RequestOptions options,
+                                                           std::optional<uint32_t> partition) {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) co_return ks.status();
+  if (Status s = ValidateReadLevel(options.consistency); !s.ok()) co_return s;
+  if (prefix.size() > kMaxKeyBytes || cursor.size() > kMaxKeyBytes) {
+    co_return Status::TooLarge(
+        fmt::format("scan prefix and cursor are at most {} bytes", kMaxKeyBytes));
+  }
+  if (limit == 0) limit = options_.default_scan_limit;
+  if (limit > options_.max_scan_limit) {
+    co_return Status::InvalidArgument(
+        fmt::format("scan limit {} is over the maximum of {}", limit, options_.max_scan_limit));
+  }
+  auto topology_result = Topology();
+  if (!topology_result.ok()) co_return topology_result.status();
+  const cluster::Topology& topology = **topology_result;
+  const Consistency level = Resolve(options.consistency, **ks, false);
+
+  if (partition && *partition >= identity_.partitions()) {
+    co_return Status::InvalidArgument(fmt::format("partition {} is not below the cluster's {}",
+                                                  *partition, identity_.partitions()));
+  }
+  std::vector<uint32_t> partitions;
+  if (auto tag = base::PrefixPartitionKey(prefix)) {
+    // Every matching key has this hash tag: one partition, one replica set.
+    partitions.push_back(base::PartitionOfToken(base::Hash64(*tag), identity_.partition_bits));
+    if (partition && partitions.front() != *partition) partitions.clear();
+  } else if (partition) {
+    partitions.push_back(*partition);
+  } else {
+    partitions.resize(identity_.partitions());
+    for (uint32_t p = 0; p < identity_.partitions(); ++p) partitions[p] = p;
+  }
+  // For each partition, the level's count of live replicas (this node first, then its DC); one
+  // request per node covers all of that node's partitions.
+  std::map<uint32_t, std::vector<uint32_t>> by_node;
+  for (uint32_t p : partitions) {
+    const ReplicaSet set = ReplicaSet::Of(topology, **ks, p);
+    auto req = Requirement::For(level, set, false);
+    if (!req.ok()) co_return req.status();
+    if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
+    auto [chosen, spare] = ChooseReplicas(set, *req);
+    for (uint32_t node : chosen) by_node[node].push_back(p);
+  }
+
+  struct NodePage {
+    Status status = Status::Timeout("no answer", 0);
+    std::vector<std::pair<std::string, StoredValue>> items;
+    bool exhausted = false;
+    std::string last_key;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto pages = std::make_shared<std::map<uint32_t, NodePage>>();
+  auto outstanding = std::make_shared<size_t>(by_node.size());
+  auto wake = std::make_shared<asio::steady_timer>(executor);
+  const size_t max_dead = size_t{limit} * 10 + 1000;
+  for (auto& [node, parts] : by_node) {
+    replica::Replica::ScanArgs args;
+    args.keyspace = (*ks)->id;
+    args.partitions = std::move(parts);
+    args.prefix = prefix;
+    args.after = cursor;
+    args.limit = limit;
+    args.max_dead = max_dead;
+    args.max_bytes = options_.max_answer_bytes;
+    asio::co_spawn(
+        executor,
+        [this, node = node, args = std::move(args), pages, outstanding, wake,
+         topology = *topology_result,
+         deadline = options.deadline]() mutable -> asio::awaitable<void> {
+          NodePage page;
+          if (node == identity_.node_id) {
+            auto r = co_await local_->Scan(std::move(args));
+            if (r.ok()) {
+              page.status = Status::Ok();
+              for (auto& item : r->items)
+                page.items.emplace_back(std::move(item.key), std::move(item.value));
+              page.exhausted = r->exhausted;
+              page.last_key = std::move(r->last_key);
+            } else {
+              page.status = r.status();
+            }
+          } else if (cluster::InternodeClient* client = Client()) {
+            internode::Request request;
+            auto* scan = request.mutable_scan();
+            scan->set_keyspace(args.keyspace);
+            for (uint32_t p : args.partitions) scan->add_partitions(p);
+            scan->set_prefix(args.prefix);
+            scan->set_after(args.after);
+            scan->set_limit(static_cast<uint32_t>(args.limit));
+            scan->set_max_dead(static_cast<uint32_t>(args.max_dead));
+            auto r = co_await client->Call(AddressOf(*topology, node), request, deadline);
+            if (r.ok()) {
+              page.status = Status::Ok();
+              for (internode::Mutation& m : *r->mutable_scan()->mutable_items()) {
+                std::string key = m.key();
+                page.items.emplace_back(std::move(key), replica::FromMutation(std::move(m)).value);
+              }
+              page.exhausted = r->scan().exhausted();
+              page.last_key = r->scan().last_key();
+            } else {
+              page.status = r.status();
+            }
+          } else {
+            page.status = Status::Unavailable("no route to a replica");
+          }
+          (*pages)[node] = std::move(page);
+          if (--*outstanding == 0) wake->cancel();
+        },
+        asio::detached);
+  }
+  if (*outstanding > 0) {
+    wake->expires_at(options.deadline);
+    co_await wake->async_wait(kNoThrow);
+  }
+  if (*outstanding > 0) co_return Status::Timeout("the scan did not finish before the deadline", 0);
+
+  std::vector<NodeScanPage> answers;
+  answers.reserve(pages->size());
+  for (auto& [node, page] : *pages) {
+    if (!page.status.ok()) co_return page.status;
+    answers.push_back(
+        NodeScanPage{std::move(page.items), page.exhausted, std::move(page.last_key)});
+  }
+  co_return MergeScanPages(std::move(answers), limit, wall_->NowMillis());
+}
+}  // namespace cairn::coordinator
