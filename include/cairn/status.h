@@ -34,6 +34,11 @@ enum class Code : uint8_t {
   kTimeout = 7,
   // A bug or an I/O failure on the server. The request may be retried; report it.
   kInternal = 8,
+  // The cluster is not in a state that allows the request (a node operation that would leave a
+  // partition with fewer replicas than its keyspaces need, a node refused by a cluster it does
+  // not belong to, a data directory in use). Nothing was done. Fix the state first; retrying
+  // unchanged will fail the same way.
+  kFailedPrecondition = 9,
 };
 
 // "OK", "NOT_FOUND", ... as used on the wire docs, in logs and in CLI output.
@@ -56,6 +61,9 @@ class [[nodiscard]] Status {
     return {Code::kTimeout, std::move(m), acks};
   }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status FailedPrecondition(std::string m) {
+    return {Code::kFailedPrecondition, std::move(m)};
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -75,6 +83,10 @@ class [[nodiscard]] Status {
   uint32_t acks_ = 0;
   std::string message_;
 };
+
+// A status from a code carried on the wire (native or internode protocol). A code this build does
+// not know (from a newer peer) is INTERNAL, with the number in the message.
+Status StatusFromCode(uint32_t code, std::string message, uint32_t acks = 0);
 
 // Either a value or a non-OK Status.
 template <typename T>

@@ -67,6 +67,9 @@ class HybridClock {
 
   // A new timestamp, greater than every one issued or observed before.
   uint64_t Now();
+  // The wall clock this clock reads (tests inject one, and --debug-clock-skew-ms offsets it): what
+  // every other reading of wall time on the node goes through, so injected time reaches it all.
+  PhysicalClock& physical() const { return *physical_; }
 
   // Merges a timestamp from elsewhere (another node, or an existing version that a conditional
   // write must order after): every later Now() is greater than `hlc`.

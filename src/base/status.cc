@@ -24,8 +24,19 @@ std::string_view CodeName(Code code) {
       return "TIMEOUT";
     case Code::kInternal:
       return "INTERNAL";
+    case Code::kFailedPrecondition:
+      return "FAILED_PRECONDITION";
   }
   return "UNKNOWN";
+}
+
+Status StatusFromCode(uint32_t code, std::string message, uint32_t acks) {
+  if (code == 0) return Status::Ok();
+  if (code > static_cast<uint32_t>(Code::kFailedPrecondition)) {
+    return Status::Internal(
+        fmt::format("error code {} (unknown to this version): {}", code, message));
+  }
+  return Status(static_cast<Code>(code), std::move(message), acks);
 }
 
 std::string Status::ToString() const {

@@ -1,8 +1,5 @@
 #include "bench/driver.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::bench {
 
 boost::asio::awaitable<Result<bool>> Session::ReadModifyWrite(const std::string& key,

@@ -5,9 +5,6 @@
 #include "bench/driver.h"
 #include "cairn/client.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::bench {
 
 namespace asio = boost::asio;

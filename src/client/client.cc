@@ -16,12 +16,10 @@
 #include <boost/asio/use_future.hpp>
 
 #include "base/async.h"
+#include "base/model.h"
 #include "client/cluster_layout.h"
 #include "net/connection_pool.h"
 #include "proto/native.pb.h"
-
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace cairn {
 
@@ -39,18 +37,9 @@ constexpr auto kGrace = std::chrono::milliseconds(100);
 // fails to connect, names a keyspace it does not know, or the last attempt failed.
 constexpr auto kLayoutRetry = std::chrono::seconds(1);
 
-Status StatusOf(const wire::Error& e) {
-  const auto code = static_cast<Code>(e.code());
-  if (code == Code::kOk) return Status::Ok();
-  return Status(code, e.message(), e.acks());
-}
+Status StatusOf(const wire::Error& e) { return StatusFromCode(e.code(), e.message(), e.acks()); }
 
 Version VersionOf(const wire::Version& v) { return Version{v.hlc(), v.node()}; }
-
-void SetVersion(const Version& v, wire::Version* out) {
-  out->set_hlc(v.hlc);
-  out->set_node(v.node);
-}
 
 Record RecordOf(wire::Record* r) {
   return Record{std::move(*r->mutable_value()), VersionOf(r->version()), r->expires_at_ms()};
@@ -107,13 +96,7 @@ const std::string* RoutingKeyOf(const wire::Request& request) {
 }
 
 Status DecodeErrorFrame(std::string_view payload) {
-  wire::Response response;
-  if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
-      response.has_error()) {
-    return Status::Unavailable(
-        fmt::format("the server closed the connection: {}", StatusOf(response.error()).ToString()));
-  }
-  return Status::Unavailable("the server closed the connection");
+  return net::DecodeClosingError<wire::Response>(payload, "the server");
 }
 
 }  // namespace
@@ -144,6 +127,15 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   // Sends `request` and returns the response, or the error the server or the connection gave.
   // Idempotent requests are retried when a connection breaks before the answer. A token-aware
   // client sends a single-key request to a replica of its key first.
+  // An admin or cluster call: no key, no consistency level, the request timeout; `fill` sets the
+  // operation. Round robin over the servers, like every call without a key.
+  template <typename Fill>
+  asio::awaitable<Result<wire::Response>> CallAdmin(Fill fill, bool idempotent) {
+    wire::Request request = AdminRequest();
+    fill(request);
+    co_return co_await Call(request, idempotent);
+  }
+
   asio::awaitable<Result<wire::Response>> Call(const wire::Request& request, bool idempotent) {
     auto self = shared_from_this();
     closed_ = false;  // later calls reconnect
@@ -359,20 +351,12 @@ asio::awaitable<Result<CasResult>> AsyncClient::Cas(std::string key, CasConditio
                 options.timeout.value_or(impl->options().request_timeout));
   wire::CasRequest* cas = request.mutable_cas();
   cas->set_key(std::move(key));
-  switch (condition.kind()) {
-    case CasCondition::Kind::kIfVersion:
-      SetVersion(condition.version(), cas->mutable_if_version());
-      break;
-    case CasCondition::Kind::kIfValue:
-      cas->set_if_value(condition.value());
-      break;
-    case CasCondition::Kind::kIfNotExists:
-      cas->set_if_not_exists(true);
-      break;
-    case CasCondition::Kind::kIfExists:
-      cas->set_if_exists(true);
-      break;
-  }
+  // The public condition and the server's have the same kinds, in the same order.
+  static_assert(static_cast<int>(CasCondition::Kind::kIfExists) ==
+                static_cast<int>(base::CasCondition::Kind::kIfExists));
+  base::ConditionToProto(base::CasCondition{static_cast<base::CasCondition::Kind>(condition.kind()),
+                                            condition.version(), condition.value()},
+                         cas);
   if (new_value) {
     cas->set_new_value(std::move(*new_value));
   } else {
@@ -464,94 +448,87 @@ asio::awaitable<Result<std::vector<Result<Version>>>> AsyncClient::BatchPut(
 asio::awaitable<Result<KeyspaceInfo>> AsyncClient::CreateKeyspace(KeyspaceSpec spec,
                                                                   bool if_not_exists) {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  wire::KeyspaceCreateRequest* create = request.mutable_keyspace_create();
-  create->set_if_not_exists(if_not_exists);
-  wire::Keyspace* ks = create->mutable_keyspace();
-  ks->set_name(std::move(spec.name));
-  for (const auto& [dc, rf] : spec.replication) (*ks->mutable_replication())[dc] = rf;
-  ks->set_read_consistency(static_cast<wire::Consistency>(spec.read_consistency));
-  ks->set_write_consistency(static_cast<wire::Consistency>(spec.write_consistency));
-  ks->set_linearizable(spec.linearizable);
-  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        wire::KeyspaceCreateRequest* create = request.mutable_keyspace_create();
+        create->set_if_not_exists(if_not_exists);
+        wire::Keyspace* ks = create->mutable_keyspace();
+        ks->set_name(std::move(spec.name));
+        for (const auto& [dc, rf] : spec.replication) (*ks->mutable_replication())[dc] = rf;
+        ks->set_read_consistency(static_cast<wire::Consistency>(spec.read_consistency));
+        ks->set_write_consistency(static_cast<wire::Consistency>(spec.write_consistency));
+        ks->set_linearizable(spec.linearizable);
+      },
+      /*idempotent=*/false);
   if (!response.ok()) co_return response.status();
   co_return KeyspaceOf(response->keyspace_create().keyspace());
 }
 
 asio::awaitable<Result<std::vector<KeyspaceInfo>>> AsyncClient::ListKeyspaces() {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  request.mutable_keyspace_list();
-  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  auto response =
+      co_await impl->CallAdmin([&](wire::Request& request) { request.mutable_keyspace_list(); },
+                               /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   co_return KeyspacesOf(response->keyspace_list());
 }
 
 asio::awaitable<Result<KeyspaceInfo>> AsyncClient::DescribeKeyspace(std::string name) {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  request.mutable_keyspace_describe()->set_name(std::move(name));
-  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        request.mutable_keyspace_describe()->set_name(std::move(name));
+      },
+      /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   co_return KeyspaceOf(response->keyspace_describe().keyspace());
 }
 
 asio::awaitable<Status> AsyncClient::DropKeyspace(std::string name, bool if_exists) {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  request.mutable_keyspace_drop()->set_name(std::move(name));
-  request.mutable_keyspace_drop()->set_if_exists(if_exists);
-  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        request.mutable_keyspace_drop()->set_name(std::move(name));
+        request.mutable_keyspace_drop()->set_if_exists(if_exists);
+      },
+      /*idempotent=*/false);
   co_return response.status();
 }
 
 asio::awaitable<Result<KeyspaceInfo>> AsyncClient::AlterKeyspace(std::string name,
                                                                  KeyspaceChange change) {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
-  alter->set_name(std::move(name));
-  if (change.linearizable) alter->set_linearizable(*change.linearizable);
-  if (change.read_consistency) {
-    alter->set_read_consistency(static_cast<wire::Consistency>(*change.read_consistency));
-  }
-  if (change.write_consistency) {
-    alter->set_write_consistency(static_cast<wire::Consistency>(*change.write_consistency));
-  }
   // Applying the same change twice gives the same result.
-  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
+        alter->set_name(std::move(name));
+        if (change.linearizable) alter->set_linearizable(*change.linearizable);
+        if (change.read_consistency) {
+          alter->set_read_consistency(static_cast<wire::Consistency>(*change.read_consistency));
+        }
+        if (change.write_consistency) {
+          alter->set_write_consistency(static_cast<wire::Consistency>(*change.write_consistency));
+        }
+      },
+      /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   co_return KeyspaceOf(response->keyspace_alter().keyspace());
 }
 
 asio::awaitable<Result<ServerInfo>> AsyncClient::Ping() {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  request.mutable_ping();
-  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  auto response = co_await impl->CallAdmin([&](wire::Request& request) { request.mutable_ping(); },
+                                           /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   co_return ServerInfo{response->ping().node(), response->ping().server_version()};
 }
 
 asio::awaitable<Result<std::map<std::string, uint64_t>>> AsyncClient::Metrics() {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  request.mutable_metrics();
-  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  auto response =
+      co_await impl->CallAdmin([&](wire::Request& request) { request.mutable_metrics(); },
+                               /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   const auto& counters = response->metrics().counters();
   co_return std::map<std::string, uint64_t>(counters.begin(), counters.end());
@@ -559,11 +536,9 @@ asio::awaitable<Result<std::map<std::string, uint64_t>>> AsyncClient::Metrics() 
 
 asio::awaitable<Result<ClusterInfo>> AsyncClient::ClusterStatus() {
   auto impl = impl_;
-  wire::Request request;
-  impl->Prepare(&request, std::nullopt, std::nullopt, Consistency::kDefault,
-                impl->options().request_timeout);
-  request.mutable_cluster_status();
-  auto response = co_await impl->Call(request, /*idempotent=*/true);
+  auto response =
+      co_await impl->CallAdmin([&](wire::Request& request) { request.mutable_cluster_status(); },
+                               /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   co_return ClusterOf(response->cluster_status());
 }

@@ -12,16 +12,11 @@
 
 #include "base/async.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::cluster {
 namespace {
 
 using base::kNoThrow;
 constexpr std::string_view kMismatchTag = "membership mismatch";
-
-uint64_t WallMillis() { return base::SystemClock().NowMillis(); }
 
 bool Newer(const internode::NodeState& a, const internode::NodeState& b) {
   return std::make_pair(a.generation(), a.heartbeat()) >
@@ -38,7 +33,7 @@ Gossiper::Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions op
       identity_(identity),
       options_(options),
       fingerprint_(MembershipFingerprint(config_)),
-      generation_(WallMillis()),
+      generation_(clock->physical().NowMillis()),
       engine_(engine),
       schema_(schema),
       clock_(clock),
@@ -74,7 +69,7 @@ Status Gossiper::Init() {
   if (!last.ok()) return last.status();
   uint64_t previous = 0;
   if (last->has_value()) previous = std::strtoull((*last)->c_str(), nullptr, 10);
-  generation_ = std::max(previous + 1, WallMillis());
+  generation_ = std::max(previous + 1, clock_->physical().NowMillis());
   if (Status s = engine_->WriteMeta({{"gossip_generation", std::to_string(generation_)}});
       !s.ok()) {
     return s;
@@ -193,10 +188,10 @@ internode::GossipRequest Gossiper::MakeRequestLocked() {
 Status Gossiper::MergeLocked(
     const google::protobuf::RepeatedPtrField<internode::NodeState>& states) {
   const auto now = Clock::now();
-  const uint64_t wall = WallMillis();
+  const uint64_t wall = clock_->physical().NowMillis();
   for (const internode::NodeState& s : states) {
     if (s.membership_fingerprint() != fingerprint_) {
-      return Status::InvalidArgument(MismatchMessage());
+      return Status::FailedPrecondition(MismatchMessage());
     }
     const std::string& address = s.info().address();
     if (address == config_.self_address) continue;
@@ -212,7 +207,7 @@ Status Gossiper::MergeLocked(
         if (m.address == address) member = &m;
       }
       if (member != nullptr && s.info().node_id() != member->node_id) {
-        return Status::InvalidArgument(fmt::format(
+        return Status::FailedPrecondition(fmt::format(
             "{}: the node at {} says it is node {}, but the cluster formed with node {} there; a "
             "node whose data directory was lost cannot rejoin under its old address (replacing "
             "nodes is later work)",
@@ -367,7 +362,7 @@ asio::awaitable<void> Gossiper::GossipWith(std::string address) {
   auto response = co_await client_->Call(address, request, deadline);
   if (!response.ok()) {
     const Status& s = response.status();
-    if (s.message().find(kMismatchTag) != std::string::npos) {
+    if (s.code() == Code::kFailedPrecondition) {  // refused: another membership
       {
         std::lock_guard lock(mu_);
         mismatch_ = s.message();
@@ -375,7 +370,7 @@ asio::awaitable<void> Gossiper::GossipWith(std::string address) {
       if (!topology()) {
         spdlog::critical("refusing to join: {} answered: {}", address, s.message());
         if (on_fatal_)
-          on_fatal_(Status::InvalidArgument(
+          on_fatal_(Status::FailedPrecondition(
               fmt::format("refusing to join the cluster: {} says: {}", address, s.message())));
       } else {
         spdlog::error("{} disagrees on the membership: {}", address, s.message());

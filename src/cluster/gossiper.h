@@ -54,7 +54,7 @@ class Gossiper final : public ClusterView {
   asio::awaitable<void> Run();
   void Stop();
 
-  // Answers a peer's gossip. INVALID_ARGUMENT when the peer was started with another membership.
+  // Answers a peer's gossip. FAILED_PRECONDITION when the peer was started with another membership.
   Result<internode::GossipResponse> Handle(const internode::GossipRequest& request);
 
   // ClusterView
@@ -79,7 +79,7 @@ class Gossiper final : public ClusterView {
   using Clock = std::chrono::steady_clock;
 
   internode::GossipRequest MakeRequestLocked();
-  // Merges states and keyspaces; INVALID_ARGUMENT on a membership mismatch.
+  // Merges states and keyspaces; FAILED_PRECONDITION on a membership mismatch.
   cairn::Status MergeLocked(const google::protobuf::RepeatedPtrField<internode::NodeState>& states);
   void MergeSchema(const google::protobuf::RepeatedPtrField<internode::KeyspaceRecord>& records);
   void EvaluateLocked(Clock::time_point now);

@@ -7,21 +7,10 @@
 namespace cairn::cluster {
 namespace {
 
-Status StatusOf(const internode::Error& e) {
-  if (e.code() == 0) return Status::Ok();
-  const auto code = e.code() <= static_cast<uint32_t>(Code::kInternal) ? static_cast<Code>(e.code())
-                                                                       : Code::kInternal;
-  return Status(code, e.message());
-}
+Status StatusOf(const internode::Error& e) { return StatusFromCode(e.code(), e.message()); }
 
 Status DecodeErrorFrame(std::string_view payload) {
-  internode::Response response;
-  if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
-      response.has_error()) {
-    return Status::Unavailable(
-        fmt::format("the peer closed the connection: {}", StatusOf(response.error()).ToString()));
-  }
-  return Status::Unavailable("the peer closed the connection");
+  return net::DecodeClosingError<internode::Response>(payload, "the peer");
 }
 
 net::ConnectionPool::Options PoolOptions(size_t max_payload) {

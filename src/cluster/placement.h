@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/keyspace.h"
+#include "base/model.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
 
@@ -31,7 +31,7 @@ inline constexpr uint32_t kMaxPartitionBits = 16;
 // (kMaxReplicationFactor in cairn/types.h).
 inline constexpr uint32_t kBalancedPrefix = 15;
 
-// The replication factor of a keyspace with `replication` in data centre `dc` (base/keyspace.h).
+// The replication factor of a keyspace with `replication` in data centre `dc` (base/model.h).
 using cairn::ReplicationIn;
 
 struct Member {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "cairn/status.h"
-#include "base/keyspace.h"
+#include "base/model.h"
 #include "cairn/types.h"
 #include "proto/internode.pb.h"
 #include "storage/engine.h"

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/model.h"
 #include "cairn/status.h"
 #include "cluster/placement.h"
 #include "storage/engine.h"
@@ -56,16 +57,7 @@ struct Topology {
                                                       uint64_t epoch);
 };
 
-// One node as `cairn status` shows it.
-struct NodeStatus {
-  std::string address;
-  uint32_t node_id = 0;  // 0 while the node has never been heard from
-  std::string dc, rack;
-  bool up = false;
-  bool self = false;
-  uint64_t load_bytes = 0;
-  uint64_t hints_pending = 0;
-};
+using base::NodeStatus;  // what `cairn status` shows of a node (base/model.h)
 
 // What coordinators see of the cluster.
 // Thread safety: implementations are safe to call from any thread.

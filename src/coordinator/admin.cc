@@ -16,9 +16,6 @@
 #include "coordinator/replica_set.h"
 #include "replica/internode_service.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::coordinator {
 
 using base::kNoThrow;
@@ -118,8 +115,7 @@ Result<std::vector<NodeReport>> ClusterCoordinator::ClusterStatus() const {
   std::vector<NodeReport> out;
   for (const cluster::NodeStatus& n : view_->Nodes()) {
     NodeReport report;
-    report.status =
-        NodeStatus{n.address, n.node_id, n.dc, n.rack, n.up, n.self, n.load_bytes, n.hints_pending};
+    report.status = n;
     if (topology.ok() && n.node_id != 0) {
       // The partitions it stores: for the largest replication factor of any keyspace in its DC.
       uint32_t rf = 0;

@@ -23,7 +23,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "base/async.h"
-#include "base/keyspace.h"
+#include "base/model.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
 
@@ -45,9 +45,10 @@ struct RequestOptions {
 };
 
 using base::CasCondition;
+using base::kDefaultKeyspace;
 using base::KeyspaceChange;
 using base::KeyspaceDef;
-using base::kDefaultKeyspace;
+using base::NodeStatus;
 
 struct CasResult {
   bool applied = false;
@@ -94,17 +95,6 @@ struct ClusterInfo {
   bool formed = false;
   std::string note;              // why not formed
   uint64_t map_fingerprint = 0;  // of the partition map, once formed
-};
-
-// What gossip tells of one node.
-struct NodeStatus {
-  std::string address;
-  uint32_t node_id = 0;  // 0 while the node has never been heard from
-  std::string dc, rack;
-  bool up = false;
-  bool self = false;
-  uint64_t load_bytes = 0;
-  uint64_t hints_pending = 0;
 };
 
 // One node as `cairn status` shows it.

@@ -5,9 +5,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::coordinator {
 
 namespace {

@@ -24,9 +24,6 @@
 #include "coordinator/replica_set.h"
 #include "replica/internode_service.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::coordinator {
 
 using base::kNoThrow;

@@ -139,6 +139,20 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   bool closed_ = false;
 };
 
+// An ErrorFrameDecoder (below) for protocols whose answers are protobuf messages `Response` with
+// an `error` field (code, message): the reason `who` ("the server", "the peer") closed the
+// connection, as UNAVAILABLE.
+template <typename Response>
+Status DecodeClosingError(std::string_view payload, std::string_view who) {
+  Response response;
+  if (response.ParseFromArray(payload.data(), static_cast<int>(payload.size())) &&
+      response.has_error()) {
+    const Status why = StatusFromCode(response.error().code(), response.error().message());
+    return Status::Unavailable(std::string(who) + " closed the connection: " + why.ToString());
+  }
+  return Status::Unavailable(std::string(who) + " closed the connection");
+}
+
 // The client side: many concurrent calls over one connection, matched to answers by id.
 // Thread safety: use from coroutines on the connection's executor only.
 class MuxConnection : public std::enable_shared_from_this<MuxConnection> {

@@ -18,23 +18,7 @@ bool ConditionHolds(const Condition& c, const storage::StoredValue* current, uin
   return false;
 }
 
-void ToProto(const Condition& c, internode::Condition* out) {
-  switch (c.kind) {
-    case Condition::Kind::kIfVersion:
-      out->mutable_if_version()->set_hlc(c.version.hlc);
-      out->mutable_if_version()->set_node(c.version.node);
-      break;
-    case Condition::Kind::kIfValue:
-      out->set_if_value(c.value);
-      break;
-    case Condition::Kind::kIfNotExists:
-      out->set_if_not_exists(true);
-      break;
-    case Condition::Kind::kIfExists:
-      out->set_if_exists(true);
-      break;
-  }
-}
+void ToProto(const Condition& c, internode::Condition* out) { base::ConditionToProto(c, out); }
 
 std::optional<Condition> FromProto(const internode::Condition& p) {
   Condition c;

@@ -5,14 +5,14 @@
 #include <cstdint>
 #include <string>
 
-#include "base/keyspace.h"
+#include "base/model.h"
 #include "cairn/types.h"
 #include "proto/internode.pb.h"
 #include "storage/format.h"
 
 namespace cairn::replica {
 
-using Condition = base::CasCondition;  // plain data, in base/keyspace.h
+using Condition = base::CasCondition;  // plain data, in base/model.h
 
 // Whether `condition` holds for `current` (the stored version, null when there is none) at
 // `now_ms`. Tombstones and expired values count as absent.

@@ -7,9 +7,6 @@
 
 #include "base/async.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::replica {
 namespace {
 
@@ -136,7 +133,7 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       for (internode::Mutation& m : *request.mutable_mutate()->mutable_mutations()) {
         // Later local writes order after what this replica has seen (bounded: see the gossiper).
         if (base::HybridClock::Millis(m.version().hlc()) <=
-            base::SystemClock().NowMillis() + 60'000) {
+            clock_->physical().NowMillis() + 60'000) {
           clock_->Observe(m.version().hlc());
         }
         ops.push_back(FromMutation(std::move(m)));

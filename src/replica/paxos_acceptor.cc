@@ -8,9 +8,6 @@
 #include "replica/condition.h"
 #include "replica/internode_service.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::replica {
 namespace {
 

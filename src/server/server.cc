@@ -5,6 +5,11 @@
 #include <bit>
 #include <charconv>
 #include <filesystem>
+#include <system_error>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -18,9 +23,6 @@
 #include "base/reactor.h"
 #include "net/connection.h"
 #include "server/allocator.h"
-
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace cairn::server {
 namespace {
@@ -149,14 +151,9 @@ Status Server::Open() {
   engine_options.path = (std::filesystem::path(options_.data_dir) / "db").string();
   engine_options.clock = wall_.get();
   engine_options.read_cache_bytes = options_.read_cache_bytes;
+  if (Status s = LockDataDirectory(); !s.ok()) return s;
   auto engine = storage::Engine::Open(engine_options);
-  if (!engine.ok()) {
-    if (engine.status().message().find("lock") != std::string::npos) {
-      return Status::Unavailable(fmt::format("data directory {} is in use by another cairnd ({})",
-                                             options_.data_dir, engine.status().message()));
-    }
-    return engine.status();
-  }
+  if (!engine.ok()) return engine.status();
   engine_ = std::move(*engine);
 
   auto identity = cluster::LoadOrCreateIdentity(
@@ -602,6 +599,37 @@ void Server::Stop() {
   reactors_.clear();
 }
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  if (dir_lock_fd_ >= 0) ::close(dir_lock_fd_);
+}
+
+Status Server::LockDataDirectory() {
+  const std::string path = (std::filesystem::path(options_.data_dir) / "cairnd.lock").string();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Status::InvalidArgument(
+        fmt::format("cannot open {}: {}", path, std::system_category().message(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char holder[32] = {};
+    const ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
+    ::close(fd);
+    if (error == EWOULDBLOCK) {
+      return Status::FailedPrecondition(
+          fmt::format("data directory {} is in use by another cairnd (pid {})", options_.data_dir,
+                      n > 0 ? std::string(holder, static_cast<size_t>(n)) : "unknown"));
+    }
+    return Status::Internal(
+        fmt::format("cannot lock {}: {}", path, std::system_category().message(error)));
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("cannot record this process's pid in {}", path);
+  }
+  dir_lock_fd_ = fd;
+  return Status::Ok();
+}
 
 }  // namespace cairn::server

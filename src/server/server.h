@@ -101,6 +101,8 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
+  // Takes the data directory's lock; FAILED_PRECONDITION when another cairnd holds it.
+  Status LockDataDirectory();
   // Opens the client/internode acceptor and, with --http and --resp, those front doors' ones.
   Status Listen();
   Result<std::unique_ptr<asio::ip::tcp::acceptor>> OpenAcceptor(std::string_view flag,
@@ -123,6 +125,8 @@ class Server {
   std::unique_ptr<asio::ip::tcp::acceptor> resp_acceptor_;
   asio::ip::tcp::endpoint resp_endpoint_;
   std::unique_ptr<base::PhysicalClock> wall_;
+  // An flock on <data dir>/cairnd.lock, held while the process runs: one cairnd per directory.
+  int dir_lock_fd_ = -1;
   std::unique_ptr<storage::Engine> engine_;
   cluster::NodeIdentity identity_;
   std::unique_ptr<base::HybridClock> clock_;

@@ -43,6 +43,7 @@ int ExitCodeFor(const Status& s) {
     case Code::kInvalidArgument:
     case Code::kTooLarge:
     case Code::kAlreadyExists:
+    case Code::kFailedPrecondition:
       return kExitRejected;
     case Code::kUnavailable:
     case Code::kTimeout:

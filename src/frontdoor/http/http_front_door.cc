@@ -102,6 +102,8 @@ unsigned HttpStatusOf(Code code) {
       return 504;
     case Code::kInternal:
       return 500;
+    case Code::kFailedPrecondition:
+      return 409;
   }
   return 500;
 }

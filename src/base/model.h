@@ -1,6 +1,6 @@
-// Keyspace definitions and compare-and-swap conditions: plain data shared by every layer, from
-// the schema that stores them (cluster) to the front doors that show them. Nothing here reaches
-// storage, the network or the cluster.
+// The data model the layers share: keyspace definitions, compare-and-swap conditions, what a
+// node reports of itself. Plain data, from the layers that keep it (cluster, replica) to the
+// front doors that show it; nothing here reaches storage, the network or the cluster.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +40,9 @@ struct KeyspaceDef {
   bool linearizable = false;
 
   // The replication factor in data centre `dc`.
-  uint32_t ReplicationIn(std::string_view dc) const { return cairn::ReplicationIn(replication, dc); }
+  uint32_t ReplicationIn(std::string_view dc) const {
+    return cairn::ReplicationIn(replication, dc);
+  }
 
   friend bool operator==(const KeyspaceDef&, const KeyspaceDef&) = default;
 };
@@ -59,6 +61,39 @@ struct CasCondition {
   Kind kind = Kind::kIfNotExists;
   Version version;    // for kIfVersion
   std::string value;  // for kIfValue
+};
+
+// Writes `c` into a protobuf message with the fields if_version (a message with hlc and node),
+// if_value, if_not_exists and if_exists: the native protocol's CasRequest and the internode
+// Condition have that shape.
+template <typename ConditionProto>
+void ConditionToProto(const CasCondition& c, ConditionProto* out) {
+  switch (c.kind) {
+    case CasCondition::Kind::kIfVersion:
+      out->mutable_if_version()->set_hlc(c.version.hlc);
+      out->mutable_if_version()->set_node(c.version.node);
+      break;
+    case CasCondition::Kind::kIfValue:
+      out->set_if_value(c.value);
+      break;
+    case CasCondition::Kind::kIfNotExists:
+      out->set_if_not_exists(true);
+      break;
+    case CasCondition::Kind::kIfExists:
+      out->set_if_exists(true);
+      break;
+  }
+}
+
+// What gossip tells of one node, as `cairn status` shows it.
+struct NodeStatus {
+  std::string address;
+  uint32_t node_id = 0;  // 0 while the node has never been heard from
+  std::string dc, rack;
+  bool up = false;
+  bool self = false;
+  uint64_t load_bytes = 0;
+  uint64_t hints_pending = 0;
 };
 
 }  // namespace base

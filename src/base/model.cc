@@ -1,4 +1,4 @@
-#include "base/keyspace.h"
+#include "base/model.h"
 
 namespace cairn {
 
