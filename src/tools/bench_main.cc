@@ -13,6 +13,7 @@
 
 #include "bench/runner.h"
 #include "cairn/client.h"
+#include "tools/progress.h"
 
 namespace {
 
@@ -361,9 +362,15 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   int exit_code = 0;
   if (o.load && !config.is_cas() && spec && spec->needs_load()) {
-    if (!o.json) std::cerr << "loading " << config.records << " records...\n";
+    // At a terminal, a progress line (on stderr: stdout keeps the results); elsewhere one line.
+    cairn::tools::ProgressLine progress(
+        {.label = "loading", .unit = "records", .total = config.records});
+    if (!o.json && !progress.visible()) {
+      std::cerr << "loading " << config.records << " records...\n";
+    }
     double seconds = 0;
-    Tally load = r.Load(&seconds);
+    Tally load = r.Load(&seconds, [&](uint64_t n, uint64_t bytes) { progress.Add(n, bytes); });
+    progress.Finish();
     PrintErrorKinds("load", load);
     for (Row row : Rows("load", load, seconds, 0)) rows.push_back(row);
     if (load.total_errors() > 0) exit_code = 3;
