@@ -184,6 +184,8 @@ class Coordinator {
   // the cluster has formed).
   Result<std::vector<NodeReport>> ClusterStatus() const;
   ClusterInfo Cluster() const;
+  // The members and partition map this node uses now; null before the cluster has formed.
+  std::shared_ptr<const cluster::Topology> CurrentTopology() const { return view_->topology(); }
 
   struct ReplicaSet;
   struct Requirement;
