@@ -243,6 +243,7 @@ int main(int argc, char** argv) {
   RunConfig c;
   CLI::App app{kDescription};
   app.get_formatter()->column_width(34);
+  app.set_version_flag("--version", std::string("cairn-bench ") + CAIRN_VERSION);
   app.add_option("--driver", o.driver, "native, resp or redis-cluster")
       ->capture_default_str()
       ->check(CLI::IsMember({"native", "resp", "redis-cluster"}));
