@@ -184,9 +184,14 @@ class Child {
     if (to_ >= 0) ::close(to_);
     if (from_ >= 0) ::close(from_);
     if (pid_ > 0) {
-      ::kill(-pid_, SIGKILL);  // the whole group: node and its Chromium
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
+      // Playwright starts Chromium in a process group of its own and closes it on SIGTERM, so
+      // SIGTERM first; SIGKILL for whatever is left of the script's group after 5 s.
+      ::kill(pid_, SIGTERM);
+      if (Wait(std::chrono::seconds(5)) == -1 && pid_ > 0) {
+        ::kill(-pid_, SIGKILL);
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+      }
     }
   }
   bool started() const { return pid_ > 0 && from_ >= 0; }
