@@ -97,8 +97,8 @@ class Worker {
     return status;
   }
 
-  void Load(std::atomic<uint64_t>& next, uint64_t end) {
-    RunClients([&](uint32_t c) { return LoadClient(*sessions_[c], next, end); });
+  void Load(std::atomic<uint64_t>& next, uint64_t end, const Runner::LoadProgress& progress) {
+    RunClients([&](uint32_t c) { return LoadClient(*sessions_[c], next, end, progress); });
   }
 
   void Run(bool ping, Clock::time_point phase_start, Clock::time_point measure_from,
@@ -143,7 +143,8 @@ class Worker {
     ++tally_.error_kinds[fmt::format("{}: {}", CodeName(s.code()), s.message().substr(0, 120))];
   }
 
-  asio::awaitable<void> LoadClient(Session& session, std::atomic<uint64_t>& next, uint64_t end) {
+  asio::awaitable<void> LoadClient(Session& session, std::atomic<uint64_t>& next, uint64_t end,
+                                   const Runner::LoadProgress& progress) {
     // 100 records a batch, fewer when they are large: a batch is one message of at most 4 MiB.
     const uint64_t batch =
         std::clamp<uint64_t>((4u << 20) / (config_.value_sizes.max() + 1), 1, 100);
@@ -151,12 +152,15 @@ class Worker {
       const uint64_t first = next.fetch_add(batch);
       if (first >= end) co_return;
       std::vector<std::pair<std::string, std::string>> items;
+      uint64_t bytes = 0;
       for (uint64_t i = first; i < std::min(first + batch, end); ++i) {
         items.emplace_back(KeyName(i), std::string(Value(rng_)));
+        bytes += items.back().first.size() + items.back().second.size();
       }
       const auto start = Clock::now();
       Status s = co_await session.WriteBatch(items);
       Count(Op::kBatch, s, Clock::now() - start, true);
+      if (progress) progress(items.size(), bytes);
     }
   }
 
@@ -333,10 +337,10 @@ Tally Runner::Collect() {
   return total;
 }
 
-Tally Runner::Load(double* seconds) {
+Tally Runner::Load(double* seconds, const LoadProgress& progress) {
   std::atomic<uint64_t> next{0};
   const auto start = Clock::now();
-  OnAllWorkers([&](Worker& w) { w.Load(next, config_.records); });
+  OnAllWorkers([&](Worker& w) { w.Load(next, config_.records, progress); });
   *seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return Collect();
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,7 +65,10 @@ class Runner {
   ~Runner();
 
   // Writes records [0, records) in batches of up to 100 (4 MiB). `seconds` gets the time it took.
-  Tally Load(double* seconds);
+  // `progress`, when set, is called after each batch with its records and bytes (keys and values),
+  // from the driver threads, concurrently.
+  using LoadProgress = std::function<void(uint64_t records, uint64_t bytes)>;
+  Tally Load(double* seconds, const LoadProgress& progress = {});
   // A warm-up, then `duration_s` measured, of the workload (or of PING when `ping`).
   Tally Run(bool ping);
   // Open loop: the rate for the next Run() calls (0: closed loop).

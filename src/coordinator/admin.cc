@@ -110,6 +110,37 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
 
 NodeInfo ClusterCoordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }
 
+PartitionLayout ClusterCoordinator::Partitions() const {
+  PartitionLayout out;
+  out.partitions = identity_.partitions();
+  auto topology = view_->topology();
+  if (!topology) {
+    out.note = view_->NotFormedReason();
+    return out;
+  }
+  out.formed = true;
+  out.epoch = topology->epoch;
+  const cluster::PartitionMap& map = topology->map;
+  for (const cluster::Member& m : map.members()) {
+    out.members.push_back({m.node_id, m.address, m.dc, m.rack});
+  }
+  const std::vector<cluster::KeyspaceDef> keyspaces = schema_->List();
+  for (const std::string& dc : map.dcs()) {
+    PartitionLayout::DataCentre d;
+    d.name = dc;
+    for (const auto& ks : keyspaces) d.replication = std::max(d.replication, ks.ReplicationIn(dc));
+    d.replicas.reserve(map.partitions());
+    for (uint32_t p = 0; p < map.partitions(); ++p) {
+      auto preference = map.Preference(p, dc);
+      d.replicas.emplace_back(
+          preference.begin(),
+          preference.begin() + std::min<size_t>(d.replication, preference.size()));
+    }
+    out.dcs.push_back(std::move(d));
+  }
+  return out;
+}
+
 Result<std::vector<NodeReport>> ClusterCoordinator::ClusterStatus() const {
   auto topology = Topology();
   std::vector<NodeReport> out;

@@ -71,6 +71,7 @@ class ClusterCoordinator final : public Coordinator {
   std::vector<std::pair<std::string, uint64_t>> Metrics() const override;
   Result<std::vector<NodeReport>> ClusterStatus() const override;
   ClusterInfo Cluster() const override;
+  PartitionLayout Partitions() const override;
 
   struct ReplicaSet;
   struct Requirement;

@@ -97,6 +97,27 @@ struct ClusterInfo {
   uint64_t map_fingerprint = 0;  // of the partition map, once formed
 };
 
+// The partition map as front doors show it (the web console's grid): for each data centre, each
+// partition's replicas in preference order, for the largest replication factor of any keyspace
+// there (as `cairn status` counts a node's partitions).
+struct PartitionLayout {
+  struct Member {
+    uint32_t node_id = 0;
+    std::string address, dc, rack;
+  };
+  struct DataCentre {
+    std::string name;
+    uint32_t replication = 0;
+    std::vector<std::vector<uint32_t>> replicas;  // one list per partition
+  };
+  bool formed = false;
+  std::string note;  // why not formed
+  uint64_t epoch = 0;
+  uint32_t partitions = 0;
+  std::vector<Member> members;  // by address
+  std::vector<DataCentre> dcs;  // by name
+};
+
 // One node as `cairn status` shows it.
 struct NodeReport {
   NodeStatus status;
@@ -180,6 +201,7 @@ class Coordinator {
   // the cluster has formed).
   virtual Result<std::vector<NodeReport>> ClusterStatus() const = 0;
   virtual ClusterInfo Cluster() const = 0;
+  virtual PartitionLayout Partitions() const = 0;
 };
 
 }  // namespace cairn::coordinator

@@ -12,6 +12,7 @@
 
 #include "base/logging.h"
 #include "server/allocator.h"
+#include "server/config.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -93,7 +94,10 @@ int main(int argc, char** argv) {
                  "Testing only: shift this node's wall clock by this many milliseconds");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
+  // Gives every option above a key in the --config file; after all options, before parsing.
+  cairn::server::ConfigFile config_file(app);
   CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = config_file.Apply(std::cout, std::cerr)) return *exit_code;
 
   if (auto s = cairn::base::InitLogging(log_level); !s.ok()) {
     std::cerr << "cairnd: " << s.message() << "\n";

@@ -13,6 +13,7 @@
 
 #include "bench/runner.h"
 #include "cairn/client.h"
+#include "tools/progress.h"
 
 namespace {
 
@@ -242,6 +243,7 @@ int main(int argc, char** argv) {
   RunConfig c;
   CLI::App app{kDescription};
   app.get_formatter()->column_width(34);
+  app.set_version_flag("--version", std::string("cairn-bench ") + CAIRN_VERSION);
   app.add_option("--driver", o.driver, "native, resp or redis-cluster")
       ->capture_default_str()
       ->check(CLI::IsMember({"native", "resp", "redis-cluster"}));
@@ -361,9 +363,15 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   int exit_code = 0;
   if (o.load && !config.is_cas() && spec && spec->needs_load()) {
-    if (!o.json) std::cerr << "loading " << config.records << " records...\n";
+    // At a terminal, a progress line (on stderr: stdout keeps the results); elsewhere one line.
+    cairn::tools::ProgressLine progress(
+        {.label = "loading", .unit = "records", .total = config.records});
+    if (!o.json && !progress.visible()) {
+      std::cerr << "loading " << config.records << " records...\n";
+    }
     double seconds = 0;
-    Tally load = r.Load(&seconds);
+    Tally load = r.Load(&seconds, [&](uint64_t n, uint64_t bytes) { progress.Add(n, bytes); });
+    progress.Finish();
     PrintErrorKinds("load", load);
     for (Row row : Rows("load", load, seconds, 0)) rows.push_back(row);
     if (load.total_errors() > 0) exit_code = 3;

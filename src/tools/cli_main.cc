@@ -316,7 +316,8 @@ int main(int argc, char** argv) {
       PrintJson(j);
     } else {
       std::cout << (*r)->value;
-      if (::isatty(STDOUT_FILENO)) std::cout << "\n";
+      // At a terminal the prompt must not land on the value's line; piped, the bytes are exact.
+      if (::isatty(STDOUT_FILENO) && !(*r)->value.ends_with('\n')) std::cout << "\n";
     }
     return kExitOk;
   }

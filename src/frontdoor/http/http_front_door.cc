@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/text.h"
+#include "frontdoor/http/console.h"
 #include "frontdoor/http/url.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
@@ -250,6 +251,14 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     }
     co_return Make(200, registry ? registry->Render() : std::string(),
                    "text/plain; version=0.0.4; charset=utf-8");
+  }
+  // The web console (/ui) and the partition map it draws: console.cc.
+  if (auto r = console::Route(method, path, query, *coordinator)) {
+    counted = r->counted;
+    op = Operation::kClusterStatus;
+    Response res = Make(r->status, std::move(r->body), r->content_type);
+    for (const auto& [name, value] : r->headers) res.set(name, value);
+    co_return res;
   }
   if (path == "/v1/cluster") {
     op = Operation::kClusterStatus;

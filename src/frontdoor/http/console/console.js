@@ -1,0 +1,366 @@
+// The Cairn web console. Served by every node at /ui from its own binary; it reads that node's
+// API only (same origin, no other network), every `refresh_ms` milliseconds (default 2000,
+// ?refresh_ms=N in the page's address picks another).
+//
+// The page is a list of panels (PANELS below). Each names the data sources it reads and renders
+// itself into its own <section> from the latest state. A panel for new data is one more entry
+// here and, where it needs one, one more source. Panels that wait on other work (see
+// docs/operations.md, "The web console"):
+//   - node operations with per-partition progress, and partitions coloured by movement (issue #15)
+//   - repairs with progress (issue #16)
+//   - hot keys (issue #17)
+'use strict';
+
+(() => {
+  const params = new URLSearchParams(window.location.search);
+  const refreshMs = Math.min(Math.max(Number(params.get('refresh_ms')) || 2000, 100), 60000);
+  const HISTORY = 60;  // points in the request-rate sparklines
+  const DOORS = ['native', 'http', 'resp'];
+  // Outcomes that are answers, not failures: a missing key, a compare-and-swap that did not apply.
+  const NOT_ERRORS = new Set(['ok', 'not_found', 'condition_failed']);
+  const PALETTE = ['#3b6fd8', '#e0892b', '#2e9e5b', '#b8489a', '#7a5bd0', '#c8b32a', '#2aa6b8',
+                   '#d0543f', '#6b8e23', '#8c6d46', '#d46fa8', '#4f5d75'];
+
+  // Where each panel's data comes from; fetched together, once per refresh.
+  const SOURCES = {
+    cluster: { url: '/v1/cluster', parse: (r) => r.json() },
+    partitions: { url: '/v1/cluster/partitions', parse: (r) => r.json() },
+    metrics: { url: '/metrics', parse: async (r) => parseMetrics(await r.text()) },
+  };
+
+  const PANELS = [
+    { id: 'nodes', title: 'Nodes', wide: true, sources: ['cluster'], render: renderNodes },
+    { id: 'requests', title: 'Requests on this node', wide: true, sources: ['metrics'],
+      render: renderRequests },
+    { id: 'partitions', title: 'Partition map', wide: true, sources: ['partitions', 'cluster'],
+      render: renderPartitions },
+  ];
+
+  const state = {
+    data: {},          // source name -> its latest answer
+    metricsAt: 0,      // when the latest metrics were read (ms)
+    previous: null,    // the metrics before those, for rates: {at, doors}
+    history: {},       // front door -> recent request rates
+    colourBy: 0,       // the partition map colours partitions by their replica at this position
+    polls: 0,
+  };
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const svg = ['svg', 'rect', 'title', 'polyline', 'g'].includes(tag);
+    const node = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag)
+                     : document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') node.setAttribute('class', v);
+      else if (k === 'dataset') Object.assign(node.dataset, v);
+      else if (k === 'colour') node.style.backgroundColor = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) {
+      if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+
+  function bytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? String(n) : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
+  }
+
+  function rate(n) {
+    if (n === null || n === undefined || !isFinite(n)) return '—';
+    if (n >= 1000) return (n / 1000).toFixed(n >= 10000 ? 0 : 1) + 'k/s';
+    return n.toFixed(n >= 10 || n === 0 ? 0 : 1) + '/s';
+  }
+
+  function seconds(s) {
+    if (s === null || s === undefined || !isFinite(s)) return '—';
+    if (s < 1e-3) return (s * 1e6).toFixed(0) + ' µs';
+    if (s < 1) return (s * 1e3).toFixed(s < 0.01 ? 2 : 1) + ' ms';
+    return s.toFixed(2) + ' s';
+  }
+
+  // Node id -> colour, in the order of the members (sorted by address): stable across refreshes.
+  function colours() {
+    const members = (state.data.partitions && state.data.partitions.members) || [];
+    const nodes = (state.data.cluster && state.data.cluster.nodes) || [];
+    const ids = members.length ? members.map((m) => m.node_id) : nodes.map((n) => n.node_id);
+    const map = new Map();
+    ids.forEach((id, i) => map.set(id, PALETTE[i % PALETTE.length]));
+    return map;
+  }
+
+  function nodeStates() {
+    const states = new Map();
+    for (const n of (state.data.cluster && state.data.cluster.nodes) || []) states.set(n.node_id, n.state);
+    return states;
+  }
+
+  // ---- metrics ------------------------------------------------------------------------------
+
+  // The Prometheus text format into samples {name, labels, value}.
+  function parseMetrics(text) {
+    const samples = [];
+    for (const line of text.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+      if (!m) continue;
+      const labels = {};
+      for (const l of (m[2] || '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+        labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+      }
+      samples.push({ name: m[1], labels, value: Number(m[3]) });
+    }
+    return samples;
+  }
+
+  // Per front door: requests and errors so far, open connections, and the latency histogram
+  // summed over operations (le -> cumulative count).
+  function doorTotals(samples) {
+    const doors = {};
+    const door = (name) => (doors[name] = doors[name] ||
+      { requests: 0, errors: 0, connections: 0, buckets: new Map() });
+    for (const s of samples) {
+      const d = s.labels.frontdoor;
+      if (!d) continue;
+      if (s.name === 'cairn_requests_total') {
+        door(d).requests += s.value;
+        if (!NOT_ERRORS.has(s.labels.outcome)) door(d).errors += s.value;
+      } else if (s.name === 'cairn_request_duration_seconds_bucket') {
+        const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+        const b = door(d).buckets;
+        b.set(le, (b.get(le) || 0) + s.value);
+      } else if (s.name === 'cairn_open_connections') {
+        door(d).connections += s.value;
+      }
+    }
+    return doors;
+  }
+
+  // The q-quantile of a cumulative histogram (le -> count), interpolated within its bucket as
+  // Prometheus' histogram_quantile() does; null when it holds nothing.
+  function quantile(q, buckets) {
+    const bounds = [...buckets.keys()].sort((a, b) => a - b);
+    if (!bounds.length) return null;
+    const total = buckets.get(bounds[bounds.length - 1]);
+    if (!(total > 0)) return null;
+    const rank = q * total;
+    let lowerBound = 0;
+    let lowerCount = 0;
+    for (const bound of bounds) {
+      const count = buckets.get(bound);
+      if (count >= rank) {
+        if (bound === Infinity) return lowerBound;  // above the last bucket: its lower edge
+        if (count === lowerCount) return bound;
+        return lowerBound + (bound - lowerBound) * (rank - lowerCount) / (count - lowerCount);
+      }
+      lowerBound = bound;
+      lowerCount = count;
+    }
+    return lowerBound;
+  }
+
+  function difference(now, before) {
+    const out = new Map();
+    for (const [le, count] of now) out.set(le, Math.max(0, count - ((before && before.get(le)) || 0)));
+    return out;
+  }
+
+  // ---- panels -------------------------------------------------------------------------------
+
+  function renderNodes(section) {
+    const cluster = state.data.cluster;
+    const palette = colours();
+    const nodes = [...cluster.nodes].sort((a, b) =>
+      (a.dc + '\0' + a.rack + '\0' + a.address).localeCompare(b.dc + '\0' + b.rack + '\0' + b.address));
+    const rows = nodes.map((n) => el('tr', { class: n.state, dataset: { nodeId: n.node_id, state: n.state } },
+      el('td', {}, el('span', { class: 'state ' + n.state }, n.state)),
+      el('td', {}, el('span', { class: 'swatch', colour: palette.get(n.node_id) || '#999' }),
+        n.node_id || '(not heard from)', n.self ? el('span', { class: 'self' }, '(this node)') : null),
+      el('td', {}, n.address),
+      el('td', {}, n.dc || '—'),
+      el('td', {}, n.rack || '—'),
+      el('td', { class: 'num' }, bytes(n.load_bytes || 0)),
+      el('td', { class: 'num' }, n.partitions),
+      el('td', { class: 'num' }, n.hints_pending)));
+    section.append(el('table', { id: 'node-table' },
+      el('thead', {}, el('tr', {},
+        el('th', {}, 'State'), el('th', {}, 'Node'), el('th', {}, 'Address'), el('th', {}, 'DC'),
+        el('th', {}, 'Rack'), el('th', { class: 'num' }, 'Load'),
+        el('th', { class: 'num' }, 'Partitions'), el('th', { class: 'num' }, 'Hints pending'))),
+      el('tbody', {}, ...rows)));
+    if (!cluster.formed) section.append(el('p', { class: 'note' }, 'Not formed yet: ' + (cluster.note || '')));
+    section.append(el('p', { class: 'note' },
+      'State is this node\'s failure detector\'s view. Load is the bytes a node stores; ' +
+      'partitions are the partition replicas it holds.'));
+  }
+
+  function renderPartitions(section) {
+    const map = state.data.partitions;
+    if (!map.formed) {
+      section.append(el('p', { class: 'note' }, 'The cluster has not formed yet: ' + (map.note || '')));
+      return;
+    }
+    const palette = colours();
+    const states = nodeStates();
+    const byId = new Map(map.members.map((m) => [m.node_id, m]));
+    const deepest = Math.max(1, ...map.dcs.map((dc) => dc.replication));
+    state.colourBy = Math.min(state.colourBy, deepest - 1);
+    const select = el('select', { id: 'colour-by', onchange: (e) => { state.colourBy = Number(e.target.value); render(); } });
+    for (let i = 0; i < deepest; i++) {
+      const option = el('option', { value: String(i) }, i === 0 ? 'primary owner' : 'replica ' + (i + 1));
+      if (i === state.colourBy) option.selected = true;
+      select.append(option);
+    }
+    const side = el('div', { class: 'side' },
+      el('div', { class: 'controls' }, el('label', {}, 'Colour by ', select)),
+      el('p', {}, map.partitions + ' partitions, epoch ' + map.epoch),
+      el('ul', { class: 'legend' }, ...map.members.map((m) => el('li', {},
+        el('span', { class: 'swatch', colour: palette.get(m.node_id) }),
+        m.address + ' (' + m.node_id + ', ' + m.dc + '/' + m.rack + ')',
+        states.get(m.node_id) === 'DOWN' ? el('span', { class: 'state DOWN' }, 'DOWN') : null))),
+      el('p', { class: 'note' },
+        'One square per partition, in partition order, coloured by the node that holds it at ' +
+        'the chosen position of its preference list; faded where that node is DOWN. Hover over ' +
+        'a square for its replicas.'));
+
+    const columns = 1 << Math.ceil(Math.log2(map.partitions) / 2);
+    const rows = Math.ceil(map.partitions / columns);
+    const cell = 10;
+    const grids = el('div', { class: 'grids' });
+    for (const dc of map.dcs) {
+      const svg = el('svg', { class: 'grid', viewBox: `0 0 ${columns * cell} ${rows * cell}`,
+                              role: 'img', 'aria-label': 'partitions of ' + dc.name + ' by owner' });
+      dc.replicas.forEach((replicas, p) => {
+        const owner = replicas[state.colourBy];
+        const names = replicas.map((id, i) => (byId.has(id) ? byId.get(id).address : id) +
+          (i === 0 ? ' (primary)' : '') + (states.get(id) === 'DOWN' ? ' DOWN' : ''));
+        svg.append(el('rect', {
+          x: (p % columns) * cell + 0.5, y: Math.floor(p / columns) * cell + 0.5,
+          width: cell - 1, height: cell - 1,
+          fill: owner === undefined ? '#ccc' : palette.get(owner) || '#999',
+          class: states.get(owner) === 'DOWN' ? 'down' : '',
+          'data-partition': p,
+        }, el('title', {}, 'partition ' + p + ': ' + names.join(', '))));
+      });
+      grids.append(el('div', { class: 'dc' },
+        el('h3', {}, dc.name + ' — ' + dc.replication + ' replicas of each partition'), svg));
+    }
+    section.append(el('div', { class: 'map' }, grids, side));
+  }
+
+  function renderRequests(section) {
+    const now = doorTotals(state.data.metrics);
+    const before = state.previous;
+    const interval = before ? (state.metricsAt - before.at) / 1000 : 0;
+    const rows = DOORS.map((name) => {
+      const d = now[name] || { requests: 0, errors: 0, connections: 0, buckets: new Map() };
+      const b = before && before.doors[name];
+      const perSecond = b && interval > 0 ? Math.max(0, d.requests - b.requests) / interval : null;
+      const errors = b && interval > 0 ? Math.max(0, d.errors - b.errors) / interval : null;
+      const recent = b ? quantile(0.99, difference(d.buckets, b.buckets)) : null;
+      const history = state.history[name] || [];
+      const spark = el('svg', { class: 'spark', viewBox: `0 0 ${HISTORY} 20`, preserveAspectRatio: 'none' });
+      if (history.length > 1) {
+        const top = Math.max(...history, 1);
+        spark.append(el('polyline', {
+          points: history.map((v, i) => `${HISTORY - history.length + i},${20 - (v / top) * 19}`).join(' '),
+        }));
+      }
+      return el('tr', { dataset: { frontdoor: name } },
+        el('td', {}, name),
+        el('td', { class: 'num' }, rate(perSecond)),
+        el('td', { class: 'num' }, rate(errors)),
+        el('td', { class: 'num' }, seconds(recent)),
+        el('td', { class: 'num' }, seconds(quantile(0.99, d.buckets))),
+        el('td', { class: 'num' }, d.connections),
+        el('td', {}, spark));
+    });
+    section.append(el('table', { id: 'request-table' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Front door'), el('th', { class: 'num' }, 'Requests'),
+        el('th', { class: 'num' }, 'Errors'), el('th', { class: 'num' }, 'p99 now'),
+        el('th', { class: 'num' }, 'p99 since start'), el('th', { class: 'num' }, 'Connections'),
+        el('th', {}, 'Trend'))),
+      el('tbody', {}, ...rows)));
+    section.append(el('p', { class: 'note' },
+      'From this node\'s /metrics: requests it answered as coordinator, per second since the ' +
+      'last refresh. Errors exclude answers such as "not found". This page\'s own reads of ' +
+      '/v1/cluster count as HTTP requests.'));
+  }
+
+  // ---- the page -----------------------------------------------------------------------------
+
+  function render() {
+    const container = document.getElementById('panels');
+    for (const panel of PANELS) {
+      let section = document.getElementById(panel.id);
+      if (!section) {
+        section = el('section', { id: panel.id, class: panel.wide ? 'wide' : '' });
+        container.append(section);
+      }
+      section.replaceChildren(el('h2', {}, panel.title));
+      if (panel.sources.some((s) => state.data[s] === undefined)) {
+        section.append(el('p', { class: 'note' }, 'waiting for data…'));
+        continue;
+      }
+      panel.render(section);
+    }
+    const cluster = state.data.cluster;
+    if (cluster) {
+      const up = cluster.nodes.filter((n) => n.state === 'UP').length;
+      const self = cluster.nodes.find((n) => n.self);
+      document.getElementById('summary').textContent =
+        `${cluster.nodes.length} nodes, ${up} UP · ${cluster.partitions} partitions` +
+        (cluster.formed ? '' : ' · not formed') +
+        (self ? ` · served by node ${self.node_id} (${self.address})` : '');
+    }
+  }
+
+  async function poll() {
+    const names = [...new Set(PANELS.flatMap((p) => p.sources))];
+    const failures = [];
+    await Promise.all(names.map(async (name) => {
+      try {
+        const response = await fetch(SOURCES[name].url, { cache: 'no-store' });
+        if (!response.ok) {
+          let message = response.status + ' ' + response.statusText;
+          try { message = (await response.json()).error.message; } catch (e) { /* not JSON */ }
+          throw new Error(message);
+        }
+        const value = await SOURCES[name].parse(response);
+        if (name === 'metrics') {
+          if (state.data.metrics) state.previous = { at: state.metricsAt, doors: doorTotals(state.data.metrics) };
+          state.metricsAt = Date.now();
+        }
+        state.data[name] = value;
+      } catch (e) {
+        failures.push(SOURCES[name].url + ': ' + e.message);
+      }
+    }));
+    if (state.data.metrics && state.previous) {
+      const now = doorTotals(state.data.metrics);
+      const interval = (state.metricsAt - state.previous.at) / 1000;
+      for (const name of DOORS) {
+        const was = state.previous.doors[name];
+        const h = (state.history[name] = state.history[name] || []);
+        h.push(was && interval > 0 ? Math.max(0, (now[name] || { requests: 0 }).requests - was.requests) / interval : 0);
+        if (h.length > HISTORY) h.shift();
+      }
+    }
+    const banner = document.getElementById('banner');
+    banner.hidden = failures.length === 0;
+    banner.textContent = failures.length ? 'Cannot read this node: ' + failures.join('; ') : '';
+    render();
+    state.polls++;
+    document.body.dataset.polls = String(state.polls);
+    document.getElementById('updated').textContent =
+      'updated ' + new Date().toLocaleTimeString() + ' · every ' + refreshMs / 1000 + ' s';
+    window.setTimeout(poll, refreshMs);
+  }
+
+  poll();
+})();
