@@ -15,6 +15,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "frontdoor/resp/connection_commands.h"
 #include "frontdoor/resp/resp_parser.h"
 
 // See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
@@ -948,60 +949,95 @@ asio::awaitable<void> CmdInfo(CommandContext& ctx) {
   ctx.Reply().Verbatim(text);
 }
 
-struct DataCommand {
-  CommandHandler handler;
-  Access access;
-};
-
-const std::unordered_map<std::string_view, DataCommand>& DataCommands() {
-  static const auto* table = new std::unordered_map<std::string_view, DataCommand>{
-      {"get", {CmdGet, Access::kRead}},
-      {"set", {CmdSet, Access::kExclusive}},  // see AccessOf
-      {"setnx", {CmdSetNx, Access::kExclusive}},
-      {"setex", {CmdSetEx, Access::kBlind}},
-      {"psetex", {CmdSetEx, Access::kBlind}},
-      {"getset", {CmdGetSet, Access::kExclusive}},
-      {"getdel", {CmdGetSet, Access::kExclusive}},
-      {"getex", {CmdGetEx, Access::kExclusive}},
-      {"mget", {CmdMGet, Access::kRead}},
-      {"mset", {CmdMSet, Access::kBlind}},
-      {"msetnx", {CmdMSetNx, Access::kExclusive}},
-      {"del", {CmdDel, Access::kExclusive}},
-      {"unlink", {CmdDel, Access::kExclusive}},
-      {"exists", {CmdExists, Access::kRead}},
-      {"touch", {CmdExists, Access::kRead}},
-      {"type", {CmdType, Access::kRead}},
-      {"expire", {CmdExpire, Access::kExclusive}},
-      {"pexpire", {CmdExpire, Access::kExclusive}},
-      {"expireat", {CmdExpire, Access::kExclusive}},
-      {"pexpireat", {CmdExpire, Access::kExclusive}},
-      {"ttl", {CmdTtl, Access::kRead}},
-      {"pttl", {CmdTtl, Access::kRead}},
-      {"expiretime", {CmdTtl, Access::kRead}},
-      {"pexpiretime", {CmdTtl, Access::kRead}},
-      {"persist", {CmdPersist, Access::kExclusive}},
-      {"incr", {CmdIncr, Access::kExclusive}},
-      {"decr", {CmdIncr, Access::kExclusive}},
-      {"incrby", {CmdIncr, Access::kExclusive}},
-      {"decrby", {CmdIncr, Access::kExclusive}},
-      {"incrbyfloat", {CmdIncrByFloat, Access::kExclusive}},
-      {"append", {CmdAppend, Access::kExclusive}},
-      {"strlen", {CmdStrlen, Access::kRead}},
-      {"getrange", {CmdGetRange, Access::kRead}},
-      {"substr", {CmdGetRange, Access::kRead}},
-      {"setrange", {CmdSetRange, Access::kExclusive}},
-      {"scan", {CmdScan, Access::kGlobal}},
-      {"keys", {CmdKeys, Access::kGlobal}},
-      {"dbsize", {CmdDbSize, Access::kGlobal}},
-      {"randomkey", {CmdRandomKey, Access::kGlobal}},
-      {"flushdb", {CmdFlush, Access::kGlobal}},
-      {"flushall", {CmdFlush, Access::kGlobal}},
-      {"info", {CmdInfo, Access::kNone}},
-      {"cairn.getv", {CmdGetV, Access::kRead}},
-      {"cairn.cas", {CmdCas, Access::kExclusive}},
-  };
-  return *table;
+// SET's access: blind with at most an expiry, exclusive with any condition (NX, GET, KEEPTTL ...).
+Access SetAccess(const std::vector<std::string>& argv) {
+  // A plain SET (with at most EX/PX/EXAT/PXAT) overwrites without reading.
+  for (size_t i = 3; i < argv.size(); ++i) {
+    const std::string& o = argv[i];
+    if (EqualsIgnoreCase(o, "ex") || EqualsIgnoreCase(o, "px") || EqualsIgnoreCase(o, "exat") ||
+        EqualsIgnoreCase(o, "pxat")) {
+      ++i;
+      continue;
+    }
+    return Access::kExclusive;
+  }
+  return Access::kBlind;
 }
+
+// The command table (command_table.h): here, beside the data handlers it names; the connection
+// handlers are declared in connection_commands.h.
+constexpr uint32_t R = kFlagReadonly, W = kFlagWrite, M = kFlagDenyOom, F = kFlagFast,
+                   S = kFlagStale, N = kFlagNoAuth;
+constexpr Access kNone = Access::kNone, kRead = Access::kRead, kBlind = Access::kBlind,
+                 kExcl = Access::kExclusive, kAll = Access::kGlobal;
+using Op = base::metrics::Operation;
+
+// Every command this front door knows, data and connection commands alike, in COMMAND's order.
+// Columns: name, arity, flags, first key, last key, step, access, access from the arguments,
+// operation in /metrics, connection handler, data handler, group, summary. One line each, so the
+// table reads as one.
+// clang-format off
+constexpr CommandSpec kCommands[] = {
+    {"get", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGet, "string", "Returns the string value of a key."},
+    {"set", -3, W | M, 1, 1, 1, kExcl, SetAccess, Op::kPut, nullptr, CmdSet, "string", "Sets the string value of a key."},
+    {"setnx", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdSetNx, "string", "Set a key only when it does not exist."},
+    {"setex", 4, W | M, 1, 1, 1, kBlind, nullptr, Op::kPut, nullptr, CmdSetEx, "string", "Sets a value and its expiration in seconds."},
+    {"psetex", 4, W | M, 1, 1, 1, kBlind, nullptr, Op::kPut, nullptr, CmdSetEx, "string", "Sets a value and its expiration in ms."},
+    {"getset", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdGetSet, "string", "Sets a key, returns the old value."},
+    {"getdel", 2, W | F, 1, 1, 1, kExcl, nullptr, Op::kDelete, nullptr, CmdGetSet, "string", "Returns a key's value and deletes it."},
+    {"getex", -2, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdGetEx, "string", "Returns a key's value and sets its expiry."},
+    {"mget", -2, R | F, 1, -1, 1, kRead, nullptr, Op::kBatchGet, nullptr, CmdMGet, "string", "Returns the values of keys."},
+    {"mset", -3, W | M, 1, -1, 2, kBlind, nullptr, Op::kBatchPut, nullptr, CmdMSet, "string", "Sets several keys (not atomically)."},
+    {"msetnx", -3, W | M, 1, -1, 2, kExcl, nullptr, Op::kCas, nullptr, CmdMSetNx, "string", "Sets keys only when none exists."},
+    {"del", -2, W, 1, -1, 1, kExcl, nullptr, Op::kDelete, nullptr, CmdDel, "keyspace", "Deletes keys."},
+    {"unlink", -2, W | F, 1, -1, 1, kExcl, nullptr, Op::kDelete, nullptr, CmdDel, "keyspace", "Deletes keys."},
+    {"exists", -2, R | F, 1, -1, 1, kRead, nullptr, Op::kGet, nullptr, CmdExists, "keyspace", "Counts the keys that exist."},
+    {"touch", -2, R | F, 1, -1, 1, kRead, nullptr, Op::kGet, nullptr, CmdExists, "keyspace", "Counts the keys that exist."},
+    {"type", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdType, "keyspace", "Returns the type of a key."},
+    {"expire", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry in seconds."},
+    {"pexpire", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry in ms."},
+    {"expireat", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry as a Unix time."},
+    {"pexpireat", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry in Unix ms."},
+    {"ttl", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's time to live in seconds."},
+    {"pttl", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's time to live in ms."},
+    {"expiretime", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's expiry time."},
+    {"pexpiretime", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's expiry in ms."},
+    {"persist", 2, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdPersist, "keyspace", "Removes a key's expiry."},
+    {"incr", 2, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Increments an integer value by one."},
+    {"decr", 2, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Decrements an integer value by one."},
+    {"incrby", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Increments an integer value."},
+    {"decrby", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Decrements an integer value."},
+    {"incrbyfloat", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncrByFloat, "string", "Increments a float value."},
+    {"append", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdAppend, "string", "Appends to a key's value."},
+    {"strlen", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdStrlen, "string", "Returns the length of a value."},
+    {"getrange", 4, R, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetRange, "string", "Returns a substring of a value."},
+    {"substr", 4, R, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetRange, "string", "Returns a substring of a value."},
+    {"setrange", 4, W | M, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdSetRange, "string", "Overwrites part of a value."},
+    {"scan", -2, R, 0, 0, 0, kAll, nullptr, Op::kScan, nullptr, CmdScan, "keyspace", "Iterates over the keys."},
+    {"keys", 2, R, 0, 0, 0, kAll, nullptr, Op::kScan, nullptr, CmdKeys, "keyspace", "Returns the keys matching a pattern."},
+    {"dbsize", 1, R, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdDbSize, "server", "Returns the number of keys."},
+    {"randomkey", 1, R, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdRandomKey, "keyspace", "Returns a random key."},
+    {"flushdb", -1, W, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdFlush, "server", "Deletes every key (needs --allow-flush)."},
+    {"flushall", -1, W, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdFlush, "server", "Deletes every key (needs --allow-flush)."},
+    {"ping", -1, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Ping, nullptr, "connection", "Returns the server's liveliness."},
+    {"echo", 2, F, 0, 0, 0, kNone, nullptr, Op::kOther, Echo, nullptr, "connection", "Returns the given string."},
+    {"hello", -1, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Hello, nullptr, "connection", "Handshakes with the server."},
+    {"auth", -2, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Auth, nullptr, "connection", "Authenticates the connection."},
+    {"select", 2, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Select, nullptr, "connection", "Selects database 0 (the only one)."},
+    {"quit", -1, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Quit, nullptr, "connection", "Closes the connection."},
+    {"reset", 1, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Reset, nullptr, "connection", "Resets the connection."},
+    {"time", 1, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Time, nullptr, "server", "Returns the server time."},
+    {"client", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Client, nullptr, "connection", "Connection management."},
+    {"command", -1, S, 0, 0, 0, kNone, nullptr, Op::kOther, Command, nullptr, "server", "Information about commands."},
+    {"info", -1, S, 0, 0, 0, kNone, nullptr, Op::kOther, Info, CmdInfo, "server", "Information and statistics about the server."},
+    {"config", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Config, nullptr, "server", "CONFIG GET of the settings clients probe."},
+    {"cairn.keyspace", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnKeyspace, nullptr, "cairn", "Gets or sets the connection's keyspace."},
+    {"cairn.consistency", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnConsistency, nullptr, "cairn", "Gets or sets the consistency levels."},
+    {"cairn.getv", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetV, "cairn", "Returns a value with its version."},
+    {"cairn.cas", 4, W, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdCas, "cairn", "Sets a value if its version matches."},
+    {"cairn.status", 1, S, 0, 0, 0, kNone, nullptr, Op::kOther, CairnStatus, nullptr, "cairn", "Returns the cluster's nodes."},
+};
+// clang-format on
 
 }  // namespace
 
@@ -1042,12 +1078,6 @@ Consistency CommandContext::CommitLevel() const {
     return Consistency::kDefault;
   }
   return write_level;
-}
-
-CommandHandler FindDataCommand(std::string_view lower_name) {
-  const auto& table = DataCommands();
-  auto it = table.find(lower_name);
-  return it == table.end() ? nullptr : it->second.handler;
 }
 
 bool IsPlainSet(std::string_view lower_name, const std::vector<std::string>& argv) {
@@ -1098,25 +1128,7 @@ bool TryRunAtOnce(CommandContext& ctx) {
   return true;
 }
 
-Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv) {
-  const auto& table = DataCommands();
-  auto it = table.find(lower_name);
-  if (it == table.end()) return Access::kNone;
-  if (lower_name == "set") {
-    // A plain SET (with at most EX/PX/EXAT/PXAT) overwrites without reading.
-    for (size_t i = 3; i < argv.size(); ++i) {
-      const std::string& o = argv[i];
-      if (EqualsIgnoreCase(o, "ex") || EqualsIgnoreCase(o, "px") || EqualsIgnoreCase(o, "exat") ||
-          EqualsIgnoreCase(o, "pxat")) {
-        ++i;
-        continue;
-      }
-      return Access::kExclusive;
-    }
-    return Access::kBlind;
-  }
-  return it->second.access;
-}
+std::span<const CommandSpec> AllCommands() { return kCommands; }
 
 std::string ErrorText(const Status& s) {
   switch (s.code()) {
