@@ -461,7 +461,8 @@ INTENDED = [
      lambda a, c, r: c[0] == "-" and b"keys are at most 16384 bytes" in c[1]
      and any(len(x) > 16384 for x in a[1:])),
     ("a time to live is at most about ten years",
-     lambda a, c, r: c[0] == "-" and b"is over the maximum" in c[1] and b"ttl of " in c[1]),
+     lambda a, c, r: c[0] == "-" and b"is over the maximum" in c[1] and b"ttl of " in c[1]
+     and r[0] != "-"),
     ("SCAN cursors are the node's own: one it did not issue is an invalid cursor",
      lambda a, c, r: a[0].lower() == b"scan" and c == ("-", b"ERR invalid cursor")
      and r[0] != "-" and _strtoul(a[1]) not in (None, 0)),

@@ -206,31 +206,32 @@ struct Expiry {
   int64_t ms = 0;  // relative ms or absolute Unix ms
 };
 
-// Parses "EX 10" and the like at argv[*i]; returns an error text or "" (and advances *i).
-std::string ParseExpiry(const CommandContext& ctx, size_t* i, Expiry* e) {
-  const std::string& opt = ctx.argv[*i];
-  int64_t unit = 0;
-  bool absolute = false;
-  if (EqualsIgnoreCase(opt, "ex")) {
-    unit = 1000;
-  } else if (EqualsIgnoreCase(opt, "px")) {
-    unit = 1;
-  } else if (EqualsIgnoreCase(opt, "exat")) {
-    unit = 1000, absolute = true;
-  } else if (EqualsIgnoreCase(opt, "pxat")) {
-    unit = 1, absolute = true;
-  } else {
-    return std::string(kSyntax);
-  }
-  if (e->kind != Expiry::Kind::kNone || *i + 1 >= ctx.argv.size()) return std::string(kSyntax);
-  auto v = IntArg(ctx.argv[*i + 1]);
+// The expiry options of SET, SETEX and GETEX: EX, PX, EXAT, PXAT.
+enum class ExpireUnit { kNone, kEx, kPx, kExAt, kPxAt };
+
+ExpireUnit ExpireUnitOf(std::string_view opt) {
+  if (EqualsIgnoreCase(opt, "ex")) return ExpireUnit::kEx;
+  if (EqualsIgnoreCase(opt, "px")) return ExpireUnit::kPx;
+  if (EqualsIgnoreCase(opt, "exat")) return ExpireUnit::kExAt;
+  if (EqualsIgnoreCase(opt, "pxat")) return ExpireUnit::kPxAt;
+  return ExpireUnit::kNone;
+}
+
+// The expiry `arg` asks for in `unit`, checked as Redis 7.0 checks it
+// (getExpireMillisecondsOrReply): an integer, above zero, whose time in milliseconds, plus now for
+// EX and PX, fits in 64 bits. Returns an error text or "".
+std::string CheckExpiry(const CommandContext& ctx, ExpireUnit unit, const std::string& arg,
+                        Expiry* e) {
+  auto v = IntArg(arg);
   if (!v) return std::string(kNotInteger);
-  if (*v <= 0 || *v > INT64_MAX / unit) {
-    return fmt::format("ERR invalid expire time in '{}' command", ctx.name);
-  }
-  e->kind = absolute ? Expiry::Kind::kAbsolute : Expiry::Kind::kRelative;
-  e->ms = *v * unit;
-  *i += 2;
+  const bool seconds = unit == ExpireUnit::kEx || unit == ExpireUnit::kExAt;
+  const bool relative = unit == ExpireUnit::kEx || unit == ExpireUnit::kPx;
+  const std::string invalid = fmt::format("ERR invalid expire time in '{}' command", ctx.name);
+  if (*v <= 0 || (seconds && *v > INT64_MAX / 1000)) return invalid;
+  const int64_t ms = seconds ? *v * 1000 : *v;
+  if (relative && ms > INT64_MAX - NowMs()) return invalid;  // Redis's sum overflows
+  e->kind = relative ? Expiry::Kind::kRelative : Expiry::Kind::kAbsolute;
+  e->ms = ms;
   return "";
 }
 
@@ -252,44 +253,63 @@ uint64_t TtlOf(const Expiry& e, const std::optional<Record>& current, bool* expi
   }
 }
 
-struct SetArgs {
-  bool nx = false, xx = false, get = false;
-  std::optional<std::string> ifeq;
-  Expiry expiry;
+// The options of SET (or of GETEX: `get_ex`) as Redis 7.0 parses them
+// (parseExtendedStringArgumentsOrReply): an option may be given again, the last expiry of one
+// unit wins, and the expiry's number is checked only after every option is known to be valid,
+// so that a syntax error comes before a bad number.
+struct StringOptions {
+  bool nx = false, xx = false, get = false, keepttl = false, persist = false;
+  std::optional<std::string> ifeq;  // Valkey 8.1's SET IFEQ
+  ExpireUnit unit = ExpireUnit::kNone;
+  const std::string* expire = nullptr;  // the argument of the last EX, PX, EXAT or PXAT
+
+  // Parses argv[first...]; returns an error text or "".
+  std::string Parse(const std::vector<std::string>& argv, size_t first, bool get_ex) {
+    const bool set = !get_ex;
+    for (size_t i = first; i < argv.size(); ++i) {
+      const std::string& opt = argv[i];
+      const bool next = i + 1 < argv.size();
+      const ExpireUnit u = ExpireUnitOf(opt);
+      if (set && EqualsIgnoreCase(opt, "nx") && !xx && !ifeq) {
+        nx = true;
+      } else if (set && EqualsIgnoreCase(opt, "xx") && !nx && !ifeq) {
+        xx = true;
+      } else if (set && EqualsIgnoreCase(opt, "get")) {
+        get = true;
+      } else if (set && EqualsIgnoreCase(opt, "keepttl") && unit == ExpireUnit::kNone) {
+        keepttl = true;
+      } else if (get_ex && EqualsIgnoreCase(opt, "persist") && unit == ExpireUnit::kNone) {
+        persist = true;
+      } else if (set && EqualsIgnoreCase(opt, "ifeq") && !nx && !xx && !ifeq && next) {
+        ifeq = argv[++i];
+      } else if (u != ExpireUnit::kNone && !keepttl && !persist &&
+                 (unit == ExpireUnit::kNone || unit == u) && next) {
+        unit = u;
+        expire = &argv[++i];
+      } else {
+        return std::string(kSyntax);
+      }
+    }
+    return "";
+  }
+  // The expiry asked for, checked (CheckExpiry); KEEPTTL and PERSIST as such.
+  std::string ExpiryAsked(const CommandContext& ctx, Expiry* e) const {
+    if (keepttl) e->kind = Expiry::Kind::kKeep;
+    if (persist) e->kind = Expiry::Kind::kPersist;
+    return expire ? CheckExpiry(ctx, unit, *expire, e) : "";
+  }
 };
 
-std::string ParseSet(const CommandContext& ctx, SetArgs* a) {
-  for (size_t i = 3; i < ctx.argv.size();) {
-    const std::string& opt = ctx.argv[i];
-    if (EqualsIgnoreCase(opt, "nx") && !a->xx && !a->ifeq) {
-      a->nx = true, ++i;
-    } else if (EqualsIgnoreCase(opt, "xx") && !a->nx && !a->ifeq) {
-      a->xx = true, ++i;
-    } else if (EqualsIgnoreCase(opt, "get")) {
-      a->get = true, ++i;
-    } else if (EqualsIgnoreCase(opt, "keepttl") && a->expiry.kind == Expiry::Kind::kNone) {
-      a->expiry.kind = Expiry::Kind::kKeep, ++i;
-    } else if (EqualsIgnoreCase(opt, "ifeq") && !a->nx && !a->xx && !a->ifeq &&
-               i + 1 < ctx.argv.size()) {
-      a->ifeq = ctx.argv[i + 1], i += 2;
-    } else if (EqualsIgnoreCase(opt, "ex") || EqualsIgnoreCase(opt, "px") ||
-               EqualsIgnoreCase(opt, "exat") || EqualsIgnoreCase(opt, "pxat")) {
-      if (std::string err = ParseExpiry(ctx, &i, &a->expiry); !err.empty()) return err;
-    } else {
-      return std::string(kSyntax);
-    }
-  }
-  return "";
-}
-
 asio::awaitable<void> CmdSet(CommandContext& ctx) {
-  SetArgs a;
-  if (std::string err = ParseSet(ctx, &a); !err.empty()) co_return ctx.Reply().Error(err);
+  StringOptions a;
+  if (std::string err = a.Parse(ctx.argv, 3, false); !err.empty()) co_return ctx.Reply().Error(err);
+  Expiry expiry;
+  if (std::string err = a.ExpiryAsked(ctx, &expiry); !err.empty()) co_return ctx.Reply().Error(err);
   const std::string& key = ctx.argv[1];
-  const bool conditional = a.nx || a.xx || a.ifeq || a.get || a.expiry.kind == Expiry::Kind::kKeep;
+  const bool conditional = a.nx || a.xx || a.ifeq || a.get || a.keepttl;
   if (!conditional) {
     bool expired = false;
-    const uint64_t ttl = TtlOf(a.expiry, std::nullopt, &expired);
+    const uint64_t ttl = TtlOf(expiry, std::nullopt, &expired);
     if (expired) {
       auto d = co_await ctx.coordinator->Delete(key, ctx.WriteOptions());
       if (!d.ok()) co_return ReplyStatusError(ctx, d.status());
@@ -301,14 +321,14 @@ asio::awaitable<void> CmdSet(CommandContext& ctx) {
     co_return ctx.Reply().Ok();
   }
   const std::string& value = ctx.argv[2];
-  Decide decide = [&a,
+  Decide decide = [&a, &expiry,
                    &value](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     Change c;
     if (a.nx && cur) return c;
     if (a.xx && !cur) return c;
     if (a.ifeq && (!cur || cur->value != *a.ifeq)) return c;
     bool expired = false;
-    c.ttl_ms = TtlOf(a.expiry, cur, &expired);
+    c.ttl_ms = TtlOf(expiry, cur, &expired);
     c.write = true;
     if (!expired) c.value = value;
     return c;
@@ -336,13 +356,12 @@ asio::awaitable<void> CmdSetNx(CommandContext& ctx) {
 
 // SETEX key seconds value / PSETEX key milliseconds value.
 asio::awaitable<void> CmdSetEx(CommandContext& ctx) {
-  const int64_t unit = ctx.name == "setex" ? 1000 : 1;
-  auto v = IntArg(ctx.argv[2]);
-  if (!v) co_return ctx.Reply().Error(kNotInteger);
-  if (*v <= 0 || *v > INT64_MAX / unit) {
-    co_return ctx.Reply().Error(fmt::format("ERR invalid expire time in '{}' command", ctx.name));
+  Expiry e;
+  const ExpireUnit unit = ctx.name == "setex" ? ExpireUnit::kEx : ExpireUnit::kPx;
+  if (std::string err = CheckExpiry(ctx, unit, ctx.argv[2], &e); !err.empty()) {
+    co_return ctx.Reply().Error(err);
   }
-  auto r = co_await ctx.coordinator->Put(ctx.argv[1], ctx.argv[3], static_cast<uint64_t>(*v * unit),
+  auto r = co_await ctx.coordinator->Put(ctx.argv[1], ctx.argv[3], static_cast<uint64_t>(e.ms),
                                          ctx.WriteOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   ctx.Reply().Ok();
@@ -367,19 +386,17 @@ asio::awaitable<void> CmdGetSet(CommandContext& ctx) {
   ReplyValue(ctx, r->before);
 }
 
+// GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]: as in Redis, an absent key answers nil
+// before the expiry's number is checked.
 asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
-  Expiry e;
-  for (size_t i = 2; i < ctx.argv.size();) {
-    if (EqualsIgnoreCase(ctx.argv[i], "persist") && e.kind == Expiry::Kind::kNone) {
-      e.kind = Expiry::Kind::kPersist, ++i;
-      continue;
-    }
-    if (std::string err = ParseExpiry(ctx, &i, &e); !err.empty()) co_return ctx.Reply().Error(err);
-  }
-  if (e.kind == Expiry::Kind::kNone) co_return co_await CmdGet(ctx);
-  Decide decide = [&e](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+  StringOptions o;
+  if (std::string err = o.Parse(ctx.argv, 2, true); !err.empty()) co_return ctx.Reply().Error(err);
+  if (!o.expire && !o.persist) co_return co_await CmdGet(ctx);
+  Decide decide = [&](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     Change c;
     if (!cur) return c;
+    Expiry e;
+    if (std::string err = o.ExpiryAsked(ctx, &e); !err.empty()) return err;
     if (e.kind == Expiry::Kind::kPersist && cur->expires_at_ms == 0) return c;
     bool expired = false;
     c.ttl_ms = TtlOf(e, cur, &expired);
@@ -388,7 +405,7 @@ asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
     return c;
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (ReplyRmwError(ctx, r)) co_return;
   ReplyValue(ctx, r->before);
 }
 
