@@ -38,7 +38,10 @@ int64_t NowMs() {
       .count();
 }
 
+// Whether option `a` is `b`, as Redis compares options (strcasecmp on C strings: a NUL byte
+// ends the argument).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  a = CString(a);
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(a[i])) !=
@@ -562,8 +565,7 @@ asio::awaitable<void> CmdType(CommandContext& ctx) {
 asio::awaitable<void> CmdExpire(CommandContext& ctx) {
   const bool absolute = ctx.name.ends_with("at");
   const int64_t unit = ctx.name[0] == 'p' ? 1 : 1000;
-  auto v = IntArg(ctx.argv[2]);
-  if (!v) co_return ctx.Reply().Error(kNotInteger);
+  // As Redis: the options are checked before the time.
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < ctx.argv.size(); ++i) {
     const std::string& o = ctx.argv[i];
@@ -576,7 +578,7 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
     } else if (EqualsIgnoreCase(o, "lt")) {
       lt = true;
     } else {
-      co_return ctx.Reply().Error(fmt::format("ERR Unsupported option {}", o));
+      co_return ctx.Reply().Error(fmt::format("ERR Unsupported option {}", CString(o)));
     }
   }
   if (nx && (xx || gt || lt)) {
@@ -586,6 +588,8 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
   if (gt && lt) {
     co_return ctx.Reply().Error("ERR GT and LT options at the same time are not compatible");
   }
+  auto v = IntArg(ctx.argv[2]);
+  if (!v) co_return ctx.Reply().Error(kNotInteger);
   const __int128 at128 =
       static_cast<__int128>(*v) * unit + (absolute ? 0 : static_cast<__int128>(NowMs()));
   if (at128 > INT64_MAX || at128 < INT64_MIN || (*v > INT64_MAX / unit) ||
