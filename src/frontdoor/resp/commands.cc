@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <random>
 #include <unordered_map>
 
@@ -504,13 +505,17 @@ asio::awaitable<void> CmdMSetNx(CommandContext& ctx) {
     if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
     if (item->has_value()) co_return ctx.Reply().Integer(0);
   }
+  // A key named twice is set once, to its last value, as Redis's MSETNX leaves it (a second
+  // IF NOT EXISTS on it would fail against the first).
+  std::map<std::string_view, size_t> last;  // key -> argv index of its last value
+  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) last[ctx.argv[i]] = i + 1;
   bool all = true;
-  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) {
+  for (const auto& [key, value_at] : last) {
     CasCondition condition;
     condition.kind = CasCondition::Kind::kIfNotExists;
     const Consistency commit = ctx.CommitLevel();
-    auto r = co_await ctx.coordinator->Cas(ctx.argv[i], std::move(condition), ctx.argv[i + 1], 0,
-                                           ctx.SerialOptions(), commit);
+    auto r = co_await ctx.coordinator->Cas(std::string(key), std::move(condition),
+                                           ctx.argv[value_at], 0, ctx.SerialOptions(), commit);
     if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
     all = all && r->applied;
   }
