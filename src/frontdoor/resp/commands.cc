@@ -789,17 +789,18 @@ std::string LiteralPrefix(std::string_view pattern) {
   return prefix;
 }
 
-// Every live key starting with `prefix` that matches `pattern` (empty: all), in key order.
-asio::awaitable<Result<std::vector<std::string>>> AllKeys(CommandContext& ctx,
-                                                          const std::string& pattern) {
-  const std::string prefix = LiteralPrefix(pattern);
+// Every live key that matches `pattern` (none: all), in key order. An empty pattern matches only
+// the empty key, which Cairn never stores, as in Redis (only "*" matches everything).
+asio::awaitable<Result<std::vector<std::string>>> AllKeys(
+    CommandContext& ctx, const std::optional<std::string>& pattern) {
+  const std::string prefix = pattern ? LiteralPrefix(*pattern) : std::string();
   std::vector<std::string> keys;
   std::string cursor;
   while (true) {
     auto page = co_await ctx.coordinator->Scan(prefix, cursor, kScanPage, ctx.ReadOptions());
     if (!page.ok()) co_return page.status();
     for (auto& [key, record] : page->entries) {
-      if (pattern.empty() || GlobMatch(pattern, key)) keys.push_back(std::move(key));
+      if (!pattern || GlobMatch(*pattern, key)) keys.push_back(std::move(key));
     }
     if (page->cursor.empty()) break;
     cursor = std::move(page->cursor);
@@ -814,14 +815,14 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
     if (!v || *v < 0) co_return ctx.Reply().Error("ERR invalid cursor");
     cursor_id = static_cast<uint64_t>(*v);
   }
-  std::string pattern;
+  std::optional<std::string> pattern;  // none: every key
   uint32_t count = 10;
   std::optional<std::string> type;
   for (size_t i = 2; i < ctx.argv.size(); i += 2) {
     if (i + 1 >= ctx.argv.size()) co_return ctx.Reply().Error(kSyntax);
     if (EqualsIgnoreCase(ctx.argv[i], "match")) {
       pattern = ctx.argv[i + 1];
-      if (pattern == "*") pattern.clear();
+      if (*pattern == "*") pattern.reset();
     } else if (EqualsIgnoreCase(ctx.argv[i], "count")) {
       auto n = IntArg(ctx.argv[i + 1]);
       if (!n) co_return ctx.Reply().Error(kNotInteger);
@@ -833,7 +834,7 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
       co_return ctx.Reply().Error(kSyntax);
     }
   }
-  std::string prefix = LiteralPrefix(pattern);
+  std::string prefix = pattern ? LiteralPrefix(*pattern) : std::string();
   std::string cursor;
   if (cursor_id != 0 && !ctx.cursors->Get(cursor_id, &prefix, &cursor)) {
     co_return ctx.Reply().Error("ERR invalid cursor");
@@ -843,7 +844,7 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
   std::vector<std::string> keys;
   const bool strings = !type || EqualsIgnoreCase(*type, "string");
   for (auto& [key, record] : page->entries) {
-    if (strings && (pattern.empty() || GlobMatch(pattern, key))) keys.push_back(std::move(key));
+    if (strings && (!pattern || GlobMatch(*pattern, key))) keys.push_back(std::move(key));
   }
   const uint64_t next =
       page->cursor.empty() ? 0 : ctx.cursors->Put(std::move(prefix), std::move(page->cursor));
@@ -855,7 +856,8 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
 }
 
 asio::awaitable<void> CmdKeys(CommandContext& ctx) {
-  std::string pattern = ctx.argv[1] == "*" ? std::string() : ctx.argv[1];
+  std::optional<std::string> pattern;
+  if (ctx.argv[1] != "*") pattern = ctx.argv[1];
   auto keys = co_await AllKeys(ctx, pattern);
   if (!keys.ok()) co_return ReplyStatusError(ctx, keys.status());
   ReplyWriter w = ctx.Reply();
