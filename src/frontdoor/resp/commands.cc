@@ -1,6 +1,7 @@
 #include "frontdoor/resp/commands.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -808,13 +809,22 @@ asio::awaitable<Result<std::vector<std::string>>> AllKeys(
   co_return keys;
 }
 
+// A SCAN cursor as Redis reads it (parseScanCursorOrReply: strtoul, so an optional sign, a
+// negative one wrapped around, "" as 0, digits up to the first NUL byte), or nullopt.
+std::optional<uint64_t> ParseCursor(const std::string& text) {
+  if (!text.empty() && std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (*end != '\0' || errno == ERANGE) return std::nullopt;
+  return static_cast<uint64_t>(v);
+}
+
+// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. As in Redis, the cursor's syntax is checked
+// first, then the options; a cursor this node did not issue (or has forgotten) is invalid.
 asio::awaitable<void> CmdScan(CommandContext& ctx) {
-  uint64_t cursor_id = 0;
-  {
-    auto v = ParseInt64(ctx.argv[1]);
-    if (!v || *v < 0) co_return ctx.Reply().Error("ERR invalid cursor");
-    cursor_id = static_cast<uint64_t>(*v);
-  }
+  const std::optional<uint64_t> cursor_id = ParseCursor(ctx.argv[1]);
+  if (!cursor_id) co_return ctx.Reply().Error("ERR invalid cursor");
   std::optional<std::string> pattern;  // none: every key
   uint32_t count = 10;
   std::optional<std::string> type;
@@ -836,7 +846,7 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
   }
   std::string prefix = pattern ? LiteralPrefix(*pattern) : std::string();
   std::string cursor;
-  if (cursor_id != 0 && !ctx.cursors->Get(cursor_id, &prefix, &cursor)) {
+  if (*cursor_id != 0 && !ctx.cursors->Get(*cursor_id, &prefix, &cursor)) {
     co_return ctx.Reply().Error("ERR invalid cursor");
   }
   auto page = co_await ctx.coordinator->Scan(prefix, cursor, count, ctx.ReadOptions());
