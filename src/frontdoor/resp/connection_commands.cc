@@ -468,12 +468,21 @@ void Config(ConnectionCall& call) {
       {"proto-max-bulk-len", std::to_string(o.max_value_bytes + (size_t{1} << 20))},
       {"cluster-enabled", "no"},
   };
+  // As Redis 7.0's configGetCommand: a name without glob characters is looked up and answered
+  // as it was given; a pattern answers the settings' own names; a setting comes up once.
   std::vector<std::pair<std::string, std::string>> found;
-  for (const auto& [key, value] : settings) {
-    for (size_t i = 2; i < argv.size(); ++i) {
-      if (GlobMatch(argv[i], key, /*nocase=*/true)) {
-        found.emplace_back(key, value);
-        break;
+  auto already = [&](std::string_view name) {
+    for (const auto& [k, v] : found) {
+      if (AsciiLower(k) == AsciiLower(name)) return true;
+    }
+    return false;
+  };
+  for (size_t i = 2; i < argv.size(); ++i) {
+    const bool pattern = CString(argv[i]).find_first_of("[*?") != std::string_view::npos;
+    for (const auto& [key, value] : settings) {
+      if (already(key)) continue;
+      if (pattern ? GlobMatch(argv[i], key, /*nocase=*/true) : AsciiLower(argv[i]) == key) {
+        found.emplace_back(pattern ? key : argv[i], value);
       }
     }
   }
