@@ -31,7 +31,8 @@ std::string SubcommandError(std::string_view command, const std::string& sub,
   }
   std::string upper(command);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return fmt::format("ERR unknown subcommand '{}'. Try {} HELP.", sub, upper);
+  return fmt::format("ERR unknown subcommand '{}'. Try {} HELP.", CString(sub).substr(0, 128),
+                     upper);
 }
 
 bool ValidClientName(std::string_view name) {
@@ -308,7 +309,7 @@ void Hello(ConnectionCall& call) {
       client_name = argv[i + 1];
       ++i;
     } else {
-      return w.Error(fmt::format("ERR Syntax error in HELLO option '{}'", argv[i]));
+      return w.Error(fmt::format("ERR Syntax error in HELLO option '{}'", CString(argv[i])));
     }
   }
   if (!call.session.authenticated) {
@@ -453,7 +454,7 @@ void Config(ConnectionCall& call) {
       return w.Error(
           fmt::format("ERR CONFIG {} is not supported by Cairn; use cairnd's flags", argv[1]));
     }
-    return w.Error(fmt::format("ERR unknown subcommand '{}'. Try CONFIG HELP.", argv[1]));
+    return w.Error(SubcommandError("config", argv[1], {}));
   }
   if (argv.size() < 3) return w.Error("ERR wrong number of arguments for 'config|get' command");
   const RespOptions& o = call.server.options;

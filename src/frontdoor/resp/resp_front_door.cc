@@ -39,14 +39,14 @@ tcp::endpoint Endpoint(const tcp::socket& socket, bool remote) {
 }
 
 // Redis's text for an unknown command, byte for byte: the arguments quoted, up to about 128
-// bytes of them.
+// bytes of them, each as a C string (up to its first NUL byte).
 std::string UnknownCommandError(const std::vector<std::string>& argv) {
   std::string args;
   for (size_t i = 1; i < argv.size() && args.size() < 128; ++i) {
-    args += fmt::format("'{}' ", std::string_view(argv[i]).substr(0, 128 - args.size()));
+    args += fmt::format("'{}' ", CString(argv[i]).substr(0, 128 - args.size()));
   }
   return fmt::format("ERR unknown command '{}', with args beginning with: {}",
-                     std::string_view(argv[0]).substr(0, 128), args);
+                     CString(argv[0]).substr(0, 128), args);
 }
 
 }  // namespace
