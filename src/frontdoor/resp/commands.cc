@@ -1067,7 +1067,7 @@ constexpr CommandSpec kCommands[] = {
     {"time", 1, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Time, nullptr, "server", "Returns the server time."},
     {"client", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Client, nullptr, "connection", "Connection management."},
     {"command", -1, S, 0, 0, 0, kNone, nullptr, Op::kOther, Command, nullptr, "server", "Information about commands."},
-    {"info", -1, S, 0, 0, 0, kNone, nullptr, Op::kOther, Info, CmdInfo, "server", "Information and statistics about the server."},
+    {"info", -1, S, 0, 0, 0, kAll, nullptr, Op::kOther, Info, CmdInfo, "server", "Information and statistics about the server."},
     {"config", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Config, nullptr, "server", "CONFIG GET of the settings clients probe."},
     {"cairn.keyspace", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnKeyspace, nullptr, "cairn", "Gets or sets the connection's keyspace."},
     {"cairn.consistency", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnConsistency, nullptr, "cairn", "Gets or sets the consistency levels."},
