@@ -432,7 +432,7 @@ void Command(ConnectionCall& call) {
       if (const CommandSpec* c = FindCommand(AsciiLower(argv[i]))) {
         WriteCommandInfo(w, *c);
       } else {
-        w.NullArray();
+        w.Null();  // Redis: a null bulk (RESP3 null) for an unknown command
       }
     }
   } else if (sub == "docs") {
