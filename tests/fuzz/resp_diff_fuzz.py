@@ -587,8 +587,9 @@ def normalise(args, tree):
     return tree
 
 
-def compare(args, craw, ctree, rraw, rtree):
-    """SAME, INTENDED (with its name) or DIVERGE, and what to show."""
+def compare(args, craw, ctree, rraw, rtree, slack_s=0.0):
+    """SAME, INTENDED (with its name) or DIVERGE, and what to show. `slack_s` is how far apart
+    in time the two servers may have answered (TTLs may differ by that much more)."""
     if craw == rraw:
         return SAME, None
     for name, test in INTENDED_DIFFERENCES:
@@ -605,7 +606,8 @@ def compare(args, craw, ctree, rraw, rtree):
         return SAME, None
     name = args[0].lower()
     if name in TTL_TOLERANCE and ctree[0] == rtree[0] == ":" and ctree[1] >= 0 and rtree[1] >= 0:
-        if abs(ctree[1] - rtree[1]) <= TTL_TOLERANCE[name]:
+        unit_s = 1 if name in (b"ttl", b"expiretime") else 1000
+        if abs(ctree[1] - rtree[1]) <= TTL_TOLERANCE[name] + slack_s * unit_s:
             return SAME, None
     return DIVERGE, None
 
@@ -671,6 +673,7 @@ class Runner:
         self.executed = 0
         self.skipped = 0  # not compared: they read keys an intended difference made differ
         self.lingering = False  # redis-server may hold expired keys it has not reclaimed
+        self.batch_started = time.monotonic()
         self.intended = {}
 
     def fresh(self):
@@ -752,6 +755,7 @@ class Runner:
         counts = [a for a in cmds if a[0].lower() in (b"dbsize", b"info")]
         if counts and self.lingering:
             self.reclaim_expired(sides)
+        self.batch_started = time.monotonic()
         self.send(sides, cmds)
         after = []  # what to send once every reply of the batch is in
         # Keys an intended difference left different on the two sides, until the resync after
@@ -788,7 +792,8 @@ class Runner:
         if ctree == ("closed",):
             raise Finding("divergence", index, "%s\n   cairn: closed the connection\n   redis: %s"
                           % (fmt_args(args), show(rraw)))
-        verdict, why = compare(args, craw, ctree, rraw, rtree)
+        verdict, why = compare(args, craw, ctree, rraw, rtree,
+                               time.monotonic() - self.batch_started)
         if self.verbose:
             print(index, verdict, fmt_args(args), show(craw, 120), show(rraw, 120))
         if verdict == DIVERGE:
@@ -822,6 +827,7 @@ class Runner:
 
     def run_special(self, sides, args, index):
         name = args[0].lower()
+        self.batch_started = time.monotonic()
         if name == b"quit":
             sides.c.send(encode(args))
             sides.r.send(encode(args))
