@@ -613,10 +613,11 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
     if (gt && (!has_ttl || at <= current_at)) return c;  // no ttl counts as infinite
     if (lt && has_ttl && at >= current_at) return c;
     c.write = true;
-    const int64_t left = at - NowMs();
-    if (left > 0) {
+    // A time already past deletes the key. `at` may be near INT64_MIN: compare before
+    // subtracting.
+    if (const int64_t now = NowMs(); at > now) {
       c.value = cur->value;
-      c.ttl_ms = static_cast<uint64_t>(left);
+      c.ttl_ms = static_cast<uint64_t>(at - now);
     }
     return c;
   };
