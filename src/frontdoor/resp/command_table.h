@@ -26,7 +26,7 @@ enum class Access {
   kRead,       // reads its keys; runs beside other reads of them
   kBlind,      // overwrites its keys without reading; runs beside other blind writes of them
   kExclusive,  // reads and writes: waits for every earlier command on its keys
-  kGlobal,     // the whole keyspace (SCAN, FLUSHDB): waits for everything before it
+  kGlobal,     // the whole keyspace (SCAN, FLUSHDB, INFO): waits for everything before it
 };
 
 // Command flags, as COMMAND INFO shows them (Redis's names).
@@ -39,7 +39,7 @@ enum CommandFlag : uint32_t {
   kFlagNoAuth = 1u << 5,  // allowed before AUTH on a server with --requirepass
 };
 
-// Each flag of `flags` by its Redis name, in bit order.
+// Each flag of `flags` by its Redis name, in the order COMMAND INFO lists them.
 std::vector<std::string_view> FlagNames(uint32_t flags);
 
 // A data command: runs on the Coordinator as a coroutine of its own and writes its reply into
