@@ -12,6 +12,10 @@ class RealClock final : public PhysicalClock {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
   }
+  uint64_t NowMicros() override {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  }
 };
 
 }  // namespace

@@ -14,6 +14,9 @@ class PhysicalClock {
   virtual ~PhysicalClock() = default;
   // Milliseconds since the Unix epoch.
   virtual uint64_t NowMillis() = 0;
+  // Microseconds since the Unix epoch (Redis's TIME); clocks that only keep milliseconds give
+  // those.
+  virtual uint64_t NowMicros() { return NowMillis() * 1000; }
 };
 
 // The system's real-time clock. Thread-safe; lives forever.
@@ -26,6 +29,9 @@ class OffsetClock final : public PhysicalClock {
   OffsetClock(PhysicalClock* base, int64_t offset_ms) : base_(base), offset_ms_(offset_ms) {}
   uint64_t NowMillis() override {
     return static_cast<uint64_t>(static_cast<int64_t>(base_->NowMillis()) + offset_ms_);
+  }
+  uint64_t NowMicros() override {
+    return static_cast<uint64_t>(static_cast<int64_t>(base_->NowMicros()) + offset_ms_ * 1000);
   }
 
  private:

@@ -72,6 +72,7 @@ class ClusterCoordinator final : public Coordinator {
   Result<std::vector<NodeReport>> ClusterStatus() const override;
   ClusterInfo Cluster() const override;
   PartitionLayout Partitions() const override;
+  base::PhysicalClock& wall_clock() const override { return *wall_; }
 
   struct ReplicaSet;
   struct Requirement;

@@ -23,6 +23,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "base/async.h"
+#include "base/hlc.h"
 #include "base/model.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
@@ -202,6 +203,9 @@ class Coordinator {
   virtual Result<std::vector<NodeReport>> ClusterStatus() const = 0;
   virtual ClusterInfo Cluster() const = 0;
   virtual PartitionLayout Partitions() const = 0;
+  // The node's wall clock: the one reading of wall time for everything the node does (tests and
+  // --debug-clock-skew-ms inject time here), front doors' TTL arithmetic included.
+  virtual base::PhysicalClock& wall_clock() const = 0;
 };
 
 }  // namespace cairn::coordinator

@@ -17,9 +17,6 @@
 #include "frontdoor/http/console.h"
 #include "frontdoor/http/url.h"
 
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
 namespace cairn::frontdoor::http {
 
 namespace beast = boost::beast;
@@ -32,7 +29,7 @@ using Response = bhttp::response<bhttp::string_body>;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+using base::kNoThrow;
 constexpr std::string_view kJson = "application/json";
 // How long a connection being closed keeps reading (and dropping) what the client still sends.
 constexpr auto kLingerTime = std::chrono::milliseconds(1000);

@@ -1,15 +1,13 @@
 #include "frontdoor/native/native_front_door.h"
 
+#include <map>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
 #include "base/text.h"
-
-// g++ 12 reports asio's coroutine frame allocator as mismatched new/delete in large coroutines
-// (a false positive: awaitable_frame_base defines both operators).
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace cairn::frontdoor::native {
 namespace {
@@ -57,45 +55,6 @@ void SetKeyspace(const coordinator::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_linearizable(def.linearizable);
 }
 
-base::metrics::Operation OperationOf(wire::Request::OpCase op) {
-  using base::metrics::Operation;
-  switch (op) {
-    case wire::Request::kGet:
-      return Operation::kGet;
-    case wire::Request::kPut:
-      return Operation::kPut;
-    case wire::Request::kDelete:
-      return Operation::kDelete;
-    case wire::Request::kCas:
-      return Operation::kCas;
-    case wire::Request::kScan:
-      return Operation::kScan;
-    case wire::Request::kBatchGet:
-      return Operation::kBatchGet;
-    case wire::Request::kBatchPut:
-      return Operation::kBatchPut;
-    case wire::Request::kKeyspaceCreate:
-      return Operation::kKeyspaceCreate;
-    case wire::Request::kKeyspaceList:
-      return Operation::kKeyspaceList;
-    case wire::Request::kKeyspaceDescribe:
-      return Operation::kKeyspaceDescribe;
-    case wire::Request::kKeyspaceAlter:
-      return Operation::kKeyspaceAlter;
-    case wire::Request::kKeyspaceDrop:
-      return Operation::kKeyspaceDrop;
-    case wire::Request::kClusterStatus:
-      return Operation::kClusterStatus;
-    case wire::Request::kPing:
-      return Operation::kPing;
-    case wire::Request::kMetrics:
-      return Operation::kMetrics;
-    case wire::Request::OP_NOT_SET:
-      break;
-  }
-  return Operation::kOther;
-}
-
 // Answers larger than this are replaced by a TOO_LARGE error (clients accept 64 MiB frames by
 // default; the coordinator keeps scan pages and batch reads well under it).
 constexpr size_t kMaxAnswerBytes = size_t{64} << 20;
@@ -113,6 +72,319 @@ void SendMessage(net::FrameConnection& conn, uint64_t id, const wire::Response& 
   conn.Send(id, size, [&](char* dest) {
     m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
   });
+}
+
+}  // namespace
+
+namespace {
+
+void SetGet(Result<std::optional<Record>> r, wire::Response* response) {
+  if (!r.ok()) {
+    SetError(r.status(), response);
+    return;
+  }
+  auto* out = response->mutable_get();
+  out->set_found(r->has_value());
+  if (r->has_value()) SetRecord(std::move(**r), out->mutable_record());
+}
+
+// ---- One handler per operation ----
+// Each runs one request on the Coordinator and fills its part of the response; an error it
+// returns replaces the whole answer (Execute does that once for all of them).
+
+using coordinator::Coordinator;
+using coordinator::RequestOptions;
+
+asio::awaitable<Status> Get(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                            wire::Response& response) {
+  SetGet(co_await c.Get(std::move(*request.mutable_get()->mutable_key()), opts), &response);
+  co_return Status::Ok();  // SetGet answered the error, if any
+}
+
+// PUT and DELETE answer the version they wrote.
+asio::awaitable<Status> AnswerVersion(asio::awaitable<Result<Version>> write, wire::Version* out) {
+  auto r = co_await std::move(write);
+  if (r.ok()) SetVersion(*r, out);
+  co_return r.status();
+}
+
+asio::awaitable<Status> Put(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                            wire::Response& response) {
+  wire::PutRequest* put = request.mutable_put();
+  co_return co_await AnswerVersion(
+      c.Put(std::move(*put->mutable_key()), std::move(*put->mutable_value()), put->ttl_ms(), opts),
+      response.mutable_put()->mutable_version());
+}
+
+asio::awaitable<Status> Delete(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                               wire::Response& response) {
+  co_return co_await AnswerVersion(
+      c.Delete(std::move(*request.mutable_delete_()->mutable_key()), opts),
+      response.mutable_delete_()->mutable_version());
+}
+
+Result<CasCondition> ConditionOf(wire::CasRequest& cas) {
+  using Kind = CasCondition::Kind;
+  static const std::map<wire::CasRequest::ConditionCase, Kind> kKinds = {
+      {wire::CasRequest::kIfVersion, Kind::kIfVersion},
+      {wire::CasRequest::kIfValue, Kind::kIfValue},
+      {wire::CasRequest::kIfNotExists, Kind::kIfNotExists},
+      {wire::CasRequest::kIfExists, Kind::kIfExists},
+  };
+  auto it = kKinds.find(cas.condition_case());
+  if (it == kKinds.end()) {
+    return Status::InvalidArgument(
+        "cas needs a condition: if_version, if_value, if_not_exists or if_exists");
+  }
+  CasCondition condition;
+  condition.kind = it->second;
+  // Only the field of the condition's kind is set; the others read as empty.
+  condition.version = Version{cas.if_version().hlc(), cas.if_version().node()};
+  if (cas.has_if_value()) condition.value = std::move(*cas.mutable_if_value());
+  return condition;
+}
+
+asio::awaitable<Status> Cas(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                            wire::Response& response) {
+  wire::CasRequest* cas = request.mutable_cas();
+  auto condition = ConditionOf(*cas);
+  if (!condition.ok()) co_return condition.status();
+  std::optional<std::string> new_value;
+  if (cas->action_case() == wire::CasRequest::kNewValue) {
+    new_value = std::move(*cas->mutable_new_value());
+  } else if (cas->action_case() != wire::CasRequest::kDelete) {
+    co_return Status::InvalidArgument("cas needs an action: new_value or delete");
+  }
+  auto commit = LevelOf(cas->commit_consistency());
+  if (!commit.ok()) co_return commit.status();
+  auto r = co_await c.Cas(std::move(*cas->mutable_key()), std::move(*condition),
+                          std::move(new_value), cas->ttl_ms(), opts, *commit);
+  if (!r.ok()) co_return r.status();
+  auto* out = response.mutable_cas();
+  out->set_applied(r->applied);
+  out->set_found(r->current.has_value());
+  if (r->current) SetRecord(std::move(*r->current), out->mutable_current());
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> Scan(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                             wire::Response& response) {
+  wire::ScanRequest* scan = request.mutable_scan();
+  auto r = co_await c.Scan(std::move(*scan->mutable_prefix()), std::move(*scan->mutable_cursor()),
+                           scan->limit(), opts);
+  if (!r.ok()) co_return r.status();
+  auto* out = response.mutable_scan();
+  out->mutable_entries()->Reserve(static_cast<int>(r->entries.size()));
+  for (auto& [key, record] : r->entries) {
+    wire::ScanEntry* e = out->add_entries();
+    e->set_key(std::move(key));
+    SetRecord(std::move(record), e->mutable_record());
+  }
+  out->set_cursor(std::move(r->cursor));
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> BatchGet(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                                 wire::Response& response) {
+  std::vector<std::string> keys;
+  for (std::string& k : *request.mutable_batch_get()->mutable_keys()) keys.push_back(std::move(k));
+  auto r = co_await c.BatchGet(std::move(keys), opts);
+  if (!r.ok()) co_return r.status();
+  auto* out = response.mutable_batch_get();
+  for (auto& item : *r) {
+    wire::GetItem* g = out->add_items();
+    if (!item.ok()) {
+      SetErrorOn(item.status(), g->mutable_error());
+      continue;
+    }
+    g->set_found(item->has_value());
+    if (item->has_value()) SetRecord(std::move(**item), g->mutable_record());
+  }
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> BatchPut(Coordinator& c, wire::Request& request, const RequestOptions& opts,
+                                 wire::Response& response) {
+  std::vector<coordinator::PutItem> items;
+  for (wire::PutRequest& p : *request.mutable_batch_put()->mutable_items()) {
+    items.push_back(coordinator::PutItem{std::move(*p.mutable_key()), std::move(*p.mutable_value()),
+                                         p.ttl_ms()});
+  }
+  auto r = co_await c.BatchPut(std::move(items), opts);
+  if (!r.ok()) co_return r.status();
+  auto* out = response.mutable_batch_put();
+  for (const Result<Version>& v : *r) {
+    wire::PutItem* item = out->add_items();
+    if (v.ok()) {
+      SetVersion(*v, item->mutable_version());
+    } else {
+      SetErrorOn(v.status(), item->mutable_error());
+    }
+  }
+  co_return Status::Ok();
+}
+
+// A keyspace's default levels as the wire gives them: DEFAULT (0) leaves the setting alone.
+Status LevelsOf(int read_level, int write_level, std::optional<Consistency>* read,
+                std::optional<Consistency>* write) {
+  auto r = LevelOf(read_level);
+  if (!r.ok()) return r.status();
+  auto w = LevelOf(write_level);
+  if (!w.ok()) return w.status();
+  if (*r != Consistency::kDefault) *read = *r;
+  if (*w != Consistency::kDefault) *write = *w;
+  return Status::Ok();
+}
+
+asio::awaitable<Status> KeyspaceCreate(Coordinator& c, wire::Request& request,
+                                       const RequestOptions&, wire::Response& response) {
+  const wire::KeyspaceCreateRequest& create = request.keyspace_create();
+  const wire::Keyspace& ks = create.keyspace();
+  coordinator::KeyspaceDef spec;
+  spec.name = ks.name();
+  if (ks.replication_factor() != 0) {
+    spec.replication = {{std::string(kEveryDc), ks.replication_factor()}};
+  } else if (!ks.replication().empty()) {
+    spec.replication.clear();
+    for (const auto& [dc, rf] : ks.replication()) spec.replication[dc] = rf;
+  }
+  std::optional<Consistency> read, write;
+  if (Status s = LevelsOf(ks.read_consistency(), ks.write_consistency(), &read, &write); !s.ok()) {
+    co_return s;
+  }
+  if (read) spec.read_consistency = *read;
+  if (write) spec.write_consistency = *write;
+  spec.linearizable = ks.linearizable();
+  auto r = co_await c.CreateKeyspace(std::move(spec), create.if_not_exists());
+  if (!r.ok()) co_return r.status();
+  SetKeyspace(*r, response.mutable_keyspace_create()->mutable_keyspace());
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> KeyspaceList(Coordinator& c, wire::Request&, const RequestOptions&,
+                                     wire::Response& response) {
+  auto r = c.ListKeyspaces();
+  if (!r.ok()) co_return r.status();
+  auto* out = response.mutable_keyspace_list();
+  for (const auto& def : *r) SetKeyspace(def, out->add_keyspaces());
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> KeyspaceDescribe(Coordinator& c, wire::Request& request,
+                                         const RequestOptions&, wire::Response& response) {
+  auto r = c.DescribeKeyspace(request.keyspace_describe().name());
+  if (!r.ok()) co_return r.status();
+  SetKeyspace(*r, response.mutable_keyspace_describe()->mutable_keyspace());
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> KeyspaceDrop(Coordinator& c, wire::Request& request, const RequestOptions&,
+                                     wire::Response& response) {
+  wire::KeyspaceDropRequest* drop = request.mutable_keyspace_drop();
+  Status status = co_await c.DropKeyspace(std::move(*drop->mutable_name()), drop->if_exists());
+  if (status.ok()) response.mutable_keyspace_drop();
+  co_return status;
+}
+
+asio::awaitable<Status> KeyspaceAlter(Coordinator& c, wire::Request& request, const RequestOptions&,
+                                      wire::Response& response) {
+  wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
+  coordinator::KeyspaceChange change;
+  if (alter->has_linearizable()) change.linearizable = alter->linearizable();
+  std::optional<Consistency> read, write;
+  if (Status s = LevelsOf(alter->read_consistency(), alter->write_consistency(), &read, &write);
+      !s.ok()) {
+    co_return s;
+  }
+  if (read) change.read_consistency = *read;
+  if (write) change.write_consistency = *write;
+  auto r = co_await c.AlterKeyspace(std::move(*alter->mutable_name()), change);
+  if (!r.ok()) co_return r.status();
+  SetKeyspace(*r, response.mutable_keyspace_alter()->mutable_keyspace());
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> Ping(Coordinator& c, wire::Request&, const RequestOptions&,
+                             wire::Response& response) {
+  const coordinator::NodeInfo info = c.Info();
+  auto* out = response.mutable_ping();
+  out->set_node(info.node_id);
+  out->set_server_version(info.server_version);
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> Metrics(Coordinator& c, wire::Request&, const RequestOptions&,
+                                wire::Response& response) {
+  auto* out = response.mutable_metrics()->mutable_counters();
+  for (const auto& [name, value] : c.Metrics()) (*out)[name] = value;
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> ClusterStatus(Coordinator& c, wire::Request&, const RequestOptions&,
+                                      wire::Response& response) {
+  const auto nodes = c.ClusterStatus();
+  if (!nodes.ok()) co_return nodes.status();
+  const coordinator::ClusterInfo info = c.Cluster();
+  auto* out = response.mutable_cluster_status();
+  out->set_partitions(info.partitions);
+  out->set_formed(info.formed);
+  out->set_note(info.note);
+  out->set_map_fingerprint(info.map_fingerprint);
+  for (const coordinator::NodeReport& n : *nodes) {
+    wire::NodeStatus* node = out->add_nodes();
+    node->set_node_id(n.status.node_id);
+    node->set_address(n.status.address);
+    node->set_dc(n.status.dc);
+    node->set_rack(n.status.rack);
+    node->set_state(n.status.up ? "UP" : "DOWN");
+    node->set_partitions(n.partitions);
+    node->set_load_bytes(n.status.load_bytes);
+    node->set_hints_pending(n.status.hints_pending);
+    node->set_self(n.status.self);
+  }
+  co_return Status::Ok();
+}
+
+using Handler = asio::awaitable<Status> (*)(Coordinator&, wire::Request&, const RequestOptions&,
+                                            wire::Response&);
+
+// Every operation of the native protocol: its handler and what it is counted as in /metrics.
+struct NativeOperation {
+  wire::Request::OpCase op;
+  base::metrics::Operation counted_as;
+  Handler handler;
+};
+
+constexpr NativeOperation kOperations[] = {
+    {wire::Request::kGet, base::metrics::Operation::kGet, Get},
+    {wire::Request::kPut, base::metrics::Operation::kPut, Put},
+    {wire::Request::kDelete, base::metrics::Operation::kDelete, Delete},
+    {wire::Request::kCas, base::metrics::Operation::kCas, Cas},
+    {wire::Request::kScan, base::metrics::Operation::kScan, Scan},
+    {wire::Request::kBatchGet, base::metrics::Operation::kBatchGet, BatchGet},
+    {wire::Request::kBatchPut, base::metrics::Operation::kBatchPut, BatchPut},
+    {wire::Request::kKeyspaceCreate, base::metrics::Operation::kKeyspaceCreate, KeyspaceCreate},
+    {wire::Request::kKeyspaceList, base::metrics::Operation::kKeyspaceList, KeyspaceList},
+    {wire::Request::kKeyspaceDescribe, base::metrics::Operation::kKeyspaceDescribe,
+     KeyspaceDescribe},
+    {wire::Request::kKeyspaceAlter, base::metrics::Operation::kKeyspaceAlter, KeyspaceAlter},
+    {wire::Request::kKeyspaceDrop, base::metrics::Operation::kKeyspaceDrop, KeyspaceDrop},
+    {wire::Request::kClusterStatus, base::metrics::Operation::kClusterStatus, ClusterStatus},
+    {wire::Request::kPing, base::metrics::Operation::kPing, Ping},
+    {wire::Request::kMetrics, base::metrics::Operation::kMetrics, Metrics},
+};
+
+// The entry of `op`, or null (OP_NOT_SET, or an operation of a newer client).
+const NativeOperation* FindOperation(wire::Request::OpCase op) {
+  for (const NativeOperation& o : kOperations) {
+    if (o.op == op) return &o;
+  }
+  return nullptr;
+}
+
+base::metrics::Operation OperationOf(wire::Request::OpCase op) {
+  const NativeOperation* o = FindOperation(op);
+  return o ? o->counted_as : base::metrics::Operation::kOther;
 }
 
 }  // namespace
@@ -237,20 +509,6 @@ Result<coordinator::RequestOptions> NativeFrontDoor::OptionsOf(const wire::Reque
   return opts;
 }
 
-namespace {
-
-void SetGet(Result<std::optional<Record>> r, wire::Response* response) {
-  if (!r.ok()) {
-    SetError(r.status(), response);
-    return;
-  }
-  auto* out = response->mutable_get();
-  out->set_found(r->has_value());
-  if (r->has_value()) SetRecord(std::move(**r), out->mutable_record());
-}
-
-}  // namespace
-
 bool NativeFrontDoor::TryAnswerAtOnce(const wire::Request& request, wire::Response* response) {
   if (request.op_case() != wire::Request::kGet) return false;
   auto opts = OptionsOf(request);
@@ -265,265 +523,14 @@ bool NativeFrontDoor::TryAnswerAtOnce(const wire::Request& request, wire::Respon
 }
 
 asio::awaitable<void> NativeFrontDoor::Execute(wire::Request request, wire::Response* response) {
-  auto options = OptionsOf(request);
-  if (!options.ok()) {
-    SetError(options.status(), response);
-    co_return;
-  }
-  const coordinator::RequestOptions& opts = *options;
-
   Status status;
-  switch (request.op_case()) {
-    case wire::Request::kGet: {
-      auto r = co_await coordinator_->Get(std::move(*request.mutable_get()->mutable_key()), opts);
-      SetGet(std::move(r), response);
-      co_return;
-    }
-    case wire::Request::kPut: {
-      wire::PutRequest* put = request.mutable_put();
-      auto r = co_await coordinator_->Put(std::move(*put->mutable_key()),
-                                          std::move(*put->mutable_value()), put->ttl_ms(), opts);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      SetVersion(*r, response->mutable_put()->mutable_version());
-      break;
-    }
-    case wire::Request::kDelete: {
-      auto r =
-          co_await coordinator_->Delete(std::move(*request.mutable_delete_()->mutable_key()), opts);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      SetVersion(*r, response->mutable_delete_()->mutable_version());
-      break;
-    }
-    case wire::Request::kCas: {
-      wire::CasRequest* cas = request.mutable_cas();
-      CasCondition condition;
-      switch (cas->condition_case()) {
-        case wire::CasRequest::kIfVersion:
-          condition.kind = CasCondition::Kind::kIfVersion;
-          condition.version = Version{cas->if_version().hlc(), cas->if_version().node()};
-          break;
-        case wire::CasRequest::kIfValue:
-          condition.kind = CasCondition::Kind::kIfValue;
-          condition.value = std::move(*cas->mutable_if_value());
-          break;
-        case wire::CasRequest::kIfNotExists:
-          condition.kind = CasCondition::Kind::kIfNotExists;
-          break;
-        case wire::CasRequest::kIfExists:
-          condition.kind = CasCondition::Kind::kIfExists;
-          break;
-        case wire::CasRequest::CONDITION_NOT_SET:
-          status = Status::InvalidArgument(
-              "cas needs a condition: if_version, if_value, if_not_exists or if_exists");
-          break;
-      }
-      if (!status.ok()) break;
-      std::optional<std::string> new_value;
-      if (cas->action_case() == wire::CasRequest::kNewValue) {
-        new_value = std::move(*cas->mutable_new_value());
-      } else if (cas->action_case() != wire::CasRequest::kDelete) {
-        status = Status::InvalidArgument("cas needs an action: new_value or delete");
-        break;
-      }
-      auto commit = LevelOf(cas->commit_consistency());
-      if (!commit.ok()) {
-        status = commit.status();
-        break;
-      }
-      auto r = co_await coordinator_->Cas(std::move(*cas->mutable_key()), std::move(condition),
-                                          std::move(new_value), cas->ttl_ms(), opts, *commit);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_cas();
-      out->set_applied(r->applied);
-      out->set_found(r->current.has_value());
-      if (r->current) SetRecord(std::move(*r->current), out->mutable_current());
-      break;
-    }
-    case wire::Request::kScan: {
-      wire::ScanRequest* scan = request.mutable_scan();
-      auto r = co_await coordinator_->Scan(std::move(*scan->mutable_prefix()),
-                                           std::move(*scan->mutable_cursor()), scan->limit(), opts);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_scan();
-      out->mutable_entries()->Reserve(static_cast<int>(r->entries.size()));
-      for (auto& [key, record] : r->entries) {
-        wire::ScanEntry* e = out->add_entries();
-        e->set_key(std::move(key));
-        SetRecord(std::move(record), e->mutable_record());
-      }
-      out->set_cursor(std::move(r->cursor));
-      break;
-    }
-    case wire::Request::kBatchGet: {
-      std::vector<std::string> keys;
-      for (std::string& k : *request.mutable_batch_get()->mutable_keys())
-        keys.push_back(std::move(k));
-      auto r = co_await coordinator_->BatchGet(std::move(keys), opts);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_batch_get();
-      for (auto& item : *r) {
-        wire::GetItem* g = out->add_items();
-        if (!item.ok()) {
-          SetErrorOn(item.status(), g->mutable_error());
-          continue;
-        }
-        g->set_found(item->has_value());
-        if (item->has_value()) SetRecord(std::move(**item), g->mutable_record());
-      }
-      break;
-    }
-    case wire::Request::kBatchPut: {
-      std::vector<coordinator::PutItem> items;
-      for (wire::PutRequest& p : *request.mutable_batch_put()->mutable_items()) {
-        items.push_back(coordinator::PutItem{std::move(*p.mutable_key()),
-                                             std::move(*p.mutable_value()), p.ttl_ms()});
-      }
-      auto r = co_await coordinator_->BatchPut(std::move(items), opts);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_batch_put();
-      for (const Result<Version>& v : *r) {
-        wire::PutItem* item = out->add_items();
-        if (v.ok()) {
-          SetVersion(*v, item->mutable_version());
-        } else {
-          SetErrorOn(v.status(), item->mutable_error());
-        }
-      }
-      break;
-    }
-    case wire::Request::kKeyspaceCreate: {
-      const wire::KeyspaceCreateRequest& create = request.keyspace_create();
-      const wire::Keyspace& ks = create.keyspace();
-      coordinator::KeyspaceDef spec;
-      spec.name = ks.name();
-      if (ks.replication_factor() != 0) {
-        spec.replication = {{std::string(kEveryDc), ks.replication_factor()}};
-      } else if (!ks.replication().empty()) {
-        spec.replication.clear();
-        for (const auto& [dc, rf] : ks.replication()) spec.replication[dc] = rf;
-      }
-      auto read = LevelOf(ks.read_consistency());
-      auto write = LevelOf(ks.write_consistency());
-      if (!read.ok() || !write.ok()) {
-        status = read.ok() ? write.status() : read.status();
-        break;
-      }
-      if (*read != Consistency::kDefault) spec.read_consistency = *read;
-      if (*write != Consistency::kDefault) spec.write_consistency = *write;
-      spec.linearizable = ks.linearizable();
-      auto r = co_await coordinator_->CreateKeyspace(std::move(spec), create.if_not_exists());
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      SetKeyspace(*r, response->mutable_keyspace_create()->mutable_keyspace());
-      break;
-    }
-    case wire::Request::kKeyspaceList: {
-      auto r = coordinator_->ListKeyspaces();
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_keyspace_list();
-      for (const auto& def : *r) SetKeyspace(def, out->add_keyspaces());
-      break;
-    }
-    case wire::Request::kKeyspaceDescribe: {
-      auto r = coordinator_->DescribeKeyspace(request.keyspace_describe().name());
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      SetKeyspace(*r, response->mutable_keyspace_describe()->mutable_keyspace());
-      break;
-    }
-    case wire::Request::kKeyspaceDrop: {
-      wire::KeyspaceDropRequest* drop = request.mutable_keyspace_drop();
-      status =
-          co_await coordinator_->DropKeyspace(std::move(*drop->mutable_name()), drop->if_exists());
-      if (status.ok()) response->mutable_keyspace_drop();
-      break;
-    }
-    case wire::Request::kKeyspaceAlter: {
-      wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
-      coordinator::KeyspaceChange change;
-      if (alter->has_linearizable()) change.linearizable = alter->linearizable();
-      auto read = LevelOf(alter->read_consistency());
-      auto write = LevelOf(alter->write_consistency());
-      if (!read.ok() || !write.ok()) {
-        status = read.ok() ? write.status() : read.status();
-        break;
-      }
-      if (*read != Consistency::kDefault) change.read_consistency = *read;
-      if (*write != Consistency::kDefault) change.write_consistency = *write;
-      auto r = co_await coordinator_->AlterKeyspace(std::move(*alter->mutable_name()), change);
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      SetKeyspace(*r, response->mutable_keyspace_alter()->mutable_keyspace());
-      break;
-    }
-    case wire::Request::kPing: {
-      const coordinator::NodeInfo info = coordinator_->Info();
-      auto* out = response->mutable_ping();
-      out->set_node(info.node_id);
-      out->set_server_version(info.server_version);
-      break;
-    }
-    case wire::Request::kMetrics: {
-      auto* out = response->mutable_metrics()->mutable_counters();
-      for (const auto& [name, value] : coordinator_->Metrics()) (*out)[name] = value;
-      break;
-    }
-    case wire::Request::kClusterStatus: {
-      auto r = coordinator_->ClusterStatus();
-      if (!r.ok()) {
-        status = r.status();
-        break;
-      }
-      auto* out = response->mutable_cluster_status();
-      const coordinator::ClusterInfo info = coordinator_->Cluster();
-      out->set_partitions(info.partitions);
-      out->set_formed(info.formed);
-      out->set_note(info.note);
-      out->set_map_fingerprint(info.map_fingerprint);
-      for (const coordinator::NodeReport& n : *r) {
-        wire::NodeStatus* node = out->add_nodes();
-        node->set_node_id(n.status.node_id);
-        node->set_address(n.status.address);
-        node->set_dc(n.status.dc);
-        node->set_rack(n.status.rack);
-        node->set_state(n.status.up ? "UP" : "DOWN");
-        node->set_partitions(n.partitions);
-        node->set_load_bytes(n.status.load_bytes);
-        node->set_hints_pending(n.status.hints_pending);
-        node->set_self(n.status.self);
-      }
-      break;
-    }
-    case wire::Request::OP_NOT_SET:
-      status = Status::InvalidArgument("the request names no operation this server supports");
-      break;
+  const NativeOperation* op = FindOperation(request.op_case());
+  if (auto options = OptionsOf(request); !options.ok()) {
+    status = options.status();
+  } else if (op == nullptr) {
+    status = Status::InvalidArgument("the request names no operation this server supports");
+  } else {
+    status = co_await op->handler(*coordinator_, request, *options, *response);
   }
   if (!status.ok()) {
     response->clear_op();

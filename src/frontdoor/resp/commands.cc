@@ -1,10 +1,12 @@
 #include "frontdoor/resp/commands.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <random>
 #include <unordered_map>
 
@@ -15,10 +17,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "frontdoor/resp/connection_commands.h"
 #include "frontdoor/resp/resp_parser.h"
-
-// See native_front_door.cc: a g++ 12 false positive on asio's coroutine frames.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 namespace cairn::frontdoor::resp {
 namespace {
@@ -31,13 +31,10 @@ constexpr std::string_view kSyntax = "ERR syntax error";
 constexpr std::string_view kNotFloat = "ERR value is not a valid float";
 constexpr uint32_t kScanPage = 1000;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
+// Whether option `a` is `b`, as Redis compares options (strcasecmp on C strings: a NUL byte
+// ends the argument).
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  a = CString(a);
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(a[i])) !=
@@ -49,9 +46,9 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 // What is left of a record's time to live, for commands that keep it (INCR, APPEND, KEEPTTL).
-uint64_t RemainingTtl(const Record& r) {
+uint64_t RemainingTtl(const Record& r, int64_t now) {
   if (r.expires_at_ms == 0) return 0;
-  const int64_t left = static_cast<int64_t>(r.expires_at_ms) - NowMs();
+  const int64_t left = static_cast<int64_t>(r.expires_at_ms) - now;
   return left > 0 ? static_cast<uint64_t>(left) : 1;
 }
 
@@ -86,11 +83,11 @@ struct RmwOutcome {
 };
 
 // A change that stores `value` in place of `current`, keeping the time it has left to live.
-Change Rewrite(const std::optional<Record>& current, std::string value) {
+Change Rewrite(const std::optional<Record>& current, std::string value, int64_t now) {
   Change c;
   c.write = true;
   c.value = std::move(value);
-  c.ttl_ms = current ? RemainingTtl(*current) : 0;
+  c.ttl_ms = current ? RemainingTtl(*current, now) : 0;
   return c;
 }
 
@@ -205,90 +202,110 @@ struct Expiry {
   int64_t ms = 0;  // relative ms or absolute Unix ms
 };
 
-// Parses "EX 10" and the like at argv[*i]; returns an error text or "" (and advances *i).
-std::string ParseExpiry(const CommandContext& ctx, size_t* i, Expiry* e) {
-  const std::string& opt = ctx.argv[*i];
-  int64_t unit = 0;
-  bool absolute = false;
-  if (EqualsIgnoreCase(opt, "ex")) {
-    unit = 1000;
-  } else if (EqualsIgnoreCase(opt, "px")) {
-    unit = 1;
-  } else if (EqualsIgnoreCase(opt, "exat")) {
-    unit = 1000, absolute = true;
-  } else if (EqualsIgnoreCase(opt, "pxat")) {
-    unit = 1, absolute = true;
-  } else {
-    return std::string(kSyntax);
-  }
-  if (e->kind != Expiry::Kind::kNone || *i + 1 >= ctx.argv.size()) return std::string(kSyntax);
-  auto v = IntArg(ctx.argv[*i + 1]);
+// The expiry options of SET, SETEX and GETEX: EX, PX, EXAT, PXAT.
+enum class ExpireUnit { kNone, kEx, kPx, kExAt, kPxAt };
+
+ExpireUnit ExpireUnitOf(std::string_view opt) {
+  if (EqualsIgnoreCase(opt, "ex")) return ExpireUnit::kEx;
+  if (EqualsIgnoreCase(opt, "px")) return ExpireUnit::kPx;
+  if (EqualsIgnoreCase(opt, "exat")) return ExpireUnit::kExAt;
+  if (EqualsIgnoreCase(opt, "pxat")) return ExpireUnit::kPxAt;
+  return ExpireUnit::kNone;
+}
+
+// The expiry `arg` asks for in `unit`, checked as Redis 7.0 checks it
+// (getExpireMillisecondsOrReply): an integer, above zero, whose time in milliseconds, plus now for
+// EX and PX, fits in 64 bits. Returns an error text or "".
+std::string CheckExpiry(const CommandContext& ctx, ExpireUnit unit, const std::string& arg,
+                        Expiry* e) {
+  auto v = IntArg(arg);
   if (!v) return std::string(kNotInteger);
-  if (*v <= 0 || *v > INT64_MAX / unit) {
-    return fmt::format("ERR invalid expire time in '{}' command", ctx.name);
-  }
-  e->kind = absolute ? Expiry::Kind::kAbsolute : Expiry::Kind::kRelative;
-  e->ms = *v * unit;
-  *i += 2;
+  const bool seconds = unit == ExpireUnit::kEx || unit == ExpireUnit::kExAt;
+  const bool relative = unit == ExpireUnit::kEx || unit == ExpireUnit::kPx;
+  const std::string invalid = fmt::format("ERR invalid expire time in '{}' command", ctx.name);
+  if (*v <= 0 || (seconds && *v > INT64_MAX / 1000)) return invalid;
+  const int64_t ms = seconds ? *v * 1000 : *v;
+  if (relative && ms > INT64_MAX - ctx.NowMs()) return invalid;  // Redis's sum overflows
+  e->kind = relative ? Expiry::Kind::kRelative : Expiry::Kind::kAbsolute;
+  e->ms = ms;
   return "";
 }
 
 // The ttl to store for `e`; sets *expired when an absolute time has already passed.
-uint64_t TtlOf(const Expiry& e, const std::optional<Record>& current, bool* expired) {
+uint64_t TtlOf(const Expiry& e, const std::optional<Record>& current, bool* expired, int64_t now) {
   *expired = false;
   switch (e.kind) {
     case Expiry::Kind::kRelative:
       return static_cast<uint64_t>(e.ms);
     case Expiry::Kind::kAbsolute: {
-      const int64_t left = e.ms - NowMs();
+      const int64_t left = e.ms - now;
       if (left <= 0) *expired = true;
       return left > 0 ? static_cast<uint64_t>(left) : 0;
     }
     case Expiry::Kind::kKeep:
-      return current ? RemainingTtl(*current) : 0;
+      return current ? RemainingTtl(*current, now) : 0;
     default:
       return 0;
   }
 }
 
-struct SetArgs {
-  bool nx = false, xx = false, get = false;
-  std::optional<std::string> ifeq;
-  Expiry expiry;
+// The options of SET (or of GETEX: `get_ex`) as Redis 7.0 parses them
+// (parseExtendedStringArgumentsOrReply): an option may be given again, the last expiry of one
+// unit wins, and the expiry's number is checked only after every option is known to be valid,
+// so that a syntax error comes before a bad number.
+struct StringOptions {
+  bool nx = false, xx = false, get = false, keepttl = false, persist = false;
+  std::optional<std::string> ifeq;  // Valkey 8.1's SET IFEQ
+  ExpireUnit unit = ExpireUnit::kNone;
+  const std::string* expire = nullptr;  // the argument of the last EX, PX, EXAT or PXAT
+
+  // Parses argv[first...]; returns an error text or "".
+  std::string Parse(const std::vector<std::string>& argv, size_t first, bool get_ex) {
+    const bool set = !get_ex;
+    for (size_t i = first; i < argv.size(); ++i) {
+      const std::string& opt = argv[i];
+      const bool next = i + 1 < argv.size();
+      const ExpireUnit u = ExpireUnitOf(opt);
+      if (set && EqualsIgnoreCase(opt, "nx") && !xx && !ifeq) {
+        nx = true;
+      } else if (set && EqualsIgnoreCase(opt, "xx") && !nx && !ifeq) {
+        xx = true;
+      } else if (set && EqualsIgnoreCase(opt, "get")) {
+        get = true;
+      } else if (set && EqualsIgnoreCase(opt, "keepttl") && unit == ExpireUnit::kNone) {
+        keepttl = true;
+      } else if (get_ex && EqualsIgnoreCase(opt, "persist") && unit == ExpireUnit::kNone) {
+        persist = true;
+      } else if (set && EqualsIgnoreCase(opt, "ifeq") && !nx && !xx && !ifeq && next) {
+        ifeq = argv[++i];
+      } else if (u != ExpireUnit::kNone && !keepttl && !persist &&
+                 (unit == ExpireUnit::kNone || unit == u) && next) {
+        unit = u;
+        expire = &argv[++i];
+      } else {
+        return std::string(kSyntax);
+      }
+    }
+    return "";
+  }
+  // The expiry asked for, checked (CheckExpiry); KEEPTTL and PERSIST as such.
+  std::string ExpiryAsked(const CommandContext& ctx, Expiry* e) const {
+    if (keepttl) e->kind = Expiry::Kind::kKeep;
+    if (persist) e->kind = Expiry::Kind::kPersist;
+    return expire ? CheckExpiry(ctx, unit, *expire, e) : "";
+  }
 };
 
-std::string ParseSet(const CommandContext& ctx, SetArgs* a) {
-  for (size_t i = 3; i < ctx.argv.size();) {
-    const std::string& opt = ctx.argv[i];
-    if (EqualsIgnoreCase(opt, "nx") && !a->xx && !a->ifeq) {
-      a->nx = true, ++i;
-    } else if (EqualsIgnoreCase(opt, "xx") && !a->nx && !a->ifeq) {
-      a->xx = true, ++i;
-    } else if (EqualsIgnoreCase(opt, "get")) {
-      a->get = true, ++i;
-    } else if (EqualsIgnoreCase(opt, "keepttl") && a->expiry.kind == Expiry::Kind::kNone) {
-      a->expiry.kind = Expiry::Kind::kKeep, ++i;
-    } else if (EqualsIgnoreCase(opt, "ifeq") && !a->nx && !a->xx && !a->ifeq &&
-               i + 1 < ctx.argv.size()) {
-      a->ifeq = ctx.argv[i + 1], i += 2;
-    } else if (EqualsIgnoreCase(opt, "ex") || EqualsIgnoreCase(opt, "px") ||
-               EqualsIgnoreCase(opt, "exat") || EqualsIgnoreCase(opt, "pxat")) {
-      if (std::string err = ParseExpiry(ctx, &i, &a->expiry); !err.empty()) return err;
-    } else {
-      return std::string(kSyntax);
-    }
-  }
-  return "";
-}
-
 asio::awaitable<void> CmdSet(CommandContext& ctx) {
-  SetArgs a;
-  if (std::string err = ParseSet(ctx, &a); !err.empty()) co_return ctx.Reply().Error(err);
+  StringOptions a;
+  if (std::string err = a.Parse(ctx.argv, 3, false); !err.empty()) co_return ctx.Reply().Error(err);
+  Expiry expiry;
+  if (std::string err = a.ExpiryAsked(ctx, &expiry); !err.empty()) co_return ctx.Reply().Error(err);
   const std::string& key = ctx.argv[1];
-  const bool conditional = a.nx || a.xx || a.ifeq || a.get || a.expiry.kind == Expiry::Kind::kKeep;
+  const bool conditional = a.nx || a.xx || a.ifeq || a.get || a.keepttl;
   if (!conditional) {
     bool expired = false;
-    const uint64_t ttl = TtlOf(a.expiry, std::nullopt, &expired);
+    const uint64_t ttl = TtlOf(expiry, std::nullopt, &expired, ctx.NowMs());
     if (expired) {
       auto d = co_await ctx.coordinator->Delete(key, ctx.WriteOptions());
       if (!d.ok()) co_return ReplyStatusError(ctx, d.status());
@@ -300,14 +317,15 @@ asio::awaitable<void> CmdSet(CommandContext& ctx) {
     co_return ctx.Reply().Ok();
   }
   const std::string& value = ctx.argv[2];
-  Decide decide = [&a,
+  const int64_t now = ctx.NowMs();
+  Decide decide = [&a, &expiry, now,
                    &value](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     Change c;
     if (a.nx && cur) return c;
     if (a.xx && !cur) return c;
     if (a.ifeq && (!cur || cur->value != *a.ifeq)) return c;
     bool expired = false;
-    c.ttl_ms = TtlOf(a.expiry, cur, &expired);
+    c.ttl_ms = TtlOf(expiry, cur, &expired, now);
     c.write = true;
     if (!expired) c.value = value;
     return c;
@@ -335,13 +353,12 @@ asio::awaitable<void> CmdSetNx(CommandContext& ctx) {
 
 // SETEX key seconds value / PSETEX key milliseconds value.
 asio::awaitable<void> CmdSetEx(CommandContext& ctx) {
-  const int64_t unit = ctx.name == "setex" ? 1000 : 1;
-  auto v = IntArg(ctx.argv[2]);
-  if (!v) co_return ctx.Reply().Error(kNotInteger);
-  if (*v <= 0 || *v > INT64_MAX / unit) {
-    co_return ctx.Reply().Error(fmt::format("ERR invalid expire time in '{}' command", ctx.name));
+  Expiry e;
+  const ExpireUnit unit = ctx.name == "setex" ? ExpireUnit::kEx : ExpireUnit::kPx;
+  if (std::string err = CheckExpiry(ctx, unit, ctx.argv[2], &e); !err.empty()) {
+    co_return ctx.Reply().Error(err);
   }
-  auto r = co_await ctx.coordinator->Put(ctx.argv[1], ctx.argv[3], static_cast<uint64_t>(*v * unit),
+  auto r = co_await ctx.coordinator->Put(ctx.argv[1], ctx.argv[3], static_cast<uint64_t>(e.ms),
                                          ctx.WriteOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
   ctx.Reply().Ok();
@@ -366,28 +383,26 @@ asio::awaitable<void> CmdGetSet(CommandContext& ctx) {
   ReplyValue(ctx, r->before);
 }
 
+// GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]: as in Redis, an absent key answers nil
+// before the expiry's number is checked.
 asio::awaitable<void> CmdGetEx(CommandContext& ctx) {
-  Expiry e;
-  for (size_t i = 2; i < ctx.argv.size();) {
-    if (EqualsIgnoreCase(ctx.argv[i], "persist") && e.kind == Expiry::Kind::kNone) {
-      e.kind = Expiry::Kind::kPersist, ++i;
-      continue;
-    }
-    if (std::string err = ParseExpiry(ctx, &i, &e); !err.empty()) co_return ctx.Reply().Error(err);
-  }
-  if (e.kind == Expiry::Kind::kNone) co_return co_await CmdGet(ctx);
-  Decide decide = [&e](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
+  StringOptions o;
+  if (std::string err = o.Parse(ctx.argv, 2, true); !err.empty()) co_return ctx.Reply().Error(err);
+  if (!o.expire && !o.persist) co_return co_await CmdGet(ctx);
+  Decide decide = [&](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     Change c;
     if (!cur) return c;
+    Expiry e;
+    if (std::string err = o.ExpiryAsked(ctx, &e); !err.empty()) return err;
     if (e.kind == Expiry::Kind::kPersist && cur->expires_at_ms == 0) return c;
     bool expired = false;
-    c.ttl_ms = TtlOf(e, cur, &expired);
+    c.ttl_ms = TtlOf(e, cur, &expired, ctx.NowMs());
     c.write = true;
     if (!expired) c.value = cur->value;
     return c;
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (ReplyRmwError(ctx, r)) co_return;
   ReplyValue(ctx, r->before);
 }
 
@@ -483,13 +498,17 @@ asio::awaitable<void> CmdMSetNx(CommandContext& ctx) {
     if (!item.ok()) co_return ReplyStatusError(ctx, item.status());
     if (item->has_value()) co_return ctx.Reply().Integer(0);
   }
+  // A key named twice is set once, to its last value, as Redis's MSETNX leaves it (a second
+  // IF NOT EXISTS on it would fail against the first).
+  std::map<std::string_view, size_t> last;  // key -> argv index of its last value
+  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) last[ctx.argv[i]] = i + 1;
   bool all = true;
-  for (size_t i = 1; i + 1 < ctx.argv.size(); i += 2) {
+  for (const auto& [key, value_at] : last) {
     CasCondition condition;
     condition.kind = CasCondition::Kind::kIfNotExists;
     const Consistency commit = ctx.CommitLevel();
-    auto r = co_await ctx.coordinator->Cas(ctx.argv[i], std::move(condition), ctx.argv[i + 1], 0,
-                                           ctx.SerialOptions(), commit);
+    auto r = co_await ctx.coordinator->Cas(std::string(key), std::move(condition),
+                                           ctx.argv[value_at], 0, ctx.SerialOptions(), commit);
     if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
     all = all && r->applied;
   }
@@ -544,8 +563,7 @@ asio::awaitable<void> CmdType(CommandContext& ctx) {
 asio::awaitable<void> CmdExpire(CommandContext& ctx) {
   const bool absolute = ctx.name.ends_with("at");
   const int64_t unit = ctx.name[0] == 'p' ? 1 : 1000;
-  auto v = IntArg(ctx.argv[2]);
-  if (!v) co_return ctx.Reply().Error(kNotInteger);
+  // As Redis: the options are checked before the time.
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < ctx.argv.size(); ++i) {
     const std::string& o = ctx.argv[i];
@@ -558,7 +576,7 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
     } else if (EqualsIgnoreCase(o, "lt")) {
       lt = true;
     } else {
-      co_return ctx.Reply().Error(fmt::format("ERR Unsupported option {}", o));
+      co_return ctx.Reply().Error(fmt::format("ERR Unsupported option {}", CString(o)));
     }
   }
   if (nx && (xx || gt || lt)) {
@@ -568,13 +586,16 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
   if (gt && lt) {
     co_return ctx.Reply().Error("ERR GT and LT options at the same time are not compatible");
   }
+  auto v = IntArg(ctx.argv[2]);
+  if (!v) co_return ctx.Reply().Error(kNotInteger);
   const __int128 at128 =
-      static_cast<__int128>(*v) * unit + (absolute ? 0 : static_cast<__int128>(NowMs()));
+      static_cast<__int128>(*v) * unit + (absolute ? 0 : static_cast<__int128>(ctx.NowMs()));
   if (at128 > INT64_MAX || at128 < INT64_MIN || (*v > INT64_MAX / unit) ||
       (*v < INT64_MIN / unit)) {
     co_return ctx.Reply().Error(fmt::format("ERR invalid expire time in '{}' command", ctx.name));
   }
   const int64_t at = static_cast<int64_t>(at128);
+  const int64_t now = ctx.NowMs();
   Decide decide = [=](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     Change c;
     if (!cur) return c;
@@ -585,10 +606,11 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
     if (gt && (!has_ttl || at <= current_at)) return c;  // no ttl counts as infinite
     if (lt && has_ttl && at >= current_at) return c;
     c.write = true;
-    const int64_t left = at - NowMs();
-    if (left > 0) {
+    // A time already past deletes the key. `at` may be near INT64_MIN: compare before
+    // subtracting.
+    if (at > now) {
       c.value = cur->value;
-      c.ttl_ms = static_cast<uint64_t>(left);
+      c.ttl_ms = static_cast<uint64_t>(at - now);
     }
     return c;
   };
@@ -606,7 +628,7 @@ asio::awaitable<void> CmdTtl(CommandContext& ctx) {
   if (at == 0) co_return ctx.Reply().Integer(-1);
   if (ctx.name == "expiretime") co_return ctx.Reply().Integer(static_cast<int64_t>(at / 1000));
   if (ctx.name == "pexpiretime") co_return ctx.Reply().Integer(static_cast<int64_t>(at));
-  const int64_t left = std::max<int64_t>(0, static_cast<int64_t>(at) - NowMs());
+  const int64_t left = std::max<int64_t>(0, static_cast<int64_t>(at) - ctx.NowMs());
   ctx.Reply().Integer(ctx.name == "pttl" ? left : (left + 500) / 1000);
 }
 
@@ -639,7 +661,8 @@ asio::awaitable<void> CmdIncr(CommandContext& ctx) {
     }
   }
   int64_t result = 0;
-  Decide decide = [by,
+  const int64_t now = ctx.NowMs();
+  Decide decide = [by, now,
                    &result](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     int64_t old = 0;
     if (cur) {
@@ -651,7 +674,7 @@ asio::awaitable<void> CmdIncr(CommandContext& ctx) {
       return std::string("ERR increment or decrement would overflow");
     }
     result = old + by;
-    return Rewrite(cur, std::to_string(result));
+    return Rewrite(cur, std::to_string(result), now);
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
   if (ReplyRmwError(ctx, r)) co_return;
@@ -662,7 +685,8 @@ asio::awaitable<void> CmdIncrByFloat(CommandContext& ctx) {
   auto by = FloatArg(ctx.argv[2]);
   if (!by) co_return ctx.Reply().Error(kNotFloat);
   std::string result;
-  Decide decide = [&by,
+  const int64_t now = ctx.NowMs();
+  Decide decide = [&by, now,
                    &result](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
     long double old = 0;
     if (cur) {
@@ -675,7 +699,7 @@ asio::awaitable<void> CmdIncrByFloat(CommandContext& ctx) {
       return std::string("ERR increment would produce NaN or Infinity");
     }
     result = FormatDouble(sum);
-    return Rewrite(cur, result);
+    return Rewrite(cur, result, now);
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
   if (ReplyRmwError(ctx, r)) co_return;
@@ -693,7 +717,7 @@ asio::awaitable<void> CmdAppend(CommandContext& ctx) {
     if (v.size() + suffix.size() > limit) return std::string(kTooBig);
     v += suffix;
     length = v.size();
-    return Rewrite(cur, std::move(v));
+    return Rewrite(cur, std::move(v), ctx.NowMs());
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
   if (ReplyRmwError(ctx, r)) co_return;
@@ -743,7 +767,7 @@ asio::awaitable<void> CmdSetRange(CommandContext& ctx) {
     if (v.size() < at + patch.size()) v.resize(at + patch.size(), '\0');
     v.replace(at, patch.size(), patch);
     length = v.size();
-    return Rewrite(cur, std::move(v));
+    return Rewrite(cur, std::move(v), ctx.NowMs());
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
   if (ReplyRmwError(ctx, r)) co_return;
@@ -762,17 +786,18 @@ std::string LiteralPrefix(std::string_view pattern) {
   return prefix;
 }
 
-// Every live key starting with `prefix` that matches `pattern` (empty: all), in key order.
-asio::awaitable<Result<std::vector<std::string>>> AllKeys(CommandContext& ctx,
-                                                          const std::string& pattern) {
-  const std::string prefix = LiteralPrefix(pattern);
+// Every live key that matches `pattern` (none: all), in key order. An empty pattern matches only
+// the empty key, which Cairn never stores, as in Redis (only "*" matches everything).
+asio::awaitable<Result<std::vector<std::string>>> AllKeys(
+    CommandContext& ctx, const std::optional<std::string>& pattern) {
+  const std::string prefix = pattern ? LiteralPrefix(*pattern) : std::string();
   std::vector<std::string> keys;
   std::string cursor;
   while (true) {
     auto page = co_await ctx.coordinator->Scan(prefix, cursor, kScanPage, ctx.ReadOptions());
     if (!page.ok()) co_return page.status();
     for (auto& [key, record] : page->entries) {
-      if (pattern.empty() || GlobMatch(pattern, key)) keys.push_back(std::move(key));
+      if (!pattern || GlobMatch(*pattern, key)) keys.push_back(std::move(key));
     }
     if (page->cursor.empty()) break;
     cursor = std::move(page->cursor);
@@ -780,21 +805,30 @@ asio::awaitable<Result<std::vector<std::string>>> AllKeys(CommandContext& ctx,
   co_return keys;
 }
 
+// A SCAN cursor as Redis reads it (parseScanCursorOrReply: strtoul, so an optional sign, a
+// negative one wrapped around, "" as 0, digits up to the first NUL byte), or nullopt.
+std::optional<uint64_t> ParseCursor(const std::string& text) {
+  if (!text.empty() && std::isspace(static_cast<unsigned char>(text[0]))) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (*end != '\0' || errno == ERANGE) return std::nullopt;
+  return static_cast<uint64_t>(v);
+}
+
+// SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. As in Redis, the cursor's syntax is checked
+// first, then the options; a cursor this node did not issue (or has forgotten) is invalid.
 asio::awaitable<void> CmdScan(CommandContext& ctx) {
-  uint64_t cursor_id = 0;
-  {
-    auto v = ParseInt64(ctx.argv[1]);
-    if (!v || *v < 0) co_return ctx.Reply().Error("ERR invalid cursor");
-    cursor_id = static_cast<uint64_t>(*v);
-  }
-  std::string pattern;
+  const std::optional<uint64_t> cursor_id = ParseCursor(ctx.argv[1]);
+  if (!cursor_id) co_return ctx.Reply().Error("ERR invalid cursor");
+  std::optional<std::string> pattern;  // none: every key
   uint32_t count = 10;
   std::optional<std::string> type;
   for (size_t i = 2; i < ctx.argv.size(); i += 2) {
     if (i + 1 >= ctx.argv.size()) co_return ctx.Reply().Error(kSyntax);
     if (EqualsIgnoreCase(ctx.argv[i], "match")) {
       pattern = ctx.argv[i + 1];
-      if (pattern == "*") pattern.clear();
+      if (*pattern == "*") pattern.reset();
     } else if (EqualsIgnoreCase(ctx.argv[i], "count")) {
       auto n = IntArg(ctx.argv[i + 1]);
       if (!n) co_return ctx.Reply().Error(kNotInteger);
@@ -806,9 +840,9 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
       co_return ctx.Reply().Error(kSyntax);
     }
   }
-  std::string prefix = LiteralPrefix(pattern);
+  std::string prefix = pattern ? LiteralPrefix(*pattern) : std::string();
   std::string cursor;
-  if (cursor_id != 0 && !ctx.cursors->Get(cursor_id, &prefix, &cursor)) {
+  if (*cursor_id != 0 && !ctx.cursors->Get(*cursor_id, &prefix, &cursor)) {
     co_return ctx.Reply().Error("ERR invalid cursor");
   }
   auto page = co_await ctx.coordinator->Scan(prefix, cursor, count, ctx.ReadOptions());
@@ -816,7 +850,7 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
   std::vector<std::string> keys;
   const bool strings = !type || EqualsIgnoreCase(*type, "string");
   for (auto& [key, record] : page->entries) {
-    if (strings && (pattern.empty() || GlobMatch(pattern, key))) keys.push_back(std::move(key));
+    if (strings && (!pattern || GlobMatch(*pattern, key))) keys.push_back(std::move(key));
   }
   const uint64_t next =
       page->cursor.empty() ? 0 : ctx.cursors->Put(std::move(prefix), std::move(page->cursor));
@@ -828,7 +862,8 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
 }
 
 asio::awaitable<void> CmdKeys(CommandContext& ctx) {
-  std::string pattern = ctx.argv[1] == "*" ? std::string() : ctx.argv[1];
+  std::optional<std::string> pattern;
+  if (ctx.argv[1] != "*") pattern = ctx.argv[1];
   auto keys = co_await AllKeys(ctx, pattern);
   if (!keys.ok()) co_return ReplyStatusError(ctx, keys.status());
   ReplyWriter w = ctx.Reply();
@@ -948,60 +983,95 @@ asio::awaitable<void> CmdInfo(CommandContext& ctx) {
   ctx.Reply().Verbatim(text);
 }
 
-struct DataCommand {
-  CommandHandler handler;
-  Access access;
-};
-
-const std::unordered_map<std::string_view, DataCommand>& DataCommands() {
-  static const auto* table = new std::unordered_map<std::string_view, DataCommand>{
-      {"get", {CmdGet, Access::kRead}},
-      {"set", {CmdSet, Access::kExclusive}},  // see AccessOf
-      {"setnx", {CmdSetNx, Access::kExclusive}},
-      {"setex", {CmdSetEx, Access::kBlind}},
-      {"psetex", {CmdSetEx, Access::kBlind}},
-      {"getset", {CmdGetSet, Access::kExclusive}},
-      {"getdel", {CmdGetSet, Access::kExclusive}},
-      {"getex", {CmdGetEx, Access::kExclusive}},
-      {"mget", {CmdMGet, Access::kRead}},
-      {"mset", {CmdMSet, Access::kBlind}},
-      {"msetnx", {CmdMSetNx, Access::kExclusive}},
-      {"del", {CmdDel, Access::kExclusive}},
-      {"unlink", {CmdDel, Access::kExclusive}},
-      {"exists", {CmdExists, Access::kRead}},
-      {"touch", {CmdExists, Access::kRead}},
-      {"type", {CmdType, Access::kRead}},
-      {"expire", {CmdExpire, Access::kExclusive}},
-      {"pexpire", {CmdExpire, Access::kExclusive}},
-      {"expireat", {CmdExpire, Access::kExclusive}},
-      {"pexpireat", {CmdExpire, Access::kExclusive}},
-      {"ttl", {CmdTtl, Access::kRead}},
-      {"pttl", {CmdTtl, Access::kRead}},
-      {"expiretime", {CmdTtl, Access::kRead}},
-      {"pexpiretime", {CmdTtl, Access::kRead}},
-      {"persist", {CmdPersist, Access::kExclusive}},
-      {"incr", {CmdIncr, Access::kExclusive}},
-      {"decr", {CmdIncr, Access::kExclusive}},
-      {"incrby", {CmdIncr, Access::kExclusive}},
-      {"decrby", {CmdIncr, Access::kExclusive}},
-      {"incrbyfloat", {CmdIncrByFloat, Access::kExclusive}},
-      {"append", {CmdAppend, Access::kExclusive}},
-      {"strlen", {CmdStrlen, Access::kRead}},
-      {"getrange", {CmdGetRange, Access::kRead}},
-      {"substr", {CmdGetRange, Access::kRead}},
-      {"setrange", {CmdSetRange, Access::kExclusive}},
-      {"scan", {CmdScan, Access::kGlobal}},
-      {"keys", {CmdKeys, Access::kGlobal}},
-      {"dbsize", {CmdDbSize, Access::kGlobal}},
-      {"randomkey", {CmdRandomKey, Access::kGlobal}},
-      {"flushdb", {CmdFlush, Access::kGlobal}},
-      {"flushall", {CmdFlush, Access::kGlobal}},
-      {"info", {CmdInfo, Access::kNone}},
-      {"cairn.getv", {CmdGetV, Access::kRead}},
-      {"cairn.cas", {CmdCas, Access::kExclusive}},
-  };
-  return *table;
+// SET's access: blind with at most an expiry, exclusive with any condition (NX, GET, KEEPTTL ...).
+Access SetAccess(const std::vector<std::string>& argv) {
+  // A plain SET (with at most EX/PX/EXAT/PXAT) overwrites without reading.
+  for (size_t i = 3; i < argv.size(); ++i) {
+    const std::string& o = argv[i];
+    if (EqualsIgnoreCase(o, "ex") || EqualsIgnoreCase(o, "px") || EqualsIgnoreCase(o, "exat") ||
+        EqualsIgnoreCase(o, "pxat")) {
+      ++i;
+      continue;
+    }
+    return Access::kExclusive;
+  }
+  return Access::kBlind;
 }
+
+// The command table (command_table.h): here, beside the data handlers it names; the connection
+// handlers are declared in connection_commands.h.
+constexpr uint32_t R = kFlagReadonly, W = kFlagWrite, M = kFlagDenyOom, F = kFlagFast,
+                   S = kFlagStale, N = kFlagNoAuth;
+constexpr Access kNone = Access::kNone, kRead = Access::kRead, kBlind = Access::kBlind,
+                 kExcl = Access::kExclusive, kAll = Access::kGlobal;
+using Op = base::metrics::Operation;
+
+// Every command this front door knows, data and connection commands alike, in COMMAND's order.
+// Columns: name, arity, flags, first key, last key, step, access, access from the arguments,
+// operation in /metrics, connection handler, data handler, group, summary. One line each, so the
+// table reads as one.
+// clang-format off
+constexpr CommandSpec kCommands[] = {
+    {"get", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGet, "string", "Returns the string value of a key."},
+    {"set", -3, W | M, 1, 1, 1, kExcl, SetAccess, Op::kPut, nullptr, CmdSet, "string", "Sets the string value of a key."},
+    {"setnx", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdSetNx, "string", "Set a key only when it does not exist."},
+    {"setex", 4, W | M, 1, 1, 1, kBlind, nullptr, Op::kPut, nullptr, CmdSetEx, "string", "Sets a value and its expiration in seconds."},
+    {"psetex", 4, W | M, 1, 1, 1, kBlind, nullptr, Op::kPut, nullptr, CmdSetEx, "string", "Sets a value and its expiration in ms."},
+    {"getset", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdGetSet, "string", "Sets a key, returns the old value."},
+    {"getdel", 2, W | F, 1, 1, 1, kExcl, nullptr, Op::kDelete, nullptr, CmdGetSet, "string", "Returns a key's value and deletes it."},
+    {"getex", -2, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdGetEx, "string", "Returns a key's value and sets its expiry."},
+    {"mget", -2, R | F, 1, -1, 1, kRead, nullptr, Op::kBatchGet, nullptr, CmdMGet, "string", "Returns the values of keys."},
+    {"mset", -3, W | M, 1, -1, 2, kBlind, nullptr, Op::kBatchPut, nullptr, CmdMSet, "string", "Sets several keys (not atomically)."},
+    {"msetnx", -3, W | M, 1, -1, 2, kExcl, nullptr, Op::kCas, nullptr, CmdMSetNx, "string", "Sets keys only when none exists."},
+    {"del", -2, W, 1, -1, 1, kExcl, nullptr, Op::kDelete, nullptr, CmdDel, "keyspace", "Deletes keys."},
+    {"unlink", -2, W | F, 1, -1, 1, kExcl, nullptr, Op::kDelete, nullptr, CmdDel, "keyspace", "Deletes keys."},
+    {"exists", -2, R | F, 1, -1, 1, kRead, nullptr, Op::kGet, nullptr, CmdExists, "keyspace", "Counts the keys that exist."},
+    {"touch", -2, R | F, 1, -1, 1, kRead, nullptr, Op::kGet, nullptr, CmdExists, "keyspace", "Counts the keys that exist."},
+    {"type", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdType, "keyspace", "Returns the type of a key."},
+    {"expire", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry in seconds."},
+    {"pexpire", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry in ms."},
+    {"expireat", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry as a Unix time."},
+    {"pexpireat", -3, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdExpire, "keyspace", "Sets a key's expiry in Unix ms."},
+    {"ttl", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's time to live in seconds."},
+    {"pttl", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's time to live in ms."},
+    {"expiretime", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's expiry time."},
+    {"pexpiretime", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdTtl, "keyspace", "Returns a key's expiry in ms."},
+    {"persist", 2, W | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdPersist, "keyspace", "Removes a key's expiry."},
+    {"incr", 2, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Increments an integer value by one."},
+    {"decr", 2, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Decrements an integer value by one."},
+    {"incrby", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Increments an integer value."},
+    {"decrby", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncr, "string", "Decrements an integer value."},
+    {"incrbyfloat", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdIncrByFloat, "string", "Increments a float value."},
+    {"append", 3, W | M | F, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdAppend, "string", "Appends to a key's value."},
+    {"strlen", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdStrlen, "string", "Returns the length of a value."},
+    {"getrange", 4, R, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetRange, "string", "Returns a substring of a value."},
+    {"substr", 4, R, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetRange, "string", "Returns a substring of a value."},
+    {"setrange", 4, W | M, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdSetRange, "string", "Overwrites part of a value."},
+    {"scan", -2, R, 0, 0, 0, kAll, nullptr, Op::kScan, nullptr, CmdScan, "keyspace", "Iterates over the keys."},
+    {"keys", 2, R, 0, 0, 0, kAll, nullptr, Op::kScan, nullptr, CmdKeys, "keyspace", "Returns the keys matching a pattern."},
+    {"dbsize", 1, R, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdDbSize, "server", "Returns the number of keys."},
+    {"randomkey", 1, R, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdRandomKey, "keyspace", "Returns a random key."},
+    {"flushdb", -1, W, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdFlush, "server", "Deletes every key (needs --allow-flush)."},
+    {"flushall", -1, W, 0, 0, 0, kAll, nullptr, Op::kOther, nullptr, CmdFlush, "server", "Deletes every key (needs --allow-flush)."},
+    {"ping", -1, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Ping, nullptr, "connection", "Returns the server's liveliness."},
+    {"echo", 2, F, 0, 0, 0, kNone, nullptr, Op::kOther, Echo, nullptr, "connection", "Returns the given string."},
+    {"hello", -1, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Hello, nullptr, "connection", "Handshakes with the server."},
+    {"auth", -2, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Auth, nullptr, "connection", "Authenticates the connection."},
+    {"select", 2, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Select, nullptr, "connection", "Selects database 0 (the only one)."},
+    {"quit", -1, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Quit, nullptr, "connection", "Closes the connection."},
+    {"reset", 1, N | F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Reset, nullptr, "connection", "Resets the connection."},
+    {"time", 1, F | S, 0, 0, 0, kNone, nullptr, Op::kOther, Time, nullptr, "server", "Returns the server time."},
+    {"client", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Client, nullptr, "connection", "Connection management."},
+    {"command", -1, S, 0, 0, 0, kNone, nullptr, Op::kOther, Command, nullptr, "server", "Information about commands."},
+    {"info", -1, S, 0, 0, 0, kAll, nullptr, Op::kOther, Info, CmdInfo, "server", "Information and statistics about the server."},
+    {"config", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Config, nullptr, "server", "CONFIG GET of the settings clients probe."},
+    {"cairn.keyspace", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnKeyspace, nullptr, "cairn", "Gets or sets the connection's keyspace."},
+    {"cairn.consistency", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnConsistency, nullptr, "cairn", "Gets or sets the consistency levels."},
+    {"cairn.getv", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetV, "cairn", "Returns a value with its version."},
+    {"cairn.cas", 4, W, 1, 1, 1, kExcl, nullptr, Op::kCas, nullptr, CmdCas, "cairn", "Sets a value if its version matches."},
+    {"cairn.status", 1, S, 0, 0, 0, kNone, nullptr, Op::kOther, CairnStatus, nullptr, "cairn", "Returns the cluster's nodes."},
+};
+// clang-format on
 
 }  // namespace
 
@@ -1042,12 +1112,6 @@ Consistency CommandContext::CommitLevel() const {
     return Consistency::kDefault;
   }
   return write_level;
-}
-
-CommandHandler FindDataCommand(std::string_view lower_name) {
-  const auto& table = DataCommands();
-  auto it = table.find(lower_name);
-  return it == table.end() ? nullptr : it->second.handler;
 }
 
 bool IsPlainSet(std::string_view lower_name, const std::vector<std::string>& argv) {
@@ -1098,25 +1162,7 @@ bool TryRunAtOnce(CommandContext& ctx) {
   return true;
 }
 
-Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv) {
-  const auto& table = DataCommands();
-  auto it = table.find(lower_name);
-  if (it == table.end()) return Access::kNone;
-  if (lower_name == "set") {
-    // A plain SET (with at most EX/PX/EXAT/PXAT) overwrites without reading.
-    for (size_t i = 3; i < argv.size(); ++i) {
-      const std::string& o = argv[i];
-      if (EqualsIgnoreCase(o, "ex") || EqualsIgnoreCase(o, "px") || EqualsIgnoreCase(o, "exat") ||
-          EqualsIgnoreCase(o, "pxat")) {
-        ++i;
-        continue;
-      }
-      return Access::kExclusive;
-    }
-    return Access::kBlind;
-  }
-  return it->second.access;
-}
+std::span<const CommandSpec> AllCommands() { return kCommands; }
 
 std::string ErrorText(const Status& s) {
   switch (s.code()) {

@@ -1,6 +1,6 @@
 // The data commands of the RESP front door: each translates one Redis command onto Coordinator
-// calls and writes its reply. Connection-level commands (HELLO, CLIENT, ...) live with the
-// connection in resp_front_door.cc.
+// calls and writes its reply. Connection and server commands (HELLO, CLIENT, ...) are in
+// connection_commands.h; command_table.cc names both kinds in one table.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 
 #include "base/async.h"
 #include "coordinator/coordinator.h"
+#include "frontdoor/resp/command_table.h"
 #include "frontdoor/resp/glob.h"
 #include "frontdoor/resp/reply_writer.h"
 
@@ -61,6 +62,8 @@ struct CommandContext {
   Code outcome = Code::kOk;
 
   ReplyWriter Reply() const { return ReplyWriter(out, protocol); }
+  // The node's wall clock (Unix ms), through the clock seam: TTLs follow injected skew.
+  int64_t NowMs() const { return static_cast<int64_t>(coordinator->wall_clock().NowMillis()); }
   coordinator::RequestOptions ReadOptions() const;
   coordinator::RequestOptions WriteOptions() const;
   // For SERIAL reads and compare-and-swap: SERIAL, or LOCAL_SERIAL when that is the read level.
@@ -70,20 +73,6 @@ struct CommandContext {
   Consistency CommitLevel() const;
 };
 
-using CommandHandler = asio::awaitable<void> (*)(CommandContext&);
-
-// How a command touches keys, so that a connection can run independent pipelined commands at the
-// same time while commands on the same key keep their order.
-enum class Access {
-  kNone,       // no key (runs at once)
-  kRead,       // reads its keys; runs beside other reads of them
-  kBlind,      // overwrites its keys without reading; runs beside other blind writes of them
-  kExclusive,  // reads and writes: waits for every earlier command on its keys
-  kGlobal,     // the whole keyspace (SCAN, FLUSHDB): waits for everything before it
-};
-
-// The handler of data command `lower_name`, or null.
-CommandHandler FindDataCommand(std::string_view lower_name);
 // True for a SET with no option: such SETs, pipelined back to back, may be stored as one batch.
 bool IsPlainSet(std::string_view lower_name, const std::vector<std::string>& argv);
 // Runs plain SETs (IsPlainSet) as one Coordinator batch, each with its own reply. They share the
@@ -92,9 +81,6 @@ asio::awaitable<void> RunPlainSets(std::vector<std::shared_ptr<CommandContext>> 
 // Runs a data command at once, without a coroutine, when it can: a GET this node alone answers.
 // False, with nothing replied, leaves it to the command's handler.
 bool TryRunAtOnce(CommandContext& ctx);
-
-// The access of a data command with these arguments (SET is blind unless it has conditions).
-Access AccessOf(std::string_view lower_name, const std::vector<std::string>& argv);
 
 // The Redis reply text for a failed Coordinator call.
 std::string ErrorText(const Status& s);

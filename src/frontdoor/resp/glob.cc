@@ -74,8 +74,10 @@ size_t InnerStars(std::string_view p) {
       ++i;
       if (i < p.size() && p[i] == '^') ++i;
       while (i < p.size() && p[i] != ']') {
-        if (p[i] == '\\' && i + 1 < p.size()) ++i;
-        else if (i + 2 < p.size() && p[i + 1] == '-') i += 2;
+        if (p[i] == '\\' && i + 1 < p.size())
+          ++i;
+        else if (i + 2 < p.size() && p[i + 1] == '-')
+          i += 2;
         ++i;
       }
     }

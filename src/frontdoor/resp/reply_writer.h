@@ -37,6 +37,9 @@ class ReplyWriter {
   const int protocol_;
 };
 
+// An argument as Redis writes it into an error text ("%s" of a C string): up to its first NUL byte.
+inline std::string_view CString(std::string_view s) { return s.substr(0, s.find('\0')); }
+
 // Formats a number as Redis does for INCRBYFLOAT replies ("%.17Lf", then no trailing zeros after
 // the point): the full decimal expansion, never an exponent, so 1e308 is 309 digits and the
 // largest long double about 4,950 characters. Infinities are "inf" / "-inf".

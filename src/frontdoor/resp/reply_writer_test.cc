@@ -109,8 +109,10 @@ TEST(GlobMatchTest, ManyStarsDoNotBacktrackExponentially) {
   for (int i = 0; i < 200; ++i) pattern += "a*";
   EXPECT_FALSE(GlobMatch(pattern + "b", std::string(5000, 'a')));
   EXPECT_TRUE(GlobMatch(pattern + "b", std::string(5000, 'a') + "b"));
-  EXPECT_FALSE(GlobMatch("*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*b", std::string(16384, 'a')));
-  EXPECT_FALSE(GlobMatch("*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*0", std::string(16384, 'q')));
+  EXPECT_FALSE(
+      GlobMatch("*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*?*b", std::string(16384, 'a')));
+  EXPECT_FALSE(GlobMatch("*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*[a-z]*0",
+                         std::string(16384, 'q')));
 }
 
 // Redis gives up on a star nested more than 1000 deep: a pattern with 1001 stars that are each
@@ -127,7 +129,7 @@ TEST(GlobMatchTest, MoreThanAThousandInnerStarsNeverMatchAsInRedis) {
   EXPECT_FALSE(GlobMatch(repeat("*a", 1001), key));
   EXPECT_TRUE(GlobMatch(repeat("a*", 1000) + "a", key));
   EXPECT_FALSE(GlobMatch(repeat("a*", 1001) + "a", key));
-  EXPECT_TRUE(GlobMatch(repeat("a*", 1001), key));  // the 1001st is trailing
+  EXPECT_TRUE(GlobMatch(repeat("a*", 1001), key));         // the 1001st is trailing
   EXPECT_TRUE(GlobMatch(repeat("a**", 1000) + "a", key));  // runs of stars count once
 }
 

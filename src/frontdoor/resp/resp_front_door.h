@@ -21,6 +21,8 @@ namespace cairn::frontdoor::resp {
 
 namespace asio = boost::asio;
 
+struct ServerState;
+
 struct RespOptions {
   // The server's value limit; bulk strings up to this plus 1 MiB are read (larger ones are a
   // protocol error and close the connection, as Redis does beyond proto-max-bulk-len).
@@ -57,10 +59,9 @@ class RespFrontDoor {
   size_t open_connections() const { return open_.load(); }
 
   class Connection;
-  struct Shared;
 
  private:
-  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<ServerState> shared_;
   std::atomic<size_t> open_{0};
 };
 
