@@ -235,7 +235,7 @@ Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir
   for (size_t i = 0; i < n; ++i) {
     c->node_ns_.push_back(fmt::format("{}-n{}", c->prefix_, i));
     c->node_ips_.push_back(fmt::format("10.213.{}.{}", c->subnet_, i + 1));
-    c->addresses_.push_back(fmt::format("{}:{}", c->node_ips_.back(), c->options_.port));
+    c->addresses_.push_back(fmt::format("{}:{}", c->node_ips_.back(), kPort));
   }
   c->nodes_.resize(n);
   c->skew_ms_.assign(n, 0);
@@ -379,18 +379,7 @@ CairndProcess::Options NetnsCluster::NodeOptions(size_t i) const {
   o.data_dir = fmt::format("{}/node{}", dir_, i);
   o.listen = addresses_[i];
   o.netns = node_ns_[i];
-  o.extra_args = {"--peers",
-                  Joined(addresses_),
-                  "--gossip-interval-ms",
-                  std::to_string(options_.gossip_interval.count()),
-                  "--phi-threshold",
-                  fmt::format("{}", options_.phi_threshold)};
-  std::replace(o.extra_args[1].begin(), o.extra_args[1].end(), ' ', ',');
-  o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  if (i < options_.node_args.size()) {
-    o.extra_args.insert(o.extra_args.end(), options_.node_args[i].begin(),
-                        options_.node_args[i].end());
-  }
+  o.extra_args = ClusterNodeArgs(options_, addresses_, i);
   // "=" so that a negative skew is not taken for an option.
   if (skew_ms_[i] != 0)
     o.extra_args.push_back(fmt::format("--debug-clock-skew-ms={}", skew_ms_[i]));

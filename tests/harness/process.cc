@@ -235,23 +235,28 @@ uint16_t FreePort() {
   return port;
 }
 
+std::vector<std::string> ClusterNodeArgs(const ClusterOptions& options,
+                                         const std::vector<std::string>& addresses, size_t i) {
+  std::string peers;
+  for (const auto& a : addresses) peers += (peers.empty() ? "" : ",") + a;
+  std::vector<std::string> args = {"--peers",
+                                   peers,
+                                   "--gossip-interval-ms",
+                                   std::to_string(options.gossip_interval.count()),
+                                   "--phi-threshold",
+                                   fmt::format("{}", options.phi_threshold)};
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  if (i < options.node_args.size()) {
+    args.insert(args.end(), options.node_args[i].begin(), options.node_args[i].end());
+  }
+  return args;
+}
+
 CairndProcess::Options LocalCluster::NodeOptions(size_t i) const {
   CairndProcess::Options o;
   o.data_dir = fmt::format("{}/node{}", dir_, i + 1);
   o.listen = addresses_[i];
-  std::string peers;
-  for (const auto& a : addresses_) peers += (peers.empty() ? "" : ",") + a;
-  o.extra_args = {"--peers",
-                  peers,
-                  "--gossip-interval-ms",
-                  std::to_string(options_.gossip_interval.count()),
-                  "--phi-threshold",
-                  fmt::format("{}", options_.phi_threshold)};
-  o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  if (i < options_.node_args.size()) {
-    o.extra_args.insert(o.extra_args.end(), options_.node_args[i].begin(),
-                        options_.node_args[i].end());
-  }
+  o.extra_args = ClusterNodeArgs(options_, addresses_, i);
   return o;
 }
 
