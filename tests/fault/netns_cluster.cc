@@ -25,6 +25,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/wait_until.h"
+
 namespace cairn::testing {
 namespace {
 
@@ -491,26 +493,19 @@ Result<ClusterInfo> NetnsCluster::ClusterStatus(size_t observer) {
 Status NetnsCluster::WaitForState(size_t observer, size_t subject, const std::string& state,
                                   std::chrono::milliseconds timeout) {
   if (observer >= size() || subject >= size()) return Status::InvalidArgument("no such node");
-  const auto deadline = Clock::now() + timeout;
-  std::string last;
-  do {
-    auto info = ClusterStatus(observer);
-    if (info.ok()) {
-      last = info->formed ? "" : "not formed (" + info->note + "); ";
-      for (const NodeInfo& n : info->nodes) {
-        last += fmt::format("{} {}; ", n.address, n.up ? "UP" : "DOWN");
-        if (info->formed && n.address == addresses_[subject] && (n.up ? "UP" : "DOWN") == state) {
-          return Status::Ok();
+  return WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto info = ClusterStatus(observer);
+        if (!info.ok()) return ::testing::AssertionFailure() << info.status().ToString();
+        bool seen = false;
+        std::string states = info->formed ? "" : "not formed (" + info->note + "); ";
+        for (const NodeInfo& n : info->nodes) {
+          states += fmt::format("{} {}; ", n.address, n.up ? "UP" : "DOWN");
+          seen = seen || (n.address == addresses_[subject] && (n.up ? "UP" : "DOWN") == state);
         }
-      }
-    } else {
-      last = info.status().ToString();
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  } while (Clock::now() < deadline);
-  return Status::Timeout(fmt::format("node {} never saw node {} {} in {} ms; last: {}", observer,
-                                     subject, state, timeout.count(), last),
-                         0);
+        return ::testing::AssertionResult(info->formed && seen) << states;
+      },
+      timeout, fmt::format("node {} to see node {} {}", observer, subject, state));
 }
 
 Status NetnsCluster::WaitForAllUp(std::chrono::milliseconds timeout) {
