@@ -73,16 +73,15 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// What a write's or compare-and-swap's error says about its effect. Only two answers guarantee
-// that nothing was written: a request the server rejected as malformed, and UNAVAILABLE from a
-// coordinator that counted too few live replicas before sending anything ("nothing was
-// written"). Anything else (TIMEOUT, a lost connection, INTERNAL, a commit cut short) may have
-// applied, now or later.
+// What a write's or compare-and-swap's error says about its effect, by its code (the table in
+// include/cairn/status.h). Two codes guarantee that nothing was written: INVALID_ARGUMENT, a
+// request the server rejected as malformed, and UNAVAILABLE, a request that was never sent (the
+// client library found no connection) or that a coordinator refused before sending anything
+// (too few live replicas, cluster not formed). A connection lost after the request was sent is
+// TIMEOUT, as is every other outcome that may have applied, now or later.
 Outcome WriteOutcome(const Status& s) {
   if (s.ok()) return Outcome::kOk;
-  if (s.code() == Code::kInvalidArgument) return Outcome::kFailed;
-  if (s.code() == Code::kUnavailable &&
-      s.message().find("nothing was written") != std::string::npos) {
+  if (s.code() == Code::kInvalidArgument || s.code() == Code::kUnavailable) {
     return Outcome::kFailed;
   }
   return Outcome::kUnknown;
