@@ -40,8 +40,10 @@
 #include "tests/linearizability/history.h"
 #include "tests/linearizability/linearizability.h"
 #include "tests/linearizability/lost_writes.h"
+#include "tests/support/keyspace.h"
 #include "tests/support/options.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -358,18 +360,18 @@ Op Cas(Client& c, uint64_t client, const std::string& key, const Value& expected
   return op;
 }
 
-// Reads every key through `read` until each answers (the cluster is whole by then; a few
-// retries cover connections still coming out of a fault).
+// Reads every key through `read` until each answers (the cluster is whole by then; retries
+// cover connections still coming out of a fault).
 template <typename ReadFn>
 void ReadAll(const std::vector<std::string>& keys, ReadFn read, History* history) {
   for (const std::string& key : keys) {
     Op op;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      op = read(key);
-      if (op.outcome == Outcome::kOk) break;
-      std::this_thread::sleep_for(500ms);
-    }
-    ASSERT_EQ(op.outcome, Outcome::kOk) << "final read of " << key << " kept failing";
+    ASSERT_OK(WaitUntil(
+        [&] {
+          op = read(key);
+          return op.outcome == Outcome::kOk;
+        },
+        30s, "a final read of " + key));
     history->ops.push_back(op);
   }
 }
@@ -477,13 +479,8 @@ TEST_F(FaultWorkloadTest, LinearizableKeyspace) {
     for (size_t n = 0; n < kNodes; ++n) {
       auto node = cluster_->NewClient({n});
       ASSERT_TRUE(node.ok()) << node.status().ToString();
-      bool known = false;
-      for (int attempt = 0; attempt < 200 && !known; ++attempt) {
-        auto d = (*node)->DescribeKeyspace(keyspace);
-        known = d.ok() && d->linearizable;
-        if (!known) std::this_thread::sleep_for(50ms);
-      }
-      ASSERT_TRUE(known) << "node " << n << " never learned of keyspace " << keyspace;
+      ASSERT_OK(WaitUntil([&] { return KnowsKeyspace(**node, keyspace, /*linearizable=*/true); },
+                          10s, fmt::format("node {} to know keyspace {}", n, keyspace)));
     }
   }
   const FaultSchedule schedule = Schedule(/*max_down=*/2);
@@ -619,41 +616,37 @@ TEST_F(FaultWorkloadTest, NoLostWrites) {
   for (size_t at = 0; at < keys.size(); at += kBatch) {
     const std::vector<std::string> batch(keys.begin() + at,
                                          keys.begin() + std::min(keys.size(), at + kBatch));
-    Result<std::vector<Result<std::optional<Record>>>> got = Status::Internal("not tried");
-    bool all = false;  // every key of the batch answered
-    for (int attempt = 0; attempt < 10 && !all; ++attempt) {
-      const int64_t call = Now();
-      got = clients[0]->BatchGet(batch, read);
-      const int64_t ret = Now();
-      all = got.ok();
-      for (size_t k = 0; all && k < batch.size(); ++k) {
-        if (!(*got)[k].ok()) {
-          all = false;
-          got = (*got)[k].status();  // say why, should the attempts run out
-        }
-      }
-      if (all) {
-        for (size_t k = 0; k < batch.size(); ++k) {
-          const std::optional<Record>& rec = *(*got)[k];
-          Op op;
-          op.client = kClients;
-          op.key = batch[k];
-          op.kind = OpKind::kRead;
-          op.value = ValueOf(rec);
-          op.call = call;
-          op.ret = ret;
-          history.ops.push_back(op);
-          if (rec) {
-            checkers::FinalRecord& f = final_state[batch[k]];
-            f.value = rec->value;
-            f.stamp = checkers::WriteStamp{rec->version.hlc, rec->version.node};
+    Result<std::vector<Result<std::optional<Record>>>> got;
+    int64_t call = 0, ret = 0;
+    // Until every key of the batch answers.
+    ASSERT_OK(WaitUntil(
+        [&]() -> Status {
+          call = Now();
+          got = clients[0]->BatchGet(batch, read);
+          ret = Now();
+          if (!got.ok()) return got.status();
+          for (const auto& r : *got) {
+            if (!r.ok()) return r.status();
           }
-        }
-        break;
+          return Status::Ok();
+        },
+        30s, fmt::format("a final read of keys {} to {}", at, at + batch.size() - 1)));
+    for (size_t k = 0; k < batch.size(); ++k) {
+      const std::optional<Record>& rec = *(*got)[k];
+      Op op;
+      op.client = kClients;
+      op.key = batch[k];
+      op.kind = OpKind::kRead;
+      op.value = ValueOf(rec);
+      op.call = call;
+      op.ret = ret;
+      history.ops.push_back(op);
+      if (rec) {
+        checkers::FinalRecord& f = final_state[batch[k]];
+        f.value = rec->value;
+        f.stamp = checkers::WriteStamp{rec->version.hlc, rec->version.node};
       }
-      std::this_thread::sleep_for(500ms);
     }
-    ASSERT_TRUE(all) << "final read kept failing: " << got.status().ToString();
   }
   std::cout << fmt::format("{} seed {}: {}\n", test_name_, seed_, CountOps(history));
   const std::vector<checkers::LostWrite> lost = checkers::FindLostWrites(acked, final_state);
