@@ -19,6 +19,7 @@
 
 #include "net/connection.h"
 #include "tests/harness/process.h"
+#include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -131,25 +132,9 @@ std::string RawExchange(const std::string& address, const std::string& bytes,
   tcp::socket s(io);
   s.connect(tcp::endpoint(asio::ip::make_address(where->first), where->second));
   if (!bytes.empty()) asio::write(s, asio::buffer(bytes));
-  std::string got;
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  s.non_blocking(true);
-  if (closed) *closed = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    char buf[4096];
-    boost::system::error_code ec;
-    const size_t n = s.read_some(asio::buffer(buf), ec);
-    if (ec == asio::error::would_block) {
-      std::this_thread::sleep_for(5ms);
-      continue;
-    }
-    if (ec) {
-      if (closed) *closed = true;
-      break;
-    }
-    got.append(buf, n);
-  }
-  return got;
+  SocketRead got = ReadUntilClosed(s.native_handle(), wait);
+  if (closed) *closed = got.closed;
+  return std::move(got.bytes);
 }
 
 class HttpApiTest : public ::testing::Test {

@@ -3,7 +3,6 @@
 // for malformed input, pipelining and RESP3.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -20,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/harness/process.h"
+#include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -73,24 +73,10 @@ class RawClient {
 
   template <typename Done>
   std::string Fill(Done done, std::chrono::milliseconds wait) {
-    std::string got = std::move(pending_);
+    SocketRead got = ReadUntil(fd_, wait, done, std::move(pending_));
     pending_.clear();
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    while (!done(got)) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
-      char buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        closed_ = true;
-        break;
-      }
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return got;
+    if (got.closed) closed_ = true;
+    return std::move(got.bytes);
   }
   // Reads until the server closes the connection (or `wait` passes).
   std::string ReadToEnd(std::chrono::milliseconds wait = 5s) {
