@@ -8,7 +8,6 @@
 #include <map>
 #include <regex>
 #include <sstream>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
@@ -19,8 +18,10 @@
 
 #include "net/connection.h"
 #include "tests/harness/process.h"
+#include "tests/support/options.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -151,11 +152,13 @@ class HttpApiTest : public ::testing::Test {
     ASSERT_FALSE(server_->http_address().empty()) << "no 'http on' in the start line";
     base_ = "http://" + server_->http_address();
     // A single node forms its cluster right after start; wait for /ready.
-    for (int i = 0; i < 200; ++i) {
-      if (Curl("GET", base_ + "/ready").status == 200) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    FAIL() << "the node never became ready";
+    ASSERT_OK(WaitUntil(
+        [&] {
+          const auto ready = Curl("GET", base_ + "/ready");
+          return ::testing::AssertionResult(ready.status == 200)
+                 << ready.status << " " << ready.body;
+        },
+        10s, "GET /ready to answer 200"));
   }
   void TearDown() override {
     if (server_ && HasFailure()) std::cerr << "server log:\n" << server_->Log();

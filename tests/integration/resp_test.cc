@@ -21,6 +21,7 @@
 #include "tests/harness/process.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -252,14 +253,10 @@ class RedisServer {
               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.c_str(), nullptr);
       ::_exit(127);
     }
-    for (int i = 0; i < 200; ++i) {  // wait until it accepts connections
-      RawClient probe("127.0.0.1:" + std::to_string(port_));
-      if (probe.connected()) {
-        ready_ = true;
-        return;
-      }
-      std::this_thread::sleep_for(25ms);
-    }
+    const Status accepting =
+        WaitUntil([&] { return RawClient("127.0.0.1:" + std::to_string(port_)).connected(); }, 10s,
+                  "redis-server to accept connections");
+    ready_ = accepting.ok();
   }
   ~RedisServer() {
     if (pid_ > 0) {
