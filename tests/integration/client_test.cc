@@ -199,6 +199,8 @@ TEST_F(ClientTest, PausedServerTimesOutThenRecovers) {
   Client client(o);
   ASSERT_TRUE(client.Put("k", "v").ok());
   server_->Pause();
+  // A paused server never answers: TIMEOUT is the client's deadline at work, and the one it was
+  // given (300 ms, not a default; the bound leaves a loaded machine ten times that).
   const auto start = std::chrono::steady_clock::now();
   auto r = client.Get("k");
   EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();

@@ -587,14 +587,13 @@ TEST_F(HttpApiTest, PipelinedRequestsAreAnsweredInOrderOnOneConnection) {
 }
 
 TEST_F(HttpApiTest, SlowAndIdleClientsAreCutOffAndGarbageGets400) {
-  // A request that stops half way gets 408 after --http-read-timeout-ms (700 ms).
+  // A request that stops half way gets 408 after --http-read-timeout-ms (700 ms), well within the
+  // 5 s this client waits.
   bool closed = false;
-  const auto started = std::chrono::steady_clock::now();
   std::string got = RawExchange(server_->http_address(), "GET /health HTTP/1.1\r\nHo", 5s, &closed);
   EXPECT_TRUE(got.starts_with("HTTP/1.1 408")) << got;
   EXPECT_NE(got.find("REQUEST_TIMEOUT"), std::string::npos);
   EXPECT_TRUE(closed);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
 
   // An idle connection is closed without a word after --http-idle-timeout-ms (1000 ms).
   got = RawExchange(server_->http_address(), "", 5s, &closed);
@@ -615,9 +614,8 @@ TEST_F(HttpApiTest, StopsCleanlyWithAnIdleKeepAliveConnectionOpen) {
   auto where = net::ParseHostPort(server_->http_address());
   tcp::socket s(io);
   s.connect(tcp::endpoint(asio::ip::make_address(where->first), where->second));
-  const auto started = std::chrono::steady_clock::now();
-  EXPECT_EQ(server_->Stop(), 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  // 0: it exited on SIGTERM by itself within 5 s (else Stop() kills it: 137).
+  EXPECT_EQ(server_->Stop(5s), 0);
 }
 
 TEST(HttpReadyTest, NotReadyUntilTheClusterFormsButAlive) {
