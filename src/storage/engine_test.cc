@@ -13,12 +13,14 @@
 #include <rocksdb/env.h>
 
 #include "storage/fault_injection_fs.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::storage {
 namespace {
 
 using cairn::testing::TempDir;
+using cairn::testing::TestSeed;
 
 class FakeClock final : public base::PhysicalClock {
  public:
@@ -600,7 +602,7 @@ struct CrashRun {
   size_t wrong_version = 0;
 };
 
-CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
+CrashRun RunCrash(const std::string& path, bool sync, uint64_t seed) {
   auto fs = std::make_shared<FaultInjectionFs>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
   std::mutex mu;
@@ -612,7 +614,7 @@ CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
     EXPECT_TRUE(opened.ok()) << opened.status().ToString();
     if (!opened.ok()) return {};
     std::unique_ptr<Engine> engine = std::move(*opened);
-    std::mt19937 rng(seed);
+    std::mt19937_64 rng(seed);
     const int crash_after = 2000 + static_cast<int>(rng() % 2000);
     int acks = 0;  // guarded by mu
     std::atomic<bool> stop{false};
@@ -667,9 +669,8 @@ CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
 
 TEST(EngineFaultTest, AcknowledgedWritesSurviveLossOfUnsyncedData) {
   TempDir dir;
-  const uint32_t seed = std::random_device{}();
-  SCOPED_TRACE(fmt::format("seed {}", seed));
-  CrashRun run = RunCrash(dir.Sub("db"), /*sync=*/true, seed);
+  const TestSeed seed;
+  CrashRun run = RunCrash(dir.Sub("db"), /*sync=*/true, seed.value());
   EXPECT_GE(run.acked, 2000u);
   EXPECT_EQ(run.survived, run.acked);
   EXPECT_EQ(run.wrong_version, 0u);

@@ -753,14 +753,6 @@ std::string FaultEvent::ToString() const {
   return when + "?";
 }
 
-uint64_t FaultSchedule::SeedFromEnvironment() {
-  if (const char* s = std::getenv("CAIRN_FAULT_SEED"); s != nullptr && *s != '\0') {
-    return std::strtoull(s, nullptr, 10);
-  }
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) | rd();
-}
-
 FaultSchedule::FaultSchedule(uint64_t seed, Options options)
     : seed_(seed), options_(std::move(options)) {
   using Kind = FaultEvent::Kind;
@@ -898,7 +890,7 @@ FaultRun FaultSchedule::Run(NetnsCluster& cluster, std::chrono::milliseconds dur
   FaultRun::State* st = state.get();
   const std::vector<FaultEvent> events = events_;
   const uint64_t seed = seed_;
-  std::printf("fault schedule seed %llu (CAIRN_FAULT_SEED=%llu replays it)\n",
+  std::printf("fault schedule seed %llu (CAIRN_SEED=%llu replays it)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
   std::fflush(stdout);
   st->thread = std::thread([st, events, seed, duration, &cluster, &stop] {

@@ -231,10 +231,8 @@ class FaultSchedule {
         FaultEvent::Kind::kCutOneWay,   FaultEvent::Kind::kSkewRestart};
   };
 
-  // The seed in CAIRN_FAULT_SEED when set (to replay a run), else a random one.
-  static uint64_t SeedFromEnvironment();
-
-  // Draws the events.
+  // Draws the events. Tests take `seed` from a TestSeed (tests/support/seed.h), so that
+  // CAIRN_SEED replays a schedule.
   FaultSchedule(uint64_t seed, Options options);
 
   uint64_t seed() const { return seed_; }

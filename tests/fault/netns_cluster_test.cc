@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/options.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
 
@@ -288,8 +289,8 @@ TEST_F(NetnsClusterTest, ScheduleRunLeavesTheClusterWhole) {
   o.min_gap = 1s;
   o.max_gap = 3s;
   o.quiet_end = 1s;
-  const FaultSchedule schedule(FaultSchedule::SeedFromEnvironment(), o);
-  SCOPED_TRACE(fmt::format("fault schedule seed {}", schedule.seed()));
+  const TestSeed seed;
+  const FaultSchedule schedule(seed.value(), o);
   std::cout << schedule.ToString();
 
   auto client = NewClient();

@@ -11,7 +11,7 @@
 //                          every acknowledged write reads back at QUORUM (or something newer).
 //
 // Short by default (25 s of faults each); CAIRN_FAULT_LONG=1 runs 5 minutes of faults
-// each. CAIRN_FAULT_SEED=N replays a schedule. A failed check saves the history (and the nodes'
+// each. CAIRN_SEED=N replays a schedule. A failed check saves the history (and the nodes'
 // logs) under build/fault-histories/ or CAIRN_FAULT_HISTORY_DIR and prints how to re-check it
 // and replay the seed. docs/testing.md describes them.
 #include <unistd.h>
@@ -42,6 +42,7 @@
 #include "tests/linearizability/lost_writes.h"
 #include "tests/support/keyspace.h"
 #include "tests/support/options.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
 
@@ -178,8 +179,8 @@ class FaultWorkloadTest : public ::testing::Test {
     std::cout << fmt::format("{} nodes up in {:.1f} s\n", kNodes, SecondsSince(started));
   }
 
-  // A schedule of every kind of fault from CAIRN_FAULT_SEED (or a random seed), with at most
-  // `max_down` nodes affected at once.
+  // A schedule of every kind of fault from the test's seed (CAIRN_SEED, or a random one), with at
+  // most `max_down` nodes affected at once.
   FaultSchedule Schedule(size_t max_down) {
     FaultSchedule::Options o;
     o.nodes = kNodes;
@@ -195,8 +196,9 @@ class FaultWorkloadTest : public ::testing::Test {
       o.max_gap = 3s;
       o.quiet_end = 2s;
     }
-    FaultSchedule schedule(FaultSchedule::SeedFromEnvironment(), o);
-    seed_ = schedule.seed();
+    seed_holder_.emplace();
+    seed_ = seed_holder_->value();
+    FaultSchedule schedule(seed_, o);
     std::cout << fmt::format("{}: fault schedule seed {} (max_down {}):\n{}", test_name_, seed_,
                              max_down, schedule.ToString());
     return schedule;
@@ -286,7 +288,7 @@ class FaultWorkloadTest : public ::testing::Test {
     std::string out = fmt::format(
         "history saved to {}\n"
         "re-check it:     {} {}\n"
-        "replay the seed: CAIRN_FAULT_SEED={} {} --gtest_filter=FaultWorkloadTest.{}",
+        "replay the seed: CAIRN_SEED={} {} --gtest_filter=FaultWorkloadTest.{}",
         where, CAIRN_CHECK_HISTORY_BIN, ec ? local : kept.string(), seed_, self, test_name_);
     std::cout << out << "\n";
     saved_ = out;
@@ -308,6 +310,7 @@ class FaultWorkloadTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<NetnsCluster> cluster_;
   std::string test_name_;
+  std::optional<TestSeed> seed_holder_;  // from Schedule() on
   uint64_t seed_ = 0;
   std::string saved_;  // what SaveFailure() said, once it saved
 };
