@@ -12,7 +12,9 @@ import sys
 
 def conn(port):
     s = socket.create_connection(("127.0.0.1", port))
-    s.settimeout(2)
+    # A bound on a hung server, not on a slow one: DEL of 10,001 keys takes some 13 s in the
+    # sanitizer build on a busy 2-core machine.
+    s.settimeout(60)
     return s
 
 def enc(args):
