@@ -158,44 +158,45 @@ asio::awaitable<Result<std::string>> Call(MuxConnection& c, std::string payload,
       base::Clock::now() + timeout);
 }
 
-// Spawns `n` calls of `payload(i)` on `c`, each checked to come back as sent, and closes `c` when
-// the last one ends (every call ends: at the latest at its deadline), which lets the io_context
-// run out of work. Counts the calls answered in `*answered`.
-void SpawnEchoCalls(asio::any_io_executor ex, std::shared_ptr<MuxConnection> c, int n,
-                    std::function<std::string(int)> payload, int* answered) {
-  auto ended = std::make_shared<int>(0);
-  for (int i = 0; i < n; ++i) {
-    asio::co_spawn(
-        ex,
-        [c, n, sent = payload(i), answered, ended]() -> asio::awaitable<void> {
-          auto r = co_await Call(*c, sent);
-          EXPECT_TRUE(r.ok()) << r.status().ToString();
-          if (r.ok()) {
-            EXPECT_EQ(*r, sent);
-            ++*answered;
-          }
-          if (++*ended == n) c->Close();
-        },
-        asio::detached);
-  }
-}
-
-TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
-  EchoServer server;
+// Makes `n` concurrent calls of `payload(i)` on one connection to `server`, each checked to come
+// back as sent, and returns how many were answered. The last call to end closes the connection
+// (every call ends: at the latest at its deadline), so the io_context runs out of work.
+int EchoCalls(const EchoServer& server, int n, std::function<std::string(int)> payload) {
   int answered = 0;
   RunToCompletion([&]() -> asio::awaitable<void> {
     auto conn = co_await Dial(server.port());
     EXPECT_TRUE(conn.ok()) << conn.status().ToString();
     if (!conn.ok()) co_return;
-    // One call in ten answered late, the later the earlier it was sent.
-    SpawnEchoCalls(
-        co_await asio::this_coro::executor, *conn, 300,
-        [](int i) {
-          return i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10) : fmt::format("p{}", i);
-        },
-        &answered);
+    auto c = *conn;
+    auto ex = co_await asio::this_coro::executor;
+    auto ended = std::make_shared<int>(0);
+    for (int i = 0; i < n; ++i) {
+      asio::co_spawn(
+          ex,
+          [c, n, sent = payload(i), &answered, ended]() -> asio::awaitable<void> {
+            auto r = co_await Call(*c, sent);
+            EXPECT_TRUE(r.ok()) << r.status().ToString();
+            if (r.ok()) {
+              EXPECT_EQ(*r, sent);
+              ++answered;
+            }
+            if (++*ended == n) c->Close();
+          },
+          asio::detached);
+    }
   }());
-  EXPECT_EQ(answered, 300);
+  return answered;
+}
+
+TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
+  EchoServer server;
+  // One call in ten answered late, the later the earlier it was sent.
+  EXPECT_EQ(EchoCalls(server, 300,
+                      [](int i) {
+                        return i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10)
+                                           : fmt::format("p{}", i);
+                      }),
+            300);
 }
 
 TEST(ConnectionTest, DeadlineGivesTimeoutAndLateAnswerIsIgnored) {
@@ -301,16 +302,7 @@ TEST(ConnectionTest, HalfClosedPeerStillGetsItsAnswers) {
 
 TEST(ConnectionTest, BackpressureResumesReading) {
   EchoServer server(ConnectionOptions{.max_inflight = 4});
-  int answered = 0;
-  RunToCompletion([&]() -> asio::awaitable<void> {
-    auto conn = co_await Dial(server.port());
-    EXPECT_TRUE(conn.ok()) << conn.status().ToString();
-    if (!conn.ok()) co_return;
-    SpawnEchoCalls(
-        co_await asio::this_coro::executor, *conn, 64, [](int) { return std::string("sleep:5"); },
-        &answered);
-  }());
-  EXPECT_EQ(answered, 64);
+  EXPECT_EQ(EchoCalls(server, 64, [](int) { return std::string("sleep:5"); }), 64);
 }
 
 TEST(ConnectionTest, GracefulCloseAnswersRequestsInFlight) {

@@ -36,6 +36,18 @@ class ClientTest : public ::testing::Test {
     o.servers = {server_->address()};
     return o;
   }
+  // Reads `key` through `client` until the server answers (it may be coming back from a pause
+  // or a restart), for up to 10 s.
+  static Result<std::optional<Record>> ReadWhenServed(Client& client, const std::string& key) {
+    Result<std::optional<Record>> got;
+    EXPECT_OK(WaitUntil(
+        [&] {
+          got = client.Get(key);
+          return got.status();
+        },
+        10s, "a read of " + key + " to be served"));
+    return got;
+  }
 
   TempDir dir_;
   std::unique_ptr<CairndProcess> server_;
@@ -208,14 +220,8 @@ TEST_F(ClientTest, PausedServerTimesOutThenRecovers) {
   server_->Resume();
   // Recovers: the same client is served again once the server catches up (on a loaded machine
   // the first 300 ms attempt right after SIGCONT can still time out), within a bounded time.
-  Result<std::optional<Record>> again;
-  ASSERT_OK(WaitUntil(
-      [&] {
-        again = client.Get("k");
-        return again.status();
-      },
-      10s, "a read from the resumed server"));
-  ASSERT_TRUE(again->has_value());
+  auto again = ReadWhenServed(client, "k");
+  ASSERT_TRUE(again.ok() && again->has_value());
   EXPECT_EQ((*again)->value, "v");
 }
 
@@ -232,15 +238,9 @@ TEST_F(ClientTest, DataAndIdentitySurviveRestartAndClientReconnects) {
   server_.reset();
   StartServer(address);  // same data directory and port
   EXPECT_EQ(server_->node_id(), node);
-  Result<std::optional<Record>> got;
   // The pool backs off after failed connects; it reconnects within a few seconds.
-  ASSERT_OK(WaitUntil(
-      [&] {
-        got = client.Get("durable");
-        return got.status();
-      },
-      10s, "a read from the restarted server"));
-  ASSERT_TRUE(got->has_value());
+  auto got = ReadWhenServed(client, "durable");
+  ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->version, *v);
   // Versions keep growing after the restart.
   EXPECT_GT(*client.Put("durable", "again"), *v);
