@@ -1,6 +1,7 @@
 #include "base/async.h"
 
 #include <atomic>
+#include <latch>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -9,25 +10,18 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
+
+#include "tests/support/run_to_completion.h"
 
 namespace cairn::base {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Runs `coro` on a fresh io_context and returns its result.
-template <typename T>
-T RunCoroutine(asio::awaitable<T> coro) {
-  asio::io_context io;
-  auto future = asio::co_spawn(io, std::move(coro), asio::use_future);
-  io.run();
-  return future.get();
-}
+using cairn::testing::RunToCompletion;
 
 TEST(AwaitCallbackTest, DeliversValueFromAnotherThread) {
   std::thread worker;
-  const int got = RunCoroutine([&]() -> asio::awaitable<int> {
+  const int got = RunToCompletion([&]() -> asio::awaitable<int> {
     co_return co_await AwaitCallback<int>(
         [&](auto done) {
           worker = std::thread([done] {
@@ -61,7 +55,7 @@ TEST(AwaitCallbackTest, ResumesOnTheWaitersThread) {
 
 TEST(WithDeadlineTest, ReturnsValueBeforeDeadline) {
   std::thread worker;
-  auto got = RunCoroutine([&]() -> asio::awaitable<std::optional<int>> {
+  auto got = RunToCompletion([&]() -> asio::awaitable<std::optional<int>> {
     co_return co_await WithDeadline(
         AwaitCallback<int>([&](auto done) { worker = std::thread([done] { done(7); }); }, -1),
         Clock::now() + 5s);
@@ -71,14 +65,14 @@ TEST(WithDeadlineTest, ReturnsValueBeforeDeadline) {
 }
 
 TEST(WithDeadlineTest, GivesUpAtDeadlineAndIgnoresLateCompletion) {
-  std::atomic<bool> release{false};
+  std::latch release(1);  // the completion waits until the deadline has passed
   std::thread worker;
   const auto start = Clock::now();
-  auto got = RunCoroutine([&]() -> asio::awaitable<std::optional<int>> {
+  auto got = RunToCompletion([&]() -> asio::awaitable<std::optional<int>> {
     co_return co_await WithDeadline(AwaitCallback<int>(
                                         [&](auto done) {
                                           worker = std::thread([done, &release] {
-                                            while (!release) std::this_thread::sleep_for(1ms);
+                                            release.wait();
                                             done(99);  // too late: must be ignored
                                           });
                                         },
@@ -88,7 +82,7 @@ TEST(WithDeadlineTest, GivesUpAtDeadlineAndIgnoresLateCompletion) {
   EXPECT_FALSE(got.has_value());
   EXPECT_GE(Clock::now() - start, 50ms);
   EXPECT_LT(Clock::now() - start, 5s);
-  release = true;
+  release.count_down();
   worker.join();
 }
 

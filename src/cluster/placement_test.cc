@@ -1,7 +1,6 @@
 #include "cluster/placement.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <numeric>
 #include <random>
@@ -10,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "base/hash.h"
+#include "tests/support/placement_members.h"
 
 namespace cairn::cluster {
 namespace {
@@ -20,29 +20,9 @@ static_assert(kBalancedPrefix >= kMaxReplicationFactor,
 constexpr uint32_t kBits = 10;  // 1024 partitions, the default
 constexpr uint32_t kQ = 1u << kBits;
 
-// Node ids as LoadOrCreateIdentity would pick them: random, but the same in every run.
-uint32_t NodeId(uint32_t i) {
-  return static_cast<uint32_t>(base::Hash64("node" + std::to_string(i)) >> 32) | 1;
-}
-
-Member MakeMember(uint32_t i, std::string dc, std::string rack) {
-  return Member{.node_id = NodeId(i),
-                .address = "10.0.0." + std::to_string(i) + ":7000",
-                .dc = std::move(dc),
-                .rack = std::move(rack)};
-}
-
-// Nodes first, first+1, ... of `dc`, rack_sizes[r] of them in rack "r<r>".
-std::vector<Member> DcMembers(const std::string& dc, const std::vector<uint32_t>& rack_sizes,
-                              uint32_t first = 0) {
-  std::vector<Member> members;
-  for (size_t r = 0; r < rack_sizes.size(); ++r) {
-    for (uint32_t i = 0; i < rack_sizes[r]; ++i) {
-      members.push_back(MakeMember(first++, dc, "r" + std::to_string(r)));
-    }
-  }
-  return members;
-}
+using cairn::testing::DcMembers;
+using cairn::testing::MakeMember;
+using cairn::testing::NodeId;
 
 // n nodes over `racks` racks whose sizes differ by at most one.
 std::vector<uint32_t> NearEqualRacks(uint32_t n, uint32_t racks) {
@@ -390,29 +370,6 @@ TEST(PlacementTest, HashTaggedKeysShareReplicas) {
   const uint32_t cart = base::PartitionOfToken(base::Token("{user:42}:cart"), kBits);
   EXPECT_EQ(profile, cart);
   EXPECT_EQ(map.Replicas(profile, {{"dc1", 3}}), map.Replicas(cart, {{"dc1", 3}}));
-}
-
-TEST(PlacementTest, ComputeIsFast) {
-  auto time = [](std::vector<Member> members, uint32_t bits) {
-    const auto start = std::chrono::steady_clock::now();
-    const PartitionMap map = MustCompute(std::move(members), bits);
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-        .count();
-  };
-  std::printf("12 nodes, 3 racks, 1024 partitions: %.1f ms\n",
-              time(DcMembers("dc1", {4, 4, 4}), 10));
-  std::printf("12 nodes, 1 rack, 1024 partitions: %.1f ms\n", time(DcMembers("dc1", {12}), 10));
-  std::vector<Member> three_dcs;
-  for (uint32_t d = 0; d < 3; ++d) {
-    for (const Member& m : DcMembers("dc" + std::to_string(d), {4, 4, 4}, 100 * d)) {
-      three_dcs.push_back(m);
-    }
-  }
-  std::printf("3 DCs x 12 nodes, 1024 partitions: %.1f ms\n", time(three_dcs, 10));
-  std::printf("48 nodes, 3 racks, 1024 partitions: %.1f ms\n",
-              time(DcMembers("dc1", {16, 16, 16}), 10));
-  std::printf("12 nodes, 3 racks, 65536 partitions: %.1f ms\n",
-              time(DcMembers("dc1", {4, 4, 4}), 16));
 }
 
 }  // namespace

@@ -116,6 +116,9 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
 
   const tcp::endpoint& peer() const { return peer_; }
   size_t inflight() const { return inflight_; }
+  // Whether reading is paused by backpressure (too much in flight, or too much output waiting for
+  // a slow peer); it resumes as answers go out.
+  bool reading_paused() const { return reading_paused_; }
   tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
  private:

@@ -1,5 +1,8 @@
 #include "net/connection.h"
 
+#include <atomic>
+#include <functional>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
@@ -16,17 +19,28 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
+#include "tests/support/options.h"
+#include "tests/support/run_to_completion.h"
+#include "tests/support/socket_read.h"
+#include "tests/support/wait_until.h"
+
 namespace cairn::net {
 namespace {
 
 using namespace std::chrono_literals;
+using cairn::testing::CoWaitUntil;
+using cairn::testing::RunToCompletion;
+using cairn::testing::WaitUntil;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // Answers each frame with its own payload. A payload "sleep:N" is answered after N ms.
 class EchoServer {
  public:
-  explicit EchoServer(ConnectionOptions options = {})
+  // `on_request` (optional) sees each request's payload as it arrives, on the server's thread.
+  using OnRequest = std::function<void(EchoServer&, std::string_view payload)>;
+  explicit EchoServer(ConnectionOptions options = {}, OnRequest on_request = nullptr)
       : options_(std::move(options)),
+        on_request_(std::move(on_request)),
         acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
     port_ = acceptor_.local_endpoint().port();
     asio::co_spawn(io_, Accept(), asio::detached);
@@ -52,8 +66,23 @@ class EchoServer {
   }
   // Waits until `n` connections have ended.
   std::vector<Status> WaitEnded(size_t n) {
-    for (int i = 0; i < 500 && ended().size() < n; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_OK(WaitUntil([&] { return ended().size() >= n; }, 5s,
+                        fmt::format("{} connections to end", n)));
     return ended();
+  }
+  // How many "sleep:N" requests have been answered.
+  int delayed_answers() const { return delayed_answers_; }
+  // Whether a connection has stopped reading (backpressure). Asked on the server's thread.
+  bool AnyReadingPaused() {
+    std::promise<bool> paused;
+    asio::post(io_, [&] {
+      bool any = false;
+      for (auto& weak : connections_) {
+        if (auto c = weak.lock()) any = any || c->reading_paused();
+      }
+      paused.set_value(any);
+    });
+    return paused.get_future().get();
   }
 
  private:
@@ -69,6 +98,7 @@ class EchoServer {
 
   asio::awaitable<void> Serve(std::shared_ptr<FrameConnection> conn) {
     auto on_frame = [this, conn](uint64_t id, std::string_view payload) {
+      if (on_request_) on_request_(*this, payload);
       std::string body(payload);
       if (body.starts_with("big:")) {  // answer with that many bytes
         const size_t n = std::stoul(body.substr(4));
@@ -79,12 +109,13 @@ class EchoServer {
         const int ms = std::stoi(body.substr(6));
         asio::co_spawn(
             io_,
-            [conn, id, body, ms]() -> asio::awaitable<void> {
+            [this, conn, id, body, ms]() -> asio::awaitable<void> {
               asio::steady_timer t(co_await asio::this_coro::executor,
                                    std::chrono::milliseconds(ms));
               co_await t.async_wait(kNoThrow);
               conn->Send(id, body.size(),
                          [&](char* d) { std::memcpy(d, body.data(), body.size()); });
+              ++delayed_answers_;
             },
             asio::detached);
         return;
@@ -101,6 +132,8 @@ class EchoServer {
   }
 
   const ConnectionOptions options_;
+  const OnRequest on_request_;
+  std::atomic<int> delayed_answers_{0};
   asio::io_context io_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
@@ -109,14 +142,6 @@ class EchoServer {
   std::vector<Status> ended_;
   std::vector<std::weak_ptr<FrameConnection>> connections_;  // on io_ only
 };
-
-template <typename T>
-T RunCoroutine(asio::awaitable<T> coro) {
-  asio::io_context io;
-  auto f = asio::co_spawn(io, std::move(coro), asio::use_future);
-  io.run();
-  return f.get();
-}
 
 asio::awaitable<Result<std::shared_ptr<MuxConnection>>> Dial(uint16_t port) {
   ConnectionOptions options;
@@ -133,54 +158,60 @@ asio::awaitable<Result<std::string>> Call(MuxConnection& c, std::string payload,
       base::Clock::now() + timeout);
 }
 
-TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
-  EchoServer server;
-  RunCoroutine([&]() -> asio::awaitable<void> {
+// Makes `n` concurrent calls of `payload(i)` on one connection to `server`, each checked to come
+// back as sent, and returns how many were answered. The last call to end closes the connection
+// (every call ends: at the latest at its deadline), so the io_context runs out of work.
+int EchoCalls(const EchoServer& server, int n, std::function<std::string(int)> payload) {
+  int answered = 0;
+  RunToCompletion([&]() -> asio::awaitable<void> {
     auto conn = co_await Dial(server.port());
     EXPECT_TRUE(conn.ok()) << conn.status().ToString();
     if (!conn.ok()) co_return;
     auto c = *conn;
-    int answered = 0;
     auto ex = co_await asio::this_coro::executor;
-    std::vector<std::future<void>> done;
-    for (int i = 0; i < 300; ++i) {
-      std::string payload =
-          i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10) : fmt::format("p{}", i);
-      done.push_back(asio::co_spawn(
+    auto ended = std::make_shared<int>(0);
+    for (int i = 0; i < n; ++i) {
+      asio::co_spawn(
           ex,
-          [&, c, payload]() -> asio::awaitable<void> {
-            auto r = co_await Call(*c, payload);
+          [c, n, sent = payload(i), &answered, ended]() -> asio::awaitable<void> {
+            auto r = co_await Call(*c, sent);
             EXPECT_TRUE(r.ok()) << r.status().ToString();
             if (r.ok()) {
-              EXPECT_EQ(*r, payload);
+              EXPECT_EQ(*r, sent);
               ++answered;
             }
+            if (++*ended == n) c->Close();
           },
-          asio::use_future));
+          asio::detached);
     }
-    asio::steady_timer t(ex);
-    for (int i = 0; i < 1000 && answered < 300; ++i) {
-      t.expires_after(5ms);
-      co_await t.async_wait(kNoThrow);
-    }
-    EXPECT_EQ(answered, 300);
-    c->Close();
   }());
+  return answered;
+}
+
+TEST(ConnectionTest, PipelinedCallsAreAnsweredInAnyOrder) {
+  EchoServer server;
+  // One call in ten answered late, the later the earlier it was sent.
+  EXPECT_EQ(EchoCalls(server, 300,
+                      [](int i) {
+                        return i % 10 == 0 ? fmt::format("sleep:{}", 30 - i / 10)
+                                           : fmt::format("p{}", i);
+                      }),
+            300);
 }
 
 TEST(ConnectionTest, DeadlineGivesTimeoutAndLateAnswerIsIgnored) {
   EchoServer server;
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunToCompletion([&]() -> asio::awaitable<void> {
     auto c = *co_await Dial(server.port());
-    const auto start = base::Clock::now();
+    // TIMEOUT, not the answer the server sends after 300 ms: the deadline ended the call.
     auto slow = co_await Call(*c, "sleep:300", 50ms);
     EXPECT_EQ(slow.status().code(), Code::kTimeout);
-    EXPECT_LT(base::Clock::now() - start, 250ms);
-    // The connection stays usable; the late answer to the slow call goes nowhere.
+    // The connection stays usable; the late answer to the slow call goes nowhere. Once the server
+    // has sent it, the next answer comes behind it on the stream.
     auto fast = co_await Call(*c, "hello");
     EXPECT_TRUE(fast.ok());
-    asio::steady_timer t(co_await asio::this_coro::executor, 400ms);
-    co_await t.async_wait(kNoThrow);
+    EXPECT_OK(co_await CoWaitUntil([&] { return server.delayed_answers() == 1; }, 5s,
+                                   "the server's late answer"));
     auto again = co_await Call(*c, "again");
     EXPECT_TRUE(again.ok());
     if (again.ok()) {
@@ -192,7 +223,7 @@ TEST(ConnectionTest, DeadlineGivesTimeoutAndLateAnswerIsIgnored) {
 
 TEST(ConnectionTest, OversizedFrameGetsAnErrorFrameThenClose) {
   EchoServer server(ConnectionOptions{.max_payload = 1024});
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunToCompletion([&]() -> asio::awaitable<void> {
     auto c = *co_await Dial(server.port());
     auto big = co_await Call(*c, std::string(2000, 'x'));
     EXPECT_FALSE(big.ok());
@@ -206,22 +237,23 @@ TEST(ConnectionTest, OversizedFrameGetsAnErrorFrameThenClose) {
   EXPECT_EQ(ended[0].code(), Code::kTooLarge);
 }
 
-// A raw client that writes `bytes`, optionally half-closes, and reads until EOF.
-std::string RawExchange(uint16_t port, std::string bytes, bool half_close) {
+// A raw client that writes `bytes`, optionally half-closes, and reads until the server closes
+// the connection or `wait` passes.
+cairn::testing::SocketRead RawExchange(uint16_t port, std::string bytes, bool half_close,
+                                       std::chrono::milliseconds wait = 5s) {
   asio::io_context io;
   tcp::socket s(io);
   s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port));
   asio::write(s, asio::buffer(bytes));
   if (half_close) s.shutdown(tcp::socket::shutdown_send);
-  std::string got;
-  boost::system::error_code ec;
-  asio::read(s, asio::dynamic_buffer(got), ec);
-  return got;
+  return cairn::testing::ReadUntilClosed(s.native_handle(), wait);
 }
 
 TEST(ConnectionTest, UnknownPreambleIsClosedWithoutAnswer) {
   EchoServer server;
-  EXPECT_EQ(RawExchange(server.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false), "");
+  const auto got = RawExchange(server.port(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n", false);
+  EXPECT_TRUE(got.closed);
+  EXPECT_EQ(got.bytes, "");
   auto ended = server.WaitEnded(1);
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended[0].code(), Code::kInvalidArgument);
@@ -232,11 +264,13 @@ TEST(ConnectionTest, DisconnectMidFrameIsNoticedAndOthersKeepWorking) {
   std::string partial(kNativePreamble);
   AppendFrame(&partial, 1, "this frame will be cut");
   partial.resize(partial.size() - 5);
-  EXPECT_EQ(RawExchange(server.port(), partial, true), "");
+  const auto got = RawExchange(server.port(), partial, true);
+  EXPECT_TRUE(got.closed);
+  EXPECT_EQ(got.bytes, "");
   auto ended = server.WaitEnded(1);
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_NE(ended[0].message().find("middle of a frame"), std::string::npos);
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunToCompletion([&]() -> asio::awaitable<void> {
     auto c = *co_await Dial(server.port());
     auto r = co_await Call(*c, "still serving");
     EXPECT_TRUE(r.ok());
@@ -250,7 +284,7 @@ TEST(ConnectionTest, HalfClosedPeerStillGetsItsAnswers) {
   AppendFrame(&bytes, 1, "sleep:20");
   AppendFrame(&bytes, 2, "two");
   AppendFrame(&bytes, 3, "three");
-  const std::string got = RawExchange(server.port(), bytes, true);
+  const std::string got = RawExchange(server.port(), bytes, true).bytes;
   FrameDecoder d(1024);
   auto space = d.Prepare();
   ASSERT_GE(space.size(), got.size());
@@ -268,53 +302,22 @@ TEST(ConnectionTest, HalfClosedPeerStillGetsItsAnswers) {
 
 TEST(ConnectionTest, BackpressureResumesReading) {
   EchoServer server(ConnectionOptions{.max_inflight = 4});
-  RunCoroutine([&]() -> asio::awaitable<void> {
-    auto c = *co_await Dial(server.port());
-    auto ex = co_await asio::this_coro::executor;
-    int answered = 0;
-    for (int i = 0; i < 64; ++i) {
-      asio::co_spawn(
-          ex,
-          [&, c]() -> asio::awaitable<void> {
-            auto r = co_await Call(*c, "sleep:5");
-            EXPECT_TRUE(r.ok()) << r.status().ToString();
-            ++answered;
-          },
-          asio::detached);
-    }
-    asio::steady_timer t(ex);
-    for (int i = 0; i < 400 && answered < 64; ++i) {
-      t.expires_after(5ms);
-      co_await t.async_wait(kNoThrow);
-    }
-    EXPECT_EQ(answered, 64);
-    c->Close();
-  }());
+  EXPECT_EQ(EchoCalls(server, 64, [](int) { return std::string("sleep:5"); }), 64);
 }
 
 TEST(ConnectionTest, GracefulCloseAnswersRequestsInFlight) {
-  EchoServer server;
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  // The server is told to close the moment "sleep:50" arrives: it is then in flight.
+  EchoServer server({}, [](EchoServer& self, std::string_view payload) {
+    if (payload == "sleep:50") self.StopReadingAll();
+  });
+  RunToCompletion([&]() -> asio::awaitable<void> {
     auto c = *co_await Dial(server.port());
-    auto ex = co_await asio::this_coro::executor;
-    std::optional<Result<std::string>> slow;
-    asio::co_spawn(
-        ex, [&]() -> asio::awaitable<void> { slow = co_await Call(*c, "sleep:200"); },
-        asio::detached);
-    asio::steady_timer t(ex, 50ms);
-    co_await t.async_wait(kNoThrow);
-    server.StopReadingAll();  // while "sleep:200" is in flight
-    for (int i = 0; i < 100 && !slow; ++i) {
-      t.expires_after(10ms);
-      co_await t.async_wait(kNoThrow);
-    }
-    EXPECT_TRUE(slow.has_value() && slow->ok()) << (slow ? slow->status().ToString() : "no answer");
-    // Then the server closes: the next call finds the connection gone.
-    for (int i = 0; i < 100 && !c->broken(); ++i) {
-      t.expires_after(10ms);
-      co_await t.async_wait(kNoThrow);
-    }
-    EXPECT_TRUE(c->broken());
+    auto slow = co_await Call(*c, "sleep:50");
+    EXPECT_TRUE(slow.ok()) << slow.status().ToString();
+    // Then the server closes: the connection breaks.
+    EXPECT_OK(co_await CoWaitUntil([&] { return c->broken(); }, 5s,
+                                   "the server to close the connection"));
+    c->Close();  // if it did not, so that the io_context ends
   }());
 }
 
@@ -328,28 +331,24 @@ TEST(ConnectionTest, OutputBackpressureResumesReading) {
   std::string bytes(kNativePreamble);
   for (uint64_t id = 1; id <= 40; ++id) AppendFrame(&bytes, id, "big:100000");  // 4 MB of answers
   asio::write(s, asio::buffer(bytes));
-  std::this_thread::sleep_for(300ms);  // not reading: the server's output backs up
+  // Not reading: the server's output backs up, and it stops reading.
+  ASSERT_OK(WaitUntil([&] { return server.AnyReadingPaused(); }, 5s,
+                      "the server to stop reading while its answers back up"));
+  // Reads until `want` whole frames arrived (or 5 s passed); returns how many did.
   auto read_frames = [&](size_t want) {
     FrameDecoder d(1 << 20);
-    size_t got = 0;
-    s.non_blocking(true);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (got < want && std::chrono::steady_clock::now() < deadline) {
-      boost::system::error_code ec;
-      const size_t n = s.read_some(d.Prepare(), ec);
-      if (ec == asio::error::would_block) {
-        std::this_thread::sleep_for(1ms);
-        continue;
+    size_t got = 0, decoded = 0;  // frames; bytes fed to the decoder
+    cairn::testing::ReadUntil(s.native_handle(), 5s, [&](const std::string& bytes) {
+      while (decoded < bytes.size()) {
+        auto space = d.Prepare();
+        const size_t n = std::min(space.size(), bytes.size() - decoded);
+        std::memcpy(space.data(), bytes.data() + decoded, n);
+        d.Commit(n);
+        decoded += n;
+        for (auto f = d.Next(); f.ok() && *f; f = d.Next()) ++got;
       }
-      if (ec) break;
-      d.Commit(n);
-      while (true) {
-        auto f = d.Next();
-        if (!f.ok() || !*f) break;
-        ++got;
-      }
-    }
-    s.non_blocking(false);
+      return got >= want;
+    });
     return got;
   };
   EXPECT_EQ(read_frames(40), 40u);
@@ -364,9 +363,10 @@ TEST(ConnectionTest, FrameThatNeverCompletesIsCutOff) {
   std::string partial(kNativePreamble);
   AppendFrameHeader(&partial, 1, 1000);
   partial += "only a little";
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(RawExchange(server.port(), partial, false), "");  // returns when the server closes
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  // Closed by the 200 ms frame timeout (the default is 30 s), with no answer.
+  const auto got = RawExchange(server.port(), partial, false, 3s);
+  EXPECT_TRUE(got.closed) << "not closed within 3 s";
+  EXPECT_EQ(got.bytes, "");
   auto ended = server.WaitEnded(1);
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_NE(ended[0].message().find("in time"), std::string::npos) << ended[0].ToString();
@@ -379,7 +379,7 @@ TEST(ConnectionTest, ConnectToClosedPortIsUnavailable) {
     tcp::acceptor a(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     port = a.local_endpoint().port();
   }
-  RunCoroutine([&]() -> asio::awaitable<void> {
+  RunToCompletion([&]() -> asio::awaitable<void> {
     auto c = co_await Dial(port);
     EXPECT_EQ(c.status().code(), Code::kUnavailable);
   }());

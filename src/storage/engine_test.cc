@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <random>
 #include <set>
@@ -12,12 +13,14 @@
 #include <rocksdb/env.h>
 
 #include "storage/fault_injection_fs.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::storage {
 namespace {
 
 using cairn::testing::TempDir;
+using cairn::testing::TestSeed;
 
 class FakeClock final : public base::PhysicalClock {
  public:
@@ -599,10 +602,11 @@ struct CrashRun {
   size_t wrong_version = 0;
 };
 
-CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
+CrashRun RunCrash(const std::string& path, bool sync, uint64_t seed) {
   auto fs = std::make_shared<FaultInjectionFs>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
   std::mutex mu;
+  std::condition_variable acked_more;  // signalled as acks grows
   bool crashed = false;
   std::map<std::string, Version> acked;  // guarded by mu
   {
@@ -610,9 +614,9 @@ CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
     EXPECT_TRUE(opened.ok()) << opened.status().ToString();
     if (!opened.ok()) return {};
     std::unique_ptr<Engine> engine = std::move(*opened);
-    std::mt19937 rng(seed);
+    std::mt19937_64 rng(seed);
     const int crash_after = 2000 + static_cast<int>(rng() % 2000);
-    std::atomic<int> acks{0};
+    int acks = 0;  // guarded by mu
     std::atomic<bool> stop{false};
     std::vector<std::thread> writers;
     for (int t = 0; t < 8; ++t) {
@@ -626,16 +630,19 @@ CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
                           std::lock_guard lock(mu);
                           // An ack after the cut never reaches a client: do not count it.
                           if (s.ok() && !crashed) acked[key] = version;
-                          ++acks;
+                          if (++acks == crash_after) acked_more.notify_one();
                           p.set_value();
                         });
           p.get_future().wait();
         }
       });
     }
-    while (acks < crash_after) std::this_thread::sleep_for(std::chrono::microseconds(200));
     {
-      std::lock_guard lock(mu);
+      std::unique_lock lock(mu);
+      // Bounded, so that a stuck engine fails the test rather than hangs it.
+      EXPECT_TRUE(
+          acked_more.wait_for(lock, std::chrono::seconds(60), [&] { return acks >= crash_after; }))
+          << acks << " of " << crash_after << " writes acknowledged in 60 s";
       crashed = true;
       fs->SetActive(false);  // the machine is off: nothing more reaches the disk
     }
@@ -662,9 +669,8 @@ CrashRun RunCrash(const std::string& path, bool sync, uint32_t seed) {
 
 TEST(EngineFaultTest, AcknowledgedWritesSurviveLossOfUnsyncedData) {
   TempDir dir;
-  const uint32_t seed = std::random_device{}();
-  SCOPED_TRACE(fmt::format("seed {}", seed));
-  CrashRun run = RunCrash(dir.Sub("db"), /*sync=*/true, seed);
+  const TestSeed seed;
+  CrashRun run = RunCrash(dir.Sub("db"), /*sync=*/true, seed.value());
   EXPECT_GE(run.acked, 2000u);
   EXPECT_EQ(run.survived, run.acked);
   EXPECT_EQ(run.wrong_version, 0u);

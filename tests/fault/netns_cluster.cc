@@ -25,6 +25,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/wait_until.h"
+
 namespace cairn::testing {
 namespace {
 
@@ -235,7 +237,7 @@ Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir
   for (size_t i = 0; i < n; ++i) {
     c->node_ns_.push_back(fmt::format("{}-n{}", c->prefix_, i));
     c->node_ips_.push_back(fmt::format("10.213.{}.{}", c->subnet_, i + 1));
-    c->addresses_.push_back(fmt::format("{}:{}", c->node_ips_.back(), c->options_.port));
+    c->addresses_.push_back(fmt::format("{}:{}", c->node_ips_.back(), kPort));
   }
   c->nodes_.resize(n);
   c->skew_ms_.assign(n, 0);
@@ -379,18 +381,7 @@ CairndProcess::Options NetnsCluster::NodeOptions(size_t i) const {
   o.data_dir = fmt::format("{}/node{}", dir_, i);
   o.listen = addresses_[i];
   o.netns = node_ns_[i];
-  o.extra_args = {"--peers",
-                  Joined(addresses_),
-                  "--gossip-interval-ms",
-                  std::to_string(options_.gossip_interval.count()),
-                  "--phi-threshold",
-                  fmt::format("{}", options_.phi_threshold)};
-  std::replace(o.extra_args[1].begin(), o.extra_args[1].end(), ' ', ',');
-  o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  if (i < options_.node_args.size()) {
-    o.extra_args.insert(o.extra_args.end(), options_.node_args[i].begin(),
-                        options_.node_args[i].end());
-  }
+  o.extra_args = ClusterNodeArgs(options_, addresses_, i);
   // "=" so that a negative skew is not taken for an option.
   if (skew_ms_[i] != 0)
     o.extra_args.push_back(fmt::format("--debug-clock-skew-ms={}", skew_ms_[i]));
@@ -502,26 +493,19 @@ Result<ClusterInfo> NetnsCluster::ClusterStatus(size_t observer) {
 Status NetnsCluster::WaitForState(size_t observer, size_t subject, const std::string& state,
                                   std::chrono::milliseconds timeout) {
   if (observer >= size() || subject >= size()) return Status::InvalidArgument("no such node");
-  const auto deadline = Clock::now() + timeout;
-  std::string last;
-  do {
-    auto info = ClusterStatus(observer);
-    if (info.ok()) {
-      last = info->formed ? "" : "not formed (" + info->note + "); ";
-      for (const NodeInfo& n : info->nodes) {
-        last += fmt::format("{} {}; ", n.address, n.up ? "UP" : "DOWN");
-        if (info->formed && n.address == addresses_[subject] && (n.up ? "UP" : "DOWN") == state) {
-          return Status::Ok();
+  return WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto info = ClusterStatus(observer);
+        if (!info.ok()) return ::testing::AssertionFailure() << info.status().ToString();
+        bool seen = false;
+        std::string states = info->formed ? "" : "not formed (" + info->note + "); ";
+        for (const NodeInfo& n : info->nodes) {
+          states += fmt::format("{} {}; ", n.address, n.up ? "UP" : "DOWN");
+          seen = seen || (n.address == addresses_[subject] && (n.up ? "UP" : "DOWN") == state);
         }
-      }
-    } else {
-      last = info.status().ToString();
-    }
-    std::this_thread::sleep_for(milliseconds(100));
-  } while (Clock::now() < deadline);
-  return Status::Timeout(fmt::format("node {} never saw node {} {} in {} ms; last: {}", observer,
-                                     subject, state, timeout.count(), last),
-                         0);
+        return ::testing::AssertionResult(info->formed && seen) << states;
+      },
+      timeout, fmt::format("node {} to see node {} {}", observer, subject, state));
 }
 
 Status NetnsCluster::WaitForAllUp(std::chrono::milliseconds timeout) {
@@ -769,14 +753,6 @@ std::string FaultEvent::ToString() const {
   return when + "?";
 }
 
-uint64_t FaultSchedule::SeedFromEnvironment() {
-  if (const char* s = std::getenv("CAIRN_FAULT_SEED"); s != nullptr && *s != '\0') {
-    return std::strtoull(s, nullptr, 10);
-  }
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) | rd();
-}
-
 FaultSchedule::FaultSchedule(uint64_t seed, Options options)
     : seed_(seed), options_(std::move(options)) {
   using Kind = FaultEvent::Kind;
@@ -914,7 +890,7 @@ FaultRun FaultSchedule::Run(NetnsCluster& cluster, std::chrono::milliseconds dur
   FaultRun::State* st = state.get();
   const std::vector<FaultEvent> events = events_;
   const uint64_t seed = seed_;
-  std::printf("fault schedule seed %llu (CAIRN_FAULT_SEED=%llu replays it)\n",
+  std::printf("fault schedule seed %llu (CAIRN_SEED=%llu replays it)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
   std::fflush(stdout);
   st->thread = std::thread([st, events, seed, duration, &cluster, &stop] {

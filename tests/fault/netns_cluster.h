@@ -40,17 +40,10 @@ namespace cairn::testing {
 // (one mutex), so a FaultSchedule and the test's own faults can be mixed.
 class NetnsCluster {
  public:
-  struct Options {
-    Options() = default;
-    size_t nodes = 3;
-    uint16_t port = 7400;  // every node listens on it, each on its own address
-    std::chrono::milliseconds gossip_interval{100};
-    // With 100 ms gossip, a node is DOWN for its peers about 4 s after it went silent.
-    double phi_threshold = 12;
-    std::vector<std::string> extra_args;              // for every node
-    std::vector<std::vector<std::string>> node_args;  // per node (dc, rack, ...)
-    std::chrono::milliseconds form_timeout{30'000};
-  };
+  // The same options as a LocalCluster's (tests/harness/process.h).
+  using Options = ClusterOptions;
+  // Every node listens on this port, each on its own address.
+  static constexpr uint16_t kPort = 7400;
 
   // Why the harness cannot run on this machine (not root, no `ip`, `ip netns` or veth/bridge
   // support), or an empty string when it can. Probed once per process.
@@ -238,10 +231,8 @@ class FaultSchedule {
         FaultEvent::Kind::kCutOneWay,   FaultEvent::Kind::kSkewRestart};
   };
 
-  // The seed in CAIRN_FAULT_SEED when set (to replay a run), else a random one.
-  static uint64_t SeedFromEnvironment();
-
-  // Draws the events.
+  // Draws the events. Tests take `seed` from a TestSeed (tests/support/seed.h), so that
+  // CAIRN_SEED replays a schedule.
   FaultSchedule(uint64_t seed, Options options);
 
   uint64_t seed() const { return seed_; }

@@ -16,7 +16,9 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/options.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -263,12 +265,8 @@ TEST_F(NetnsClusterTest, PartitionAndOneWayCutBite) {
   // heartbeats the cut swallowed (phi keeps rising until fresh ones arrive, then it takes a
   // gossip round to come back UP), so retry for a bounded time rather than a number of tries.
   const auto healed = std::chrono::steady_clock::now();
-  Result<Version> after = Status::Internal("not tried");
-  while (!after.ok() && std::chrono::steady_clock::now() - healed < 20s) {
-    after = via1->Put("one-way", "healed", WriteAt(Consistency::kAll));
-    if (!after.ok()) std::this_thread::sleep_for(200ms);
-  }
-  EXPECT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_OK(WaitUntil([&] { return via1->Put("one-way", "healed", WriteAt(Consistency::kAll)); },
+                      20s, "a write at ALL through node 1 after the heal"));
   std::cout << fmt::format(
       "ALL through node 1 succeeded {:.1f} s after the heal\n",
       std::chrono::duration<double>(std::chrono::steady_clock::now() - healed).count());
@@ -291,8 +289,8 @@ TEST_F(NetnsClusterTest, ScheduleRunLeavesTheClusterWhole) {
   o.min_gap = 1s;
   o.max_gap = 3s;
   o.quiet_end = 1s;
-  const FaultSchedule schedule(FaultSchedule::SeedFromEnvironment(), o);
-  SCOPED_TRACE(fmt::format("fault schedule seed {}", schedule.seed()));
+  const TestSeed seed;
+  const FaultSchedule schedule(seed.value(), o);
   std::cout << schedule.ToString();
 
   auto client = NewClient();

@@ -11,7 +11,7 @@
 //                          every acknowledged write reads back at QUORUM (or something newer).
 //
 // Short by default (25 s of faults each); CAIRN_FAULT_LONG=1 runs 5 minutes of faults
-// each. CAIRN_FAULT_SEED=N replays a schedule. A failed check saves the history (and the nodes'
+// each. CAIRN_SEED=N replays a schedule. A failed check saves the history (and the nodes'
 // logs) under build/fault-histories/ or CAIRN_FAULT_HISTORY_DIR and prints how to re-check it
 // and replay the seed. docs/testing.md describes them.
 #include <unistd.h>
@@ -40,8 +40,11 @@
 #include "tests/linearizability/history.h"
 #include "tests/linearizability/linearizability.h"
 #include "tests/linearizability/lost_writes.h"
+#include "tests/support/keyspace.h"
 #include "tests/support/options.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -73,16 +76,15 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// What a write's or compare-and-swap's error says about its effect. Only two answers guarantee
-// that nothing was written: a request the server rejected as malformed, and UNAVAILABLE from a
-// coordinator that counted too few live replicas before sending anything ("nothing was
-// written"). Anything else (TIMEOUT, a lost connection, INTERNAL, a commit cut short) may have
-// applied, now or later.
+// What a write's or compare-and-swap's error says about its effect, by its code (the table in
+// include/cairn/status.h). Two codes guarantee that nothing was written: INVALID_ARGUMENT, a
+// request the server rejected as malformed, and UNAVAILABLE, a request that was never sent (the
+// client library found no connection) or that a coordinator refused before sending anything
+// (too few live replicas, cluster not formed). A connection lost after the request was sent is
+// TIMEOUT, as is every other outcome that may have applied, now or later.
 Outcome WriteOutcome(const Status& s) {
   if (s.ok()) return Outcome::kOk;
-  if (s.code() == Code::kInvalidArgument) return Outcome::kFailed;
-  if (s.code() == Code::kUnavailable &&
-      s.message().find("nothing was written") != std::string::npos) {
+  if (s.code() == Code::kInvalidArgument || s.code() == Code::kUnavailable) {
     return Outcome::kFailed;
   }
   return Outcome::kUnknown;
@@ -177,8 +179,8 @@ class FaultWorkloadTest : public ::testing::Test {
     std::cout << fmt::format("{} nodes up in {:.1f} s\n", kNodes, SecondsSince(started));
   }
 
-  // A schedule of every kind of fault from CAIRN_FAULT_SEED (or a random seed), with at most
-  // `max_down` nodes affected at once.
+  // A schedule of every kind of fault from the test's seed (CAIRN_SEED, or a random one), with at
+  // most `max_down` nodes affected at once.
   FaultSchedule Schedule(size_t max_down) {
     FaultSchedule::Options o;
     o.nodes = kNodes;
@@ -194,8 +196,9 @@ class FaultWorkloadTest : public ::testing::Test {
       o.max_gap = 3s;
       o.quiet_end = 2s;
     }
-    FaultSchedule schedule(FaultSchedule::SeedFromEnvironment(), o);
-    seed_ = schedule.seed();
+    seed_holder_.emplace();
+    seed_ = seed_holder_->value();
+    FaultSchedule schedule(seed_, o);
     std::cout << fmt::format("{}: fault schedule seed {} (max_down {}):\n{}", test_name_, seed_,
                              max_down, schedule.ToString());
     return schedule;
@@ -285,7 +288,7 @@ class FaultWorkloadTest : public ::testing::Test {
     std::string out = fmt::format(
         "history saved to {}\n"
         "re-check it:     {} {}\n"
-        "replay the seed: CAIRN_FAULT_SEED={} {} --gtest_filter=FaultWorkloadTest.{}",
+        "replay the seed: CAIRN_SEED={} {} --gtest_filter=FaultWorkloadTest.{}",
         where, CAIRN_CHECK_HISTORY_BIN, ec ? local : kept.string(), seed_, self, test_name_);
     std::cout << out << "\n";
     saved_ = out;
@@ -307,6 +310,7 @@ class FaultWorkloadTest : public ::testing::Test {
   TempDir dir_;
   std::unique_ptr<NetnsCluster> cluster_;
   std::string test_name_;
+  std::optional<TestSeed> seed_holder_;  // from Schedule() on
   uint64_t seed_ = 0;
   std::string saved_;  // what SaveFailure() said, once it saved
 };
@@ -359,18 +363,18 @@ Op Cas(Client& c, uint64_t client, const std::string& key, const Value& expected
   return op;
 }
 
-// Reads every key through `read` until each answers (the cluster is whole by then; a few
-// retries cover connections still coming out of a fault).
+// Reads every key through `read` until each answers (the cluster is whole by then; retries
+// cover connections still coming out of a fault).
 template <typename ReadFn>
 void ReadAll(const std::vector<std::string>& keys, ReadFn read, History* history) {
   for (const std::string& key : keys) {
     Op op;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      op = read(key);
-      if (op.outcome == Outcome::kOk) break;
-      std::this_thread::sleep_for(500ms);
-    }
-    ASSERT_EQ(op.outcome, Outcome::kOk) << "final read of " << key << " kept failing";
+    ASSERT_OK(WaitUntil(
+        [&] {
+          op = read(key);
+          return op.outcome == Outcome::kOk;
+        },
+        30s, "a final read of " + key));
     history->ops.push_back(op);
   }
 }
@@ -478,13 +482,8 @@ TEST_F(FaultWorkloadTest, LinearizableKeyspace) {
     for (size_t n = 0; n < kNodes; ++n) {
       auto node = cluster_->NewClient({n});
       ASSERT_TRUE(node.ok()) << node.status().ToString();
-      bool known = false;
-      for (int attempt = 0; attempt < 200 && !known; ++attempt) {
-        auto d = (*node)->DescribeKeyspace(keyspace);
-        known = d.ok() && d->linearizable;
-        if (!known) std::this_thread::sleep_for(50ms);
-      }
-      ASSERT_TRUE(known) << "node " << n << " never learned of keyspace " << keyspace;
+      ASSERT_OK(WaitUntil([&] { return KnowsKeyspace(**node, keyspace, /*linearizable=*/true); },
+                          10s, fmt::format("node {} to know keyspace {}", n, keyspace)));
     }
   }
   const FaultSchedule schedule = Schedule(/*max_down=*/2);
@@ -620,41 +619,37 @@ TEST_F(FaultWorkloadTest, NoLostWrites) {
   for (size_t at = 0; at < keys.size(); at += kBatch) {
     const std::vector<std::string> batch(keys.begin() + at,
                                          keys.begin() + std::min(keys.size(), at + kBatch));
-    Result<std::vector<Result<std::optional<Record>>>> got = Status::Internal("not tried");
-    bool all = false;  // every key of the batch answered
-    for (int attempt = 0; attempt < 10 && !all; ++attempt) {
-      const int64_t call = Now();
-      got = clients[0]->BatchGet(batch, read);
-      const int64_t ret = Now();
-      all = got.ok();
-      for (size_t k = 0; all && k < batch.size(); ++k) {
-        if (!(*got)[k].ok()) {
-          all = false;
-          got = (*got)[k].status();  // say why, should the attempts run out
-        }
-      }
-      if (all) {
-        for (size_t k = 0; k < batch.size(); ++k) {
-          const std::optional<Record>& rec = *(*got)[k];
-          Op op;
-          op.client = kClients;
-          op.key = batch[k];
-          op.kind = OpKind::kRead;
-          op.value = ValueOf(rec);
-          op.call = call;
-          op.ret = ret;
-          history.ops.push_back(op);
-          if (rec) {
-            checkers::FinalRecord& f = final_state[batch[k]];
-            f.value = rec->value;
-            f.stamp = checkers::WriteStamp{rec->version.hlc, rec->version.node};
+    Result<std::vector<Result<std::optional<Record>>>> got;
+    int64_t call = 0, ret = 0;
+    // Until every key of the batch answers.
+    ASSERT_OK(WaitUntil(
+        [&]() -> Status {
+          call = Now();
+          got = clients[0]->BatchGet(batch, read);
+          ret = Now();
+          if (!got.ok()) return got.status();
+          for (const auto& r : *got) {
+            if (!r.ok()) return r.status();
           }
-        }
-        break;
+          return Status::Ok();
+        },
+        30s, fmt::format("a final read of keys {} to {}", at, at + batch.size() - 1)));
+    for (size_t k = 0; k < batch.size(); ++k) {
+      const std::optional<Record>& rec = *(*got)[k];
+      Op op;
+      op.client = kClients;
+      op.key = batch[k];
+      op.kind = OpKind::kRead;
+      op.value = ValueOf(rec);
+      op.call = call;
+      op.ret = ret;
+      history.ops.push_back(op);
+      if (rec) {
+        checkers::FinalRecord& f = final_state[batch[k]];
+        f.value = rec->value;
+        f.stamp = checkers::WriteStamp{rec->version.hlc, rec->version.node};
       }
-      std::this_thread::sleep_for(500ms);
     }
-    ASSERT_TRUE(all) << "final read kept failing: " << got.status().ToString();
   }
   std::cout << fmt::format("{} seed {}: {}\n", test_name_, seed_, CountOps(history));
   const std::vector<checkers::LostWrite> lost = checkers::FindLostWrites(acked, final_state);

@@ -2,6 +2,8 @@
 # Builds a fuzz target with clang's libFuzzer (+ASan/UBSan) and runs it briefly.
 # Usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS [native_frame|http_url|resp_request]
 # Exits 77 (ctest: skipped) when clang or its fuzzer runtime is not installed.
+# libFuzzer's seed is CAIRN_SEED when set, else drawn here; it is printed first. With the same
+# corpus directory, the same seed mutates the same way (a timed run may still end elsewhere).
 set -euo pipefail
 src=$1 build=$2 seconds=${3:-20} target=${4:-native_frame}
 clangxx=$(command -v clang++ || command -v clang++-14 || true)
@@ -41,6 +43,8 @@ if ! "$clangxx" "${flags[@]}" -o "$out/${target}_fuzz" "${sources[@]}" "${libs[@
   cat "$out/build.log"
   exit 1
 fi
-echo "running the $target fuzzer for ${seconds}s"
-"$out/${target}_fuzz" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-  -artifact_prefix="$out/artifacts/" "$out/corpus" 2>&1 | tail -n 20
+# libFuzzer takes a seed below 2^32; 0 would mean "pick one", so draw from 1 up.
+seed=${CAIRN_SEED:-$(( ($(od -An -N4 -tu4 /dev/urandom) % 4294967295) + 1 ))}
+echo "running the $target fuzzer for ${seconds}s, seed $seed (replay: CAIRN_SEED=$seed $0 $*)"
+"$out/${target}_fuzz" -seed="$seed" -max_total_time="$seconds" -max_len=4096 \
+  -print_final_stats=1 -artifact_prefix="$out/artifacts/" "$out/corpus" 2>&1 | tail -n 20

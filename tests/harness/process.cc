@@ -19,9 +19,10 @@
 #include <iterator>
 #include <regex>
 #include <sstream>
-#include <thread>
 
 #include <fmt/format.h>
+
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -158,12 +159,14 @@ int CairndProcess::Stop(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGCONT);  // a paused process cannot handle SIGTERM
   ::kill(pid_, SIGTERM);
-  const auto deadline = Clock::now() + grace;
-  while (Clock::now() < deadline) {
-    const int code = Reap(false);
-    if (pid_ <= 0) return code;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  int code = -1;
+  const Status exited = WaitUntil(
+      [&] {
+        code = Reap(false);
+        return pid_ <= 0;
+      },
+      grace, "cairnd to exit after SIGTERM");
+  if (exited.ok()) return code;
   ::kill(pid_, SIGKILL);
   return Reap(true);
 }
@@ -201,11 +204,11 @@ void CairndProcess::Pause() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGSTOP);
   // The signal is delivered asynchronously: a thread running on another core can still answer
-  // a request or two after kill() returns. Wait until the process is really stopped.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!AllThreadsStopped(pid_) && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  // a request or two after kill() returns. Wait until the process is really stopped (a process
+  // that is gone gives up at once: AllThreadsStopped is then false, and so is the wait's result,
+  // which a paused process's later behaviour shows anyway).
+  (void)WaitUntil([&] { return AllThreadsStopped(pid_); }, std::chrono::seconds(5),
+                  "every thread of cairnd to stop after SIGSTOP");
 }
 
 void CairndProcess::Resume() {
@@ -235,23 +238,28 @@ uint16_t FreePort() {
   return port;
 }
 
+std::vector<std::string> ClusterNodeArgs(const ClusterOptions& options,
+                                         const std::vector<std::string>& addresses, size_t i) {
+  std::string peers;
+  for (const auto& a : addresses) peers += (peers.empty() ? "" : ",") + a;
+  std::vector<std::string> args = {"--peers",
+                                   peers,
+                                   "--gossip-interval-ms",
+                                   std::to_string(options.gossip_interval.count()),
+                                   "--phi-threshold",
+                                   fmt::format("{}", options.phi_threshold)};
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  if (i < options.node_args.size()) {
+    args.insert(args.end(), options.node_args[i].begin(), options.node_args[i].end());
+  }
+  return args;
+}
+
 CairndProcess::Options LocalCluster::NodeOptions(size_t i) const {
   CairndProcess::Options o;
   o.data_dir = fmt::format("{}/node{}", dir_, i + 1);
   o.listen = addresses_[i];
-  std::string peers;
-  for (const auto& a : addresses_) peers += (peers.empty() ? "" : ",") + a;
-  o.extra_args = {"--peers",
-                  peers,
-                  "--gossip-interval-ms",
-                  std::to_string(options_.gossip_interval.count()),
-                  "--phi-threshold",
-                  fmt::format("{}", options_.phi_threshold)};
-  o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
-  if (i < options_.node_args.size()) {
-    o.extra_args.insert(o.extra_args.end(), options_.node_args[i].begin(),
-                        options_.node_args[i].end());
-  }
+  o.extra_args = ClusterNodeArgs(options_, addresses_, i);
   return o;
 }
 
@@ -287,61 +295,50 @@ Status LocalCluster::Restart(size_t i) {
 
 Status LocalCluster::WaitForState(size_t observer, size_t subject, const std::string& state,
                                   std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  std::string last;
-  while (Clock::now() < deadline) {
-    auto r = RunCommand(
-        {CliPath(), "--server", addresses_[observer], "--timeout", "1000", "--json", "status"});
-    if (r.exit_code == 0) {
-      // Find the subject's entry and its state without a JSON dependency in the harness.
-      const std::string needle = fmt::format("\"address\":\"{}\"", addresses_[subject]);
-      const size_t at = r.out.find(needle);
-      if (at != std::string::npos) {
-        const size_t st = r.out.find("\"state\":\"", at);
-        if (st != std::string::npos && r.out.compare(st + 9, state.size(), state) == 0 &&
-            r.out.find("\"formed\":true") != std::string::npos) {
-          return Status::Ok();
-        }
-      }
-      last = r.out;
-    } else {
-      last = r.err;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return Status::Timeout(fmt::format("node {} never saw node {} {}; last status: {}", observer + 1,
-                                     subject + 1, state, last),
-                         0);
+  return WaitUntil(
+      [&] {
+        auto r = RunCommand(
+            {CliPath(), "--server", addresses_[observer], "--timeout", "1000", "--json", "status"});
+        if (r.exit_code != 0) return ::testing::AssertionFailure() << r.err;
+        // Find the subject's entry and its state without a JSON dependency in the harness.
+        const std::string needle = fmt::format("\"address\":\"{}\"", addresses_[subject]);
+        const size_t at = r.out.find(needle);
+        const size_t st = at == std::string::npos ? at : r.out.find("\"state\":\"", at);
+        return ::testing::AssertionResult(st != std::string::npos &&
+                                          r.out.compare(st + 9, state.size(), state) == 0 &&
+                                          r.out.find("\"formed\":true") != std::string::npos)
+               << "status " << r.out;
+      },
+      timeout, fmt::format("node {} to see node {} {}", observer + 1, subject + 1, state));
 }
 
 Status LocalCluster::WaitForQuiet(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  };
   for (size_t i = 0; i < size(); ++i) {
     if (!nodes_[i] || !nodes_[i]->running()) continue;
     for (size_t j = 0; j < size(); ++j) {
       if (!nodes_[j] || !nodes_[j]->running()) continue;
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (Status s = WaitForState(i, j, "UP", left); !s.ok()) return s;
+      if (Status s = WaitForState(i, j, "UP", left()); !s.ok()) return s;
     }
   }
-  std::string last;
-  while (Clock::now() < deadline) {
-    bool quiet = true;
-    for (size_t i = 0; i < size() && quiet; ++i) {
-      if (!nodes_[i] || !nodes_[i]->running()) continue;
-      auto r = RunCommand(
-          {CliPath(), "--server", addresses_[i], "--timeout", "1000", "--json", "status"});
-      if (r.exit_code != 0 ||
-          r.out.find("\"hints_pending\":0,\"self\":true") == std::string::npos) {
-        quiet = false;
-        last = r.out + r.err;
-      }
-    }
-    if (quiet) return Status::Ok();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return Status::Timeout("hints were not all replayed in time; last status: " + last, 0);
+  return WaitUntil(
+      [&] {
+        for (size_t i = 0; i < size(); ++i) {
+          if (!nodes_[i] || !nodes_[i]->running()) continue;
+          auto r = RunCommand(
+              {CliPath(), "--server", addresses_[i], "--timeout", "1000", "--json", "status"});
+          if (r.exit_code != 0 ||
+              r.out.find("\"hints_pending\":0,\"self\":true") == std::string::npos) {
+            return ::testing::AssertionFailure() << "node " << i + 1 << ": " << r.out << r.err;
+          }
+        }
+        return ::testing::AssertionSuccess();
+      },
+      left(), "every running node to have replayed its hints");
 }
 
 std::string LocalCluster::Logs() const {

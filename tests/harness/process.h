@@ -78,20 +78,31 @@ class CairndProcess {
 // ports before they start).
 uint16_t FreePort();
 
+// How a test cluster is made: LocalCluster (loopback) and NetnsCluster (tests/fault, network
+// namespaces) both take these.
+struct ClusterOptions {
+  size_t nodes = 3;
+  std::chrono::milliseconds gossip_interval{100};
+  // Higher than the default 8, so a node that a loaded (or sanitizer-slowed) machine stalls for a
+  // second is not taken for dead: with 100 ms gossip, DOWN after about 4 s of silence.
+  double phi_threshold = 12;
+  std::vector<std::string> extra_args;              // for every node
+  std::vector<std::vector<std::string>> node_args;  // per node (dc, rack, clock skew ...)
+  // How long Start() waits for every node to see every node UP.
+  std::chrono::milliseconds form_timeout{30'000};
+};
+
+// The cairnd arguments of node `i` of a cluster made with `options` whose nodes listen on
+// `addresses`: the peer list, gossip and failure detector settings, then `extra_args` and the
+// node's own `node_args`.
+std::vector<std::string> ClusterNodeArgs(const ClusterOptions& options,
+                                         const std::vector<std::string>& addresses, size_t i);
+
 // N cairnd processes on loopback forming one cluster. Every node is stopped (by pid) when the
 // LocalCluster goes away.
 class LocalCluster {
  public:
-  struct Options {
-    size_t nodes = 3;
-    std::chrono::milliseconds gossip_interval{100};
-    // Higher than the default 8, so a node that a loaded (or sanitizer-slowed) machine stalls for a
-    // second is not taken for dead: DOWN after about 4 s of silence.
-    double phi_threshold = 12;
-    std::vector<std::string> extra_args;              // for every node
-    std::vector<std::vector<std::string>> node_args;  // per node (dc, rack, clock skew ...)
-    std::chrono::milliseconds form_timeout{30'000};
-  };
+  using Options = ClusterOptions;
 
   // Starts every node in `dir` and waits until each sees all of them UP.
   static Result<std::unique_ptr<LocalCluster>> Start(const std::string& dir, Options options);

@@ -16,6 +16,7 @@
 #include "net/frame.h"
 #include "proto/native.pb.h"
 #include "tests/harness/process.h"
+#include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -47,21 +48,7 @@ class BadInputTest : public ::testing::Test {
     tcp::socket s(io_);
     s.connect(endpoint_);
     asio::write(s, asio::buffer(bytes));
-    std::string got;
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    s.non_blocking(true);
-    while (std::chrono::steady_clock::now() < deadline) {
-      char buf[4096];
-      boost::system::error_code ec;
-      const size_t n = s.read_some(asio::buffer(buf), ec);
-      if (ec == asio::error::would_block) {
-        std::this_thread::sleep_for(5ms);
-        continue;
-      }
-      if (ec) break;  // EOF: the server closed
-      got.append(buf, n);
-    }
-    return got;
+    return ReadUntilClosed(s.native_handle(), wait).bytes;
   }
 
   static std::string Frame(uint64_t id, const wire::Request& request) {

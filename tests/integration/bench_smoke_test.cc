@@ -1,7 +1,7 @@
 // A smoke run of cairn-bench against one real cairnd: a second or so per workload, native and
 // RESP drivers, closed and open loop. It checks that the driver works (operations done, no
-// errors, JSON that parses, the open-loop rate kept), not how fast Cairn is: benchmarks print
-// figures and never fail on a slow machine (docs/benchmarks.md).
+// errors, JSON that parses, every open-loop request sent), not how fast Cairn is: benchmarks
+// print figures and never fail on a slow machine (docs/benchmarks.md).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -81,14 +81,17 @@ TEST_F(BenchSmokeTest, NativeWorkloadsAEF) {
   EXPECT_TRUE(f.contains("run/RMW"));
 }
 
-TEST_F(BenchSmokeTest, OpenLoopKeepsTheRate) {
+TEST_F(BenchSmokeTest, OpenLoopSendsEveryRequestDue) {
   auto b = Bench({"--server", node_->address(), "--workload", "b", "--rate", "2000"}, "1.5");
   ExpectClean(b, "run");
   const json& all = b["run/all"];
   EXPECT_EQ(all["target_ops_per_s"].get<double>(), 2000);
+  // Requests fall due at fixed times whatever the answers: 2000 a second over the 1.5 s measured
+  // is 3000, give or take one per client (8) at the ends of the window. Each is sent and answered
+  // however slow the machine, unless it fell so far behind that it was counted as missed. The
+  // rate this achieves is cairn-bench's figure to print (ops_per_s), not the test's to judge.
   EXPECT_EQ(all["missed"].get<uint64_t>(), 0u);
-  // Every request due in the window is sent, so the rate is kept unless the node cannot.
-  EXPECT_NEAR(all["ops_per_s"].get<double>(), 2000, 200);
+  EXPECT_NEAR(all["ops"].get<double>(), 3000, 8);
 }
 
 TEST_F(BenchSmokeTest, RespDriverAgainstTheRespDoor) {

@@ -11,7 +11,9 @@
 
 #include "cairn/client.h"
 #include "tests/harness/process.h"
+#include "tests/support/options.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -33,6 +35,18 @@ class ClientTest : public ::testing::Test {
     ClientOptions o;
     o.servers = {server_->address()};
     return o;
+  }
+  // Reads `key` through `client` until the server answers (it may be coming back from a pause
+  // or a restart), for up to 10 s.
+  static Result<std::optional<Record>> ReadWhenServed(Client& client, const std::string& key) {
+    Result<std::optional<Record>> got;
+    EXPECT_OK(WaitUntil(
+        [&] {
+          got = client.Get(key);
+          return got.status();
+        },
+        10s, "a read of " + key + " to be served"));
+    return got;
   }
 
   TempDir dir_;
@@ -168,12 +182,27 @@ TEST_F(ClientTest, TtlExpires) {
   Client client(Options());
   WriteOptions short_lived;
   short_lived.ttl = 300ms;
+  auto wall_ms = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint64_t before = wall_ms();
   ASSERT_TRUE(client.Put("session", "s", short_lived).ok());
+  const uint64_t after = wall_ms();
   auto got = client.Get("session");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
   ASSERT_TRUE(got->has_value());
-  EXPECT_GT((*got)->expires_at_ms, 0u);
-  std::this_thread::sleep_for(400ms);
-  EXPECT_FALSE(client.Get("session")->has_value());
+  // It expires 300 ms after the server wrote it (the server's clock is this machine's).
+  EXPECT_GE((*got)->expires_at_ms, before + 300);
+  EXPECT_LE((*got)->expires_at_ms, after + 300);
+  EXPECT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto r = client.Get("session");
+        if (!r.ok()) return ::testing::AssertionFailure() << r.status().ToString();
+        return ::testing::AssertionResult(!r->has_value()) << "still there";
+      },
+      10s, "the session to expire"));
 }
 
 TEST_F(ClientTest, PausedServerTimesOutThenRecovers) {
@@ -182,6 +211,8 @@ TEST_F(ClientTest, PausedServerTimesOutThenRecovers) {
   Client client(o);
   ASSERT_TRUE(client.Put("k", "v").ok());
   server_->Pause();
+  // A paused server never answers: TIMEOUT is the client's deadline at work, and the one it was
+  // given (300 ms, not a default; the bound leaves a loaded machine ten times that).
   const auto start = std::chrono::steady_clock::now();
   auto r = client.Get("k");
   EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
@@ -189,12 +220,8 @@ TEST_F(ClientTest, PausedServerTimesOutThenRecovers) {
   server_->Resume();
   // Recovers: the same client is served again once the server catches up (on a loaded machine
   // the first 300 ms attempt right after SIGCONT can still time out), within a bounded time.
-  Result<std::optional<Record>> again = Status::Unavailable("not tried");
-  const auto resumed = std::chrono::steady_clock::now();
-  while (!again.ok() && std::chrono::steady_clock::now() - resumed < 10s) {
-    again = client.Get("k");
-  }
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto again = ReadWhenServed(client, "k");
+  ASSERT_TRUE(again.ok() && again->has_value());
   EXPECT_EQ((*again)->value, "v");
 }
 
@@ -211,13 +238,9 @@ TEST_F(ClientTest, DataAndIdentitySurviveRestartAndClientReconnects) {
   server_.reset();
   StartServer(address);  // same data directory and port
   EXPECT_EQ(server_->node_id(), node);
-  Result<std::optional<Record>> got = Status::Unavailable("not tried");
   // The pool backs off after failed connects; it reconnects within a few seconds.
-  for (int i = 0; i < 60 && !got.ok(); ++i) {
-    got = client.Get("durable");
-    if (!got.ok()) std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  auto got = ReadWhenServed(client, "durable");
+  ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->version, *v);
   // Versions keep growing after the restart.
   EXPECT_GT(*client.Put("durable", "again"), *v);

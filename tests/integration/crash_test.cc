@@ -1,5 +1,6 @@
 // kill -9 in the middle of a write load: every write the server acknowledged is there after
-// the restart, with its value and its version.
+// the restart, with its value and its version. The kill point and the values come from the
+// test's seed: CAIRN_SEED=N replays them (docs/testing.md).
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "cairn/client.h"
 #include "tests/harness/process.h"
+#include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
 
 namespace cairn::testing {
@@ -27,12 +29,12 @@ constexpr int kClients = 16;
 constexpr int kWrites = 20'000;
 
 TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
-  const uint32_t seed = std::random_device{}();
-  std::mt19937 rng(seed);
+  const TestSeed seed;
+  std::mt19937_64 rng(seed.value());
   // Kill after somewhere between 10% and 90% of the writes were acknowledged.
   const int kill_after = kWrites / 10 + static_cast<int>(rng() % (kWrites * 8 / 10));
-  std::cout << "crash test seed " << seed << ": kill -9 after " << kill_after << " acks\n";
-  SCOPED_TRACE(fmt::format("seed {}, kill after {} acks", seed, kill_after));
+  std::cout << "kill -9 after " << kill_after << " acks\n";
+  SCOPED_TRACE(fmt::format("kill after {} acks", kill_after));
 
   TempDir dir;
   auto started = CairndProcess::Start({.data_dir = dir.Sub("node")});
@@ -57,7 +59,7 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
     asio::co_spawn(
         io,
         [&, c]() -> asio::awaitable<void> {
-          std::mt19937 local(seed + c);
+          std::mt19937_64 local(seed.value() + c);
           while (attempted < kWrites && !killed) {
             const int i = attempted++;
             const std::string key = fmt::format("crash:{:05}", i);

@@ -3,7 +3,6 @@
 // for malformed input, pipelining and RESP3.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -20,7 +19,9 @@
 #include <gtest/gtest.h>
 
 #include "tests/harness/process.h"
+#include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -73,24 +74,10 @@ class RawClient {
 
   template <typename Done>
   std::string Fill(Done done, std::chrono::milliseconds wait) {
-    std::string got = std::move(pending_);
+    SocketRead got = ReadUntil(fd_, wait, done, std::move(pending_));
     pending_.clear();
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    while (!done(got)) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      pollfd pfd{fd_, POLLIN, 0};
-      if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
-      char buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        closed_ = true;
-        break;
-      }
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return got;
+    if (got.closed) closed_ = true;
+    return std::move(got.bytes);
   }
   // Reads until the server closes the connection (or `wait` passes).
   std::string ReadToEnd(std::chrono::milliseconds wait = 5s) {
@@ -266,14 +253,10 @@ class RedisServer {
               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.c_str(), nullptr);
       ::_exit(127);
     }
-    for (int i = 0; i < 200; ++i) {  // wait until it accepts connections
-      RawClient probe("127.0.0.1:" + std::to_string(port_));
-      if (probe.connected()) {
-        ready_ = true;
-        return;
-      }
-      std::this_thread::sleep_for(25ms);
-    }
+    const Status accepting =
+        WaitUntil([&] { return RawClient("127.0.0.1:" + std::to_string(port_)).connected(); }, 10s,
+                  "redis-server to accept connections");
+    ready_ = accepting.ok();
   }
   ~RedisServer() {
     if (pid_ > 0) {

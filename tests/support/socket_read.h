@@ -1,0 +1,58 @@
+// Reading a test's raw socket with a deadline, for tests that speak a protocol byte by byte (or
+// send garbage) and look at what comes back. The wait is poll(2) on the socket, so bytes and the
+// peer's close are seen the moment they arrive: no sleeping, no polling loop.
+#pragma once
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace cairn::testing {
+
+struct SocketRead {
+  std::string bytes;    // what arrived
+  bool closed = false;  // the peer closed the connection (or the socket failed)
+};
+
+// Reads from socket `fd` (blocking or not) until `done(bytes)` holds, the peer closes, or `wait`
+// has passed. `bytes` starts as `start` (bytes an earlier read took too many of), and `done` is
+// asked before anything is read.
+template <typename Done>
+SocketRead ReadUntil(int fd, std::chrono::milliseconds wait, Done done, std::string start = "") {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + wait;
+  SocketRead r{std::move(start), false};
+  while (!done(r.bytes)) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60'000)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) {
+      r.closed = true;
+      break;
+    }
+    if (ready == 0) continue;  // the deadline is checked above
+    char buf[65536];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    if (n <= 0) {
+      r.closed = true;
+      break;
+    }
+    r.bytes.append(buf, static_cast<size_t>(n));
+  }
+  return r;
+}
+
+// Reads until the peer closes the connection or `wait` has passed.
+inline SocketRead ReadUntilClosed(int fd, std::chrono::milliseconds wait) {
+  return ReadUntil(fd, wait, [](const std::string&) { return false; });
+}
+
+}  // namespace cairn::testing
