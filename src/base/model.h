@@ -94,6 +94,9 @@ struct NodeStatus {
   bool self = false;
   uint64_t load_bytes = 0;
   uint64_t hints_pending = 0;
+  // Its place in the topology: NORMAL, JOINING, LEAVING (empty before the cluster formed).
+  std::string state;
+  bool dead = false;  // removed or being replaced: declared gone for good
 };
 
 }  // namespace base

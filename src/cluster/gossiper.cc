@@ -4,11 +4,9 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include "base/async.h"
 
@@ -17,6 +15,8 @@ namespace {
 
 using base::kNoThrow;
 constexpr std::string_view kMismatchTag = "membership mismatch";
+constexpr std::string_view kTopologyKey = "topology";
+constexpr std::string_view kFenceKey = "topology_fence";
 
 bool Newer(const internode::NodeState& a, const internode::NodeState& b) {
   return std::make_pair(a.generation(), a.heartbeat()) >
@@ -50,13 +50,35 @@ Gossiper::Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions op
   self.set_generation(generation_);
   self.set_membership_fingerprint(fingerprint_);
   up_.insert(identity_.node_id);
-  for (const auto& peer : config_.peers) {
-    if (peer != config_.self_address) {
-      PhiAccrualDetector::Options d;
-      d.threshold = options_.phi_threshold;
-      d.initial_interval = options_.interval;
-      d.min_mean = options_.interval / 2;
-      detectors_.emplace(peer, PhiAccrualDetector(d));
+  for (const auto& peer : config_.peers) AddDetectorLocked(peer);
+  for (const auto& seed : config_.join) AddDetectorLocked(seed);
+}
+
+void Gossiper::AddDetectorLocked(const std::string& address) {
+  if (address == config_.self_address || detectors_.contains(address)) return;
+  PhiAccrualDetector::Options d;
+  d.threshold = options_.phi_threshold;
+  d.initial_interval = options_.interval;
+  d.min_mean = options_.interval / 2;
+  detectors_.emplace(address, PhiAccrualDetector(d));
+}
+
+void Gossiper::SyncDetectorsLocked() {
+  // Once a member, gossip goes to the members of the topology (the --peers and --join lists
+  // were only how to find them): those that left drop out, those that joined come in.
+  if (!state_) return;
+  std::unordered_set<std::string> members;
+  for (const internode::TopologyMember& m : state_->members()) {
+    if (m.state() == internode::LEFT) continue;
+    members.insert(m.info().address());
+    AddDetectorLocked(m.info().address());
+  }
+  for (auto it = detectors_.begin(); it != detectors_.end();) {
+    if (members.contains(it->first)) {
+      ++it;
+    } else {
+      up_addresses_.erase(it->first);
+      it = detectors_.erase(it);
     }
   }
 }
@@ -78,71 +100,189 @@ Status Gossiper::Init() {
     std::lock_guard lock(mu_);
     states_[config_.self_address].set_generation(generation_);
   }
-  auto stored = LoadMembership(*engine_);
-  if (!stored.ok()) return stored.status();
-  if (!stored->has_value()) {
-    if (config_.peers.size() > 1) return Status::Ok();  // a new node: the cluster forms by gossip
+  if (auto fence = engine_->GetMeta(kFenceKey); fence.ok() && fence->has_value()) {
+    fence_.store(std::strtoull((*fence)->c_str(), nullptr, 10));
+  }
+
+  std::optional<TopologyState> stored;
+  if (auto bytes = engine_->GetMeta(kTopologyKey); !bytes.ok()) {
+    return bytes.status();
+  } else if (bytes->has_value()) {
+    stored.emplace();
+    if (!stored->ParseFromString(**bytes)) return Status::Internal("corrupt topology record");
+  } else {
+    // A data directory of a version before topology epochs: its formed membership and
+    // keyspaces make the first epoch.
+    auto membership = LoadMembership(*engine_);
+    if (!membership.ok()) return membership.status();
+    if (membership->has_value()) {
+      std::vector<KeyspaceDef> keyspaces = schema_->Records();
+      if (auto def = schema_->Find(kDefaultKeyspace)) keyspaces.push_back(*def);
+      stored = FormationState((*membership)->members, identity_.partition_bits,
+                              (*membership)->fingerprint, keyspaces);
+      stored->set_epoch(std::max<uint64_t>(1, (*membership)->epoch));
+    }
+  }
+
+  if (!stored) {
+    if (!config_.join.empty() || config_.peers.size() > 1) {
+      return Status::Ok();  // a new node: the cluster forms (or takes it in) by gossip
+    }
     // A cluster of one node forms at once, before the node serves anything.
-    StoredMembership alone{
-        {Member{identity_.node_id, config_.self_address, config_.dc, config_.rack}},
-        fingerprint_,
-        1};
-    auto topology =
-        Topology::Make(alone.members, identity_.node_id, config_.partition_bits, fingerprint_, 1);
-    if (!topology.ok()) return topology.status();
-    if (Status s = SaveMembership(*engine_, alone); !s.ok()) return s;
-    std::lock_guard lock(mu_);
-    topology_ = *topology;
-    return Status::Ok();
+    std::vector<KeyspaceDef> keyspaces;
+    if (auto def = schema_->Find(kDefaultKeyspace)) keyspaces.push_back(*def);
+    auto adopted = Adopt(
+        FormationState({Member{identity_.node_id, config_.self_address, config_.dc, config_.rack}},
+                       identity_.partition_bits, fingerprint_, keyspaces));
+    return adopted.ok() ? Status::Ok() : adopted.status();
   }
-  StoredMembership& m = **stored;
-  if (config_.standalone && m.fingerprint == fingerprint_ && m.members.size() == 1 &&
-      m.members[0].node_id == identity_.node_id && m.members[0].address != config_.self_address) {
+
+  TopologyState& s = *stored;
+  if (config_.standalone && s.members_size() == 1 &&
+      s.members(0).info().node_id() == identity_.node_id &&
+      s.members(0).info().address() != config_.self_address) {
     // A node on its own may move to another address: follow it.
-    m.members[0].address = config_.self_address;
-    if (Status s = SaveMembership(*engine_, m); !s.ok()) return s;
+    s.mutable_members(0)->mutable_info()->set_address(config_.self_address);
   }
-  std::vector<std::string> addresses;
-  for (const Member& member : m.members) addresses.push_back(member.address);
-  std::sort(addresses.begin(), addresses.end());
-  if (m.fingerprint != fingerprint_) {
-    return Status::InvalidArgument(fmt::format(
-        "this data directory belongs to a cluster formed with --peers {} and {} partitions; start "
-        "the node with that same list",
-        fmt::join(addresses, ","), identity_.partitions()));
+  const internode::TopologyMember* me = FindMember(s, identity_.node_id);
+  if (me == nullptr || me->state() == internode::LEFT) {
+    return Status::FailedPrecondition(fmt::format(
+        "node {} {} the cluster; start a new node with an empty data directory to join again",
+        identity_.node_id, me == nullptr ? "is not a member of" : "has left"));
   }
-  auto me = std::find_if(m.members.begin(), m.members.end(),
-                         [&](const Member& x) { return x.address == config_.self_address; });
-  if (me == m.members.end() || me->node_id != identity_.node_id || me->dc != config_.dc ||
-      me->rack != config_.rack) {
-    return Status::InvalidArgument(fmt::format(
+  if (config_.join.empty() && s.formation_fingerprint() != fingerprint_) {
+    // --peers only names where to find the cluster once it formed, but a list that is neither
+    // the one it formed from nor its members now is a mistake worth stopping for.
+    std::vector<std::string> now;
+    for (const internode::TopologyMember& m : s.members()) {
+      if (m.state() != internode::LEFT) now.push_back(m.info().address());
+    }
+    if (MembershipFingerprint(now, identity_.partition_bits) != fingerprint_) {
+      std::sort(now.begin(), now.end());
+      return Status::FailedPrecondition(fmt::format(
+          "this data directory belongs to a cluster whose members are {} ({} partitions); start "
+          "the node with that --peers list (or with --join and any member)",
+          fmt::join(now, ","), uint32_t{1} << s.partition_bits()));
+    }
+  }
+  if (me->info().address() != config_.self_address || me->info().dc() != config_.dc ||
+      me->info().rack() != config_.rack) {
+    return Status::FailedPrecondition(fmt::format(
         "this data directory belongs to the member at {} in dc {} rack {}; a node's address, dc "
         "and rack cannot change",
-        me == m.members.end() ? "?" : me->address, me == m.members.end() ? "?" : me->dc,
-        me == m.members.end() ? "?" : me->rack));
+        me->info().address(), me->info().dc(), me->info().rack()));
   }
-  auto topology = Topology::Make(m.members, identity_.node_id, identity_.partition_bits,
-                                 m.fingerprint, m.epoch);
+  // Restored as it was: not "newer" than anything, so install it directly.
+  auto topology = Topology::FromState(s, identity_.node_id);
   if (!topology.ok()) return topology.status();
+  if (Status persisted = engine_->WriteMeta({{std::string(kTopologyKey), s.SerializeAsString()}});
+      !persisted.ok()) {
+    return persisted;
+  }
   std::lock_guard lock(mu_);
+  state_ = (*topology)->state;
   topology_ = *topology;
-  for (const Member& member : m.members) {
-    if (member.address == config_.self_address) continue;
-    internode::NodeState& s = states_[member.address];  // known, not heard from yet: DOWN
-    s.mutable_info()->set_node_id(member.node_id);
-    s.mutable_info()->set_address(member.address);
-    s.mutable_info()->set_dc(member.dc);
-    s.mutable_info()->set_rack(member.rack);
-    s.set_membership_fingerprint(fingerprint_);
+  epoch_.store(s.epoch(), std::memory_order_release);
+  fence_.store(std::max(fence_.load(), s.fence()), std::memory_order_release);
+  states_[config_.self_address].set_topology_epoch(s.epoch());
+  SyncDetectorsLocked();
+  for (const internode::TopologyMember& m : s.members()) {
+    if (m.info().address() == config_.self_address || m.state() == internode::LEFT) continue;
+    internode::NodeState& peer = states_[m.info().address()];  // known, not heard from yet: DOWN
+    *peer.mutable_info() = m.info();
+    peer.set_membership_fingerprint(fingerprint_);
   }
   return Status::Ok();
 }
 
-void Gossiper::SetSelfFigures(std::function<uint64_t()> load_bytes,
-                              std::function<uint64_t()> hints) {
-  load_fn_ = std::move(load_bytes);
-  hints_fn_ = std::move(hints);
+Result<bool> Gossiper::Adopt(const TopologyState& state) {
+  std::lock_guard adopt(adopt_mu_);
+  if (state.epoch() <= epoch()) return false;
+  auto topology = Topology::FromState(state, identity_.node_id);
+  if (!topology.ok()) {
+    // Not (or no longer) a member: remember the state so that a joining node knows the cluster,
+    // but publish no topology.
+    if (FindMember(state, identity_.node_id) != nullptr) return topology.status();
+  }
+  if (Status s = engine_->WriteMeta({{std::string(kTopologyKey), state.SerializeAsString()}});
+      !s.ok()) {
+    return s;
+  }
+  // The keyspaces of the epoch: new ones appear, dropped ones lose their data here.
+  if (Status s = schema_->Sync(KeyspacesOf(state)); !s.ok()) {
+    spdlog::error("applying the keyspaces of topology epoch {}: {}", state.epoch(), s.ToString());
+  }
+  std::shared_ptr<const Topology> published;
+  bool formed_now = false;
+  {
+    std::lock_guard lock(mu_);
+    formed_now = topology_ == nullptr && topology.ok();
+    state_ = std::make_shared<const TopologyState>(state);
+    if (topology.ok()) topology_ = *topology;
+    published = topology_;
+    epoch_.store(state.epoch(), std::memory_order_release);
+    fence_.store(std::max(fence_.load(), state.fence()), std::memory_order_release);
+    states_[config_.self_address].set_topology_epoch(state.epoch());
+    SyncDetectorsLocked();
+  }
+  spdlog::info("topology epoch {}: {}", state.epoch(), Describe(state));
+  if (formed_now && on_formed_) on_formed_(published);
+  if (published && on_topology_) on_topology_(published);
+  return true;
 }
+
+void Gossiper::AdoptLater(TopologyState state) {
+  if (state.epoch() <= epoch()) return;
+  asio::post(blocking_, [this, state = std::move(state)] {
+    if (auto r = Adopt(state); !r.ok()) {
+      spdlog::error("cannot adopt topology epoch {}: {}", state.epoch(), r.status().ToString());
+    }
+  });
+}
+
+std::shared_ptr<const TopologyState> Gossiper::state() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+Status Gossiper::PersistFence(uint64_t fence) {
+  uint64_t current = fence_.load();
+  while (fence > current && !fence_.compare_exchange_weak(current, fence)) {
+  }
+  return engine_->WriteMeta({{std::string(kFenceKey), std::to_string(fence_.load())}});
+}
+
+Result<internode::TopologyResponse> Gossiper::HandleTopology(
+    const internode::TopologyRequest& request) {
+  if (request.has_state()) {
+    auto adopted = Adopt(request.state());
+    if (!adopted.ok()) return adopted.status();
+  }
+  if (request.fence() > 0) {
+    if (request.fence() > epoch()) {
+      return Status::Unavailable(fmt::format(
+          "cannot raise the fence to epoch {}: this node has epoch {}", request.fence(), epoch()));
+    }
+    if (Status s = PersistFence(request.fence()); !s.ok()) return s;
+  }
+  internode::TopologyResponse response;
+  if (auto s = state()) *response.mutable_state() = *s;
+  return response;
+}
+
+asio::awaitable<void> Gossiper::Pull(std::string address) {
+  internode::Request request;
+  request.mutable_topology();
+  auto response =
+      co_await client_->Call(address, request, base::Clock::now() + std::chrono::seconds(2));
+  if (!response.ok()) {
+    spdlog::debug("pulling the topology from {}: {}", address, response.status().ToString());
+    co_return;
+  }
+  if (response->topology().has_state()) AdoptLater(response->topology().state());
+}
+
+void Gossiper::SetSelfFigures(SelfFigures figures) { figures_ = std::move(figures); }
 
 std::shared_ptr<const Topology> Gossiper::topology() const {
   std::lock_guard lock(mu_);
@@ -154,9 +294,21 @@ bool Gossiper::IsUp(uint32_t node_id) const {
   return up_.contains(node_id);
 }
 
+std::optional<internode::NodeState> Gossiper::StateOf(uint32_t node_id) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [address, s] : states_) {
+    if (s.info().node_id() == node_id) return s;
+  }
+  return std::nullopt;
+}
+
 std::string Gossiper::NotFormedReason() const {
   std::lock_guard lock(mu_);
   if (!mismatch_.empty()) return mismatch_;
+  if (!config_.join.empty()) {
+    return fmt::format("this node is joining the cluster through {}; it serves once it is a member",
+                       fmt::join(config_.join, ", "));
+  }
   std::vector<std::string> waiting;
   for (const auto& peer : config_.peers) {
     auto it = states_.find(peer);
@@ -172,16 +324,24 @@ std::string Gossiper::MismatchMessage() const {
   std::sort(peers.begin(), peers.end());
   return fmt::format(
       "{}: the node at {} was started with --peers {} and {} partitions; every node of a cluster "
-      "must be started with the same --peers list and partition count",
+      "must be started with the same --peers list and partition count (a node that joins an "
+      "existing cluster starts with --join)",
       kMismatchTag, config_.self_address, fmt::join(peers, ","), identity_.partitions());
 }
 
-internode::GossipRequest Gossiper::MakeRequestLocked() {
+internode::GossipRequest Gossiper::MakeRequestLocked(const std::string& to) {
   internode::GossipRequest request;
+  request.set_topology_epoch(epoch());
   for (const auto& [address, state] : states_) {
     if (state.generation() != 0 || address == config_.self_address) *request.add_states() = state;
   }
-  for (const KeyspaceDef& def : schema_->Records()) ToRecord(def, request.add_keyspaces());
+  // A peer that has told us of an older epoch than ours gets ours.
+  if (state_) {
+    auto it = states_.find(to);
+    if (it == states_.end() || it->second.topology_epoch() < state_->epoch()) {
+      *request.mutable_topology() = *state_;
+    }
+  }
   return request;
 }
 
@@ -190,59 +350,47 @@ Status Gossiper::MergeLocked(
   const auto now = Clock::now();
   const uint64_t wall = clock_->physical().NowMillis();
   for (const internode::NodeState& s : states) {
-    if (s.membership_fingerprint() != fingerprint_) {
-      return Status::FailedPrecondition(MismatchMessage());
-    }
     const std::string& address = s.info().address();
     if (address == config_.self_address) continue;
-    auto detector = detectors_.find(address);
-    if (detector == detectors_.end()) continue;  // not a member (cannot happen with equal lists)
-    internode::NodeState& known = states_[address];
-    if (!Newer(s, known)) continue;
-    if (topology_) {
-      // After formation the members are fixed: a node at a member's address with another id
-      // (its data was wiped) must not join as that member.
-      const cluster::Member* member = nullptr;
+    const uint64_t formation = state_ ? state_->formation_fingerprint() : fingerprint_;
+    const bool member = topology_ && topology_->Find(s.info().node_id()) != nullptr &&
+                        topology_->Find(s.info().node_id())->address == address;
+    // Nodes of another cluster (started with another --peers list) are refused; a node started
+    // with --join (fingerprint 0) is a guest until an epoch makes it a member.
+    if (!member && s.membership_fingerprint() != 0 && s.membership_fingerprint() != formation &&
+        s.membership_fingerprint() != fingerprint_) {
+      return Status::FailedPrecondition(MismatchMessage());
+    }
+    if (topology_ && !member) {
+      // A node at a member's address with another id (its data was wiped) must not pass for
+      // that member.
       for (const auto& [id, m] : topology_->by_id) {
-        if (m.address == address) member = &m;
-      }
-      if (member != nullptr && s.info().node_id() != member->node_id) {
-        return Status::FailedPrecondition(fmt::format(
-            "{}: the node at {} says it is node {}, but the cluster formed with node {} there; a "
-            "node whose data directory was lost cannot rejoin under its old address (replacing "
-            "nodes is later work)",
-            kMismatchTag, address, s.info().node_id(), member->node_id));
+        if (m.address == address && s.info().node_id() != id) {
+          return Status::FailedPrecondition(fmt::format(
+              "{}: the node at {} says it is node {}, but the member there is node {}; a node "
+              "whose data directory was lost cannot rejoin under its old address: replace the "
+              "old node (cairnd --join SEED --replace {}) or remove it (cairn node remove {})",
+              kMismatchTag, address, s.info().node_id(), id, id, id));
+        }
       }
     }
+    internode::NodeState& known = states_[address];
+    if (!Newer(s, known)) continue;
+    auto detector = detectors_.find(address);
     // A state heard for the first time (at start-up, or relayed by another node) says nothing
     // about whether its node is alive now: only a heartbeat that advances does.
     const bool advanced = known.generation() != 0;
-    if (advanced && s.generation() != known.generation()) {
+    if (detector != detectors_.end() && advanced && s.generation() != known.generation()) {
       detector->second.Reset();  // a restart: its downtime is not an interval to learn
     }
     known = s;
-    if (advanced) detector->second.Heartbeat(now);
+    if (detector != detectors_.end() && advanced) detector->second.Heartbeat(now);
     if (base::HybridClock::Millis(s.hlc()) <=
         wall + static_cast<uint64_t>(options_.max_clock_lead.count())) {
       clock_->Observe(s.hlc());
     }
   }
   return Status::Ok();
-}
-
-void Gossiper::MergeSchema(
-    const google::protobuf::RepeatedPtrField<internode::KeyspaceRecord>& records) {
-  std::vector<KeyspaceDef> defs;
-  for (const auto& r : records) {
-    auto def = FromRecord(r);
-    if (def.ok()) defs.push_back(std::move(*def));
-  }
-  if (defs.empty() || !schema_->HasNewer(defs)) return;
-  asio::post(blocking_, [schema = schema_, defs = std::move(defs)] {
-    if (Status s = schema->Merge(defs); !s.ok()) {
-      spdlog::error("applying keyspace changes from a peer: {}", s.ToString());
-    }
-  });
 }
 
 void Gossiper::EvaluateLocked(Clock::time_point now) {
@@ -271,6 +419,7 @@ void Gossiper::EvaluateLocked(Clock::time_point now) {
 }
 
 std::optional<std::vector<Member>> Gossiper::FormableLocked() const {
+  if (!config_.join.empty()) return std::nullopt;  // a joining node never forms a cluster
   std::vector<Member> members;
   for (const auto& peer : config_.peers) {
     auto it = states_.find(peer);
@@ -282,35 +431,27 @@ std::optional<std::vector<Member>> Gossiper::FormableLocked() const {
 }
 
 asio::awaitable<void> Gossiper::Form(std::vector<Member> members) {
-  StoredMembership stored{members, fingerprint_, 1};
-  auto topology = Topology::Make(std::move(members), identity_.node_id, identity_.partition_bits,
-                                 fingerprint_, 1);
-  if (!topology.ok()) {
-    if (on_fatal_) on_fatal_(topology.status());
-    co_return;
-  }
-  Status saved = co_await base::AwaitCallback<Status>(
-      [&](auto done) {
-        asio::post(blocking_, [this, &stored, done] { done(SaveMembership(*engine_, stored)); });
-      },
-      Status::Timeout("saving the membership", 0));
-  if (!saved.ok()) {
-    spdlog::error("cannot save the cluster membership: {}", saved.ToString());
+  std::vector<KeyspaceDef> keyspaces;
+  if (auto def = schema_->Find(kDefaultKeyspace)) keyspaces.push_back(*def);
+  TopologyState first = FormationState(members, identity_.partition_bits, fingerprint_, keyspaces);
+  Result<bool> adopted = co_await base::AwaitCallback<Result<bool>>(
+      [&](auto done) { asio::post(blocking_, [this, &first, done] { done(Adopt(first)); }); },
+      Status::Timeout("saving the topology", 0));
+  if (!adopted.ok()) {
+    spdlog::error("cannot form the cluster: {}", adopted.status().ToString());
+    if (adopted.status().code() == Code::kInvalidArgument && on_fatal_) {
+      on_fatal_(adopted.status());
+    }
     forming_ = false;  // try again next round
     co_return;
   }
-  {
-    std::lock_guard lock(mu_);
-    topology_ = *topology;
-  }
-  spdlog::info("cluster formed: {} nodes, {} partitions", stored.members.size(),
-               identity_.partitions());
-  if (on_formed_) on_formed_(*topology);
+  spdlog::info("cluster formed: {} nodes, {} partitions", members.size(), identity_.partitions());
 }
 
 asio::awaitable<void> Gossiper::Run() {
-  if (on_formed_) {
-    if (auto t = topology()) on_formed_(t);
+  if (auto t = topology()) {
+    if (on_formed_) on_formed_(t);
+    if (on_topology_) on_topology_(t);
   }
   while (!stopping_) {
     const auto now = Clock::now();
@@ -321,13 +462,14 @@ asio::awaitable<void> Gossiper::Run() {
       internode::NodeState& self = states_[config_.self_address];
       self.set_heartbeat(++heartbeat_);
       self.set_hlc(clock_->Now());
-      if (load_fn_) self.set_load_bytes(load_fn_());
-      if (hints_fn_) self.set_hints_pending(hints_fn_());
+      if (figures_.load_bytes) self.set_load_bytes(figures_.load_bytes());
+      if (figures_.hints) self.set_hints_pending(figures_.hints());
+      if (figures_.streaming) figures_.streaming(&self);
       EvaluateLocked(now);
       for (const auto& [address, detector] : detectors_) {
         (up_addresses_.contains(address) ? up_peers : other_peers).push_back(address);
       }
-      if (!topology_ && !forming_) formable = FormableLocked();
+      if (!state_ && !forming_) formable = FormableLocked();
     }
     if (formable) {
       forming_ = true;
@@ -354,7 +496,7 @@ asio::awaitable<void> Gossiper::GossipWith(std::string address) {
   internode::Request request;
   {
     std::lock_guard lock(mu_);
-    *request.mutable_gossip() = MakeRequestLocked();
+    *request.mutable_gossip() = MakeRequestLocked(address);
   }
   const auto deadline =
       base::Clock::now() +
@@ -389,7 +531,7 @@ asio::awaitable<void> Gossiper::GossipWith(std::string address) {
     spdlog::error("{} sent states of another membership", address);
     co_return;
   }
-  MergeSchema(response->gossip().keyspaces());
+  if (response->gossip().has_topology()) AdoptLater(response->gossip().topology());
 }
 
 Result<internode::GossipResponse> Gossiper::Handle(const internode::GossipRequest& request) {
@@ -400,20 +542,21 @@ Result<internode::GossipResponse> Gossiper::Handle(const internode::GossipReques
       spdlog::warn("refused gossip from a node of another membership");
       return s;
     }
-    internode::GossipRequest mine = MakeRequestLocked();
+    internode::GossipRequest mine = MakeRequestLocked("");
     response.mutable_states()->Swap(mine.mutable_states());
-    response.mutable_keyspaces()->Swap(mine.mutable_keyspaces());
+    // A requester with an older epoch gets ours with the answer.
+    if (state_ && !request.has_topology() && request.topology_epoch() < state_->epoch()) {
+      *response.mutable_topology() = *state_;
+    }
   }
-  MergeSchema(request.keyspaces());
+  if (request.has_topology()) AdoptLater(request.topology());
   return response;
 }
 
 std::vector<NodeStatus> Gossiper::Nodes() const {
   std::lock_guard lock(mu_);
   std::vector<NodeStatus> out;
-  std::vector<std::string> peers = config_.peers;
-  std::sort(peers.begin(), peers.end());
-  for (const auto& address : peers) {
+  auto add = [&](const std::string& address, const internode::TopologyMember* member) {
     NodeStatus n;
     n.address = address;
     n.self = address == config_.self_address;
@@ -424,9 +567,30 @@ std::vector<NodeStatus> Gossiper::Nodes() const {
       n.load_bytes = it->second.load_bytes();
       n.hints_pending = it->second.hints_pending();
     }
+    if (member != nullptr) {
+      n.node_id = member->info().node_id();
+      n.dc = member->info().dc();
+      n.rack = member->info().rack();
+      n.state = std::string(StateName(member->state()));
+      n.dead = member->dead();
+    }
     n.up = n.self || up_addresses_.contains(address);
     out.push_back(std::move(n));
+  };
+  if (state_) {
+    std::vector<const internode::TopologyMember*> members;
+    for (const internode::TopologyMember& m : state_->members()) {
+      if (m.state() != internode::LEFT) members.push_back(&m);
+    }
+    std::sort(members.begin(), members.end(), [](const auto* a, const auto* b) {
+      return a->info().address() < b->info().address();
+    });
+    for (const auto* m : members) add(m->info().address(), m);
+    return out;
   }
+  std::vector<std::string> peers = config_.peers;
+  std::sort(peers.begin(), peers.end());
+  for (const auto& address : peers) add(address, nullptr);
   return out;
 }
 

@@ -1,8 +1,11 @@
 // Gossip: spreads every node's state (who it is, a heartbeat, its load and pending hints, its
-// clock) and the keyspace definitions; turns heartbeats into UP/DOWN with a phi-accrual failure
-// detector per peer; and forms the cluster the first time every listed peer has been heard from.
+// clock, the topology epoch it has) and the topology itself; turns heartbeats into UP/DOWN with a
+// phi-accrual failure detector per peer; forms the cluster the first time every --peers node has
+// been heard from; and keeps this node's current topology epoch (topology_state.h): a newer
+// decided epoch heard from any peer is adopted, persisted and published.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -23,6 +26,7 @@
 #include "cluster/internode_client.h"
 #include "cluster/schema.h"
 #include "cluster/topology.h"
+#include "cluster/topology_state.h"
 #include "proto/internode.pb.h"
 
 namespace cairn::cluster {
@@ -38,35 +42,64 @@ struct GossipOptions {
   std::chrono::milliseconds max_clock_lead{60'000};
 };
 
+// What this node reports about itself in every gossip round besides its heartbeat.
+struct SelfFigures {
+  std::function<uint64_t()> load_bytes;
+  std::function<uint64_t()> hints;
+  // Progress of the partitions this node streams or cleans up for the topology change in
+  // progress (replica/partition_streamer.h), read by the node that drives the change.
+  std::function<void(internode::NodeState*)> streaming;
+};
+
 // Thread safety: Run() and the gossip it sends run on `executor`; every other method may be
 // called from any thread.
-class Gossiper final : public ClusterView {
+class Gossiper final : public ClusterView, public TopologyStore {
  public:
   Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions options,
            storage::Engine* engine, Schema* schema, base::HybridClock* clock,
            asio::any_io_executor executor, asio::any_io_executor blocking, InternodeClient* client);
 
-  // Restores a formed membership from the data directory; INVALID_ARGUMENT when the start
-  // options contradict it (another --peers list, --dc, --rack or partition count).
+  // Restores the topology from the data directory; FAILED_PRECONDITION when the start options
+  // contradict it (another --peers list, --dc, --rack or partition count).
   Status Init();
 
   // Gossips every interval until Stop().
   asio::awaitable<void> Run();
   void Stop();
 
-  // Answers a peer's gossip. FAILED_PRECONDITION when the peer was started with another membership.
+  // Answers a peer's gossip. FAILED_PRECONDITION when the peer belongs to another cluster.
   Result<internode::GossipResponse> Handle(const internode::GossipRequest& request);
+  // Answers a topology pull, push or barrier (TopologyRequest): adopts a newer state it carries,
+  // raises the fence it asks for, and answers with this node's state.
+  Result<internode::TopologyResponse> HandleTopology(
+      const internode::TopologyRequest& request) override;
+
+  // Adopts `state` when it is newer than this node's (it must be a decided epoch): persists it,
+  // publishes the topology built from it, applies its keyspaces. Returns whether it was adopted.
+  // Blocks on disk: call it off the reactors (or from the gossip executor, which posts the
+  // writes to `blocking`).
+  Result<bool> Adopt(const internode::TopologyState& state) override;
+  // The newest state this node has; null before the cluster formed (or this node joined).
+  std::shared_ptr<const internode::TopologyState> state() const override;
+  // The epoch of state(), 0 before there is one: cheap, for every internode request.
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // Requests of coordinators with an older topology than this are refused (TopologyState.fence,
+  // or a barrier this node acknowledged since).
+  uint64_t fence() const { return fence_.load(std::memory_order_acquire); }
+  // Asks the node at `address` for its topology, and adopts it when newer (a peer answered a
+  // request with a newer epoch than ours).
+  asio::awaitable<void> Pull(std::string address);
 
   // ClusterView
   std::shared_ptr<const Topology> topology() const override;
   bool IsUp(uint32_t node_id) const override;
   std::string NotFormedReason() const override;
-
   std::vector<NodeStatus> Nodes() const override;
+  // The gossip state last heard from `node_id` (streaming progress and the like).
+  std::optional<internode::NodeState> StateOf(uint32_t node_id) const;
   uint64_t fingerprint() const { return fingerprint_; }
 
-  // Figures this node reports about itself in every round.
-  void SetSelfFigures(std::function<uint64_t()> load_bytes, std::function<uint64_t()> hints);
+  void SetSelfFigures(SelfFigures figures);
   // Called (on the gossip executor) when this node must not run: a peer refused it for a
   // different membership before the cluster formed. The server exits with the message.
   void OnFatal(std::function<void(const cairn::Status&)> fn) { on_fatal_ = std::move(fn); }
@@ -74,20 +107,30 @@ class Gossiper final : public ClusterView {
   void OnFormed(std::function<void(std::shared_ptr<const Topology>)> fn) {
     on_formed_ = std::move(fn);
   }
+  // Called after every adoption of a newer epoch (on the adopting thread): the streamer and the
+  // topology driver wake up.
+  void OnTopology(std::function<void(std::shared_ptr<const Topology>)> fn) {
+    on_topology_ = std::move(fn);
+  }
 
  private:
   using Clock = std::chrono::steady_clock;
 
-  internode::GossipRequest MakeRequestLocked();
-  // Merges states and keyspaces; FAILED_PRECONDITION on a membership mismatch.
+  internode::GossipRequest MakeRequestLocked(const std::string& to);
+  // Merges states; FAILED_PRECONDITION for a node of another cluster.
   cairn::Status MergeLocked(const google::protobuf::RepeatedPtrField<internode::NodeState>& states);
-  void MergeSchema(const google::protobuf::RepeatedPtrField<internode::KeyspaceRecord>& records);
   void EvaluateLocked(Clock::time_point now);
   // Members whose identity is known, when all are: the cluster can form.
   std::optional<std::vector<Member>> FormableLocked() const;
   asio::awaitable<void> Form(std::vector<Member> members);
   asio::awaitable<void> GossipWith(std::string address);
+  // Adopts a state heard in gossip, off the gossip executor.
+  void AdoptLater(internode::TopologyState state);
   std::string MismatchMessage() const;
+  // Failure detectors for every member and peer, and for nobody else.
+  void SyncDetectorsLocked();
+  void AddDetectorLocked(const std::string& address);
+  Status PersistFence(uint64_t fence);
 
   // Constant after construction.
   const ClusterConfig config_;
@@ -102,23 +145,28 @@ class Gossiper final : public ClusterView {
   const asio::any_io_executor blocking_;
   InternodeClient* const client_;
 
-  std::function<uint64_t()> load_fn_;
-  std::function<uint64_t()> hints_fn_;
+  SelfFigures figures_;
   std::function<void(const cairn::Status&)> on_fatal_;
   std::function<void(std::shared_ptr<const Topology>)> on_formed_;
+  std::function<void(std::shared_ptr<const Topology>)> on_topology_;
   asio::steady_timer timer_;
   bool stopping_ = false;  // on executor_
   bool forming_ = false;   // on executor_
   std::mt19937_64 rng_;    // on executor_
 
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<uint64_t> fence_{0};
+  std::mutex adopt_mu_;  // serialises adoptions (they write to disk)
+
   mutable std::mutex mu_;
-  uint64_t heartbeat_ = 0;                               // guarded by mu_
-  std::map<std::string, internode::NodeState> states_;   // guarded by mu_; by address
-  std::map<std::string, PhiAccrualDetector> detectors_;  // guarded by mu_; peers only
-  std::unordered_set<uint32_t> up_;                      // guarded by mu_
-  std::unordered_set<std::string> up_addresses_;         // guarded by mu_
-  std::shared_ptr<const Topology> topology_;             // guarded by mu_
-  std::string mismatch_;                                 // guarded by mu_
+  uint64_t heartbeat_ = 0;                                 // guarded by mu_
+  std::map<std::string, internode::NodeState> states_;     // guarded by mu_; by address
+  std::map<std::string, PhiAccrualDetector> detectors_;    // guarded by mu_; peers only
+  std::unordered_set<uint32_t> up_;                        // guarded by mu_
+  std::unordered_set<std::string> up_addresses_;           // guarded by mu_
+  std::shared_ptr<const Topology> topology_;               // guarded by mu_
+  std::shared_ptr<const internode::TopologyState> state_;  // guarded by mu_
+  std::string mismatch_;                                   // guarded by mu_
 };
 
 }  // namespace cairn::cluster

@@ -41,6 +41,8 @@ asio::awaitable<Result<internode::Response>> InternodeClient::Call(
   internode::Request stamp;
   stamp.set_protocol_version(internode::PROTOCOL_V1);
   stamp.set_from_node(self_);
+  const uint64_t epoch = epoch_ ? epoch_() : 0;
+  if (epoch != 0) stamp.set_topology_epoch(epoch);
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
   stamp.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count())));
@@ -61,6 +63,7 @@ asio::awaitable<Result<internode::Response>> InternodeClient::Call(
   if (!response.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
     co_return Status::Internal(fmt::format("malformed internode response from {}", address));
   }
+  if (response.topology_epoch() > epoch && on_newer_) on_newer_(address, response.topology_epoch());
   if (response.has_error()) {
     Status s = StatusOf(response.error());
     if (!s.ok()) co_return s;

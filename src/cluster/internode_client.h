@@ -1,6 +1,7 @@
 // Calls from this node to other nodes (internode messaging), over pooled multiplexed connections.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -32,7 +33,18 @@ class InternodeClient {
 
   void CloseAll() { pool_.CloseAll(); }
 
+  // Every request carries the topology epoch `epoch` returns (the replica fences older ones), and
+  // an answer from a node with a newer epoch calls `on_newer` with its address and epoch (the
+  // node then pulls that topology). Set before the first call.
+  void WatchEpochs(std::function<uint64_t()> epoch,
+                   std::function<void(const std::string&, uint64_t)> on_newer) {
+    epoch_ = std::move(epoch);
+    on_newer_ = std::move(on_newer);
+  }
+
  private:
+  std::function<uint64_t()> epoch_;
+  std::function<void(const std::string&, uint64_t)> on_newer_;
   const uint32_t self_;
   net::ConnectionPool pool_;
 };

@@ -244,7 +244,7 @@ Result<PartitionMap> PartitionMap::Compute(std::vector<Member> members, uint32_t
                                    " is over " + std::to_string(kMaxPartitionBits));
   }
   if (members.empty()) return Status::InvalidArgument("partition map without members");
-  std::set<uint32_t> ids;
+  std::set<uint32_t> ids, placement_ids;
   std::set<std::string_view> addresses;
   for (const Member& m : members) {
     if (m.node_id == 0) return Status::InvalidArgument("node id 0 for " + m.address);
@@ -258,6 +258,9 @@ Result<PartitionMap> PartitionMap::Compute(std::vector<Member> members, uint32_t
     if (!addresses.insert(m.address).second) {
       return Status::InvalidArgument("duplicate address " + m.address);
     }
+    if (!placement_ids.insert(m.PlacementId()).second) {
+      return Status::InvalidArgument("duplicate placement id " + std::to_string(m.PlacementId()));
+    }
   }
 
   PartitionMap map;
@@ -266,23 +269,27 @@ Result<PartitionMap> PartitionMap::Compute(std::vector<Member> members, uint32_t
   std::sort(map.members_.begin(), map.members_.end(),
             [](const Member& a, const Member& b) { return a.address < b.address; });
 
-  // DC name -> (node id -> rack), all sorted, so the input order cannot matter.
-  std::map<std::string_view, std::map<uint32_t, std::string_view>> by_dc;
-  for (const Member& m : map.members_) by_dc[m.dc][m.node_id] = m.rack;
+  // DC name -> (placement id -> member), all sorted, so the input order cannot matter. The
+  // planner sees placement ids only; the lists hold node ids.
+  std::map<std::string_view, std::map<uint32_t, const Member*>> by_dc;
+  for (const Member& m : map.members_) by_dc[m.dc][m.PlacementId()] = &m;
   for (const auto& [dc, nodes] : by_dc) {
     std::set<std::string_view> rack_names;
-    for (const auto& [id, rack] : nodes) rack_names.insert(rack);
+    for (const auto& [id, m] : nodes) rack_names.insert(m->rack);
     DataCentre out{.name = std::string(dc), .node_ids = {}, .lists = {}};
-    std::vector<uint32_t> racks;
-    for (const auto& [id, rack] : nodes) {
-      out.node_ids.push_back(id);
+    std::vector<uint32_t> placement_ids, racks, node_of;
+    for (const auto& [id, m] : nodes) {
+      placement_ids.push_back(id);
+      node_of.push_back(m->node_id);
       racks.push_back(
-          static_cast<uint32_t>(std::distance(rack_names.begin(), rack_names.find(rack))));
+          static_cast<uint32_t>(std::distance(rack_names.begin(), rack_names.find(m->rack))));
     }
     out.lists =
-        DcPlanner(out.node_ids, racks, static_cast<uint32_t>(rack_names.size()), map.partitions())
+        DcPlanner(placement_ids, racks, static_cast<uint32_t>(rack_names.size()), map.partitions())
             .Run();
-    for (uint32_t& v : out.lists) v = out.node_ids[v];
+    for (uint32_t& v : out.lists) v = node_of[v];
+    out.node_ids = std::move(node_of);
+    std::sort(out.node_ids.begin(), out.node_ids.end());
     map.dcs_.push_back(std::move(out));
   }
 
@@ -290,6 +297,7 @@ Result<PartitionMap> PartitionMap::Compute(std::vector<Member> members, uint32_t
   base::PutBig32(&bytes, partition_bits);
   for (const Member& m : map.members_) {
     base::PutBig32(&bytes, m.node_id);
+    if (m.PlacementId() != m.node_id) base::PutBig32(&bytes, m.placement_id);
     PutString(&bytes, m.address);
     PutString(&bytes, m.dc);
     PutString(&bytes, m.rack);

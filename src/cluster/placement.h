@@ -39,7 +39,11 @@ struct Member {
   std::string address;   // "host:port", unique
   std::string dc;        // data centre name
   std::string rack;      // rack name within the DC
+  // The id the map hashes and orders this member by: 0 means node_id. A node that replaces a dead
+  // one takes the dead node's, and with it exactly that node's places in every list.
+  uint32_t placement_id = 0;
 
+  uint32_t PlacementId() const { return placement_id != 0 ? placement_id : node_id; }
   friend bool operator==(const Member&, const Member&) = default;
 };
 

@@ -198,31 +198,6 @@ std::vector<KeyspaceDef> Schema::Records() const {
   return out;
 }
 
-uint32_t Schema::NewIdLocked(const KeyspaceDef& def) const {
-  // A hash of the name and of the version of the name's last drop (none: zero). Two nodes that
-  // create the same keyspace at the same moment therefore pick the same id and no data is lost
-  // when their definitions meet; a keyspace created again after a drop gets a new id.
-  Version last_drop;
-  if (auto it = records_.find(def.name); it != records_.end() && it->second.dropped) {
-    last_drop = it->second.version;
-  }
-  const auto dropped = engine_->DroppedKeyspaces();
-  auto in_use = [&](uint32_t id) {
-    if (id <= kDefaultKeyspaceId || dropped.contains(id)) return true;
-    for (const auto& [name, other] : records_) {
-      if (other.id == id) return true;
-    }
-    return false;
-  };
-  uint64_t salt = 0;
-  uint32_t id = 0;
-  do {
-    id = static_cast<uint32_t>(
-        base::Hash64(fmt::format("{}/{}/{}/{}", def.name, last_drop.hlc, last_drop.node, salt++)));
-  } while (in_use(id));
-  return id;
-}
-
 Status Schema::Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data_of) {
   storage::WriteRequest request;
   request.raw.push_back({storage::Family::kMeta, MetaKey(def.name), Encode(def)});
@@ -236,8 +211,9 @@ Status Schema::Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data
   return done.get_future().get();
 }
 
-Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms,
-                                   Version version) {
+Result<KeyspaceDef> PlanCreate(const std::vector<KeyspaceDef>& records,
+                               const std::set<uint32_t>& dropped_ids, const KeyspaceDef& spec,
+                               bool if_not_exists, uint64_t now_ms, Version version) {
   if (Status s = ValidateKeyspaceName(spec.name); !s.ok()) return s;
   uint32_t total = 0;
   for (const auto& [dc, rf] : spec.replication) {
@@ -259,27 +235,42 @@ Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, 
     return Status::InvalidArgument(fmt::format("{} is not a write consistency level",
                                                ConsistencyName(spec.write_consistency)));
   }
-  std::lock_guard change(change_mu_);
-  KeyspaceDef def = spec;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = records_.find(spec.name); it != records_.end() && !it->second.dropped) {
-      if (if_not_exists) return it->second;
-      return Status::AlreadyExists(fmt::format("keyspace '{}' already exists", spec.name));
-    }
-    def.version = version;
-    def.created_at_ms = now_ms;
-    def.dropped = false;
-    def.id = NewIdLocked(def);
+  const KeyspaceDef* existing = nullptr;
+  for (const KeyspaceDef& r : records) {
+    if (r.name == spec.name) existing = &r;
   }
-  if (Status s = Persist(def, std::nullopt); !s.ok()) return s;
-  std::lock_guard lock(mu_);
-  SetRecordLocked(def);
+  if (existing != nullptr && !existing->dropped) {
+    if (if_not_exists) return *existing;
+    return Status::AlreadyExists(fmt::format("keyspace '{}' already exists", spec.name));
+  }
+  KeyspaceDef def = spec;
+  def.version = version;
+  if (existing != nullptr && !(existing->version < version)) {
+    def.version = Version{existing->version.hlc + 1, version.node};
+  }
+  def.created_at_ms = now_ms;
+  def.dropped = false;
+  // A hash of the name and of the version of the name's last drop (none: zero). Two nodes that
+  // create the same keyspace at the same moment therefore pick the same id and no data is lost
+  // when their definitions meet; a keyspace created again after a drop gets a new id.
+  const Version last_drop = existing != nullptr ? existing->version : Version{};
+  auto in_use = [&](uint32_t id) {
+    if (id <= kDefaultKeyspaceId || dropped_ids.contains(id)) return true;
+    for (const KeyspaceDef& other : records) {
+      if (other.id == id) return true;
+    }
+    return false;
+  };
+  uint64_t salt = 0;
+  do {
+    def.id = static_cast<uint32_t>(
+        base::Hash64(fmt::format("{}/{}/{}/{}", def.name, last_drop.hlc, last_drop.node, salt++)));
+  } while (in_use(def.id));
   return def;
 }
 
-Result<KeyspaceDef> Schema::Alter(std::string_view name, const KeyspaceChange& change,
-                                  Version version) {
+Result<KeyspaceDef> PlanAlter(const std::vector<KeyspaceDef>& records, std::string_view name,
+                              const KeyspaceChange& change, Version version) {
   if (name == kDefaultKeyspace) {
     return Status::InvalidArgument(
         "the default keyspace cannot be altered; create a keyspace with the options you need");
@@ -292,13 +283,58 @@ Result<KeyspaceDef> Schema::Alter(std::string_view name, const KeyspaceChange& c
     return Status::InvalidArgument(fmt::format("{} is not a write consistency level",
                                                ConsistencyName(*change.write_consistency)));
   }
+  const KeyspaceDef* found = nullptr;
+  for (const KeyspaceDef& r : records) {
+    if (r.name == name && !r.dropped) found = &r;
+  }
+  if (found == nullptr) return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
+  KeyspaceDef def = *found;
+  if (change.linearizable) def.linearizable = *change.linearizable;
+  if (change.read_consistency) def.read_consistency = *change.read_consistency;
+  if (change.write_consistency) def.write_consistency = *change.write_consistency;
+  def.version = std::max(version, Version{found->version.hlc + 1, version.node});
+  return def;
+}
+
+Result<std::optional<KeyspaceDef>> PlanDrop(const std::vector<KeyspaceDef>& records,
+                                            std::string_view name, bool if_exists,
+                                            Version version) {
+  if (name == kDefaultKeyspace) {
+    return Status::InvalidArgument("the default keyspace cannot be dropped");
+  }
+  const KeyspaceDef* found = nullptr;
+  for (const KeyspaceDef& r : records) {
+    if (r.name == name && !r.dropped) found = &r;
+  }
+  if (found == nullptr) {
+    if (if_exists) return std::optional<KeyspaceDef>();
+    return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
+  }
+  KeyspaceDef dropped = *found;
+  dropped.dropped = true;
+  dropped.version = std::max(version, Version{found->version.hlc + 1, version.node});
+  return std::optional<KeyspaceDef>(std::move(dropped));
+}
+
+Result<KeyspaceDef> Schema::Create(const KeyspaceDef& spec, bool if_not_exists, uint64_t now_ms,
+                                   Version version) {
+  std::lock_guard change(change_mu_);
+  std::vector<KeyspaceDef> records = Records();
+  if (auto def = Find(kDefaultKeyspace)) records.push_back(*def);
+  auto def = PlanCreate(records, engine_->DroppedKeyspaces(), spec, if_not_exists, now_ms, version);
+  if (!def.ok()) return def.status();
+  if (auto existing = Find(spec.name); existing && *existing == *def) return *def;
+  if (Status s = Persist(*def, std::nullopt); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  SetRecordLocked(*def);
+  return *def;
+}
+
+Result<KeyspaceDef> Schema::Alter(std::string_view name, const KeyspaceChange& change,
+                                  Version version) {
   std::lock_guard change_lock(change_mu_);
-  std::optional<KeyspaceDef> def = Find(name);
-  if (!def) return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
-  if (change.linearizable) def->linearizable = *change.linearizable;
-  if (change.read_consistency) def->read_consistency = *change.read_consistency;
-  if (change.write_consistency) def->write_consistency = *change.write_consistency;
-  if (def->version < version) def->version = version;
+  auto def = PlanAlter(List(), name, change, version);
+  if (!def.ok()) return def.status();
   if (Status s = Persist(*def, std::nullopt); !s.ok()) return s;
   std::lock_guard lock(mu_);
   SetRecordLocked(*def);
@@ -306,21 +342,13 @@ Result<KeyspaceDef> Schema::Alter(std::string_view name, const KeyspaceChange& c
 }
 
 Status Schema::Drop(std::string_view name, bool if_exists, Version version) {
-  if (name == kDefaultKeyspace) {
-    return Status::InvalidArgument("the default keyspace cannot be dropped");
-  }
   std::lock_guard change(change_mu_);
-  std::optional<KeyspaceDef> def = Find(name);
-  if (!def) {
-    if (if_exists) return Status::Ok();
-    return Status::NotFound(fmt::format("keyspace '{}' does not exist", name));
-  }
-  KeyspaceDef dropped = *def;
-  dropped.dropped = true;
-  dropped.version = std::max(version, Version{def->version.hlc + 1, version.node});
-  if (Status s = Persist(dropped, dropped.id); !s.ok()) return s;
+  auto dropped = PlanDrop(List(), name, if_exists, version);
+  if (!dropped.ok()) return dropped.status();
+  if (!dropped->has_value()) return Status::Ok();
+  if (Status s = Persist(**dropped, (*dropped)->id); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  SetRecordLocked(dropped);
+  SetRecordLocked(**dropped);
   return Status::Ok();
 }
 
@@ -334,7 +362,11 @@ bool Schema::HasNewer(const std::vector<KeyspaceDef>& records) const {
   return false;
 }
 
-Status Schema::Merge(const std::vector<KeyspaceDef>& records) {
+Status Schema::Merge(const std::vector<KeyspaceDef>& records) { return Apply(records, false); }
+
+Status Schema::Sync(const std::vector<KeyspaceDef>& records) { return Apply(records, true); }
+
+Status Schema::Apply(const std::vector<KeyspaceDef>& records, bool decided) {
   std::lock_guard change(change_mu_);
   for (const KeyspaceDef& r : records) {
     if (r.name == kDefaultKeyspace || !ValidName(r.name, 48)) continue;
@@ -343,7 +375,7 @@ Status Schema::Merge(const std::vector<KeyspaceDef>& records) {
       std::lock_guard lock(mu_);
       auto it = records_.find(r.name);
       if (it != records_.end()) {
-        if (!(it->second.version < r.version)) continue;  // ours is as new or newer
+        if (decided ? it->second == r : !(it->second.version < r.version)) continue;
         current = it->second;
       }
     }

@@ -7,12 +7,13 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "cairn/status.h"
 #include "base/model.h"
+#include "cairn/status.h"
 #include "cairn/types.h"
 #include "proto/internode.pb.h"
 #include "storage/engine.h"
@@ -51,6 +52,19 @@ void ToRecord(const KeyspaceDef& def, internode::KeyspaceRecord* out);
 // INTERNAL for a record with impossible consistency levels.
 Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& record);
 
+// The changes of keyspace definitions, planned on `records` (the cluster's definitions, drops
+// included) without changing anything: validation, the new definition, its id.
+// INVALID_ARGUMENT for a bad name, replication or level; ALREADY_EXISTS / NOT_FOUND as the
+// request says (`if_not_exists` returns the existing definition; `if_exists` a drop of nothing:
+// nullopt).
+Result<KeyspaceDef> PlanCreate(const std::vector<KeyspaceDef>& records,
+                               const std::set<uint32_t>& dropped_ids, const KeyspaceDef& spec,
+                               bool if_not_exists, uint64_t now_ms, Version version);
+Result<KeyspaceDef> PlanAlter(const std::vector<KeyspaceDef>& records, std::string_view name,
+                              const KeyspaceChange& change, Version version);
+Result<std::optional<KeyspaceDef>> PlanDrop(const std::vector<KeyspaceDef>& records,
+                                            std::string_view name, bool if_exists, Version version);
+
 // The keyspaces of the cluster as this node knows them.
 // Thread safety: all methods may be called from any thread. Find(), List(), Records() and
 // HasNewer() are cheap; Create(), Drop() and Merge() write and fsync and block, so callers run
@@ -88,12 +102,16 @@ class Schema {
   // Adopts every definition in `records` newer than this node's, deleting the data of keyspaces
   // that were dropped or replaced.
   Status Merge(const std::vector<KeyspaceDef>& records);
+  // Makes this node's definitions those of `records` (a topology epoch's, decided by Paxos, so
+  // they win whatever their versions), deleting the data of keyspaces dropped or replaced.
+  Status Sync(const std::vector<KeyspaceDef>& records);
 
  private:
   Schema(storage::Engine* engine, uint32_t partitions) : engine_(engine), partitions_(partitions) {}
   // Persists `def` and, when `drop_data_of` is set, deletes that keyspace id's data, atomically.
   Status Persist(const KeyspaceDef& def, std::optional<uint32_t> drop_data_of);
-  uint32_t NewIdLocked(const KeyspaceDef& def) const;
+  // Merge (`decided` false: newer versions win) or Sync (true: `records` win).
+  Status Apply(const std::vector<KeyspaceDef>& records, bool decided);
   // Records `def` (in records_ and, unless dropped, live_). Callers hold mu_ (or own the schema
   // alone, while loading).
   void SetRecordLocked(const KeyspaceDef& def);

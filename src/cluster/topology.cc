@@ -7,6 +7,7 @@
 
 #include "base/hash.h"
 #include "cluster/schema.h"
+#include "cluster/topology_state.h"
 #include "proto/internode.pb.h"
 
 namespace cairn::cluster {
@@ -34,6 +35,7 @@ uint64_t MembershipFingerprint(std::vector<std::string> peers, uint32_t partitio
 }
 
 uint64_t MembershipFingerprint(const ClusterConfig& config) {
+  if (!config.join.empty()) return 0;  // a joining node: the cluster's membership decides
   if (config.standalone) return MembershipFingerprint({"standalone"}, config.partition_bits);
   return MembershipFingerprint(config.peers, config.partition_bits);
 }
@@ -63,23 +65,58 @@ Status ValidateConfig(const ClusterConfig& config) {
 Result<std::shared_ptr<const Topology>> Topology::Make(std::vector<Member> members, uint32_t self,
                                                        uint32_t partition_bits,
                                                        uint64_t fingerprint, uint64_t epoch) {
-  auto topology = std::make_shared<Topology>();
+  std::set<uint32_t> ids;
   for (const Member& m : members) {
-    if (!topology->by_id.emplace(m.node_id, m).second) {
+    if (!ids.insert(m.node_id).second) {
       return Status::InvalidArgument(fmt::format(
           "two members have node id {}: give each node its own --node-id (or let it generate one)",
           m.node_id));
     }
   }
+  TopologyState state = FormationState(members, partition_bits, fingerprint, {});
+  state.set_epoch(epoch);
+  return FromState(std::move(state), self);
+}
+
+Result<std::shared_ptr<const Topology>> Topology::FromState(TopologyState state, uint32_t self) {
+  auto topology = std::make_shared<Topology>();
+  for (const internode::TopologyMember& m : state.members()) {
+    if (m.state() == internode::LEFT) continue;
+    topology->by_id.emplace(m.info().node_id(), MemberOf(m));
+  }
   const Member* me = topology->Find(self);
   if (me == nullptr) return Status::InvalidArgument("this node is not a member of the cluster");
   topology->self = self;
   topology->local_dc = me->dc;
-  topology->fingerprint = fingerprint;
-  topology->epoch = epoch;
-  auto map = PartitionMap::Compute(std::move(members), partition_bits);
-  if (!map.ok()) return map.status();
-  topology->map = std::move(*map);
+  topology->fingerprint = state.formation_fingerprint();
+  topology->epoch = state.epoch();
+  topology->fence = state.fence();
+  auto base = PartitionMap::Compute(BaseMembers(state), state.partition_bits());
+  if (!base.ok()) return base.status();
+  if (!state.has_transition()) {
+    topology->map = std::move(*base);
+  } else {
+    auto target = PartitionMap::Compute(TargetMembers(state), state.partition_bits());
+    if (!target.ok()) return target.status();
+    topology->stage = state.transition().stage();
+    switch (topology->stage) {
+      case internode::WRITE_BOTH_READ_OLD:
+        topology->map = std::move(*base);
+        topology->also_write = std::move(*target);
+        break;
+      case internode::WRITE_BOTH_READ_NEW:
+        topology->map = std::move(*target);
+        topology->also_write = std::move(*base);
+        break;
+      case internode::ROLLBACK:
+        topology->map = std::move(*base);
+        break;
+      default:  // USE_NEW, CLEANUP
+        topology->map = std::move(*target);
+        break;
+    }
+  }
+  topology->state = std::make_shared<const TopologyState>(std::move(state));
   return std::shared_ptr<const Topology>(std::move(topology));
 }
 

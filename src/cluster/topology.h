@@ -12,6 +12,7 @@
 #include "base/model.h"
 #include "cairn/status.h"
 #include "cluster/placement.h"
+#include "proto/internode.pb.h"
 #include "storage/engine.h"
 
 namespace cairn::cluster {
@@ -26,6 +27,9 @@ struct ClusterConfig {
   // Started without --peers: a cluster of this node alone, whose address may change between
   // restarts (the membership does not depend on it).
   bool standalone = false;
+  // cairnd --join: nodes of an existing cluster to ask to take this one in. Such a node never
+  // forms a cluster of its own; it becomes a member when a topology epoch says so.
+  std::vector<std::string> join;
 };
 
 // Identifies a membership definition: the sorted peer list and the partition count. Nodes with
@@ -38,23 +42,38 @@ uint64_t MembershipFingerprint(const ClusterConfig& config);
 // dc and rack names.
 Status ValidateConfig(const ClusterConfig& config);
 
-// A formed cluster: immutable, replaced as a whole when the membership changes (later work).
+// The topology of one epoch as coordinators use it: immutable, replaced as a whole by each new
+// epoch (topology_state.h has the rules of how one epoch follows another).
 struct Topology {
   uint64_t epoch = 1;
+  // Replicas refuse requests of coordinators whose topology is older than this.
+  uint64_t fence = 0;
   uint32_t self = 0;
   std::string local_dc;
-  uint64_t fingerprint = 0;
+  uint64_t fingerprint = 0;  // of the --peers list the cluster formed from
+  // The map reads use: the base map, or the target once a transition's reads have switched.
   PartitionMap map;
+  // During a transition's write-both stages, the other map: a write needs its level's count
+  // among `map`'s replicas and among these (a node in both counts for both).
+  std::optional<PartitionMap> also_write;
+  internode::TransitionStage stage = internode::STAGE_NONE;
+  // Every member that has not left (joining and leaving ones too), with its address.
   std::unordered_map<uint32_t, Member> by_id;
+  // The decided state this was built from.
+  std::shared_ptr<const internode::TopologyState> state;
 
   const Member* Find(uint32_t node_id) const {
     auto it = by_id.find(node_id);
     return it == by_id.end() ? nullptr : &it->second;
   }
-  // Builds the topology of `members`; INVALID_ARGUMENT when they cannot form one (duplicate ids).
+  // Builds the topology of `members`, every one NORMAL, at `epoch`; INVALID_ARGUMENT when they
+  // cannot form one (duplicate ids).
   static Result<std::shared_ptr<const Topology>> Make(std::vector<Member> members, uint32_t self,
                                                       uint32_t partition_bits, uint64_t fingerprint,
                                                       uint64_t epoch);
+  // Builds the topology of a decided state, as seen from node `self` (which must be a member).
+  static Result<std::shared_ptr<const Topology>> FromState(internode::TopologyState state,
+                                                           uint32_t self);
 };
 
 using base::NodeStatus;  // what `cairn status` shows of a node (base/model.h)
@@ -72,6 +91,23 @@ class ClusterView {
   virtual std::string NotFormedReason() const { return "the cluster has not formed yet"; }
   // Every listed node, in address order.
   virtual std::vector<NodeStatus> Nodes() const = 0;
+};
+
+// Where a node keeps its topology epochs (the gossiper): the coordinator commits new epochs
+// through Paxos and hands each decided one here.
+// Thread safety: implementations are safe to call from any thread.
+class TopologyStore {
+ public:
+  virtual ~TopologyStore() = default;
+  // The newest decided state this node has; null before it has one.
+  virtual std::shared_ptr<const internode::TopologyState> state() const = 0;
+  // Adopts a decided state when it is newer than this node's; whether it was. Blocks on disk.
+  virtual Result<bool> Adopt(const internode::TopologyState& state) = 0;
+  // The barrier of a topology change, on this node: adopts `state` if newer and refuses, from
+  // now on, requests of coordinators with a topology older than `fence` (which must not be newer
+  // than this node's epoch). Blocks on disk.
+  virtual Result<internode::TopologyResponse> HandleTopology(
+      const internode::TopologyRequest& request) = 0;
 };
 
 // A fixed view: tests, and tools that need a topology without gossip.

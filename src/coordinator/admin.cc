@@ -12,6 +12,7 @@
 
 #include "base/hash.h"
 #include "base/reactor.h"
+#include "cluster/topology_state.h"
 #include "coordinator/cluster_coordinator.h"
 #include "coordinator/replica_set.h"
 #include "replica/internode_service.h"
@@ -22,16 +23,46 @@ using base::kNoThrow;
 using storage::StoredValue;
 using storage::WriteOp;
 
+namespace {
+
+// Keyspace changes wait this long for their topology epoch.
+constexpr auto kKeyspaceChangeTime = std::chrono::seconds(10);
+
+}  // namespace
+
+// Keyspace changes are topology epochs: decided by Paxos, so that a create racing a drop of the
+// same name ends with one definition that every node agrees on. Without a topology log (unit
+// tests), they apply to this node's schema alone.
 asio::awaitable<Result<cluster::KeyspaceDef>> ClusterCoordinator::CreateKeyspace(
     cluster::KeyspaceDef spec, bool if_not_exists) {
-  co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, spec = std::move(spec), if_not_exists, done] {
-          done(schema_->Create(spec, if_not_exists, wall_->NowMillis(),
-                               Version{clock_->Now(), identity_.node_id}));
-        });
+  const Version version{clock_->Now(), identity_.node_id};
+  const uint64_t now_ms = wall_->NowMillis();
+  if (store_ == nullptr) {
+    co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
+        [&](auto done) {
+          asio::post(blocking_, [this, &spec, if_not_exists, now_ms, version, done] {
+            done(schema_->Create(spec, if_not_exists, now_ms, version));
+          });
+        },
+        Status::Timeout("keyspace creation did not finish in time", 0));
+  }
+  cluster::KeyspaceDef created;
+  auto changed = co_await ChangeTopology(
+      [&](const internode::TopologyState& current)
+          -> Result<std::optional<internode::TopologyState>> {
+        auto def = cluster::PlanCreate(cluster::KeyspacesOf(current), {}, spec, if_not_exists,
+                                       now_ms, version);
+        if (!def.ok()) return def.status();
+        created = *def;
+        for (const cluster::KeyspaceDef& existing : cluster::KeyspacesOf(current)) {
+          if (existing.name == def->name && !existing.dropped)
+            return std::optional<internode::TopologyState>();  // IF NOT EXISTS
+        }
+        return std::optional(cluster::WithKeyspace(current, *def));
       },
-      Status::Timeout("keyspace creation did not finish in time", 0));
+      base::Clock::now() + kKeyspaceChangeTime);
+  if (!changed.ok()) co_return changed.status();
+  co_return created;
 }
 
 Result<std::vector<cluster::KeyspaceDef>> ClusterCoordinator::ListKeyspaces() const {
@@ -50,24 +81,52 @@ Result<cluster::KeyspaceDef> ClusterCoordinator::DescribeKeyspace(std::string_vi
 }
 
 asio::awaitable<Status> ClusterCoordinator::DropKeyspace(std::string name, bool if_exists) {
-  co_return co_await base::AwaitCallback<Status>(
-      [&](auto done) {
-        asio::post(blocking_, [this, name = std::move(name), if_exists, done] {
-          done(schema_->Drop(name, if_exists, Version{clock_->Now(), identity_.node_id}));
-        });
+  const Version version{clock_->Now(), identity_.node_id};
+  if (store_ == nullptr) {
+    co_return co_await base::AwaitCallback<Status>(
+        [&](auto done) {
+          asio::post(blocking_, [this, &name, if_exists, version, done] {
+            done(schema_->Drop(name, if_exists, version));
+          });
+        },
+        Status::Timeout("keyspace drop did not finish in time", 0));
+  }
+  auto changed = co_await ChangeTopology(
+      [&](const internode::TopologyState& current)
+          -> Result<std::optional<internode::TopologyState>> {
+        auto dropped = cluster::PlanDrop(cluster::KeyspacesOf(current), name, if_exists, version);
+        if (!dropped.ok()) return dropped.status();
+        if (!dropped->has_value()) return std::optional<internode::TopologyState>();
+        return std::optional(cluster::WithKeyspace(current, **dropped));
       },
-      Status::Timeout("keyspace drop did not finish in time", 0));
+      base::Clock::now() + kKeyspaceChangeTime);
+  co_return changed.status();
 }
 
 asio::awaitable<Result<cluster::KeyspaceDef>> ClusterCoordinator::AlterKeyspace(
     std::string name, cluster::KeyspaceChange change) {
-  co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, name = std::move(name), change, done] {
-          done(schema_->Alter(name, change, Version{clock_->Now(), identity_.node_id}));
-        });
+  const Version version{clock_->Now(), identity_.node_id};
+  if (store_ == nullptr) {
+    co_return co_await base::AwaitCallback<Result<cluster::KeyspaceDef>>(
+        [&](auto done) {
+          asio::post(blocking_, [this, &name, &change, version, done] {
+            done(schema_->Alter(name, change, version));
+          });
+        },
+        Status::Timeout("keyspace change did not finish in time", 0));
+  }
+  cluster::KeyspaceDef altered;
+  auto changed = co_await ChangeTopology(
+      [&](const internode::TopologyState& current)
+          -> Result<std::optional<internode::TopologyState>> {
+        auto def = cluster::PlanAlter(cluster::KeyspacesOf(current), name, change, version);
+        if (!def.ok()) return def.status();
+        altered = *def;
+        return std::optional(cluster::WithKeyspace(current, *def));
       },
-      Status::Timeout("keyspace change did not finish in time", 0));
+      base::Clock::now() + kKeyspaceChangeTime);
+  if (!changed.ok()) co_return changed.status();
+  co_return altered;
 }
 
 ClusterInfo ClusterCoordinator::Cluster() const {

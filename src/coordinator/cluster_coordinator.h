@@ -40,6 +40,28 @@ class ClusterCoordinator final : public Coordinator {
                      asio::any_io_executor blocking, std::vector<cluster::InternodeClient*> clients,
                      HintStore* hints);
 
+  // Where decided topology epochs go (the gossiper); without one (unit tests), keyspace changes
+  // apply to the local schema alone.
+  void SetTopologyStore(cluster::TopologyStore* store) { store_ = store; }
+
+  // How the next epoch is made from the current one: the next state, nullopt when there is
+  // nothing to change, or why the change cannot be made.
+  using TopologyChange = std::function<Result<std::optional<internode::TopologyState>>(
+      const internode::TopologyState& current)>;
+  // Commits the next topology epoch (topology_log.cc): `change` makes it from the newest state
+  // this node has, Paxos decides it on the epoch's slot among the current group, this node adopts
+  // it and tells every member. When another change took the slot first, that one is adopted and
+  // `change` is tried again on it. Returns the state it leaves (the current one when `change`
+  // had nothing to do).
+  asio::awaitable<Result<std::shared_ptr<const internode::TopologyState>>> ChangeTopology(
+      TopologyChange change, base::Deadline deadline);
+  // Sends `state` to every member but this node and waits (until `deadline`) for the answers of
+  // `wait_for`; with `fence`, each must also raise its fence to it (a barrier: once every node
+  // of `wait_for` answered, none of them accepts requests planned with an older topology).
+  // UNAVAILABLE naming those that did not answer.
+  asio::awaitable<Status> Broadcast(const internode::TopologyState& state, uint64_t fence,
+                                    std::vector<uint32_t> wait_for, base::Deadline deadline);
+
   asio::awaitable<Result<std::optional<Record>>> Get(std::string key,
                                                      RequestOptions options) override;
   std::optional<Result<std::optional<Record>>> TryGetLocal(std::string_view key,
@@ -213,8 +235,8 @@ class ClusterCoordinator final : public Coordinator {
                                             base::Deadline deadline, bool* maybe_accepted);
   // Writes `value` (its version is assigned here) if `condition` (null: always) holds.
   asio::awaitable<Result<CasResult>> PaxosWrite(const cluster::Topology& topology,
-                                                const cluster::KeyspaceDef& ks,
-                                                storage::DataKey key, const CasCondition* condition,
+                                                const ReplicaSet& set, storage::DataKey key,
+                                                const CasCondition* condition,
                                                 storage::StoredValue value, Consistency serial,
                                                 std::optional<Consistency> commit,
                                                 base::Deadline deadline);
@@ -281,6 +303,7 @@ class ClusterCoordinator final : public Coordinator {
   const asio::any_io_executor blocking_;
   const std::vector<cluster::InternodeClient*> clients_;
   HintStore* const hints_;
+  cluster::TopologyStore* store_ = nullptr;  // set before serving
 };
 
 // The record a read returns for a stored version at `now_ms`: nullopt unless it is live.

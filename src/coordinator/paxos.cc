@@ -89,7 +89,8 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::Cas(std::string key, CasC
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
   StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
   storage::DataKey data_key = KeyOf(**ks, std::move(key));
-  co_return co_await PaxosWrite(**topology, **ks, std::move(data_key), &condition, std::move(value),
+  const ReplicaSet set = ReplicaSet::Of(**topology, **ks, data_key.partition);
+  co_return co_await PaxosWrite(**topology, set, std::move(data_key), &condition, std::move(value),
                                 serial, commit_level, options.deadline);
 }
 
@@ -494,10 +495,9 @@ asio::awaitable<size_t> ClusterCoordinator::PaxosProposeRound(
 }
 
 asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
-    const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
+    const cluster::Topology& topology, const ReplicaSet& set, storage::DataKey key,
     const CasCondition* condition, StoredValue value, Consistency serial,
     std::optional<Consistency> commit, base::Deadline deadline) {
-  const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
   size_t quorum = 0;
   cairn::Status why;
   const std::vector<uint32_t> participants = PaxosParticipants(set, serial, &quorum, &why);
@@ -693,7 +693,8 @@ asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWr
         executor,
         [this, gather, i, &topology, &ks, write = std::move(writes[i]), serial,
          deadline]() mutable -> asio::awaitable<void> {
-          auto r = co_await PaxosWrite(topology, ks, std::move(write.first), nullptr,
+          const ReplicaSet set = ReplicaSet::Of(topology, ks, write.first.partition);
+          auto r = co_await PaxosWrite(topology, set, std::move(write.first), nullptr,
                                        std::move(write.second), serial, std::nullopt, deadline);
           if (!r.ok()) {
             gather->out[i] = r.status();

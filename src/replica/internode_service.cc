@@ -49,13 +49,25 @@ storage::WriteOp FromMutation(internode::Mutation&& m) {
 
 InternodeService::InternodeService(Replica* replica, cluster::Gossiper* gossiper,
                                    base::HybridClock* clock, base::PhysicalClock* wall,
-                                   uint32_t self_node, size_t max_frame_bytes)
+                                   uint32_t self_node, size_t max_frame_bytes,
+                                   asio::any_io_executor blocking)
     : replica_(replica),
       gossiper_(gossiper),
       clock_(clock),
       wall_(wall),
       self_node_(self_node),
-      max_frame_bytes_(max_frame_bytes) {}
+      max_frame_bytes_(max_frame_bytes),
+      blocking_(std::move(blocking)) {}
+
+Status InternodeService::CheckFence(const internode::Request& request) const {
+  // 0: a sender without a topology epoch (a version before them): it cannot be told apart.
+  const uint64_t fence = gossiper_->fence();
+  if (request.topology_epoch() == 0 || request.topology_epoch() >= fence) return Status::Ok();
+  return Status::FailedPrecondition(fmt::format(
+      "this request was planned with topology epoch {}, older than this replica's fence at epoch "
+      "{}; the coordinator must plan it again with the new topology",
+      request.topology_epoch(), fence));
+}
 
 asio::awaitable<void> InternodeService::Serve(asio::ip::tcp::socket socket) {
   net::ConnectionOptions options;
@@ -117,6 +129,22 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
   const auto deadline =
       base::Clock::now() +
       std::chrono::milliseconds(request.timeout_ms() == 0 ? 5000 : request.timeout_ms());
+  response->set_topology_epoch(gossiper_->epoch());
+  switch (request.op_case()) {
+    case internode::Request::kMutate:
+    case internode::Request::kRead:
+    case internode::Request::kScan:
+    case internode::Request::kPaxosPrepare:
+    case internode::Request::kPaxosPropose:
+    case internode::Request::kPaxosCommit:
+      if (Status s = CheckFence(request); !s.ok()) {
+        SetError(s, response);
+        co_return;
+      }
+      break;
+    default:
+      break;
+  }
   switch (request.op_case()) {
     case internode::Request::kGossip: {
       auto r = gossiper_->Handle(request.gossip());
@@ -211,6 +239,35 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
         SetError(r.status(), response);
       } else {
         response->mutable_paxos_commit()->Swap(&*r);
+      }
+      break;
+    }
+    case internode::Request::kTopology: {
+      auto r = co_await base::AwaitCallback<Result<internode::TopologyResponse>>(
+          [&](auto done) {
+            asio::post(blocking_, [this, &request, done] {
+              done(gossiper_->HandleTopology(request.topology()));
+            });
+          },
+          Status::Timeout("adopting the topology took too long", 0));
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_topology()->Swap(&*r);
+      }
+      response->set_topology_epoch(gossiper_->epoch());
+      break;
+    }
+    case internode::Request::kJoin: {
+      if (!join_) {
+        SetError(Status::Unavailable("this node does not take joins yet"), response);
+        break;
+      }
+      auto r = co_await join_(std::move(*request.mutable_join()), deadline);
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_join()->Swap(&*r);
       }
       break;
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -25,15 +26,25 @@ storage::WriteOp FromMutation(internode::Mutation&& m);
 // Thread safety: Serve() runs on the socket's reactor; the rest from any thread.
 class InternodeService {
  public:
+  // `blocking` runs what writes to disk (adopting a topology, raising the fence).
   InternodeService(Replica* replica, cluster::Gossiper* gossiper, base::HybridClock* clock,
-                   base::PhysicalClock* wall, uint32_t self_node, size_t max_frame_bytes);
+                   base::PhysicalClock* wall, uint32_t self_node, size_t max_frame_bytes,
+                   asio::any_io_executor blocking);
 
   // Serves one connection whose preamble ("CRNI") the caller has read.
   asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
   void CloseAll();
 
+  // Answers a node's request to join (JoinRequest); set by the server before serving (it is the
+  // coordinator's business: the join is a topology epoch). Without one, joins are refused.
+  using JoinHandler = std::function<asio::awaitable<Result<internode::JoinResponse>>(
+      internode::JoinRequest request, base::Deadline deadline)>;
+  void SetJoinHandler(JoinHandler handler) { join_ = std::move(handler); }
+
  private:
   asio::awaitable<void> Execute(internode::Request request, internode::Response* response);
+  // FAILED_PRECONDITION for a data request planned with a topology older than this node's fence.
+  Status CheckFence(const internode::Request& request) const;
 
   Replica* const replica_;
   cluster::Gossiper* const gossiper_;
@@ -41,6 +52,8 @@ class InternodeService {
   base::PhysicalClock* const wall_;
   const uint32_t self_node_;
   const size_t max_frame_bytes_;
+  const asio::any_io_executor blocking_;
+  JoinHandler join_;
   std::mutex mu_;
   std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_
 };

@@ -215,16 +215,30 @@ Status Server::Open() {
   replayer_ = std::make_unique<coordinator::HintReplayer>(hints_.get(), gossiper_.get(), clients[0],
                                                           reactors_[0]->io.get_executor(),
                                                           std::chrono::milliseconds(500));
-  gossiper_->SetSelfFigures(
-      [engine = engine_.get()] {
-        uint64_t total = 0;
-        for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
-                              "rocksdb.cur-size-all-mem-tables"}) {
-          if (auto v = engine->Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
-        }
-        return total;
-      },
-      [hints = hints_.get()] { return hints->TotalPending(); });
+  cluster::SelfFigures figures;
+  figures.load_bytes = [engine = engine_.get()] {
+    uint64_t total = 0;
+    for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
+                          "rocksdb.cur-size-all-mem-tables"}) {
+      if (auto v = engine->Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
+    }
+    return total;
+  };
+  figures.hints = [hints = hints_.get()] { return hints->TotalPending(); };
+  gossiper_->SetSelfFigures(std::move(figures));
+  // Every internode request carries this node's topology epoch; an answer from a node with a
+  // newer one makes this node pull it (at most one pull at a time).
+  for (auto& client : clients_) {
+    client->WatchEpochs(
+        [g = gossiper_.get()] { return g->epoch(); },
+        [this](const std::string& address, uint64_t epoch) {
+          uint64_t pulling = pulling_epoch_.load();
+          while (epoch > pulling && !pulling_epoch_.compare_exchange_weak(pulling, epoch)) {
+          }
+          if (epoch <= pulling) return;
+          asio::co_spawn(reactors_[0]->io, gossiper_->Pull(address), asio::detached);
+        });
+  }
   gossiper_->OnFatal([this](const Status& s) {
     if (options_.on_fatal) options_.on_fatal(s);
   });
@@ -234,6 +248,7 @@ Status Server::Open() {
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(
       coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
       wall_.get(), blocking_->get_executor(), clients, hints_.get());
+  coordinator_->SetTopologyStore(gossiper_.get());
   frontdoor::native::NativeOptions native_options;
   native_options.metrics = &requests_;
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
@@ -253,7 +268,7 @@ Status Server::Open() {
   }
   internode_ = std::make_unique<replica::InternodeService>(
       replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
-      std::max(kInternodeFrameBytes, native_options.max_frame_bytes));
+      std::max(kInternodeFrameBytes, native_options.max_frame_bytes), blocking_->get_executor());
 
   if (http_acceptor_) {
     frontdoor::http::HttpOptions http_options;

@@ -137,7 +137,8 @@ class Server {
   std::unique_ptr<cluster::Gossiper> gossiper_;
   std::unique_ptr<coordinator::HintStore> hints_;
   std::unique_ptr<coordinator::HintReplayer> replayer_;
-  std::unique_ptr<coordinator::Coordinator> coordinator_;
+  std::unique_ptr<coordinator::ClusterCoordinator> coordinator_;
+  std::atomic<uint64_t> pulling_epoch_{0};  // the newest epoch a pull was started for
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
   std::unique_ptr<frontdoor::resp::RespFrontDoor> resp_;
   std::unique_ptr<asio::ip::tcp::acceptor> http_acceptor_;

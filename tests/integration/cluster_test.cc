@@ -388,6 +388,62 @@ TEST_F(ClusterTest, LinearizableOptionSpreadsByGossip) {
   EXPECT_EQ((*got)->value, "v");
 }
 
+// Keyspace changes are topology epochs decided by Paxos: creates and drops of one name racing
+// from two coordinators end with one definition on every node, and the data written into the
+// keyspace that survives reads back from every node.
+TEST_F(ClusterTest, RacingCreatesAndDropsOfOneKeyspaceEndWithOneDefinition) {
+  StartCluster();
+  std::atomic<int> failures{0};
+  auto race = [&](size_t node, bool create_last) {
+    auto client = Node(node, 10s);
+    for (int i = 0; i < 15; ++i) {
+      KeyspaceSpec spec("race");
+      spec.replication = {{"*", 3}};
+      auto created = client->CreateKeyspace(spec, /*if_not_exists=*/true);
+      if (!created.ok()) ++failures;
+      if (!client->DropKeyspace("race", /*if_exists=*/true).ok()) ++failures;
+    }
+    if (create_last) {
+      KeyspaceSpec spec("race");
+      if (!client->CreateKeyspace(spec, /*if_not_exists=*/true).ok()) ++failures;
+    }
+  };
+  std::thread a(race, 0, true);
+  std::thread b(race, 1, false);
+  a.join();
+  b.join();
+  EXPECT_EQ(failures.load(), 0);
+  // Every node ends with the same definitions: the last epoch's.
+  std::optional<std::string> first;
+  for (size_t n = 0; n < cluster_->size(); ++n) {
+    auto node = Node(n);
+    ASSERT_OK(WaitUntil(
+        [&]() -> ::testing::AssertionResult {
+          auto list = node->ListKeyspaces();
+          if (!list.ok()) return ::testing::AssertionFailure() << list.status().ToString();
+          std::string text;
+          for (const auto& ks : *list) text += fmt::format("{}#{};", ks.name, ks.id);
+          if (!first) first = text;
+          return ::testing::AssertionResult(text == *first)
+                 << "node " << n + 1 << ": " << text << " vs " << *first;
+        },
+        10s, "every node to list the same keyspaces"));
+  }
+  WriteOptions w;
+  w.keyspace = "race";
+  w.consistency = Consistency::kAll;
+  auto put = Node(2)->Put("k", "survives", w);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  for (size_t n = 0; n < cluster_->size(); ++n) {
+    ReadOptions r;
+    r.keyspace = "race";
+    r.consistency = Consistency::kOne;
+    auto got = Node(n)->Get("k", r);
+    ASSERT_TRUE(got.ok() && got->has_value()) << "node " << n + 1;
+    EXPECT_EQ((*got)->value, "survives");
+  }
+}
+
 TEST_F(ClusterTest, PausedReplicaIsMarkedDownGetsHintsAndCatchesUp) {
   StartCluster();
   auto writer = Node(0);

@@ -1,0 +1,155 @@
+// The topology log: each epoch of the cluster's topology is decided by single-decree Paxos on a
+// key of its own ("topology/<epoch>" in the internal system keyspace 0), among the members the
+// previous epoch names as its group (ARCHITECTURE.md section 6). A slot is decided once, by the
+// group of the epoch before it, so changing the group needs no reconfiguration protocol: the
+// group of epoch E decides E+1 and says who decides E+2. Decided states spread by direct pushes
+// and by gossip; a state that circulates is always a decided one.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+
+#include "base/async.h"
+#include "base/hash.h"
+#include "cluster/topology_state.h"
+#include "coordinator/cluster_coordinator.h"
+#include "coordinator/replica_set.h"
+
+namespace cairn::coordinator {
+namespace {
+
+using internode::TopologyState;
+
+// Keyspace id 0 is never a user keyspace (ids start above kDefaultKeyspaceId = 1).
+constexpr uint32_t kSystemKeyspaceId = 0;
+
+storage::DataKey SlotKey(uint64_t epoch, uint32_t partition_bits) {
+  std::string key = fmt::format("topology/{:020}", epoch);
+  const uint32_t partition = base::PartitionOfToken(base::Token(key), partition_bits);
+  return storage::DataKey{partition, kSystemKeyspaceId, std::move(key)};
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator::ChangeTopology(
+    TopologyChange change, base::Deadline deadline) {
+  if (store_ == nullptr) co_return Status::Unavailable("this node keeps no topology log");
+  while (true) {
+    std::shared_ptr<const TopologyState> current = store_->state();
+    auto topology = view_->topology();
+    if (!current || !topology) co_return Status::Unavailable(view_->NotFormedReason());
+    auto next = change(*current);
+    if (!next.ok()) co_return next.status();
+    if (!next->has_value()) co_return current;
+    TopologyState& proposed = **next;
+    proposed.set_epoch(current->epoch() + 1);
+
+    // The slot's replicas are the current epoch's group, whatever the partition map says.
+    ReplicaSet set;
+    set.dcs = {"group"};
+    set.local_dc = 0;
+    for (uint32_t node : current->group()) {
+      set.nodes.push_back(node);
+      set.dc_of.push_back(0);
+    }
+    CasCondition absent;
+    absent.kind = CasCondition::Kind::kIfNotExists;
+    storage::StoredValue value{Version{}, false, 0, proposed.SerializeAsString()};
+    auto r = co_await PaxosWrite(
+        *topology, set, SlotKey(proposed.epoch(), identity_.partition_bits), &absent,
+        std::move(value), Consistency::kSerial, Consistency::kQuorum, deadline);
+    if (!r.ok()) {
+      co_return Status(
+          r.status().code(),
+          fmt::format("topology epoch {} not decided: {}", proposed.epoch(), r.status().message()),
+          r.status().acks());
+    }
+    TopologyState decided;
+    if (r->applied) {
+      decided = proposed;
+    } else if (!r->current || !decided.ParseFromString(r->current->value) ||
+               decided.epoch() != proposed.epoch()) {
+      co_return Status::Internal(
+          fmt::format("topology slot {} holds something that is not its epoch", proposed.epoch()));
+    }
+    Result<bool> adopted = co_await base::AwaitCallback<Result<bool>>(
+        [&](auto done) {
+          asio::post(blocking_, [this, &decided, done] { done(store_->Adopt(decided)); });
+        },
+        Status::Timeout("adopting the topology took too long", 0));
+    if (!adopted.ok()) co_return adopted.status();
+    // Tell everyone now rather than at their next gossip; nobody waits for the answers.
+    auto executor = co_await asio::this_coro::executor;
+    asio::co_spawn(
+        executor,
+        [this, decided]() -> asio::awaitable<void> {
+          co_await Broadcast(decided, 0, {}, base::Clock::now() + std::chrono::seconds(2));
+        },
+        asio::detached);
+    if (r->applied) co_return std::make_shared<const TopologyState>(std::move(decided));
+    spdlog::info("topology epoch {} was taken by another change ({}); trying again on it",
+                 decided.epoch(), cluster::Describe(decided));
+    if (base::Clock::now() >= deadline) {
+      co_return Status::Timeout("the topology change did not get an epoch before the deadline", 0);
+    }
+  }
+}
+
+asio::awaitable<Status> ClusterCoordinator::Broadcast(const TopologyState& state, uint64_t fence,
+                                                      std::vector<uint32_t> wait_for,
+                                                      base::Deadline deadline) {
+  internode::Request request;
+  *request.mutable_topology()->mutable_state() = state;
+  request.mutable_topology()->set_fence(fence);
+  struct Gather {
+    explicit Gather(asio::any_io_executor ex) : wake(std::move(ex)) {}
+    std::set<uint32_t> missing;
+    size_t left = 0;
+    asio::steady_timer wake;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto gather = std::make_shared<Gather>(executor);
+  gather->missing.insert(wait_for.begin(), wait_for.end());
+  if (gather->missing.erase(identity_.node_id) > 0 && store_ != nullptr) {
+    // This node too, on the blocking pool (the fence is persisted).
+    Result<internode::TopologyResponse> mine =
+        co_await base::AwaitCallback<Result<internode::TopologyResponse>>(
+            [&](auto done) {
+              asio::post(blocking_, [this, &request, done] {
+                done(store_->HandleTopology(request.topology()));
+              });
+            },
+            Status::Timeout("the barrier took too long here", 0));
+    if (!mine.ok()) co_return mine.status();
+  }
+  cluster::InternodeClient* client = Client();
+  for (const internode::TopologyMember& m : state.members()) {
+    const uint32_t node = m.info().node_id();
+    if (node == identity_.node_id || m.state() == internode::LEFT || client == nullptr) continue;
+    ++gather->left;
+    asio::co_spawn(
+        executor,
+        [client, gather, request, node, address = m.info().address(),
+         deadline]() -> asio::awaitable<void> {
+          auto r = co_await client->Call(address, request, deadline);
+          if (r.ok()) {
+            gather->missing.erase(node);
+          } else {
+            spdlog::debug("topology to node {} at {}: {}", node, address, r.status().ToString());
+          }
+          if (--gather->left == 0 || gather->missing.empty()) gather->wake.cancel();
+        },
+        asio::detached);
+  }
+  if (!gather->missing.empty() && gather->left > 0) {
+    gather->wake.expires_at(deadline);
+    co_await gather->wake.async_wait(base::kNoThrow);
+  }
+  if (gather->missing.empty()) co_return Status::Ok();
+  co_return Status::Unavailable(fmt::format("node{} {} did not acknowledge topology epoch {}",
+                                            gather->missing.size() == 1 ? "" : "s",
+                                            fmt::join(gather->missing, ", "), state.epoch()));
+}
+
+}  // namespace cairn::coordinator
