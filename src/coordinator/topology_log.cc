@@ -41,9 +41,7 @@ asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator
     if (!current || !topology) co_return Status::Unavailable(view_->NotFormedReason());
     auto next = change(*current);
     if (!next.ok()) co_return next.status();
-    if (!next->has_value()) co_return current;
-    TopologyState& proposed = **next;
-    proposed.set_epoch(current->epoch() + 1);
+    const uint64_t slot = current->epoch() + 1;
 
     // The slot's replicas are the current epoch's group, whatever the partition map says.
     ReplicaSet set;
@@ -53,25 +51,51 @@ asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator
       set.nodes.push_back(node);
       set.dc_of.push_back(0);
     }
-    CasCondition absent;
-    absent.kind = CasCondition::Kind::kIfNotExists;
-    storage::StoredValue value{Version{}, false, 0, proposed.SerializeAsString()};
-    auto r = co_await PaxosWrite(
-        *topology, set, SlotKey(proposed.epoch(), identity_.partition_bits), &absent,
-        std::move(value), Consistency::kSerial, Consistency::kQuorum, deadline);
-    if (!r.ok()) {
-      co_return Status(
-          r.status().code(),
-          fmt::format("topology epoch {} not decided: {}", proposed.epoch(), r.status().message()),
-          r.status().acks());
+    CasCondition condition;
+    storage::StoredValue value;
+    if (next->has_value()) {
+      (*next)->set_epoch(slot);
+      condition.kind = CasCondition::Kind::kIfNotExists;
+      value = storage::StoredValue{Version{}, false, 0, (*next)->SerializeAsString()};
+    } else {
+      // "Nothing to change" was judged on this node's copy of the log, which may lag behind it
+      // (an IF NOT EXISTS must see a drop that finished elsewhere): it stands only if the next
+      // slot is still empty. A swap whose condition no slot meets (a slot's version is its
+      // ballot, never zero; an empty one fails it too) reads that slot through Paxos.
+      condition.kind = CasCondition::Kind::kIfVersion;
+      condition.version = Version{};
     }
+    const storage::DataKey key = SlotKey(slot, identity_.partition_bits);
+    auto r = co_await PaxosWrite(*topology, set, key, &condition, value, Consistency::kSerial,
+                                 Consistency::kQuorum, deadline);
+    if (!r.ok() && r.status().code() == Code::kTimeout && next->has_value() &&
+        base::Clock::now() < deadline) {
+      // The generic answer for a swap that lost a race after a minority accepted it ("may still
+      // be applied") has a definite one here: a slot is written once, so whatever it holds now
+      // was chosen, and the proposal is ours exactly when it is byte for byte what we proposed.
+      CasCondition read;
+      read.kind = CasCondition::Kind::kIfVersion;
+      auto holds = co_await PaxosWrite(*topology, set, key, &read, storage::StoredValue{},
+                                       Consistency::kSerial, Consistency::kQuorum, deadline);
+      if (holds.ok() && holds->current) {
+        r = CasResult{};
+        r->applied = holds->current->value == value.value;
+        r->current = holds->current;
+      }
+    }
+    if (!r.ok()) {
+      co_return Status(r.status().code(),
+                       fmt::format("topology epoch {} not decided: {}", slot, r.status().message()),
+                       r.status().acks());
+    }
+    if (!next->has_value() && !r->current) co_return current;  // this node is up to date
     TopologyState decided;
     if (r->applied) {
-      decided = proposed;
+      decided = **next;
     } else if (!r->current || !decided.ParseFromString(r->current->value) ||
-               decided.epoch() != proposed.epoch()) {
+               decided.epoch() != slot) {
       co_return Status::Internal(
-          fmt::format("topology slot {} holds something that is not its epoch", proposed.epoch()));
+          fmt::format("topology slot {} holds something that is not its epoch", slot));
     }
     Result<bool> adopted = co_await base::AwaitCallback<Result<bool>>(
         [&](auto done) {
@@ -88,8 +112,9 @@ asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator
         },
         asio::detached);
     if (r->applied) co_return std::make_shared<const TopologyState>(std::move(decided));
-    spdlog::info("topology epoch {} was taken by another change ({}); trying again on it",
-                 decided.epoch(), cluster::Describe(decided));
+    spdlog::info("topology epoch {} was {} ({}); trying again on it", decided.epoch(),
+                 next->has_value() ? "taken by another change" : "decided without this node",
+                 cluster::Describe(decided));
     if (base::Clock::now() >= deadline) {
       co_return Status::Timeout("the topology change did not get an epoch before the deadline", 0);
     }

@@ -394,41 +394,54 @@ TEST_F(ClusterTest, LinearizableOptionSpreadsByGossip) {
 TEST_F(ClusterTest, RacingCreatesAndDropsOfOneKeyspaceEndWithOneDefinition) {
   StartCluster();
   std::atomic<int> failures{0};
-  auto race = [&](size_t node, bool create_last) {
+  auto race = [&](size_t node) {
     auto client = Node(node, 10s);
     for (int i = 0; i < 15; ++i) {
       KeyspaceSpec spec("race");
       spec.replication = {{"*", 3}};
       auto created = client->CreateKeyspace(spec, /*if_not_exists=*/true);
-      if (!created.ok()) ++failures;
-      if (!client->DropKeyspace("race", /*if_exists=*/true).ok()) ++failures;
-    }
-    if (create_last) {
-      KeyspaceSpec spec("race");
-      if (!client->CreateKeyspace(spec, /*if_not_exists=*/true).ok()) ++failures;
+      if (!created.ok()) {
+        ++failures;
+        ADD_FAILURE() << "create through node " << node + 1 << ": " << created.status().ToString();
+      }
+      auto dropped = client->DropKeyspace("race", /*if_exists=*/true);
+      if (!dropped.ok()) {
+        ++failures;
+        ADD_FAILURE() << "drop through node " << node + 1 << ": " << dropped.ToString();
+      }
     }
   };
-  std::thread a(race, 0, true);
-  std::thread b(race, 1, false);
+  std::thread a(race, 0);
+  std::thread b(race, 1);
   a.join();
   b.join();
   EXPECT_EQ(failures.load(), 0);
-  // Every node ends with the same definitions: the last epoch's.
-  std::optional<std::string> first;
-  for (size_t n = 0; n < cluster_->size(); ++n) {
-    auto node = Node(n);
-    ASSERT_OK(WaitUntil(
-        [&]() -> ::testing::AssertionResult {
-          auto list = node->ListKeyspaces();
+  // Created once both racers are done, so that it is the last change whatever their order.
+  KeyspaceSpec spec("race");
+  auto created = Node(0)->CreateKeyspace(spec, /*if_not_exists=*/true);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  // The create was decided after every earlier change (an IF NOT EXISTS that finds the name is
+  // checked against the newest epoch, not this node's copy): every node ends listing it.
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        std::vector<std::string> texts;
+        for (size_t n = 0; n < cluster_->size(); ++n) {
+          auto list = Node(n)->ListKeyspaces();
           if (!list.ok()) return ::testing::AssertionFailure() << list.status().ToString();
           std::string text;
           for (const auto& ks : *list) text += fmt::format("{}#{};", ks.name, ks.id);
-          if (!first) first = text;
-          return ::testing::AssertionResult(text == *first)
-                 << "node " << n + 1 << ": " << text << " vs " << *first;
-        },
-        10s, "every node to list the same keyspaces"));
-  }
+          texts.push_back(std::move(text));
+        }
+        const std::string want = fmt::format("default#1;race#{};", created->id);
+        for (size_t n = 0; n < texts.size(); ++n) {
+          if (texts[n] != want) {
+            return ::testing::AssertionFailure()
+                   << "node " << n + 1 << " lists " << texts[n] << ", not " << want;
+          }
+        }
+        return ::testing::AssertionSuccess();
+      },
+      10s, "every node to list the keyspace created last"));
   WriteOptions w;
   w.keyspace = "race";
   w.consistency = Consistency::kAll;
