@@ -96,6 +96,8 @@ class Gossiper final : public ClusterView, public TopologyStore {
   std::string NotFormedReason() const override;
   std::vector<NodeStatus> Nodes() const override;
   // The gossip state last heard from `node_id` (streaming progress and the like).
+  // Adopts `state` if newer, off the caller's thread (on the blocking pool).
+  void AdoptLater(internode::TopologyState state);
   std::optional<internode::NodeState> StateOf(uint32_t node_id) const;
   uint64_t fingerprint() const { return fingerprint_; }
 
@@ -124,8 +126,6 @@ class Gossiper final : public ClusterView, public TopologyStore {
   std::optional<std::vector<Member>> FormableLocked() const;
   asio::awaitable<void> Form(std::vector<Member> members);
   asio::awaitable<void> GossipWith(std::string address);
-  // Adopts a state heard in gossip, off the gossip executor.
-  void AdoptLater(internode::TopologyState state);
   std::string MismatchMessage() const;
   // Failure detectors for every member and peer, and for nobody else.
   void SyncDetectorsLocked();

@@ -41,8 +41,10 @@ asio::awaitable<Result<internode::Response>> InternodeClient::Call(
   internode::Request stamp;
   stamp.set_protocol_version(internode::PROTOCOL_V1);
   stamp.set_from_node(self_);
+  // A request planned with a topology carries that epoch (the fence judges the plan, not when it
+  // was sent); any other carries this node's newest.
   const uint64_t epoch = epoch_ ? epoch_() : 0;
-  if (epoch != 0) stamp.set_topology_epoch(epoch);
+  if (epoch != 0 && request.topology_epoch() == 0) stamp.set_topology_epoch(epoch);
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - base::Clock::now());
   stamp.set_timeout_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count())));

@@ -134,6 +134,7 @@ Result<TopologyState> StartTransition(TopologyState next, std::vector<uint32_t> 
   t->set_stage(internode::WRITE_BOTH_READ_OLD);
   t->set_started_ms(now_ms);
   t->set_stage_ms(now_ms);
+  t->set_stage_epoch(next.epoch());
   const std::vector<Member> members = TargetMembers(next);
   if (members.empty()) {
     return Status::FailedPrecondition("a cluster keeps at least one node");
@@ -362,6 +363,7 @@ Result<TopologyState> Advance(const TopologyState& s, TransitionStage from, Tran
   TopologyState next = Next(s);
   next.mutable_transition()->set_stage(to);
   next.mutable_transition()->set_stage_ms(now_ms);
+  next.mutable_transition()->set_stage_epoch(next.epoch());
   return next;
 }
 

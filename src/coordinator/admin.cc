@@ -164,7 +164,8 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
           {"replica.remote_reads", sum(replica_counters_.remote_reads)},
           {"replica.read_repairs", sum(replica_counters_.read_repairs)},
           {"replica.speculative_reads", sum(replica_counters_.speculative)},
-          {"hints.stored", sum(replica_counters_.hints_stored)}};
+          {"hints.stored", sum(replica_counters_.hints_stored)},
+          {"replica.replans", sum(replica_counters_.replans)}};
 }
 
 NodeInfo ClusterCoordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

@@ -126,4 +126,17 @@ storage::DataKey ClusterCoordinator::KeyOf(const cluster::KeyspaceDef& ks, std::
 uint64_t ClusterCoordinator::ExpiryFor(uint64_t ttl_ms) const {
   return ttl_ms == 0 ? 0 : wall_->NowMillis() + ttl_ms;
 }
+asio::awaitable<std::shared_ptr<const cluster::Topology>> ClusterCoordinator::NewerTopology(
+    uint64_t epoch, base::Deadline deadline) {
+  const base::Deadline until = std::min(deadline, base::Clock::now() + std::chrono::seconds(2));
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (true) {
+    auto topology = view_->topology();
+    if (topology && topology->epoch > epoch) co_return topology;
+    if (base::Clock::now() >= until) co_return nullptr;
+    timer.expires_after(std::chrono::milliseconds(2));
+    co_await timer.async_wait(base::kNoThrow);
+  }
+}
+
 }  // namespace cairn::coordinator

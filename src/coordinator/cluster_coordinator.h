@@ -98,6 +98,7 @@ class ClusterCoordinator final : public Coordinator {
 
   struct ReplicaSet;
   struct Requirement;
+  struct Quorum;
   struct ReadPlan;
   class WriteRound;
   class ReadRound;
@@ -166,7 +167,7 @@ class ClusterCoordinator final : public Coordinator {
     Version ballot;                               // the ballot prepared
     bool promised = false;                        // by a quorum (else a lazy read: see below)
     std::optional<storage::StoredValue> current;  // the newest data among the promisers
-    size_t current_holders = 0;                   // promisers whose data has that version
+    std::vector<uint32_t> current_holders;        // answerers whose data has that version
     std::optional<internode::Mutation> pending;   // accepted, perhaps chosen, not yet committed
     Version pending_ballot;
   };
@@ -177,7 +178,7 @@ class ClusterCoordinator final : public Coordinator {
       base::Deadline deadline);
   // The live members of the Paxos group of `set` at `serial` (all replicas, or this data
   // centre's), and the quorum of the whole group; `why` is set when no quorum is up.
-  std::vector<uint32_t> PaxosParticipants(const ReplicaSet& set, Consistency serial, size_t* quorum,
+  std::vector<uint32_t> PaxosParticipants(const ReplicaSet& set, Consistency serial, Quorum* quorum,
                                           cairn::Status* why) const;
   asio::awaitable<void> Backoff(int attempt);
   // Commits a chosen value to every replica; waits for `level` (nullopt: for none). With a
@@ -216,21 +217,22 @@ class ClusterCoordinator final : public Coordinator {
       const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
       const internode::Mutation& mutation, std::optional<Consistency> level,
       base::Deadline deadline, const std::string& lease_key,
-      const std::vector<uint32_t>& participants, size_t quorum, Consistency serial, bool ask_next);
+      const std::vector<uint32_t>& participants, const Quorum& quorum, Consistency serial,
+      bool ask_next);
   // Prepares a fresh ballot until a quorum promises it (or the deadline). A `lazy` prepare may
   // also end as a read of a quorum that did not all promise (`promised` false): replicas with
   // nothing to finish and data failing `condition` (null: any) answer without promising.
   asio::awaitable<Result<PaxosRead>> PaxosPrepareRound(const cluster::Topology& topology,
                                                        const storage::DataKey& key,
                                                        const std::vector<uint32_t>& participants,
-                                                       size_t quorum, bool lazy,
+                                                       const Quorum& quorum, bool lazy,
                                                        const CasCondition* condition,
                                                        base::Deadline deadline);
   // Proposes `mutation` under `ballot`; returns how many accepted. Sets `maybe_accepted` unless
   // every participant refused.
-  asio::awaitable<size_t> PaxosProposeRound(const cluster::Topology& topology,
-                                            const std::vector<uint32_t>& participants,
-                                            size_t quorum, Version ballot,
+  asio::awaitable<bool> PaxosProposeRound(const cluster::Topology& topology,
+                                          const std::vector<uint32_t>& participants,
+                                          const Quorum& quorum, Version ballot,
                                             const internode::Mutation& mutation,
                                             base::Deadline deadline, bool* maybe_accepted);
   // Writes `value` (its version is assigned here) if `condition` (null: always) holds.
@@ -239,7 +241,13 @@ class ClusterCoordinator final : public Coordinator {
                                                 const CasCondition* condition,
                                                 storage::StoredValue value, Consistency serial,
                                                 std::optional<Consistency> commit,
-                                                base::Deadline deadline);
+                                                base::Deadline deadline,
+                                                const cluster::KeyspaceDef* ks = nullptr);
+  // The first topology newer than `epoch` this node adopts, waited for until the deadline (and
+  // at most two seconds); null if none comes. A replica that refuses a request for its fence
+  // answers with its epoch, which makes this node pull it (InternodeClient::WatchEpochs).
+  asio::awaitable<std::shared_ptr<const cluster::Topology>> NewerTopology(uint64_t epoch,
+                                                                         base::Deadline deadline);
   // Plain writes to a linearizable keyspace: one unconditional Paxos write per key, run
   // concurrently; `level` only picks SERIAL or LOCAL_SERIAL. One version (or error) per write.
   asio::awaitable<std::vector<Result<Version>>> LinearizableWrites(
@@ -283,6 +291,9 @@ class ClusterCoordinator final : public Coordinator {
     base::metrics::ShardedCounter read_repairs;  // stale replicas sent the newest version by a read
     base::metrics::ShardedCounter speculative;   // spare replicas asked because one was slow
     base::metrics::ShardedCounter hints_stored;  // mutations kept as hints for a replica
+    // Requests planned again with a newer topology after replicas refused the one they were
+    // planned with (their fence had passed it).
+    base::metrics::ShardedCounter replans;
   };
   mutable ReplicaCounters replica_counters_;
   // One read asked of a replica: this node's own (`local`) or another node's, which costs the

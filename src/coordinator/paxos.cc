@@ -89,9 +89,9 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::Cas(std::string key, CasC
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
   StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
   storage::DataKey data_key = KeyOf(**ks, std::move(key));
-  const ReplicaSet set = ReplicaSet::Of(**topology, **ks, data_key.partition);
+  const ReplicaSet set = ReplicaSet::ForWrite(**topology, **ks, data_key.partition);
   co_return co_await PaxosWrite(**topology, set, std::move(data_key), &condition, std::move(value),
-                                serial, commit_level, options.deadline);
+                                serial, commit_level, options.deadline, ks->get());
 }
 
 // Answers of one Paxos phase from the participants, as they come in. Lives on one reactor.
@@ -151,6 +151,7 @@ ClusterCoordinator::PaxosPhase(const cluster::Topology& topology,
   auto phase = std::make_shared<Phase<Response>>(executor, participants.size(), std::move(enough));
   // One request for all the tasks, which run on this reactor: InternodeClient::Call leaves it
   // as it is, and the local acceptor copies what it keeps.
+  request.set_topology_epoch(topology.epoch);
   auto shared = std::make_shared<const internode::Request>(std::move(request));
   for (uint32_t node : participants) {
     std::string address = AddressOf(topology, node);
@@ -190,15 +191,18 @@ ClusterCoordinator::PaxosPhase(const cluster::Topology& topology,
 }
 
 std::vector<uint32_t> ClusterCoordinator::PaxosParticipants(const ReplicaSet& set,
-                                                            Consistency serial, size_t* quorum,
+                                                            Consistency serial, Quorum* quorum,
                                                             cairn::Status* why) const {
   std::vector<uint32_t> members;
+  quorum->groups.assign(set.group_count, {});
   for (size_t i = 0; i < set.nodes.size(); ++i) {
     if (serial != Consistency::kLocalSerial || static_cast<int>(set.dc_of[i]) == set.local_dc) {
       members.push_back(set.nodes[i]);
+      for (uint8_t g = 0; g < set.group_count; ++g) {
+        if (set.groups[i] >> g & 1) quorum->groups[g].push_back(set.nodes[i]);
+      }
     }
   }
-  *quorum = members.size() / 2 + 1;
   std::vector<uint32_t> live;
   for (uint32_t node : members) {
     if (view_->IsUp(node)) live.push_back(node);
@@ -206,10 +210,14 @@ std::vector<uint32_t> ClusterCoordinator::PaxosParticipants(const ReplicaSet& se
   if (members.empty()) {
     *why = Status::Unavailable(fmt::format("{}: the keyspace has no replicas in this data centre",
                                            ConsistencyName(serial)));
-  } else if (live.size() < *quorum) {
+  } else if (!quorum->Reached(live)) {
     *why = Status::Unavailable(fmt::format(
-        "{} needs {} of {} replicas, and {} {} up; nothing was written", ConsistencyName(serial),
-        *quorum, members.size(), live.size(), live.size() == 1 ? "is" : "are"));
+        "{} needs {} of {} replicas{}, and {} {} up; nothing was written", ConsistencyName(serial),
+        quorum->Size(), members.size(),
+        set.group_count > 1 ? " (a majority of both the old and the new replicas of a moving "
+                              "partition)"
+                            : "",
+        live.size(), live.size() == 1 ? "is" : "are"));
   }
   return live;
 }
@@ -271,15 +279,11 @@ asio::awaitable<cairn::Status> ClusterCoordinator::PaxosCommit(
   if (!req.ok()) co_return req.status();
   // By value: the phase may outlive this frame (see Phase::Add).
   auto count = [set, req = *req](const Phase<internode::PaxosCommitResponse>& phase) {
-    uint32_t acks = 0;
-    std::vector<uint32_t> acks_dc(set.dcs.size(), 0);
+    std::vector<uint32_t> acked;
     for (const auto& [node, r] : phase.answers()) {
-      if (r.ok()) {
-        ++acks;
-        ++acks_dc[set.DcOf(node)];
-      }
+      if (r.ok()) acked.push_back(node);
     }
-    return std::make_pair(req.Met(acks, acks_dc), acks);
+    return std::make_pair(req.Met(set, acked), static_cast<uint32_t>(acked.size()));
   };
   std::function<bool(const Phase<internode::PaxosCommitResponse>&)> enough =
       [count](const Phase<internode::PaxosCommitResponse>& p) { return count(p).first; };
@@ -337,7 +341,7 @@ void ClusterCoordinator::KeepLease(const std::string& key, PaxosLease lease) {
 asio::awaitable<cairn::Status> ClusterCoordinator::PaxosCommitChosen(
     const cluster::Topology& topology, const ReplicaSet& set, Version ballot,
     const internode::Mutation& mutation, std::optional<Consistency> level, base::Deadline deadline,
-    const std::string& lease_key, const std::vector<uint32_t>& participants, size_t quorum,
+    const std::string& lease_key, const std::vector<uint32_t>& participants, const Quorum& quorum,
     Consistency serial, bool ask_next) {
   PaxosLease lease;
   lease.participants = participants;
@@ -353,11 +357,13 @@ asio::awaitable<cairn::Status> ClusterCoordinator::PaxosCommitChosen(
   std::vector<uint32_t> promised_by;
   Status committed =
       co_await PaxosCommit(topology, set, ballot, mutation, level, deadline, next, &promised_by);
-  const size_t promises = static_cast<size_t>(
-      std::count_if(promised_by.begin(), promised_by.end(), [&participants](uint32_t node) {
-        return std::find(participants.begin(), participants.end(), node) != participants.end();
-      }));
-  if (committed.ok() && next && promises >= quorum) {
+  std::vector<uint32_t> promises;
+  for (uint32_t node : promised_by) {
+    if (std::find(participants.begin(), participants.end(), node) != participants.end()) {
+      promises.push_back(node);
+    }
+  }
+  if (committed.ok() && next && quorum.Reached(promises)) {
     lease.ballot = *next;
     lease.current = replica::FromMutation(internode::Mutation(mutation)).value;
   }
@@ -368,7 +374,7 @@ asio::awaitable<cairn::Status> ClusterCoordinator::PaxosCommitChosen(
 
 asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::PaxosPrepareRound(
     const cluster::Topology& topology, const storage::DataKey& key,
-    const std::vector<uint32_t>& participants, size_t quorum, bool lazy,
+    const std::vector<uint32_t>& participants, const Quorum& quorum, bool lazy,
     const CasCondition* condition, base::Deadline deadline) {
   internode::Request request;
   auto* prepare = request.mutable_paxos_prepare();
@@ -386,36 +392,38 @@ asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::Paxos
     // may not need promises), or too many refused.
     std::function<bool(const Phase<internode::PaxosPrepareResponse>&)> enough =
         [quorum](const Phase<internode::PaxosPrepareResponse>& p) {
-          size_t yes = 0, skipped = 0, no = 0;
+          std::vector<uint32_t> yes, answered, no;
           for (const auto& [node, r] : p.answers()) {
             if (!r.ok()) continue;
             if (r->promised()) {
-              ++yes;
+              yes.push_back(node);
+              answered.push_back(node);
             } else if (r->skipped()) {
-              ++skipped;
+              answered.push_back(node);
             } else {
-              ++no;
+              no.push_back(node);
             }
           }
-          return yes >= quorum || (skipped > 0 && yes + skipped >= quorum) ||
-                 no > p.participants() - quorum;
+          return quorum.Reached(yes) || (answered.size() > yes.size() && quorum.Reached(answered)) ||
+                 !quorum.Possible(no);
         };
     auto phase = co_await PaxosPhase<internode::PaxosPrepareResponse>(topology, participants,
                                                                       request, enough, deadline);
     PaxosRead read;
     read.ballot = ballot;
-    size_t yes = 0, answered = 0;
+    std::vector<uint32_t> yes, answered;
     Version floor;
     Version committed;          // the greatest ballot any answer's data was chosen at
-    std::vector<Version> held;  // the data version of each replica that answered as a read
+    // The data version of each replica that answered as a read.
+    std::vector<std::pair<uint32_t, Version>> held;
     for (const auto& [node, r] : phase->answers()) {
       if (!r.ok()) continue;
       floor = std::max(floor, VersionOf(r->floor()));
       if (!r->promised() && !r->skipped()) continue;  // refused: its answer is not a read
-      if (r->promised()) ++yes;
-      ++answered;
+      if (r->promised()) yes.push_back(node);
+      answered.push_back(node);
       committed = std::max(committed, VersionOf(r->committed()));
-      held.push_back(r->found() ? VersionOf(r->current().version()) : Version{});
+      held.emplace_back(node, r->found() ? VersionOf(r->current().version()) : Version{});
       if (r->found()) {
         StoredValue v = replica::FromMutation(internode::Mutation(r->current())).value;
         if (!read.current || read.current->version < v.version) read.current = std::move(v);
@@ -426,11 +434,12 @@ asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::Paxos
         read.pending_ballot = VersionOf(r->accepted_ballot());
       }
     }
-    if (yes >= quorum || (answered >= quorum && answered > yes)) {
-      read.promised = yes >= quorum;
+    if (quorum.Reached(yes) || (answered.size() > yes.size() && quorum.Reached(answered))) {
+      read.promised = quorum.Reached(yes);
       if (read.current) {
-        read.current_holders =
-            static_cast<size_t>(std::count(held.begin(), held.end(), read.current->version));
+        for (const auto& [node, version] : held) {
+          if (version == read.current->version) read.current_holders.push_back(node);
+        }
       }
       // A pending proposal is unsettled only if no answer's data has its value yet and no
       // value committed at one of them outranked it. (Paxos's "the highest accepted ballot
@@ -443,6 +452,11 @@ asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::Paxos
       }
       co_return read;
     }
+    // Replicas whose fence is past the topology this was planned with refuse it: no retry
+    // with the same participants can succeed, the caller must plan again.
+    for (const auto& [node, r] : phase->answers()) {
+      if (!r.ok() && r.status().code() == Code::kFailedPrecondition) co_return r.status();
+    }
     // Preempted (a higher ballot, or data newer than our clock): catch up and try again.
     clock_->Observe(floor.hlc);
     co_await Backoff(attempt++);
@@ -450,63 +464,76 @@ asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::Paxos
   co_return Status::Timeout("no quorum of promises before the deadline (contention)", 0);
 }
 
-asio::awaitable<size_t> ClusterCoordinator::PaxosProposeRound(
-    const cluster::Topology& topology, const std::vector<uint32_t>& participants, size_t quorum,
-    Version ballot, const internode::Mutation& mutation, base::Deadline deadline,
-    bool* maybe_accepted) {
+asio::awaitable<bool> ClusterCoordinator::PaxosProposeRound(
+    const cluster::Topology& topology, const std::vector<uint32_t>& participants,
+    const Quorum& quorum, Version ballot, const internode::Mutation& mutation,
+    base::Deadline deadline, bool* maybe_accepted) {
   internode::Request request;
   SetVersion(ballot, request.mutable_paxos_propose()->mutable_ballot());
   *request.mutable_paxos_propose()->mutable_mutation() = mutation;
   std::function<bool(const Phase<internode::PaxosProposeResponse>&)> decided =
       [quorum](const Phase<internode::PaxosProposeResponse>& p) {
-        size_t yes = 0, no = 0;
+        std::vector<uint32_t> yes, no;
         for (const auto& [node, r] : p.answers()) {
-          if (r.ok() && r->accepted()) ++yes;
-          if (r.ok() && !r->accepted()) ++no;
+          if (r.ok()) (r->accepted() ? yes : no).push_back(node);
         }
-        return yes >= quorum || no > p.participants() - quorum;
+        return quorum.Reached(yes) || !quorum.Possible(no);
       };
   auto phase = co_await PaxosPhase<internode::PaxosProposeResponse>(
       topology, participants, std::move(request), decided, deadline);
-  auto count = [&phase](size_t* yes, size_t* no) {
-    *yes = *no = 0;
+  std::vector<uint32_t> yes, no;
+  auto count = [&phase, &yes, &no] {
+    yes.clear();
+    no.clear();
     for (const auto& [node, r] : phase->answers()) {
-      if (r.ok()) (r->accepted() ? *yes : *no)++;
+      if (r.ok()) (r->accepted() ? yes : no).push_back(node);
     }
   };
-  size_t yes = 0, no = 0;
-  count(&yes, &no);
-  if (yes == 0 && no < participants.size() && phase->answers().size() < participants.size()) {
+  count();
+  if (yes.empty() && no.size() < participants.size() &&
+      phase->answers().size() < participants.size()) {
     // Refused by enough to lose, and accepted nowhere yet: the stragglers' refusals (usually a
     // millisecond away) would prove the proposal accepted nowhere, so that a retry need not
     // fear it was chosen. Wait for them a little.
     const base::Deadline until = std::min(deadline, base::Clock::now() + kStragglerWait);
     co_await phase->WaitAll(until);
-    count(&yes, &no);
+    count();
   }
   Version floor;
   for (const auto& [node, r] : phase->answers()) {
     if (r.ok()) floor = std::max(floor, VersionOf(r->floor()));
   }
   // Anything short of an explicit refusal from everyone may have been accepted somewhere.
-  if (no < participants.size()) *maybe_accepted = true;
-  if (yes < quorum) clock_->Observe(floor.hlc);
-  co_return yes;
+  if (no.size() < participants.size()) *maybe_accepted = true;
+  const bool chosen = quorum.Reached(yes);
+  if (!chosen) clock_->Observe(floor.hlc);
+  co_return chosen;
 }
 
 asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
-    const cluster::Topology& topology, const ReplicaSet& set, storage::DataKey key,
+    const cluster::Topology& planned, const ReplicaSet& planned_set, storage::DataKey key,
     const CasCondition* condition, StoredValue value, Consistency serial,
-    std::optional<Consistency> commit, base::Deadline deadline) {
-  size_t quorum = 0;
-  cairn::Status why;
-  const std::vector<uint32_t> participants = PaxosParticipants(set, serial, &quorum, &why);
-  if (!why.ok()) co_return why;
-  if (commit) {
-    auto req = Requirement::For(*commit, set, true);
-    if (!req.ok()) co_return req.status();
-    if (Status s = CheckLive(set, *req, *view_, *commit); !s.ok()) co_return s;
-  }
+    std::optional<Consistency> commit, base::Deadline deadline, const cluster::KeyspaceDef* ks) {
+  // The plan: the topology, the key's replicas and the Paxos participants among them. With `ks`
+  // it is made again from a newer topology when replicas refuse this one (their fence passed
+  // it); the proposals made so far (`mine`) stay ours whoever the participants are.
+  const cluster::Topology* topology = &planned;
+  std::shared_ptr<const cluster::Topology> newer;
+  ReplicaSet set = planned_set;
+  Quorum quorum;
+  std::vector<uint32_t> participants;
+  auto plan = [&]() -> Status {
+    cairn::Status why;
+    participants = PaxosParticipants(set, serial, &quorum, &why);
+    if (!why.ok()) return why;
+    if (commit) {
+      auto req = Requirement::For(*commit, set, true);
+      if (!req.ok()) return req.status();
+      if (Status s = CheckLive(set, *req, *view_, *commit); !s.ok()) return s;
+    }
+    return Status::Ok();
+  };
+  if (Status s = plan(); !s.ok()) co_return s;
 
   std::vector<Version> mine;  // ballots (= versions) our value was proposed with
   bool maybe_accepted = false;
@@ -544,11 +571,11 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
       internode::Mutation mutation;
       replica::ToMutation(key, proposal, &mutation);
       mine.push_back(ballot);
-      auto accepted = co_await PaxosProposeRound(topology, participants, quorum, ballot, mutation,
+      auto accepted = co_await PaxosProposeRound(*topology, participants, quorum, ballot, mutation,
                                                  deadline, &maybe_accepted);
-      if (accepted >= quorum) {
+      if (accepted) {
         Status committed =
-            co_await PaxosCommitChosen(topology, set, ballot, mutation, commit, deadline, lease_key,
+            co_await PaxosCommitChosen(*topology, set, ballot, mutation, commit, deadline, lease_key,
                                        participants, quorum, serial, /*ask_next=*/true);
         if (!committed.ok()) co_return committed;
         CasResult done;
@@ -566,7 +593,16 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
   bool lazy = condition != nullptr;
   while (base::Clock::now() < deadline) {
     auto read =
-        co_await PaxosPrepareRound(topology, key, participants, quorum, lazy, condition, deadline);
+        co_await PaxosPrepareRound(*topology, key, participants, quorum, lazy, condition, deadline);
+    if (!read.ok() && read.status().code() == Code::kFailedPrecondition && ks != nullptr) {
+      newer = co_await NewerTopology(topology->epoch, deadline);
+      if (!newer) break;
+      topology = newer.get();
+      set = ReplicaSet::ForWrite(*topology, *ks, key.partition);
+      if (Status s = plan(); !s.ok()) co_return s;
+      replica_counters_.replans.Add(1);
+      continue;
+    }
     if (!read.ok()) break;
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("paxos write {} b={}: promised={} current={} pending={}@{} mine={}",
@@ -587,10 +623,10 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
       // Only our own proposals count for `maybe_accepted`: finishing another one says nothing
       // about ours (and a pending one of ours already counted when we proposed it).
       bool finishing_accepted = false;
-      auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
+      auto accepted = co_await PaxosProposeRound(*topology, participants, quorum, read->ballot,
                                                  again, deadline, &finishing_accepted);
-      if (accepted >= quorum) {
-        Status committed = co_await PaxosCommit(topology, set, read->ballot, again,
+      if (accepted) {
+        Status committed = co_await PaxosCommit(*topology, set, read->ballot, again,
                                                 was_ours ? commit : Consistency::kQuorum, deadline);
         if (was_ours) {
           if (!committed.ok()) co_return committed;
@@ -642,16 +678,16 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
     internode::Mutation mutation;
     replica::ToMutation(key, proposal, &mutation);
     mine.push_back(read->ballot);
-    auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot,
+    auto accepted = co_await PaxosProposeRound(*topology, participants, quorum, read->ballot,
                                                mutation, deadline, &maybe_accepted);
     if (spdlog::should_log(spdlog::level::debug))
-      spdlog::debug("paxos write {} proposed {}: accepted by {} of {} (quorum {})",
-                    std::string_view(key.key).substr(0, 64), read->ballot.ToString(), accepted,
-                    participants.size(), quorum);
-    if (accepted >= quorum) {
+      spdlog::debug("paxos write {} proposed {}: {} by a quorum of {}",
+                    std::string_view(key.key).substr(0, 64), read->ballot.ToString(),
+                    accepted ? "accepted" : "not accepted", participants.size());
+    if (accepted) {
       // Chosen. Commit it (and wait at the commit level, when one is asked for).
       Status committed =
-          co_await PaxosCommitChosen(topology, set, read->ballot, mutation, commit, deadline,
+          co_await PaxosCommitChosen(*topology, set, read->ballot, mutation, commit, deadline,
                                      lease_key, participants, quorum, serial, recent);
       if (!committed.ok()) co_return committed;
       CasResult done;
@@ -693,9 +729,10 @@ asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWr
         executor,
         [this, gather, i, &topology, &ks, write = std::move(writes[i]), serial,
          deadline]() mutable -> asio::awaitable<void> {
-          const ReplicaSet set = ReplicaSet::Of(topology, ks, write.first.partition);
+          const ReplicaSet set = ReplicaSet::ForWrite(topology, ks, write.first.partition);
           auto r = co_await PaxosWrite(topology, set, std::move(write.first), nullptr,
-                                       std::move(write.second), serial, std::nullopt, deadline);
+                                       std::move(write.second), serial, std::nullopt, deadline,
+                                       &ks);
           if (!r.ok()) {
             gather->out[i] = r.status();
           } else {
@@ -718,8 +755,8 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::SerialRe
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
     Consistency serial, base::Deadline deadline) {
   paxos_counters_.serial_reads.fetch_add(1, std::memory_order_relaxed);
-  const ReplicaSet set = ReplicaSet::Of(topology, ks, key.partition);
-  size_t quorum = 0;
+  const ReplicaSet set = ReplicaSet::ForWrite(topology, ks, key.partition);
+  Quorum quorum;
   cairn::Status why;
   const std::vector<uint32_t> participants = PaxosParticipants(set, serial, &quorum, &why);
   if (!why.ok()) co_return why;
@@ -729,9 +766,16 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::SerialRe
   while (base::Clock::now() < deadline) {
     auto read =
         co_await PaxosPrepareRound(topology, key, participants, quorum, lazy, nullptr, deadline);
+    if (!read.ok() && read.status().code() == Code::kFailedPrecondition) {
+      // Fenced out: read again with the topology that fenced this one.
+      auto newer = co_await NewerTopology(topology.epoch, deadline);
+      if (!newer) co_return read.status();
+      replica_counters_.replans.Add(1);
+      co_return co_await SerialRead(*newer, ks, std::move(key), serial, deadline);
+    }
     if (!read.ok()) co_return read.status();
     if (!read->pending) {
-      if (read->current && read->current_holders < quorum) {
+      if (read->current && !quorum.Reached(read->current_holders)) {
         // The newest value is on fewer than a quorum (a commit or a write cut short): complete
         // it, so that a QUORUM read that follows this one cannot miss it. Committed under its
         // own version, it promises nothing newer and so preempts no one.
@@ -752,7 +796,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::SerialRe
     const internode::Mutation& again = *read->pending;
     auto accepted = co_await PaxosProposeRound(topology, participants, quorum, read->ballot, again,
                                                deadline, &unused);
-    if (accepted >= quorum) {
+    if (accepted) {
       Status committed =
           co_await PaxosCommit(topology, set, read->ballot, again, Consistency::kQuorum, deadline);
       if (committed.ok()) {

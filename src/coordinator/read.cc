@@ -30,20 +30,23 @@ using storage::WriteOp;
 class ClusterCoordinator::ReadRound {
  public:
   ReadRound(asio::any_io_executor ex, ReplicaSet set, Requirement req)
-      : set_(std::move(set)),
-        req_(std::move(req)),
-        acks_dc_(set_.dcs.size(), 0),
-        wake_(std::move(ex)) {}
+      : set_(std::move(set)), req_(std::move(req)), wake_(std::move(ex)) {}
 
   void Answer(uint32_t node, std::optional<StoredValue> value) {
     answers_.emplace_back(node, std::move(value));
-    ++acks_dc_[set_.DcOf(node)];
+    answered_.push_back(node);
     Finish();
   }
   void Failed() { Finish(); }
+  // A replica's fence refused the topology this read was planned with.
+  void Refused() {
+    refused_ = true;
+    Finish();
+  }
+  bool refused() const { return refused_; }
   void Start() { ++outstanding_; }
   size_t outstanding() const { return outstanding_; }
-  bool met() const { return req_.Met(static_cast<uint32_t>(answers_.size()), acks_dc_); }
+  bool met() const { return req_.Met(set_, answered_); }
 
   asio::awaitable<void> Wait(base::Deadline deadline) {
     if (met() || outstanding_ == 0) co_return;
@@ -55,6 +58,7 @@ class ClusterCoordinator::ReadRound {
     return answers_;
   }
   const Requirement& requirement() const { return req_; }
+  const ReplicaSet& set() const { return set_; }
 
  private:
   void Finish() {
@@ -65,8 +69,9 @@ class ClusterCoordinator::ReadRound {
   const ReplicaSet set_;  // a copy: replica tasks may outlive the read that started them
   const Requirement req_;
   std::vector<std::pair<uint32_t, std::optional<StoredValue>>> answers_;
-  std::vector<uint32_t> acks_dc_;
+  std::vector<uint32_t> answered_;  // nodes that answered
   size_t outstanding_ = 0;
+  bool refused_ = false;
   asio::steady_timer wake_;
 };
 
@@ -90,14 +95,14 @@ std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ClusterCoordinator::Choo
   for (uint32_t node : order) {
     if (!view_->IsUp(node)) continue;
     const uint16_t dc = set.DcOf(node);
-    if (picked_dc[dc] < req.per_dc[dc]) {
+    if (picked_dc[dc] < req.first().per_dc[dc]) {
       chosen.push_back(node);
       ++picked_dc[dc];
     } else {
       spare.push_back(node);
     }
   }
-  while (chosen.size() < req.total && !spare.empty()) {
+  while (chosen.size() < req.first().total && !spare.empty()) {
     chosen.push_back(spare.front());
     spare.erase(spare.begin());
   }
@@ -118,10 +123,15 @@ asio::awaitable<void> ClusterCoordinator::ReadFromNode(std::shared_ptr<ReadRound
   request.mutable_read()->set_partition(key.partition);
   request.mutable_read()->set_keyspace(key.keyspace);
   request.mutable_read()->set_key(key.key);
+  request.set_topology_epoch(round->set().epoch);
   auto response = co_await client->Call(AddressOf(*topology, node), request, deadline);
   if (!response.ok()) {
     spdlog::debug("read from node {} failed: {}", node, response.status().ToString());
-    round->Failed();
+    if (response.status().code() == Code::kFailedPrecondition) {
+      round->Refused();
+    } else {
+      round->Failed();
+    }
     co_return;
   }
   internode::ReadResponse* read = response->mutable_read();
@@ -195,6 +205,13 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
     spare.erase(spare.begin());
     co_await round->Wait(deadline);
   }
+  if (!round->met() && round->refused()) {
+    // Fenced out: read again with the topology that fenced this one.
+    if (auto newer = co_await NewerTopology(topology.epoch, deadline)) {
+      replica_counters_.replans.Add(1);
+      co_return co_await ReadKey(*newer, ks, std::move(key), level, deadline);
+    }
+  }
   if (!round->met()) {
     const auto n = static_cast<uint32_t>(round->answers().size());
     co_return Status::Timeout(
@@ -247,9 +264,12 @@ asio::awaitable<cairn::Status> ClusterCoordinator::Repair(std::vector<uint32_t> 
   for (uint32_t node : nodes) {
     target.set.nodes.push_back(node);
     target.set.dc_of.push_back(set.DcOf(node));
+    target.set.groups.push_back(1);
   }
-  target.req.per_dc.assign(set.dcs.size(), 0);
-  target.req.total = static_cast<uint32_t>(nodes.size());
+  Requirement::Need all;
+  all.per_dc.assign(set.dcs.size(), 0);
+  all.total = static_cast<uint32_t>(nodes.size());
+  target.req.groups = {std::move(all)};
   std::vector<WriteTarget> targets;
   targets.push_back(std::move(target));
   auto results = co_await Replicate(std::move(targets), deadline, std::nullopt);

@@ -117,6 +117,7 @@ asio::awaitable<Result<ScanPage>> ClusterCoordinator::Scan(std::string prefix, s
             scan->set_after(args.after);
             scan->set_limit(static_cast<uint32_t>(args.limit));
             scan->set_max_dead(static_cast<uint32_t>(args.max_dead));
+            request.set_topology_epoch(topology->epoch);
             auto r = co_await client->Call(AddressOf(*topology, node), request, deadline);
             if (r.ok()) {
               page.status = Status::Ok();
@@ -146,6 +147,14 @@ asio::awaitable<Result<ScanPage>> ClusterCoordinator::Scan(std::string prefix, s
   std::vector<NodeScanPage> answers;
   answers.reserve(pages->size());
   for (auto& [node, page] : *pages) {
+    if (page.status.code() == Code::kFailedPrecondition) {
+      // Fenced out: scan again with the topology that fenced this one (a page is stateless).
+      if (auto newer = co_await NewerTopology(topology.epoch, options.deadline)) {
+        replica_counters_.replans.Add(1);
+        co_return co_await Scan(std::move(prefix), std::move(cursor), limit, std::move(options),
+                                partition);
+      }
+    }
     if (!page.status.ok()) co_return page.status;
     answers.push_back(
         NodeScanPage{std::move(page.items), page.exhausted, std::move(page.last_key)});

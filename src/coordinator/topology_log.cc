@@ -50,6 +50,7 @@ asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator
     for (uint32_t node : current->group()) {
       set.nodes.push_back(node);
       set.dc_of.push_back(0);
+      set.groups.push_back(1);
     }
     CasCondition condition;
     storage::StoredValue value;

@@ -55,6 +55,36 @@ asio::awaitable<std::vector<cairn::Status>> ClusterCoordinator::Replicate(
   std::vector<cairn::Status> out;
   out.reserve(round->targets().size());
   for (size_t i = 0; i < round->targets().size(); ++i) out.push_back(round->ResultOf(i));
+  // The items replicas refused for their fence go again, planned with the newer topology, with
+  // the same versions (a replica that took one already keeps it once).
+  std::vector<size_t> again;
+  for (size_t i = 0; i < round->targets().size(); ++i) {
+    if (round->refused(i) && round->targets()[i].ks) again.push_back(i);
+  }
+  if (again.empty()) co_return out;
+  auto newer = co_await NewerTopology(round->targets()[again.front()].set.epoch, deadline);
+  if (!newer) co_return out;
+  std::vector<WriteTarget> retry;
+  std::vector<size_t> index_of;
+  for (size_t i : again) {
+    WriteTarget target = round->targets()[i];
+    target.set = ReplicaSet::ForWrite(*newer, *target.ks, target.op.key.partition);
+    auto req = Requirement::For(target.level, target.set, true);
+    if (!req.ok()) {
+      out[i] = req.status();
+      continue;
+    }
+    if (Status s = CheckLive(target.set, *req, *view_, target.level); !s.ok()) {
+      out[i] = std::move(s);
+      continue;
+    }
+    target.req = *req;
+    retry.push_back(std::move(target));
+    index_of.push_back(i);
+  }
+  replica_counters_.replans.Add(retry.size());
+  auto results = co_await Replicate(std::move(retry), deadline, std::nullopt);
+  for (size_t k = 0; k < results.size(); ++k) out[index_of[k]] = std::move(results[k]);
   co_return out;
 }
 
@@ -92,7 +122,15 @@ asio::awaitable<void> ClusterCoordinator::SendToNode(std::shared_ptr<WriteRound>
   if (client != nullptr && topology && view_->IsUp(node)) {
     internode::Request request;
     for (const auto& m : mutations) *request.mutable_mutate()->add_mutations() = m;
+    // Every op of a round is planned with one topology.
+    request.set_topology_epoch(round->targets()[items.front()].set.epoch);
     auto response = co_await client->Call(AddressOf(*topology, node), request, deadline);
+    if (!response.ok() && response.status().code() == Code::kFailedPrecondition) {
+      // Fenced: planned with a topology this replica no longer takes writes from. No hint (the
+      // write is planned again, and goes where the new topology says).
+      for (size_t i : items) round->Refused(i);
+      co_return;
+    }
     if (response.ok()) {
       for (size_t i : items) round->Ack(i, node);
       co_return;
@@ -140,7 +178,9 @@ asio::awaitable<Result<Version>> ClusterCoordinator::Delete(std::string key,
   }
   WriteTarget target;
   target.op.key = KeyOf(**ks, std::move(key));
-  target.set = ReplicaSet::Of(**topology, **ks, target.op.key.partition);
+  target.set = ReplicaSet::ForWrite(**topology, **ks, target.op.key.partition);
+  target.ks = *ks;
+  target.level = level;
   auto req = Requirement::For(level, target.set, true);
   if (!req.ok()) co_return req.status();
   if (Status s = CheckLive(target.set, *req, *view_, level); !s.ok()) co_return s;
@@ -192,7 +232,9 @@ asio::awaitable<Result<std::vector<Result<Version>>>> ClusterCoordinator::BatchP
   for (size_t i = 0; i < items.size(); ++i) {
     WriteTarget target;
     target.op.key = KeyOf(**ks, std::move(items[i].key));
-    target.set = ReplicaSet::Of(**topology, **ks, target.op.key.partition);
+    target.set = ReplicaSet::ForWrite(**topology, **ks, target.op.key.partition);
+    target.ks = *ks;
+    target.level = level;
     auto req = Requirement::For(level, target.set, true);
     if (!req.ok()) {
       out[i] = req.status();

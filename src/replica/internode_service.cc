@@ -63,6 +63,23 @@ Status InternodeService::CheckFence(const internode::Request& request) const {
   // 0: a sender without a topology epoch (a version before them): it cannot be told apart.
   const uint64_t fence = gossiper_->fence();
   if (request.topology_epoch() == 0 || request.topology_epoch() >= fence) return Status::Ok();
+  // The topology log's own slots (system keyspace 0) are ordered by their epochs: a node that
+  // lags must still be able to read and decide them.
+  uint32_t keyspace = 1;
+  switch (request.op_case()) {
+    case internode::Request::kPaxosPrepare:
+      keyspace = request.paxos_prepare().key().keyspace();
+      break;
+    case internode::Request::kPaxosPropose:
+      keyspace = request.paxos_propose().mutation().keyspace();
+      break;
+    case internode::Request::kPaxosCommit:
+      keyspace = request.paxos_commit().mutation().keyspace();
+      break;
+    default:
+      break;
+  }
+  if (keyspace == 0) return Status::Ok();
   return Status::FailedPrecondition(fmt::format(
       "this request was planned with topology epoch {}, older than this replica's fence at epoch "
       "{}; the coordinator must plan it again with the new topology",
@@ -256,6 +273,18 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
         response->mutable_topology()->Swap(&*r);
       }
       response->set_topology_epoch(gossiper_->epoch());
+      break;
+    }
+    case internode::Request::kStream: {
+      auto r = co_await base::WithDeadline(
+          replica_->StreamChunk(std::move(*request.mutable_stream())), deadline);
+      if (!r) {
+        SetError(Status::Timeout("the range read did not finish before the deadline", 0), response);
+      } else if (!r->ok()) {
+        SetError(r->status(), response);
+      } else {
+        response->mutable_stream()->Swap(&**r);
+      }
       break;
     }
     case internode::Request::kJoin: {

@@ -276,4 +276,34 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
   co_return co_await Run<internode::PaxosCommitResponse>(std::move(step), deadline);
 }
 
+std::function<Status(storage::GroupView&)> PaxosAcceptor::Absorb(
+    uint32_t partition, uint32_t keyspace, std::vector<internode::PaxosRecord> records) {
+  return [partition, keyspace, records = std::move(records)](storage::GroupView& group) -> Status {
+    for (const internode::PaxosRecord& record : records) {
+      internode::PaxosState incoming;
+      if (!incoming.ParseFromString(record.state())) {
+        return Status::Internal("corrupt Paxos state in a streamed chunk");
+      }
+      auto loaded = Load(group, storage::DataKey{partition, keyspace, record.key()},
+                         /*with_data=*/false);
+      if (!loaded.ok()) return loaded.status();
+      internode::PaxosState merged = loaded->state;
+      if (VersionOf(merged.promised()) < VersionOf(incoming.promised())) {
+        *merged.mutable_promised() = incoming.promised();
+      }
+      if (VersionOf(merged.committed()) < VersionOf(incoming.committed())) {
+        *merged.mutable_committed() = incoming.committed();
+      }
+      if (incoming.pending() && (!merged.pending() || VersionOf(merged.accepted_ballot()) <
+                                                          VersionOf(incoming.accepted_ballot()))) {
+        merged.set_pending(true);
+        *merged.mutable_accepted_ballot() = incoming.accepted_ballot();
+        *merged.mutable_accepted() = incoming.accepted();
+      }
+      group.PutRaw(storage::Family::kPaxos, loaded->state_key, merged.SerializeAsString());
+    }
+    return Status::Ok();
+  };
+}
+
 }  // namespace cairn::replica

@@ -3,6 +3,9 @@
 // (fsynced with its group) before it is answered.
 #pragma once
 
+#include <functional>
+#include <vector>
+
 #include <boost/asio/awaitable.hpp>
 
 #include "base/async.h"
@@ -47,6 +50,15 @@ class PaxosAcceptor {
   // would now answer "nothing pending, current = this value" (then the state keeps the promise).
   asio::awaitable<Result<internode::PaxosCommitResponse>> Commit(
       const internode::PaxosCommitRequest& request, base::Deadline deadline);
+
+  // The transaction that takes in acceptor states copied from other replicas of the same keys
+  // (a partition streamed to this node), each merged into what is here: the higher promise, the
+  // higher committed ballot, and the pending proposal accepted at the higher ballot. Merging only
+  // adds what some acceptor of the key already said, so every guarantee the copied states gave
+  // still holds, and a proposal a quorum accepted stays visible to the next prepare here. Run it
+  // as a WriteRequest's txn (with the chunk's data, atomically).
+  static std::function<Status(storage::GroupView&)> Absorb(
+      uint32_t partition, uint32_t keyspace, std::vector<internode::PaxosRecord> records);
 
  private:
   template <typename Response, typename Step>

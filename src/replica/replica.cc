@@ -1,5 +1,7 @@
 #include "replica/replica.h"
 
+#include "replica/partition_streamer.h"
+
 #include <boost/asio/post.hpp>
 
 #include "base/async.h"
@@ -49,6 +51,17 @@ asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
         });
       },
       Status::Timeout("the scan did not finish before the deadline", 0));
+}
+
+asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
+    internode::StreamRequest request) {
+  co_return co_await base::AwaitCallback<Result<internode::StreamResponse>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, request = std::move(request), done] {
+          done(ReadStreamChunk(*engine_, request));
+        });
+      },
+      Status::Timeout("the range read did not finish in time", 0));
 }
 
 }  // namespace cairn::replica

@@ -62,6 +62,12 @@ class Replica {
   // on the blocking executor.
   asio::awaitable<Result<storage::ScanResult>> Scan(ScanArgs args);
 
+  // One chunk of a (partition, keyspace) range for another node (the range-transfer primitive,
+  // partition_streamer.h), read on the blocking executor.
+  asio::awaitable<Result<internode::StreamResponse>> StreamChunk(internode::StreamRequest request);
+
+  storage::Engine* engine() const { return engine_; }
+
  private:
   storage::Engine* const engine_;
   const asio::any_io_executor blocking_;

@@ -201,6 +201,7 @@ Status Server::Open() {
   config.peers = options_.peers.empty() ? std::vector<std::string>{address()} : options_.peers;
   config.partition_bits = identity_.partition_bits;
   config.standalone = options_.peers.empty();
+  config.join = options_.join;
   cluster::GossipOptions gossip;
   gossip.interval = options_.gossip_interval;
   gossip.phi_threshold = options_.phi_threshold;
@@ -225,6 +226,12 @@ Status Server::Open() {
     return total;
   };
   figures.hints = [hints = hints_.get()] { return hints->TotalPending(); };
+  replica::StreamerOptions streamer_options;
+  streamer_options.bytes_per_second = options_.stream_bytes_per_second;
+  streamer_ = std::make_unique<replica::PartitionStreamer>(
+      engine_.get(), gossiper_.get(), clients[0], identity_.node_id, streamer_options,
+      reactors_[0]->io.get_executor(), blocking_->get_executor());
+  figures.streaming = [s = streamer_.get()](internode::NodeState* state) { s->Report(state); };
   gossiper_->SetSelfFigures(std::move(figures));
   // Every internode request carries this node's topology epoch; an answer from a node with a
   // newer one makes this node pull it (at most one pull at a time).
@@ -249,6 +256,23 @@ Status Server::Open() {
       coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
       wall_.get(), blocking_->get_executor(), clients, hints_.get());
   coordinator_->SetTopologyStore(gossiper_.get());
+  internode::NodeInfo self;
+  self.set_node_id(identity_.node_id);
+  self.set_address(address());
+  self.set_dc(options_.dc);
+  self.set_rack(options_.rack);
+  coordinator::DriverOptions driver_options;
+  driver_options.join = options_.join;
+  driver_options.replace = options_.replace;
+  driver_ = std::make_unique<coordinator::TopologyDriver>(coordinator_.get(), gossiper_.get(),
+                                                          clients[0], std::move(self),
+                                                          driver_options,
+                                                          reactors_[0]->io.get_executor());
+  // A new epoch: the streamer and the driver look at once rather than at their next poll.
+  gossiper_->OnTopology([s = streamer_.get(), d = driver_.get()](auto) {
+    s->Wake();
+    d->Wake();
+  });
   frontdoor::native::NativeOptions native_options;
   native_options.metrics = &requests_;
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
@@ -269,6 +293,10 @@ Status Server::Open() {
   internode_ = std::make_unique<replica::InternodeService>(
       replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
       std::max(kInternodeFrameBytes, native_options.max_frame_bytes), blocking_->get_executor());
+  internode_->SetJoinHandler([d = driver_.get()](internode::JoinRequest request,
+                                                 base::Deadline deadline) {
+    return d->HandleJoin(std::move(request), deadline);
+  });
 
   if (http_acceptor_) {
     frontdoor::http::HttpOptions http_options;
@@ -291,6 +319,8 @@ Status Server::Open() {
   }
   asio::co_spawn(reactors_[0]->io, gossiper_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, streamer_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
   for (size_t i = 0; i < reactors_.size(); ++i) {
     reactors_[i]->thread = std::thread([i, io = &reactors_[i]->io] {
       base::SetReactorIndex(i);
@@ -570,6 +600,8 @@ void Server::Stop() {
   }
   if (gossiper_) gossiper_->Stop();
   if (replayer_) replayer_->Stop();
+  if (streamer_) streamer_->Stop();
+  if (driver_) driver_->Stop();
   if (native_) native_->CloseAll();
   if (http_) http_->CloseAll();
   if (resp_) resp_->CloseAll();
@@ -600,6 +632,8 @@ void Server::Stop() {
   http_.reset();
   native_.reset();
   resp_.reset();
+  driver_.reset();
+  streamer_.reset();
   coordinator_.reset();
   replayer_.reset();
   hints_.reset();

@@ -27,10 +27,12 @@
 #include "coordinator/cluster_coordinator.h"
 #include "coordinator/hint_replayer.h"
 #include "coordinator/hint_store.h"
+#include "coordinator/topology_driver.h"
 #include "frontdoor/http/http_front_door.h"
 #include "frontdoor/native/native_front_door.h"
 #include "frontdoor/resp/resp_front_door.h"
 #include "replica/internode_service.h"
+#include "replica/partition_streamer.h"
 #include "replica/replica.h"
 #include "storage/engine.h"
 
@@ -50,6 +52,12 @@ struct ServerOptions {
   std::chrono::milliseconds http_read_timeout{10'000};
   // Every initial member (HOST:PORT), this node included; empty: a cluster of this node alone.
   std::vector<std::string> peers;
+  // cairnd --join: members of a running cluster to ask to take this (new, empty) node in; with
+  // `replace`, in the place of that dead member.
+  std::vector<std::string> join;
+  uint32_t replace = 0;
+  // Bytes per second this node streams in during topology changes, at most (0: no limit).
+  uint64_t stream_bytes_per_second = uint64_t{64} << 20;
   std::string dc = "dc1";
   std::string rack = "rack1";
   uint32_t threads = 0;  // reactor threads; 0: one per core, at most 4
@@ -138,6 +146,8 @@ class Server {
   std::unique_ptr<coordinator::HintStore> hints_;
   std::unique_ptr<coordinator::HintReplayer> replayer_;
   std::unique_ptr<coordinator::ClusterCoordinator> coordinator_;
+  std::unique_ptr<replica::PartitionStreamer> streamer_;
+  std::unique_ptr<coordinator::TopologyDriver> driver_;
   std::atomic<uint64_t> pulling_epoch_{0};  // the newest epoch a pull was started for
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
   std::unique_ptr<frontdoor::resp::RespFrontDoor> resp_;

@@ -379,7 +379,7 @@ class Engine::Group final : public GroupView {
   // (fixed later: RocksDB PRs 12443 and 12462), and a fold computed from a read that missed a
   // newer version would shadow it.
   void Fold(std::string key, uint32_t keyspace, const StoredValue* value) {
-    if (dropped.contains(keyspace)) {
+    if (dropped.contains(keyspace) || ranges_deleted) {
       Merge(std::move(key), value);
       return;
     }
@@ -461,7 +461,8 @@ class Engine::Group final : public GroupView {
   }
 
  public:
-  std::set<uint32_t> dropped;  // keyspace ids this group drops, so far
+  std::set<uint32_t> dropped;   // keyspace ids this group drops, so far
+  bool ranges_deleted = false;  // some request deletes a (partition, keyspace) range
 
  private:
   Engine& e_;
@@ -475,6 +476,7 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
   Group group(*this);
   std::vector<std::vector<WriteOutcome>> outcomes(pending.size());
   std::set<uint32_t>& dropped = group.dropped;
+  bool& ranges_deleted = group.ranges_deleted;
   Status status;
 
   // Write absorption: a key written more than once in the group is written once, with its newest
@@ -488,7 +490,7 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
   size_t ops = 0;
   for (const Pending& p : pending) {
     ops += p.request.ops.size();
-    if (p.request.txn || p.request.drop) absorb = false;
+    if (p.request.txn || p.request.drop || !p.request.range_deletes.empty()) absorb = false;
   }
   absorb = absorb && ops > 1;
   if (absorb) {
@@ -545,6 +547,13 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
         group.DeleteRaw(w.family, std::move(w.key));
       }
     }
+    for (const WriteRequest::RangeDelete& range : request.range_deletes) {
+      for (rocksdb::ColumnFamilyHandle* family : {data_, paxos_}) {
+        group.batch().DeleteRange(family, EncodeDataKey(range.partition, range.keyspace, ""),
+                                  EncodeDataKey(range.partition, range.keyspace + 1, ""));
+      }
+      ranges_deleted = true;
+    }
     if (request.drop) {
       const auto [keyspace, partitions] = *request.drop;
       for (uint32_t p = 0; p < partitions; ++p) {
@@ -561,7 +570,7 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
     // The read cache is told of every data key before the write (reads in flight must not
     // fill what they read) and after it is visible (the newest version the group wrote).
     for (const auto& [key, value] : group.written()) read_cache_.BeginWrite(key);
-    if (!dropped.empty()) read_cache_.Clear();
+    if (!dropped.empty() || ranges_deleted) read_cache_.Clear();
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync;
     status = FromRocks(db_->Write(write_options, &group.batch()), "group commit");
@@ -569,7 +578,8 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
     for (const auto& [key, value] : group.written()) {
       read_cache_.EndWrite(key, status.ok() ? value : nullptr);
     }
-    if (!dropped.empty()) read_cache_.Clear();
+    if (!dropped.empty() || ranges_deleted) read_cache_.Clear();
+    if (ranges_deleted) paxos_cache_.Clear();
     group.Committed(status.ok());
   }
   if (status.ok() && !dropped.empty()) gc_factory_->AddDropped(dropped);
@@ -584,6 +594,37 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
       pending[i].done(status, {});
     }
   }
+}
+
+Result<RangeChunk> Engine::ReadRange(Family family, uint32_t partition, uint32_t keyspace,
+                                     std::string_view after, std::optional<std::string_view> up_to,
+                                     size_t max_bytes) const {
+  rocksdb::ColumnFamilyHandle* handle = HandleOf(family);
+  const std::string bound = EncodeDataKey(partition, keyspace, "");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handle));
+  if (after.empty()) {
+    it->Seek(bound);
+  } else {
+    std::string start = EncodeDataKey(partition, keyspace, after);
+    start.push_back('\0');  // the smallest key greater than `after`
+    it->Seek(start);
+  }
+  RangeChunk chunk;
+  size_t bytes = 0;
+  for (; it->Valid() && it->key().starts_with(bound); it->Next()) {
+    std::string_view key(it->key().data() + kKeyHeaderBytes, it->key().size() - kKeyHeaderBytes);
+    if (up_to && key > *up_to) {
+      chunk.done = true;
+      break;
+    }
+    if (bytes >= max_bytes && !chunk.records.empty()) break;
+    bytes += key.size() + it->value().size();
+    chunk.records.push_back(RangeRecord{std::string(key), it->value().ToString()});
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "range read");
+  if (!it->Valid() || !it->key().starts_with(bound)) chunk.done = true;
+  if (!chunk.records.empty()) chunk.last_key = chunk.records.back().key;
+  return chunk;
 }
 
 Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
@@ -689,6 +730,8 @@ rocksdb::ColumnFamilyHandle* Engine::HandleOf(Family family) const {
       return paxos_;
     case Family::kHints:
       return hints_;
+    case Family::kData:
+      return data_;
   }
   return meta_;
 }

@@ -75,8 +75,10 @@ struct WriteOutcome {
   Version version;
 };
 
-// The column families besides `data`, which hold small records keyed by their owners' layouts.
-enum class Family { kMeta, kPaxos, kHints };
+// The column families: `data`, and the others, which hold small records keyed by their owners'
+// layouts. Raw writes (RawWrite, GroupView::PutRaw) never go to kData, whose values are written
+// through last-writer-wins merges only; kData names it for reads (ReadRange).
+enum class Family { kMeta, kPaxos, kHints, kData };
 
 struct MetaWrite {
   std::string key;
@@ -118,6 +120,13 @@ struct WriteRequest {
     uint32_t partitions = 0;
   };
   std::optional<Drop> drop;
+  // Deletes every record of these (partition, keyspace) ranges, data and Paxos state alike: the
+  // copies a node no longer holds after a topology change.
+  struct RangeDelete {
+    uint32_t partition = 0;
+    uint32_t keyspace = 0;
+  };
+  std::vector<RangeDelete> range_deletes;
   // Runs on the writer thread after the request's ops, raw writes and drop, atomically with
   // them; it reports its own results through what it captures. A non-OK status fails the group.
   std::function<Status(GroupView&)> txn;
@@ -130,6 +139,19 @@ using WriteCallback = std::function<void(Status status, std::vector<WriteOutcome
 struct ScanItem {
   std::string key;  // user key
   StoredValue value;
+};
+
+// One stored record of a (partition, keyspace) range: its user key and its stored bytes (a data
+// value as EncodeValue writes it, or a Paxos acceptor record).
+struct RangeRecord {
+  std::string key;
+  std::string value;
+};
+
+struct RangeChunk {
+  std::vector<RangeRecord> records;  // in key order
+  bool done = false;                 // no more records after these
+  std::string last_key;              // resume after it
 };
 
 struct ScanResult {
@@ -170,6 +192,14 @@ class Engine {
   Result<ScanResult> Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
                           std::string_view prefix, std::string_view after, size_t limit,
                           size_t max_dead, size_t max_bytes = SIZE_MAX) const;
+
+  // The records of `family` (kData or kPaxos) in one (partition, keyspace) range whose user keys
+  // sort after `after` (all when empty) and, with `up_to`, not after it; in key order, stopping
+  // once about `max_bytes` were read (at least one record). The range-transfer primitive's read:
+  // streaming and repair. Blocking; run it off the reactors.
+  Result<RangeChunk> ReadRange(Family family, uint32_t partition, uint32_t keyspace,
+                               std::string_view after, std::optional<std::string_view> up_to,
+                               size_t max_bytes) const;
 
   // Meta column family: small records of the node itself (node id, clock reservation,
   // keyspaces). GetMeta/ListMeta are short reads.

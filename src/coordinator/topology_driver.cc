@@ -1,0 +1,264 @@
+#include "coordinator/topology_driver.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "base/async.h"
+#include "cluster/topology_state.h"
+
+namespace cairn::coordinator {
+namespace {
+
+using base::kNoThrow;
+using internode::TopologyState;
+using internode::TransitionStage;
+
+// How long one barrier broadcast may wait for every member's answer.
+constexpr auto kBarrierTime = std::chrono::seconds(10);
+// How long a join request may take (a Paxos round among the group, and its broadcast).
+constexpr auto kJoinTime = std::chrono::seconds(10);
+
+}  // namespace
+
+TopologyDriver::TopologyDriver(ClusterCoordinator* coordinator, cluster::Gossiper* gossiper,
+                               cluster::InternodeClient* client, internode::NodeInfo self,
+                               DriverOptions options, asio::any_io_executor executor)
+    : coordinator_(coordinator),
+      gossiper_(gossiper),
+      client_(client),
+      self_(std::move(self)),
+      options_(std::move(options)),
+      executor_(executor),
+      timer_(executor) {}
+
+void TopologyDriver::Wake() {
+  asio::post(executor_, [this] { timer_.cancel(); });
+}
+
+void TopologyDriver::Stop() {
+  asio::post(executor_, [this] {
+    stopping_ = true;
+    timer_.cancel();
+  });
+}
+
+std::string TopologyDriver::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiting_;
+}
+
+void TopologyDriver::SetWaiting(std::string what) {
+  std::lock_guard lock(mu_);
+  if (what != waiting_ && !what.empty()) spdlog::info("topology change: {}", what);
+  waiting_ = std::move(what);
+}
+
+asio::awaitable<void> TopologyDriver::Run() {
+  if (!options_.join.empty()) co_await Join();
+  while (!stopping_) {
+    co_await Step();
+    if (stopping_) break;
+    timer_.expires_after(options_.poll);
+    co_await timer_.async_wait(kNoThrow);
+  }
+}
+
+bool TopologyDriver::Driving(const TopologyState& state) const {
+  // The member of the group with the lowest id that is up drives; when it goes down, the next.
+  std::vector<uint32_t> group(state.group().begin(), state.group().end());
+  std::sort(group.begin(), group.end());
+  for (uint32_t node : group) {
+    if (node == self_.node_id()) return true;
+    if (gossiper_->IsUp(node)) return false;
+  }
+  return false;
+}
+
+asio::awaitable<void> TopologyDriver::Step() {
+  std::shared_ptr<const TopologyState> state = gossiper_->state();
+  if (!state || !state->has_transition()) {
+    SetWaiting("");
+    co_return;
+  }
+  if (!Driving(*state)) co_return;
+  const internode::Transition& t = state->transition();
+  if (state->fence() < t.stage_epoch()) {
+    if (Status s = co_await Barrier(*state); !s.ok()) {
+      SetWaiting(fmt::format("the barrier of epoch {} ({}): {}", state->epoch(),
+                             cluster::StageName(t.stage()), s.message()));
+    }
+    co_return;
+  }
+  std::string why;
+  const uint64_t now_ms = coordinator_->wall_clock().NowMillis();
+  switch (t.stage()) {
+    case internode::WRITE_BOTH_READ_OLD:
+      if (!StreamsDone(*state, &why)) {
+        SetWaiting(std::move(why));
+        co_return;
+      }
+      co_await Commit(t.id(), t.stage(), [from = t.stage(), now_ms](const TopologyState& s) {
+        return cluster::Advance(s, from, internode::WRITE_BOTH_READ_NEW, now_ms);
+      });
+      break;
+    case internode::WRITE_BOTH_READ_NEW:
+      // Every coordinator reads the new replicas now (the fence says so): writes can leave the
+      // old ones.
+      co_await Commit(t.id(), t.stage(), [from = t.stage(), now_ms](const TopologyState& s) {
+        return cluster::Advance(s, from, internode::USE_NEW, now_ms);
+      });
+      break;
+    case internode::USE_NEW:
+    case internode::ROLLBACK:
+      if (!CleanupDone(*state, &why)) {
+        SetWaiting(std::move(why));
+        co_return;
+      }
+      co_await Commit(t.id(), t.stage(),
+                      [now_ms](const TopologyState& s) { return cluster::Finish(s, now_ms); });
+      break;
+    default:
+      break;
+  }
+}
+
+asio::awaitable<Status> TopologyDriver::Barrier(const TopologyState& state) {
+  const std::vector<uint32_t> nodes = cluster::BarrierNodes(state);
+  SetWaiting(fmt::format("barrier of epoch {}: waiting for {} members to adopt it", state.epoch(),
+                         nodes.size()));
+  Status s = co_await coordinator_->Broadcast(state, 0, nodes,
+                                              base::Clock::now() + kBarrierTime);
+  if (!s.ok()) co_return s;
+  // Requests planned with the epoch before finish meanwhile rather than being refused.
+  timer_.expires_after(options_.drain);
+  co_await timer_.async_wait(kNoThrow);
+  if (stopping_) co_return Status::Unavailable("stopping");
+  s = co_await coordinator_->Broadcast(state, state.epoch(), nodes,
+                                       base::Clock::now() + kBarrierTime);
+  if (!s.ok()) co_return s;
+  const uint64_t fence = state.epoch();
+  const uint64_t id = state.transition().id();
+  const TransitionStage stage = state.transition().stage();
+  co_return co_await Commit(id, stage, [fence](const TopologyState& s) {
+    return Result<TopologyState>(cluster::WithFence(s, fence));
+  });
+}
+
+bool TopologyDriver::StreamsDone(const TopologyState& state, std::string* waiting) const {
+  const uint64_t id = state.transition().id();
+  uint32_t total = 0, done = 0;
+  std::vector<std::string> behind;
+  for (uint32_t node : cluster::BarrierNodes(state)) {
+    auto s = gossiper_->StateOf(node);
+    if (!s || s->transition() != id || !s->streams_planned()) {
+      behind.push_back(fmt::format("{} (not started)", node));
+      continue;
+    }
+    total += s->streams_total();
+    done += s->streams_done();
+    if (s->streams_done() < s->streams_total()) {
+      behind.push_back(fmt::format("{} ({}/{})", node, s->streams_done(), s->streams_total()));
+    }
+  }
+  if (behind.empty()) return true;
+  *waiting = fmt::format("streaming: {} of {} ranges done; waiting for node {}", done, total,
+                         fmt::join(behind, ", "));
+  return false;
+}
+
+bool TopologyDriver::CleanupDone(const TopologyState& state, std::string* waiting) const {
+  const uint64_t id = state.transition().id();
+  const TransitionStage stage = state.transition().stage();
+  std::vector<uint32_t> behind;
+  for (uint32_t node : cluster::BarrierNodes(state)) {
+    auto s = gossiper_->StateOf(node);
+    if (!s || s->transition() != id || s->cleaned_stage() != stage) behind.push_back(node);
+  }
+  if (behind.empty()) return true;
+  *waiting = fmt::format("cleanup after {}: waiting for node {}", cluster::StageName(stage),
+                         fmt::join(behind, ", "));
+  return false;
+}
+
+asio::awaitable<Status> TopologyDriver::Commit(
+    uint64_t id, TransitionStage stage,
+    std::function<Result<TopologyState>(const TopologyState&)> next) {
+  auto r = co_await coordinator_->ChangeTopology(
+      [&](const TopologyState& s) -> Result<std::optional<TopologyState>> {
+        // Another driver (or this one, before a restart) may have made the step already.
+        if (!s.has_transition() || s.transition().id() != id || s.transition().stage() != stage) {
+          return std::optional<TopologyState>();
+        }
+        auto made = next(s);
+        if (!made.ok()) return made.status();
+        return std::optional<TopologyState>(std::move(*made));
+      },
+      base::Clock::now() + kBarrierTime);
+  if (!r.ok()) {
+    spdlog::warn("topology change {}: {}", id, r.status().ToString());
+    co_return r.status();
+  }
+  co_return Status::Ok();
+}
+
+asio::awaitable<void> TopologyDriver::Join() {
+  auto is_member = [this](const TopologyState& s) {
+    const internode::TopologyMember* m = cluster::FindMember(s, self_.node_id());
+    return m != nullptr && m->state() != internode::LEFT;
+  };
+  if (auto s = gossiper_->state(); s && is_member(*s)) co_return;  // a restart: already in
+  internode::Request request;
+  *request.mutable_join()->mutable_node() = self_;
+  request.mutable_join()->set_replace(options_.replace);
+  size_t next = 0;
+  while (!stopping_) {
+    if (auto s = gossiper_->state(); s && is_member(*s)) co_return;
+    const std::string& seed = options_.join[next++ % options_.join.size()];
+    auto response = co_await client_->Call(seed, request, base::Clock::now() + kJoinTime);
+    if (response.ok() && response->join().has_state() && is_member(response->join().state())) {
+      spdlog::info("joined through {}: {}", seed, cluster::Describe(response->join().state()));
+      gossiper_->AdoptLater(response->join().state());
+      SetWaiting("");
+      co_return;
+    }
+    const std::string why = response.ok() ? "the answer does not make this node a member"
+                                          : response.status().ToString();
+    SetWaiting(fmt::format("joining through {}: {}", seed, why));
+    timer_.expires_after(std::max(options_.poll, std::chrono::milliseconds(1000)));
+    co_await timer_.async_wait(kNoThrow);
+  }
+}
+
+asio::awaitable<Result<internode::JoinResponse>> TopologyDriver::HandleJoin(
+    internode::JoinRequest request, base::Deadline deadline) {
+  const internode::NodeInfo& info = request.node();
+  if (info.node_id() == 0 || info.address().empty()) {
+    co_return Status::InvalidArgument("a join request names the node's id and address");
+  }
+  cluster::Member node{info.node_id(), info.address(), info.dc(), info.rack(), 0};
+  const uint32_t replace = request.replace();
+  const uint64_t now_ms = coordinator_->wall_clock().NowMillis();
+  auto r = co_await coordinator_->ChangeTopology(
+      [&](const TopologyState& s) -> Result<std::optional<TopologyState>> {
+        // Asked again (the answer was lost): it is in already.
+        if (const auto* m = cluster::FindMember(s, node.node_id);
+            m != nullptr && m->state() != internode::LEFT && m->info().address() == node.address) {
+          return std::optional<TopologyState>();
+        }
+        auto next = replace != 0 ? cluster::StartReplace(s, replace, node, now_ms)
+                                 : cluster::StartJoin(s, node, now_ms);
+        if (!next.ok()) return next.status();
+        return std::optional<TopologyState>(std::move(*next));
+      },
+      std::min(deadline, base::Clock::now() + kJoinTime));
+  if (!r.ok()) co_return r.status();
+  Wake();
+  internode::JoinResponse out;
+  *out.mutable_state() = **r;
+  co_return out;
+}
+
+}  // namespace cairn::coordinator

@@ -1,0 +1,97 @@
+// The driver of topology changes (ARCHITECTURE.md section 6), on every node; the member of the
+// topology group with the lowest id that is UP drives, so that a change goes on whichever
+// process dies (each step is a topology epoch decided by Paxos, so two drivers that overlap only
+// race for the same step, and one of them wins it).
+//
+// A change walks its stages; each stage first needs a barrier: every live member has the epoch
+// that began it, then raises its fence to it (refusing requests planned with older topologies),
+// and the fence is committed. Then:
+// - write-both/read-old: the new replicas stream their ranges (replica/partition_streamer.h);
+//   once every member reports its streams done, reads switch: write-both/read-new;
+// - write-both/read-new: (fenced) writes move to the new replicas alone: use-new;
+// - use-new (or rollback): every member deletes the copies it no longer holds, and reports it;
+//   then the change finishes, the target map is the map.
+//
+// The driver also brings this node in when it was started with --join, and answers other
+// nodes' requests to join.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "cluster/gossiper.h"
+#include "cluster/internode_client.h"
+#include "coordinator/cluster_coordinator.h"
+#include "proto/internode.pb.h"
+
+namespace cairn::coordinator {
+
+struct DriverOptions {
+  DriverOptions() = default;
+  std::chrono::milliseconds poll{300};
+  // Between a barrier's "every member has the epoch" and its fence: requests planned just before
+  // finish meanwhile instead of being refused.
+  std::chrono::milliseconds drain{200};
+  // cairnd --join: members to ask to take this node in; and --replace: the dead member it takes
+  // the place of.
+  std::vector<std::string> join;
+  uint32_t replace = 0;
+};
+
+// Thread safety: Run() and JoinLoop() run on `executor`; HandleJoin() on any reactor; Wake() and
+// Stop() from any thread.
+class TopologyDriver {
+ public:
+  TopologyDriver(ClusterCoordinator* coordinator, cluster::Gossiper* gossiper,
+                 cluster::InternodeClient* client, internode::NodeInfo self, DriverOptions options,
+                 asio::any_io_executor executor);
+
+  asio::awaitable<void> Run();
+  void Stop();
+  void Wake();
+
+  // A node asks to join (or to replace a dead member): answered with the state that makes it a
+  // member (JOINING), or why not.
+  asio::awaitable<Result<internode::JoinResponse>> HandleJoin(internode::JoinRequest request,
+                                                              base::Deadline deadline);
+
+  // What the driver is waiting for, for `cairn node ops` ("" when nothing).
+  std::string waiting() const;
+
+ private:
+  // Whether this node drives `state`'s change.
+  bool Driving(const internode::TopologyState& state) const;
+  asio::awaitable<void> Step();
+  asio::awaitable<void> Join();
+  // The barrier of the stage `state` is at, then its fence committed.
+  asio::awaitable<Status> Barrier(const internode::TopologyState& state);
+  bool StreamsDone(const internode::TopologyState& state, std::string* waiting) const;
+  bool CleanupDone(const internode::TopologyState& state, std::string* waiting) const;
+  // Commits next(state) if the change in progress is still transition `id` at `stage`.
+  asio::awaitable<Status> Commit(
+      uint64_t id, internode::TransitionStage stage,
+      std::function<Result<internode::TopologyState>(const internode::TopologyState&)> next);
+  void SetWaiting(std::string what);
+
+  ClusterCoordinator* const coordinator_;
+  cluster::Gossiper* const gossiper_;
+  cluster::InternodeClient* const client_;
+  const internode::NodeInfo self_;
+  const DriverOptions options_;
+  const asio::any_io_executor executor_;
+  asio::steady_timer timer_;  // on executor_
+  bool stopping_ = false;     // on executor_
+  mutable std::mutex mu_;
+  std::string waiting_;  // guarded by mu_
+};
+
+}  // namespace cairn::coordinator

@@ -1,0 +1,364 @@
+#include "replica/partition_streamer.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <xxhash.h>
+#include <boost/asio/post.hpp>
+
+#include "base/async.h"
+#include "cluster/topology_state.h"
+#include "replica/internode_service.h"
+#include "replica/paxos_acceptor.h"
+
+namespace cairn::replica {
+namespace {
+
+using base::kNoThrow;
+
+// Progress of one range from one source, in `meta`: "C" + the last key applied, or "D" (done).
+std::string ProgressKey(uint64_t transition, uint32_t partition, uint32_t keyspace,
+                        uint32_t source) {
+  return fmt::format("stream/{:020}/{:05}/{}/{}", transition, partition, keyspace, source);
+}
+constexpr std::string_view kDone = "D";
+
+// The replicas of (partition, keyspace) in `map`, every DC.
+std::vector<uint32_t> ReplicasOf(const cluster::PartitionMap& map, uint32_t partition,
+                                 const cluster::KeyspaceDef& ks) {
+  return map.Replicas(partition, ks.replication);
+}
+
+bool Contains(const std::vector<uint32_t>& v, uint32_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+}  // namespace
+
+uint64_t StreamChecksum(const internode::StreamResponse& chunk) {
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::string bytes;
+  for (const internode::Mutation& m : chunk.items()) {
+    bytes.clear();
+    m.SerializeToString(&bytes);
+    XXH3_64bits_update(state, bytes.data(), bytes.size());
+  }
+  for (const internode::PaxosRecord& r : chunk.paxos()) {
+    bytes.clear();
+    r.SerializeToString(&bytes);
+    XXH3_64bits_update(state, bytes.data(), bytes.size());
+  }
+  const uint64_t sum = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return sum;
+}
+
+Result<internode::StreamResponse> ReadStreamChunk(const storage::Engine& engine,
+                                                  const internode::StreamRequest& request) {
+  const size_t max_bytes =
+      std::clamp<size_t>(request.max_bytes(), size_t{4} << 10, size_t{16} << 20);
+  auto data = engine.ReadRange(storage::Family::kData, request.partition(), request.keyspace(),
+                               request.after(), std::nullopt, max_bytes);
+  if (!data.ok()) return data.status();
+  internode::StreamResponse out;
+  for (storage::RangeRecord& r : data->records) {
+    auto value = storage::DecodeValue(r.value);
+    if (!value.ok()) return value.status();
+    ToMutation(storage::DataKey{request.partition(), request.keyspace(), std::move(r.key)}, *value,
+               out.add_items());
+  }
+  out.set_done(data->done);
+  out.set_last_key(data->last_key);
+  if (request.with_paxos()) {
+    // The acceptor records of the same keys: after `after`, up to the chunk's last key (to the
+    // range's end with the last chunk).
+    std::optional<std::string_view> up_to;
+    if (!data->done) up_to = out.last_key();
+    std::string after = request.after();
+    while (true) {
+      auto paxos = engine.ReadRange(storage::Family::kPaxos, request.partition(),
+                                    request.keyspace(), after, up_to, max_bytes);
+      if (!paxos.ok()) return paxos.status();
+      for (storage::RangeRecord& r : paxos->records) {
+        internode::PaxosRecord* record = out.add_paxos();
+        record->set_key(std::move(r.key));
+        record->set_state(std::move(r.value));
+      }
+      if (paxos->done || paxos->records.empty()) break;
+      after = paxos->last_key;
+    }
+  }
+  out.set_checksum(StreamChecksum(out));
+  return out;
+}
+
+PartitionStreamer::PartitionStreamer(storage::Engine* engine, cluster::Gossiper* gossiper,
+                                     cluster::InternodeClient* client, uint32_t self,
+                                     StreamerOptions options, asio::any_io_executor executor,
+                                     asio::any_io_executor blocking)
+    : engine_(engine),
+      gossiper_(gossiper),
+      client_(client),
+      self_(self),
+      options_(options),
+      executor_(executor),
+      blocking_(std::move(blocking)),
+      timer_(executor) {}
+
+void PartitionStreamer::Wake() {
+  asio::post(executor_, [this] { timer_.cancel(); });
+}
+
+void PartitionStreamer::Stop() {
+  asio::post(executor_, [this] {
+    stopping_ = true;
+    timer_.cancel();
+  });
+}
+
+StreamProgress PartitionStreamer::progress() const {
+  std::lock_guard lock(mu_);
+  return progress_;
+}
+
+void PartitionStreamer::Report(internode::NodeState* state) const {
+  const StreamProgress p = progress();
+  state->set_transition(p.transition);
+  state->set_streams_planned(p.planned);
+  state->set_streams_total(p.total);
+  state->set_streams_done(p.done);
+  state->set_stream_bytes(p.bytes);
+  state->set_cleaned_stage(p.cleaned);
+}
+
+asio::awaitable<void> PartitionStreamer::Run() {
+  while (!stopping_) {
+    if (auto topology = gossiper_->topology()) co_await Step(std::move(topology));
+    if (stopping_) break;
+    timer_.expires_after(options_.poll);
+    co_await timer_.async_wait(kNoThrow);
+  }
+}
+
+std::vector<PartitionStreamer::Task> PartitionStreamer::TasksOf(
+    const cluster::Topology& topology) const {
+  const internode::TopologyState& state = *topology.state;
+  auto base = cluster::PartitionMap::Compute(cluster::BaseMembers(state), state.partition_bits());
+  auto target =
+      cluster::PartitionMap::Compute(cluster::TargetMembers(state), state.partition_bits());
+  std::vector<Task> tasks;
+  if (!base.ok() || !target.ok()) return tasks;
+  std::set<uint32_t> dead;
+  for (const auto& m : state.members()) {
+    if (m.dead()) dead.insert(m.info().node_id());
+  }
+  for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(state)) {
+    if (ks.dropped) continue;
+    for (uint32_t p = 0; p < base->partitions(); ++p) {
+      const std::vector<uint32_t> old_set = ReplicasOf(*base, p, ks);
+      const std::vector<uint32_t> new_set = ReplicasOf(*target, p, ks);
+      if (!Contains(new_set, self_) || Contains(old_set, self_)) continue;
+      Task task{p, ks.id, {}};
+      // Live sources first, in preference order; dead ones are no sources at all.
+      for (uint32_t node : old_set) {
+        if (!dead.contains(node) && gossiper_->IsUp(node)) task.sources.push_back(node);
+      }
+      for (uint32_t node : old_set) {
+        if (!dead.contains(node) && !gossiper_->IsUp(node)) task.sources.push_back(node);
+      }
+      // A quorum of the old replicas holds every write acknowledged at QUORUM.
+      const size_t quorum = old_set.size() / 2 + 1;
+      if (task.sources.size() > quorum) task.sources.resize(quorum);
+      tasks.push_back(std::move(task));
+    }
+  }
+  return tasks;
+}
+
+asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Topology> topology) {
+  const internode::TopologyState& state = *topology->state;
+  if (!state.has_transition()) co_return;
+  const internode::Transition& t = state.transition();
+  // Nothing moves until a barrier has made every live member plan with this stage.
+  if (state.fence() < t.stage_epoch()) co_return;
+  {
+    std::lock_guard lock(mu_);
+    if (progress_.transition != t.id()) progress_ = StreamProgress{t.id()};
+  }
+  if (t.stage() == internode::USE_NEW || t.stage() == internode::ROLLBACK) {
+    if (progress().cleaned == t.stage()) co_return;
+    Status cleaned = co_await Cleanup(*topology);
+    if (cleaned.ok()) {
+      std::lock_guard lock(mu_);
+      progress_.cleaned = t.stage();
+    } else {
+      spdlog::error("cleanup after topology change {}: {}", t.id(), cleaned.ToString());
+    }
+    co_return;
+  }
+  if (t.stage() != internode::WRITE_BOTH_READ_OLD) co_return;
+  const std::vector<Task> tasks = TasksOf(*topology);
+  {
+    std::lock_guard lock(mu_);
+    progress_.total = static_cast<uint32_t>(tasks.size());
+    progress_.planned = true;
+  }
+  uint32_t done = 0;
+  for (const Task& task : tasks) {
+    if (stopping_) co_return;
+    // Still the same change at the same stage? (It may have been cancelled meanwhile.)
+    auto now = gossiper_->topology();
+    if (!now || !now->state->has_transition() || now->state->transition().id() != t.id() ||
+        now->state->transition().stage() != internode::WRITE_BOTH_READ_OLD) {
+      co_return;
+    }
+    bool complete = !task.sources.empty();
+    for (uint32_t source : task.sources) {
+      Status s = co_await StreamFrom(*topology, t.id(), task, source);
+      if (!s.ok()) {
+        spdlog::warn("streaming partition {} of keyspace {} from node {}: {} (will retry)",
+                     task.partition, task.keyspace, source, s.ToString());
+        complete = false;
+      }
+    }
+    if (task.sources.empty()) {
+      spdlog::error("partition {} of keyspace {} has no live replica to stream from",
+                    task.partition, task.keyspace);
+    }
+    if (complete) ++done;
+    std::lock_guard lock(mu_);
+    progress_.done = done;
+  }
+  if (done == tasks.size()) {
+    spdlog::info("topology change {}: streamed all {} ranges", t.id(), tasks.size());
+  }
+}
+
+asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& topology,
+                                                      uint64_t transition, const Task& task,
+                                                      uint32_t source) {
+  const std::string key = ProgressKey(transition, task.partition, task.keyspace, source);
+  auto recorded = engine_->GetMeta(key);
+  if (!recorded.ok()) co_return recorded.status();
+  std::string after;
+  if (recorded->has_value()) {
+    if (**recorded == kDone) co_return Status::Ok();
+    after = (*recorded)->substr(1);
+  }
+  const cluster::Member* member = topology.Find(source);
+  if (member == nullptr) co_return Status::Unavailable("the source is not a member");
+  while (!stopping_) {
+    internode::Request request;
+    internode::StreamRequest* stream = request.mutable_stream();
+    stream->set_partition(task.partition);
+    stream->set_keyspace(task.keyspace);
+    stream->set_after(after);
+    stream->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
+    stream->set_with_paxos(true);
+    auto response = co_await client_->Call(member->address, request,
+                                           base::Clock::now() + std::chrono::seconds(10));
+    if (!response.ok()) co_return response.status();
+    internode::StreamResponse* chunk = response->mutable_stream();
+    if (StreamChecksum(*chunk) != chunk->checksum()) {
+      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
+    }
+    const bool done = chunk->done();
+    std::string last = chunk->last_key();
+    const size_t bytes = chunk->ByteSizeLong();
+    if (Status s = co_await ApplyChunk(transition, task, source, std::move(*chunk)); !s.ok()) {
+      co_return s;
+    }
+    bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
+    {
+      std::lock_guard lock(mu_);
+      progress_.bytes += bytes;
+    }
+    if (done) co_return Status::Ok();
+    after = std::move(last);
+    co_await Throttle(bytes);
+  }
+  co_return Status::Unavailable("stopping");
+}
+
+asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint64_t transition, const Task& task,
+                                                      uint32_t source,
+                                                      internode::StreamResponse chunk) {
+  storage::WriteRequest request;
+  request.ops.reserve(chunk.items_size());
+  for (internode::Mutation& m : *chunk.mutable_items())
+    request.ops.push_back(FromMutation(std::move(m)));
+  std::vector<internode::PaxosRecord> records(chunk.mutable_paxos()->begin(),
+                                              chunk.mutable_paxos()->end());
+  if (!records.empty()) {
+    request.txn = PaxosAcceptor::Absorb(task.partition, task.keyspace, std::move(records));
+  }
+  // The progress goes in the same atomic write as the data: a chunk is applied exactly once.
+  request.raw.push_back({storage::Family::kMeta,
+                         ProgressKey(transition, task.partition, task.keyspace, source),
+                         chunk.done() ? std::string(kDone) : "C" + chunk.last_key()});
+  co_return co_await base::AwaitCallback<Status>(
+      [&](auto done) {
+        engine_->Write(std::move(request), [done](Status s, std::vector<storage::WriteOutcome>) {
+          done(std::move(s));
+        });
+      },
+      Status::Timeout("applying a streamed chunk took too long", 0));
+}
+
+asio::awaitable<Status> PartitionStreamer::Cleanup(const cluster::Topology& topology) {
+  const internode::TopologyState& state = *topology.state;
+  auto base = cluster::PartitionMap::Compute(cluster::BaseMembers(state), state.partition_bits());
+  auto target =
+      cluster::PartitionMap::Compute(cluster::TargetMembers(state), state.partition_bits());
+  if (!base.ok()) co_return base.status();
+  if (!target.ok()) co_return target.status();
+  // Going forward, the ranges only the old map gave this node; rolling back, those only the
+  // new one did.
+  const bool forward = state.transition().stage() == internode::USE_NEW;
+  storage::WriteRequest request;
+  for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(state)) {
+    if (ks.dropped) continue;
+    for (uint32_t p = 0; p < base->partitions(); ++p) {
+      const bool in_old = Contains(ReplicasOf(*base, p, ks), self_);
+      const bool in_new = Contains(ReplicasOf(*target, p, ks), self_);
+      if (forward ? (in_old && !in_new) : (in_new && !in_old)) {
+        request.range_deletes.push_back({p, ks.id});
+      }
+    }
+  }
+  if (request.range_deletes.empty()) co_return Status::Ok();
+  const size_t ranges = request.range_deletes.size();
+  Status s = co_await base::AwaitCallback<Status>(
+      [&](auto done) {
+        engine_->Write(std::move(request), [done](Status st, std::vector<storage::WriteOutcome>) {
+          done(std::move(st));
+        });
+      },
+      Status::Timeout("deleting moved ranges took too long", 0));
+  if (s.ok()) {
+    spdlog::info("topology change {}: deleted {} range{} this node no longer holds",
+                 state.transition().id(), ranges, ranges == 1 ? "" : "s");
+  }
+  co_return s;
+}
+
+asio::awaitable<void> PartitionStreamer::Throttle(size_t bytes) {
+  if (options_.bytes_per_second == 0) co_return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - budget_start_ > std::chrono::seconds(1)) {
+    budget_start_ = now;
+    budget_bytes_ = 0;
+  }
+  budget_bytes_ += bytes;
+  if (budget_bytes_ < options_.bytes_per_second) co_return;
+  // Over this second's budget: wait for the rest of the second.
+  timer_.expires_at(budget_start_ + std::chrono::seconds(1));
+  co_await timer_.async_wait(kNoThrow);
+  budget_start_ = std::chrono::steady_clock::now();
+  budget_bytes_ = 0;
+}
+
+}  // namespace cairn::replica

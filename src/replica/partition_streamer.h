@@ -1,0 +1,123 @@
+// The range-transfer primitive and the node's part in topology changes.
+//
+// The primitive: one (partition, keyspace) range, read in checksummed chunks from another
+// replica (ReadStreamChunk on the source, the `stream` internode request) and applied here with
+// last writer wins, the range's Paxos acceptor records merged (PaxosAcceptor::Absorb) and the
+// progress recorded in the same atomic write, so a chunk is applied once and a stream resumes
+// after its last applied chunk whatever process is killed. Streaming for topology changes uses
+// it for whole ranges; repair will use it for the keys that differ.
+//
+// PartitionStreamer is this node's actor in a topology change (ARCHITECTURE.md section 6):
+// - while the change is at write-both/read-old and the fence shows every live member writes to
+//   both maps, it streams every range it gains from a quorum of the replicas that hold it (so
+//   that no write acknowledged at QUORUM before the change is missed), throttled;
+// - once the change reaches use-new (fenced), it deletes the ranges it no longer holds; after a
+//   rollback, the ranges it had started to gain;
+// - it reports its progress in its gossip state, which the node driving the change reads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "cairn/status.h"
+#include "cluster/gossiper.h"
+#include "cluster/internode_client.h"
+#include "proto/internode.pb.h"
+#include "replica/replica.h"
+#include "storage/engine.h"
+
+namespace cairn::replica {
+
+namespace asio = boost::asio;
+
+// The checksum a stream chunk carries: xxh3 of its items and records, serialized, in order.
+uint64_t StreamChecksum(const internode::StreamResponse& chunk);
+
+// The source side: one chunk of a range, read from this node's engine. Blocking (run it on the
+// blocking pool).
+Result<internode::StreamResponse> ReadStreamChunk(const storage::Engine& engine,
+                                                  const internode::StreamRequest& request);
+
+struct StreamerOptions {
+  StreamerOptions() = default;
+  size_t chunk_bytes = size_t{1} << 20;
+  // Bytes per second this node streams in, at most (0: no limit): --stream-mb-per-s.
+  uint64_t bytes_per_second = uint64_t{64} << 20;
+  std::chrono::milliseconds poll{500};
+};
+
+// What PartitionStreamer has done for the change in progress (for gossip, metrics, `cairn node
+// ops`).
+struct StreamProgress {
+  uint64_t transition = 0;
+  bool planned = false;  // `total` is known
+  uint32_t total = 0;    // ranges to stream in
+  uint32_t done = 0;
+  uint64_t bytes = 0;
+  internode::TransitionStage cleaned = internode::STAGE_NONE;
+};
+
+// Thread safety: Run() and the streams run on `executor`; Wake(), Report() and progress() may be
+// called from any thread.
+class PartitionStreamer {
+ public:
+  PartitionStreamer(storage::Engine* engine, cluster::Gossiper* gossiper,
+                    cluster::InternodeClient* client, uint32_t self, StreamerOptions options,
+                    asio::any_io_executor executor, asio::any_io_executor blocking);
+
+  asio::awaitable<void> Run();
+  void Stop();
+  // A new topology epoch was adopted: look again now.
+  void Wake();
+  // Fills this node's gossip state with its progress.
+  void Report(internode::NodeState* state) const;
+  StreamProgress progress() const;
+  // Bytes streamed in since start, over every change (for /metrics).
+  uint64_t bytes_total() const { return bytes_total_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Task {
+    uint32_t partition = 0;
+    uint32_t keyspace = 0;
+    std::vector<uint32_t> sources;  // node ids, live ones first
+  };
+  // What the current state asks of this node.
+  asio::awaitable<void> Step(std::shared_ptr<const cluster::Topology> topology);
+  std::vector<Task> TasksOf(const cluster::Topology& topology) const;
+  // Streams one range from one source, resuming after its recorded progress. OK once done.
+  asio::awaitable<Status> StreamFrom(const cluster::Topology& topology, uint64_t transition,
+                                     const Task& task, uint32_t source);
+  asio::awaitable<Status> Cleanup(const cluster::Topology& topology);
+  asio::awaitable<Status> ApplyChunk(uint64_t transition, const Task& task, uint32_t source,
+                                     internode::StreamResponse chunk);
+  asio::awaitable<void> Throttle(size_t bytes);
+
+  // Constant after construction.
+  storage::Engine* const engine_;
+  cluster::Gossiper* const gossiper_;
+  cluster::InternodeClient* const client_;
+  const uint32_t self_;
+  const StreamerOptions options_;
+  const asio::any_io_executor executor_;
+  const asio::any_io_executor blocking_;
+
+  asio::steady_timer timer_;                            // on executor_
+  bool stopping_ = false;                               // on executor_
+  std::chrono::steady_clock::time_point budget_start_;  // on executor_: throttle window
+  uint64_t budget_bytes_ = 0;                           // on executor_
+
+  std::atomic<uint64_t> bytes_total_{0};
+  mutable std::mutex mu_;
+  StreamProgress progress_;  // guarded by mu_
+};
+
+}  // namespace cairn::replica
