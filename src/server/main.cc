@@ -15,19 +15,32 @@
 #include "server/config.h"
 #include "server/server.h"
 
-int main(int argc, char** argv) {
-  using cairn::server::ServerOptions;
+namespace {
+
+using cairn::server::ServerOptions;
+
+constexpr const char* kDescription =
+    "cairnd: the Cairn key-value store server.\n"
+    "Stores data durably under --data-dir and serves clients and other nodes on "
+    "--listen.\nStop it with SIGTERM or Ctrl-C: it finishes requests in flight, then exits.";
+
+// What the command line sets: ServerOptions itself where a flag is one of its fields, and the
+// flags whose units differ (milliseconds, seconds, MiB), converted by ToOptions().
+struct Flags {
   ServerOptions options;
   std::string log_level = "info";
-  uint32_t node_id = 0;
+  uint32_t node_id = 0;  // used only when --node-id is given
   uint32_t gossip_ms = 1000;
   uint64_t hint_window_s = 3 * 3600;
+  uint32_t http_idle_ms = 30'000;
+  uint32_t http_read_ms = 10'000;
+  size_t read_cache_mb = options.read_cache_bytes >> 20;
+};
 
-  CLI::App app{
-      "cairnd: the Cairn key-value store server.\n"
-      "Stores data durably under --data-dir and serves clients and other nodes on "
-      "--listen.\nStop it with SIGTERM or Ctrl-C: it finishes requests in flight, then "
-      "exits."};
+// The flag table. --help and --print-config list the flags in this order, and every flag is
+// also a key of the --config file (server/config.h).
+void AddFlags(CLI::App& app, Flags& flags) {
+  ServerOptions& options = flags.options;
   app.set_version_flag("--version", std::string("cairnd ") + CAIRN_VERSION);
   app.add_option("--data-dir", options.data_dir,
                  "Directory for the node's data (created if missing)")
@@ -38,13 +51,11 @@ int main(int argc, char** argv) {
   app.add_option("--http", options.http_listen,
                  "HOST:PORT for the HTTP front door (REST API, /metrics, /health, /ready; see "
                  "docs/http.md); off unless given; port 0 picks a free port");
-  uint32_t http_idle_ms = 30'000;
-  uint32_t http_read_ms = 10'000;
-  app.add_option("--http-idle-timeout-ms", http_idle_ms,
+  app.add_option("--http-idle-timeout-ms", flags.http_idle_ms,
                  "Close a keep-alive HTTP connection idle this long")
       ->capture_default_str()
       ->check(CLI::Range(10u, 3'600'000u));
-  app.add_option("--http-read-timeout-ms", http_read_ms,
+  app.add_option("--http-read-timeout-ms", flags.http_read_ms,
                  "An HTTP request must arrive in full this soon after its first byte (else 408)")
       ->capture_default_str()
       ->check(CLI::Range(10u, 3'600'000u));
@@ -59,28 +70,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", options.threads, "Reactor threads (0: one per core, at most 4)")
       ->capture_default_str();
-  app.add_option("--node-id", node_id,
+  app.add_option("--node-id", flags.node_id,
                  "This node's id, 1..4294967295 (default: generated on first start, then kept "
                  "in the data directory)");
   app.add_option("--max-value-bytes", options.max_value_bytes, "Largest value accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(size_t{0}, size_t{256} << 20));
-  size_t read_cache_mb = options.read_cache_bytes >> 20;
-  app.add_option("--read-cache-mb", read_cache_mb,
+  app.add_option("--read-cache-mb", flags.read_cache_mb,
                  "Memory for the cache of recently read values, in MiB (0: off); values over "
                  "16 KiB are not cached")
       ->capture_default_str()
       ->check(CLI::Range(size_t{0}, size_t{1} << 20));
   app.add_option("--max-connections", options.max_connections, "Connections at most")
       ->capture_default_str();
-  app.add_option("--gossip-interval-ms", gossip_ms, "Gossip round interval")
+  app.add_option("--gossip-interval-ms", flags.gossip_ms, "Gossip round interval")
       ->capture_default_str()
       ->check(CLI::Range(10u, 60'000u));
   app.add_option("--phi-threshold", options.phi_threshold,
                  "Failure detector threshold: a peer is DOWN once phi reaches it")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 64.0));
-  app.add_option("--hint-window", hint_window_s,
+  app.add_option("--hint-window", flags.hint_window_s,
                  "Seconds a hint for a DOWN replica is kept before it is dropped")
       ->capture_default_str();
   app.add_option("--resp", options.resp_listen,
@@ -92,24 +102,25 @@ int main(int argc, char** argv) {
                  "password is accepted)");
   app.add_option("--debug-clock-skew-ms", options.debug_clock_skew_ms,
                  "Testing only: shift this node's wall clock by this many milliseconds");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
-  // Gives every option above a key in the --config file; after all options, before parsing.
-  cairn::server::ConfigFile config_file(app);
-  CLI11_PARSE(app, argc, argv);
-  if (auto exit_code = config_file.Apply(std::cout, std::cerr)) return *exit_code;
+}
 
-  if (auto s = cairn::base::InitLogging(log_level); !s.ok()) {
-    std::cerr << "cairnd: " << s.message() << "\n";
-    return 2;
-  }
-  if (app.count("--node-id") > 0) options.node_id = node_id;
-  options.gossip_interval = std::chrono::milliseconds(gossip_ms);
-  options.read_cache_bytes = read_cache_mb << 20;
-  options.http_idle_timeout = std::chrono::milliseconds(http_idle_ms);
-  options.http_read_timeout = std::chrono::milliseconds(http_read_ms);
-  options.hint_window = std::chrono::seconds(hint_window_s);
+ServerOptions ToOptions(const Flags& flags, bool node_id_given) {
+  ServerOptions options = flags.options;
+  if (node_id_given) options.node_id = flags.node_id;
+  options.gossip_interval = std::chrono::milliseconds(flags.gossip_ms);
+  options.read_cache_bytes = flags.read_cache_mb << 20;
+  options.http_idle_timeout = std::chrono::milliseconds(flags.http_idle_ms);
+  options.http_read_timeout = std::chrono::milliseconds(flags.http_read_ms);
+  options.hint_window = std::chrono::seconds(flags.hint_window_s);
+  return options;
+}
 
+// Starts the node, prints the line that scripts and tests wait for, and serves until SIGTERM or
+// SIGINT (exit 0) or a fatal error (exit 2). Exit 2 too when the options are refused, 1 when the
+// node cannot start.
+int Serve(ServerOptions options) {
   // Installed before the server starts, so a signal that arrives during start-up is not lost.
   boost::asio::io_context signals_io;
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
@@ -150,4 +161,22 @@ int main(int argc, char** argv) {
   (*server)->Stop();
   spdlog::info("stopped {}", exit_code == 0 ? "cleanly" : "after a fatal error");
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{kDescription};
+  AddFlags(app, flags);
+  // Gives every flag a key in the --config file; after all flags are added, before parsing.
+  cairn::server::ConfigFile config_file(app);
+  CLI11_PARSE(app, argc, argv);
+  if (auto exit_code = config_file.Apply(std::cout, std::cerr)) return *exit_code;
+
+  if (auto s = cairn::base::InitLogging(flags.log_level); !s.ok()) {
+    std::cerr << "cairnd: " << s.message() << "\n";
+    return 2;
+  }
+  return Serve(ToOptions(flags, app.count("--node-id") > 0));
 }

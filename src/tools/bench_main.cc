@@ -236,12 +236,9 @@ Examples:
   cairn-bench --driver resp --server 127.0.0.1:6379 --workload b --rate 20000
   cairn-bench --server 127.0.0.1:7400 --workload c --sweep 25,50,75 --json)";
 
-}  // namespace
+// ---- the command line ---------------------------------------------------------------------------
 
-int main(int argc, char** argv) {
-  Options o;
-  RunConfig c;
-  CLI::App app{kDescription};
+void AddFlags(CLI::App& app, Options& o, RunConfig& c) {
   app.get_formatter()->column_width(34);
   app.set_version_flag("--version", std::string("cairn-bench ") + CAIRN_VERSION);
   app.add_option("--driver", o.driver, "native, resp or redis-cluster")
@@ -308,26 +305,29 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", o.timeout_ms, "Request timeout in ms")->capture_default_str();
   app.add_option("--seed", c.seed, "Random seed of key and operation choice")
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-    for (const auto* level :
-         {&c.driver_options.read_cl, &c.driver_options.write_cl, &c.driver_options.commit_cl}) {
-      if (!level->empty() && !cairn::ParseConsistency(*level)) {
-        throw CLI::ValidationError("--read-cl/--write-cl/--commit-cl",
-                                   "unknown consistency level " + *level);
-      }
-    }
-    auto sizes = cairn::bench::ValueSizes::Parse(o.value_size);
-    if (!sizes) {
-      throw CLI::ValidationError(
-          "--value-size", "expected a size (100, 4K, 1M) or a range min..max, got " + o.value_size);
-    }
-    c.value_sizes = *sizes;
-  } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
-  }
+}
 
+// What CLI11 cannot check: the consistency levels and --value-size (into `c`). Throws
+// CLI::ValidationError.
+void CheckFlags(const Options& o, RunConfig& c) {
+  for (const auto* level :
+       {&c.driver_options.read_cl, &c.driver_options.write_cl, &c.driver_options.commit_cl}) {
+    if (!level->empty() && !cairn::ParseConsistency(*level)) {
+      throw CLI::ValidationError("--read-cl/--write-cl/--commit-cl",
+                                 "unknown consistency level " + *level);
+    }
+  }
+  auto sizes = cairn::bench::ValueSizes::Parse(o.value_size);
+  if (!sizes) {
+    throw CLI::ValidationError(
+        "--value-size", "expected a size (100, 4K, 1M) or a range min..max, got " + o.value_size);
+  }
+  c.value_sizes = *sizes;
+}
+
+// The rest of the RunConfig from the options: the driver, and the key distribution (the
+// workload's unless --distribution names one).
+void Configure(const Options& o, RunConfig& c) {
   c.driver = o.driver == "native" ? cairn::bench::DriverKind::kNative
              : o.driver == "resp" ? cairn::bench::DriverKind::kResp
                                   : cairn::bench::DriverKind::kRedisCluster;
@@ -337,46 +337,58 @@ int main(int argc, char** argv) {
   if (auto spec = cairn::bench::FindWorkload(c.workload)) c.distribution = spec->distribution;
   if (c.workload == "cas-contended") c.distribution = cairn::bench::KeyDistribution::kUniform;
   if (!o.distribution.empty()) c.distribution = *cairn::bench::ParseKeyDistribution(o.distribution);
+}
 
-  auto runner = cairn::bench::Runner::Create(c);
-  if (!runner.ok()) {
-    std::cerr << "cairn-bench: " << runner.status().ToString() << "\n";
-    return 1;
-  }
-  cairn::bench::Runner& r = **runner;
+// ---- the run ------------------------------------------------------------------------------------
+
+// What is measured, with what, before the table.
+void PrintHeader(const cairn::bench::Runner& r) {
   const RunConfig& config = r.config();
   const auto spec = cairn::bench::FindWorkload(config.workload);
-  if (!o.json) {
-    std::cout << fmt::format(
-        "cairn-bench {}: {}\nworkload {} ({}), {} keys {}, {} clients on {} thread(s), "
-        "{}-byte values, {} for {:g} s (+{:g} s warm-up)\n",
-        CAIRN_VERSION, r.description(), config.workload,
-        spec ? spec->summary : std::string("compare-and-swap"), config.records,
-        KeyDistributionName(config.distribution), config.clients, config.threads,
-        config.value_sizes.ToString(),
-        config.rate > 0 ? fmt::format("open loop at {:g} ops/s", config.rate)
-                        : std::string("closed loop"),
-        config.duration_s, config.warmup_s);
-    if (spec && spec->mix.rmw > 0) std::cout << "read-modify-write: " << r.rmw_meaning() << "\n";
+  std::cout << fmt::format(
+      "cairn-bench {}: {}\nworkload {} ({}), {} keys {}, {} clients on {} thread(s), "
+      "{}-byte values, {} for {:g} s (+{:g} s warm-up)\n",
+      CAIRN_VERSION, r.description(), config.workload,
+      spec ? spec->summary : std::string("compare-and-swap"), config.records,
+      KeyDistributionName(config.distribution), config.clients, config.threads,
+      config.value_sizes.ToString(),
+      config.rate > 0 ? fmt::format("open loop at {:g} ops/s", config.rate)
+                      : std::string("closed loop"),
+      config.duration_s, config.warmup_s);
+  if (spec && spec->mix.rmw > 0) std::cout << "read-modify-write: " << r.rmw_meaning() << "\n";
+}
+
+// Writes the records, with a progress line at a terminal (on stderr: stdout keeps the results;
+// elsewhere one line). Adds the phase's rows; false when some records could not be written.
+bool LoadPhase(const Options& o, cairn::bench::Runner& r, std::vector<Row>* rows) {
+  const RunConfig& config = r.config();
+  cairn::tools::ProgressLine progress(
+      {.label = "loading", .unit = "records", .total = config.records});
+  if (!o.json && !progress.visible()) {
+    std::cerr << "loading " << config.records << " records...\n";
   }
+  double seconds = 0;
+  Tally load = r.Load(&seconds, [&](uint64_t n, uint64_t bytes) { progress.Add(n, bytes); });
+  progress.Finish();
+  PrintErrorKinds("load", load);
+  for (Row row : Rows("load", load, seconds, 0)) rows->push_back(row);
+  return load.total_errors() == 0;
+}
+
+// Loads (unless --no-load, or the workload needs no records), runs the workload, the --sweep and
+// the --baseline, and prints what they measured. Returns the exit code: 3 when loading failed.
+int Bench(const Options& o, cairn::bench::Runner& r) {
+  const RunConfig& config = r.config();
+  const auto spec = cairn::bench::FindWorkload(config.workload);
+  if (!o.json) PrintHeader(r);
 
   std::vector<Row> rows;
   int exit_code = 0;
   if (o.load && !config.is_cas() && spec && spec->needs_load()) {
-    // At a terminal, a progress line (on stderr: stdout keeps the results); elsewhere one line.
-    cairn::tools::ProgressLine progress(
-        {.label = "loading", .unit = "records", .total = config.records});
-    if (!o.json && !progress.visible()) {
-      std::cerr << "loading " << config.records << " records...\n";
-    }
-    double seconds = 0;
-    Tally load = r.Load(&seconds, [&](uint64_t n, uint64_t bytes) { progress.Add(n, bytes); });
-    progress.Finish();
-    PrintErrorKinds("load", load);
-    for (Row row : Rows("load", load, seconds, 0)) rows.push_back(row);
-    if (load.total_errors() > 0) exit_code = 3;
+    if (!LoadPhase(o, r, &rows)) exit_code = 3;
   }
 
+  // Returns the phase's throughput.
   auto run_phase = [&](const std::string& name, bool ping, double rate) {
     r.set_rate(rate);
     Tally t = r.Run(ping);
@@ -406,4 +418,27 @@ int main(int argc, char** argv) {
         run_rate / ping_rate, config.workload);
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  RunConfig c;
+  CLI::App app{kDescription};
+  AddFlags(app, o, c);
+  try {
+    app.parse(argc, argv);
+    CheckFlags(o, c);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  Configure(o, c);
+  auto runner = cairn::bench::Runner::Create(c);
+  if (!runner.ok()) {
+    std::cerr << "cairn-bench: " << runner.status().ToString() << "\n";
+    return 1;
+  }
+  return Bench(o, **runner);
 }

@@ -160,6 +160,119 @@ Json KeyspaceJson(const coordinator::KeyspaceDef& def) {
           {"created_at_ms", def.created_at_ms}};
 }
 
+// ---- keyspace request bodies --------------------------------------------------------------------
+// Each fails with INVALID_ARGUMENT, saying what is wrong, for a field the body gets wrong.
+
+// "read_consistency" or "write_consistency": a level's name.
+Status ParseLevelField(const std::string& field, const Json& value, Consistency* level) {
+  auto parsed = ParseConsistency(value.get<std::string>());
+  if (!parsed || *parsed == Consistency::kDefault) {
+    return Status::InvalidArgument(fmt::format("unknown consistency level for {}", field));
+  }
+  *level = *parsed;
+  return Status::Ok();
+}
+
+// "replication": a factor for every DC (3), or per DC as text ("dc1=3,dc2=2") or an object.
+Status ParseReplicationField(const Json& value, ReplicationMap* replication) {
+  if (value.is_number_unsigned()) {
+    const uint64_t rf = value.get<uint64_t>();
+    if (rf == 0 || rf > kMaxReplicationFactor) {
+      return Status::InvalidArgument(fmt::format("replication is 1 to {}", kMaxReplicationFactor));
+    }
+    *replication = {{std::string(kEveryDc), static_cast<uint32_t>(rf)}};
+    return Status::Ok();
+  }
+  std::string text;
+  if (value.is_string()) {
+    text = value.get<std::string>();
+  } else {
+    for (const auto& entry : value.items()) {
+      if (!entry.value().is_number_unsigned()) {
+        text = "invalid";
+        break;
+      }
+      text += (text.empty() ? "" : ",") + entry.key() + "=" +
+              std::to_string(entry.value().get<uint64_t>());
+    }
+  }
+  auto parsed = ParseReplication(text);
+  if (!parsed) {
+    return Status::InvalidArgument(
+        "replication is a factor (3), \"dc1=3,dc2=2\" or {\"dc1\": 3}, each 1 to " +
+        std::to_string(kMaxReplicationFactor));
+  }
+  *replication = std::move(*parsed);
+  return Status::Ok();
+}
+
+// The body of POST /v1/keyspaces, checked field by field in the body's order.
+Status ParseKeyspaceSpec(const Json& body, coordinator::KeyspaceDef* spec, bool* if_not_exists) {
+  if (body.is_discarded() || !body.is_object()) {
+    return Status::InvalidArgument(
+        "the body must be a JSON object such as {\"name\": \"users\", \"replication\": 3}");
+  }
+  for (const auto& entry : body.items()) {
+    const std::string& field = entry.key();
+    const Json& value = entry.value();
+    Status s;
+    if (field == "name" && value.is_string()) {
+      spec->name = value.get<std::string>();
+    } else if (field == "replication" &&
+               (value.is_number_unsigned() || value.is_string() || value.is_object())) {
+      s = ParseReplicationField(value, &spec->replication);
+    } else if (field == "read_consistency" && value.is_string()) {
+      s = ParseLevelField(field, value, &spec->read_consistency);
+    } else if (field == "write_consistency" && value.is_string()) {
+      s = ParseLevelField(field, value, &spec->write_consistency);
+    } else if (field == "linearizable" && value.is_boolean()) {
+      spec->linearizable = value.get<bool>();
+    } else if (field == "if_not_exists" && value.is_boolean()) {
+      *if_not_exists = value.get<bool>();
+    } else {
+      s = Status::InvalidArgument(
+          fmt::format("unknown field '{}' or wrong type (name: string, replication: number, "
+                      "string or object, read_consistency and write_consistency: strings, "
+                      "linearizable and if_not_exists: booleans)",
+                      field));
+    }
+    if (!s.ok()) return s;
+  }
+  if (spec->name.empty()) return Status::InvalidArgument("the keyspace needs a name");
+  return Status::Ok();
+}
+
+// The body of PATCH /v1/keyspaces/{name}: what to change.
+Status ParseKeyspaceChange(const Json& body, coordinator::KeyspaceChange* change) {
+  if (body.is_discarded() || !body.is_object() || body.empty()) {
+    return Status::InvalidArgument(
+        "the body must be a JSON object with what to change, such as "
+        "{\"read_consistency\": \"ONE\"}");
+  }
+  for (const auto& entry : body.items()) {
+    const std::string& field = entry.key();
+    const Json& value = entry.value();
+    Status s;
+    if ((field == "read_consistency" || field == "write_consistency") && value.is_string()) {
+      Consistency level = Consistency::kDefault;
+      s = ParseLevelField(field, value, &level);
+      if (s.ok()) {
+        (field == "read_consistency" ? change->read_consistency : change->write_consistency) =
+            level;
+      }
+    } else if (field == "linearizable" && value.is_boolean()) {
+      change->linearizable = value.get<bool>();
+    } else {
+      s = Status::InvalidArgument(
+          fmt::format("unknown field '{}' or wrong type (read_consistency, write_consistency: "
+                      "strings; linearizable: boolean)",
+                      field));
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---- one request --------------------------------------------------------------------------------
@@ -224,6 +337,11 @@ struct HttpFrontDoor::Exchange {
   asio::awaitable<Response> Write(std::string keyspace, std::string key, bool is_delete);
   asio::awaitable<Response> Scan(std::string keyspace);
   asio::awaitable<Response> Keyspaces(std::string_view rest);
+  Response ListKeyspaces();
+  asio::awaitable<Response> CreateKeyspace();
+  Response DescribeKeyspace(const std::string& name);
+  asio::awaitable<Response> AlterKeyspace(std::string name);
+  asio::awaitable<Response> DropKeyspace(std::string name);
   Response Cluster();
 };
 
@@ -480,155 +598,80 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Scan(std::string keyspace) {
   co_return JsonReply(200, page);
 }
 
+// /v1/keyspaces and /v1/keyspaces/{name}: by route and method, one handler each.
 asio::awaitable<Response> HttpFrontDoor::Exchange::Keyspaces(std::string_view rest) {
-  const std::string_view method = Method();
+  const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   if (rest.empty() || rest == "/") {
-    if (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head) {
-      op = Operation::kKeyspaceList;
-      if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
-      auto r = coordinator->ListKeyspaces();
-      if (!r.ok()) co_return FromStatus(r.status());
-      Json list = Json::array();
-      for (const auto& def : *r) list.push_back(KeyspaceJson(def));
-      co_return JsonReply(200, Json{{"keyspaces", std::move(list)}});
-    }
-    if (req.method() != bhttp::verb::post)
-      co_return MethodNotAllowed(method, path, "GET, HEAD, POST");
-    op = Operation::kKeyspaceCreate;
-    if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
-    Json body = Json::parse(req.body(), nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      co_return Error(400, "INVALID_ARGUMENT",
-                      "the body must be a JSON object such as {\"name\": \"users\", "
-                      "\"replication\": 3}");
-    }
-    coordinator::KeyspaceDef spec;
-    bool if_not_exists = false;
-    for (const auto& entry : body.items()) {
-      const std::string& field = entry.key();
-      const Json& value = entry.value();
-      if (field == "name" && value.is_string()) {
-        spec.name = value.get<std::string>();
-      } else if (field == "replication" && value.is_number_unsigned()) {
-        const uint64_t rf = value.get<uint64_t>();
-        if (rf == 0 || rf > kMaxReplicationFactor) {
-          co_return Error(400, "INVALID_ARGUMENT",
-                          fmt::format("replication is 1 to {}", kMaxReplicationFactor));
-        }
-        spec.replication = {{std::string(kEveryDc), static_cast<uint32_t>(rf)}};
-      } else if (field == "replication" && (value.is_string() || value.is_object())) {
-        std::string text;
-        if (value.is_string()) {
-          text = value.get<std::string>();
-        } else {
-          for (const auto& entry : value.items()) {
-            if (!entry.value().is_number_unsigned()) {
-              text = "invalid";
-              break;
-            }
-            text += (text.empty() ? "" : ",") + entry.key() + "=" +
-                    std::to_string(entry.value().get<uint64_t>());
-          }
-        }
-        auto parsed = ParseReplication(text);
-        if (!parsed) {
-          co_return Error(
-              400, "INVALID_ARGUMENT",
-              "replication is a factor (3), \"dc1=3,dc2=2\" or {\"dc1\": 3}, each 1 to " +
-                  std::to_string(kMaxReplicationFactor));
-        }
-        spec.replication = std::move(*parsed);
-      } else if ((field == "read_consistency" || field == "write_consistency") &&
-                 value.is_string()) {
-        auto level = ParseConsistency(value.get<std::string>());
-        if (!level || *level == Consistency::kDefault) {
-          co_return Error(400, "INVALID_ARGUMENT",
-                          fmt::format("unknown consistency level for {}", field));
-        }
-        (field == "read_consistency" ? spec.read_consistency : spec.write_consistency) = *level;
-      } else if (field == "linearizable" && value.is_boolean()) {
-        spec.linearizable = value.get<bool>();
-      } else if (field == "if_not_exists" && value.is_boolean()) {
-        if_not_exists = value.get<bool>();
-      } else {
-        co_return Error(400, "INVALID_ARGUMENT",
-                        fmt::format("unknown field '{}' or wrong type (name: string, replication: "
-                                    "number, string or object, read_consistency and "
-                                    "write_consistency: strings, linearizable and if_not_exists: "
-                                    "booleans)",
-                                    field));
-      }
-    }
-    if (spec.name.empty()) co_return Error(400, "INVALID_ARGUMENT", "the keyspace needs a name");
-    auto r = co_await coordinator->CreateKeyspace(std::move(spec), if_not_exists);
-    if (!r.ok()) co_return FromStatus(r.status());
-    co_return JsonReply(201, KeyspaceJson(*r));
+    if (get) co_return ListKeyspaces();
+    if (req.method() == bhttp::verb::post) co_return co_await CreateKeyspace();
+    co_return MethodNotAllowed(Method(), path, "GET, HEAD, POST");
   }
-
   auto name = PercentDecode(rest.substr(1), false);
   if (!name.ok()) co_return FromStatus(name.status());
-  switch (req.method()) {
-    case bhttp::verb::get:
-    case bhttp::verb::head: {
-      op = Operation::kKeyspaceDescribe;
-      if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
-      auto r = coordinator->DescribeKeyspace(*name);
-      if (!r.ok()) co_return FromStatus(r.status());
-      co_return JsonReply(200, KeyspaceJson(*r));
-    }
-    case bhttp::verb::patch: {
-      op = Operation::kKeyspaceAlter;
-      if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
-      Json body = Json::parse(req.body(), nullptr, false);
-      if (body.is_discarded() || !body.is_object() || body.empty()) {
-        co_return Error(400, "INVALID_ARGUMENT",
-                        "the body must be a JSON object with what to change, such as "
-                        "{\"read_consistency\": \"ONE\"}");
-      }
-      coordinator::KeyspaceChange change;
-      for (const auto& entry : body.items()) {
-        const std::string& field = entry.key();
-        const Json& value = entry.value();
-        if ((field == "read_consistency" || field == "write_consistency") && value.is_string()) {
-          auto level = ParseConsistency(value.get<std::string>());
-          if (!level || *level == Consistency::kDefault) {
-            co_return Error(400, "INVALID_ARGUMENT",
-                            fmt::format("unknown consistency level for {}", field));
-          }
-          (field == "read_consistency" ? change.read_consistency : change.write_consistency) =
-              *level;
-        } else if (field == "linearizable" && value.is_boolean()) {
-          change.linearizable = value.get<bool>();
-        } else {
-          co_return Error(
-              400, "INVALID_ARGUMENT",
-              fmt::format("unknown field '{}' or wrong type (read_consistency, write_consistency: "
-                          "strings; linearizable: boolean)",
-                          field));
-        }
-      }
-      auto r = co_await coordinator->AlterKeyspace(std::move(*name), change);
-      if (!r.ok()) co_return FromStatus(r.status());
-      co_return JsonReply(200, KeyspaceJson(*r));
-    }
-    case bhttp::verb::delete_: {
-      op = Operation::kKeyspaceDrop;
-      if (Status s = query.OnlyThese({"if_exists"}); !s.ok()) co_return FromStatus(s);
-      bool if_exists = false;
-      if (auto v = query.Get("if_exists")) {
-        if (*v != "true" && *v != "false") {
-          co_return Error(400, "INVALID_ARGUMENT", "if_exists is true or false");
-        }
-        if_exists = *v == "true";
-      }
-      const std::string dropped = *name;
-      Status s = co_await coordinator->DropKeyspace(std::move(*name), if_exists);
-      if (!s.ok()) co_return FromStatus(s);
-      co_return JsonReply(200, Json{{"dropped", dropped}});
-    }
-    default:
-      co_return MethodNotAllowed(method, path, "GET, HEAD, PATCH, DELETE");
+  if (get) co_return DescribeKeyspace(*name);
+  if (req.method() == bhttp::verb::patch) co_return co_await AlterKeyspace(std::move(*name));
+  if (req.method() == bhttp::verb::delete_) co_return co_await DropKeyspace(std::move(*name));
+  co_return MethodNotAllowed(Method(), path, "GET, HEAD, PATCH, DELETE");
+}
+
+Response HttpFrontDoor::Exchange::ListKeyspaces() {
+  op = Operation::kKeyspaceList;
+  if (Status s = query.OnlyThese({}); !s.ok()) return FromStatus(s);
+  auto r = coordinator->ListKeyspaces();
+  if (!r.ok()) return FromStatus(r.status());
+  Json list = Json::array();
+  for (const auto& def : *r) list.push_back(KeyspaceJson(def));
+  return JsonReply(200, Json{{"keyspaces", std::move(list)}});
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::CreateKeyspace() {
+  op = Operation::kKeyspaceCreate;
+  if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+  coordinator::KeyspaceDef spec;
+  bool if_not_exists = false;
+  if (Status s = ParseKeyspaceSpec(Json::parse(req.body(), nullptr, false), &spec, &if_not_exists);
+      !s.ok()) {
+    co_return FromStatus(s);
   }
+  auto r = co_await coordinator->CreateKeyspace(std::move(spec), if_not_exists);
+  if (!r.ok()) co_return FromStatus(r.status());
+  co_return JsonReply(201, KeyspaceJson(*r));
+}
+
+Response HttpFrontDoor::Exchange::DescribeKeyspace(const std::string& name) {
+  op = Operation::kKeyspaceDescribe;
+  if (Status s = query.OnlyThese({}); !s.ok()) return FromStatus(s);
+  auto r = coordinator->DescribeKeyspace(name);
+  if (!r.ok()) return FromStatus(r.status());
+  return JsonReply(200, KeyspaceJson(*r));
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::AlterKeyspace(std::string name) {
+  op = Operation::kKeyspaceAlter;
+  if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+  coordinator::KeyspaceChange change;
+  if (Status s = ParseKeyspaceChange(Json::parse(req.body(), nullptr, false), &change); !s.ok()) {
+    co_return FromStatus(s);
+  }
+  auto r = co_await coordinator->AlterKeyspace(std::move(name), change);
+  if (!r.ok()) co_return FromStatus(r.status());
+  co_return JsonReply(200, KeyspaceJson(*r));
+}
+
+asio::awaitable<Response> HttpFrontDoor::Exchange::DropKeyspace(std::string name) {
+  op = Operation::kKeyspaceDrop;
+  if (Status s = query.OnlyThese({"if_exists"}); !s.ok()) co_return FromStatus(s);
+  bool if_exists = false;
+  if (auto v = query.Get("if_exists")) {
+    if (*v != "true" && *v != "false") {
+      co_return Error(400, "INVALID_ARGUMENT", "if_exists is true or false");
+    }
+    if_exists = *v == "true";
+  }
+  const std::string dropped = name;
+  Status s = co_await coordinator->DropKeyspace(std::move(name), if_exists);
+  if (!s.ok()) co_return FromStatus(s);
+  co_return JsonReply(200, Json{{"dropped", dropped}});
 }
 
 Response HttpFrontDoor::Exchange::Cluster() {

@@ -1,0 +1,95 @@
+// ping, metrics, status: the node and the cluster.
+#include "tools/cli/cluster_commands.h"
+
+#include <chrono>
+#include <map>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace cairn::tools::cli {
+
+namespace {
+
+// 1536 as "1.5 KiB"; under 1 KiB as "512 B".
+std::string HumanBytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+Json ClusterJson(const ClusterInfo& cluster) {
+  Json nodes = Json::array();
+  for (const auto& n : cluster.nodes) {
+    nodes.push_back(Json{{"node_id", n.node_id},
+                         {"address", n.address},
+                         {"dc", n.dc},
+                         {"rack", n.rack},
+                         {"state", n.up ? "UP" : "DOWN"},
+                         {"partitions", n.partitions},
+                         {"load_bytes", n.load_bytes},
+                         {"hints_pending", n.hints_pending},
+                         {"self", n.self}});
+  }
+  return Json{{"formed", cluster.formed},
+              {"partitions", cluster.partitions},
+              {"note", cluster.note},
+              {"nodes", nodes}};
+}
+
+// A table of nodes per data centre.
+std::string ClusterText(const ClusterInfo& cluster) {
+  std::string out =
+      fmt::format("Cluster of {} nodes, {} partitions{}\n", cluster.nodes.size(),
+                  cluster.partitions, cluster.formed ? "" : " (not formed: " + cluster.note + ")");
+  std::map<std::string, std::vector<const NodeInfo*>> by_dc;
+  for (const auto& n : cluster.nodes) by_dc[n.dc.empty() ? "?" : n.dc].push_back(&n);
+  for (const auto& [dc, nodes] : by_dc) {
+    out += "\nDatacenter: " + dc + "\n";
+    out += fmt::format("{:<6} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}\n", "STATE", "ADDRESS",
+                       "NODE", "RACK", "LOAD", "PARTITIONS", "HINTS");
+    for (const auto* n : nodes) {
+      out +=
+          fmt::format("{:<6} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n", n->up ? "UP" : "DOWN",
+                      n->address, n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
+                      n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes), n->partitions,
+                      n->hints_pending, n->self ? "  (this node)" : "");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int Ping(Context& context, const Args&) {
+  const auto start = std::chrono::steady_clock::now();
+  auto r = context.client().Ping();
+  if (!r.ok()) return Fail(r.status());
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return context.Reply(
+      Json{{"node", r->node_id}, {"version", r->version}, {"round_trip_ms", ms}},
+      fmt::format("PONG from node {} (cairnd {}) in {:.2f} ms\n", r->node_id, r->version, ms));
+}
+
+int Metrics(Context& context, const Args&) {
+  auto r = context.client().Metrics();
+  if (!r.ok()) return Fail(r.status());
+  std::string text;
+  for (const auto& [name, value] : *r) text += fmt::format("{} {}\n", name, value);
+  return context.Reply(Json(*r), text);
+}
+
+int ClusterStatus(Context& context, const Args&) {
+  auto r = context.client().ClusterStatus();
+  if (!r.ok()) return Fail(r.status());
+  return context.Reply(ClusterJson(*r), ClusterText(*r));
+}
+
+}  // namespace cairn::tools::cli

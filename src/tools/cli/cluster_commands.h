@@ -1,0 +1,15 @@
+// The node and the cluster: ping, metrics, status (docs/cli.md).
+#pragma once
+
+#include "tools/cli/context.h"
+
+namespace cairn::tools::cli {
+
+// "PONG from node N (cairnd V) in T ms".
+int Ping(Context& context, const Args&);
+// The node's counters, one "name value" a line.
+int Metrics(Context& context, const Args&);
+// A table of the nodes per data centre: state, address, id, rack, load, partitions, hints.
+int ClusterStatus(Context& context, const Args&);
+
+}  // namespace cairn::tools::cli
