@@ -66,6 +66,12 @@ struct NodeInfo {
   uint64_t load_bytes = 0;
   uint64_t hints_pending = 0;  // hints it holds for other nodes
   bool self = false;           // the node that answered
+  std::string member_state;    // NORMAL, JOINING or LEAVING
+  bool dead = false;           // removed or being replaced
+  // Its part in the topology change in progress: ranges it streams in, done, bytes so far.
+  uint32_t streams_total = 0;
+  uint32_t streams_done = 0;
+  uint64_t stream_bytes = 0;
 };
 
 struct ClusterInfo {
@@ -74,6 +80,8 @@ struct ClusterInfo {
   bool formed = false;
   std::string note;              // why the cluster has not formed yet
   uint64_t map_fingerprint = 0;  // of the partition map; 0 before the cluster has formed
+  uint64_t topology_epoch = 0;
+  std::string change;  // the topology change in progress, for people; empty: none
 };
 
 // The asynchronous client. Every call must be made from a coroutine running on the executor
@@ -134,6 +142,15 @@ class AsyncClient {
   // Every node of the cluster with its state, as the node answering sees it.
   boost::asio::awaitable<Result<ClusterInfo>> ClusterStatus();
 
+  // Node operations (docs/operations.md): each starts a topology change and answers once its
+  // first epoch is decided, with the cluster's epoch and change; the change then runs on its own
+  // (ClusterStatus() shows its progress). DecommissionNode: a live member streams its data to
+  // the nodes that take it over, then leaves. RemoveNode: a dead member leaves, its data streamed
+  // from the surviving replicas. CancelNodeChange: the change in progress rolls back, until
+  // reads have switched to the new replicas.
+  enum class NodeOperation { kDecommission, kRemove, kCancel };
+  boost::asio::awaitable<Result<ClusterInfo>> ChangeNode(NodeOperation op, uint32_t node_id);
+
   // Closes all connections now. Later calls reconnect.
   void Close();
 
@@ -172,6 +189,7 @@ class Client {
   Result<ServerInfo> Ping();
   Result<std::map<std::string, uint64_t>> Metrics();
   Result<ClusterInfo> ClusterStatus();
+  Result<ClusterInfo> ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id);
 
  private:
   struct State;

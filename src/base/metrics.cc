@@ -229,6 +229,7 @@ std::string_view OperationName(Operation op) {
                                                                     "cluster_status",
                                                                     "ping",
                                                                     "metrics",
+                                                                    "node_operation",
                                                                     "other"};
   const auto i = static_cast<size_t>(op);
   return i < kNames.size() ? kNames[i] : "other";

@@ -164,9 +164,10 @@ enum class Operation : uint8_t {
   kClusterStatus,
   kPing,
   kMetrics,
+  kNodeOperation,
   kOther,  // malformed or unknown requests
 };
-inline constexpr size_t kOperations = 16;
+inline constexpr size_t kOperations = 17;
 std::string_view OperationName(Operation op);  // "get", "keyspace_create", ...
 
 inline constexpr size_t kLevels = 12;   // Consistency::kDefault .. kLocalSerial

@@ -97,6 +97,10 @@ struct NodeStatus {
   // Its place in the topology: NORMAL, JOINING, LEAVING (empty before the cluster formed).
   std::string state;
   bool dead = false;  // removed or being replaced: declared gone for good
+  // Its part in the topology change in progress: ranges it streams in, done, bytes so far.
+  uint32_t streams_total = 0;
+  uint32_t streams_done = 0;
+  uint64_t stream_bytes = 0;
 };
 
 }  // namespace base

@@ -72,9 +72,25 @@ ClusterInfo ClusterOf(const wire::ClusterStatusResponse& r) {
   info.formed = r.formed();
   info.note = r.note();
   info.map_fingerprint = r.map_fingerprint();
+  info.topology_epoch = r.topology_epoch();
+  info.change = r.change();
   for (const wire::NodeStatus& n : r.nodes()) {
-    info.nodes.push_back(NodeInfo{n.node_id(), n.address(), n.dc(), n.rack(), n.state() == "UP",
-                                  n.partitions(), n.load_bytes(), n.hints_pending(), n.self()});
+    NodeInfo node;
+    node.node_id = n.node_id();
+    node.address = n.address();
+    node.dc = n.dc();
+    node.rack = n.rack();
+    node.up = n.state() == "UP";
+    node.partitions = n.partitions();
+    node.load_bytes = n.load_bytes();
+    node.hints_pending = n.hints_pending();
+    node.self = n.self();
+    node.member_state = n.member_state();
+    node.dead = n.dead();
+    node.streams_total = n.streams_total();
+    node.streams_done = n.streams_done();
+    node.stream_bytes = n.stream_bytes();
+    info.nodes.push_back(std::move(node));
   }
   return info;
 }
@@ -534,6 +550,27 @@ asio::awaitable<Result<std::map<std::string, uint64_t>>> AsyncClient::Metrics() 
   co_return std::map<std::string, uint64_t>(counters.begin(), counters.end());
 }
 
+asio::awaitable<Result<ClusterInfo>> AsyncClient::ChangeNode(NodeOperation op,
+                                                             uint32_t node_id) {
+  auto impl = impl_;
+  wire::NodeOperationRequest::Kind kind = wire::NodeOperationRequest::CANCEL;
+  if (op == NodeOperation::kDecommission) kind = wire::NodeOperationRequest::DECOMMISSION;
+  if (op == NodeOperation::kRemove) kind = wire::NodeOperationRequest::REMOVE;
+  // Idempotent: the server answers a repeated request with the change already under way.
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        request.mutable_node_operation()->set_kind(kind);
+        request.mutable_node_operation()->set_node_id(node_id);
+      },
+      /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  ClusterInfo info;
+  info.formed = true;
+  info.topology_epoch = response->node_operation().topology_epoch();
+  info.change = response->node_operation().change();
+  co_return info;
+}
+
 asio::awaitable<Result<ClusterInfo>> AsyncClient::ClusterStatus() {
   auto impl = impl_;
   auto response =
@@ -617,5 +654,8 @@ Result<std::map<std::string, uint64_t>> Client::Metrics() {
   return state_->Wait(state_->async.Metrics());
 }
 Result<ClusterInfo> Client::ClusterStatus() { return state_->Wait(state_->async.ClusterStatus()); }
+Result<ClusterInfo> Client::ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id) {
+  return state_->Wait(state_->async.ChangeNode(op, node_id));
+}
 
 }  // namespace cairn

@@ -202,7 +202,8 @@ Result<bool> Gossiper::Adopt(const TopologyState& state) {
   if (!topology.ok()) {
     // Not (or no longer) a member: remember the state so that a joining node knows the cluster,
     // but publish no topology.
-    if (FindMember(state, identity_.node_id) != nullptr) return topology.status();
+    const internode::TopologyMember* me = FindMember(state, identity_.node_id);
+    if (me != nullptr && me->state() != internode::LEFT) return topology.status();
   }
   if (Status s = engine_->WriteMeta({{std::string(kTopologyKey), state.SerializeAsString()}});
       !s.ok()) {
@@ -214,9 +215,12 @@ Result<bool> Gossiper::Adopt(const TopologyState& state) {
   }
   std::shared_ptr<const Topology> published;
   bool formed_now = false;
+  bool left_now = false;
   {
     std::lock_guard lock(mu_);
     formed_now = topology_ == nullptr && topology.ok();
+    // A member until now, and no longer one.
+    left_now = topology_ != nullptr && !topology.ok();
     state_ = std::make_shared<const TopologyState>(state);
     if (topology.ok()) topology_ = *topology;
     published = topology_;
@@ -228,6 +232,11 @@ Result<bool> Gossiper::Adopt(const TopologyState& state) {
   spdlog::info("topology epoch {}: {}", state.epoch(), Describe(state));
   if (formed_now && on_formed_) on_formed_(published);
   if (published && on_topology_) on_topology_(published);
+  if (left_now) {
+    spdlog::warn("node {} has left the cluster at topology epoch {}", identity_.node_id,
+                 state.epoch());
+    if (on_left_) on_left_();
+  }
   return true;
 }
 
@@ -566,6 +575,12 @@ std::vector<NodeStatus> Gossiper::Nodes() const {
       n.rack = it->second.info().rack();
       n.load_bytes = it->second.load_bytes();
       n.hints_pending = it->second.hints_pending();
+      if (state_ && state_->has_transition() &&
+          it->second.transition() == state_->transition().id()) {
+        n.streams_total = it->second.streams_total();
+        n.streams_done = it->second.streams_done();
+        n.stream_bytes = it->second.stream_bytes();
+      }
     }
     if (member != nullptr) {
       n.node_id = member->info().node_id();

@@ -105,6 +105,9 @@ class Gossiper final : public ClusterView, public TopologyStore {
   // Called (on the gossip executor) when this node must not run: a peer refused it for a
   // different membership before the cluster formed. The server exits with the message.
   void OnFatal(std::function<void(const cairn::Status&)> fn) { on_fatal_ = std::move(fn); }
+  // Called (once, from the blocking pool) when an epoch says this node has left the cluster
+  // (decommissioned or removed): it should stop.
+  void OnLeft(std::function<void()> fn) { on_left_ = std::move(fn); }
   // Called once when the cluster forms (or is restored) with the topology.
   void OnFormed(std::function<void(std::shared_ptr<const Topology>)> fn) {
     on_formed_ = std::move(fn);
@@ -147,6 +150,7 @@ class Gossiper final : public ClusterView, public TopologyStore {
 
   SelfFigures figures_;
   std::function<void(const cairn::Status&)> on_fatal_;
+  std::function<void()> on_left_;
   std::function<void(std::shared_ptr<const Topology>)> on_formed_;
   std::function<void(std::shared_ptr<const Topology>)> on_topology_;
   asio::steady_timer timer_;

@@ -136,6 +136,10 @@ ClusterInfo ClusterCoordinator::Cluster() const {
   info.formed = topology != nullptr;
   if (info.formed) {
     info.map_fingerprint = topology->map.Fingerprint();
+    info.epoch = topology->epoch;
+    if (topology->state && topology->state->has_transition()) {
+      info.change = cluster::Describe(*topology->state);
+    }
   } else {
     info.note = view_->NotFormedReason();
   }
@@ -218,4 +222,61 @@ Result<std::vector<NodeReport>> ClusterCoordinator::ClusterStatus() const {
   }
   return out;
 }
+asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op,
+                                                                      uint32_t node_id) {
+  if (store_ == nullptr) co_return Status::FailedPrecondition("this node keeps no topology log");
+  const uint64_t now_ms = wall_->NowMillis();
+  auto changed = co_await ChangeTopology(
+      [&](const internode::TopologyState& s) -> Result<std::optional<internode::TopologyState>> {
+        Result<internode::TopologyState> next = Status::Internal("unknown node operation");
+        switch (op) {
+          case NodeOp::kDecommission:
+          case NodeOp::kRemove: {
+            const bool dead = op == NodeOp::kRemove;
+            // Asked again (the answer was lost): the change is already under way.
+            if (s.has_transition()) {
+              const internode::TopologyMember* m = cluster::FindMember(s, node_id);
+              if (m != nullptr && m->state() == internode::LEAVING && m->dead() == dead) {
+                return std::optional<internode::TopologyState>();
+              }
+            }
+            if (const internode::TopologyMember* m = cluster::FindMember(s, node_id);
+                m == nullptr || m->state() == internode::LEFT) {
+              return Status::NotFound(
+                  fmt::format("node {} is not a member of this cluster", node_id));
+            }
+            if (!dead && !view_->IsUp(node_id)) {
+              return Status::FailedPrecondition(fmt::format(
+                  "node {} is DOWN: a decommissioned node streams its own data away; remove a "
+                  "dead node instead (cairn node remove {})",
+                  node_id, node_id));
+            }
+            if (dead && view_->IsUp(node_id)) {
+              return Status::FailedPrecondition(fmt::format(
+                  "node {} is UP: only a dead node is removed; decommission a live one (cairn "
+                  "node decommission {})",
+                  node_id, node_id));
+            }
+            next = cluster::StartLeave(s, node_id, dead, now_ms);
+            break;
+          }
+          case NodeOp::kCancel:
+            if (!s.has_transition()) {
+              return Status::FailedPrecondition("no topology change is in progress");
+            }
+            if (s.transition().stage() == internode::ROLLBACK) {
+              return std::optional<internode::TopologyState>();
+            }
+            next = cluster::Advance(s, internode::WRITE_BOTH_READ_OLD, internode::ROLLBACK,
+                                    now_ms);
+            break;
+        }
+        if (!next.ok()) return next.status();
+        return std::optional<internode::TopologyState>(std::move(*next));
+      },
+      base::Clock::now() + kKeyspaceChangeTime);
+  if (!changed.ok()) co_return changed.status();
+  co_return Cluster();
+}
+
 }  // namespace cairn::coordinator

@@ -94,6 +94,7 @@ class ClusterCoordinator final : public Coordinator {
   Result<std::vector<NodeReport>> ClusterStatus() const override;
   ClusterInfo Cluster() const override;
   PartitionLayout Partitions() const override;
+  asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) override;
   base::PhysicalClock& wall_clock() const override { return *wall_; }
 
   struct ReplicaSet;

@@ -96,6 +96,8 @@ struct ClusterInfo {
   bool formed = false;
   std::string note;              // why not formed
   uint64_t map_fingerprint = 0;  // of the partition map, once formed
+  uint64_t epoch = 0;            // of the topology
+  std::string change;            // the topology change in progress, for people; empty: none
 };
 
 // The partition map as front doors show it (the web console's grid): for each data centre, each
@@ -117,6 +119,14 @@ struct PartitionLayout {
   uint32_t partitions = 0;
   std::vector<Member> members;  // by address
   std::vector<DataCentre> dcs;  // by name
+};
+
+// The node operations of `cairn node` that start (or stop) a topology change; a new node joins by
+// starting with --join instead.
+enum class NodeOp {
+  kDecommission,  // a live member streams its data to the nodes that take it over, then leaves
+  kRemove,        // a dead member leaves; its data is streamed from the surviving replicas
+  kCancel,        // the change in progress rolls back (only before reads have switched)
 };
 
 // One node as `cairn status` shows it.
@@ -202,6 +212,11 @@ class Coordinator {
   // the cluster has formed).
   virtual Result<std::vector<NodeReport>> ClusterStatus() const = 0;
   virtual ClusterInfo Cluster() const = 0;
+  // Starts `op` on node `node_id` (ignored for kCancel) as the next topology epoch; answers with
+  // the cluster's epoch and change once that epoch is decided (the change runs on by itself).
+  // FAILED_PRECONDITION when another change runs or the change would leave a keyspace with fewer
+  // replicas than it asks for; NOT_FOUND for a node that is not a member.
+  virtual asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) = 0;
   virtual PartitionLayout Partitions() const = 0;
   // The node's wall clock: the one reading of wall time for everything the node does (tests and
   // --debug-clock-skew-ms inject time here), front doors' TTL arithmetic included.

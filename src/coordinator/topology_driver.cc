@@ -79,12 +79,28 @@ bool TopologyDriver::Driving(const TopologyState& state) const {
 
 asio::awaitable<void> TopologyDriver::Step() {
   std::shared_ptr<const TopologyState> state = gossiper_->state();
-  if (!state || !state->has_transition()) {
+  if (!state) co_return;
+  if (!state->has_transition()) {
     SetWaiting("");
+    if (Driving(*state)) co_await RemoveTheDead(*state);
     co_return;
   }
   if (!Driving(*state)) co_return;
   const internode::Transition& t = state->transition();
+  if (t.stage() == internode::WRITE_BOTH_READ_OLD) {
+    // A member removed as dead that is back before reads have switched keeps its place.
+    for (const internode::TopologyMember& m : state->members()) {
+      if (m.state() == internode::LEAVING && m.dead() && gossiper_->IsUp(m.info().node_id())) {
+        spdlog::warn("node {} is UP again while being removed: rolling the change back",
+                     m.info().node_id());
+        const uint64_t now_ms = coordinator_->wall_clock().NowMillis();
+        co_await Commit(t.id(), t.stage(), [now_ms](const TopologyState& s) {
+          return cluster::Advance(s, internode::WRITE_BOTH_READ_OLD, internode::ROLLBACK, now_ms);
+        });
+        co_return;
+      }
+    }
+  }
   if (state->fence() < t.stage_epoch()) {
     if (Status s = co_await Barrier(*state); !s.ok()) {
       SetWaiting(fmt::format("the barrier of epoch {} ({}): {}", state->epoch(),
@@ -117,11 +133,37 @@ asio::awaitable<void> TopologyDriver::Step() {
         SetWaiting(std::move(why));
         co_return;
       }
-      co_await Commit(t.id(), t.stage(),
-                      [now_ms](const TopologyState& s) { return cluster::Finish(s, now_ms); });
+      if (Status s = co_await Commit(
+              t.id(), t.stage(),
+              [now_ms](const TopologyState& s) { return cluster::Finish(s, now_ms); });
+          s.ok()) {
+        co_await TellLeavers(*state);
+      }
       break;
     default:
       break;
+  }
+}
+
+asio::awaitable<void> TopologyDriver::TellLeavers(const TopologyState& before) {
+  // The epoch that makes them LEFT is not broadcast to them (nor gossiped): tell each node that
+  // left by this change, so that it knows to stop.
+  std::shared_ptr<const TopologyState> now = gossiper_->state();
+  if (!now) co_return;
+  internode::Request request;
+  *request.mutable_topology()->mutable_state() = *now;
+  for (const internode::TopologyMember& m : before.members()) {
+    const internode::TopologyMember* after = cluster::FindMember(*now, m.info().node_id());
+    if (m.state() != internode::LEAVING || m.dead() || after == nullptr ||
+        after->state() != internode::LEFT) {
+      continue;
+    }
+    auto r = co_await client_->Call(m.info().address(), request,
+                                    base::Clock::now() + std::chrono::seconds(2));
+    if (!r.ok()) {
+      spdlog::info("telling node {} that it has left: {}", m.info().node_id(),
+                   r.status().ToString());
+    }
   }
 }
 
@@ -145,6 +187,44 @@ asio::awaitable<Status> TopologyDriver::Barrier(const TopologyState& state) {
   co_return co_await Commit(id, stage, [fence](const TopologyState& s) {
     return Result<TopologyState>(cluster::WithFence(s, fence));
   });
+}
+
+asio::awaitable<void> TopologyDriver::RemoveTheDead(const TopologyState& state) {
+  if (options_.dead_after.count() <= 0) co_return;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<uint32_t> longest;
+  for (const internode::TopologyMember& m : state.members()) {
+    const uint32_t id = m.info().node_id();
+    if (m.state() != internode::NORMAL || id == self_.node_id() || gossiper_->IsUp(id)) {
+      down_since_.erase(id);
+      continue;
+    }
+    auto [it, first] = down_since_.emplace(id, now);
+    if (!first && now - it->second >= options_.dead_after &&
+        (!longest || it->second < down_since_[*longest])) {
+      longest = id;
+    }
+  }
+  if (!longest) co_return;
+  const uint32_t dead = *longest;
+  const uint64_t now_ms = coordinator_->wall_clock().NowMillis();
+  auto r = co_await coordinator_->ChangeTopology(
+      [&](const TopologyState& s) -> Result<std::optional<TopologyState>> {
+        if (s.has_transition()) return std::optional<TopologyState>();  // someone was first
+        auto next = cluster::StartLeave(s, dead, /*dead=*/true, now_ms);
+        if (!next.ok()) return next.status();
+        return std::optional<TopologyState>(std::move(*next));
+      },
+      base::Clock::now() + kBarrierTime);
+  if (r.ok()) {
+    spdlog::warn("node {} has been DOWN for longer than --dead-after ({} s): removing it; its "
+                 "data is streamed from the other replicas",
+                 dead, options_.dead_after.count() / 1000);
+    down_since_.erase(dead);
+  } else {
+    SetWaiting(fmt::format("cannot remove node {}, DOWN for longer than --dead-after: {}", dead,
+                           r.status().message()));
+  }
 }
 
 bool TopologyDriver::StreamsDone(const TopologyState& state, std::string* waiting) const {

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ struct DriverOptions {
   // the place of.
   std::vector<std::string> join;
   uint32_t replace = 0;
+  // --dead-after: a member DOWN this long is removed (its data re-replicated from the others);
+  // 0: never.
+  std::chrono::milliseconds dead_after{0};
 };
 
 // Thread safety: Run() and JoinLoop() run on `executor`; HandleJoin() on any reactor; Wake() and
@@ -70,6 +74,8 @@ class TopologyDriver {
  private:
   // Whether this node drives `state`'s change.
   bool Driving(const internode::TopologyState& state) const;
+  // With --dead-after, and no change in progress: removes a member DOWN that long.
+  asio::awaitable<void> RemoveTheDead(const internode::TopologyState& state);
   asio::awaitable<void> Step();
   asio::awaitable<void> Join();
   // The barrier of the stage `state` is at, then its fence committed.
@@ -81,6 +87,8 @@ class TopologyDriver {
       uint64_t id, internode::TransitionStage stage,
       std::function<Result<internode::TopologyState>(const internode::TopologyState&)> next);
   void SetWaiting(std::string what);
+  // Sends the newest state to the members that left with the change `before` was in.
+  asio::awaitable<void> TellLeavers(const internode::TopologyState& before);
 
   ClusterCoordinator* const coordinator_;
   cluster::Gossiper* const gossiper_;
@@ -90,6 +98,8 @@ class TopologyDriver {
   const asio::any_io_executor executor_;
   asio::steady_timer timer_;  // on executor_
   bool stopping_ = false;     // on executor_
+  // When the driver first saw each member DOWN (on executor_; forgotten when it is UP).
+  std::map<uint32_t, std::chrono::steady_clock::time_point> down_since_;
   mutable std::mutex mu_;
   std::string waiting_;  // guarded by mu_
 };

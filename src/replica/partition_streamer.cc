@@ -247,6 +247,9 @@ asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& t
   if (recorded->has_value()) {
     if (**recorded == kDone) co_return Status::Ok();
     after = (*recorded)->substr(1);
+    spdlog::info("topology change {}: resuming partition {} of keyspace {} from node {} after "
+                 "its last applied chunk",
+                 transition, task.partition, task.keyspace, source);
   }
   const cluster::Member* member = topology.Find(source);
   if (member == nullptr) co_return Status::Unavailable("the source is not a member");
@@ -276,9 +279,9 @@ asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& t
       std::lock_guard lock(mu_);
       progress_.bytes += bytes;
     }
+    co_await Throttle(bytes);
     if (done) co_return Status::Ok();
     after = std::move(last);
-    co_await Throttle(bytes);
   }
   co_return Status::Unavailable("stopping");
 }
@@ -354,9 +357,10 @@ asio::awaitable<void> PartitionStreamer::Throttle(size_t bytes) {
   }
   budget_bytes_ += bytes;
   if (budget_bytes_ < options_.bytes_per_second) co_return;
-  // Over this second's budget: wait for the rest of the second.
-  timer_.expires_at(budget_start_ + std::chrono::seconds(1));
-  co_await timer_.async_wait(kNoThrow);
+  // Over this second's budget: wait for the rest of the second (on a timer of its own: Wake()
+  // cancels timer_).
+  asio::steady_timer wait(executor_, budget_start_ + std::chrono::seconds(1));
+  co_await wait.async_wait(kNoThrow);
   budget_start_ = std::chrono::steady_clock::now();
   budget_bytes_ = 0;
 }

@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -35,6 +36,8 @@ struct Flags {
   uint32_t http_idle_ms = 30'000;
   uint32_t http_read_ms = 10'000;
   size_t read_cache_mb = options.read_cache_bytes >> 20;
+  uint64_t stream_mb_per_s = options.stream_bytes_per_second >> 20;
+  uint64_t dead_after_s = 0;
 };
 
 // The flag table. --help and --print-config list the flags in this order, and every flag is
@@ -63,6 +66,27 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Every initial member of the cluster as HOST:PORT, this node included, the same "
                  "list on every node (comma-separated); default: a cluster of this node alone")
       ->delimiter(',');
+  auto* join = app.add_option(
+      "--join", options.join,
+      "Start as a new node of a running cluster: HOST:PORT of one or more of its members to ask "
+      "(comma-separated); the node streams its share of the data, then serves (see "
+      "docs/operations.md)");
+  join->delimiter(',')->excludes("--peers");
+  app.add_option("--replace", options.replace,
+                 "With --join: take exactly the place of this dead member (its node id), "
+                 "streaming its data from the surviving replicas")
+      ->needs(join);
+  app.add_option("--stream-mb-per-s", flags.stream_mb_per_s,
+                 "Data this node streams in during node joins and removals, in MiB/s at most "
+                 "(0: no limit)")
+      ->capture_default_str();
+  app.add_option("--dead-after", flags.dead_after_s,
+                 "Remove a member that has been DOWN this long and re-replicate its data from the "
+                 "other replicas (seconds, or with a unit: 90s, 10m, 2h); 0: never (the default: "
+                 "remove dead nodes with cairn node remove)")
+      ->transform(CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
+                                        CLI::AsNumberWithUnit::CASE_SENSITIVE))
+      ->capture_default_str();
   app.add_option("--dc", options.dc, "This node's data centre")->capture_default_str();
   app.add_option("--rack", options.rack, "This node's rack")->capture_default_str();
   app.add_option("--partitions", options.partitions,
@@ -114,6 +138,8 @@ ServerOptions ToOptions(const Flags& flags, bool node_id_given) {
   options.http_idle_timeout = std::chrono::milliseconds(flags.http_idle_ms);
   options.http_read_timeout = std::chrono::milliseconds(flags.http_read_ms);
   options.hint_window = std::chrono::seconds(flags.hint_window_s);
+  options.stream_bytes_per_second = flags.stream_mb_per_s << 20;
+  options.dead_after = std::chrono::seconds(flags.dead_after_s);
   return options;
 }
 
@@ -130,6 +156,13 @@ int Serve(ServerOptions options) {
     boost::asio::post(signals_io, [&, s] {
       std::cerr << "cairnd: " << s.message() << "\n";
       exit_code = 2;
+      signals_io.stop();
+    });
+  };
+  options.on_left = [&] {
+    boost::asio::post(signals_io, [&] {
+      std::cerr << "cairnd: this node has left the cluster; its data directory is no longer "
+                   "needed (a node joins again with an empty one and --join)\n";
       signals_io.stop();
     });
   };

@@ -249,6 +249,9 @@ Status Server::Open() {
   gossiper_->OnFatal([this](const Status& s) {
     if (options_.on_fatal) options_.on_fatal(s);
   });
+  gossiper_->OnLeft([this] {
+    if (options_.on_left) options_.on_left();
+  });
 
   coordinator::CoordinatorOptions coordinator_options;
   coordinator_options.max_value_bytes = options_.max_value_bytes;
@@ -264,6 +267,7 @@ Status Server::Open() {
   coordinator::DriverOptions driver_options;
   driver_options.join = options_.join;
   driver_options.replace = options_.replace;
+  driver_options.dead_after = options_.dead_after;
   driver_ = std::make_unique<coordinator::TopologyDriver>(coordinator_.get(), gossiper_.get(),
                                                           clients[0], std::move(self),
                                                           driver_options,
@@ -354,6 +358,8 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"replica.reads", "Reads asked of a replica, this node included"},
     {"replica.local_reads", "Reads this node served from its own replica (no network hop)"},
     {"replica.remote_reads", "Reads this node sent to another node's replica"},
+    {"replica.replans",
+     "Requests planned again with a newer topology after replicas refused the older one"},
     {"replica.read_repairs", "Stale replicas sent the newest version by a read (read repair)"},
     {"replica.speculative_reads",
      "Spare replicas a read asked because a chosen one had not answered in time"},
@@ -393,6 +399,20 @@ void Server::RegisterMetrics() {
                Ready().ok() ? 1 : 0);
   });
   metrics_.Add([this](Exposition& out) { requests_.Collect(out); });
+  metrics_.Add([this](Exposition& out) {
+    auto state = gossiper_->state();
+    out.Single("cairn_topology_epoch", "The newest topology epoch this node has adopted",
+               Type::kGauge, static_cast<double>(state ? state->epoch() : 0));
+    out.Single("cairn_topology_change_in_progress",
+               "1 while a topology change (join, decommission, removal) runs, else 0",
+               Type::kGauge, state && state->has_transition() ? 1 : 0);
+    const replica::StreamProgress p = streamer_->progress();
+    out.Single("cairn_stream_ranges_pending",
+               "Ranges this node has still to stream in for the change in progress", Type::kGauge,
+               static_cast<double>(p.total - std::min(p.total, p.done)));
+    out.Single("cairn_stream_bytes_total", "Bytes this node has streamed in for topology changes",
+               Type::kCounter, static_cast<double>(streamer_->bytes_total()));
+  });
   metrics_.Add([](Exposition& out) {
     const std::optional<AllocatorStats> heap = ReadAllocatorStats();
     if (!heap) return;  // a build without jemalloc

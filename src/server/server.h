@@ -58,6 +58,8 @@ struct ServerOptions {
   uint32_t replace = 0;
   // Bytes per second this node streams in during topology changes, at most (0: no limit).
   uint64_t stream_bytes_per_second = uint64_t{64} << 20;
+  // A member DOWN this long is removed and its data re-replicated (0: never).
+  std::chrono::seconds dead_after{0};
   std::string dc = "dc1";
   std::string rack = "rack1";
   uint32_t threads = 0;  // reactor threads; 0: one per core, at most 4
@@ -78,6 +80,9 @@ struct ServerOptions {
   // Called (from a reactor) when the node must stop: a peer refused it for a different
   // membership. The caller should then Stop() the server and exit with an error.
   std::function<void(const Status&)> on_fatal;
+  // Called (from any thread) when this node has left the cluster (decommissioned or removed):
+  // the caller should Stop() the server and exit successfully.
+  std::function<void()> on_left;
 };
 
 class Server {

@@ -18,6 +18,7 @@
 #include "tools/cli/cluster_commands.h"
 #include "tools/cli/data_commands.h"
 #include "tools/cli/keyspace_commands.h"
+#include "tools/cli/node_commands.h"
 
 namespace {
 
@@ -120,6 +121,19 @@ void DeclareKeyspaceDrop(CLI::App& c, Args& a) {
 
 void DeclareNothing(CLI::App&, Args&) {}
 
+void DeclareWait(CLI::App& c, Args& a) {
+  c.add_flag("--wait", a.node.wait,
+             "Wait until the change has finished, showing its progress (streams done, bytes)");
+  c.add_option("--wait-timeout", a.node.wait_seconds,
+               "With --wait: give up waiting after this many seconds (exit 3; the change goes "
+               "on)");
+}
+
+void DeclareNodeId(CLI::App& c, Args& a) {
+  c.add_option("ID", a.node.node_id, "The node's id (as `cairn status` shows it)")->required();
+  DeclareWait(c, a);
+}
+
 // ---- the table --------------------------------------------------------------------------------
 
 // One subcommand, or a group of them (`cairn keyspace create`). Adding a subcommand is a row here
@@ -156,6 +170,19 @@ const Subcommand kSubcommands[] = {
     {"", "status",
      "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints",
      DeclareNothing, cli::ClusterStatus},
+    {"", "node",
+     "Change the cluster's members: decommission, remove, cancel, ops (a new node joins with "
+     "cairnd --join)"},
+    {"node", "decommission",
+     "Move the data of live node ID to the other nodes, then take it out of the cluster",
+     DeclareNodeId, cli::NodeDecommission},
+    {"node", "remove",
+     "Take dead node ID out of the cluster; its data is streamed from the surviving replicas",
+     DeclareNodeId, cli::NodeRemove},
+    {"node", "cancel", "Roll back the change in progress (until reads have switched)",
+     DeclareWait, cli::NodeCancel},
+    {"node", "ops", "Show the change in progress and each node's streaming", DeclareWait,
+     cli::NodeOps},
 };
 
 void DeclareGlobals(CLI::App& app, cli::Globals& g) {

@@ -353,6 +353,12 @@ std::vector<std::string> NetnsCluster::netns_names() const {
   return names;
 }
 
+std::optional<int> NetnsCluster::Exited(size_t i) {
+  std::lock_guard lock(mu_);
+  if (i >= nodes_.size() || !nodes_[i]) return std::nullopt;
+  return nodes_[i]->Exited();
+}
+
 pid_t NetnsCluster::pid(size_t i) const {
   std::lock_guard lock(mu_);
   if (i >= nodes_.size() || !nodes_[i] || !nodes_[i]->running()) return -1;
@@ -471,6 +477,8 @@ Result<ClusterInfo> NetnsCluster::ClusterStatus(size_t observer) {
     info.formed = json.value("formed", false);
     info.partitions = json.value("partitions", 0u);
     info.note = json.value("note", "");
+    info.topology_epoch = json.value("topology_epoch", uint64_t{0});
+    info.change = json.value("change", "");
     for (const auto& n : json.value("nodes", nlohmann::json::array())) {
       NodeInfo node;
       node.node_id = n.value("node_id", 0u);
@@ -482,6 +490,7 @@ Result<ClusterInfo> NetnsCluster::ClusterStatus(size_t observer) {
       node.load_bytes = n.value("load_bytes", uint64_t{0});
       node.hints_pending = n.value("hints_pending", uint64_t{0});
       node.self = n.value("self", false);
+      node.member_state = n.value("member", "");
       info.nodes.push_back(std::move(node));
     }
     return info;
@@ -512,7 +521,8 @@ Status NetnsCluster::WaitForAllUp(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   std::vector<size_t> up;
   for (size_t i = 0; i < size(); ++i) {
-    if (running(i)) up.push_back(i);
+    // A node that ended by itself (a decommissioned one exits) is no longer running.
+    if (!Exited(i) && running(i)) up.push_back(i);
   }
   for (size_t i : up) {
     for (size_t j : up) {

@@ -72,6 +72,9 @@ class NetnsCluster {
   // The pid of node i's cairnd, or -1 while it is not running.
   pid_t pid(size_t i) const;
   bool running(size_t i) const { return pid(i) > 0; }
+  // Node i's exit code once it has ended by itself (a decommissioned node exits 0), else nullopt;
+  // it then counts as not running.
+  std::optional<int> Exited(size_t i);
   // False when `nft` is missing: Partition() and CutOneWay() then fail with UNAVAILABLE (the
   // reason was logged at start); Isolate() and the process faults do not need it.
   bool can_filter() const { return can_filter_; }

@@ -181,9 +181,11 @@ class FaultWorkloadTest : public ::testing::Test {
 
   // A schedule of every kind of fault from the test's seed (CAIRN_SEED, or a random one), with at
   // most `max_down` nodes affected at once.
-  FaultSchedule Schedule(size_t max_down) {
+  // `nodes`: the faults hit nodes 0 .. nodes-1 only (the others are left alone, except that a
+  // partition cuts them off from every node).
+  FaultSchedule Schedule(size_t max_down, size_t nodes = kNodes) {
     FaultSchedule::Options o;
-    o.nodes = kNodes;
+    o.nodes = nodes;
     o.duration = FaultDuration();
     o.max_down = max_down;
     if (!LongRun()) {
@@ -222,8 +224,10 @@ class FaultWorkloadTest : public ::testing::Test {
 
   // Runs the schedule while `body(client)` runs on kClients threads (one client each), until
   // the schedule ends; then waits for every node to see every node UP.
+  // With `alongside`, that runs on a thread of its own too, until the workload stops.
   void RunWorkload(const FaultSchedule& schedule, const std::vector<std::unique_ptr<Client>>& c,
-                   const std::function<void(size_t, Client&, const std::atomic<bool>&)>& body) {
+                   const std::function<void(size_t, Client&, const std::atomic<bool>&)>& body,
+                   const std::function<void(const std::atomic<bool>&)>& alongside = {}) {
     ASSERT_EQ(c.size(), kClients);
     std::atomic<bool> stop{false};
     const auto started = std::chrono::steady_clock::now();
@@ -231,8 +235,11 @@ class FaultWorkloadTest : public ::testing::Test {
     FaultRun run = schedule.Run(*cluster_, schedule.options().duration, stop);
     ClientThreads threads(stop);
     threads.Start(kClients, [&](size_t i) { body(i, *c[i], stop); });
+    ClientThreads side(stop);
+    if (alongside) side.Start(1, [&](size_t) { alongside(stop); });
     const Status faults = run.Wait();
     threads.Stop();
+    side.Stop();
     cluster_->Note("workload stopped");
     std::cout << fmt::format("workload ran {:.1f} s\n", SecondsSince(started));
     // A fault that could not be applied (say, a node that did not restart) fails the run, but
@@ -305,6 +312,70 @@ class FaultWorkloadTest : public ::testing::Test {
     for (const std::string& line : cluster_->FaultLog()) out << line << "\n";
     out << cluster_->Logs();
     std::cout << "fault log and node logs saved to " << path.string() << "\n";
+  }
+
+  // Decommissions the last node while the workload runs (the schedule leaves it alone): started
+  // 2 s in through the other nodes, asked again until one accepts (faults may refuse it, time it
+  // out or find the node DOWN; a repeated request is answered with the change under way).
+  std::function<void(const std::atomic<bool>&)> Decommission() {
+    auto status = cluster_->ClusterStatus(0);
+    EXPECT_TRUE(status.ok()) << status.status().ToString();
+    uint32_t id = 0;
+    for (const auto& n : status.ok() ? status->nodes : std::vector<NodeInfo>()) {
+      if (n.address == cluster_->address(kNodes - 1)) id = n.node_id;
+    }
+    EXPECT_NE(id, 0u);
+    std::vector<size_t> others;
+    for (size_t i = 0; i + 1 < kNodes; ++i) others.push_back(i);
+    ClientOptions o;
+    o.request_timeout = 10s;
+    auto client = cluster_->NewClient(others, o);
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    std::shared_ptr<Client> shared(client.ok() ? std::move(*client) : nullptr);
+    return [this, id, shared](const std::atomic<bool>& stop) {
+      if (!shared || id == 0) return;
+      const auto start = std::chrono::steady_clock::now();
+      while (!stop && std::chrono::steady_clock::now() - start < 2s) std::this_thread::sleep_for(50ms);
+      while (!stop) {
+        auto r = shared->ChangeNode(AsyncClient::NodeOperation::kDecommission, id);
+        if (r.ok()) {
+          cluster_->Note(fmt::format("decommission of node {} started: epoch {}, {}", id,
+                                     r->topology_epoch, r->change));
+          return;
+        }
+        cluster_->Note(fmt::format("decommission of node {}: {}", id, r.status().ToString()));
+        std::this_thread::sleep_for(500ms);
+      }
+    };
+  }
+
+  void RunCasCounters(bool decommission);
+  void RunNoLostWrites(bool decommission);
+
+  // After a workload with Decommission(): the change finishes, the node exits 0, and the four
+  // others are the members.
+  void ExpectDecommissioned() {
+    const auto started = std::chrono::steady_clock::now();
+    ASSERT_OK(WaitUntil(
+        [&]() -> ::testing::AssertionResult {
+          auto status = cluster_->ClusterStatus(0);
+          if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+          return ::testing::AssertionResult(status->change.empty() &&
+                                            status->nodes.size() == kNodes - 1)
+                 << "epoch " << status->topology_epoch << ", " << status->nodes.size()
+                 << " members, change: " << status->change;
+        },
+        120s, "the decommission to finish"));
+    std::optional<int> code;
+    ASSERT_OK(WaitUntil(
+        [&] {
+          code = cluster_->Exited(kNodes - 1);
+          return ::testing::AssertionResult(code.has_value());
+        },
+        30s, "the decommissioned node to exit"));
+    EXPECT_EQ(*code, 0);
+    std::cout << fmt::format("{} seed {}: the decommission finished {:.1f} s after the workload\n",
+                             test_name_, seed_, SecondsSince(started));
   }
 
   TempDir dir_;
@@ -396,9 +467,9 @@ History Merge(std::vector<std::vector<Op>>& logs) {
 // max_down 2: a 2|3 partition or two nodes down can take two of a key's three replicas, so some
 // keys are unavailable for a while; compare-and-swap must stay safe through that, and exercising
 // the minority side (UNAVAILABLE, timeouts, ballots left behind) is the point here.
-TEST_F(FaultWorkloadTest, CasCounters) {
+void FaultWorkloadTest::RunCasCounters(bool decommission) {
   ASSERT_NO_FATAL_FAILURE(StartCluster());
-  const FaultSchedule schedule = Schedule(/*max_down=*/2);
+  const FaultSchedule schedule = Schedule(/*max_down=*/2, decommission ? kNodes - 1 : kNodes);
   const std::vector<std::string> keys = Keys("counter-");
   auto clients = NewClients(kClients);
   ASSERT_EQ(clients.size(), kClients);
@@ -425,7 +496,11 @@ TEST_F(FaultWorkloadTest, CasCounters) {
           log.push_back(std::move(cas));
           if (!ok) BackOff(rng);
         }
-      }));
+      },
+      decommission ? Decommission() : nullptr));
+  if (decommission) {
+    ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
+  }
 
   History history = Merge(logs);
   ASSERT_NO_FATAL_FAILURE(ReadAll(
@@ -457,6 +532,14 @@ TEST_F(FaultWorkloadTest, CasCounters) {
       "{} seed {}: counters sum to {}: {} acknowledged increments, {} unknown\n", test_name_, seed_,
       total_final, total_acked, total_unknown);
   if (!counters_ok && !HasFatalFailure()) SaveFailure(history);
+}
+
+TEST_F(FaultWorkloadTest, CasCounters) { RunCasCounters(/*decommission=*/false); }
+
+// The same while the fifth node is decommissioned: the counters' replicas move (with their Paxos
+// state) while compare-and-swaps run through faults on the other four.
+TEST_F(FaultWorkloadTest, CasCountersThroughADecommission) {
+  RunCasCounters(/*decommission=*/true);
 }
 
 // ---- 2. Linearizable keyspace ---------------------------------------------------------------
@@ -565,9 +648,9 @@ TEST_F(FaultWorkloadTest, LinearizableKeyspace) {
 // max_down 1: any single node may crash, pause or be cut off without losing QUORUM (the
 // design's promise), so writes keep being acknowledged through every fault and there is much to
 // lose; partitions are then 1|4.
-TEST_F(FaultWorkloadTest, NoLostWrites) {
+void FaultWorkloadTest::RunNoLostWrites(bool decommission) {
   ASSERT_NO_FATAL_FAILURE(StartCluster());
-  const FaultSchedule schedule = Schedule(/*max_down=*/1);
+  const FaultSchedule schedule = Schedule(/*max_down=*/1, decommission ? kNodes - 1 : kNodes);
   auto clients = NewClients(kClients);
   ASSERT_EQ(clients.size(), kClients);
   WriteOptions write;
@@ -601,7 +684,11 @@ TEST_F(FaultWorkloadTest, NoLostWrites) {
           logs[i].push_back(op);
           if (!r.ok()) BackOff(rng);
         }
-      }));
+      },
+      decommission ? Decommission() : nullptr));
+  if (decommission) {
+    ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
+  }
 
   History history = Merge(logs);
   std::vector<checkers::AckedWrite> acked;
@@ -664,6 +751,14 @@ TEST_F(FaultWorkloadTest, NoLostWrites) {
       "{} acknowledged writes lost (seed {}):\n{}{}\n(the history is the run's timeline: a "
       "last-writer-wins keyspace need not be linearizable, so the re-check may fail on its own)",
       lost.size(), seed_, described, saved);
+}
+
+TEST_F(FaultWorkloadTest, NoLostWrites) { RunNoLostWrites(/*decommission=*/false); }
+
+// The same while the fifth node is decommissioned: every acknowledged write survives its
+// replicas moving to the other four, through faults on them.
+TEST_F(FaultWorkloadTest, NoLostWritesThroughADecommission) {
+  RunNoLostWrites(/*decommission=*/true);
 }
 
 }  // namespace

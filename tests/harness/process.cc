@@ -155,6 +155,14 @@ int CairndProcess::Reap(bool block) {
   return -1;
 }
 
+std::optional<int> CairndProcess::Exited() {
+  if (pid_ <= 0) return exit_code_;
+  const int code = Reap(false);
+  if (pid_ > 0) return std::nullopt;
+  exit_code_ = code;
+  return code;
+}
+
 int CairndProcess::Stop(std::chrono::milliseconds grace) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGCONT);  // a paused process cannot handle SIGTERM
@@ -259,8 +267,36 @@ CairndProcess::Options LocalCluster::NodeOptions(size_t i) const {
   CairndProcess::Options o;
   o.data_dir = fmt::format("{}/node{}", dir_, i + 1);
   o.listen = addresses_[i];
-  o.extra_args = ClusterNodeArgs(options_, addresses_, i);
+  if (i < options_.nodes) {
+    o.extra_args = ClusterNodeArgs(options_, addresses_, i);
+    return o;
+  }
+  std::vector<std::string> seeds(addresses_.begin(),
+                                 addresses_.begin() + static_cast<ptrdiff_t>(options_.nodes));
+  o.extra_args = {"--join",
+                  fmt::format("{}", fmt::join(seeds, ",")),
+                  "--gossip-interval-ms",
+                  std::to_string(options_.gossip_interval.count()),
+                  "--phi-threshold",
+                  fmt::format("{}", options_.phi_threshold)};
+  o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  const auto& added = added_args_[i - options_.nodes];
+  o.extra_args.insert(o.extra_args.end(), added.begin(), added.end());
   return o;
+}
+
+Result<size_t> LocalCluster::AddNode(std::vector<std::string> args, std::string address) {
+  addresses_.push_back(address.empty() ? fmt::format("127.0.0.1:{}", FreePort())
+                                       : std::move(address));
+  added_args_.push_back(std::move(args));
+  auto node = CairndProcess::Start(NodeOptions(addresses_.size() - 1));
+  if (!node.ok()) {
+    addresses_.pop_back();
+    added_args_.pop_back();
+    return node.status();
+  }
+  nodes_.push_back(std::move(*node));
+  return nodes_.size() - 1;
 }
 
 Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& dir, Options options) {

@@ -56,6 +56,8 @@ class CairndProcess {
   int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
   // SIGKILL and reap: a crash.
   void Kill9();
+  // The exit code (128+signal if killed) once the process has ended by itself, else nullopt.
+  std::optional<int> Exited();
   void Pause();   // SIGSTOP, and wait until every thread is stopped
   void Resume();  // SIGCONT
   // What the server wrote to stderr so far (its log).
@@ -67,6 +69,7 @@ class CairndProcess {
 
   Options options_;
   pid_t pid_ = -1;
+  std::optional<int> exit_code_;  // once Exited() saw it end
   std::string address_;
   std::string http_address_;
   std::string resp_address_;
@@ -114,6 +117,10 @@ class LocalCluster {
 
   // Starts node `i` again on its data directory and port (after Kill9() or Stop()).
   Status Restart(size_t i);
+  // Starts a new node that joins the running cluster (cairnd --join, asking every node of the
+  // cluster), with `args` besides, at `address` (default: a free port); returns its index. It is
+  // not waited for.
+  Result<size_t> AddNode(std::vector<std::string> args = {}, std::string address = "");
   // Waits until node `observer` sees node `subject` in `state` ("UP" or "DOWN").
   Status WaitForState(size_t observer, size_t subject, const std::string& state,
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
@@ -129,6 +136,7 @@ class LocalCluster {
   Options options_;
   std::vector<std::string> addresses_;
   std::vector<std::unique_ptr<CairndProcess>> nodes_;
+  std::vector<std::vector<std::string>> added_args_;  // of each node AddNode() started
 };
 
 struct CommandResult {

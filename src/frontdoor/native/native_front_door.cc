@@ -330,6 +330,8 @@ asio::awaitable<Status> ClusterStatus(Coordinator& c, wire::Request&, const Requ
   out->set_formed(info.formed);
   out->set_note(info.note);
   out->set_map_fingerprint(info.map_fingerprint);
+  out->set_topology_epoch(info.epoch);
+  out->set_change(info.change);
   for (const coordinator::NodeReport& n : *nodes) {
     wire::NodeStatus* node = out->add_nodes();
     node->set_node_id(n.status.node_id);
@@ -341,7 +343,40 @@ asio::awaitable<Status> ClusterStatus(Coordinator& c, wire::Request&, const Requ
     node->set_load_bytes(n.status.load_bytes);
     node->set_hints_pending(n.status.hints_pending);
     node->set_self(n.status.self);
+    node->set_member_state(n.status.state);
+    node->set_dead(n.status.dead);
+    node->set_streams_total(n.status.streams_total);
+    node->set_streams_done(n.status.streams_done);
+    node->set_stream_bytes(n.status.stream_bytes);
   }
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> NodeOperation(Coordinator& c, wire::Request& request,
+                                      const RequestOptions&, wire::Response& response) {
+  const wire::NodeOperationRequest& r = request.node_operation();
+  coordinator::NodeOp op;
+  switch (r.kind()) {
+    case wire::NodeOperationRequest::DECOMMISSION:
+      op = coordinator::NodeOp::kDecommission;
+      break;
+    case wire::NodeOperationRequest::REMOVE:
+      op = coordinator::NodeOp::kRemove;
+      break;
+    case wire::NodeOperationRequest::CANCEL:
+      op = coordinator::NodeOp::kCancel;
+      break;
+    default:
+      co_return Status::InvalidArgument("a node operation is DECOMMISSION, REMOVE or CANCEL");
+  }
+  if (op != coordinator::NodeOp::kCancel && r.node_id() == 0) {
+    co_return Status::InvalidArgument("a node operation names the node (its id)");
+  }
+  auto info = co_await c.NodeOperation(op, r.node_id());
+  if (!info.ok()) co_return info.status();
+  auto* out = response.mutable_node_operation();
+  out->set_topology_epoch(info->epoch);
+  out->set_change(info->change);
   co_return Status::Ok();
 }
 
@@ -372,6 +407,7 @@ constexpr NativeOperation kOperations[] = {
     {wire::Request::kClusterStatus, base::metrics::Operation::kClusterStatus, ClusterStatus},
     {wire::Request::kPing, base::metrics::Operation::kPing, Ping},
     {wire::Request::kMetrics, base::metrics::Operation::kMetrics, Metrics},
+    {wire::Request::kNodeOperation, base::metrics::Operation::kNodeOperation, NodeOperation},
 };
 
 // The entry of `op`, or null (OP_NOT_SET, or an operation of a newer client).

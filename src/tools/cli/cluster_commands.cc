@@ -24,6 +24,8 @@ std::string HumanBytes(uint64_t bytes) {
   return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
 }
 
+}  // namespace
+
 Json ClusterJson(const ClusterInfo& cluster) {
   Json nodes = Json::array();
   for (const auto& n : cluster.nodes) {
@@ -35,11 +37,18 @@ Json ClusterJson(const ClusterInfo& cluster) {
                          {"partitions", n.partitions},
                          {"load_bytes", n.load_bytes},
                          {"hints_pending", n.hints_pending},
-                         {"self", n.self}});
+                         {"self", n.self},
+                         {"member", n.member_state},
+                         {"dead", n.dead},
+                         {"streams_total", n.streams_total},
+                         {"streams_done", n.streams_done},
+                         {"stream_bytes", n.stream_bytes}});
   }
   return Json{{"formed", cluster.formed},
               {"partitions", cluster.partitions},
               {"note", cluster.note},
+              {"topology_epoch", cluster.topology_epoch},
+              {"change", cluster.change},
               {"nodes", nodes}};
 }
 
@@ -48,24 +57,34 @@ std::string ClusterText(const ClusterInfo& cluster) {
   std::string out =
       fmt::format("Cluster of {} nodes, {} partitions{}\n", cluster.nodes.size(),
                   cluster.partitions, cluster.formed ? "" : " (not formed: " + cluster.note + ")");
+  if (cluster.formed) {
+    out += fmt::format("Topology epoch {}; {}\n", cluster.topology_epoch,
+                       cluster.change.empty() ? "no change in progress" : cluster.change);
+  }
   std::map<std::string, std::vector<const NodeInfo*>> by_dc;
   for (const auto& n : cluster.nodes) by_dc[n.dc.empty() ? "?" : n.dc].push_back(&n);
   for (const auto& [dc, nodes] : by_dc) {
     out += "\nDatacenter: " + dc + "\n";
-    out += fmt::format("{:<6} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}\n", "STATE", "ADDRESS",
-                       "NODE", "RACK", "LOAD", "PARTITIONS", "HINTS");
+    out += fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}\n", "STATE", "MEMBER",
+                       "ADDRESS", "NODE", "RACK", "LOAD", "PARTITIONS", "HINTS");
     for (const auto* n : nodes) {
-      out +=
-          fmt::format("{:<6} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n", n->up ? "UP" : "DOWN",
-                      n->address, n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
-                      n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes), n->partitions,
-                      n->hints_pending, n->self ? "  (this node)" : "");
+      std::string notes;
+      if (n->dead) notes += "  (dead)";
+      if (n->streams_total > 0) {
+        notes += fmt::format("  streaming {}/{} ranges, {}", n->streams_done, n->streams_total,
+                             HumanBytes(n->stream_bytes));
+      }
+      if (n->self) notes += "  (this node)";
+      out += fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n",
+                         n->up ? "UP" : "DOWN", n->member_state.empty() ? "?" : n->member_state,
+                         n->address,
+                         n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
+                         n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes), n->partitions,
+                         n->hints_pending, notes);
     }
   }
   return out;
 }
-
-}  // namespace
 
 int Ping(Context& context, const Args&) {
   const auto start = std::chrono::steady_clock::now();

@@ -66,6 +66,13 @@ struct KeyspaceArgs {
   bool if_exists = false;
 };
 
+// node decommission, remove, cancel, ops.
+struct NodeArgs {
+  uint32_t node_id = 0;
+  bool wait = false;          // until the change has finished, with progress
+  uint32_t wait_seconds = 0;  // give up waiting after this long (0: no limit)
+};
+
 // Everything the command line can say; a command reads the part that is its own.
 struct Args {
   Globals globals;
@@ -73,6 +80,7 @@ struct Args {
   CasArgs cas;
   ScanArgs scan;
   KeyspaceArgs keyspace;
+  NodeArgs node;
 };
 
 // The consistency level `name` names: nullopt for "", INVALID_ARGUMENT (naming `flag` and the

@@ -1,0 +1,481 @@
+// Elastic membership against real cairnd processes on loopback: a node joins under load, a node
+// is decommissioned under load, a dead node is removed, and the changes a cluster must refuse.
+// Under load means writers and readers at QUORUM through every original node for the whole
+// change, and no request of theirs may fail; every acknowledged write must read back afterwards.
+#include <atomic>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/hash.h"
+#include "cairn/client.h"
+#include "cluster/placement.h"
+#include "tests/harness/process.h"
+#include "tests/ops/http_get.h"
+#include "tests/support/options.h"
+#include "tests/support/seed.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
+
+namespace cairn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Op = AsyncClient::NodeOperation;
+
+std::unique_ptr<Client> ClientOf(const std::string& server, std::chrono::milliseconds timeout) {
+  ClientOptions o;
+  o.servers = {server};
+  o.request_timeout = timeout;
+  o.connect_timeout = 1s;
+  return std::make_unique<Client>(o);
+}
+
+// Writers and readers at QUORUM through the given nodes until Stop(): each writer writes new keys
+// (each once, so a read knows the one value it must see), each reader reads keys already
+// acknowledged. Every failed request and every wrong answer is an error.
+class Load {
+ public:
+  Load(std::vector<std::string> servers, uint64_t seed) : servers_(std::move(servers)) {
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      threads_.emplace_back([this, i] { Write(i); });
+      threads_.emplace_back([this, i, seed] { Read(i, seed + i); });
+    }
+  }
+  ~Load() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  size_t errors() const { return errors_.load(); }
+  std::string first_errors() {
+    std::lock_guard lock(mu_);
+    return fmt::format("{}", fmt::join(error_text_, "\n"));
+  }
+  std::map<std::string, std::string> acked() {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  size_t writes() {
+    std::lock_guard lock(mu_);
+    return acked_.size();
+  }
+  size_t reads() const { return reads_.load(); }
+
+ private:
+  void Error(std::string what) {
+    ++errors_;
+    std::lock_guard lock(mu_);
+    if (error_text_.size() < 10) error_text_.push_back(std::move(what));
+  }
+  void Write(size_t i) {
+    auto client = ClientOf(servers_[i], 10s);
+    for (uint64_t n = 0; !stop_; ++n) {
+      const std::string key = fmt::format("load/{}/{}", i, n);
+      const std::string value = fmt::format("value {} of writer {}", n, i);
+      auto put = client->Put(key, value, WriteAt(Consistency::kQuorum));
+      if (!put.ok()) {
+        Error(fmt::format("PUT {} through {}: {}", key, servers_[i], put.status().ToString()));
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      acked_[key] = value;
+      keys_.push_back(key);
+    }
+  }
+  void Read(size_t i, uint64_t seed) {
+    auto client = ClientOf(servers_[i], 10s);
+    std::mt19937_64 rng(seed);
+    while (!stop_) {
+      std::string key, want;
+      {
+        std::lock_guard lock(mu_);
+        if (!keys_.empty()) {
+          key = keys_[rng() % keys_.size()];
+          want = acked_[key];
+        }
+      }
+      if (key.empty()) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      auto got = client->Get(key, ReadAt(Consistency::kQuorum));
+      ++reads_;
+      if (!got.ok()) {
+        Error(fmt::format("GET {} through {}: {}", key, servers_[i], got.status().ToString()));
+      } else if (!got->has_value() || (*got)->value != want) {
+        Error(fmt::format("GET {} through {}: {} instead of the acknowledged value", key,
+                          servers_[i], got->has_value() ? (*got)->value : "nothing"));
+      }
+    }
+  }
+
+  const std::vector<std::string> servers_;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> errors_{0};
+  std::atomic<size_t> reads_{0};
+  std::mutex mu_;
+  std::map<std::string, std::string> acked_;  // guarded by mu_
+  std::vector<std::string> keys_;             // guarded by mu_
+  std::vector<std::string> error_text_;       // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+class MembershipTest : public ::testing::Test {
+ protected:
+  void StartCluster(size_t nodes, std::vector<std::string> extra_args = {}) {
+    ClusterOptions options;
+    options.nodes = nodes;
+    options.extra_args = std::move(extra_args);
+    auto c = LocalCluster::Start(dir_.Sub("cluster"), std::move(options));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cluster_ = std::move(*c);
+  }
+  void TearDown() override {
+    if (cluster_ && HasFailure()) std::cerr << cluster_->Logs();
+  }
+  std::unique_ptr<Client> Node(size_t i, std::chrono::milliseconds timeout = 5s) {
+    return ClientOf(cluster_->address(i), timeout);
+  }
+  std::vector<std::string> Addresses(size_t n) {
+    return {cluster_->addresses().begin(),
+            cluster_->addresses().begin() + static_cast<ptrdiff_t>(n)};
+  }
+  // The id of node `i`, as node `observer` knows it.
+  uint32_t IdOf(size_t i, size_t observer = 0) {
+    auto status = Node(observer)->ClusterStatus();
+    if (!status.ok()) return 0;
+    for (const auto& n : status->nodes) {
+      if (n.address == cluster_->address(i)) return n.node_id;
+    }
+    return 0;
+  }
+  // Waits until node `observer` sees no change in progress and exactly `members` members, all
+  // NORMAL, the node at each of `addresses` among them.
+  Status WaitForMembers(size_t observer, const std::vector<std::string>& addresses,
+                        std::chrono::milliseconds timeout = 90s) {
+    auto client = Node(observer);
+    return WaitUntil(
+        [&]() -> ::testing::AssertionResult {
+          auto status = client->ClusterStatus();
+          if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+          std::string seen;
+          for (const auto& n : status->nodes) seen += n.address + " " + n.member_state + "; ";
+          if (!status->change.empty()) {
+            return ::testing::AssertionFailure()
+                   << "epoch " << status->topology_epoch << ": " << status->change << " (" << seen
+                   << ")";
+          }
+          if (status->nodes.size() != addresses.size()) {
+            return ::testing::AssertionFailure() << "members: " << seen;
+          }
+          for (const auto& n : status->nodes) {
+            if (n.member_state != "NORMAL" ||
+                std::find(addresses.begin(), addresses.end(), n.address) == addresses.end()) {
+              return ::testing::AssertionFailure() << "members: " << seen;
+            }
+          }
+          return ::testing::AssertionSuccess();
+        },
+        timeout, fmt::format("node {} to see {} NORMAL members and no change", observer + 1,
+                             addresses.size()));
+  }
+  // A hash tag whose partition a node `id` at `address` (in dc1, rack1) gains when it joins: the
+  // map of the members and it, computed as the nodes do (cluster/placement.h).
+  std::string TagGainedBy(uint32_t id, const std::string& address) {
+    auto status = Node(0)->ClusterStatus();
+    EXPECT_TRUE(status.ok()) << status.status().ToString();
+    if (!status.ok()) return "";
+    std::vector<cluster::Member> members;
+    for (const auto& n : status->nodes) members.push_back({n.node_id, n.address, n.dc, n.rack});
+    members.push_back({id, address, "dc1", "rack1"});
+    auto map = cluster::PartitionMap::Compute(members, 10);
+    EXPECT_TRUE(map.ok()) << map.status().ToString();
+    if (!map.ok()) return "";
+    for (int i = 0;; ++i) {
+      const std::string tag = fmt::format("t{}", i);
+      const uint32_t p = base::PartitionOfToken(base::Token("{" + tag + "}"), 10);
+      const auto replicas = map->ReplicasIn(p, "dc1", {{"*", 3}});
+      if (std::find(replicas.begin(), replicas.end(), id) != replicas.end()) return tag;
+    }
+  }
+  // Writes `n` keys of `bytes` bytes at QUORUM through node 0.
+  std::map<std::string, std::string> Preload(size_t n, size_t bytes) {
+    auto client = Node(0, 10s);
+    std::map<std::string, std::string> written;
+    std::vector<std::pair<std::string, std::string>> batch;
+    for (size_t i = 0; i < n; ++i) {
+      std::string key = fmt::format("pre/{:06}", i);
+      std::string value = fmt::format("{:06}", i) + std::string(bytes, static_cast<char>('a' + i % 26));
+      written[key] = value;
+      batch.emplace_back(std::move(key), std::move(value));
+      if (batch.size() == 200 || i + 1 == n) {
+        auto r = client->BatchPut(batch, WriteAt(Consistency::kQuorum));
+        EXPECT_TRUE(r.ok()) << r.status().ToString();
+        batch.clear();
+      }
+    }
+    return written;
+  }
+  // Every key of `want` reads back with its value through node `i` at `level`.
+  void ExpectAll(size_t i, const std::map<std::string, std::string>& want, Consistency level) {
+    auto client = Node(i, 10s);
+    size_t missing = 0, wrong = 0;
+    std::string example;
+    for (const auto& [key, value] : want) {
+      auto got = client->Get(key, ReadAt(level));
+      ASSERT_TRUE(got.ok()) << key << ": " << got.status().ToString();
+      if (!got->has_value()) {
+        if (++missing == 1) example = key;
+      } else if ((*got)->value != value) {
+        if (++wrong == 1) example = key;
+      }
+    }
+    EXPECT_EQ(missing + wrong, 0u) << missing << " of " << want.size() << " keys missing and "
+                                   << wrong << " wrong through node " << i + 1 << " at "
+                                   << ConsistencyName(level) << ", e.g. " << example;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<LocalCluster> cluster_;
+};
+
+TEST_F(MembershipTest, AFourthNodeJoinsUnderLoadWithNoErrorsAndHoldsItsShare) {
+  const TestSeed seed;
+  StartCluster(3);
+  const auto preloaded = Preload(3000, 1000);
+  Load load(Addresses(3), seed.value());
+  ASSERT_OK(WaitUntil([&] { return ::testing::AssertionResult(load.writes() > 100); }, 20s,
+                      "the load to start"));
+  auto joined = cluster_->AddNode();
+  ASSERT_TRUE(joined.ok()) << joined.status().ToString();
+  ASSERT_OK(WaitForMembers(0, Addresses(4)));
+  // A little more load on the new topology, then stop.
+  const size_t writes_at_join = load.writes();
+  ASSERT_OK(WaitUntil(
+      [&] { return ::testing::AssertionResult(load.writes() > writes_at_join + 100); }, 20s,
+      "more writes after the join"));
+  load.Stop();
+  EXPECT_EQ(load.errors(), 0u) << load.first_errors();
+  std::cout << fmt::format("{} writes and {} reads at QUORUM during the join, {} errors\n",
+                           load.writes(), load.reads(), load.errors());
+
+  // The new node holds its share: about 3/4 of the partitions of a keyspace of RF 3 on four
+  // nodes, and a read at ONE through it is answered from its own copy wherever it is a replica,
+  // so a range that was not streamed would show as missing keys here.
+  auto status = Node(3)->ClusterStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  for (const auto& n : status->nodes) {
+    EXPECT_GT(n.partitions, 1024u * 3 / 4 - 100) << n.address;
+    EXPECT_LT(n.partitions, 1024u * 3 / 4 + 100) << n.address;
+  }
+  ExpectAll(3, preloaded, Consistency::kOne);
+  ExpectAll(3, load.acked(), Consistency::kOne);
+  ExpectAll(0, preloaded, Consistency::kAll);
+}
+
+TEST_F(MembershipTest, ADecommissionedNodeStreamsItsDataAwayUnderLoadAndExits) {
+  const TestSeed seed;
+  StartCluster(4);
+  const auto preloaded = Preload(3000, 1000);
+  const uint32_t leaving = IdOf(3);
+  ASSERT_NE(leaving, 0u);
+  Load load(Addresses(3), seed.value());
+  ASSERT_OK(WaitUntil([&] { return ::testing::AssertionResult(load.writes() > 100); }, 20s,
+                      "the load to start"));
+  auto started = Node(0)->ChangeNode(Op::kDecommission, leaving);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  EXPECT_NE(started->change.find(fmt::format("decommission node {}", leaving)), std::string::npos)
+      << started->change;
+  ASSERT_OK(WaitForMembers(0, Addresses(3)));
+  load.Stop();
+  EXPECT_EQ(load.errors(), 0u) << load.first_errors();
+  std::cout << fmt::format("{} writes and {} reads at QUORUM during the decommission\n",
+                           load.writes(), load.reads());
+  // The node that left stops by itself, successfully.
+  std::optional<int> exit_code;
+  ASSERT_OK(WaitUntil(
+      [&] {
+        exit_code = cluster_->node(3).Exited();
+        return ::testing::AssertionResult(exit_code.has_value());
+      },
+      30s, "the decommissioned node to exit"));
+  EXPECT_EQ(*exit_code, 0);
+  // Every write reads back at ALL from the three that stay.
+  ExpectAll(0, preloaded, Consistency::kAll);
+  ExpectAll(1, load.acked(), Consistency::kAll);
+}
+
+TEST_F(MembershipTest, ADeadNodeIsRemovedAndItsReplicasAreRebuiltFromTheSurvivors) {
+  StartCluster(4);
+  const auto preloaded = Preload(2000, 500);
+  const uint32_t dead = IdOf(3);
+  cluster_->node(3).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 3, "DOWN"));
+  // A live node is decommissioned, not removed; a dead one cannot stream its own data away.
+  auto wrong = Node(0)->ChangeNode(Op::kRemove, IdOf(1));
+  EXPECT_EQ(wrong.status().code(), Code::kFailedPrecondition) << wrong.status().ToString();
+  wrong = Node(0)->ChangeNode(Op::kDecommission, dead);
+  EXPECT_EQ(wrong.status().code(), Code::kFailedPrecondition) << wrong.status().ToString();
+
+  auto removed = Node(0)->ChangeNode(Op::kRemove, dead);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  ASSERT_OK(WaitForMembers(0, Addresses(3)));
+  // Three replicas of every key again, on the three that are left: ALL needs each of them.
+  ExpectAll(1, preloaded, Consistency::kAll);
+}
+
+TEST_F(MembershipTest, ANodeDownLongerThanDeadAfterIsRemovedByItself) {
+  StartCluster(4, {"--dead-after", "3s"});
+  const auto preloaded = Preload(1000, 500);
+  cluster_->node(3).Kill9();
+  // DOWN after some 4 s, removed 3 s later, its ranges streamed to the three others.
+  ASSERT_OK(WaitForMembers(0, Addresses(3), 90s));
+  EXPECT_NE(cluster_->Logs().find("longer than --dead-after"), std::string::npos);
+  ExpectAll(1, preloaded, Consistency::kAll);
+}
+
+TEST_F(MembershipTest, ANewNodeReplacesADeadOneInItsPlaces) {
+  StartCluster(3);
+  const auto preloaded = Preload(2000, 500);
+  const uint32_t dead = IdOf(2);
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  // Three nodes and replication factor 3: a dead node cannot be removed, only replaced.
+  auto removed = Node(0)->ChangeNode(Op::kRemove, dead);
+  EXPECT_EQ(removed.status().code(), Code::kFailedPrecondition) << removed.status().ToString();
+  auto replacement = cluster_->AddNode({"--replace", std::to_string(dead)});
+  ASSERT_TRUE(replacement.ok()) << replacement.status().ToString();
+  ASSERT_OK(WaitForMembers(0, {cluster_->address(0), cluster_->address(1),
+                               cluster_->address(*replacement)}));
+  // Every partition again on three live nodes, the replacement holding what the dead one held
+  // (all of it, with three nodes), read from its own copy.
+  ExpectAll(*replacement, preloaded, Consistency::kOne);
+  ExpectAll(0, preloaded, Consistency::kAll);
+}
+
+TEST_F(MembershipTest, AJoiningNodeKilledWhileStreamingResumesAndFinishes) {
+  StartCluster(3);
+  // One partition of some 6 MiB (the keys share a hash tag) that the new node gains, streamed in
+  // chunks of 1 MiB at 1 MiB/s, so that the kill lands in the middle of that range.
+  const uint32_t new_id = 777;
+  const std::string new_address = fmt::format("127.0.0.1:{}", FreePort());
+  const std::string tag = TagGainedBy(new_id, new_address);
+  std::map<std::string, std::string> preloaded;
+  {
+    auto client = Node(0, 10s);
+    std::vector<std::pair<std::string, std::string>> batch;
+    for (size_t i = 0; i < 3000; ++i) {
+      std::string key = fmt::format("{{{}}}/{:06}", tag, i);
+      std::string value = fmt::format("{:06}", i) + std::string(2000, static_cast<char>('a' + i % 26));
+      preloaded[key] = value;
+      batch.emplace_back(std::move(key), std::move(value));
+      if (batch.size() == 100) {
+        auto r = client->BatchPut(batch, WriteAt(Consistency::kQuorum));
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        batch.clear();
+      }
+    }
+  }
+  auto joined = cluster_->AddNode(
+      {"--stream-mb-per-s", "1", "--node-id", std::to_string(new_id)}, new_address);
+  ASSERT_TRUE(joined.ok()) << joined.status().ToString();
+  const size_t node = *joined;
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto status = Node(0)->ClusterStatus();
+        if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+        for (const auto& n : status->nodes) {
+          if (n.address == cluster_->address(node) && n.stream_bytes >= (size_t{2} << 20) &&
+              n.streams_done < n.streams_total) {
+            return ::testing::AssertionSuccess();
+          }
+        }
+        return ::testing::AssertionFailure() << "not 2 MiB into its streams yet";
+      },
+      60s, "the new node to be part way through its streams"));
+  cluster_->node(node).Kill9();
+  ASSERT_OK(cluster_->Restart(node));
+  ASSERT_OK(WaitForMembers(0, Addresses(4), 120s));
+  // It went on from where it was: the chunks applied before the kill were not streamed again.
+  EXPECT_NE(cluster_->node(node).Log().find("resuming partition"), std::string::npos)
+      << cluster_->node(node).Log();
+  ExpectAll(node, preloaded, Consistency::kOne);
+  ExpectAll(0, preloaded, Consistency::kAll);
+}
+
+TEST_F(MembershipTest, ChangesThatWouldLoseReplicasOrNameNoMemberAreRefused) {
+  StartCluster(3);
+  auto client = Node(0);
+  // Three nodes, replication factor 3: none can leave.
+  auto r = client->ChangeNode(Op::kDecommission, IdOf(2));
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("replica"), std::string::npos) << r.status().ToString();
+  r = client->ChangeNode(Op::kDecommission, 12345);
+  EXPECT_EQ(r.status().code(), Code::kNotFound) << r.status().ToString();
+  r = client->ChangeNode(Op::kCancel, 0);
+  EXPECT_EQ(r.status().code(), Code::kFailedPrecondition) << r.status().ToString();
+  // Nothing changed: same members, no change in progress.
+  ASSERT_OK(WaitForMembers(0, Addresses(3), 5s));
+}
+
+// The same operations as an operator runs them: `cairn node ...` and `cairn status`, and the HTTP
+// admin API, with their answers to mistakes.
+TEST_F(MembershipTest, NodeOperationsFromTheCliAndTheHttpApi) {
+  StartCluster(4, {"--http", "127.0.0.1:0"});
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {CliPath(), "--server", cluster_->address(0)});
+    return RunCommand(args, "", 120s);
+  };
+  const std::string http = cluster_->node(0).http_address();
+  ASSERT_FALSE(http.empty());
+
+  auto status = cli({"status"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("Topology epoch"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("MEMBER"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("NORMAL"), std::string::npos) << status.out;
+  auto ops = cli({"node", "ops"});
+  ASSERT_EQ(ops.exit_code, 0) << ops.err;
+  EXPECT_NE(ops.out.find("no change in progress"), std::string::npos) << ops.out;
+
+  auto cluster = HttpGet(http, "/v1/cluster");
+  ASSERT_EQ(cluster.status, 200) << cluster.body << cluster.error;
+  auto json = nlohmann::json::parse(cluster.body);
+  EXPECT_GE(json.value("topology_epoch", 0u), 1u) << cluster.body;
+  EXPECT_EQ(json["nodes"][0].value("member", ""), "NORMAL") << cluster.body;
+  EXPECT_EQ(HttpRequest(http, "POST", "/v1/nodes/abc/decommission").status, 400);
+  EXPECT_EQ(HttpRequest(http, "POST", "/v1/nodes/12345/decommission").status, 404);
+  EXPECT_EQ(HttpRequest(http, "POST", "/v1/nodes/12345/retire").status, 404);
+  EXPECT_EQ(HttpRequest(http, "GET", "/v1/nodes/12345/decommission").status, 405);
+  EXPECT_EQ(HttpRequest(http, "POST", "/v1/cluster/cancel").status, 409);
+  auto cancel = cli({"node", "cancel"});
+  EXPECT_EQ(cancel.exit_code, 2) << cancel.out << cancel.err;
+  EXPECT_NE(cancel.err.find("no topology change is in progress"), std::string::npos) << cancel.err;
+
+  // Decommission node 4 and follow it to the end: the final status, as JSON, on stdout.
+  const uint32_t leaving = IdOf(3);
+  auto done = cli({"--json", "node", "decommission", std::to_string(leaving), "--wait"});
+  ASSERT_EQ(done.exit_code, 0) << done.out << done.err;
+  auto final_status = nlohmann::json::parse(done.out);
+  EXPECT_EQ(final_status.value("change", "?"), "") << done.out;
+  EXPECT_EQ(final_status["nodes"].size(), 3u) << done.out;
+  EXPECT_NE(done.err.find("decommission node"), std::string::npos) << done.err;
+  // A second decommission of a node that has left: not a member.
+  auto again = HttpRequest(http, "POST", fmt::format("/v1/nodes/{}/decommission", leaving));
+  EXPECT_EQ(again.status, 404) << again.body;
+}
+
+}  // namespace
+}  // namespace cairn::testing
