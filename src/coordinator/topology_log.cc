@@ -75,7 +75,8 @@ asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator
       // was chosen, and the proposal is ours exactly when it is byte for byte what we proposed.
       CasCondition read;
       read.kind = CasCondition::Kind::kIfVersion;
-      auto holds = co_await PaxosWrite(*topology, set, key, &read, storage::StoredValue{},
+      storage::StoredValue nothing;  // named, not a temporary: the g++ 12 note in coordinator.h
+      auto holds = co_await PaxosWrite(*topology, set, key, &read, std::move(nothing),
                                        Consistency::kSerial, Consistency::kQuorum, deadline);
       if (holds.ok() && holds->current) {
         r = CasResult{};
