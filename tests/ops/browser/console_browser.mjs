@@ -44,6 +44,10 @@ try {
   const doors = await page.locator('#request-table tr[data-frontdoor]').evaluateAll((rows) => rows.map((r) => r.dataset.frontdoor));
   const rows = await page.locator('#node-table tbody tr').count();
   if (rows !== ids.length) problems.push(`the node table has ${rows} rows, not ${ids.length}`);
+  const change = await page.locator('#topology-change').textContent();
+  if (!/^Topology epoch [1-9][0-9]*: no change in progress$/.test(change)) problems.push('topology: ' + change);
+  const normal = await page.locator('#node-table tbody tr', { hasText: 'NORMAL' }).count();
+  if (normal !== ids.length) problems.push(`${normal} of ${ids.length} nodes shown NORMAL`);
   await page.screenshot({ path: `${artifacts}/console-all-up.png`, fullPage: true });
   console.log('RENDERED ' + JSON.stringify({ cells, doors }));
 

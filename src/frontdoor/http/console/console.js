@@ -179,6 +179,8 @@
       (a.dc + '\0' + a.rack + '\0' + a.address).localeCompare(b.dc + '\0' + b.rack + '\0' + b.address));
     const rows = nodes.map((n) => el('tr', { class: n.state, dataset: { nodeId: n.node_id, state: n.state } },
       el('td', {}, el('span', { class: 'state ' + n.state }, n.state)),
+      el('td', {}, (n.member || '—') + (n.dead ? ' (dead)' : '') +
+        (n.streams_total ? ` · streaming ${n.streams_done}/${n.streams_total}, ${bytes(n.stream_bytes || 0)}` : '')),
       el('td', {}, el('span', { class: 'swatch', colour: palette.get(n.node_id) || '#999' }),
         n.node_id || '(not heard from)', n.self ? el('span', { class: 'self' }, '(this node)') : null),
       el('td', {}, n.address),
@@ -189,13 +191,17 @@
       el('td', { class: 'num' }, n.hints_pending)));
     section.append(el('table', { id: 'node-table' },
       el('thead', {}, el('tr', {},
-        el('th', {}, 'State'), el('th', {}, 'Node'), el('th', {}, 'Address'), el('th', {}, 'DC'),
+        el('th', {}, 'State'), el('th', {}, 'Member'), el('th', {}, 'Node'), el('th', {}, 'Address'),
+        el('th', {}, 'DC'),
         el('th', {}, 'Rack'), el('th', { class: 'num' }, 'Load'),
         el('th', { class: 'num' }, 'Partitions'), el('th', { class: 'num' }, 'Hints pending'))),
       el('tbody', {}, ...rows)));
     if (!cluster.formed) section.append(el('p', { class: 'note' }, 'Not formed yet: ' + (cluster.note || '')));
+    section.append(el('p', { id: 'topology-change' }, `Topology epoch ${cluster.topology_epoch || 0}: ` +
+      (cluster.change ? cluster.change : 'no change in progress')));
     section.append(el('p', { class: 'note' },
-      'State is this node\'s failure detector\'s view. Load is the bytes a node stores; ' +
+      'State is this node\'s failure detector\'s view; Member is its place in the topology ' +
+      '(NORMAL, JOINING, LEAVING) and its streaming during a change. Load is the bytes a node stores; ' +
       'partitions are the partition replicas it holds.'));
   }
 
