@@ -510,6 +510,9 @@ asio::awaitable<bool> ClusterCoordinator::PaxosProposeRound(
   co_return chosen;
 }
 
+// Long on purpose: one proposer's rounds, in the order Paxos takes them (lease, prepare, finish
+// what is pending, propose, commit), share the state that makes the answer right (`mine`,
+// `maybe_accepted`); split into functions, that state would travel through every signature.
 asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
     const cluster::Topology& planned, const ReplicaSet& planned_set, storage::DataKey key,
     const CasCondition* condition, StoredValue value, Consistency serial,

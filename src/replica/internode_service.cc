@@ -137,6 +137,8 @@ void InternodeService::CloseAll() {
   }
 }
 
+// One case per internode operation, each a few lines that hand the request to the replica, the
+// Paxos acceptor or the gossiper: a switch reads best as the one list of what a node answers.
 asio::awaitable<void> InternodeService::Execute(internode::Request request,
                                                 internode::Response* response) {
   if (request.protocol_version() == internode::PROTOCOL_UNSPECIFIED) {

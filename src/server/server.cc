@@ -135,7 +135,16 @@ Status Server::Open() {
     reactors_.push_back(std::move(r));
   }
   if (Status s = Listen(); !s.ok()) return s;
+  if (Status s = OpenStorage(); !s.ok()) return s;
+  if (Status s = OpenCluster(); !s.ok()) return s;
+  OpenCoordinator();
+  OpenFrontDoors();
+  StartServing();
+  return Status::Ok();
+}
 
+// The data directory, the storage engine, the node's identity, its clocks and the keyspaces.
+Status Server::OpenStorage() {
   std::error_code fs_ec;
   std::filesystem::create_directories(options_.data_dir, fs_ec);
   if (fs_ec) {
@@ -183,7 +192,11 @@ Status Server::Open() {
   auto schema = cluster::Schema::Load(engine_.get(), identity_.partitions());
   if (!schema.ok()) return schema.status();
   schema_ = std::move(*schema);
+  return Status::Ok();
+}
 
+// The replica, the internode clients, the gossiper and the topology, hints, and the streamer.
+Status Server::OpenCluster() {
   blocking_ = std::make_unique<asio::thread_pool>(2);
   replica_ = std::make_unique<replica::Replica>(engine_.get(), blocking_->get_executor());
   std::vector<cluster::InternodeClient*> clients;
@@ -252,7 +265,13 @@ Status Server::Open() {
   gossiper_->OnLeft([this] {
     if (options_.on_left) options_.on_left();
   });
+  return Status::Ok();
+}
 
+// The coordinator, and the driver of topology changes beside it.
+void Server::OpenCoordinator() {
+  std::vector<cluster::InternodeClient*> clients;
+  for (auto& c : clients_) clients.push_back(c.get());
   coordinator::CoordinatorOptions coordinator_options;
   coordinator_options.max_value_bytes = options_.max_value_bytes;
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(
@@ -277,6 +296,10 @@ Status Server::Open() {
     s->Wake();
     d->Wake();
   });
+}
+
+// What clients and other nodes talk to: the native, RESP, internode and HTTP doors.
+void Server::OpenFrontDoors() {
   frontdoor::native::NativeOptions native_options;
   native_options.metrics = &requests_;
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
@@ -311,7 +334,10 @@ Status Server::Open() {
         coordinator_.get(), &metrics_, &requests_, [this] { return Ready(); }, http_options);
   }
   RegisterMetrics();
+}
 
+// Starts accepting, gossiping and the background work, and the reactor threads.
+void Server::StartServing() {
   // Everything below reports its own failures (logs, hints, on_fatal_): detached is right.
   serving_ = true;
   asio::co_spawn(reactors_[0]->io, AcceptLoop(acceptor_.get(), Port::kMain), asio::detached);
@@ -332,7 +358,6 @@ Status Server::Open() {
     });
   }
   ticker_ = std::thread([this] { ReservationTicker(); });
-  return Status::Ok();
 }
 
 namespace {

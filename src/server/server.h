@@ -114,6 +114,12 @@ class Server {
 
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
+  // The parts of Open(), in order.
+  Status OpenStorage();
+  Status OpenCluster();
+  void OpenCoordinator();
+  void OpenFrontDoors();
+  void StartServing();
   // Takes the data directory's lock; FAILED_PRECONDITION when another cairnd holds it.
   Status LockDataDirectory();
   // Opens the client/internode acceptor and, with --http and --resp, those front doors' ones.
