@@ -415,6 +415,41 @@ TEST_F(MembershipTest, AJoiningNodeKilledWhileStreamingResumesAndFinishes) {
   ExpectAll(0, preloaded, Consistency::kAll);
 }
 
+// In a three-node cluster every node holds every partition, so the member with the lowest id is
+// both the driver of the change and a streaming source of the new node: kill it mid-stream,
+// bring it back, and the change finishes with nothing lost.
+TEST_F(MembershipTest, TheDriverAndStreamingSourceKilledMidStreamComesBackAndTheJoinFinishes) {
+  StartCluster(3);
+  const auto preloaded = Preload(3000, 2000);
+  size_t driver = 0;
+  for (size_t i = 1; i < 3; ++i) {
+    if (IdOf(i) < IdOf(driver)) driver = i;
+  }
+  auto joined = cluster_->AddNode({"--stream-mb-per-s", "2"});
+  ASSERT_TRUE(joined.ok()) << joined.status().ToString();
+  const size_t node = *joined;
+  const size_t observer = driver == 0 ? 1 : 0;
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto status = Node(observer)->ClusterStatus();
+        if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+        for (const auto& n : status->nodes) {
+          if (n.address == cluster_->address(node) && n.stream_bytes > 0 &&
+              n.streams_done < n.streams_total) {
+            return ::testing::AssertionSuccess();
+          }
+        }
+        return ::testing::AssertionFailure() << "not streaming yet";
+      },
+      60s, "the new node to be streaming"));
+  cluster_->node(driver).Kill9();
+  ASSERT_OK(cluster_->WaitForState(observer, driver, "DOWN"));
+  ASSERT_OK(cluster_->Restart(driver));
+  ASSERT_OK(WaitForMembers(observer, Addresses(4), 120s));
+  ExpectAll(node, preloaded, Consistency::kOne);
+  ExpectAll(driver, preloaded, Consistency::kAll);
+}
+
 TEST_F(MembershipTest, ChangesThatWouldLoseReplicasOrNameNoMemberAreRefused) {
   StartCluster(3);
   auto client = Node(0);
