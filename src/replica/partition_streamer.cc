@@ -172,9 +172,15 @@ std::vector<PartitionStreamer::Task> PartitionStreamer::TasksOf(
       // A quorum of the old replicas holds every write acknowledged at QUORUM.
       const size_t quorum = old_set.size() / 2 + 1;
       if (task.sources.size() > quorum) task.sources.resize(quorum);
+      task.live = static_cast<uint32_t>(std::count_if(
+          old_set.begin(), old_set.end(),
+          [&](uint32_t node) { return !dead.contains(node) && gossiper_->IsUp(node); }));
       tasks.push_back(std::move(task));
     }
   }
+  // The ranges with the fewest live replicas first: they are the closest to being lost.
+  std::stable_sort(tasks.begin(), tasks.end(),
+                   [](const Task& a, const Task& b) { return a.live < b.live; });
   return tasks;
 }
 

@@ -89,6 +89,7 @@ class PartitionStreamer {
     uint32_t partition = 0;
     uint32_t keyspace = 0;
     std::vector<uint32_t> sources;  // node ids, live ones first
+    uint32_t live = 0;              // live replicas of the range in the old map
   };
   // What the current state asks of this node.
   asio::awaitable<void> Step(std::shared_ptr<const cluster::Topology> topology);
