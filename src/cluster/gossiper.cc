@@ -365,9 +365,11 @@ Status Gossiper::MergeLocked(
     const bool member = topology_ && topology_->Find(s.info().node_id()) != nullptr &&
                         topology_->Find(s.info().node_id())->address == address;
     // Nodes of another cluster (started with another --peers list) are refused; a node started
-    // with --join (fingerprint 0) is a guest until an epoch makes it a member.
-    if (!member && s.membership_fingerprint() != 0 && s.membership_fingerprint() != formation &&
-        s.membership_fingerprint() != fingerprint_) {
+    // with --join (fingerprint 0) is a guest until an epoch makes it a member, and until it has
+    // heard of the cluster's state it takes the states of the cluster it asked to join.
+    const bool joining = state_ == nullptr && !config_.join.empty();
+    if (!member && !joining && s.membership_fingerprint() != 0 &&
+        s.membership_fingerprint() != formation && s.membership_fingerprint() != fingerprint_) {
       return Status::FailedPrecondition(MismatchMessage());
     }
     if (topology_ && !member) {
