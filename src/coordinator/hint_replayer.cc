@@ -1,9 +1,15 @@
 #include "coordinator/hint_replayer.h"
 
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include "cluster/topology_state.h"
 
 namespace cairn::coordinator {
 
@@ -25,9 +31,11 @@ asio::awaitable<void> HintReplayer::Run() {
   while (!stopping_) {
     if (auto topology = view_->topology()) {
       for (const auto& [target, count] : hints_->PendingByTarget()) {
+        // A member that is DOWN gets its hints when it is back; one that has left the cluster
+        // never will: its hints follow its ranges to their replicas now.
         const cluster::Member* member = topology->Find(target);
-        if (member == nullptr || !view_->IsUp(target)) continue;
-        co_await Deliver(target, member->address);
+        if (member != nullptr && !view_->IsUp(target)) continue;
+        co_await Deliver(*topology, target);
         if (stopping_) break;
       }
     }
@@ -36,8 +44,25 @@ asio::awaitable<void> HintReplayer::Run() {
   }
 }
 
-asio::awaitable<void> HintReplayer::Deliver(uint32_t target, const std::string& address) {
-  uint64_t delivered = 0;
+std::vector<uint32_t> HintReplayer::Holders(const cluster::Topology& topology,
+                                            uint32_t partition, uint32_t keyspace) const {
+  std::vector<uint32_t> out;
+  if (!topology.state) return out;
+  for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(*topology.state)) {
+    if (ks.id != keyspace || ks.dropped) continue;
+    out = topology.map.Replicas(partition, ks.replication);
+    if (topology.also_write) {
+      for (uint32_t node : topology.also_write->Replicas(partition, ks.replication)) {
+        if (std::find(out.begin(), out.end(), node) == out.end()) out.push_back(node);
+      }
+    }
+  }
+  return out;
+}
+
+asio::awaitable<void> HintReplayer::Deliver(const cluster::Topology& topology, uint32_t target) {
+  uint64_t delivered = 0, followed = 0;
+  const bool member = topology.Find(target) != nullptr;
   while (!stopping_) {
     auto batch = hints_->Next(target, kBatch);
     if (!batch.ok()) {
@@ -45,18 +70,38 @@ asio::awaitable<void> HintReplayer::Deliver(uint32_t target, const std::string& 
       break;
     }
     if (batch->empty()) break;
-    internode::Request request;
+    // Each hint goes to its target while that still holds the hint's range; else to every
+    // node that holds the range now (a hint for a dropped keyspace goes nowhere).
+    std::map<uint32_t, internode::Request> requests;
     std::vector<std::string> keys;
     for (auto& hint : *batch) {
-      *request.mutable_mutate()->add_mutations() = std::move(hint.mutation);
+      const internode::Mutation& m = hint.mutation;
+      std::vector<uint32_t> to = Holders(topology, m.partition(), m.keyspace());
+      if (member && (to.empty() || std::find(to.begin(), to.end(), target) != to.end())) {
+        to = {target};
+      } else {
+        ++followed;
+      }
+      for (uint32_t node : to) *requests[node].mutable_mutate()->add_mutations() = m;
       keys.push_back(std::move(hint.key));
     }
-    auto sent =
-        co_await client_->Call(address, request, base::Clock::now() + std::chrono::seconds(10));
-    if (!sent.ok()) {
-      spdlog::debug("replaying hints to node {}: {}", target, sent.status().ToString());
-      break;
+    bool sent_all = true;
+    for (auto& [node, request] : requests) {
+      const cluster::Member* to = topology.Find(node);
+      if (to == nullptr || (node != target && !view_->IsUp(node))) {
+        sent_all = false;
+        break;
+      }
+      auto sent = co_await client_->Call(to->address, request,
+                                         base::Clock::now() + std::chrono::seconds(10));
+      if (!sent.ok()) {
+        spdlog::debug("replaying hints of node {} to node {}: {}", target, node,
+                      sent.status().ToString());
+        sent_all = false;
+        break;
+      }
     }
+    if (!sent_all) break;  // tried again next round (a replica that took some keeps them once)
     const size_t n = keys.size();
     Status removed = co_await hints_->Remove(target, std::move(keys));
     if (!removed.ok()) {
@@ -66,7 +111,12 @@ asio::awaitable<void> HintReplayer::Deliver(uint32_t target, const std::string& 
     hints_->CountReplayed(n);
     delivered += n;
   }
-  if (delivered > 0) spdlog::info("replayed {} hints to node {} ({})", delivered, target, address);
+  if (delivered > 0) {
+    spdlog::info("replayed {} hints of node {}{}", delivered, target,
+                 followed > 0 ? fmt::format(", {} of them to the nodes that now hold their ranges",
+                                            followed)
+                              : std::string());
+  }
 }
 
 void HintReplayer::Stop() {

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -25,8 +27,13 @@ class HintReplayer {
   void Stop();
 
  private:
-  // Delivers `target`'s hints; stops at the first failure (tried again next round).
-  asio::awaitable<void> Deliver(uint32_t target, const std::string& address);
+  // Delivers `target`'s hints (to the nodes that hold their ranges now, for the ranges it no
+  // longer holds); stops at the first failure (tried again next round).
+  asio::awaitable<void> Deliver(const cluster::Topology& topology, uint32_t target);
+  // The nodes that hold (partition, keyspace) in `topology`: its map's replicas, and during a
+  // change's write-both stages the other map's too. Empty for an unknown or dropped keyspace.
+  std::vector<uint32_t> Holders(const cluster::Topology& topology, uint32_t partition,
+                                uint32_t keyspace) const;
 
   HintStore* const hints_;
   const cluster::ClusterView* const view_;

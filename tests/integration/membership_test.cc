@@ -329,11 +329,37 @@ TEST_F(MembershipTest, ADeadNodeIsRemovedAndItsReplicasAreRebuiltFromTheSurvivor
   wrong = Node(0)->ChangeNode(Op::kDecommission, dead);
   EXPECT_EQ(wrong.status().code(), Code::kFailedPrecondition) << wrong.status().ToString();
 
+  // Writes while it is down leave hints for it on their coordinators.
+  std::map<std::string, std::string> hinted;
+  {
+    auto client = Node(0, 10s);
+    for (size_t i = 0; i < 300; ++i) {
+      const std::string key = fmt::format("while-down/{}", i);
+      ASSERT_TRUE(client->Put(key, "v" + key, WriteAt(Consistency::kQuorum)).ok());
+      hinted[key] = "v" + key;
+    }
+  }
   auto removed = Node(0)->ChangeNode(Op::kRemove, dead);
   ASSERT_TRUE(removed.ok()) << removed.status().ToString();
   ASSERT_OK(WaitForMembers(0, Addresses(3)));
   // Three replicas of every key again, on the three that are left: ALL needs each of them.
   ExpectAll(1, preloaded, Consistency::kAll);
+  ExpectAll(2, hinted, Consistency::kAll);
+  // The hints for the removed node do not wait for it: they went to the nodes that hold their
+  // ranges now.
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        uint64_t pending = 0;
+        for (size_t i = 0; i < 3; ++i) {
+          auto status = Node(i)->ClusterStatus();
+          if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+          for (const auto& n : status->nodes) {
+            if (n.self) pending += n.hints_pending;
+          }
+        }
+        return ::testing::AssertionResult(pending == 0) << pending << " hints pending";
+      },
+      30s, "the hints for the removed node to be delivered elsewhere"));
 }
 
 TEST_F(MembershipTest, ANodeDownLongerThanDeadAfterIsRemovedByItself) {
