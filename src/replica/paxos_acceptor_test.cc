@@ -412,5 +412,41 @@ TEST(PaxosProposalSettledTest, ByTheDataOrByAnOutrankingCommit) {
   EXPECT_TRUE(PaxosProposalSettled(v20, v30, v10, v30)) << "the same ballot: the same value";
 }
 
+// A streamed range's acceptor records merge into what this replica has: the higher promise and
+// the proposal accepted at the higher ballot win, so a value chosen (or about to be) on the old
+// replicas is seen by the next prepare here, and a stale record never lowers a promise.
+TEST_F(PaxosAcceptorTest, AbsorbedRecordsKeepTheHigherPromiseAndAcceptedProposal) {
+  ASSERT_TRUE(Prepare(10).promised());
+  auto absorb = [&](const internode::PaxosState& state) {
+    internode::PaxosRecord record;
+    record.set_key("k");
+    record.set_state(state.SerializeAsString());
+    storage::WriteRequest request;
+    request.txn = PaxosAcceptor::Absorb(0, 1, {record});
+    std::promise<Status> done;
+    engine_->Write(std::move(request),
+                   [&done](Status s, std::vector<storage::WriteOutcome>) { done.set_value(s); });
+    return done.get_future().get();
+  };
+  internode::PaxosState streamed;
+  *streamed.mutable_promised() = V(20);
+  streamed.set_pending(true);
+  *streamed.mutable_accepted_ballot() = V(15);
+  *streamed.mutable_accepted() = Value(15, "chosen elsewhere");
+  ASSERT_TRUE(absorb(streamed).ok());
+  EXPECT_FALSE(Prepare(12).promised());  // the streamed promise (20) outranks ours (10)
+
+  internode::PaxosState stale;
+  *stale.mutable_promised() = V(5);
+  ASSERT_TRUE(absorb(stale).ok());
+  EXPECT_FALSE(Prepare(18).promised());  // a stale record does not lower the promise
+
+  auto next = Prepare(30);
+  ASSERT_TRUE(next.promised());
+  ASSERT_TRUE(next.pending());
+  EXPECT_EQ(VersionOf(next.accepted_ballot()), (Version{15, 1}));
+  EXPECT_EQ(next.accepted().value(), "chosen elsewhere");
+}
+
 }  // namespace
 }  // namespace cairn::replica
