@@ -170,7 +170,7 @@ enum class Operation : uint8_t {
 inline constexpr size_t kOperations = 17;
 std::string_view OperationName(Operation op);  // "get", "keyspace_create", ...
 
-inline constexpr size_t kLevels = 12;   // Consistency::kDefault .. kLocalSerial
+inline constexpr size_t kLevels = 12;    // Consistency::kDefault .. kLocalSerial
 inline constexpr size_t kOutcomes = 10;  // Code::kOk .. kFailedPrecondition
 
 // Requests by front door, operation, consistency level and outcome, and their latency by front

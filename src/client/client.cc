@@ -550,8 +550,7 @@ asio::awaitable<Result<std::map<std::string, uint64_t>>> AsyncClient::Metrics() 
   co_return std::map<std::string, uint64_t>(counters.begin(), counters.end());
 }
 
-asio::awaitable<Result<ClusterInfo>> AsyncClient::ChangeNode(NodeOperation op,
-                                                             uint32_t node_id) {
+asio::awaitable<Result<ClusterInfo>> AsyncClient::ChangeNode(NodeOperation op, uint32_t node_id) {
   auto impl = impl_;
   wire::NodeOperationRequest::Kind kind = wire::NodeOperationRequest::CANCEL;
   if (op == NodeOperation::kDecommission) kind = wire::NodeOperationRequest::DECOMMISSION;

@@ -223,7 +223,7 @@ Result<std::vector<NodeReport>> ClusterCoordinator::ClusterStatus() const {
   return out;
 }
 asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op,
-                                                                      uint32_t node_id) {
+                                                                       uint32_t node_id) {
   if (store_ == nullptr) co_return Status::FailedPrecondition("this node keeps no topology log");
   const uint64_t now_ms = wall_->NowMillis();
   auto changed = co_await ChangeTopology(
@@ -267,8 +267,7 @@ asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op
             if (s.transition().stage() == internode::ROLLBACK) {
               return std::optional<internode::TopologyState>();
             }
-            next = cluster::Advance(s, internode::WRITE_BOTH_READ_OLD, internode::ROLLBACK,
-                                    now_ms);
+            next = cluster::Advance(s, internode::WRITE_BOTH_READ_OLD, internode::ROLLBACK, now_ms);
             break;
         }
         if (!next.ok()) return next.status();

@@ -234,8 +234,8 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<bool> PaxosProposeRound(const cluster::Topology& topology,
                                           const std::vector<uint32_t>& participants,
                                           const Quorum& quorum, Version ballot,
-                                            const internode::Mutation& mutation,
-                                            base::Deadline deadline, bool* maybe_accepted);
+                                          const internode::Mutation& mutation,
+                                          base::Deadline deadline, bool* maybe_accepted);
   // Writes `value` (its version is assigned here) if `condition` (null: always) holds.
   asio::awaitable<Result<CasResult>> PaxosWrite(const cluster::Topology& topology,
                                                 const ReplicaSet& set, storage::DataKey key,
@@ -248,7 +248,7 @@ class ClusterCoordinator final : public Coordinator {
   // at most two seconds); null if none comes. A replica that refuses a request for its fence
   // answers with its epoch, which makes this node pull it (InternodeClient::WatchEpochs).
   asio::awaitable<std::shared_ptr<const cluster::Topology>> NewerTopology(uint64_t epoch,
-                                                                         base::Deadline deadline);
+                                                                          base::Deadline deadline);
   // Plain writes to a linearizable keyspace: one unconditional Paxos write per key, run
   // concurrently; `level` only picks SERIAL or LOCAL_SERIAL. One version (or error) per write.
   asio::awaitable<std::vector<Result<Version>>> LinearizableWrites(

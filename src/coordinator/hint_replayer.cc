@@ -44,8 +44,8 @@ asio::awaitable<void> HintReplayer::Run() {
   }
 }
 
-std::vector<uint32_t> HintReplayer::Holders(const cluster::Topology& topology,
-                                            uint32_t partition, uint32_t keyspace) const {
+std::vector<uint32_t> HintReplayer::Holders(const cluster::Topology& topology, uint32_t partition,
+                                            uint32_t keyspace) const {
   std::vector<uint32_t> out;
   if (!topology.state) return out;
   for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(*topology.state)) {
@@ -113,9 +113,9 @@ asio::awaitable<void> HintReplayer::Deliver(const cluster::Topology& topology, u
   }
   if (delivered > 0) {
     spdlog::info("replayed {} hints of node {}{}", delivered, target,
-                 followed > 0 ? fmt::format(", {} of them to the nodes that now hold their ranges",
-                                            followed)
-                              : std::string());
+                 followed > 0
+                     ? fmt::format(", {} of them to the nodes that now hold their ranges", followed)
+                     : std::string());
   }
 }
 

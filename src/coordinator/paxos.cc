@@ -404,8 +404,8 @@ asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::Paxos
               no.push_back(node);
             }
           }
-          return quorum.Reached(yes) || (answered.size() > yes.size() && quorum.Reached(answered)) ||
-                 !quorum.Possible(no);
+          return quorum.Reached(yes) ||
+                 (answered.size() > yes.size() && quorum.Reached(answered)) || !quorum.Possible(no);
         };
     auto phase = co_await PaxosPhase<internode::PaxosPrepareResponse>(topology, participants,
                                                                       request, enough, deadline);
@@ -413,7 +413,7 @@ asio::awaitable<Result<ClusterCoordinator::PaxosRead>> ClusterCoordinator::Paxos
     read.ballot = ballot;
     std::vector<uint32_t> yes, answered;
     Version floor;
-    Version committed;          // the greatest ballot any answer's data was chosen at
+    Version committed;  // the greatest ballot any answer's data was chosen at
     // The data version of each replica that answered as a read.
     std::vector<std::pair<uint32_t, Version>> held;
     for (const auto& [node, r] : phase->answers()) {
@@ -578,8 +578,8 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
                                                  deadline, &maybe_accepted);
       if (accepted) {
         Status committed =
-            co_await PaxosCommitChosen(*topology, set, ballot, mutation, commit, deadline, lease_key,
-                                       participants, quorum, serial, /*ask_next=*/true);
+            co_await PaxosCommitChosen(*topology, set, ballot, mutation, commit, deadline,
+                                       lease_key, participants, quorum, serial, /*ask_next=*/true);
         if (!committed.ok()) co_return committed;
         CasResult done;
         done.applied = true;
@@ -733,9 +733,9 @@ asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWr
         [this, gather, i, &topology, &ks, write = std::move(writes[i]), serial,
          deadline]() mutable -> asio::awaitable<void> {
           const ReplicaSet set = ReplicaSet::ForWrite(topology, ks, write.first.partition);
-          auto r = co_await PaxosWrite(topology, set, std::move(write.first), nullptr,
-                                       std::move(write.second), serial, std::nullopt, deadline,
-                                       &ks);
+          auto r =
+              co_await PaxosWrite(topology, set, std::move(write.first), nullptr,
+                                  std::move(write.second), serial, std::nullopt, deadline, &ks);
           if (!r.ok()) {
             gather->out[i] = r.status();
           } else {

@@ -349,7 +349,8 @@ class ClusterCoordinator::WriteRound {
 
   WriteRound(asio::any_io_executor ex, std::vector<WriteTarget> targets)
       : targets_(std::move(targets)), wake_(std::move(ex)) {
-    for (const WriteTarget& t : targets_) items_.push_back(Item{&t.set, t.req, {}, 0, false, false});
+    for (const WriteTarget& t : targets_)
+      items_.push_back(Item{&t.set, t.req, {}, 0, false, false});
   }
 
   const std::vector<WriteTarget>& targets() const { return targets_; }

@@ -171,8 +171,7 @@ asio::awaitable<Status> TopologyDriver::Barrier(const TopologyState& state) {
   const std::vector<uint32_t> nodes = cluster::BarrierNodes(state);
   SetWaiting(fmt::format("barrier of epoch {}: waiting for {} members to adopt it", state.epoch(),
                          nodes.size()));
-  Status s = co_await coordinator_->Broadcast(state, 0, nodes,
-                                              base::Clock::now() + kBarrierTime);
+  Status s = co_await coordinator_->Broadcast(state, 0, nodes, base::Clock::now() + kBarrierTime);
   if (!s.ok()) co_return s;
   // Requests planned with the epoch before finish meanwhile rather than being refused.
   timer_.expires_after(options_.drain);
@@ -217,9 +216,10 @@ asio::awaitable<void> TopologyDriver::RemoveTheDead(const TopologyState& state) 
       },
       base::Clock::now() + kBarrierTime);
   if (r.ok()) {
-    spdlog::warn("node {} has been DOWN for longer than --dead-after ({} s): removing it; its "
-                 "data is streamed from the other replicas",
-                 dead, options_.dead_after.count() / 1000);
+    spdlog::warn(
+        "node {} has been DOWN for longer than --dead-after ({} s): removing it; its "
+        "data is streamed from the other replicas",
+        dead, options_.dead_after.count() / 1000);
     down_since_.erase(dead);
   } else {
     SetWaiting(fmt::format("cannot remove node {}, DOWN for longer than --dead-after: {}", dead,

@@ -172,9 +172,10 @@ std::vector<PartitionStreamer::Task> PartitionStreamer::TasksOf(
       // A quorum of the old replicas holds every write acknowledged at QUORUM.
       const size_t quorum = old_set.size() / 2 + 1;
       if (task.sources.size() > quorum) task.sources.resize(quorum);
-      task.live = static_cast<uint32_t>(std::count_if(
-          old_set.begin(), old_set.end(),
-          [&](uint32_t node) { return !dead.contains(node) && gossiper_->IsUp(node); }));
+      task.live =
+          static_cast<uint32_t>(std::count_if(old_set.begin(), old_set.end(), [&](uint32_t node) {
+            return !dead.contains(node) && gossiper_->IsUp(node);
+          }));
       tasks.push_back(std::move(task));
     }
   }
@@ -253,9 +254,10 @@ asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& t
   if (recorded->has_value()) {
     if (**recorded == kDone) co_return Status::Ok();
     after = (*recorded)->substr(1);
-    spdlog::info("topology change {}: resuming partition {} of keyspace {} from node {} after "
-                 "its last applied chunk",
-                 transition, task.partition, task.keyspace, source);
+    spdlog::info(
+        "topology change {}: resuming partition {} of keyspace {} from node {} after "
+        "its last applied chunk",
+        transition, task.partition, task.keyspace, source);
   }
   const cluster::Member* member = topology.Find(source);
   if (member == nullptr) co_return Status::Unavailable("the source is not a member");

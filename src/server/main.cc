@@ -84,8 +84,9 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Remove a member that has been DOWN this long and re-replicate its data from the "
                  "other replicas (seconds, or with a unit: 90s, 10m, 2h); 0: never (the default: "
                  "remove dead nodes with cairn node remove)")
-      ->transform(CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
-                                        CLI::AsNumberWithUnit::CASE_SENSITIVE))
+      ->transform(
+          CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
+                                CLI::AsNumberWithUnit::CASE_SENSITIVE))
       ->capture_default_str();
   app.add_option("--dc", options.dc, "This node's data centre")->capture_default_str();
   app.add_option("--rack", options.rack, "This node's rack")->capture_default_str();

@@ -287,10 +287,9 @@ void Server::OpenCoordinator() {
   driver_options.join = options_.join;
   driver_options.replace = options_.replace;
   driver_options.dead_after = options_.dead_after;
-  driver_ = std::make_unique<coordinator::TopologyDriver>(coordinator_.get(), gossiper_.get(),
-                                                          clients[0], std::move(self),
-                                                          driver_options,
-                                                          reactors_[0]->io.get_executor());
+  driver_ = std::make_unique<coordinator::TopologyDriver>(
+      coordinator_.get(), gossiper_.get(), clients[0], std::move(self), driver_options,
+      reactors_[0]->io.get_executor());
   // A new epoch: the streamer and the driver look at once rather than at their next poll.
   gossiper_->OnTopology([s = streamer_.get(), d = driver_.get()](auto) {
     s->Wake();
@@ -320,10 +319,10 @@ void Server::OpenFrontDoors() {
   internode_ = std::make_unique<replica::InternodeService>(
       replica_.get(), gossiper_.get(), clock_.get(), wall_.get(), identity_.node_id,
       std::max(kInternodeFrameBytes, native_options.max_frame_bytes), blocking_->get_executor());
-  internode_->SetJoinHandler([d = driver_.get()](internode::JoinRequest request,
-                                                 base::Deadline deadline) {
-    return d->HandleJoin(std::move(request), deadline);
-  });
+  internode_->SetJoinHandler(
+      [d = driver_.get()](internode::JoinRequest request, base::Deadline deadline) {
+        return d->HandleJoin(std::move(request), deadline);
+      });
 
   if (http_acceptor_) {
     frontdoor::http::HttpOptions http_options;
@@ -429,8 +428,8 @@ void Server::RegisterMetrics() {
     out.Single("cairn_topology_epoch", "The newest topology epoch this node has adopted",
                Type::kGauge, static_cast<double>(state ? state->epoch() : 0));
     out.Single("cairn_topology_change_in_progress",
-               "1 while a topology change (join, decommission, removal) runs, else 0",
-               Type::kGauge, state && state->has_transition() ? 1 : 0);
+               "1 while a topology change (join, decommission, removal) runs, else 0", Type::kGauge,
+               state && state->has_transition() ? 1 : 0);
     const replica::StreamProgress p = streamer_->progress();
     out.Single("cairn_stream_ranges_pending",
                "Ranges this node has still to stream in for the change in progress", Type::kGauge,

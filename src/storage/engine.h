@@ -2,6 +2,7 @@
 // metadata, with last-writer-wins application and group commit.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -148,6 +149,20 @@ struct RangeRecord {
   std::string value;
 };
 
+// The digest of one (partition, keyspace) range as stored, the comparison repair starts from
+// (issue #16): for each of kDigestSegments segments (a key's segment is its hash modulo the
+// count), the XOR of a hash of (key, version, tombstone) over the keys in it. Replicas holding the
+// same versions have equal digests whatever order their writes came in; a key held at another
+// version changes its segment's hash only.
+inline constexpr size_t kDigestSegments = 256;
+struct RangeDigest {
+  std::array<uint64_t, kDigestSegments> segments{};
+  uint64_t keys = 0;  // keys in the range, tombstones included
+  friend bool operator==(const RangeDigest&, const RangeDigest&) = default;
+};
+// The segment of `key` in a RangeDigest.
+size_t DigestSegmentOf(std::string_view key);
+
 struct RangeChunk {
   std::vector<RangeRecord> records;  // in key order
   bool done = false;                 // no more records after these
@@ -200,6 +215,10 @@ class Engine {
   Result<RangeChunk> ReadRange(Family family, uint32_t partition, uint32_t keyspace,
                                std::string_view after, std::optional<std::string_view> up_to,
                                size_t max_bytes) const;
+
+  // The digest of one (partition, keyspace) range (see RangeDigest), from every record it holds.
+  // Blocking, and reads the whole range: run it off the reactors, rate-limited.
+  Result<RangeDigest> DigestRange(uint32_t partition, uint32_t keyspace) const;
 
   // Meta column family: small records of the node itself (node id, clock reservation,
   // keyspaces). GetMeta/ListMeta are short reads.

@@ -742,7 +742,8 @@ TEST_F(EngineTest, ReadRangeReadsOneRangeInChunksThatResume) {
 // the request's other writes, and leaves every neighbour and the read cache right.
 TEST_F(EngineTest, RangeDeleteTakesOneRangeAndNothingElse) {
   WriteRequest request;
-  for (int i = 0; i < 20; ++i) request.ops.push_back(Put(fmt::format("k{}", i), "v", {100, 1}, 5, 1));
+  for (int i = 0; i < 20; ++i)
+    request.ops.push_back(Put(fmt::format("k{}", i), "v", {100, 1}, 5, 1));
   request.ops.push_back(Put("k0", "neighbour partition", {100, 1}, 6, 1));
   request.ops.push_back(Put("k0", "neighbour keyspace", {100, 1}, 5, 2));
   request.raw.push_back({Family::kPaxos, EncodeDataKey(5, 1, "k3"), "acceptor state"});
@@ -767,6 +768,56 @@ TEST_F(EngineTest, RangeDeleteTakesOneRangeAndNothingElse) {
   Open();
   EXPECT_FALSE(Read(*engine_, "k4", 5).has_value());
   EXPECT_EQ(Read(*engine_, "k3", 5)->value, "again");
+}
+
+// The digest repair compares (issue #16): equal for two stores holding the same versions however
+// they got them, and a key held at another version, or deleted, changes its segment only.
+TEST_F(EngineTest, RangeDigestsAgreeOnTheSameVersionsAndLocateADifference) {
+  auto other_or = Engine::Open(EngineOptions{.path = dir_.Sub("other"), .clock = &clock_});
+  ASSERT_TRUE(other_or.ok()) << other_or.status().ToString();
+  std::unique_ptr<Engine> other = std::move(*other_or);
+  // The same 300 final versions, written in another order, in other batches, and on `other`
+  // with older versions first that lose to them.
+  WriteRequest mine;
+  for (int i = 0; i < 300; ++i)
+    mine.ops.push_back(Put(fmt::format("k{}", i), "v", {static_cast<uint64_t>(100 + i), 1}, 3));
+  ASSERT_TRUE(WriteSync(*engine_, std::move(mine)).status.ok());
+  for (int i = 299; i >= 0; --i) {
+    ASSERT_TRUE(
+        WriteSync(*other, {.ops = {Put(fmt::format("k{}", i), "old", {50, 1}, 3)}}).status.ok());
+    ASSERT_TRUE(WriteSync(*other, {.ops = {Put(fmt::format("k{}", i), "v",
+                                               {static_cast<uint64_t>(100 + i), 1}, 3)}})
+                    .status.ok());
+  }
+  // Neighbouring ranges do not count.
+  ASSERT_TRUE(WriteSync(*other, {.ops = {Put("k1", "x", {999, 1}, 4)}}).status.ok());
+  auto a = engine_->DigestRange(3, 1);
+  auto b = other->DigestRange(3, 1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->keys, 300u);
+  EXPECT_TRUE(*a == *b);
+  ASSERT_TRUE(other->CompactAll().ok());  // folded on disk: the same
+  b = other->DigestRange(3, 1);
+  EXPECT_TRUE(*a == *b);
+
+  auto differing = [](const RangeDigest& x, const RangeDigest& y) {
+    std::vector<size_t> out;
+    for (size_t s = 0; s < kDigestSegments; ++s) {
+      if (x.segments[s] != y.segments[s]) out.push_back(s);
+    }
+    return out;
+  };
+  // A newer version of one key on `other`: its segment, and only it, differs.
+  ASSERT_TRUE(WriteSync(*other, {.ops = {Put("k42", "newer", {1000, 2}, 3)}}).status.ok());
+  b = other->DigestRange(3, 1);
+  EXPECT_EQ(differing(*a, *b), std::vector<size_t>{DigestSegmentOf("k42")});
+  // The same version on `engine_` too: equal again; a tombstone instead of a value differs.
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k42", "newer", {1000, 2}, 3)}}).status.ok());
+  a = engine_->DigestRange(3, 1);
+  EXPECT_TRUE(*a == *b);
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Tombstone("k7", {2000, 1}, 3)}}).status.ok());
+  a = engine_->DigestRange(3, 1);
+  EXPECT_EQ(differing(*a, *b), std::vector<size_t>{DigestSegmentOf("k7")});
 }
 
 }  // namespace

@@ -179,8 +179,8 @@ const Subcommand kSubcommands[] = {
     {"node", "remove",
      "Take dead node ID out of the cluster; its data is streamed from the surviving replicas",
      DeclareNodeId, cli::NodeRemove},
-    {"node", "cancel", "Roll back the change in progress (until reads have switched)",
-     DeclareWait, cli::NodeCancel},
+    {"node", "cancel", "Roll back the change in progress (until reads have switched)", DeclareWait,
+     cli::NodeCancel},
     {"node", "ops", "Show the change in progress and each node's streaming", DeclareWait,
      cli::NodeOps},
 };

@@ -335,7 +335,8 @@ class FaultWorkloadTest : public ::testing::Test {
     return [this, id, shared](const std::atomic<bool>& stop) {
       if (!shared || id == 0) return;
       const auto start = std::chrono::steady_clock::now();
-      while (!stop && std::chrono::steady_clock::now() - start < 2s) std::this_thread::sleep_for(50ms);
+      while (!stop && std::chrono::steady_clock::now() - start < 2s)
+        std::this_thread::sleep_for(50ms);
       while (!stop) {
         auto r = shared->ChangeNode(AsyncClient::NodeOperation::kDecommission, id);
         if (r.ok()) {
@@ -477,8 +478,9 @@ void FaultWorkloadTest::RunCasCounters(bool decommission) {
   serial.consistency = Consistency::kSerial;
 
   std::vector<std::vector<Op>> logs(kClients);
-  ASSERT_NO_FATAL_FAILURE(
-      RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
+  ASSERT_NO_FATAL_FAILURE(RunWorkload(
+      schedule, clients,
+      [&](size_t i, Client& c, const std::atomic<bool>& stop) {
         std::mt19937_64 rng(schedule.seed() * 1000 + i);
         std::vector<Op>& log = logs[i];
         while (!stop) {
@@ -660,8 +662,9 @@ void FaultWorkloadTest::RunNoLostWrites(bool decommission) {
 
   std::vector<std::vector<Op>> logs(kClients);
   std::vector<std::vector<checkers::AckedWrite>> acks(kClients);
-  ASSERT_NO_FATAL_FAILURE(
-      RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
+  ASSERT_NO_FATAL_FAILURE(RunWorkload(
+      schedule, clients,
+      [&](size_t i, Client& c, const std::atomic<bool>& stop) {
         std::mt19937_64 rng(schedule.seed() * 1000 + i);
         std::vector<std::string> mine;
         uint64_t seq = 0;

@@ -173,9 +173,8 @@ class MembershipTest : public ::testing::Test {
           std::string seen;
           for (const auto& n : status->nodes) seen += n.address + " " + n.member_state + "; ";
           if (!status->change.empty()) {
-            return ::testing::AssertionFailure()
-                   << "epoch " << status->topology_epoch << ": " << status->change << " (" << seen
-                   << ")";
+            return ::testing::AssertionFailure() << "epoch " << status->topology_epoch << ": "
+                                                 << status->change << " (" << seen << ")";
           }
           if (status->nodes.size() != addresses.size()) {
             return ::testing::AssertionFailure() << "members: " << seen;
@@ -188,8 +187,9 @@ class MembershipTest : public ::testing::Test {
           }
           return ::testing::AssertionSuccess();
         },
-        timeout, fmt::format("node {} to see {} NORMAL members and no change", observer + 1,
-                             addresses.size()));
+        timeout,
+        fmt::format("node {} to see {} NORMAL members and no change", observer + 1,
+                    addresses.size()));
   }
   // A hash tag whose partition a node `id` at `address` (in dc1, rack1) gains when it joins: the
   // map of the members and it, computed as the nodes do (cluster/placement.h).
@@ -217,7 +217,8 @@ class MembershipTest : public ::testing::Test {
     std::vector<std::pair<std::string, std::string>> batch;
     for (size_t i = 0; i < n; ++i) {
       std::string key = fmt::format("pre/{:06}", i);
-      std::string value = fmt::format("{:06}", i) + std::string(bytes, static_cast<char>('a' + i % 26));
+      std::string value =
+          fmt::format("{:06}", i) + std::string(bytes, static_cast<char>('a' + i % 26));
       written[key] = value;
       batch.emplace_back(std::move(key), std::move(value));
       if (batch.size() == 200 || i + 1 == n) {
@@ -263,9 +264,9 @@ TEST_F(MembershipTest, AFourthNodeJoinsUnderLoadWithNoErrorsAndHoldsItsShare) {
   ASSERT_OK(WaitForMembers(0, Addresses(4)));
   // A little more load on the new topology, then stop.
   const size_t writes_at_join = load.writes();
-  ASSERT_OK(WaitUntil(
-      [&] { return ::testing::AssertionResult(load.writes() > writes_at_join + 100); }, 20s,
-      "more writes after the join"));
+  ASSERT_OK(
+      WaitUntil([&] { return ::testing::AssertionResult(load.writes() > writes_at_join + 100); },
+                20s, "more writes after the join"));
   load.Stop();
   EXPECT_EQ(load.errors(), 0u) << load.first_errors();
   std::cout << fmt::format("{} writes and {} reads at QUORUM during the join, {} errors\n",
@@ -383,8 +384,8 @@ TEST_F(MembershipTest, ANewNodeReplacesADeadOneInItsPlaces) {
   EXPECT_EQ(removed.status().code(), Code::kFailedPrecondition) << removed.status().ToString();
   auto replacement = cluster_->AddNode({"--replace", std::to_string(dead)});
   ASSERT_TRUE(replacement.ok()) << replacement.status().ToString();
-  ASSERT_OK(WaitForMembers(0, {cluster_->address(0), cluster_->address(1),
-                               cluster_->address(*replacement)}));
+  ASSERT_OK(WaitForMembers(
+      0, {cluster_->address(0), cluster_->address(1), cluster_->address(*replacement)}));
   // Every partition again on three live nodes, the replacement holding what the dead one held
   // (all of it, with three nodes), read from its own copy.
   ExpectAll(*replacement, preloaded, Consistency::kOne);
@@ -404,7 +405,8 @@ TEST_F(MembershipTest, AJoiningNodeKilledWhileStreamingResumesAndFinishes) {
     std::vector<std::pair<std::string, std::string>> batch;
     for (size_t i = 0; i < 3000; ++i) {
       std::string key = fmt::format("{{{}}}/{:06}", tag, i);
-      std::string value = fmt::format("{:06}", i) + std::string(2000, static_cast<char>('a' + i % 26));
+      std::string value =
+          fmt::format("{:06}", i) + std::string(2000, static_cast<char>('a' + i % 26));
       preloaded[key] = value;
       batch.emplace_back(std::move(key), std::move(value));
       if (batch.size() == 100) {
@@ -414,8 +416,8 @@ TEST_F(MembershipTest, AJoiningNodeKilledWhileStreamingResumesAndFinishes) {
       }
     }
   }
-  auto joined = cluster_->AddNode(
-      {"--stream-mb-per-s", "1", "--node-id", std::to_string(new_id)}, new_address);
+  auto joined = cluster_->AddNode({"--stream-mb-per-s", "1", "--node-id", std::to_string(new_id)},
+                                  new_address);
   ASSERT_TRUE(joined.ok()) << joined.status().ToString();
   const size_t node = *joined;
   ASSERT_OK(WaitUntil(

@@ -352,8 +352,8 @@ asio::awaitable<Status> ClusterStatus(Coordinator& c, wire::Request&, const Requ
   co_return Status::Ok();
 }
 
-asio::awaitable<Status> NodeOperation(Coordinator& c, wire::Request& request,
-                                      const RequestOptions&, wire::Response& response) {
+asio::awaitable<Status> NodeOperation(Coordinator& c, wire::Request& request, const RequestOptions&,
+                                      wire::Response& response) {
   const wire::NodeOperationRequest& r = request.node_operation();
   coordinator::NodeOp op;
   switch (r.kind()) {

@@ -44,12 +44,9 @@ Json ClusterJson(const ClusterInfo& cluster) {
                          {"streams_done", n.streams_done},
                          {"stream_bytes", n.stream_bytes}});
   }
-  return Json{{"formed", cluster.formed},
-              {"partitions", cluster.partitions},
-              {"note", cluster.note},
-              {"topology_epoch", cluster.topology_epoch},
-              {"change", cluster.change},
-              {"nodes", nodes}};
+  return Json{{"formed", cluster.formed}, {"partitions", cluster.partitions},
+              {"note", cluster.note},     {"topology_epoch", cluster.topology_epoch},
+              {"change", cluster.change}, {"nodes", nodes}};
 }
 
 // A table of nodes per data centre.
@@ -75,12 +72,12 @@ std::string ClusterText(const ClusterInfo& cluster) {
                              HumanBytes(n->stream_bytes));
       }
       if (n->self) notes += "  (this node)";
-      out += fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n",
-                         n->up ? "UP" : "DOWN", n->member_state.empty() ? "?" : n->member_state,
-                         n->address,
-                         n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
-                         n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes), n->partitions,
-                         n->hints_pending, notes);
+      out +=
+          fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n",
+                      n->up ? "UP" : "DOWN", n->member_state.empty() ? "?" : n->member_state,
+                      n->address, n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
+                      n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes), n->partitions,
+                      n->hints_pending, notes);
     }
   }
   return out;

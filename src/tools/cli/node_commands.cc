@@ -93,9 +93,8 @@ int NodeOps(Context& context, const Args& args) {
   auto status = context.client().ClusterStatus();
   if (!status.ok()) return Fail(status.status());
   Json nodes = Json::array();
-  std::string text = fmt::format(
-      "topology epoch {}: {}\n", status->topology_epoch,
-      status->change.empty() ? "no change in progress" : status->change);
+  std::string text = fmt::format("topology epoch {}: {}\n", status->topology_epoch,
+                                 status->change.empty() ? "no change in progress" : status->change);
   for (const NodeInfo& n : status->nodes) {
     if (n.streams_total == 0) continue;
     nodes.push_back(Json{{"node_id", n.node_id},
