@@ -191,6 +191,7 @@ asio::awaitable<Status> TopologyDriver::Barrier(const TopologyState& state) {
 asio::awaitable<void> TopologyDriver::RemoveTheDead(const TopologyState& state) {
   if (options_.dead_after.count() <= 0) co_return;
   const auto now = std::chrono::steady_clock::now();
+  if (now - started_ < options_.dead_after) co_return;
   std::optional<uint32_t> longest;
   for (const internode::TopologyMember& m : state.members()) {
     const uint32_t id = m.info().node_id();

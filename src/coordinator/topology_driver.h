@@ -98,6 +98,9 @@ class TopologyDriver {
   const asio::any_io_executor executor_;
   asio::steady_timer timer_;  // on executor_
   bool stopping_ = false;     // on executor_
+  // When this driver started: a node that has just started sees every peer DOWN until it hears
+  // from them, so it declares nobody dead before it has run for --dead-after itself.
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   // When the driver first saw each member DOWN (on executor_; forgotten when it is UP).
   std::map<uint32_t, std::chrono::steady_clock::time_point> down_since_;
   mutable std::mutex mu_;
