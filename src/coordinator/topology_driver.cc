@@ -82,6 +82,7 @@ asio::awaitable<void> TopologyDriver::Step() {
   if (!state) co_return;
   if (!state->has_transition()) {
     SetWaiting("");
+    seen_down_.clear();
     if (Driving(*state)) co_await RemoveTheDead(*state);
     co_return;
   }
@@ -89,8 +90,15 @@ asio::awaitable<void> TopologyDriver::Step() {
   const internode::Transition& t = state->transition();
   if (t.stage() == internode::WRITE_BOTH_READ_OLD) {
     // A member removed as dead that is back before reads have switched keeps its place.
+    std::set<uint32_t>& seen_down = seen_down_[t.id()];
     for (const internode::TopologyMember& m : state->members()) {
-      if (m.state() == internode::LEAVING && m.dead() && gossiper_->IsUp(m.info().node_id())) {
+      if (m.state() != internode::LEAVING || !m.dead()) continue;
+      const uint32_t id = m.info().node_id();
+      if (!gossiper_->IsUp(id)) {
+        seen_down.insert(id);
+        continue;
+      }
+      if (seen_down.contains(id)) {
         spdlog::warn("node {} is UP again while being removed: rolling the change back",
                      m.info().node_id());
         const uint64_t now_ms = coordinator_->wall_clock().NowMillis();

@@ -22,6 +22,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,11 @@ class TopologyDriver {
   // When this driver started: a node that has just started sees every peer DOWN until it hears
   // from them, so it declares nobody dead before it has run for --dead-after itself.
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  // Members being removed as dead that this driver has seen DOWN during the change, by change id
+  // (on executor_): only those that were seen DOWN and are UP again are "back" (a driver whose
+  // failure detector has not yet marked a killed node DOWN must not take it for one that
+  // returned).
+  std::map<uint64_t, std::set<uint32_t>> seen_down_;
   // When the driver first saw each member DOWN (on executor_; forgotten when it is UP).
   std::map<uint32_t, std::chrono::steady_clock::time_point> down_since_;
   mutable std::mutex mu_;

@@ -373,6 +373,30 @@ TEST_F(MembershipTest, ANodeDownLongerThanDeadAfterIsRemovedByItself) {
   ExpectAll(1, preloaded, Consistency::kAll);
 }
 
+// A node removed as dead that is back before its ranges have new replicas keeps its place: the
+// removal rolls back.
+TEST_F(MembershipTest, ARemovedNodeThatComesBackWhileStreamingKeepsItsPlace) {
+  StartCluster(4, {"--stream-mb-per-s", "1"});
+  const auto preloaded = Preload(6000, 2000);
+  const uint32_t dead = IdOf(3);
+  cluster_->node(3).Kill9();
+  for (size_t i = 0; i < 3; ++i) ASSERT_OK(cluster_->WaitForState(i, 3, "DOWN"));
+  auto removed = Node(0)->ChangeNode(Op::kRemove, dead);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto status = Node(0)->ClusterStatus();
+        if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+        uint64_t bytes = 0;
+        for (const auto& n : status->nodes) bytes += n.stream_bytes;
+        return ::testing::AssertionResult(bytes > 0) << "nothing streamed yet: " << status->change;
+      },
+      60s, "the removal to be streaming"));
+  ASSERT_OK(cluster_->Restart(3));
+  ASSERT_OK(WaitForMembers(0, Addresses(4), 120s));
+  ExpectAll(3, preloaded, Consistency::kAll);
+}
+
 TEST_F(MembershipTest, ANewNodeReplacesADeadOneInItsPlaces) {
   StartCluster(3);
   const auto preloaded = Preload(2000, 500);
