@@ -92,7 +92,7 @@ class ClusterLayoutTest : public ::testing::Test {
 
   // The servers' replicas of `key` in `ks`, in their order (DCs by name, preference order).
   coordinator::ClusterCoordinator::ReplicaSet ServerReplicas(const cluster::KeyspaceDef& ks,
-                                                      const std::string& key) const {
+                                                             const std::string& key) const {
     const uint32_t partition = base::PartitionOfToken(base::Token(key), kBits);
     return coordinator::ClusterCoordinator::ReplicaSet::Of(*topology_, ks, partition);
   }

@@ -56,14 +56,14 @@ TEST(ConfigFileTest, FileSetsWhatTheCommandLineLeavesAndFlagsWin) {
   Status s = p.config->Load(
       "data-dir = \"/var/lib/cairn\"\n"
       "threads = 5\n"
-      "listen = \"10.0.0.1:7400\"\n"
+      "listen = \"127.0.0.1:7411\"\n"
       "phi-threshold = 12.5\n"
       "allow-flush = true\n",
       "cairn.toml");
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(p.threads, 3u);  // the command line's
   EXPECT_EQ(p.data_dir, "/var/lib/cairn");
-  EXPECT_EQ(p.listen, "10.0.0.1:7400");
+  EXPECT_EQ(p.listen, "127.0.0.1:7411");
   EXPECT_DOUBLE_EQ(p.phi, 12.5);
   EXPECT_TRUE(p.allow_flush);
   EXPECT_EQ(p.gossip_ms, 1000u);  // in neither: the default
