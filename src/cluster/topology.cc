@@ -98,6 +98,8 @@ Result<std::shared_ptr<const Topology>> Topology::FromState(TopologyState state,
   } else {
     auto target = PartitionMap::Compute(TargetMembers(state), state.partition_bits());
     if (!target.ok()) return target.status();
+    topology->base = std::make_shared<const PartitionMap>(*base);
+    topology->target = std::make_shared<const PartitionMap>(*target);
     topology->stage = state.transition().stage();
     switch (topology->stage) {
       case internode::WRITE_BOTH_READ_OLD:

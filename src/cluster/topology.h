@@ -57,6 +57,9 @@ struct Topology {
   // among `map`'s replicas and among these (a node in both counts for both).
   std::optional<PartitionMap> also_write;
   internode::TransitionStage stage = internode::STAGE_NONE;
+  // During a transition, the maps of its base and target members (`map` and `also_write` are
+  // these, arranged by stage): what streaming and cleanup compare. Null without a transition.
+  std::shared_ptr<const PartitionMap> base, target;
   // Every member that has not left (joining and leaving ones too), with its address.
   std::unordered_map<uint32_t, Member> by_id;
   // The decided state this was built from.

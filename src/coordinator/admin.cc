@@ -240,24 +240,21 @@ asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op
                 return std::optional<internode::TopologyState>();
               }
             }
-            if (const internode::TopologyMember* m = cluster::FindMember(s, node_id);
-                m == nullptr || m->state() == internode::LEFT) {
-              return Status::NotFound(
-                  fmt::format("node {} is not a member of this cluster", node_id));
-            }
-            if (!dead && !view_->IsUp(node_id)) {
+            // What the state says first (a member, NORMAL, replication kept), then whether
+            // this node's failure detector agrees the node is alive, or dead.
+            next = cluster::StartLeave(s, node_id, dead, now_ms);
+            if (next.ok() && !dead && !view_->IsUp(node_id)) {
               return Status::FailedPrecondition(fmt::format(
                   "node {} is DOWN: a decommissioned node streams its own data away; remove a "
                   "dead node instead (cairn node remove {})",
                   node_id, node_id));
             }
-            if (dead && view_->IsUp(node_id)) {
+            if (next.ok() && dead && view_->IsUp(node_id)) {
               return Status::FailedPrecondition(fmt::format(
                   "node {} is UP: only a dead node is removed; decommission a live one (cairn "
                   "node decommission {})",
                   node_id, node_id));
             }
-            next = cluster::StartLeave(s, node_id, dead, now_ms);
             break;
           }
           case NodeOp::kCancel:

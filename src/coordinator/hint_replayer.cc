@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "cluster/topology_state.h"
+#include "coordinator/replica_set.h"
 
 namespace cairn::coordinator {
 
@@ -44,25 +46,23 @@ asio::awaitable<void> HintReplayer::Run() {
   }
 }
 
-std::vector<uint32_t> HintReplayer::Holders(const cluster::Topology& topology, uint32_t partition,
-                                            uint32_t keyspace) const {
-  std::vector<uint32_t> out;
-  if (!topology.state) return out;
-  for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(*topology.state)) {
-    if (ks.id != keyspace || ks.dropped) continue;
-    out = topology.map.Replicas(partition, ks.replication);
-    if (topology.also_write) {
-      for (uint32_t node : topology.also_write->Replicas(partition, ks.replication)) {
-        if (std::find(out.begin(), out.end(), node) == out.end()) out.push_back(node);
-      }
-    }
-  }
-  return out;
-}
-
 asio::awaitable<void> HintReplayer::Deliver(const cluster::Topology& topology, uint32_t target) {
   uint64_t delivered = 0, followed = 0;
   const bool member = topology.Find(target) != nullptr;
+  std::unordered_map<uint32_t, cluster::KeyspaceDef> keyspaces;  // live ones, by id
+  if (topology.state) {
+    for (cluster::KeyspaceDef& ks : cluster::KeyspacesOf(*topology.state)) {
+      if (!ks.dropped) keyspaces.emplace(ks.id, std::move(ks));
+    }
+  }
+  // The nodes that hold (partition, keyspace) now: the replicas a write to it goes to (both
+  // maps during a change's write-both stages). None for an unknown or dropped keyspace.
+  auto holders = [&](uint32_t partition, uint32_t keyspace) {
+    auto ks = keyspaces.find(keyspace);
+    return ks == keyspaces.end()
+               ? std::vector<uint32_t>()
+               : ClusterCoordinator::ReplicaSet::ForWrite(topology, ks->second, partition).nodes;
+  };
   while (!stopping_) {
     auto batch = hints_->Next(target, kBatch);
     if (!batch.ok()) {
@@ -76,7 +76,7 @@ asio::awaitable<void> HintReplayer::Deliver(const cluster::Topology& topology, u
     std::vector<std::string> keys;
     for (auto& hint : *batch) {
       const internode::Mutation& m = hint.mutation;
-      std::vector<uint32_t> to = Holders(topology, m.partition(), m.keyspace());
+      std::vector<uint32_t> to = holders(m.partition(), m.keyspace());
       if (member && (to.empty() || std::find(to.begin(), to.end(), target) != to.end())) {
         to = {target};
       } else {

@@ -30,10 +30,6 @@ class HintReplayer {
   // Delivers `target`'s hints (to the nodes that hold their ranges now, for the ranges it no
   // longer holds); stops at the first failure (tried again next round).
   asio::awaitable<void> Deliver(const cluster::Topology& topology, uint32_t target);
-  // The nodes that hold (partition, keyspace) in `topology`: its map's replicas, and during a
-  // change's write-both stages the other map's too. Empty for an unknown or dropped keyspace.
-  std::vector<uint32_t> Holders(const cluster::Topology& topology, uint32_t partition,
-                                uint32_t keyspace) const;
 
   HintStore* const hints_;
   const cluster::ClusterView* const view_;

@@ -52,37 +52,41 @@ asio::awaitable<Result<std::shared_ptr<const TopologyState>>> ClusterCoordinator
       set.dc_of.push_back(0);
       set.groups.push_back(1);
     }
-    CasCondition condition;
-    storage::StoredValue value;
-    if (next->has_value()) {
-      (*next)->set_epoch(slot);
-      condition.kind = CasCondition::Kind::kIfNotExists;
-      value = storage::StoredValue{Version{}, false, 0, (*next)->SerializeAsString()};
-    } else {
+    const storage::DataKey key = SlotKey(slot, identity_.partition_bits);
+    // Reads the slot through Paxos: a swap whose condition no slot meets (a slot's version is
+    // its ballot, never zero; an empty slot fails it too) answers with what the slot holds.
+    auto read_slot = [&]() -> asio::awaitable<Result<CasResult>> {
+      CasCondition never;
+      never.kind = CasCondition::Kind::kIfVersion;
+      storage::StoredValue nothing;  // named, not a temporary: the g++ 12 note in coordinator.h
+      co_return co_await PaxosWrite(*topology, set, key, &never, std::move(nothing),
+                                    Consistency::kSerial, Consistency::kQuorum, deadline);
+    };
+    Result<CasResult> r = Status::Internal("unset");
+    std::string proposed;
+    if (!next->has_value()) {
       // "Nothing to change" was judged on this node's copy of the log, which may lag behind it
       // (an IF NOT EXISTS must see a drop that finished elsewhere): it stands only if the next
-      // slot is still empty. A swap whose condition no slot meets (a slot's version is its
-      // ballot, never zero; an empty one fails it too) reads that slot through Paxos.
-      condition.kind = CasCondition::Kind::kIfVersion;
-      condition.version = Version{};
-    }
-    const storage::DataKey key = SlotKey(slot, identity_.partition_bits);
-    auto r = co_await PaxosWrite(*topology, set, key, &condition, value, Consistency::kSerial,
-                                 Consistency::kQuorum, deadline);
-    if (!r.ok() && r.status().code() == Code::kTimeout && next->has_value() &&
-        base::Clock::now() < deadline) {
-      // The generic answer for a swap that lost a race after a minority accepted it ("may still
-      // be applied") has a definite one here: a slot is written once, so whatever it holds now
-      // was chosen, and the proposal is ours exactly when it is byte for byte what we proposed.
-      CasCondition read;
-      read.kind = CasCondition::Kind::kIfVersion;
-      storage::StoredValue nothing;  // named, not a temporary: the g++ 12 note in coordinator.h
-      auto holds = co_await PaxosWrite(*topology, set, key, &read, std::move(nothing),
-                                       Consistency::kSerial, Consistency::kQuorum, deadline);
-      if (holds.ok() && holds->current) {
-        r = CasResult{};
-        r->applied = holds->current->value == value.value;
-        r->current = holds->current;
+      // slot is still empty.
+      r = co_await read_slot();
+    } else {
+      (*next)->set_epoch(slot);
+      proposed = (*next)->SerializeAsString();
+      CasCondition absent;
+      absent.kind = CasCondition::Kind::kIfNotExists;
+      storage::StoredValue value{Version{}, false, 0, proposed};
+      r = co_await PaxosWrite(*topology, set, key, &absent, std::move(value), Consistency::kSerial,
+                              Consistency::kQuorum, deadline);
+      if (!r.ok() && r.status().code() == Code::kTimeout && base::Clock::now() < deadline) {
+        // The generic answer for a swap that lost a race after a minority accepted it ("may
+        // still be applied") has a definite one here: a slot is written once, so whatever it
+        // holds now was chosen, and the proposal is ours exactly when it is what we proposed.
+        auto holds = co_await read_slot();
+        if (holds.ok() && holds->current) {
+          r = CasResult{};
+          r->applied = holds->current->value == proposed;
+          r->current = holds->current;
+        }
       }
     }
     if (!r.ok()) {

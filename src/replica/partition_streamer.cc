@@ -146,20 +146,19 @@ asio::awaitable<void> PartitionStreamer::Run() {
 std::vector<PartitionStreamer::Task> PartitionStreamer::TasksOf(
     const cluster::Topology& topology) const {
   const internode::TopologyState& state = *topology.state;
-  auto base = cluster::PartitionMap::Compute(cluster::BaseMembers(state), state.partition_bits());
-  auto target =
-      cluster::PartitionMap::Compute(cluster::TargetMembers(state), state.partition_bits());
   std::vector<Task> tasks;
-  if (!base.ok() || !target.ok()) return tasks;
+  if (!topology.base || !topology.target) return tasks;
+  const cluster::PartitionMap& base = *topology.base;
+  const cluster::PartitionMap& target = *topology.target;
   std::set<uint32_t> dead;
   for (const auto& m : state.members()) {
     if (m.dead()) dead.insert(m.info().node_id());
   }
   for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(state)) {
     if (ks.dropped) continue;
-    for (uint32_t p = 0; p < base->partitions(); ++p) {
-      const std::vector<uint32_t> old_set = ReplicasOf(*base, p, ks);
-      const std::vector<uint32_t> new_set = ReplicasOf(*target, p, ks);
+    for (uint32_t p = 0; p < base.partitions(); ++p) {
+      const std::vector<uint32_t> old_set = ReplicasOf(base, p, ks);
+      const std::vector<uint32_t> new_set = ReplicasOf(target, p, ks);
       if (!Contains(new_set, self_) || Contains(old_set, self_)) continue;
       Task task{p, ks.id, {}};
       // Live sources first, in preference order; dead ones are no sources at all.
@@ -321,20 +320,18 @@ asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint64_t transition, const
 
 asio::awaitable<Status> PartitionStreamer::Cleanup(const cluster::Topology& topology) {
   const internode::TopologyState& state = *topology.state;
-  auto base = cluster::PartitionMap::Compute(cluster::BaseMembers(state), state.partition_bits());
-  auto target =
-      cluster::PartitionMap::Compute(cluster::TargetMembers(state), state.partition_bits());
-  if (!base.ok()) co_return base.status();
-  if (!target.ok()) co_return target.status();
+  if (!topology.base || !topology.target) co_return Status::Ok();  // no transition
+  const cluster::PartitionMap& base = *topology.base;
+  const cluster::PartitionMap& target = *topology.target;
   // Going forward, the ranges only the old map gave this node; rolling back, those only the
   // new one did.
   const bool forward = state.transition().stage() == internode::USE_NEW;
   storage::WriteRequest request;
   for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(state)) {
     if (ks.dropped) continue;
-    for (uint32_t p = 0; p < base->partitions(); ++p) {
-      const bool in_old = Contains(ReplicasOf(*base, p, ks), self_);
-      const bool in_new = Contains(ReplicasOf(*target, p, ks), self_);
+    for (uint32_t p = 0; p < base.partitions(); ++p) {
+      const bool in_old = Contains(ReplicasOf(base, p, ks), self_);
+      const bool in_new = Contains(ReplicasOf(target, p, ks), self_);
       if (forward ? (in_old && !in_new) : (in_new && !in_old)) {
         request.range_deletes.push_back({p, ks.id});
       }

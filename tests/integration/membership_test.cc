@@ -191,6 +191,32 @@ class MembershipTest : public ::testing::Test {
         fmt::format("node {} to see {} NORMAL members and no change", observer + 1,
                     addresses.size()));
   }
+  // Waits until node `observer` reports node `node` (an index) part way through its streams: at
+  // least `bytes` in, and not every range done.
+  Status WaitForStreaming(size_t observer, size_t node, uint64_t bytes) {
+    return WaitUntil(
+        [&]() -> ::testing::AssertionResult {
+          auto status = Node(observer)->ClusterStatus();
+          if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+          for (const auto& n : status->nodes) {
+            if (n.address == cluster_->address(node) && n.stream_bytes >= bytes &&
+                n.streams_done < n.streams_total) {
+              return ::testing::AssertionSuccess();
+            }
+          }
+          return ::testing::AssertionFailure() << "not " << bytes << " bytes into its streams";
+        },
+        60s, fmt::format("node {} to be part way through its streams", node + 1));
+  }
+  // A coordinator counter summed over the nodes at `indexes`.
+  uint64_t Counter(const std::vector<size_t>& indexes, const std::string& name) {
+    uint64_t sum = 0;
+    for (size_t i : indexes) {
+      auto metrics = Node(i)->Metrics();
+      if (metrics.ok() && metrics->contains(name)) sum += metrics->at(name);
+    }
+    return sum;
+  }
   // A hash tag whose partition a node `id` at `address` (in dc1, rack1) gains when it joins: the
   // map of the members and it, computed as the nodes do (cluster/placement.h).
   std::string TagGainedBy(uint32_t id, const std::string& address) {
@@ -269,8 +295,10 @@ TEST_F(MembershipTest, AFourthNodeJoinsUnderLoadWithNoErrorsAndHoldsItsShare) {
                 20s, "more writes after the join"));
   load.Stop();
   EXPECT_EQ(load.errors(), 0u) << load.first_errors();
-  std::cout << fmt::format("{} writes and {} reads at QUORUM during the join, {} errors\n",
-                           load.writes(), load.reads(), load.errors());
+  std::cout << fmt::format(
+      "{} writes and {} reads at QUORUM during the join, {} errors; {} requests re-planned after "
+      "a replica's fence refused them\n",
+      load.writes(), load.reads(), load.errors(), Counter({0, 1, 2, 3}, "replica.replans"));
 
   // The new node holds its share: about 3/4 of the partitions of a keyspace of RF 3 on four
   // nodes, and a read at ONE through it is answered from its own copy wherever it is a replica,
@@ -302,8 +330,10 @@ TEST_F(MembershipTest, ADecommissionedNodeStreamsItsDataAwayUnderLoadAndExits) {
   ASSERT_OK(WaitForMembers(0, Addresses(3)));
   load.Stop();
   EXPECT_EQ(load.errors(), 0u) << load.first_errors();
-  std::cout << fmt::format("{} writes and {} reads at QUORUM during the decommission\n",
-                           load.writes(), load.reads());
+  std::cout << fmt::format(
+      "{} writes and {} reads at QUORUM during the decommission; {} requests re-planned after a "
+      "replica's fence refused them\n",
+      load.writes(), load.reads(), Counter({0, 1, 2}, "replica.replans"));
   // The node that left stops by itself, successfully.
   std::optional<int> exit_code;
   ASSERT_OK(WaitUntil(
@@ -444,19 +474,7 @@ TEST_F(MembershipTest, AJoiningNodeKilledWhileStreamingResumesAndFinishes) {
                                   new_address);
   ASSERT_TRUE(joined.ok()) << joined.status().ToString();
   const size_t node = *joined;
-  ASSERT_OK(WaitUntil(
-      [&]() -> ::testing::AssertionResult {
-        auto status = Node(0)->ClusterStatus();
-        if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
-        for (const auto& n : status->nodes) {
-          if (n.address == cluster_->address(node) && n.stream_bytes >= (size_t{2} << 20) &&
-              n.streams_done < n.streams_total) {
-            return ::testing::AssertionSuccess();
-          }
-        }
-        return ::testing::AssertionFailure() << "not 2 MiB into its streams yet";
-      },
-      60s, "the new node to be part way through its streams"));
+  ASSERT_OK(WaitForStreaming(0, node, uint64_t{2} << 20));
   cluster_->node(node).Kill9();
   ASSERT_OK(cluster_->Restart(node));
   ASSERT_OK(WaitForMembers(0, Addresses(4), 120s));
@@ -481,19 +499,7 @@ TEST_F(MembershipTest, TheDriverAndStreamingSourceKilledMidStreamComesBackAndThe
   ASSERT_TRUE(joined.ok()) << joined.status().ToString();
   const size_t node = *joined;
   const size_t observer = driver == 0 ? 1 : 0;
-  ASSERT_OK(WaitUntil(
-      [&]() -> ::testing::AssertionResult {
-        auto status = Node(observer)->ClusterStatus();
-        if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
-        for (const auto& n : status->nodes) {
-          if (n.address == cluster_->address(node) && n.stream_bytes > 0 &&
-              n.streams_done < n.streams_total) {
-            return ::testing::AssertionSuccess();
-          }
-        }
-        return ::testing::AssertionFailure() << "not streaming yet";
-      },
-      60s, "the new node to be streaming"));
+  ASSERT_OK(WaitForStreaming(observer, node, 1));
   cluster_->node(driver).Kill9();
   ASSERT_OK(cluster_->WaitForState(observer, driver, "DOWN"));
   ASSERT_OK(cluster_->Restart(driver));

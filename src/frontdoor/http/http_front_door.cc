@@ -1,7 +1,6 @@
 #include "frontdoor/http/http_front_door.h"
 
 #include <array>
-#include <charconv>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -344,7 +343,7 @@ struct HttpFrontDoor::Exchange {
   asio::awaitable<Response> AlterKeyspace(std::string name);
   asio::awaitable<Response> DropKeyspace(std::string name);
   Response Cluster();
-  asio::awaitable<Response> NodeOperation(coordinator::NodeOp op, uint32_t node_id);
+  asio::awaitable<Response> Nodes(std::string_view path);
 };
 
 asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
@@ -383,37 +382,11 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     co_return Cluster();
   }
-  // Topology changes: POST /v1/nodes/{id}/decommission, /v1/nodes/{id}/remove, and
-  // /v1/cluster/cancel.
   if (path == "/v1/cluster/cancel" || path.starts_with("/v1/nodes/")) {
     op = Operation::kNodeOperation;
-    coordinator::NodeOp node_op = coordinator::NodeOp::kCancel;
-    uint32_t node_id = 0;
-    if (path != "/v1/cluster/cancel") {
-      const std::string_view rest = path.substr(std::string_view("/v1/nodes/").size());
-      const size_t slash = rest.find('/');
-      const std::string_view id = rest.substr(0, slash);
-      const std::string_view action =
-          slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-      const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), node_id);
-      if (ec != std::errc() || end != id.data() + id.size() || node_id == 0) {
-        co_return Error(400, "INVALID_ARGUMENT",
-                        fmt::format("'{}' is not a node id (a number from 1)", std::string(id)));
-      }
-      if (action == "decommission") {
-        node_op = coordinator::NodeOp::kDecommission;
-      } else if (action == "remove") {
-        node_op = coordinator::NodeOp::kRemove;
-      } else {
-        co_return Error(404, "NOT_FOUND",
-                        fmt::format("no such endpoint: {} (POST /v1/nodes/{{id}}/decommission or "
-                                    "/v1/nodes/{{id}}/remove)",
-                                    std::string(path)));
-      }
-    }
     if (req.method() != bhttp::verb::post) co_return MethodNotAllowed(method, path, "POST");
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
-    co_return co_await NodeOperation(node_op, node_id);
+    co_return co_await Nodes(path);
   }
   if (path == "/v1/keyspaces" || path.starts_with("/v1/keyspaces/")) {
     co_return co_await Keyspaces(path.substr(std::string_view("/v1/keyspaces").size()));
@@ -738,8 +711,34 @@ Response HttpFrontDoor::Exchange::Cluster() {
   return JsonReply(200, out);
 }
 
-asio::awaitable<Response> HttpFrontDoor::Exchange::NodeOperation(coordinator::NodeOp node_op,
-                                                                 uint32_t node_id) {
+// Topology changes: POST /v1/nodes/{id}/decommission, /v1/nodes/{id}/remove and
+// /v1/cluster/cancel.
+asio::awaitable<Response> HttpFrontDoor::Exchange::Nodes(std::string_view path) {
+  coordinator::NodeOp node_op = coordinator::NodeOp::kCancel;
+  uint32_t node_id = 0;
+  if (path != "/v1/cluster/cancel") {
+    const std::string_view rest = path.substr(std::string_view("/v1/nodes/").size());
+    const size_t slash = rest.find('/');
+    const std::string_view id = rest.substr(0, slash);
+    const std::string_view action =
+        slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    const std::optional<uint64_t> parsed = ParseUint(id, UINT32_MAX);
+    if (!parsed || *parsed == 0) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      fmt::format("'{}' is not a node id (a number from 1)", std::string(id)));
+    }
+    node_id = static_cast<uint32_t>(*parsed);
+    if (action == "decommission") {
+      node_op = coordinator::NodeOp::kDecommission;
+    } else if (action == "remove") {
+      node_op = coordinator::NodeOp::kRemove;
+    } else {
+      co_return Error(404, "NOT_FOUND",
+                      fmt::format("no such endpoint: {} (POST /v1/nodes/{{id}}/decommission or "
+                                  "/v1/nodes/{{id}}/remove)",
+                                  std::string(path)));
+    }
+  }
   auto info = co_await coordinator->NodeOperation(node_op, node_id);
   if (!info.ok()) co_return FromStatus(info.status());
   co_return JsonReply(200, Json{{"topology_epoch", info->epoch}, {"change", info->change}});
