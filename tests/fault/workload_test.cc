@@ -224,7 +224,8 @@ class FaultWorkloadTest : public ::testing::Test {
 
   // Runs the schedule while `body(client)` runs on kClients threads (one client each), until
   // the schedule ends; then waits for every node to see every node UP.
-  // With `alongside`, that runs on a thread of its own too, until the workload stops.
+  // With `alongside` (Decommission()), that runs on a thread of its own too, until the workload
+  // stops; the decommission is then waited for (ExpectDecommissioned()) before the all-UP wait.
   void RunWorkload(const FaultSchedule& schedule, const std::vector<std::unique_ptr<Client>>& c,
                    const std::function<void(size_t, Client&, const std::atomic<bool>&)>& body,
                    const std::function<void(const std::atomic<bool>&)>& alongside = {}) {
@@ -246,6 +247,9 @@ class FaultWorkloadTest : public ::testing::Test {
     // the checks below still run: they say more.
     EXPECT_TRUE(faults.ok()) << faults.ToString();
     const auto healed = std::chrono::steady_clock::now();
+    // A node that is leaving is no longer one every node must see UP: wait for it to be gone
+    // first (it may still be running for a moment after the others saw it leave).
+    if (alongside) ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
     ASSERT_OK(cluster_->WaitForAllUp(60s));
     std::cout << fmt::format("all nodes UP {:.1f} s after the schedule ended\n",
                              SecondsSince(healed));
@@ -500,9 +504,6 @@ void FaultWorkloadTest::RunCasCounters(bool decommission) {
         }
       },
       decommission ? Decommission() : nullptr));
-  if (decommission) {
-    ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
-  }
 
   History history = Merge(logs);
   ASSERT_NO_FATAL_FAILURE(ReadAll(
@@ -689,9 +690,6 @@ void FaultWorkloadTest::RunNoLostWrites(bool decommission) {
         }
       },
       decommission ? Decommission() : nullptr));
-  if (decommission) {
-    ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
-  }
 
   History history = Merge(logs);
   std::vector<checkers::AckedWrite> acked;
