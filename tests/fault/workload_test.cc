@@ -249,7 +249,9 @@ class FaultWorkloadTest : public ::testing::Test {
     const auto healed = std::chrono::steady_clock::now();
     // A node that is leaving is no longer one every node must see UP: wait for it to be gone
     // first (it may still be running for a moment after the others saw it leave).
-    if (alongside) ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
+    if (alongside) {
+      ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
+    }
     ASSERT_OK(cluster_->WaitForAllUp(60s));
     std::cout << fmt::format("all nodes UP {:.1f} s after the schedule ended\n",
                              SecondsSince(healed));
