@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "base/failpoint.h"
 #include "base/hash.h"
 #include "base/reactor.h"
 #include "coordinator/cluster_coordinator.h"
@@ -172,6 +173,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
     co_return local_->Read(key);
   }
 
+  co_await base::failpoint::Pause("coordinator.read.before_send");
   auto executor = co_await asio::this_coro::executor;
   auto round = std::make_shared<ReadRound>(executor, set, *req);
   for (uint32_t node : ask) {

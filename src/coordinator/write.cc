@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "base/failpoint.h"
 #include "base/hash.h"
 #include "base/reactor.h"
 #include "coordinator/cluster_coordinator.h"
@@ -38,6 +39,7 @@ asio::awaitable<std::vector<cairn::Status>> ClusterCoordinator::Replicate(
       by_node[node].push_back(i);
     }
   }
+  co_await base::failpoint::Pause("coordinator.write.before_send");
   for (auto& [node, items] : by_node) {
     std::vector<WriteOp> ops;
     ops.reserve(items.size());

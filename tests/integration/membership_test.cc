@@ -3,6 +3,7 @@
 // Under load means writers and readers at QUORUM through every original node for the whole
 // change, and no request of theirs may fail; every acknowledged write must read back afterwards.
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -344,6 +345,35 @@ TEST_F(MembershipTest, ADecommissionedNodeStreamsItsDataAwayUnderLoadAndExits) {
       30s, "the decommissioned node to exit"));
   EXPECT_EQ(*exit_code, 0);
   // Every write reads back at ALL from the three that stay.
+  ExpectAll(0, preloaded, Consistency::kAll);
+  ExpectAll(1, load.acked(), Consistency::kAll);
+}
+
+// The fail point holds every coordinator's write and read rounds 300 ms between planning and
+// sending, so requests planned with one stage's topology reach replicas already fenced at the
+// next: each must be planned again with the newer topology and still succeed.
+TEST_F(MembershipTest, RequestsPlannedBeforeAFenceArePlannedAgainAndSucceed) {
+  const TestSeed seed;
+  ::setenv("CAIRN_FAILPOINTS", "coordinator.write.before_send=300,coordinator.read.before_send=300",
+           1);
+  StartCluster(4);
+  ::unsetenv("CAIRN_FAILPOINTS");
+  ASSERT_TRUE(cluster_);
+  const auto preloaded = Preload(40, 100);  // each read back below takes the 300 ms hold
+  const uint32_t leaving = IdOf(3);
+  ASSERT_NE(leaving, 0u);
+  Load load(Addresses(3), seed.value());
+  ASSERT_OK(WaitUntil([&] { return ::testing::AssertionResult(load.writes() > 10); }, 20s,
+                      "the load to start"));
+  auto started = Node(0)->ChangeNode(Op::kDecommission, leaving);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  ASSERT_OK(WaitForMembers(0, Addresses(3)));
+  load.Stop();
+  EXPECT_EQ(load.errors(), 0u) << load.first_errors();
+  const uint64_t replans = Counter({0, 1, 2}, "replica.replans");
+  std::cout << fmt::format("{} writes and {} reads during the decommission; {} re-planned\n",
+                           load.writes(), load.reads(), replans);
+  EXPECT_GT(replans, 0u) << "no request met a fence: the fail point did not hold any";
   ExpectAll(0, preloaded, Consistency::kAll);
   ExpectAll(1, load.acked(), Consistency::kAll);
 }
