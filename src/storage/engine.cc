@@ -3,7 +3,9 @@
 #include "base/hash.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <queue>
 #include <unordered_map>
@@ -633,24 +635,42 @@ size_t DigestSegmentOf(std::string_view key) {
   return static_cast<size_t>(base::Hash64(key) % kDigestSegments);
 }
 
+uint64_t DigestHashOf(std::string_view key, Version version) {
+  // The key's length first, so that no two records differ only in where the key ends, then the
+  // version, then the key; fixed-width little-endian, so that every platform hashes the same.
+  constexpr size_t kFieldBytes = 3 * sizeof(uint64_t);
+  char small[256];
+  std::string large;
+  const size_t size = kFieldBytes + key.size();
+  char* out = small;
+  if (size > sizeof(small)) {
+    large.resize(size);
+    out = large.data();
+  }
+  const uint64_t fields[] = {key.size(), version.hlc, version.node};
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, fields, kFieldBytes);
+  } else {
+    for (size_t f = 0; f < 3; ++f) {
+      for (size_t b = 0; b < sizeof(uint64_t); ++b) {
+        out[f * sizeof(uint64_t) + b] = static_cast<char>(fields[f] >> (8 * b));
+      }
+    }
+  }
+  std::memcpy(out + kFieldBytes, key.data(), key.size());
+  return base::Hash64(std::string_view(out, size));
+}
+
 Result<RangeDigest> Engine::DigestRange(uint32_t partition, uint32_t keyspace) const {
   const std::string bound = EncodeDataKey(partition, keyspace, "");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), data_));
   RangeDigest digest;
-  std::string hashed;
   for (it->Seek(bound); it->Valid() && it->key().starts_with(bound); it->Next()) {
     const std::string_view key(it->key().data() + kKeyHeaderBytes,
                                it->key().size() - kKeyHeaderBytes);
     auto value = DecodeValueHeader(std::string_view(it->value().data(), it->value().size()));
     if (!value.ok()) return value.status();
-    // (key, version, tombstone), with the key's length first so that no two differ only in
-    // where the key ends.
-    hashed.clear();
-    const uint64_t fields[] = {key.size(), value->version.hlc, value->version.node,
-                               value->tombstone ? 1u : 0u};
-    hashed.append(reinterpret_cast<const char*>(fields), sizeof(fields));
-    hashed.append(key);
-    digest.segments[DigestSegmentOf(key)] ^= base::Hash64(hashed);
+    digest.segments[DigestSegmentOf(key)] ^= DigestHashOf(key, value->version);
     ++digest.keys;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "range digest");

@@ -151,17 +151,21 @@ struct RangeRecord {
 
 // The digest of one (partition, keyspace) range as stored, the comparison repair starts from
 // (issue #16): for each of kDigestSegments segments (a key's segment is its hash modulo the
-// count), the XOR of a hash of (key, version, tombstone) over the keys in it. Replicas holding the
-// same versions have equal digests whatever order their writes came in; a key held at another
-// version changes its segment's hash only.
+// count), the XOR of DigestHashOf(key, version) over the keys in it. Replicas holding the same
+// versions have equal digests whatever order their writes came in; a key held at another
+// version changes its segment's hash only. Whether a version is a tombstone is not hashed:
+// compaction turns an expired value into a tombstone of the same version, at its own time on
+// each replica, and that must not make replicas' digests differ.
 inline constexpr size_t kDigestSegments = 256;
 struct RangeDigest {
   std::array<uint64_t, kDigestSegments> segments{};
   uint64_t keys = 0;  // keys in the range, tombstones included
   friend bool operator==(const RangeDigest&, const RangeDigest&) = default;
 };
-// The segment of `key` in a RangeDigest.
+// The segment of `key` (a user key) in a RangeDigest.
 size_t DigestSegmentOf(std::string_view key);
+// The hash a stored version of `key` (a user key) adds to its segment.
+uint64_t DigestHashOf(std::string_view key, Version version);
 
 struct RangeChunk {
   std::vector<RangeRecord> records;  // in key order

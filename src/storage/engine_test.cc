@@ -811,13 +811,26 @@ TEST_F(EngineTest, RangeDigestsAgreeOnTheSameVersionsAndLocateADifference) {
   ASSERT_TRUE(WriteSync(*other, {.ops = {Put("k42", "newer", {1000, 2}, 3)}}).status.ok());
   b = other->DigestRange(3, 1);
   EXPECT_EQ(differing(*a, *b), std::vector<size_t>{DigestSegmentOf("k42")});
-  // The same version on `engine_` too: equal again; a tombstone instead of a value differs.
+  // The same version on `engine_` too: equal again; a newer version (a tombstone) differs.
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k42", "newer", {1000, 2}, 3)}}).status.ok());
   a = engine_->DigestRange(3, 1);
   EXPECT_TRUE(*a == *b);
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Tombstone("k7", {2000, 1}, 3)}}).status.ok());
   a = engine_->DigestRange(3, 1);
   EXPECT_EQ(differing(*a, *b), std::vector<size_t>{DigestSegmentOf("k7")});
+
+  // A value that expires, and that compaction turns into a tombstone of the same version on one
+  // replica only: the digests stay equal.
+  WriteOp expiring = Put("ttl", "v", {3000, 1}, 3);
+  expiring.value.expires_at_ms = clock_.ms + 1000;
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {expiring, Tombstone("k7", {2000, 1}, 3)}}).status.ok());
+  ASSERT_TRUE(WriteSync(*other, {.ops = {expiring, Tombstone("k7", {2000, 1}, 3)}}).status.ok());
+  clock_.ms += 2000;
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  ASSERT_TRUE(Read(*engine_, "ttl", 3)->tombstone);
+  EXPECT_FALSE(Read(*other, "ttl", 3)->tombstone);
+  EXPECT_TRUE(*engine_->DigestRange(3, 1) == *other->DigestRange(3, 1));
 }
 
 }  // namespace
