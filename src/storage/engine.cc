@@ -38,41 +38,29 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 std::string DroppedKey(uint32_t keyspace) { return fmt::format("{}{}", kDroppedPrefix, keyspace); }
 
-// Drops the data of dropped keyspaces, turns values expired by TTL into tombstones, and removes
-// tombstones once their grace period has passed (in full and manual compactions only). A removal
-// becomes a RocksDB deletion marker, so no older version of the key in a lower level can
-// reappear.
+// Drops the data of dropped keyspaces and turns values expired by TTL into tombstones of the
+// same version. It removes no tombstone: when one may go is not a matter of its age but of
+// whether every replica has it (issue #16), and a purge decides that, on the writer thread, for
+// one exact version (WriteRequest::purges).
 class GcFilter final : public rocksdb::CompactionFilter {
  public:
-  GcFilter(uint64_t now_ms, uint64_t grace_ms, std::shared_ptr<const std::set<uint32_t>> dropped,
-           bool full_compaction)
-      : now_ms_(now_ms),
-        grace_ms_(grace_ms),
-        dropped_(std::move(dropped)),
-        full_compaction_(full_compaction) {}
+  GcFilter(uint64_t now_ms, std::shared_ptr<const std::set<uint32_t>> dropped, bool full_compaction)
+      : now_ms_(now_ms), dropped_(std::move(dropped)), full_compaction_(full_compaction) {}
 
   Decision FilterV2(int /*level*/, const rocksdb::Slice& key, ValueType type,
                     const rocksdb::Slice& existing, std::string* new_value,
                     std::string* /*skip_until*/) const override {
     if (IsDropped(key)) return Decision::kRemove;
     // Merge operands (versions not yet folded into the key's value) are left to the merge
-    // operator; expiry and tombstone collection act on folded values.
+    // operator; expiry acts on folded values.
     if (type != ValueType::kValue) return Decision::kKeep;
     auto header = DecodeValueHeader(std::string_view(existing.data(), existing.size()));
     if (!header.ok()) return Decision::kKeep;  // never destroy what we cannot read
     const StoredValue& v = *header;
-    if (v.tombstone) {
-      // Only a full or manual compaction may purge a tombstone: it folds every newer merge
-      // operand of the key into it first (compactions run level by level, top down). A partial
-      // compaction could purge the tombstone while an older version written after it (a late
-      // replay) still waits in an upper level, and that version would reappear.
-      const uint64_t deleted_at = std::max(v.version.Millis(), v.expires_at_ms);
-      return full_compaction_ && deleted_at + grace_ms_ <= now_ms_ ? Decision::kRemove
-                                                                   : Decision::kKeep;
-    }
+    if (v.tombstone) return Decision::kKeep;
     if (v.expires_at_ms != 0 && v.expires_at_ms <= now_ms_) {
-      // Expired: keep a tombstone (deleted at the expiry time) for the grace period, so that an
-      // older version replayed by a peer cannot bring the key back.
+      // Expired: keep a tombstone (deleted at the expiry time) until it is purged, so that an
+      // older version replayed by a peer cannot bring the key back; it spares the value's bytes.
       *new_value = EncodeValue(StoredValue{
           .version = v.version, .tombstone = true, .expires_at_ms = v.expires_at_ms, .value = {}});
       return Decision::kChangeValue;
@@ -99,7 +87,6 @@ class GcFilter final : public rocksdb::CompactionFilter {
   }
 
   const uint64_t now_ms_;
-  const uint64_t grace_ms_;
   const std::shared_ptr<const std::set<uint32_t>> dropped_;
   const bool full_compaction_;
 };
@@ -155,12 +142,12 @@ class LastWriterWins final : public rocksdb::MergeOperator {
 
 class Engine::GcFilterFactory final : public rocksdb::CompactionFilterFactory {
  public:
-  GcFilterFactory(base::PhysicalClock* clock, uint64_t grace_ms)
-      : clock_(clock), grace_ms_(grace_ms), dropped_(std::make_shared<std::set<uint32_t>>()) {}
+  explicit GcFilterFactory(base::PhysicalClock* clock)
+      : clock_(clock), dropped_(std::make_shared<std::set<uint32_t>>()) {}
 
   std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
       const rocksdb::CompactionFilter::Context& context) override {
-    return std::make_unique<GcFilter>(clock_->NowMillis(), grace_ms_, Dropped(),
+    return std::make_unique<GcFilter>(clock_->NowMillis(), Dropped(),
                                       context.is_full_compaction || context.is_manual_compaction);
   }
   const char* Name() const override { return "cairn.GcFilterFactory"; }
@@ -178,7 +165,6 @@ class Engine::GcFilterFactory final : public rocksdb::CompactionFilterFactory {
 
  private:
   base::PhysicalClock* const clock_;
-  const uint64_t grace_ms_;
   mutable std::mutex mu_;
   std::shared_ptr<const std::set<uint32_t>> dropped_;  // guarded by mu_; copied on write
 };
@@ -210,7 +196,7 @@ Status Engine::OpenDb() {
   statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
   db_options.statistics = statistics_;
 
-  gc_factory_ = std::make_shared<GcFilterFactory>(clock_, options_.tombstone_grace_ms);
+  gc_factory_ = std::make_shared<GcFilterFactory>(clock_);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
@@ -313,6 +299,7 @@ void Engine::Write(WriteRequest request, WriteCallback done) {
   size_t bytes = 64;
   for (const auto& op : request.ops) bytes += op.key.key.size() + op.value.value.size() + 32;
   for (const auto& w : request.raw) bytes += w.key.size() + (w.value ? w.value->size() : 0);
+  for (const auto& purge : request.purges) bytes += purge.key.key.size() + 32;
   {
     std::lock_guard lock(mu_);
     if (stopping_) {
@@ -383,7 +370,7 @@ class Engine::Group final : public GroupView {
   // (fixed later: RocksDB PRs 12443 and 12462), and a fold computed from a read that missed a
   // newer version would shadow it.
   void Fold(std::string key, uint32_t keyspace, const StoredValue* value) {
-    if (dropped.contains(keyspace) || ranges_deleted) {
+    if (dropped.contains(keyspace) || !deleted_ranges.empty()) {
       Merge(std::move(key), value);
       return;
     }
@@ -465,8 +452,9 @@ class Engine::Group final : public GroupView {
   }
 
  public:
-  std::set<uint32_t> dropped;   // keyspace ids this group drops, so far
-  bool ranges_deleted = false;  // some request deletes a (partition, keyspace) range
+  std::set<uint32_t> dropped;        // keyspace ids this group drops, so far
+  std::set<RangeId> deleted_ranges;  // (partition, keyspace) ranges this group deletes, so far
+  std::vector<std::string> purged;   // the data keys the group purges, encoded
 
  private:
   Engine& e_;
@@ -480,7 +468,6 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
   Group group(*this);
   std::vector<std::vector<WriteOutcome>> outcomes(pending.size());
   std::set<uint32_t>& dropped = group.dropped;
-  bool& ranges_deleted = group.ranges_deleted;
   Status status;
 
   // Write absorption: a key written more than once in the group is written once, with its newest
@@ -556,7 +543,7 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
         group.batch().DeleteRange(family, EncodeDataKey(range.partition, range.keyspace, ""),
                                   EncodeDataKey(range.partition, range.keyspace + 1, ""));
       }
-      ranges_deleted = true;
+      group.deleted_ranges.insert({range.partition, range.keyspace});
     }
     if (request.drop) {
       const auto [keyspace, partitions] = *request.drop;
@@ -570,10 +557,17 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
     if (request.txn) status = request.txn(group);
   }
 
+  // Purges come last: they read what is committed, and need to know everything the group
+  // writes, deletes and drops.
+  if (status.ok()) status = AddPurges(pending, group);
+
+  const bool ranges_deleted = !group.deleted_ranges.empty();
   if (status.ok() && group.batch().Count() > 0) {
     // The read cache is told of every data key before the write (reads in flight must not
-    // fill what they read) and after it is visible (the newest version the group wrote).
+    // fill what they read) and after it is visible (the newest version the group wrote; a
+    // purged key is gone, so its entry is dropped).
     for (const auto& [key, value] : group.written()) read_cache_.BeginWrite(key);
+    for (const std::string& key : group.purged) read_cache_.BeginWrite(key);
     if (!dropped.empty() || ranges_deleted) read_cache_.Clear();
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync;
@@ -582,11 +576,15 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
     for (const auto& [key, value] : group.written()) {
       read_cache_.EndWrite(key, status.ok() ? value : nullptr);
     }
+    for (const std::string& key : group.purged) read_cache_.EndWrite(key, nullptr);
     if (!dropped.empty() || ranges_deleted) read_cache_.Clear();
     if (ranges_deleted) paxos_cache_.Clear();
     group.Committed(status.ok());
   }
-  if (status.ok() && !dropped.empty()) gc_factory_->AddDropped(dropped);
+  if (status.ok()) {
+    if (!dropped.empty()) gc_factory_->AddDropped(dropped);
+    purged_ += group.purged.size();
+  }
   {
     std::lock_guard lock(mu_);
     ++group_commits_;
@@ -598,6 +596,35 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
       pending[i].done(status, {});
     }
   }
+}
+
+Status Engine::AddPurges(std::vector<Pending>& pending, Group& group) {
+  const uint64_t now = clock_->NowMillis();
+  std::shared_ptr<const std::set<uint32_t>> dropped;
+  std::set<std::string> seen;  // a key purged twice in one group would be taken out twice
+  for (const Pending& p : pending) {
+    for (const WriteRequest::Purge& purge : p.request.purges) {
+      const RangeId range{purge.key.partition, purge.key.keyspace};
+      if (!dropped) dropped = gc_factory_->Dropped();
+      // A range the group deletes, or a keyspace dropped, loses the key anyway.
+      if (group.deleted_ranges.contains(range) || group.dropped.contains(range.second) ||
+          dropped->contains(range.second)) {
+        continue;
+      }
+      std::string key = EncodeDataKey(purge.key);
+      // A key the group writes is left for a later purge: the tombstone (or the write) might be
+      // the only thing that keeps an older version from coming back.
+      if (group.written().contains(key) || !seen.insert(key).second) continue;
+      auto stored = ReadData(key, "read for a purge");
+      if (!stored.ok()) return stored.status();
+      if (!*stored || (*stored)->version != purge.version || (*stored)->IsLive(now)) continue;
+      // A RocksDB deletion, not a compaction filter's removal: it shadows every older version of
+      // the key at every level, where a removal could expose one still in a lower level.
+      group.batch().Delete(data_, key);
+      group.purged.push_back(std::move(key));
+    }
+  }
+  return Status::Ok();
 }
 
 Result<RangeChunk> Engine::ReadRange(Family family, uint32_t partition, uint32_t keyspace,

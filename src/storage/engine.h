@@ -41,9 +41,6 @@ struct EngineOptions {
   size_t block_cache_bytes = size_t{256} << 20;
   // Values at least this large are stored in blob files, out of the LSM tree.
   size_t min_blob_bytes = size_t{64} << 10;
-  // Tombstones (and values expired by TTL) are kept this long so that replicas that missed the
-  // delete learn it before the tombstone disappears.
-  uint64_t tombstone_grace_ms = uint64_t{10} * 24 * 3600 * 1000;
   // Upper bound on the bytes of one group commit; a larger backlog is committed in several.
   size_t max_group_bytes = size_t{64} << 20;
   // One plain data write in this many, chosen at random, is written as the key's whole value
@@ -59,7 +56,7 @@ struct EngineOptions {
   size_t paxos_cache_bytes = size_t{8} << 20;
   // Null: RocksDB's default environment. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
-  // Time for expiry and tombstone collection. Null: the system clock.
+  // Time for expiry (reads, compaction, purges). Null: the system clock.
   base::PhysicalClock* clock = nullptr;
 };
 
@@ -128,6 +125,17 @@ struct WriteRequest {
     uint32_t keyspace = 0;
   };
   std::vector<RangeDelete> range_deletes;
+  // Removes a tombstone or an expired value for good.
+  // Who may purge what is the caller's decision (every replica must hold the tombstone first,
+  // issue #16); the engine only makes it exact: a key is purged only if its stored version is
+  // exactly `version` and that version is a tombstone or expired. Otherwise (a newer write
+  // arrived, or the value is live) it is left as is, as is a key the same group writes or
+  // deletes. Purges run after the group's other writes; Engine::purged() counts those done.
+  struct Purge {
+    DataKey key;
+    Version version;
+  };
+  std::vector<Purge> purges;
   // Runs on the writer thread after the request's ops, raw writes and drop, atomically with
   // them; it reports its own results through what it captures. A non-OK status fails the group.
   std::function<Status(GroupView&)> txn;
@@ -250,6 +258,8 @@ class Engine {
   uint64_t folds() const { return folds_.load(std::memory_order_relaxed); }  // see fold_every
   // Writes not applied because the same group wrote a newer version of their key.
   uint64_t absorbed() const { return absorbed_.load(std::memory_order_relaxed); }
+  // Keys removed by WriteRequest::purges (those left as they were do not count).
+  uint64_t purged() const { return purged_.load(std::memory_order_relaxed); }
 
   // RocksDB's own counters since open (for /metrics).
   struct Counters {
@@ -271,9 +281,12 @@ class Engine {
   };
   class GcFilterFactory;
   class Group;
+  using RangeId = std::pair<uint32_t, uint32_t>;  // (partition, keyspace)
 
   Engine(const EngineOptions& options);
   Status OpenDb();
+  // Adds to the group's batch the deletes of the purges (WriteRequest::purges) that apply.
+  Status AddPurges(std::vector<Pending>& pending, Group& group);
   void WriterLoop();
   void CommitGroup(std::vector<Pending>& pending);
   rocksdb::ColumnFamilyHandle* HandleOf(Family family) const;
@@ -299,6 +312,7 @@ class Engine {
   uint64_t fold_random_ = 0x9e3779b97f4a7c15;  // xorshift64 state (writer thread only)
   std::atomic<uint64_t> folds_{0};
   std::atomic<uint64_t> absorbed_{0};
+  std::atomic<uint64_t> purged_{0};
   // Exact: the writer thread keeps it in step with every data write (see read_cache.h).
   mutable ReadCache read_cache_;
   // The paxos family's records, exact: only group commits write the family (record_cache.h).

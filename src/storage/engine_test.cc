@@ -500,7 +500,14 @@ TEST_F(EngineTest, LargeValuesGoToBlobFiles) {
   EXPECT_EQ(Read(*engine_, "big")->value, big);
 }
 
-TEST_F(EngineTest, CompactionExpiresValuesThenCollectsTombstonesAfterGrace) {
+WriteRequest::Purge Purge(std::string key, Version version, uint32_t partition = 0,
+                          uint32_t keyspace = 1) {
+  return WriteRequest::Purge{.key = {partition, keyspace, std::move(key)}, .version = version};
+}
+
+// Compaction turns an expired value into a tombstone of the same version and keeps it, however
+// old it gets: only a purge removes it.
+TEST_F(EngineTest, CompactionTurnsExpiredValuesIntoTombstonesThatStayUntilPurged) {
   const uint64_t now = clock_.ms;
   WriteOp expiring = Put("ttl", "short-lived", {Version{now << 16, 1}});
   expiring.value.expires_at_ms = now + 1000;
@@ -515,29 +522,95 @@ TEST_F(EngineTest, CompactionExpiresValuesThenCollectsTombstonesAfterGrace) {
   EXPECT_TRUE(v->tombstone);  // kept as a tombstone so an older copy cannot come back
   EXPECT_EQ(v->version, expiring.value.version);
 
-  clock_.ms = now + 1000 + EngineOptions{}.tombstone_grace_ms + 1;
+  clock_.ms = now + uint64_t{365} * 24 * 3600 * 1000;  // no age removes it
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  ASSERT_TRUE(Read(*engine_, "ttl").has_value());
+
+  ASSERT_TRUE(WriteSync(*engine_, {.purges = {Purge("ttl", expiring.value.version)}}).status.ok());
+  EXPECT_EQ(engine_->purged(), 1u);
+  EXPECT_FALSE(Read(*engine_, "ttl").has_value());
   ASSERT_TRUE(engine_->CompactAll().ok());
   EXPECT_FALSE(Read(*engine_, "ttl").has_value());
   EXPECT_EQ(Read(*engine_, "keep")->value, "forever");
 }
 
-TEST_F(EngineTest, LateOlderWriteDoesNotResurrectAfterTombstoneCollection) {
+// A purge is a RocksDB deletion: it hides every older version of the key wherever it is (a
+// compaction filter's removal of the tombstone could expose one still in a lower level).
+TEST_F(EngineTest, PurgeHidesEveryOlderVersionAtEveryLevel) {
   const uint64_t now = clock_.ms;
   ASSERT_TRUE(
       WriteSync(*engine_, {.ops = {Put("z", "v1", {Version{(now - 10) << 16, 1}})}}).status.ok());
-  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Tombstone("z", {Version{now << 16, 1}})}}).status.ok());
-  ASSERT_TRUE(engine_->CompactAll().ok());  // the tombstone now sits at the bottom
-  // A replay of an older version arrives after the delete (a late hint).
+  ASSERT_TRUE(engine_->CompactAll().ok());  // v1 at the bottom
+  const Version deleted{now << 16, 1};
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Tombstone("z", deleted)}}).status.ok());
+  // A replay of an older version arrives after the delete (a late hint), into the memtable.
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("z", "zombie", {Version{(now - 5) << 16, 2}})}})
                   .status.ok());
   EXPECT_TRUE(Read(*engine_, "z")->tombstone);
-  clock_.ms = now + EngineOptions{}.tombstone_grace_ms + 1000;
+
+  ASSERT_TRUE(WriteSync(*engine_, {.purges = {Purge("z", deleted)}}).status.ok());
+  EXPECT_EQ(engine_->purged(), 1u);
+  EXPECT_FALSE(Read(*engine_, "z").has_value());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(engine_->CompactAll().ok());
+    auto after = Read(*engine_, "z");
+    EXPECT_FALSE(after.has_value()) << after->value;
+  }
+  Open();
+  EXPECT_FALSE(Read(*engine_, "z").has_value());
+}
+
+// A purge removes exactly the version it names, and only when that version is dead.
+TEST_F(EngineTest, PurgeLeavesNewerVersionsLiveValuesAndKeysTheGroupWrites) {
+  const uint64_t now = clock_.ms;
+  WriteOp expired = Put("expired", "gone soon", {10, 1});
+  expired.value.expires_at_ms = now - 1;
+  WriteOp expiring = Put("expiring", "not yet", {10, 1});
+  expiring.value.expires_at_ms = now + 1000;
+  ASSERT_TRUE(
+      WriteSync(*engine_, {.ops = {Tombstone("renewed", {10, 1}), Put("live", "v", {10, 1}),
+                                   expired, expiring, Tombstone("written", {10, 1}),
+                                   Tombstone("twice", {10, 1}), Put("other", "v", {10, 1})}})
+          .status.ok());
+  // A newer write arrived after the tombstone the purge names.
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("renewed", "again", {20, 1})}}).status.ok());
+
+  auto w = WriteSync(*engine_, {.purges = {Purge("renewed", {10, 1}), Purge("live", {10, 1}),
+                                           Purge("expiring", {10, 1}), Purge("expired", {10, 2}),
+                                           Purge("absent", {10, 1})}});
+  ASSERT_TRUE(w.status.ok());
+  EXPECT_TRUE(w.outcomes.empty());  // one per op, and there are none
+  EXPECT_EQ(engine_->purged(), 0u);
+  EXPECT_EQ(Read(*engine_, "renewed")->value, "again");
+  EXPECT_EQ(Read(*engine_, "live")->value, "v");
+  EXPECT_EQ(Read(*engine_, "expiring")->value, "not yet");
+  EXPECT_EQ(Read(*engine_, "expired")->version, (Version{10, 1}));
+
+  // An expired value goes like a tombstone; a key the same group writes stays (here an older
+  // write, which the tombstone keeps hidden); a key purged twice in one group goes once.
+  w = WriteSync(*engine_, {.ops = {Put("written", "older", {5, 1})},
+                           .purges = {Purge("expired", {10, 1}), Purge("written", {10, 1}),
+                                      Purge("twice", {10, 1}), Purge("twice", {10, 1})}});
+  ASSERT_TRUE(w.status.ok());
+  EXPECT_EQ(engine_->purged(), 2u);
+  EXPECT_FALSE(Read(*engine_, "expired").has_value());
+  EXPECT_FALSE(Read(*engine_, "twice").has_value());
+  EXPECT_TRUE(Read(*engine_, "written")->tombstone);
+  Open();
+  EXPECT_FALSE(Read(*engine_, "twice").has_value());
+  EXPECT_TRUE(Read(*engine_, "written")->tombstone);
+}
+
+// Once purged, nothing of a key is left: a version older than the purged tombstone that arrives
+// later is taken as the key's value. That is why only repair may decide to purge.
+TEST_F(EngineTest, APurgedKeyIsGoneEntirely) {
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "v", {5, 1})}}).status.ok());
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Tombstone("k", {6, 1})}}).status.ok());
+  ASSERT_TRUE(WriteSync(*engine_, {.purges = {Purge("k", {6, 1})}}).status.ok());
   ASSERT_TRUE(engine_->CompactAll().ok());
-  auto after = Read(*engine_, "z");
-  EXPECT_TRUE(!after.has_value() || after->tombstone) << after->value;
-  ASSERT_TRUE(engine_->CompactAll().ok());
-  after = Read(*engine_, "z");
-  EXPECT_TRUE(!after.has_value() || after->tombstone) << after->value;
+  EXPECT_FALSE(Read(*engine_, "k").has_value());
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "back", {3, 1})}}).status.ok());
+  EXPECT_EQ(Read(*engine_, "k")->value, "back");
 }
 
 TEST_F(EngineTest, DroppedKeyspaceDataIsGoneAndStaysGone) {

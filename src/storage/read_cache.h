@@ -15,13 +15,12 @@
 // no fills: the write may already be visible in RocksDB, and a reader that saw it there must not
 // be followed by one that is answered the older cached value. EndWrite() also brings a cached
 // entry up to date: data keys are last writer wins, so the key's value after the write is the
-// newer of what was cached and the newest version the group wrote. A failed group's keys are
-// dropped instead.
+// newer of what was cached and the newest version the group wrote. A failed group's keys, and
+// the keys a group purges (deletes outright), are dropped instead (EndWrite with null).
 //
 // Compaction is the one change the cache does not follow: it turns an expired value into a
-// tombstone of the same version and, past the grace period, removes tombstones. A cached entry
-// may then still hold the expired value or the tombstone. No reader can tell the difference (none
-// of them is live, and the older version keeps winning over stale copies elsewhere), and
+// tombstone of the same version. A cached entry may then still hold the expired value. No reader
+// can tell the difference (neither is live, and both have the same version), and
 // Engine::CompactAll() clears the cache so that tests and `cairn compact` see what is on disk.
 //
 // Thread safety: all methods may be called from any thread; each shard has its own mutex.
