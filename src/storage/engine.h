@@ -1,5 +1,5 @@
-// The storage engine: one RocksDB instance per node holding Cairn's data, Paxos state, hints and
-// metadata, with last-writer-wins application and group commit.
+// The storage engine: one RocksDB instance per node holding Cairn's data, Paxos state, hints,
+// metadata and the hash trees of its ranges, with last-writer-wins application and group commit.
 #pragma once
 
 #include <array>
@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/hlc.h"
@@ -125,7 +126,7 @@ struct WriteRequest {
     uint32_t keyspace = 0;
   };
   std::vector<RangeDelete> range_deletes;
-  // Removes a tombstone or an expired value for good.
+  // Removes a tombstone or an expired value for good, from the data and from its range's tree.
   // Who may purge what is the caller's decision (every replica must hold the tombstone first,
   // issue #16); the engine only makes it exact: a key is purged only if its stored version is
   // exactly `version` and that version is a tombstone or expired. Otherwise (a newer write
@@ -229,8 +230,18 @@ class Engine {
                                size_t max_bytes) const;
 
   // The digest of one (partition, keyspace) range (see RangeDigest), from every record it holds.
-  // Blocking, and reads the whole range: run it off the reactors, rate-limited.
+  // Blocking, and reads the whole range: run it off the reactors, rate-limited. It is the check
+  // of RangeTree(): both must agree on every range (keyspaces dropped since aside).
   Result<RangeDigest> DigestRange(uint32_t partition, uint32_t keyspace) const;
+
+  // The digest of one range as the engine maintains it: every group commit updates the trees of
+  // the ranges it writes in the same atomic batch as the data, so this equals DigestRange() of
+  // what is committed, without reading the range. All zero for a range that holds nothing.
+  // UNAVAILABLE while the range's tree is being rebuilt from its data (after a group that both
+  // deleted the range and wrote into it; retry). Cheap: may be called on a reactor.
+  Result<RangeDigest> RangeTree(uint32_t partition, uint32_t keyspace) const;
+  // The (partition, keyspace) ranges whose tree is not empty (or is being rebuilt), in order.
+  std::vector<std::pair<uint32_t, uint32_t>> TreeRanges() const;
 
   // Meta column family: small records of the node itself (node id, clock reservation,
   // keyspaces). GetMeta/ListMeta are short reads.
@@ -282,10 +293,52 @@ class Engine {
   class GcFilterFactory;
   class Group;
   using RangeId = std::pair<uint32_t, uint32_t>;  // (partition, keyspace)
+  struct RangeIdHash {
+    size_t operator()(const RangeId& r) const {
+      return std::hash<uint64_t>()(uint64_t{r.first} << 32 | r.second);
+    }
+  };
+  // One segment of a range's tree: the XOR of its keys' hashes, and how many keys it has (stored
+  // with the hash, so that a segment record alone says how many keys it covers).
+  struct Segment {
+    uint64_t hash = 0;
+    uint64_t count = 0;
+  };
+  // The maintained tree of one range. A segment's hash and count side by side: a write touches
+  // one segment, and reads one cache line of it.
+  struct Tree {
+    std::array<Segment, kDigestSegments> segments{};
+    uint64_t keys = 0;
+    RangeDigest Digest() const;
+  };
+  // Heap-allocated, so that a group commit can keep pointers to the trees it changes.
+  using TreeMap = std::unordered_map<RangeId, std::unique_ptr<Tree>, RangeIdHash>;
+  // One segment's new state, as a group commit computes it before writing it. `tree` is the
+  // range's tree when it has one.
+  struct SegmentState {
+    RangeId range;
+    uint16_t segment = 0;
+    Segment value;
+    Tree* tree = nullptr;
+  };
 
   Engine(const EngineOptions& options);
   Status OpenDb();
-  // Adds to the group's batch the deletes of the purges (WriteRequest::purges) that apply.
+  // Open: loads the trees, or builds them all from the data when the database has none yet
+  // (created before trees existed), and rebuilds the ranges left marked for a rebuild.
+  Status LoadTrees();
+  Status BuildAllTrees();
+  // The tree of one range, from its data (what DigestRange computes, with segment counts).
+  Result<Tree> BuildTree(RangeId range) const;
+  // Rebuilds from data the trees of dirty_ ranges, stores them and clears their marks. On the
+  // writer thread (or in Open); a range that fails stays dirty for the next attempt, and the
+  // first failure is returned.
+  Status RebuildDirtyTrees();
+  // The group's changes to the trees: reads the committed version of every data key the group
+  // wrote, adds the touched segments' records to its batch and returns their new states.
+  Result<std::vector<SegmentState>> UpdateTrees(Group& group);
+  // Adds to the group's batch the deletes of the purges (WriteRequest::purges) that apply, and
+  // to its tree changes the keys they remove.
   Status AddPurges(std::vector<Pending>& pending, Group& group);
   void WriterLoop();
   void CommitGroup(std::vector<Pending>& pending);
@@ -302,6 +355,7 @@ class Engine {
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   rocksdb::ColumnFamilyHandle* paxos_ = nullptr;
   rocksdb::ColumnFamilyHandle* hints_ = nullptr;
+  rocksdb::ColumnFamilyHandle* trees_cf_ = nullptr;
   std::shared_ptr<GcFilterFactory> gc_factory_;
   std::shared_ptr<rocksdb::Statistics> statistics_;  // tickers only, no timers (cheap)
 
@@ -317,6 +371,15 @@ class Engine {
   mutable ReadCache read_cache_;
   // The paxos family's records, exact: only group commits write the family (record_cache.h).
   RecordCache paxos_cache_;
+
+  // The maintained trees of the ranges that hold keys. Changed only by the writer thread (and by
+  // Open), under trees_mu_, after the group that changes them is committed; the writer thread
+  // reads them without the lock, other threads (RangeTree) with it.
+  mutable std::mutex trees_mu_;
+  TreeMap trees_;  // guarded by trees_mu_
+  // Ranges whose tree is rebuilt from data (see RangeTree): marked so in the trees column
+  // family too, in the batch that made the tree unknown, until the rebuild is stored.
+  std::set<RangeId> dirty_;  // guarded by trees_mu_
 
   std::deque<Pending> queue_;   // guarded by mu_
   bool stopping_ = false;       // guarded by mu_

@@ -4,13 +4,16 @@
 #include <atomic>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
 #include "storage/fault_injection_fs.h"
 #include "tests/support/seed.h"
@@ -61,9 +64,10 @@ std::optional<StoredValue> Read(Engine& engine, std::string key, uint32_t partit
 
 class EngineTest : public ::testing::Test {
  protected:
-  void Open(bool sync = true) {
+  void Open(bool sync = true, uint32_t fold_every = EngineOptions{}.fold_every) {
     engine_.reset();
-    auto e = Engine::Open(EngineOptions{.path = dir_.Sub("db"), .sync = sync, .clock = &clock_});
+    auto e = Engine::Open(EngineOptions{
+        .path = dir_.Sub("db"), .sync = sync, .fold_every = fold_every, .clock = &clock_});
     ASSERT_TRUE(e.ok()) << e.status().ToString();
     engine_ = std::move(*e);
   }
@@ -505,6 +509,36 @@ WriteRequest::Purge Purge(std::string key, Version version, uint32_t partition =
   return WriteRequest::Purge{.key = {partition, keyspace, std::move(key)}, .version = version};
 }
 
+// Expects the maintained tree of range (partition, keyspace) to be what its data gives.
+void ExpectTreeMatchesData(Engine& engine, uint32_t partition = 0, uint32_t keyspace = 1) {
+  auto tree = engine.RangeTree(partition, keyspace);
+  auto data = engine.DigestRange(partition, keyspace);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  ASSERT_TRUE(data.ok()) << data.status().ToString();
+  EXPECT_TRUE(*tree == *data) << "partition " << partition << " keyspace " << keyspace
+                              << ": the tree has " << tree->keys << " keys, the data "
+                              << data->keys;
+}
+
+// The trees read the stored version of every key written; a large value in a blob file is read
+// like any other (and not kept in the read cache).
+TEST_F(EngineTest, TreesFollowWritesOfLargeValues) {
+  const std::string big(1 << 20, 'b');
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("big", big, {10, 1}), Put("small", "s", {10, 1})}})
+                  .status.ok());
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  Open();  // nothing in the read cache
+  ASSERT_TRUE(
+      WriteSync(*engine_, {.ops = {Put("big", big + "2", {20, 1}), Put("small", "s2", {20, 1})}})
+          .status.ok());
+  ASSERT_TRUE(
+      WriteSync(*engine_, {.ops = {Put("big", "older", {15, 1}), Put("small", "older", {15, 1})}})
+          .status.ok());
+  EXPECT_EQ(Read(*engine_, "big")->value, big + "2");
+  EXPECT_EQ(engine_->RangeTree(0, 1)->keys, 2u);
+  ExpectTreeMatchesData(*engine_);
+}
+
 // Compaction turns an expired value into a tombstone of the same version and keeps it, however
 // old it gets: only a purge removes it.
 TEST_F(EngineTest, CompactionTurnsExpiredValuesIntoTombstonesThatStayUntilPurged) {
@@ -512,6 +546,7 @@ TEST_F(EngineTest, CompactionTurnsExpiredValuesIntoTombstonesThatStayUntilPurged
   WriteOp expiring = Put("ttl", "short-lived", {Version{now << 16, 1}});
   expiring.value.expires_at_ms = now + 1000;
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {expiring, Put("keep", "forever", {1, 1})}}).status.ok());
+  const RangeDigest before = *engine_->RangeTree(0, 1);
 
   clock_.ms = now + 2000;  // expired
   // The first compaction folds the written versions into one value, the next filters it.
@@ -521,6 +556,9 @@ TEST_F(EngineTest, CompactionTurnsExpiredValuesIntoTombstonesThatStayUntilPurged
   ASSERT_TRUE(v.has_value());
   EXPECT_TRUE(v->tombstone);  // kept as a tombstone so an older copy cannot come back
   EXPECT_EQ(v->version, expiring.value.version);
+  // The same version: the tree does not change.
+  EXPECT_TRUE(*engine_->RangeTree(0, 1) == before);
+  ExpectTreeMatchesData(*engine_);
 
   clock_.ms = now + uint64_t{365} * 24 * 3600 * 1000;  // no age removes it
   ASSERT_TRUE(engine_->CompactAll().ok());
@@ -532,6 +570,8 @@ TEST_F(EngineTest, CompactionTurnsExpiredValuesIntoTombstonesThatStayUntilPurged
   ASSERT_TRUE(engine_->CompactAll().ok());
   EXPECT_FALSE(Read(*engine_, "ttl").has_value());
   EXPECT_EQ(Read(*engine_, "keep")->value, "forever");
+  EXPECT_EQ(engine_->RangeTree(0, 1)->keys, 1u);
+  ExpectTreeMatchesData(*engine_);
 }
 
 // A purge is a RocksDB deletion: it hides every older version of the key wherever it is (a
@@ -547,10 +587,12 @@ TEST_F(EngineTest, PurgeHidesEveryOlderVersionAtEveryLevel) {
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("z", "zombie", {Version{(now - 5) << 16, 2}})}})
                   .status.ok());
   EXPECT_TRUE(Read(*engine_, "z")->tombstone);
+  ExpectTreeMatchesData(*engine_);
 
   ASSERT_TRUE(WriteSync(*engine_, {.purges = {Purge("z", deleted)}}).status.ok());
   EXPECT_EQ(engine_->purged(), 1u);
   EXPECT_FALSE(Read(*engine_, "z").has_value());
+  ExpectTreeMatchesData(*engine_);
   for (int i = 0; i < 2; ++i) {
     ASSERT_TRUE(engine_->CompactAll().ok());
     auto after = Read(*engine_, "z");
@@ -558,6 +600,8 @@ TEST_F(EngineTest, PurgeHidesEveryOlderVersionAtEveryLevel) {
   }
   Open();
   EXPECT_FALSE(Read(*engine_, "z").has_value());
+  EXPECT_EQ(engine_->RangeTree(0, 1)->keys, 0u);
+  EXPECT_TRUE(engine_->TreeRanges().empty());
 }
 
 // A purge removes exactly the version it names, and only when that version is dead.
@@ -585,9 +629,11 @@ TEST_F(EngineTest, PurgeLeavesNewerVersionsLiveValuesAndKeysTheGroupWrites) {
   EXPECT_EQ(Read(*engine_, "live")->value, "v");
   EXPECT_EQ(Read(*engine_, "expiring")->value, "not yet");
   EXPECT_EQ(Read(*engine_, "expired")->version, (Version{10, 1}));
+  ExpectTreeMatchesData(*engine_);
 
   // An expired value goes like a tombstone; a key the same group writes stays (here an older
   // write, which the tombstone keeps hidden); a key purged twice in one group goes once.
+  const uint64_t keys = engine_->RangeTree(0, 1)->keys;
   w = WriteSync(*engine_, {.ops = {Put("written", "older", {5, 1})},
                            .purges = {Purge("expired", {10, 1}), Purge("written", {10, 1}),
                                       Purge("twice", {10, 1}), Purge("twice", {10, 1})}});
@@ -596,21 +642,36 @@ TEST_F(EngineTest, PurgeLeavesNewerVersionsLiveValuesAndKeysTheGroupWrites) {
   EXPECT_FALSE(Read(*engine_, "expired").has_value());
   EXPECT_FALSE(Read(*engine_, "twice").has_value());
   EXPECT_TRUE(Read(*engine_, "written")->tombstone);
+  EXPECT_EQ(engine_->RangeTree(0, 1)->keys, keys - 2);
+  ExpectTreeMatchesData(*engine_);
   Open();
   EXPECT_FALSE(Read(*engine_, "twice").has_value());
   EXPECT_TRUE(Read(*engine_, "written")->tombstone);
+  ExpectTreeMatchesData(*engine_);
 }
 
-// Once purged, nothing of a key is left: a version older than the purged tombstone that arrives
-// later is taken as the key's value. That is why only repair may decide to purge.
+// Once purged and compacted away, nothing of a key is left: a version older than the purged
+// tombstone that arrives later is taken as the key's value (that is why only repair may decide
+// to purge), and the range's tree counts it as a key the range never held.
 TEST_F(EngineTest, APurgedKeyIsGoneEntirely) {
+  ASSERT_TRUE(
+      WriteSync(*engine_, {.ops = {Put("a", "v", {1, 1}), Put("b", "v", {2, 1})}}).status.ok());
+  const RangeDigest without = *engine_->RangeTree(0, 1);
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "v", {5, 1})}}).status.ok());
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Tombstone("k", {6, 1})}}).status.ok());
   ASSERT_TRUE(WriteSync(*engine_, {.purges = {Purge("k", {6, 1})}}).status.ok());
+  EXPECT_TRUE(*engine_->RangeTree(0, 1) == without);
   ASSERT_TRUE(engine_->CompactAll().ok());
   EXPECT_FALSE(Read(*engine_, "k").has_value());
+  EXPECT_TRUE(*engine_->RangeTree(0, 1) == without);
+
   ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("k", "back", {3, 1})}}).status.ok());
   EXPECT_EQ(Read(*engine_, "k")->value, "back");
+  RangeDigest expected = without;
+  expected.segments[DigestSegmentOf("k")] ^= DigestHashOf("k", {3, 1});
+  ++expected.keys;
+  EXPECT_TRUE(*engine_->RangeTree(0, 1) == expected);
+  ExpectTreeMatchesData(*engine_);
 }
 
 TEST_F(EngineTest, DroppedKeyspaceDataIsGoneAndStaysGone) {
@@ -904,6 +965,483 @@ TEST_F(EngineTest, RangeDigestsAgreeOnTheSameVersionsAndLocateADifference) {
   ASSERT_TRUE(Read(*engine_, "ttl", 3)->tombstone);
   EXPECT_FALSE(Read(*other, "ttl", 3)->tombstone);
   EXPECT_TRUE(*engine_->DigestRange(3, 1) == *other->DigestRange(3, 1));
+}
+
+// ---- Hash trees maintained on write (issue #16) ----
+
+// Submits `requests` so that the writer thread commits them as one group: it is held in a
+// transaction (a group of its own) until all of them are queued.
+std::vector<Written> WriteGroup(Engine& engine, std::vector<WriteRequest> requests) {
+  std::promise<void> holding, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Written> held;
+  std::vector<std::promise<Written>> done(requests.size());
+  auto to = [](std::promise<Written>& p) {
+    return [&p](Status s, std::vector<WriteOutcome> o) {
+      p.set_value(Written{std::move(s), std::move(o)});
+    };
+  };
+  WriteRequest hold;
+  hold.txn = [&holding, released](GroupView&) {
+    holding.set_value();
+    released.wait();
+    return Status::Ok();
+  };
+  engine.Write(std::move(hold), to(held));
+  holding.get_future().wait();
+  for (size_t i = 0; i < requests.size(); ++i) engine.Write(std::move(requests[i]), to(done[i]));
+  release.set_value();
+  EXPECT_TRUE(held.get_future().get().status.ok());
+  std::vector<Written> out;
+  for (auto& p : done) out.push_back(p.get_future().get());
+  return out;
+}
+
+// The ranges the tree tests write: partitions 0..3, keyspaces 1..3.
+std::vector<std::pair<uint32_t, uint32_t>> TestRanges() {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  for (uint32_t p = 0; p < 4; ++p) {
+    for (uint32_t ks = 1; ks <= 3; ++ks) out.emplace_back(p, ks);
+  }
+  return out;
+}
+
+// Every range's maintained tree is what its data gives, and TreeRanges() lists those that hold
+// keys.
+void ExpectTreesMatchData(Engine& engine, std::string_view when) {
+  SCOPED_TRACE(std::string(when));
+  std::vector<std::pair<uint32_t, uint32_t>> holding;
+  for (const auto& [p, ks] : TestRanges()) {
+    ExpectTreeMatchesData(engine, p, ks);
+    auto data = engine.DigestRange(p, ks);
+    if (data.ok() && data->keys > 0) holding.emplace_back(p, ks);
+  }
+  EXPECT_EQ(engine.TreeRanges(), holding);
+}
+
+// Random writes over TestRanges(): versions new and old (late arrivals), tombstones, values with
+// a TTL, some already expired.
+struct WriteMix {
+  std::mt19937_64 rng;
+  FakeClock& clock;
+  uint64_t next_hlc = 1000;
+
+  uint64_t Below(uint64_t n) { return rng() % n; }
+  DataKey Key() {
+    return DataKey{static_cast<uint32_t>(Below(4)), static_cast<uint32_t>(1 + Below(3)),
+                   fmt::format("k{}", Below(25))};
+  }
+  Version AnyVersion() {
+    // Half newer than everything so far, half anything older (a late hint, a repair).
+    const uint64_t hlc = Below(2) == 0 ? ++next_hlc : 1 + Below(next_hlc);
+    return Version{hlc, static_cast<uint32_t>(1 + Below(3))};
+  }
+  StoredValue Value() {
+    StoredValue v{.version = AnyVersion()};
+    if (Below(5) == 0) {
+      v.tombstone = true;
+      return v;
+    }
+    if (Below(5) == 0) v.expires_at_ms = clock.ms + Below(3000) - 1000;  // some already expired
+    v.value = fmt::format("v{}", Below(1000));
+    return v;
+  }
+  WriteOp Op() { return WriteOp{Key(), Value()}; }
+};
+
+// The maintained trees must equal the trees rebuilt from data after any mix of writes: plain
+// ones, in groups (absorbed or not), late older versions, transactions, range deletes (also in
+// the same group as writes into the range), purges (valid, stale, of live values, of keys the
+// group writes), compactions that expire values; and after a restart. Run with the default
+// folds and with every write folded.
+class EngineTreeTest : public EngineTest, public ::testing::WithParamInterface<uint32_t> {
+ protected:
+  void SetUp() override { Open(/*sync=*/false, GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(FoldEvery, EngineTreeTest, ::testing::Values(16u, 1u));
+
+TEST_P(EngineTreeTest, MaintainedTreesEqualTreesRebuiltFromData) {
+  const TestSeed seed;
+  WriteMix mix{std::mt19937_64(seed.value()), clock_};
+
+  // Purges of what keys hold now: mostly the stored version (purged when dead), some stale.
+  auto purges = [&](size_t n) {
+    std::vector<WriteRequest::Purge> out;
+    for (size_t i = 0; i < n; ++i) {
+      DataKey key = mix.Key();
+      auto stored = engine_->Get(key);
+      EXPECT_TRUE(stored.ok());
+      if (!stored.ok() || !*stored) continue;
+      Version version = (*stored)->version;
+      if (mix.Below(4) == 0) version = mix.AnyVersion();
+      out.push_back({std::move(key), version});
+    }
+    return out;
+  };
+  auto request = [&]() {
+    WriteRequest r;
+    const uint64_t kind = mix.Below(20);
+    if (kind < 11) {  // plain writes, sometimes of one key twice
+      for (uint64_t n = 1 + mix.Below(5); n > 0; --n) r.ops.push_back(mix.Op());
+      if (mix.Below(4) == 0) r.ops.push_back({r.ops[0].key, mix.Value()});
+    } else if (kind < 14) {  // a transaction, as Paxos commits write
+      const DataKey key = mix.Key();
+      const StoredValue value = mix.Value();
+      r.txn = [key, value](GroupView& g) -> Status {
+        auto current = g.GetData(key);
+        if (!current.ok()) return current.status();
+        g.MergeData(key, value);
+        return Status::Ok();
+      };
+      if (mix.Below(2) == 0) r.ops.push_back(mix.Op());
+    } else if (kind < 18) {  // purges, sometimes with writes
+      r.purges = purges(1 + mix.Below(4));
+      if (mix.Below(3) == 0) r.ops.push_back(mix.Op());
+    } else {  // a range delete, sometimes with writes into the range
+      const DataKey key = mix.Key();
+      r.range_deletes.push_back({key.partition, key.keyspace});
+      for (uint64_t n = mix.Below(3); n > 0; --n) {
+        WriteOp op = mix.Op();
+        op.key.partition = key.partition;
+        op.key.keyspace = key.keyspace;
+        r.ops.push_back(std::move(op));
+      }
+    }
+    return r;
+  };
+
+  auto run = [&](int rounds) {
+    for (int round = 0; round < rounds; ++round) {
+      if (mix.Below(3) == 0) {
+        ASSERT_TRUE(WriteSync(*engine_, request()).status.ok());
+      } else {
+        std::vector<WriteRequest> group;
+        for (uint64_t n = 1 + mix.Below(6); n > 0; --n) group.push_back(request());
+        for (const Written& w : WriteGroup(*engine_, std::move(group))) {
+          ASSERT_TRUE(w.status.ok()) << w.status.ToString();
+        }
+      }
+      if (mix.Below(40) == 0) {
+        clock_.ms += mix.Below(3000);
+        ASSERT_TRUE(engine_->CompactAll().ok());
+      }
+      if (round % 50 == 49) {
+        ExpectTreesMatchData(*engine_, fmt::format("after round {}", round));
+        if (HasFailure()) return;
+      }
+    }
+  };
+  run(400);
+  ExpectTreesMatchData(*engine_, "after the writes");
+  EXPECT_GT(engine_->purged(), 0u);
+  EXPECT_GT(engine_->absorbed(), 0u);
+  EXPECT_GT(engine_->folds(), 0u);
+
+  Open(/*sync=*/false, GetParam());
+  ExpectTreesMatchData(*engine_, "after a restart");
+  run(100);
+  ExpectTreesMatchData(*engine_, "after more writes");
+}
+
+// Replicas that end up with the same versions have the same trees, whatever the order, the
+// grouping and the duplicates of the writes that got them there, and whenever compaction
+// expires their values.
+TEST_F(EngineTest, TreesAgreeWhateverTheOrderOfWrites) {
+  const TestSeed seed;
+  WriteMix mix{std::mt19937_64(seed.value()), clock_};
+  auto other_or = Engine::Open(EngineOptions{.path = dir_.Sub("other"), .clock = &clock_});
+  ASSERT_TRUE(other_or.ok()) << other_or.status().ToString();
+  std::unique_ptr<Engine> other = std::move(*other_or);
+
+  std::vector<WriteOp> ops;
+  for (int i = 0; i < 600; ++i) ops.push_back(mix.Op());
+  std::vector<WriteOp> shuffled = ops;
+  for (int i = 0; i < 150; ++i) shuffled.push_back(ops[mix.Below(ops.size())]);  // duplicates
+  std::shuffle(shuffled.begin(), shuffled.end(), mix.rng);
+
+  // `engine_` in order, one op per request in groups; `other` shuffled, several per request.
+  for (size_t i = 0; i < ops.size();) {
+    std::vector<WriteRequest> group;
+    for (uint64_t n = 1 + mix.Below(8); n > 0 && i < ops.size(); --n) {
+      group.push_back({.ops = {ops[i++]}});
+    }
+    for (const Written& w : WriteGroup(*engine_, std::move(group))) ASSERT_TRUE(w.status.ok());
+  }
+  for (size_t i = 0; i < shuffled.size();) {
+    WriteRequest request;
+    for (uint64_t n = 1 + mix.Below(8); n > 0 && i < shuffled.size(); --n) {
+      request.ops.push_back(shuffled[i++]);
+    }
+    ASSERT_TRUE(WriteSync(*other, std::move(request)).status.ok());
+  }
+  auto expect_equal = [&](std::string_view when) {
+    SCOPED_TRACE(std::string(when));
+    ExpectTreesMatchData(*engine_, "mine");
+    ExpectTreesMatchData(*other, "other");
+    for (const auto& [p, ks] : TestRanges()) {
+      EXPECT_TRUE(*engine_->RangeTree(p, ks) == *other->RangeTree(p, ks)) << p << "/" << ks;
+    }
+    EXPECT_EQ(engine_->TreeRanges(), other->TreeRanges());
+  };
+  expect_equal("after the same writes");
+
+  // Every value expires; one replica's compaction turns them into tombstones, the other's not.
+  clock_.ms += 10'000;
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  expect_equal("after one replica's compaction expired values");
+
+  // The same purges on both (of what one holds): both lose the same keys.
+  std::vector<WriteRequest::Purge> purges;
+  for (const WriteOp& op : ops) {
+    auto stored = engine_->Get(op.key);
+    ASSERT_TRUE(stored.ok());
+    if (*stored) purges.push_back({op.key, (*stored)->version});
+  }
+  ASSERT_TRUE(WriteSync(*engine_, {.purges = purges}).status.ok());
+  ASSERT_TRUE(WriteSync(*other, {.purges = purges}).status.ok());
+  EXPECT_GT(engine_->purged(), 0u);
+  EXPECT_EQ(engine_->purged(), other->purged());
+  expect_equal("after the same purges");
+}
+
+// Deleted and written in the same group, a range's tree is rebuilt from its data: exact whatever
+// the order of the two in the group's batch, and across a restart.
+TEST_F(EngineTest, RangeDeletedAndWrittenInOneGroupGetsItsTreeRebuilt) {
+  WriteRequest before;
+  for (int i = 0; i < 20; ++i) before.ops.push_back(Put(fmt::format("k{}", i), "v", {10, 1}, 2, 1));
+  before.ops.push_back(Put("k0", "neighbour", {10, 1}, 3, 1));
+  ASSERT_TRUE(WriteSync(*engine_, std::move(before)).status.ok());
+  const RangeDigest neighbour = *engine_->RangeTree(3, 1);
+
+  std::vector<WriteRequest> group;
+  group.push_back({.ops = {Put("early", "deleted with the range", {20, 1}, 2, 1)}});
+  group.push_back({.range_deletes = {{2, 1}}});
+  group.push_back({.ops = {Put("late", "stays", {20, 1}, 2, 1), Put("k3", "again", {5, 1}, 2, 1)}});
+  for (const Written& w : WriteGroup(*engine_, std::move(group))) ASSERT_TRUE(w.status.ok());
+  EXPECT_FALSE(Read(*engine_, "early", 2).has_value());
+  EXPECT_EQ(Read(*engine_, "late", 2)->value, "stays");
+  EXPECT_EQ(Read(*engine_, "k3", 2)->value, "again");
+  auto tree = engine_->RangeTree(2, 1);
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();  // rebuilt before the writes were answered
+  EXPECT_EQ(tree->keys, 2u);
+  ExpectTreeMatchesData(*engine_, 2, 1);
+  EXPECT_TRUE(*engine_->RangeTree(3, 1) == neighbour);
+
+  // A range delete alone empties the tree.
+  ASSERT_TRUE(WriteSync(*engine_, {.range_deletes = {{3, 1}}}).status.ok());
+  EXPECT_EQ(engine_->RangeTree(3, 1)->keys, 0u);
+  EXPECT_EQ(engine_->TreeRanges(), (std::vector<std::pair<uint32_t, uint32_t>>{{2, 1}}));
+  Open();
+  ExpectTreeMatchesData(*engine_, 2, 1);
+  EXPECT_EQ(engine_->TreeRanges(), (std::vector<std::pair<uint32_t, uint32_t>>{{2, 1}}));
+}
+
+// A dropped keyspace's trees go with its data, and later writes to it are not tracked.
+TEST_F(EngineTest, DroppedKeyspaceLeavesNoTrees) {
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("a", "1", {1, 1}, 0, 5), Put("b", "2", {1, 1}, 3, 5),
+                                           Put("a", "other", {1, 1}, 0, 6)}})
+                  .status.ok());
+  EXPECT_EQ(engine_->TreeRanges().size(), 3u);
+  ASSERT_TRUE(WriteSync(*engine_, {.drop = WriteRequest::Drop{.keyspace = 5, .partitions = 4}})
+                  .status.ok());
+  ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("late", "x", {9, 1}, 1, 5)}}).status.ok());
+  EXPECT_EQ(engine_->TreeRanges(), (std::vector<std::pair<uint32_t, uint32_t>>{{0, 6}}));
+  EXPECT_EQ(engine_->RangeTree(0, 5)->keys, 0u);
+  EXPECT_EQ(engine_->RangeTree(1, 5)->keys, 0u);
+  ExpectTreeMatchesData(*engine_, 0, 6);
+  Open();
+  EXPECT_EQ(engine_->TreeRanges(), (std::vector<std::pair<uint32_t, uint32_t>>{{0, 6}}));
+}
+
+// The column family and meta record that hold the trees (engine.cc), for tests that play an
+// older database or an interrupted build.
+constexpr const char* kTreesFamily = "trees";
+constexpr const char* kTreesVersionKey = "trees_version";
+
+// Opens the engine's database with RocksDB alone, runs `edit` on it, and closes it.
+void EditDatabase(
+    const std::string& path,
+    const std::function<void(rocksdb::DB&, std::map<std::string, rocksdb::ColumnFamilyHandle*>&)>&
+        edit) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  rocksdb::DBOptions options;
+  // The data family's merge operator is the engine's: nothing here may fold its records.
+  options.avoid_flush_during_recovery = true;
+  options.avoid_flush_during_shutdown = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(options, path, families, &handles, &raw);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
+  for (size_t i = 0; i < names.size(); ++i) by_name[names[i]] = handles[i];
+  edit(*db, by_name);
+  for (auto* h : handles) EXPECT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  EXPECT_TRUE(db->Close().ok());
+}
+
+// A database from before the trees has data and no trees: Open builds them all from the data.
+// Open also rebuilds what an interrupted build left, and a range left marked for a rebuild.
+TEST_F(EngineTest, OpenBuildsTreesForADatabaseThatHasNone) {
+  const TestSeed seed;
+  WriteMix mix{std::mt19937_64(seed.value()), clock_};
+  WriteRequest request;
+  for (int i = 0; i < 500; ++i) request.ops.push_back(mix.Op());
+  request.ops.push_back(Put("gone", "dropped later", {1, 1}, 0, 9));
+  ASSERT_TRUE(WriteSync(*engine_, std::move(request)).status.ok());
+  ASSERT_TRUE(WriteSync(*engine_, {.drop = WriteRequest::Drop{.keyspace = 9, .partitions = 1}})
+                  .status.ok());
+  std::map<std::pair<uint32_t, uint32_t>, RangeDigest> maintained;
+  for (const auto& [p, ks] : TestRanges()) maintained[{p, ks}] = *engine_->RangeTree(p, ks);
+  auto ranges = engine_->TreeRanges();
+  ASSERT_GT(ranges.size(), 6u);
+  ASSERT_TRUE(engine_->CompactAll().ok());  // the data's merge operands folded
+  engine_.reset();
+
+  auto expect_rebuilt = [&](std::string_view when) {
+    SCOPED_TRACE(std::string(when));
+    Open();
+    ExpectTreesMatchData(*engine_, when);
+    EXPECT_EQ(engine_->TreeRanges(), ranges);
+    for (const auto& [p, ks] : TestRanges()) {
+      EXPECT_TRUE((*engine_->RangeTree(p, ks) == maintained[{p, ks}])) << p << "/" << ks;
+    }
+    // Maintained from there on.
+    ASSERT_TRUE(WriteSync(*engine_, {.ops = {Put("new", "v", {1 << 20, 1}, 1, 2)}}).status.ok());
+    ExpectTreeMatchesData(*engine_, 1, 2);
+    ASSERT_TRUE(WriteSync(*engine_, {.range_deletes = {{1, 2}}}).status.ok());
+    ASSERT_TRUE(engine_->CompactAll().ok());
+    engine_.reset();
+    maintained[{1, 2}] = RangeDigest{};
+  };
+  // Strictly before the trees: no family, no marker.
+  EditDatabase(dir_.Sub("db"), [](rocksdb::DB& db, auto& families) {
+    ASSERT_TRUE(db.DropColumnFamily(families.at(kTreesFamily)).ok());
+    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), families.at("meta"), kTreesVersionKey).ok());
+  });
+  expect_rebuilt("no trees");
+  std::erase(ranges, std::pair<uint32_t, uint32_t>{1, 2});
+
+  // A build that stopped half way: records, wrong ones even, but no marker.
+  EditDatabase(dir_.Sub("db"), [](rocksdb::DB& db, auto& families) {
+    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), families.at("meta"), kTreesVersionKey).ok());
+    std::string key = EncodeDataKey(0, 1, "");
+    key.append("\x00\x07", 2);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), families.at(kTreesFamily), key, std::string(16, '\x01'))
+            .ok());
+    key = EncodeDataKey(3, 3, "");
+    key.append("\x00\x01", 2);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), families.at(kTreesFamily), key, std::string(16, '\x01'))
+            .ok());
+  });
+  expect_rebuilt("an interrupted build");
+
+  // A range marked for a rebuild (a group deleted it and wrote into it, then the node stopped
+  // before the rebuild was stored), its records wrong.
+  EditDatabase(dir_.Sub("db"), [](rocksdb::DB& db, auto& families) {
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), families.at(kTreesFamily), EncodeDataKey(0, 1, ""), "")
+            .ok());
+    std::string key = EncodeDataKey(0, 1, "");
+    key.append("\x00\x07", 2);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), families.at(kTreesFamily), key, std::string(16, '\x01'))
+            .ok());
+  });
+  expect_rebuilt("a range marked for a rebuild");
+}
+
+// A file system whose log syncs fail while `failing` is set: a group commit that cannot be made
+// durable.
+class FailingLogSyncFs final : public rocksdb::FileSystemWrapper {
+ public:
+  explicit FailingLogSyncFs(std::shared_ptr<rocksdb::FileSystem> base)
+      : FileSystemWrapper(std::move(base)) {}
+  const char* Name() const override { return "FailingLogSyncFs"; }
+
+  rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    auto s = target()->NewWritableFile(fname, options, result, dbg);
+    if (s.ok() && fname.ends_with(".log"))
+      *result = std::make_unique<Log>(std::move(*result), this);
+    return s;
+  }
+
+  std::atomic<bool> failing{false};
+
+ private:
+  class Log final : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    Log(std::unique_ptr<rocksdb::FSWritableFile> target, FailingLogSyncFs* fs)
+        : FSWritableFileOwnerWrapper(std::move(target)), fs_(fs) {}
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& options,
+                           rocksdb::IODebugContext* dbg) override {
+      if (fs_->failing) return rocksdb::IOStatus::IOError("injected log sync failure");
+      return target()->Sync(options, dbg);
+    }
+    rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
+                            rocksdb::IODebugContext* dbg) override {
+      if (fs_->failing) return rocksdb::IOStatus::IOError("injected log sync failure");
+      return target()->Fsync(options, dbg);
+    }
+
+   private:
+    FailingLogSyncFs* const fs_;
+  };
+};
+
+// A group that fails leaves the trees in memory as they are on disk: without its changes while
+// the node runs (RocksDB did not apply it), and with or without them after a restart, the same
+// as the data either way.
+TEST_F(EngineTest, FailedGroupLeavesTreesAsTheDataIs) {
+  engine_.reset();
+  auto fs = std::make_shared<FailingLogSyncFs>(rocksdb::FileSystem::Default());
+  auto env = rocksdb::NewCompositeEnv(fs);
+  auto opened = Engine::Open(EngineOptions{.path = dir_.Sub("db"), .env = env.get()});
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  engine_ = std::move(*opened);
+  WriteRequest first;
+  for (int i = 0; i < 50; ++i) {
+    first.ops.push_back(Put(fmt::format("k{}", i), "v", {10, 1}, static_cast<uint32_t>(i % 4)));
+  }
+  first.ops.push_back(Tombstone("dead", {10, 1}));
+  ASSERT_TRUE(WriteSync(*engine_, std::move(first)).status.ok());
+  std::map<std::pair<uint32_t, uint32_t>, RangeDigest> before;
+  for (const auto& [p, ks] : TestRanges()) before[{p, ks}] = *engine_->RangeTree(p, ks);
+
+  // A transaction that fails fails its group before anything is written.
+  WriteRequest failing_txn;
+  failing_txn.ops.push_back(Put("k1", "newer", {20, 1}, 1));
+  failing_txn.txn = [](GroupView& g) -> Status {
+    g.MergeData(DataKey{0, 1, "txn"}, StoredValue{.version = {20, 1}, .value = "v"});
+    return Status::Internal("injected");
+  };
+  EXPECT_EQ(WriteSync(*engine_, std::move(failing_txn)).status.code(), Code::kInternal);
+  ExpectTreesMatchData(*engine_, "after a failed transaction");
+
+  // A write that fails in RocksDB: the log cannot be synced.
+  fs->failing = true;
+  auto failed =
+      WriteSync(*engine_, {.ops = {Put("k2", "newer", {20, 1}, 2), Put("new", "v", {20, 1}),
+                                   Put("k5", "older", {5, 1}, 1)},
+                           .purges = {Purge("dead", {10, 1})}});
+  EXPECT_FALSE(failed.status.ok());
+  for (const auto& [p, ks] : TestRanges()) {
+    EXPECT_TRUE((*engine_->RangeTree(p, ks) == before[{p, ks}])) << p << "/" << ks;
+  }
+  ExpectTreesMatchData(*engine_, "after a failed write");
+  EXPECT_EQ(engine_->purged(), 0u);
+  fs->failing = false;
+  engine_.reset();
+  Open();
+  ExpectTreesMatchData(*engine_, "after a restart");
 }
 
 }  // namespace

@@ -38,6 +38,21 @@ std::optional<std::optional<StoredValue>> ReadCache::Find(std::string_view key, 
   return it->second->value;
 }
 
+std::optional<std::optional<Version>> ReadCache::FindVersion(std::string_view key, Ticket* ticket) {
+  if (!enabled()) return std::nullopt;
+  size_t index = 0;
+  Shard& shard = ShardOf(key, &index);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.index.find(key);
+  if (it == shard.index.end() || it->second->writing) {
+    ticket->shard = index;
+    ticket->generation = shard.generation;
+    return std::nullopt;
+  }
+  const std::optional<StoredValue>& value = it->second->value;
+  return value ? std::optional<Version>(value->version) : std::optional<Version>();
+}
+
 void ReadCache::Fill(std::string_view key, const std::optional<StoredValue>& value,
                      const Ticket& ticket) {
   if (!enabled() || (value && value->value.size() > max_value_bytes_)) return;

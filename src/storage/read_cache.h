@@ -62,6 +62,12 @@ class ReadCache {
   // `ticket`; else the stored value, or nullopt inside when the key is known to be absent.
   std::optional<std::optional<StoredValue>> Find(std::string_view key, Ticket* ticket);
 
+  // The version cached for `key`: nullopt on a miss, which fills `ticket`; else the version, or
+  // nullopt inside when the key is known to be absent. For the engine's writer, which needs only
+  // the committed version of a key it writes: it copies no value, leaves the LRU order as it is
+  // and counts neither a hit nor a miss (a write is not a read).
+  std::optional<std::optional<Version>> FindVersion(std::string_view key, Ticket* ticket);
+
   // Keeps `value` (what RocksDB answered for `key`; nullopt: not found) unless a write touched
   // the key's shard since `ticket` was taken, or the value is too large.
   void Fill(std::string_view key, const std::optional<StoredValue>& value, const Ticket& ticket);

@@ -55,6 +55,24 @@ TEST(ReadCacheTest, AbsenceIsCachedToo) {
   EXPECT_EQ((*cache.Find("gone", &ticket))->value, "back");
 }
 
+// The engine's writer asks only for versions: answered like Find, but not counted as reads.
+TEST(ReadCacheTest, FindVersionAnswersWithoutCountingARead) {
+  ReadCache cache(1 << 20, 1024);
+  ReadCache::Ticket ticket;
+  ASSERT_FALSE(cache.FindVersion("k", &ticket).has_value());
+  cache.Fill("k", Value("v", 10), ticket);  // its ticket works as Find's does
+  ASSERT_FALSE(cache.Find("gone", &ticket).has_value());
+  cache.Fill("gone", std::nullopt, ticket);
+  EXPECT_EQ(cache.FindVersion("k", &ticket), std::optional<std::optional<Version>>(Version{10, 1}));
+  auto gone = cache.FindVersion("gone", &ticket);  // known to be absent
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_FALSE(gone->has_value());
+  EXPECT_EQ(cache.counters().hits, 0u);
+  EXPECT_EQ(cache.counters().misses, 1u);
+  cache.BeginWrite("k");  // not answered while being written
+  EXPECT_FALSE(cache.FindVersion("k", &ticket).has_value());
+}
+
 // The race the tickets exist for: a reader reads the old value, a write commits, and only then
 // does the reader offer what it read.
 TEST(ReadCacheTest, AReadOverlappingAWriteIsNotKept) {
