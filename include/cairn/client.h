@@ -11,6 +11,7 @@
 // has the whole guide.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -72,6 +73,28 @@ struct NodeInfo {
   uint32_t streams_total = 0;
   uint32_t streams_done = 0;
   uint64_t stream_bytes = 0;
+};
+
+// What repairing one (partition, keyspace) range found and did (AsyncClient::RepairRange).
+struct RepairReport {
+  uint32_t partition = 0;
+  std::vector<uint32_t> replicas;  // node ids
+  uint32_t answered = 0;           // replicas that took part
+  std::string skipped;             // why the range was not repaired; empty: it was
+  uint32_t segments_differing = 0;
+  uint64_t keys_compared = 0;  // key versions listed from the segments that differ
+  uint64_t keys_repaired = 0;  // records applied on replicas that lacked them
+  uint64_t bytes = 0;          // bytes of those records
+  bool agreed = false;         // every replica took part and holds the same versions after it
+  // Once agreed: tombstones and expired values old enough to go, purged on every replica.
+  uint64_t tombstones_purged = 0;
+};
+
+// What compacting one node's data did (AsyncClient::Compact).
+struct CompactReport {
+  uint64_t bytes_before = 0;
+  uint64_t bytes_after = 0;
+  std::chrono::milliseconds took{0};
 };
 
 struct ClusterInfo {
@@ -151,6 +174,14 @@ class AsyncClient {
   enum class NodeOperation { kDecommission, kRemove, kCancel };
   boost::asio::awaitable<Result<ClusterInfo>> ChangeNode(NodeOperation op, uint32_t node_id);
 
+  // Repairs one range of `keyspace` ("" is the default one): partition `partition`'s replicas
+  // compare what they hold and each takes the newer versions it lacks (docs/operations.md).
+  // `only_node` (0: any) skips a range none of whose replicas is that node.
+  // Compacts the answering node's data, reclaiming what purged tombstones held (cairn compact).
+  boost::asio::awaitable<Result<CompactReport>> Compact();
+  boost::asio::awaitable<Result<RepairReport>> RepairRange(std::string keyspace, uint32_t partition,
+                                                           uint32_t only_node = 0);
+
   // Closes all connections now. Later calls reconnect.
   void Close();
 
@@ -190,6 +221,9 @@ class Client {
   Result<std::map<std::string, uint64_t>> Metrics();
   Result<ClusterInfo> ClusterStatus();
   Result<ClusterInfo> ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id);
+  Result<CompactReport> Compact();
+  Result<RepairReport> RepairRange(std::string keyspace, uint32_t partition,
+                                   uint32_t only_node = 0);
 
  private:
   struct State;

@@ -230,6 +230,8 @@ std::string_view OperationName(Operation op) {
                                                                     "ping",
                                                                     "metrics",
                                                                     "node_operation",
+                                                                    "repair",
+                                                                    "compact",
                                                                     "other"};
   const auto i = static_cast<size_t>(op);
   return i < kNames.size() ? kNames[i] : "other";

@@ -165,9 +165,11 @@ enum class Operation : uint8_t {
   kPing,
   kMetrics,
   kNodeOperation,
+  kRepair,
+  kCompact,
   kOther,  // malformed or unknown requests
 };
-inline constexpr size_t kOperations = 17;
+inline constexpr size_t kOperations = 19;
 std::string_view OperationName(Operation op);  // "get", "keyspace_create", ...
 
 inline constexpr size_t kLevels = 12;    // Consistency::kDefault .. kLocalSerial

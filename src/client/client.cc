@@ -570,6 +570,49 @@ asio::awaitable<Result<ClusterInfo>> AsyncClient::ChangeNode(NodeOperation op, u
   co_return info;
 }
 
+asio::awaitable<Result<CompactReport>> AsyncClient::Compact() {
+  auto impl = impl_;
+  // Not retried: a compaction that lost its answer goes on on the server; a second one would
+  // only compact what the first left.
+  auto response =
+      co_await impl->CallAdmin([&](wire::Request& request) { request.mutable_compact(); },
+                               /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  CompactReport report;
+  report.bytes_before = response->compact().bytes_before();
+  report.bytes_after = response->compact().bytes_after();
+  report.took = std::chrono::milliseconds(response->compact().milliseconds());
+  co_return report;
+}
+
+asio::awaitable<Result<RepairReport>> AsyncClient::RepairRange(std::string keyspace,
+                                                               uint32_t partition,
+                                                               uint32_t only_node) {
+  auto impl = impl_;
+  // Idempotent: repairing a range twice only compares it twice.
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        request.set_keyspace(keyspace);
+        request.mutable_repair()->set_partition(partition);
+        request.mutable_repair()->set_only_node(only_node);
+      },
+      /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  const wire::RepairResponse& r = response->repair();
+  RepairReport report;
+  report.partition = r.partition();
+  report.replicas.assign(r.replicas().begin(), r.replicas().end());
+  report.answered = r.answered();
+  report.skipped = r.skipped();
+  report.segments_differing = r.segments_differing();
+  report.keys_compared = r.keys_compared();
+  report.keys_repaired = r.keys_repaired();
+  report.bytes = r.bytes();
+  report.agreed = r.agreed();
+  report.tombstones_purged = r.tombstones_purged();
+  co_return report;
+}
+
 asio::awaitable<Result<ClusterInfo>> AsyncClient::ClusterStatus() {
   auto impl = impl_;
   auto response =
@@ -655,6 +698,11 @@ Result<std::map<std::string, uint64_t>> Client::Metrics() {
 Result<ClusterInfo> Client::ClusterStatus() { return state_->Wait(state_->async.ClusterStatus()); }
 Result<ClusterInfo> Client::ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id) {
   return state_->Wait(state_->async.ChangeNode(op, node_id));
+}
+Result<CompactReport> Client::Compact() { return state_->Wait(state_->async.Compact()); }
+Result<RepairReport> Client::RepairRange(std::string keyspace, uint32_t partition,
+                                         uint32_t only_node) {
+  return state_->Wait(state_->async.RepairRange(std::move(keyspace), partition, only_node));
 }
 
 }  // namespace cairn

@@ -418,6 +418,7 @@ void Gossiper::EvaluateLocked(Clock::time_point now) {
   for (const auto& address : up_addresses) {
     if (!up_addresses_.contains(address)) {
       spdlog::info("node {} ({}) is UP", states_[address].info().node_id(), address);
+      if (on_up_) on_up_(address);
     }
   }
   for (const auto& address : up_addresses_) {

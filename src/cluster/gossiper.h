@@ -112,6 +112,9 @@ class Gossiper final : public ClusterView, public TopologyStore {
   void OnFormed(std::function<void(std::shared_ptr<const Topology>)> fn) {
     on_formed_ = std::move(fn);
   }
+  // Called (with the gossiper's lock held: post, do not call back) when a node is seen UP again,
+  // with its address.
+  void OnUp(std::function<void(const std::string&)> fn) { on_up_ = std::move(fn); }
   // Called after every adoption of a newer epoch (on the adopting thread): the streamer and the
   // topology driver wake up.
   void OnTopology(std::function<void(std::shared_ptr<const Topology>)> fn) {
@@ -151,6 +154,7 @@ class Gossiper final : public ClusterView, public TopologyStore {
   SelfFigures figures_;
   std::function<void(const cairn::Status&)> on_fatal_;
   std::function<void()> on_left_;
+  std::function<void(const std::string&)> on_up_;
   std::function<void(std::shared_ptr<const Topology>)> on_formed_;
   std::function<void(std::shared_ptr<const Topology>)> on_topology_;
   asio::steady_timer timer_;

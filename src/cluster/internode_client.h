@@ -32,6 +32,8 @@ class InternodeClient {
                                                     base::Deadline deadline);
 
   void CloseAll() { pool_.CloseAll(); }
+  // The node at `address` is UP again: dial it at once (ConnectionPool::ResetBackoff).
+  void ResetBackoff(const std::string& address) { pool_.ResetBackoff(address); }
 
   // Every request carries the topology epoch `epoch` returns (the replica fences older ones), and
   // an answer from a node with a newer epoch calls `on_newer` with its address and epoch (the

@@ -95,6 +95,10 @@ class ClusterCoordinator final : public Coordinator {
   ClusterInfo Cluster() const override;
   PartitionLayout Partitions() const override;
   asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) override;
+  asio::awaitable<Result<CompactReport>> Compact() override;
+  asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace, uint32_t partition,
+                                                         uint32_t only_node,
+                                                         bool only_as_first) override;
   base::PhysicalClock& wall_clock() const override { return *wall_; }
 
   struct ReplicaSet;

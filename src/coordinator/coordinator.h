@@ -84,6 +84,11 @@ struct CoordinatorOptions {
   // (speculative retry): a replica that is paused, overloaded or behind a cut the failure
   // detector has not convicted yet then costs this delay, not the whole deadline. 0: never.
   std::chrono::milliseconds speculative_retry{100};
+  // Tombstone purge after a repair (repair.cc): a tombstone goes once every replica has it, it is
+  // older than the hint window (no hint can bring back an older version), and older than this
+  // margin before the repair began (no write from before it is still in flight).
+  std::chrono::milliseconds hint_window{std::chrono::hours(3)};
+  std::chrono::milliseconds purge_margin{std::chrono::minutes(10)};
 };
 
 struct NodeInfo {
@@ -127,6 +132,29 @@ enum class NodeOp {
   kDecommission,  // a live member streams its data to the nodes that take it over, then leaves
   kRemove,        // a dead member leaves; its data is streamed from the surviving replicas
   kCancel,        // the change in progress rolls back (only before reads have switched)
+};
+
+// What repairing one (partition, keyspace) range found and did (`cairn repair`).
+struct RangeRepairReport {
+  uint32_t partition = 0;
+  std::string keyspace;
+  std::vector<uint32_t> replicas;  // node ids of the range's replicas
+  uint32_t answered = 0;           // replicas that took part (live and answering)
+  std::string skipped;             // why the range was not repaired; empty: it was
+  uint32_t segments_differing = 0;
+  uint64_t keys_compared = 0;      // key versions listed from the segments that differ
+  uint64_t keys_repaired = 0;      // records applied on replicas that lacked them
+  uint64_t bytes = 0;              // bytes of those records
+  uint64_t tombstones_purged = 0;  // tombstones and expired values purged after it, all replicas
+  // Every replica took part, and all held the same versions once the repair was done.
+  bool agreed = false;
+};
+
+// What `cairn compact` did on the node.
+struct CompactReport {
+  uint64_t bytes_before = 0;
+  uint64_t bytes_after = 0;
+  std::chrono::milliseconds took{0};
 };
 
 // One node as `cairn status` shows it.
@@ -218,6 +246,19 @@ class Coordinator {
   // replicas than it asks for; NOT_FOUND for a node that is not a member.
   virtual asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) = 0;
   virtual PartitionLayout Partitions() const = 0;
+  // Repairs one (partition, keyspace) range (anti-entropy): its replicas compare digests, list
+  // the keys of the segments that differ, and each pulls the newer versions it lacks. NOT_FOUND
+  // for an unknown keyspace, INVALID_ARGUMENT for a partition out of range; a range that cannot
+  // be repaired now (a topology change moves it; fewer than two live replicas) is reported as
+  // skipped, as is one without a replica on `only_node` when that is not 0 (with `only_as_first`:
+  // one whose first replica is not `only_node`, as background repair asks).
+  // Compacts this node's data (flush, then every level down to the last): what tombstones purged
+  // by repair held is reclaimed. Runs off the reactors; the node serves meanwhile.
+  virtual asio::awaitable<Result<CompactReport>> Compact() = 0;
+  virtual asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace,
+                                                                 uint32_t partition,
+                                                                 uint32_t only_node,
+                                                                 bool only_as_first) = 0;
   // The node's wall clock: the one reading of wall time for everything the node does (tests and
   // --debug-clock-skew-ms inject time here), front doors' TTL arithmetic included.
   virtual base::PhysicalClock& wall_clock() const = 0;

@@ -72,6 +72,15 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> ConnectionPool::Acquire(
   co_return last;
 }
 
+void ConnectionPool::ResetBackoff(const std::string& address) {
+  auto it = peers_.find(address);
+  if (it == peers_.end()) return;
+  for (auto& slot : it->second.slots) {
+    slot->retry_after = {};
+    slot->backoff = std::chrono::milliseconds(0);
+  }
+}
+
 void ConnectionPool::CloseAll() {
   for (auto& [address, peer] : peers_) {
     for (auto& slot : peer.slots) {

@@ -41,6 +41,10 @@ class ConnectionPool {
 
   // Closes every connection; calls in flight fail, later calls reconnect.
   void CloseAll();
+  // Ends the backoff of `address`'s failed connections: the next call dials at once. For a peer
+  // known to be back (its gossip arrives again), which would otherwise be reported UNAVAILABLE
+  // by this pool for up to 5 s more.
+  void ResetBackoff(const std::string& address);
 
  private:
   struct Slot {

@@ -156,6 +156,8 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
     case internode::Request::kPaxosPrepare:
     case internode::Request::kPaxosPropose:
     case internode::Request::kPaxosCommit:
+    case internode::Request::kRepairPull:
+    case internode::Request::kPurge:
       if (Status s = CheckFence(request); !s.ok()) {
         SetError(s, response);
         co_return;
@@ -299,6 +301,59 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
         SetError(r.status(), response);
       } else {
         response->mutable_join()->Swap(&*r);
+      }
+      break;
+    }
+    case internode::Request::kDigest: {
+      auto r = co_await base::WithDeadline(
+          replica_->Digest(request.digest().partition(), request.digest().keyspace()), deadline);
+      if (!r) {
+        SetError(Status::Timeout("the range digest did not finish before the deadline", 0),
+                 response);
+      } else if (!r->ok()) {
+        SetError(r->status(), response);
+      } else {
+        response->mutable_digest()->Swap(&**r);
+      }
+      break;
+    }
+    case internode::Request::kRangeKeys: {
+      auto r = co_await base::WithDeadline(
+          replica_->RangeKeys(std::move(*request.mutable_range_keys())), deadline);
+      if (!r) {
+        SetError(Status::Timeout("listing the range's keys did not finish before the deadline", 0),
+                 response);
+      } else if (!r->ok()) {
+        SetError(r->status(), response);
+      } else {
+        response->mutable_range_keys()->Swap(&**r);
+      }
+      break;
+    }
+    case internode::Request::kPurge: {
+      const internode::PurgeRequest& purge = request.purge();
+      auto r = co_await base::WithDeadline(replica_->Purge(purge.partition(), purge.keyspace(),
+                                                           purge.horizon_ms(), wall_->NowMillis()),
+                                           deadline);
+      if (!r) {
+        SetError(Status::Timeout("the purge did not finish before the deadline", 0), response);
+      } else if (!r->ok()) {
+        SetError(r->status(), response);
+      } else {
+        response->mutable_purge()->set_purged(**r);
+      }
+      break;
+    }
+    case internode::Request::kRepairPull: {
+      if (!repair_pull_) {
+        SetError(Status::Unavailable("this node does not take repairs yet"), response);
+        break;
+      }
+      auto r = co_await repair_pull_(std::move(*request.mutable_repair_pull()), deadline);
+      if (!r.ok()) {
+        SetError(r.status(), response);
+      } else {
+        response->mutable_repair_pull()->Swap(&*r);
       }
       break;
     }

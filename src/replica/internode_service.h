@@ -40,6 +40,10 @@ class InternodeService {
   using JoinHandler = std::function<asio::awaitable<Result<internode::JoinResponse>>(
       internode::JoinRequest request, base::Deadline deadline)>;
   void SetJoinHandler(JoinHandler handler) { join_ = std::move(handler); }
+  // Pulls keys of a range from another replica (repair); set by the server (the streamer does it).
+  using RepairPullHandler = std::function<asio::awaitable<Result<internode::RepairPullResponse>>(
+      internode::RepairPullRequest request, base::Deadline deadline)>;
+  void SetRepairPullHandler(RepairPullHandler handler) { repair_pull_ = std::move(handler); }
 
  private:
   asio::awaitable<void> Execute(internode::Request request, internode::Response* response);
@@ -54,6 +58,7 @@ class InternodeService {
   const size_t max_frame_bytes_;
   const asio::any_io_executor blocking_;
   JoinHandler join_;
+  RepairPullHandler repair_pull_;
   std::mutex mu_;
   std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_
 };

@@ -1,12 +1,15 @@
 #include "replica/partition_streamer.h"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "base/async.h"
 #include "cluster/topology_state.h"
@@ -56,8 +59,41 @@ uint64_t StreamChecksum(const internode::StreamResponse& chunk) {
   return sum;
 }
 
+namespace {
+
+// The keys mode of ReadStreamChunk (repair): the records of exactly the keys asked for.
+Result<internode::StreamResponse> ReadKeys(const storage::Engine& engine,
+                                           const internode::StreamRequest& request) {
+  if (request.keys_size() > 10'000) {
+    return Status::InvalidArgument(
+        fmt::format("a stream request names {} keys; at most 10000", request.keys_size()));
+  }
+  internode::StreamResponse out;
+  for (const std::string& key : request.keys()) {
+    const storage::DataKey data{request.partition(), request.keyspace(), key};
+    auto stored = engine.Get(data);
+    if (!stored.ok()) return stored.status();
+    if (stored->has_value()) ToMutation(data, **stored, out.add_items());
+    if (!request.with_paxos()) continue;
+    const std::string encoded = storage::EncodeDataKey(data);
+    auto paxos = engine.List(storage::Family::kPaxos, encoded, "", 1);
+    if (!paxos.ok()) return paxos.status();
+    if (!paxos->empty() && paxos->front().first == encoded) {
+      internode::PaxosRecord* record = out.add_paxos();
+      record->set_key(key);
+      record->set_state(std::move(paxos->front().second));
+    }
+  }
+  out.set_done(true);
+  out.set_checksum(StreamChecksum(out));
+  return out;
+}
+
+}  // namespace
+
 Result<internode::StreamResponse> ReadStreamChunk(const storage::Engine& engine,
                                                   const internode::StreamRequest& request) {
+  if (request.keys_size() > 0) return ReadKeys(engine, request);
   const size_t max_bytes =
       std::clamp<size_t>(request.max_bytes(), size_t{4} << 10, size_t{16} << 20);
   auto data = engine.ReadRange(storage::Family::kData, request.partition(), request.keyspace(),
@@ -278,7 +314,12 @@ asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& t
     const bool done = chunk->done();
     std::string last = chunk->last_key();
     const size_t bytes = chunk->ByteSizeLong();
-    if (Status s = co_await ApplyChunk(transition, task, source, std::move(*chunk)); !s.ok()) {
+    storage::RawWrite progress{storage::Family::kMeta,
+                               ProgressKey(transition, task.partition, task.keyspace, source),
+                               done ? std::string(kDone) : "C" + last};
+    if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
+                                       std::move(progress));
+        !s.ok()) {
       co_return s;
     }
     bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
@@ -293,9 +334,9 @@ asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& t
   co_return Status::Unavailable("stopping");
 }
 
-asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint64_t transition, const Task& task,
-                                                      uint32_t source,
-                                                      internode::StreamResponse chunk) {
+asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint32_t partition, uint32_t keyspace,
+                                                      internode::StreamResponse chunk,
+                                                      std::optional<storage::RawWrite> progress) {
   storage::WriteRequest request;
   request.ops.reserve(chunk.items_size());
   for (internode::Mutation& m : *chunk.mutable_items())
@@ -303,12 +344,10 @@ asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint64_t transition, const
   std::vector<internode::PaxosRecord> records(chunk.mutable_paxos()->begin(),
                                               chunk.mutable_paxos()->end());
   if (!records.empty()) {
-    request.txn = PaxosAcceptor::Absorb(task.partition, task.keyspace, std::move(records));
+    request.txn = PaxosAcceptor::Absorb(partition, keyspace, std::move(records));
   }
   // The progress goes in the same atomic write as the data: a chunk is applied exactly once.
-  request.raw.push_back({storage::Family::kMeta,
-                         ProgressKey(transition, task.partition, task.keyspace, source),
-                         chunk.done() ? std::string(kDone) : "C" + chunk.last_key()});
+  if (progress) request.raw.push_back(std::move(*progress));
   co_return co_await base::AwaitCallback<Status>(
       [&](auto done) {
         engine_->Write(std::move(request), [done](Status s, std::vector<storage::WriteOutcome>) {
@@ -316,6 +355,59 @@ asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint64_t transition, const
         });
       },
       Status::Timeout("applying a streamed chunk took too long", 0));
+}
+
+asio::awaitable<Result<internode::RepairPullResponse>> PartitionStreamer::HandleRepairPull(
+    internode::RepairPullRequest request, base::Deadline deadline) {
+  if (request.keys_size() > 100'000) {
+    co_return Status::InvalidArgument(
+        fmt::format("a repair pull names {} keys; at most 100000", request.keys_size()));
+  }
+  std::vector<std::string> keys(std::make_move_iterator(request.mutable_keys()->begin()),
+                                std::make_move_iterator(request.mutable_keys()->end()));
+  auto pulled = co_await asio::co_spawn(
+      executor_,
+      PullKeys(request.source_address(), request.source(), request.partition(), request.keyspace(),
+               std::move(keys), deadline),
+      asio::use_awaitable);
+  if (!pulled.ok()) co_return pulled.status();
+  internode::RepairPullResponse out;
+  out.set_records(pulled->records);
+  out.set_bytes(pulled->bytes);
+  co_return out;
+}
+
+asio::awaitable<Result<PartitionStreamer::Pulled>> PartitionStreamer::PullKeys(
+    const std::string& source_address, uint32_t source, uint32_t partition, uint32_t keyspace,
+    std::vector<std::string> keys, base::Deadline deadline) {
+  Pulled pulled;
+  // A page of keys per request keeps each answer within a frame and each write small.
+  constexpr size_t kPage = 1000;
+  for (size_t start = 0; start < keys.size(); start += kPage) {
+    internode::Request request;
+    internode::StreamRequest* stream = request.mutable_stream();
+    stream->set_partition(partition);
+    stream->set_keyspace(keyspace);
+    stream->set_with_paxos(true);
+    for (size_t i = start; i < std::min(keys.size(), start + kPage); ++i) {
+      stream->add_keys(std::move(keys[i]));
+    }
+    auto response = co_await client_->Call(source_address, request, deadline);
+    if (!response.ok()) co_return response.status();
+    internode::StreamResponse* chunk = response->mutable_stream();
+    if (StreamChecksum(*chunk) != chunk->checksum()) {
+      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
+    }
+    const size_t bytes = chunk->ByteSizeLong();
+    pulled.records += static_cast<uint32_t>(chunk->items_size());
+    pulled.bytes += bytes;
+    if (Status s = co_await ApplyChunk(partition, keyspace, std::move(*chunk), std::nullopt);
+        !s.ok()) {
+      co_return s;
+    }
+    repair_bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  co_return pulled;
 }
 
 asio::awaitable<Status> PartitionStreamer::Cleanup(const cluster::Topology& topology) {

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,25 @@ class PartitionStreamer {
   StreamProgress progress() const;
   // Bytes streamed in since start, over every change (for /metrics).
   uint64_t bytes_total() const { return bytes_total_.load(std::memory_order_relaxed); }
+  // Bytes pulled by repair since start.
+  uint64_t repair_bytes_total() const {
+    return repair_bytes_total_.load(std::memory_order_relaxed);
+  }
+
+  // Repair's transfer: pulls the records of `keys` of one range from node `source` and applies
+  // them here (last writer wins; Paxos acceptor records merged). Any thread; the node that runs
+  // the repair paces it (not the streams' throttle).
+  struct Pulled {
+    uint32_t records = 0;
+    uint64_t bytes = 0;
+  };
+  // A repair's pull request from the node running the repair: PullKeys on this streamer's
+  // executor (its internode client belongs to that reactor), from any executor.
+  asio::awaitable<Result<internode::RepairPullResponse>> HandleRepairPull(
+      internode::RepairPullRequest request, base::Deadline deadline);
+  asio::awaitable<Result<Pulled>> PullKeys(const std::string& source_address, uint32_t source,
+                                           uint32_t partition, uint32_t keyspace,
+                                           std::vector<std::string> keys, base::Deadline deadline);
 
  private:
   struct Task {
@@ -98,8 +118,10 @@ class PartitionStreamer {
   asio::awaitable<Status> StreamFrom(const cluster::Topology& topology, uint64_t transition,
                                      const Task& task, uint32_t source);
   asio::awaitable<Status> Cleanup(const cluster::Topology& topology);
-  asio::awaitable<Status> ApplyChunk(uint64_t transition, const Task& task, uint32_t source,
-                                     internode::StreamResponse chunk);
+  // Applies one chunk of a range, with `progress` (a stream's resume point) in the same write.
+  asio::awaitable<Status> ApplyChunk(uint32_t partition, uint32_t keyspace,
+                                     internode::StreamResponse chunk,
+                                     std::optional<storage::RawWrite> progress);
   asio::awaitable<void> Throttle(size_t bytes);
 
   // Constant after construction.
@@ -117,6 +139,7 @@ class PartitionStreamer {
   uint64_t budget_bytes_ = 0;                           // on executor_
 
   std::atomic<uint64_t> bytes_total_{0};
+  std::atomic<uint64_t> repair_bytes_total_{0};
   mutable std::mutex mu_;
   StreamProgress progress_;  // guarded by mu_
 };

@@ -1,6 +1,7 @@
 #include "replica/replica.h"
 
 #include "replica/partition_streamer.h"
+#include "replica/range_repair.h"
 
 #include <boost/asio/post.hpp>
 
@@ -62,6 +63,39 @@ asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
         });
       },
       Status::Timeout("the range read did not finish in time", 0));
+}
+
+asio::awaitable<Result<internode::DigestResponse>> Replica::Digest(uint32_t partition,
+                                                                   uint32_t keyspace) {
+  co_return co_await base::AwaitCallback<Result<internode::DigestResponse>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, partition, keyspace, done] {
+          done(ReadDigest(*engine_, partition, keyspace));
+        });
+      },
+      Status::Timeout("the range digest did not finish in time", 0));
+}
+
+asio::awaitable<Result<uint64_t>> Replica::Purge(uint32_t partition, uint32_t keyspace,
+                                                 uint64_t horizon_ms, uint64_t now_ms) {
+  co_return co_await base::AwaitCallback<Result<uint64_t>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, partition, keyspace, horizon_ms, now_ms, done] {
+          done(PurgeRange(*engine_, partition, keyspace, horizon_ms, now_ms));
+        });
+      },
+      Status::Timeout("the purge did not finish in time", 0));
+}
+
+asio::awaitable<Result<internode::RangeKeysResponse>> Replica::RangeKeys(
+    internode::RangeKeysRequest request) {
+  co_return co_await base::AwaitCallback<Result<internode::RangeKeysResponse>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, request = std::move(request), done] {
+          done(ReadRangeKeys(*engine_, request));
+        });
+      },
+      Status::Timeout("listing the range's keys did not finish in time", 0));
 }
 
 }  // namespace cairn::replica

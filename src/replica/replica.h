@@ -66,6 +66,17 @@ class Replica {
   // partition_streamer.h), read on the blocking executor.
   asio::awaitable<Result<internode::StreamResponse>> StreamChunk(internode::StreamRequest request);
 
+  // Repair's comparison (range_repair.h): a range's digest, and the keys and versions of some of
+  // its segments, read on the blocking executor.
+  asio::awaitable<Result<internode::DigestResponse>> Digest(uint32_t partition, uint32_t keyspace);
+  asio::awaitable<Result<internode::RangeKeysResponse>> RangeKeys(
+      internode::RangeKeysRequest request);
+
+  // Purges the range's tombstones gone before `horizon_ms` (range_repair.h: PurgeRange), on the
+  // blocking executor.
+  asio::awaitable<Result<uint64_t>> Purge(uint32_t partition, uint32_t keyspace,
+                                          uint64_t horizon_ms, uint64_t now_ms);
+
   storage::Engine* engine() const { return engine_; }
 
  private:

@@ -38,6 +38,9 @@ struct Flags {
   size_t read_cache_mb = options.read_cache_bytes >> 20;
   uint64_t stream_mb_per_s = options.stream_bytes_per_second >> 20;
   uint64_t dead_after_s = 0;
+  uint64_t repair_interval_s = 24 * 3600;
+  uint64_t repair_mb_per_s = 16;
+  uint64_t purge_margin_s = 600;
 };
 
 // The flag table. --help and --print-config list the flags in this order, and every flag is
@@ -87,6 +90,25 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->transform(
           CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
                                 CLI::AsNumberWithUnit::CASE_SENSITIVE))
+      ->capture_default_str();
+  const auto with_unit =
+      CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
+                            CLI::AsNumberWithUnit::CASE_SENSITIVE);
+  app.add_option("--repair-interval", flags.repair_interval_s,
+                 "Background repair: every range this node is first replica of is compared with "
+                 "its other replicas about this often (seconds, or 90s, 10m, 24h); 0: off (run "
+                 "cairn repair instead)")
+      ->transform(with_unit)
+      ->capture_default_str();
+  app.add_option("--repair-mb-per-s", flags.repair_mb_per_s,
+                 "Background repair sends at most this many MiB/s of repaired records (0: no "
+                 "limit)")
+      ->capture_default_str();
+  app.add_option("--purge-margin", flags.purge_margin_s,
+                 "After a repair in which every replica agreed, purge the tombstones older than "
+                 "the hint window and than this margin before the repair (seconds, or 90s, 10m, "
+                 "2h)")
+      ->transform(with_unit)
       ->capture_default_str();
   app.add_option("--dc", options.dc, "This node's data centre")->capture_default_str();
   app.add_option("--rack", options.rack, "This node's rack")->capture_default_str();
@@ -141,6 +163,9 @@ ServerOptions ToOptions(const Flags& flags, bool node_id_given) {
   options.hint_window = std::chrono::seconds(flags.hint_window_s);
   options.stream_bytes_per_second = flags.stream_mb_per_s << 20;
   options.dead_after = std::chrono::seconds(flags.dead_after_s);
+  options.repair_interval = std::chrono::seconds(flags.repair_interval_s);
+  options.repair_bytes_per_second = flags.repair_mb_per_s << 20;
+  options.purge_margin = std::chrono::seconds(flags.purge_margin_s);
   return options;
 }
 

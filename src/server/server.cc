@@ -274,6 +274,8 @@ void Server::OpenCoordinator() {
   for (auto& c : clients_) clients.push_back(c.get());
   coordinator::CoordinatorOptions coordinator_options;
   coordinator_options.max_value_bytes = options_.max_value_bytes;
+  coordinator_options.hint_window = options_.hint_window;
+  coordinator_options.purge_margin = options_.purge_margin;
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(
       coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
       wall_.get(), blocking_->get_executor(), clients, hints_.get());
@@ -290,7 +292,20 @@ void Server::OpenCoordinator() {
   driver_ = std::make_unique<coordinator::TopologyDriver>(
       coordinator_.get(), gossiper_.get(), clients[0], std::move(self), driver_options,
       reactors_[0]->io.get_executor());
+  // A node back UP is dialled at once by every reactor's internode client, not after the rest of
+  // a backoff that began while it was down.
+  gossiper_->OnUp([this](const std::string& peer) {
+    for (size_t i = 0; i < reactors_.size(); ++i) {
+      asio::post(reactors_[i]->io,
+                 [client = clients_[i].get(), peer] { client->ResetBackoff(peer); });
+    }
+  });
   // A new epoch: the streamer and the driver look at once rather than at their next poll.
+  coordinator::BackgroundRepairOptions repair_options;
+  repair_options.interval = options_.repair_interval;
+  repair_options.bytes_per_second = options_.repair_bytes_per_second;
+  repairer_ = std::make_unique<coordinator::BackgroundRepairer>(
+      coordinator_.get(), identity_.node_id, repair_options, reactors_[0]->io.get_executor());
   gossiper_->OnTopology([s = streamer_.get(), d = driver_.get()](auto) {
     s->Wake();
     d->Wake();
@@ -323,6 +338,10 @@ void Server::OpenFrontDoors() {
       [d = driver_.get()](internode::JoinRequest request, base::Deadline deadline) {
         return d->HandleJoin(std::move(request), deadline);
       });
+  internode_->SetRepairPullHandler(
+      [s = streamer_.get()](internode::RepairPullRequest request, base::Deadline deadline) {
+        return s->HandleRepairPull(std::move(request), deadline);
+      });
 
   if (http_acceptor_) {
     frontdoor::http::HttpOptions http_options;
@@ -350,6 +369,7 @@ void Server::StartServing() {
   asio::co_spawn(reactors_[0]->io, replayer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, streamer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, repairer_->Run(), asio::detached);
   for (size_t i = 0; i < reactors_.size(); ++i) {
     reactors_[i]->thread = std::thread([i, io = &reactors_[i]->io] {
       base::SetReactorIndex(i);
@@ -436,6 +456,35 @@ void Server::RegisterMetrics() {
                static_cast<double>(p.total - std::min(p.total, p.done)));
     out.Single("cairn_stream_bytes_total", "Bytes this node has streamed in for topology changes",
                Type::kCounter, static_cast<double>(streamer_->bytes_total()));
+    const auto r = repairer_->counters();
+    out.Single("cairn_repair_ranges_total",
+               "Ranges this node's background repair compared with their other replicas",
+               Type::kCounter, static_cast<double>(r.ranges));
+    out.Single("cairn_repair_ranges_agreed_total",
+               "Of those, ranges whose every replica took part and agreed after the repair",
+               Type::kCounter, static_cast<double>(r.ranges_agreed));
+    out.Single("cairn_repair_segments_compared_total",
+               "Digest segments background repair compared (per replica beyond the first)",
+               Type::kCounter, static_cast<double>(r.segments_compared));
+    out.Single("cairn_repair_segments_differing_total",
+               "Digest segments background repair found differing", Type::kCounter,
+               static_cast<double>(r.segments_differing));
+    out.Single("cairn_repair_keys_repaired_total",
+               "Records background repair sent to replicas that lacked them", Type::kCounter,
+               static_cast<double>(r.keys_repaired));
+    out.Single("cairn_repair_bytes_total", "Bytes of those records", Type::kCounter,
+               static_cast<double>(r.bytes));
+    out.Single("cairn_repair_bytes_pulled_total",
+               "Bytes this node pulled from other replicas for repairs (any node's)",
+               Type::kCounter, static_cast<double>(streamer_->repair_bytes_total()));
+    out.Single("cairn_tombstones_purged_total",
+               "Tombstones and expired values background repair had purged on every replica",
+               Type::kCounter, static_cast<double>(r.tombstones_purged));
+    out.Single("cairn_repair_cycles_total", "Full background repair cycles this node finished",
+               Type::kCounter, static_cast<double>(r.cycles));
+    out.Single("cairn_repair_last_cycle_seconds",
+               "How long this node's last full background repair cycle took (0: none yet)",
+               Type::kGauge, r.last_cycle_seconds);
   });
   metrics_.Add([](Exposition& out) {
     const std::optional<AllocatorStats> heap = ReadAllocatorStats();
@@ -646,6 +695,7 @@ void Server::Stop() {
   if (replayer_) replayer_->Stop();
   if (streamer_) streamer_->Stop();
   if (driver_) driver_->Stop();
+  if (repairer_) repairer_->Stop();
   if (native_) native_->CloseAll();
   if (http_) http_->CloseAll();
   if (resp_) resp_->CloseAll();
@@ -677,6 +727,7 @@ void Server::Stop() {
   native_.reset();
   resp_.reset();
   driver_.reset();
+  repairer_.reset();
   streamer_.reset();
   coordinator_.reset();
   replayer_.reset();

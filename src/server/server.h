@@ -24,6 +24,7 @@
 #include "cluster/gossiper.h"
 #include "cluster/internode_client.h"
 #include "cluster/schema.h"
+#include "coordinator/background_repair.h"
 #include "coordinator/cluster_coordinator.h"
 #include "coordinator/hint_replayer.h"
 #include "coordinator/hint_store.h"
@@ -72,6 +73,13 @@ struct ServerOptions {
   std::chrono::milliseconds gossip_interval{1000};
   double phi_threshold = 8.0;
   std::chrono::seconds hint_window{3 * 3600};
+  // Background repair: a cycle over the ranges this node is first replica of takes about this
+  // long (0: off), at most this many bytes per second of repaired records.
+  std::chrono::seconds repair_interval{24 * 3600};
+  uint64_t repair_bytes_per_second = uint64_t{16} << 20;
+  // Tombstones are purged after a repair only when older than this before it (and than the hint
+  // window).
+  std::chrono::seconds purge_margin{600};
   // HOST:PORT of the Redis protocol (RESP) front door; empty: off. Port 0 picks a free port.
   std::string resp_listen;
   bool allow_flush = false;         // RESP FLUSHDB / FLUSHALL delete every key
@@ -159,6 +167,7 @@ class Server {
   std::unique_ptr<coordinator::ClusterCoordinator> coordinator_;
   std::unique_ptr<replica::PartitionStreamer> streamer_;
   std::unique_ptr<coordinator::TopologyDriver> driver_;
+  std::unique_ptr<coordinator::BackgroundRepairer> repairer_;
   std::atomic<uint64_t> pulling_epoch_{0};  // the newest epoch a pull was started for
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
   std::unique_ptr<frontdoor::resp::RespFrontDoor> resp_;

@@ -19,6 +19,7 @@
 #include "tools/cli/data_commands.h"
 #include "tools/cli/keyspace_commands.h"
 #include "tools/cli/node_commands.h"
+#include "tools/cli/repair_commands.h"
 
 namespace {
 
@@ -134,6 +135,13 @@ void DeclareNodeId(CLI::App& c, Args& a) {
   DeclareWait(c, a);
 }
 
+void DeclareRepair(CLI::App& c, Args& a) {
+  c.add_option("--partition", a.repair.partition, "Only this partition (0 to partitions - 1)");
+  c.add_option("--node", a.repair.node,
+               "Only the ranges that have a replica on this node (its id, as `cairn status` "
+               "shows it)");
+}
+
 // ---- the table --------------------------------------------------------------------------------
 
 // One subcommand, or a group of them (`cairn keyspace create`). Adding a subcommand is a row here
@@ -183,6 +191,14 @@ const Subcommand kSubcommands[] = {
      cli::NodeCancel},
     {"node", "ops", "Show the change in progress and each node's streaming", DeclareWait,
      cli::NodeOps},
+    {"", "repair",
+     "Make the replicas of every range (of --keyspace, or of every keyspace) hold the same "
+     "versions: each takes the newer versions it lacks; only keys that differ are sent",
+     DeclareRepair, cli::Repair},
+    {"", "compact",
+     "Compact the data of the --server node, reclaiming the space of purged tombstones (run it "
+     "on each node)",
+     DeclareNothing, cli::Compact},
 };
 
 void DeclareGlobals(CLI::App& app, cli::Globals& g) {
@@ -233,6 +249,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     args.globals.level = LevelArg(args.globals.level_name, "--cl");
+    args.globals.keyspace_given = app.count("--keyspace") > 0;
     for (const auto& [command, sub] : commands) {
       if (command->parsed()) chosen = sub;
     }

@@ -73,7 +73,8 @@ cmp "$root/etc/cairn/cairn.toml" "$source_dir/deploy/cairn.toml" || fail "the pa
 man_pages=0
 for page in usr/share/man/man8/cairnd.8.gz usr/share/man/man1/cairn.1.gz usr/share/man/man1/cairn-bench.1.gz; do
   if [ -f "$root/$page" ]; then
-    zcat "$root/$page" | grep -q '^\.TH' || fail "$page is not a man page"
+    page_text=$(zcat "$root/$page")
+    grep -q '^\.TH' <<< "$page_text" || fail "$page is not a man page"
     man_pages=$((man_pages + 1))
   fi
 done
@@ -87,7 +88,10 @@ fi
 "$root/usr/bin/cairnd" --version | grep -qx "cairnd ${version%%-*}" || fail "cairnd --version: $("$root/usr/bin/cairnd" --version)"
 "$root/usr/bin/cairn" --version | grep -q "^cairn " || fail "cairn --version"
 "$root/usr/bin/cairn-bench" --version | grep -q "^cairn-bench " || fail "cairn-bench --version"
-"$root/usr/bin/cairnd" --help | grep -q -- "--config" || fail "cairnd --help does not mention --config"
+# Captured first: `grep -q` stops reading at its first match, and under pipefail the SIGPIPE
+# that then ends a long --help would fail the pipeline.
+help=$("$root/usr/bin/cairnd" --help)
+grep -q -- "--config" <<< "$help" || fail "cairnd --help does not mention --config"
 "$root/usr/bin/cairn" --help > /dev/null || fail "cairn --help"
 "$root/usr/bin/cairn-bench" --help > /dev/null || fail "cairn-bench --help"
 "$root/usr/bin/cairnd" --config "$root/etc/cairn/cairn.toml" --print-config > "$work/printed.toml" ||

@@ -380,6 +380,36 @@ asio::awaitable<Status> NodeOperation(Coordinator& c, wire::Request& request, co
   co_return Status::Ok();
 }
 
+asio::awaitable<Status> Repair(Coordinator& c, wire::Request& request,
+                               const RequestOptions& options, wire::Response& response) {
+  const wire::RepairRequest& r = request.repair();
+  auto report = co_await c.RepairRange(options.keyspace, r.partition(), r.only_node(), false);
+  if (!report.ok()) co_return report.status();
+  auto* out = response.mutable_repair();
+  out->set_partition(report->partition);
+  for (uint32_t node : report->replicas) out->add_replicas(node);
+  out->set_answered(report->answered);
+  out->set_skipped(report->skipped);
+  out->set_segments_differing(report->segments_differing);
+  out->set_keys_compared(report->keys_compared);
+  out->set_keys_repaired(report->keys_repaired);
+  out->set_bytes(report->bytes);
+  out->set_agreed(report->agreed);
+  out->set_tombstones_purged(report->tombstones_purged);
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> Compact(Coordinator& c, wire::Request&, const RequestOptions&,
+                                wire::Response& response) {
+  auto report = co_await c.Compact();
+  if (!report.ok()) co_return report.status();
+  auto* out = response.mutable_compact();
+  out->set_bytes_before(report->bytes_before);
+  out->set_bytes_after(report->bytes_after);
+  out->set_milliseconds(static_cast<uint64_t>(report->took.count()));
+  co_return Status::Ok();
+}
+
 using Handler = asio::awaitable<Status> (*)(Coordinator&, wire::Request&, const RequestOptions&,
                                             wire::Response&);
 
@@ -408,6 +438,8 @@ constexpr NativeOperation kOperations[] = {
     {wire::Request::kPing, base::metrics::Operation::kPing, Ping},
     {wire::Request::kMetrics, base::metrics::Operation::kMetrics, Metrics},
     {wire::Request::kNodeOperation, base::metrics::Operation::kNodeOperation, NodeOperation},
+    {wire::Request::kRepair, base::metrics::Operation::kRepair, Repair},
+    {wire::Request::kCompact, base::metrics::Operation::kCompact, Compact},
 };
 
 // The entry of `op`, or null (OP_NOT_SET, or an operation of a newer client).

@@ -36,6 +36,15 @@ Result<std::optional<Consistency>> ParseLevel(const std::string& name, std::stri
 
 Context::Context(const Globals& globals) : globals_(globals), client_(ClientOptionsFor(globals)) {}
 
+Client& Context::long_client() {
+  if (!long_client_) {
+    ClientOptions options = ClientOptionsFor(globals_);
+    options.request_timeout = std::chrono::minutes(10);
+    long_client_ = std::make_unique<Client>(options);
+  }
+  return *long_client_;
+}
+
 ReadOptions Context::Read() const {
   ReadOptions options;
   options.consistency = globals_.level;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -21,7 +22,8 @@ namespace cairn::tools::cli {
 struct Globals {
   std::string server = "127.0.0.1:7400";
   std::string keyspace = "default";
-  std::string level_name;  // --cl as given; `level` once parsed
+  bool keyspace_given = false;  // --keyspace was on the command line
+  std::string level_name;       // --cl as given; `level` once parsed
   std::optional<Consistency> level;
   bool json = false;
   uint32_t timeout_ms = 5000;
@@ -66,6 +68,12 @@ struct KeyspaceArgs {
   bool if_exists = false;
 };
 
+// repair.
+struct RepairArgs {
+  std::optional<uint32_t> partition;  // only this partition
+  uint32_t node = 0;                  // only ranges with a replica on this node (0: all)
+};
+
 // node decommission, remove, cancel, ops.
 struct NodeArgs {
   uint32_t node_id = 0;
@@ -81,6 +89,7 @@ struct Args {
   ScanArgs scan;
   KeyspaceArgs keyspace;
   NodeArgs node;
+  RepairArgs repair;
 };
 
 // The consistency level `name` names: nullopt for "", INVALID_ARGUMENT (naming `flag` and the
@@ -95,7 +104,12 @@ class Context {
   explicit Context(const Globals& globals);
 
   Client& client() { return client_; }
+  // The same server with a request timeout of 10 minutes, for requests the server may work on
+  // that long (repairing one range); opened on first use.
+  Client& long_client();
   bool json() const { return globals_.json; }
+  const std::string& keyspace() const { return globals_.keyspace; }
+  bool keyspace_given() const { return globals_.keyspace_given; }
   std::optional<Consistency> level() const { return globals_.level; }
   ReadOptions Read() const;
   WriteOptions Write(uint64_t ttl_seconds = 0) const;
@@ -106,6 +120,7 @@ class Context {
  private:
   const Globals& globals_;
   Client client_;
+  std::unique_ptr<Client> long_client_;
 };
 
 // A subcommand: runs it, returns the exit code (output.h).

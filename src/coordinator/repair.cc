@@ -1,0 +1,260 @@
+// Repair (anti-entropy) of one (partition, keyspace) range, run by any node: the range's
+// replicas compare digests (one hash per segment of the keys, kept by each replica's storage
+// engine), list the keys and versions of the segments that differ, and each replica pulls the
+// newer versions it lacks from one that holds them, with the range-transfer primitive that
+// streaming uses (the `repair_pull` internode request). Only keys that differ travel.
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "base/async.h"
+#include "coordinator/cluster_coordinator.h"
+#include "coordinator/replica_set.h"
+#include "storage/engine.h"
+
+namespace cairn::coordinator {
+
+namespace {
+
+// Each step of a repair waits this long for a replica's answer.
+constexpr auto kRepairCallTime = std::chrono::seconds(30);
+// Keys listed per request.
+constexpr uint32_t kKeysPerPage = 10'000;
+
+Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
+
+// After a repair in which every replica took part and agreed: each replica purges the range's
+// tombstones and expired values gone before `horizon_ms`. Returns how many, summed.
+asio::awaitable<uint64_t> PurgeEverywhere(cluster::InternodeClient& client,
+                                          const std::vector<std::string>& addresses,
+                                          uint32_t partition, uint32_t keyspace,
+                                          uint64_t horizon_ms) {
+  uint64_t purged = 0;
+  for (const std::string& address : addresses) {
+    internode::Request request;
+    request.mutable_purge()->set_partition(partition);
+    request.mutable_purge()->set_keyspace(keyspace);
+    request.mutable_purge()->set_horizon_ms(horizon_ms);
+    auto response = co_await client.Call(address, request, base::Clock::now() + kRepairCallTime);
+    if (!response.ok()) {
+      // The tombstones stay until the next repair that agrees: nothing is lost by waiting.
+      spdlog::warn("purge of partition {} on {}: {}", partition, address,
+                   response.status().ToString());
+      continue;
+    }
+    purged += response->purge().purged();
+  }
+  co_return purged;
+}
+
+}  // namespace
+
+asio::awaitable<Result<CompactReport>> ClusterCoordinator::Compact() {
+  co_return co_await base::AwaitCallback<Result<CompactReport>>(
+      [&](auto done) {
+        asio::post(blocking_, [this, done] {
+          storage::Engine& engine = *local_->engine();
+          auto bytes = [&engine] {
+            uint64_t total = 0;
+            for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
+                                  "rocksdb.cur-size-all-mem-tables"}) {
+              if (auto v = engine.Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
+            }
+            return total;
+          };
+          CompactReport report;
+          report.bytes_before = bytes();
+          const auto start = base::Clock::now();
+          if (Status s = engine.CompactAll(); !s.ok()) {
+            done(s);
+            return;
+          }
+          report.took =
+              std::chrono::duration_cast<std::chrono::milliseconds>(base::Clock::now() - start);
+          report.bytes_after = bytes();
+          done(report);
+        });
+      },
+      Status::Timeout("the compaction did not finish in time", 0));
+}
+
+asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::string keyspace,
+                                                                           uint32_t partition,
+                                                                           uint32_t only_node,
+                                                                           bool only_as_first) {
+  const uint64_t start_ms = wall_->NowMillis();
+  auto ks = ResolveKeyspace(keyspace);
+  if (!ks.ok()) co_return ks.status();
+  auto topology = Topology();
+  if (!topology.ok()) co_return topology.status();
+  const cluster::Topology& t = **topology;
+  if (partition >= partition_count()) {
+    co_return Status::InvalidArgument(fmt::format(
+        "partition {} is out of range: the cluster has {}", partition, partition_count()));
+  }
+  RangeRepairReport report;
+  report.partition = partition;
+  report.keyspace = (*ks)->name;
+  const ReplicaSet set = ReplicaSet::Of(t, **ks, partition);
+  report.replicas = set.nodes;
+  if (only_node != 0 && set.IndexOf(only_node) < 0) {
+    report.skipped = fmt::format("node {} holds no replica of it", only_node);
+    co_return report;
+  }
+  if (only_as_first && (set.nodes.empty() || set.nodes.front() != only_node)) {
+    report.skipped = fmt::format("node {} is not its first replica", only_node);
+    co_return report;
+  }
+  if (t.base || t.target) {
+    // The range's replicas are changing: streaming brings the new ones up to date, and the
+    // next repair after the change compares them.
+    report.skipped = "a topology change is in progress";
+    co_return report;
+  }
+  cluster::InternodeClient* client = Client();
+  if (client == nullptr) co_return Status::Unavailable("no internode client on this thread");
+
+  // 1. Digests from every live replica.
+  struct Replica {
+    uint32_t node = 0;
+    std::string address;
+    std::vector<uint64_t> segments;
+  };
+  std::vector<Replica> replicas;
+  for (uint32_t node : set.nodes) {
+    if (!view_->IsUp(node)) continue;
+    internode::Request request;
+    request.mutable_digest()->set_partition(partition);
+    request.mutable_digest()->set_keyspace((*ks)->id);
+    const std::string address = AddressOf(t, node);
+    auto response = co_await client->Call(address, request, base::Clock::now() + kRepairCallTime);
+    if (!response.ok()) {
+      spdlog::warn("repair of partition {} of keyspace {}: node {} did not answer: {}", partition,
+                   (*ks)->name, node, response.status().ToString());
+      continue;
+    }
+    const auto& segments = response->digest().segments();
+    if (segments.size() != static_cast<int>(storage::kDigestSegments)) {
+      co_return Status::Internal(fmt::format("node {} answered a digest of {} segments, not {}",
+                                             node, segments.size(), storage::kDigestSegments));
+    }
+    replicas.push_back(Replica{node, address, {segments.begin(), segments.end()}});
+  }
+  report.answered = static_cast<uint32_t>(replicas.size());
+  if (replicas.size() < 2) {
+    report.skipped = fmt::format("{} of its {} replicas answered; a repair needs two",
+                                 replicas.size(), set.nodes.size());
+    co_return report;
+  }
+
+  // 2. The segments where some replica differs from the first.
+  std::vector<uint32_t> differing;
+  for (uint32_t s = 0; s < storage::kDigestSegments; ++s) {
+    for (const Replica& r : replicas) {
+      if (r.segments[s] != replicas.front().segments[s]) {
+        differing.push_back(s);
+        break;
+      }
+    }
+  }
+  report.segments_differing = static_cast<uint32_t>(differing.size());
+  const bool everyone = replicas.size() == set.nodes.size();
+  // Once every replica holds the same versions, tombstones old enough go: older than the hint
+  // window (no hint can still bring an older version back) and than the margin before this
+  // repair began (no write from before it is still in flight); see docs/consistency.md.
+  std::vector<std::string> addresses;
+  for (const Replica& r : replicas) addresses.push_back(r.address);
+  const uint64_t window_ms = static_cast<uint64_t>(options_.hint_window.count());
+  const uint64_t margin_ms = static_cast<uint64_t>(options_.purge_margin.count());
+  const uint64_t newest_ms = std::min(start_ms, start_ms > window_ms ? start_ms - window_ms : 0);
+  const uint64_t horizon_ms = newest_ms > margin_ms ? newest_ms - margin_ms : 0;
+  if (differing.empty()) {
+    report.agreed = everyone;
+    if (report.agreed && horizon_ms > 0) {
+      report.tombstones_purged =
+          co_await PurgeEverywhere(*client, addresses, partition, (*ks)->id, horizon_ms);
+    }
+    co_return report;
+  }
+
+  // 3. The keys and versions of those segments, from every replica.
+  std::map<std::string, std::vector<std::optional<Version>>> versions;  // key -> per replica
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    std::string after;
+    while (true) {
+      internode::Request request;
+      internode::RangeKeysRequest* list = request.mutable_range_keys();
+      list->set_partition(partition);
+      list->set_keyspace((*ks)->id);
+      for (uint32_t s : differing) list->add_segments(s);
+      list->set_after(after);
+      list->set_max_keys(kKeysPerPage);
+      auto response =
+          co_await client->Call(replicas[i].address, request, base::Clock::now() + kRepairCallTime);
+      if (!response.ok()) {
+        co_return Status(response.status().code(),
+                         fmt::format("listing the keys of partition {} on node {}: {}", partition,
+                                     replicas[i].node, response.status().message()));
+      }
+      for (const internode::KeyVersion& kv : response->range_keys().items()) {
+        auto& slot = versions[kv.key()];
+        slot.resize(replicas.size());
+        slot[i] = VersionOf(kv.version());
+        ++report.keys_compared;
+      }
+      if (response->range_keys().done() || response->range_keys().items_size() == 0) break;
+      after = response->range_keys().last_key();
+    }
+  }
+
+  // 4. Who lacks what: for each key, the replicas without its newest version pull it from the
+  // first replica that has it.
+  std::map<std::pair<size_t, size_t>, std::vector<std::string>> pulls;  // (to, from) -> keys
+  for (auto& [key, held] : versions) {
+    held.resize(replicas.size());
+    size_t newest = 0;
+    for (size_t i = 1; i < held.size(); ++i) {
+      if (held[i] && (!held[newest] || *held[newest] < *held[i])) newest = i;
+    }
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (!held[i] || *held[i] < *held[newest]) pulls[{i, newest}].push_back(key);
+    }
+  }
+
+  // 5. Each replica pulls what it lacks.
+  bool complete = true;
+  for (auto& [route, keys] : pulls) {
+    const auto [to, from] = route;
+    internode::Request request;
+    internode::RepairPullRequest* pull = request.mutable_repair_pull();
+    pull->set_partition(partition);
+    pull->set_keyspace((*ks)->id);
+    pull->set_source(replicas[from].node);
+    pull->set_source_address(replicas[from].address);
+    for (std::string& key : keys) pull->add_keys(std::move(key));
+    auto response =
+        co_await client->Call(replicas[to].address, request, base::Clock::now() + kRepairCallTime);
+    if (!response.ok()) {
+      complete = false;
+      spdlog::warn("repair of partition {} of keyspace {}: node {} could not pull from node {}: {}",
+                   partition, (*ks)->name, replicas[to].node, replicas[from].node,
+                   response.status().ToString());
+      continue;
+    }
+    report.keys_repaired += response->repair_pull().records();
+    report.bytes += response->repair_pull().bytes();
+  }
+  report.agreed = everyone && complete;
+  if (report.agreed && horizon_ms > 0) {
+    report.tombstones_purged =
+        co_await PurgeEverywhere(*client, addresses, partition, (*ks)->id, horizon_ms);
+  }
+  co_return report;
+}
+
+}  // namespace cairn::coordinator

@@ -1,0 +1,395 @@
+// Repair (anti-entropy) against real cairnd processes on loopback: a replica that missed writes
+// for longer than the hint window converges after `cairn repair`, and only the keys that differ
+// are sent.
+#include <chrono>
+#include <future>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/hash.h"
+#include "base/model.h"
+#include "cairn/client.h"
+#include "storage/engine.h"
+#include "tests/harness/process.h"
+#include "tests/support/options.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
+
+namespace cairn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class RepairTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (cluster_ && HasFailure()) std::cerr << cluster_->Logs();
+  }
+  std::unique_ptr<Client> Node(size_t i) {
+    ClientOptions o;
+    o.servers = {cluster_->address(i)};
+    o.request_timeout = 60s;
+    o.connect_timeout = 1s;
+    return std::make_unique<Client>(o);
+  }
+  // Repairs every range of the default keyspace through node `i`; the reports summed.
+  RepairReport RepairAll(size_t i, uint32_t* ranges_agreed) {
+    auto client = Node(i);
+    auto status = client->ClusterStatus();
+    EXPECT_TRUE(status.ok()) << status.status().ToString();
+    RepairReport sum;
+    *ranges_agreed = 0;
+    for (uint32_t p = 0; status.ok() && p < status->partitions; ++p) {
+      auto r = client->RepairRange("", p);
+      EXPECT_TRUE(r.ok()) << "partition " << p << ": " << r.status().ToString();
+      if (!r.ok()) continue;
+      EXPECT_EQ(r->skipped, "") << "partition " << p;
+      sum.segments_differing += r->segments_differing;
+      sum.keys_compared += r->keys_compared;
+      sum.keys_repaired += r->keys_repaired;
+      sum.bytes += r->bytes;
+      sum.tombstones_purged += r->tombstones_purged;
+      *ranges_agreed += r->agreed ? 1 : 0;
+      ++sum.partition;  // ranges repaired
+    }
+    return sum;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<LocalCluster> cluster_;
+};
+
+TEST_F(RepairTest, AReplicaDownLongerThanTheHintWindowConvergesAndOnlyDifferingKeysAreSent) {
+  ClusterOptions options;
+  options.extra_args = {"--hint-window", "1"};  // seconds: hints for node 3 expire at once
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+
+  // 600 keys on every replica.
+  std::map<std::string, std::optional<std::string>> want;
+  auto client = Node(0);
+  for (int i = 0; i < 600; ++i) {
+    const std::string key = fmt::format("k{:04}", i);
+    const std::string value = fmt::format("first value of {}", key);
+    ASSERT_OK(client->Put(key, value, WriteAt(Consistency::kAll)).status());
+    want[key] = value;
+  }
+  // Node 3 goes down and misses 300 writes: 200 new keys, 60 overwrites, 40 deletes.
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  size_t missed = 0;
+  for (int i = 600; i < 800; ++i, ++missed) {
+    const std::string key = fmt::format("k{:04}", i);
+    ASSERT_OK(
+        client->Put(key, "written while node 3 was down", WriteAt(Consistency::kQuorum)).status());
+    want[key] = "written while node 3 was down";
+  }
+  for (int i = 0; i < 60; ++i, ++missed) {
+    const std::string key = fmt::format("k{:04}", i);
+    ASSERT_OK(client->Put(key, "overwritten", WriteAt(Consistency::kQuorum)).status());
+    want[key] = "overwritten";
+  }
+  for (int i = 100; i < 140; ++i, ++missed) {
+    const std::string key = fmt::format("k{:04}", i);
+    ASSERT_OK(client->Delete(key, WriteAt(Consistency::kQuorum)).status());
+    want[key] = std::nullopt;
+  }
+  // Past the hint window, the hints for node 3 are dropped instead of replayed when it returns.
+  const auto last_write = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&] {
+        return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
+      },
+      10s, "the hints to be older than the hint window"));
+  ASSERT_OK(cluster_->Restart(2));
+  ASSERT_OK(cluster_->WaitForQuiet());
+
+  // Node 3 alone, at ONE from itself, still has the old state of some keys.
+  auto third = Node(2);
+  size_t stale = 0;
+  for (const auto& [key, value] : want) {
+    auto got = third->Get(key, ReadAt(Consistency::kOne));
+    ASSERT_OK(got.status());
+    const std::optional<std::string> seen =
+        got->has_value() ? std::optional<std::string>((*got)->value) : std::nullopt;
+    stale += seen != value ? 1 : 0;
+  }
+  std::cout << stale << " of " << want.size() << " keys stale on node 3 before the repair\n";
+  EXPECT_GT(stale, 0u) << "node 3 should have missed writes: the hints were not dropped?";
+
+  uint32_t agreed = 0;
+  const RepairReport first = RepairAll(0, &agreed);
+  std::cout << fmt::format(
+      "repair: {} segments differed, {} key versions listed, {} records sent ({} bytes) for {} "
+      "missed writes\n",
+      first.segments_differing, first.keys_compared, first.keys_repaired, first.bytes, missed);
+  // Exactly the records node 3 missed travel: no key that agrees is sent.
+  EXPECT_EQ(first.keys_repaired, missed);
+  EXPECT_EQ(agreed, first.partition) << "every range should agree after its repair";
+
+  // Every key now reads the same on every node, each from itself at ONE.
+  for (size_t n = 0; n < 3; ++n) {
+    auto node = Node(n);
+    for (const auto& [key, value] : want) {
+      auto got = node->Get(key, ReadAt(Consistency::kOne));
+      ASSERT_OK(got.status());
+      if (value) {
+        ASSERT_TRUE(got->has_value()) << key << " missing on node " << n + 1;
+        EXPECT_EQ((*got)->value, *value) << key << " on node " << n + 1;
+      } else {
+        EXPECT_FALSE(got->has_value()) << key << " should be deleted on node " << n + 1;
+      }
+    }
+  }
+  // A second repair finds nothing to do.
+  const RepairReport second = RepairAll(1, &agreed);
+  EXPECT_EQ(second.segments_differing, 0u);
+  EXPECT_EQ(second.keys_repaired, 0u);
+  EXPECT_EQ(agreed, second.partition);
+}
+
+// Zombie: keys deleted while a replica was down. Repairs without it purge nothing (not every
+// replica took part); once it is back, the repair hands it the tombstones and only then are they
+// purged everywhere; the keys stay deleted, then and after another repair.
+TEST_F(RepairTest, KeysDeletedWhileAReplicaWasDownStayDeletedThroughRepairAndPurge) {
+  ClusterOptions options;
+  options.extra_args = {"--hint-window", "1", "--purge-margin", "0", "--repair-interval", "0"};
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  auto client = Node(0);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK(client->Put(fmt::format("z{:03}", i), "alive", WriteAt(Consistency::kAll)).status());
+  }
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK(client->Delete(fmt::format("z{:03}", i), WriteAt(Consistency::kQuorum)).status());
+  }
+  const auto deleted = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&] { return ::testing::AssertionResult(std::chrono::steady_clock::now() - deleted > 2s); },
+      10s, "the deletes to be older than the hint window"));
+
+  // Node 3 is down: the ranges are repaired among the two others, and nothing is purged.
+  uint32_t agreed = 0;
+  const RepairReport without = RepairAll(0, &agreed);
+  EXPECT_EQ(without.tombstones_purged, 0u);
+  EXPECT_EQ(agreed, 0u);
+
+  ASSERT_OK(cluster_->Restart(2));
+  ASSERT_OK(cluster_->WaitForQuiet());
+  auto third = Node(2);
+  size_t zombies = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto got = third->Get(fmt::format("z{:03}", i), ReadAt(Consistency::kOne));
+    ASSERT_OK(got.status());
+    zombies += got->has_value() ? 1 : 0;
+  }
+  EXPECT_EQ(zombies, 50u) << "node 3 should still hold the deleted keys alive (hints dropped)";
+
+  const RepairReport with = RepairAll(1, &agreed);
+  EXPECT_EQ(with.keys_repaired, 50u);  // the tombstones, to node 3
+  EXPECT_EQ(agreed, with.partition);
+  EXPECT_EQ(with.tombstones_purged, 150u);  // 50 tombstones on each of 3 replicas
+  for (size_t n = 0; n < 3; ++n) {
+    auto node = Node(n);
+    for (int i = 0; i < 100; ++i) {
+      const std::string key = fmt::format("z{:03}", i);
+      auto got = node->Get(key, ReadAt(Consistency::kOne));
+      ASSERT_OK(got.status());
+      EXPECT_EQ(got->has_value(), i >= 50) << key << " on node " << n + 1;
+    }
+  }
+  // Nothing comes back: the replicas agree with no tombstone left.
+  const RepairReport after = RepairAll(2, &agreed);
+  EXPECT_EQ(after.segments_differing, 0u);
+  EXPECT_EQ(after.keys_repaired, 0u);
+  EXPECT_EQ(after.tombstones_purged, 0u);
+  for (int i = 0; i < 50; ++i) {
+    auto got = client->Get(fmt::format("z{:03}", i), ReadAt(Consistency::kAll));
+    ASSERT_OK(got.status());
+    EXPECT_FALSE(got->has_value());
+  }
+}
+
+// Doomstone: a tombstone that only one replica holds, older than a write the others hold, meets
+// that write in a repair: the newer write wins on every replica.
+TEST_F(RepairTest, AnOldTombstoneNeverRemovesANewerWriteInRepair) {
+  ClusterOptions options;
+  options.extra_args = {"--hint-window", "1", "--repair-interval", "0"};
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  ASSERT_OK(Node(0)->Put("doom", "v0", WriteAt(Consistency::kAll)).status());
+  // The tombstone reaches node 3 alone.
+  cluster_->node(0).Kill9();
+  cluster_->node(1).Kill9();
+  ASSERT_OK(cluster_->WaitForState(2, 0, "DOWN"));
+  ASSERT_OK(cluster_->WaitForState(2, 1, "DOWN"));
+  ASSERT_OK(Node(2)->Delete("doom", WriteAt(Consistency::kOne)).status());
+  const auto deleted = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&] { return ::testing::AssertionResult(std::chrono::steady_clock::now() - deleted > 2s); },
+      10s, "the delete's hints to be older than the hint window"));
+  // The newer write reaches nodes 1 and 2 alone.
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->Restart(0));
+  ASSERT_OK(cluster_->Restart(1));
+  ASSERT_OK(cluster_->WaitForState(0, 1, "UP"));
+  ASSERT_OK(Node(0)->Put("doom", "v2", WriteAt(Consistency::kQuorum)).status());
+  ASSERT_OK(cluster_->Restart(2));
+  ASSERT_OK(cluster_->WaitForQuiet());
+
+  uint32_t agreed = 0;
+  const RepairReport r = RepairAll(2, &agreed);
+  EXPECT_EQ(agreed, r.partition);
+  for (size_t n = 0; n < 3; ++n) {
+    auto got = Node(n)->Get("doom", ReadAt(Consistency::kOne));
+    ASSERT_OK(got.status());
+    ASSERT_TRUE(got->has_value()) << "the newer write is gone on node " << n + 1;
+    EXPECT_EQ((*got)->value, "v2") << "on node " << n + 1;
+  }
+}
+
+// Background repair, with a short interval: a replica that missed writes past the hint window
+// converges by itself.
+TEST_F(RepairTest, BackgroundRepairBringsAStaleReplicaUpToDate) {
+  ClusterOptions options;
+  options.extra_args = {"--hint-window", "1", "--repair-interval", "4"};
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  auto client = Node(0);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK(client->Put(fmt::format("b{:03}", i), "v", WriteAt(Consistency::kQuorum)).status());
+  }
+  const auto written = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&] { return ::testing::AssertionResult(std::chrono::steady_clock::now() - written > 2s); },
+      10s, "the writes to be older than the hint window"));
+  ASSERT_OK(cluster_->Restart(2));
+  auto third = Node(2);
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        size_t missing = 0;
+        for (int i = 0; i < 100; ++i) {
+          auto got = third->Get(fmt::format("b{:03}", i), ReadAt(Consistency::kOne));
+          if (!got.ok()) return ::testing::AssertionFailure() << got.status().ToString();
+          missing += got->has_value() ? 0 : 1;
+        }
+        if (missing == 0) return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << missing << " of 100 keys still missing on node 3";
+      },
+      60s, "background repair to bring node 3 up to date"));
+}
+
+// A replica whose disk lost one range (deleted here with the storage engine while the node is
+// stopped) gets it back from the others through repair.
+TEST_F(RepairTest, ARangeLostFromOneReplicasDiskIsRebuiltByRepair) {
+  ClusterOptions options;
+  options.extra_args = {"--repair-interval", "0"};
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  auto client = Node(0);
+  // 200 keys in one partition (one hash tag), and 200 spread over the others.
+  std::map<std::string, std::string> want;
+  for (int i = 0; i < 200; ++i) {
+    want[fmt::format("{{lost}}/{:03}", i)] = fmt::format("tagged {}", i);
+    want[fmt::format("free/{:03}", i)] = fmt::format("free {}", i);
+  }
+  for (const auto& [key, value] : want) {
+    ASSERT_OK(client->Put(key, value, WriteAt(Consistency::kAll)).status());
+  }
+  auto status = client->ClusterStatus();
+  ASSERT_OK(status.status());
+  uint32_t bits = 0;
+  while ((1u << bits) < status->partitions) ++bits;
+  const uint32_t partition = base::PartitionOfToken(base::Token("{lost}/000"), bits);
+
+  ASSERT_EQ(cluster_->node(2).Stop(), 0);
+  {
+    auto engine =
+        storage::Engine::Open(storage::EngineOptions{.path = dir_.Sub("cluster") + "/node3/db"});
+    ASSERT_OK(engine.status());
+    storage::WriteRequest request;
+    request.range_deletes.push_back({partition, base::kDefaultKeyspaceId});
+    std::promise<Status> done;
+    (*engine)->Write(std::move(request),
+                     [&](Status s, std::vector<storage::WriteOutcome>) { done.set_value(s); });
+    ASSERT_OK(done.get_future().get());
+  }
+  ASSERT_OK(cluster_->Restart(2));
+  ASSERT_OK(cluster_->WaitForQuiet());
+  auto third = Node(2);
+  auto lost = third->Get("{lost}/000", ReadAt(Consistency::kOne));
+  ASSERT_OK(lost.status());
+  ASSERT_FALSE(lost->has_value()) << "the range should be gone from node 3's disk";
+
+  auto r = Node(0)->RepairRange("", partition);
+  ASSERT_OK(r.status());
+  // Every key of the partition: the 200 tagged ones, and any untagged one that hashed there.
+  size_t in_partition = 0;
+  for (const auto& [key, value] : want) {
+    in_partition += base::PartitionOfToken(base::Token(key), bits) == partition ? 1 : 0;
+  }
+  EXPECT_GE(in_partition, 200u);
+  EXPECT_EQ(r->keys_repaired, in_partition);
+  EXPECT_TRUE(r->agreed);
+  for (const auto& [key, value] : want) {
+    auto got = third->Get(key, ReadAt(Consistency::kOne));
+    ASSERT_OK(got.status());
+    ASSERT_TRUE(got->has_value()) << key;
+    EXPECT_EQ((*got)->value, value) << key;
+  }
+}
+
+TEST_F(RepairTest, TheCliRepairsWithASummaryAndRefusesBadArguments) {
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), ClusterOptions{});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  auto client = Node(0);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_OK(client->Put(fmt::format("c{}", i), "v", WriteAt(Consistency::kAll)).status());
+  }
+  auto run =
+      RunCommand({CliPath(), "--server", cluster_->address(0), "--json", "repair"}, "", 120s);
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto summary = nlohmann::json::parse(run.out);
+  EXPECT_EQ(summary["errors"], 0);
+  EXPECT_EQ(summary["keys_repaired"], 0);
+  EXPECT_EQ(summary["ranges"], summary["repaired"]);
+  EXPECT_EQ(summary["ranges"], summary["agreed"]);
+  EXPECT_GT(summary["ranges"].get<uint64_t>(), 0u);
+
+  run = RunCommand({CliPath(), "--server", cluster_->address(0), "repair", "--partition", "7"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("repaired 1 of 1 ranges"), std::string::npos) << run.out;
+
+  run =
+      RunCommand({CliPath(), "--server", cluster_->address(0), "repair", "--partition", "999999"});
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_NE(run.err.find("out of range"), std::string::npos) << run.err;
+
+  run = RunCommand({CliPath(), "--server", cluster_->address(1), "--json", "compact"}, "", 120s);
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto compacted = nlohmann::json::parse(run.out);
+  EXPECT_GT(compacted["bytes_before"].get<uint64_t>(), 0u);
+  EXPECT_TRUE(compacted.contains("bytes_after"));
+
+  run = RunCommand({CliPath(), "--server", cluster_->address(0), "--keyspace", "nope", "repair"});
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_NE(run.err.find("nope"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace cairn::testing
