@@ -83,17 +83,16 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Data this node streams in during node joins and removals, in MiB/s at most "
                  "(0: no limit)")
       ->capture_default_str();
+  // Durations in seconds, or with a unit: 90s, 10m, 2h.
+  const auto with_unit =
+      CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
+                            CLI::AsNumberWithUnit::CASE_SENSITIVE);
   app.add_option("--dead-after", flags.dead_after_s,
                  "Remove a member that has been DOWN this long and re-replicate its data from the "
                  "other replicas (seconds, or with a unit: 90s, 10m, 2h); 0: never (the default: "
                  "remove dead nodes with cairn node remove)")
-      ->transform(
-          CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
-                                CLI::AsNumberWithUnit::CASE_SENSITIVE))
+      ->transform(with_unit)
       ->capture_default_str();
-  const auto with_unit =
-      CLI::AsNumberWithUnit(std::map<std::string, uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}},
-                            CLI::AsNumberWithUnit::CASE_SENSITIVE);
   app.add_option("--repair-interval", flags.repair_interval_s,
                  "Background repair: every range this node is first replica of is compared with "
                  "its other replicas about this often (seconds, or 90s, 10m, 24h); 0: off (run "
