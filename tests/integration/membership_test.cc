@@ -349,13 +349,15 @@ TEST_F(MembershipTest, ADecommissionedNodeStreamsItsDataAwayUnderLoadAndExits) {
   ExpectAll(1, load.acked(), Consistency::kAll);
 }
 
-// The fail point holds every coordinator's write and read rounds 300 ms between planning and
-// sending, so requests planned with one stage's topology reach replicas already fenced at the
-// next: each must be planned again with the newer topology and still succeed.
+// The fail point holds every coordinator's write rounds 1 s and read rounds 300 ms between
+// planning and sending, so requests planned with one stage's topology reach replicas already
+// fenced at the next: each must be planned again with the newer topology and still succeed. The
+// write hold is well over the driver's 200 ms drain between a barrier and its fence (requests
+// planned before the barrier and sent within the drain are not refused).
 TEST_F(MembershipTest, RequestsPlannedBeforeAFenceArePlannedAgainAndSucceed) {
   const TestSeed seed;
-  ::setenv("CAIRN_FAILPOINTS", "coordinator.write.before_send=300,coordinator.read.before_send=300",
-           1);
+  ::setenv("CAIRN_FAILPOINTS",
+           "coordinator.write.before_send=1000,coordinator.read.before_send=300", 1);
   StartCluster(4);
   ::unsetenv("CAIRN_FAILPOINTS");
   ASSERT_TRUE(cluster_);
