@@ -2,7 +2,8 @@
 // contract refuses) go through the C++ client to one cairnd, and every answer is checked against
 // a model of the store: values and versions read back, versions that only grow, compare-and-swap
 // applied exactly when its condition holds on the model, scans and batches that agree with it,
-// and the documented error codes for empty, oversized and over-limit keys and values.
+// and the documented error codes for empty, oversized and over-limit keys and values; repairs and
+// compactions come in between, and the model must read back the same after them.
 //
 // CAIRN_FUZZ_SEED=N replays a run (the seed is printed); CAIRN_FUZZ_SECONDS=S runs longer
 // (default 8); scripts/fuzz runs it for hours.
@@ -43,10 +44,10 @@ class NativeModelFuzz {
     ++step_;
     using Operation = void (NativeModelFuzz::*)();
     static constexpr Operation kOperations[] = {
-        &NativeModelFuzz::Put,      &NativeModelFuzz::Get,    &NativeModelFuzz::Delete,
-        &NativeModelFuzz::Cas,      &NativeModelFuzz::Scan,   &NativeModelFuzz::BatchGet,
-        &NativeModelFuzz::BatchPut, &NativeModelFuzz::Refused};
-    (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2})])();
+        &NativeModelFuzz::Put,      &NativeModelFuzz::Get,     &NativeModelFuzz::Delete,
+        &NativeModelFuzz::Cas,      &NativeModelFuzz::Scan,    &NativeModelFuzz::BatchGet,
+        &NativeModelFuzz::BatchPut, &NativeModelFuzz::Refused, &NativeModelFuzz::Maintenance};
+    (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2, 0.5})])();
   }
   uint64_t steps() const { return step_; }
   size_t keys() const { return model_.size(); }
@@ -119,6 +120,29 @@ class NativeModelFuzz {
     ASSERT_TRUE(got.has_value()) << Where(key) << ": the value written is gone";
     EXPECT_EQ(got->value, it->second.value) << Where(key);
     EXPECT_EQ(got->version, it->second.version) << Where(key);
+  }
+
+  // Repair of a range (a single node has nothing to compare with: it says so) or a compaction,
+  // with arguments the contract refuses now and then; the model must read back the same after.
+  void Maintenance() {
+    if (rng_() % 4 == 0) {
+      auto r = client_.Compact();
+      ASSERT_TRUE(r.ok()) << "step " << step_ << ": compact: " << r.status().ToString();
+    } else {
+      const bool bad_partition = rng_() % 4 == 0, bad_keyspace = rng_() % 6 == 0;
+      const uint32_t partition =
+          bad_partition ? 1024 + static_cast<uint32_t>(rng_() % 100000) : rng_() % 1024;
+      auto r = client_.RepairRange(bad_keyspace ? "no_such_keyspace" : "", partition);
+      if (bad_keyspace || bad_partition) {
+        ASSERT_FALSE(r.ok()) << "step " << step_ << ": repair of partition " << partition;
+        EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+      } else {
+        ASSERT_TRUE(r.ok()) << "step " << step_ << ": repair: " << r.status().ToString();
+        EXPECT_FALSE(r->skipped.empty()) << "one node cannot repair: it has no other replica";
+        EXPECT_EQ(r->keys_repaired, 0u);
+      }
+    }
+    for (int i = 0; i < 4; ++i) Get();
   }
 
   void Put() {
