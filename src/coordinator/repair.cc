@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "base/async.h"
 #include "coordinator/cluster_coordinator.h"
@@ -28,6 +30,27 @@ constexpr uint32_t kKeysPerPage = 10'000;
 
 Version VersionOf(const internode::Version& v) { return Version{v.hlc(), v.node()}; }
 
+// One step of a repair sent to one replica. A replica the failure detector holds UP but that
+// cannot be reached right now (a connection to its previous process not yet seen closed, a
+// restart a moment ago) is tried again twice before the step counts as failed: one such blip
+// would otherwise leave the range unagreed, and its tombstones unpurged, until the next cycle.
+asio::awaitable<Result<internode::Response>> Ask(cluster::InternodeClient& client,
+                                                 const std::string& address,
+                                                 const internode::Request& request) {
+  const auto client_executor = co_await asio::this_coro::executor;
+  Result<internode::Response> response = Status::Unavailable("not sent");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) {
+      const auto pause = std::chrono::milliseconds(150 * attempt);
+      asio::steady_timer wait(client_executor, pause);
+      co_await wait.async_wait(base::kNoThrow);
+    }
+    response = co_await client.Call(address, request, base::Clock::now() + kRepairCallTime);
+    if (response.ok() || response.status().code() != Code::kUnavailable) break;
+  }
+  co_return response;
+}
+
 // After a repair in which every replica took part and agreed: each replica purges the range's
 // tombstones and expired values gone before `horizon_ms`. Returns how many, summed.
 asio::awaitable<uint64_t> PurgeEverywhere(cluster::InternodeClient& client,
@@ -40,7 +63,7 @@ asio::awaitable<uint64_t> PurgeEverywhere(cluster::InternodeClient& client,
     request.mutable_purge()->set_partition(partition);
     request.mutable_purge()->set_keyspace(keyspace);
     request.mutable_purge()->set_horizon_ms(horizon_ms);
-    auto response = co_await client.Call(address, request, base::Clock::now() + kRepairCallTime);
+    auto response = co_await Ask(client, address, request);
     if (!response.ok()) {
       // The tombstones stay until the next repair that agrees: nothing is lost by waiting.
       spdlog::warn("purge of partition {} on {}: {}", partition, address,
@@ -132,7 +155,7 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
     request.mutable_digest()->set_partition(partition);
     request.mutable_digest()->set_keyspace((*ks)->id);
     const std::string address = AddressOf(t, node);
-    auto response = co_await client->Call(address, request, base::Clock::now() + kRepairCallTime);
+    auto response = co_await Ask(*client, address, request);
     if (!response.ok()) {
       spdlog::warn("repair of partition {} of keyspace {}: node {} did not answer: {}", partition,
                    (*ks)->name, node, response.status().ToString());
@@ -194,8 +217,7 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
       for (uint32_t s : differing) list->add_segments(s);
       list->set_after(after);
       list->set_max_keys(kKeysPerPage);
-      auto response =
-          co_await client->Call(replicas[i].address, request, base::Clock::now() + kRepairCallTime);
+      auto response = co_await Ask(*client, replicas[i].address, request);
       if (!response.ok()) {
         co_return Status(response.status().code(),
                          fmt::format("listing the keys of partition {} on node {}: {}", partition,
@@ -237,8 +259,7 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
     pull->set_source(replicas[from].node);
     pull->set_source_address(replicas[from].address);
     for (std::string& key : keys) pull->add_keys(std::move(key));
-    auto response =
-        co_await client->Call(replicas[to].address, request, base::Clock::now() + kRepairCallTime);
+    auto response = co_await Ask(*client, replicas[to].address, request);
     if (!response.ok()) {
       complete = false;
       spdlog::warn("repair of partition {} of keyspace {}: node {} could not pull from node {}: {}",
