@@ -275,4 +275,10 @@ asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op
   co_return Cluster();
 }
 
+asio::awaitable<Result<CompactReport>> ClusterCoordinator::Compact() {
+  auto compacted = co_await local_->Compact();
+  if (!compacted.ok()) co_return compacted.status();
+  co_return CompactReport{compacted->bytes_before, compacted->bytes_after, compacted->took};
+}
+
 }  // namespace cairn::coordinator

@@ -4,13 +4,11 @@
 // newer versions it lacks from one that holds them, with the range-transfer primitive that
 // streaming uses (the `repair_pull` internode request). Only keys that differ travel.
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -77,35 +75,6 @@ asio::awaitable<uint64_t> PurgeEverywhere(cluster::InternodeClient& client,
 
 }  // namespace
 
-asio::awaitable<Result<CompactReport>> ClusterCoordinator::Compact() {
-  co_return co_await base::AwaitCallback<Result<CompactReport>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, done] {
-          storage::Engine& engine = *local_->engine();
-          auto bytes = [&engine] {
-            uint64_t total = 0;
-            for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
-                                  "rocksdb.cur-size-all-mem-tables"}) {
-              if (auto v = engine.Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
-            }
-            return total;
-          };
-          CompactReport report;
-          report.bytes_before = bytes();
-          const auto start = base::Clock::now();
-          if (Status s = engine.CompactAll(); !s.ok()) {
-            done(s);
-            return;
-          }
-          report.took =
-              std::chrono::duration_cast<std::chrono::milliseconds>(base::Clock::now() - start);
-          report.bytes_after = bytes();
-          done(report);
-        });
-      },
-      Status::Timeout("the compaction did not finish in time", 0));
-}
-
 asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::string keyspace,
                                                                            uint32_t partition,
                                                                            uint32_t only_node,
@@ -143,12 +112,12 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
   if (client == nullptr) co_return Status::Unavailable("no internode client on this thread");
 
   // 1. Digests from every live replica.
-  struct Replica {
+  struct Answered {  // a live replica that sent its digest
     uint32_t node = 0;
     std::string address;
     std::vector<uint64_t> segments;
   };
-  std::vector<Replica> replicas;
+  std::vector<Answered> replicas;
   for (uint32_t node : set.nodes) {
     if (!view_->IsUp(node)) continue;
     internode::Request request;
@@ -166,7 +135,7 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
       co_return Status::Internal(fmt::format("node {} answered a digest of {} segments, not {}",
                                              node, segments.size(), storage::kDigestSegments));
     }
-    replicas.push_back(Replica{node, address, {segments.begin(), segments.end()}});
+    replicas.push_back(Answered{node, address, {segments.begin(), segments.end()}});
   }
   report.answered = static_cast<uint32_t>(replicas.size());
   if (replicas.size() < 2) {
@@ -178,7 +147,7 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
   // 2. The segments where some replica differs from the first.
   std::vector<uint32_t> differing;
   for (uint32_t s = 0; s < storage::kDigestSegments; ++s) {
-    for (const Replica& r : replicas) {
+    for (const Answered& r : replicas) {
       if (r.segments[s] != replicas.front().segments[s]) {
         differing.push_back(s);
         break;
@@ -191,11 +160,11 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
   // window (no hint can still bring an older version back) and than the margin before this
   // repair began (no write from before it is still in flight); see docs/consistency.md.
   std::vector<std::string> addresses;
-  for (const Replica& r : replicas) addresses.push_back(r.address);
+  for (const Answered& r : replicas) addresses.push_back(r.address);
   const uint64_t window_ms = static_cast<uint64_t>(options_.hint_window.count());
   const uint64_t margin_ms = static_cast<uint64_t>(options_.purge_margin.count());
-  const uint64_t newest_ms = std::min(start_ms, start_ms > window_ms ? start_ms - window_ms : 0);
-  const uint64_t horizon_ms = newest_ms > margin_ms ? newest_ms - margin_ms : 0;
+  const uint64_t horizon_ms =
+      start_ms > window_ms + margin_ms ? start_ms - window_ms - margin_ms : 0;
   if (differing.empty()) {
     report.agreed = everyone;
     if (report.agreed && horizon_ms > 0) {

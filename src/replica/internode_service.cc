@@ -1,5 +1,8 @@
 #include "replica/internode_service.h"
 
+#include <optional>
+#include <string_view>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -14,6 +17,21 @@ void SetError(const Status& s, internode::Response* response) {
   response->clear_op();
   response->mutable_error()->set_code(static_cast<uint32_t>(s.code()));
   response->mutable_error()->set_message(s.message());
+}
+
+// The answer of an operation run under the request's deadline (base::WithDeadline): its value,
+// passed to `set`, or its error, or TIMEOUT when `what` did not finish in time.
+template <typename T, typename Set>
+void Answer(std::optional<Result<T>>& r, std::string_view what, internode::Response* response,
+            Set set) {
+  if (!r) {
+    SetError(Status::Timeout(fmt::format("{} did not finish before the deadline", what), 0),
+             response);
+  } else if (!r->ok()) {
+    SetError(r->status(), response);
+  } else {
+    set(**r);
+  }
 }
 
 void Send(net::FrameConnection& conn, uint64_t id, const internode::Response& m) {
@@ -282,13 +300,7 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
     case internode::Request::kStream: {
       auto r = co_await base::WithDeadline(
           replica_->StreamChunk(std::move(*request.mutable_stream())), deadline);
-      if (!r) {
-        SetError(Status::Timeout("the range read did not finish before the deadline", 0), response);
-      } else if (!r->ok()) {
-        SetError(r->status(), response);
-      } else {
-        response->mutable_stream()->Swap(&**r);
-      }
+      Answer(r, "the range read", response, [&](auto& v) { response->mutable_stream()->Swap(&v); });
       break;
     }
     case internode::Request::kJoin: {
@@ -305,29 +317,19 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       break;
     }
     case internode::Request::kDigest: {
-      auto r = co_await base::WithDeadline(
-          replica_->Digest(request.digest().partition(), request.digest().keyspace()), deadline);
-      if (!r) {
-        SetError(Status::Timeout("the range digest did not finish before the deadline", 0),
-                 response);
-      } else if (!r->ok()) {
-        SetError(r->status(), response);
+      auto r = replica_->Digest(request.digest().partition(), request.digest().keyspace());
+      if (!r.ok()) {
+        SetError(r.status(), response);
       } else {
-        response->mutable_digest()->Swap(&**r);
+        response->mutable_digest()->Swap(&*r);
       }
       break;
     }
     case internode::Request::kRangeKeys: {
       auto r = co_await base::WithDeadline(
           replica_->RangeKeys(std::move(*request.mutable_range_keys())), deadline);
-      if (!r) {
-        SetError(Status::Timeout("listing the range's keys did not finish before the deadline", 0),
-                 response);
-      } else if (!r->ok()) {
-        SetError(r->status(), response);
-      } else {
-        response->mutable_range_keys()->Swap(&**r);
-      }
+      Answer(r, "listing the range's keys", response,
+             [&](auto& v) { response->mutable_range_keys()->Swap(&v); });
       break;
     }
     case internode::Request::kPurge: {
@@ -335,13 +337,8 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       auto r = co_await base::WithDeadline(replica_->Purge(purge.partition(), purge.keyspace(),
                                                            purge.horizon_ms(), wall_->NowMillis()),
                                            deadline);
-      if (!r) {
-        SetError(Status::Timeout("the purge did not finish before the deadline", 0), response);
-      } else if (!r->ok()) {
-        SetError(r->status(), response);
-      } else {
-        response->mutable_purge()->set_purged(**r);
-      }
+      Answer(r, "the purge", response,
+             [&](uint64_t n) { response->mutable_purge()->set_purged(n); });
       break;
     }
     case internode::Request::kRepairPull: {

@@ -75,13 +75,12 @@ Result<internode::StreamResponse> ReadKeys(const storage::Engine& engine,
     if (!stored.ok()) return stored.status();
     if (stored->has_value()) ToMutation(data, **stored, out.add_items());
     if (!request.with_paxos()) continue;
-    const std::string encoded = storage::EncodeDataKey(data);
-    auto paxos = engine.List(storage::Family::kPaxos, encoded, "", 1);
-    if (!paxos.ok()) return paxos.status();
-    if (!paxos->empty() && paxos->front().first == encoded) {
+    auto state = PaxosAcceptor::StoredState(engine, data);
+    if (!state.ok()) return state.status();
+    if (state->has_value()) {
       internode::PaxosRecord* record = out.add_paxos();
       record->set_key(key);
-      record->set_state(std::move(paxos->front().second));
+      record->set_state(std::move(**state));
     }
   }
   out.set_done(true);

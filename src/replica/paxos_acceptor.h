@@ -57,6 +57,11 @@ class PaxosAcceptor {
   // adds what some acceptor of the key already said, so every guarantee the copied states gave
   // still holds, and a proposal a quorum accepted stays visible to the next prepare here. Run it
   // as a WriteRequest's txn (with the chunk's data, atomically).
+  // The acceptor record of one key as stored (a serialized PaxosState), or nullopt: for copies
+  // of it (repair's pulls) and for checks outside a group commit (a purge skips pending keys).
+  static Result<std::optional<std::string>> StoredState(const storage::Engine& engine,
+                                                        const storage::DataKey& key);
+
   static std::function<Status(storage::GroupView&)> Absorb(
       uint32_t partition, uint32_t keyspace, std::vector<internode::PaxosRecord> records);
 

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "replica/paxos_acceptor.h"
 #include "storage/format.h"
 
 namespace cairn::replica {
@@ -82,12 +83,11 @@ Result<uint64_t> PurgeRange(storage::Engine& engine, uint32_t partition, uint32_
       if (gone_at >= horizon_ms) continue;
       const storage::DataKey key{partition, keyspace, r.key};
       // A proposal pending here may still be committed with a version below the tombstone's.
-      const std::string encoded = storage::EncodeDataKey(key);
-      auto paxos = engine.List(storage::Family::kPaxos, encoded, "", 1);
-      if (!paxos.ok()) return paxos.status();
-      if (!paxos->empty() && paxos->front().first == encoded) {
+      auto stored = PaxosAcceptor::StoredState(engine, key);
+      if (!stored.ok()) return stored.status();
+      if (stored->has_value()) {
         internode::PaxosState state;
-        if (!state.ParseFromString(paxos->front().second) || state.pending()) continue;
+        if (!state.ParseFromString(**stored) || state.pending()) continue;
       }
       request.purges.push_back({key, v.version});
     }

@@ -56,46 +56,43 @@ asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
 
 asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
     internode::StreamRequest request) {
-  co_return co_await base::AwaitCallback<Result<internode::StreamResponse>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, request = std::move(request), done] {
-          done(ReadStreamChunk(*engine_, request));
-        });
-      },
-      Status::Timeout("the range read did not finish in time", 0));
+  // Named first: g++ 12 destroys a temporary closure in a co_await statement twice.
+  auto work = [this, request = std::move(request)] { return ReadStreamChunk(*engine_, request); };
+  co_return co_await OnBlocking<internode::StreamResponse>(std::move(work),
+                                                           "the range read did not finish in time");
 }
 
-asio::awaitable<Result<internode::DigestResponse>> Replica::Digest(uint32_t partition,
-                                                                   uint32_t keyspace) {
-  co_return co_await base::AwaitCallback<Result<internode::DigestResponse>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, partition, keyspace, done] {
-          done(ReadDigest(*engine_, partition, keyspace));
-        });
-      },
-      Status::Timeout("the range digest did not finish in time", 0));
+Result<internode::DigestResponse> Replica::Digest(uint32_t partition, uint32_t keyspace) const {
+  return ReadDigest(*engine_, partition, keyspace);
 }
 
 asio::awaitable<Result<uint64_t>> Replica::Purge(uint32_t partition, uint32_t keyspace,
                                                  uint64_t horizon_ms, uint64_t now_ms) {
-  co_return co_await base::AwaitCallback<Result<uint64_t>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, partition, keyspace, horizon_ms, now_ms, done] {
-          done(PurgeRange(*engine_, partition, keyspace, horizon_ms, now_ms));
-        });
-      },
-      Status::Timeout("the purge did not finish in time", 0));
+  auto work = [this, partition, keyspace, horizon_ms, now_ms] {
+    return PurgeRange(*engine_, partition, keyspace, horizon_ms, now_ms);
+  };
+  co_return co_await OnBlocking<uint64_t>(std::move(work), "the purge did not finish in time");
 }
 
 asio::awaitable<Result<internode::RangeKeysResponse>> Replica::RangeKeys(
     internode::RangeKeysRequest request) {
-  co_return co_await base::AwaitCallback<Result<internode::RangeKeysResponse>>(
-      [&](auto done) {
-        asio::post(blocking_, [this, request = std::move(request), done] {
-          done(ReadRangeKeys(*engine_, request));
-        });
-      },
-      Status::Timeout("listing the range's keys did not finish in time", 0));
+  auto work = [this, request = std::move(request)] { return ReadRangeKeys(*engine_, request); };
+  co_return co_await OnBlocking<internode::RangeKeysResponse>(
+      std::move(work), "listing the range's keys did not finish in time");
+}
+
+asio::awaitable<Result<Replica::Compacted>> Replica::Compact() {
+  auto work = [this]() -> Result<Compacted> {
+    Compacted c;
+    c.bytes_before = engine_->DiskBytes();
+    const auto start = base::Clock::now();
+    if (Status s = engine_->CompactAll(); !s.ok()) return s;
+    c.took = std::chrono::duration_cast<std::chrono::milliseconds>(base::Clock::now() - start);
+    c.bytes_after = engine_->DiskBytes();
+    return c;
+  };
+  co_return co_await OnBlocking<Compacted>(std::move(work),
+                                           "the compaction did not finish in time");
 }
 
 }  // namespace cairn::replica

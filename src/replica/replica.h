@@ -3,6 +3,7 @@
 // they are a replica themselves; in a cluster, peers reach it through internode messaging.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <span>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
 
 #include "base/async.h"
 #include "base/hlc.h"
@@ -66,11 +68,19 @@ class Replica {
   // partition_streamer.h), read on the blocking executor.
   asio::awaitable<Result<internode::StreamResponse>> StreamChunk(internode::StreamRequest request);
 
-  // Repair's comparison (range_repair.h): a range's digest, and the keys and versions of some of
-  // its segments, read on the blocking executor.
-  asio::awaitable<Result<internode::DigestResponse>> Digest(uint32_t partition, uint32_t keyspace);
+  // Repair's comparison (range_repair.h): a range's digest (the engine's maintained tree: cheap,
+  // on the caller's thread), and the keys and versions of some of its segments (a range read, on
+  // the blocking executor).
+  Result<internode::DigestResponse> Digest(uint32_t partition, uint32_t keyspace) const;
   asio::awaitable<Result<internode::RangeKeysResponse>> RangeKeys(
       internode::RangeKeysRequest request);
+
+  // Compacts the data (Engine::CompactAll) on the blocking executor: `cairn compact`.
+  struct Compacted {
+    uint64_t bytes_before = 0, bytes_after = 0;  // Engine::DiskBytes()
+    std::chrono::milliseconds took{0};
+  };
+  asio::awaitable<Result<Compacted>> Compact();
 
   // Purges the range's tombstones gone before `horizon_ms` (range_repair.h: PurgeRange), on the
   // blocking executor.
@@ -80,6 +90,16 @@ class Replica {
   storage::Engine* engine() const { return engine_; }
 
  private:
+  // Runs `work` (returning Result<T>) on the blocking executor and waits for it.
+  template <typename T, typename Work>
+  asio::awaitable<Result<T>> OnBlocking(Work work, const char* too_long) {
+    co_return co_await base::AwaitCallback<Result<T>>(
+        [&](auto done) {
+          asio::post(blocking_, [work = std::move(work), done]() mutable { done(work()); });
+        },
+        Status::Timeout(too_long, 0));
+  }
+
   storage::Engine* const engine_;
   const asio::any_io_executor blocking_;
   PaxosAcceptor paxos_;

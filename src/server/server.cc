@@ -230,14 +230,7 @@ Status Server::OpenCluster() {
                                                           reactors_[0]->io.get_executor(),
                                                           std::chrono::milliseconds(500));
   cluster::SelfFigures figures;
-  figures.load_bytes = [engine = engine_.get()] {
-    uint64_t total = 0;
-    for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
-                          "rocksdb.cur-size-all-mem-tables"}) {
-      if (auto v = engine->Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
-    }
-    return total;
-  };
+  figures.load_bytes = [engine = engine_.get()] { return engine->DiskBytes(); };
   figures.hints = [hints = hints_.get()] { return hints->TotalPending(); };
   replica::StreamerOptions streamer_options;
   streamer_options.bytes_per_second = options_.stream_bytes_per_second;

@@ -1339,6 +1339,15 @@ Status Engine::CompactAll() {
   return s;
 }
 
+uint64_t Engine::DiskBytes() const {
+  uint64_t total = 0;
+  for (const char* p : {"rocksdb.total-sst-files-size", "rocksdb.total-blob-file-size",
+                        "rocksdb.cur-size-all-mem-tables"}) {
+    if (auto v = Property(p)) total += std::strtoull(v->c_str(), nullptr, 10);
+  }
+  return total;
+}
+
 std::optional<std::string> Engine::Property(std::string_view name) const {
   std::string value;
   if (!db_->GetProperty(data_, rocksdb::Slice(name.data(), name.size()), &value)) {

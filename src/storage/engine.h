@@ -262,6 +262,10 @@ class Engine {
   // Forces a flush and compaction of the data column family (tests and `cairn compact`).
   Status CompactAll();
 
+  // Bytes of the data: table and blob files on disk, and memtables (a node's load, and what
+  // `cairn compact` reports before and after).
+  uint64_t DiskBytes() const;
+
   // A RocksDB property of the data column family, e.g. "rocksdb.estimate-num-keys".
   std::optional<std::string> Property(std::string_view name) const;
 
