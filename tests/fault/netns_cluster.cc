@@ -217,12 +217,13 @@ std::string NetnsCluster::UnsupportedReason() {
   return reason;
 }
 
-Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir, Options options) {
+Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir, Options options,
+                                                          size_t spares) {
   if (std::string reason = UnsupportedReason(); !reason.empty()) {
     return Status::Unavailable(reason);
   }
-  if (options.nodes == 0 || options.nodes > 199) {
-    return Status::InvalidArgument("a NetnsCluster has 1 to 199 nodes");
+  if (options.nodes == 0 || options.nodes + spares > 199) {
+    return Status::InvalidArgument("a NetnsCluster has 1 to 199 nodes, spares included");
   }
   static std::atomic<int> instances{0};
   const int instance = instances++;
@@ -233,7 +234,8 @@ Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir
   c->subnet_ = 1 + static_cast<int>((static_cast<unsigned>(::getpid()) + 97u * instance) % 250u);
   c->hub_ns_ = c->prefix_ + "-hub";
   c->client_ns_ = c->prefix_ + "-cl";
-  const size_t n = c->options_.nodes;
+  const size_t members = c->options_.nodes;
+  const size_t n = members + spares;
   for (size_t i = 0; i < n; ++i) {
     c->node_ns_.push_back(fmt::format("{}-n{}", c->prefix_, i));
     c->node_ips_.push_back(fmt::format("10.213.{}.{}", c->subnet_, i + 1));
@@ -243,8 +245,8 @@ Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir
   c->skew_ms_.assign(n, 0);
   c->isolated_.assign(n, false);
   c->filtered_.assign(n, false);
-  c->Note(fmt::format("NetnsCluster {}: {} nodes on 10.213.{}.0/24, data in {}", c->prefix_, n,
-                      c->subnet_, dir));
+  c->Note(fmt::format("NetnsCluster {}: {} nodes and {} spares on 10.213.{}.0/24, data in {}",
+                      c->prefix_, members, spares, c->subnet_, dir));
 
   for (const std::string& name : StaleNamespaces()) {
     // What still runs there was started by a harness that is gone: kill it, then the name.
@@ -262,14 +264,14 @@ Result<std::unique_ptr<NetnsCluster>> NetnsCluster::Start(const std::string& dir
   if (Status s = c->SetUp(); !s.ok()) return s;  // ~NetnsCluster removes what was made
   {
     std::lock_guard lock(c->mu_);
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < members; ++i) {
       if (Status s = c->StartNode(i); !s.ok()) return s;
     }
   }
   if (Status s = c->WaitForAllUp(c->options_.form_timeout); !s.ok()) {
     return Status(s.code(), s.message() + "\n" + c->Logs());
   }
-  c->Note(fmt::format("cluster formed: {}", Joined(c->addresses_)));
+  c->Note(fmt::format("cluster formed: {}", Joined(c->member_addresses())));
   return c;
 }
 
@@ -387,7 +389,20 @@ CairndProcess::Options NetnsCluster::NodeOptions(size_t i) const {
   o.data_dir = fmt::format("{}/node{}", dir_, i);
   o.listen = addresses_[i];
   o.netns = node_ns_[i];
-  o.extra_args = ClusterNodeArgs(options_, addresses_, i);
+  const std::vector<std::string> members = member_addresses();
+  if (i < members.size()) {
+    o.extra_args = ClusterNodeArgs(options_, members, i);
+  } else {
+    std::string seeds;
+    for (const std::string& a : members) seeds += (seeds.empty() ? "" : ",") + a;
+    o.extra_args = {"--join",
+                    seeds,
+                    "--gossip-interval-ms",
+                    std::to_string(options_.gossip_interval.count()),
+                    "--phi-threshold",
+                    fmt::format("{}", options_.phi_threshold)};
+    o.extra_args.insert(o.extra_args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  }
   // "=" so that a negative skew is not taken for an option.
   if (skew_ms_[i] != 0)
     o.extra_args.push_back(fmt::format("--debug-clock-skew-ms={}", skew_ms_[i]));
@@ -413,7 +428,7 @@ Result<std::unique_ptr<Client>> NetnsCluster::NewClient(std::vector<size_t> node
                                                         ClientOptions options) {
   options.servers.clear();
   if (nodes.empty()) {
-    options.servers = addresses_;
+    options.servers = member_addresses();
   } else {
     for (size_t i : nodes) {
       if (i >= size()) return Status::InvalidArgument(fmt::format("no node {}", i));
@@ -571,6 +586,22 @@ Status NetnsCluster::Restart(size_t i) {
   Note(fmt::format("Restart(node {}): pid {} on {} in {}{}", i, nodes_[i]->pid(), addresses_[i],
                    node_ns_[i],
                    skew_ms_[i] == 0 ? "" : fmt::format(", clock skew {} ms", skew_ms_[i])));
+  return Status::Ok();
+}
+
+Status NetnsCluster::Join(size_t i) {
+  if (Status s = CheckNode(i); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  if (i < members() || nodes_[i]) {
+    return Status::InvalidArgument(
+        fmt::format("node {} is not a spare that was never started: it cannot join", i));
+  }
+  if (Status s = StartNode(i); !s.ok()) {
+    Note(fmt::format("Join(node {}) failed: {}", i, s.message()));
+    return s;
+  }
+  Note(fmt::format("Join(node {}): pid {} on {} in {}, joining", i, nodes_[i]->pid(), addresses_[i],
+                   node_ns_[i]));
   return Status::Ok();
 }
 

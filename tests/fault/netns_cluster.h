@@ -53,14 +53,20 @@ class NetnsCluster {
   // still runs in them), creates the namespaces and links, starts every node with its data
   // directory under `dir`, and waits until every node sees every node UP. On failure everything
   // created so far is removed again and the status carries the nodes' logs.
-  static Result<std::unique_ptr<NetnsCluster>> Start(const std::string& dir, Options options);
+  // `spares` more nodes (indexes options.nodes and up) get their namespace, address and link but
+  // are not started and not in the others' peer lists: Join() starts one as a new member.
+  static Result<std::unique_ptr<NetnsCluster>> Start(const std::string& dir, Options options,
+                                                     size_t spares = 0);
   // Kills every node (SIGKILL, reaped by pid) and deletes every namespace (which removes the
   // bridge and the veth links with them).
   ~NetnsCluster();
   NetnsCluster(const NetnsCluster&) = delete;
   NetnsCluster& operator=(const NetnsCluster&) = delete;
 
+  // Every node, the spares included.
   size_t size() const { return addresses_.size(); }
+  // The nodes the cluster formed with (0 .. members()-1); the spares come after them.
+  size_t members() const { return options_.nodes; }
   // "10.213.X.(i+1):PORT": reachable from the client namespace and from the nodes.
   const std::string& address(size_t i) const { return addresses_[i]; }
   const std::vector<std::string>& addresses() const { return addresses_; }
@@ -82,7 +88,8 @@ class NetnsCluster {
   // ---- The client side ------------------------------------------------------------------------
   // A blocking client whose I/O thread, and so every connection it opens, lives in the client
   // namespace; it may then be used from any thread (cairn::Client is thread-safe). `nodes` are
-  // the servers it talks to (all nodes when empty); `options.servers` is overwritten. For a
+  // the servers it talks to (when empty: the nodes the cluster formed with, not the spares);
+  // `options.servers` is overwritten. For a
   // concurrent workload, share one client among threads or make one per thread.
   Result<std::unique_ptr<Client>> NewClient(std::vector<size_t> nodes = {},
                                             ClientOptions options = ClientOptions());
@@ -132,6 +139,11 @@ class NetnsCluster {
   // With a third node, gossip still carries `from`'s heartbeat to `to`, so `to` may keep seeing
   // `from` UP while its own requests to `from` time out. Adds to earlier rules.
   Status CutOneWay(size_t from, size_t to);
+  // Starts spare node i (see Start) as a new node that joins the cluster: cairnd --join with the
+  // nodes the cluster formed with as seeds. Not waited for. Restart() of it later starts it with
+  // the same arguments (a joining node resumes its join). INVALID_ARGUMENT for a node that is not
+  // a spare or was started before.
+  Status Join(size_t i);
   // Kills node i (SIGKILL) and starts it with --debug-clock-skew-ms=`skew_ms` (0: no skew). The
   // skew sticks to the node for later Restart()s until set again.
   Status RestartWithClockSkew(size_t i, int64_t skew_ms);
@@ -155,6 +167,9 @@ class NetnsCluster {
   std::string HubPort(size_t i) const;  // node i's veth end in the hub
   CairndProcess::Options NodeOptions(size_t i) const;
   Status StartNode(size_t i);  // requires mu_
+  std::vector<std::string> member_addresses() const {
+    return {addresses_.begin(), addresses_.begin() + static_cast<ptrdiff_t>(members())};
+  }
 
   // Constant after Start().
   std::string dir_;

@@ -58,6 +58,10 @@ using checkers::Value;
 
 constexpr size_t kNodes = 5;
 constexpr size_t kClients = 10;
+
+// The topology change a workload runs through: none, the last node leaving, or a node joining
+// (the cluster then forms with kNodes - 1 nodes and the last one joins).
+enum class Change { kNone, kDecommission, kJoin };
 constexpr size_t kKeys = 20;
 
 bool LongRun() {
@@ -169,18 +173,18 @@ class FaultWorkloadTest : public ::testing::Test {
 
   static std::chrono::milliseconds FaultDuration() { return LongRun() ? 300s : 25s; }
 
-  void StartCluster() {
+  void StartCluster(Change change = Change::kNone) {
     const auto started = std::chrono::steady_clock::now();
     NetnsCluster::Options o;
-    o.nodes = kNodes;
+    o.nodes = change == Change::kJoin ? kNodes - 1 : kNodes;
     // Background repair runs through the faults, and does real work: hints expire before most
     // faults end, so the replicas that missed writes are brought back by repair (and tombstones
     // purged once every replica agrees), under the same checkers.
     o.extra_args = {"--repair-interval", "3", "--hint-window", "5", "--purge-margin", "1"};
-    auto c = NetnsCluster::Start(dir_.Sub("cluster"), o);
+    auto c = NetnsCluster::Start(dir_.Sub("cluster"), o, /*spares=*/kNodes - o.nodes);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     cluster_ = std::move(*c);
-    std::cout << fmt::format("{} nodes up in {:.1f} s\n", kNodes, SecondsSince(started));
+    std::cout << fmt::format("{} nodes up in {:.1f} s\n", o.nodes, SecondsSince(started));
   }
 
   // A schedule of every kind of fault from the test's seed (CAIRN_SEED, or a random one), with at
@@ -228,11 +232,15 @@ class FaultWorkloadTest : public ::testing::Test {
 
   // Runs the schedule while `body(client)` runs on kClients threads (one client each), until
   // the schedule ends; then waits for every node to see every node UP.
-  // With `alongside` (Decommission()), that runs on a thread of its own too, until the workload
-  // stops; the decommission is then waited for (ExpectDecommissioned()) before the all-UP wait.
+  // With a `change`, Decommission() or Join() runs on a thread of its own too, until the
+  // workload stops; the change is then waited for (ExpectDecommissioned(), ExpectJoined())
+  // before the all-UP wait.
   void RunWorkload(const FaultSchedule& schedule, const std::vector<std::unique_ptr<Client>>& c,
                    const std::function<void(size_t, Client&, const std::atomic<bool>&)>& body,
-                   const std::function<void(const std::atomic<bool>&)>& alongside = {}) {
+                   Change change = Change::kNone) {
+    std::function<void(const std::atomic<bool>&)> alongside;
+    if (change == Change::kDecommission) alongside = Decommission();
+    if (change == Change::kJoin) alongside = Join();
     ASSERT_EQ(c.size(), kClients);
     std::atomic<bool> stop{false};
     const auto started = std::chrono::steady_clock::now();
@@ -253,8 +261,11 @@ class FaultWorkloadTest : public ::testing::Test {
     const auto healed = std::chrono::steady_clock::now();
     // A node that is leaving is no longer one every node must see UP: wait for it to be gone
     // first (it may still be running for a moment after the others saw it leave).
-    if (alongside) {
+    if (change == Change::kDecommission) {
       ASSERT_NO_FATAL_FAILURE(ExpectDecommissioned());
+    }
+    if (change == Change::kJoin) {
+      ASSERT_NO_FATAL_FAILURE(ExpectJoined());
     }
     ASSERT_OK(cluster_->WaitForAllUp(60s));
     std::cout << fmt::format("all nodes UP {:.1f} s after the schedule ended\n",
@@ -360,8 +371,50 @@ class FaultWorkloadTest : public ::testing::Test {
     };
   }
 
-  void RunCasCounters(bool decommission);
-  void RunNoLostWrites(bool decommission);
+  // Starts the spare node 2 s into the workload: it joins through the others, and keeps trying
+  // by itself while faults refuse or delay it (a joining node retries until it is a member).
+  std::function<void(const std::atomic<bool>&)> Join() {
+    return [this](const std::atomic<bool>& stop) {
+      const auto start = std::chrono::steady_clock::now();
+      while (!stop && std::chrono::steady_clock::now() - start < 2s)
+        std::this_thread::sleep_for(50ms);
+      if (stop) return;
+      const Status s = cluster_->Join(kNodes - 1);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    };
+  }
+
+  void RunCasCounters(Change change);
+  void RunNoLostWrites(Change change);
+
+  // After a workload with Join(): the change finishes with kNodes members, the new one among
+  // them, and no partition still moving.
+  void ExpectJoined() {
+    const auto started = std::chrono::steady_clock::now();
+    const std::string& joiner = cluster_->address(kNodes - 1);
+    std::optional<NodeInfo> joined;
+    ASSERT_OK(WaitUntil(
+        [&]() -> ::testing::AssertionResult {
+          auto status = cluster_->ClusterStatus(0);
+          if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+          joined.reset();
+          for (const NodeInfo& n : status->nodes) {
+            if (n.address == joiner) joined = n;
+          }
+          return ::testing::AssertionResult(status->change.empty() && joined &&
+                                            joined->member_state == "NORMAL" &&
+                                            status->nodes.size() == kNodes)
+                 << "epoch " << status->topology_epoch << ", " << status->nodes.size()
+                 << " members, change: " << status->change;
+        },
+        120s, "the join to finish"));
+    // It holds about a fifth of the partition replicas (the planner moves close to the minimum).
+    EXPECT_GT(joined->partitions, 0u);
+    std::cout << fmt::format(
+        "{} seed {}: the join finished {:.1f} s after the workload; the new node holds {} "
+        "partition replicas\n",
+        test_name_, seed_, SecondsSince(started), joined->partitions);
+  }
 
   // After a workload with Decommission(): the change finishes, the node exits 0, and the four
   // others are the members.
@@ -478,9 +531,10 @@ History Merge(std::vector<std::vector<Op>>& logs) {
 // max_down 2: a 2|3 partition or two nodes down can take two of a key's three replicas, so some
 // keys are unavailable for a while; compare-and-swap must stay safe through that, and exercising
 // the minority side (UNAVAILABLE, timeouts, ballots left behind) is the point here.
-void FaultWorkloadTest::RunCasCounters(bool decommission) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
-  const FaultSchedule schedule = Schedule(/*max_down=*/2, decommission ? kNodes - 1 : kNodes);
+void FaultWorkloadTest::RunCasCounters(Change change) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster(change));
+  const FaultSchedule schedule =
+      Schedule(/*max_down=*/2, change == Change::kNone ? kNodes : kNodes - 1);
   const std::vector<std::string> keys = Keys("counter-");
   auto clients = NewClients(kClients);
   ASSERT_EQ(clients.size(), kClients);
@@ -509,7 +563,7 @@ void FaultWorkloadTest::RunCasCounters(bool decommission) {
           if (!ok) BackOff(rng);
         }
       },
-      decommission ? Decommission() : nullptr));
+      change));
 
   History history = Merge(logs);
   ASSERT_NO_FATAL_FAILURE(ReadAll(
@@ -543,13 +597,17 @@ void FaultWorkloadTest::RunCasCounters(bool decommission) {
   if (!counters_ok && !HasFatalFailure()) SaveFailure(history);
 }
 
-TEST_F(FaultWorkloadTest, CasCounters) { RunCasCounters(/*decommission=*/false); }
+TEST_F(FaultWorkloadTest, CasCounters) { RunCasCounters(Change::kNone); }
 
 // The same while the fifth node is decommissioned: the counters' replicas move (with their Paxos
 // state) while compare-and-swaps run through faults on the other four.
 TEST_F(FaultWorkloadTest, CasCountersThroughADecommission) {
-  RunCasCounters(/*decommission=*/true);
+  RunCasCounters(Change::kDecommission);
 }
+
+// The same while a fifth node joins: the counters' replicas (and their Paxos state) stream to
+// it while compare-and-swaps run through faults on the four others.
+TEST_F(FaultWorkloadTest, CasCountersThroughAJoin) { RunCasCounters(Change::kJoin); }
 
 // ---- 2. Linearizable keyspace ---------------------------------------------------------------
 // In a keyspace created linearizable, plain PUTs and DELETEs go through Paxos and QUORUM reads
@@ -657,9 +715,10 @@ TEST_F(FaultWorkloadTest, LinearizableKeyspace) {
 // max_down 1: any single node may crash, pause or be cut off without losing QUORUM (the
 // design's promise), so writes keep being acknowledged through every fault and there is much to
 // lose; partitions are then 1|4.
-void FaultWorkloadTest::RunNoLostWrites(bool decommission) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster());
-  const FaultSchedule schedule = Schedule(/*max_down=*/1, decommission ? kNodes - 1 : kNodes);
+void FaultWorkloadTest::RunNoLostWrites(Change change) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster(change));
+  const FaultSchedule schedule =
+      Schedule(/*max_down=*/1, change == Change::kNone ? kNodes : kNodes - 1);
   auto clients = NewClients(kClients);
   ASSERT_EQ(clients.size(), kClients);
   WriteOptions write;
@@ -695,7 +754,7 @@ void FaultWorkloadTest::RunNoLostWrites(bool decommission) {
           if (!r.ok()) BackOff(rng);
         }
       },
-      decommission ? Decommission() : nullptr));
+      change));
 
   History history = Merge(logs);
   std::vector<checkers::AckedWrite> acked;
@@ -760,13 +819,17 @@ void FaultWorkloadTest::RunNoLostWrites(bool decommission) {
       lost.size(), seed_, described, saved);
 }
 
-TEST_F(FaultWorkloadTest, NoLostWrites) { RunNoLostWrites(/*decommission=*/false); }
+TEST_F(FaultWorkloadTest, NoLostWrites) { RunNoLostWrites(Change::kNone); }
 
 // The same while the fifth node is decommissioned: every acknowledged write survives its
 // replicas moving to the other four, through faults on them.
 TEST_F(FaultWorkloadTest, NoLostWritesThroughADecommission) {
-  RunNoLostWrites(/*decommission=*/true);
+  RunNoLostWrites(Change::kDecommission);
 }
+
+// The same while a fifth node joins: every acknowledged write survives its replicas moving to
+// the new node, through faults on the four others.
+TEST_F(FaultWorkloadTest, NoLostWritesThroughAJoin) { RunNoLostWrites(Change::kJoin); }
 
 }  // namespace
 }  // namespace cairn::testing
