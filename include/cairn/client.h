@@ -57,6 +57,15 @@ struct ServerInfo {
 };
 
 // One node of the cluster as the answering node sees it.
+// A range a node streams in during a topology change, and what it has applied of it so far.
+struct StreamingRange {
+  uint32_t partition = 0;
+  uint32_t keyspace = 0;  // keyspace id
+  uint32_t source = 0;    // node id
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+};
+
 struct NodeInfo {
   uint32_t node_id = 0;  // 0 while it has never been heard from
   std::string address;
@@ -73,6 +82,10 @@ struct NodeInfo {
   uint32_t streams_total = 0;
   uint32_t streams_done = 0;
   uint64_t stream_bytes = 0;
+  uint64_t stream_chunks = 0;  // chunks applied (stream_bytes is their size)
+  uint64_t stream_rate = 0;    // bytes per second since its first chunk of the change
+  // The range it streams now, if one is: (partition, keyspace) from node `source`.
+  std::optional<StreamingRange> streaming;
 };
 
 // What repairing one (partition, keyspace) range found and did (AsyncClient::RepairRange).

@@ -85,6 +85,16 @@ void ConditionToProto(const CasCondition& c, ConditionProto* out) {
   }
 }
 
+// A (partition, keyspace) range a node streams in from node `source`, and what it has applied of
+// it so far.
+struct StreamingRange {
+  uint32_t partition = 0;
+  uint32_t keyspace = 0;
+  uint32_t source = 0;
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+};
+
 // What gossip tells of one node, as `cairn status` shows it.
 struct NodeStatus {
   std::string address;
@@ -101,6 +111,10 @@ struct NodeStatus {
   uint32_t streams_total = 0;
   uint32_t streams_done = 0;
   uint64_t stream_bytes = 0;
+  uint64_t stream_chunks = 0;
+  uint64_t stream_rate = 0;  // bytes per second since the node's first chunk of the change
+  // The range it streams now, if one is.
+  std::optional<StreamingRange> streaming;
 };
 
 }  // namespace base

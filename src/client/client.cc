@@ -90,6 +90,13 @@ ClusterInfo ClusterOf(const wire::ClusterStatusResponse& r) {
     node.streams_total = n.streams_total();
     node.streams_done = n.streams_done();
     node.stream_bytes = n.stream_bytes();
+    node.stream_chunks = n.stream_chunks();
+    node.stream_rate = n.stream_rate();
+    if (n.has_streaming()) {
+      const wire::StreamingRange& r = n.streaming();
+      node.streaming =
+          StreamingRange{r.partition(), r.keyspace(), r.source(), r.chunks(), r.bytes()};
+    }
     info.nodes.push_back(std::move(node));
   }
   return info;

@@ -583,6 +583,13 @@ std::vector<NodeStatus> Gossiper::Nodes() const {
         n.streams_total = it->second.streams_total();
         n.streams_done = it->second.streams_done();
         n.stream_bytes = it->second.stream_bytes();
+        n.stream_chunks = it->second.stream_chunks();
+        n.stream_rate = it->second.stream_rate();
+        if (it->second.has_streaming()) {
+          const internode::StreamingRange& r = it->second.streaming();
+          n.streaming =
+              base::StreamingRange{r.partition(), r.keyspace(), r.source(), r.chunks(), r.bytes()};
+        }
       }
     }
     if (member != nullptr) {

@@ -21,12 +21,52 @@ namespace {
 
 using base::kNoThrow;
 
-// Progress of one range from one source, in `meta`: "C" + the last key applied, or "D" (done).
+// Progress of one range from one source, in `meta`: "R" + the chunks and bytes applied so far
+// (two fixed64, little endian) + the last key applied, or "E" + the chunks and bytes once done.
+// Records of earlier versions ("C" + the last key, "D") read with no counts.
 std::string ProgressKey(uint64_t transition, uint32_t partition, uint32_t keyspace,
                         uint32_t source) {
   return fmt::format("stream/{:020}/{:05}/{}/{}", transition, partition, keyspace, source);
 }
-constexpr std::string_view kDone = "D";
+
+struct RecordedProgress {
+  bool done = false;
+  std::string after;  // resume after this key
+  StreamCounts counts;
+};
+
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetFixed64(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
+  return v;
+}
+
+std::string EncodeProgress(bool done, StreamCounts counts, std::string_view last) {
+  std::string out(1, done ? 'E' : 'R');
+  PutFixed64(&out, counts.chunks);
+  PutFixed64(&out, counts.bytes);
+  if (!done) out.append(last);
+  return out;
+}
+
+Result<RecordedProgress> DecodeProgress(std::string_view v) {
+  RecordedProgress p;
+  if (v == "D") {
+    p.done = true;
+  } else if (!v.empty() && v[0] == 'C') {
+    p.after = v.substr(1);
+  } else if (v.size() >= 17 && (v[0] == 'R' || v[0] == 'E')) {
+    p.done = v[0] == 'E';
+    p.counts = {GetFixed64(v.substr(1)), GetFixed64(v.substr(9))};
+    p.after = v.substr(17);
+  } else {
+    return Status::Internal("a stream progress record is malformed");
+  }
+  return p;
+}
 
 // The replicas of (partition, keyspace) in `map`, every DC.
 std::vector<uint32_t> ReplicasOf(const cluster::PartitionMap& map, uint32_t partition,
@@ -166,6 +206,9 @@ void PartitionStreamer::Report(internode::NodeState* state) const {
   state->set_streams_total(p.total);
   state->set_streams_done(p.done);
   state->set_stream_bytes(p.bytes);
+  state->set_stream_chunks(p.chunks);
+  state->set_stream_rate(p.rate);
+  if (p.current) *state->mutable_streaming() = *p.current;
   state->set_cleaned_stage(p.cleaned);
 }
 
@@ -227,7 +270,11 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
   if (state.fence() < t.stage_epoch()) co_return;
   {
     std::lock_guard lock(mu_);
-    if (progress_.transition != t.id()) progress_ = StreamProgress{t.id()};
+    if (progress_.transition != t.id()) {
+      progress_ = StreamProgress{t.id()};
+      rate_start_.reset();
+      rate_bytes_ = 0;
+    }
   }
   if (t.stage() == internode::USE_NEW || t.stage() == internode::ROLLBACK) {
     if (progress().cleaned == t.stage()) co_return;
@@ -246,6 +293,7 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
     std::lock_guard lock(mu_);
     progress_.total = static_cast<uint32_t>(tasks.size());
     progress_.planned = true;
+    finished_ = StreamCounts{};
   }
   uint32_t done = 0;
   for (const Task& task : tasks) {
@@ -258,12 +306,19 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
     }
     bool complete = !task.sources.empty();
     for (uint32_t source : task.sources) {
-      Status s = co_await StreamFrom(*topology, t.id(), task, source);
-      if (!s.ok()) {
+      auto streamed = co_await StreamFrom(*topology, t.id(), task, source);
+      std::lock_guard lock(mu_);
+      progress_.current.reset();
+      if (!streamed.ok()) {
         spdlog::warn("streaming partition {} of keyspace {} from node {}: {} (will retry)",
-                     task.partition, task.keyspace, source, s.ToString());
+                     task.partition, task.keyspace, source, streamed.status().ToString());
         complete = false;
+        continue;
       }
+      finished_.chunks += streamed->chunks;
+      finished_.bytes += streamed->bytes;
+      progress_.chunks = finished_.chunks;
+      progress_.bytes = finished_.bytes;
     }
     if (task.sources.empty()) {
       spdlog::error("partition {} of keyspace {} has no live replica to stream from",
@@ -273,28 +328,48 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
     std::lock_guard lock(mu_);
     progress_.done = done;
   }
-  if (done == tasks.size()) {
-    spdlog::info("topology change {}: streamed all {} ranges", t.id(), tasks.size());
+  // Said once per change (Step runs every poll until the change moves on).
+  if (done == tasks.size() && reported_done_ != t.id()) {
+    reported_done_ = t.id();
+    const StreamProgress p = progress();
+    spdlog::info("topology change {}: streamed all {} ranges: {} chunks, {} bytes", t.id(),
+                 tasks.size(), p.chunks, p.bytes);
   }
 }
 
-asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& topology,
-                                                      uint64_t transition, const Task& task,
-                                                      uint32_t source) {
+asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
+    const cluster::Topology& topology, uint64_t transition, const Task& task, uint32_t source) {
   const std::string key = ProgressKey(transition, task.partition, task.keyspace, source);
   auto recorded = engine_->GetMeta(key);
   if (!recorded.ok()) co_return recorded.status();
-  std::string after;
+  RecordedProgress start;
   if (recorded->has_value()) {
-    if (**recorded == kDone) co_return Status::Ok();
-    after = (*recorded)->substr(1);
+    auto decoded = DecodeProgress(**recorded);
+    if (!decoded.ok()) co_return decoded.status();
+    start = std::move(*decoded);
+    if (start.done) co_return start.counts;
     spdlog::info(
         "topology change {}: resuming partition {} of keyspace {} from node {} after "
-        "its last applied chunk",
-        transition, task.partition, task.keyspace, source);
+        "its last applied chunk ({} chunks, {} bytes applied before)",
+        transition, task.partition, task.keyspace, source, start.counts.chunks, start.counts.bytes);
   }
   const cluster::Member* member = topology.Find(source);
   if (member == nullptr) co_return Status::Unavailable("the source is not a member");
+  std::string after = std::move(start.after);
+  StreamCounts counts = start.counts;
+  internode::StreamingRange current;
+  current.set_partition(task.partition);
+  current.set_keyspace(task.keyspace);
+  current.set_source(source);
+  auto show = [&] {
+    std::lock_guard lock(mu_);
+    current.set_chunks(counts.chunks);
+    current.set_bytes(counts.bytes);
+    progress_.current = current;
+    progress_.chunks = finished_.chunks + counts.chunks;
+    progress_.bytes = finished_.bytes + counts.bytes;
+  };
+  show();
   while (!stopping_) {
     internode::Request request;
     internode::StreamRequest* stream = request.mutable_stream();
@@ -313,21 +388,27 @@ asio::awaitable<Status> PartitionStreamer::StreamFrom(const cluster::Topology& t
     const bool done = chunk->done();
     std::string last = chunk->last_key();
     const size_t bytes = chunk->ByteSizeLong();
-    storage::RawWrite progress{storage::Family::kMeta,
-                               ProgressKey(transition, task.partition, task.keyspace, source),
-                               done ? std::string(kDone) : "C" + last};
+    const StreamCounts next{counts.chunks + 1, counts.bytes + bytes};
+    storage::RawWrite progress{storage::Family::kMeta, key, EncodeProgress(done, next, last)};
     if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
                                        std::move(progress));
         !s.ok()) {
       co_return s;
     }
+    counts = next;
     bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
     {
       std::lock_guard lock(mu_);
-      progress_.bytes += bytes;
+      const auto now = std::chrono::steady_clock::now();
+      if (!rate_start_) rate_start_ = now;
+      rate_bytes_ += bytes;
+      const double seconds = std::chrono::duration<double>(now - *rate_start_).count();
+      progress_.rate =
+          seconds > 0.1 ? static_cast<uint64_t>(static_cast<double>(rate_bytes_) / seconds) : 0;
     }
+    show();
     co_await Throttle(bytes);
-    if (done) co_return Status::Ok();
+    if (done) co_return counts;
     after = std::move(last);
   }
   co_return Status::Unavailable("stopping");

@@ -56,6 +56,12 @@ struct StreamerOptions {
   std::chrono::milliseconds poll{500};
 };
 
+// What one stream (a range from one source) has applied, over every process that ran it.
+struct StreamCounts {
+  uint64_t chunks = 0;
+  uint64_t bytes = 0;
+};
+
 // What PartitionStreamer has done for the change in progress (for gossip, metrics, `cairn node
 // ops`).
 struct StreamProgress {
@@ -63,7 +69,15 @@ struct StreamProgress {
   bool planned = false;  // `total` is known
   uint32_t total = 0;    // ranges to stream in
   uint32_t done = 0;
+  // Chunks and bytes applied for this change, those applied before a restart of this process
+  // included (they are recorded with each range's progress): the finished streams' and the
+  // current one's.
+  uint64_t chunks = 0;
   uint64_t bytes = 0;
+  // Bytes per second this process has streamed in for this change since its first chunk.
+  uint64_t rate = 0;
+  // The range streaming now, if one is.
+  std::optional<internode::StreamingRange> current;
   internode::TransitionStage cleaned = internode::STAGE_NONE;
 };
 
@@ -114,9 +128,11 @@ class PartitionStreamer {
   // What the current state asks of this node.
   asio::awaitable<void> Step(std::shared_ptr<const cluster::Topology> topology);
   std::vector<Task> TasksOf(const cluster::Topology& topology) const;
-  // Streams one range from one source, resuming after its recorded progress. OK once done.
-  asio::awaitable<Status> StreamFrom(const cluster::Topology& topology, uint64_t transition,
-                                     const Task& task, uint32_t source);
+  // Streams one range from one source, resuming after its recorded progress; once done, what
+  // it applied in all.
+  asio::awaitable<Result<StreamCounts>> StreamFrom(const cluster::Topology& topology,
+                                                   uint64_t transition, const Task& task,
+                                                   uint32_t source);
   asio::awaitable<Status> Cleanup(const cluster::Topology& topology);
   // Applies one chunk of a range, with `progress` (a stream's resume point) in the same write.
   asio::awaitable<Status> ApplyChunk(uint32_t partition, uint32_t keyspace,
@@ -133,8 +149,9 @@ class PartitionStreamer {
   const asio::any_io_executor executor_;
   const asio::any_io_executor blocking_;
 
-  asio::steady_timer timer_;                            // on executor_
-  bool stopping_ = false;                               // on executor_
+  asio::steady_timer timer_;    // on executor_
+  bool stopping_ = false;       // on executor_
+  uint64_t reported_done_ = 0;  // on executor_: the change whose streams were logged as done
   std::chrono::steady_clock::time_point budget_start_;  // on executor_: throttle window
   uint64_t budget_bytes_ = 0;                           // on executor_
 
@@ -142,6 +159,12 @@ class PartitionStreamer {
   std::atomic<uint64_t> repair_bytes_total_{0};
   mutable std::mutex mu_;
   StreamProgress progress_;  // guarded by mu_
+  // Guarded by mu_: the chunks and bytes of the streams finished in this Step() (progress_
+  // shows them plus the current stream's), and the bytes this process streamed in for the
+  // change since `rate_start` (for progress_.rate).
+  StreamCounts finished_;
+  std::optional<std::chrono::steady_clock::time_point> rate_start_;
+  uint64_t rate_bytes_ = 0;
 };
 
 }  // namespace cairn::replica

@@ -57,9 +57,15 @@ asio::awaitable<Result<storage::ScanResult>> Replica::Scan(ScanArgs args) {
 asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
     internode::StreamRequest request) {
   // Named first: g++ 12 destroys a temporary closure in a co_await statement twice.
+  const bool range = request.keys_size() == 0;
   auto work = [this, request = std::move(request)] { return ReadStreamChunk(*engine_, request); };
-  co_return co_await OnBlocking<internode::StreamResponse>(std::move(work),
-                                                           "the range read did not finish in time");
+  auto chunk = co_await OnBlocking<internode::StreamResponse>(
+      std::move(work), "the range read did not finish in time");
+  if (chunk.ok() && range) {
+    chunks_served_.fetch_add(1, std::memory_order_relaxed);
+    bytes_served_.fetch_add(chunk->ByteSizeLong(), std::memory_order_relaxed);
+  }
+  co_return chunk;
 }
 
 Result<internode::DigestResponse> Replica::Digest(uint32_t partition, uint32_t keyspace) const {

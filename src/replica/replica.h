@@ -3,6 +3,7 @@
 // they are a replica themselves; in a cluster, peers reach it through internode messaging.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <span>
@@ -67,6 +68,9 @@ class Replica {
   // One chunk of a (partition, keyspace) range for another node (the range-transfer primitive,
   // partition_streamer.h), read on the blocking executor.
   asio::awaitable<Result<internode::StreamResponse>> StreamChunk(internode::StreamRequest request);
+  // The range chunks (not repair's key lists) this node has served since start, and their bytes.
+  uint64_t stream_chunks_served() const { return chunks_served_.load(std::memory_order_relaxed); }
+  uint64_t stream_bytes_served() const { return bytes_served_.load(std::memory_order_relaxed); }
 
   // Repair's comparison (range_repair.h): a range's digest (the engine's maintained tree: cheap,
   // on the caller's thread), and the keys and versions of some of its segments (a range read, on
@@ -103,6 +107,8 @@ class Replica {
   storage::Engine* const engine_;
   const asio::any_io_executor blocking_;
   PaxosAcceptor paxos_;
+  std::atomic<uint64_t> chunks_served_{0};
+  std::atomic<uint64_t> bytes_served_{0};
 };
 
 }  // namespace cairn::replica

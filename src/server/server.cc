@@ -449,6 +449,11 @@ void Server::RegisterMetrics() {
                static_cast<double>(p.total - std::min(p.total, p.done)));
     out.Single("cairn_stream_bytes_total", "Bytes this node has streamed in for topology changes",
                Type::kCounter, static_cast<double>(streamer_->bytes_total()));
+    out.Single("cairn_stream_chunks_served_total",
+               "Range chunks this node has served to nodes streaming in", Type::kCounter,
+               static_cast<double>(replica_->stream_chunks_served()));
+    out.Single("cairn_stream_bytes_served_total", "Bytes of those chunks", Type::kCounter,
+               static_cast<double>(replica_->stream_bytes_served()));
     const auto r = repairer_->counters();
     out.Single("cairn_repair_ranges_total",
                "Ranges this node's background repair compared with their other replicas",

@@ -687,6 +687,14 @@ Response HttpFrontDoor::Exchange::Cluster() {
   const coordinator::ClusterInfo info = coordinator->Cluster();
   Json nodes = Json::array();
   for (const coordinator::NodeReport& n : *r) {
+    Json streaming = nullptr;
+    if (const auto& r = n.status.streaming) {
+      streaming = {{"partition", r->partition},
+                   {"keyspace", r->keyspace},
+                   {"source", r->source},
+                   {"chunks", r->chunks},
+                   {"bytes", r->bytes}};
+    }
     nodes.push_back({{"node_id", n.status.node_id},
                      {"address", n.status.address},
                      {"dc", n.status.dc},
@@ -700,7 +708,10 @@ Response HttpFrontDoor::Exchange::Cluster() {
                      {"dead", n.status.dead},
                      {"streams_total", n.status.streams_total},
                      {"streams_done", n.status.streams_done},
-                     {"stream_bytes", n.status.stream_bytes}});
+                     {"stream_bytes", n.status.stream_bytes},
+                     {"stream_chunks", n.status.stream_chunks},
+                     {"stream_rate", n.status.stream_rate},
+                     {"streaming", std::move(streaming)}});
   }
   Json out = {{"partitions", info.partitions},
               {"formed", info.formed},

@@ -348,6 +348,16 @@ asio::awaitable<Status> ClusterStatus(Coordinator& c, wire::Request&, const Requ
     node->set_streams_total(n.status.streams_total);
     node->set_streams_done(n.status.streams_done);
     node->set_stream_bytes(n.status.stream_bytes);
+    node->set_stream_chunks(n.status.stream_chunks);
+    node->set_stream_rate(n.status.stream_rate);
+    if (const auto& r = n.status.streaming) {
+      wire::StreamingRange* out = node->mutable_streaming();
+      out->set_partition(r->partition);
+      out->set_keyspace(r->keyspace);
+      out->set_source(r->source);
+      out->set_chunks(r->chunks);
+      out->set_bytes(r->bytes);
+    }
   }
   co_return Status::Ok();
 }
