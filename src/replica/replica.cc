@@ -87,6 +87,13 @@ asio::awaitable<Result<internode::RangeKeysResponse>> Replica::RangeKeys(
       std::move(work), "listing the range's keys did not finish in time");
 }
 
+asio::awaitable<Result<storage::Engine::FileCheck>> Replica::ScrubFile(
+    storage::Engine::TableFile file) {
+  auto work = [this, file = std::move(file)] { return engine_->ScrubFile(file); };
+  co_return co_await OnBlocking<storage::Engine::FileCheck>(std::move(work),
+                                                            "the scrub did not finish in time");
+}
+
 asio::awaitable<Result<Replica::Compacted>> Replica::Compact() {
   auto work = [this]() -> Result<Compacted> {
     Compacted c;

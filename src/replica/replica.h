@@ -79,6 +79,12 @@ class Replica {
   asio::awaitable<Result<internode::RangeKeysResponse>> RangeKeys(
       internode::RangeKeysRequest request);
 
+  // Scrubbing (Engine::DataFiles, Engine::ScrubFile): each file is checked, and dropped if
+  // corrupt, on the blocking executor; the caller paces them and repairs the ranges dropped.
+  std::vector<storage::Engine::TableFile> DataFiles() const { return engine_->DataFiles(); }
+  asio::awaitable<Result<storage::Engine::FileCheck>> ScrubFile(storage::Engine::TableFile file);
+  uint64_t corruptions_seen() const { return engine_->corruptions_seen(); }
+
   // Compacts the data (Engine::CompactAll) on the blocking executor: `cairn compact`.
   struct Compacted {
     uint64_t bytes_before = 0, bytes_after = 0;  // Engine::DiskBytes()

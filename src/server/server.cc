@@ -297,8 +297,9 @@ void Server::OpenCoordinator() {
   coordinator::BackgroundRepairOptions repair_options;
   repair_options.interval = options_.repair_interval;
   repair_options.bytes_per_second = options_.repair_bytes_per_second;
-  repairer_ = std::make_unique<coordinator::BackgroundRepairer>(
-      coordinator_.get(), identity_.node_id, repair_options, reactors_[0]->io.get_executor());
+  repairer_ = std::make_unique<coordinator::BackgroundRepairer>(coordinator_.get(), replica_.get(),
+                                                                identity_.node_id, repair_options,
+                                                                reactors_[0]->io.get_executor());
   gossiper_->OnTopology([s = streamer_.get(), d = driver_.get()](auto) {
     s->Wake();
     d->Wake();
@@ -483,6 +484,23 @@ void Server::RegisterMetrics() {
     out.Single("cairn_repair_last_cycle_seconds",
                "How long this node's last full background repair cycle took (0: none yet)",
                Type::kGauge, r.last_cycle_seconds);
+    out.Single("cairn_scrubs_total", "Scrubs of every table file of this node's data finished",
+               Type::kCounter, static_cast<double>(r.scrubs));
+    out.Single("cairn_scrub_files_total", "Table files the scrub checked against their checksums",
+               Type::kCounter, static_cast<double>(r.files_scrubbed));
+    out.Single("cairn_scrub_bytes_total", "Bytes of those files", Type::kCounter,
+               static_cast<double>(r.bytes_scrubbed));
+    out.Single("cairn_scrub_corrupt_files_total",
+               "Table files found corrupt and dropped with the ranges they held", Type::kCounter,
+               static_cast<double>(r.corrupt_files));
+    out.Single("cairn_scrub_ranges_dropped_total", "Ranges dropped with corrupt files",
+               Type::kCounter, static_cast<double>(r.ranges_dropped));
+    out.Single("cairn_scrub_ranges_to_repair",
+               "Ranges dropped with corrupt files and not yet repaired from the other replicas",
+               Type::kGauge, static_cast<double>(r.ranges_to_repair));
+    out.Single("cairn_storage_corruptions_total",
+               "Corruption errors reads and compactions met in this node's data", Type::kCounter,
+               static_cast<double>(replica_->corruptions_seen()));
   });
   metrics_.Add([](Exposition& out) {
     const std::optional<AllocatorStats> heap = ReadAllocatorStats();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <queue>
 #include <unordered_map>
 
@@ -17,9 +18,11 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -43,6 +46,23 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();
   return Status::Internal(fmt::format("{}: {}", what, s.ToString()));
 }
+
+// Counts the corruption errors of RocksDB's background work (a compaction that read a corrupt
+// block): the engine then scrubs (Engine::corruptions_seen).
+class CorruptionListener final : public rocksdb::EventListener {
+ public:
+  explicit CorruptionListener(std::atomic<uint64_t>* count) : count_(count) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error != nullptr && error->IsCorruption()) {
+      count_->fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("storage: background work met a corrupt file: {} (a scrub will drop it)",
+                    error->ToString());
+    }
+  }
+
+ private:
+  std::atomic<uint64_t>* const count_;
+};
 
 std::string DroppedKey(uint32_t keyspace) { return fmt::format("{}{}", kDroppedPrefix, keyspace); }
 
@@ -244,6 +264,8 @@ Status Engine::OpenDb() {
   db_options.max_log_file_size = 16 << 20;
   db_options.keep_log_file_num = 4;
   if (options_.env != nullptr) db_options.env = options_.env;
+  listener_ = std::make_shared<CorruptionListener>(&corruptions_);
+  db_options.listeners.push_back(listener_);
   statistics_ = rocksdb::CreateDBStatistics();
   statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
   db_options.statistics = statistics_;
@@ -348,7 +370,7 @@ Result<std::optional<StoredValue>> Engine::ReadData(const std::string& key,
   std::optional<StoredValue> stored;
   rocksdb::PinnableSlice raw;
   auto s = db_->Get(rocksdb::ReadOptions(), data_, key, &raw);
-  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, what);
+  if (!s.ok() && !s.IsNotFound()) return ReadFailed(s, what);
   if (s.ok()) {
     auto v = DecodeValue(std::string_view(raw.data(), raw.size()));
     if (!v.ok()) return v.status();
@@ -491,7 +513,7 @@ class Engine::Group final : public GroupView {
     if (s.ok()) {
       out = std::move(value);
     } else if (!s.IsNotFound()) {
-      return FromRocks(s, "read in a group commit");
+      return e_.ReadFailed(s, "read in a group commit");
     }
     // What is committed: this group's own writes are in raw_written_ until it is.
     if (cached) e_.paxos_cache_.Put(key, out);
@@ -635,6 +657,7 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
     for (const WriteRequest::RangeDelete& range : request.range_deletes) {
       // The range's tree (its segments, and a mark for a rebuild) goes with its records.
       for (rocksdb::ColumnFamilyHandle* family : {data_, paxos_, trees_cf_}) {
+        if (family == paxos_ && range.keep_paxos) continue;
         group.batch().DeleteRange(family, EncodeDataKey(range.partition, range.keyspace, ""),
                                   RangeLimit(range.partition, range.keyspace));
       }
@@ -846,7 +869,7 @@ Result<std::vector<Engine::SegmentState>> Engine::UpdateTrees(Group& group) {
       // merge operands costs more than the rest of the write (callgrind of the write path).
       Tracked& t = tracked[unread[j]];
       if (statuses[j].IsNotFound()) continue;
-      if (!statuses[j].ok()) return FromRocks(statuses[j], "read for the hash trees");
+      if (!statuses[j].ok()) return ReadFailed(statuses[j], "read for the hash trees");
       const std::string_view raw(values[j].data(), values[j].size());
       if (raw.size() > options_.read_cache_max_value_bytes + kMaxValueHeaderBytes) {
         // Too large for the cache: only the header is decoded, not the value copied.
@@ -984,7 +1007,7 @@ Result<RangeChunk> Engine::ReadRange(Family family, uint32_t partition, uint32_t
     bytes += key.size() + it->value().size();
     chunk.records.push_back(RangeRecord{std::string(key), it->value().ToString()});
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "range read");
+  if (!it->status().ok()) return ReadFailed(it->status(), "range read");
   if (!it->Valid() || !it->key().starts_with(bound)) chunk.done = true;
   if (!chunk.records.empty()) chunk.last_key = chunk.records.back().key;
   return chunk;
@@ -1047,7 +1070,7 @@ Result<Engine::Tree> Engine::BuildTree(RangeId range) const {
     AddToTree(tree, std::string_view(it->key().data(), it->key().size()).substr(kKeyHeaderBytes),
               value->version);
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "range digest");
+  if (!it->status().ok()) return ReadFailed(it->status(), "range digest");
   return tree;
 }
 
@@ -1186,7 +1209,7 @@ Status Engine::BuildAllTrees() {
                    trees.size(), range.first);
     }
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "building the hash trees");
+  if (!it->status().ok()) return ReadFailed(it->status(), "building the hash trees");
   if (Status s = store(); !s.ok()) return s;
   batch.Put(meta_, kTreesVersionKey, kTreesVersion);
   rocksdb::WriteOptions synced;
@@ -1241,7 +1264,7 @@ Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> par
     Source src{std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(read_options, data_)),
                EncodeDataKey(p, keyspace, prefix)};
     src.it->Seek(EncodeDataKey(p, keyspace, start));
-    if (!src.it->status().ok()) return FromRocks(src.it->status(), "scan");
+    if (!src.it->status().ok()) return ReadFailed(src.it->status(), "scan");
     sources.push_back(std::move(src));
     if (sources.back().InRange()) heap.push(sources.size() - 1);
   }
@@ -1259,7 +1282,7 @@ Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> par
     bytes += src.user_key().size() + value->value.size();
     result.items.push_back(ScanItem{std::string(src.user_key()), std::move(*value)});
     src.it->Next();
-    if (!src.it->status().ok()) return FromRocks(src.it->status(), "scan");
+    if (!src.it->status().ok()) return ReadFailed(src.it->status(), "scan");
     if (src.InRange()) heap.push(i);
   }
   result.exhausted = heap.empty();
@@ -1271,7 +1294,7 @@ Result<std::optional<std::string>> Engine::GetMeta(std::string_view key) const {
   std::string value;
   auto s = db_->Get(rocksdb::ReadOptions(), meta_, key, &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return FromRocks(s, "meta read");
+  if (!s.ok()) return ReadFailed(s, "meta read");
   return std::optional<std::string>(std::move(value));
 }
 
@@ -1295,7 +1318,7 @@ Result<std::vector<std::pair<std::string, std::string>>> Engine::List(Family fam
        it->Next()) {
     out.emplace_back(it->key().ToString(), it->value().ToString());
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "list");
+  if (!it->status().ok()) return ReadFailed(it->status(), "list");
   return out;
 }
 
@@ -1328,6 +1351,89 @@ Status Engine::WriteMeta(const std::vector<MetaWrite>& writes) {
 }
 
 std::set<uint32_t> Engine::DroppedKeyspaces() const { return *gc_factory_->Dropped(); }
+
+Status Engine::ReadFailed(const rocksdb::Status& s, std::string_view what) const {
+  if (s.IsCorruption()) corruptions_.fetch_add(1, std::memory_order_relaxed);
+  return FromRocks(s, what);
+}
+
+Status Engine::WriteAndWait(WriteRequest request) {
+  std::promise<Status> done;
+  std::future<Status> result = done.get_future();
+  Write(std::move(request),
+        [&done](Status s, std::vector<WriteOutcome>) { done.set_value(std::move(s)); });
+  return result.get();
+}
+
+std::vector<Engine::TableFile> Engine::DataFiles() const {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  std::vector<TableFile> out;
+  for (const rocksdb::LiveFileMetaData& f : files) {
+    if (f.column_family_name == kDataCf) out.push_back(TableFile{f.name, f.size});
+  }
+  return out;
+}
+
+Result<Engine::FileCheck> Engine::ScrubFile(const TableFile& table) {
+  FileCheck check;
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db_->GetLiveFilesMetaData(&files);
+  auto it = std::find_if(files.begin(), files.end(), [&](const rocksdb::LiveFileMetaData& f) {
+    return f.name == table.name && f.column_family_name == kDataCf;
+  });
+  if (it == files.end()) return check;  // compacted away meanwhile
+  const rocksdb::LiveFileMetaData& file = *it;
+  const std::string path = file.db_path + file.name;
+  rocksdb::SstFileReader reader(db_->GetOptions(data_));
+  rocksdb::Status verified = reader.Open(path);
+  if (verified.ok()) verified = reader.VerifyChecksum();
+  if (verified.ok() || verified.IsNotFound() || verified.IsPathNotFound()) return check;
+  if (!verified.IsCorruption()) return FromRocks(verified, "checking " + path);
+  corruptions_.fetch_add(1, std::memory_order_relaxed);
+  check.corrupt = verified.ToString();
+  if (file.smallestkey.size() < kKeyHeaderBytes || file.largestkey.size() < kKeyHeaderBytes) {
+    return Status::Internal(fmt::format("{} is corrupt and holds keys Cairn did not write", path));
+  }
+  // Every range between the file's first and last key: those with a tree (every range that
+  // holds keys has one) and the two ends.
+  const RangeId first{base::GetBig32(file.smallestkey.data()),
+                      base::GetBig32(file.smallestkey.data() + 4)};
+  const RangeId last{base::GetBig32(file.largestkey.data()),
+                     base::GetBig32(file.largestkey.data() + 4)};
+  std::set<RangeId> ranges{first, last};
+  {
+    std::lock_guard lock(trees_mu_);
+    for (const auto& [range, tree] : trees_) {
+      if (first <= range && range <= last) ranges.insert(range);
+    }
+    for (const RangeId& range : dirty_) {
+      if (first <= range && range <= last) ranges.insert(range);
+    }
+  }
+  WriteRequest request;
+  for (const auto& [partition, keyspace] : ranges) {
+    request.range_deletes.push_back({partition, keyspace, /*keep_paxos=*/true});
+    check.ranges_dropped.emplace_back(partition, keyspace);
+  }
+  if (Status s = WriteAndWait(std::move(request)); !s.ok()) return s;
+  const rocksdb::Status dropped = db_->DeleteFile(file.name);
+  check.dropped = dropped.ok();
+  if (check.dropped) {
+    spdlog::error("scrub: {} was corrupt ({}); dropped it and the {} ranges its keys span", path,
+                  check.corrupt, ranges.size());
+  } else {
+    spdlog::error(
+        "scrub: {} is corrupt ({}) and RocksDB would not drop it ({}); its {} ranges were "
+        "deleted, so reads no longer reach it",
+        path, check.corrupt, dropped.ToString(), ranges.size());
+  }
+  // A background error the corrupt file caused stops writes until it is cleared.
+  if (rocksdb::Status resumed = db_->Resume(); !resumed.ok() && !resumed.IsNotSupported()) {
+    spdlog::warn("scrub: resuming after {}: {}", path, resumed.ToString());
+  }
+  return check;
+}
 
 Status Engine::CompactAll() {
   if (auto s = FromRocks(db_->Flush(rocksdb::FlushOptions(), data_), "flush"); !s.ok()) return s;

@@ -29,7 +29,9 @@ namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
 class Env;
+class EventListener;
 class Statistics;
+class Status;
 }  // namespace rocksdb
 
 namespace cairn::storage {
@@ -124,6 +126,9 @@ struct WriteRequest {
   struct RangeDelete {
     uint32_t partition = 0;
     uint32_t keyspace = 0;
+    // The data and the tree only, not the Paxos acceptor records (a scrub that drops a corrupt
+    // data file: the records are intact, and an acceptor must not forget its promises).
+    bool keep_paxos = false;
   };
   std::vector<RangeDelete> range_deletes;
   // Removes a tombstone or an expired value for good, from the data and from its range's tree.
@@ -262,6 +267,30 @@ class Engine {
   // Forces a flush and compaction of the data column family (tests and `cairn compact`).
   Status CompactAll();
 
+  // Scrubbing: the table files of the data column family, and the check of one of them.
+  struct TableFile {
+    std::string name;  // as RocksDB names it ("/000123.sst")
+    uint64_t bytes = 0;
+  };
+  std::vector<TableFile> DataFiles() const;
+  // Reads the file and checks every block against its checksum. A corrupt file is taken out:
+  // first every range its keys span is deleted from the data and the trees (the acceptor
+  // records stay), so that no older version in a lower level comes back and the trees stay
+  // exact; then the file itself is dropped (RocksDB DeleteFile) and a background error it caused
+  // is cleared. The ranges dropped are to be repaired from the other replicas (the caller's
+  // business). A file RocksDB cannot drop (a level-0 file that is not the oldest) is reported
+  // and left; its ranges are deleted all the same, so reads no longer reach it. Blocking: run
+  // it off the reactors. A file compacted away meanwhile checks as clean.
+  struct FileCheck {
+    std::string corrupt;  // why the file is corrupt; empty: it is not
+    bool dropped = false;
+    std::vector<std::pair<uint32_t, uint32_t>> ranges_dropped;  // (partition, keyspace)
+  };
+  Result<FileCheck> ScrubFile(const TableFile& file);
+  // Corruption errors met by reads and by RocksDB's background work since open: a reason to
+  // scrub now rather than at the next scheduled scrub.
+  uint64_t corruptions_seen() const { return corruptions_.load(std::memory_order_relaxed); }
+
   // Bytes of the data: table and blob files on disk, and memtables (a node's load, and what
   // `cairn compact` reports before and after).
   uint64_t DiskBytes() const;
@@ -328,6 +357,10 @@ class Engine {
 
   Engine(const EngineOptions& options);
   Status OpenDb();
+  // FromRocks for reads, counting corruption errors (corruptions_seen()).
+  Status ReadFailed(const rocksdb::Status& s, std::string_view what) const;
+  // Writes `request` and waits for it (for blocking callers off the writer thread).
+  Status WriteAndWait(WriteRequest request);
   // Open: loads the trees, or builds them all from the data when the database has none yet
   // (created before trees existed), and rebuilds the ranges left marked for a rebuild.
   Status LoadTrees();
@@ -371,6 +404,8 @@ class Engine {
   std::atomic<uint64_t> folds_{0};
   std::atomic<uint64_t> absorbed_{0};
   std::atomic<uint64_t> purged_{0};
+  mutable std::atomic<uint64_t> corruptions_{0};
+  std::shared_ptr<rocksdb::EventListener> listener_;  // counts background corruption errors
   // Exact: the writer thread keeps it in step with every data write (see read_cache.h).
   mutable ReadCache read_cache_;
   // The paxos family's records, exact: only group commits write the family (record_cache.h).

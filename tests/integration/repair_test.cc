@@ -2,9 +2,12 @@
 // for longer than the hint window converges after `cairn repair`, and only the keys that differ
 // are sent.
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <map>
+#include <random>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +19,7 @@
 #include "cairn/client.h"
 #include "storage/engine.h"
 #include "tests/harness/process.h"
+#include "tests/ops/http_get.h"
 #include "tests/support/options.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
@@ -348,6 +352,98 @@ TEST_F(RepairTest, ARangeLostFromOneReplicasDiskIsRebuiltByRepair) {
   for (const auto& [key, value] : want) {
     auto got = third->Get(key, ReadAt(Consistency::kOne));
     ASSERT_OK(got.status());
+    ASSERT_TRUE(got->has_value()) << key;
+    EXPECT_EQ((*got)->value, value) << key;
+  }
+}
+
+// Bit rot: a table file of one replica corrupted on disk (a run of bytes overwritten in its
+// middle, while the node is stopped) is found by the first read that meets it, dropped with the
+// ranges its keys span, and those ranges are repaired from the other replicas: the node then
+// answers every key from its own copy, the two others stopped.
+TEST_F(RepairTest, ACorruptTableFileIsFoundDroppedAndRepairedFromTheOtherReplicas) {
+  ClusterOptions options;
+  options.extra_args = {"--repair-interval", "0", "--http", "127.0.0.1:0"};
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  std::map<std::string, std::string> want;
+  {
+    auto client = Node(0);
+    std::mt19937_64 rng(42);
+    std::vector<std::pair<std::string, std::string>> batch;
+    for (int i = 0; i < 3000; ++i) {
+      std::string key = fmt::format("rot/{:05}", i);
+      // Bytes that do not compress, so that the data makes table files of some size.
+      std::string value = fmt::format("{:05}", i);
+      for (int b = 0; b < 1000; ++b) value.push_back(static_cast<char>('!' + rng() % 90));
+      want[key] = value;
+      batch.emplace_back(std::move(key), std::move(value));
+      if (batch.size() == 100) {
+        ASSERT_OK(client->BatchPut(batch, WriteAt(Consistency::kAll)).status());
+        batch.clear();
+      }
+    }
+  }
+  // Node 3's data into table files, then a run of its biggest one overwritten.
+  ASSERT_OK(Node(2)->Compact().status());
+  ASSERT_EQ(cluster_->node(2).Stop(), 0);
+  std::filesystem::path biggest;
+  uintmax_t size = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.Sub("cluster") + "/node3/db")) {
+    if (entry.path().extension() == ".sst" && entry.file_size() > size) {
+      size = entry.file_size();
+      biggest = entry.path();
+    }
+  }
+  ASSERT_GT(size, uintmax_t{1} << 20) << "no table file of the data";
+  {
+    std::fstream f(biggest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    const std::string garbage(8192, '\xab');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    ASSERT_TRUE(f.good());
+  }
+  ASSERT_OK(cluster_->Restart(2));
+  ASSERT_OK(cluster_->WaitForQuiet());
+
+  // Reads through node 3 meet the corrupt blocks (whatever they answer meanwhile).
+  auto third = Node(2);
+  size_t failed = 0;
+  for (const auto& [key, value] : want) {
+    auto got = third->Get(key, ReadAt(Consistency::kOne));
+    failed += got.ok() && got->has_value() && (*got)->value == value ? 0 : 1;
+  }
+  std::cout << fmt::format("{} of {} reads through node 3 failed or were wrong before the scrub\n",
+                           failed, want.size());
+  auto metric = [&](const std::string& name) -> std::optional<uint64_t> {
+    auto m = HttpGet(cluster_->node(2).http_address(), "/metrics");
+    if (m.status != 200) return std::nullopt;
+    const size_t at = m.body.find("\n" + name + " ");
+    if (at == std::string::npos) return std::nullopt;
+    return std::stoull(m.body.substr(at + name.size() + 2));
+  };
+  ASSERT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        const auto corrupt = metric("cairn_scrub_corrupt_files_total");
+        const auto pending = metric("cairn_scrub_ranges_to_repair");
+        const auto dropped = metric("cairn_scrub_ranges_dropped_total");
+        return ::testing::AssertionResult(corrupt && *corrupt >= 1 && pending && *pending == 0 &&
+                                          dropped && *dropped >= 1)
+               << "corrupt files " << corrupt.value_or(0) << ", ranges dropped "
+               << dropped.value_or(0) << ", still to repair " << pending.value_or(0);
+      },
+      120s, "the scrub to drop the corrupt file and repair its ranges"));
+  EXPECT_GE(metric("cairn_storage_corruptions_total").value_or(0), 1u);
+  EXPECT_NE(cluster_->node(2).Log().find("was corrupt"), std::string::npos)
+      << cluster_->node(2).Log();
+
+  // Node 3's own copy is whole again: the others stopped, it answers everything at ONE.
+  ASSERT_EQ(cluster_->node(0).Stop(), 0);
+  ASSERT_EQ(cluster_->node(1).Stop(), 0);
+  for (const auto& [key, value] : want) {
+    auto got = third->Get(key, ReadAt(Consistency::kOne));
+    ASSERT_TRUE(got.ok()) << key << ": " << got.status().ToString();
     ASSERT_TRUE(got->has_value()) << key;
     EXPECT_EQ((*got)->value, value) << key;
   }
