@@ -167,10 +167,14 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
   std::vector<uint32_t>& ask = plan->ask;
   std::vector<uint32_t>& spare = plan->spare;
 
-  // This node alone answers: no reconciliation needed.
+  // This node alone answers: no reconciliation needed. If its read fails (a corrupt block, say),
+  // the spares answer instead.
+  bool local_failed = false;
   if (ask.size() == 1 && ask[0] == identity_.node_id) {
     CountRead(/*local=*/true);
-    co_return local_->Read(key);
+    auto local = local_->Read(key);
+    if (local.ok() || spare.empty()) co_return local;
+    local_failed = true;
   }
 
   co_await base::failpoint::Pause("coordinator.read.before_send");
@@ -178,7 +182,9 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
   auto round = std::make_shared<ReadRound>(executor, set, *req);
   for (uint32_t node : ask) {
     round->Start();
-    if (node == identity_.node_id) {
+    if (node == identity_.node_id && local_failed) {
+      round->Failed();
+    } else if (node == identity_.node_id) {
       CountRead(/*local=*/true);
       auto local = local_->Read(key);
       if (local.ok()) {
@@ -338,7 +344,10 @@ std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
         topology.map.ReplicasIn(data_key.partition, topology.local_dc, ks.replication);
     if (std::find(mine.begin(), mine.end(), identity_.node_id) != mine.end()) {
       CountRead(/*local=*/true);
-      return LiveRecordOf(local_->Read(data_key));
+      auto local = local_->Read(data_key);
+      // A failed read (a corrupt block) goes the long way, where the other replicas answer.
+      if (!local.ok()) return std::nullopt;
+      return LiveRecordOf(std::move(local));
     }
   }
   auto plan = PlanRead(topology, ks, data_key.partition, level);
@@ -346,7 +355,9 @@ std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
     return std::nullopt;
   }
   CountRead(/*local=*/true);
-  return LiveRecordOf(local_->Read(data_key));
+  auto local = local_->Read(data_key);
+  if (!local.ok()) return std::nullopt;
+  return LiveRecordOf(std::move(local));
 }
 
 asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> ClusterCoordinator::BatchGet(

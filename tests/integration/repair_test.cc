@@ -407,15 +407,22 @@ TEST_F(RepairTest, ACorruptTableFileIsFoundDroppedAndRepairedFromTheOtherReplica
   ASSERT_OK(cluster_->Restart(2));
   ASSERT_OK(cluster_->WaitForQuiet());
 
-  // Reads through node 3 meet the corrupt blocks (whatever they answer meanwhile).
+  // Reads through node 3 meet the corrupt blocks: none fails (a replica that fails is doubled by
+  // another), though once the scrub has dropped the ranges and until they are repaired a read
+  // at ONE may find a key missing, as after any outage of a replica.
   auto third = Node(2);
-  size_t failed = 0;
+  size_t failed = 0, missing = 0;
   for (const auto& [key, value] : want) {
     auto got = third->Get(key, ReadAt(Consistency::kOne));
-    failed += got.ok() && got->has_value() && (*got)->value == value ? 0 : 1;
+    if (!got.ok()) {
+      ++failed;
+      ADD_FAILURE() << key << ": " << got.status().ToString();
+    } else if (!got->has_value() || (*got)->value != value) {
+      ++missing;
+    }
   }
-  std::cout << fmt::format("{} of {} reads through node 3 failed or were wrong before the scrub\n",
-                           failed, want.size());
+  std::cout << fmt::format("reads through node 3 before the repair: {} of {} failed, {} missing\n",
+                           failed, want.size(), missing);
   auto metric = [&](const std::string& name) -> std::optional<uint64_t> {
     auto m = HttpGet(cluster_->node(2).http_address(), "/metrics");
     if (m.status != 200) return std::nullopt;
