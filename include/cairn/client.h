@@ -74,6 +74,9 @@ struct NodeInfo {
   bool up = false;
   uint32_t partitions = 0;  // partition replicas it holds
   uint64_t load_bytes = 0;
+  // Of load_bytes, garbage in table files: tombstones and values expired when written (purged by
+  // repair, reclaimed by compaction). Memtables and blob files not counted.
+  uint64_t dead_bytes = 0;
   uint64_t hints_pending = 0;  // hints it holds for other nodes
   bool self = false;           // the node that answered
   std::string member_state;    // NORMAL, JOINING or LEAVING

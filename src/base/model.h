@@ -103,6 +103,7 @@ struct NodeStatus {
   bool up = false;
   bool self = false;
   uint64_t load_bytes = 0;
+  uint64_t dead_bytes = 0;  // of load_bytes, garbage: tombstones and expired values
   uint64_t hints_pending = 0;
   // Its place in the topology: NORMAL, JOINING, LEAVING (empty before the cluster formed).
   std::string state;

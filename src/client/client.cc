@@ -83,6 +83,7 @@ ClusterInfo ClusterOf(const wire::ClusterStatusResponse& r) {
     node.up = n.state() == "UP";
     node.partitions = n.partitions();
     node.load_bytes = n.load_bytes();
+    node.dead_bytes = n.dead_bytes();
     node.hints_pending = n.hints_pending();
     node.self = n.self();
     node.member_state = n.member_state();

@@ -475,6 +475,7 @@ asio::awaitable<void> Gossiper::Run() {
       self.set_heartbeat(++heartbeat_);
       self.set_hlc(clock_->Now());
       if (figures_.load_bytes) self.set_load_bytes(figures_.load_bytes());
+      if (figures_.dead_bytes) self.set_dead_bytes(figures_.dead_bytes());
       if (figures_.hints) self.set_hints_pending(figures_.hints());
       if (figures_.streaming) figures_.streaming(&self);
       EvaluateLocked(now);
@@ -577,6 +578,7 @@ std::vector<NodeStatus> Gossiper::Nodes() const {
       n.dc = it->second.info().dc();
       n.rack = it->second.info().rack();
       n.load_bytes = it->second.load_bytes();
+      n.dead_bytes = it->second.dead_bytes();
       n.hints_pending = it->second.hints_pending();
       if (state_ && state_->has_transition() &&
           it->second.transition() == state_->transition().id()) {

@@ -45,6 +45,7 @@ struct GossipOptions {
 // What this node reports about itself in every gossip round besides its heartbeat.
 struct SelfFigures {
   std::function<uint64_t()> load_bytes;
+  std::function<uint64_t()> dead_bytes;  // of load_bytes, garbage (tombstones, expired values)
   std::function<uint64_t()> hints;
   // Progress of the partitions this node streams or cleans up for the topology change in
   // progress (replica/partition_streamer.h), read by the node that drives the change.

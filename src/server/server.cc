@@ -231,6 +231,7 @@ Status Server::OpenCluster() {
                                                           std::chrono::milliseconds(500));
   cluster::SelfFigures figures;
   figures.load_bytes = [engine = engine_.get()] { return engine->DiskBytes(); };
+  figures.dead_bytes = [engine = engine_.get()] { return engine->TableGarbage().dead_bytes; };
   figures.hints = [hints = hints_.get()] { return hints->TotalPending(); };
   replica::StreamerOptions streamer_options;
   streamer_options.bytes_per_second = options_.stream_bytes_per_second;
@@ -594,6 +595,17 @@ void Server::RegisterMetrics() {
     out.Single("cairn_storage_paxos_cache_misses_total",
                "Paxos acceptor records read in group commits from RocksDB since start",
                Type::kCounter, static_cast<double>(engine_->paxos_cache_misses()));
+    const storage::Engine::Garbage garbage = engine_->TableGarbage();
+    out.Single("cairn_storage_table_bytes", "Size of the data's table files", Type::kGauge,
+               static_cast<double>(garbage.table_bytes));
+    out.Single("cairn_storage_dead_bytes",
+               "Of those, garbage: tombstones and values expired when their file was written "
+               "(purged by repair, then reclaimed by compaction)",
+               Type::kGauge, static_cast<double>(garbage.dead_bytes));
+    out.Single("cairn_storage_table_entries", "Entries in the data's table files", Type::kGauge,
+               static_cast<double>(garbage.entries));
+    out.Single("cairn_storage_dead_entries", "Of those, tombstones and expired values",
+               Type::kGauge, static_cast<double>(garbage.dead_entries));
     out.Single("cairn_storage_writes_absorbed_total",
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",

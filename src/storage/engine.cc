@@ -25,6 +25,7 @@
 #include <rocksdb/sst_file_reader.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
+#include <rocksdb/table_properties.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
@@ -48,21 +49,94 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 }
 
 // Counts the corruption errors of RocksDB's background work (a compaction that read a corrupt
-// block): the engine then scrubs (Engine::corruptions_seen).
-class CorruptionListener final : public rocksdb::EventListener {
+// block): the engine then scrubs (Engine::corruptions_seen). And marks the garbage figures
+// stale whenever the table files change.
+class EngineListener final : public rocksdb::EventListener {
  public:
-  explicit CorruptionListener(std::atomic<uint64_t>* count) : count_(count) {}
+  EngineListener(std::atomic<uint64_t>* corruptions, std::atomic<bool>* garbage_stale)
+      : corruptions_(corruptions), garbage_stale_(garbage_stale) {}
   void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
     if (error != nullptr && error->IsCorruption()) {
-      count_->fetch_add(1, std::memory_order_relaxed);
+      corruptions_->fetch_add(1, std::memory_order_relaxed);
       spdlog::error("storage: background work met a corrupt file: {} (a scrub will drop it)",
                     error->ToString());
     }
   }
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo&) override {
+    garbage_stale_->store(true, std::memory_order_relaxed);
+  }
+  void OnCompactionCompleted(rocksdb::DB*, const rocksdb::CompactionJobInfo&) override {
+    garbage_stale_->store(true, std::memory_order_relaxed);
+  }
 
  private:
-  std::atomic<uint64_t>* const count_;
+  std::atomic<uint64_t>* const corruptions_;
+  std::atomic<bool>* const garbage_stale_;
 };
+
+// The user properties a data table file carries: its entries' bytes (key and value, before
+// compression), and of those, the garbage's.
+constexpr const char* kEntryBytesProperty = "cairn.entry-bytes";
+constexpr const char* kDeadBytesProperty = "cairn.dead-bytes";
+constexpr const char* kEntriesProperty = "cairn.entries";
+constexpr const char* kDeadEntriesProperty = "cairn.dead-entries";
+
+// Counts, in each data table file as it is written, the entries that are garbage: tombstones,
+// values already expired at that time, and RocksDB deletions (purges). Large values (blob
+// references) and merge operands count as live.
+class GarbageCollector final : public rocksdb::TablePropertiesCollector {
+ public:
+  explicit GarbageCollector(uint64_t now_ms) : now_ms_(now_ms) {}
+  rocksdb::Status AddUserKey(const rocksdb::Slice& key, const rocksdb::Slice& value,
+                             rocksdb::EntryType type, rocksdb::SequenceNumber, uint64_t) override {
+    const uint64_t bytes = key.size() + value.size();
+    bytes_ += bytes;
+    ++entries_;
+    bool dead = type == rocksdb::kEntryDelete || type == rocksdb::kEntrySingleDelete;
+    if (type == rocksdb::kEntryPut) {
+      auto header = DecodeValueHeader(std::string_view(value.data(), value.size()));
+      dead = header.ok() && !header->IsLive(now_ms_);
+    }
+    if (dead) {
+      dead_bytes_ += bytes;
+      ++dead_entries_;
+    }
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status Finish(rocksdb::UserCollectedProperties* properties) override {
+    *properties = GetReadableProperties();
+    return rocksdb::Status::OK();
+  }
+  rocksdb::UserCollectedProperties GetReadableProperties() const override {
+    return {{kEntryBytesProperty, std::to_string(bytes_)},
+            {kDeadBytesProperty, std::to_string(dead_bytes_)},
+            {kEntriesProperty, std::to_string(entries_)},
+            {kDeadEntriesProperty, std::to_string(dead_entries_)}};
+  }
+  const char* Name() const override { return "cairn.GarbageCollector"; }
+
+ private:
+  const uint64_t now_ms_;
+  uint64_t bytes_ = 0, dead_bytes_ = 0, entries_ = 0, dead_entries_ = 0;
+};
+
+class GarbageCollectorFactory final : public rocksdb::TablePropertiesCollectorFactory {
+ public:
+  explicit GarbageCollectorFactory(base::PhysicalClock* clock) : clock_(clock) {}
+  rocksdb::TablePropertiesCollector* CreateTablePropertiesCollector(
+      rocksdb::TablePropertiesCollectorFactory::Context) override {
+    return new GarbageCollector(clock_->NowMillis());
+  }
+  const char* Name() const override { return "cairn.GarbageCollectorFactory"; }
+
+ private:
+  base::PhysicalClock* const clock_;
+};
+
+uint64_t PropertyNumber(const rocksdb::UserCollectedProperties& p, const char* name) {
+  auto it = p.find(name);
+  return it == p.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+}
 
 std::string DroppedKey(uint32_t keyspace) { return fmt::format("{}{}", kDroppedPrefix, keyspace); }
 
@@ -264,7 +338,7 @@ Status Engine::OpenDb() {
   db_options.max_log_file_size = 16 << 20;
   db_options.keep_log_file_num = 4;
   if (options_.env != nullptr) db_options.env = options_.env;
-  listener_ = std::make_shared<CorruptionListener>(&corruptions_);
+  listener_ = std::make_shared<EngineListener>(&corruptions_, &garbage_stale_);
   db_options.listeners.push_back(listener_);
   statistics_ = rocksdb::CreateDBStatistics();
   statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
@@ -282,6 +356,8 @@ Status Engine::OpenDb() {
   rocksdb::ColumnFamilyOptions data;
   data.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   data.compaction_filter_factory = gc_factory_;
+  data.table_properties_collector_factories.push_back(
+      std::make_shared<GarbageCollectorFactory>(clock_));
   data.merge_operator = std::make_shared<LastWriterWins>();
   // A hot key's versions are folded into one value by the writer thread (see
   // EngineOptions::fold_every), so reads of it stay short. Not RocksDB's max_successive_merges:
@@ -1419,6 +1495,7 @@ Result<Engine::FileCheck> Engine::ScrubFile(const TableFile& table) {
   if (Status s = WriteAndWait(std::move(request)); !s.ok()) return s;
   const rocksdb::Status dropped = db_->DeleteFile(file.name);
   check.dropped = dropped.ok();
+  garbage_stale_ = true;
   if (check.dropped) {
     spdlog::error("scrub: {} was corrupt ({}); dropped it and the {} ranges its keys span", path,
                   check.corrupt, ranges.size());
@@ -1443,6 +1520,34 @@ Status Engine::CompactAll() {
   // Reads after an explicit compaction see what it left (see read_cache.h on compaction).
   read_cache_.Clear();
   return s;
+}
+
+Engine::Garbage Engine::TableGarbage() const {
+  std::lock_guard lock(garbage_mu_);
+  if (!garbage_stale_.exchange(false)) return garbage_;
+  rocksdb::TablePropertiesCollection tables;
+  if (rocksdb::Status s = db_->GetPropertiesOfAllTables(data_, &tables); !s.ok()) {
+    garbage_stale_ = true;
+    spdlog::warn("storage: reading the table files' properties: {}", s.ToString());
+    return garbage_;
+  }
+  Garbage g;
+  for (const auto& [name, properties] : tables) {
+    const rocksdb::UserCollectedProperties& user = properties->user_collected_properties;
+    const uint64_t size = properties->data_size + properties->index_size + properties->filter_size;
+    const uint64_t entry_bytes = PropertyNumber(user, kEntryBytesProperty);
+    const uint64_t dead = PropertyNumber(user, kDeadBytesProperty);
+    g.table_bytes += size;
+    if (entry_bytes > 0) {
+      g.dead_bytes += static_cast<uint64_t>(static_cast<double>(size) *
+                                            static_cast<double>(std::min(dead, entry_bytes)) /
+                                            static_cast<double>(entry_bytes));
+    }
+    g.entries += PropertyNumber(user, kEntriesProperty);
+    g.dead_entries += PropertyNumber(user, kDeadEntriesProperty);
+  }
+  garbage_ = g;
+  return g;
 }
 
 uint64_t Engine::DiskBytes() const {

@@ -294,6 +294,18 @@ class Engine {
   // Bytes of the data: table and blob files on disk, and memtables (a node's load, and what
   // `cairn compact` reports before and after).
   uint64_t DiskBytes() const;
+  // What of the data's table files is garbage: tombstones, values already expired when their
+  // file was written, and purges' deletions, counted per file as it is written (a table
+  // properties collector) and summed over the live files. Memtables, blob files, and older
+  // versions a newer one shadows are not counted; a value that expires after its file was
+  // written counts as live until a compaction rewrites it.
+  struct Garbage {
+    uint64_t table_bytes = 0;  // the table files' size
+    uint64_t dead_bytes = 0;   // of which garbage (each file's size times its dead share)
+    uint64_t dead_entries = 0;
+    uint64_t entries = 0;
+  };
+  Garbage TableGarbage() const;
 
   // A RocksDB property of the data column family, e.g. "rocksdb.estimate-num-keys".
   std::optional<std::string> Property(std::string_view name) const;
@@ -405,7 +417,13 @@ class Engine {
   std::atomic<uint64_t> absorbed_{0};
   std::atomic<uint64_t> purged_{0};
   mutable std::atomic<uint64_t> corruptions_{0};
-  std::shared_ptr<rocksdb::EventListener> listener_;  // counts background corruption errors
+  // Set when the table files change (flushes, compactions, a scrub's drop): TableGarbage()
+  // sums the files' properties again.
+  mutable std::atomic<bool> garbage_stale_{true};
+  mutable std::mutex garbage_mu_;
+  mutable Garbage garbage_;  // guarded by garbage_mu_
+  // Counts background corruption errors, and marks garbage_ stale.
+  std::shared_ptr<rocksdb::EventListener> listener_;
   // Exact: the writer thread keeps it in step with every data write (see read_cache.h).
   mutable ReadCache read_cache_;
   // The paxos family's records, exact: only group commits write the family (record_cache.h).

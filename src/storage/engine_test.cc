@@ -580,6 +580,54 @@ TEST_F(EngineTest, ScrubDropsACorruptTableFileWithItsRangesAndKeepsTheAcceptorRe
   ExpectTreeMatchesData(*engine_, 2);
 }
 
+// Accounting (issue #16): the table files say how much of them is garbage. Tombstones and
+// values expired when their file was written count; once purged and compacted away they do not.
+TEST_F(EngineTest, TableGarbageCountsTombstonesAndExpiredValuesUntilPurged) {
+  WriteRequest live;
+  for (int i = 0; i < 1000; ++i) {
+    live.ops.push_back(Put(fmt::format("k{:04}", i), std::string(200, 'v'), {100, 1}));
+  }
+  ASSERT_TRUE(WriteSync(*engine_, std::move(live)).status.ok());
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  Engine::Garbage g = engine_->TableGarbage();
+  EXPECT_EQ(g.entries, 1000u);
+  EXPECT_EQ(g.dead_entries, 0u);
+  EXPECT_EQ(g.dead_bytes, 0u);
+  EXPECT_GT(g.table_bytes, 0u);
+
+  // Half deleted, and ten values that have expired by the time they are flushed.
+  WriteRequest deletes;
+  for (int i = 0; i < 500; ++i)
+    deletes.ops.push_back(Tombstone(fmt::format("k{:04}", i), {200, 1}));
+  for (int i = 0; i < 10; ++i) {
+    WriteOp op = Put(fmt::format("ttl{}", i), std::string(200, 't'), {200, 1});
+    op.value.expires_at_ms = clock_.ms.load() - 1;
+    deletes.ops.push_back(std::move(op));
+  }
+  ASSERT_TRUE(WriteSync(*engine_, std::move(deletes)).status.ok());
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  g = engine_->TableGarbage();
+  EXPECT_EQ(g.entries, 1010u);
+  EXPECT_EQ(g.dead_entries, 510u);
+  EXPECT_GT(g.dead_bytes, 0u);
+  EXPECT_LT(g.dead_bytes, g.table_bytes);
+
+  // Purged and compacted: the garbage is gone, the live half stays.
+  WriteRequest purges;
+  for (int i = 0; i < 500; ++i) purges.purges.push_back(Purge(fmt::format("k{:04}", i), {200, 1}));
+  for (int i = 0; i < 10; ++i) purges.purges.push_back(Purge(fmt::format("ttl{}", i), {200, 1}));
+  ASSERT_TRUE(WriteSync(*engine_, std::move(purges)).status.ok());
+  EXPECT_EQ(engine_->purged(), 510u);
+  ASSERT_TRUE(engine_->CompactAll().ok());
+  g = engine_->TableGarbage();
+  EXPECT_EQ(g.entries, 500u);
+  EXPECT_EQ(g.dead_entries, 0u);
+  EXPECT_EQ(g.dead_bytes, 0u);
+  // Across a restart too (the figures are the files' own properties).
+  Open();
+  EXPECT_EQ(engine_->TableGarbage().entries, 500u);
+}
+
 // The trees read the stored version of every key written; a large value in a blob file is read
 // like any other (and not kept in the read cache).
 TEST_F(EngineTest, TreesFollowWritesOfLargeValues) {

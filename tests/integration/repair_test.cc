@@ -456,6 +456,62 @@ TEST_F(RepairTest, ACorruptTableFileIsFoundDroppedAndRepairedFromTheOtherReplica
   }
 }
 
+// Accounting: tombstones show in each node's DEAD bytes (cairn status) once in table files, and
+// go once a repair where every replica agreed has purged them and a compaction has run.
+TEST_F(RepairTest, TombstonesShowAsDeadBytesUntilRepairPurgesThem) {
+  ClusterOptions options;
+  options.extra_args = {"--hint-window", "1", "--purge-margin", "0", "--repair-interval", "0"};
+  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  cluster_ = std::move(*c);
+  auto client = Node(0);
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 400; ++i) {
+    std::string value;
+    for (int b = 0; b < 500; ++b) value.push_back(static_cast<char>('!' + rng() % 90));
+    ASSERT_OK(client->Put(fmt::format("d{:03}", i), value, WriteAt(Consistency::kAll)).status());
+  }
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_OK(client->Delete(fmt::format("d{:03}", i), WriteAt(Consistency::kAll)).status());
+  }
+  auto compact_all = [&] {
+    for (size_t n = 0; n < 3; ++n) ASSERT_OK(Node(n)->Compact().status());
+  };
+  // Every node's DEAD figure as node 1 sees it (spread by gossip).
+  auto dead = [&](auto predicate, const char* what) {
+    return WaitUntil(
+        [&]() -> ::testing::AssertionResult {
+          auto status = client->ClusterStatus();
+          if (!status.ok()) return ::testing::AssertionFailure() << status.status().ToString();
+          std::string figures;
+          bool all = status->nodes.size() == 3;
+          for (const NodeInfo& n : status->nodes) {
+            figures += fmt::format(" {}/{}", n.dead_bytes, n.load_bytes);
+            all = all && predicate(n);
+          }
+          return ::testing::AssertionResult(all) << "dead/load bytes:" << figures;
+        },
+        30s, what);
+  };
+  ASSERT_NO_FATAL_FAILURE(compact_all());
+  ASSERT_OK(dead([](const NodeInfo& n) { return n.dead_bytes > 0 && n.dead_bytes < n.load_bytes; },
+                 "every node to count its tombstones as dead bytes"));
+  auto text = RunCommand({CliPath(), "--server", cluster_->address(0), "status"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("DEAD"), std::string::npos) << text.out;
+
+  const auto deleted = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&] { return ::testing::AssertionResult(std::chrono::steady_clock::now() - deleted > 2s); },
+      10s, "the deletes to be older than the hint window"));
+  uint32_t agreed = 0;
+  const RepairReport purged = RepairAll(0, &agreed);
+  EXPECT_EQ(purged.tombstones_purged, 600u);  // 200 on each of 3 replicas
+  ASSERT_NO_FATAL_FAILURE(compact_all());
+  ASSERT_OK(dead([](const NodeInfo& n) { return n.dead_bytes == 0 && n.load_bytes > 0; },
+                 "the dead bytes to go after the purge and a compaction"));
+}
+
 TEST_F(RepairTest, TheCliRepairsWithASummaryAndRefusesBadArguments) {
   auto c = LocalCluster::Start(dir_.Sub("cluster"), ClusterOptions{});
   ASSERT_TRUE(c.ok()) << c.status().ToString();

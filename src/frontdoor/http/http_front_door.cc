@@ -702,6 +702,7 @@ Response HttpFrontDoor::Exchange::Cluster() {
                      {"state", n.status.up ? "UP" : "DOWN"},
                      {"partitions", n.partitions},
                      {"load_bytes", n.status.load_bytes},
+                     {"dead_bytes", n.status.dead_bytes},
                      {"hints_pending", n.status.hints_pending},
                      {"self", n.status.self},
                      {"member", n.status.state},

@@ -341,6 +341,7 @@ asio::awaitable<Status> ClusterStatus(Coordinator& c, wire::Request&, const Requ
     node->set_state(n.status.up ? "UP" : "DOWN");
     node->set_partitions(n.partitions);
     node->set_load_bytes(n.status.load_bytes);
+    node->set_dead_bytes(n.status.dead_bytes);
     node->set_hints_pending(n.status.hints_pending);
     node->set_self(n.status.self);
     node->set_member_state(n.status.state);

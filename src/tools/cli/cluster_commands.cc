@@ -26,24 +26,38 @@ std::string HumanBytes(uint64_t bytes) {
 
 }  // namespace
 
+Json NodeJson(const NodeInfo& n) {
+  Json streaming = nullptr;
+  if (const auto& r = n.streaming) {
+    streaming = Json{{"partition", r->partition},
+                     {"keyspace", r->keyspace},
+                     {"source", r->source},
+                     {"chunks", r->chunks},
+                     {"bytes", r->bytes}};
+  }
+  return Json{{"node_id", n.node_id},
+              {"address", n.address},
+              {"dc", n.dc},
+              {"rack", n.rack},
+              {"state", n.up ? "UP" : "DOWN"},
+              {"partitions", n.partitions},
+              {"load_bytes", n.load_bytes},
+              {"dead_bytes", n.dead_bytes},
+              {"hints_pending", n.hints_pending},
+              {"self", n.self},
+              {"member", n.member_state},
+              {"dead", n.dead},
+              {"streams_total", n.streams_total},
+              {"streams_done", n.streams_done},
+              {"stream_bytes", n.stream_bytes},
+              {"stream_chunks", n.stream_chunks},
+              {"stream_rate", n.stream_rate},
+              {"streaming", std::move(streaming)}};
+}
+
 Json ClusterJson(const ClusterInfo& cluster) {
   Json nodes = Json::array();
-  for (const auto& n : cluster.nodes) {
-    nodes.push_back(Json{{"node_id", n.node_id},
-                         {"address", n.address},
-                         {"dc", n.dc},
-                         {"rack", n.rack},
-                         {"state", n.up ? "UP" : "DOWN"},
-                         {"partitions", n.partitions},
-                         {"load_bytes", n.load_bytes},
-                         {"hints_pending", n.hints_pending},
-                         {"self", n.self},
-                         {"member", n.member_state},
-                         {"dead", n.dead},
-                         {"streams_total", n.streams_total},
-                         {"streams_done", n.streams_done},
-                         {"stream_bytes", n.stream_bytes}});
-  }
+  for (const auto& n : cluster.nodes) nodes.push_back(NodeJson(n));
   return Json{{"formed", cluster.formed}, {"partitions", cluster.partitions},
               {"note", cluster.note},     {"topology_epoch", cluster.topology_epoch},
               {"change", cluster.change}, {"nodes", nodes}};
@@ -62,8 +76,8 @@ std::string ClusterText(const ClusterInfo& cluster) {
   for (const auto& n : cluster.nodes) by_dc[n.dc.empty() ? "?" : n.dc].push_back(&n);
   for (const auto& [dc, nodes] : by_dc) {
     out += "\nDatacenter: " + dc + "\n";
-    out += fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}\n", "STATE", "MEMBER",
-                       "ADDRESS", "NODE", "RACK", "LOAD", "PARTITIONS", "HINTS");
+    out += fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>10} {:>8}\n", "STATE",
+                       "MEMBER", "ADDRESS", "NODE", "RACK", "LOAD", "DEAD", "PARTITIONS", "HINTS");
     for (const auto* n : nodes) {
       std::string notes;
       if (n->dead) notes += "  (dead)";
@@ -73,11 +87,11 @@ std::string ClusterText(const ClusterInfo& cluster) {
       }
       if (n->self) notes += "  (this node)";
       out +=
-          fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>8}{}\n",
+          fmt::format("{:<6} {:<8} {:<22} {:<11} {:<10} {:>10} {:>10} {:>10} {:>8}{}\n",
                       n->up ? "UP" : "DOWN", n->member_state.empty() ? "?" : n->member_state,
                       n->address, n->node_id == 0 ? std::string("?") : std::to_string(n->node_id),
-                      n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes), n->partitions,
-                      n->hints_pending, notes);
+                      n->rack.empty() ? "?" : n->rack, HumanBytes(n->load_bytes),
+                      HumanBytes(n->dead_bytes), n->partitions, n->hints_pending, notes);
     }
   }
   return out;

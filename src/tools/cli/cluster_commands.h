@@ -12,6 +12,8 @@ int Metrics(Context& context, const Args&);
 // A table of the nodes per data centre: state, address, id, rack, load, partitions, hints.
 int ClusterStatus(Context& context, const Args&);
 
+// What `cairn status --json` says of one node (also `cairn node ops --json`).
+Json NodeJson(const NodeInfo& node);
 // What `cairn status` prints: JSON and text.
 Json ClusterJson(const ClusterInfo& cluster);
 std::string ClusterText(const ClusterInfo& cluster);

@@ -97,26 +97,13 @@ int NodeOps(Context& context, const Args& args) {
                                  status->change.empty() ? "no change in progress" : status->change);
   for (const NodeInfo& n : status->nodes) {
     if (n.streams_total == 0) continue;
-    Json streaming = nullptr;
     std::string now;
     if (const auto& r = n.streaming) {
-      streaming = Json{{"partition", r->partition},
-                       {"keyspace", r->keyspace},
-                       {"source", r->source},
-                       {"chunks", r->chunks},
-                       {"bytes", r->bytes}};
       now = fmt::format("\n    now: partition {} of keyspace {} from node {}, {} chunks, {}",
                         r->partition, r->keyspace, r->source, r->chunks,
                         ProgressLine::FormatBytes(static_cast<double>(r->bytes)));
     }
-    nodes.push_back(Json{{"node_id", n.node_id},
-                         {"address", n.address},
-                         {"streams_total", n.streams_total},
-                         {"streams_done", n.streams_done},
-                         {"stream_bytes", n.stream_bytes},
-                         {"stream_chunks", n.stream_chunks},
-                         {"stream_rate", n.stream_rate},
-                         {"streaming", std::move(streaming)}});
+    nodes.push_back(NodeJson(n));
     text += fmt::format("  node {} ({}): {}/{} ranges streamed, {} chunks, {} at {}/s{}\n",
                         n.node_id, n.address, n.streams_done, n.streams_total, n.stream_chunks,
                         ProgressLine::FormatBytes(static_cast<double>(n.stream_bytes)),
