@@ -49,6 +49,17 @@ asio::awaitable<Result<internode::Response>> Ask(cluster::InternodeClient& clien
   co_return response;
 }
 
+// A replica's digest of one range (its root and key count alone with `root_only`).
+asio::awaitable<Result<internode::Response>> AskDigest(cluster::InternodeClient& client,
+                                                       std::string address, uint32_t partition,
+                                                       uint32_t keyspace, bool root_only) {
+  internode::Request request;
+  request.mutable_digest()->set_partition(partition);
+  request.mutable_digest()->set_keyspace(keyspace);
+  request.mutable_digest()->set_root_only(root_only);
+  co_return co_await Ask(client, address, request);
+}
+
 // After a repair in which every replica took part and agreed: each replica purges the range's
 // tombstones and expired values gone before `horizon_ms`. Returns how many, summed.
 asio::awaitable<uint64_t> PurgeEverywhere(cluster::InternodeClient& client,
@@ -111,31 +122,39 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
   cluster::InternodeClient* client = Client();
   if (client == nullptr) co_return Status::Unavailable("no internode client on this thread");
 
-  // 1. Digests from every live replica.
+  // 1. Digest roots from every live replica: replicas that agree compare 16 bytes.
   struct Answered {  // a live replica that sent its digest
     uint32_t node = 0;
     std::string address;
-    std::vector<uint64_t> segments;
+    uint64_t root = 0;
+    uint64_t keys = 0;
+    std::vector<uint64_t> segments;  // empty until asked for (or from a node without roots)
+  };
+  auto take_segments = [&](Answered& r, const internode::DigestResponse& digest) -> Status {
+    const auto& segments = digest.segments();
+    if (segments.size() != static_cast<int>(storage::kDigestSegments)) {
+      return Status::Internal(fmt::format("node {} answered a digest of {} segments, not {}",
+                                          r.node, segments.size(), storage::kDigestSegments));
+    }
+    r.segments.assign(segments.begin(), segments.end());
+    return Status::Ok();
   };
   std::vector<Answered> replicas;
   for (uint32_t node : set.nodes) {
     if (!view_->IsUp(node)) continue;
-    internode::Request request;
-    request.mutable_digest()->set_partition(partition);
-    request.mutable_digest()->set_keyspace((*ks)->id);
-    const std::string address = AddressOf(t, node);
-    auto response = co_await Ask(*client, address, request);
+    std::string address = AddressOf(t, node);  // named: see the g++ 12 note in check-layers
+    auto response = co_await AskDigest(*client, address, partition, (*ks)->id, /*root_only=*/true);
     if (!response.ok()) {
       spdlog::warn("repair of partition {} of keyspace {}: node {} did not answer: {}", partition,
                    (*ks)->name, node, response.status().ToString());
       continue;
     }
-    const auto& segments = response->digest().segments();
-    if (segments.size() != static_cast<int>(storage::kDigestSegments)) {
-      co_return Status::Internal(fmt::format("node {} answered a digest of {} segments, not {}",
-                                             node, segments.size(), storage::kDigestSegments));
+    Answered& r = replicas.emplace_back(Answered{
+        node, AddressOf(t, node), response->digest().root(), response->digest().keys(), {}});
+    // A node of an earlier version answers every segment and no root.
+    if (response->digest().segments_size() > 0) {
+      if (Status s = take_segments(r, response->digest()); !s.ok()) co_return s;
     }
-    replicas.push_back(Answered{node, address, {segments.begin(), segments.end()}});
   }
   report.answered = static_cast<uint32_t>(replicas.size());
   if (replicas.size() < 2) {
@@ -144,13 +163,30 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
     co_return report;
   }
 
-  // 2. The segments where some replica differs from the first.
+  // 2. The segments where some replica differs from the first, asked for only when the roots
+  // (or key counts) differ.
+  const bool roots_agree = std::all_of(replicas.begin(), replicas.end(), [&](const Answered& r) {
+    return r.segments.empty() && r.root == replicas.front().root && r.keys == replicas.front().keys;
+  });
   std::vector<uint32_t> differing;
-  for (uint32_t s = 0; s < storage::kDigestSegments; ++s) {
-    for (const Answered& r : replicas) {
-      if (r.segments[s] != replicas.front().segments[s]) {
-        differing.push_back(s);
-        break;
+  if (!roots_agree) {
+    for (Answered& r : replicas) {
+      if (!r.segments.empty()) continue;
+      auto response =
+          co_await AskDigest(*client, r.address, partition, (*ks)->id, /*root_only=*/false);
+      if (!response.ok()) {
+        co_return Status(response.status().code(),
+                         fmt::format("the digest of partition {} on node {}: {}", partition, r.node,
+                                     response.status().message()));
+      }
+      if (Status s = take_segments(r, response->digest()); !s.ok()) co_return s;
+    }
+    for (uint32_t s = 0; s < storage::kDigestSegments; ++s) {
+      for (const Answered& r : replicas) {
+        if (r.segments[s] != replicas.front().segments[s]) {
+          differing.push_back(s);
+          break;
+        }
       }
     }
   }

@@ -317,7 +317,8 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       break;
     }
     case internode::Request::kDigest: {
-      auto r = replica_->Digest(request.digest().partition(), request.digest().keyspace());
+      auto r = replica_->Digest(request.digest().partition(), request.digest().keyspace(),
+                                request.digest().root_only());
       if (!r.ok()) {
         SetError(r.status(), response);
       } else {

@@ -278,12 +278,7 @@ asio::awaitable<Result<internode::PaxosCommitResponse>> PaxosAcceptor::Commit(
 
 Result<std::optional<std::string>> PaxosAcceptor::StoredState(const storage::Engine& engine,
                                                               const storage::DataKey& key) {
-  const std::string encoded = storage::EncodeDataKey(key);
-  auto found = engine.List(storage::Family::kPaxos, encoded, "", 1);
-  if (!found.ok()) return found.status();
-  // The first record with the key as a prefix: the key's own, or a longer key's.
-  if (found->empty() || found->front().first != encoded) return std::optional<std::string>();
-  return std::optional<std::string>(std::move(found->front().second));
+  return engine.GetRaw(storage::Family::kPaxos, storage::EncodeDataKey(key));
 }
 
 std::function<Status(storage::GroupView&)> PaxosAcceptor::Absorb(

@@ -6,21 +6,33 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
 
 #include "replica/paxos_acceptor.h"
 #include "storage/format.h"
 
 namespace cairn::replica {
 
+uint64_t DigestRoot(const storage::RangeDigest& digest) {
+  std::string bytes;
+  bytes.reserve(digest.segments.size() * 8);
+  for (uint64_t segment : digest.segments) {
+    for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((segment >> (8 * i)) & 0xff));
+  }
+  return XXH3_64bits(bytes.data(), bytes.size());
+}
+
 Result<internode::DigestResponse> ReadDigest(const storage::Engine& engine, uint32_t partition,
-                                             uint32_t keyspace) {
+                                             uint32_t keyspace, bool root_only) {
   // The maintained tree: no read of the range (UNAVAILABLE for the moment it is rebuilt).
   auto digest = engine.RangeTree(partition, keyspace);
   if (!digest.ok()) return digest.status();
   internode::DigestResponse out;
+  out.set_keys(digest->keys);
+  out.set_root(DigestRoot(*digest));
+  if (root_only) return out;
   out.mutable_segments()->Reserve(static_cast<int>(digest->segments.size()));
   for (uint64_t segment : digest->segments) out.add_segments(segment);
-  out.set_keys(digest->keys);
   return out;
 }
 

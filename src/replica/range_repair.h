@@ -13,9 +13,12 @@
 namespace cairn::replica {
 
 // The range's digest: one hash per segment of its keys (storage::RangeDigest), as the engine
-// maintains it.
+// maintains it, with their root hash and the key count; with `root_only`, the root and the
+// count alone (replicas that agree compare 16 bytes, not 2 KiB).
 Result<internode::DigestResponse> ReadDigest(const storage::Engine& engine, uint32_t partition,
-                                             uint32_t keyspace);
+                                             uint32_t keyspace, bool root_only = false);
+// The root hash of a digest's segments.
+uint64_t DigestRoot(const storage::RangeDigest& digest);
 
 // The keys of the range in the segments asked for, with their stored versions, in key order
 // after `request.after`, at most `request.max_keys` (clamped to 1..10,000). Blocking.

@@ -68,8 +68,9 @@ asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
   co_return chunk;
 }
 
-Result<internode::DigestResponse> Replica::Digest(uint32_t partition, uint32_t keyspace) const {
-  return ReadDigest(*engine_, partition, keyspace);
+Result<internode::DigestResponse> Replica::Digest(uint32_t partition, uint32_t keyspace,
+                                                  bool root_only) const {
+  return ReadDigest(*engine_, partition, keyspace, root_only);
 }
 
 asio::awaitable<Result<uint64_t>> Replica::Purge(uint32_t partition, uint32_t keyspace,

@@ -75,7 +75,8 @@ class Replica {
   // Repair's comparison (range_repair.h): a range's digest (the engine's maintained tree: cheap,
   // on the caller's thread), and the keys and versions of some of its segments (a range read, on
   // the blocking executor).
-  Result<internode::DigestResponse> Digest(uint32_t partition, uint32_t keyspace) const;
+  Result<internode::DigestResponse> Digest(uint32_t partition, uint32_t keyspace,
+                                           bool root_only) const;
   asio::awaitable<Result<internode::RangeKeysResponse>> RangeKeys(
       internode::RangeKeysRequest request);
 

@@ -1367,10 +1367,14 @@ Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> par
 }
 
 Result<std::optional<std::string>> Engine::GetMeta(std::string_view key) const {
+  return GetRaw(Family::kMeta, key);
+}
+
+Result<std::optional<std::string>> Engine::GetRaw(Family family, std::string_view key) const {
   std::string value;
-  auto s = db_->Get(rocksdb::ReadOptions(), meta_, key, &value);
+  auto s = db_->Get(rocksdb::ReadOptions(), HandleOf(family), key, &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return ReadFailed(s, "meta read");
+  if (!s.ok()) return ReadFailed(s, "read");
   return std::optional<std::string>(std::move(value));
 }
 
@@ -1384,7 +1388,17 @@ Result<std::vector<std::pair<std::string, std::string>>> Engine::List(Family fam
                                                                       std::string_view after,
                                                                       size_t limit) const {
   std::vector<std::pair<std::string, std::string>> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), HandleOf(family)));
+  // Bounded to the prefix: an iterator that runs past it skips every deleted record beyond it
+  // (a Paxos family full of cleaned-up records made each listing cost milliseconds).
+  std::string limit_key(prefix);
+  while (!limit_key.empty() && static_cast<unsigned char>(limit_key.back()) == 0xff) {
+    limit_key.pop_back();
+  }
+  if (!limit_key.empty()) limit_key.back() = static_cast<char>(limit_key.back() + 1);
+  const rocksdb::Slice upper(limit_key);
+  rocksdb::ReadOptions read;
+  if (!limit_key.empty()) read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, HandleOf(family)));
   std::string start(prefix);
   if (!after.empty() && after >= prefix) {
     start.assign(after);

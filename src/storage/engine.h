@@ -251,6 +251,8 @@ class Engine {
   // Meta column family: small records of the node itself (node id, clock reservation,
   // keyspaces). GetMeta/ListMeta are short reads.
   Result<std::optional<std::string>> GetMeta(std::string_view key) const;
+  // One record of `family` by its exact key (a point lookup: bloom filters, no iteration).
+  Result<std::optional<std::string>> GetRaw(Family family, std::string_view key) const;
   Result<std::vector<std::pair<std::string, std::string>>> ListMeta(std::string_view prefix) const;
   // Records of `family` whose keys start with `prefix` and sort after `after` (all when empty),
   // in key order, at most `limit` of them.

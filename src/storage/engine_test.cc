@@ -821,6 +821,18 @@ TEST_F(EngineTest, RawRecordsInOtherFamiliesAreListedByPrefix) {
   EXPECT_EQ(engine_->List(Family::kHints, "n1/", "", 100)->size(), 4u);
   EXPECT_EQ(engine_->List(Family::kPaxos, "", "", 100)->size(), 1u);
   EXPECT_FALSE(engine_->GetMeta("n1/0")->has_value());
+  // Exact lookups, and prefixes ending in 0xff bytes (the listing is bounded to its prefix).
+  EXPECT_EQ(*engine_->GetRaw(Family::kPaxos, "n1/0"), "not a hint");
+  EXPECT_FALSE(engine_->GetRaw(Family::kPaxos, "n1/").value().has_value());
+  ASSERT_TRUE(WriteSync(*engine_, {.raw = {{Family::kPaxos, "a\xff", "1"},
+                                           {Family::kPaxos, "a\xff\xff", "2"},
+                                           {Family::kPaxos, "a\xff\xff\x01", "3"},
+                                           {Family::kPaxos, "b", "4"}}})
+                  .status.ok());
+  EXPECT_EQ(engine_->List(Family::kPaxos, "a\xff", "", 100)->size(), 3u);
+  EXPECT_EQ(engine_->List(Family::kPaxos, "a\xff\xff", "", 100)->size(), 2u);
+  EXPECT_EQ(engine_->List(Family::kPaxos, "a", "", 100)->size(), 3u);
+  EXPECT_EQ(engine_->List(Family::kPaxos, "b", "", 100)->size(), 1u);
 }
 
 TEST_F(EngineTest, MetaRecords) {
