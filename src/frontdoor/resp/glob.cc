@@ -1,6 +1,7 @@
 #include "frontdoor/resp/glob.h"
 
 #include <cctype>
+#include <cstdint>
 #include <utility>
 
 namespace cairn::frontdoor::resp {
@@ -87,31 +88,52 @@ size_t InnerStars(std::string_view p) {
 
 }  // namespace
 
-bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase) {
-  if (InnerStars(pattern) > kMaxStars) return false;
-  constexpr size_t kNone = std::string_view::npos;
-  size_t p = 0, s = 0;
-  size_t star_p = kNone, star_s = 0;  // the pattern after the last star, and where it was tried
-  while (s < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      while (p < pattern.size() && pattern[p] == '*') ++p;
-      if (p == pattern.size()) return true;
-      star_p = p;
-      star_s = s;
-      continue;
-    }
-    size_t next = p;
-    if (p < pattern.size() && MatchToken(pattern, &next, text[s], nocase)) {
-      p = next;
-      ++s;
-      continue;
-    }
-    if (star_p == kNone) return false;
-    p = star_p;  // the last star absorbs one more character
-    s = ++star_s;
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
+GlobMatcher::GlobMatcher(std::string_view pattern, bool nocase)
+    : pattern_(pattern), nocase_(nocase), never_matches_(InnerStars(pattern) > kMaxStars) {}
+
+void GlobMatcher::Start(std::string_view text) {
+  text_ = text;
+  p_ = 0;
+  s_ = 0;
+  star_p_ = std::string_view::npos;
+  star_s_ = 0;
 }
 
+GlobMatcher::Outcome GlobMatcher::Run(size_t steps) {
+  if (never_matches_) return Outcome::kNoMatch;
+  constexpr size_t kNone = std::string_view::npos;
+  const std::string_view pattern = pattern_;
+  size_t spent = 0;
+  while (s_ < text_.size()) {
+    if (spent >= steps) return Outcome::kUnfinished;
+    if (p_ < pattern.size() && pattern[p_] == '*') {
+      const size_t from = p_;
+      while (p_ < pattern.size() && pattern[p_] == '*') ++p_;
+      spent += p_ - from;
+      if (p_ == pattern.size()) return Outcome::kMatch;
+      star_p_ = p_;
+      star_s_ = s_;
+      continue;
+    }
+    size_t next = p_;
+    const bool matched = p_ < pattern.size() && MatchToken(pattern, &next, text_[s_], nocase_);
+    spent += 1 + (next - p_);
+    if (matched) {
+      p_ = next;
+      ++s_;
+      continue;
+    }
+    if (star_p_ == kNone) return Outcome::kNoMatch;
+    p_ = star_p_;  // the last star absorbs one more character
+    s_ = ++star_s_;
+  }
+  while (p_ < pattern.size() && pattern[p_] == '*') ++p_;
+  return p_ == pattern.size() ? Outcome::kMatch : Outcome::kNoMatch;
+}
+
+bool GlobMatch(std::string_view pattern, std::string_view text, bool nocase) {
+  GlobMatcher matcher(pattern, nocase);
+  matcher.Start(text);
+  return matcher.Run(SIZE_MAX) == GlobMatcher::Outcome::kMatch;
+}
 }  // namespace cairn::frontdoor::resp

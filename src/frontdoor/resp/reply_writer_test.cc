@@ -3,6 +3,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -131,6 +134,38 @@ TEST(GlobMatchTest, MoreThanAThousandInnerStarsNeverMatchAsInRedis) {
   EXPECT_FALSE(GlobMatch(repeat("a*", 1001) + "a", key));
   EXPECT_TRUE(GlobMatch(repeat("a*", 1001), key));         // the 1001st is trailing
   EXPECT_TRUE(GlobMatch(repeat("a**", 1000) + "a", key));  // runs of stars count once
+}
+
+// A match run a few steps at a time (as KEYS and SCAN run it, yielding the reactor between
+// steps) answers as one run does, and a costly one stops when its steps are spent.
+TEST(GlobMatchTest, InStepsAnswersAsInOneGo) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"user:*", "user:1"}, {"h[^e]llo", "hello"},
+      {"a*b*c", "aXbYbZc"}, {"a*b*c", "aXbYbZ"},
+      {"*?", ""},           {"**a**", "bab"},
+      {"[abc", "ab"},       {"*[a-z]*0", "qq0"},
+      {"a\\", "a\\"},       {"*", ""}};
+  for (const auto& [pattern, text] : cases) {
+    for (size_t steps : {size_t{1}, size_t{2}, size_t{5}}) {
+      GlobMatcher m(pattern);
+      m.Start(text);
+      GlobMatcher::Outcome o;
+      while ((o = m.Run(steps)) == GlobMatcher::Outcome::kUnfinished) {
+      }
+      EXPECT_EQ(o == GlobMatcher::Outcome::kMatch, GlobMatch(pattern, text))
+          << pattern << " against " << text << " in steps of " << steps;
+    }
+  }
+  // "a*" + 2,000 a's + "b" against 4,000 a's: about 4 million steps.
+  const std::string costly = "a*" + std::string(2000, 'a') + "b";
+  const std::string key(4000, 'a');
+  GlobMatcher m(costly);
+  m.Start(key);
+  size_t runs = 0;
+  GlobMatcher::Outcome o;
+  while ((o = m.Run(100'000)) == GlobMatcher::Outcome::kUnfinished) ++runs;
+  EXPECT_EQ(o, GlobMatcher::Outcome::kNoMatch);
+  EXPECT_GT(runs, 10u);
 }
 
 }  // namespace
