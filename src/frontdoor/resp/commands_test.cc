@@ -1,6 +1,9 @@
 #include "frontdoor/resp/commands.h"
 
+#include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -117,6 +120,43 @@ TEST(RunningCommandsTest, BlindWritesOfOneKeyOverlapUnlessLinearizable) {
   EXPECT_TRUE(running.Conflicts(Access::kBlind, *FindCommand("set"), again, yes));
   EXPECT_EQ(asked, 2);  // at most once per check
   EXPECT_TRUE(running.Conflicts(Access::kExclusive, *FindCommand("incr"), {"INCR", "a"}, no));
+}
+
+// The key index counts each running command's use of a key: a key stays taken until the last
+// command on it has finished, and a key named twice by one command is released once it ends.
+TEST(RunningCommandsTest, AKeyIsTakenUntilItsLastCommandEnds) {
+  RunningCommands running;
+  auto never = [] { return false; };
+  const std::vector<std::string> del_ab = {"DEL", "a", "b", "a"};
+  const std::vector<std::string> get_b = {"GET", "b"};
+  const uint64_t del = running.Add(Access::kExclusive, *FindCommand("del"), &del_ab);
+  const uint64_t get = running.Add(Access::kRead, *FindCommand("get"), &get_b);
+  EXPECT_TRUE(running.Conflicts(Access::kBlind, *FindCommand("set"), {"SET", "a", "1"}, never));
+  running.Remove(del);
+  EXPECT_FALSE(running.Conflicts(Access::kBlind, *FindCommand("set"), {"SET", "a", "1"}, never));
+  EXPECT_FALSE(running.Conflicts(Access::kRead, *FindCommand("get"), {"GET", "b"}, never));
+  EXPECT_TRUE(running.Conflicts(Access::kBlind, *FindCommand("set"), {"SET", "b", "1"}, never));
+  running.Remove(get);
+  EXPECT_FALSE(running.Conflicts(Access::kExclusive, *FindCommand("del"), del_ab, never));
+}
+
+// Regression: the index held views into the argv of the command that first named a key; when
+// that command ended before another one on the key, the view dangled, and depending on what
+// reused the memory a key stayed taken forever (a pipelined write after it hung: found by
+// fuzz.resp_diff) or was missed. Under ASan the old index fails here with a use after free.
+TEST(RunningCommandsTest, AKeyOutlivesTheCommandThatFirstNamedIt) {
+  RunningCommands running;
+  auto never = [] { return false; };
+  auto first = std::make_unique<std::vector<std::string>>(std::vector<std::string>{"GET", "k"});
+  auto second = std::make_unique<std::vector<std::string>>(std::vector<std::string>{"GET", "k"});
+  const uint64_t a = running.Add(Access::kRead, *FindCommand("get"), first.get());
+  const uint64_t b = running.Add(Access::kRead, *FindCommand("get"), second.get());
+  running.Remove(a);
+  first.reset();
+  EXPECT_TRUE(running.Conflicts(Access::kExclusive, *FindCommand("incr"), {"INCR", "k"}, never));
+  running.Remove(b);
+  second.reset();
+  EXPECT_FALSE(running.Conflicts(Access::kExclusive, *FindCommand("incr"), {"INCR", "k"}, never));
 }
 
 TEST(ErrorTextTest, CodesCallersBranchOn) {

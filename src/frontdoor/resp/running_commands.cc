@@ -7,13 +7,20 @@ namespace {
 
 bool BlindOrNone(Access a) { return a == Access::kBlind || a == Access::kNone; }
 
+bool HasKeys(Access a) {
+  return a == Access::kRead || a == Access::kBlind || a == Access::kExclusive;
+}
+
 }  // namespace
 
 uint64_t RunningCommands::Add(Access access, const CommandSpec& spec,
                               const std::vector<std::string>* argv) {
   const uint64_t seq = next_seq_++;
-  running_.emplace(seq, Entry{access, &spec, argv});
+  const Entry e{access, &spec, argv};
+  running_.emplace(seq, e);
   if (BlindOrNone(access)) ++blind_or_none_;
+  if (access == Access::kGlobal) ++global_;
+  Index(e, +1);
   return seq;
 }
 
@@ -21,13 +28,39 @@ void RunningCommands::Remove(uint64_t seq) {
   auto it = running_.find(seq);
   if (it == running_.end()) return;
   if (BlindOrNone(it->second.access)) --blind_or_none_;
+  if (it->second.access == Access::kGlobal) --global_;
+  Index(it->second, -1);
   running_.erase(it);
+}
+
+void RunningCommands::Index(const Entry& e, int delta) {
+  if (!HasKeys(e.access)) return;  // no key (kNone), or every key (kGlobal, counted apart)
+  auto count = [&e](KeyUse& use) -> uint32_t& {
+    if (e.access == Access::kRead) return use.read;
+    if (e.access == Access::kBlind) return use.blind;
+    return use.exclusive;
+  };
+  ForEachKey(*e.spec, *e.argv, [&](const std::string& key) {
+    auto it = keys_.find(std::string_view(key));
+    if (delta > 0) {
+      if (it == keys_.end()) it = keys_.emplace(key, KeyUse{}).first;
+      ++count(it->second);
+      return;
+    }
+    if (it == keys_.end()) return;
+    --count(it->second);
+    if (it->second.read == 0 && it->second.blind == 0 && it->second.exclusive == 0) {
+      keys_.erase(it);
+    }
+  });
 }
 
 bool RunningCommands::Conflicts(Access access, const CommandSpec& spec,
                                 const std::vector<std::string>& argv,
                                 const std::function<bool()>& linearizable) const {
   if (access == Access::kGlobal) return !running_.empty();
+  if (global_ > 0) return true;
+  if (access == Access::kNone) return false;
   std::optional<bool> known;
   auto is_linearizable = [&] {
     if (!known) known = linearizable();
@@ -36,23 +69,25 @@ bool RunningCommands::Conflicts(Access access, const CommandSpec& spec,
   if (access == Access::kBlind && blind_or_none_ == running_.size() && !is_linearizable()) {
     return false;
   }
-  for (const auto& [seq, other] : running_) {
-    if (other.access == Access::kGlobal) return true;
-    if (access == Access::kNone || other.access == Access::kNone) continue;
-    if (access == Access::kRead && other.access == Access::kRead) continue;
-    const bool both_blind = access == Access::kBlind && other.access == Access::kBlind;
-    bool overlap = false;
-    ForEachKey(spec, argv, [&](const std::string& key) {
-      if (overlap) return;
-      ForEachKey(*other.spec, *other.argv, [&](const std::string& k) {
-        if (k == key) overlap = true;
-      });
-    });
-    if (!overlap) continue;
-    if (both_blind && !is_linearizable()) continue;
-    return true;
-  }
-  return false;
+  bool conflict = false;
+  ForEachKey(spec, argv, [&](const std::string& key) {
+    if (conflict) return;
+    auto it = keys_.find(std::string_view(key));
+    if (it == keys_.end()) return;
+    const KeyUse& use = it->second;
+    switch (access) {
+      case Access::kRead:  // reads run beside reads
+        conflict = use.blind > 0 || use.exclusive > 0;
+        break;
+      case Access::kBlind:  // blind writes beside blind writes, outside linearizable keyspaces
+        conflict = use.read > 0 || use.exclusive > 0 || (use.blind > 0 && is_linearizable());
+        break;
+      default:
+        conflict = true;
+        break;
+    }
+  });
+  return conflict;
 }
 
 }  // namespace cairn::frontdoor::resp
