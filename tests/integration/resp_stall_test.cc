@@ -8,6 +8,7 @@
 //   SCAN 0 MATCH (the same) COUNT 100                          1,963 / 1,922 / 1,951 ms    9 ms
 //   MGET of 100,000 keys                                         325 /   103 /   100 ms   12 ms
 //   DEL of 20,000 absent keys                                    360 /   348 /   283 ms    5 ms
+//   DEL of 20,000 keys pipelined after another DEL of 20,000     404 /   359 /   295 ms    8 ms
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -145,9 +146,10 @@ class RespStallTest : public ::testing::Test {
     ASSERT_EQ(c.Reply(60s).substr(0, want.size()), want);
   }
 
-  // Runs `command` on a connection of its own while kPingers other connections PING in a loop,
-  // each waiting for its PONG before the next, until the command has answered.
-  StallRun PingWhile(const std::string& command) {
+  // Sends `command` (`replies` pipelined commands) on a connection of its own while kPingers other
+  // connections PING in a loop, each waiting for its PONG before the next, until every reply
+  // has come.
+  StallRun PingWhile(const std::string& command, int replies) {
     StallRun run;
     std::atomic<bool> done{false};
     std::atomic<int> warmed{0};
@@ -183,7 +185,7 @@ class RespStallTest : public ::testing::Test {
     Connection heavy(resp_);
     const auto start = Clock::now();
     heavy.Send(command);
-    run.reply = heavy.Reply(120s).substr(0, 200);
+    for (int i = 0; i < replies; ++i) run.reply += heavy.Reply(120s).substr(0, 200);
     run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     done = true;
     for (auto& t : pingers) t.join();
@@ -200,10 +202,10 @@ class RespStallTest : public ::testing::Test {
   // every run the same way; a machine busy with other work can delay one PING by itself, so a run
   // over the bound is tried again, twice at most, and all runs are printed.
   void ExpectNoStall(const std::string& what, const std::string& command,
-                     std::string_view want_reply) {
+                     std::string_view want_reply, int replies = 1) {
     std::string runs;
     for (int attempt = 0; attempt < 3; ++attempt) {
-      StallRun run = PingWhile(command);
+      StallRun run = PingWhile(command, replies);
       EXPECT_EQ(run.reply.substr(0, want_reply.size()), want_reply) << what;
       runs += fmt::format(
           "\n  run {}: {} took {:.2f} s; PING max {:.1f} ms (max/PINGs per "
@@ -268,6 +270,17 @@ TEST_F(RespStallTest, DelOfManyKeysLeavesEveryReactorAnswering) {
   const std::vector<std::string> keys = Keys("gone:", 20'000);
   del.insert(del.end(), keys.begin(), keys.end());
   ExpectNoStall("DEL of 20,000 absent keys", Command(del), ":0\r\n");
+}
+
+// A pipelined command waits for a running one that shares a key with it; finding out compared
+// every key of one with every key of the other (two DELs of 20,000 keys: 400 million
+// comparisons in one step).
+TEST_F(RespStallTest, PipelinedCommandsOfManyKeysLeaveEveryReactorAnswering) {
+  std::vector<std::string> first = {"DEL"}, second = {"DEL"};
+  for (const std::string& k : Keys("x:", 20'000)) first.push_back(k);
+  for (const std::string& k : Keys("y:", 20'000)) second.push_back(k);
+  ExpectNoStall("DEL of 20,000 keys pipelined after another", Command(first) + Command(second),
+                ":0\r\n:0\r\n", 2);
 }
 
 }  // namespace
