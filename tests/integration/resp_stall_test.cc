@@ -43,6 +43,20 @@ constexpr int kReactors = 2;
 constexpr int kPingers = 2 * kReactors;
 constexpr double kMaxPingMs = 50;
 
+// Under ASan and UBSan every step costs 3 to 30 times more (the glob loop the most), so no time
+// bound holds there: the sanitizer build runs the same commands over less data, checks their
+// replies (the memory safety of the sliced paths is what it is for) and prints the PING
+// figures without judging them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kTimed = false;
+constexpr size_t kLongKeys = 1;
+constexpr size_t kManyKeys = 10'000;
+#else
+constexpr bool kTimed = true;
+constexpr size_t kLongKeys = 20;       // of 16 KiB, for the costly pattern
+constexpr size_t kManyKeys = 100'000;  // for MGET; DEL takes a fifth of it
+#endif
+
 std::string Command(const std::vector<std::string>& args) {
   std::string out = fmt::format("*{}\r\n", args.size());
   for (const auto& a : args) out += fmt::format("${}\r\n{}\r\n", a.size(), a);
@@ -211,7 +225,7 @@ class RespStallTest : public ::testing::Test {
           "\n  run {}: {} took {:.2f} s; PING max {:.1f} ms (max/PINGs per "
           "connection: {})",
           attempt + 1, what, run.seconds, run.max_ping_ms, run.per_pinger);
-      if (run.max_ping_ms <= kMaxPingMs) {
+      if (run.max_ping_ms <= kMaxPingMs || !kTimed) {
         std::printf("%s\n", runs.c_str() + 1);
         return;
       }
@@ -235,7 +249,7 @@ std::vector<std::string> Keys(const std::string& prefix, size_t n) {
 // whole command.
 TEST_F(RespStallTest, KeysWithACostlyPatternLeavesEveryReactorAnswering) {
   std::vector<std::string> mset = {"MSET"};
-  for (const std::string& k : Keys(std::string(16'000, 'a'), 20)) {
+  for (const std::string& k : Keys(std::string(16'000, 'a'), kLongKeys)) {
     mset.push_back(k);
     mset.push_back("v");
   }
@@ -250,7 +264,7 @@ TEST_F(RespStallTest, KeysWithACostlyPatternLeavesEveryReactorAnswering) {
 // A batch read of keys this node holds answers each read without waiting; the batch used to be
 // read in one step of the reactor.
 TEST_F(RespStallTest, LargeMgetLeavesEveryReactorAnswering) {
-  const std::vector<std::string> keys = Keys("key:", 100'000);
+  const std::vector<std::string> keys = Keys("key:", kManyKeys);
   for (size_t at = 0; at < keys.size(); at += 10'000) {
     std::vector<std::string> mset = {"MSET"};
     for (size_t i = at; i < at + 10'000; ++i) {
@@ -261,15 +275,16 @@ TEST_F(RespStallTest, LargeMgetLeavesEveryReactorAnswering) {
   }
   std::vector<std::string> mget = {"MGET"};
   mget.insert(mget.end(), keys.begin(), keys.end());
-  ExpectNoStall("MGET of 100,000 keys", Command(mget), "*100000\r\n");
+  ExpectNoStall(fmt::format("MGET of {} keys", kManyKeys), Command(mget),
+                fmt::format("*{}\r\n", kManyKeys));
 }
 
 // DEL runs one compare-and-swap per key; it used to start all of them in one turn of the reactor.
 TEST_F(RespStallTest, DelOfManyKeysLeavesEveryReactorAnswering) {
   std::vector<std::string> del = {"DEL"};
-  const std::vector<std::string> keys = Keys("gone:", 20'000);
+  const std::vector<std::string> keys = Keys("gone:", kManyKeys / 5);
   del.insert(del.end(), keys.begin(), keys.end());
-  ExpectNoStall("DEL of 20,000 absent keys", Command(del), ":0\r\n");
+  ExpectNoStall(fmt::format("DEL of {} absent keys", keys.size()), Command(del), ":0\r\n");
 }
 
 // A pipelined command waits for a running one that shares a key with it; finding out compared
@@ -277,10 +292,10 @@ TEST_F(RespStallTest, DelOfManyKeysLeavesEveryReactorAnswering) {
 // comparisons in one step).
 TEST_F(RespStallTest, PipelinedCommandsOfManyKeysLeaveEveryReactorAnswering) {
   std::vector<std::string> first = {"DEL"}, second = {"DEL"};
-  for (const std::string& k : Keys("x:", 20'000)) first.push_back(k);
-  for (const std::string& k : Keys("y:", 20'000)) second.push_back(k);
-  ExpectNoStall("DEL of 20,000 keys pipelined after another", Command(first) + Command(second),
-                ":0\r\n:0\r\n", 2);
+  for (const std::string& k : Keys("x:", kManyKeys / 5)) first.push_back(k);
+  for (const std::string& k : Keys("y:", kManyKeys / 5)) second.push_back(k);
+  ExpectNoStall(fmt::format("DEL of {} keys pipelined after another", kManyKeys / 5),
+                Command(first) + Command(second), ":0\r\n:0\r\n", 2);
 }
 
 }  // namespace
