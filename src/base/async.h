@@ -132,34 +132,32 @@ asio::awaitable<T> AwaitCallbackUntil(Start start, T on_timeout, Deadline deadli
 }
 
 // A reactor's time, shared fairly by work whose cost grows with the data or a pattern (a batch
-// of reads, the keys of a scan page matched against a glob, a long reply): such a loop calls
-// Spent() after each unit of work and, when it says so, co_awaits Yield(), so that no request
-// holds its reactor for more than about one slice. Not thread-safe: one per coroutine.
-class ReactorSlice {
- public:
-  // 2 ms: well under the 50 ms a PING on the same reactor may wait (issue #13), and long enough
-  // that yielding (one post through the reactor's queue) costs little beside the work.
-  static constexpr std::chrono::microseconds kDefault{2000};
-  explicit ReactorSlice(std::chrono::microseconds slice = kDefault)
-      : slice_(slice), start_(Clock::now()) {}
-  // Whether the slice is used up; when true the caller yields, and a new slice starts.
-  bool Spent() {
-    const Clock::time_point now = Clock::now();
-    if (now - start_ < slice_) return false;
-    start_ = now;
-    return true;
-  }
+// of reads, the keys of a scan page matched against a glob, a long reply): such a loop asks
+// SliceSpent() after each unit of work and, when it says so, co_awaits Yield(), so that no
+// request holds its reactor for more than about one slice. The slice belongs to the thread, not
+// to the loop: it runs from this thread's last Yield(), so loops that call one another or follow
+// one another within one turn of the reactor (MGET's batches of batch reads) share it. After a
+// coroutine has waited for something else the slice may look spent at once; the yield that
+// follows costs one post.
+// 2 ms: well under the 50 ms a PING on the same reactor may wait (issue #13), and long enough
+// that yielding costs little beside the work.
+inline constexpr std::chrono::microseconds kReactorSlice{2000};
 
- private:
-  const std::chrono::microseconds slice_;
-  Clock::time_point start_;
-};
+namespace detail {
+inline Clock::time_point& SliceStart() {
+  static thread_local Clock::time_point start = Clock::now();
+  return start;
+}
+}  // namespace detail
+
+inline bool SliceSpent() { return Clock::now() - detail::SliceStart() >= kReactorSlice; }
 
 // Lets the reactor run what is ready (I/O completions, other coroutines) before the caller goes
-// on: the caller's continuation is posted behind them.
+// on: the caller's continuation is posted behind them. A new slice starts when it resumes.
 inline asio::awaitable<void> Yield() {
   auto executor = co_await asio::this_coro::executor;
   co_await asio::post(executor, asio::use_awaitable);
+  detail::SliceStart() = Clock::now();
 }
 
 }  // namespace cairn::base

@@ -378,10 +378,9 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> ClusterCoord
   // Keys are read one after another: a batch saves round trips to the coordinator, and each
   // key's replicas are asked in parallel. A key this node holds is read without waiting, so a
   // batch of such keys would hold the reactor for all of them (100,000 keys: 0.1 s): the loop
-  // yields whenever its slice is spent.
-  base::ReactorSlice slice;
+  // yields whenever the reactor's slice is spent.
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (slice.Spent()) co_await base::Yield();
+    if (base::SliceSpent()) co_await base::Yield();
     if (bytes > options_.max_answer_bytes) {
       co_return Status::TooLarge(
           fmt::format("the values read are over {} bytes; read fewer keys per batch",

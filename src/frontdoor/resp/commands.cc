@@ -168,11 +168,10 @@ asio::awaitable<std::vector<Result<T>>> Concurrently(size_t n, Make make,
   for (size_t w = 0, workers = state->workers; w < workers; ++w) {
     // Each worker runs the next op not yet started until none is left.
     auto worker = [state, make]() -> asio::awaitable<void> {
-      base::ReactorSlice slice;
       while (state->next < state->results.size()) {
         const size_t i = state->next++;
         state->results[i] = co_await make(i);
-        if (slice.Spent()) co_await base::Yield();  // ops that answer without waiting
+        if (base::SliceSpent()) co_await base::Yield();  // ops that answer without waiting
       }
     };
     auto finished = [state](std::exception_ptr) {
@@ -470,6 +469,7 @@ asio::awaitable<void> CmdMGet(CommandContext& ctx) {
     } else {
       w.Null();
     }
+    if (base::SliceSpent()) co_await base::Yield();  // 100,000 values are a long reply
   }
 }
 
@@ -816,11 +816,11 @@ asio::awaitable<Status> YieldUnlessLate(const CommandContext& ctx, size_t matche
 
 // Moves the keys of `entries` that match `pattern` (none: all) to `out`, in key order. Matching is
 // O(pattern x key) steps per key at worst (0.1 s for one 16 KiB key, and a page holds a thousand
-// keys), so it runs in bounded steps: it yields the reactor whenever `slice` is spent, and gives
+// keys), so it runs in bounded steps: it yields the reactor whenever the slice is spent, and gives
 // up with TIMEOUT at the command's deadline.
 asio::awaitable<Status> MatchKeys(CommandContext& ctx, const std::optional<std::string>& pattern,
                                   std::vector<std::pair<std::string, Record>>& entries,
-                                  std::vector<std::string>* out, base::ReactorSlice* slice) {
+                                  std::vector<std::string>* out) {
   constexpr size_t kStepsBetweenClockReads = 1 << 16;
   std::optional<GlobMatcher> matcher;
   if (pattern) matcher.emplace(*pattern);
@@ -830,13 +830,13 @@ asio::awaitable<Status> MatchKeys(CommandContext& ctx, const std::optional<std::
       matcher->Start(key);
       GlobMatcher::Outcome o;
       while ((o = matcher->Run(kStepsBetweenClockReads)) == GlobMatcher::Outcome::kUnfinished) {
-        if (!slice->Spent()) continue;
+        if (!base::SliceSpent()) continue;
         if (Status s = co_await YieldUnlessLate(ctx, out->size()); !s.ok()) co_return s;
       }
       keep = o == GlobMatcher::Outcome::kMatch;
     }
     if (keep) out->push_back(std::move(key));
-    if (!slice->Spent()) continue;
+    if (!base::SliceSpent()) continue;
     if (Status s = co_await YieldUnlessLate(ctx, out->size()); !s.ok()) co_return s;
   }
   co_return Status::Ok();
@@ -851,11 +851,10 @@ asio::awaitable<Result<std::vector<std::string>>> AllKeys(
   const std::string prefix = pattern ? LiteralPrefix(*pattern) : std::string();
   std::vector<std::string> keys;
   std::string cursor;
-  base::ReactorSlice slice;
   while (true) {
     auto page = co_await ctx.coordinator->Scan(prefix, cursor, kScanPage, ctx.ReadOptions());
     if (!page.ok()) co_return page.status();
-    if (Status s = co_await MatchKeys(ctx, pattern, page->entries, &keys, &slice); !s.ok()) {
+    if (Status s = co_await MatchKeys(ctx, pattern, page->entries, &keys); !s.ok()) {
       co_return s;
     }
     if (page->cursor.empty()) break;
@@ -869,10 +868,9 @@ asio::awaitable<Result<std::vector<std::string>>> AllKeys(
 asio::awaitable<void> ReplyKeys(CommandContext& ctx, const std::vector<std::string>& keys) {
   ReplyWriter w = ctx.Reply();
   w.Array(keys.size());
-  base::ReactorSlice slice;
   for (const auto& k : keys) {
     w.Bulk(k);
-    if (slice.Spent()) co_await base::Yield();
+    if (base::SliceSpent()) co_await base::Yield();
   }
 }
 
@@ -921,8 +919,7 @@ asio::awaitable<void> CmdScan(CommandContext& ctx) {
   std::vector<std::string> keys;
   const bool strings = !type || EqualsIgnoreCase(*type, "string");
   if (strings) {
-    base::ReactorSlice slice;
-    if (Status s = co_await MatchKeys(ctx, pattern, page->entries, &keys, &slice); !s.ok()) {
+    if (Status s = co_await MatchKeys(ctx, pattern, page->entries, &keys); !s.ok()) {
       co_return ReplyStatusError(ctx, s);
     }
   }
