@@ -16,11 +16,10 @@ bool HasKeys(Access a) {
 uint64_t RunningCommands::Add(Access access, const CommandSpec& spec,
                               const std::vector<std::string>* argv) {
   const uint64_t seq = next_seq_++;
-  const Entry e{access, &spec, argv};
-  running_.emplace(seq, e);
+  running_.emplace(seq, Entry{access, &spec, argv, false});
   if (BlindOrNone(access)) ++blind_or_none_;
   if (access == Access::kGlobal) ++global_;
-  Index(e, +1);
+  if (HasKeys(access)) ++unindexed_;
   return seq;
 }
 
@@ -29,7 +28,11 @@ void RunningCommands::Remove(uint64_t seq) {
   if (it == running_.end()) return;
   if (BlindOrNone(it->second.access)) --blind_or_none_;
   if (it->second.access == Access::kGlobal) --global_;
-  Index(it->second, -1);
+  if (it->second.indexed) {
+    Index(it->second, -1);
+  } else if (HasKeys(it->second.access)) {
+    --unindexed_;
+  }
   running_.erase(it);
 }
 
@@ -57,7 +60,7 @@ void RunningCommands::Index(const Entry& e, int delta) {
 
 bool RunningCommands::Conflicts(Access access, const CommandSpec& spec,
                                 const std::vector<std::string>& argv,
-                                const std::function<bool()>& linearizable) const {
+                                const std::function<bool()>& linearizable) {
   if (access == Access::kGlobal) return !running_.empty();
   if (global_ > 0) return true;
   if (access == Access::kNone) return false;
@@ -68,6 +71,14 @@ bool RunningCommands::Conflicts(Access access, const CommandSpec& spec,
   };
   if (access == Access::kBlind && blind_or_none_ == running_.size() && !is_linearizable()) {
     return false;
+  }
+  if (unindexed_ > 0) {
+    for (auto& [seq, e] : running_) {
+      if (e.indexed || !HasKeys(e.access)) continue;
+      Index(e, +1);
+      e.indexed = true;
+    }
+    unindexed_ = 0;
   }
   bool conflict = false;
   ForEachKey(spec, argv, [&](const std::string& key) {
