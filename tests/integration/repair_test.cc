@@ -64,16 +64,22 @@ class RepairTest : public ::testing::Test {
     return sum;
   }
 
+  // Three nodes with `args` besides the harness's.
+  void StartCluster(std::vector<std::string> args) {
+    ClusterOptions options;
+    options.extra_args = std::move(args);
+    auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cluster_ = std::move(*c);
+  }
+
   TempDir dir_;
   std::unique_ptr<LocalCluster> cluster_;
 };
 
 TEST_F(RepairTest, AReplicaDownLongerThanTheHintWindowConvergesAndOnlyDifferingKeysAreSent) {
-  ClusterOptions options;
-  options.extra_args = {"--hint-window", "1"};  // seconds: hints for node 3 expire at once
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  // A hint window of 1 s: the hints for node 3 expire at once.
+  ASSERT_NO_FATAL_FAILURE(StartCluster({"--hint-window", "1"}));
 
   // 600 keys on every replica.
   std::map<std::string, std::optional<std::string>> want;
@@ -162,11 +168,8 @@ TEST_F(RepairTest, AReplicaDownLongerThanTheHintWindowConvergesAndOnlyDifferingK
 // replica took part); once it is back, the repair hands it the tombstones and only then are they
 // purged everywhere; the keys stay deleted, then and after another repair.
 TEST_F(RepairTest, KeysDeletedWhileAReplicaWasDownStayDeletedThroughRepairAndPurge) {
-  ClusterOptions options;
-  options.extra_args = {"--hint-window", "1", "--purge-margin", "0", "--repair-interval", "0"};
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(
+      StartCluster({"--hint-window", "1", "--purge-margin", "0", "--repair-interval", "0"}));
   auto client = Node(0);
   for (int i = 0; i < 100; ++i) {
     ASSERT_OK(client->Put(fmt::format("z{:03}", i), "alive", WriteAt(Consistency::kAll)).status());
@@ -226,11 +229,7 @@ TEST_F(RepairTest, KeysDeletedWhileAReplicaWasDownStayDeletedThroughRepairAndPur
 // Doomstone: a tombstone that only one replica holds, older than a write the others hold, meets
 // that write in a repair: the newer write wins on every replica.
 TEST_F(RepairTest, AnOldTombstoneNeverRemovesANewerWriteInRepair) {
-  ClusterOptions options;
-  options.extra_args = {"--hint-window", "1", "--repair-interval", "0"};
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(StartCluster({"--hint-window", "1", "--repair-interval", "0"}));
   ASSERT_OK(Node(0)->Put("doom", "v0", WriteAt(Consistency::kAll)).status());
   // The tombstone reaches node 3 alone.
   cluster_->node(0).Kill9();
@@ -265,11 +264,7 @@ TEST_F(RepairTest, AnOldTombstoneNeverRemovesANewerWriteInRepair) {
 // Background repair, with a short interval: a replica that missed writes past the hint window
 // converges by itself.
 TEST_F(RepairTest, BackgroundRepairBringsAStaleReplicaUpToDate) {
-  ClusterOptions options;
-  options.extra_args = {"--hint-window", "1", "--repair-interval", "4"};
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(StartCluster({"--hint-window", "1", "--repair-interval", "4"}));
   cluster_->node(2).Kill9();
   ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
   auto client = Node(0);
@@ -299,11 +294,7 @@ TEST_F(RepairTest, BackgroundRepairBringsAStaleReplicaUpToDate) {
 // A replica whose disk lost one range (deleted here with the storage engine while the node is
 // stopped) gets it back from the others through repair.
 TEST_F(RepairTest, ARangeLostFromOneReplicasDiskIsRebuiltByRepair) {
-  ClusterOptions options;
-  options.extra_args = {"--repair-interval", "0"};
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(StartCluster({"--repair-interval", "0"}));
   auto client = Node(0);
   // 200 keys in one partition (one hash tag), and 200 spread over the others.
   std::map<std::string, std::string> want;
@@ -362,11 +353,7 @@ TEST_F(RepairTest, ARangeLostFromOneReplicasDiskIsRebuiltByRepair) {
 // ranges its keys span, and those ranges are repaired from the other replicas: the node then
 // answers every key from its own copy, the two others stopped.
 TEST_F(RepairTest, ACorruptTableFileIsFoundDroppedAndRepairedFromTheOtherReplicas) {
-  ClusterOptions options;
-  options.extra_args = {"--repair-interval", "0", "--http", "127.0.0.1:0"};
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(StartCluster({"--repair-interval", "0", "--http", "127.0.0.1:0"}));
   std::map<std::string, std::string> want;
   {
     auto client = Node(0);
@@ -459,11 +446,8 @@ TEST_F(RepairTest, ACorruptTableFileIsFoundDroppedAndRepairedFromTheOtherReplica
 // Accounting: tombstones show in each node's DEAD bytes (cairn status) once in table files, and
 // go once a repair where every replica agreed has purged them and a compaction has run.
 TEST_F(RepairTest, TombstonesShowAsDeadBytesUntilRepairPurgesThem) {
-  ClusterOptions options;
-  options.extra_args = {"--hint-window", "1", "--purge-margin", "0", "--repair-interval", "0"};
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), options);
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(
+      StartCluster({"--hint-window", "1", "--purge-margin", "0", "--repair-interval", "0"}));
   auto client = Node(0);
   std::mt19937_64 rng(3);
   for (int i = 0; i < 400; ++i) {
@@ -513,9 +497,7 @@ TEST_F(RepairTest, TombstonesShowAsDeadBytesUntilRepairPurgesThem) {
 }
 
 TEST_F(RepairTest, TheCliRepairsWithASummaryAndRefusesBadArguments) {
-  auto c = LocalCluster::Start(dir_.Sub("cluster"), ClusterOptions{});
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
-  cluster_ = std::move(*c);
+  ASSERT_NO_FATAL_FAILURE(StartCluster({}));
   auto client = Node(0);
   for (int i = 0; i < 50; ++i) {
     ASSERT_OK(client->Put(fmt::format("c{}", i), "v", WriteAt(Consistency::kAll)).status());

@@ -1,8 +1,6 @@
 // The Redis protocol front door against real cairnd processes on loopback: the same scenario
 // driven by redis-cli, Python's redis package and (when installed) Node's ioredis, and raw sockets
 // for malformed input, pipelining and RESP3.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -31,26 +29,13 @@ using namespace std::chrono_literals;
 // A blocking loopback socket speaking raw bytes.
 class RawClient {
  public:
-  explicit RawClient(const std::string& address) {
-    const size_t colon = address.rfind(':');
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-    ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  explicit RawClient(const std::string& address) : fd_(ConnectTcp(address)), connected_(fd_ >= 0) {}
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
   }
-  ~RawClient() { ::close(fd_); }
 
   bool connected() const { return connected_; }
-  void Send(const std::string& bytes) {
-    size_t at = 0;
-    while (at < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      at += static_cast<size_t>(n);
-    }
-  }
+  void Send(const std::string& bytes) { SendAll(fd_, bytes); }
   // Reads until `want` bytes arrived, the server closed (closed() is then true), or `wait` passed.
   std::string Read(size_t want, std::chrono::milliseconds wait = 5s) {
     std::string got = Fill([want](const std::string& b) { return b.size() >= want; }, wait);

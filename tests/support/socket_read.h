@@ -1,10 +1,15 @@
-// Reading a test's raw socket with a deadline, for tests that speak a protocol byte by byte (or
-// send garbage) and look at what comes back. The wait is poll(2) on the socket, so bytes and the
-// peer's close are seen the moment they arrive: no sleeping, no polling loop.
+// A test's raw socket: connecting it, sending on it, and reading it with a deadline, for tests
+// that speak a protocol byte by byte (or send garbage) and look at what comes back. The wait is
+// poll(2) on the socket, so bytes and the peer's close are seen the moment they arrive: no
+// sleeping, no polling loop.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +18,36 @@
 #include <string>
 
 namespace cairn::testing {
+
+// A blocking TCP socket connected to "IPv4:PORT" with TCP_NODELAY, or -1 (closed) when the
+// connection failed.
+inline int ConnectTcp(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+// Sends all of `bytes` (no SIGPIPE); false when the peer is gone first.
+inline bool SendAll(int fd, const std::string& bytes) {
+  size_t at = 0;
+  while (at < bytes.size()) {
+    const ssize_t n = ::send(fd, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    at += static_cast<size_t>(n);
+  }
+  return true;
+}
 
 struct SocketRead {
   std::string bytes;    // what arrived
