@@ -48,6 +48,10 @@ try {
   if (!/^Topology epoch [1-9][0-9]*: no change in progress$/.test(change)) problems.push('topology: ' + change);
   const normal = await page.locator('#node-table tbody tr', { hasText: 'NORMAL' }).count();
   if (normal !== ids.length) problems.push(`${normal} of ${ids.length} nodes shown NORMAL`);
+  const repairRows = await page.locator('#repair-table tbody tr').count();
+  if (repairRows < 8) problems.push(`the repair panel has ${repairRows} rows`);
+  const garbage = await page.locator('#repair-table tbody tr', { hasText: 'Garbage in table files' }).textContent();
+  if (!/ of /.test(garbage || '')) problems.push('repair panel garbage row: ' + garbage);
   await page.screenshot({ path: `${artifacts}/console-all-up.png`, fullPage: true });
   console.log('RENDERED ' + JSON.stringify({ cells, doors }));
 

@@ -6,8 +6,8 @@
 // itself into its own <section> from the latest state. A panel for new data is one more entry
 // here and, where it needs one, one more source. Panels that wait on other work (see
 // docs/operations.md, "The web console"):
-//   - node operations with per-partition progress, and partitions coloured by movement (issue #15)
-//   - repairs with progress (issue #16)
+//   - partitions coloured by movement (issue #15; the nodes panel shows each node's streaming)
+//   - a `cairn repair` run by hand with its progress (the repair panel shows background repair)
 //   - hot keys (issue #17)
 'use strict';
 
@@ -34,6 +34,8 @@
       render: renderRequests },
     { id: 'partitions', title: 'Partition map', wide: true, sources: ['partitions', 'cluster'],
       render: renderPartitions },
+    { id: 'repair', title: 'Repair and scrub on this node', wide: true, sources: ['metrics'],
+      render: renderRepair },
   ];
 
   const state = {
@@ -180,20 +182,23 @@
     const rows = nodes.map((n) => el('tr', { class: n.state, dataset: { nodeId: n.node_id, state: n.state } },
       el('td', {}, el('span', { class: 'state ' + n.state }, n.state)),
       el('td', {}, (n.member || '—') + (n.dead ? ' (dead)' : '') +
-        (n.streams_total ? ` · streaming ${n.streams_done}/${n.streams_total}, ${bytes(n.stream_bytes || 0)}` : '')),
+        (n.streams_total ? ` · streaming ${n.streams_done}/${n.streams_total}, ${bytes(n.stream_bytes || 0)}` +
+          (n.stream_rate ? ` at ${bytes(n.stream_rate)}/s` : '') +
+          (n.streaming ? ` (now partition ${n.streaming.partition} from node ${n.streaming.source})` : '') : '')),
       el('td', {}, el('span', { class: 'swatch', colour: palette.get(n.node_id) || '#999' }),
         n.node_id || '(not heard from)', n.self ? el('span', { class: 'self' }, '(this node)') : null),
       el('td', {}, n.address),
       el('td', {}, n.dc || '—'),
       el('td', {}, n.rack || '—'),
       el('td', { class: 'num' }, bytes(n.load_bytes || 0)),
+      el('td', { class: 'num' }, bytes(n.dead_bytes || 0)),
       el('td', { class: 'num' }, n.partitions),
       el('td', { class: 'num' }, n.hints_pending)));
     section.append(el('table', { id: 'node-table' },
       el('thead', {}, el('tr', {},
         el('th', {}, 'State'), el('th', {}, 'Member'), el('th', {}, 'Node'), el('th', {}, 'Address'),
         el('th', {}, 'DC'),
-        el('th', {}, 'Rack'), el('th', { class: 'num' }, 'Load'),
+        el('th', {}, 'Rack'), el('th', { class: 'num' }, 'Load'), el('th', { class: 'num' }, 'Dead'),
         el('th', { class: 'num' }, 'Partitions'), el('th', { class: 'num' }, 'Hints pending'))),
       el('tbody', {}, ...rows)));
     if (!cluster.formed) section.append(el('p', { class: 'note' }, 'Not formed yet: ' + (cluster.note || '')));
@@ -202,7 +207,8 @@
     section.append(el('p', { class: 'note' },
       'State is this node\'s failure detector\'s view; Member is its place in the topology ' +
       '(NORMAL, JOINING, LEAVING) and its streaming during a change. Load is the bytes a node stores; ' +
-      'partitions are the partition replicas it holds.'));
+      'Dead is the part of it that is tombstones and expired values (purged by repair, reclaimed by ' +
+      'compaction); partitions are the partition replicas it holds.'));
   }
 
   function renderPartitions(section) {
@@ -296,6 +302,30 @@
       'From this node\'s /metrics: requests it answered as coordinator, per second since the ' +
       'last refresh. Errors exclude answers such as "not found". This page\'s own reads of ' +
       '/v1/cluster count as HTTP requests.'));
+  }
+
+  // Background repair's and the scrub's counters since start, and the storage's garbage.
+  function renderRepair(section) {
+    const value = (name) => {
+      const s = state.data.metrics.find((m) => m.name === name);
+      return s ? s.value : 0;
+    };
+    const lastCycle = value('cairn_repair_last_cycle_seconds');
+    const rows = [
+      ['Ranges repaired (agreed)', `${value('cairn_repair_ranges_total')} (${value('cairn_repair_ranges_agreed_total')})`],
+      ['Segments compared / differing', `${value('cairn_repair_segments_compared_total')} / ${value('cairn_repair_segments_differing_total')}`],
+      ['Keys repaired', `${value('cairn_repair_keys_repaired_total')} (${bytes(value('cairn_repair_bytes_total'))})`],
+      ['Tombstones purged', String(value('cairn_tombstones_purged_total'))],
+      ['Full cycles', value('cairn_repair_cycles_total') + (lastCycle ? ` (last took ${lastCycle.toFixed(0)} s)` : '')],
+      ['Scrubs (files, bytes checked)', `${value('cairn_scrubs_total')} (${value('cairn_scrub_files_total')}, ${bytes(value('cairn_scrub_bytes_total'))})`],
+      ['Corrupt files dropped (ranges; still to repair)', `${value('cairn_scrub_corrupt_files_total')} (${value('cairn_scrub_ranges_dropped_total')}; ${value('cairn_scrub_ranges_to_repair')})`],
+      ['Garbage in table files', `${bytes(value('cairn_storage_dead_bytes'))} of ${bytes(value('cairn_storage_table_bytes'))}`],
+    ].map(([what, figure]) => el('tr', {}, el('td', {}, what), el('td', { class: 'num' }, figure)));
+    section.append(el('table', { id: 'repair-table' }, el('tbody', {}, ...rows)));
+    section.append(el('p', { class: 'note' },
+      'From this node\'s /metrics, since it started: the ranges its background repair compared ' +
+      'with their other replicas (it repairs those it is the first replica of), and its scrubs of ' +
+      'its own table files (docs/operations.md, "Repair").'));
   }
 
   // ---- the page -----------------------------------------------------------------------------
