@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "base/async.h"
+#include "base/endian.h"
 #include "cluster/topology_state.h"
 #include "replica/internode_service.h"
 #include "replica/paxos_acceptor.h"
@@ -22,7 +23,7 @@ namespace {
 using base::kNoThrow;
 
 // Progress of one range from one source, in `meta`: "R" + the chunks and bytes applied so far
-// (two fixed64, little endian) + the last key applied, or "E" + the chunks and bytes once done.
+// (two u64, big endian) + the last key applied, or "E" + the chunks and bytes once done.
 // Records of earlier versions ("C" + the last key, "D") read with no counts.
 std::string ProgressKey(uint64_t transition, uint32_t partition, uint32_t keyspace,
                         uint32_t source) {
@@ -35,19 +36,10 @@ struct RecordedProgress {
   StreamCounts counts;
 };
 
-void PutFixed64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetFixed64(std::string_view in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
-  return v;
-}
-
 std::string EncodeProgress(bool done, StreamCounts counts, std::string_view last) {
   std::string out(1, done ? 'E' : 'R');
-  PutFixed64(&out, counts.chunks);
-  PutFixed64(&out, counts.bytes);
+  base::PutBig64(&out, counts.chunks);
+  base::PutBig64(&out, counts.bytes);
   if (!done) out.append(last);
   return out;
 }
@@ -60,7 +52,7 @@ Result<RecordedProgress> DecodeProgress(std::string_view v) {
     p.after = v.substr(1);
   } else if (v.size() >= 17 && (v[0] == 'R' || v[0] == 'E')) {
     p.done = v[0] == 'E';
-    p.counts = {GetFixed64(v.substr(1)), GetFixed64(v.substr(9))};
+    p.counts = {base::GetBig64(v.data() + 1), base::GetBig64(v.data() + 9)};
     p.after = v.substr(17);
   } else {
     return Status::Internal("a stream progress record is malformed");

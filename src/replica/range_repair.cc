@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include "base/endian.h"
 #include "replica/paxos_acceptor.h"
 #include "storage/format.h"
 
@@ -16,9 +17,7 @@ namespace cairn::replica {
 uint64_t DigestRoot(const storage::RangeDigest& digest) {
   std::string bytes;
   bytes.reserve(digest.segments.size() * 8);
-  for (uint64_t segment : digest.segments) {
-    for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((segment >> (8 * i)) & 0xff));
-  }
+  for (uint64_t segment : digest.segments) base::PutBig64(&bytes, segment);
   return XXH3_64bits(bytes.data(), bytes.size());
 }
 

@@ -1485,20 +1485,23 @@ Result<Engine::FileCheck> Engine::ScrubFile(const TableFile& table) {
   if (file.smallestkey.size() < kKeyHeaderBytes || file.largestkey.size() < kKeyHeaderBytes) {
     return Status::Internal(fmt::format("{} is corrupt and holds keys Cairn did not write", path));
   }
-  // Every range between the file's first and last key: those with a tree (every range that
-  // holds keys has one) and the two ends.
+  // Every range between the file's first and last key, of every keyspace this node holds keys
+  // of: not only those with a tree now, as a range whose keys were all purged has none, and the
+  // file may hold the purges' deletions, which dropping it would undo.
   const RangeId first{base::GetBig32(file.smallestkey.data()),
                       base::GetBig32(file.smallestkey.data() + 4)};
   const RangeId last{base::GetBig32(file.largestkey.data()),
                      base::GetBig32(file.largestkey.data() + 4)};
-  std::set<RangeId> ranges{first, last};
+  std::set<uint32_t> keyspaces{first.second, last.second};
   {
     std::lock_guard lock(trees_mu_);
-    for (const auto& [range, tree] : trees_) {
-      if (first <= range && range <= last) ranges.insert(range);
-    }
-    for (const RangeId& range : dirty_) {
-      if (first <= range && range <= last) ranges.insert(range);
+    for (const auto& [range, tree] : trees_) keyspaces.insert(range.second);
+    for (const RangeId& range : dirty_) keyspaces.insert(range.second);
+  }
+  std::set<RangeId> ranges;
+  for (uint32_t p = first.first; p <= last.first; ++p) {
+    for (uint32_t ks : keyspaces) {
+      if (first <= RangeId{p, ks} && RangeId{p, ks} <= last) ranges.insert({p, ks});
     }
   }
   WriteRequest request;

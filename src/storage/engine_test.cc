@@ -531,8 +531,10 @@ TEST_F(EngineTest, ScrubDropsACorruptTableFileWithItsRangesAndKeepsTheAcceptorRe
     for (int b = 0; b < 1000; ++b) v.push_back(static_cast<char>('!' + rng() % 90));
     return v;
   };
-  // Partitions 1-3 go into a compacted table file; partition 9 comes after it, in a memtable.
-  for (uint32_t p = 1; p <= 3; ++p) {
+  // Partitions 1 and 4 go into a compacted table file; partition 9 comes after it, in a
+  // memtable. Partitions 2 and 3 lie between and hold nothing (no tree): they are dropped too,
+  // as the file could hold deletions of theirs.
+  for (uint32_t p : {1u, 4u}) {
     WriteRequest request;
     for (int i = 0; i < 400; ++i)
       request.ops.push_back(Put(fmt::format("k{:03}", i), value(), {100, 1}, p));
@@ -560,10 +562,10 @@ TEST_F(EngineTest, ScrubDropsACorruptTableFileWithItsRangesAndKeepsTheAcceptorRe
   EXPECT_NE(found->corrupt.find("Corruption"), std::string::npos) << found->corrupt;
   EXPECT_TRUE(found->dropped);
   EXPECT_EQ(found->ranges_dropped,
-            (std::vector<std::pair<uint32_t, uint32_t>>{{1, 1}, {2, 1}, {3, 1}}));
+            (std::vector<std::pair<uint32_t, uint32_t>>{{1, 1}, {2, 1}, {3, 1}, {4, 1}}));
   EXPECT_GE(engine_->corruptions_seen(), 1u);
   EXPECT_TRUE(engine_->DataFiles().empty());
-  for (uint32_t p = 1; p <= 3; ++p) {
+  for (uint32_t p : {1u, 4u}) {
     EXPECT_FALSE(Read(*engine_, "k001", p).has_value());
     ExpectTreeMatchesData(*engine_, p);
     auto paxos = engine_->ReadRange(Family::kPaxos, p, 1, "", std::nullopt, 1 << 20);
