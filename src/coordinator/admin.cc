@@ -193,14 +193,29 @@ PartitionLayout ClusterCoordinator::Partitions() const {
     PartitionLayout::DataCentre d;
     d.name = dc;
     for (const auto& ks : keyspaces) d.replication = std::max(d.replication, ks.ReplicationIn(dc));
-    d.replicas.reserve(map.partitions());
-    for (uint32_t p = 0; p < map.partitions(); ++p) {
-      auto preference = map.Preference(p, dc);
-      d.replicas.emplace_back(
+    auto first = [&d](const cluster::PartitionMap& m, uint32_t p, const std::string& dc) {
+      auto preference = m.Preference(p, dc);
+      return std::vector<uint32_t>(
           preference.begin(),
           preference.begin() + std::min<size_t>(d.replication, preference.size()));
+    };
+    d.replicas.reserve(map.partitions());
+    for (uint32_t p = 0; p < map.partitions(); ++p) d.replicas.push_back(first(map, p, dc));
+    if (topology->base && topology->target) {
+      for (uint32_t p = 0; p < map.partitions(); ++p) {
+        // Moving: the set of replicas changes (a new order alone moves no data).
+        std::vector<uint32_t> to = first(*topology->target, p, dc);
+        std::vector<uint32_t> to_set = to, from_set = first(*topology->base, p, dc);
+        std::sort(to_set.begin(), to_set.end());
+        std::sort(from_set.begin(), from_set.end());
+        if (to_set != from_set) d.moving.emplace(p, std::move(to));
+      }
     }
     out.dcs.push_back(std::move(d));
+  }
+  if (topology->state && topology->state->has_transition()) {
+    out.change = topology->state->transition().description();
+    out.stage = cluster::StageName(topology->state->transition().stage());
   }
   return out;
 }

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -117,10 +118,15 @@ struct PartitionLayout {
     std::string name;
     uint32_t replication = 0;
     std::vector<std::vector<uint32_t>> replicas;  // one list per partition
+    // During a topology change: the partitions whose set of replicas changes, with the replicas
+    // they move to (in preference order), by partition.
+    std::map<uint32_t, std::vector<uint32_t>> moving;
   };
   bool formed = false;
   std::string note;  // why not formed
   uint64_t epoch = 0;
+  // The change in progress ("" when none): its description and stage.
+  std::string change, stage;
   uint32_t partitions = 0;
   std::vector<Member> members;  // by address
   std::vector<DataCentre> dcs;  // by name

@@ -2,6 +2,7 @@
 // is decommissioned under load, a dead node is removed, and the changes a cluster must refuse.
 // Under load means writers and readers at QUORUM through every original node for the whole
 // change, and no request of theirs may fail; every acknowledged write must read back afterwards.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +33,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Op = AsyncClient::NodeOperation;
+using Json = nlohmann::json;
 
 std::unique_ptr<Client> ClientOf(const std::string& server, std::chrono::milliseconds timeout) {
   ClientOptions o;
@@ -508,9 +510,36 @@ TEST_F(MembershipTest, AJoiningNodeKilledWhileStreamingResumesAndFinishes) {
   ASSERT_TRUE(joined.ok()) << joined.status().ToString();
   const size_t node = *joined;
   ASSERT_OK(WaitForStreaming(0, node, uint64_t{2} << 20));
+  // The partition map (the web console's grid) shows what moves, and where: every partition
+  // that changes replicas gains the new node.
+  {
+    auto map = HttpGet(cluster_->node(0).http_address(), "/v1/cluster/partitions");
+    ASSERT_EQ(map.status, 200) << map.error;
+    const Json json = Json::parse(map.body);
+    ASSERT_TRUE(json.contains("change")) << map.body.substr(0, 300);
+    EXPECT_EQ(json["change"]["stage"], "write-both/read-old");
+    const Json& moving = json["dcs"][0]["moving"];
+    // Three nodes hold every partition; the fourth takes about a quarter of 3 x 1024 replicas,
+    // so about three partitions in four change.
+    EXPECT_GT(moving.size(), 600u);
+    for (const Json& m : moving) {
+      const Json& to = m["to"];
+      ASSERT_EQ(to.size(), 3u);
+      EXPECT_NE(std::find(to.begin(), to.end(), Json(new_id)), to.end()) << m.dump();
+      // Reads still use the old replicas.
+      const Json& from = json["dcs"][0]["replicas"][m["partition"].get<size_t>()];
+      EXPECT_EQ(std::find(from.begin(), from.end(), Json(new_id)), from.end()) << m.dump();
+    }
+  }
   cluster_->node(node).Kill9();
   ASSERT_OK(cluster_->Restart(node));
   ASSERT_OK(WaitForMembers(0, Addresses(4), 120s));
+  {
+    const Json json =
+        Json::parse(HttpGet(cluster_->node(0).http_address(), "/v1/cluster/partitions").body);
+    EXPECT_FALSE(json.contains("change"));
+    EXPECT_TRUE(json["dcs"][0]["moving"].empty());
+  }
   // It went on from where it was: the chunks applied before the kill were not streamed again.
   const std::string log = cluster_->node(node).Log();
   EXPECT_NE(log.find("resuming partition"), std::string::npos) << log;

@@ -95,15 +95,24 @@ std::string PartitionMapJson(const coordinator::Coordinator& coordinator) {
   }
   Json dcs = Json::array();
   for (const auto& dc : layout.dcs) {
-    dcs.push_back({{"name", dc.name}, {"replication", dc.replication}, {"replicas", dc.replicas}});
+    Json moving = Json::array();
+    for (const auto& [partition, to] : dc.moving) {
+      moving.push_back({{"partition", partition}, {"to", to}});
+    }
+    dcs.push_back({{"name", dc.name},
+                   {"replication", dc.replication},
+                   {"replicas", dc.replicas},
+                   {"moving", std::move(moving)}});
   }
-  return Json{{"formed", true},
+  Json out = {{"formed", true},
               {"epoch", layout.epoch},
               {"partitions", layout.partitions},
               {"members", std::move(members)},
-              {"dcs", std::move(dcs)}}
-             .dump() +
-         "\n";
+              {"dcs", std::move(dcs)}};
+  if (!layout.change.empty()) {
+    out["change"] = {{"description", layout.change}, {"stage", layout.stage}};
+  }
+  return out.dump() + "\n";
 }
 
 }  // namespace cairn::frontdoor::http::console

@@ -53,6 +53,16 @@ try {
   const garbage = await page.locator('#repair-table tbody tr', { hasText: 'Garbage in table files' }).textContent();
   if (!/ of /.test(garbage || '')) problems.push('repair panel garbage row: ' + garbage);
   await page.screenshot({ path: `${artifacts}/console-all-up.png`, fullPage: true });
+  // Coloured by movement: with no change in progress, nothing moves and every square is grey.
+  await page.selectOption('#colour-by', '-1');
+  await page.waitForFunction(() => document.querySelector('#colour-by').value === '-1');
+  const moving = await page.locator('#partitions svg.grid rect.moving').count();
+  if (moving !== 0) problems.push(`${moving} partitions shown moving with no change in progress`);
+  const coloured = await page.locator('#partitions svg.grid rect[data-partition]:not([fill="#ccc"])').count();
+  if (coloured !== 0) problems.push(`${coloured} partitions coloured by movement with none moving`);
+  const still = await page.locator('#partition-change').textContent();
+  if (still !== 'No partition is moving.') problems.push('partition change: ' + still);
+  await page.selectOption('#colour-by', '0');
   console.log('RENDERED ' + JSON.stringify({ cells, doors }));
 
   const { value: line } = await lines.next();

@@ -6,7 +6,6 @@
 // itself into its own <section> from the latest state. A panel for new data is one more entry
 // here and, where it needs one, one more source. Panels that wait on other work (see
 // docs/operations.md, "The web console"):
-//   - partitions coloured by movement (issue #15; the nodes panel shows each node's streaming)
 //   - a `cairn repair` run by hand with its progress (the repair panel shows background repair)
 //   - hot keys (issue #17)
 'use strict';
@@ -91,6 +90,8 @@
     const members = (state.data.partitions && state.data.partitions.members) || [];
     const nodes = (state.data.cluster && state.data.cluster.nodes) || [];
     const ids = members.length ? members.map((m) => m.node_id) : nodes.map((n) => n.node_id);
+    // Nodes outside the map (joining ones) take the next colours.
+    for (const n of nodes) if (!ids.includes(n.node_id)) ids.push(n.node_id);
     const map = new Map();
     ids.forEach((id, i) => map.set(id, PALETTE[i % PALETTE.length]));
     return map;
@@ -221,24 +222,33 @@
     const states = nodeStates();
     const byId = new Map(map.members.map((m) => [m.node_id, m]));
     const deepest = Math.max(1, ...map.dcs.map((dc) => dc.replication));
+    // -1 colours by movement; 0.. by the replica at that position of each preference list.
     state.colourBy = Math.min(state.colourBy, deepest - 1);
     const select = el('select', { id: 'colour-by', onchange: (e) => { state.colourBy = Number(e.target.value); render(); } });
-    for (let i = 0; i < deepest; i++) {
-      const option = el('option', { value: String(i) }, i === 0 ? 'primary owner' : 'replica ' + (i + 1));
+    for (let i = -1; i < deepest; i++) {
+      const label = i < 0 ? 'movement' : i === 0 ? 'primary owner' : 'replica ' + (i + 1);
+      const option = el('option', { value: String(i) }, label);
       if (i === state.colourBy) option.selected = true;
       select.append(option);
     }
+    const movingCount = map.dcs.reduce((sum, dc) => sum + (dc.moving || []).length, 0);
+    const change = map.change
+      ? el('p', { id: 'partition-change' }, `Moving: ${movingCount} partition${movingCount === 1 ? '' : 's'} ` +
+          `(${map.change.description}, ${map.change.stage}); outlined in the grid.`)
+      : el('p', { id: 'partition-change' }, 'No partition is moving.');
     const side = el('div', { class: 'side' },
       el('div', { class: 'controls' }, el('label', {}, 'Colour by ', select)),
       el('p', {}, map.partitions + ' partitions, epoch ' + map.epoch),
+      change,
       el('ul', { class: 'legend' }, ...map.members.map((m) => el('li', {},
         el('span', { class: 'swatch', colour: palette.get(m.node_id) }),
         m.address + ' (' + m.node_id + ', ' + m.dc + '/' + m.rack + ')',
         states.get(m.node_id) === 'DOWN' ? el('span', { class: 'state DOWN' }, 'DOWN') : null))),
       el('p', { class: 'note' },
         'One square per partition, in partition order, coloured by the node that holds it at ' +
-        'the chosen position of its preference list; faded where that node is DOWN. Hover over ' +
-        'a square for its replicas.'));
+        'the chosen position of its preference list; faded where that node is DOWN. By ' +
+        'movement: grey where the replicas stay, else the colour of the node that gains the ' +
+        'partition. Hover over a square for its replicas (and where it moves).'));
 
     const columns = 1 << Math.ceil(Math.log2(map.partitions) / 2);
     const rows = Math.ceil(map.partitions / columns);
@@ -247,17 +257,29 @@
     for (const dc of map.dcs) {
       const svg = el('svg', { class: 'grid', viewBox: `0 0 ${columns * cell} ${rows * cell}`,
                               role: 'img', 'aria-label': 'partitions of ' + dc.name + ' by owner' });
+      const moving = new Map((dc.moving || []).map((m) => [m.partition, m.to]));
+      const name = (id) => (byId.has(id) ? byId.get(id).address : String(id));
       dc.replicas.forEach((replicas, p) => {
-        const owner = replicas[state.colourBy];
-        const names = replicas.map((id, i) => (byId.has(id) ? byId.get(id).address : id) +
+        const to = moving.get(p);
+        let owner;
+        if (state.colourBy >= 0) {
+          owner = replicas[state.colourBy];
+        } else if (to) {
+          owner = to.find((id) => !replicas.includes(id));
+        }
+        const names = replicas.map((id, i) => name(id) +
           (i === 0 ? ' (primary)' : '') + (states.get(id) === 'DOWN' ? ' DOWN' : ''));
+        const classes = [];
+        if (owner !== undefined && states.get(owner) === 'DOWN') classes.push('down');
+        if (to) classes.push('moving');
         svg.append(el('rect', {
           x: (p % columns) * cell + 0.5, y: Math.floor(p / columns) * cell + 0.5,
           width: cell - 1, height: cell - 1,
           fill: owner === undefined ? '#ccc' : palette.get(owner) || '#999',
-          class: states.get(owner) === 'DOWN' ? 'down' : '',
+          class: classes.join(' '),
           'data-partition': p,
-        }, el('title', {}, 'partition ' + p + ': ' + names.join(', '))));
+        }, el('title', {}, 'partition ' + p + ': ' + names.join(', ') +
+          (to ? '; moving to ' + to.map(name).join(', ') : ''))));
       });
       grids.append(el('div', { class: 'dc' },
         el('h3', {}, dc.name + ' — ' + dc.replication + ' replicas of each partition'), svg));
