@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -285,9 +286,19 @@ CairndProcess::Options LocalCluster::NodeOptions(size_t i) const {
   return o;
 }
 
+std::string LocalCluster::NewAddress() const {
+  // FreePort() gives back a port the kernel just let go of; asked twice in a row it may give
+  // the same one, which two nodes of one cluster must not share.
+  for (;;) {
+    std::string address = fmt::format("127.0.0.1:{}", FreePort());
+    if (std::find(addresses_.begin(), addresses_.end(), address) == addresses_.end()) {
+      return address;
+    }
+  }
+}
+
 Result<size_t> LocalCluster::AddNode(std::vector<std::string> args, std::string address) {
-  addresses_.push_back(address.empty() ? fmt::format("127.0.0.1:{}", FreePort())
-                                       : std::move(address));
+  addresses_.push_back(address.empty() ? NewAddress() : std::move(address));
   added_args_.push_back(std::move(args));
   auto node = CairndProcess::Start(NodeOptions(addresses_.size() - 1));
   if (!node.ok()) {
@@ -302,10 +313,12 @@ Result<size_t> LocalCluster::AddNode(std::vector<std::string> args, std::string 
 Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const std::string& dir, Options options) {
   std::unique_ptr<LocalCluster> c(new LocalCluster());
   c->dir_ = dir;
+  // The nodes' logs are files beside their data directories: the first node's would otherwise
+  // have no directory to go in (and its log would go to the test's own stderr).
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
   c->options_ = std::move(options);
-  for (size_t i = 0; i < c->options_.nodes; ++i) {
-    c->addresses_.push_back(fmt::format("127.0.0.1:{}", FreePort()));
-  }
+  for (size_t i = 0; i < c->options_.nodes; ++i) c->addresses_.push_back(c->NewAddress());
   for (size_t i = 0; i < c->options_.nodes; ++i) {
     auto node = CairndProcess::Start(c->NodeOptions(i));
     if (!node.ok()) return node.status();

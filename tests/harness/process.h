@@ -131,6 +131,8 @@ class LocalCluster {
 
  private:
   CairndProcess::Options NodeOptions(size_t i) const;
+  // A free loopback address no node of this cluster has.
+  std::string NewAddress() const;
 
   std::string dir_;
   Options options_;
