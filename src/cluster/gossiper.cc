@@ -228,6 +228,15 @@ Result<bool> Gossiper::Adopt(const TopologyState& state) {
     fence_.store(std::max(fence_.load(), state.fence()), std::memory_order_release);
     states_[config_.self_address].set_topology_epoch(state.epoch());
     SyncDetectorsLocked();
+    const auto now = Clock::now();
+    std::unordered_map<uint32_t, Clock::time_point> unheard;
+    for (const internode::TopologyMember& m : state.members()) {
+      const uint32_t id = m.info().node_id();
+      if (m.state() != internode::JOINING || up_.contains(id)) continue;
+      auto known = unheard_joiners_.find(id);
+      unheard[id] = known == unheard_joiners_.end() ? now : known->second;
+    }
+    unheard_joiners_ = std::move(unheard);
   }
   spdlog::info("topology epoch {}: {}", state.epoch(), Describe(state));
   if (formed_now && on_formed_) on_formed_(published);
@@ -300,7 +309,9 @@ std::shared_ptr<const Topology> Gossiper::topology() const {
 
 bool Gossiper::IsUp(uint32_t node_id) const {
   std::lock_guard lock(mu_);
-  return up_.contains(node_id);
+  if (up_.contains(node_id)) return true;
+  auto it = unheard_joiners_.find(node_id);
+  return it != unheard_joiners_.end() && Clock::now() - it->second < kJoinGrace;
 }
 
 std::optional<internode::NodeState> Gossiper::StateOf(uint32_t node_id) const {
@@ -426,6 +437,8 @@ void Gossiper::EvaluateLocked(Clock::time_point now) {
       spdlog::warn("node {} ({}) is DOWN", states_[address].info().node_id(), address);
     }
   }
+  // Heard from once: from now on the failure detector judges it.
+  for (uint32_t id : up) unheard_joiners_.erase(id);
   up_ = std::move(up);
   up_addresses_ = std::move(up_addresses);
 }

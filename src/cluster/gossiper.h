@@ -13,6 +13,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -32,6 +33,10 @@
 namespace cairn::cluster {
 
 namespace asio = boost::asio;
+
+// How long a member that has just joined counts as UP before this node first hears from it
+// (Gossiper::IsUp).
+inline constexpr std::chrono::seconds kJoinGrace{10};
 
 struct GossipOptions {
   GossipOptions() = default;
@@ -93,6 +98,11 @@ class Gossiper final : public ClusterView, public TopologyStore {
 
   // ClusterView
   std::shared_ptr<const Topology> topology() const override;
+  // Up: this node's failure detector says so; or a member that joined under an epoch this node
+  // adopted less than kJoinGrace ago and that it has not heard from yet (the epoch that makes a
+  // node a replica reaches coordinators before its first heartbeat, and while several join at
+  // once a moving partition's new replicas may all be such nodes: judging them DOWN would fail
+  // every write to it for that moment).
   bool IsUp(uint32_t node_id) const override;
   std::string NotFormedReason() const override;
   std::vector<NodeStatus> Nodes() const override;
@@ -168,14 +178,16 @@ class Gossiper final : public ClusterView, public TopologyStore {
   std::mutex adopt_mu_;  // serialises adoptions (they write to disk)
 
   mutable std::mutex mu_;
-  uint64_t heartbeat_ = 0;                                 // guarded by mu_
-  std::map<std::string, internode::NodeState> states_;     // guarded by mu_; by address
-  std::map<std::string, PhiAccrualDetector> detectors_;    // guarded by mu_; peers only
-  std::unordered_set<uint32_t> up_;                        // guarded by mu_
-  std::unordered_set<std::string> up_addresses_;           // guarded by mu_
-  std::shared_ptr<const Topology> topology_;               // guarded by mu_
-  std::shared_ptr<const internode::TopologyState> state_;  // guarded by mu_
-  std::string mismatch_;                                   // guarded by mu_
+  uint64_t heartbeat_ = 0;                               // guarded by mu_
+  std::map<std::string, internode::NodeState> states_;   // guarded by mu_; by address
+  std::map<std::string, PhiAccrualDetector> detectors_;  // guarded by mu_; peers only
+  std::unordered_set<uint32_t> up_;                      // guarded by mu_
+  // JOINING members not heard from yet, and when this node learnt they joined (see IsUp).
+  std::unordered_map<uint32_t, Clock::time_point> unheard_joiners_;  // guarded by mu_
+  std::unordered_set<std::string> up_addresses_;                     // guarded by mu_
+  std::shared_ptr<const Topology> topology_;                         // guarded by mu_
+  std::shared_ptr<const internode::TopologyState> state_;            // guarded by mu_
+  std::string mismatch_;                                             // guarded by mu_
 };
 
 }  // namespace cairn::cluster

@@ -96,6 +96,17 @@ Status NoTransition(const TopologyState& s, std::string_view what) {
                   what, Describe(s)));
 }
 
+// Whether a join or a leave may merge into the change in progress: only before its first
+// barrier, when no member has streamed anything for it, and not into a replacement (which takes
+// exactly one dead member's places). Else why not, as NoTransition says it.
+Status Mergeable(const TopologyState& s, std::string_view what) {
+  if (!s.has_transition() || AcceptsMerges(s)) return Status::Ok();
+  return Status::FailedPrecondition(fmt::format(
+      "cannot {}: a topology change is in progress ({}) and past the point where another may "
+      "join it; it must finish or be cancelled first (cairn node ops, cairn node cancel)",
+      what, Describe(s)));
+}
+
 // A newcomer's id and address must not be another member's, now or before.
 Status CheckNewcomer(const TopologyState& s, const Member& node) {
   for (const TopologyMember& m : s.members()) {
@@ -121,6 +132,22 @@ Status CheckNewcomer(const TopologyState& s, const Member& node) {
   return Status::Ok();
 }
 
+// `next` (a state with a transition in progress) with its members sorted and its group chosen,
+// or why it cannot be.
+Result<TopologyState> Checked(TopologyState next) {
+  const std::vector<Member> members = TargetMembers(next);
+  if (members.empty()) {
+    return Status::FailedPrecondition("a cluster keeps at least one node");
+  }
+  if (Status s = CheckReplication(members, KeyspacesOf(next)); !s.ok()) return s;
+  SortMembers(&next);
+  ChooseGroup(&next);
+  if (next.group().empty()) {
+    return Status::FailedPrecondition("no member would be left to decide topology changes");
+  }
+  return next;
+}
+
 Result<TopologyState> StartTransition(TopologyState next, std::vector<uint32_t> base,
                                       std::vector<uint32_t> target, std::string description,
                                       uint64_t now_ms) {
@@ -135,20 +162,37 @@ Result<TopologyState> StartTransition(TopologyState next, std::vector<uint32_t> 
   t->set_started_ms(now_ms);
   t->set_stage_ms(now_ms);
   t->set_stage_epoch(next.epoch());
-  const std::vector<Member> members = TargetMembers(next);
-  if (members.empty()) {
-    return Status::FailedPrecondition("a cluster keeps at least one node");
-  }
-  if (Status s = CheckReplication(members, KeyspacesOf(next)); !s.ok()) return s;
-  SortMembers(&next);
-  ChooseGroup(&next);
-  if (next.group().empty()) {
-    return Status::FailedPrecondition("no member would be left to decide topology changes");
-  }
-  return next;
+  return Checked(std::move(next));
+}
+
+// Merges a change into the transition of `next` (the state after the change's member edits):
+// the same base, `target` as the new target, and a new id and first stage, so that the barrier
+// and the streaming are planned for the merged change.
+Result<TopologyState> MergeTransition(TopologyState next, std::vector<uint32_t> target,
+                                      std::string_view description, uint64_t now_ms) {
+  std::sort(target.begin(), target.end());
+  internode::Transition* t = next.mutable_transition();
+  *t->add_earlier_targets()->mutable_ids() = t->target();
+  t->clear_target();
+  for (uint32_t id : target) t->add_target(id);
+  t->set_id(next.epoch());
+  t->set_description(fmt::format("{}, {}", t->description(), description));
+  t->set_stage_ms(now_ms);
+  t->set_stage_epoch(next.epoch());
+  return Checked(std::move(next));
 }
 
 }  // namespace
+
+bool AcceptsMerges(const TopologyState& s) {
+  if (!s.has_transition()) return false;
+  const internode::Transition& t = s.transition();
+  for (const TopologyMember& m : s.members()) {
+    // A replacement's newcomer takes another member's places.
+    if (m.state() == internode::JOINING && m.placement_id() != m.info().node_id()) return false;
+  }
+  return t.stage() == internode::WRITE_BOTH_READ_OLD && s.fence() < t.stage_epoch();
+}
 
 Member MemberOf(const TopologyMember& m) {
   return Member{m.info().node_id(), m.info().address(), m.info().dc(), m.info().rack(),
@@ -206,6 +250,14 @@ std::vector<Member> BaseMembers(const TopologyState& s) {
 std::vector<Member> TargetMembers(const TopologyState& s) {
   if (s.has_transition()) return MembersOf(s, s.transition().target());
   return BaseMembers(s);
+}
+
+std::vector<std::vector<Member>> EarlierTargetMembers(const TopologyState& s) {
+  std::vector<std::vector<Member>> out;
+  for (const internode::NodeIds& ids : s.transition().earlier_targets()) {
+    out.push_back(MembersOf(s, ids.ids()));
+  }
+  return out;
 }
 
 std::vector<KeyspaceDef> KeyspacesOf(const TopologyState& s) {
@@ -277,23 +329,28 @@ TopologyState WithKeyspace(const TopologyState& s, const KeyspaceDef& def) {
 }
 
 Result<TopologyState> StartJoin(const TopologyState& s, const Member& node, uint64_t now_ms) {
-  if (Status st = NoTransition(s, fmt::format("add node {}", node.node_id)); !st.ok()) return st;
+  if (Status st = Mergeable(s, fmt::format("add node {}", node.node_id)); !st.ok()) return st;
   if (Status st = CheckNewcomer(s, node); !st.ok()) return st;
   TopologyState next = Next(s);
   Member joining = node;
   joining.placement_id = 0;
   *next.add_members() = ToProto(joining, internode::JOINING);
+  const std::string what = fmt::format("join {} ({})", node.node_id, node.address);
+  if (s.has_transition()) {
+    std::vector<uint32_t> target(s.transition().target().begin(), s.transition().target().end());
+    target.push_back(node.node_id);
+    return MergeTransition(std::move(next), std::move(target), what, now_ms);
+  }
   std::vector<uint32_t> base = NormalIds(s);
   std::vector<uint32_t> target = base;
   target.push_back(node.node_id);
-  return StartTransition(std::move(next), std::move(base), std::move(target),
-                         fmt::format("join {} ({})", node.node_id, node.address), now_ms);
+  return StartTransition(std::move(next), std::move(base), std::move(target), what, now_ms);
 }
 
 Result<TopologyState> StartLeave(const TopologyState& s, uint32_t node, bool dead,
                                  uint64_t now_ms) {
   const std::string what = fmt::format("{} node {}", dead ? "remove" : "decommission", node);
-  if (Status st = NoTransition(s, what); !st.ok()) return st;
+  if (Status st = Mergeable(s, what); !st.ok()) return st;
   const TopologyMember* m = FindMember(s, node);
   if (m == nullptr || m->state() == internode::LEFT) {
     return Status::NotFound(fmt::format("node {} is not a member of this cluster", node));
@@ -306,6 +363,13 @@ Result<TopologyState> StartLeave(const TopologyState& s, uint32_t node, bool dea
   TopologyMember* leaving = MutableMember(&next, node);
   leaving->set_state(internode::LEAVING);
   leaving->set_dead(dead);
+  if (s.has_transition()) {
+    std::vector<uint32_t> target;
+    for (uint32_t id : s.transition().target()) {
+      if (id != node) target.push_back(id);
+    }
+    return MergeTransition(std::move(next), std::move(target), what, now_ms);
+  }
   std::vector<uint32_t> base = NormalIds(s);
   std::vector<uint32_t> target;
   for (uint32_t id : base) {

@@ -41,6 +41,8 @@ std::string_view StageName(TransitionStage stage);         // "write-both/read-o
 std::vector<Member> BaseMembers(const TopologyState& s);
 // The members of the map partitions move to (the base when no transition runs).
 std::vector<Member> TargetMembers(const TopologyState& s);
+// The members of the targets a transition had before changes merged into it, oldest first.
+std::vector<std::vector<Member>> EarlierTargetMembers(const TopologyState& s);
 // Keyspace definitions, drops included.
 std::vector<KeyspaceDef> KeyspacesOf(const TopologyState& s);
 
@@ -60,15 +62,27 @@ Status CheckReplication(const std::vector<Member>& members,
 // Adds or replaces the definition of keyspace `def.name` (drops are definitions too).
 TopologyState WithKeyspace(const TopologyState& s, const KeyspaceDef& def);
 
-// A new node joins: it becomes JOINING, and a transition to the map with it starts.
-// FAILED_PRECONDITION when a transition is running, or the id or address belongs to another
-// member (or to one that left: ids are never reused).
+// Joins and leaves asked for while a transition is at write-both/read-old and has not passed
+// its first barrier (no member has streamed anything for it yet) merge into it: the base stays,
+// the target gains or loses the node, the old target is kept in `earlier_targets` (for cleanup),
+// and the transition gets a new id and starts its stage again (a new barrier, streaming planned
+// for the merged target). So nodes started together join in one change. Later, or into a
+// replacement, they are refused until the change finishes.
+
+// Whether the transition of `s` takes joins and leaves merged into it now (false without one).
+bool AcceptsMerges(const TopologyState& s);
+
+// A new node joins: it becomes JOINING, and a transition to the map with it starts (or the one
+// in progress takes it too, as above). FAILED_PRECONDITION when a transition is running that it
+// cannot merge into, or the id or address belongs to another member (or to one that left: ids
+// are never reused).
 Result<TopologyState> StartJoin(const TopologyState& s, const Member& node, uint64_t now_ms);
 
-// A member leaves: it becomes LEAVING and a transition to the map without it starts. `dead`:
-// it is gone for good (removed, not decommissioned): it is not a streaming source and no step
-// waits for it. FAILED_PRECONDITION when a transition is running, the node is not a NORMAL member,
-// or a keyspace would keep fewer replicas than its factor.
+// A member leaves: it becomes LEAVING and a transition to the map without it starts (or merges,
+// as above). `dead`: it is gone for good (removed, not decommissioned): it is not a streaming
+// source and no step waits for it. FAILED_PRECONDITION when a transition is running that it
+// cannot merge into, the node is not a NORMAL member, or a keyspace would keep fewer replicas
+// than its factor.
 Result<TopologyState> StartLeave(const TopologyState& s, uint32_t node, bool dead, uint64_t now_ms);
 
 // `with` takes exactly the places of dead member `dead` (its placement id): `dead` becomes

@@ -72,18 +72,79 @@ TEST(TopologyStateTest, JoinAddsAJoiningMemberAndATransitionToTheMapWithIt) {
   // A joining node does not decide topology changes until it is NORMAL.
   const auto group = Ids(next->group());
   EXPECT_EQ(std::count(group.begin(), group.end(), newcomer.node_id), 0);
-  // Asking again is answered with what is there.
-  EXPECT_EQ(StartJoin(*next, newcomer, 1000).status().code(), Code::kFailedPrecondition);
+  // Asking again is refused: it is a member already.
+  EXPECT_EQ(StartJoin(*next, newcomer, 1000).status().code(), Code::kAlreadyExists);
 }
 
-TEST(TopologyStateTest, OneChangeAtATime) {
-  auto joining = StartJoin(Formed(4), MakeMember(9, "dc1", "r0"), 0);
+TEST(TopologyStateTest, ChangesMergeIntoOneInProgressOnlyBeforeItsFirstBarrier) {
+  const TopologyState four = Formed(4);
+  const Member a = MakeMember(9, "dc1", "r0"), b = MakeMember(10, "dc1", "r1");
+  auto joining = StartJoin(four, a, 1000);
   ASSERT_TRUE(joining.ok());
-  auto second = StartJoin(*joining, MakeMember(10, "dc1", "r1"), 0);
-  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find("in progress"), std::string::npos);
-  EXPECT_EQ(StartLeave(*joining, Members(4)[0].node_id, false, 0).status().code(),
-            Code::kFailedPrecondition);
+  // A second join before the barrier: one transition, from the same base to a target with both.
+  auto both = StartJoin(*joining, b, 2000);
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  const internode::Transition& t = both->transition();
+  EXPECT_EQ(t.id(), both->epoch());  // a new id: streaming is planned for the merged change
+  EXPECT_EQ(t.stage(), internode::WRITE_BOTH_READ_OLD);
+  EXPECT_EQ(t.stage_epoch(), both->epoch());
+  EXPECT_EQ(t.started_ms(), 1000u);
+  EXPECT_EQ(Ids(t.base()), Ids(joining->transition().base()));
+  EXPECT_EQ(TargetMembers(*both).size(), 6u);
+  EXPECT_EQ(StateOf(*both, a.node_id), internode::JOINING);
+  EXPECT_EQ(StateOf(*both, b.node_id), internode::JOINING);
+  ASSERT_EQ(t.earlier_targets_size(), 1);
+  EXPECT_EQ(Ids(t.earlier_targets(0).ids()), Ids(joining->transition().target()));
+  EXPECT_NE(t.description().find("join " + std::to_string(a.node_id)), std::string::npos)
+      << t.description();
+  EXPECT_NE(t.description().find("join " + std::to_string(b.node_id)), std::string::npos)
+      << t.description();
+  // A decommission merges too; the target loses the node, the base keeps it.
+  const uint32_t leaver = Members(4)[0].node_id;
+  auto three = StartLeave(*both, leaver, false, 3000);
+  ASSERT_TRUE(three.ok()) << three.status().ToString();
+  EXPECT_EQ(StateOf(*three, leaver), internode::LEAVING);
+  EXPECT_EQ(TargetMembers(*three).size(), 5u);
+  EXPECT_EQ(BaseMembers(*three).size(), 4u);
+  EXPECT_EQ(three->transition().earlier_targets_size(), 2);
+  // Finishing makes every joiner NORMAL and the leaver LEFT.
+  auto read_new = Advance(WithFence(*three, three->epoch()), internode::WRITE_BOTH_READ_OLD,
+                          internode::WRITE_BOTH_READ_NEW, 4000);
+  ASSERT_TRUE(read_new.ok());
+  auto use_new = Advance(*read_new, internode::WRITE_BOTH_READ_NEW, internode::USE_NEW, 5000);
+  ASSERT_TRUE(use_new.ok());
+  auto done = Finish(*use_new, 6000);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(StateOf(*done, a.node_id), internode::NORMAL);
+  EXPECT_EQ(StateOf(*done, b.node_id), internode::NORMAL);
+  EXPECT_EQ(StateOf(*done, leaver), internode::LEFT);
+
+  // Once the barrier's fence is up (members may be streaming), changes wait for the next one.
+  const TopologyState fenced = WithFence(*joining, joining->transition().stage_epoch());
+  auto late = StartJoin(fenced, b, 2000);
+  EXPECT_EQ(late.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(late.status().message().find("in progress"), std::string::npos);
+  EXPECT_EQ(StartLeave(fenced, leaver, false, 0).status().code(), Code::kFailedPrecondition);
+  // So do changes while reads switch or after.
+  auto switched =
+      Advance(fenced, internode::WRITE_BOTH_READ_OLD, internode::WRITE_BOTH_READ_NEW, 0);
+  ASSERT_TRUE(switched.ok());
+  EXPECT_EQ(StartJoin(*switched, b, 0).status().code(), Code::kFailedPrecondition);
+  // Nothing merges into a replacement (it takes exactly the dead node's places).
+  auto replacing = StartReplace(four, leaver, a, 0);
+  ASSERT_TRUE(replacing.ok()) << replacing.status().ToString();
+  EXPECT_EQ(StartJoin(*replacing, b, 0).status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(StartReplace(*joining, leaver, b, 0).status().code(), Code::kFailedPrecondition);
+}
+
+TEST(TopologyStateTest, AMergedLeaveThatWouldDropBelowTheFactorIsRefused) {
+  // Four nodes, RF 3: one decommission is fine, a second merged into it is not.
+  const TopologyState four = Formed(4, 3);
+  auto one = StartLeave(four, Members(4)[0].node_id, false, 0);
+  ASSERT_TRUE(one.ok());
+  auto two = StartLeave(*one, Members(4)[1].node_id, false, 0);
+  EXPECT_EQ(two.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(two.status().message().find("replicas"), std::string::npos) << two.status().message();
 }
 
 TEST(TopologyStateTest, NewcomersMayNotTakeAMembersIdOrAddress) {

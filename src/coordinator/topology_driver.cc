@@ -110,6 +110,17 @@ asio::awaitable<void> TopologyDriver::Step() {
     }
   }
   if (state->fence() < t.stage_epoch()) {
+    if (cluster::AcceptsMerges(*state)) {
+      // Changes asked for meanwhile merge into this one (each merge gives it a new id, and the
+      // window starts again).
+      const auto now = std::chrono::steady_clock::now();
+      if (merging_.first != t.id()) merging_ = {t.id(), now};
+      if (now - merging_.second < options_.merge_window) {
+        SetWaiting(fmt::format("{}: other changes may join it for {} ms", t.description(),
+                               options_.merge_window.count()));
+        co_return;
+      }
+    }
     if (Status s = co_await Barrier(*state); !s.ok()) {
       SetWaiting(fmt::format("the barrier of epoch {} ({}): {}", state->epoch(),
                              cluster::StageName(t.stage()), s.message()));

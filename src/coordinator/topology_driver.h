@@ -6,8 +6,10 @@
 // A change walks its stages; each stage first needs a barrier: every live member has the epoch
 // that began it, then raises its fence to it (refusing requests planned with older topologies),
 // and the fence is committed. Then:
-// - write-both/read-old: the new replicas stream their ranges (replica/partition_streamer.h);
-//   once every member reports its streams done, reads switch: write-both/read-new;
+// - write-both/read-old: first, for DriverOptions::merge_window, other changes may merge into
+//   this one (cluster/topology_state.h); then the new replicas stream their ranges
+//   (replica/partition_streamer.h); once every member reports its streams done, reads switch:
+//   write-both/read-new;
 // - write-both/read-new: (fenced) writes move to the new replicas alone: use-new;
 // - use-new (or rollback): every member deletes the copies it no longer holds, and reports it;
 //   then the change finishes, the target map is the map.
@@ -24,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -50,6 +53,9 @@ struct DriverOptions {
   // --dead-after: a member DOWN this long is removed (its data re-replicated from the others);
   // 0: never.
   std::chrono::milliseconds dead_after{0};
+  // How long a change waits before its first barrier, so that changes asked for meanwhile (nodes
+  // started together, several decommissions) merge into it and move their data in one round.
+  std::chrono::milliseconds merge_window{1000};
 };
 
 // Thread safety: Run() and JoinLoop() run on `executor`; HandleJoin() on any reactor; Wake() and
@@ -109,6 +115,8 @@ class TopologyDriver {
   std::map<uint64_t, std::set<uint32_t>> seen_down_;
   // When the driver first saw each member DOWN (on executor_; forgotten when it is UP).
   std::map<uint32_t, std::chrono::steady_clock::time_point> down_since_;
+  // The transition whose merge window runs, and when this driver first saw it (on executor_).
+  std::pair<uint64_t, std::chrono::steady_clock::time_point> merging_{0, {}};
   mutable std::mutex mu_;
   std::string waiting_;  // guarded by mu_
 };

@@ -487,8 +487,17 @@ asio::awaitable<Status> PartitionStreamer::Cleanup(const cluster::Topology& topo
   if (!topology.base || !topology.target) co_return Status::Ok();  // no transition
   const cluster::PartitionMap& base = *topology.base;
   const cluster::PartitionMap& target = *topology.target;
-  // Going forward, the ranges only the old map gave this node; rolling back, those only the
-  // new one did.
+  // The targets the change had before others merged into it: writes planned with them may have
+  // left copies of ranges this node gains under none of the maps it ends with.
+  std::vector<cluster::PartitionMap> earlier;
+  std::vector<std::vector<cluster::Member>> earlier_members = cluster::EarlierTargetMembers(state);
+  for (std::vector<cluster::Member>& members : earlier_members) {
+    auto map = cluster::PartitionMap::Compute(std::move(members), state.partition_bits());
+    if (!map.ok()) co_return map.status();
+    earlier.push_back(std::move(*map));
+  }
+  // Going forward, the ranges the map it ends with does not give this node; rolling back,
+  // those the old map does not.
   const bool forward = state.transition().stage() == internode::USE_NEW;
   storage::WriteRequest request;
   for (const cluster::KeyspaceDef& ks : cluster::KeyspacesOf(state)) {
@@ -496,7 +505,11 @@ asio::awaitable<Status> PartitionStreamer::Cleanup(const cluster::Topology& topo
     for (uint32_t p = 0; p < base.partitions(); ++p) {
       const bool in_old = Contains(ReplicasOf(base, p, ks), self_);
       const bool in_new = Contains(ReplicasOf(target, p, ks), self_);
-      if (forward ? (in_old && !in_new) : (in_new && !in_old)) {
+      bool in_earlier = false;
+      for (const cluster::PartitionMap& map : earlier) {
+        in_earlier = in_earlier || Contains(ReplicasOf(map, p, ks), self_);
+      }
+      if (forward ? (!in_new && (in_old || in_earlier)) : (!in_old && (in_new || in_earlier))) {
         request.range_deletes.push_back({p, ks.id});
       }
     }

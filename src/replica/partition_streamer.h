@@ -12,7 +12,8 @@
 //   both maps, it streams every range it gains from a quorum of the replicas that hold it (so
 //   that no write acknowledged at QUORUM before the change is missed), throttled;
 // - once the change reaches use-new (fenced), it deletes the ranges it no longer holds; after a
-//   rollback, the ranges it had started to gain;
+//   rollback, the ranges it had started to gain (writes planned with a target the change had
+//   before another merged into it count as gained too);
 // - it reports its progress in its gossip state, which the node driving the change reads.
 #pragma once
 
@@ -133,6 +134,9 @@ class PartitionStreamer {
   asio::awaitable<Result<StreamCounts>> StreamFrom(const cluster::Topology& topology,
                                                    uint64_t transition, const Task& task,
                                                    uint32_t source);
+  // Deletes the ranges this node holds copies of but no longer keeps: going forward, those the
+  // old map or a target the change had before a merge gave it and the new map does not; after
+  // a rollback, those the new map or an earlier target gave it and the old map does not.
   asio::awaitable<Status> Cleanup(const cluster::Topology& topology);
   // Applies one chunk of a range, with `progress` (a stream's resume point) in the same write.
   asio::awaitable<Status> ApplyChunk(uint32_t partition, uint32_t keyspace,

@@ -38,6 +38,7 @@ struct Flags {
   size_t read_cache_mb = options.read_cache_bytes >> 20;
   uint64_t stream_mb_per_s = options.stream_bytes_per_second >> 20;
   uint64_t dead_after_s = 0;
+  uint64_t merge_window_s = 1;
   uint64_t repair_interval_s = 24 * 3600;
   uint64_t repair_mb_per_s = 16;
   uint64_t purge_margin_s = 600;
@@ -91,6 +92,13 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "Remove a member that has been DOWN this long and re-replicate its data from the "
                  "other replicas (seconds, or with a unit: 90s, 10m, 2h); 0: never (the default: "
                  "remove dead nodes with cairn node remove)")
+      ->transform(with_unit)
+      ->capture_default_str();
+  app.add_option("--merge-window", flags.merge_window_s,
+                 "How long a topology change waits before it starts moving data, so that joins "
+                 "and decommissions asked for meanwhile (nodes started together) merge into it "
+                 "and move their data in one round (seconds, or with a unit; 0: no waiting, "
+                 "changes one after the other); the driving node's value counts")
       ->transform(with_unit)
       ->capture_default_str();
   app.add_option("--repair-interval", flags.repair_interval_s,
@@ -162,6 +170,7 @@ ServerOptions ToOptions(const Flags& flags, bool node_id_given) {
   options.hint_window = std::chrono::seconds(flags.hint_window_s);
   options.stream_bytes_per_second = flags.stream_mb_per_s << 20;
   options.dead_after = std::chrono::seconds(flags.dead_after_s);
+  options.merge_window = std::chrono::seconds(flags.merge_window_s);
   options.repair_interval = std::chrono::seconds(flags.repair_interval_s);
   options.repair_bytes_per_second = flags.repair_mb_per_s << 20;
   options.purge_margin = std::chrono::seconds(flags.purge_margin_s);

@@ -283,6 +283,7 @@ void Server::OpenCoordinator() {
   driver_options.join = options_.join;
   driver_options.replace = options_.replace;
   driver_options.dead_after = options_.dead_after;
+  driver_options.merge_window = options_.merge_window;
   driver_ = std::make_unique<coordinator::TopologyDriver>(
       coordinator_.get(), gossiper_.get(), clients[0], std::move(self), driver_options,
       reactors_[0]->io.get_executor());

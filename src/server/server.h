@@ -61,6 +61,8 @@ struct ServerOptions {
   uint64_t stream_bytes_per_second = uint64_t{64} << 20;
   // A member DOWN this long is removed and its data re-replicated (0: never).
   std::chrono::seconds dead_after{0};
+  // A topology change waits this long for others to merge into it before its first barrier.
+  std::chrono::seconds merge_window{1};
   std::string dc = "dc1";
   std::string rack = "rack1";
   uint32_t threads = 0;  // reactor threads; 0: one per core, at most 4

@@ -318,6 +318,80 @@ TEST_F(MembershipTest, AFourthNodeJoinsUnderLoadWithNoErrorsAndHoldsItsShare) {
   ExpectAll(0, preloaded, Consistency::kAll);
 }
 
+// Scale out by two at once, then in by one, under load (the scale-out test without the
+// CAS history, which the fault workloads check through joins): the two nodes started together
+// join in one change, moving their data in one round.
+TEST_F(MembershipTest, TwoNodesStartedTogetherJoinInOneChangeThenOneLeavesUnderLoad) {
+  const TestSeed seed;
+  // A merge window wide enough that a loaded 2-core machine starts the second node within it.
+  StartCluster(4, {"--merge-window", "3"});
+  const auto preloaded = Preload(3000, 1000);
+  // Through the nodes that stay (node 2 leaves at the end, and then exits).
+  Load load({cluster_->address(0), cluster_->address(2), cluster_->address(3)}, seed.value());
+  ASSERT_OK(WaitUntil([&] { return ::testing::AssertionResult(load.writes() > 100); }, 20s,
+                      "the load to start"));
+  auto fifth = cluster_->AddNode();
+  ASSERT_TRUE(fifth.ok()) << fifth.status().ToString();
+  auto sixth = cluster_->AddNode();
+  ASSERT_TRUE(sixth.ok()) << sixth.status().ToString();
+  ASSERT_OK(WaitForMembers(0, Addresses(6), 120s));
+  const uint32_t id5 = IdOf(4), id6 = IdOf(5);
+  ASSERT_NE(id5, 0u);
+  ASSERT_NE(id6, 0u);
+  // One change took both: its description names both joins.
+  const std::string log = cluster_->node(0).Log();
+  size_t merged = std::string::npos;
+  for (size_t at = log.find("topology epoch"); at != std::string::npos;
+       at = log.find("topology epoch", at + 1)) {
+    const std::string line = log.substr(at, log.find('\n', at) - at);
+    if (line.find(fmt::format("join {} (", id5)) != std::string::npos &&
+        line.find(fmt::format("join {} (", id6)) != std::string::npos) {
+      merged = at;
+      break;
+    }
+  }
+  ASSERT_NE(merged, std::string::npos) << "no change took both joins:\n" << log;
+  // The node that joined first gained ranges under the change's first target that the merged
+  // one gives others: writes planned with the first target may have left copies there, and
+  // cleanup deleted them.
+  const std::string line = log.substr(merged, log.find('\n', merged) - merged);
+  const size_t first =
+      line.find(fmt::format("join {} (", id5)) < line.find(fmt::format("join {} (", id6)) ? 4 : 5;
+  EXPECT_NE(cluster_->node(first).Log().find("ranges this node no longer holds"), std::string::npos)
+      << cluster_->node(first).Log();
+
+  // Then one of the first four leaves.
+  const uint32_t leaving = IdOf(1);
+  auto started = Node(0)->ChangeNode(Op::kDecommission, leaving);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::vector<std::string> stay = Addresses(6);
+  stay.erase(stay.begin() + 1);
+  ASSERT_OK(WaitForMembers(0, stay, 120s));
+  const size_t writes_after = load.writes();
+  ASSERT_OK(
+      WaitUntil([&] { return ::testing::AssertionResult(load.writes() > writes_after + 100); }, 20s,
+                "more writes after the changes"));
+  load.Stop();
+  EXPECT_EQ(load.errors(), 0u) << load.first_errors();
+  std::cout << fmt::format("{} writes and {} reads at QUORUM through the changes, {} errors\n",
+                           load.writes(), load.reads(), load.errors());
+  // Five nodes of RF 3: each holds about 3 x 1024 / 5 partition replicas, within 10%.
+  auto status = Node(0)->ClusterStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  size_t members = 0;
+  for (const auto& n : status->nodes) {
+    if (n.member_state != "NORMAL") continue;
+    ++members;
+    EXPECT_NEAR(n.partitions, 3.0 * 1024 / 5, 0.1 * 3 * 1024 / 5) << n.address;
+  }
+  EXPECT_EQ(members, 5u);
+  ExpectAll(4, preloaded, Consistency::kOne);
+  ExpectAll(5, load.acked(), Consistency::kOne);
+  ExpectAll(0, preloaded, Consistency::kAll);
+  ExpectAll(2, load.acked(), Consistency::kAll);
+  ExpectAll(3, load.acked(), Consistency::kQuorum);
+}
+
 TEST_F(MembershipTest, ADecommissionedNodeStreamsItsDataAwayUnderLoadAndExits) {
   const TestSeed seed;
   StartCluster(4);
