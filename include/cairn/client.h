@@ -187,7 +187,9 @@ class AsyncClient {
   // the nodes that take it over, then leaves. RemoveNode: a dead member leaves, its data streamed
   // from the surviving replicas. CancelNodeChange: the change in progress rolls back, until
   // reads have switched to the new replicas.
-  enum class NodeOperation { kDecommission, kRemove, kCancel };
+  // kJoin and kReplace (of dead member `node_id`) go to a new node started with
+  // `cairnd --join SEEDS --standby`: it then asks the members to take it in.
+  enum class NodeOperation { kDecommission, kRemove, kCancel, kJoin, kReplace };
   boost::asio::awaitable<Result<ClusterInfo>> ChangeNode(NodeOperation op, uint32_t node_id);
 
   // Repairs one range of `keyspace` ("" is the default one): partition `partition`'s replicas

@@ -563,6 +563,8 @@ asio::awaitable<Result<ClusterInfo>> AsyncClient::ChangeNode(NodeOperation op, u
   wire::NodeOperationRequest::Kind kind = wire::NodeOperationRequest::CANCEL;
   if (op == NodeOperation::kDecommission) kind = wire::NodeOperationRequest::DECOMMISSION;
   if (op == NodeOperation::kRemove) kind = wire::NodeOperationRequest::REMOVE;
+  if (op == NodeOperation::kJoin) kind = wire::NodeOperationRequest::JOIN;
+  if (op == NodeOperation::kReplace) kind = wire::NodeOperationRequest::REPLACE;
   // Idempotent: the server answers a repeated request with the change already under way.
   auto response = co_await impl->CallAdmin(
       [&](wire::Request& request) {

@@ -239,6 +239,17 @@ Result<std::vector<NodeReport>> ClusterCoordinator::ClusterStatus() const {
 }
 asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op,
                                                                        uint32_t node_id) {
+  if (op == NodeOp::kJoin || op == NodeOp::kReplace) {
+    if (!join_command_) {
+      co_return Status::FailedPrecondition("this node cannot be told to join a cluster");
+    }
+    auto joined = co_await join_command_(op == NodeOp::kReplace ? node_id : 0);
+    if (!joined.ok()) co_return joined.status();
+    ClusterInfo info = Cluster();
+    info.epoch = joined->epoch();
+    info.change = cluster::Describe(*joined);
+    co_return info;
+  }
   if (store_ == nullptr) co_return Status::FailedPrecondition("this node keeps no topology log");
   const uint64_t now_ms = wall_->NowMillis();
   auto changed = co_await ChangeTopology(
@@ -281,6 +292,9 @@ asio::awaitable<Result<ClusterInfo>> ClusterCoordinator::NodeOperation(NodeOp op
             }
             next = cluster::Advance(s, internode::WRITE_BOTH_READ_OLD, internode::ROLLBACK, now_ms);
             break;
+          case NodeOp::kJoin:
+          case NodeOp::kReplace:
+            break;  // the joining node's own (above)
         }
         if (!next.ok()) return next.status();
         return std::optional<internode::TopologyState>(std::move(*next));

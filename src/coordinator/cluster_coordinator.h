@@ -43,6 +43,11 @@ class ClusterCoordinator final : public Coordinator {
   // Where decided topology epochs go (the gossiper); without one (unit tests), keyspace changes
   // apply to the local schema alone.
   void SetTopologyStore(cluster::TopologyStore* store) { store_ = store; }
+  // What NodeOp::kJoin and kReplace do (the topology driver's JoinOnCommand; it returns the state
+  // that made this node a member). Set before requests are served; without it they are refused.
+  using JoinCommand =
+      std::function<asio::awaitable<Result<internode::TopologyState>>(uint32_t replace)>;
+  void SetJoinCommand(JoinCommand command) { join_command_ = std::move(command); }
 
   // How the next epoch is made from the current one: the next state, nullopt when there is
   // nothing to change, or why the change cannot be made.
@@ -320,6 +325,7 @@ class ClusterCoordinator final : public Coordinator {
   const std::vector<cluster::InternodeClient*> clients_;
   HintStore* const hints_;
   cluster::TopologyStore* store_ = nullptr;  // set before serving
+  JoinCommand join_command_;                 // set before serving
 };
 
 // The record a read returns for a stored version at `now_ms`: nullopt unless it is live.

@@ -138,6 +138,10 @@ enum class NodeOp {
   kDecommission,  // a live member streams its data to the nodes that take it over, then leaves
   kRemove,        // a dead member leaves; its data is streamed from the surviving replicas
   kCancel,        // the change in progress rolls back (only before reads have switched)
+  // To a new node started with --join SEEDS --standby: it asks the members to take it in now
+  // (kReplace: in the places of dead member `node_id`).
+  kJoin,
+  kReplace,
 };
 
 // What repairing one (partition, keyspace) range found and did (`cairn repair`).

@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "base/async.h"
 #include "cluster/topology_state.h"
@@ -32,7 +34,9 @@ TopologyDriver::TopologyDriver(ClusterCoordinator* coordinator, cluster::Gossipe
       self_(std::move(self)),
       options_(std::move(options)),
       executor_(executor),
-      timer_(executor) {}
+      timer_(executor),
+      replace_(options_.replace),
+      standby_(options_.standby && !options_.join.empty()) {}
 
 void TopologyDriver::Wake() {
   asio::post(executor_, [this] { timer_.cancel(); });
@@ -57,6 +61,17 @@ void TopologyDriver::SetWaiting(std::string what) {
 }
 
 asio::awaitable<void> TopologyDriver::Run() {
+  if (standby_ && !IsMember()) {
+    SetWaiting(fmt::format(
+        "on standby: waiting to be told to join through {} (cairn node join, or cairn node "
+        "replace DEAD --with this node)",
+        fmt::join(options_.join, ", ")));
+  }
+  while (standby_ && !IsMember() && !stopping_) {
+    timer_.expires_after(options_.poll);
+    co_await timer_.async_wait(kNoThrow);
+  }
+  standby_ = false;
   if (!options_.join.empty()) co_await Join();
   while (!stopping_) {
     co_await Step();
@@ -304,32 +319,97 @@ asio::awaitable<Status> TopologyDriver::Commit(
   co_return Status::Ok();
 }
 
-asio::awaitable<void> TopologyDriver::Join() {
-  auto is_member = [this](const TopologyState& s) {
-    const internode::TopologyMember* m = cluster::FindMember(s, self_.node_id());
-    return m != nullptr && m->state() != internode::LEFT;
-  };
-  if (auto s = gossiper_->state(); s && is_member(*s)) co_return;  // a restart: already in
+bool TopologyDriver::IsMember() const {
+  auto s = gossiper_->state();
+  if (!s) return false;
+  const internode::TopologyMember* m = cluster::FindMember(*s, self_.node_id());
+  return m != nullptr && m->state() != internode::LEFT;
+}
+
+asio::awaitable<Result<TopologyState>> TopologyDriver::AskToJoin() {
   internode::Request request;
   *request.mutable_join()->mutable_node() = self_;
-  request.mutable_join()->set_replace(options_.replace);
-  size_t next = 0;
-  while (!stopping_) {
-    if (auto s = gossiper_->state(); s && is_member(*s)) co_return;
-    const std::string& seed = options_.join[next++ % options_.join.size()];
+  request.mutable_join()->set_replace(replace_);
+  Status last = Status::Unavailable("no seed to ask (--join)");
+  for (const std::string& seed : options_.join) {
     auto response = co_await client_->Call(seed, request, base::Clock::now() + kJoinTime);
-    if (response.ok() && response->join().has_state() && is_member(response->join().state())) {
-      spdlog::info("joined through {}: {}", seed, cluster::Describe(response->join().state()));
-      gossiper_->AdoptLater(response->join().state());
+    if (!response.ok()) {
+      const Code code = response.status().code();
+      // A member's refusal is the cluster's answer; an unreachable seed is not.
+      if (code == Code::kFailedPrecondition || code == Code::kInvalidArgument ||
+          code == Code::kNotFound || code == Code::kAlreadyExists) {
+        co_return response.status();
+      }
+      last = Status(code, fmt::format("{}: {}", seed, response.status().message()));
+      continue;
+    }
+    const internode::TopologyMember* m =
+        response->join().has_state()
+            ? cluster::FindMember(response->join().state(), self_.node_id())
+            : nullptr;
+    if (m == nullptr || m->state() == internode::LEFT) {
+      last = Status::Internal(fmt::format("{}: the answer does not make this node a member", seed));
+      continue;
+    }
+    spdlog::info("joined through {}: {}", seed, cluster::Describe(response->join().state()));
+    gossiper_->AdoptLater(response->join().state());
+    co_return response->join().state();
+  }
+  co_return last;
+}
+
+asio::awaitable<void> TopologyDriver::Join() {
+  size_t attempt = 0;
+  while (!stopping_ && !IsMember()) {
+    auto joined = co_await AskToJoin();
+    if (joined.ok()) {
       SetWaiting("");
       co_return;
     }
-    const std::string why = response.ok() ? "the answer does not make this node a member"
-                                          : response.status().ToString();
-    SetWaiting(fmt::format("joining through {}: {}", seed, why));
+    SetWaiting(fmt::format("joining (attempt {}): {}", ++attempt, joined.status().ToString()));
     timer_.expires_after(std::max(options_.poll, std::chrono::milliseconds(1000)));
     co_await timer_.async_wait(kNoThrow);
   }
+}
+
+asio::awaitable<Result<TopologyState>> TopologyDriver::JoinOnCommand(uint32_t replace) {
+  co_return co_await asio::co_spawn(executor_, CarryOutJoinCommand(replace), asio::use_awaitable);
+}
+
+asio::awaitable<Result<TopologyState>> TopologyDriver::CarryOutJoinCommand(uint32_t replace) {
+  if (!options_.standby || options_.join.empty()) {
+    co_return Status::FailedPrecondition(
+        options_.join.empty()
+            ? "this node is not waiting to join a cluster: start a new node with --join SEEDS "
+              "--standby, then tell it to join (cairn node join, cairn node replace)"
+            : "this node is not waiting to join: it joins the cluster by itself (started with "
+              "--join, not --standby)");
+  }
+  if (IsMember()) {
+    // Told again (the answer was lost), or after it joined.
+    if (auto s = gossiper_->state()) co_return *s;
+  }
+  if (commanded_) {
+    co_return Status::FailedPrecondition("this node is already carrying out a join command");
+  }
+  commanded_ = true;
+  replace_ = replace;
+  auto joined = co_await AskToJoin();
+  commanded_ = false;
+  if (!joined.ok()) {
+    replace_ = options_.replace;
+    co_return joined.status();
+  }
+  standby_ = false;
+  SetWaiting("");
+  // Answer once this node has adopted the state (AskToJoin hands it to the gossiper to persist):
+  // whoever told it to join may follow the change through it at once.
+  for (int i = 0; i < 100 && gossiper_->epoch() < joined->epoch(); ++i) {
+    asio::steady_timer wait(executor_, std::chrono::milliseconds(20));
+    co_await wait.async_wait(kNoThrow);
+  }
+  Wake();
+  co_return joined;
 }
 
 asio::awaitable<Result<internode::JoinResponse>> TopologyDriver::HandleJoin(

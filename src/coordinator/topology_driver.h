@@ -50,6 +50,9 @@ struct DriverOptions {
   // the place of.
   std::vector<std::string> join;
   uint32_t replace = 0;
+  // cairnd --standby (with --join): ask to join only when told (JoinOnCommand: cairn node join,
+  // cairn node replace DEAD --with this node).
+  bool standby = false;
   // --dead-after: a member DOWN this long is removed (its data re-replicated from the others);
   // 0: never.
   std::chrono::milliseconds dead_after{0};
@@ -75,6 +78,12 @@ class TopologyDriver {
   asio::awaitable<Result<internode::JoinResponse>> HandleJoin(internode::JoinRequest request,
                                                               base::Deadline deadline);
 
+  // A node started with --standby is told to join now (`replace`: in the places of that dead
+  // member; 0: a plain join): it asks its --join seeds once, and answers with the state that
+  // made it a member, or the refusal (it then stays on standby and may be told again). Asked
+  // again once a member, it answers with the current state.
+  asio::awaitable<Result<internode::TopologyState>> JoinOnCommand(uint32_t replace);
+
   // What the driver is waiting for, for `cairn node ops` ("" when nothing).
   std::string waiting() const;
 
@@ -85,6 +94,11 @@ class TopologyDriver {
   asio::awaitable<void> RemoveTheDead(const internode::TopologyState& state);
   asio::awaitable<void> Step();
   asio::awaitable<void> Join();
+  // One round of join requests to the seeds: the state that makes this node a member, or why
+  // not (a seed's refusal at once; UNAVAILABLE when none answered).
+  asio::awaitable<Result<internode::TopologyState>> AskToJoin();
+  bool IsMember() const;
+  asio::awaitable<Result<internode::TopologyState>> CarryOutJoinCommand(uint32_t replace);
   // The barrier of the stage `state` is at, then its fence committed.
   asio::awaitable<Status> Barrier(const internode::TopologyState& state);
   bool StreamsDone(const internode::TopologyState& state, std::string* waiting) const;
@@ -117,6 +131,11 @@ class TopologyDriver {
   std::map<uint32_t, std::chrono::steady_clock::time_point> down_since_;
   // The transition whose merge window runs, and when this driver first saw it (on executor_).
   std::pair<uint64_t, std::chrono::steady_clock::time_point> merging_{0, {}};
+  // The member a join replaces (--replace, or the command's); on executor_.
+  uint32_t replace_ = 0;
+  // On standby until told to join (on executor_).
+  bool standby_ = false;
+  bool commanded_ = false;  // a join command is being carried out (on executor_)
   mutable std::mutex mu_;
   std::string waiting_;  // guarded by mu_
 };

@@ -80,6 +80,10 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "With --join: take exactly the place of this dead member (its node id), "
                  "streaming its data from the surviving replicas")
       ->needs(join);
+  app.add_flag("--standby", options.standby,
+               "With --join: start, serve status, and wait to be told to join (cairn node join, "
+               "or cairn node replace, naming this node's address) instead of asking at once")
+      ->needs(join);
   app.add_option("--stream-mb-per-s", flags.stream_mb_per_s,
                  "Data this node streams in during node joins and removals, in MiB/s at most "
                  "(0: no limit)")

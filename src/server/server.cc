@@ -282,11 +282,14 @@ void Server::OpenCoordinator() {
   coordinator::DriverOptions driver_options;
   driver_options.join = options_.join;
   driver_options.replace = options_.replace;
+  driver_options.standby = options_.standby;
   driver_options.dead_after = options_.dead_after;
   driver_options.merge_window = options_.merge_window;
   driver_ = std::make_unique<coordinator::TopologyDriver>(
       coordinator_.get(), gossiper_.get(), clients[0], std::move(self), driver_options,
       reactors_[0]->io.get_executor());
+  coordinator_->SetJoinCommand(
+      [driver = driver_.get()](uint32_t replace) { return driver->JoinOnCommand(replace); });
   // A node back UP is dialled at once by every reactor's internode client, not after the rest of
   // a backoff that began while it was down.
   gossiper_->OnUp([this](const std::string& peer) {

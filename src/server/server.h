@@ -57,6 +57,8 @@ struct ServerOptions {
   // `replace`, in the place of that dead member.
   std::vector<std::string> join;
   uint32_t replace = 0;
+  // With `join`: wait on standby until told to join (cairn node join / replace).
+  bool standby = false;
   // Bytes per second this node streams in during topology changes, at most (0: no limit).
   uint64_t stream_bytes_per_second = uint64_t{64} << 20;
   // A member DOWN this long is removed and its data re-replicated (0: never).

@@ -135,6 +135,22 @@ void DeclareNodeId(CLI::App& c, Args& a) {
   DeclareWait(c, a);
 }
 
+void DeclareJoin(CLI::App& c, Args& a) {
+  c.add_option("ADDRESS", a.node.address,
+               "HOST:PORT of the new node (started with --join SEEDS --standby)")
+      ->required();
+  DeclareWait(c, a);
+}
+
+void DeclareReplace(CLI::App& c, Args& a) {
+  c.add_option("ID", a.node.node_id, "The dead node's id (as `cairn status` shows it)")->required();
+  c.add_option("--with", a.node.address,
+               "HOST:PORT of the new node that takes its places (started with --join SEEDS "
+               "--standby)")
+      ->required();
+  DeclareWait(c, a);
+}
+
 void DeclareRepair(CLI::App& c, Args& a) {
   c.add_option("--partition", a.repair.partition, "Only this partition (0 to partitions - 1)");
   c.add_option("--node", a.repair.node,
@@ -179,8 +195,16 @@ const Subcommand kSubcommands[] = {
      "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints",
      DeclareNothing, cli::ClusterStatus},
     {"", "node",
-     "Change the cluster's members: decommission, remove, cancel, ops (a new node joins with "
-     "cairnd --join)"},
+     "Change the cluster's members: join, replace, decommission, remove, cancel, ops (a new node "
+     "joins with cairnd --join, or with --join --standby and then cairn node join)"},
+    {"node", "join",
+     "Tell the new node at ADDRESS (on standby) to join the cluster now: it takes its share of "
+     "the partitions",
+     DeclareJoin, cli::NodeJoin},
+    {"node", "replace",
+     "Tell the new node --with ADDRESS (on standby) to take exactly the places of dead node ID, "
+     "streamed from the surviving replicas",
+     DeclareReplace, cli::NodeReplace},
     {"node", "decommission",
      "Move the data of live node ID to the other nodes, then take it out of the cluster",
      DeclareNodeId, cli::NodeDecommission},

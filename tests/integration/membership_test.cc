@@ -435,7 +435,9 @@ TEST_F(MembershipTest, RequestsPlannedBeforeAFenceArePlannedAgainAndSucceed) {
   const TestSeed seed;
   ::setenv("CAIRN_FAILPOINTS",
            "coordinator.write.before_send=1000,coordinator.read.before_send=300", 1);
-  StartCluster(4);
+  // No merge window: the first barrier follows the change's first epoch at once, so requests
+  // planned just before it and held are still on their way when the fence rises.
+  StartCluster(4, {"--merge-window", "0"});
   ::unsetenv("CAIRN_FAILPOINTS");
   ASSERT_TRUE(cluster_);
   const auto preloaded = Preload(40, 100);  // each read back below takes the 300 ms hold
@@ -684,6 +686,69 @@ TEST_F(MembershipTest, ChangesThatWouldLoseReplicasOrNameNoMemberAreRefused) {
 
 // The same operations as an operator runs them: `cairn node ...` and `cairn status`, and the HTTP
 // admin API, with their answers to mistakes.
+// New nodes started on standby (cairnd --join SEEDS --standby) wait to be told: one joins on
+// `cairn node join`, one takes a dead node's places on POST /v1/nodes/{id}/replace after a
+// refused `cairn node replace` left it on standby.
+TEST_F(MembershipTest, NodesOnStandbyJoinOrReplaceWhenToldFromTheCliAndTheHttpApi) {
+  StartCluster(3, {"--http", "127.0.0.1:0"});
+  const auto preloaded = Preload(1000, 500);
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {CliPath(), "--server", cluster_->address(0)});
+    return RunCommand(args, "", 120s);
+  };
+  auto standby = cluster_->AddNode({"--standby"});
+  ASSERT_TRUE(standby.ok()) << standby.status().ToString();
+  const std::string address = cluster_->address(*standby);
+  ASSERT_OK(WaitUntil(
+      [&] {
+        return ::testing::AssertionResult(cluster_->node(*standby).Log().find("on standby") !=
+                                          std::string::npos);
+      },
+      20s, "the new node to wait on standby"));
+  // It asked nobody: the cluster has its three members and no change.
+  auto status = Node(0)->ClusterStatus();
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_TRUE(status->change.empty()) << status->change;
+  size_t members = 0;
+  for (const auto& n : status->nodes) members += n.member_state == "NORMAL" ? 1 : 0;
+  EXPECT_EQ(members, 3u);
+  // A member is not on standby: told to join, it says so.
+  auto not_standby = cli({"node", "join", cluster_->address(1)});
+  EXPECT_NE(not_standby.exit_code, 0);
+  EXPECT_NE(not_standby.err.find("not waiting to join"), std::string::npos) << not_standby.err;
+
+  auto joined = cli({"node", "join", address, "--wait"});
+  ASSERT_EQ(joined.exit_code, 0) << joined.out << joined.err;
+  EXPECT_NE(joined.err.find(fmt::format("join {} (", IdOf(*standby))), std::string::npos)
+      << joined.err;
+  ASSERT_OK(WaitForMembers(0, Addresses(4)));
+  // Told again (say the answer was lost): it is a member, and says so without a new change.
+  auto again = cli({"node", "join", address});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+
+  // Node 3 dies for good; a new node on standby takes its places.
+  const uint32_t dead = IdOf(2);
+  ASSERT_NE(dead, 0u);
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  auto replacement = cluster_->AddNode({"--standby"});
+  ASSERT_TRUE(replacement.ok()) << replacement.status().ToString();
+  const std::string with = cluster_->address(*replacement);
+  // Naming a node that is no member is refused, and the new node stays on standby.
+  auto refused = cli({"node", "replace", "12345", "--with", with});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("not a NORMAL member"), std::string::npos) << refused.err;
+  const std::string http = cluster_->node(*replacement).http_address();
+  ASSERT_FALSE(http.empty());
+  auto replaced = HttpRequest(http, "POST", fmt::format("/v1/nodes/{}/replace", dead));
+  ASSERT_EQ(replaced.status, 200) << replaced.body;
+  EXPECT_NE(replaced.body.find(fmt::format("replace node {}", dead)), std::string::npos)
+      << replaced.body;
+  ASSERT_OK(WaitForMembers(0, {cluster_->address(0), cluster_->address(1), address, with}, 120s));
+  ExpectAll(*replacement, preloaded, Consistency::kOne);
+  ExpectAll(0, preloaded, Consistency::kAll);
+}
+
 TEST_F(MembershipTest, NodeOperationsFromTheCliAndTheHttpApi) {
   StartCluster(4, {"--http", "127.0.0.1:0"});
   auto cli = [&](std::vector<std::string> args) {

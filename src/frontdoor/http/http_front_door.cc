@@ -382,7 +382,8 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     co_return Cluster();
   }
-  if (path == "/v1/cluster/cancel" || path.starts_with("/v1/nodes/")) {
+  if (path == "/v1/cluster/cancel" || path == "/v1/cluster/join" ||
+      path.starts_with("/v1/nodes/")) {
     op = Operation::kNodeOperation;
     if (req.method() != bhttp::verb::post) co_return MethodNotAllowed(method, path, "POST");
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
@@ -723,12 +724,14 @@ Response HttpFrontDoor::Exchange::Cluster() {
   return JsonReply(200, out);
 }
 
-// Topology changes: POST /v1/nodes/{id}/decommission, /v1/nodes/{id}/remove and
-// /v1/cluster/cancel.
+// Topology changes: POST /v1/nodes/{id}/decommission, /v1/nodes/{id}/remove, /v1/cluster/cancel,
+// and to a new node on standby /v1/cluster/join and /v1/nodes/{dead id}/replace.
 asio::awaitable<Response> HttpFrontDoor::Exchange::Nodes(std::string_view path) {
   coordinator::NodeOp node_op = coordinator::NodeOp::kCancel;
   uint32_t node_id = 0;
-  if (path != "/v1/cluster/cancel") {
+  if (path == "/v1/cluster/join") {
+    node_op = coordinator::NodeOp::kJoin;
+  } else if (path != "/v1/cluster/cancel") {
     const std::string_view rest = path.substr(std::string_view("/v1/nodes/").size());
     const size_t slash = rest.find('/');
     const std::string_view id = rest.substr(0, slash);
@@ -744,10 +747,12 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Nodes(std::string_view path) 
       node_op = coordinator::NodeOp::kDecommission;
     } else if (action == "remove") {
       node_op = coordinator::NodeOp::kRemove;
+    } else if (action == "replace") {
+      node_op = coordinator::NodeOp::kReplace;
     } else {
       co_return Error(404, "NOT_FOUND",
-                      fmt::format("no such endpoint: {} (POST /v1/nodes/{{id}}/decommission or "
-                                  "/v1/nodes/{{id}}/remove)",
+                      fmt::format("no such endpoint: {} (POST /v1/nodes/{{id}}/decommission, "
+                                  "/v1/nodes/{{id}}/remove or /v1/nodes/{{id}}/replace)",
                                   std::string(path)));
     }
   }

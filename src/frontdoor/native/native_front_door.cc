@@ -377,10 +377,17 @@ asio::awaitable<Status> NodeOperation(Coordinator& c, wire::Request& request, co
     case wire::NodeOperationRequest::CANCEL:
       op = coordinator::NodeOp::kCancel;
       break;
+    case wire::NodeOperationRequest::JOIN:
+      op = coordinator::NodeOp::kJoin;
+      break;
+    case wire::NodeOperationRequest::REPLACE:
+      op = coordinator::NodeOp::kReplace;
+      break;
     default:
-      co_return Status::InvalidArgument("a node operation is DECOMMISSION, REMOVE or CANCEL");
+      co_return Status::InvalidArgument(
+          "a node operation is DECOMMISSION, REMOVE, CANCEL, JOIN or REPLACE");
   }
-  if (op != coordinator::NodeOp::kCancel && r.node_id() == 0) {
+  if (op != coordinator::NodeOp::kCancel && op != coordinator::NodeOp::kJoin && r.node_id() == 0) {
     co_return Status::InvalidArgument("a node operation names the node (its id)");
   }
   auto info = co_await c.NodeOperation(op, r.node_id());

@@ -45,6 +45,16 @@ Client& Context::long_client() {
   return *long_client_;
 }
 
+Client& Context::client_of(const std::string& server) {
+  std::unique_ptr<Client>& client = others_[server];
+  if (!client) {
+    ClientOptions options = ClientOptionsFor(globals_);
+    options.servers = {server};
+    client = std::make_unique<Client>(options);
+  }
+  return *client;
+}
+
 ReadOptions Context::Read() const {
   ReadOptions options;
   options.consistency = globals_.level;

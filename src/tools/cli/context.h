@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,9 +75,10 @@ struct RepairArgs {
   uint32_t node = 0;                  // only ranges with a replica on this node (0: all)
 };
 
-// node decommission, remove, cancel, ops.
+// node decommission, remove, cancel, ops, join, replace.
 struct NodeArgs {
   uint32_t node_id = 0;
+  std::string address;        // join, replace --with: the new node, on standby
   bool wait = false;          // until the change has finished, with progress
   uint32_t wait_seconds = 0;  // give up waiting after this long (0: no limit)
 };
@@ -107,6 +109,8 @@ class Context {
   // The same server with a request timeout of 10 minutes, for requests the server may work on
   // that long (repairing one range); opened on first use.
   Client& long_client();
+  // A client of another node (`server`, HOST:PORT) with the same options, opened on first use.
+  Client& client_of(const std::string& server);
   bool json() const { return globals_.json; }
   const std::string& keyspace() const { return globals_.keyspace; }
   bool keyspace_given() const { return globals_.keyspace_given; }
@@ -121,6 +125,7 @@ class Context {
   const Globals& globals_;
   Client client_;
   std::unique_ptr<Client> long_client_;
+  std::map<std::string, std::unique_ptr<Client>> others_;
 };
 
 // A subcommand: runs it, returns the exit code (output.h).

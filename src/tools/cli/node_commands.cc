@@ -19,13 +19,13 @@ constexpr auto kPoll = std::chrono::milliseconds(500);
 
 // Follows the change in progress until none is left: each stage on its own line (stderr), the
 // streaming as a progress line, the cluster's status at the end (stdout).
-int Follow(Context& context, const Args& args) {
+int Follow(Context& context, const Args& args, Client& client) {
   const auto start = std::chrono::steady_clock::now();
   std::string shown;
   std::unique_ptr<ProgressLine> line;
   uint64_t streams_total = 0;
   while (true) {
-    auto status = context.client().ClusterStatus();
+    auto status = client.ClusterStatus();
     if (!status.ok()) return Fail(status.status());
     if (status->change.empty()) {
       if (line) line->Finish();
@@ -70,9 +70,12 @@ int Follow(Context& context, const Args& args) {
 }
 
 int Start(Context& context, const Args& args, Op op) {
-  auto r = context.client().ChangeNode(op, args.node.node_id);
+  // A join or a replacement is the new node's to ask for: it is told to, at its own address.
+  Client& client = op == Op::kJoin || op == Op::kReplace ? context.client_of(args.node.address)
+                                                         : context.client();
+  auto r = client.ChangeNode(op, args.node.node_id);
   if (!r.ok()) return Fail(r.status());
-  if (args.node.wait) return Follow(context, args);
+  if (args.node.wait) return Follow(context, args, client);
   return context.Reply(
       Json{{"topology_epoch", r->topology_epoch}, {"change", r->change}},
       fmt::format("topology epoch {}: {}\nit runs on by itself; follow it with: cairn node ops "
@@ -87,9 +90,11 @@ int NodeDecommission(Context& context, const Args& args) {
 }
 int NodeRemove(Context& context, const Args& args) { return Start(context, args, Op::kRemove); }
 int NodeCancel(Context& context, const Args& args) { return Start(context, args, Op::kCancel); }
+int NodeJoin(Context& context, const Args& args) { return Start(context, args, Op::kJoin); }
+int NodeReplace(Context& context, const Args& args) { return Start(context, args, Op::kReplace); }
 
 int NodeOps(Context& context, const Args& args) {
-  if (args.node.wait) return Follow(context, args);
+  if (args.node.wait) return Follow(context, args, context.client());
   auto status = context.client().ClusterStatus();
   if (!status.ok()) return Fail(status.status());
   Json nodes = Json::array();
