@@ -232,7 +232,7 @@ Result<bool> Gossiper::Adopt(const TopologyState& state) {
     std::unordered_map<uint32_t, Clock::time_point> unheard;
     for (const internode::TopologyMember& m : state.members()) {
       const uint32_t id = m.info().node_id();
-      if (m.state() != internode::JOINING || up_.contains(id)) continue;
+      if (m.state() != internode::JOINING || heard_.contains(id)) continue;
       auto known = unheard_joiners_.find(id);
       unheard[id] = known == unheard_joiners_.end() ? now : known->second;
     }
@@ -438,7 +438,10 @@ void Gossiper::EvaluateLocked(Clock::time_point now) {
     }
   }
   // Heard from once: from now on the failure detector judges it.
-  for (uint32_t id : up) unheard_joiners_.erase(id);
+  for (uint32_t id : up) {
+    unheard_joiners_.erase(id);
+    heard_.insert(id);
+  }
   up_ = std::move(up);
   up_addresses_ = std::move(up_addresses);
 }

@@ -184,10 +184,11 @@ class Gossiper final : public ClusterView, public TopologyStore {
   std::unordered_set<uint32_t> up_;                      // guarded by mu_
   // JOINING members not heard from yet, and when this node learnt they joined (see IsUp).
   std::unordered_map<uint32_t, Clock::time_point> unheard_joiners_;  // guarded by mu_
-  std::unordered_set<std::string> up_addresses_;                     // guarded by mu_
-  std::shared_ptr<const Topology> topology_;                         // guarded by mu_
-  std::shared_ptr<const internode::TopologyState> state_;            // guarded by mu_
-  std::string mismatch_;                                             // guarded by mu_
+  std::unordered_set<uint32_t> heard_;            // every node ever UP here; guarded by mu_
+  std::unordered_set<std::string> up_addresses_;  // guarded by mu_
+  std::shared_ptr<const Topology> topology_;      // guarded by mu_
+  std::shared_ptr<const internode::TopologyState> state_;  // guarded by mu_
+  std::string mismatch_;                                   // guarded by mu_
 };
 
 }  // namespace cairn::cluster
