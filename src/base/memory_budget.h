@@ -90,7 +90,8 @@ class MemoryBudget {
 // makes every call free and every charge fit. Not thread safe: the connection's reactor only.
 class MemoryShare {
  public:
-  explicit MemoryShare(MemoryBudget* budget) : budget_(budget) {}
+  explicit MemoryShare(MemoryBudget* budget)
+      : budget_(budget), per_connection_(budget != nullptr ? budget->per_connection() : 0) {}
   ~MemoryShare() {
     SetPaused(false);
     if (budget_ != nullptr && held_ > 0) budget_->Release(held_);
@@ -138,28 +139,36 @@ class MemoryShare {
   // `busy`: the connection has work outstanding, and was let through by MustWait(), so the
   // reservation is charged; an idle connection's must fit, else nothing is reserved and false
   // (the caller refuses the read). Small reservations always fit.
+  // Small replies are not reserved (they always fit), which keeps small reads at one atomic
+  // operation each (Replace).
   bool Reserve(bool busy, size_t* reserved) {
     *reserved = 0;
     if (budget_ == nullptr) return true;
     const size_t want = estimate_ > 0 ? estimate_ : budget_->estimate();
-    if (want > MemoryBudget::kSmallReplyBytes && !busy && !budget_->TryCharge(want)) return false;
-    if (want <= MemoryBudget::kSmallReplyBytes || busy) budget_->Charge(want);
+    if (want <= MemoryBudget::kSmallReplyBytes) return true;
+    if (busy) {
+      budget_->Charge(want);
+    } else if (!budget_->TryCharge(want)) {
+      return false;
+    }
     held_ += want;
     *reserved = want;
     return true;
   }
   // A reply of `bytes` was produced: the estimate for the next (it follows growth at once, and
-  // halves per reply when they shrink).
+  // halves per reply when they shrink). The node's estimate hears of large ones only.
   void Learn(size_t bytes) {
     if (budget_ == nullptr) return;
+    if (bytes > MemoryBudget::kSmallReplyBytes || estimate_ > MemoryBudget::kSmallReplyBytes) {
+      budget_->Learn(bytes);
+    }
     estimate_ = std::max(bytes, estimate_ / 2);
-    budget_->Learn(bytes);
   }
 
   // Whether a connection that has work outstanding (commands in flight or replies waiting)
   // should wait for it before reading or starting more. An idle connection never waits.
   bool MustWait() const {
-    return budget_ != nullptr && (held_ >= budget_->per_connection() || budget_->over());
+    return budget_ != nullptr && (held_ >= per_connection_ || budget_->over());
   }
   // Counts this connection in MemoryBudget::paused() while `yes`.
   void SetPaused(bool yes) {
@@ -174,6 +183,7 @@ class MemoryShare {
 
  private:
   MemoryBudget* const budget_;
+  const size_t per_connection_;
   size_t held_ = 0;
   size_t estimate_ = 0;  // of the next reply; 0: none yet (the node's is used)
   bool paused_ = false;

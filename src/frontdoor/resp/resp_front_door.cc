@@ -278,8 +278,12 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
 }
 
 asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
-  // The replies are written from their slots (a deque: they stay put while more are added), not
-  // copied into one buffer that would double the memory of a slow reader's replies.
+  // Small batches of replies are copied into one buffer (cheapest for the syscall); larger ones
+  // are written from their slots (a deque: they stay put while more are added), not copied,
+  // which would double the memory of a slow reader's replies and keep a large buffer per
+  // connection.
+  constexpr size_t kCopyBytes = 64 * 1024;
+  std::string small;
   std::vector<asio::const_buffer> out;
   while (true) {
     if (broken_) co_return;
@@ -290,16 +294,25 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
     // Let replies that finish in this same turn of the reactor join the write.
     co_await asio::post(socket_.get_executor(), asio::use_awaitable);
     out.clear();
+    small.clear();
     size_t taken = 0;
+    size_t total = 0;
     bool close = false;
     for (const Slot& slot : slots_) {
       if (!slot.done) break;
       if (!slot.bytes.empty()) out.push_back(asio::buffer(slot.bytes));
+      total += slot.bytes.size();
       ++taken;
       if (slot.close_after) {
         close = true;
         break;
       }
+    }
+    if (total <= kCopyBytes && out.size() > 1) {
+      for (const asio::const_buffer& b : out) {
+        small.append(static_cast<const char*>(b.data()), b.size());
+      }
+      out.assign(1, asio::buffer(small));
     }
     auto [ec, n] = co_await asio::async_write(socket_, out, kNoThrow);
     (void)n;
