@@ -89,7 +89,7 @@ asio::awaitable<Status> BatchWriter::Run() {
         sending_.clear();
       }
       if (ec) co_return Status::Unavailable(fmt::format("write failed: {}", ec.message()));
-      if (on_written_) on_written_();
+      if (on_written_) on_written_(n);
       continue;
     }
     if (finishing_) co_return Status::Ok();
@@ -105,12 +105,16 @@ FrameConnection::FrameConnection(tcp::socket socket, ConnectionOptions options)
     : socket_(std::move(socket)),
       options_(std::move(options)),
       writer_(socket_),
+      memory_(options_.memory),
       resume_reading_(socket_.get_executor()),
       decoder_(options_.max_payload) {
   boost::system::error_code ec;
   peer_ = socket_.remote_endpoint(ec);
   socket_.set_option(tcp::no_delay(true), ec);
-  writer_.OnWritten([this] { MaybeResumeReading(); });
+  writer_.OnWritten([this](size_t written) {
+    memory_.Release(written);
+    MaybeResumeReading();
+  });
 }
 
 asio::awaitable<Status> FrameConnection::Run(OnFrame on_frame, OnProtocolError on_error) {
@@ -134,17 +138,24 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
   bool flush_and_close = false;
   if (!options_.preamble.empty()) result = co_await ReadPreamble(socket_, options_.preamble);
   if (!result.ok()) closed_ = true;
+  // Frames already read are handled before reading more (after a pause, they may be all the
+  // client sends until it has its answers).
+  bool frames_buffered = false;
   while (result.ok() && !closed_) {
     if (ShouldPauseReading() && !stop_reading_) {
       reading_paused_ = true;
+      memory_.SetPaused(MustWaitForMemory());
       resume_reading_.expires_at(asio::steady_timer::time_point::max());
       co_await resume_reading_.async_wait(kNoThrow);
       reading_paused_ = false;
+      memory_.SetPaused(false);
       continue;
     }
     boost::system::error_code rec;
     size_t bytes = 0;
-    if (decoder_.buffered() == 0) {
+    if (frames_buffered) {
+      frames_buffered = false;
+    } else if (decoder_.buffered() == 0) {
       std::tie(rec, bytes) = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
     } else {
       // In the middle of a frame: the rest must come in time.
@@ -168,12 +179,26 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
       break;
     }
     decoder_.Commit(bytes);
+    memory_.Charge(bytes);
     while (!closed_) {
+      // A read holds many small requests: each waits for room, as the next read would.
+      if (ShouldPauseReading() && !stop_reading_) {
+        frames_buffered = true;
+        break;
+      }
       auto frame = decoder_.Next();
       if (frame.ok() && *frame && (*frame)->request_id == 0) {
         frame = Status::InvalidArgument("request id 0 is reserved");
       }
       if (!frame.ok()) {
+        if (frame.status().code() == Code::kTooLarge && options_.memory != nullptr &&
+            options_.max_payload == options_.memory->per_connection()) {
+          options_.memory->CountRefusal();
+          frame = Status::TooLarge(
+              fmt::format("{}: this node's request memory budget allows {} bytes per connection "
+                          "(--max-request-memory-mb)",
+                          frame.status().message(), options_.max_payload));
+        }
         result = frame.status();
         on_error(result);
         flush_and_close = true;
@@ -188,6 +213,7 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
     }
     if (flush_and_close) break;
   }
+  memory_.SetPaused(false);
   if (flush_and_close || closed_) {
     // Send what is queued (an error frame) and nothing more.
     closed_ = true;
@@ -203,7 +229,31 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
 
 bool FrameConnection::ShouldPauseReading() const {
   return inflight_ >= options_.max_inflight || inflight_bytes_ > options_.max_inflight_bytes ||
-         writer_.pending_bytes() > options_.max_buffered_output;
+         writer_.pending_bytes() > options_.max_buffered_output || MustWaitForMemory();
+}
+
+bool FrameConnection::MustWaitForMemory() const {
+  return (inflight_ > 0 || writer_.pending_bytes() > 0) && memory_.MustWait();
+}
+
+bool FrameConnection::ReserveAnswer(uint64_t request_id) {
+  // This request is counted in inflight_ already.
+  const bool busy = inflight_ > 1 || writer_.pending_bytes() > 0;
+  size_t reserved = 0;
+  if (!memory_.Reserve(busy, &reserved)) return false;
+  request_bytes_[request_id] += reserved;
+  inflight_bytes_ += reserved;
+  return true;
+}
+
+bool FrameConnection::ChargeAnswer(uint64_t request_id, size_t frame_bytes, bool may_refuse) {
+  if (may_refuse) memory_.Learn(frame_bytes);
+  size_t request = 0;
+  if (request_id != 0) {
+    auto it = request_bytes_.find(request_id);
+    if (it != request_bytes_.end()) request = it->second;
+  }
+  return memory_.Replace(request, frame_bytes, may_refuse);
 }
 
 void FrameConnection::Answered(uint64_t request_id) {

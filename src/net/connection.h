@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "base/async.h"
+#include "base/memory_budget.h"
 #include "cairn/status.h"
 #include "net/frame.h"
 
@@ -52,6 +53,11 @@ struct ConnectionOptions {
   std::chrono::milliseconds tcp_user_timeout{0};
   // Either side: stop reading while more than this waits to be written to a slow peer.
   size_t max_buffered_output = size_t{64} << 20;
+  // Server side: the node's budget for requests and replies held (base/memory_budget.h), which
+  // pauses a busy connection while the node is over it; null (internode): none. When set, a
+  // frame over max_payload is refused with a message naming the budget if the budget is what
+  // set max_payload.
+  base::MemoryBudget* memory = nullptr;
 };
 
 // Batches the outgoing bytes of one socket: callers append to buffer() and call Wake(); one
@@ -64,8 +70,9 @@ class BatchWriter {
   std::string* buffer() { return &pending_; }
   size_t pending_bytes() const { return pending_.size() + sending_.size(); }
   void Wake();
-  // Called after every completed write (the owner may resume reading that it paused).
-  void OnWritten(std::function<void()> fn) { on_written_ = std::move(fn); }
+  // Called after every completed write with the bytes written (the owner may resume reading
+  // that it paused).
+  void OnWritten(std::function<void(size_t)> fn) { on_written_ = std::move(fn); }
   // Run() returns once everything appended so far has been written.
   void Finish();
 
@@ -78,7 +85,7 @@ class BatchWriter {
   std::string pending_;
   std::string sending_;
   bool finishing_ = false;
-  std::function<void()> on_written_;
+  std::function<void(size_t)> on_written_;
 };
 
 // The server side of one framed connection.
@@ -100,14 +107,23 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   asio::awaitable<Status> Run(OnFrame on_frame, OnProtocolError on_error);
 
   // Queues an answer to `request_id` (0: a connection-level message). Ignored once closed.
+  // With `may_refuse` (the answer to a read), an answer that does not fit the memory budget is
+  // not queued: false, and the caller answers with a short error instead.
   template <typename Serialize>
-  void Send(uint64_t request_id, size_t payload_size, Serialize&& serialize) {
-    if (closed_) return;
+  bool Send(uint64_t request_id, size_t payload_size, Serialize&& serialize,
+            bool may_refuse = false) {
+    if (closed_) return true;
+    if (!ChargeAnswer(request_id, kFrameHeaderBytes + payload_size, may_refuse)) return false;
     AppendFrame(writer_.buffer(), request_id, payload_size, std::forward<Serialize>(serialize));
     if (request_id != 0) Answered(request_id);
     writer_.Wake();
     MaybeResumeReading();
+    return true;
   }
+
+  // Reserves room in the memory budget for the answer to read `request_id` before it runs
+  // (MemoryShare::Reserve); false when it does not fit: answer with a short error instead.
+  bool ReserveAnswer(uint64_t request_id);
 
   // Graceful close: stops reading, answers the requests in flight, then closes.
   void StopReading();
@@ -124,13 +140,19 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
  private:
   asio::awaitable<Status> ReadLoop(OnFrame& on_frame, OnProtocolError& on_error);
   bool ShouldPauseReading() const;
+  // Whether the connection has requests in flight or answers not yet written, and the memory
+  // budget asks such a connection to wait.
+  bool MustWaitForMemory() const;
   void MaybeResumeReading();
+  // Turns the request's bytes into the answer's in the memory budget; false when refused.
+  bool ChargeAnswer(uint64_t request_id, size_t frame_bytes, bool may_refuse);
   void Answered(uint64_t request_id);
 
   tcp::socket socket_;
   const ConnectionOptions options_;
   tcp::endpoint peer_;
   BatchWriter writer_;
+  base::MemoryShare memory_;
   asio::steady_timer resume_reading_;
   FrameDecoder decoder_;
   size_t inflight_ = 0;

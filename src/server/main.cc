@@ -36,6 +36,7 @@ struct Flags {
   uint32_t http_idle_ms = 30'000;
   uint32_t http_read_ms = 10'000;
   size_t read_cache_mb = options.read_cache_bytes >> 20;
+  size_t request_memory_mb = options.max_request_memory_bytes >> 20;
   uint64_t stream_mb_per_s = options.stream_bytes_per_second >> 20;
   uint64_t dead_after_s = 0;
   uint64_t merge_window_s = 1;
@@ -141,6 +142,13 @@ void AddFlags(CLI::App& app, Flags& flags) {
       ->check(CLI::Range(size_t{0}, size_t{1} << 20));
   app.add_option("--max-connections", options.max_connections, "Connections at most")
       ->capture_default_str();
+  app.add_option("--max-request-memory-mb", flags.request_memory_mb,
+                 "Memory for client requests read and not yet answered and replies not yet "
+                 "written, over all connections, in MiB: beyond it busy connections stop being "
+                 "read and replies of reads are refused; one connection may hold an eighth of it, "
+                 "and a larger request is refused")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{16}, size_t{1} << 20));
   app.add_option("--gossip-interval-ms", flags.gossip_ms, "Gossip round interval")
       ->capture_default_str()
       ->check(CLI::Range(10u, 60'000u));
@@ -169,6 +177,7 @@ ServerOptions ToOptions(const Flags& flags, bool node_id_given) {
   if (node_id_given) options.node_id = flags.node_id;
   options.gossip_interval = std::chrono::milliseconds(flags.gossip_ms);
   options.read_cache_bytes = flags.read_cache_mb << 20;
+  options.max_request_memory_bytes = flags.request_memory_mb << 20;
   options.http_idle_timeout = std::chrono::milliseconds(flags.http_idle_ms);
   options.http_read_timeout = std::chrono::milliseconds(flags.http_read_ms);
   options.hint_window = std::chrono::seconds(flags.hint_window_s);

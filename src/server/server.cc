@@ -313,8 +313,10 @@ void Server::OpenCoordinator() {
 
 // What clients and other nodes talk to: the native, RESP, internode and HTTP doors.
 void Server::OpenFrontDoors() {
+  request_memory_ = std::make_unique<base::MemoryBudget>(options_.max_request_memory_bytes);
   frontdoor::native::NativeOptions native_options;
   native_options.metrics = &requests_;
+  native_options.memory = request_memory_.get();
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
   native_options.max_frame_bytes =
       std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
@@ -328,6 +330,7 @@ void Server::OpenFrontDoors() {
     resp_options.listen = resp_address();
     resp_options.server_connections = [this] { return open_connections_.load(); };
     resp_options.metrics = &requests_;
+    resp_options.memory = request_memory_.get();
     resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
   }
   internode_ = std::make_unique<replica::InternodeService>(
@@ -347,6 +350,7 @@ void Server::OpenFrontDoors() {
     http_options.max_body_bytes = options_.max_value_bytes;
     http_options.idle_timeout = options_.http_idle_timeout;
     http_options.read_timeout = options_.http_read_timeout;
+    http_options.memory = request_memory_.get();
     http_ = std::make_unique<frontdoor::http::HttpFrontDoor>(
         coordinator_.get(), &metrics_, &requests_, [this] { return Ready(); }, http_options);
   }
@@ -527,6 +531,22 @@ void Server::RegisterMetrics() {
       if (resp_)
         out.Sample({{"frontdoor", "resp"}}, static_cast<double>(resp_->open_connections()));
     }
+    const base::MemoryBudget& memory = *request_memory_;
+    out.Single("cairn_request_memory_bytes",
+               "Bytes of client requests read and not yet answered and of replies not yet "
+               "written, over every connection (what --max-request-memory-mb bounds)",
+               Type::kGauge, static_cast<double>(memory.used()));
+    out.Single("cairn_request_memory_limit_bytes",
+               "The request memory budget (--max-request-memory-mb)", Type::kGauge,
+               static_cast<double>(memory.limit()));
+    out.Single("cairn_request_memory_paused_connections",
+               "Client connections not read now because the node or the connection holds too "
+               "much request memory (slow readers, deep pipelines)",
+               Type::kGauge, static_cast<double>(memory.paused()));
+    out.Single("cairn_request_memory_refused_total",
+               "Requests over the per-connection part of the budget and replies of reads that did "
+               "not fit it, refused with an error",
+               Type::kCounter, static_cast<double>(memory.refused()));
     out.Single("cairn_port_connections",
                "Connections open now on the client and internode port and the HTTP and RESP ports, "
                "those still to name their protocol included (what --max-connections limits)",

@@ -19,6 +19,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "base/hlc.h"
+#include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "cairn/status.h"
 #include "cluster/gossiper.h"
@@ -71,6 +72,9 @@ struct ServerOptions {
   std::optional<uint32_t> node_id;
   size_t max_value_bytes = kDefaultMaxValueBytes;
   size_t max_connections = 4096;
+  // The node's budget for client requests read and not yet answered and replies not yet written,
+  // over every connection of every front door (base/memory_budget.h, docs/operations.md).
+  size_t max_request_memory_bytes = size_t{512} << 20;
   uint32_t partitions = 1024;  // for a new cluster: a power of two, 1 .. 65536
   // Memory for the storage engine's cache of recently read values (0: off); see read_cache.h.
   size_t read_cache_bytes = size_t{32} << 20;
@@ -150,6 +154,9 @@ class Server {
   void ReservationTicker();
 
   const ServerOptions options_;
+  // Shared by the front doors' connections on every reactor. Declared before the reactors: their
+  // io_contexts, destroyed after it otherwise, may still hold connections that give memory back.
+  std::unique_ptr<base::MemoryBudget> request_memory_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint endpoint_;

@@ -839,10 +839,18 @@ void HttpFrontDoor::CloseAll() {
 
 asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
   beast::flat_buffer buffer;
+  // A connection holds one request, then its response, at a time: it is never paused for the
+  // budget, but a body over its per-connection part and a read's response that does not fit are
+  // refused.
+  base::MemoryShare memory(options_.memory);
+  size_t max_body_bytes = options_.max_body_bytes;
+  const bool budget_limits_body =
+      options_.memory != nullptr && options_.memory->per_connection() < max_body_bytes;
+  if (budget_limits_body) max_body_bytes = options_.memory->per_connection();
   while (!conn->closing) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-    parser.body_limit(options_.max_body_bytes);
+    parser.body_limit(max_body_bytes);
 
     // Idle time is allowed before a request's first byte; from there on the whole request must
     // arrive within the read timeout (so a slow client cannot hold the connection).
@@ -893,6 +901,12 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
         res = Error(431, "TOO_LARGE",
                     fmt::format("the request line and headers are over {} bytes",
                                 options_.max_header_bytes));
+      } else if (ec == bhttp::error::body_limit && budget_limits_body) {
+        options_.memory->CountRefusal();
+        res = Error(413, "TOO_LARGE",
+                    fmt::format("the request body is over {} bytes, what this node's request "
+                                "memory budget allows per connection (--max-request-memory-mb)",
+                                max_body_bytes));
       } else if (ec == bhttp::error::body_limit) {
         res = Error(413, "TOO_LARGE",
                     fmt::format("the request body is over {} bytes", options_.max_body_bytes));
@@ -909,12 +923,36 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
         res = FromStatus(target.status());
       } else {
         exchange.emplace(Exchange{coordinator_, options_, req, target->query, target->path});
-        try {
-          res = co_await exchange->Dispatch(ready_, registry_);
-        } catch (const std::exception& e) {
-          spdlog::error("HTTP {} {} failed: {}", SV(req.method_string()), SV(req.target()),
-                        e.what());
-          res = Error(500, "INTERNAL", "internal error; see the server log");
+        size_t request_bytes = req.body().size();
+        memory.Charge(request_bytes);
+        // A read of data holds its value until the response is written: room for it is
+        // reserved first, and its response may be refused for memory (retry it; nothing
+        // changed). A write's response, /metrics, /health and /ready are always sent.
+        const bool read = (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head) &&
+                          target->path.starts_with("/v1/kv/");
+        size_t reserved = 0;
+        if (read && !memory.Reserve(false, &reserved)) {
+          res = Error(503, "UNAVAILABLE",
+                      "read refused: this node's request memory is full "
+                      "(--max-request-memory-mb); retry later");
+        } else {
+          request_bytes += reserved;
+          try {
+            res = co_await exchange->Dispatch(ready_, registry_);
+          } catch (const std::exception& e) {
+            spdlog::error("HTTP {} {} failed: {}", SV(req.method_string()), SV(req.target()),
+                          e.what());
+            res = Error(500, "INTERNAL", "internal error; see the server log");
+          }
+          if (read) memory.Learn(res.body().size());
+        }
+        if (!memory.Replace(request_bytes, res.body().size(), read)) {
+          const size_t size = res.body().size();
+          res = Error(503, "UNAVAILABLE",
+                      fmt::format("the response of {} bytes was refused: this node's request "
+                                  "memory is full (--max-request-memory-mb); retry later",
+                                  size));
+          (void)memory.Replace(request_bytes, res.body().size(), false);
         }
       }
       res.version(req.version());
@@ -937,6 +975,7 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
     Connection::Arm(conn, options_.write_timeout);
     auto [wec, wn] = co_await bhttp::async_write(conn->socket, res, kNoThrow);
     conn->Disarm();
+    memory.Release(memory.held());
     if (wec) co_return;
     if (close_after) {
       // Closing a socket with unread bytes (the rest of a refused body, pipelined requests)

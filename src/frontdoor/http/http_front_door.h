@@ -15,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
 
@@ -37,6 +38,10 @@ struct HttpOptions {
   // Per-request deadlines for the Coordinator (?timeout_ms= picks another, up to the maximum).
   std::chrono::milliseconds default_timeout{5000};
   std::chrono::milliseconds max_timeout{120'000};
+  // The node's budget for requests and replies held (base/memory_budget.h); null: unbounded. A
+  // body over its per-connection part is refused (413); the answer to a read of /v1 that does
+  // not fit is refused (503). Outlives the front door.
+  base::MemoryBudget* memory = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll() and

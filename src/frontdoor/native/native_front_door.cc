@@ -1,5 +1,6 @@
 #include "frontdoor/native/native_front_door.h"
 
+#include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
@@ -55,6 +56,20 @@ void SetKeyspace(const coordinator::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_linearizable(def.linearizable);
 }
 
+// The answer to a read refused for memory: UNAVAILABLE, retry the call (nothing was changed).
+// `bytes`: the size of the answer refused; 0 when the read was refused before it ran.
+wire::Response RefusedForMemory(size_t bytes) {
+  wire::Response refused;
+  SetError(Status::Unavailable(
+               bytes == 0 ? std::string("read refused: this node's request memory is full "
+                                        "(--max-request-memory-mb); retry later")
+                          : fmt::format("the answer of {} bytes was refused: this node's request "
+                                        "memory is full (--max-request-memory-mb); retry later",
+                                        bytes)),
+           &refused);
+  return refused;
+}
+
 // Answers larger than this are replaced by a TOO_LARGE error (clients accept 64 MiB frames by
 // default; the coordinator keeps scan pages and batch reads well under it).
 constexpr size_t kMaxAnswerBytes = size_t{64} << 20;
@@ -69,9 +84,14 @@ void SendMessage(net::FrameConnection& conn, uint64_t id, const wire::Response& 
     SendMessage(conn, id, too_large);
     return;
   }
-  conn.Send(id, size, [&](char* dest) {
-    m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
-  });
+  // The answer to a read may be refused for memory (the read changed nothing: retry it); the
+  // answer to a write always goes out, so that an error never hides an applied write.
+  const bool read = m.has_get() || m.has_scan() || m.has_batch_get();
+  const bool sent = conn.Send(
+      id, size,
+      [&](char* dest) { m.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest)); },
+      read);
+  if (!sent) SendMessage(conn, id, RefusedForMemory(size));
 }
 
 }  // namespace
@@ -497,6 +517,11 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
   connection_options.preamble.clear();  // read by the server's accept loop
   connection_options.max_payload = options_.max_frame_bytes;
   connection_options.max_inflight = options_.max_inflight_per_connection;
+  connection_options.memory = options_.memory;
+  if (options_.memory != nullptr) {
+    connection_options.max_payload =
+        std::min(connection_options.max_payload, options_.memory->per_connection());
+  }
   auto conn = std::make_shared<net::FrameConnection>(std::move(socket), connection_options);
   {
     std::lock_guard lock(mu_);
@@ -512,6 +537,14 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
       SetError(Status::InvalidArgument("malformed request: not a cairn.wire.Request message"),
                &response);
       SendMessage(*conn, id, response);
+      return;
+    }
+    // A read holds its value until the answer is written: room for it is reserved first.
+    const auto op_case = request.op_case();
+    if ((op_case == wire::Request::kGet || op_case == wire::Request::kScan ||
+         op_case == wire::Request::kBatchGet) &&
+        !conn->ReserveAnswer(id)) {
+      SendMessage(*conn, id, RefusedForMemory(0));
       return;
     }
     // A read this node alone answers is answered now; every other request runs on its own, so

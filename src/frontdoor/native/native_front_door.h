@@ -28,6 +28,9 @@ struct NativeOptions {
   size_t max_inflight_per_connection = 1024;
   // Where requests are counted (cairn_requests_total); null: nowhere. Outlives the front door.
   base::metrics::RequestMetrics* metrics = nullptr;
+  // The node's budget for requests and answers held (base/memory_budget.h); null: unbounded.
+  // A frame over its per-connection part is refused. Outlives the front door.
+  base::MemoryBudget* memory = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll() and

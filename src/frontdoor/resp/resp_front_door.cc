@@ -46,6 +46,23 @@ std::string UnknownCommandError(const std::vector<std::string>& argv) {
                      CString(argv[0]).substr(0, 128), args);
 }
 
+// A read changes nothing, so its reply may be refused for memory (and the read retried); a
+// write's reply is always kept, so that an error never hides a write that was applied.
+bool IsRead(const CommandSpec& spec) {
+  return (spec.flags & kFlagReadonly) != 0 && (spec.flags & kFlagWrite) == 0;
+}
+
+std::string RefusedForMemory(size_t bytes) {
+  if (bytes == 0) {
+    return "ERR read refused: this node's request memory is full (--max-request-memory-mb); "
+           "retry later";
+  }
+  return fmt::format(
+      "ERR reply of {} bytes refused: this node's request memory is full "
+      "(--max-request-memory-mb); retry later",
+      bytes);
+}
+
 }  // namespace
 
 // One client connection: reads commands, runs them in order (pipelined ones concurrently when
@@ -58,6 +75,7 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
         shared_(std::move(shared)),
         socket_(std::move(socket)),
         parser_(Limits(shared_->options)),
+        memory_(shared_->options.memory),
         wake_writer_(socket_.get_executor()),
         wake_reader_(socket_.get_executor()) {
     boost::system::error_code ec;
@@ -81,14 +99,18 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
  private:
   struct Slot {
     std::string bytes;
+    size_t request_bytes = 0;  // of the command's request, held until its reply is produced
     bool done = false;
     bool close_after = false;
+    bool may_refuse = false;  // a read: its reply may be refused for memory
+    bool refused = false;     // it was
   };
 
   static ParserLimits Limits(const RespOptions& o) {
     ParserLimits l;
     l.max_bulk_bytes = static_cast<int64_t>(o.max_value_bytes + (size_t{1} << 20));
     l.max_command_bytes = std::max<size_t>(size_t{256} << 20, 4 * o.max_value_bytes);
+    if (o.memory != nullptr) l.max_budget_bytes = o.memory->per_connection();
     return l;
   }
 
@@ -106,15 +128,20 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   void StartDataCommand(const CommandSpec& spec, Access access, std::vector<std::string>& argv,
                         std::string name, bool plain_set, bool keyspace_wide, Slot* slot);
 
+  // The slot of the command parsed last, which holds the bytes of its request.
   Slot* NewSlot() {
     slots_.emplace_back();
+    slots_.back().request_bytes = std::exchange(request_bytes_, 0);
     return &slots_.back();
   }
-  void Finished(Slot* slot) {
-    slot->done = true;
-    reply_bytes_ += slot->bytes.size();
-    wake_writer_.cancel();
-  }
+  // The reply is complete: it takes the place of the request in the memory budget (a read's
+  // reply that does not fit is replaced by an error), and goes to the writer.
+  void Finished(Slot* slot);
+  // Whether the connection has commands in flight or replies not yet written.
+  bool Busy() const { return inflight_ > 0 || !slots_.empty(); }
+  // Backpressure for the node's memory budget: a busy connection waits while the node or the
+  // connection holds too much (an idle one never does: see base/memory_budget.h).
+  bool MustWaitForMemory() const { return Busy() && memory_.MustWait(); }
   bool KeyspaceIsLinearizable() const;
   // Sends the pending plain SETs as one batch.
   void FlushSets();
@@ -131,6 +158,7 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   const std::shared_ptr<ServerState> shared_;
   tcp::socket socket_;
   RequestParser parser_;
+  base::MemoryShare memory_;        // bytes read and not answered, replies not yet written
   asio::steady_timer wake_writer_;  // cancelled when a reply is ready or the reader ends
   asio::steady_timer wake_reader_;  // cancelled when a command finishes or replies are written
 
@@ -138,8 +166,9 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   // Replies in command order. A deque keeps references valid across push_back and pop_front,
   // so running commands write into their slot through a pointer.
   std::deque<Slot> slots_;
-  size_t reply_bytes_ = 0;  // of finished replies not yet written
-  size_t inflight_ = 0;     // commands running on the Coordinator
+  size_t reply_bytes_ = 0;    // of finished replies not yet written
+  size_t request_bytes_ = 0;  // consumed by the parser since the last complete command
+  size_t inflight_ = 0;       // commands running on the Coordinator
   RunningCommands running_;
   // Plain SETs read back to back and not yet sent: they go to the Coordinator as one batch when
   // a command of another kind comes, the read buffer runs dry, or kMaxSetBatch are waiting.
@@ -189,20 +218,39 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
   const RespOptions& o = shared_->options;
   std::vector<std::string> argv;
   while (!stop_reading && !broken_) {
-    // Backpressure: too much work in flight or too many replies not yet written.
-    if (inflight_ >= o.max_inflight_per_connection) FlushSets();
-    while ((inflight_ >= o.max_inflight_per_connection || reply_bytes_ >= o.max_reply_bytes) &&
-           !stop_reading && !broken_) {
+    // Backpressure: too much work in flight, too many replies not yet written, or the node's
+    // memory budget.
+    auto must_wait = [&] {
+      return inflight_ >= o.max_inflight_per_connection || reply_bytes_ >= o.max_reply_bytes ||
+             MustWaitForMemory();
+    };
+    if (must_wait()) FlushSets();
+    while (must_wait() && !stop_reading && !broken_) {
+      memory_.SetPaused(MustWaitForMemory());
       co_await wake_reader_.async_wait(kNoThrow);
     }
+    memory_.SetPaused(false);
     if (stop_reading || broken_) break;
     char* space = parser_.Prepare(kReadChunk);
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, kReadChunk), kNoThrow);
     parser_.Commit(ec ? 0 : n);
     if (ec) co_return;  // closed by the peer, an error, or RequestClose()
+    memory_.Charge(n);
     Update([](ClientInfo& c) { c.last_active = std::chrono::steady_clock::now(); });
     while (!stop_reading) {
+      // Commands already read wait for the budget too: one read holds thousands of them.
+      if (MustWaitForMemory()) {
+        FlushSets();
+        memory_.SetPaused(true);
+        while (MustWaitForMemory() && !stop_reading && !broken_) {
+          co_await wake_reader_.async_wait(kNoThrow);
+        }
+        memory_.SetPaused(false);
+        if (stop_reading || broken_) break;
+      }
+      const size_t buffered = parser_.buffered();
       const auto outcome = parser_.Next(&argv);
+      request_bytes_ += buffered - parser_.buffered();
       if (outcome == RequestParser::Outcome::kNeedMore) {
         FlushSets();  // nothing more to join them before the next read
         break;
@@ -210,6 +258,7 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
       if (outcome == RequestParser::Outcome::kError) {
         FlushSets();
         ++shared_->protocol_errors;
+        if (parser_.over_budget() && memory_.budget() != nullptr) memory_.budget()->CountRefusal();
         spdlog::debug("RESP connection {}: protocol error: {}", address(), parser_.error_message());
         Slot* slot = NewSlot();
         if (!parser_.error_message().empty()) {
@@ -229,7 +278,13 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
 }
 
 asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
-  std::string out;
+  // Small batches of replies are copied into one buffer (cheapest for the syscall); larger ones
+  // are written from their slots (a deque: they stay put while more are added), not copied,
+  // which would double the memory of a slow reader's replies and keep a large buffer per
+  // connection.
+  constexpr size_t kCopyBytes = 64 * 1024;
+  std::string small;
+  std::vector<asio::const_buffer> out;
   while (true) {
     if (broken_) co_return;
     if (slots_.empty() || !slots_.front().done) {
@@ -239,23 +294,35 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
     // Let replies that finish in this same turn of the reactor join the write.
     co_await asio::post(socket_.get_executor(), asio::use_awaitable);
     out.clear();
+    small.clear();
     size_t taken = 0;
+    size_t total = 0;
     bool close = false;
     for (const Slot& slot : slots_) {
       if (!slot.done) break;
-      out += slot.bytes;
+      if (!slot.bytes.empty()) out.push_back(asio::buffer(slot.bytes));
+      total += slot.bytes.size();
       ++taken;
       if (slot.close_after) {
         close = true;
         break;
       }
     }
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out), kNoThrow);
+    if (total <= kCopyBytes && out.size() > 1) {
+      for (const asio::const_buffer& b : out) {
+        small.append(static_cast<const char*>(b.data()), b.size());
+      }
+      out.assign(1, asio::buffer(small));
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, out, kNoThrow);
     (void)n;
+    size_t written = 0;
     for (size_t i = 0; i < taken; ++i) {
-      reply_bytes_ -= slots_.front().bytes.size();
+      written += slots_.front().bytes.size();
       slots_.pop_front();
     }
+    reply_bytes_ -= written;
+    memory_.Release(written);
     wake_reader_.cancel();
     if (ec || close) {
       if (close) {
@@ -292,9 +359,23 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
       return false;
     }
   }
+  // A read holds its value from storage until its reply is written: room for it is reserved
+  // before it runs (base/memory_budget.h).
+  size_t reserved = 0;
+  bool no_memory = false;
+  if (!refused && spec->run != nullptr && IsRead(*spec)) {
+    no_memory = !memory_.Reserve(Busy(), &reserved);
+  }
   shared_->commands.Add();
   Update([&](ClientInfo& c) { c.last_command = spec ? name : "NULL"; });
   Slot* slot = NewSlot();
+  slot->request_bytes += reserved;
+  if (no_memory) {
+    slot->refused = true;
+    ReplyWriter(&slot->bytes, protocol()).Error(RefusedForMemory(0));
+    Finished(slot);
+    return true;
+  }
   if (Refuse(spec, name, argv, slot)) {
     Finished(slot);
     return true;
@@ -362,6 +443,7 @@ void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access
   ctx->started = base::Clock::now();
   const base::metrics::Operation op = OperationOf(spec, access);
   const Consistency level = access == Access::kRead ? read_level : write_level;
+  slot->may_refuse = IsRead(spec);
   std::exception_ptr failed;
   bool answered = false;
   try {
@@ -372,8 +454,8 @@ void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access
   }
   if (answered) {
     if (failed) ReplyInternalError(*ctx, slot, failed);
-    CountRequest(*ctx, *slot, op, level);
     Finished(slot);
+    CountRequest(*ctx, *slot, op, level);
     return;
   }
   const uint64_t seq = running_.Add(access, spec, &ctx->argv);
@@ -412,10 +494,24 @@ void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot
                                          base::metrics::Operation op, Consistency level,
                                          std::exception_ptr e) {
   if (e) ReplyInternalError(ctx, slot, e);
-  CountRequest(ctx, *slot, op, level);
   running_.Remove(seq);
   --inflight_;
   Finished(slot);
+  CountRequest(ctx, *slot, op, level);
+}
+
+void RespFrontDoor::Connection::Finished(Slot* slot) {
+  slot->done = true;
+  if (slot->may_refuse) memory_.Learn(slot->bytes.size());
+  if (!memory_.Replace(slot->request_bytes, slot->bytes.size(), slot->may_refuse)) {
+    const size_t size = slot->bytes.size();
+    slot->refused = true;
+    slot->bytes = std::string();  // gives the memory back
+    ReplyWriter(&slot->bytes, protocol()).Error(RefusedForMemory(size));
+    (void)memory_.Replace(slot->request_bytes, slot->bytes.size(), false);
+  }
+  reply_bytes_ += slot->bytes.size();
+  wake_writer_.cancel();
 }
 
 void RespFrontDoor::Connection::ReplyInternalError(CommandContext& ctx, Slot* slot,
@@ -432,7 +528,7 @@ void RespFrontDoor::Connection::CountRequest(const CommandContext& ctx, const Sl
   if (metrics == nullptr) return;
   // An error reply that did not come from the Coordinator is a refusal of the request itself
   // (syntax, not an integer, too big ...).
-  Code outcome = ctx.outcome;
+  Code outcome = slot.refused ? Code::kUnavailable : ctx.outcome;
   if (outcome == Code::kOk && !slot.bytes.empty() && slot.bytes[0] == '-') {
     outcome = Code::kInvalidArgument;
   }

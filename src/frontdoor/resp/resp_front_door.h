@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
 
@@ -41,6 +42,9 @@ struct RespOptions {
   std::function<size_t()> server_connections;
   // Where data commands are counted (cairn_requests_total{frontdoor="resp"}); may be null.
   base::metrics::RequestMetrics* metrics = nullptr;
+  // The node's budget for requests and replies held (base/memory_budget.h); null: unbounded.
+  // Outlives the front door.
+  base::MemoryBudget* memory = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll(),

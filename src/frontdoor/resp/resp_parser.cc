@@ -261,6 +261,13 @@ RequestParser::Outcome RequestParser::ParseMultibulk(std::vector<std::string>* a
       }
       command_bytes_ += static_cast<size_t>(*len);
       if (command_bytes_ > limits_.max_command_bytes) return Fail("");
+      if (command_bytes_ > limits_.max_budget_bytes) {
+        over_budget_ = true;
+        return Fail("ERR request of over " + std::to_string(command_bytes_) +
+                    " bytes refused: this node's request memory budget allows " +
+                    std::to_string(limits_.max_budget_bytes) +
+                    " bytes per connection (--max-request-memory-mb)");
+      }
       pos_ += static_cast<size_t>(cr - start) + 2;
       bulk_len_ = *len;
     }

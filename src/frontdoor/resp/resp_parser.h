@@ -24,6 +24,9 @@ struct ParserLimits {
   int64_t max_bulk_bytes = int64_t{512} << 20;
   // Most bytes of arguments one command may hold in total (the query buffer limit).
   size_t max_command_bytes = size_t{1} << 30;
+  // Most bytes of arguments the node's request memory budget lets one command hold: above it the
+  // command is refused with an error that says so (base/memory_budget.h).
+  size_t max_budget_bytes = SIZE_MAX;
 };
 
 // Parses one connection's byte stream. Feed bytes with Append() (or write into Prepare() and
@@ -58,6 +61,8 @@ class RequestParser {
   const std::string& error_message() const { return error_; }
   // Bytes received but not yet consumed by a complete command.
   size_t buffered() const { return end_ - pos_; }
+  // Whether the error was a command over ParserLimits::max_budget_bytes.
+  bool over_budget() const { return over_budget_; }
 
  private:
   Outcome Fail(std::string message);
@@ -79,6 +84,7 @@ class RequestParser {
   std::vector<std::string> pending_;
   std::string error_;
   bool failed_ = false;
+  bool over_budget_ = false;
   bool authenticated_ = true;
 };
 
