@@ -38,6 +38,13 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr size_t kBudgetMb = 64;
+// Under AddressSanitizer freed memory is held in quarantine and shadow memory comes on top, so
+// the resident size says nothing of the budget there: the flow is checked, not the bound.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRssIsMeaningful = false;
+#else
+constexpr bool kRssIsMeaningful = true;
+#endif
 constexpr size_t kValueBytes = size_t{1} << 20;
 constexpr int kSlowClients = 1000;
 constexpr int kGetsPerClient = 16;  // 16 GiB of replies asked for in all
@@ -240,7 +247,9 @@ TEST_F(MemoryBudgetTest, ThousandSlowRespReadersStayWithinTheBudget) {
       "%.1f MiB at most (bound %.1f MiB); %.0f replies refused\n",
       kSlowClients, kGetsPerClient, kBudgetMb, baseline / 1048576.0, max_rss / 1048576.0,
       bound / 1048576.0, MetricNow("cairn_request_memory_refused_total"));
-  EXPECT_LT(max_rss, bound);
+  if (kRssIsMeaningful) {
+    EXPECT_LT(max_rss, bound);
+  }
 
   // A fresh connection is still served while the budget is full.
   EXPECT_EQ(Resp("PING\r\n"), "+PONG\r\n");
@@ -300,7 +309,9 @@ TEST_F(MemoryBudgetTest, ThousandSlowNativeReadersStayWithinTheBudget) {
       "%.1f MiB at most (bound %.1f MiB); %.0f answers refused\n",
       kSlowClients, kGetsPerClient, kBudgetMb, baseline / 1048576.0, max_rss / 1048576.0,
       bound / 1048576.0, MetricNow("cairn_request_memory_refused_total"));
-  EXPECT_LT(max_rss, bound);
+  if (kRssIsMeaningful) {
+    EXPECT_LT(max_rss, bound);
+  }
 
   // A fresh native connection is answered meanwhile.
   const int fd = ConnectTcp(server_->address());
