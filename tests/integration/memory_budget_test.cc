@@ -80,22 +80,7 @@ std::optional<double> Metric(const std::string& page, const std::string& name) {
 
 // A client that sends and never reads: a small receive buffer (set before connecting, so the
 // window stays small) keeps what the kernel takes off cairnd's hands small too.
-int ConnectSlow(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  int small = 4096;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int ConnectSlow(const std::string& address) { return ConnectTcp(address, 4096); }
 
 // Closes its sockets when it goes, also when an assertion fails.
 struct Sockets {

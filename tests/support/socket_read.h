@@ -20,8 +20,9 @@
 namespace cairn::testing {
 
 // A blocking TCP socket connected to "IPv4:PORT" with TCP_NODELAY, or -1 (closed) when the
-// connection failed.
-inline int ConnectTcp(const std::string& address) {
+// connection failed. `receive_buffer` > 0: SO_RCVBUF, set before connecting so that the window
+// the peer sees stays that small (a client that never reads).
+inline int ConnectTcp(const std::string& address, int receive_buffer = 0) {
   const size_t colon = address.rfind(':');
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -29,6 +30,9 @@ inline int ConnectTcp(const std::string& address) {
   ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
+  if (receive_buffer > 0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  }
   if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     ::close(fd);
     return -1;
