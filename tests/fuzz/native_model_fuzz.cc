@@ -2,8 +2,9 @@
 // contract refuses) go through the C++ client to one cairnd, and every answer is checked against
 // a model of the store: values and versions read back, versions that only grow, compare-and-swap
 // applied exactly when its condition holds on the model, scans and batches that agree with it,
-// and the documented error codes for empty, oversized and over-limit keys and values; repairs and
-// compactions come in between, and the model must read back the same after them.
+// and the documented error codes for empty, oversized and over-limit keys and values; repairs,
+// compactions and node operations the node must refuse (it is a lone member, not on standby)
+// come in between, and the model must read back the same after them.
 //
 // CAIRN_FUZZ_SEED=N replays a run (the seed is printed); CAIRN_FUZZ_SECONDS=S runs longer
 // (default 8); scripts/fuzz runs it for hours.
@@ -44,12 +45,14 @@ class NativeModelFuzz {
     ++step_;
     using Operation = void (NativeModelFuzz::*)();
     static constexpr Operation kOperations[] = {
-        &NativeModelFuzz::Put,      &NativeModelFuzz::Get,     &NativeModelFuzz::Delete,
-        &NativeModelFuzz::Cas,      &NativeModelFuzz::Scan,    &NativeModelFuzz::BatchGet,
-        &NativeModelFuzz::BatchPut, &NativeModelFuzz::Refused, &NativeModelFuzz::Maintenance};
-    (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2, 0.5})])();
+        &NativeModelFuzz::Put,          &NativeModelFuzz::Get,     &NativeModelFuzz::Delete,
+        &NativeModelFuzz::Cas,          &NativeModelFuzz::Scan,    &NativeModelFuzz::BatchGet,
+        &NativeModelFuzz::BatchPut,     &NativeModelFuzz::Refused, &NativeModelFuzz::Maintenance,
+        &NativeModelFuzz::NodeOperation};
+    (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2, 0.5, 0.5})])();
   }
   uint64_t steps() const { return step_; }
+  uint64_t node_operations() const { return node_operations_; }
   size_t keys() const { return model_.size(); }
 
  private:
@@ -142,6 +145,55 @@ class NativeModelFuzz {
         EXPECT_EQ(r->keys_repaired, 0u);
       }
     }
+    for (int i = 0; i < 4; ++i) Get();
+  }
+
+  // A node operation the lone node refuses, with the code the contract names; the topology must
+  // not change (the same epoch, no change in progress) and the model must read back the same.
+  // JOIN and REPLACE go to a node started on standby, which this one is not; it cannot leave or
+  // be removed (it holds the only replicas, and it is alive); there is no change to cancel; an
+  // id that is no member is not found, and an operation that names no node is malformed.
+  void NodeOperation() {
+    using Op = AsyncClient::NodeOperation;
+    const auto before = client_.ClusterStatus();
+    ASSERT_TRUE(before.ok()) << "step " << step_ << ": status: " << before.status().ToString();
+    uint32_t self = 0;
+    for (const NodeInfo& n : before->nodes) {
+      if (n.self) self = n.node_id;
+    }
+    ASSERT_NE(self, 0u) << "step " << step_ << ": the node does not say which one it is";
+    const uint32_t stranger = self + 1 + static_cast<uint32_t>(rng_() % 1000);
+    struct Case {
+      Op op;
+      uint32_t node;
+      Code code;
+    };
+    const std::vector<Case> cases = {
+        {Op::kJoin, 0, Code::kFailedPrecondition},
+        {Op::kReplace, stranger, Code::kFailedPrecondition},
+        {Op::kReplace, self, Code::kFailedPrecondition},
+        {Op::kDecommission, self, Code::kFailedPrecondition},
+        {Op::kRemove, self, Code::kFailedPrecondition},
+        {Op::kCancel, 0, Code::kFailedPrecondition},
+        {Op::kDecommission, stranger, Code::kNotFound},
+        {Op::kRemove, stranger, Code::kNotFound},
+        {Op::kDecommission, 0, Code::kInvalidArgument},
+        {Op::kReplace, 0, Code::kInvalidArgument},
+    };
+    const Case& c = cases[rng_() % cases.size()];
+    auto r = client_.ChangeNode(c.op, c.node);
+    ++node_operations_;
+    ASSERT_FALSE(r.ok()) << "step " << step_ << ": node operation " << static_cast<int>(c.op)
+                         << " on node " << c.node << " was not refused";
+    EXPECT_EQ(r.status().code(), c.code)
+        << "step " << step_ << ": node operation " << static_cast<int>(c.op) << " on node "
+        << c.node << ": " << r.status().ToString();
+    const auto after = client_.ClusterStatus();
+    ASSERT_TRUE(after.ok()) << "step " << step_ << ": status: " << after.status().ToString();
+    EXPECT_EQ(after->topology_epoch, before->topology_epoch)
+        << "step " << step_ << ": a refused node operation changed the topology";
+    EXPECT_EQ(after->change, "") << "step " << step_;
+    EXPECT_EQ(after->nodes.size(), before->nodes.size()) << "step " << step_;
     for (int i = 0; i < 4; ++i) Get();
   }
 
@@ -282,6 +334,7 @@ class NativeModelFuzz {
   std::mt19937_64 rng_;
   std::map<std::string, Stored> model_;
   uint64_t step_ = 0;
+  uint64_t node_operations_ = 0;
 };
 
 uint64_t SeedFromEnvironment() {
@@ -311,9 +364,12 @@ TEST(NativeModelFuzz, RandomRequestsAgreeWithTheModel) {
   NativeModelFuzz fuzz(client, seed);
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < end && !::testing::Test::HasFailure()) fuzz.Step();
-  std::printf("native_model_fuzz seed %llu: %llu requests, %zu keys in the model%s\n",
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(fuzz.steps()),
-              fuzz.keys(), ::testing::Test::HasFailure() ? ", FAILED" : "");
+  std::printf(
+      "native_model_fuzz seed %llu: %llu requests (%llu node operations), %zu keys in the "
+      "model%s\n",
+      static_cast<unsigned long long>(seed), static_cast<unsigned long long>(fuzz.steps()),
+      static_cast<unsigned long long>(fuzz.node_operations()), fuzz.keys(),
+      ::testing::Test::HasFailure() ? ", FAILED" : "");
 }
 
 }  // namespace
