@@ -202,6 +202,10 @@ class Generator:
             return str(rng.randint(-10 ** rng.randint(1, 19), 10 ** rng.randint(1, 19))).encode()
         if r < 0.95:
             return repr(rng.uniform(-1e6, 1e6)).encode()
+        if BUDGET_REFUSALS and r < 0.96:
+            # Around a connection's share of a small budget (an eighth of 16 MiB: 2 MiB): a
+            # pattern repeated, as random bytes of that size cost seconds to make here.
+            return rand_bytes(rng, 64) * (rng.randint(1 << 20, 3 << 20) // 64)
         return rand_bytes(rng, rng.randint(1000, 20000))
 
     def integer(self):
@@ -454,7 +458,21 @@ def _strtoul(b):
     return (-v) % 2 ** 64 if b.startswith(b"-") else v
 
 
+# Set by --max-request-memory-mb: a node with a small request memory budget refuses what would
+# not fit it (docs/resp.md), with an error that names the flag; everything else must still be
+# Redis's answer.
+BUDGET_REFUSALS = False
+BUDGET_SHARE = 0  # bytes of arguments one connection may send in one command: an eighth
+
+
+def over_share(args):
+    return BUDGET_REFUSALS and sum(len(a) for a in args) > BUDGET_SHARE
+
+
 INTENDED_DIFFERENCES = [
+    ("a request or reply the request memory budget cannot hold is refused "
+     "(--max-request-memory-mb)",
+     lambda a, c, r: BUDGET_REFUSALS and c[0] == "-" and b"(--max-request-memory-mb)" in c[1]),
     ("keys are 1 byte to 16 KiB: an empty key is an error",
      lambda a, c, r: c[0] == "-" and b"the key is empty" in c[1] and b"" in a[1:]),
     ("keys are 1 byte to 16 KiB: a longer key is an error",
@@ -675,6 +693,7 @@ class Runner:
         self.lingering = False  # redis-server may hold expired keys it has not reclaimed
         self.batch_started = time.monotonic()
         self.intended = {}
+        self.closed_by_refusal = False  # in this batch (run_plain)
 
     def fresh(self):
         self.lingering = False
@@ -734,7 +753,10 @@ class Runner:
         try:
             sides.c.send(data)
         except Closed as e:
-            raise Finding("crash", self.executed, "could not send to cairnd: %s" % e)
+            # Cairn refuses a command over its budget share as soon as its size is announced,
+            # and closes the connection: the rest of the batch may not be sendable.
+            if not (any(over_share(a) for a in cmds) and self.cairn["process"].alive()):
+                raise Finding("crash", self.executed, "could not send to cairnd: %s" % e)
         sides.r.send(data)
 
     def reclaim_expired(self, sides):
@@ -762,10 +784,22 @@ class Runner:
         # the batch: later commands of the batch that read them (or the whole keyspace) are not
         # compared.
         tainted = set()
+        self.closed_by_refusal = False
         for args in cmds:
             craw, ctree, _ = self.cairn_reply(sides, index, args)
             rraw, rtree, _ = sides.r.reply()
             name = args[0].lower()
+            if ctree == ("closed",) and any(over_share(a) for a in cmds):
+                # Closed for a command over the budget share of this batch; the refusal itself
+                # may be lost with the rest of the stream when the client is still sending.
+                self.closed_by_refusal = True
+            if self.closed_by_refusal:
+                # Cairn closed the connection after refusing a request too large for its
+                # budget (as documented); redis-server runs the rest of the batch alone.
+                self.executed += 1
+                self.skipped += 1
+                index += 1
+                continue
             if name == b"set" and any(o.upper() in (b"EXAT", b"PXAT") for o in args[3:]):
                 self.lingering = True  # reclaim_expired; until then DBSIZE and INFO may differ
                 tainted.add(b"*expired*")
@@ -781,6 +815,13 @@ class Runner:
                     tainted.update(keys_of(args) or [b"*"])
                 after += todo
             index += 1
+        if self.closed_by_refusal:
+            # The two stores differ by what redis-server alone ran: both start again empty.
+            sides.reconnect()
+            for conn in (sides.c, sides.r):
+                conn.call([b"FLUSHALL"])
+            self.lingering = False
+            return index
         for fn in after:
             fn()
         return index
@@ -802,6 +843,10 @@ class Runner:
         name = args[0].lower()
         if verdict == INTENDED:
             self.intended[why] = self.intended.get(why, 0) + 1
+            if BUDGET_REFUSALS and b"bytes refused: this node's request memory budget allows" \
+                    in ctree[1]:
+                self.closed_by_refusal = True
+                return []
             return [lambda: self.resync(sides, args)]
         if name == b"randomkey" and ctree[0] == "$" and ctree[1] is not None:
             def exists_in_redis():
@@ -978,8 +1023,16 @@ def main():
     ap.add_argument("--stall-ms", type=float, default=1000)
     ap.add_argument("--minimise-seconds", type=float, default=60)
     ap.add_argument("--work-dir", help="where the servers keep their files (default: temporary)")
+    ap.add_argument("--max-request-memory-mb", type=int,
+                    help="run cairnd with this request memory budget; its refusals are allowed")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
+    budget_args = []
+    if a.max_request_memory_mb is not None:
+        global BUDGET_REFUSALS, BUDGET_SHARE
+        BUDGET_REFUSALS = True
+        BUDGET_SHARE = (a.max_request_memory_mb << 20) // 8
+        budget_args = ["--max-request-memory-mb", str(a.max_request_memory_mb)]
 
     if not os.access(a.redis_server, os.X_OK):
         print("SKIPPED: %s is not installed (apt-get install redis-server)" % a.redis_server)
@@ -996,7 +1049,7 @@ def main():
         def start_cairn():
             p, addresses = fuzzlib.start_cairnd(
                 a.cairnd, os.path.join(servers.dir, "cairn-%d" % time.monotonic_ns()),
-                ["--resp", "127.0.0.1:0", "--allow-flush"])
+                ["--resp", "127.0.0.1:0", "--allow-flush"] + budget_args)
             servers.add(p)
             cairn["process"] = p
             cairn["port"] = int(addresses["resp"].rsplit(":", 1)[1])
