@@ -113,6 +113,23 @@ struct CompactReport {
   std::chrono::milliseconds took{0};
 };
 
+// One key the cluster's coordinators see often (AsyncClient::HotKeys, cairn hotkeys): estimates
+// from sampled operations over the last 10-20 seconds, summed over the nodes that answered.
+struct HotKeyInfo {
+  std::string keyspace;
+  std::string key;  // at most its first 256 bytes
+  bool truncated = false;
+  double reads_per_s = 0;
+  double writes_per_s = 0;
+  double error_per_s = 0;                          // how much of reads + writes may be overcounted
+  std::vector<std::pair<uint32_t, double>> nodes;  // node id, its operations per second
+};
+struct HotKeysInfo {
+  std::vector<HotKeyInfo> keys;  // most operations per second first
+  uint32_t nodes_asked = 0;
+  std::vector<uint32_t> nodes_missing;  // live nodes that did not answer
+};
+
 struct ClusterInfo {
   std::vector<NodeInfo> nodes;
   uint32_t partitions = 0;
@@ -197,6 +214,9 @@ class AsyncClient {
   // `only_node` (0: any) skips a range none of whose replicas is that node.
   // Compacts the answering node's data, reclaiming what purged tombstones held (cairn compact).
   boost::asio::awaitable<Result<CompactReport>> Compact();
+  // The `limit` (1-1000) keys of `keyspace` ("": every keyspace) that the cluster's coordinators
+  // see most often, every live node asked (cairn hotkeys).
+  boost::asio::awaitable<Result<HotKeysInfo>> HotKeys(std::string keyspace, uint32_t limit = 20);
   boost::asio::awaitable<Result<RepairReport>> RepairRange(std::string keyspace, uint32_t partition,
                                                            uint32_t only_node = 0);
 
@@ -240,6 +260,7 @@ class Client {
   Result<ClusterInfo> ClusterStatus();
   Result<ClusterInfo> ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id);
   Result<CompactReport> Compact();
+  Result<HotKeysInfo> HotKeys(std::string keyspace, uint32_t limit = 20);
   Result<RepairReport> RepairRange(std::string keyspace, uint32_t partition,
                                    uint32_t only_node = 0);
 

@@ -232,6 +232,7 @@ std::string_view OperationName(Operation op) {
                                                                     "node_operation",
                                                                     "repair",
                                                                     "compact",
+                                                                    "hot_keys",
                                                                     "other"};
   const auto i = static_cast<size_t>(op);
   return i < kNames.size() ? kNames[i] : "other";

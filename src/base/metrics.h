@@ -167,9 +167,10 @@ enum class Operation : uint8_t {
   kNodeOperation,
   kRepair,
   kCompact,
+  kHotKeys,
   kOther,  // malformed or unknown requests
 };
-inline constexpr size_t kOperations = 19;
+inline constexpr size_t kOperations = 20;
 std::string_view OperationName(Operation op);  // "get", "keyspace_create", ...
 
 inline constexpr size_t kLevels = 12;    // Consistency::kDefault .. kLocalSerial

@@ -58,6 +58,24 @@ std::string Base64(std::string_view in) {
   return out;
 }
 
+std::string Printable(std::string_view bytes) {
+  std::string out;
+  for (char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(c);
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else {
+      static constexpr char kDigits[] = "0123456789abcdef";
+      const auto b = static_cast<uint8_t>(c);
+      out += "\\x";
+      out.push_back(kDigits[b >> 4]);
+      out.push_back(kDigits[b & 15]);
+    }
+  }
+  return out;
+}
+
 std::string Hex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -16,6 +16,10 @@ bool IsUtf8(std::string_view s);
 // Standard base64 (RFC 4648, with '=' padding).
 std::string Base64(std::string_view bytes);
 
+// Bytes for a terminal line or a metric label: printable ASCII as is, a backslash doubled, the
+// rest as \xNN.
+std::string Printable(std::string_view bytes);
+
 // Lower-case hex, two digits a byte; Unhex takes either case and returns nullopt for an odd
 // length or a non-hex digit.
 std::string Hex(std::string_view bytes);

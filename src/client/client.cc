@@ -595,6 +595,36 @@ asio::awaitable<Result<CompactReport>> AsyncClient::Compact() {
   co_return report;
 }
 
+asio::awaitable<Result<HotKeysInfo>> AsyncClient::HotKeys(std::string keyspace, uint32_t limit) {
+  auto impl = impl_;
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        request.set_keyspace(keyspace);
+        request.mutable_hot_keys()->set_limit(limit);
+        request.mutable_hot_keys()->set_all_keyspaces(keyspace.empty());
+      },
+      /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  wire::HotKeysResponse& r = *response->mutable_hot_keys();
+  HotKeysInfo info;
+  info.nodes_asked = r.nodes_asked();
+  info.nodes_missing.assign(r.nodes_missing().begin(), r.nodes_missing().end());
+  for (wire::HotKey& k : *r.mutable_keys()) {
+    HotKeyInfo h;
+    h.keyspace = std::move(*k.mutable_keyspace());
+    h.key = std::move(*k.mutable_key());
+    h.truncated = k.truncated();
+    h.reads_per_s = k.reads_per_s();
+    h.writes_per_s = k.writes_per_s();
+    h.error_per_s = k.error_per_s();
+    for (int i = 0; i < k.nodes_size() && i < k.node_ops_per_s_size(); ++i) {
+      h.nodes.emplace_back(k.nodes(i), k.node_ops_per_s(i));
+    }
+    info.keys.push_back(std::move(h));
+  }
+  co_return info;
+}
+
 asio::awaitable<Result<RepairReport>> AsyncClient::RepairRange(std::string keyspace,
                                                                uint32_t partition,
                                                                uint32_t only_node) {
@@ -710,6 +740,9 @@ Result<ClusterInfo> Client::ChangeNode(AsyncClient::NodeOperation op, uint32_t n
   return state_->Wait(state_->async.ChangeNode(op, node_id));
 }
 Result<CompactReport> Client::Compact() { return state_->Wait(state_->async.Compact()); }
+Result<HotKeysInfo> Client::HotKeys(std::string keyspace, uint32_t limit) {
+  return state_->Wait(state_->async.HotKeys(std::move(keyspace), limit));
+}
 Result<RepairReport> Client::RepairRange(std::string keyspace, uint32_t partition,
                                          uint32_t only_node) {
   return state_->Wait(state_->async.RepairRange(std::move(keyspace), partition, only_node));

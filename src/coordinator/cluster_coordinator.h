@@ -17,6 +17,7 @@
 
 #include "base/async.h"
 #include "base/hlc.h"
+#include "base/hot_keys.h"
 #include "base/metrics.h"
 #include "cairn/status.h"
 #include "cairn/types.h"
@@ -101,6 +102,9 @@ class ClusterCoordinator final : public Coordinator {
   PartitionLayout Partitions() const override;
   asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) override;
   asio::awaitable<Result<CompactReport>> Compact() override;
+  asio::awaitable<Result<HotKeysReport>> HotKeys(std::string keyspace, uint32_t limit) override;
+  // The keys this node coordinates most often (counted by every read and write it coordinates).
+  const base::HotKeys& hot_keys() const { return hot_keys_; }
   asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace, uint32_t partition,
                                                          uint32_t only_node,
                                                          bool only_as_first) override;
@@ -326,6 +330,7 @@ class ClusterCoordinator final : public Coordinator {
   HintStore* const hints_;
   cluster::TopologyStore* store_ = nullptr;  // set before serving
   JoinCommand join_command_;                 // set before serving
+  base::HotKeys hot_keys_;
 };
 
 // The record a read returns for a stored version at `now_ms`: nullopt unless it is live.

@@ -161,6 +161,25 @@ struct RangeRepairReport {
 };
 
 // What `cairn compact` did on the node.
+// A key the coordinators see most often (cairn hotkeys): its rates summed over the nodes that
+// answered, with each node's part. Rates are estimates from sampled operations
+// (base/hot_keys.h): a key above 1/128 of a node's operations is always counted there, and its
+// count is high by at most error_per_s.
+struct HotKeyReport {
+  std::string keyspace;
+  std::string key;
+  bool truncated = false;  // `key` is the first 256 bytes of a longer one
+  double reads_per_s = 0;
+  double writes_per_s = 0;
+  double error_per_s = 0;                          // how much of reads + writes may be overcounted
+  std::vector<std::pair<uint32_t, double>> nodes;  // node id and its operations per second
+};
+struct HotKeysReport {
+  std::vector<HotKeyReport> keys;  // most operations per second first
+  uint32_t nodes_asked = 0;
+  std::vector<uint32_t> nodes_missing;  // live nodes that did not answer
+};
+
 struct CompactReport {
   uint64_t bytes_before = 0;
   uint64_t bytes_after = 0;
@@ -265,6 +284,8 @@ class Coordinator {
   // Compacts this node's data (flush, then every level down to the last): what tombstones purged
   // by repair held is reclaimed. Runs off the reactors; the node serves meanwhile.
   virtual asio::awaitable<Result<CompactReport>> Compact() = 0;
+  // The `limit` hottest keys of `keyspace` ("": every keyspace), every live node asked.
+  virtual asio::awaitable<Result<HotKeysReport>> HotKeys(std::string keyspace, uint32_t limit) = 0;
   virtual asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace,
                                                                  uint32_t partition,
                                                                  uint32_t only_node,

@@ -307,6 +307,7 @@ asio::awaitable<Result<std::optional<Record>>> ClusterCoordinator::Get(std::stri
   auto start = StartRead(key, options);
   if (!start.ok()) co_return start.status();
   const cluster::KeyspaceDef& ks = *start->keyspace;
+  hot_keys_.Add(ks.id, key, /*write=*/false);
   storage::DataKey data_key = KeyOf(ks, std::move(key));  // named: see the g++ 12 note
   Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
   if (IsSerial(start->level, ks)) {
@@ -347,6 +348,7 @@ std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
       auto local = local_->Read(data_key);
       // A failed read (a corrupt block) goes the long way, where the other replicas answer.
       if (!local.ok()) return std::nullopt;
+      hot_keys_.Add(ks.id, key, /*write=*/false);  // not before: Get() counts the long way
       return LiveRecordOf(std::move(local));
     }
   }
@@ -357,6 +359,7 @@ std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
   CountRead(/*local=*/true);
   auto local = local_->Read(data_key);
   if (!local.ok()) return std::nullopt;
+  hot_keys_.Add(ks.id, key, /*write=*/false);
   return LiveRecordOf(std::move(local));
 }
 
@@ -390,6 +393,7 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> ClusterCoord
       out[i] = std::move(s);
       continue;
     }
+    hot_keys_.Add((*ks)->id, keys[i], /*write=*/false);
     storage::DataKey data_key = KeyOf(**ks, std::move(keys[i]));  // named: see the g++ 12 note
     auto stored = co_await ReadKey(**topology, **ks, std::move(data_key), level, options.deadline);
     if (!stored.ok()) {

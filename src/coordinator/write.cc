@@ -170,6 +170,7 @@ asio::awaitable<Result<Version>> ClusterCoordinator::Delete(std::string key,
   if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
+  hot_keys_.Add((*ks)->id, key, /*write=*/true);
   const Consistency level = Resolve(options.consistency, **ks, true);
   if ((*ks)->linearizable) {
     std::vector<std::pair<storage::DataKey, StoredValue>> writes;
@@ -218,6 +219,7 @@ asio::awaitable<Result<std::vector<Result<Version>>>> ClusterCoordinator::BatchP
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
+  for (const PutItem& item : items) hot_keys_.Add((*ks)->id, item.key, /*write=*/true);
   const Consistency level = Resolve(options.consistency, **ks, true);
   if ((*ks)->linearizable) {
     std::vector<std::pair<storage::DataKey, StoredValue>> writes;

@@ -1,5 +1,6 @@
 #include "replica/internode_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <string_view>
 
@@ -331,6 +332,24 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
           replica_->RangeKeys(std::move(*request.mutable_range_keys())), deadline);
       Answer(r, "listing the range's keys", response,
              [&](auto& v) { response->mutable_range_keys()->Swap(&v); });
+      break;
+    }
+    case internode::Request::kHotKeys: {
+      if (hot_keys_ == nullptr) {
+        SetError(Status::Unavailable("this node counts no hot keys"), response);
+        break;
+      }
+      const uint32_t limit = std::min<uint32_t>(request.hot_keys().limit(), 1000);
+      for (const base::HotKey& h : hot_keys_->Top(request.hot_keys().keyspace(), limit)) {
+        internode::HotKeyEntry* e = response->mutable_hot_keys()->add_keys();
+        e->set_keyspace(h.keyspace);
+        e->set_key(h.key);
+        e->set_truncated(h.truncated);
+        e->set_reads_per_s(h.reads_per_s);
+        e->set_writes_per_s(h.writes_per_s);
+        e->set_error_per_s(h.error_per_s);
+      }
+      response->mutable_hot_keys();  // answered, even with none
       break;
     }
     case internode::Request::kPurge: {

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "base/hlc.h"
+#include "base/hot_keys.h"
 #include "cluster/gossiper.h"
 #include "net/connection.h"
 #include "proto/internode.pb.h"
@@ -44,6 +45,9 @@ class InternodeService {
   using RepairPullHandler = std::function<asio::awaitable<Result<internode::RepairPullResponse>>(
       internode::RepairPullRequest request, base::Deadline deadline)>;
   void SetRepairPullHandler(RepairPullHandler handler) { repair_pull_ = std::move(handler); }
+  // The node's hot-key sketch (the coordinator's), which HotKeysRequests read. Without one they
+  // are refused.
+  void SetHotKeys(const base::HotKeys* hot_keys) { hot_keys_ = hot_keys; }
 
  private:
   asio::awaitable<void> Execute(internode::Request request, internode::Response* response);
@@ -59,6 +63,7 @@ class InternodeService {
   const asio::any_io_executor blocking_;
   JoinHandler join_;
   RepairPullHandler repair_pull_;
+  const base::HotKeys* hot_keys_ = nullptr;
   std::mutex mu_;
   std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_
 };

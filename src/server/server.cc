@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "base/reactor.h"
+#include "base/text.h"
 #include "net/connection.h"
 #include "server/allocator.h"
 
@@ -340,6 +341,7 @@ void Server::OpenFrontDoors() {
       [d = driver_.get()](internode::JoinRequest request, base::Deadline deadline) {
         return d->HandleJoin(std::move(request), deadline);
       });
+  internode_->SetHotKeys(&coordinator_->hot_keys());
   internode_->SetRepairPullHandler(
       [s = streamer_.get()](internode::RepairPullRequest request, base::Deadline deadline) {
         return s->HandleRepairPull(std::move(request), deadline);
@@ -551,6 +553,27 @@ void Server::RegisterMetrics() {
                "Connections open now on the client and internode port and the HTTP and RESP ports, "
                "those still to name their protocol included (what --max-connections limits)",
                Type::kGauge, static_cast<double>(open_connections_.load()));
+  });
+  metrics_.Add([this](Exposition& out) {
+    // The node's five hottest keys (cairn hotkeys has the cluster's view): a key label of at
+    // most 64 printable bytes, so that a series per key stays cheap; five series a node.
+    if (out.Family("cairn_hot_key_ops_per_second",
+                   "Reads and writes per second of the five keys this node coordinates most "
+                   "often (estimates from sampled operations over the last 10-20 s)",
+                   Type::kGauge)) {
+      std::map<uint32_t, std::string> names;
+      if (auto listed = coordinator_->ListKeyspaces(); listed.ok()) {
+        for (const auto& def : *listed) names[def.id] = def.name;
+      }
+      int rank = 0;
+      for (const base::HotKey& h : coordinator_->hot_keys().Top(0, 5)) {
+        const std::string r = std::to_string(++rank);
+        std::string key = base::Printable(std::string_view(h.key).substr(0, 64));
+        const std::string& ks = names.contains(h.keyspace) ? names[h.keyspace] : "";
+        out.Sample({{"rank", r}, {"keyspace", ks}, {"key", key}, {"op", "read"}}, h.reads_per_s);
+        out.Sample({{"rank", r}, {"keyspace", ks}, {"key", key}, {"op", "write"}}, h.writes_per_s);
+      }
+    }
   });
   metrics_.Add([this](Exposition& out) {
     for (const auto& [name, value] : coordinator_->Metrics()) {

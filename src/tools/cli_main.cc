@@ -151,6 +151,12 @@ void DeclareReplace(CLI::App& c, Args& a) {
   DeclareWait(c, a);
 }
 
+void DeclareHotKeys(CLI::App& c, Args& a) {
+  c.add_option("--limit", a.hotkeys.limit, "How many keys (1 to 1000)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+}
+
 void DeclareRepair(CLI::App& c, Args& a) {
   c.add_option("--partition", a.repair.partition, "Only this partition (0 to partitions - 1)");
   c.add_option("--node", a.repair.node,
@@ -194,6 +200,10 @@ const Subcommand kSubcommands[] = {
     {"", "status",
      "Show every node of the cluster: address, DC, rack, UP/DOWN, partitions, load, hints",
      DeclareNothing, cli::ClusterStatus},
+    {"", "hotkeys",
+     "List the keys the cluster sees most often (of --keyspace, or of every keyspace): reads/s "
+     "and writes/s over the last 10-20 s, summed over the nodes that coordinated them",
+     DeclareHotKeys, cli::HotKeys},
     {"", "node",
      "Change the cluster's members: join, replace, decommission, remove, cancel, ops (a new node "
      "joins with cairnd --join, or with --join --standby and then cairn node join)"},

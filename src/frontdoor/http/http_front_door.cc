@@ -344,6 +344,7 @@ struct HttpFrontDoor::Exchange {
   asio::awaitable<Response> DropKeyspace(std::string name);
   Response Cluster();
   asio::awaitable<Response> Nodes(std::string_view path);
+  asio::awaitable<Response> HotKeys();
 };
 
 asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
@@ -382,6 +383,11 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
     co_return Cluster();
   }
+  if (path == "/v1/hotkeys") {
+    op = Operation::kHotKeys;
+    if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");
+    co_return co_await HotKeys();
+  }
   if (path == "/v1/cluster/cancel" || path == "/v1/cluster/join" ||
       path.starts_with("/v1/nodes/")) {
     op = Operation::kNodeOperation;
@@ -414,6 +420,44 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
   }
   co_return Error(404, "NOT_FOUND",
                   fmt::format("no such endpoint: {} (see docs/http.md)", std::string(path)));
+}
+
+// GET /v1/hotkeys?keyspace=K&limit=N: the keys the cluster's coordinators see most often (of
+// keyspace K, or of every keyspace), every live node asked.
+asio::awaitable<Response> HttpFrontDoor::Exchange::HotKeys() {
+  if (Status s = query.OnlyThese({"keyspace", "limit"}); !s.ok()) co_return FromStatus(s);
+  std::string keyspace;
+  if (auto k = query.Get("keyspace")) {
+    if (k->empty()) co_return Error(400, "INVALID_ARGUMENT", "keyspace is empty");
+    keyspace = std::string(*k);
+  }
+  uint32_t limit = 20;
+  if (auto l = query.Get("limit")) {
+    auto n = ParseUint(*l, 1000);
+    if (!n || *n == 0) {
+      co_return Error(400, "INVALID_ARGUMENT",
+                      fmt::format("limit must be a whole number from 1 to 1000, not '{}'", *l));
+    }
+    limit = static_cast<uint32_t>(*n);
+  }
+  auto report = co_await coordinator->HotKeys(std::move(keyspace), limit);
+  if (!report.ok()) co_return FromStatus(report.status());
+  Json keys = Json::array();
+  for (const coordinator::HotKeyReport& k : report->keys) {
+    Json j = {{"keyspace", k.keyspace},
+              {"truncated", k.truncated},
+              {"reads_per_s", k.reads_per_s},
+              {"writes_per_s", k.writes_per_s},
+              {"error_per_s", k.error_per_s}};
+    PutBytes(j, "key", k.key);
+    Json nodes = Json::array();
+    for (const auto& [node, ops] : k.nodes) nodes.push_back({{"node", node}, {"ops_per_s", ops}});
+    j["nodes"] = std::move(nodes);
+    keys.push_back(std::move(j));
+  }
+  co_return JsonReply(200, Json{{"keys", std::move(keys)},
+                                {"nodes_asked", report->nodes_asked},
+                                {"nodes_missing", report->nodes_missing}});
 }
 
 asio::awaitable<Response> HttpFrontDoor::Exchange::Key(std::string keyspace, std::string key) {

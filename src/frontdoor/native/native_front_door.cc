@@ -448,6 +448,32 @@ asio::awaitable<Status> Compact(Coordinator& c, wire::Request&, const RequestOpt
   co_return Status::Ok();
 }
 
+asio::awaitable<Status> HotKeys(Coordinator& c, wire::Request& request,
+                                const RequestOptions& options, wire::Response& response) {
+  const wire::HotKeysRequest& r = request.hot_keys();
+  std::string keyspace = r.all_keyspaces() ? "" : options.keyspace;
+  if (!r.all_keyspaces() && keyspace.empty()) keyspace = std::string(coordinator::kDefaultKeyspace);
+  auto report = co_await c.HotKeys(std::move(keyspace), r.limit() == 0 ? 20 : r.limit());
+  if (!report.ok()) co_return report.status();
+  auto* out = response.mutable_hot_keys();
+  out->set_nodes_asked(report->nodes_asked);
+  for (uint32_t node : report->nodes_missing) out->add_nodes_missing(node);
+  for (coordinator::HotKeyReport& k : report->keys) {
+    wire::HotKey* h = out->add_keys();
+    h->set_keyspace(std::move(k.keyspace));
+    h->set_key(std::move(k.key));
+    h->set_truncated(k.truncated);
+    h->set_reads_per_s(k.reads_per_s);
+    h->set_writes_per_s(k.writes_per_s);
+    h->set_error_per_s(k.error_per_s);
+    for (const auto& [node, ops] : k.nodes) {
+      h->add_nodes(node);
+      h->add_node_ops_per_s(ops);
+    }
+  }
+  co_return Status::Ok();
+}
+
 using Handler = asio::awaitable<Status> (*)(Coordinator&, wire::Request&, const RequestOptions&,
                                             wire::Response&);
 
@@ -478,6 +504,7 @@ constexpr NativeOperation kOperations[] = {
     {wire::Request::kNodeOperation, base::metrics::Operation::kNodeOperation, NodeOperation},
     {wire::Request::kRepair, base::metrics::Operation::kRepair, Repair},
     {wire::Request::kCompact, base::metrics::Operation::kCompact, Compact},
+    {wire::Request::kHotKeys, base::metrics::Operation::kHotKeys, HotKeys},
 };
 
 // The entry of `op`, or null (OP_NOT_SET, or an operation of a newer client).

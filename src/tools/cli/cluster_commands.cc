@@ -122,4 +122,50 @@ int ClusterStatus(Context& context, const Args&) {
   return context.Reply(ClusterJson(*r), ClusterText(*r));
 }
 
+int HotKeys(Context& context, const Args& args) {
+  // Every keyspace unless --keyspace names one.
+  const std::string keyspace = context.keyspace_given() ? context.keyspace() : "";
+  auto r = context.client().HotKeys(keyspace, args.hotkeys.limit);
+  if (!r.ok()) return Fail(r.status());
+  Json keys = Json::array();
+  std::string text;
+  if (r->keys.empty()) {
+    text = "no key stands out (a key is listed once it is above 1/128 of a node's operations)\n";
+  } else {
+    text = fmt::format("{:>4}  {:<12} {:<32} {:>10} {:>10} {:>9}  {}\n", "rank", "keyspace", "key",
+                       "reads/s", "writes/s", "+/-", "nodes (ops/s)");
+  }
+  int rank = 0;
+  for (const HotKeyInfo& k : r->keys) {
+    Json j;
+    j["keyspace"] = k.keyspace;
+    PutBytes(j, "key", k.key);
+    j["truncated"] = k.truncated;
+    j["reads_per_s"] = k.reads_per_s;
+    j["writes_per_s"] = k.writes_per_s;
+    j["error_per_s"] = k.error_per_s;
+    Json nodes = Json::array();
+    std::string node_text;
+    for (const auto& [node, ops] : k.nodes) {
+      nodes.push_back(Json{{"node", node}, {"ops_per_s", ops}});
+      node_text += fmt::format("{}{} ({:.0f})", node_text.empty() ? "" : ", ", node, ops);
+    }
+    j["nodes"] = std::move(nodes);
+    keys.push_back(std::move(j));
+    std::string key = Printable(k.key);
+    if (k.truncated) key += "...";
+    text += fmt::format("{:>4}  {:<12} {:<32} {:>10.0f} {:>10.0f} {:>9.0f}  {}\n", ++rank,
+                        k.keyspace, key, k.reads_per_s, k.writes_per_s, k.error_per_s, node_text);
+  }
+  Json missing = Json::array();
+  for (uint32_t node : r->nodes_missing) missing.push_back(node);
+  if (!r->nodes_missing.empty()) {
+    text += fmt::format("{} of {} live nodes did not answer: their load is not counted\n",
+                        r->nodes_missing.size(), r->nodes_asked);
+  }
+  return context.Reply(
+      Json{{"keys", std::move(keys)}, {"nodes_asked", r->nodes_asked}, {"nodes_missing", missing}},
+      text);
+}
+
 }  // namespace cairn::tools::cli

@@ -11,6 +11,8 @@ int Ping(Context& context, const Args&);
 int Metrics(Context& context, const Args&);
 // A table of the nodes per data centre: state, address, id, rack, load, partitions, hints.
 int ClusterStatus(Context& context, const Args&);
+// cairn hotkeys: the keys the cluster's coordinators see most often, every live node asked.
+int HotKeys(Context& context, const Args& args);
 
 // What `cairn status --json` says of one node (also `cairn node ops --json`).
 Json NodeJson(const NodeInfo& node);

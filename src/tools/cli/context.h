@@ -70,6 +70,11 @@ struct KeyspaceArgs {
 };
 
 // repair.
+// hotkeys.
+struct HotKeysArgs {
+  uint32_t limit = 20;
+};
+
 struct RepairArgs {
   std::optional<uint32_t> partition;  // only this partition
   uint32_t node = 0;                  // only ranges with a replica on this node (0: all)
@@ -92,6 +97,7 @@ struct Args {
   KeyspaceArgs keyspace;
   NodeArgs node;
   RepairArgs repair;
+  HotKeysArgs hotkeys;
 };
 
 // The consistency level `name` names: nullopt for "", INVALID_ARGUMENT (naming `flag` and the

@@ -12,9 +12,6 @@
 
 namespace cairn::tools::cli {
 
-namespace {
-
-// Bytes as a JSON field: `name` when they are UTF-8 text, else `name_base64`.
 void PutBytes(Json& j, const std::string& name, std::string_view bytes) {
   if (base::IsUtf8(bytes)) {
     j[name] = std::string(bytes);
@@ -22,6 +19,8 @@ void PutBytes(Json& j, const std::string& name, std::string_view bytes) {
     j[name + "_base64"] = base::Base64(bytes);
   }
 }
+
+namespace {
 
 uint64_t NowMs() {
   using namespace std::chrono;
@@ -67,19 +66,7 @@ int Reject(std::string_view message) {
 
 void PrintJson(const Json& j) { std::cout << j.dump() << "\n"; }
 
-std::string Printable(std::string_view bytes) {
-  std::string out;
-  for (char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(c);
-    } else if (c == '\\') {
-      out += "\\\\";
-    } else {
-      out += fmt::format("\\x{:02x}", static_cast<uint8_t>(c));
-    }
-  }
-  return out;
-}
+std::string Printable(std::string_view bytes) { return base::Printable(bytes); }
 
 std::string IsoTime(uint64_t ms) {
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);

@@ -34,6 +34,8 @@ int Reject(std::string_view message);
 
 void PrintJson(const Json& j);
 
+// Bytes as a JSON field: `name` when they are UTF-8 text, else `name_base64`.
+void PutBytes(Json& j, const std::string& name, std::string_view bytes);
 // Bytes for a terminal line: printable ASCII as is, the rest as \xNN.
 std::string Printable(std::string_view bytes);
 // Unix milliseconds as 2024-06-17T16:37:41.123Z.

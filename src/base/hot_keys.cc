@@ -1,0 +1,131 @@
+#include "base/hot_keys.h"
+
+#include <algorithm>
+#include <bit>
+#include <functional>
+#include <thread>
+#include <utility>
+
+#include "base/hash.h"
+
+namespace cairn::base {
+
+void SpaceSaving::Add(uint64_t id, uint32_t keyspace, std::string_view key, bool write,
+                      uint64_t weight, size_t max_key_bytes) {
+  if (capacity_ == 0) return;
+  auto it = index_.find(id);
+  if (it == index_.end()) {
+    uint32_t slot;
+    uint64_t inherited = 0;
+    if (entries_.size() < capacity_) {
+      slot = static_cast<uint32_t>(entries_.size());
+      entries_.emplace_back();
+    } else {
+      // The counter of the smallest count: a scan of K counters, paid only by sampled
+      // operations of keys not counted yet.
+      slot = 0;
+      for (uint32_t i = 1; i < entries_.size(); ++i) {
+        if (entries_[i].count() < entries_[slot].count()) slot = i;
+      }
+      inherited = entries_[slot].count();
+      index_.erase(entries_[slot].id);
+    }
+    Entry& e = entries_[slot];
+    e.id = id;
+    e.keyspace = keyspace;
+    e.truncated = key.size() > max_key_bytes;
+    e.key.assign(key.substr(0, max_key_bytes));
+    e.reads = e.writes = 0;
+    e.error = inherited;
+    it = index_.emplace(id, slot).first;
+  }
+  Entry& e = entries_[it->second];
+  (write ? e.writes : e.reads) += weight;
+}
+
+void SpaceSaving::Clear() {
+  entries_.clear();
+  index_.clear();
+}
+
+HotKeys::HotKeys(Options options) : options_(options) {
+  // A power of two, so that sampling is a mask rather than a division on every operation.
+  options_.sample = std::bit_ceil(std::max<uint32_t>(options_.sample, 1));
+  const Clock::time_point now = Clock::now();
+  for (auto& shard : shards_) shard = std::make_unique<Shard>(options_.capacity, now);
+}
+
+HotKeys::Shard& HotKeys::ShardOfThisThread() {
+  thread_local const size_t slot = std::hash<std::thread::id>()(std::this_thread::get_id());
+  return *shards_[slot % kShards];
+}
+
+void HotKeys::Rotate(Shard& shard, Clock::time_point now) const {
+  const auto age = now - shard.current_start;
+  if (age < options_.window) return;
+  if (age < 2 * options_.window) {
+    std::swap(shard.previous, shard.current);
+    shard.previous_start = shard.current_start;
+    shard.current_start += options_.window;
+  } else {  // nothing counted for a whole window: both are stale
+    shard.previous.Clear();
+    shard.previous_start = now - options_.window;
+    shard.current_start = now;
+  }
+  shard.current.Clear();
+}
+
+void HotKeys::AddSampled(uint32_t keyspace, std::string_view key, bool write,
+                         Clock::time_point now) {
+  const uint64_t id = Hash64(key) ^ (uint64_t{keyspace} * 0x9e3779b97f4a7c15);
+  Shard& shard = ShardOfThisThread();
+  std::lock_guard lock(shard.mu);
+  Rotate(shard, now);
+  shard.current.Add(id, keyspace, key, write, std::max<uint32_t>(options_.sample, 1), kMaxKeyBytes);
+}
+
+void HotKeys::AddAt(uint32_t keyspace, std::string_view key, bool write, Clock::time_point now) {
+  const uint64_t id = Hash64(key) ^ (uint64_t{keyspace} * 0x9e3779b97f4a7c15);
+  Shard& shard = ShardOfThisThread();
+  std::lock_guard lock(shard.mu);
+  Rotate(shard, now);
+  shard.current.Add(id, keyspace, key, write, 1, kMaxKeyBytes);
+}
+
+std::vector<HotKey> HotKeys::Top(uint32_t keyspace, size_t limit, Clock::time_point now) const {
+  std::unordered_map<uint64_t, HotKey> merged;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard->mu);
+    Rotate(*shard, now);
+    // Both windows over the time they cover; at least a second, so that the first moments
+    // after a start do not report a handful of operations as a high rate.
+    const double seconds =
+        std::max(std::chrono::duration<double>(now - shard->previous_start).count(), 1.0);
+    for (const SpaceSaving* sketch :
+         {&std::as_const(shard->previous), &std::as_const(shard->current)}) {
+      for (const SpaceSaving::Entry& e : sketch->entries()) {
+        if (keyspace != 0 && e.keyspace != keyspace) continue;
+        HotKey& h = merged[e.id];
+        if (h.key.empty()) {
+          h.keyspace = e.keyspace;
+          h.key = e.key;
+          h.truncated = e.truncated;
+        }
+        h.reads_per_s += static_cast<double>(e.reads) / seconds;
+        h.writes_per_s += static_cast<double>(e.writes) / seconds;
+        h.error_per_s += static_cast<double>(e.error) / seconds;
+      }
+    }
+  }
+  std::vector<HotKey> out;
+  out.reserve(merged.size());
+  for (auto& [id, h] : merged) out.push_back(std::move(h));
+  std::sort(out.begin(), out.end(), [](const HotKey& a, const HotKey& b) {
+    if (a.ops_per_s() != b.ops_per_s()) return a.ops_per_s() > b.ops_per_s();
+    return a.key < b.key;
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+}  // namespace cairn::base

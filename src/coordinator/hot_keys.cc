@@ -1,0 +1,93 @@
+// cairn hotkeys: every live node's hot-key sketch (base/hot_keys.h), merged.
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "coordinator/cluster_coordinator.h"
+
+namespace cairn::coordinator {
+
+namespace {
+constexpr auto kHotKeysCallTime = std::chrono::seconds(2);
+}  // namespace
+
+asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string keyspace,
+                                                                   uint32_t limit) {
+  if (limit == 0 || limit > 1000) {
+    co_return Status::InvalidArgument(
+        fmt::format("a hot-key listing has 1 to 1000 keys, not {}", limit));
+  }
+  uint32_t keyspace_id = 0;  // every keyspace
+  if (!keyspace.empty()) {
+    auto ks = ResolveKeyspace(keyspace);
+    if (!ks.ok()) co_return ks.status();
+    keyspace_id = (*ks)->id;
+  }
+  // Each node is asked for more than `limit`: a key just below every node's top `limit` can
+  // be above them all once the nodes' rates are summed.
+  const uint32_t ask = std::min<uint32_t>(limit * 2, 1000);
+  std::map<std::pair<uint32_t, std::string>, HotKeyReport> merged;
+  const auto add = [&merged](uint32_t node, uint32_t ks, std::string key, bool truncated,
+                             double reads, double writes, double error) {
+    HotKeyReport& r = merged[{ks, key}];
+    if (r.key.empty()) r.key = std::move(key);
+    r.truncated = truncated;
+    r.reads_per_s += reads;
+    r.writes_per_s += writes;
+    r.error_per_s += error;
+    r.nodes.emplace_back(node, reads + writes);
+  };
+  HotKeysReport report;
+  for (const cluster::NodeStatus& n : view_->Nodes()) {
+    if (n.self) {
+      ++report.nodes_asked;
+      for (base::HotKey& h : hot_keys_.Top(keyspace_id, ask)) {
+        add(identity_.node_id, h.keyspace, std::move(h.key), h.truncated, h.reads_per_s,
+            h.writes_per_s, h.error_per_s);
+      }
+      continue;
+    }
+    if (n.node_id == 0 || !n.up || n.dead) continue;
+    ++report.nodes_asked;
+    cluster::InternodeClient* client = Client();
+    if (client == nullptr) {
+      report.nodes_missing.push_back(n.node_id);
+      continue;
+    }
+    internode::Request request;
+    request.mutable_hot_keys()->set_keyspace(keyspace_id);
+    request.mutable_hot_keys()->set_limit(ask);
+    auto response =
+        co_await client->Call(n.address, request, base::Clock::now() + kHotKeysCallTime);
+    if (!response.ok()) {
+      spdlog::debug("hot keys of node {}: {}", n.node_id, response.status().ToString());
+      report.nodes_missing.push_back(n.node_id);
+      continue;
+    }
+    for (internode::HotKeyEntry& e : *response->mutable_hot_keys()->mutable_keys()) {
+      add(n.node_id, e.keyspace(), std::move(*e.mutable_key()), e.truncated(), e.reads_per_s(),
+          e.writes_per_s(), e.error_per_s());
+    }
+  }
+  std::map<uint32_t, std::string> names;
+  for (const cluster::KeyspaceDef& def : schema_->List()) names[def.id] = def.name;
+  for (auto& [id, r] : merged) {
+    auto name = names.find(id.first);
+    // A keyspace dropped since: its id stands in for the name.
+    r.keyspace = name == names.end() ? fmt::format("#{}", id.first) : name->second;
+    std::sort(r.nodes.begin(), r.nodes.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second; });
+    report.keys.push_back(std::move(r));
+  }
+  std::sort(report.keys.begin(), report.keys.end(), [](const auto& a, const auto& b) {
+    const double x = a.reads_per_s + a.writes_per_s, y = b.reads_per_s + b.writes_per_s;
+    if (x != y) return x > y;
+    return std::tie(a.keyspace, a.key) < std::tie(b.keyspace, b.key);
+  });
+  if (report.keys.size() > limit) report.keys.resize(limit);
+  co_return report;
+}
+
+}  // namespace cairn::coordinator

@@ -1,0 +1,129 @@
+// Hot-key detection (issue #17) against three real cairnd processes on loopback: a key read far
+// more often than the others tops the cluster's list, with its reads and writes told apart,
+// through the client API, `cairn hotkeys`, the HTTP endpoint and /metrics.
+#include <chrono>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cairn/client.h"
+#include "tests/harness/process.h"
+#include "tests/ops/http_get.h"
+#include "tests/support/options.h"
+#include "tests/support/seed.h"
+#include "tests/support/temp_dir.h"
+
+namespace cairn::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(HotKeysTest, AKeyReadFarMoreThanOthersTopsTheClusterListOnEveryDoor) {
+  TempDir dir;
+  ClusterOptions options;
+  options.extra_args = {"--http", "127.0.0.1:0"};
+  auto started = LocalCluster::Start(dir.Sub("cluster"), options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<LocalCluster> cluster = std::move(*started);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (size_t i = 0; i < 3; ++i) {
+    ClientOptions o;
+    o.servers = {cluster->address(i)};
+    clients.push_back(std::make_unique<Client>(o));
+  }
+  ASSERT_OK(clients[0]->Put("hot", "h").status());
+
+  // Through every node: "hot" read four times as often as "warm" is written, and a thousand
+  // other keys, each read about as often as "warm" is written in all, spread thin.
+  const TestSeed seed;
+  std::mt19937_64 rng(seed.value());
+  uint64_t hot_reads = 0, warm_writes = 0, ops = 0;
+  const auto end = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < end || hot_reads < 2000) {
+    Client& c = *clients[ops++ % 3];
+    ASSERT_OK(c.Get("hot").status());
+    ++hot_reads;
+    if (hot_reads % 4 == 0) {
+      ASSERT_OK(c.Put("warm", "w").status());
+      ++warm_writes;
+      ASSERT_OK(c.Get(fmt::format("cold:{}", rng() % 1000)).status());
+    }
+  }
+  std::printf("%llu reads of hot, %llu writes of warm\n",
+              static_cast<unsigned long long>(hot_reads),
+              static_cast<unsigned long long>(warm_writes));
+
+  auto top = clients[1]->HotKeys("", 5);
+  ASSERT_OK(top.status());
+  EXPECT_EQ(top->nodes_asked, 3u);
+  EXPECT_TRUE(top->nodes_missing.empty());
+  ASSERT_GE(top->keys.size(), 2u);
+  const HotKeyInfo& hot = top->keys[0];
+  const HotKeyInfo& warm = top->keys[1];
+  EXPECT_EQ(hot.keyspace, "default");
+  EXPECT_EQ(hot.key, "hot");
+  EXPECT_EQ(warm.key, "warm");
+  EXPECT_GT(hot.reads_per_s, 0);
+  EXPECT_EQ(hot.writes_per_s, 0) << "hot was only read";
+  EXPECT_EQ(warm.reads_per_s, 0) << "warm was only written";
+  // Sampled one in eight: four times the rate within a generous margin.
+  const double ratio = hot.reads_per_s / warm.writes_per_s;
+  EXPECT_GT(ratio, 2.5);
+  EXPECT_LT(ratio, 6.5);
+  // Every node coordinated reads of it (each client talks to its own node).
+  EXPECT_EQ(hot.nodes.size(), 3u);
+  double per_node = 0;
+  for (const auto& [node, rate] : hot.nodes) per_node += rate;
+  EXPECT_NEAR(per_node, hot.reads_per_s + hot.writes_per_s, 1e-6 * per_node + 1e-9);
+  for (size_t i = 2; i < top->keys.size(); ++i) {
+    EXPECT_LT(top->keys[i].reads_per_s * 5, hot.reads_per_s) << top->keys[i].key;
+  }
+
+  // One keyspace, or one that does not exist.
+  auto only_default = clients[0]->HotKeys("default", 1);
+  ASSERT_OK(only_default.status());
+  ASSERT_EQ(only_default->keys.size(), 1u);
+  EXPECT_EQ(only_default->keys[0].key, "hot");
+  auto unknown = clients[0]->HotKeys("no_such_keyspace", 5);
+  EXPECT_EQ(unknown.status().code(), Code::kInvalidArgument) << unknown.status().ToString();
+  EXPECT_EQ(clients[0]->HotKeys("", 1001).status().code(), Code::kInvalidArgument);
+
+  // cairn hotkeys --json.
+  auto cli =
+      RunCommand({CliPath(), "--server", cluster->address(2), "--json", "hotkeys", "--limit", "2"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  auto cli_json = nlohmann::json::parse(cli.out);
+  ASSERT_EQ(cli_json["keys"].size(), 2u) << cli.out;
+  EXPECT_EQ(cli_json["keys"][0]["key"], "hot");
+  EXPECT_EQ(cli_json["keys"][0]["nodes"].size(), 3u);
+  auto text = RunCommand({CliPath(), "--server", cluster->address(2), "hotkeys"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("reads/s"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("hot"), std::string::npos) << text.out;
+
+  // GET /v1/hotkeys, and its refusals.
+  auto http = HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?limit=1&keyspace=default");
+  ASSERT_EQ(http.status, 200) << http.body;
+  auto http_json = nlohmann::json::parse(http.body);
+  ASSERT_EQ(http_json["keys"].size(), 1u);
+  EXPECT_EQ(http_json["keys"][0]["key"], "hot");
+  EXPECT_EQ(http_json["nodes_asked"], 3);
+  EXPECT_EQ(HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?limit=0").status, 400);
+  EXPECT_EQ(HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?keyspace=nope").status, 400);
+  EXPECT_EQ(HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?limt=3").status, 400);
+
+  // The node's own top keys in /metrics.
+  auto metrics = HttpGet(cluster->node(0).http_address(), "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(
+      metrics.body.find("cairn_hot_key_ops_per_second{rank=\"1\",keyspace=\"default\",key=\"hot\","
+                        "op=\"read\"}"),
+      std::string::npos)
+      << metrics.body.substr(0, 2000);
+}
+
+}  // namespace
+}  // namespace cairn::testing
