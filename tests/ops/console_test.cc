@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -269,12 +270,27 @@ TEST_F(ConsoleTest, TheBrowserRendersEveryNodeAndShowsAKilledNodeDown) {
   for (size_t i = 0; i < 3; ++i) {
     ids += (i ? "," : "") + std::to_string(cluster_->node(i).node_id());
   }
+  // A hot key for the hot-key panel: read over and over through node 1 (absent: a read all
+  // the same) until the page has rendered.
+  std::atomic<bool> rendering{true};
+  std::thread reader([&] {
+    while (rendering) (void)HttpGet(Http(1), "/v1/kv/default/console-hot");
+  });
+  struct Join {
+    std::atomic<bool>& flag;
+    std::thread& t;
+    ~Join() {
+      flag = false;
+      t.join();
+    }
+  } join{rendering, reader};
   const std::string url = "http://" + Http(0) + "/ui/?refresh_ms=250";
   const std::string log = artifacts + "/console-browser.log";
   Child browser({node, "console_browser.mjs", url, artifacts, ids, chromium}, kBrowserDir, log);
   ASSERT_TRUE(browser.started());
 
   const std::string rendered = browser.ReadLine(60s);
+  rendering = false;
   ASSERT_TRUE(rendered.starts_with("RENDERED ")) << rendered << "\n" << ReadFile(log);
   const Json seen = Json::parse(rendered.substr(9));
   EXPECT_EQ(seen["cells"], 256);  // one square per partition

@@ -38,6 +38,8 @@ try {
   }
   await page.waitForSelector('#partitions svg.grid rect[data-partition]');
   await page.waitForSelector('#request-table tr[data-frontdoor]');
+  // The test reads one key over and over meanwhile: the hot-key panel lists it.
+  await page.waitForSelector('#hotkey-table tr[data-key="console-hot"][data-keyspace="default"]', { timeout: 30000 });
   // Rates need two readings of /metrics.
   await page.waitForFunction(() => Number(document.body.dataset.polls) >= 3);
   const cells = await page.locator('#partitions svg.grid rect[data-partition]').count();

@@ -7,7 +7,6 @@
 // here and, where it needs one, one more source. Panels that wait on other work (see
 // docs/operations.md, "The web console"):
 //   - a `cairn repair` run by hand with its progress (the repair panel shows background repair)
-//   - hot keys (issue #17)
 'use strict';
 
 (() => {
@@ -25,6 +24,7 @@
     cluster: { url: '/v1/cluster', parse: (r) => r.json() },
     partitions: { url: '/v1/cluster/partitions', parse: (r) => r.json() },
     metrics: { url: '/metrics', parse: async (r) => parseMetrics(await r.text()) },
+    hotkeys: { url: '/v1/hotkeys?limit=10', parse: (r) => r.json() },
   };
 
   const PANELS = [
@@ -35,6 +35,8 @@
       render: renderPartitions },
     { id: 'repair', title: 'Repair and scrub on this node', wide: true, sources: ['metrics'],
       render: renderRepair },
+    { id: 'hotkeys', title: 'Hot keys (every node asked)', wide: true, sources: ['hotkeys', 'cluster'],
+      render: renderHotKeys },
   ];
 
   const state = {
@@ -210,6 +212,40 @@
       '(NORMAL, JOINING, LEAVING) and its streaming during a change. Load is the bytes a node stores; ' +
       'Dead is the part of it that is tombstones and expired values (purged by repair, reclaimed by ' +
       'compaction); partitions are the partition replicas it holds.'));
+  }
+
+  function renderHotKeys(section) {
+    const hot = state.data.hotkeys;
+    const palette = colours();
+    const rate = (v) => v >= 100 ? Math.round(v).toLocaleString() : v.toFixed(1);
+    if (hot.keys.length === 0) {
+      section.append(el('p', { class: 'note', id: 'hotkeys-none' },
+        'No key stands out: a key is listed once it is above 1/128 of a node\'s operations.'));
+    } else {
+      const rows = hot.keys.map((k) => {
+        const key = k.key !== undefined ? k.key : 'base64:' + k.key_base64;
+        return el('tr', { dataset: { key, keyspace: k.keyspace } },
+          el('td', {}, k.keyspace),
+          el('td', { class: 'key' }, key + (k.truncated ? '…' : '')),
+          el('td', { class: 'num' }, rate(k.reads_per_s)),
+          el('td', { class: 'num' }, rate(k.writes_per_s)),
+          el('td', { class: 'num' }, '±' + rate(k.error_per_s)),
+          el('td', {}, ...k.nodes.map((n) => el('span', { class: 'hot-node' },
+            el('span', { class: 'swatch', colour: palette.get(n.node) || '#999' }),
+            `${n.node} (${rate(n.ops_per_s)}/s)`))));
+      });
+      section.append(el('table', { id: 'hotkey-table' },
+        el('thead', {}, el('tr', {},
+          el('th', {}, 'Keyspace'), el('th', {}, 'Key'), el('th', { class: 'num' }, 'Reads/s'),
+          el('th', { class: 'num' }, 'Writes/s'), el('th', { class: 'num' }, 'Overcount'),
+          el('th', {}, 'Coordinated by (ops/s)'))),
+        el('tbody', {}, ...rows)));
+    }
+    const missing = hot.nodes_missing.length
+      ? ` ${hot.nodes_missing.length} of ${hot.nodes_asked} live nodes did not answer: their load is not counted.` : '';
+    section.append(el('p', { class: 'note' },
+      'Estimates from one operation in eight over the last 10-20 s, summed over the nodes that ' +
+      'coordinated them (cairn hotkeys).' + missing));
   }
 
   function renderPartitions(section) {
