@@ -36,9 +36,11 @@ struct ClientOptions {
   int read_retries = 2;
   // Largest response accepted (a scan page of large values can be big).
   size_t max_frame_bytes = size_t{64} << 20;
-  // Token-aware routing: send each Get, Put, Delete and Cas to a replica of its key (the first
-  // live one in placement order), so that its coordinator holds the data and a read at ONE or
-  // LOCAL_ONE is answered without a hop to another node. The client learns the cluster's layout
+  // Token-aware routing: send each Get, Put, Delete and Cas to a replica of its key, so that its
+  // coordinator holds the data and a read at ONE or LOCAL_ONE is answered without a hop to
+  // another node. Writes and SERIAL reads go to the first live replica in placement order; other
+  // reads take the live replicas in turn, so that the reads of a hot key are spread over all of
+  // them rather than all landing on the first. The client learns the cluster's layout
   // (members, partition map, keyspaces) on its first call, and again every `layout_refresh` and
   // soon after a routed request fails to connect or names a keyspace it does not know. It routes
   // only to nodes whose address is in `servers`, as the cluster lists them: list every node.

@@ -169,7 +169,14 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
       if (!refreshing_ && Clock::now() >= layout_due_) co_await KeepLayout();
       layout = layout_;
       if (const std::string* key = RoutingKeyOf(request); key != nullptr && layout != nullptr) {
-        server = layout->Route(request.keyspace(), *key, options_.local_dc);
+        // Reads of one key take its replicas in turn, so that a hot key's reads do not all
+        // land on its first replica; SERIAL reads stay on one coordinator (spreading them would
+        // only make their Paxos rounds collide), and so do writes.
+        const bool spread = request.op_case() == wire::Request::kGet &&
+                            request.consistency() != wire::SERIAL &&
+                            request.consistency() != wire::LOCAL_SERIAL;
+        server =
+            layout->Route(request.keyspace(), *key, options_.local_dc, spread ? ++read_turn_ : 0);
         if (!layout->knows(request.keyspace())) LayoutStale();  // created since the last look
       }
     }
@@ -315,6 +322,7 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   std::shared_ptr<const client::ClusterLayout> layout_;  // null: round robin
   bool layout_asked_ = false;                            // the first refresh has started
   bool refreshing_ = false;
+  uint64_t read_turn_ = 0;              // of the next read routed by key (ClusterLayout::Route)
   Clock::time_point layout_started_{};  // of the last refresh
   Clock::time_point layout_due_{};      // of the next one
 };

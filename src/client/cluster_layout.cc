@@ -1,5 +1,7 @@
 #include "client/cluster_layout.h"
 
+#include <array>
+
 #include <algorithm>
 #include <bit>
 
@@ -48,20 +50,28 @@ bool ClusterLayout::knows(std::string_view keyspace) const {
 }
 
 const std::string* ClusterLayout::Route(std::string_view keyspace, std::string_view key,
-                                        std::string_view local_dc) const {
+                                        std::string_view local_dc, uint64_t turn) const {
   auto ks = keyspaces_.find(keyspace.empty() ? std::string_view("default") : keyspace);
   if (ks == keyspaces_.end()) return nullptr;
   const uint32_t partition = base::PartitionOfToken(base::Token(key), map_.partition_bits());
   // The replicas in the servers' order (DCs by name, each in preference order), or only the
-  // client's DC.
+  // client's DC; the first when `turn` is 0 (no list made), else the turn's.
+  constexpr size_t kMaxChoices = 16;
+  std::array<const std::string*, kMaxChoices> choices;
+  size_t n = 0;
   for (const std::string& dc : dcs_) {
     if (!local_dc.empty() && dc != local_dc) continue;
     for (uint32_t node : map_.ReplicasIn(partition, dc, ks->second)) {
       if (!up_.contains(node)) continue;
-      if (auto it = server_of_.find(node); it != server_of_.end()) return &it->second;
+      auto it = server_of_.find(node);
+      if (it == server_of_.end()) continue;
+      if (turn == 0) return &it->second;
+      choices[n++] = &it->second;
+      if (n == kMaxChoices) break;
     }
+    if (n == kMaxChoices) break;
   }
-  return nullptr;
+  return n == 0 ? nullptr : choices[turn % n];
 }
 
 }  // namespace cairn::client

@@ -36,13 +36,14 @@ class ClusterLayout {
                                     const std::vector<KeyspaceInfo>& keyspaces,
                                     const std::vector<std::string>& servers);
 
-  // Where a single-key request on `key` in `keyspace` ("" is "default") should go: the first
-  // replica of the key, in placement order, that is UP and one of the configured servers. With a
-  // `local_dc`, only that DC's replicas are considered (so LOCAL_* levels keep their meaning).
-  // Null when there is none, or the keyspace is unknown (see knows()); else valid as long as the
-  // layout.
+  // Where a single-key request on `key` in `keyspace` ("" is "default") should go: of the
+  // replicas of the key, in placement order, that are UP and configured servers, the one at
+  // `turn` modulo their number (0: the first; reads pass a turn that grows, so that the reads of
+  // one key are spread over its replicas). With a `local_dc`, only that DC's replicas are
+  // considered (so LOCAL_* levels keep their meaning). Null when there is none, or the keyspace
+  // is unknown (see knows()); else valid as long as the layout.
   const std::string* Route(std::string_view keyspace, std::string_view key,
-                           std::string_view local_dc) const;
+                           std::string_view local_dc, uint64_t turn = 0) const;
 
   bool knows(std::string_view keyspace) const;
   const cluster::PartitionMap& map() const { return map_; }

@@ -1,5 +1,6 @@
 #include "client/cluster_layout.h"
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,36 @@ TEST_F(ClusterLayoutTest, SkipsReplicasThatAreDownOrNotConfigured) {
 
   // No replica listed: round robin (null).
   EXPECT_EQ(MustMake(Status(), {"127.0.0.1:7400"}).Route(ks.name, key, ""), nullptr);
+}
+
+TEST_F(ClusterLayoutTest, TurnsTakeEveryLiveReplicaInPlacementOrder) {
+  const cluster::KeyspaceDef ks = Keyspaces()[0];  // three replicas in each DC
+  const std::string key = "user1";
+  const auto set = ServerReplicas(ks, key);
+  ASSERT_GE(set.nodes.size(), 3u);
+  const ClusterLayout layout = MustMake(Status());
+  // Turn 0 is the first replica; turns 1 .. n are each replica once, in order, then again.
+  EXPECT_EQ(*layout.Route(ks.name, key, "", 0), AddressOf(set.nodes[0]));
+  for (uint64_t turn = 0; turn < 2 * set.nodes.size(); ++turn) {
+    EXPECT_EQ(*layout.Route(ks.name, key, "", turn), AddressOf(set.nodes[turn % set.nodes.size()]))
+        << "turn " << turn;
+  }
+  // A replica that is DOWN is never chosen; with a local DC, only that DC's replicas are.
+  ClusterInfo status = Status();
+  for (NodeInfo& n : status.nodes) n.up = n.node_id != set.nodes[1];
+  const ClusterLayout one_down = MustMake(status);
+  std::set<std::string> chosen, in_dc2;
+  for (uint64_t turn = 1; turn <= 12; ++turn) {
+    chosen.insert(*one_down.Route(ks.name, key, "", turn));
+    in_dc2.insert(*layout.Route(ks.name, key, "dc2", turn));
+  }
+  EXPECT_EQ(chosen.size(), set.nodes.size() - 1);
+  EXPECT_FALSE(chosen.contains(AddressOf(set.nodes[1])));
+  std::set<std::string> dc2_replicas;
+  for (size_t i = 0; i < set.nodes.size(); ++i) {
+    if (set.dcs[set.dc_of[i]] == "dc2") dc2_replicas.insert(AddressOf(set.nodes[i]));
+  }
+  EXPECT_EQ(in_dc2, dc2_replicas);
 }
 
 TEST_F(ClusterLayoutTest, UnknownKeyspaceIsNotRouted) {

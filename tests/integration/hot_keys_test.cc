@@ -1,6 +1,7 @@
 // Hot-key detection (issue #17) against three real cairnd processes on loopback: a key read far
 // more often than the others tops the cluster's list, with its reads and writes told apart,
 // through the client API, `cairn hotkeys`, the HTTP endpoint and /metrics.
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <string>
@@ -114,6 +115,26 @@ TEST(HotKeysTest, AKeyReadFarMoreThanOthersTopsTheClusterListOnEveryDoor) {
   EXPECT_EQ(HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?limit=0").status, 400);
   EXPECT_EQ(HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?keyspace=nope").status, 400);
   EXPECT_EQ(HttpGet(cluster->node(0).http_address(), "/v1/hotkeys?limt=3").status, 400);
+
+  // A token-aware client spreads the reads of one key over its replicas (here every node): each
+  // coordinated a fair part of them.
+  ClientOptions spread_options;
+  spread_options.servers = cluster->addresses();
+  spread_options.token_aware = true;
+  Client spreader(spread_options);
+  ReadOptions one;
+  one.consistency = Consistency::kOne;
+  for (int i = 0; i < 3000; ++i) ASSERT_OK(spreader.Get("spread", one).status());
+  auto listed = clients[0]->HotKeys("default", 5);
+  ASSERT_OK(listed.status());
+  auto spread = std::find_if(listed->keys.begin(), listed->keys.end(),
+                             [](const HotKeyInfo& k) { return k.key == "spread"; });
+  ASSERT_NE(spread, listed->keys.end()) << "the key read 3000 times is not listed";
+  ASSERT_EQ(spread->nodes.size(), 3u) << "the reads of one key went to fewer nodes";
+  for (const auto& [node, rate] : spread->nodes) {
+    // A third each, sampled one in eight: 375 samples in all.
+    EXPECT_GT(rate, spread->reads_per_s * 0.15) << "node " << node;
+  }
 
   // The node's own top keys in /metrics.
   auto metrics = HttpGet(cluster->node(0).http_address(), "/metrics");
