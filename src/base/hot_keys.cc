@@ -75,21 +75,54 @@ void HotKeys::Rotate(Shard& shard, Clock::time_point now) const {
   shard.current.Clear();
 }
 
+uint64_t HotKeys::IdOf(uint32_t keyspace, std::string_view key) {
+  return Hash64(key) ^ (uint64_t{keyspace} * 0x9e3779b97f4a7c15);
+}
+
 void HotKeys::AddSampled(uint32_t keyspace, std::string_view key, bool write,
                          Clock::time_point now) {
-  const uint64_t id = Hash64(key) ^ (uint64_t{keyspace} * 0x9e3779b97f4a7c15);
-  Shard& shard = ShardOfThisThread();
-  std::lock_guard lock(shard.mu);
-  Rotate(shard, now);
-  shard.current.Add(id, keyspace, key, write, std::max<uint32_t>(options_.sample, 1), kMaxKeyBytes);
+  const uint64_t id = IdOf(keyspace, key);
+  {
+    Shard& shard = ShardOfThisThread();
+    std::lock_guard lock(shard.mu);
+    Rotate(shard, now);
+    shard.current.Add(id, keyspace, key, write, std::max<uint32_t>(options_.sample, 1),
+                      kMaxKeyBytes);
+  }
+  // The hot set is picked again at most once a second, by the first sampled operation after it
+  // is due (the exchange elects one; the others go on).
+  const int64_t now_ns = now.time_since_epoch().count();
+  int64_t due = next_pick_ns_.load(std::memory_order_relaxed);
+  if (now_ns >= due && next_pick_ns_.compare_exchange_strong(due, now_ns + int64_t{1'000'000'000},
+                                                             std::memory_order_relaxed)) {
+    PickHot(now);
+  }
 }
 
 void HotKeys::AddAt(uint32_t keyspace, std::string_view key, bool write, Clock::time_point now) {
-  const uint64_t id = Hash64(key) ^ (uint64_t{keyspace} * 0x9e3779b97f4a7c15);
+  const uint64_t id = IdOf(keyspace, key);
   Shard& shard = ShardOfThisThread();
   std::lock_guard lock(shard.mu);
   Rotate(shard, now);
   shard.current.Add(id, keyspace, key, write, 1, kMaxKeyBytes);
+}
+
+void HotKeys::PickHot(Clock::time_point now) {
+  uint32_t n = 0;
+  if (options_.hot_ops_per_s > 0) {
+    for (const HotKey& h : Top(0, kMaxHot, now)) {
+      if (h.ops_per_s() < options_.hot_ops_per_s) break;  // most first
+      hot_ids_[n++].store(h.id, std::memory_order_relaxed);
+    }
+  }
+  hot_count_.store(n, std::memory_order_relaxed);
+}
+
+bool HotKeys::IsHotSlow(uint64_t id, uint32_t n) const {
+  for (uint32_t i = 0; i < n && i < kMaxHot; ++i) {
+    if (hot_ids_[i].load(std::memory_order_relaxed) == id) return true;
+  }
+  return false;
 }
 
 std::vector<HotKey> HotKeys::Top(uint32_t keyspace, size_t limit, Clock::time_point now) const {
@@ -107,6 +140,7 @@ std::vector<HotKey> HotKeys::Top(uint32_t keyspace, size_t limit, Clock::time_po
         if (keyspace != 0 && e.keyspace != keyspace) continue;
         HotKey& h = merged[e.id];
         if (h.key.empty()) {
+          h.id = e.id;
           h.keyspace = e.keyspace;
           h.key = e.key;
           h.truncated = e.truncated;

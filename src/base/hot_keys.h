@@ -17,6 +17,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,7 @@ namespace cairn::base {
 
 // One key's estimated load, as Top() reports it.
 struct HotKey {
+  uint64_t id = 0;  // the keyspace and a hash of the whole key, mixed (HotKeys::IdOf)
   uint32_t keyspace = 0;
   std::string key;         // at most HotKeys::kMaxKeyBytes of it
   bool truncated = false;  // the key is longer than `key`
@@ -76,7 +78,10 @@ class HotKeys {
 
   struct Options {
     size_t capacity = 128;  // counters per shard and window
-    uint32_t sample = 8;    // one operation in `sample` is counted (1: every one); a power of 2
+    // A key is hot (IsHot) once its estimated operations per second reach this, and it is among
+    // the kMaxHot most frequent; 0: none ever is.
+    double hot_ops_per_s = 1000;
+    uint32_t sample = 8;  // one operation in `sample` is counted (1: every one); a power of 2
     std::chrono::milliseconds window{10'000};
   };
   HotKeys() : HotKeys(Options()) {}
@@ -97,6 +102,22 @@ class HotKeys {
   std::vector<HotKey> Top(uint32_t keyspace, size_t limit, Clock::time_point now) const;
 
   const Options& options() const { return options_; }
+
+  // Whether `key` of `keyspace` was among the hot keys when they were last picked (at most a
+  // second ago, from the sketch). Costs one relaxed load while no key is hot; a hash of the key
+  // and a scan of at most kMaxHot slots otherwise. A key may be reported hot a moment after it
+  // cooled down, or not yet: callers use it for hints only.
+  bool IsHot(uint32_t keyspace, std::string_view key) const {
+    const uint32_t n = hot_count_.load(std::memory_order_relaxed);
+    if (n == 0) return false;
+    return IsHotSlow(IdOf(keyspace, key), n);
+  }
+  bool AnyHot() const { return hot_count_.load(std::memory_order_relaxed) != 0; }
+  // Picks the hot keys again from the sketch now (Add() does it at most once a second).
+  void PickHot(Clock::time_point now);
+
+  static uint64_t IdOf(uint32_t keyspace, std::string_view key);
+  static constexpr uint32_t kMaxHot = 16;
 
  private:
   struct Shard {
@@ -119,8 +140,15 @@ class HotKeys {
   Shard& ShardOfThisThread();
   void Rotate(Shard& shard, Clock::time_point now) const;
 
+  bool IsHotSlow(uint64_t id, uint32_t n) const;
+
   Options options_;
   std::array<std::unique_ptr<Shard>, kShards> shards_;
+  // The hot keys' ids (PickHot), read without a lock: a reader that races a new pick may see a
+  // mix of the old and the new set for a moment, which a hint tolerates.
+  std::array<std::atomic<uint64_t>, kMaxHot> hot_ids_{};
+  std::atomic<uint32_t> hot_count_{0};
+  std::atomic<int64_t> next_pick_ns_{0};  // steady-clock time of the next PickHot from Add
 };
 
 }  // namespace cairn::base

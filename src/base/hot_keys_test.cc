@@ -99,6 +99,25 @@ TEST(HotKeysTest, SampledCountsEstimateTheRate) {
   EXPECT_NEAR(top[0].reads_per_s, 8000, 800);
 }
 
+TEST(HotKeysTest, KeysAboveTheRateArePickedHotAndOnlyThey) {
+  HotKeys::Options o = Exact();
+  o.hot_ops_per_s = 50;
+  HotKeys hot(o);
+  const auto t0 = HotKeys::Clock::now();
+  EXPECT_FALSE(hot.AnyHot());
+  for (int i = 0; i < 1000; ++i) hot.AddAt(3, "hot", false, t0);  // 100/s over 10 s
+  for (int i = 0; i < 100; ++i) hot.AddAt(3, "warm", true, t0);   // 10/s
+  hot.PickHot(t0 + 10s);
+  EXPECT_TRUE(hot.AnyHot());
+  EXPECT_TRUE(hot.IsHot(3, "hot"));
+  EXPECT_FALSE(hot.IsHot(3, "warm"));
+  EXPECT_FALSE(hot.IsHot(4, "hot")) << "the same key in another keyspace";
+  // Once it cools down (nothing for two windows), no key is hot.
+  hot.PickHot(t0 + 60s);
+  EXPECT_FALSE(hot.AnyHot());
+  EXPECT_FALSE(hot.IsHot(3, "hot"));
+}
+
 TEST(HotKeysTest, LongKeysAreKeptCutAndSaySo) {
   HotKeys hot(Exact());
   const std::string key(1000, 'x');

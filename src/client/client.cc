@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -180,8 +181,48 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
         if (!layout->knows(request.keyspace())) LayoutStale();  // created since the last look
       }
     }
-    co_return co_await Send(request, idempotent, server);
+    // A write drops what this client cached of its keys, before it is sent and once it is
+    // answered (a read answered meanwhile may have cached the value it replaces).
+    ForgetWritten(request);
+    auto response = co_await Send(request, idempotent, server);
+    ForgetWritten(request);
+    co_return response;
   }
+
+  // Answers of reads of hot keys the server said may be cached (docs/hot-keys.md), by keyspace
+  // and key. Only reads at ONE and LOCAL_ONE are answered from it.
+  struct Cached {
+    std::optional<Record> record;
+    Clock::time_point until;
+  };
+  static std::string CacheKey(std::string_view keyspace, std::string_view key) {
+    std::string k;
+    k.reserve(keyspace.size() + 1 + key.size());
+    k.append(keyspace).push_back('\0');
+    k.append(key);
+    return k;
+  }
+  bool Caches(const wire::Request& request) const {
+    return options_.cache_hot_keys &&
+           (request.consistency() == wire::ONE || request.consistency() == wire::LOCAL_ONE);
+  }
+  const Cached* FindCached(const std::string& key) {
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return nullptr;
+    if (Clock::now() >= it->second.until) {
+      cache_.erase(it);
+      return nullptr;
+    }
+    return &it->second;
+  }
+  void Remember(std::string key, const std::optional<Record>& record, uint32_t ms) {
+    if (cache_.size() >= kMaxCached) {
+      std::erase_if(cache_, [now = Clock::now()](const auto& e) { return now >= e.second.until; });
+      if (cache_.size() >= kMaxCached) return;
+    }
+    cache_[std::move(key)] = Cached{record, Clock::now() + std::chrono::milliseconds(ms)};
+  }
+  bool HasCached() const { return !cache_.empty(); }
 
   void CloseAll() {
     closed_ = true;
@@ -322,7 +363,32 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   std::shared_ptr<const client::ClusterLayout> layout_;  // null: round robin
   bool layout_asked_ = false;                            // the first refresh has started
   bool refreshing_ = false;
-  uint64_t read_turn_ = 0;              // of the next read routed by key (ClusterLayout::Route)
+  uint64_t read_turn_ = 0;  // of the next read routed by key (ClusterLayout::Route)
+  static constexpr size_t kMaxCached = 10'000;
+  std::unordered_map<std::string, Cached> cache_;
+
+  void ForgetWritten(const wire::Request& request) {
+    if (cache_.empty()) return;
+    const std::string& ks = request.keyspace();
+    switch (request.op_case()) {
+      case wire::Request::kPut:
+        cache_.erase(CacheKey(ks, request.put().key()));
+        break;
+      case wire::Request::kDelete:
+        cache_.erase(CacheKey(ks, request.delete_().key()));
+        break;
+      case wire::Request::kCas:
+        cache_.erase(CacheKey(ks, request.cas().key()));
+        break;
+      case wire::Request::kBatchPut:
+        for (const wire::PutRequest& item : request.batch_put().items()) {
+          cache_.erase(CacheKey(ks, item.key()));
+        }
+        break;
+      default:
+        break;
+    }
+  }
   Clock::time_point layout_started_{};  // of the last refresh
   Clock::time_point layout_due_{};      // of the next one
 };
@@ -341,11 +407,21 @@ asio::awaitable<Result<std::optional<Record>>> AsyncClient::Get(std::string key,
   impl->Prepare(&request, options.keyspace, options.consistency, impl->options().read_consistency,
                 options.timeout.value_or(impl->options().request_timeout));
   request.mutable_get()->set_key(std::move(key));
+  const bool caches = impl->Caches(request);
+  if (caches && impl->HasCached()) {
+    const std::string cache_key = Impl::CacheKey(request.keyspace(), request.get().key());
+    if (const auto* cached = impl->FindCached(cache_key)) co_return cached->record;
+  }
   auto response = co_await impl->Call(request, /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
   wire::GetResponse* get = response->mutable_get();
-  if (!get->found()) co_return std::optional<Record>();
-  co_return std::optional<Record>(RecordOf(get->mutable_record()));
+  std::optional<Record> record;
+  if (get->found()) record = RecordOf(get->mutable_record());
+  if (caches && get->cache_ms() > 0) {
+    impl->Remember(Impl::CacheKey(request.keyspace(), request.get().key()), record,
+                   get->cache_ms());
+  }
+  co_return record;
 }
 
 asio::awaitable<Result<Version>> AsyncClient::Put(std::string key, std::string value,

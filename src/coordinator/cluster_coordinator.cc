@@ -44,7 +44,14 @@ ClusterCoordinator::ClusterCoordinator(CoordinatorOptions options, cluster::Node
       wall_(wall),
       blocking_(std::move(blocking)),
       clients_(std::move(clients)),
-      hints_(hints) {}
+      hints_(hints),
+      hot_keys_(HotKeysOptionsOf(options)) {}
+
+base::HotKeys::Options ClusterCoordinator::HotKeysOptionsOf(const CoordinatorOptions& options) {
+  base::HotKeys::Options o;
+  o.hot_ops_per_s = options.client_cache_ms == 0 ? 0 : options.hot_key_ops_per_s;
+  return o;
+}
 
 cluster::InternodeClient* ClusterCoordinator::Client() const {
   const size_t i = base::ReactorIndex();

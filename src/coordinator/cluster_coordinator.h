@@ -103,6 +103,7 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) override;
   asio::awaitable<Result<CompactReport>> Compact() override;
   asio::awaitable<Result<HotKeysReport>> HotKeys(std::string keyspace, uint32_t limit) override;
+  uint32_t ClientCacheMs(const RequestOptions& options, std::string_view key) const override;
   // The keys this node coordinates most often (counted by every read and write it coordinates).
   const base::HotKeys& hot_keys() const { return hot_keys_; }
   asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace, uint32_t partition,
@@ -330,6 +331,7 @@ class ClusterCoordinator final : public Coordinator {
   HintStore* const hints_;
   cluster::TopologyStore* store_ = nullptr;  // set before serving
   JoinCommand join_command_;                 // set before serving
+  static base::HotKeys::Options HotKeysOptionsOf(const CoordinatorOptions& options);
   base::HotKeys hot_keys_;
 };
 

@@ -73,6 +73,10 @@ struct PutItem {
 
 struct CoordinatorOptions {
   size_t max_value_bytes = kDefaultMaxValueBytes;
+  // Hot keys (docs/hot-keys.md): a key coordinated this many times a second or more is hot, and
+  // a read of it tells native clients they may cache the answer for client_cache_ms (0: never).
+  double hot_key_ops_per_s = 1000;
+  uint32_t client_cache_ms = 100;
   uint32_t default_scan_limit = 100;
   uint32_t max_scan_limit = 10'000;
   size_t max_batch_items = 10'000;  // BatchPut
@@ -284,6 +288,10 @@ class Coordinator {
   // Compacts this node's data (flush, then every level down to the last): what tombstones purged
   // by repair held is reclaimed. Runs off the reactors; the node serves meanwhile.
   virtual asio::awaitable<Result<CompactReport>> Compact() = 0;
+  // How long a client may cache the answer of a read of `key` (ms; 0: not at all): non-zero
+  // for a key this node sees as hot (docs/hot-keys.md), read below SERIAL in a keyspace that is
+  // not linearizable.
+  virtual uint32_t ClientCacheMs(const RequestOptions& options, std::string_view key) const = 0;
   // The `limit` hottest keys of `keyspace` ("": every keyspace), every live node asked.
   virtual asio::awaitable<Result<HotKeysReport>> HotKeys(std::string keyspace, uint32_t limit) = 0;
   virtual asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace,

@@ -90,4 +90,17 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
   co_return report;
 }
 
+uint32_t ClusterCoordinator::ClientCacheMs(const RequestOptions& options,
+                                           std::string_view key) const {
+  if (!hot_keys_.AnyHot()) return 0;  // the common case: one relaxed load
+  if (options.consistency == Consistency::kSerial ||
+      options.consistency == Consistency::kLocalSerial) {
+    return 0;
+  }
+  auto ks = ResolveKeyspace(options.keyspace);
+  // A linearizable keyspace promises every read the newest write: no cached answers.
+  if (!ks.ok() || (*ks)->linearizable) return 0;
+  return hot_keys_.IsHot((*ks)->id, key) ? options_.client_cache_ms : 0;
+}
+
 }  // namespace cairn::coordinator

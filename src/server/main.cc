@@ -106,6 +106,17 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "changes one after the other); the driving node's value counts")
       ->transform(with_unit)
       ->capture_default_str();
+  app.add_option("--hot-key-ops-per-s", options.hot_key_ops_per_s,
+                 "A key this node coordinates this many times a second or more is hot (listed "
+                 "by cairn hotkeys either way): its reads tell native clients they may cache the "
+                 "answer for --client-cache-ttl-ms")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--client-cache-ttl-ms", options.client_cache_ttl_ms,
+                 "How long a native client may answer reads below SERIAL of a hot key from its "
+                 "cache (milliseconds, at most 10000): the staleness it may see; 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 10000u));
   app.add_option("--repair-interval", flags.repair_interval_s,
                  "Background repair: every range this node is first replica of is compared with "
                  "its other replicas about this often (seconds, or 90s, 10m, 24h); 0: off (run "

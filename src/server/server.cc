@@ -271,6 +271,8 @@ void Server::OpenCoordinator() {
   coordinator_options.max_value_bytes = options_.max_value_bytes;
   coordinator_options.hint_window = options_.hint_window;
   coordinator_options.purge_margin = options_.purge_margin;
+  coordinator_options.hot_key_ops_per_s = options_.hot_key_ops_per_s;
+  coordinator_options.client_cache_ms = options_.client_cache_ttl_ms;
   coordinator_ = std::make_unique<coordinator::ClusterCoordinator>(
       coordinator_options, identity_, schema_.get(), gossiper_.get(), replica_.get(), clock_.get(),
       wall_.get(), blocking_->get_executor(), clients, hints_.get());

@@ -66,6 +66,9 @@ struct ServerOptions {
   std::chrono::seconds dead_after{0};
   // A topology change waits this long for others to merge into it before its first barrier.
   std::chrono::seconds merge_window{1};
+  // Hot keys: the rate that makes a key hot, and how long native clients may cache its reads.
+  double hot_key_ops_per_s = 1000;
+  uint32_t client_cache_ttl_ms = 100;
   std::string dc = "dc1";
   std::string rack = "rack1";
   uint32_t threads = 0;  // reactor threads; 0: one per core, at most 4

@@ -16,6 +16,7 @@
 #include "tests/support/options.h"
 #include "tests/support/seed.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/wait_until.h"
 
 namespace cairn::testing {
 namespace {
@@ -144,6 +145,108 @@ TEST(HotKeysTest, AKeyReadFarMoreThanOthersTopsTheClusterListOnEveryDoor) {
                         "op=\"read\"}"),
       std::string::npos)
       << metrics.body.substr(0, 2000);
+}
+
+// Replica reads the cluster's coordinators asked for, summed over the nodes.
+uint64_t ReplicaReads(LocalCluster& cluster) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    ClientOptions o;
+    o.servers = {cluster.address(i)};
+    Client c(o);
+    auto m = c.Metrics();
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    if (m.ok() && m->contains("replica.reads")) sum += m->at("replica.reads");
+  }
+  return sum;
+}
+
+TEST(HotKeysTest, ClientsCacheReadsOfAHotKeyAtOneAndSeeWritesWithinTheTtl) {
+  TempDir dir;
+  ClusterOptions options;
+  // A low bar for hot, so that a test's reads reach it; the default TTL (100 ms).
+  options.extra_args = {"--hot-key-ops-per-s", "50"};
+  auto started = LocalCluster::Start(dir.Sub("cluster"), options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<LocalCluster> cluster = std::move(*started);
+  ClientOptions caching_options;
+  caching_options.servers = cluster->addresses();
+  Client caching(caching_options);
+  ClientOptions plain_options = caching_options;
+  plain_options.cache_hot_keys = false;
+  Client plain(plain_options);
+  Client writer(plain_options);
+  ASSERT_OK(writer.Put("cached", "v1").status());
+  ReadOptions one;
+  one.consistency = Consistency::kOne;
+
+  // Until the cluster finds the key hot (its reads then carry a cache hint), reads go to it.
+  ASSERT_OK(WaitUntil(
+      [&]() -> Status {
+        for (int i = 0; i < 200; ++i) {
+          if (auto r = plain.Get("cached", one); !r.ok()) return r.status();
+        }
+        const uint64_t before = ReplicaReads(*cluster);
+        for (int i = 0; i < 20; ++i) {
+          if (auto r = caching.Get("cached", one); !r.ok()) return r.status();
+        }
+        return ReplicaReads(*cluster) - before < 10 ? Status::Ok()
+                                                    : Status::Unavailable("not cached yet");
+      },
+      20s, "the key is found hot and cached"));
+
+  // 2,000 reads of it through each client: the caching one costs the cluster at least ten times
+  // fewer replica reads; another key through it is not cached at all.
+  auto reads_of = [&](Client& c, const std::string& key) {
+    const uint64_t before = ReplicaReads(*cluster);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 2000; ++i) {
+      auto r = c.Get(key, one);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return std::make_pair(ReplicaReads(*cluster) - before, seconds);
+  };
+  const auto [plain_reads, plain_s] = reads_of(plain, "cached");
+  const auto [cached_reads, cached_s] = reads_of(caching, "cached");
+  const auto [other_reads, other_s] = reads_of(caching, "not-hot");
+  std::printf(
+      "2000 reads of a hot key at ONE: %llu replica reads without the cache (%.2f s), %llu "
+      "with it (%.2f s); of another key with it: %llu\n",
+      static_cast<unsigned long long>(plain_reads), plain_s,
+      static_cast<unsigned long long>(cached_reads), cached_s,
+      static_cast<unsigned long long>(other_reads));
+  EXPECT_GE(plain_reads, 2000u);
+  EXPECT_LE(cached_reads * 10, plain_reads);
+  EXPECT_GE(other_reads, 2000u) << "a key that is not hot must not be cached";
+
+  // A write by another client is seen within the TTL (100 ms, and the time a read takes).
+  ASSERT_OK(writer.Put("cached", "v2").status());
+  const auto written = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&]() -> Status {
+        auto r = caching.Get("cached", one);
+        if (!r.ok()) return r.status();
+        if (!*r || (*r)->value != "v2") return Status::Unavailable("still v1");
+        return Status::Ok();
+      },
+      5s, "the caching client sees the write"));
+  const auto seen_after = std::chrono::steady_clock::now() - written;
+  EXPECT_LT(seen_after, 600ms) << "the staleness bound is the 100 ms TTL";
+  // Its own write is seen at once; a QUORUM read is never answered from the cache.
+  ASSERT_OK(caching.Put("cached", "v3").status());
+  auto own = caching.Get("cached", one);
+  ASSERT_OK(own.status());
+  ASSERT_TRUE(own->has_value());
+  EXPECT_EQ((*own)->value, "v3");
+  ASSERT_OK(writer.Put("cached", "v4").status());
+  ReadOptions quorum;
+  quorum.consistency = Consistency::kQuorum;
+  auto strong = caching.Get("cached", quorum);
+  ASSERT_OK(strong.status());
+  ASSERT_TRUE(strong->has_value());
+  EXPECT_EQ((*strong)->value, "v4");
 }
 
 }  // namespace

@@ -115,9 +115,20 @@ void SetGet(Result<std::optional<Record>> r, wire::Response* response) {
 using coordinator::Coordinator;
 using coordinator::RequestOptions;
 
+// A read of a hot key answers how long the client may cache it (docs/hot-keys.md).
+void SetCacheHint(const Coordinator& c, const RequestOptions& opts, std::string_view key,
+                  wire::Response* response) {
+  if (!response->has_get()) return;  // an error
+  if (const uint32_t ms = c.ClientCacheMs(opts, key); ms > 0) {
+    response->mutable_get()->set_cache_ms(ms);
+  }
+}
+
 asio::awaitable<Status> Get(Coordinator& c, wire::Request& request, const RequestOptions& opts,
                             wire::Response& response) {
-  SetGet(co_await c.Get(std::move(*request.mutable_get()->mutable_key()), opts), &response);
+  std::string key = std::move(*request.mutable_get()->mutable_key());
+  SetGet(co_await c.Get(key, opts), &response);
+  SetCacheHint(c, opts, key, &response);
   co_return Status::Ok();  // SetGet answered the error, if any
 }
 
@@ -665,6 +676,7 @@ bool NativeFrontDoor::TryAnswerAtOnce(const wire::Request& request, wire::Respon
   auto r = coordinator_->TryGetLocal(request.get().key(), *opts);
   if (!r) return false;
   SetGet(std::move(*r), response);
+  SetCacheHint(*coordinator_, *opts, request.get().key(), response);
   return true;
 }
 
