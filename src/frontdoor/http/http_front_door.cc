@@ -102,6 +102,10 @@ unsigned HttpStatusOf(Code code) {
       return 500;
     case Code::kFailedPrecondition:
       return 409;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kPermissionDenied:
+      return 403;
   }
   return 500;
 }
