@@ -113,6 +113,44 @@ struct CompactReport {
   std::chrono::milliseconds took{0};
 };
 
+// A user of a cluster (docs/security.md), as `cairn user list` shows it: never its password hash.
+struct UserInfo {
+  std::string name;
+  bool superuser = false;
+  bool disabled = false;
+  // Keyspace name (or "*") -> permission bits (UserChange::kRead | kWrite | kAdmin).
+  std::vector<std::pair<std::string, uint32_t>> grants;
+  uint32_t tokens = 0;  // bearer tokens issued
+};
+
+// One change of one user (AsyncClient::ChangeUser). Needs ADMIN on "*"; only a superuser makes
+// or changes a superuser.
+struct UserChange {
+  enum Kind {
+    kAdd = 1,
+    kDelete = 2,
+    kGrant = 3,
+    kRevoke = 4,
+    kSetPassword = 5,
+    kEnable = 6,
+    kDisable = 7,
+    kAddToken = 8,
+    kClearTokens = 9,
+    kSetSuperuser = 10,
+  };
+  static constexpr uint32_t kRead = 1, kWrite = 2, kAdmin = 4;
+  Kind kind = kAdd;
+  std::string name;
+  std::string password;    // kAdd, kSetPassword
+  bool superuser = false;  // kAdd, kSetSuperuser
+  std::string keyspace;    // kGrant, kRevoke: a keyspace or "*"
+  uint32_t permissions = 0;
+};
+struct UserChangeResult {
+  std::optional<UserInfo> user;  // after the change; none after kDelete
+  std::string token;             // kAddToken: the new token, shown this once
+};
+
 struct ClusterInfo {
   std::vector<NodeInfo> nodes;
   uint32_t partitions = 0;
@@ -197,6 +235,9 @@ class AsyncClient {
   // `only_node` (0: any) skips a range none of whose replicas is that node.
   // Compacts the answering node's data, reclaiming what purged tombstones held (cairn compact).
   boost::asio::awaitable<Result<CompactReport>> Compact();
+  // Users (servers with --auth; docs/security.md).
+  boost::asio::awaitable<Result<UserChangeResult>> ChangeUser(UserChange change);
+  boost::asio::awaitable<Result<std::vector<UserInfo>>> ListUsers();
   boost::asio::awaitable<Result<RepairReport>> RepairRange(std::string keyspace, uint32_t partition,
                                                            uint32_t only_node = 0);
 
@@ -240,6 +281,8 @@ class Client {
   Result<ClusterInfo> ClusterStatus();
   Result<ClusterInfo> ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id);
   Result<CompactReport> Compact();
+  Result<UserChangeResult> ChangeUser(UserChange change);
+  Result<std::vector<UserInfo>> ListUsers();
   Result<RepairReport> RepairRange(std::string keyspace, uint32_t partition,
                                    uint32_t only_node = 0);
 
