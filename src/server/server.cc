@@ -360,6 +360,7 @@ void Server::OpenFrontDoors() {
     resp_options.server_connections = [this] { return open_connections_.load(); };
     resp_options.metrics = &requests_;
     resp_options.memory = request_memory_.get();
+    resp_options.access = access_.get();
     resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
   }
   internode_ = std::make_unique<replica::InternodeService>(
