@@ -381,6 +381,7 @@ void Server::OpenFrontDoors() {
     http_options.idle_timeout = options_.http_idle_timeout;
     http_options.read_timeout = options_.http_read_timeout;
     http_options.memory = request_memory_.get();
+    http_options.access = access_.get();
     http_ = std::make_unique<frontdoor::http::HttpFrontDoor>(
         coordinator_.get(), &metrics_, &requests_, [this] { return Ready(); }, http_options);
   }
