@@ -147,6 +147,10 @@ Code OutcomeOf(unsigned status) {
       return Code::kUnavailable;
     case 500:
       return Code::kInternal;
+    case 401:
+      return Code::kUnauthenticated;
+    case 403:
+      return Code::kPermissionDenied;
     default:
       return Code::kInvalidArgument;
   }
