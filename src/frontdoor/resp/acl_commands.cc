@@ -47,6 +47,15 @@ std::string AclLine(const base::UserDef& u) {
   return line;
 }
 
+// A SETUSER rule as an error may show it: never one that may hold a password (Redis's <, #, !
+// rules, a mistyped >).
+std::string Shown(std::string_view rule) {
+  if (!rule.empty() && std::string_view("<>#!").find(rule[0]) != std::string_view::npos) {
+    return std::string(1, rule[0]) + "(hidden)";
+  }
+  return std::string(Shown(rule));
+}
+
 std::vector<const base::UserDef*> Sorted(const base::UserTable& table) {
   std::vector<const base::UserDef*> users;
   for (const auto& [name, u] : table.by_name) users.push_back(&u);
@@ -211,7 +220,7 @@ asio::awaitable<void> CmdAcl(CommandContext& ctx) {
         ctx.Reply().Error(fmt::format(
             "ERR Error in ACL SETUSER modifier '{}': Cairn grants @read, @write, @admin or @all, "
             "optionally on one keyspace (+@read:orders)",
-            CString(rule)));
+            Shown(rule)));
         co_return;
       }
       change.kind = lower[0] == '+' ? Kind::kGrant : Kind::kRevoke;
@@ -222,7 +231,7 @@ asio::awaitable<void> CmdAcl(CommandContext& ctx) {
       ctx.Reply().Error(
           fmt::format("ERR Error in ACL SETUSER modifier '{}': Cairn knows on, off, >password, "
                       "+@category[:keyspace] and -@category[:keyspace]",
-                      CString(rule)));
+                      Shown(rule)));
       co_return;
     }
     changes.emplace_back(std::move(change), std::move(password));
