@@ -266,6 +266,8 @@ const Subcommand kSubcommands[] = {
      "Issue a bearer token for user NAME (HTTP Authorization: Bearer); printed once, stored only "
      "as a digest",
      DeclareUserName, cli::UserToken},
+    {"user", "clear-tokens", "Revoke every bearer token of user NAME", DeclareUserName,
+     cli::UserClearTokens},
     {"user", "passwd", "Set a new password for user NAME", DeclareUserPasswd, cli::UserPasswd},
 };
 

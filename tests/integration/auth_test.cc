@@ -609,6 +609,44 @@ TEST_F(AuthTest, HttpAuthentication) {
   EXPECT_EQ(Http(server, "GET", "/v1/kv/orders/x", "Bearer cairn_0000").status, 401);
 }
 
+TEST_F(AuthTest, CliManagesUsers) {
+  const std::string server = cluster_->address(1);
+  const std::string pw = dir_->Sub("dave.pw");
+  std::ofstream(pw) << "pw-dave-77\n";
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {CliPath(), "--server", server});
+    return RunCommand(args);  // as root: CAIRN_USER and CAIRN_PASSWORD
+  };
+  auto added = cli({"user", "add", "dave", "--password-file", pw});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  auto granted = cli({"user", "grant", "dave", std::string(kKeyspace), "read,write"});
+  ASSERT_EQ(granted.exit_code, 0) << granted.err;
+  EXPECT_NE(granted.out.find("orders=read,write"), std::string::npos) << granted.out;
+  auto token = cli({"user", "token", "dave"});
+  ASSERT_EQ(token.exit_code, 0) << token.err;
+  EXPECT_TRUE(token.out.starts_with("cairn_")) << token.out;
+  // dave logs in with --password-file, on the command line of any node.
+  auto put =
+      RunCommand({CliPath(), "--server", cluster_->address(2), "--keyspace", std::string(kKeyspace),
+                  "--user", "dave", "--password-file", pw, "put", "dave-key", "v"});
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  auto denied = RunCommand({CliPath(), "--server", cluster_->address(2), "--user", "dave",
+                            "--password-file", pw, "keyspace", "create", "daves"});
+  EXPECT_EQ(denied.exit_code, 2) << denied.err;
+  EXPECT_NE(denied.err.find("PERMISSION_DENIED"), std::string::npos) << denied.err;
+  auto revoked = cli({"user", "revoke", "dave", std::string(kKeyspace), "write"});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  ASSERT_EQ(cli({"user", "clear-tokens", "dave"}).exit_code, 0);
+  auto list = cli({"--json", "user", "list"});
+  EXPECT_NE(
+      list.out.find(
+          R"({"name":"dave","superuser":false,"disabled":false,"grants":{"orders":"read"},"tokens":0})"),
+      std::string::npos)
+      << list.out;
+  ASSERT_EQ(cli({"user", "del", "dave"}).exit_code, 0);
+  EXPECT_EQ(cli({"user", "del", "dave"}).exit_code, 1);  // NOT_FOUND
+}
+
 TEST_F(AuthTest, PasswordsAppearNowhere) {
   // Make sure every password has been used on every door at least once (logins, failures).
   for (const Role& role : Roles()) {
@@ -626,7 +664,7 @@ TEST_F(AuthTest, PasswordsAppearNowhere) {
   EXPECT_NE(users.out.find("\"reader\""), std::string::npos) << users.out;
   std::vector<std::string> secrets = {
       std::string(kRootPassword), "not-the-password", "pw-new-user", "pw-carol-1", "pw-temp-1",
-      "pw-tokenholder-5"};
+      "pw-tokenholder-5",         "pw-dave-77"};
   for (const Role& role : Roles()) secrets.push_back(role.password);
   for (const std::string& secret : secrets) {
     for (size_t i = 0; i < cluster_->size(); ++i) {

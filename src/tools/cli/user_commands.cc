@@ -1,4 +1,4 @@
-// user add, del, grant, revoke, list, token, passwd.
+// user add, del, grant, revoke, list, token, clear-tokens, passwd.
 #include "tools/cli/user_commands.h"
 
 #include <termios.h>
@@ -138,6 +138,13 @@ int UserToken(Context& context, const Args& args) {
   auto r = context.client().ChangeUser(std::move(change));
   if (!r.ok()) return Fail(r.status());
   return context.Reply(Json{{"name", args.users.name}, {"token", r->token}}, r->token + "\n");
+}
+
+int UserClearTokens(Context& context, const Args& args) {
+  UserChange change;
+  change.kind = UserChange::kClearTokens;
+  change.name = args.users.name;
+  return Change(context, std::move(change), "revoked every bearer token of");
 }
 
 int UserList(Context& context, const Args&) {

@@ -1,4 +1,4 @@
-// user add, del, grant, revoke, list, token, passwd (docs/security.md).
+// user add, del, grant, revoke, list, token, clear-tokens, passwd (docs/security.md).
 #pragma once
 
 #include "tools/cli/context.h"
@@ -11,6 +11,7 @@ int UserGrant(Context& context, const Args& args);
 int UserRevoke(Context& context, const Args& args);
 int UserList(Context& context, const Args& args);
 int UserToken(Context& context, const Args& args);
+int UserClearTokens(Context& context, const Args& args);
 int UserPasswd(Context& context, const Args& args);
 
 // The password of --user: from `password_file` when given, else CAIRN_PASSWORD. An error (the
