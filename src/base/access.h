@@ -37,7 +37,7 @@ inline constexpr uint32_t kAllPermissions = kPermRead | kPermWrite | kPermAdmin;
 // The keyspace name of a grant on every keyspace (and of cluster-wide administration).
 inline constexpr std::string_view kAnyKeyspace = "*";
 
-// PBKDF2 iterations of new passwords: about 40 ms of one core here (docs/security.md).
+// PBKDF2 iterations of new passwords: about 21 ms of one core here (docs/security.md).
 inline constexpr uint32_t kDefaultPasswordIterations = 100'000;
 
 struct UserGrant {
