@@ -130,6 +130,44 @@ struct HotKeysInfo {
   std::vector<uint32_t> nodes_missing;  // live nodes that did not answer
 };
 
+// A user of a cluster (docs/security.md), as `cairn user list` shows it: never its password hash.
+struct UserInfo {
+  std::string name;
+  bool superuser = false;
+  bool disabled = false;
+  // Keyspace name (or "*") -> permission bits (UserChange::kRead | kWrite | kAdmin).
+  std::vector<std::pair<std::string, uint32_t>> grants;
+  uint32_t tokens = 0;  // bearer tokens issued
+};
+
+// One change of one user (AsyncClient::ChangeUser). Needs ADMIN on "*"; only a superuser makes
+// or changes a superuser.
+struct UserChange {
+  enum Kind {
+    kAdd = 1,
+    kDelete = 2,
+    kGrant = 3,
+    kRevoke = 4,
+    kSetPassword = 5,
+    kEnable = 6,
+    kDisable = 7,
+    kAddToken = 8,
+    kClearTokens = 9,
+    kSetSuperuser = 10,
+  };
+  static constexpr uint32_t kRead = 1, kWrite = 2, kAdmin = 4;
+  Kind kind = kAdd;
+  std::string name;
+  std::string password;    // kAdd, kSetPassword
+  bool superuser = false;  // kAdd, kSetSuperuser
+  std::string keyspace;    // kGrant, kRevoke: a keyspace or "*"
+  uint32_t permissions = 0;
+};
+struct UserChangeResult {
+  std::optional<UserInfo> user;  // after the change; none after kDelete
+  std::string token;             // kAddToken: the new token, shown this once
+};
+
 struct ClusterInfo {
   std::vector<NodeInfo> nodes;
   uint32_t partitions = 0;
@@ -217,6 +255,9 @@ class AsyncClient {
   // The `limit` (1-1000) keys of `keyspace` ("": every keyspace) that the cluster's coordinators
   // see most often, every live node asked (cairn hotkeys).
   boost::asio::awaitable<Result<HotKeysInfo>> HotKeys(std::string keyspace, uint32_t limit = 20);
+  // Users (servers with --auth; docs/security.md).
+  boost::asio::awaitable<Result<UserChangeResult>> ChangeUser(UserChange change);
+  boost::asio::awaitable<Result<std::vector<UserInfo>>> ListUsers();
   boost::asio::awaitable<Result<RepairReport>> RepairRange(std::string keyspace, uint32_t partition,
                                                            uint32_t only_node = 0);
 
@@ -261,6 +302,8 @@ class Client {
   Result<ClusterInfo> ChangeNode(AsyncClient::NodeOperation op, uint32_t node_id);
   Result<CompactReport> Compact();
   Result<HotKeysInfo> HotKeys(std::string keyspace, uint32_t limit = 20);
+  Result<UserChangeResult> ChangeUser(UserChange change);
+  Result<std::vector<UserInfo>> ListUsers();
   Result<RepairReport> RepairRange(std::string keyspace, uint32_t partition,
                                    uint32_t only_node = 0);
 

@@ -55,6 +55,11 @@ struct ClientOptions {
   // With token_aware, only replicas in this data centre are chosen (empty: any data centre).
   std::string local_dc;
   std::chrono::milliseconds layout_refresh{10000};
+  // Servers started with --auth: each new connection logs in as `user` with `password` before
+  // its first request (docs/security.md). Empty user: no login. A refused login fails the call
+  // with UNAUTHENTICATED.
+  std::string user;
+  std::string password;
 };
 
 // Per-call overrides for reads. Unset fields take the client's defaults.

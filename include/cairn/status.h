@@ -39,6 +39,13 @@ enum class Code : uint8_t {
   // not belong to, a data directory in use). Nothing was done. Fix the state first; retrying
   // unchanged will fail the same way.
   kFailedPrecondition = 9,
+  // Authentication is on and the request came before a successful login, or the login itself
+  // failed (unknown user or wrong password: the message never says which). Nothing was read or
+  // written. Log in, then retry.
+  kUnauthenticated = 10,
+  // The logged-in user lacks the permission the request needs (docs/security.md). Nothing was
+  // read or written. Never retry unchanged: grant the permission first.
+  kPermissionDenied = 11,
 };
 
 // "OK", "NOT_FOUND", ... as used on the wire docs, in logs and in CLI output.
@@ -64,6 +71,8 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string m) {
     return {Code::kFailedPrecondition, std::move(m)};
   }
+  static Status Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
+  static Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -174,7 +174,7 @@ inline constexpr size_t kOperations = 20;
 std::string_view OperationName(Operation op);  // "get", "keyspace_create", ...
 
 inline constexpr size_t kLevels = 12;    // Consistency::kDefault .. kLocalSerial
-inline constexpr size_t kOutcomes = 10;  // Code::kOk .. kFailedPrecondition
+inline constexpr size_t kOutcomes = 12;  // Code::kOk .. kPermissionDenied
 
 // Requests by front door, operation, consistency level and outcome, and their latency by front
 // door and operation. Thread safety: any thread.

@@ -26,13 +26,17 @@ std::string_view CodeName(Code code) {
       return "INTERNAL";
     case Code::kFailedPrecondition:
       return "FAILED_PRECONDITION";
+    case Code::kUnauthenticated:
+      return "UNAUTHENTICATED";
+    case Code::kPermissionDenied:
+      return "PERMISSION_DENIED";
   }
   return "UNKNOWN";
 }
 
 Status StatusFromCode(uint32_t code, std::string message, uint32_t acks) {
   if (code == 0) return Status::Ok();
-  if (code > static_cast<uint32_t>(Code::kFailedPrecondition)) {
+  if (code > static_cast<uint32_t>(Code::kPermissionDenied)) {
     return Status::Internal(
         fmt::format("error code {} (unknown to this version): {}", code, message));
   }

@@ -1,5 +1,7 @@
 // The native driver: Cairn's client library (pooled pipelined connections; single-key requests
 // routed to a replica of their key unless token_aware is off, the rest spread over the servers).
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include "bench/driver.h"
@@ -96,6 +98,9 @@ class NativeDriver : public Driver {
     client.keyspace = options_.keyspace;
     client.request_timeout = options_.timeout;
     client.token_aware = options_.token_aware;
+    // Servers with --auth: the user of CAIRN_USER, the password of CAIRN_PASSWORD (as `cairn`).
+    if (const char* user = std::getenv("CAIRN_USER")) client.user = user;
+    if (const char* password = std::getenv("CAIRN_PASSWORD")) client.password = password;
     if (auto level = Level(options_.read_cl)) client.read_consistency = *level;
     if (auto level = Level(options_.write_cl)) client.write_consistency = *level;
     client_ = std::make_unique<AsyncClient>(std::move(executor), std::move(client));

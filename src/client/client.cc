@@ -126,6 +126,28 @@ Status DecodeErrorFrame(std::string_view payload) {
 
 }  // namespace
 
+// Logs a new connection in (ClientOptions::user), before it carries any other request.
+asio::awaitable<Status> LoginOn(net::MuxConnection& conn, std::string user, std::string password,
+                                Deadline deadline) {
+  wire::Request request;
+  request.mutable_login()->set_user(std::move(user));
+  request.mutable_login()->set_password(std::move(password));
+  const size_t size = request.ByteSizeLong();
+  auto payload = co_await conn.Call(
+      size,
+      [&](char* dest) {
+        request.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(dest));
+      },
+      deadline);
+  if (!payload.ok()) co_return payload.status();
+  wire::Response response;
+  if (!response.ParseFromArray(payload->data(), static_cast<int>(payload->size()))) {
+    co_return Status::Internal("malformed response from the server");
+  }
+  if (response.has_error()) co_return StatusOf(response.error());
+  co_return Status::Ok();
+}
+
 class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl> {
  public:
   Impl(asio::any_io_executor executor, ClientOptions options)
@@ -236,6 +258,12 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     p.decode_error = DecodeErrorFrame;
     p.per_peer = o.connections_per_server;
     p.connect_timeout = o.connect_timeout;
+    if (!o.user.empty()) {
+      p.on_open = [user = o.user, password = o.password](net::MuxConnection& conn,
+                                                         Deadline deadline) {
+        return LoginOn(conn, user, password, deadline);
+      };
+    }
     return p;
   }
 
@@ -293,7 +321,10 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
     for (size_t tried = 0; tried < options_.servers.size(); ++tried) {
       const std::string& server = options_.servers[next_++ % options_.servers.size()];
       auto conn = co_await pool_.Acquire(server, deadline);
-      if (conn.ok() || conn.status().code() == Code::kInvalidArgument) co_return conn;
+      if (conn.ok() || conn.status().code() == Code::kInvalidArgument ||
+          conn.status().code() == Code::kUnauthenticated) {
+        co_return conn;
+      }
       last = conn.status();
     }
     co_return last;
@@ -709,6 +740,51 @@ asio::awaitable<Result<HotKeysInfo>> AsyncClient::HotKeys(std::string keyspace, 
   co_return info;
 }
 
+namespace {
+
+UserInfo UserOf(const wire::UserInfo& u) {
+  UserInfo info;
+  info.name = u.name();
+  info.superuser = u.superuser();
+  info.disabled = u.disabled();
+  for (const wire::UserGrantInfo& g : u.grants())
+    info.grants.emplace_back(g.keyspace(), g.permissions());
+  info.tokens = u.tokens();
+  return info;
+}
+
+}  // namespace
+
+asio::awaitable<Result<UserChangeResult>> AsyncClient::ChangeUser(UserChange change) {
+  auto impl = impl_;
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        wire::UserChangeRequest* r = request.mutable_user_change();
+        r->set_kind(static_cast<wire::UserChangeRequest::Kind>(change.kind));
+        r->set_name(change.name);
+        r->set_password(change.password);
+        r->set_superuser(change.superuser);
+        r->set_keyspace(change.keyspace);
+        r->set_permissions(change.permissions);
+      },
+      /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  UserChangeResult result;
+  if (response->user_change().has_user()) result.user = UserOf(response->user_change().user());
+  result.token = response->user_change().token();
+  co_return result;
+}
+
+asio::awaitable<Result<std::vector<UserInfo>>> AsyncClient::ListUsers() {
+  auto impl = impl_;
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) { request.mutable_user_list(); }, /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  std::vector<UserInfo> users;
+  for (const wire::UserInfo& u : response->user_list().users()) users.push_back(UserOf(u));
+  co_return users;
+}
+
 asio::awaitable<Result<RepairReport>> AsyncClient::RepairRange(std::string keyspace,
                                                                uint32_t partition,
                                                                uint32_t only_node) {
@@ -826,6 +902,12 @@ Result<ClusterInfo> Client::ChangeNode(AsyncClient::NodeOperation op, uint32_t n
 Result<CompactReport> Client::Compact() { return state_->Wait(state_->async.Compact()); }
 Result<HotKeysInfo> Client::HotKeys(std::string keyspace, uint32_t limit) {
   return state_->Wait(state_->async.HotKeys(std::move(keyspace), limit));
+}
+Result<UserChangeResult> Client::ChangeUser(UserChange change) {
+  return state_->Wait(state_->async.ChangeUser(std::move(change)));
+}
+Result<std::vector<UserInfo>> Client::ListUsers() {
+  return state_->Wait(state_->async.ListUsers());
 }
 Result<RepairReport> Client::RepairRange(std::string keyspace, uint32_t partition,
                                          uint32_t only_node) {

@@ -110,6 +110,9 @@ class ClusterCoordinator final : public Coordinator {
                                                          uint32_t only_node,
                                                          bool only_as_first) override;
   base::PhysicalClock& wall_clock() const override { return *wall_; }
+  asio::awaitable<Result<UserChangeOutcome>> ChangeUser(base::UserChange change,
+                                                        std::string password) override;
+  std::shared_ptr<const base::UserTable> Users() const override;
 
   struct ReplicaSet;
   struct Requirement;
@@ -333,6 +336,11 @@ class ClusterCoordinator final : public Coordinator {
   JoinCommand join_command_;                 // set before serving
   static base::HotKeys::Options HotKeysOptionsOf(const CoordinatorOptions& options);
   base::HotKeys hot_keys_;
+
+  // The user table of the newest topology state, rebuilt when the state changes (users.cc).
+  mutable std::mutex users_mu_;
+  mutable std::shared_ptr<const internode::TopologyState> users_state_;  // guarded by users_mu_
+  mutable std::shared_ptr<const base::UserTable> users_;                 // guarded by users_mu_
 };
 
 // The record a read returns for a stored version at `now_ms`: nullopt unless it is live.

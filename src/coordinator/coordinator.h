@@ -23,6 +23,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "base/access.h"
 #include "base/async.h"
 #include "base/hlc.h"
 #include "base/model.h"
@@ -196,6 +197,12 @@ struct NodeReport {
   uint32_t partitions = 0;  // partition replicas it holds (for the largest replication factor)
 };
 
+// What a change of a user left (`cairn user ...`, ACL SETUSER).
+struct UserChangeOutcome {
+  std::optional<base::UserDef> user;  // after the change; none after a delete
+  std::string token;                  // kAddToken: the new bearer token, shown once
+};
+
 // Thread safety: every method may be called concurrently from any reactor.
 // An interface, so that front doors can be tested against a fake one.
 class Coordinator {
@@ -301,6 +308,20 @@ class Coordinator {
   // The node's wall clock: the one reading of wall time for everything the node does (tests and
   // --debug-clock-skew-ms inject time here), front doors' TTL arithmetic included.
   virtual base::PhysicalClock& wall_clock() const = 0;
+
+  // ---- Users (docs/security.md). Permission checks are the front doors' business, before
+  // they call anything here. ----
+  // Changes one user as the next topology epoch. `password` (kAdd, kBootstrap, kSetPassword) is
+  // hashed here, off the reactors; kAddToken makes the token. Errors as cluster::PlanUserChange
+  // says; the default (fakes, nodes without a topology log) is FAILED_PRECONDITION.
+  virtual asio::awaitable<Result<UserChangeOutcome>> ChangeUser(base::UserChange change,
+                                                                std::string password) {
+    (void)change;
+    (void)password;
+    co_return Status::FailedPrecondition("this node keeps no users");
+  }
+  // The users of this node's newest topology epoch (never null).
+  virtual std::shared_ptr<const base::UserTable> Users() const { return base::UserTable::Make({}); }
 };
 
 }  // namespace cairn::coordinator

@@ -56,6 +56,13 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> ConnectionPool::Acquire(
         std::min(deadline, base::Clock::now() + options_.connect_timeout);
     auto conn = co_await MuxConnection::Connect(peer.host, peer.port, options_.connection,
                                                 options_.decode_error, connect_deadline);
+    if (conn.ok() && options_.on_open) {
+      Status opened = co_await options_.on_open(**conn, deadline);
+      if (!opened.ok()) {
+        (*conn)->Close();
+        conn = opened;
+      }
+    }
     slot.connecting = false;
     slot.ready.cancel();
     if (conn.ok()) {

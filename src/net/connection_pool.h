@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -29,6 +30,9 @@ class ConnectionPool {
     MuxConnection::ErrorFrameDecoder decode_error;
     size_t per_peer = 2;
     std::chrono::milliseconds connect_timeout{2000};
+    // Run on each new connection before it is used (the client's login); an error closes the
+    // connection and is what Acquire() answers. Null: nothing to do.
+    std::function<asio::awaitable<Status>(MuxConnection&, base::Deadline)> on_open;
   };
 
   ConnectionPool(asio::any_io_executor executor, Options options);

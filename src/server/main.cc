@@ -177,6 +177,12 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--requirepass", options.requirepass,
                  "Password RESP clients must give with AUTH or HELLO (default: none, any "
                  "password is accepted)");
+  app.add_flag("--auth", options.auth,
+               "Require every client to log in as a user with the permissions its requests need "
+               "(docs/security.md); default: off, for trusted networks only");
+  app.add_option("--auth-bootstrap-file", options.auth_bootstrap_file,
+                 "File holding USER:PASSWORD: the first superuser, created when the cluster has "
+                 "no user (with --auth)");
   app.add_option("--debug-clock-skew-ms", options.debug_clock_skew_ms,
                  "Testing only: shift this node's wall clock by this many milliseconds");
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical or off")

@@ -24,6 +24,7 @@
 #include "base/text.h"
 #include "net/connection.h"
 #include "server/allocator.h"
+#include "server/auth.h"
 
 namespace cairn::server {
 namespace {
@@ -118,6 +119,28 @@ std::string Server::resp_address() const {
   return fmt::format("{}:{}", resp_endpoint_.address().to_string(), resp_endpoint_.port());
 }
 
+// --auth and its companions: refused combinations, and the bootstrap file read (its content is
+// never logged).
+Status Server::CheckAuthOptions() {
+  if (!options_.auth) {
+    if (!options_.auth_bootstrap_file.empty()) {
+      return Status::InvalidArgument("--auth-bootstrap-file needs --auth");
+    }
+    return Status::Ok();
+  }
+  if (!options_.requirepass.empty()) {
+    return Status::InvalidArgument(
+        "--requirepass and --auth cannot be combined: with --auth, create a user named "
+        "'default' for RESP clients that send AUTH with a password alone (docs/security.md)");
+  }
+  if (!options_.auth_bootstrap_file.empty()) {
+    auto pair = ReadBootstrapFile(options_.auth_bootstrap_file);
+    if (!pair.ok()) return pair.status();
+    bootstrap_user_ = std::move(*pair);
+  }
+  return Status::Ok();
+}
+
 Status Server::Open() {
   if (options_.data_dir.empty()) return Status::InvalidArgument("--data-dir is required");
   if (options_.max_value_bytes > (size_t{256} << 20)) {
@@ -127,6 +150,7 @@ Status Server::Open() {
       !std::has_single_bit(options_.partitions)) {
     return Status::InvalidArgument("--partitions must be a power of two from 1 to 65536");
   }
+  if (Status s = CheckAuthOptions(); !s.ok()) return s;
   uint32_t threads = options_.threads;
   if (threads == 0) threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   if (threads > 64) return Status::InvalidArgument("--threads is at most 64");
@@ -317,9 +341,14 @@ void Server::OpenCoordinator() {
 // What clients and other nodes talk to: the native, RESP, internode and HTTP doors.
 void Server::OpenFrontDoors() {
   request_memory_ = std::make_unique<base::MemoryBudget>(options_.max_request_memory_bytes);
+  if (options_.auth) {
+    access_ =
+        std::make_unique<base::AccessControl>([c = coordinator_.get()] { return c->Users(); });
+  }
   frontdoor::native::NativeOptions native_options;
   native_options.metrics = &requests_;
   native_options.memory = request_memory_.get();
+  native_options.access = access_.get();
   // Room for a compare-and-swap of the largest value (expected and new value) plus the rest.
   native_options.max_frame_bytes =
       std::max<size_t>(size_t{16} << 20, 2 * options_.max_value_bytes + (size_t{1} << 20));
@@ -334,6 +363,7 @@ void Server::OpenFrontDoors() {
     resp_options.server_connections = [this] { return open_connections_.load(); };
     resp_options.metrics = &requests_;
     resp_options.memory = request_memory_.get();
+    resp_options.access = access_.get();
     resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
   }
   internode_ = std::make_unique<replica::InternodeService>(
@@ -355,6 +385,7 @@ void Server::OpenFrontDoors() {
     http_options.idle_timeout = options_.http_idle_timeout;
     http_options.read_timeout = options_.http_read_timeout;
     http_options.memory = request_memory_.get();
+    http_options.access = access_.get();
     http_ = std::make_unique<frontdoor::http::HttpFrontDoor>(
         coordinator_.get(), &metrics_, &requests_, [this] { return Ready(); }, http_options);
   }
@@ -377,6 +408,12 @@ void Server::StartServing() {
   asio::co_spawn(reactors_[0]->io, streamer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, repairer_->Run(), asio::detached);
+  if (bootstrap_user_) {
+    asio::co_spawn(
+        reactors_[0]->io,
+        BootstrapFirstUser(coordinator_.get(), bootstrap_user_->first, bootstrap_user_->second),
+        asio::detached);
+  }
   for (size_t i = 0; i < reactors_.size(); ++i) {
     reactors_[i]->thread = std::thread([i, io = &reactors_[i]->io] {
       base::SetReactorIndex(i);
@@ -440,6 +477,7 @@ constexpr std::array<std::array<std::string_view, 3>, 8> kRocksDbGauges{{
 void Server::RegisterMetrics() {
   using base::metrics::Exposition;
   using base::metrics::Type;
+  if (access_) metrics_.Add([a = access_.get()](Exposition& out) { a->Collect(out); });
   metrics_.Add([this](Exposition& out) {
     out.Single("cairn_up", "1 while the node serves (the gauge is absent when it is down)",
                Type::kGauge, 1);

@@ -18,6 +18,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "base/access.h"
 #include "base/hlc.h"
 #include "base/memory_budget.h"
 #include "base/metrics.h"
@@ -93,8 +94,13 @@ struct ServerOptions {
   std::chrono::seconds purge_margin{600};
   // HOST:PORT of the Redis protocol (RESP) front door; empty: off. Port 0 picks a free port.
   std::string resp_listen;
-  bool allow_flush = false;         // RESP FLUSHDB / FLUSHALL delete every key
-  std::string requirepass;          // RESP AUTH password; empty: any password is accepted
+  bool allow_flush = false;  // RESP FLUSHDB / FLUSHALL delete every key
+  std::string requirepass;   // RESP AUTH password; empty: any password is accepted
+  // Users and permissions (docs/security.md): every request must come from a logged-in user who
+  // holds the permission it needs. Off: every client may do everything (trusted networks only).
+  bool auth = false;
+  // USER:PASSWORD file: the first superuser, created once the cluster has formed without users.
+  std::string auth_bootstrap_file;
   int64_t debug_clock_skew_ms = 0;  // tests only: shifts this node's wall clock
   // Called (from a reactor) when the node must stop: a peer refused it for a different
   // membership. The caller should then Stop() the server and exit with an error.
@@ -134,6 +140,7 @@ class Server {
   explicit Server(ServerOptions options) : options_(std::move(options)) {}
   Status Open();
   // The parts of Open(), in order.
+  Status CheckAuthOptions();
   Status OpenStorage();
   Status OpenCluster();
   void OpenCoordinator();
@@ -160,7 +167,12 @@ class Server {
   // Shared by the front doors' connections on every reactor. Declared before the reactors: their
   // io_contexts, destroyed after it otherwise, may still hold connections that give memory back.
   std::unique_ptr<base::MemoryBudget> request_memory_;
+  // The first superuser's name and password, from --auth-bootstrap-file.
+  std::optional<std::pair<std::string, std::string>> bootstrap_user_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
+  // With --auth: the login and permission checks every front door makes; null without. After the
+  // reactors: destroyed first, its hashing thread finishing (and posting to a live io_context).
+  std::unique_ptr<base::AccessControl> access_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint endpoint_;
   std::unique_ptr<asio::ip::tcp::acceptor> resp_acceptor_;

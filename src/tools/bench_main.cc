@@ -3,6 +3,7 @@
 // for measuring, not a test. See docs/benchmarks.md. CLI parsing and printing live here; the
 // workloads and drivers are in src/bench.
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -147,6 +148,8 @@ std::map<std::string, uint64_t> ServerMetrics(const RunConfig& config) {
     cairn::ClientOptions options;
     options.servers = {server};
     options.connections_per_server = 1;
+    if (const char* user = std::getenv("CAIRN_USER")) options.user = user;
+    if (const char* password = std::getenv("CAIRN_PASSWORD")) options.password = password;
     cairn::Client client(options);
     auto m = client.Metrics();
     if (!m.ok()) return {};

@@ -20,6 +20,7 @@
 #include "tools/cli/keyspace_commands.h"
 #include "tools/cli/node_commands.h"
 #include "tools/cli/repair_commands.h"
+#include "tools/cli/user_commands.h"
 
 namespace {
 
@@ -164,6 +165,33 @@ void DeclareRepair(CLI::App& c, Args& a) {
                "shows it)");
 }
 
+void DeclareUserName(CLI::App& c, Args& a) {
+  c.add_option("NAME", a.users.name, "User name")->required();
+}
+
+void DeclareUserAdd(CLI::App& c, Args& a) {
+  DeclareUserName(c, a);
+  c.add_flag("--superuser", a.users.superuser,
+             "Every permission on every keyspace, and user administration");
+  c.add_option("--password-file", a.users.password_file,
+               "File whose first line is the new password (default: asked on the terminal)");
+}
+
+void DeclareUserPasswd(CLI::App& c, Args& a) {
+  DeclareUserName(c, a);
+  c.add_option("--password-file", a.users.password_file,
+               "File whose first line is the new password (default: asked on the terminal)");
+}
+
+void DeclareUserGrant(CLI::App& c, Args& a) {
+  DeclareUserName(c, a);
+  c.add_option("KEYSPACE", a.users.keyspace, "A keyspace, or '*' for every keyspace")->required();
+  c.add_option("PERMISSIONS", a.users.permissions,
+               "read, write, admin or all, or several joined by ',' (admin includes read and "
+               "write)")
+      ->required();
+}
+
 // ---- the table --------------------------------------------------------------------------------
 
 // One subcommand, or a group of them (`cairn keyspace create`). Adding a subcommand is a row here
@@ -233,6 +261,24 @@ const Subcommand kSubcommands[] = {
      "Compact the data of the --server node, reclaiming the space of purged tombstones (run it "
      "on each node)",
      DeclareNothing, cli::Compact},
+    {"", "user",
+     "Users and their permissions (servers with --auth; needs ADMIN on '*'): add, del, grant, "
+     "revoke, list, token, passwd"},
+    {"user", "add", "Create user NAME with a password (--superuser: every permission)",
+     DeclareUserAdd, cli::UserAdd},
+    {"user", "del", "Delete user NAME", DeclareUserName, cli::UserDel},
+    {"user", "grant", "Give user NAME PERMISSIONS on KEYSPACE", DeclareUserGrant, cli::UserGrant},
+    {"user", "revoke", "Take PERMISSIONS on KEYSPACE away from user NAME", DeclareUserGrant,
+     cli::UserRevoke},
+    {"user", "list", "List the users and their grants (never a password or token)", DeclareNothing,
+     cli::UserList},
+    {"user", "token",
+     "Issue a bearer token for user NAME (HTTP Authorization: Bearer); printed once, stored only "
+     "as a digest",
+     DeclareUserName, cli::UserToken},
+    {"user", "clear-tokens", "Revoke every bearer token of user NAME", DeclareUserName,
+     cli::UserClearTokens},
+    {"user", "passwd", "Set a new password for user NAME", DeclareUserPasswd, cli::UserPasswd},
 };
 
 void DeclareGlobals(CLI::App& app, cli::Globals& g) {
@@ -248,6 +294,12 @@ void DeclareGlobals(CLI::App& app, cli::Globals& g) {
   app.add_flag("--json", g.json, "Print results as JSON (values, versions and metadata)");
   app.add_option("--timeout", g.timeout_ms, "Request timeout in milliseconds")
       ->capture_default_str();
+  app.add_option("--user", g.user,
+                 "Log in as this user (servers with --auth); the password comes from "
+                 "--password-file or the CAIRN_PASSWORD environment variable")
+      ->envname("CAIRN_USER");
+  app.add_option("--password-file", g.password_file,
+                 "File whose first line is the --user's password");
 }
 
 // Adds every row of kSubcommands to `app`; returns the CLI11 command of each one that runs.
@@ -299,6 +351,11 @@ int main(int argc, char** argv) {
     return cli::kExitRejected;
   }
   if (chosen == nullptr) return cli::kExitRejected;
+  if (!args.globals.user.empty()) {
+    auto password = cli::LoginPassword(args.globals.password_file);
+    if (!password.ok()) return cli::Reject(password.status().message());
+    args.globals.password = std::move(*password);
+  }
   cli::Context context(args.globals);
   return chosen->run(context, args);
 }

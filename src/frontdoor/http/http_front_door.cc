@@ -15,6 +15,7 @@
 
 #include "base/text.h"
 #include "frontdoor/http/console.h"
+#include "frontdoor/http/http_access.h"
 #include "frontdoor/http/url.h"
 
 namespace cairn::frontdoor::http {
@@ -102,6 +103,10 @@ unsigned HttpStatusOf(Code code) {
       return 500;
     case Code::kFailedPrecondition:
       return 409;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kPermissionDenied:
+      return 403;
   }
   return 500;
 }
@@ -142,6 +147,10 @@ Code OutcomeOf(unsigned status) {
       return Code::kUnavailable;
     case 500:
       return Code::kInternal;
+    case 401:
+      return Code::kUnauthenticated;
+    case 403:
+      return Code::kPermissionDenied;
     default:
       return Code::kInvalidArgument;
   }
@@ -352,6 +361,23 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
   const std::string_view method = Method();
   // HEAD is GET without the body (the writer drops it, keeping Content-Length).
   const bool get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+  if (options.access != nullptr) {
+    // Nothing is read or written before the caller may (http_access.h).
+    HttpCaller caller = co_await AuthorizeRequest(*options.access, method, path,
+                                                  SV(req[bhttp::field::authorization]), req.body());
+    if (!caller.status.ok()) {
+      Response refused = FromStatus(caller.status);
+      if (caller.status.code() == Code::kUnauthenticated) {
+        refused.set(bhttp::field::www_authenticate, kAuthenticateHeader);
+      }
+      co_return refused;
+    }
+  }
+  if (IsUsersPath(path)) {
+    auto users = co_await Users(*coordinator, method, path);
+    if (!users.ok()) co_return FromStatus(users.status());
+    co_return Make(200, std::move(*users), kJson);
+  }
   if (path == "/health" || path == "/ready" || path == "/metrics") {
     counted = false;
     if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");

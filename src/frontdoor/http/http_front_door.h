@@ -15,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/access.h"
 #include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
@@ -42,6 +43,10 @@ struct HttpOptions {
   // body over its per-connection part is refused (413); the answer to a read of /v1 that does
   // not fit is refused (503). Outlives the front door.
   base::MemoryBudget* memory = nullptr;
+  // With authentication on (cairnd --auth): every request but /health and /ready needs Basic
+  // credentials or a bearer token of a user holding the permission its route needs
+  // (docs/http.md). Null: off. Outlives the front door.
+  base::AccessControl* access = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll() and

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 
 #include "base/text.h"
+#include "frontdoor/native/native_access.h"
 
 namespace cairn::frontdoor::native {
 namespace {
@@ -516,6 +517,8 @@ constexpr NativeOperation kOperations[] = {
     {wire::Request::kRepair, base::metrics::Operation::kRepair, Repair},
     {wire::Request::kCompact, base::metrics::Operation::kCompact, Compact},
     {wire::Request::kHotKeys, base::metrics::Operation::kHotKeys, HotKeys},
+    {wire::Request::kUserChange, base::metrics::Operation::kOther, UserChange},
+    {wire::Request::kUserList, base::metrics::Operation::kOther, UserList},
 };
 
 // The entry of `op`, or null (OP_NOT_SET, or an operation of a newer client).
@@ -567,8 +570,9 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
   }
   ++open_;
   auto executor = conn->executor();
+  auto session = std::make_shared<NativeSession>();
 
-  auto on_frame = [this, conn, executor](uint64_t id, std::string_view payload) {
+  auto on_frame = [this, conn, executor, session](uint64_t id, std::string_view payload) {
     wire::Request request;
     if (!request.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
       wire::Response response;
@@ -576,6 +580,30 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
                &response);
       SendMessage(*conn, id, response);
       return;
+    }
+    // With --auth, nothing runs before the connection's user may run it (native_access.h).
+    if (request.op_case() == wire::Request::kLogin) {
+      asio::co_spawn(
+          executor,
+          [this, conn, id, session,
+           request = std::move(request)]() mutable -> asio::awaitable<void> {
+            wire::Response response;
+            co_await Login(options_.access, *session, std::move(request), &response);
+            SendMessage(*conn, id, response);
+          },
+          [conn, id](std::exception_ptr e) {
+            if (e) SendMessage(*conn, id, InternalError(*conn, id, e));
+          });
+      return;
+    }
+    if (options_.access != nullptr) {
+      if (Status s = Authorize(*options_.access, session->user, request); !s.ok()) {
+        wire::Response refused;
+        SetError(s, &refused);
+        SendMessage(*conn, id, refused);
+        Count(OperationOf(request.op_case()), request.consistency(), refused, base::Clock::now());
+        return;
+      }
     }
     // A read holds its value until the answer is written: room for it is reserved first.
     const auto op_case = request.op_case();

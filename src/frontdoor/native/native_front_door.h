@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/access.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
 #include "net/connection.h"
@@ -31,6 +32,9 @@ struct NativeOptions {
   // The node's budget for requests and answers held (base/memory_budget.h); null: unbounded.
   // A frame over its per-connection part is refused. Outlives the front door.
   base::MemoryBudget* memory = nullptr;
+  // With authentication on (cairnd --auth): the login and permission checks; null: off, every
+  // request is allowed. Outlives the front door.
+  base::AccessControl* access = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll() and

@@ -17,6 +17,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "frontdoor/resp/acl_commands.h"
 #include "frontdoor/resp/connection_commands.h"
 #include "frontdoor/resp/resp_parser.h"
 
@@ -1134,6 +1135,7 @@ constexpr CommandSpec kCommands[] = {
     {"command", -1, S, 0, 0, 0, kNone, nullptr, Op::kOther, Command, nullptr, "server", "Information about commands."},
     {"info", -1, S, 0, 0, 0, kAll, nullptr, Op::kOther, Info, CmdInfo, "server", "Information and statistics about the server."},
     {"config", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Config, nullptr, "server", "CONFIG GET of the settings clients probe."},
+    {"acl", -2, S, 0, 0, 0, kNone, nullptr, Op::kOther, Acl, CmdAcl, "server", "Users and their permissions (WHOAMI, LIST, USERS, CAT, SETUSER, DELUSER)."},
     {"cairn.keyspace", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnKeyspace, nullptr, "cairn", "Gets or sets the connection's keyspace."},
     {"cairn.consistency", -1, F, 0, 0, 0, kNone, nullptr, Op::kOther, CairnConsistency, nullptr, "cairn", "Gets or sets the consistency levels."},
     {"cairn.getv", 2, R | F, 1, 1, 1, kRead, nullptr, Op::kGet, nullptr, CmdGetV, "cairn", "Returns a value with its version."},

@@ -232,9 +232,27 @@ std::string InfoText(ConnectionCall& call, bool* keyspace) {
   return text;
 }
 
-// Checks the AUTH option of HELLO (or the AUTH command) against --requirepass: true when the
-// pair is accepted, which authenticates the connection.
-bool Authenticate(ConnectionCall& call, const std::string& user, const std::string& pass) {
+// Checks the AUTH option of HELLO (or the AUTH command): against the users with --auth, else
+// against --requirepass. true when the pair is accepted, which authenticates the connection;
+// nullopt when the password must be hashed first (call.login is set, nothing is replied).
+std::optional<bool> Authenticate(ConnectionCall& call, const std::string& user,
+                                 const std::string& pass) {
+  if (base::AccessControl* access = call.server.options.access; access != nullptr) {
+    std::optional<bool> accepted = call.login_verdict;
+    if (!accepted) {
+      auto cached = access->LoginCached(user, pass);
+      if (!cached) {
+        call.login.emplace(user, pass);
+        return std::nullopt;
+      }
+      accepted = cached->ok();
+    }
+    if (*accepted) {
+      call.session.user = user;
+      call.session.authenticated = true;
+    }
+    return accepted;
+  }
   const std::string& required = call.server.options.requirepass;
   if (!required.empty() && (pass != required || user != "default")) return false;
   call.session.authenticated = true;
@@ -242,6 +260,10 @@ bool Authenticate(ConnectionCall& call, const std::string& user, const std::stri
 }
 
 }  // namespace
+
+bool AuthenticatedAtStart(const RespOptions& options) {
+  return options.requirepass.empty() && options.access == nullptr;
+}
 
 Session::Session(uint64_t id, asio::ip::tcp::endpoint peer, asio::ip::tcp::endpoint local,
                  bool authenticated)
@@ -294,7 +316,9 @@ void Hello(ConnectionCall& call) {
   for (; i < argv.size(); ++i) {
     const std::string opt = AsciiLower(argv[i]);
     if (opt == "auth" && i + 2 < argv.size()) {
-      if (!Authenticate(call, argv[i + 1], argv[i + 2])) {
+      const std::optional<bool> accepted = Authenticate(call, argv[i + 1], argv[i + 2]);
+      if (!accepted) return;  // verified off the reactor; HELLO runs again then
+      if (!*accepted) {
         return w.Error("WRONGPASS invalid username-password pair or user is disabled.");
       }
       i += 2;
@@ -340,9 +364,11 @@ void Auth(ConnectionCall& call) {
   ReplyWriter w = call.Reply();
   if (argv.size() > 3) return w.Error("ERR syntax error");
   // No password configured: any is accepted (docs/resp.md).
-  if (call.server.options.requirepass.empty()) return w.Ok();
+  if (AuthenticatedAtStart(call.server.options)) return w.Ok();
   const std::string user = argv.size() == 2 ? "default" : argv[1];
-  if (!Authenticate(call, user, argv.back())) {
+  const std::optional<bool> accepted = Authenticate(call, user, argv.back());
+  if (!accepted) return;  // verified off the reactor; AUTH runs again then
+  if (!*accepted) {
     return w.Error("WRONGPASS invalid username-password pair or user is disabled.");
   }
   w.Ok();
@@ -370,7 +396,8 @@ void Reset(ConnectionCall& call) {
     c.keyspace.clear();
   });
   s.read_level = s.write_level = Consistency::kDefault;
-  s.authenticated = call.server.options.requirepass.empty();
+  s.authenticated = AuthenticatedAtStart(call.server.options);
+  s.user.clear();
   call.Reply().Simple("RESET");
 }
 

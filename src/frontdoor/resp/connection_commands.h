@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,7 @@ class Session {
 
   // Owned by the connection's thread.
   bool authenticated = false;
+  std::string user;  // with --auth: who logged in (empty: nobody)
   bool stop_reading = false;
   Consistency read_level = Consistency::kDefault;
   Consistency write_level = Consistency::kDefault;
@@ -117,6 +119,11 @@ struct ConnectionCall {
   // the command's data handler finishes the reply (counting keys takes a scan).
   bool hand_on = false;
   std::string info_text;
+  // With --auth: AUTH or HELLO ... AUTH whose password is not in the login cache sets `login`
+  // (user, password) and replies nothing; the connection verifies it off the reactor and calls
+  // the command again with `login_verdict` set.
+  std::optional<std::pair<std::string, std::string>> login;
+  std::optional<bool> login_verdict;
 
   // A writer in the connection's protocol at the time of the call.
   ReplyWriter Reply() const { return ReplyWriter(out, session.protocol()); }
@@ -137,5 +144,7 @@ void Info(ConnectionCall& call);
 void CairnKeyspace(ConnectionCall& call);
 void CairnConsistency(ConnectionCall& call);
 void CairnStatus(ConnectionCall& call);
+// Whether a new connection (or one after RESET) starts authenticated: no --requirepass, no --auth.
+bool AuthenticatedAtStart(const RespOptions& options);
 
 }  // namespace cairn::frontdoor::resp

@@ -14,6 +14,7 @@
 
 #include "base/metrics.h"
 #include "base/text.h"
+#include "frontdoor/resp/acl_commands.h"
 #include "frontdoor/resp/command_table.h"
 #include "frontdoor/resp/commands.h"
 #include "frontdoor/resp/connection_commands.h"
@@ -71,7 +72,7 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
  public:
   Connection(std::shared_ptr<ServerState> shared, tcp::socket socket)
       : Session(shared->next_client_id++, Endpoint(socket, true), Endpoint(socket, false),
-                shared->options.requirepass.empty()),
+                AuthenticatedAtStart(shared->options)),
         shared_(std::move(shared)),
         socket_(std::move(socket)),
         parser_(Limits(shared_->options)),
@@ -124,6 +125,10 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   // or needs authentication first; false when it may run.
   bool Refuse(const CommandSpec* spec, const std::string& name,
               const std::vector<std::string>& argv, Slot* slot);
+  // Verifies the password of an AUTH or HELLO ... AUTH off the reactor (base/access.h), then runs
+  // the command again with the verdict; the connection reads no further command meanwhile.
+  void StartLogin(const CommandSpec& spec, std::vector<std::string> argv, Slot* slot,
+                  std::pair<std::string, std::string> login);
   // Starts a data command on the Coordinator (or answers it at once when it can).
   void StartDataCommand(const CommandSpec& spec, Access access, std::vector<std::string>& argv,
                         std::string name, bool plain_set, bool keyspace_wide, Slot* slot);
@@ -181,7 +186,8 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   PendingSets pending_sets_;
   std::string pending_info_;  // INFO's sections before its keyspace section is counted
   bool reading_done_ = false;
-  bool broken_ = false;  // the socket failed or was closed
+  bool broken_ = false;         // the socket failed or was closed
+  bool login_pending_ = false;  // a StartLogin runs
 };
 
 asio::awaitable<void> RespFrontDoor::Connection::Run() {
@@ -345,6 +351,7 @@ bool RespFrontDoor::Connection::KeyspaceIsLinearizable() const {
 }
 
 bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
+  if (login_pending_) return false;  // later commands run as whoever it logs in
   std::string name = AsciiLower(argv[0]);
   const bool plain_set = IsPlainSet(name, argv) && authenticated;
   if (!plain_set) FlushSets();  // commands run in the order they came
@@ -384,6 +391,10 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   if (spec->run_at_once != nullptr) {
     ConnectionCall call(*this, *shared_, argv, &slot->bytes);
     spec->run_at_once(call);
+    if (call.login) {
+      StartLogin(*spec, argv, slot, std::move(*call.login));
+      return true;
+    }
     parser_.set_authenticated(authenticated);  // AUTH, HELLO ... AUTH and RESET change it
     slot->close_after = call.close_after;
     if (!call.hand_on) {
@@ -419,7 +430,42 @@ bool RespFrontDoor::Connection::Refuse(const CommandSpec* spec, const std::strin
     w.Error("NOAUTH Authentication required.");
     return true;
   }
+  if (const base::AccessControl* access = shared_->options.access; access != nullptr) {
+    if (Status s = AuthorizeCommand(*access, user, *spec, argv, keyspace()); !s.ok()) {
+      w.Error(RefusalText(s, name));
+      return true;
+    }
+  }
   return false;
+}
+
+void RespFrontDoor::Connection::StartLogin(const CommandSpec& spec, std::vector<std::string> argv,
+                                           Slot* slot, std::pair<std::string, std::string> login) {
+  login_pending_ = true;
+  ++inflight_;
+  auto self = shared_from_this();
+  auto run = [self, &spec, argv = std::move(argv), slot,
+              login = std::move(login)]() mutable -> asio::awaitable<void> {
+    auto user = co_await self->shared_->options.access->Login(std::move(login.first),
+                                                              std::move(login.second));
+    ConnectionCall call(*self, *self->shared_, argv, &slot->bytes);
+    call.login_verdict = user.ok();
+    spec.run_at_once(call);  // replies as the verdict says
+    self->parser_.set_authenticated(self->authenticated);
+  };
+  auto done = [self, slot](std::exception_ptr e) {
+    if (e) {
+      spdlog::error("RESP connection {}: a login failed: {}", self->address(),
+                    base::ExceptionText(e));
+      slot->bytes.clear();
+      ReplyWriter(&slot->bytes, self->protocol()).Error("ERR internal error; see the server log");
+    }
+    self->login_pending_ = false;
+    --self->inflight_;
+    self->Finished(slot);
+    self->wake_reader_.cancel();
+  };
+  asio::co_spawn(socket_.get_executor(), std::move(run), std::move(done));
 }
 
 void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access access,

@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "base/access.h"
 #include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
@@ -45,6 +46,9 @@ struct RespOptions {
   // The node's budget for requests and replies held (base/memory_budget.h); null: unbounded.
   // Outlives the front door.
   base::MemoryBudget* memory = nullptr;
+  // With authentication on (cairnd --auth): logins and permission checks (docs/security.md);
+  // --requirepass is then not used. Null: off. Outlives the front door.
+  base::AccessControl* access = nullptr;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll(),

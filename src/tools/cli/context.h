@@ -28,6 +28,11 @@ struct Globals {
   std::optional<Consistency> level;
   bool json = false;
   uint32_t timeout_ms = 5000;
+  // --user: log in as this user (servers with --auth); the password from --password-file or
+  // the CAIRN_PASSWORD environment variable (never a flag's value, which `ps` would show).
+  std::string user;
+  std::string password_file;
+  std::string password;  // resolved by the command line
 };
 
 // put, get, del.
@@ -88,6 +93,15 @@ struct NodeArgs {
   uint32_t wait_seconds = 0;  // give up waiting after this long (0: no limit)
 };
 
+// user add, del, grant, revoke, list, token, passwd.
+struct UserArgs {
+  std::string name;
+  std::string keyspace;       // grant, revoke: a keyspace or "*"
+  std::string permissions;    // grant, revoke: read,write,admin or all
+  bool superuser = false;     // add
+  std::string password_file;  // add, passwd: the new password (else a prompt on a terminal)
+};
+
 // Everything the command line can say; a command reads the part that is its own.
 struct Args {
   Globals globals;
@@ -98,6 +112,7 @@ struct Args {
   NodeArgs node;
   RepairArgs repair;
   HotKeysArgs hotkeys;
+  UserArgs users;
 };
 
 // The consistency level `name` names: nullopt for "", INVALID_ARGUMENT (naming `flag` and the

@@ -40,6 +40,8 @@ int ExitCodeFor(const Status& s) {
     case Code::kTooLarge:
     case Code::kAlreadyExists:
     case Code::kFailedPrecondition:
+    case Code::kUnauthenticated:
+    case Code::kPermissionDenied:
       return kExitRejected;
     case Code::kUnavailable:
     case Code::kTimeout:
