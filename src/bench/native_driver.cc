@@ -96,6 +96,8 @@ class NativeDriver : public Driver {
     client.keyspace = options_.keyspace;
     client.request_timeout = options_.timeout;
     client.token_aware = options_.token_aware;
+    client.tls = options_.tls;
+    client.tls_ca_file = options_.tls_ca_file;
     if (auto level = Level(options_.read_cl)) client.read_consistency = *level;
     if (auto level = Level(options_.write_cl)) client.write_consistency = *level;
     client_ = std::make_unique<AsyncClient>(std::move(executor), std::move(client));

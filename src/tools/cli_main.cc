@@ -238,6 +238,13 @@ void DeclareGlobals(CLI::App& app, cli::Globals& g) {
   app.add_flag("--json", g.json, "Print results as JSON (values, versions and metadata)");
   app.add_option("--timeout", g.timeout_ms, "Request timeout in milliseconds")
       ->capture_default_str();
+  app.add_flag("--tls", g.tls,
+               "Connect with TLS, verifying the server's certificate (against --cacert, or the "
+               "system's trusted CAs)")
+      ->envname("CAIRN_TLS");
+  app.add_option("--cacert", g.cacert,
+                 "PEM CA certificate the server's certificate must be signed by (implies --tls)")
+      ->envname("CAIRN_CACERT");
 }
 
 // Adds every row of kSubcommands to `app`; returns the CLI11 command of each one that runs.

@@ -17,6 +17,8 @@ ClientOptions ClientOptionsFor(const Globals& globals) {
   options.keyspace = globals.keyspace;
   options.request_timeout = std::chrono::milliseconds(globals.timeout_ms);
   options.read_retries = 1;
+  options.tls = globals.tls || !globals.cacert.empty();
+  options.tls_ca_file = globals.cacert;
   return options;
 }
 

@@ -28,6 +28,8 @@ struct Globals {
   std::optional<Consistency> level;
   bool json = false;
   uint32_t timeout_ms = 5000;
+  bool tls = false;    // --tls, or implied by --cacert
+  std::string cacert;  // CA the server's certificate must be signed by; empty: the system's
 };
 
 // put, get, del.
