@@ -359,10 +359,16 @@ asio::awaitable<Status> MuxConnection::ReadLoop() {
   while (!broken_) {
     auto [ec, bytes] = co_await stream_.async_read_some(decoder_.Prepare(), kNoThrow);
     if (ec) {
-      Break(Status::Unavailable(IsEndOfStream(ec) ? std::string("the server closed the connection")
-                                                  : fmt::format("read: {}", ec.message())));
+      std::string why = IsEndOfStream(ec) ? std::string("the server closed the connection")
+                                          : fmt::format("read: {}", ec.message());
+      // What a server with TLS on does to a plain client: say so, or it looks like a crash.
+      if (!received_any_ && !stream_.tls()) {
+        why += " before answering anything (a server with TLS on closes plain connections)";
+      }
+      Break(Status::Unavailable(why));
       break;
     }
+    received_any_ = true;
     decoder_.Commit(bytes);
     while (!broken_) {
       auto frame = decoder_.Next();

@@ -240,6 +240,7 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
   BatchWriter writer_;
   FrameDecoder decoder_;
   uint64_t next_id_ = 1;
+  bool received_any_ = false;  // a byte has come from the server
   std::unordered_map<uint64_t, PendingCall*> pending_;
   bool broken_ = false;
   Status broken_status_;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -16,9 +17,13 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "base/async.h"
 #include "cairn/client.h"
+#include "net/connection.h"
+#include "net/tls.h"
 #include "tests/harness/process.h"
 #include "tests/support/options.h"
+#include "tests/support/run_to_completion.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
@@ -177,7 +182,10 @@ TEST_F(TlsCluster, PlainTcpClientsAreClosedAndTheNodeServesOn) {
   plain.servers = {node.address()};
   plain.request_timeout = 3s;
   Client client(plain);
-  EXPECT_FALSE(client.Get("k").ok());
+  auto refused = client.Get("k");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("TLS"), std::string::npos)
+      << refused.status().ToString();
   // The node is unharmed.
   auto tls = TlsClient(node.address(), ca());
   ASSERT_OK(tls->Put("after-plain", "v", Quorum()).status());
@@ -249,6 +257,37 @@ TEST_F(TlsCluster, ANodeWithACertificateOfAnotherCaCannotJoin) {
   for (size_t i = 0; i < 3; ++i) ASSERT_OK(cluster_->WaitForState(0, i, "UP", 10s));
   auto client = TlsClient(cluster_->address(1), ca());
   ASSERT_OK(client->Put("still-serving", "yes", Quorum()).status());
+}
+
+TEST_F(TlsCluster, AnInternodeConnectionWithoutACertificateIsRefused) {
+  // TLS that verifies the node, but no certificate of its own: a client, not a member.
+  net::TlsFiles files;
+  files.ca = ca();
+  auto context = net::MakeClientContext(files);
+  ASSERT_OK(context.status());
+  net::ConnectionOptions options;
+  options.preamble = std::string(net::kInternodePreamble);
+  options.tls = [c = *context] { return c; };
+  auto where = net::ParseHostPort(cluster_->address(0));
+  ASSERT_OK(where.status());
+  Status answer = RunToCompletion([&]() -> boost::asio::awaitable<Status> {
+    auto conn = co_await net::MuxConnection::Connect(where->first, where->second, options, nullptr,
+                                                     base::Clock::now() + 5s);
+    if (!conn.ok()) co_return conn.status();
+    auto reply = co_await (*conn)->Call(
+        3, [](char* out) { std::memcpy(out, "abc", 3); }, base::Clock::now() + 5s);
+    (*conn)->Close();
+    co_return reply.status();
+  }());
+  EXPECT_FALSE(answer.ok());
+  ASSERT_OK(WaitUntil(
+      [&] {
+        return cluster_->node(0).Log().find("refusing internode connection") != std::string::npos;
+      },
+      10s, "node 1 to log the refused internode connection"));
+  // The members still talk to each other.
+  auto client = TlsClient(cluster_->address(0), ca());
+  ASSERT_OK(client->Put("members-still-talk", "yes", Quorum()).status());
 }
 
 // One node with TLS (no cluster needed): the certificate is replaced and SIGHUP sent.
