@@ -122,6 +122,11 @@ Result<std::shared_ptr<ssl::context>> MakeServerContext(const TlsFiles& files,
     // Asked of every client, required of none here: clients of the client protocols have no
     // certificate, and the internode protocol checks Stream::PeerVerified() itself.
     context->set_verify_mode(ssl::verify_peer);
+    // Without a session id context, OpenSSL fails the handshake of any client that resumes a
+    // session (curl does) once client certificates are asked for.
+    static constexpr unsigned char kSessionContext[] = "cairn";
+    SSL_CTX_set_session_id_context(context->native_handle(), kSessionContext,
+                                   sizeof kSessionContext - 1);
     // The CA's name in the request lets a client holding several certificates pick the right one.
     if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.ca.c_str())) {
       SSL_CTX_set_client_CA_list(context->native_handle(), names);

@@ -232,6 +232,12 @@ TEST_F(TlsCluster, RedisCliAndCurlWorkWithTheClusterCa) {
         {curl, "-sS", "--cacert", ca(), http + "/health", http + "/v1/kv/default/shared"});
     EXPECT_EQ(two.exit_code, 0) << two.err;
     EXPECT_NE(two.out.find("from the client"), std::string::npos) << two.out;
+    // A second connection resumes the first one's TLS session (regression: under mutual TLS
+    // OpenSSL failed such handshakes, "session id context uninitialized").
+    CommandResult resumed = RunCommand({curl, "-sS", "--cacert", ca(), "-H", "Connection: close",
+                                        http + "/health", http + "/v1/kv/default/shared"});
+    EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_NE(resumed.out.find("from the client"), std::string::npos) << resumed.out;
   }
 }
 
