@@ -769,6 +769,11 @@ asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
       stream.Close();
       co_return;
     }
+    if (stream.tls()) {
+      spdlog::debug("internode connection from {} (certificate {})",
+                    stream.socket().remote_endpoint(ec).address().to_string(),
+                    stream.PeerCertificate());
+    }
     co_await internode_->Serve(std::move(stream));
   } else {
     // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
