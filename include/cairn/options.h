@@ -60,6 +60,12 @@ struct ClientOptions {
   // with UNAUTHENTICATED.
   std::string user;
   std::string password;
+  // TLS: connect to every server with TLS and verify its certificate against the PEM CA
+  // certificate(s) in tls_ca_file (empty: the system's trusted CAs). The certificate must name
+  // the host or IP address of the server as written in `servers`. A missing or unreadable file
+  // fails every call with INVALID_ARGUMENT, saying why.
+  bool tls = false;
+  std::string tls_ca_file;
 };
 
 // Per-call overrides for reads. Unset fields take the client's defaults.

@@ -65,6 +65,9 @@ struct DriverOptions {
   // native: send each single-key request to a replica of its key (ClientOptions::token_aware)
   // instead of spreading requests over the servers.
   bool token_aware = true;
+  // native: TLS, verifying the servers against this CA file (empty: the system's CAs).
+  bool tls = false;
+  std::string tls_ca_file;
 };
 
 // Made once per driver thread; its sessions run on the same single-threaded executor.

@@ -101,6 +101,8 @@ class NativeDriver : public Driver {
     // Servers with --auth: the user of CAIRN_USER, the password of CAIRN_PASSWORD (as `cairn`).
     if (const char* user = std::getenv("CAIRN_USER")) client.user = user;
     if (const char* password = std::getenv("CAIRN_PASSWORD")) client.password = password;
+    client.tls = options_.tls;
+    client.tls_ca_file = options_.tls_ca_file;
     if (auto level = Level(options_.read_cl)) client.read_consistency = *level;
     if (auto level = Level(options_.write_cl)) client.write_consistency = *level;
     client_ = std::make_unique<AsyncClient>(std::move(executor), std::move(client));

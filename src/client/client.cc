@@ -20,6 +20,7 @@
 #include "base/model.h"
 #include "client/cluster_layout.h"
 #include "net/connection_pool.h"
+#include "net/tls.h"
 #include "proto/native.pb.h"
 
 namespace cairn {
@@ -151,7 +152,9 @@ asio::awaitable<Status> LoginOn(net::MuxConnection& conn, std::string user, std:
 class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl> {
  public:
   Impl(asio::any_io_executor executor, ClientOptions options)
-      : options_(std::move(options)), pool_(std::move(executor), PoolOptions(options_)) {}
+      : options_(std::move(options)),
+        tls_(TlsContext(options_)),
+        pool_(std::move(executor), PoolOptions(options_, tls_)) {}
 
   const ClientOptions& options() const { return options_; }
 
@@ -252,8 +255,18 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   }
 
  private:
-  static net::ConnectionPool::Options PoolOptions(const ClientOptions& o) {
+  // The client's TLS context: null without TLS, an error when its CA file is unusable.
+  static Result<std::shared_ptr<net::ssl::context>> TlsContext(const ClientOptions& o) {
+    if (!o.tls && o.tls_ca_file.empty()) return std::shared_ptr<net::ssl::context>();
+    net::TlsFiles files;
+    files.ca = o.tls_ca_file;
+    return net::MakeClientContext(files);
+  }
+
+  static net::ConnectionPool::Options PoolOptions(
+      const ClientOptions& o, const Result<std::shared_ptr<net::ssl::context>>& tls) {
     net::ConnectionPool::Options p;
+    if (tls.ok() && *tls) p.connection.tls = [context = *tls] { return context; };
     p.connection.max_payload = o.max_frame_bytes;
     p.decode_error = DecodeErrorFrame;
     p.per_peer = o.connections_per_server;
@@ -312,6 +325,7 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   // trying them in turn.
   asio::awaitable<Result<std::shared_ptr<net::MuxConnection>>> Acquire(const std::string* preferred,
                                                                        Deadline deadline) {
+    if (!tls_.ok()) co_return tls_.status();
     if (preferred != nullptr) {
       auto conn = co_await pool_.Acquire(*preferred, deadline);
       if (conn.ok()) co_return conn;
@@ -387,6 +401,7 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
   }
 
   const ClientOptions options_;
+  const Result<std::shared_ptr<net::ssl::context>> tls_;
   net::ConnectionPool pool_;
   size_t next_ = 0;
   bool closed_ = false;  // CloseAll() ran and no call came since

@@ -13,8 +13,10 @@ Status DecodeErrorFrame(std::string_view payload) {
   return net::DecodeClosingError<internode::Response>(payload, "the peer");
 }
 
-net::ConnectionPool::Options PoolOptions(size_t max_payload) {
+net::ConnectionPool::Options PoolOptions(size_t max_payload,
+                                         std::function<std::shared_ptr<net::ssl::context>()> tls) {
   net::ConnectionPool::Options o;
+  o.connection.tls = std::move(tls);
   o.connection.preamble = std::string(net::kInternodePreamble);
   o.connection.max_payload = max_payload;
   o.decode_error = DecodeErrorFrame;
@@ -29,8 +31,9 @@ net::ConnectionPool::Options PoolOptions(size_t max_payload) {
 }  // namespace
 
 InternodeClient::InternodeClient(asio::any_io_executor executor, uint32_t self_node,
-                                 size_t max_payload)
-    : self_(self_node), pool_(std::move(executor), PoolOptions(max_payload)) {}
+                                 size_t max_payload,
+                                 std::function<std::shared_ptr<net::ssl::context>()> tls)
+    : self_(self_node), pool_(std::move(executor), PoolOptions(max_payload, std::move(tls))) {}
 
 asio::awaitable<Result<internode::Response>> InternodeClient::Call(
     const std::string& address, const internode::Request& request, base::Deadline deadline) {

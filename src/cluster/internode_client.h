@@ -19,7 +19,9 @@ namespace asio = boost::asio;
 // One per reactor: use it from coroutines on its executor only.
 class InternodeClient {
  public:
-  InternodeClient(asio::any_io_executor executor, uint32_t self_node, size_t max_payload);
+  // `tls`, when set, gives the TLS context to dial with (ConnectionOptions::tls); null: plain TCP.
+  InternodeClient(asio::any_io_executor executor, uint32_t self_node, size_t max_payload,
+                  std::function<std::shared_ptr<net::ssl::context>()> tls = nullptr);
 
   // Sends `request` to the node at `address` (with the protocol version, the sender and the
   // time left filled in on the wire: `request` itself is not touched, so one request can be

@@ -50,16 +50,16 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text) {
   return std::make_pair(std::string(host), number);
 }
 
-asio::awaitable<Result<std::string>> ReadPreamble(tcp::socket& socket) {
+asio::awaitable<Result<std::string>> ReadPreamble(Stream& stream) {
   char preamble[kPreambleBytes];
-  auto [ec, n] = co_await asio::async_read(socket, asio::buffer(preamble), kNoThrow);
-  if (ec == asio::error::eof) co_return Status::Unavailable("the peer closed the connection");
+  auto [ec, n] = co_await asio::async_read(stream, asio::buffer(preamble), kNoThrow);
+  if (IsEndOfStream(ec)) co_return Status::Unavailable("the peer closed the connection");
   if (ec) co_return Status::Unavailable(fmt::format("read: {}", ec.message()));
   co_return std::string(preamble, kPreambleBytes);
 }
 
-asio::awaitable<Status> ReadPreamble(tcp::socket& socket, std::string_view expected) {
-  auto got = co_await ReadPreamble(socket);
+asio::awaitable<Status> ReadPreamble(Stream& stream, std::string_view expected) {
+  auto got = co_await ReadPreamble(stream);
   if (!got.ok()) co_return got.status();
   // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
   if (*got != expected) co_return Status::InvalidArgument("unknown protocol preamble");
@@ -69,7 +69,7 @@ asio::awaitable<Status> ReadPreamble(tcp::socket& socket, std::string_view expec
 // ---------------------------------------------------------------------------------------------
 // BatchWriter
 
-BatchWriter::BatchWriter(tcp::socket& socket) : socket_(socket), wake_(socket.get_executor()) {}
+BatchWriter::BatchWriter(Stream& stream) : stream_(stream), wake_(stream.get_executor()) {}
 
 void BatchWriter::Wake() { wake_.cancel(); }
 
@@ -82,7 +82,7 @@ asio::awaitable<Status> BatchWriter::Run() {
   while (true) {
     if (!pending_.empty()) {
       sending_.swap(pending_);
-      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(sending_), kNoThrow);
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(sending_), kNoThrow);
       if (sending_.capacity() > kKeepBufferBytes) {
         sending_ = std::string();
       } else {
@@ -101,16 +101,16 @@ asio::awaitable<Status> BatchWriter::Run() {
 // ---------------------------------------------------------------------------------------------
 // FrameConnection
 
-FrameConnection::FrameConnection(tcp::socket socket, ConnectionOptions options)
-    : socket_(std::move(socket)),
+FrameConnection::FrameConnection(Stream stream, ConnectionOptions options)
+    : stream_(std::move(stream)),
       options_(std::move(options)),
-      writer_(socket_),
+      writer_(stream_),
       memory_(options_.memory),
-      resume_reading_(socket_.get_executor()),
+      resume_reading_(stream_.get_executor()),
       decoder_(options_.max_payload) {
   boost::system::error_code ec;
-  peer_ = socket_.remote_endpoint(ec);
-  socket_.set_option(tcp::no_delay(true), ec);
+  peer_ = stream_.socket().remote_endpoint(ec);
+  stream_.socket().set_option(tcp::no_delay(true), ec);
   writer_.OnWritten([this](size_t written) {
     memory_.Release(written);
     MaybeResumeReading();
@@ -126,9 +126,7 @@ asio::awaitable<Status> FrameConnection::Run(OnFrame on_frame, OnProtocolError o
     co_return s;
   };
   auto [read_status, write_status] = co_await (ReadLoop(on_frame, on_error) && write_loop());
-  boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_.Close();
   closed_ = true;
   co_return read_status.ok() ? write_status : read_status;
 }
@@ -136,7 +134,7 @@ asio::awaitable<Status> FrameConnection::Run(OnFrame on_frame, OnProtocolError o
 asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolError& on_error) {
   Status result;
   bool flush_and_close = false;
-  if (!options_.preamble.empty()) result = co_await ReadPreamble(socket_, options_.preamble);
+  if (!options_.preamble.empty()) result = co_await ReadPreamble(stream_, options_.preamble);
   if (!result.ok()) closed_ = true;
   // Frames already read are handled before reading more (after a pause, they may be all the
   // client sends until it has its answers).
@@ -156,10 +154,10 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
     if (frames_buffered) {
       frames_buffered = false;
     } else if (decoder_.buffered() == 0) {
-      std::tie(rec, bytes) = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
+      std::tie(rec, bytes) = co_await stream_.async_read_some(decoder_.Prepare(), kNoThrow);
     } else {
       // In the middle of a frame: the rest must come in time.
-      auto read = co_await base::WithDeadline(socket_.async_read_some(decoder_.Prepare(), kNoThrow),
+      auto read = co_await base::WithDeadline(stream_.async_read_some(decoder_.Prepare(), kNoThrow),
                                               base::Clock::now() + options_.frame_timeout);
       if (!read) {
         result = Status::InvalidArgument("a frame did not arrive in time");
@@ -168,7 +166,7 @@ asio::awaitable<Status> FrameConnection::ReadLoop(OnFrame& on_frame, OnProtocolE
       std::tie(rec, bytes) = *read;
     }
     if (rec) {
-      if (rec == asio::error::eof) {
+      if (IsEndOfStream(rec)) {
         if (decoder_.buffered() > 0) {
           result =
               Status::InvalidArgument("the peer closed the connection in the middle of a frame");
@@ -274,16 +272,14 @@ void FrameConnection::StopReading() {
   stop_reading_ = true;
   boost::system::error_code ec;
   // The pending read completes with EOF, which is the peer-stopped-sending path of ReadLoop.
-  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  stream_.socket().shutdown(tcp::socket::shutdown_receive, ec);
   if (reading_paused_) resume_reading_.cancel();
 }
 
 void FrameConnection::Close() {
   if (closed_) return;
   closed_ = true;
-  boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_.Close();
   resume_reading_.cancel();
   writer_.Finish();
 }
@@ -291,12 +287,12 @@ void FrameConnection::Close() {
 // ---------------------------------------------------------------------------------------------
 // MuxConnection
 
-MuxConnection::MuxConnection(tcp::socket socket, ConnectionOptions options,
+MuxConnection::MuxConnection(Stream stream, ConnectionOptions options,
                              ErrorFrameDecoder decode_error)
-    : socket_(std::move(socket)),
+    : stream_(std::move(stream)),
       options_(std::move(options)),
       decode_error_(std::move(decode_error)),
-      writer_(socket_),
+      writer_(stream_),
       decoder_(options_.max_payload) {}
 
 asio::awaitable<Result<std::shared_ptr<MuxConnection>>> MuxConnection::Connect(
@@ -331,7 +327,15 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> MuxConnection::Connect(
     const unsigned int ms = static_cast<unsigned int>(options.tcp_user_timeout.count());
     ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
   }
-  auto conn = std::make_shared<MuxConnection>(std::move(socket), std::move(options),
+  std::shared_ptr<ssl::context> tls = options.tls ? options.tls() : nullptr;
+  if (options.tls && !tls) co_return Status::Unavailable("TLS is not set up (no context)");
+  Stream stream = tls ? Stream(std::move(socket), std::move(tls)) : Stream(std::move(socket));
+  if (stream.tls()) {
+    if (Status s = stream.ExpectPeerName(host); !s.ok()) co_return s;
+    Status s = co_await stream.Handshake(ssl::stream_base::client, deadline);
+    if (!s.ok()) co_return Status::Unavailable(fmt::format("{}: {}", where, s.message()));
+  }
+  auto conn = std::make_shared<MuxConnection>(std::move(stream), std::move(options),
                                               std::move(decode_error));
   conn->writer_.buffer()->append(conn->options_.preamble);
   conn->writer_.Wake();
@@ -353,13 +357,18 @@ asio::awaitable<void> MuxConnection::Start() {
 
 asio::awaitable<Status> MuxConnection::ReadLoop() {
   while (!broken_) {
-    auto [ec, bytes] = co_await socket_.async_read_some(decoder_.Prepare(), kNoThrow);
+    auto [ec, bytes] = co_await stream_.async_read_some(decoder_.Prepare(), kNoThrow);
     if (ec) {
-      Break(Status::Unavailable(ec == asio::error::eof
-                                    ? std::string("the server closed the connection")
-                                    : fmt::format("read: {}", ec.message())));
+      std::string why = IsEndOfStream(ec) ? std::string("the server closed the connection")
+                                          : fmt::format("read: {}", ec.message());
+      // What a server with TLS on does to a plain client: say so, or it looks like a crash.
+      if (!received_any_ && !stream_.tls()) {
+        why += " before answering anything (a server with TLS on closes plain connections)";
+      }
+      Break(Status::Unavailable(why));
       break;
     }
+    received_any_ = true;
     decoder_.Commit(bytes);
     while (!broken_) {
       auto frame = decoder_.Next();
@@ -384,7 +393,7 @@ asio::awaitable<Status> MuxConnection::ReadLoop() {
 
 asio::awaitable<Result<std::string>> MuxConnection::Await(uint64_t id, base::Deadline deadline) {
   auto self = shared_from_this();
-  PendingCall call{asio::steady_timer(socket_.get_executor(), deadline), std::nullopt};
+  PendingCall call{asio::steady_timer(stream_.get_executor(), deadline), std::nullopt};
   pending_.emplace(id, &call);
   co_await call.timer.async_wait(kNoThrow);
   pending_.erase(id);
@@ -401,9 +410,7 @@ void MuxConnection::Break(Status why) {
         fmt::format("connection lost ({}); the request may have been applied", why.message()), 0));
     call->timer.cancel();
   }
-  boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_.Close();
   writer_.Finish();
 }
 

@@ -1,6 +1,6 @@
-// Framed connections over TCP: the server side (FrameConnection) that hands each incoming frame
-// to a handler and batches the answers, and the client side (MuxConnection) that multiplexes
-// many concurrent calls with request ids and deadlines over one socket.
+// Framed connections over TCP or TLS (net/stream.h): the server side (FrameConnection) that hands
+// each incoming frame to a handler and batches the answers, and the client side (MuxConnection)
+// that multiplexes many concurrent calls with request ids and deadlines over one socket.
 #pragma once
 
 #include <chrono>
@@ -20,6 +20,7 @@
 #include "base/memory_budget.h"
 #include "cairn/status.h"
 #include "net/frame.h"
+#include "net/stream.h"
 
 namespace cairn::net {
 
@@ -27,9 +28,9 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 // Reads the 4-byte preamble a connection starts with. UNAVAILABLE when the peer closes first.
-asio::awaitable<Result<std::string>> ReadPreamble(tcp::socket& socket);
+asio::awaitable<Result<std::string>> ReadPreamble(Stream& stream);
 // Reads it and checks it is `expected` (INVALID_ARGUMENT otherwise).
-asio::awaitable<Status> ReadPreamble(tcp::socket& socket, std::string_view expected);
+asio::awaitable<Status> ReadPreamble(Stream& stream, std::string_view expected);
 
 // "host:port" (an IPv4 address, "[v6]:port" or a host name) split in two.
 Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view text);
@@ -58,14 +59,18 @@ struct ConnectionOptions {
   // frame over max_payload is refused with a message naming the budget if the budget is what
   // set max_payload.
   base::MemoryBudget* memory = nullptr;
+  // Client side: when set, the connection speaks TLS with the context this returns (asked for
+  // each new connection, so a reloaded context applies to the next one), verifying that the
+  // server's certificate names the host dialled. Null: plain TCP.
+  std::function<std::shared_ptr<ssl::context>()> tls;
 };
 
-// Batches the outgoing bytes of one socket: callers append to buffer() and call Wake(); one
+// Batches the outgoing bytes of one stream: callers append to buffer() and call Wake(); one
 // coroutine writes everything that accumulated while the previous write was in flight, so many
 // answers share one syscall. Runs on the socket's executor only.
 class BatchWriter {
  public:
-  explicit BatchWriter(tcp::socket& socket);
+  explicit BatchWriter(Stream& stream);
 
   std::string* buffer() { return &pending_; }
   size_t pending_bytes() const { return pending_.size() + sending_.size(); }
@@ -80,7 +85,7 @@ class BatchWriter {
   asio::awaitable<Status> Run();
 
  private:
-  tcp::socket& socket_;
+  Stream& stream_;
   asio::steady_timer wake_;
   std::string pending_;
   std::string sending_;
@@ -99,7 +104,8 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   // with id 0. The connection then flushes and closes.
   using OnProtocolError = std::function<void(const Status&)>;
 
-  FrameConnection(tcp::socket socket, ConnectionOptions options);
+  // `stream` has finished its TLS handshake, if it has one.
+  FrameConnection(Stream stream, ConnectionOptions options);
 
   // Checks the preamble (if any), then reads frames until the peer closes, an error, a protocol
   // error or Close(); answers still being computed are sent before the socket closes, unless the
@@ -135,7 +141,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   // Whether reading is paused by backpressure (too much in flight, or too much output waiting for
   // a slow peer); it resumes as answers go out.
   bool reading_paused() const { return reading_paused_; }
-  tcp::socket::executor_type executor() { return socket_.get_executor(); }
+  Stream::executor_type executor() { return stream_.get_executor(); }
 
  private:
   asio::awaitable<Status> ReadLoop(OnFrame& on_frame, OnProtocolError& on_error);
@@ -148,7 +154,7 @@ class FrameConnection : public std::enable_shared_from_this<FrameConnection> {
   bool ChargeAnswer(uint64_t request_id, size_t frame_bytes, bool may_refuse);
   void Answered(uint64_t request_id);
 
-  tcp::socket socket_;
+  Stream stream_;
   const ConnectionOptions options_;
   tcp::endpoint peer_;
   BatchWriter writer_;
@@ -185,8 +191,9 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
   // Decodes the payload of a connection-level frame (id 0) into the reason for the close.
   using ErrorFrameDecoder = std::function<Status(std::string_view payload)>;
 
-  // Connects, sends the preamble and starts reading. UNAVAILABLE when the server cannot be
-  // reached before `deadline`.
+  // Connects (with the TLS handshake when options.tls is set), sends the preamble and starts
+  // reading. UNAVAILABLE when the server cannot be reached before `deadline`, or its certificate
+  // does not verify.
   static asio::awaitable<Result<std::shared_ptr<MuxConnection>>> Connect(
       std::string host, uint16_t port, ConnectionOptions options, ErrorFrameDecoder decode_error,
       base::Deadline deadline);
@@ -214,7 +221,7 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
   // Fails all calls in flight and closes the socket.
   void Close();
 
-  MuxConnection(tcp::socket socket, ConnectionOptions options, ErrorFrameDecoder decode_error);
+  MuxConnection(Stream stream, ConnectionOptions options, ErrorFrameDecoder decode_error);
 
  private:
   struct PendingCall {
@@ -227,12 +234,13 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
   asio::awaitable<Status> ReadLoop();
   void Break(Status why);
 
-  tcp::socket socket_;
+  Stream stream_;
   const ConnectionOptions options_;
   const ErrorFrameDecoder decode_error_;
   BatchWriter writer_;
   FrameDecoder decoder_;
   uint64_t next_id_ = 1;
+  bool received_any_ = false;  // a byte has come from the server
   std::unordered_map<uint64_t, PendingCall*> pending_;
   bool broken_ = false;
   Status broken_status_;

@@ -90,7 +90,7 @@ class EchoServer {
     while (true) {
       auto [ec, socket] = co_await acceptor_.async_accept(kNoThrow);
       if (ec) co_return;
-      auto conn = std::make_shared<FrameConnection>(std::move(socket), options_);
+      auto conn = std::make_shared<FrameConnection>(Stream(std::move(socket)), options_);
       connections_.push_back(conn);
       asio::co_spawn(io_, Serve(conn), asio::detached);
     }

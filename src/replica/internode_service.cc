@@ -105,12 +105,12 @@ Status InternodeService::CheckFence(const internode::Request& request) const {
       request.topology_epoch(), fence));
 }
 
-asio::awaitable<void> InternodeService::Serve(asio::ip::tcp::socket socket) {
+asio::awaitable<void> InternodeService::Serve(net::Stream stream) {
   net::ConnectionOptions options;
   options.preamble.clear();
   options.max_payload = max_frame_bytes_;
   options.max_inflight = 4096;  // a coordinator multiplexes many requests on one connection
-  auto conn = std::make_shared<net::FrameConnection>(std::move(socket), options);
+  auto conn = std::make_shared<net::FrameConnection>(std::move(stream), options);
   {
     std::lock_guard lock(mu_);
     connections_.insert(conn);

@@ -32,8 +32,9 @@ class InternodeService {
                    base::PhysicalClock* wall, uint32_t self_node, size_t max_frame_bytes,
                    asio::any_io_executor blocking);
 
-  // Serves one connection whose preamble ("CRNI") the caller has read.
-  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+  // Serves one connection (TLS handshake done, if any) whose preamble ("CRNI") the caller has
+  // read.
+  asio::awaitable<void> Serve(net::Stream stream);
   void CloseAll();
 
   // Answers a node's request to join (JoinRequest); set by the server before serving (it is the

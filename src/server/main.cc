@@ -1,6 +1,7 @@
 // cairnd: the Cairn server.
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 
@@ -183,6 +184,18 @@ void AddFlags(CLI::App& app, Flags& flags) {
   app.add_option("--auth-bootstrap-file", options.auth_bootstrap_file,
                  "File holding USER:PASSWORD: the first superuser, created when the cluster has "
                  "no user (with --auth)");
+  app.add_option("--tls-cert", options.tls.cert,
+                 "PEM certificate chain this node presents; with --tls-key, every port of the node "
+                 "(--listen, --resp, --http) speaks TLS only, and the node dials other nodes with "
+                 "TLS. The certificate must name the addresses clients and nodes dial. Reloaded "
+                 "on SIGHUP (docs/security.md)");
+  app.add_option("--tls-key", options.tls.key, "PEM private key of --tls-cert");
+  app.add_option("--tls-ca", options.tls.ca,
+                 "PEM CA certificate(s) other nodes' certificates must be signed by (default: "
+                 "the system's trusted CAs)");
+  app.add_flag("--internode-tls", options.internode_tls,
+               "Mutual TLS between nodes: present --tls-cert to the nodes this one dials, and "
+               "serve the internode protocol only to nodes whose certificate --tls-ca signed");
   app.add_option("--debug-clock-skew-ms", options.debug_clock_skew_ms,
                  "Testing only: shift this node's wall clock by this many milliseconds");
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, critical or off")
@@ -214,6 +227,8 @@ int Serve(ServerOptions options) {
   // Installed before the server starts, so a signal that arrives during start-up is not lost.
   boost::asio::io_context signals_io;
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  // SIGHUP reloads the TLS certificates and keys (and is otherwise logged and ignored).
+  boost::asio::signal_set reload(signals_io, SIGHUP);
 
   int exit_code = 0;
   options.on_fatal = [&](const cairn::Status& s) {
@@ -253,7 +268,16 @@ int Serve(ServerOptions options) {
 
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) spdlog::info("received {}, shutting down", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    signals_io.stop();  // the SIGHUP wait would keep run() going
   });
+  std::function<void()> wait_for_reload = [&] {
+    reload.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      (void)(*server)->ReloadTls();  // logs its outcome
+      wait_for_reload();
+    });
+  };
+  wait_for_reload();
   signals_io.run();
   (*server)->Stop();
   spdlog::info("stopped {}", exit_code == 0 ? "cleanly" : "after a fatal error");

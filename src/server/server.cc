@@ -159,6 +159,7 @@ Status Server::Open() {
     r->work.emplace(r->io.get_executor());
     reactors_.push_back(std::move(r));
   }
+  if (Status s = LoadTls(); !s.ok()) return s;
   if (Status s = Listen(); !s.ok()) return s;
   if (Status s = OpenStorage(); !s.ok()) return s;
   if (Status s = OpenCluster(); !s.ok()) return s;
@@ -166,6 +167,60 @@ Status Server::Open() {
   OpenFrontDoors();
   StartServing();
   return Status::Ok();
+}
+
+Status Server::LoadTls() {
+  const net::TlsFiles& files = options_.tls;
+  if (files.cert.empty() && files.key.empty() && files.ca.empty() && !options_.internode_tls) {
+    return Status::Ok();
+  }
+  if (files.cert.empty() || files.key.empty()) {
+    return Status::InvalidArgument(
+        "TLS needs both --tls-cert and --tls-key (--tls-ca and --internode-tls need them too)");
+  }
+  if (options_.internode_tls && files.ca.empty()) {
+    return Status::InvalidArgument(
+        "--internode-tls needs --tls-ca, the CA certificate that signs every node's certificate");
+  }
+  auto contexts = net::TlsContexts::Load(files, options_.internode_tls);
+  if (!contexts.ok()) return Status::InvalidArgument("TLS: " + contexts.status().message());
+  tls_ = std::move(*contexts);
+  auto described = net::DescribeCertificateFile(files.cert);
+  spdlog::info("TLS on every port{}; certificate {}",
+               options_.internode_tls ? ", mutual TLS between nodes" : "",
+               described.ok() ? *described : described.status().message());
+  return Status::Ok();
+}
+
+Status Server::ReloadTls() {
+  if (!tls_) {
+    spdlog::info("SIGHUP: this node runs without TLS, nothing to reload");
+    return Status::FailedPrecondition("this node runs without TLS");
+  }
+  if (Status s = tls_->Reload(); !s.ok()) {
+    spdlog::error("TLS reload failed, the certificates in use stay: {}", s.message());
+    return s;
+  }
+  auto described = net::DescribeCertificateFile(options_.tls.cert);
+  spdlog::info("TLS reloaded: new connections use certificate {}",
+               described.ok() ? *described : described.status().message());
+  return Status::Ok();
+}
+
+asio::awaitable<std::optional<net::Stream>> Server::Accept(asio::ip::tcp::socket socket) {
+  if (!tls_) co_return net::Stream(std::move(socket));
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  net::Stream stream(std::move(socket), tls_->server());
+  Status s = co_await stream.Handshake(net::ssl::stream_base::server,
+                                       base::Clock::now() + kPreambleTimeout);
+  if (!s.ok()) {
+    // A client speaking plain TCP to a TLS port, a certificate that does not verify, a port scan.
+    spdlog::info("closing a connection from {}: {}", peer.address().to_string(), s.message());
+    stream.Close();
+    co_return std::nullopt;
+  }
+  co_return std::move(stream);
 }
 
 // The data directory, the storage engine, the node's identity, its clocks and the keyspaces.
@@ -226,9 +281,12 @@ Status Server::OpenCluster() {
   replica_ = std::make_unique<replica::Replica>(engine_.get(), blocking_->get_executor());
   std::vector<cluster::InternodeClient*> clients;
   for (auto& r : reactors_) {
+    std::function<std::shared_ptr<net::ssl::context>()> tls;
+    if (tls_) tls = [t = tls_.get()] { return t->client(); };
     clients_.push_back(std::make_unique<cluster::InternodeClient>(
         r->io.get_executor(), identity_.node_id,
-        std::max(kInternodeFrameBytes, 2 * options_.max_value_bytes + (size_t{1} << 20))));
+        std::max(kInternodeFrameBytes, 2 * options_.max_value_bytes + (size_t{1} << 20)),
+        std::move(tls)));
     clients.push_back(clients_.back().get());
   }
 
@@ -744,7 +802,8 @@ asio::awaitable<void> Server::ServeHttp(asio::ip::tcp::socket socket) {
     std::atomic<size_t>& n;
     ~Release() { --n; }
   } release{open_connections_};
-  co_await http_->Serve(std::move(socket));
+  auto stream = co_await Accept(std::move(socket));
+  if (stream) co_await http_->Serve(std::move(*stream));
 }
 
 // Reads the preamble and hands the connection to the protocol it names.
@@ -754,18 +813,35 @@ asio::awaitable<void> Server::Route(asio::ip::tcp::socket socket) {
     std::atomic<size_t>& n;
     ~Release() { --n; }
   } release{open_connections_};
+  auto accepted = co_await Accept(std::move(socket));
+  if (!accepted) co_return;
+  net::Stream& stream = *accepted;
   auto preamble =
-      co_await base::WithDeadline(net::ReadPreamble(socket), base::Clock::now() + kPreambleTimeout);
+      co_await base::WithDeadline(net::ReadPreamble(stream), base::Clock::now() + kPreambleTimeout);
   if (!preamble || !preamble->ok()) co_return;  // silent or gone: nothing to answer
+  boost::system::error_code ec;
   if (**preamble == net::kNativePreamble) {
-    co_await native_->Serve(std::move(socket));
+    co_await native_->Serve(std::move(stream));
   } else if (**preamble == net::kInternodePreamble) {
-    co_await internode_->Serve(std::move(socket));
+    if (tls_ && tls_->mutual() && !stream.PeerVerified()) {
+      // A client, or a node without a certificate of the cluster's CA: not a member.
+      spdlog::warn(
+          "refusing internode connection from {}: it presented no certificate signed "
+          "by the cluster CA (--internode-tls)",
+          stream.socket().remote_endpoint(ec).address().to_string());
+      stream.Close();
+      co_return;
+    }
+    if (stream.tls()) {
+      spdlog::debug("internode connection from {} (certificate {})",
+                    stream.socket().remote_endpoint(ec).address().to_string(),
+                    stream.PeerCertificate());
+    }
+    co_await internode_->Serve(std::move(stream));
   } else {
     // Not our protocol (a browser, redis-cli, random bytes): nothing it would understand.
-    boost::system::error_code ec;
     spdlog::debug("closing a connection from {} with an unknown preamble",
-                  socket.remote_endpoint(ec).address().to_string());
+                  stream.socket().remote_endpoint(ec).address().to_string());
   }
 }
 
@@ -776,7 +852,8 @@ asio::awaitable<void> Server::ServeResp(asio::ip::tcp::socket socket) {
     std::atomic<size_t>& n;
     ~Release() { --n; }
   } release{open_connections_};
-  co_await resp_->Serve(std::move(socket));
+  auto stream = co_await Accept(std::move(socket));
+  if (stream) co_await resp_->Serve(std::move(*stream));
 }
 
 void Server::ReservationTicker() {

@@ -34,6 +34,8 @@
 #include "frontdoor/http/http_front_door.h"
 #include "frontdoor/native/native_front_door.h"
 #include "frontdoor/resp/resp_front_door.h"
+#include "net/stream.h"
+#include "net/tls.h"
 #include "replica/internode_service.h"
 #include "replica/partition_streamer.h"
 #include "replica/replica.h"
@@ -101,6 +103,13 @@ struct ServerOptions {
   bool auth = false;
   // USER:PASSWORD file: the first superuser, created once the cluster has formed without users.
   std::string auth_bootstrap_file;
+  // TLS (docs/security.md). With a certificate and its key, every port of the node (the client
+  // and internode port, RESP, HTTP) speaks TLS only, and the node dials other nodes with TLS,
+  // verifying them against `tls.ca` (empty: the system's CAs). Reloaded by ReloadTls().
+  net::TlsFiles tls;
+  // Mutual TLS between nodes: the node presents its certificate when it dials another, and serves
+  // the internode protocol only to peers whose certificate `tls.ca` signed.
+  bool internode_tls = false;
   int64_t debug_clock_skew_ms = 0;  // tests only: shifts this node's wall clock
   // Called (from a reactor) when the node must stop: a peer refused it for a different
   // membership. The caller should then Stop() the server and exit with an error.
@@ -129,6 +138,13 @@ class Server {
   std::string resp_address() const;
   uint32_t node_id() const { return identity_.node_id; }
   uint32_t reactor_threads() const { return static_cast<uint32_t>(reactors_.size()); }
+  bool tls() const { return tls_ != nullptr; }
+
+  // Reads the TLS certificate, key and CA files again (SIGHUP): connections opened from now on
+  // use them, open ones continue. When a file is missing or bad the node keeps the ones it has
+  // and the error says why; FAILED_PRECONDITION when the node runs without TLS. Logs the outcome.
+  // Any thread.
+  Status ReloadTls();
 
  private:
   struct Reactor {
@@ -150,6 +166,11 @@ class Server {
   Status LockDataDirectory();
   // Opens the client/internode acceptor and, with --http and --resp, those front doors' ones.
   Status Listen();
+  // Checks the TLS options and loads the files (no TLS options: nothing).
+  Status LoadTls();
+  // The accepted `socket` as a stream, after the TLS handshake when the node speaks TLS; nullopt
+  // (logged, the connection closed) when the handshake fails or takes too long.
+  asio::awaitable<std::optional<net::Stream>> Accept(asio::ip::tcp::socket socket);
   Result<std::unique_ptr<asio::ip::tcp::acceptor>> OpenAcceptor(std::string_view flag,
                                                                 const std::string& host_port);
   // Whether the node serves clients: storage open, cluster formed, not shutting down.
@@ -164,6 +185,7 @@ class Server {
   void ReservationTicker();
 
   const ServerOptions options_;
+  std::unique_ptr<net::TlsContexts> tls_;  // null: plain TCP
   // Shared by the front doors' connections on every reactor. Declared before the reactors: their
   // io_contexts, destroyed after it otherwise, may still hold connections that give memory back.
   std::unique_ptr<base::MemoryBudget> request_memory_;

@@ -150,6 +150,8 @@ std::map<std::string, uint64_t> ServerMetrics(const RunConfig& config) {
     options.connections_per_server = 1;
     if (const char* user = std::getenv("CAIRN_USER")) options.user = user;
     if (const char* password = std::getenv("CAIRN_PASSWORD")) options.password = password;
+    options.tls = config.driver_options.tls;
+    options.tls_ca_file = config.driver_options.tls_ca_file;
     cairn::Client client(options);
     auto m = client.Metrics();
     if (!m.ok()) return {};
@@ -308,6 +310,12 @@ void AddFlags(CLI::App& app, Options& o, RunConfig& c) {
   app.add_option("--timeout", o.timeout_ms, "Request timeout in ms")->capture_default_str();
   app.add_option("--seed", c.seed, "Random seed of key and operation choice")
       ->capture_default_str();
+  app.add_flag("--tls", c.driver_options.tls,
+               "native: connect with TLS, verifying the servers (against --cacert, or the "
+               "system's trusted CAs)");
+  app.add_option("--cacert", c.driver_options.tls_ca_file,
+                 "native: PEM CA certificate the servers' certificates must be signed by "
+                 "(implies --tls)");
 }
 
 // What CLI11 cannot check: the consistency levels and --value-size (into `c`). Throws
@@ -319,6 +327,10 @@ void CheckFlags(const Options& o, RunConfig& c) {
       throw CLI::ValidationError("--read-cl/--write-cl/--commit-cl",
                                  "unknown consistency level " + *level);
     }
+  }
+  if (!c.driver_options.tls_ca_file.empty()) c.driver_options.tls = true;
+  if (c.driver_options.tls && o.driver != "native") {
+    throw CLI::ValidationError("--tls", "TLS is implemented by the native driver only");
   }
   auto sizes = cairn::bench::ValueSizes::Parse(o.value_size);
   if (!sizes) {

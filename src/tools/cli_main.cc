@@ -300,6 +300,13 @@ void DeclareGlobals(CLI::App& app, cli::Globals& g) {
       ->envname("CAIRN_USER");
   app.add_option("--password-file", g.password_file,
                  "File whose first line is the --user's password");
+  app.add_flag("--tls", g.tls,
+               "Connect with TLS, verifying the server's certificate (against --cacert, or the "
+               "system's trusted CAs)")
+      ->envname("CAIRN_TLS");
+  app.add_option("--cacert", g.cacert,
+                 "PEM CA certificate the server's certificate must be signed by (implies --tls)")
+      ->envname("CAIRN_CACERT");
 }
 
 // Adds every row of kSubcommands to `app`; returns the CLI11 command of each one that runs.

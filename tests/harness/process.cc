@@ -346,8 +346,11 @@ Status LocalCluster::WaitForState(size_t observer, size_t subject, const std::st
                                   std::chrono::milliseconds timeout) {
   return WaitUntil(
       [&] {
-        auto r = RunCommand(
-            {CliPath(), "--server", addresses_[observer], "--timeout", "1000", "--json", "status"});
+        std::vector<std::string> argv = {CliPath(),   "--server", addresses_[observer],
+                                         "--timeout", "1000",     "--json"};
+        argv.insert(argv.end(), options_.cli_args.begin(), options_.cli_args.end());
+        argv.push_back("status");
+        auto r = RunCommand(argv);
         if (r.exit_code != 0) return ::testing::AssertionFailure() << r.err;
         // Find the subject's entry and its state without a JSON dependency in the harness.
         const std::string needle = fmt::format("\"address\":\"{}\"", addresses_[subject]);
@@ -378,8 +381,11 @@ Status LocalCluster::WaitForQuiet(std::chrono::milliseconds timeout) {
       [&] {
         for (size_t i = 0; i < size(); ++i) {
           if (!nodes_[i] || !nodes_[i]->running()) continue;
-          auto r = RunCommand(
-              {CliPath(), "--server", addresses_[i], "--timeout", "1000", "--json", "status"});
+          std::vector<std::string> argv = {CliPath(),   "--server", addresses_[i],
+                                           "--timeout", "1000",     "--json"};
+          argv.insert(argv.end(), options_.cli_args.begin(), options_.cli_args.end());
+          argv.push_back("status");
+          auto r = RunCommand(argv);
           if (r.exit_code != 0 ||
               r.out.find("\"hints_pending\":0,\"self\":true") == std::string::npos) {
             return ::testing::AssertionFailure() << "node " << i + 1 << ": " << r.out << r.err;

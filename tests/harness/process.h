@@ -93,6 +93,9 @@ struct ClusterOptions {
   std::vector<std::vector<std::string>> node_args;  // per node (dc, rack, clock skew ...)
   // How long Start() waits for every node to see every node UP.
   std::chrono::milliseconds form_timeout{30'000};
+  // Given to every cairn CLI command the harness runs against the nodes (e.g. {"--cacert",
+  // "ca.crt"} for a cluster that speaks TLS).
+  std::vector<std::string> cli_args;
 };
 
 // The cairnd arguments of node `i` of a cluster made with `options` whose nodes listen on

@@ -835,7 +835,7 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Nodes(std::string_view path) 
 
 // One client connection; every member is touched only on the socket's executor (one reactor).
 struct HttpFrontDoor::Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+  explicit Connection(net::Stream s) : stream(std::move(s)), timer(stream.get_executor()) {}
 
   // Cancels the socket's operations once `d` has passed, unless Disarm()ed first.
   static void Arm(const std::shared_ptr<Connection>& c, std::chrono::milliseconds d) {
@@ -846,7 +846,7 @@ struct HttpFrontDoor::Connection {
       if (ec || generation != c->generation) return;
       c->timed_out = true;
       boost::system::error_code ignored;
-      c->socket.cancel(ignored);
+      c->stream.socket().cancel(ignored);
     });
   }
   void Disarm() {
@@ -854,7 +854,7 @@ struct HttpFrontDoor::Connection {
     timer.cancel();
   }
 
-  tcp::socket socket;
+  net::Stream stream;  // plain TCP or TLS
   asio::steady_timer timer;
   uint64_t generation = 0;
   bool timed_out = false;
@@ -874,10 +874,10 @@ HttpFrontDoor::HttpFrontDoor(coordinator::Coordinator* coordinator,
 
 HttpFrontDoor::~HttpFrontDoor() = default;
 
-asio::awaitable<void> HttpFrontDoor::Serve(tcp::socket socket) {
+asio::awaitable<void> HttpFrontDoor::Serve(net::Stream stream) {
   boost::system::error_code ec;
-  socket.set_option(tcp::no_delay(true), ec);
-  auto conn = std::make_shared<Connection>(std::move(socket));
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  auto conn = std::make_shared<Connection>(std::move(stream));
   {
     std::lock_guard lock(mu_);
     connections_.insert(conn);
@@ -885,8 +885,7 @@ asio::awaitable<void> HttpFrontDoor::Serve(tcp::socket socket) {
   ++open_;
   co_await Run(conn);
   conn->Disarm();
-  conn->socket.shutdown(tcp::socket::shutdown_both, ec);
-  conn->socket.close(ec);
+  conn->stream.Close();
   {
     std::lock_guard lock(mu_);
     connections_.erase(conn);
@@ -897,11 +896,11 @@ asio::awaitable<void> HttpFrontDoor::Serve(tcp::socket socket) {
 void HttpFrontDoor::CloseAll() {
   std::lock_guard lock(mu_);
   for (const auto& conn : connections_) {
-    asio::post(conn->socket.get_executor(), [conn] {
+    asio::post(conn->stream.get_executor(), [conn] {
       conn->closing = true;
       if (conn->idle) {
         boost::system::error_code ignored;
-        conn->socket.cancel(ignored);
+        conn->stream.socket().cancel(ignored);
       }
     });
   }
@@ -928,23 +927,35 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
     if (buffer.size() == 0) {
       conn->idle = true;
       Connection::Arm(conn, options_.idle_timeout);
-      auto [wait_ec] = co_await conn->socket.async_wait(tcp::socket::wait_read, kNoThrow);
+      boost::system::error_code wait_ec;
+      if (!conn->stream.tls()) {
+        std::tie(wait_ec) =
+            co_await conn->stream.socket().async_wait(tcp::socket::wait_read, kNoThrow);
+      } else {
+        // Under TLS the socket's readiness says little (bytes of the next request may already
+        // sit in the TLS layer's buffers): wait for the first bytes themselves.
+        constexpr size_t kFirstRead = 4096;
+        size_t n = 0;
+        std::tie(wait_ec, n) =
+            co_await conn->stream.async_read_some(buffer.prepare(kFirstRead), kNoThrow);
+        buffer.commit(n);
+      }
       conn->idle = false;
       if (wait_ec || conn->closing) co_return;  // idle too long, shutting down, or gone
     }
     Connection::Arm(conn, options_.read_timeout);
-    auto [hec, hn] = co_await bhttp::async_read_header(conn->socket, buffer, parser, kNoThrow);
+    auto [hec, hn] = co_await bhttp::async_read_header(conn->stream, buffer, parser, kNoThrow);
     ec = hec;
     if (!ec && !parser.is_done()) {
       if (auto expect = parser.get()[bhttp::field::expect];
           beast::iequals(expect, "100-continue")) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         const asio::const_buffer bytes(kContinue.data(), kContinue.size());
-        auto [wec, wn] = co_await asio::async_write(conn->socket, bytes, kNoThrow);
+        auto [wec, wn] = co_await asio::async_write(conn->stream, bytes, kNoThrow);
         ec = wec;
       }
       if (!ec) {
-        auto [bec, bn] = co_await bhttp::async_read(conn->socket, buffer, parser, kNoThrow);
+        auto [bec, bn] = co_await bhttp::async_read(conn->stream, buffer, parser, kNoThrow);
         ec = bec;
       }
     }
@@ -957,7 +968,7 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
     std::optional<Exchange> exchange;
     if (ec) {
       // Nothing to answer when the client went away, was idle, or the server is closing.
-      if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+      if (ec == bhttp::error::end_of_stream || net::IsEndOfStream(ec) ||
           ec == asio::error::connection_reset || (conn->closing && !parser.got_some()) ||
           (conn->timed_out && !parser.got_some())) {
         co_return;
@@ -1043,7 +1054,7 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
       res.content_length(length);
     }
     Connection::Arm(conn, options_.write_timeout);
-    auto [wec, wn] = co_await bhttp::async_write(conn->socket, res, kNoThrow);
+    auto [wec, wn] = co_await bhttp::async_write(conn->stream, res, kNoThrow);
     conn->Disarm();
     memory.Release(memory.held());
     if (wec) co_return;
@@ -1052,13 +1063,13 @@ asio::awaitable<void> HttpFrontDoor::Run(std::shared_ptr<Connection> conn) {
       // sends a reset, which can destroy the answer before the client reads it. So: send FIN,
       // then read and drop what still comes, for a bounded time.
       boost::system::error_code ignored;
-      conn->socket.shutdown(tcp::socket::shutdown_send, ignored);
+      conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
       Connection::Arm(conn, kLingerTime);
       std::array<char, 16384> scratch;
       const asio::mutable_buffer into(scratch.data(), scratch.size());
       size_t dropped = 0;
       while (dropped < options_.max_body_bytes + options_.max_header_bytes) {
-        auto [rec, rn] = co_await conn->socket.async_read_some(into, kNoThrow);
+        auto [rec, rn] = co_await conn->stream.async_read_some(into, kNoThrow);
         if (rec) break;
         dropped += rn;
       }

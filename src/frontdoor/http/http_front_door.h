@@ -19,6 +19,7 @@
 #include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
+#include "net/stream.h"
 
 namespace cairn::frontdoor::http {
 
@@ -63,7 +64,8 @@ class HttpFrontDoor {
   // Serves one accepted connection until it closes: requests are answered one after another in
   // the order they arrived (pipelined ones too), on keep-alive connections until the client
   // closes, a limit or timeout is hit, or CloseAll().
-  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+  // `stream`: plain TCP, or TLS with its handshake done.
+  asio::awaitable<void> Serve(net::Stream stream);
 
   // Asks every connection to close: idle ones at once, busy ones after answering the request in
   // hand (server shutdown).

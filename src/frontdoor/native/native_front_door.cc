@@ -553,7 +553,7 @@ wire::Response InternalError(net::FrameConnection& conn, uint64_t id, std::excep
 NativeFrontDoor::NativeFrontDoor(coordinator::Coordinator* coordinator, NativeOptions options)
     : coordinator_(coordinator), options_(options) {}
 
-asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
+asio::awaitable<void> NativeFrontDoor::Serve(net::Stream stream) {
   net::ConnectionOptions connection_options;
   connection_options.preamble.clear();  // read by the server's accept loop
   connection_options.max_payload = options_.max_frame_bytes;
@@ -563,7 +563,7 @@ asio::awaitable<void> NativeFrontDoor::Serve(asio::ip::tcp::socket socket) {
     connection_options.max_payload =
         std::min(connection_options.max_payload, options_.memory->per_connection());
   }
-  auto conn = std::make_shared<net::FrameConnection>(std::move(socket), connection_options);
+  auto conn = std::make_shared<net::FrameConnection>(std::move(stream), connection_options);
   {
     std::lock_guard lock(mu_);
     connections_.insert(conn);

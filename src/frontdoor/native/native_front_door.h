@@ -43,8 +43,9 @@ class NativeFrontDoor {
  public:
   NativeFrontDoor(coordinator::Coordinator* coordinator, NativeOptions options);
 
-  // Serves one accepted connection, whose preamble the caller has read, until it closes.
-  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+  // Serves one accepted connection (TLS handshake done, if any), whose preamble the caller has
+  // read, until it closes.
+  asio::awaitable<void> Serve(net::Stream stream);
 
   // Asks every open connection to stop reading and to close once its requests in flight have
   // been answered (server shutdown).

@@ -70,17 +70,17 @@ std::string RefusedForMemory(size_t bytes) {
 // they touch different keys, see RunningCommands), and writes the replies in command order.
 class RespFrontDoor::Connection : public Session, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<ServerState> shared, tcp::socket socket)
-      : Session(shared->next_client_id++, Endpoint(socket, true), Endpoint(socket, false),
-                AuthenticatedAtStart(shared->options)),
+  Connection(std::shared_ptr<ServerState> shared, net::Stream stream)
+      : Session(shared->next_client_id++, Endpoint(stream.socket(), true),
+                Endpoint(stream.socket(), false), AuthenticatedAtStart(shared->options)),
         shared_(std::move(shared)),
-        socket_(std::move(socket)),
+        stream_(std::move(stream)),
         parser_(Limits(shared_->options)),
         memory_(shared_->options.memory),
-        wake_writer_(socket_.get_executor()),
-        wake_reader_(socket_.get_executor()) {
+        wake_writer_(stream_.get_executor()),
+        wake_reader_(stream_.get_executor()) {
     boost::system::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
+    stream_.socket().set_option(tcp::no_delay(true), ec);
     wake_writer_.expires_at(asio::steady_timer::time_point::max());
     wake_reader_.expires_at(asio::steady_timer::time_point::max());
     parser_.set_authenticated(authenticated);
@@ -89,10 +89,10 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   asio::awaitable<void> Run();
   // Stops reading; closes once the commands read so far are answered. Any thread.
   void RequestClose() override {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
       self->stop_reading = true;
       boost::system::error_code ec;
-      self->socket_.cancel(ec);
+      self->stream_.socket().cancel(ec);
       self->wake_reader_.cancel();
     });
   }
@@ -161,7 +161,7 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
                     Consistency level);
 
   const std::shared_ptr<ServerState> shared_;
-  tcp::socket socket_;
+  net::Stream stream_;  // plain TCP or TLS
   RequestParser parser_;
   base::MemoryShare memory_;        // bytes read and not answered, replies not yet written
   asio::steady_timer wake_writer_;  // cancelled when a reply is ready or the reader ends
@@ -198,11 +198,11 @@ asio::awaitable<void> RespFrontDoor::Connection::Run() {
       spdlog::error("RESP connection {}: the reply writer failed", self->address());
       self->broken_ = true;
       boost::system::error_code ec;
-      self->socket_.cancel(ec);  // ends a read that would wait for an idle client
+      self->stream_.socket().cancel(ec);  // ends a read that would wait for an idle client
       self->wake_reader_.cancel();
     }
   };
-  asio::co_spawn(socket_.get_executor(), writer, on_writer_end);
+  asio::co_spawn(stream_.get_executor(), writer, on_writer_end);
   co_await ReadLoop();
   FlushSets();
   reading_done_ = true;
@@ -212,8 +212,8 @@ asio::awaitable<void> RespFrontDoor::Connection::Run() {
     co_await wake_reader_.async_wait(kNoThrow);
   }
   boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.socket().close(ec);
   broken_ = true;
   wake_writer_.cancel();
   // Commands still in flight (a broken socket) hold `self`; they finish on their own.
@@ -238,7 +238,7 @@ asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
     memory_.SetPaused(false);
     if (stop_reading || broken_) break;
     char* space = parser_.Prepare(kReadChunk);
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space, kReadChunk), kNoThrow);
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(space, kReadChunk), kNoThrow);
     parser_.Commit(ec ? 0 : n);
     if (ec) co_return;  // closed by the peer, an error, or RequestClose()
     memory_.Charge(n);
@@ -298,7 +298,7 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
       continue;
     }
     // Let replies that finish in this same turn of the reactor join the write.
-    co_await asio::post(socket_.get_executor(), asio::use_awaitable);
+    co_await asio::post(stream_.get_executor(), asio::use_awaitable);
     out.clear();
     small.clear();
     size_t taken = 0;
@@ -320,7 +320,7 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
       }
       out.assign(1, asio::buffer(small));
     }
-    auto [ec, n] = co_await asio::async_write(socket_, out, kNoThrow);
+    auto [ec, n] = co_await asio::async_write(stream_, out, kNoThrow);
     (void)n;
     size_t written = 0;
     for (size_t i = 0; i < taken; ++i) {
@@ -334,8 +334,8 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
       if (close) {
         stop_reading = true;
         boost::system::error_code ignored;
-        socket_.shutdown(tcp::socket::shutdown_both, ignored);
-        socket_.cancel(ignored);
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.socket().cancel(ignored);
       }
       broken_ = true;
       wake_reader_.cancel();
@@ -465,7 +465,7 @@ void RespFrontDoor::Connection::StartLogin(const CommandSpec& spec, std::vector<
     self->Finished(slot);
     self->wake_reader_.cancel();
   };
-  asio::co_spawn(socket_.get_executor(), std::move(run), std::move(done));
+  asio::co_spawn(stream_.get_executor(), std::move(run), std::move(done));
 }
 
 void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access access,
@@ -518,7 +518,7 @@ void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access
     self->wake_reader_.cancel();
   };
   // `ctx` outlives the command: `done` holds it.
-  asio::co_spawn(socket_.get_executor(), spec.run(*ctx), std::move(done));
+  asio::co_spawn(stream_.get_executor(), spec.run(*ctx), std::move(done));
 }
 
 void RespFrontDoor::Connection::FlushSets() {
@@ -533,7 +533,7 @@ void RespFrontDoor::Connection::FlushSets() {
     }
     self->wake_reader_.cancel();
   };
-  asio::co_spawn(socket_.get_executor(), RunPlainSets(batch->ctxs), std::move(done));
+  asio::co_spawn(stream_.get_executor(), RunPlainSets(batch->ctxs), std::move(done));
 }
 
 void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot* slot,
@@ -590,8 +590,8 @@ RespFrontDoor::RespFrontDoor(coordinator::Coordinator* coordinator, RespOptions 
 
 RespFrontDoor::~RespFrontDoor() = default;
 
-asio::awaitable<void> RespFrontDoor::Serve(tcp::socket socket) {
-  auto conn = std::make_shared<Connection>(shared_, std::move(socket));
+asio::awaitable<void> RespFrontDoor::Serve(net::Stream stream) {
+  auto conn = std::make_shared<Connection>(shared_, std::move(stream));
   ++shared_->connections_received;
   {
     std::lock_guard lock(shared_->mu);

@@ -18,6 +18,7 @@
 #include "base/memory_budget.h"
 #include "base/metrics.h"
 #include "coordinator/coordinator.h"
+#include "net/stream.h"
 
 namespace cairn::frontdoor::resp {
 
@@ -58,8 +59,8 @@ class RespFrontDoor {
   RespFrontDoor(coordinator::Coordinator* coordinator, RespOptions options);
   ~RespFrontDoor();
 
-  // Serves one accepted connection until it closes.
-  asio::awaitable<void> Serve(asio::ip::tcp::socket socket);
+  // Serves one accepted connection (TLS handshake done, if any) until it closes.
+  asio::awaitable<void> Serve(net::Stream stream);
 
   // Asks every connection to stop reading and to close once its commands in flight have been
   // answered (server shutdown).

@@ -19,6 +19,8 @@ ClientOptions ClientOptionsFor(const Globals& globals) {
   options.read_retries = 1;
   options.user = globals.user;
   options.password = globals.password;
+  options.tls = globals.tls || !globals.cacert.empty();
+  options.tls_ca_file = globals.cacert;
   return options;
 }
 
