@@ -33,8 +33,8 @@ struct Globals {
   std::string user;
   std::string password_file;
   std::string password;  // resolved by the command line
-  bool tls = false;    // --tls, or implied by --cacert
-  std::string cacert;  // CA the server's certificate must be signed by; empty: the system's
+  bool tls = false;      // --tls, or implied by --cacert
+  std::string cacert;    // CA the server's certificate must be signed by; empty: the system's
 };
 
 // put, get, del.
