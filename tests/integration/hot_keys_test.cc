@@ -137,14 +137,13 @@ TEST(HotKeysTest, AKeyReadFarMoreThanOthersTopsTheClusterListOnEveryDoor) {
     EXPECT_GT(rate, spread->reads_per_s * 0.15) << "node " << node;
   }
 
-  // The node's own top keys in /metrics.
+  // The node's own top keys in /metrics (its rank there depends on how the reads of "spread",
+  // above, and of "hot" fell on this node).
   auto metrics = HttpGet(cluster->node(0).http_address(), "/metrics");
   ASSERT_EQ(metrics.status, 200);
-  EXPECT_NE(
-      metrics.body.find("cairn_hot_key_ops_per_second{rank=\"1\",keyspace=\"default\",key=\"hot\","
-                        "op=\"read\"}"),
-      std::string::npos)
+  EXPECT_NE(metrics.body.find("keyspace=\"default\",key=\"hot\",op=\"read\"}"), std::string::npos)
       << metrics.body.substr(0, 2000);
+  EXPECT_NE(metrics.body.find("cairn_hot_key_ops_per_second{rank=\"1\","), std::string::npos);
 }
 
 // Replica reads the cluster's coordinators asked for, summed over the nodes.
@@ -196,11 +195,12 @@ TEST(HotKeysTest, ClientsCacheReadsOfAHotKeyAtOneAndSeeWritesWithinTheTtl) {
       20s, "the key is found hot and cached"));
 
   // 2,000 reads of it through each client: the caching one costs the cluster at least ten times
-  // fewer replica reads; another key through it is not cached at all.
-  auto reads_of = [&](Client& c, const std::string& key) {
+  // fewer replica reads; a few reads of another key through it (too few to make it hot: 2,000
+  // would, at 50 a second) are not cached at all.
+  auto reads_of = [&](Client& c, const std::string& key, int n = 2000) {
     const uint64_t before = ReplicaReads(*cluster);
     const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < 2000; ++i) {
+    for (int i = 0; i < n; ++i) {
       auto r = c.Get(key, one);
       EXPECT_TRUE(r.ok()) << r.status().ToString();
     }
@@ -210,16 +210,16 @@ TEST(HotKeysTest, ClientsCacheReadsOfAHotKeyAtOneAndSeeWritesWithinTheTtl) {
   };
   const auto [plain_reads, plain_s] = reads_of(plain, "cached");
   const auto [cached_reads, cached_s] = reads_of(caching, "cached");
-  const auto [other_reads, other_s] = reads_of(caching, "not-hot");
+  const auto [other_reads, other_s] = reads_of(caching, "not-hot", 20);
   std::printf(
       "2000 reads of a hot key at ONE: %llu replica reads without the cache (%.2f s), %llu "
-      "with it (%.2f s); of another key with it: %llu\n",
+      "with it (%.2f s); 20 reads of another key with it: %llu\n",
       static_cast<unsigned long long>(plain_reads), plain_s,
       static_cast<unsigned long long>(cached_reads), cached_s,
       static_cast<unsigned long long>(other_reads));
   EXPECT_GE(plain_reads, 2000u);
   EXPECT_LE(cached_reads * 10, plain_reads);
-  EXPECT_GE(other_reads, 2000u) << "a key that is not hot must not be cached";
+  EXPECT_GE(other_reads, 20u) << "a key that is not hot must not be cached";
 
   // A write by another client is seen within the TTL (100 ms, and the time a read takes).
   ASSERT_OK(writer.Put("cached", "v2").status());
