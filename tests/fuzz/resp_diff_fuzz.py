@@ -465,6 +465,10 @@ BUDGET_REFUSALS = False
 BUDGET_SHARE = 0  # bytes of arguments one connection may send in one command: an eighth
 
 
+# The refusal after which Cairn closes the connection (docs/resp.md).
+CLOSING_REFUSAL = b"bytes refused: this node's request memory budget allows"
+
+
 def over_share(args):
     return BUDGET_REFUSALS and sum(len(a) for a in args) > BUDGET_SHARE
 
@@ -789,6 +793,17 @@ class Runner:
             craw, ctree, _ = self.cairn_reply(sides, index, args)
             rraw, rtree, _ = sides.r.reply()
             name = args[0].lower()
+            if (BUDGET_REFUSALS and ctree[0] == "-" and isinstance(ctree[1], bytes)
+                    and CLOSING_REFUSAL in ctree[1] and not self.closed_by_refusal):
+                # Refused and closed (as documented), whether or not the command's keys were
+                # tainted by an earlier intended difference: nothing else of the batch reaches
+                # Cairn, and the two stores are made equal again below.
+                why = INTENDED_DIFFERENCES[0][0]
+                self.intended[why] = self.intended.get(why, 0) + 1
+                self.executed += 1
+                self.closed_by_refusal = True
+                index += 1
+                continue
             if ctree == ("closed",) and any(over_share(a) for a in cmds):
                 # Closed for a command over the budget share of this batch; the refusal itself
                 # may be lost with the rest of the stream when the client is still sending.
@@ -822,8 +837,20 @@ class Runner:
                 conn.call([b"FLUSHALL"])
             self.lingering = False
             return index
-        for fn in after:
-            fn()
+        try:
+            for fn in after:
+                fn()
+        except Closed as e:
+            # Cairn closed the connection without a reply that said so: allowed only for a
+            # batch with a command over the budget share (the refusal may be lost with the rest
+            # of the stream); anything else is a finding.
+            if not (any(over_share(a) for a in cmds) and self.cairn["process"].alive()):
+                raise Finding("divergence", index, "cairn closed the connection after a batch "
+                              "with no command over the budget: %s" % e)
+            sides.reconnect()
+            for conn in (sides.c, sides.r):
+                conn.call([b"FLUSHALL"])
+            self.lingering = False
         return index
 
     def check(self, sides, index, args, craw, ctree, rraw, rtree):
@@ -843,8 +870,7 @@ class Runner:
         name = args[0].lower()
         if verdict == INTENDED:
             self.intended[why] = self.intended.get(why, 0) + 1
-            if BUDGET_REFUSALS and b"bytes refused: this node's request memory budget allows" \
-                    in ctree[1]:
+            if BUDGET_REFUSALS and CLOSING_REFUSAL in ctree[1]:
                 self.closed_by_refusal = True
                 return []
             return [lambda: self.resync(sides, args)]
