@@ -49,8 +49,8 @@ struct ClientOptions {
   bool token_aware = false;
   // Answer reads at ONE and LOCAL_ONE of a key the cluster finds hot from this client's cache,
   // for as long as the server's answer says (cairnd --client-cache-ttl-ms, 100 ms by default):
-  // such a read may miss other clients' writes of the last 100 ms, never this client's own
-  // (its writes drop what it cached of their keys). See docs/hot-keys.md.
+  // such a read may miss other clients' writes of the last 100 ms, on top of what ONE allows;
+  // this client's writes drop what it cached of their keys. See docs/hot-keys.md.
   bool cache_hot_keys = true;
   // With token_aware, only replicas in this data centre are chosen (empty: any data centre).
   std::string local_dc;
