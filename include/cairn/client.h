@@ -130,6 +130,20 @@ struct HotKeysInfo {
   std::vector<uint32_t> nodes_missing;  // live nodes that did not answer
 };
 
+// What an increment left (AsyncClient::Increment).
+struct IncrementResult {
+  std::string value;  // the number after it, in decimal
+  // A split counter's answer (docs/hot-keys.md): the sub-counter changed is exact, the others as
+  // the coordinator last read them. Get() reads their sum.
+  bool estimate = false;
+};
+
+// A counter after a split or a merge (AsyncClient::SplitCounter).
+struct SplitCounterResult {
+  std::string value;    // its value afterwards, read at QUORUM; empty when absent
+  uint32_t shards = 0;  // 0 after a merge
+};
+
 // A user of a cluster (docs/security.md), as `cairn user list` shows it: never its password hash.
 struct UserInfo {
   std::string name;
@@ -206,6 +220,20 @@ class AsyncClient {
   boost::asio::awaitable<Result<CasResult>> Cas(std::string key, CasCondition condition,
                                                 std::optional<std::string> new_value,
                                                 WriteOptions options = WriteOptions());
+
+  // Adds `by` to the integer at `key` (absent: 0), linearizably (Redis's INCRBY), keeping its
+  // time to live. FAILED_PRECONDITION, nothing written, when the value is not an integer or the
+  // sum overflows. `options.consistency` is the serial level (SERIAL or LOCAL_SERIAL). Not
+  // idempotent: a TIMEOUT may still have applied.
+  boost::asio::awaitable<Result<IncrementResult>> Increment(std::string key, int64_t by,
+                                                            WriteOptions options = WriteOptions());
+  // The same with a decimal increment (Redis's INCRBYFLOAT), e.g. "2.5".
+  boost::asio::awaitable<Result<IncrementResult>> IncrementByFloat(
+      std::string key, std::string by, WriteOptions options = WriteOptions());
+  // Spreads the counter at `key` of `keyspace` over `shards` (2-64) sub-counters on other
+  // partitions, or with `shards` 0 merges them back (docs/hot-keys.md). Admin on the keyspace.
+  boost::asio::awaitable<Result<SplitCounterResult>> SplitCounter(std::string keyspace,
+                                                                  std::string key, uint32_t shards);
 
   // One page of the keys starting with `prefix`, in key order.
   boost::asio::awaitable<Result<ScanPage>> Scan(std::string prefix,
@@ -285,6 +313,11 @@ class Client {
   Result<CasResult> Cas(std::string key, CasCondition condition,
                         std::optional<std::string> new_value,
                         WriteOptions options = WriteOptions());
+  Result<IncrementResult> Increment(std::string key, int64_t by,
+                                    WriteOptions options = WriteOptions());
+  Result<IncrementResult> IncrementByFloat(std::string key, std::string by,
+                                           WriteOptions options = WriteOptions());
+  Result<SplitCounterResult> SplitCounter(std::string keyspace, std::string key, uint32_t shards);
   Result<ScanPage> Scan(std::string prefix, ScanOptions options = ScanOptions());
   Result<std::vector<Result<std::optional<Record>>>> BatchGet(std::vector<std::string> keys,
                                                               ReadOptions options = ReadOptions());

@@ -116,6 +116,8 @@ const std::string* RoutingKeyOf(const wire::Request& request) {
       return &request.delete_().key();
     case wire::Request::kCas:
       return &request.cas().key();
+    case wire::Request::kIncrement:
+      return &request.increment().key();
     default:
       return nullptr;
   }
@@ -426,6 +428,9 @@ class AsyncClient::Impl : public std::enable_shared_from_this<AsyncClient::Impl>
       case wire::Request::kCas:
         cache_.erase(CacheKey(ks, request.cas().key()));
         break;
+      case wire::Request::kIncrement:
+        cache_.erase(CacheKey(ks, request.increment().key()));
+        break;
       case wire::Request::kBatchPut:
         for (const wire::PutRequest& item : request.batch_put().items()) {
           cache_.erase(CacheKey(ks, item.key()));
@@ -526,6 +531,62 @@ asio::awaitable<Result<CasResult>> AsyncClient::Cas(std::string key, CasConditio
   CasResult result;
   result.applied = out->applied();
   if (out->found()) result.current = RecordOf(out->mutable_current());
+  co_return result;
+}
+
+namespace {
+
+asio::awaitable<Result<IncrementResult>> CallIncrement(std::shared_ptr<AsyncClient::Impl> impl,
+                                                       wire::Request request) {
+  auto response = co_await impl->Call(request, /*idempotent=*/false);
+  if (!response.ok()) co_return response.status();
+  IncrementResult result;
+  result.value = std::move(*response->mutable_increment()->mutable_value());
+  result.estimate = response->increment().estimate();
+  co_return result;
+}
+
+}  // namespace
+
+asio::awaitable<Result<IncrementResult>> AsyncClient::Increment(std::string key, int64_t by,
+                                                                WriteOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, Consistency::kDefault,
+                options.timeout.value_or(impl->options().request_timeout));
+  request.mutable_increment()->set_key(std::move(key));
+  request.mutable_increment()->set_by(by);
+  co_return co_await CallIncrement(std::move(impl), std::move(request));
+}
+
+asio::awaitable<Result<IncrementResult>> AsyncClient::IncrementByFloat(std::string key,
+                                                                       std::string by,
+                                                                       WriteOptions options) {
+  auto impl = impl_;
+  wire::Request request;
+  impl->Prepare(&request, options.keyspace, options.consistency, Consistency::kDefault,
+                options.timeout.value_or(impl->options().request_timeout));
+  request.mutable_increment()->set_key(std::move(key));
+  request.mutable_increment()->set_by_float(std::move(by));
+  co_return co_await CallIncrement(std::move(impl), std::move(request));
+}
+
+asio::awaitable<Result<SplitCounterResult>> AsyncClient::SplitCounter(std::string keyspace,
+                                                                      std::string key,
+                                                                      uint32_t shards) {
+  auto impl = impl_;
+  auto response = co_await impl->CallAdmin(
+      [&](wire::Request& request) {
+        request.set_keyspace(keyspace);
+        request.mutable_split_counter()->set_key(key);
+        request.mutable_split_counter()->set_shards(shards);
+        request.mutable_split_counter()->set_merge(shards == 0);
+      },
+      /*idempotent=*/true);
+  if (!response.ok()) co_return response.status();
+  SplitCounterResult result;
+  result.value = std::move(*response->mutable_split_counter()->mutable_value());
+  result.shards = response->split_counter().shards();
   co_return result;
 }
 
@@ -915,6 +976,18 @@ Result<ClusterInfo> Client::ChangeNode(AsyncClient::NodeOperation op, uint32_t n
   return state_->Wait(state_->async.ChangeNode(op, node_id));
 }
 Result<CompactReport> Client::Compact() { return state_->Wait(state_->async.Compact()); }
+Result<IncrementResult> Client::Increment(std::string key, int64_t by, WriteOptions options) {
+  return state_->Wait(state_->async.Increment(std::move(key), by, std::move(options)));
+}
+Result<IncrementResult> Client::IncrementByFloat(std::string key, std::string by,
+                                                 WriteOptions options) {
+  return state_->Wait(
+      state_->async.IncrementByFloat(std::move(key), std::move(by), std::move(options)));
+}
+Result<SplitCounterResult> Client::SplitCounter(std::string keyspace, std::string key,
+                                                uint32_t shards) {
+  return state_->Wait(state_->async.SplitCounter(std::move(keyspace), std::move(key), shards));
+}
 Result<HotKeysInfo> Client::HotKeys(std::string keyspace, uint32_t limit) {
   return state_->Wait(state_->async.HotKeys(std::move(keyspace), limit));
 }

@@ -118,6 +118,7 @@ Result<std::shared_ptr<const Topology>> Topology::FromState(TopologyState state,
         break;
     }
   }
+  topology->splits = SplitCounters::Of(state);
   topology->state = std::make_shared<const TopologyState>(std::move(state));
   return std::shared_ptr<const Topology>(std::move(topology));
 }

@@ -12,6 +12,7 @@
 #include "base/model.h"
 #include "cairn/status.h"
 #include "cluster/placement.h"
+#include "cluster/split_counters.h"
 #include "proto/internode.pb.h"
 #include "storage/engine.h"
 
@@ -64,6 +65,8 @@ struct Topology {
   std::unordered_map<uint32_t, Member> by_id;
   // The decided state this was built from.
   std::shared_ptr<const internode::TopologyState> state;
+  // The split counters of that state (docs/hot-keys.md); null when there are none.
+  std::shared_ptr<const SplitCounters> splits;
 
   const Member* Find(uint32_t node_id) const {
     auto it = by_id.find(node_id);

@@ -169,7 +169,10 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
           {"replica.read_repairs", sum(replica_counters_.read_repairs)},
           {"replica.speculative_reads", sum(replica_counters_.speculative)},
           {"hints.stored", sum(replica_counters_.hints_stored)},
-          {"replica.replans", sum(replica_counters_.replans)}};
+          {"replica.replans", sum(replica_counters_.replans)},
+          {"split_counters.increments", get(split_counters_.increments)},
+          {"split_counters.redirected", get(split_counters_.redirected)},
+          {"split_counters.reads", get(split_counters_.reads)}};
 }
 
 NodeInfo ClusterCoordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

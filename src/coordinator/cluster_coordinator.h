@@ -113,6 +113,24 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<UserChangeOutcome>> ChangeUser(base::UserChange change,
                                                         std::string password) override;
   std::shared_ptr<const base::UserTable> Users() const override;
+  bool IsSplitCounter(const std::string& keyspace, std::string_view key) const override;
+  asio::awaitable<Result<IncrementOutcome>> Increment(std::string key, base::CounterDelta delta,
+                                                      RequestOptions options,
+                                                      Consistency commit) override;
+  asio::awaitable<Result<SplitOutcome>> SplitCounter(std::string key, uint32_t shards,
+                                                     RequestOptions options) override;
+
+  // ---- Counters and split counters (counters.cc). ----
+  // FAILED_PRECONDITION for a write to a split counter's key other than an increment.
+  static Status SplitKeyRefused(std::string_view key);
+  // The split entry of `key`, unless the request reaches the key itself.
+  const cluster::SplitEntry* SplitOf(const cluster::Topology& topology,
+                                     const cluster::KeyspaceDef& ks, std::string_view key,
+                                     const RequestOptions& options) const;
+  // A read of a split counter: the sum of its key and sub-counters, made again when a phase
+  // change overtakes it.
+  asio::awaitable<Result<std::optional<Record>>> ReadSplit(const cluster::KeyspaceDef& ks,
+                                                           std::string key, RequestOptions options);
 
   struct ReplicaSet;
   struct Requirement;
@@ -338,6 +356,65 @@ class ClusterCoordinator final : public Coordinator {
   base::HotKeys hot_keys_;
 
   // The user table of the newest topology state, rebuilt when the state changes (users.cc).
+  // One step of a read-modify-write: the new value to write (none: write nothing), the number
+  // to answer with, a refusal, or (a sub-counter's) "increment the key instead".
+  struct CounterStep {
+    std::optional<std::string> write;
+    bool erase = false;  // delete the key instead
+    std::string value;
+    base::CounterRefusal refused = base::CounterRefusal::kNone;
+    bool redirect = false;
+  };
+  using CounterDecide = std::function<CounterStep(const std::optional<Record>&)>;
+  // A linearizable read-modify-write of `key` itself (split or not): a SERIAL read, then a
+  // compare-and-swap on the version read, again with the value that won until one applies.
+  // Keeps the key's time to live.
+  asio::awaitable<Result<CounterStep>> ReadModifyWrite(std::string key, RequestOptions options,
+                                                       Consistency commit,
+                                                       const CounterDecide& decide);
+  // ReadModifyWrite() of a step that may run twice (the merge's), committed at the default
+  // level, tried again after a TIMEOUT until `options.deadline`.
+  asio::awaitable<Result<CounterStep>> IdempotentReadModifyWrite(std::string key,
+                                                                 RequestOptions options,
+                                                                 const CounterDecide& decide);
+  // A split counter's values: the key's number and each sub-counter's not folded into it
+  // (empty: absent or folded), read at `options`' level, sub-counters first.
+  struct SplitSnapshot {
+    std::string base;
+    std::vector<std::string> parts;
+    bool present = false;  // any of them exists
+    Version version;       // the key's
+    base::Clock::time_point read_at;
+  };
+  asio::awaitable<Result<SplitSnapshot>> ReadSplitValues(const std::string& key,
+                                                         cluster::SplitEntry split,
+                                                         RequestOptions options);
+  // Reads `keys` (none a split counter) in parallel; one result each, in order.
+  asio::awaitable<std::vector<Result<std::optional<Record>>>> GetMany(std::vector<std::string> keys,
+                                                                      RequestOptions options);
+  // The answer to an increment of a split counter: `value` (the new number of sub-counter
+  // `changed`, or of the key) with the others as read here within the last second.
+  asio::awaitable<Result<std::string>> SplitEstimate(
+      const cluster::KeyspaceDef& ks, const std::string& key, cluster::SplitEntry split,
+      const std::string& map_key, std::optional<uint32_t> changed, const std::string& value);
+  // Commits a split counter's change as a topology epoch, then fences the phase it leaves.
+  asio::awaitable<Status> CommitSplitChange(TopologyChange change, const std::string& keyspace,
+                                            const std::string& key);
+  // Raises the cluster's fence to `epoch` or beyond (a barrier first: every member must answer),
+  // unless it is there already.
+  asio::awaitable<Status> FenceTo(uint64_t epoch);
+  // The merge of a split counter, from whichever phase it is at.
+  asio::awaitable<Status> MergeCounter(const cluster::KeyspaceDef& ks, const std::string& key,
+                                       uint32_t partition_bits, RequestOptions itself);
+  struct SplitCounterMetrics {
+    std::atomic<uint64_t> increments{0};  // of split counters
+    std::atomic<uint64_t> redirected{0};  // sent from a sub-counter to the key
+    std::atomic<uint64_t> reads{0};       // sums read
+  };
+  SplitCounterMetrics split_counters_;
+  std::mutex split_estimates_mu_;
+  std::unordered_map<std::string, SplitSnapshot> split_estimates_;  // guarded by the above
+
   mutable std::mutex users_mu_;
   mutable std::shared_ptr<const internode::TopologyState> users_state_;  // guarded by users_mu_
   mutable std::shared_ptr<const base::UserTable> users_;                 // guarded by users_mu_

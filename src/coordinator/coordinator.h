@@ -25,6 +25,7 @@
 
 #include "base/access.h"
 #include "base/async.h"
+#include "base/counter.h"
 #include "base/hlc.h"
 #include "base/model.h"
 #include "cairn/status.h"
@@ -45,6 +46,9 @@ struct RequestOptions {
   std::string keyspace;  // empty: "default"
   Consistency consistency = Consistency::kDefault;
   base::Deadline deadline;
+  // Reaches a split counter's key itself rather than the counter: for the coordinator's own
+  // split-counter steps (counters.cc) alone; front doors leave it false.
+  bool split_key_itself = false;
 };
 
 using base::CasCondition;
@@ -59,6 +63,21 @@ struct CasResult {
   // else the one that failed the condition (none when the key is absent).
   std::optional<Record> current;
   Version version;  // the version written, when applied
+};
+
+// What an increment left (Coordinator::Increment).
+struct IncrementOutcome {
+  std::string value;  // the number after it, as stored
+  // A split counter's answer: the sub-counter changed is exact, the others as this node last
+  // read them (docs/hot-keys.md).
+  bool estimate = false;
+  base::CounterRefusal refused = base::CounterRefusal::kNone;  // nothing was written when set
+};
+
+// What a split or a merge of a counter left (Coordinator::SplitCounter).
+struct SplitOutcome {
+  std::string value;    // the counter's value afterwards (read at QUORUM); empty when absent
+  uint32_t shards = 0;  // 0 after a merge
 };
 
 struct ScanPage {
@@ -299,6 +318,39 @@ class Coordinator {
   // for a key this node sees as hot (docs/hot-keys.md), read below SERIAL in a keyspace that is
   // not linearizable.
   virtual uint32_t ClientCacheMs(const RequestOptions& options, std::string_view key) const = 0;
+  // ---- Counters (docs/hot-keys.md). ----
+  // Whether `key` of `keyspace` ("": the default) is a split counter: a cheap lookup, for the
+  // front doors to send its increments here.
+  virtual bool IsSplitCounter(const std::string& keyspace, std::string_view key) const {
+    (void)keyspace;
+    (void)key;
+    return false;
+  }
+  // Adds `delta` to the number at `key` (absent: 0), keeping its time to live: a linearizable
+  // read-modify-write through Paxos at `options.consistency` (SERIAL or LOCAL_SERIAL), committed
+  // at `commit` as Cas() does. A split counter's increment goes to one of its sub-counters.
+  // A value that is not such a number is refused (IncrementOutcome::refused), nothing written.
+  virtual asio::awaitable<Result<IncrementOutcome>> Increment(std::string key,
+                                                              base::CounterDelta delta,
+                                                              RequestOptions options,
+                                                              Consistency commit) {
+    (void)key;
+    (void)delta;
+    (void)options;
+    (void)commit;
+    co_return Status::FailedPrecondition("this node keeps no counters");
+  }
+  // Splits the counter at `key` over `shards` sub-counters, or with `shards` 0 merges them back
+  // into it; idempotent (an interrupted merge finishes when run again). Each step is a fenced
+  // topology epoch, so every live member must answer.
+  virtual asio::awaitable<Result<SplitOutcome>> SplitCounter(std::string key, uint32_t shards,
+                                                             RequestOptions options) {
+    (void)key;
+    (void)shards;
+    (void)options;
+    co_return Status::FailedPrecondition("this node keeps no topology log");
+  }
+
   // The `limit` hottest keys of `keyspace` ("": every keyspace), every live node asked.
   virtual asio::awaitable<Result<HotKeysReport>> HotKeys(std::string keyspace, uint32_t limit) = 0;
   virtual asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace,

@@ -85,6 +85,7 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::Cas(std::string key, CasC
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
+  if (SplitOf(**topology, **ks, key, options) != nullptr) co_return SplitKeyRefused(key);
   paxos_counters_.cas.fetch_add(1, std::memory_order_relaxed);
   hot_keys_.Add((*ks)->id, key, /*write=*/true);
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;

@@ -307,6 +307,9 @@ asio::awaitable<Result<std::optional<Record>>> ClusterCoordinator::Get(std::stri
   auto start = StartRead(key, options);
   if (!start.ok()) co_return start.status();
   const cluster::KeyspaceDef& ks = *start->keyspace;
+  if (SplitOf(*start->topology, ks, key, options) != nullptr) {
+    co_return co_await ReadSplit(ks, std::move(key), std::move(options));
+  }
   hot_keys_.Add(ks.id, key, /*write=*/false);
   storage::DataKey data_key = KeyOf(ks, std::move(key));  // named: see the g++ 12 note
   Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
@@ -327,6 +330,7 @@ std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
   const cluster::KeyspaceDef& ks = *start->keyspace;
   const Consistency level = start->level;
   if (IsSerial(level, ks)) return std::nullopt;
+  if (SplitOf(*start->topology, ks, key, options) != nullptr) return std::nullopt;
   // Only a level one replica meets, or a one-node cluster, can be answered here: spare the
   // planning (Get() does it again) for the rest.
   const bool one_replica = level == Consistency::kOne || level == Consistency::kLocalOne;
@@ -391,6 +395,10 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> ClusterCoord
     }
     if (Status s = ValidateKey(keys[i]); !s.ok()) {
       out[i] = std::move(s);
+      continue;
+    }
+    if (SplitOf(**topology, **ks, keys[i], options) != nullptr) {
+      out[i] = co_await ReadSplit(**ks, std::move(keys[i]), options);
       continue;
     }
     hot_keys_.Add((*ks)->id, keys[i], /*write=*/false);

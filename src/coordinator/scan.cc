@@ -168,6 +168,18 @@ asio::awaitable<Result<ScanPage>> ClusterCoordinator::Scan(std::string prefix, s
     answers.push_back(
         NodeScanPage{std::move(page.items), page.exhausted, std::move(page.last_key)});
   }
-  co_return MergeScanPages(std::move(answers), limit, wall_->NowMillis());
+  ScanPage merged = MergeScanPages(std::move(answers), limit, wall_->NowMillis());
+  // Sub-counters of split counters are not the user's keys; a split counter shows its sum. (A
+  // page may come out shorter than the limit: its cursor still says where to go on.)
+  std::erase_if(merged.entries, [](const auto& e) { return cluster::IsSplitPartKey(e.first); });
+  if (topology.splits) {
+    for (auto& [key, record] : merged.entries) {
+      if (SplitOf(topology, **ks, key, options) == nullptr) continue;
+      auto sum = co_await ReadSplit(**ks, key, options);
+      if (!sum.ok()) co_return sum.status();
+      if (sum->has_value()) record = std::move(**sum);
+    }
+  }
+  co_return merged;
 }
 }  // namespace cairn::coordinator

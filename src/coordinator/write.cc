@@ -170,6 +170,7 @@ asio::awaitable<Result<Version>> ClusterCoordinator::Delete(std::string key,
   if (Status s = ValidateWriteLevel(options.consistency); !s.ok()) co_return s;
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
+  if (SplitOf(**topology, **ks, key, options) != nullptr) co_return SplitKeyRefused(key);
   hot_keys_.Add((*ks)->id, key, /*write=*/true);
   const Consistency level = Resolve(options.consistency, **ks, true);
   if ((*ks)->linearizable) {
@@ -219,6 +220,16 @@ asio::awaitable<Result<std::vector<Result<Version>>>> ClusterCoordinator::BatchP
   }
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
+  if ((*topology)->splits) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (SplitOf(**topology, **ks, items[i].key, options) == nullptr) continue;
+      Status s = SplitKeyRefused(items[i].key);
+      co_return Status(s.code(),
+                       items.size() == 1
+                           ? s.message()
+                           : fmt::format("batch item {}: {}; nothing was written", i, s.message()));
+    }
+  }
   for (const PutItem& item : items) hot_keys_.Add((*ks)->id, item.key, /*write=*/true);
   const Consistency level = Resolve(options.consistency, **ks, true);
   if ((*ks)->linearizable) {

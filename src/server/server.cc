@@ -510,6 +510,10 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"replica.speculative_reads",
      "Spare replicas a read asked because a chosen one had not answered in time"},
     {"hints.stored", "Mutations stored as hints for a replica that was down or slow"},
+    {"split_counters.increments", "Increments of split counters this node coordinated"},
+    {"split_counters.redirected",
+     "Of those, sent from a sub-counter to the key (the sub-counter was frozen or absent)"},
+    {"split_counters.reads", "Reads of split counters this node summed"},
 };
 
 // RocksDB properties of the data column family exported as gauges.

@@ -158,6 +158,19 @@ void DeclareHotKeys(CLI::App& c, Args& a) {
       ->check(CLI::Range(1, 1000));
 }
 
+void DeclareIncr(CLI::App& c, Args& a) {
+  DeclareKey(c, a);
+  c.add_option("BY", a.kv.value,
+               "The increment: an integer (default 1), or a decimal such as 2.5 (INCRBYFLOAT)");
+}
+
+void DeclareSplit(CLI::App& c, Args& a) {
+  DeclareKey(c, a);
+  c.add_option("--shards", a.hotkeys.shards, "How many sub-counters (2 to 64)")
+      ->required()
+      ->check(CLI::Range(2, 64));
+}
+
 void DeclareRepair(CLI::App& c, Args& a) {
   c.add_option("--partition", a.repair.partition, "Only this partition (0 to partitions - 1)");
   c.add_option("--node", a.repair.node,
@@ -214,6 +227,10 @@ const Subcommand kSubcommands[] = {
     {"", "cas", "Store NEW under KEY only if the condition holds (exit 1 when it does not)",
      DeclareCas, cli::Cas, CheckCas},
     {"", "scan", "List keys starting with PREFIX, in key order", DeclareScan, cli::Scan},
+    {"", "incr",
+     "Add BY (default 1) to the number at KEY, linearizably (at SERIAL; --cl LOCAL_SERIAL for "
+     "this data centre's replicas), and print the result",
+     DeclareIncr, cli::Incr},
     {"", "keyspace", "Create, list, describe or drop keyspaces"},
     {"keyspace", "create", "Create keyspace NAME", DeclareKeyspaceCreate, cli::KeyspaceCreate},
     {"keyspace", "alter", "Change the options of keyspace NAME (not its replication)",
@@ -232,6 +249,14 @@ const Subcommand kSubcommands[] = {
      "List the keys the cluster sees most often (of --keyspace, or of every keyspace): reads/s "
      "and writes/s over the last 10-20 s, summed over the nodes that coordinated them",
      DeclareHotKeys, cli::HotKeys},
+    {"hotkeys", "split",
+     "Spread the counter KEY over --shards sub-counters on other partitions: its increments go "
+     "to one each, a read sums them (docs/hot-keys.md)",
+     DeclareSplit, cli::SplitCounter},
+    {"hotkeys", "merge",
+     "Fold the sub-counters of split counter KEY back into it (run again to finish an "
+     "interrupted merge)",
+     DeclareKey, cli::MergeCounter},
     {"", "node",
      "Change the cluster's members: join, replace, decommission, remove, cancel, ops (a new node "
      "joins with cairnd --join, or with --join --standby and then cairn node join)"},
@@ -316,9 +341,13 @@ std::vector<std::pair<CLI::App*, const Subcommand*>> DeclareSubcommands(CLI::App
   for (const Subcommand& sub : kSubcommands) {
     CLI::App* parent = sub.group.empty() ? &app : groups.at(sub.group);
     CLI::App* command = parent->add_subcommand(std::string(sub.name), std::string(sub.help));
+    // A command that runs may hold subcommands too (`hotkeys`, `hotkeys split`).
+    if (sub.group.empty()) groups[sub.name] = command;
+    if (!sub.group.empty() && parent->get_subcommands({}).size() == 1) {
+      parent->require_subcommand(0, 1);
+    }
     if (sub.run == nullptr) {
       command->require_subcommand(1);
-      groups[sub.name] = command;
       continue;
     }
     sub.declare(*command, args);

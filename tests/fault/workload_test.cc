@@ -7,6 +7,9 @@
 //                          acknowledged increments and those plus the unknown ones.
 //   LinearizableKeyspace   plain PUTs and DELETEs, compare-and-swap and QUORUM reads in a
 //                          keyspace created linearizable: the whole history is linearizable.
+//   SplitCounters          increments of four split counters while one is merged and split
+//                          again and again: each ends between its acknowledged increments and
+//                          those plus the unknown ones once merged.
 //   NoLostWrites           QUORUM writes of unique keys and some overwrites: after the faults,
 //                          every acknowledged write reads back at QUORUM (or something newer).
 //
@@ -633,6 +636,88 @@ TEST_F(FaultWorkloadTest, CasCountersThroughADecommission) {
 // The same while a fourth and a fifth node join together: the counters' replicas (and their Paxos
 // state) stream to them while compare-and-swaps run through faults on the three others.
 TEST_F(FaultWorkloadTest, CasCountersThroughTwoJoins) { RunCasCounters(Change::kJoin); }
+
+// ---- 1b. Split counters ----------------------------------------------------------------------
+// Four counters split into 8 sub-counters each (docs/hot-keys.md) take increments from every
+// client through the faults, while a side thread merges one of them and splits it again, over and
+// over: its barriers fail while a member is down or cut off, which must change nothing that
+// matters (and the next attempt finishes an interrupted merge). After the faults every counter is
+// merged back, and each must end between its acknowledged increments and those plus the unknown
+// ones: no increment lost, none applied twice, through sub-counters, redirects and folds.
+TEST_F(FaultWorkloadTest, SplitCounters) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  const FaultSchedule schedule = Schedule(/*max_down=*/2);
+  const std::vector<std::string> keys = {"split-0", "split-1", "split-2", "split-3"};
+  auto clients = NewClients(kClients);
+  ASSERT_EQ(clients.size(), kClients);
+  ClientOptions admin_options;
+  admin_options.request_timeout = 30s;
+  auto admin = cluster_->NewClient({}, admin_options);
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  for (const std::string& key : keys) ASSERT_OK((*admin)->SplitCounter("", key, 8).status());
+
+  std::vector<std::map<std::string, int64_t>> acked(kClients), unknown(kClients);
+  std::vector<std::string> unexpected(kClients);
+  std::atomic<bool> side_stop{false};
+  std::atomic<int> cycles{0}, cycle_failures{0};
+  std::thread side([&] {
+    for (uint32_t shards = 0; !side_stop; shards = shards == 0 ? 8 : 0) {
+      const Status s = (*admin)->SplitCounter("", keys[0], shards).status();
+      if (s.ok()) {
+        ++cycles;
+      } else {
+        ++cycle_failures;
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+  });
+  RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
+    std::mt19937_64 rng(schedule.seed() * 1000 + i);
+    while (!stop) {
+      const std::string& key = keys[rng() % keys.size()];
+      auto r = c.Increment(key, 1);
+      if (r.ok()) {
+        ++acked[i][key];
+      } else if (r.status().code() == Code::kTimeout) {
+        ++unknown[i][key];
+      } else if (r.status().code() != Code::kUnavailable) {
+        unexpected[i] += r.status().ToString() + "\n";
+      }
+      if (!r.ok()) BackOff(rng);
+    }
+  });
+  side_stop = true;
+  side.join();
+  std::cout << fmt::format("{} merge/split cycles of {}, {} attempts failed (and were retried)\n",
+                           cycles.load(), keys[0], cycle_failures.load());
+  for (size_t i = 0; i < kClients; ++i) EXPECT_EQ(unexpected[i], "") << "client " << i;
+  // Merge every counter (run again until it finishes: a node may still be catching up).
+  for (const std::string& key : keys) {
+    EXPECT_OK(WaitUntil(
+        [&] {
+          const Status s = (*admin)->SplitCounter("", key, 0).status();
+          return s.ok() || s.code() == Code::kNotFound;
+        },
+        60s, fmt::format("{} to merge", key)));
+  }
+  ReadOptions quorum;
+  quorum.consistency = Consistency::kQuorum;
+  for (const std::string& key : keys) {
+    int64_t sure = 0, maybe = 0;
+    for (size_t i = 0; i < kClients; ++i) {
+      sure += acked[i][key];
+      maybe += unknown[i][key];
+    }
+    Result<std::optional<Record>> read = Status::Unavailable("not read");
+    EXPECT_OK(WaitUntil([&] { return (read = (*admin)->Get(key, quorum)).ok(); }, 30s,
+                        fmt::format("a QUORUM read of {}", key)));
+    const int64_t value = read.ok() && read->has_value() ? CounterOf(Value((*read)->value)) : 0;
+    std::cout << fmt::format("{} seed {}: {} ends at {}: {} acknowledged increments, {} unknown\n",
+                             test_name_, seed_, key, value, sure, maybe);
+    EXPECT_GE(value, sure) << key << " lost acknowledged increments (seed " << seed_ << ")";
+    EXPECT_LE(value, sure + maybe) << key << " applied increments twice (seed " << seed_ << ")";
+  }
+}
 
 // ---- 2. Linearizable keyspace ---------------------------------------------------------------
 // In a keyspace created linearizable, plain PUTs and DELETEs go through Paxos and QUORUM reads

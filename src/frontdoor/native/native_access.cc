@@ -70,7 +70,10 @@ Status Authorize(const base::AccessControl& access, std::string_view user,
     case wire::Request::kDelete:
     case wire::Request::kCas:
     case wire::Request::kBatchPut:
+    case wire::Request::kIncrement:
       return access.Check(user, KeyspaceOf(request), kPermWrite);
+    case wire::Request::kSplitCounter:
+      return access.Check(user, KeyspaceOf(request), kPermAdmin);
     case wire::Request::kKeyspaceCreate:
       return access.Check(user, request.keyspace_create().keyspace().name(), kPermAdmin);
     case wire::Request::kKeyspaceDrop:

@@ -107,6 +107,19 @@ TEST_F(AuthorizeTest, HotKeysOfOneKeyspaceNeedReadOnItAndOfEveryKeyspaceAdmin) {
   EXPECT_EQ(Run("root", all), Code::kOk);
 }
 
+TEST_F(AuthorizeTest, IncrementsNeedWriteAndSplittingACounterAdmin) {
+  wire::Request incr = In("orders");
+  incr.mutable_increment()->set_key("k");
+  wire::Request split = In("orders");
+  split.mutable_split_counter()->set_key("k");
+  split.mutable_split_counter()->set_shards(4);
+  EXPECT_EQ(Run("writer", incr), Code::kOk);
+  EXPECT_EQ(Run("reader", incr), Code::kPermissionDenied);
+  EXPECT_EQ(Run("writer", split), Code::kPermissionDenied);
+  EXPECT_EQ(Run("ks-admin", split), Code::kOk);
+  EXPECT_EQ(Run("", split), Code::kUnauthenticated);
+}
+
 TEST_F(AuthorizeTest, OnlyASuperuserMakesOrChangesASuperuser) {
   wire::Request add;
   add.mutable_user_change()->set_kind(wire::UserChangeRequest::ADD);

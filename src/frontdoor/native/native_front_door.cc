@@ -486,6 +486,44 @@ asio::awaitable<Status> HotKeys(Coordinator& c, wire::Request& request,
   co_return Status::Ok();
 }
 
+asio::awaitable<Status> Increment(Coordinator& c, wire::Request& request,
+                                  const RequestOptions& options, wire::Response& response) {
+  wire::IncrementRequest* r = request.mutable_increment();
+  base::CounterDelta delta;
+  if (!r->by_float().empty()) {
+    auto by = base::ParseLongDouble(r->by_float());
+    if (!by) co_return Status::InvalidArgument("by_float is not a valid float");
+    delta.is_float = true;
+    delta.by_float = *by;
+  } else {
+    delta.by = r->by();
+  }
+  auto outcome =
+      co_await c.Increment(std::move(*r->mutable_key()), delta, options, Consistency::kDefault);
+  if (!outcome.ok()) co_return outcome.status();
+  if (outcome->refused != base::CounterRefusal::kNone) {
+    // Redis's reason, without its "ERR ".
+    co_return Status::FailedPrecondition(
+        std::string(base::CounterRefusalText(outcome->refused).substr(4)));
+  }
+  response.mutable_increment()->set_value(std::move(outcome->value));
+  response.mutable_increment()->set_estimate(outcome->estimate);
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> SplitCounter(Coordinator& c, wire::Request& request,
+                                     const RequestOptions& options, wire::Response& response) {
+  wire::SplitCounterRequest* r = request.mutable_split_counter();
+  if (r->merge() == (r->shards() > 0)) {
+    co_return Status::InvalidArgument("split_counter needs either shards (2 to 64) or merge");
+  }
+  auto outcome = co_await c.SplitCounter(std::move(*r->mutable_key()), r->shards(), options);
+  if (!outcome.ok()) co_return outcome.status();
+  response.mutable_split_counter()->set_value(std::move(outcome->value));
+  response.mutable_split_counter()->set_shards(outcome->shards);
+  co_return Status::Ok();
+}
+
 using Handler = asio::awaitable<Status> (*)(Coordinator&, wire::Request&, const RequestOptions&,
                                             wire::Response&);
 
@@ -517,6 +555,8 @@ constexpr NativeOperation kOperations[] = {
     {wire::Request::kRepair, base::metrics::Operation::kRepair, Repair},
     {wire::Request::kCompact, base::metrics::Operation::kCompact, Compact},
     {wire::Request::kHotKeys, base::metrics::Operation::kHotKeys, HotKeys},
+    {wire::Request::kIncrement, base::metrics::Operation::kCas, Increment},
+    {wire::Request::kSplitCounter, base::metrics::Operation::kOther, SplitCounter},
     {wire::Request::kUserChange, base::metrics::Operation::kOther, UserChange},
     {wire::Request::kUserList, base::metrics::Operation::kOther, UserList},
 };

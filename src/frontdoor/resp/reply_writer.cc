@@ -81,22 +81,4 @@ void ReplyWriter::Verbatim(std::string_view text) {
   }
 }
 
-std::string FormatDouble(long double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  if (std::isnan(v)) return "nan";
-  // snprintf returns the length it would have written: the text is taken only up to what the
-  // buffer holds. (A 64-byte buffer and that would-be length once copied stack memory into the
-  // reply, and INCRBYFLOAT stored it as the key's value.)
-  std::string s(kMaxLongDoubleChars, '\0');
-  const int n = std::snprintf(s.data(), s.size(), "%.17Lf", v);
-  if (n < 0) return "nan";
-  s.resize(std::min(static_cast<size_t>(n), s.size() - 1));
-  if (s.find('.') != std::string::npos) {
-    while (!s.empty() && s.back() == '0') s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-  }
-  if (s == "-0") s = "0";
-  return s;
-}
-
 }  // namespace cairn::frontdoor::resp

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/counter.h"
+
 namespace cairn::frontdoor::resp {
 
 class ReplyWriter {
@@ -40,12 +42,8 @@ class ReplyWriter {
 // An argument as Redis writes it into an error text ("%s" of a C string): up to its first NUL byte.
 inline std::string_view CString(std::string_view s) { return s.substr(0, s.find('\0')); }
 
-// Formats a number as Redis does for INCRBYFLOAT replies ("%.17Lf", then no trailing zeros after
-// the point): the full decimal expansion, never an exponent, so 1e308 is 309 digits and the
-// largest long double about 4,950 characters. Infinities are "inf" / "-inf".
-std::string FormatDouble(long double v);
-
-// The longest text FormatDouble returns, with room to spare: Redis's MAX_LONG_DOUBLE_CHARS.
-inline constexpr size_t kMaxLongDoubleChars = 5 * 1024;
+// Formats a number as Redis does for INCRBYFLOAT replies (base/counter.h).
+inline std::string FormatDouble(long double v) { return base::FormatLongDouble(v); }
+using base::kMaxLongDoubleChars;
 
 }  // namespace cairn::frontdoor::resp

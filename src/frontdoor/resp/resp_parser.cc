@@ -7,34 +7,6 @@
 
 namespace cairn::frontdoor::resp {
 
-std::optional<int64_t> ParseInt64(std::string_view s) {
-  if (s.empty() || s.size() > 20) return std::nullopt;
-  size_t i = 0;
-  bool negative = false;
-  if (s[0] == '-') {
-    negative = true;
-    i = 1;
-    if (s.size() == 1) return std::nullopt;
-  }
-  if (s.size() == 1 && s[0] == '0') return 0;
-  if (s[i] == '0') return std::nullopt;  // leading zeros, "-0"
-  uint64_t v = 0;
-  for (; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c < '0' || c > '9') return std::nullopt;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  if (negative) {
-    if (v > uint64_t{1} << 63) return std::nullopt;
-    if (v == uint64_t{1} << 63) return INT64_MIN;
-    return -static_cast<int64_t>(v);
-  }
-  if (v > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
-  return static_cast<int64_t>(v);
-}
-
 namespace {
 
 bool IsSpace(char c) {

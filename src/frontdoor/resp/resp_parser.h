@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/counter.h"
+
 namespace cairn::frontdoor::resp {
 
 struct ParserLimits {
@@ -88,8 +90,8 @@ class RequestParser {
   bool authenticated_ = true;
 };
 
-// Redis's string2ll: an optional '-', then digits without leading zeros, fitting an int64.
-std::optional<int64_t> ParseInt64(std::string_view text);
+// Redis's string2ll (base/counter.h).
+using base::ParseInt64;
 
 // Redis's sdssplitargs: splits an inline command line into arguments, honouring "double quotes"
 // (with \n \r \t \b \a \\ \" \xHH escapes) and 'single quotes' (with \'). nullopt for unbalanced

@@ -168,4 +168,26 @@ int HotKeys(Context& context, const Args& args) {
       text);
 }
 
+namespace {
+
+int ChangeSplit(Context& context, const Args& args, uint32_t shards) {
+  auto r = context.client().SplitCounter(context.keyspace(), args.kv.key, shards);
+  if (!r.ok()) return Fail(r.status());
+  const std::string value = r->value.empty() ? "(absent)" : Printable(r->value);
+  const std::string text =
+      shards > 0 ? fmt::format("split into {} sub-counters; value {}\n", shards, value)
+                 : fmt::format("merged; value {}\n", value);
+  Json j{{"shards", r->shards}};
+  PutBytes(j, "value", r->value);
+  return context.Reply(j, text);
+}
+
+}  // namespace
+
+int SplitCounter(Context& context, const Args& args) {
+  return ChangeSplit(context, args, args.hotkeys.shards);
+}
+
+int MergeCounter(Context& context, const Args& args) { return ChangeSplit(context, args, 0); }
+
 }  // namespace cairn::tools::cli

@@ -13,6 +13,9 @@ int Metrics(Context& context, const Args&);
 int ClusterStatus(Context& context, const Args&);
 // cairn hotkeys: the keys the cluster's coordinators see most often, every live node asked.
 int HotKeys(Context& context, const Args& args);
+// cairn hotkeys split / merge: prints the counter's value afterwards.
+int SplitCounter(Context& context, const Args& args);
+int MergeCounter(Context& context, const Args& args);
 
 // What `cairn status --json` says of one node (also `cairn node ops --json`).
 Json NodeJson(const NodeInfo& node);

@@ -80,6 +80,7 @@ struct KeyspaceArgs {
 // hotkeys.
 struct HotKeysArgs {
   uint32_t limit = 20;
+  uint32_t shards = 0;  // split
 };
 
 struct RepairArgs {

@@ -7,7 +7,10 @@
 #include <iostream>
 #include <iterator>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "base/counter.h"
 
 namespace cairn::tools::cli {
 
@@ -62,6 +65,26 @@ int Get(Context& context, const Args& args) {
     if (::isatty(STDOUT_FILENO) && !(*r)->value.ends_with('\n')) std::cout << "\n";
   }
   return kExitOk;
+}
+
+int Incr(Context& context, const Args& args) {
+  const std::string& by = args.kv.value;
+  Result<IncrementResult> r = Status::Internal("unset");
+  if (by.empty()) {
+    r = context.client().Increment(args.kv.key, 1, context.Write());
+  } else if (auto n = base::ParseInt64(by)) {
+    r = context.client().Increment(args.kv.key, *n, context.Write());
+  } else if (base::ParseLongDouble(by)) {
+    r = context.client().IncrementByFloat(args.kv.key, by, context.Write());
+  } else {
+    return Reject(fmt::format("BY must be an integer or a decimal number, not '{}'", by));
+  }
+  if (!r.ok()) return Fail(r.status());
+  return context.Reply(Json{{"value", r->value}, {"estimate", r->estimate}},
+                       r->estimate ? fmt::format("{} (split counter: an estimate; get KEY sums "
+                                                 "it)\n",
+                                                 r->value)
+                                   : r->value + "\n");
 }
 
 int Del(Context& context, const Args& args) {

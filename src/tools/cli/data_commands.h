@@ -14,6 +14,8 @@ int Get(Context& context, const Args& args);
 int Del(Context& context, const Args& args);
 // Prints whether the compare-and-swap applied and the current version; exit 1 when it did not.
 int Cas(Context& context, const Args& args);
+// Prints the number after the increment (an estimate for a split counter, marked so).
+int Incr(Context& context, const Args& args);
 // Prints key TAB value per line (bytes escaped), up to --limit keys; says on stderr how to go on.
 int Scan(Context& context, const Args& args);
 
