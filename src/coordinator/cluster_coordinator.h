@@ -3,6 +3,7 @@
 // coordinator's own files: front doors see coordinator.h only.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -412,6 +413,16 @@ class ClusterCoordinator final : public Coordinator {
     std::atomic<uint64_t> reads{0};       // sums read
   };
   SplitCounterMetrics split_counters_;
+  // This node's increments in flight on each sub-counter of a split counter.
+  struct SplitInFlight {
+    std::array<std::atomic<uint32_t>, cluster::kMaxSplitShards> n{};
+  };
+  std::shared_ptr<SplitInFlight> InFlightOf(const std::string& map_key);
+  // The sub-counter an increment of a split counter in `shards` takes from this node.
+  uint32_t PickShard(const cluster::Topology& topology, uint32_t shards,
+                     const SplitInFlight& in_flight) const;
+  std::unordered_map<std::string, std::shared_ptr<SplitInFlight>>
+      split_in_flight_;  // guarded by split_estimates_mu_
   std::mutex split_estimates_mu_;
   std::unordered_map<std::string, SplitSnapshot> split_estimates_;  // guarded by the above
 

@@ -27,10 +27,17 @@ constexpr auto kEstimateAge = std::chrono::seconds(1);
 // A read of a split counter that a phase change overtook is made again, this many times.
 constexpr int kSplitReadTries = 5;
 
-uint32_t PickShard(uint32_t shards) {
-  thread_local std::minstd_rand pick(std::random_device{}());
-  return static_cast<uint32_t>(pick() % shards);
-}
+// Counts an increment in flight on one sub-counter for as long as it lives.
+class InFlightGuard {
+ public:
+  explicit InFlightGuard(std::atomic<uint32_t>* n) : n_(n) { n_->fetch_add(1); }
+  ~InFlightGuard() { n_->fetch_sub(1); }
+  InFlightGuard(const InFlightGuard&) = delete;
+  InFlightGuard& operator=(const InFlightGuard&) = delete;
+
+ private:
+  std::atomic<uint32_t>* n_;
+};
 
 std::string MapKey(std::string_view keyspace, std::string_view key) {
   std::string out(keyspace);
@@ -149,11 +156,14 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
   const uint32_t shards = split->shards;
   const SplitPhase phase = split->phase;
   const std::string map_key = MapKey((*ks)->name, key);
-  std::optional<uint32_t> changed;  // the sub-counter the increment went to
+  hot_keys_.Add((*ks)->id, key, /*write=*/true);  // its sub-counters are not listed
+  std::optional<uint32_t> changed;                // the sub-counter the increment went to
   // Until the split is fenced, a node that has not heard of it may still read the key alone:
   // increments go to the key meanwhile.
   if (phase == internode::SPLIT_ACTIVE && split->since_epoch <= (*topology)->fence) {
-    const uint32_t shard = PickShard(shards);
+    std::shared_ptr<SplitInFlight> in_flight = InFlightOf(map_key);
+    const uint32_t shard = PickShard(**topology, shards, *in_flight);
+    InFlightGuard counted(&in_flight->n[shard]);
     std::vector<std::string> parts =
         cluster::SplitPartKeys(key, shards, (*topology)->state->partition_bits());
     // A sub-counter that is absent (never made, or deleted by a merge) or frozen (a merge took
@@ -210,6 +220,51 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
   auto estimate = co_await SplitEstimate(**ks, key, *split, map_key, changed, outcome.value);
   if (estimate.ok()) outcome.value = std::move(*estimate);
   co_return outcome;
+}
+
+std::shared_ptr<ClusterCoordinator::SplitInFlight> ClusterCoordinator::InFlightOf(
+    const std::string& map_key) {
+  std::lock_guard lock(split_estimates_mu_);
+  std::shared_ptr<SplitInFlight>& slot = split_in_flight_[map_key];
+  if (!slot) {
+    if (split_in_flight_.size() > 2 * cluster::kMaxSplitCounters) {
+      // Dropped entries only lose their counts: choices stay valid, just less spread.
+      split_in_flight_.clear();
+      return std::make_shared<SplitInFlight>();
+    }
+    slot = std::make_shared<SplitInFlight>();
+  }
+  return slot;
+}
+
+uint32_t ClusterCoordinator::PickShard(const cluster::Topology& topology, uint32_t shards,
+                                       const SplitInFlight& in_flight) const {
+  // This node's share: the sub-counters i with i % members == its rank among the members, so
+  // that two coordinators seldom propose on one sub-counter (contending Paxos rounds preempt each
+  // other, and one may end in TIMEOUT); all of them when there are fewer than members. Within it,
+  // the one with the fewest of this node's increments in flight, ties broken at random.
+  std::vector<uint32_t> ids;
+  ids.reserve(topology.by_id.size());
+  for (const auto& [id, member] : topology.by_id) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  const uint32_t members = std::max<uint32_t>(1, static_cast<uint32_t>(ids.size()));
+  const uint32_t rank =
+      static_cast<uint32_t>(std::find(ids.begin(), ids.end(), identity_.node_id) - ids.begin());
+  const bool shared = shards < members || rank >= members;
+  thread_local std::minstd_rand random(std::random_device{}());
+  const uint32_t start = static_cast<uint32_t>(random() % shards);
+  uint32_t best = start;
+  uint32_t fewest = UINT32_MAX;
+  for (uint32_t k = 0; k < shards; ++k) {
+    const uint32_t i = (start + k) % shards;
+    if (!shared && i % members != rank) continue;
+    const uint32_t n = in_flight.n[i].load(std::memory_order_relaxed);
+    if (n < fewest) {
+      fewest = n;
+      best = i;
+    }
+  }
+  return best;
 }
 
 asio::awaitable<Result<std::string>> ClusterCoordinator::SplitEstimate(
@@ -327,6 +382,7 @@ asio::awaitable<Result<std::optional<Record>>> ClusterCoordinator::ReadSplit(
       co_return co_await Get(std::move(key), std::move(itself));
     }
     const SplitEntry split = *found;
+    if (attempt == 0) hot_keys_.Add(ks.id, key, /*write=*/false);
     auto values = co_await ReadSplitValues(key, split, options);
     if (!values.ok()) co_return values.status();
     // A phase change that overtook the read makes it again: its reads may straddle a fold.
@@ -441,8 +497,14 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
         always.kind = CasCondition::Kind::kIfNotExists;
         auto made = co_await Cas(part, always, std::string("0"), 0, itself, Consistency::kDefault);
         if (!made.ok()) co_return made.status();
-        if (!made->applied) {
-          // Left by an earlier split that never took effect, or a merge's frozen mark: reset.
+        // One that exists holding a number is left alone: a split that never took effect left
+        // it at 0, or another split of the same counter racing this one made it and increments
+        // may already be in it (resetting it would lose them). Anything else (a frozen mark no
+        // merge will take: a merge deletes its sub-counters before the entry goes) is reset.
+        std::string ignored;
+        const bool number = made->current && base::SumCounters({made->current->value}, &ignored) ==
+                                                 base::CounterRefusal::kNone;
+        if (!made->applied && !number) {
           CasCondition same;
           same.kind = CasCondition::Kind::kIfVersion;
           same.version = made->current ? made->current->version : Version{};

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "cluster/split_counters.h"
 #include "coordinator/cluster_coordinator.h"
 
 namespace cairn::coordinator {
@@ -31,6 +32,8 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
   std::map<std::pair<uint32_t, std::string>, HotKeyReport> merged;
   const auto add = [&merged](uint32_t node, uint32_t ks, std::string key, bool truncated,
                              double reads, double writes, double error) {
+    // A split counter's sub-counters are counted as the counter itself (counters.cc).
+    if (cluster::IsSplitPartKey(key)) return;
     HotKeyReport& r = merged[{ks, key}];
     if (r.key.empty()) r.key = std::move(key);
     r.truncated = truncated;

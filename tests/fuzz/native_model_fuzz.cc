@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "base/counter.h"
 #include "cairn/client.h"
 #include "tests/harness/process.h"
 #include "tests/support/temp_dir.h"
@@ -48,8 +49,8 @@ class NativeModelFuzz {
         &NativeModelFuzz::Put,          &NativeModelFuzz::Get,     &NativeModelFuzz::Delete,
         &NativeModelFuzz::Cas,          &NativeModelFuzz::Scan,    &NativeModelFuzz::BatchGet,
         &NativeModelFuzz::BatchPut,     &NativeModelFuzz::Refused, &NativeModelFuzz::Maintenance,
-        &NativeModelFuzz::NodeOperation};
-    (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2, 0.5, 0.5})])();
+        &NativeModelFuzz::NodeOperation, &NativeModelFuzz::Increment};
+    (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2, 0.5, 0.5, 4})])();
   }
   uint64_t steps() const { return step_; }
   uint64_t node_operations() const { return node_operations_; }
@@ -259,6 +260,67 @@ class NativeModelFuzz {
     ASSERT_TRUE(r->current.has_value()) << Where(key) << ": an applied CAS answered no value";
     EXPECT_EQ(r->current->value, *new_value) << Where(key);
     Wrote(key, *new_value, r->current->version);
+  }
+  // An increment: applied exactly as Redis's INCRBY / INCRBYFLOAT arithmetic says on the model's
+  // value (base/counter.h), or refused with the model unchanged; a decimal that is not one is
+  // INVALID_ARGUMENT.
+  void Increment() {
+    const std::string key = Key();
+    if (rng_() % 3 == 0) {  // often a number, so that increments apply
+      WriteOptions o;
+      const std::string start = std::to_string(static_cast<int64_t>(rng_() % 2000) - 1000);
+      auto put = client_.Put(key, start, o);
+      ASSERT_TRUE(put.ok()) << Where(key) << ": " << put.status().ToString();
+      Wrote(key, start, *put);
+    }
+    auto it = model_.find(key);
+    std::optional<std::string_view> current;
+    if (it != model_.end()) current = it->second.value;
+    base::CounterDelta delta;
+    std::string by_float;
+    Result<IncrementResult> r = Status::Internal("unset");
+    const bool decimal = rng_() % 3 == 0;
+    if (decimal) {
+      static const std::vector<std::string> kFloats = {"1.5", "-0.25", "3", "1e308", "-1e308",
+                                                       "0", "abc", "nan", "inf", " 1", ""};
+      by_float = kFloats[rng_() % kFloats.size()];
+      auto parsed = base::ParseLongDouble(by_float);
+      r = client_.IncrementByFloat(key, by_float);
+      if (!parsed) {
+        if (by_float.empty()) {  // empty means "an integer increment of 0" on the wire
+          delta.by = 0;
+        } else {
+          ASSERT_EQ(r.status().code(), Code::kInvalidArgument)
+              << Where(key) << ": increment by '" << by_float << "': " << r.status().ToString();
+          return;
+        }
+      } else {
+        delta.is_float = true;
+        delta.by_float = *parsed;
+      }
+    } else {
+      static const std::vector<int64_t> kInts = {1, -1, 7, 1000, INT64_MAX, INT64_MIN, 0};
+      delta.by = rng_() % 2 ? kInts[rng_() % kInts.size()] : static_cast<int64_t>(rng_());
+      r = client_.Increment(key, delta.by);
+    }
+    std::string want;
+    const base::CounterRefusal refused = base::AddToCounter(current, delta, &want);
+    if (refused != base::CounterRefusal::kNone) {
+      ASSERT_EQ(r.status().code(), Code::kFailedPrecondition)
+          << Where(key) << ": an increment the arithmetic refuses: " << r.status().ToString();
+      EXPECT_NE(r.status().message().find(base::CounterRefusalText(refused).substr(4)),
+                std::string::npos)
+          << Where(key) << ": " << r.status().ToString();
+      return;
+    }
+    ASSERT_TRUE(r.ok()) << Where(key) << ": " << r.status().ToString();
+    EXPECT_EQ(r->value, want) << Where(key);
+    EXPECT_FALSE(r->estimate) << Where(key);
+    // The answer has no version: read it, and it must be newer than the model's.
+    auto read = client_.Get(key, ReadOptions());
+    ASSERT_TRUE(read.ok() && read->has_value()) << Where(key) << ": the increment is gone";
+    EXPECT_EQ((*read)->value, want) << Where(key);
+    Wrote(key, want, (*read)->version);
   }
   void Scan() {
     const std::vector<std::string> prefixes = {"", "user:", "user:1", "{t}", "a", "zz"};

@@ -28,7 +28,8 @@ case "$target" in
   resp_request)
     cp -n "$src"/tests/fuzz/resp-corpus/* "$out/corpus/" 2>/dev/null || true
     sources=("$src/tests/fuzz/resp_request_fuzz.cc" "$src/src/frontdoor/resp/resp_parser.cc"
-             "$src/src/frontdoor/resp/reply_writer.cc" "$src/src/frontdoor/resp/glob.cc")
+             "$src/src/frontdoor/resp/reply_writer.cc" "$src/src/frontdoor/resp/glob.cc"
+             "$src/src/base/counter.cc")
     libs=() ;;
   *) echo "unknown fuzz target $target"; exit 2 ;;
 esac
