@@ -46,9 +46,9 @@ class NativeModelFuzz {
     ++step_;
     using Operation = void (NativeModelFuzz::*)();
     static constexpr Operation kOperations[] = {
-        &NativeModelFuzz::Put,          &NativeModelFuzz::Get,     &NativeModelFuzz::Delete,
-        &NativeModelFuzz::Cas,          &NativeModelFuzz::Scan,    &NativeModelFuzz::BatchGet,
-        &NativeModelFuzz::BatchPut,     &NativeModelFuzz::Refused, &NativeModelFuzz::Maintenance,
+        &NativeModelFuzz::Put,           &NativeModelFuzz::Get,      &NativeModelFuzz::Delete,
+        &NativeModelFuzz::Cas,           &NativeModelFuzz::Scan,     &NativeModelFuzz::BatchGet,
+        &NativeModelFuzz::BatchPut,      &NativeModelFuzz::Refused,  &NativeModelFuzz::Maintenance,
         &NativeModelFuzz::NodeOperation, &NativeModelFuzz::Increment};
     (this->*kOperations[Pick({10, 10, 4, 8, 2, 3, 3, 2, 0.5, 0.5, 4})])();
   }
@@ -281,8 +281,8 @@ class NativeModelFuzz {
     Result<IncrementResult> r = Status::Internal("unset");
     const bool decimal = rng_() % 3 == 0;
     if (decimal) {
-      static const std::vector<std::string> kFloats = {"1.5", "-0.25", "3", "1e308", "-1e308",
-                                                       "0", "abc", "nan", "inf", " 1", ""};
+      static const std::vector<std::string> kFloats = {
+          "1.5", "-0.25", "3", "1e308", "-1e308", "0", "abc", "nan", "inf", " 1", ""};
       by_float = kFloats[rng_() % kFloats.size()];
       auto parsed = base::ParseLongDouble(by_float);
       r = client_.IncrementByFloat(key, by_float);
