@@ -160,6 +160,14 @@ Result<std::optional<TopologyState>> PlanSplitPhase(const TopologyState& state,
   return Status::NotFound("the key is not a split counter");
 }
 
+TopologyState WithoutSplitsOf(TopologyState state, std::string_view keyspace) {
+  auto* list = state.mutable_split_counters();
+  for (int i = list->size() - 1; i >= 0; --i) {
+    if (list->at(i).keyspace() == keyspace) list->DeleteSubrange(i, 1);
+  }
+  return state;
+}
+
 FoldedBase ParseFoldedBase(std::string_view stored) {
   FoldedBase out;
   const size_t mark = stored.find(kFoldedMark);

@@ -82,6 +82,9 @@ Result<std::optional<internode::TopologyState>> PlanSplitPhase(
     const internode::TopologyState& state, std::string_view keyspace, std::string_view key,
     internode::SplitPhase from, internode::SplitPhase to);
 
+// `state` without the split counters of keyspace `keyspace` (dropped with it).
+internode::TopologyState WithoutSplitsOf(internode::TopologyState state, std::string_view keyspace);
+
 // A split counter's key while it is merged: its number and the sub-counters folded into it.
 struct FoldedBase {
   std::string number;   // empty: absent (counts as 0)

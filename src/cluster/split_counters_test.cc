@@ -83,6 +83,16 @@ TEST(SplitCountersTest, PlansWalkThePhasesInOrder) {
       Code::kNotFound);
 }
 
+TEST(SplitCountersTest, DroppingAKeyspaceForgetsItsSplitCounters) {
+  TopologyState s;
+  s = **PlanSplit(s, "a", "k", 4);
+  s = **PlanSplit(s, "b", "k", 4);
+  s = **PlanSplit(s, "a", "j", 2);
+  const TopologyState left = WithoutSplitsOf(s, "a");
+  ASSERT_EQ(left.split_counters_size(), 1);
+  EXPECT_EQ(left.split_counters(0).keyspace(), "b");
+}
+
 TEST(SplitCountersTest, NoSplitWhilePartitionsMove) {
   TopologyState s;
   s.mutable_transition()->set_id(3);

@@ -12,6 +12,7 @@
 
 #include "base/hash.h"
 #include "base/reactor.h"
+#include "cluster/split_counters.h"
 #include "cluster/topology_state.h"
 #include "coordinator/cluster_coordinator.h"
 #include "coordinator/replica_set.h"
@@ -97,7 +98,9 @@ asio::awaitable<Status> ClusterCoordinator::DropKeyspace(std::string name, bool 
         auto dropped = cluster::PlanDrop(cluster::KeyspacesOf(current), name, if_exists, version);
         if (!dropped.ok()) return dropped.status();
         if (!dropped->has_value()) return std::optional<internode::TopologyState>();
-        return std::optional(cluster::WithKeyspace(current, **dropped));
+        // Its split counters go with it: its data can never be read again.
+        return std::optional(
+            cluster::WithoutSplitsOf(cluster::WithKeyspace(current, **dropped), name));
       },
       base::Clock::now() + kKeyspaceChangeTime);
   co_return changed.status();
