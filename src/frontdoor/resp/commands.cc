@@ -677,9 +677,12 @@ asio::awaitable<void> Increment(CommandContext& ctx, base::CounterDelta delta) {
     return Rewrite(cur, result, now);
   };
   auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  if (r.ok() && !r->error.empty() && ctx.coordinator->IsSplitCounter(ctx.keyspace, ctx.argv[1])) {
-    // Split while this increment read and retried: the key may hold a merge's fold marks.
-    // Again, as a split counter's (Coordinator::Increment does the same).
+  // Split while this increment read and retried: the key may hold a merge's fold marks, or the
+  // compare-and-swap was refused for the key being a split counter now (before any proposal).
+  // Either way nothing was written: again, as a split counter's (Coordinator::Increment does
+  // the same).
+  const bool refused = r.ok() ? !r->error.empty() : r.status().code() == Code::kFailedPrecondition;
+  if (refused && ctx.coordinator->IsSplitCounter(ctx.keyspace, ctx.argv[1])) {
     co_return co_await Increment(ctx, delta);
   }
   if (ReplyRmwError(ctx, r)) co_return;
