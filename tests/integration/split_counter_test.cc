@@ -111,6 +111,15 @@ TEST(SplitCounterTest, IncrementsSpreadAndEveryDoorReadsTheSum) {
     EXPECT_TRUE(r->estimate);
   }
   EXPECT_EQ(SplitIncrements(*cluster), 100u) << "the increments went to sub-counters";
+  // The hot-key list names the counter, never its sub-counters (reserved key prefix).
+  auto hot = c.HotKeys("", 50);
+  ASSERT_TRUE(hot.ok()) << hot.status().ToString();
+  bool listed = false;
+  for (const HotKeyInfo& k : hot->keys) {
+    EXPECT_FALSE(k.key.starts_with("\xff\xfe")) << "a sub-counter is listed";
+    listed = listed || k.key == "hits";
+  }
+  EXPECT_TRUE(listed) << "the split counter is not among the hot keys";
   EXPECT_EQ(c.Get("hits").value()->value, "105");
   // RESP: INCRBY, DECR and GET on another node, and INCRBYFLOAT turning the sum decimal.
   const std::string resp0 = cluster->node(0).resp_address();
