@@ -341,14 +341,15 @@ std::vector<std::pair<CLI::App*, const Subcommand*>> DeclareSubcommands(CLI::App
   for (const Subcommand& sub : kSubcommands) {
     CLI::App* parent = sub.group.empty() ? &app : groups.at(sub.group);
     CLI::App* command = parent->add_subcommand(std::string(sub.name), std::string(sub.help));
-    // A command that runs may hold subcommands too (`hotkeys`, `hotkeys split`).
+    // A group (no run of its own) needs one of its subcommands; a command that runs may hold
+    // subcommands too (`hotkeys`, `hotkeys split`), and then takes at most one.
     if (sub.group.empty()) groups[sub.name] = command;
-    if (!sub.group.empty() && parent->get_subcommands({}).size() == 1) {
-      parent->require_subcommand(0, 1);
-    }
     if (sub.run == nullptr) {
       command->require_subcommand(1);
       continue;
+    }
+    if (!sub.group.empty() && parent->get_require_subcommand_min() == 0) {
+      parent->require_subcommand(0, 1);
     }
     sub.declare(*command, args);
     commands.emplace_back(command, &sub);
