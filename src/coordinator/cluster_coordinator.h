@@ -114,7 +114,6 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<UserChangeOutcome>> ChangeUser(base::UserChange change,
                                                         std::string password) override;
   std::shared_ptr<const base::UserTable> Users() const override;
-  bool IsSplitCounter(const std::string& keyspace, std::string_view key) const override;
   asio::awaitable<Result<IncrementOutcome>> Increment(std::string key, base::CounterDelta delta,
                                                       RequestOptions options,
                                                       Consistency commit) override;
@@ -122,6 +121,8 @@ class ClusterCoordinator final : public Coordinator {
                                                      RequestOptions options) override;
 
   // ---- Counters and split counters (counters.cc). ----
+  // Whether `key` of `keyspace` ("": the default) is a split counter in this node's topology.
+  bool IsSplitCounter(const std::string& keyspace, std::string_view key) const;
   // FAILED_PRECONDITION for a write to a split counter's key other than an increment.
   static Status SplitKeyRefused(std::string_view key);
   // The split entry of `key`, unless the request reaches the key itself.

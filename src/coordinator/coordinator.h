@@ -319,13 +319,6 @@ class Coordinator {
   // not linearizable.
   virtual uint32_t ClientCacheMs(const RequestOptions& options, std::string_view key) const = 0;
   // ---- Counters (docs/hot-keys.md). ----
-  // Whether `key` of `keyspace` ("": the default) is a split counter: a cheap lookup, for the
-  // front doors to send its increments here.
-  virtual bool IsSplitCounter(const std::string& keyspace, std::string_view key) const {
-    (void)keyspace;
-    (void)key;
-    return false;
-  }
   // Adds `delta` to the number at `key` (absent: 0), keeping its time to live: a linearizable
   // read-modify-write through Paxos at `options.consistency` (SERIAL or LOCAL_SERIAL), committed
   // at `commit` as Cas() does. A split counter's increment goes to one of its sub-counters.

@@ -650,44 +650,19 @@ asio::awaitable<void> CmdPersist(CommandContext& ctx) {
 
 // ---- counters and string edits ----
 
-// INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT: `delta` added to the key's number. A split counter
-// (docs/hot-keys.md) takes the coordinator's increment, which spreads it over the sub-counters.
+// INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT: `delta` added to the key's number by the
+// Coordinator's increment (a SERIAL read and a compare-and-swap keeping the time to live, or one
+// sub-counter of a split counter, docs/hot-keys.md), with Redis's refusals.
 asio::awaitable<void> Increment(CommandContext& ctx, base::CounterDelta delta) {
-  if (ctx.coordinator->IsSplitCounter(ctx.keyspace, ctx.argv[1])) {
-    coordinator::RequestOptions options = ctx.SerialOptions();
-    auto r = co_await ctx.coordinator->Increment(ctx.argv[1], delta, std::move(options),
-                                                 ctx.CommitLevel());
-    if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
-    if (r->refused != base::CounterRefusal::kNone) {
-      co_return ctx.Reply().Error(base::CounterRefusalText(r->refused));
-    }
-    if (delta.is_float) co_return ctx.Reply().Bulk(r->value);
-    co_return ctx.Reply().Integer(base::ParseInt64(r->value).value_or(0));
+  coordinator::RequestOptions options = ctx.SerialOptions();
+  auto r = co_await ctx.coordinator->Increment(ctx.argv[1], delta, std::move(options),
+                                               ctx.CommitLevel());
+  if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  if (r->refused != base::CounterRefusal::kNone) {
+    co_return ctx.Reply().Error(base::CounterRefusalText(r->refused));
   }
-  std::string result;
-  const int64_t now = ctx.NowMs();
-  Decide decide = [&delta, now,
-                   &result](const std::optional<Record>& cur) -> std::variant<Change, std::string> {
-    std::optional<std::string_view> current;
-    if (cur) current = cur->value;
-    const base::CounterRefusal refused = base::AddToCounter(current, delta, &result);
-    if (refused != base::CounterRefusal::kNone) {
-      return std::string(base::CounterRefusalText(refused));
-    }
-    return Rewrite(cur, result, now);
-  };
-  auto r = co_await ReadModifyWrite(ctx, ctx.argv[1], decide);
-  // Split while this increment read and retried: the key may hold a merge's fold marks, or the
-  // compare-and-swap was refused for the key being a split counter now (before any proposal).
-  // Either way nothing was written: again, as a split counter's (Coordinator::Increment does
-  // the same).
-  const bool refused = r.ok() ? !r->error.empty() : r.status().code() == Code::kFailedPrecondition;
-  if (refused && ctx.coordinator->IsSplitCounter(ctx.keyspace, ctx.argv[1])) {
-    co_return co_await Increment(ctx, delta);
-  }
-  if (ReplyRmwError(ctx, r)) co_return;
-  if (delta.is_float) co_return ctx.Reply().Bulk(result);
-  ctx.Reply().Integer(base::ParseInt64(result).value_or(0));
+  if (delta.is_float) co_return ctx.Reply().Bulk(r->value);
+  ctx.Reply().Integer(base::ParseInt64(r->value).value_or(0));
 }
 
 asio::awaitable<void> CmdIncr(CommandContext& ctx) {
