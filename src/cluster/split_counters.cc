@@ -20,15 +20,6 @@ constexpr std::string_view kFrozenMark{"\0frozen:", 8};
 // Salts tried per sub-counter for a partition of its own before one is shared.
 constexpr uint32_t kMaxSalts = 64;
 
-std::string MapKey(std::string_view keyspace, std::string_view key) {
-  std::string out;
-  out.reserve(keyspace.size() + 1 + key.size());
-  out.append(keyspace);
-  out.push_back('\0');
-  out.append(key);
-  return out;
-}
-
 std::string PartKey(std::string_view key, uint64_t key_hash, uint32_t index, uint32_t salt) {
   // The hash tag comes first, so the sub-counter's partition depends on it alone.
   return fmt::format("{}{}.{}.{:016x}}}{}", kSplitPartPrefix, index, salt, key_hash, key);
@@ -45,6 +36,15 @@ TopologyState Next(const TopologyState& s) {
 }
 
 }  // namespace
+
+std::string SplitCounterId(std::string_view keyspace, std::string_view key) {
+  std::string out;
+  out.reserve(keyspace.size() + 1 + key.size());
+  out.append(keyspace);
+  out.push_back('\0');
+  out.append(key);
+  return out;
+}
 
 std::vector<std::string> SplitPartKeys(std::string_view key, uint32_t shards,
                                        uint32_t partition_bits) {
@@ -71,14 +71,14 @@ std::shared_ptr<const SplitCounters> SplitCounters::Of(const TopologyState& stat
   if (state.split_counters().empty()) return nullptr;
   auto out = std::make_shared<SplitCounters>();
   for (const internode::SplitCounterRecord& r : state.split_counters()) {
-    out->by_key_[MapKey(r.keyspace(), r.key())] =
+    out->by_key_[SplitCounterId(r.keyspace(), r.key())] =
         SplitEntry{r.shards(), r.phase(), r.since_epoch()};
   }
   return out;
 }
 
 const SplitEntry* SplitCounters::Find(std::string_view keyspace, std::string_view key) const {
-  auto it = by_key_.find(MapKey(keyspace, key));
+  auto it = by_key_.find(SplitCounterId(keyspace, key));
   return it == by_key_.end() ? nullptr : &it->second;
 }
 

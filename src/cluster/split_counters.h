@@ -46,6 +46,9 @@ inline bool IsSplitPartKey(std::string_view key) { return key.starts_with(kSplit
 std::vector<std::string> SplitPartKeys(std::string_view key, uint32_t shards,
                                        uint32_t partition_bits);
 
+// One name for a split counter in maps: its keyspace, a NUL byte, its key.
+std::string SplitCounterId(std::string_view keyspace, std::string_view key);
+
 struct SplitEntry {
   uint32_t shards = 0;
   internode::SplitPhase phase = internode::SPLIT_PHASE_UNSPECIFIED;

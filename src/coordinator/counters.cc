@@ -39,13 +39,6 @@ class InFlightGuard {
   std::atomic<uint32_t>* n_;
 };
 
-std::string MapKey(std::string_view keyspace, std::string_view key) {
-  std::string out(keyspace);
-  out.push_back('\0');
-  out.append(key);
-  return out;
-}
-
 // The time to live `current` has left, for a rewrite that keeps it.
 uint64_t RemainingTtl(const std::optional<Record>& current, uint64_t now_ms) {
   if (!current || current->expires_at_ms == 0) return 0;
@@ -155,7 +148,7 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
   }
   const uint32_t shards = split->shards;
   const SplitPhase phase = split->phase;
-  const std::string map_key = MapKey((*ks)->name, key);
+  const std::string map_key = cluster::SplitCounterId((*ks)->name, key);
   hot_keys_.Add((*ks)->id, key, /*write=*/true);  // its sub-counters are not listed
   std::optional<uint32_t> changed;                // the sub-counter the increment went to
   // Until the split is fenced, a node that has not heard of it may still read the key alone:
@@ -528,7 +521,7 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
   }
   {
     std::lock_guard lock(split_estimates_mu_);
-    split_estimates_.erase(MapKey(name, key));
+    split_estimates_.erase(cluster::SplitCounterId(name, key));
   }
   SplitOutcome outcome;
   outcome.shards = shards;
