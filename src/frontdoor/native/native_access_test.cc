@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/access_testing.h"
+
 namespace cairn::frontdoor::native {
 namespace {
 
@@ -12,23 +14,8 @@ using base::kPermWrite;
 // Which permission each native request needs (docs/security.md).
 class AuthorizeTest : public ::testing::Test {
  protected:
-  AuthorizeTest() : access_([this] { return table_; }) {
-    std::vector<base::UserDef> users;
-    auto add = [&](std::string name, std::string keyspace, uint32_t bits, bool super = false) {
-      base::UserDef u;
-      u.name = std::move(name);
-      u.superuser = super;
-      if (bits != 0) u.grants.push_back({std::move(keyspace), bits});
-      users.push_back(std::move(u));
-    };
-    add("none", "", 0);
-    add("reader", "orders", kPermRead);
-    add("writer", "orders", kPermWrite);
-    add("ks-admin", "orders", kPermAdmin);
-    add("admin", "*", kPermAdmin);
-    add("root", "", 0, true);
-    table_ = base::UserTable::Make(std::move(users));
-  }
+  AuthorizeTest()
+      : table_(base::testing::PermissionTestUsers()), access_([this] { return table_; }) {}
 
   Code Run(std::string_view user, const wire::Request& request) {
     return Authorize(access_, user, request).code();

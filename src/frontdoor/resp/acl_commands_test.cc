@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/access_testing.h"
+
 namespace cairn::frontdoor::resp {
 namespace {
 
@@ -16,22 +18,8 @@ using base::kPermWrite;
 // permission, and the command asked of each.
 class AuthorizeCommandTest : public ::testing::Test {
  protected:
-  AuthorizeCommandTest() : access_([this] { return table_; }) {
-    std::vector<base::UserDef> users;
-    auto add = [&](std::string name, std::string keyspace, uint32_t bits, bool super = false) {
-      base::UserDef u;
-      u.name = std::move(name);
-      u.superuser = super;
-      if (bits != 0) u.grants.push_back({std::move(keyspace), bits});
-      users.push_back(std::move(u));
-    };
-    add("none", "", 0);
-    add("reader", "orders", kPermRead);
-    add("writer", "orders", kPermWrite);
-    add("admin", "*", kPermAdmin);
-    add("root", "", 0, true);
-    table_ = base::UserTable::Make(std::move(users));
-  }
+  AuthorizeCommandTest()
+      : table_(base::testing::PermissionTestUsers()), access_([this] { return table_; }) {}
 
   Code Run(std::string_view user, std::vector<std::string> argv,
            std::string_view keyspace = "orders") {
