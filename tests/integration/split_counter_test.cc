@@ -262,7 +262,12 @@ TEST(SplitCounterTest, ANodeKilledAndRestartedMidRunLosesNoIncrement) {
       WaitUntil([&] { return acked.load() >= 2 * kTotal / 3; }, 120s, "two thirds acknowledged"));
   EXPECT_OK(cluster->Restart(2));
   for (auto& t : threads) t.join();
-  ASSERT_OK(cluster->WaitForState(0, 2, "UP"));
+  // The read below goes through the restarted node: every node must see every other UP first.
+  for (size_t observer = 0; observer < 3; ++observer) {
+    for (size_t subject = 0; subject < 3; ++subject) {
+      if (observer != subject) ASSERT_OK(cluster->WaitForState(observer, subject, "UP"));
+    }
+  }
   EXPECT_EQ(errors, "");
   ClientOptions o = Every(*cluster, 2);
   o.token_aware = false;
