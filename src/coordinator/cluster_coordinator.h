@@ -6,9 +6,11 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -194,9 +196,28 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                      storage::DataKey key, base::Deadline deadline);
   std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;
-  // The live replicas to ask for `req` (this node first, then its DC), and the spares.
+  // The live replicas to ask for `req` (this node first, then those of `prefer`, then its DC),
+  // and the spares.
   std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ChooseReplicas(
-      const ReplicaSet& set, const Requirement& req) const;
+      const ReplicaSet& set, const Requirement& req, std::span<const uint32_t> prefer = {}) const;
+
+  // Scans (scan.cc): which node is asked for which partitions when a scan covers them all, for
+  // one topology, keyspace, level and set of live nodes. Planning 1,024 partitions cost a scan
+  // more than its reads (perf, workload E), and the plan changes only with those four.
+  struct ScanPlan {
+    std::shared_ptr<const cluster::Topology> topology;
+    std::shared_ptr<const cluster::KeyspaceDef> keyspace;  // the definition planned for
+    Consistency level = Consistency::kOne;
+    std::vector<uint32_t> live;                         // the members UP, in member order
+    std::map<uint32_t, std::vector<uint32_t>> by_node;  // node -> the partitions it is asked for
+  };
+  // The plan for `partitions` (all of them when `all`), from the cache when it can be.
+  Result<std::shared_ptr<const ScanPlan>> PlanScan(
+      const std::shared_ptr<const cluster::Topology>& topology,
+      const std::shared_ptr<const cluster::KeyspaceDef>& ks, Consistency level,
+      const std::vector<uint32_t>& partitions, bool all);
+  std::mutex scan_plans_mu_;
+  std::vector<std::shared_ptr<const ScanPlan>> scan_plans_;  // guarded by scan_plans_mu_
 
   // Per-key Paxos (paxos.cc).
   template <typename Response>
