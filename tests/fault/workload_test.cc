@@ -924,6 +924,53 @@ void FaultWorkloadTest::RunNoLostWrites(Change change) {
     }
   }
   std::cout << fmt::format("{} seed {}: {}\n", test_name_, seed_, CountOps(history));
+
+  // A prefix scan at QUORUM (through the key index, over every partition, after whatever moves
+  // the change made) lists every key the reads found exactly once, in order, at least as new as
+  // read; and no key that was never written.
+  {
+    ScanOptions so;
+    so.consistency = Consistency::kQuorum;
+    so.limit = 250;
+    std::vector<std::pair<std::string, Record>> scanned;
+    for (int pages = 0; pages < 10'000; ++pages) {
+      Result<ScanPage> page;
+      ASSERT_OK(WaitUntil(
+          [&]() -> Status {
+            page = clients[pages % clients.size()]->Scan("lw-", so);
+            return page.status();
+          },
+          30s, fmt::format("scan page {} after '{}'", pages, so.cursor)));
+      for (auto& entry : page->entries) scanned.push_back(std::move(entry));
+      if (page->done()) break;
+      so.cursor = page->cursor;
+    }
+    size_t disordered = 0, unknown = 0, missing = 0, older = 0;
+    for (size_t i = 1; i < scanned.size(); ++i) {
+      if (!(scanned[i - 1].first < scanned[i].first)) ++disordered;
+    }
+    std::map<std::string, const Record*> by_key;
+    for (const auto& [key, rec] : scanned) {
+      by_key[key] = &rec;
+      if (!std::binary_search(keys.begin(), keys.end(), key)) ++unknown;
+    }
+    for (const auto& [key, f] : final_state) {
+      auto it = by_key.find(key);
+      if (it == by_key.end()) {
+        ++missing;
+      } else if (checkers::WriteStamp{it->second->version.hlc, it->second->version.node} <
+                 f.stamp) {
+        ++older;
+      }
+    }
+    std::cout << fmt::format("{} seed {}: the scan listed {} keys ({} read back)\n", test_name_,
+                             seed_, scanned.size(), final_state.size());
+    EXPECT_EQ(disordered, 0u) << "keys out of order or listed twice (seed " << seed_ << ")";
+    EXPECT_EQ(unknown, 0u) << "keys never written (seed " << seed_ << ")";
+    EXPECT_EQ(missing, 0u) << "keys read back but not scanned (seed " << seed_ << ")";
+    EXPECT_EQ(older, 0u) << "keys scanned older than read back (seed " << seed_ << ")";
+  }
+
   const std::vector<checkers::LostWrite> lost = checkers::FindLostWrites(acked, final_state);
   std::cout << fmt::format(
       "{} seed {}: {} keys, {} acknowledged writes, read back in {:.1f} s: {} lost\n", test_name_,
