@@ -759,6 +759,13 @@ void Server::RegisterMetrics() {
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",
                Type::kCounter, static_cast<double>(engine_->absorbed()));
+    out.Single("cairn_storage_index_scans_total",
+               "Scans over many partitions answered by walking the key index", Type::kCounter,
+               static_cast<double>(engine_->index_scans()));
+    out.Single("cairn_storage_index_stale_skipped_total",
+               "Key index records a scan skipped because their key is no longer held here (left "
+               "by a range moved away)",
+               Type::kCounter, static_cast<double>(engine_->index_stale_skipped()));
     out.Single("cairn_storage_group_commits_total",
                "Group commits since start: one WriteBatch and one WAL fsync for every write that "
                "arrived meanwhile",
