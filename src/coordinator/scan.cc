@@ -32,10 +32,14 @@ Result<std::shared_ptr<const ClusterCoordinator::ScanPlan>> ClusterCoordinator::
     const std::shared_ptr<const cluster::Topology>& topology,
     const std::shared_ptr<const cluster::KeyspaceDef>& ks, Consistency level,
     const std::vector<uint32_t>& partitions, bool all) {
-  std::vector<uint32_t> live;
-  for (const cluster::Member& m : topology->map.members()) {
-    if (view_->IsUp(m.node_id)) live.push_back(m.node_id);
-  }
+  auto live_now = [&] {
+    std::vector<uint32_t> live;
+    for (const cluster::Member& m : topology->map.members()) {
+      if (view_->IsUp(m.node_id)) live.push_back(m.node_id);
+    }
+    return live;
+  };
+  std::vector<uint32_t> live = live_now();
   if (all) {
     std::lock_guard lock(scan_plans_mu_);
     for (const auto& plan : scan_plans_) {
@@ -62,7 +66,8 @@ Result<std::shared_ptr<const ClusterCoordinator::ScanPlan>> ClusterCoordinator::
       parts.push_back(p);
     }
   }
-  if (all) {
+  // Kept only if no node went UP or DOWN while it was made: it must be the plan of its key.
+  if (all && live_now() == live) {
     plan->topology = topology;
     plan->keyspace = ks;
     plan->level = level;
