@@ -49,6 +49,8 @@ struct KeyspaceInfo {
   Consistency write_consistency = Consistency::kDefault;
   uint64_t created_at_ms = 0;
   bool linearizable = false;
+  uint32_t auto_split_increments_per_s = 0;  // 0: counters are not split automatically
+  uint32_t auto_split_shards = 0;
 };
 
 struct ServerInfo {
