@@ -813,6 +813,8 @@ asio::awaitable<Result<HotKeysInfo>> AsyncClient::HotKeys(std::string keyspace, 
     h.truncated = k.truncated();
     h.reads_per_s = k.reads_per_s();
     h.writes_per_s = k.writes_per_s();
+    h.increments_per_s = k.increments_per_s();
+    h.split_shards = k.split_shards();
     h.error_per_s = k.error_per_s();
     for (int i = 0; i < k.nodes_size() && i < k.node_ops_per_s_size(); ++i) {
       h.nodes.emplace_back(k.nodes(i), k.node_ops_per_s(i));

@@ -374,6 +374,11 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<CounterStep>> ReadModifyWrite(std::string key, RequestOptions options,
                                                        Consistency commit,
                                                        const CounterDecide& decide);
+  // Increment() but for counting it in the hot-key sketch.
+  asio::awaitable<Result<IncrementOutcome>> IncrementUncounted(std::string key,
+                                                               base::CounterDelta delta,
+                                                               RequestOptions options,
+                                                               Consistency commit);
   // ReadModifyWrite() of a step that may run twice (the merge's), committed at the default
   // level, tried again after a TIMEOUT until `options.deadline`.
   asio::awaitable<Result<CounterStep>> IdempotentReadModifyWrite(std::string key,

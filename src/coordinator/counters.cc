@@ -71,6 +71,7 @@ bool ClusterCoordinator::IsSplitCounter(const std::string& keyspace, std::string
 asio::awaitable<Result<ClusterCoordinator::CounterStep>> ClusterCoordinator::ReadModifyWrite(
     std::string key, RequestOptions options, Consistency commit, const CounterDecide& decide) {
   options.split_key_itself = true;
+  options.count_hot_key = false;  // the operation it serves counts itself
   if (options.consistency == Consistency::kDefault) options.consistency = Consistency::kSerial;
   auto read = co_await Get(key, options);
   if (!read.ok()) co_return read.status();
@@ -121,6 +122,22 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
                                                                         Consistency commit) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
+  const uint32_t keyspace_id = (*ks)->id;
+  std::string counted = key;
+  auto r = co_await IncrementUncounted(std::move(key), delta, std::move(options), commit);
+  // Counted once it is known to be a counter's increment: applied, or perhaps applied (TIMEOUT).
+  // One that the value refused (not a number) is not, so that automatic splitting never takes
+  // such a key for a counter.
+  const bool counter =
+      r.ok() ? r->refused == base::CounterRefusal::kNone : r.status().code() == Code::kTimeout;
+  if (counter) hot_keys_.AddIncrement(keyspace_id, counted);
+  co_return r;
+}
+
+asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::IncrementUncounted(
+    std::string key, base::CounterDelta delta, RequestOptions options, Consistency commit) {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateKey(key); !s.ok()) co_return s;
   auto topology = Topology();
   if (!topology.ok()) co_return topology.status();
@@ -140,7 +157,7 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
     // Split while this increment read and retried (its compare-and-swap planned again with the
     // newer topology): the key may hold a merge's fold marks. Again, as a split counter's.
     if (r->refused != base::CounterRefusal::kNone && IsSplitCounter(options.keyspace, key)) {
-      co_return co_await Increment(std::move(key), delta, std::move(options), commit);
+      co_return co_await IncrementUncounted(std::move(key), delta, std::move(options), commit);
     }
     outcome.value = std::move(r->value);
     outcome.refused = r->refused;
@@ -149,8 +166,7 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
   const uint32_t shards = split->shards;
   const SplitPhase phase = split->phase;
   const std::string map_key = cluster::SplitCounterId((*ks)->name, key);
-  hot_keys_.Add((*ks)->id, key, /*write=*/true);  // its sub-counters are not listed
-  std::optional<uint32_t> changed;                // the sub-counter the increment went to
+  std::optional<uint32_t> changed;  // the sub-counter the increment went to
   // Until the split is fenced, a node that has not heard of it may still read the key alone:
   // increments go to the key meanwhile.
   if (phase == internode::SPLIT_ACTIVE && split->since_epoch <= (*topology)->fence) {

@@ -497,7 +497,9 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::HotKeys() {
               {"truncated", k.truncated},
               {"reads_per_s", k.reads_per_s},
               {"writes_per_s", k.writes_per_s},
-              {"error_per_s", k.error_per_s}};
+              {"increments_per_s", k.increments_per_s},
+              {"error_per_s", k.error_per_s},
+              {"split_shards", k.split_shards}};
     PutBytes(j, "key", k.key);
     Json nodes = Json::array();
     for (const auto& [node, ops] : k.nodes) nodes.push_back({{"node", node}, {"ops_per_s", ops}});

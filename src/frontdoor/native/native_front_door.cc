@@ -486,6 +486,8 @@ asio::awaitable<Status> HotKeys(Coordinator& c, wire::Request& request,
     h->set_reads_per_s(k.reads_per_s);
     h->set_writes_per_s(k.writes_per_s);
     h->set_error_per_s(k.error_per_s);
+    h->set_increments_per_s(k.increments_per_s);
+    h->set_split_shards(k.split_shards);
     for (const auto& [node, ops] : k.nodes) {
       h->add_nodes(node);
       h->add_node_ops_per_s(ops);
