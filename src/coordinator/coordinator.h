@@ -79,8 +79,9 @@ struct IncrementOutcome {
 
 // What a split or a merge of a counter left (Coordinator::SplitCounter).
 struct SplitOutcome {
-  std::string value;    // the counter's value afterwards (read at QUORUM); empty when absent
-  uint32_t shards = 0;  // 0 after a merge
+  std::string value;       // the counter's value afterwards (read at QUORUM); empty when absent
+  uint32_t shards = 0;     // 0 after a merge
+  bool unchanged = false;  // a split found it split so already: this call changed nothing
 };
 
 struct ScanPage {

@@ -479,6 +479,7 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
   RequestOptions itself(ks->name, Consistency::kSerial, options.deadline);
   itself.split_key_itself = true;
   const std::string name = ks->name;
+  bool unchanged = false;  // a split that found the counter split so already
   if (shards > 0) {
     if (shards < cluster::kMinSplitShards || shards > cluster::kMaxSplitShards) {
       co_return Status::InvalidArgument(
@@ -508,11 +509,19 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
         if (!made.ok()) co_return made.status();
         // One that exists holding a number is left alone: a split that never took effect left
         // it at 0, or another split of the same counter racing this one made it and increments
-        // may already be in it (resetting it would lose them). Anything else (a frozen mark no
-        // merge will take: a merge deletes its sub-counters before the entry goes) is reset.
+        // may already be in it (resetting it would lose them). A frozen one belongs to a merge
+        // of the counter that this split did not see (its topology was older than that split
+        // and merge): the merge may still have to fold it, so it is left alone too, and the
+        // split fails (it would be refused anyway while the merge runs). Anything else (not a
+        // counter's: nothing writes such a value under the reserved prefix) is reset.
         std::string ignored;
         const bool number = made->current && base::SumCounters({made->current->value}, &ignored) ==
                                                  base::CounterRefusal::kNone;
+        if (!made->applied && made->current && cluster::FrozenNumber(made->current->value)) {
+          co_return Status::Unavailable(
+              "a merge of this counter is in progress; split it again once the merge has "
+              "finished");
+        }
         if (!made->applied && !number) {
           CasCondition same;
           same.kind = CasCondition::Kind::kIfVersion;
@@ -525,11 +534,15 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
     }
     TopologyChange plan = [&](const internode::TopologyState& current)
         -> Result<std::optional<internode::TopologyState>> {
-      return cluster::PlanSplit(current, name, key, shards);
+      auto next = cluster::PlanSplit(current, name, key, shards);
+      unchanged = next.ok() && !next->has_value();
+      return next;
     };
     Status s = co_await CommitSplitChange(std::move(plan), name, key);
     if (!s.ok()) co_return s;
-    spdlog::info("split counter '{}' of keyspace {} into {}", base::Printable(key), name, shards);
+    if (!unchanged) {
+      spdlog::info("split counter '{}' of keyspace {} into {}", base::Printable(key), name, shards);
+    }
   } else {
     Status s = co_await MergeCounter(*ks, key, bits, itself);
     if (!s.ok()) co_return s;
@@ -541,6 +554,7 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
   }
   SplitOutcome outcome;
   outcome.shards = shards;
+  outcome.unchanged = unchanged;
   RequestOptions quorum(name, Consistency::kQuorum, options.deadline);
   auto value = co_await Get(key, quorum);
   if (!value.ok()) co_return value.status();
