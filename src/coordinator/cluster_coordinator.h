@@ -119,6 +119,8 @@ class ClusterCoordinator final : public Coordinator {
                                                       Consistency commit) override;
   asio::awaitable<Result<SplitOutcome>> SplitCounter(std::string key, uint32_t shards,
                                                      RequestOptions options) override;
+  // A split the automatic splitter made (auto_split.h): split_counters.auto in Metrics().
+  void CountAutomaticSplit() { split_counters_.automatic.fetch_add(1, std::memory_order_relaxed); }
 
   // ---- Counters and split counters (counters.cc). ----
   // Whether `key` of `keyspace` ("": the default) is a split counter in this node's topology.
@@ -417,6 +419,7 @@ class ClusterCoordinator final : public Coordinator {
     std::atomic<uint64_t> increments{0};  // of split counters
     std::atomic<uint64_t> redirected{0};  // sent from a sub-counter to the key
     std::atomic<uint64_t> reads{0};       // sums read
+    std::atomic<uint64_t> automatic{0};   // splits this node's automatic splitter made
   };
   SplitCounterMetrics split_counters_;
   // This node's increments in flight on each sub-counter of a split counter.
