@@ -732,7 +732,7 @@ TEST_F(FaultWorkloadTest, SplitCounters) {
 
 // ---- 1c. Automatic splitting ----------------------------------------------------------------
 // The same increments in a keyspace that splits hot counters by itself (auto_split_increments_per_s
-// 20, 8 sub-counters; docs/hot-keys.md): the nodes decide to split the four counters during the
+// 10, 8 sub-counters; docs/hot-keys.md): the nodes decide to split the four counters during the
 // fault schedule, several of them at once, their barriers failing while a member is down, while a
 // side thread merges one of them again and again (which the nodes then split again). After the
 // faults, automatic splitting is turned off and every counter merged; each must end between its
@@ -740,17 +740,18 @@ TEST_F(FaultWorkloadTest, SplitCounters) {
 TEST_F(FaultWorkloadTest, AutoSplitCounters) {
   ASSERT_NO_FATAL_FAILURE(StartCluster());
   const std::string keyspace = "autosplit";
+  constexpr uint32_t kThreshold = 10;  // the lowest allowed
   ClientOptions admin_options;
   admin_options.request_timeout = 30s;
   auto admin = cluster_->NewClient({}, admin_options);
   ASSERT_TRUE(admin.ok()) << admin.status().ToString();
   {
     KeyspaceSpec spec(keyspace);
-    spec.auto_split_increments_per_s = 20;
+    spec.auto_split_increments_per_s = kThreshold;
     spec.auto_split_shards = 8;
     auto created = (*admin)->CreateKeyspace(spec);
     ASSERT_TRUE(created.ok()) << created.status().ToString();
-    ASSERT_EQ(created->auto_split_increments_per_s, 20u);
+    ASSERT_EQ(created->auto_split_increments_per_s, kThreshold);
     for (size_t n = 0; n < kNodes; ++n) {
       auto node = cluster_->NewClient({n});
       ASSERT_TRUE(node.ok()) << node.status().ToString();
@@ -808,6 +809,8 @@ TEST_F(FaultWorkloadTest, AutoSplitCounters) {
       if (!r.ok()) BackOff(rng);
     }
   });
+  // The clients ran for the schedule's duration.
+  const double seconds = std::chrono::duration<double>(schedule.options().duration).count();
   side_stop = true;
   side.join();
   const uint64_t during = auto_splits();
@@ -815,9 +818,25 @@ TEST_F(FaultWorkloadTest, AutoSplitCounters) {
       "{} seed {}: {} automatic splits during the schedule; {} merges of {} ({} attempts failed)\n",
       test_name_, seed_, during, merges.load(), keys[0], merge_failures.load());
   for (size_t i = 0; i < kClients; ++i) EXPECT_EQ(unexpected[i], "") << "client " << i;
-  // The sketches still hold the load for a few seconds: a split that the faults kept failing
-  // is made once the cluster is whole.
-  EXPECT_OK(WaitUntil([&] { return auto_splits() > 0; }, 30s, "an automatic split"));
+  // The busiest counter's rate of increments tried: a split is expected only of a load past the
+  // threshold with a margin (an ASan build on two busy cores does a few a second; a release
+  // build 20 to 45).
+  double busiest = 0;
+  for (const std::string& key : keys) {
+    int64_t tried = 0;
+    for (size_t i = 0; i < kClients; ++i) tried += acked[i][key] + unknown[i][key];
+    busiest = std::max(busiest, static_cast<double>(tried) / seconds);
+  }
+  if (busiest >= 1.5 * kThreshold) {
+    // The sketches still hold the load for a few seconds: a split that the faults kept failing
+    // is made once the cluster is whole.
+    EXPECT_OK(WaitUntil([&] { return auto_splits() > 0; }, 30s, "an automatic split"));
+  } else {
+    std::cout << fmt::format(
+        "{} seed {}: the busiest counter took {:.1f} increments/s, under 1.5 times the "
+        "threshold ({}): no automatic split is required of this run ({} made)\n",
+        test_name_, seed_, busiest, kThreshold, auto_splits());
+  }
   // Off, then every counter merged (again until it finishes: a node may still be catching up,
   // or split one more before it heard of the change).
   KeyspaceChange off;
