@@ -175,7 +175,8 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
           {"replica.replans", sum(replica_counters_.replans)},
           {"split_counters.increments", get(split_counters_.increments)},
           {"split_counters.redirected", get(split_counters_.redirected)},
-          {"split_counters.reads", get(split_counters_.reads)}};
+          {"split_counters.reads", get(split_counters_.reads)},
+          {"split_counters.auto", get(split_counters_.automatic)}};
 }
 
 NodeInfo ClusterCoordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

@@ -121,6 +121,8 @@ class ClusterCoordinator final : public Coordinator {
                                                       Consistency commit) override;
   asio::awaitable<Result<SplitOutcome>> SplitCounter(std::string key, uint32_t shards,
                                                      RequestOptions options) override;
+  // A split the automatic splitter made (auto_split.h): split_counters.auto in Metrics().
+  void CountAutomaticSplit() { split_counters_.automatic.fetch_add(1, std::memory_order_relaxed); }
 
   // ---- Counters and split counters (counters.cc). ----
   // Whether `key` of `keyspace` ("": the default) is a split counter in this node's topology.
@@ -395,6 +397,11 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<CounterStep>> ReadModifyWrite(std::string key, RequestOptions options,
                                                        Consistency commit,
                                                        const CounterDecide& decide);
+  // Increment() but for counting it in the hot-key sketch.
+  asio::awaitable<Result<IncrementOutcome>> IncrementUncounted(std::string key,
+                                                               base::CounterDelta delta,
+                                                               RequestOptions options,
+                                                               Consistency commit);
   // ReadModifyWrite() of a step that may run twice (the merge's), committed at the default
   // level, tried again after a TIMEOUT until `options.deadline`.
   asio::awaitable<Result<CounterStep>> IdempotentReadModifyWrite(std::string key,
@@ -433,6 +440,7 @@ class ClusterCoordinator final : public Coordinator {
     std::atomic<uint64_t> increments{0};  // of split counters
     std::atomic<uint64_t> redirected{0};  // sent from a sub-counter to the key
     std::atomic<uint64_t> reads{0};       // sums read
+    std::atomic<uint64_t> automatic{0};   // splits this node's automatic splitter made
   };
   SplitCounterMetrics split_counters_;
   // This node's increments in flight on each sub-counter of a split counter.

@@ -49,6 +49,9 @@ struct RequestOptions {
   // Reaches a split counter's key itself rather than the counter: for the coordinator's own
   // split-counter steps (counters.cc) alone; front doors leave it false.
   bool split_key_itself = false;
+  // Counted in the hot-key sketch. False for the reads and swaps inside an increment, which
+  // counts itself once, as an increment (counters.cc); front doors leave it true.
+  bool count_hot_key = true;
 };
 
 using base::CasCondition;
@@ -76,8 +79,9 @@ struct IncrementOutcome {
 
 // What a split or a merge of a counter left (Coordinator::SplitCounter).
 struct SplitOutcome {
-  std::string value;    // the counter's value afterwards (read at QUORUM); empty when absent
-  uint32_t shards = 0;  // 0 after a merge
+  std::string value;       // the counter's value afterwards (read at QUORUM); empty when absent
+  uint32_t shards = 0;     // 0 after a merge
+  bool unchanged = false;  // a split found it split so already: this call changed nothing
 };
 
 struct ScanPage {
@@ -195,8 +199,10 @@ struct HotKeyReport {
   bool truncated = false;  // `key` is the first 256 bytes of a longer one
   double reads_per_s = 0;
   double writes_per_s = 0;
+  double increments_per_s = 0;                     // of the writes: a counter's increments
   double error_per_s = 0;                          // how much of reads + writes may be overcounted
   std::vector<std::pair<uint32_t, double>> nodes;  // node id and its operations per second
+  uint32_t split_shards = 0;                       // a split counter's sub-counters; 0: not split
 };
 struct HotKeysReport {
   std::vector<HotKeyReport> keys;  // most operations per second first

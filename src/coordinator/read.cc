@@ -319,7 +319,7 @@ asio::awaitable<Result<std::optional<Record>>> ClusterCoordinator::Get(std::stri
   if (SplitOf(*start->topology, ks, key, options) != nullptr) {
     co_return co_await ReadSplit(ks, std::move(key), std::move(options));
   }
-  hot_keys_.Add(ks.id, key, /*write=*/false);
+  if (options.count_hot_key) hot_keys_.Add(ks.id, key, /*write=*/false);
   storage::DataKey data_key = KeyOf(ks, std::move(key));  // named: see the g++ 12 note
   Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
   if (IsSerial(start->level, ks)) {

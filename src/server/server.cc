@@ -390,6 +390,9 @@ void Server::OpenCoordinator() {
   repairer_ = std::make_unique<coordinator::BackgroundRepairer>(coordinator_.get(), replica_.get(),
                                                                 identity_.node_id, repair_options,
                                                                 reactors_[0]->io.get_executor());
+  // Hot counters of keyspaces that ask for it are split automatically (docs/hot-keys.md).
+  auto_splitter_ = std::make_unique<coordinator::AutoSplitter>(coordinator_.get(), gossiper_.get(),
+                                                               reactors_[0]->io.get_executor());
   gossiper_->OnTopology([s = streamer_.get(), d = driver_.get()](auto) {
     s->Wake();
     d->Wake();
@@ -466,6 +469,7 @@ void Server::StartServing() {
   asio::co_spawn(reactors_[0]->io, streamer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, repairer_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, auto_splitter_->Run(), asio::detached);
   if (bootstrap_user_) {
     asio::co_spawn(
         reactors_[0]->io,
@@ -514,6 +518,8 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"split_counters.redirected",
      "Of those, sent from a sub-counter to the key (the sub-counter was frozen or absent)"},
     {"split_counters.reads", "Reads of split counters this node summed"},
+    {"split_counters.auto",
+     "Counters this node split automatically (keyspaces with auto_split_increments_per_s)"},
 };
 
 // RocksDB properties of the data column family exported as gauges.
@@ -899,6 +905,7 @@ void Server::Stop() {
   if (streamer_) streamer_->Stop();
   if (driver_) driver_->Stop();
   if (repairer_) repairer_->Stop();
+  if (auto_splitter_) auto_splitter_->Stop();
   if (native_) native_->CloseAll();
   if (http_) http_->CloseAll();
   if (resp_) resp_->CloseAll();
@@ -930,6 +937,7 @@ void Server::Stop() {
   native_.reset();
   resp_.reset();
   driver_.reset();
+  auto_splitter_.reset();
   repairer_.reset();
   streamer_.reset();
   coordinator_.reset();
