@@ -1303,40 +1303,37 @@ Status Engine::BuildAllTrees() {
 
   rocksdb::ReadOptions read_options;
   read_options.fill_cache = false;  // a scan read once: it should not evict what reads use
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, data_));
   uint64_t keys = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (key.size() < kKeyHeaderBytes) {
-      return Status::Internal(fmt::format("a malformed data key at {}", options_.path));
-    }
-    const RangeId key_range{base::GetBig32(key.data()), base::GetBig32(key.data() + 4)};
-    if (dropped->contains(key_range.second)) continue;  // not tracked (see UpdateTrees)
-    if (keys == 0) {
-      // Said only when there is data: a new database has none, and its trees start empty.
-      spdlog::info(
-          "building the hash tree of every range from the data at {} (a database "
-          "created before trees existed)",
-          options_.path);
-    }
-    if (tree == nullptr || key_range != range) {
-      if (Status s = store(); !s.ok()) return s;
-      range = key_range;
-      std::unique_ptr<Tree>& slot = trees[range];
-      slot = std::make_unique<Tree>();
-      tree = slot.get();
-    }
-    auto value = DecodeValueHeader(std::string_view(it->value().data(), it->value().size()));
-    if (!value.ok()) return value.status();
-    AddToTree(*tree, key.substr(kKeyHeaderBytes), value->version);
-    if (++keys % 4096 == 0 &&
-        std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
-      last_report = std::chrono::steady_clock::now();
-      spdlog::info("building hash trees: {} keys in {} ranges so far (partition {})", keys,
-                   trees.size(), range.first);
-    }
-  }
-  if (!it->status().ok()) return ReadFailed(it->status(), "building the hash trees");
+  Status walked = ForEachDataKey(
+      read_options, "building the hash trees",
+      [&](RangeId key_range, std::string_view key, const rocksdb::Slice& stored) -> Status {
+        if (dropped->contains(key_range.second)) return Status::Ok();  // see UpdateTrees
+        if (keys == 0) {
+          // Said only when there is data: a new database has none, and its trees start empty.
+          spdlog::info(
+              "building the hash tree of every range from the data at {} (a database "
+              "created before trees existed)",
+              options_.path);
+        }
+        if (tree == nullptr || key_range != range) {
+          if (Status s = store(); !s.ok()) return s;
+          range = key_range;
+          std::unique_ptr<Tree>& slot = trees[range];
+          slot = std::make_unique<Tree>();
+          tree = slot.get();
+        }
+        auto value = DecodeValueHeader(std::string_view(stored.data(), stored.size()));
+        if (!value.ok()) return value.status();
+        AddToTree(*tree, key, value->version);
+        if (++keys % 4096 == 0 &&
+            std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
+          last_report = std::chrono::steady_clock::now();
+          spdlog::info("building hash trees: {} keys in {} ranges so far (partition {})", keys,
+                       trees.size(), range.first);
+        }
+        return Status::Ok();
+      });
+  if (!walked.ok()) return walked;
   if (Status s = store(); !s.ok()) return s;
   batch.Put(meta_, kTreesVersionKey, kTreesVersion);
   rocksdb::WriteOptions synced;
@@ -1536,27 +1533,38 @@ Result<uint64_t> Engine::KeysMissingFromIndex() const {
   rocksdb::ReadOptions read_options;
   read_options.snapshot = snapshot.snapshot;
   read_options.fill_cache = false;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, data_));
   uint64_t missing = 0;
   std::string value;
+  Status s = ForEachDataKey(
+      read_options, "checking the key index",
+      [&](RangeId range, std::string_view key, const rocksdb::Slice&) -> Status {
+        if (dropped->contains(range.second)) return Status::Ok();
+        auto got = db_->Get(read_options, keys_cf_, IndexKey(range.second, key), &value);
+        if (got.IsNotFound() || (got.ok() && value != IndexValue(range.first))) {
+          ++missing;
+        } else if (!got.ok()) {
+          return ReadFailed(got, "checking the key index");
+        }
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  return missing;
+}
+
+Status Engine::ForEachDataKey(
+    const rocksdb::ReadOptions& read_options, std::string_view what,
+    const std::function<Status(RangeId, std::string_view, const rocksdb::Slice&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, data_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view key(it->key().data(), it->key().size());
     if (key.size() < kKeyHeaderBytes) {
       return Status::Internal(fmt::format("a malformed data key at {}", options_.path));
     }
-    const uint32_t partition = base::GetBig32(key.data());
-    const uint32_t keyspace = base::GetBig32(key.data() + 4);
-    if (dropped->contains(keyspace)) continue;
-    auto s =
-        db_->Get(read_options, keys_cf_, IndexKey(keyspace, key.substr(kKeyHeaderBytes)), &value);
-    if (s.IsNotFound() || (s.ok() && value != IndexValue(partition))) {
-      ++missing;
-    } else if (!s.ok()) {
-      return ReadFailed(s, "checking the key index");
-    }
+    const RangeId range{base::GetBig32(key.data()), base::GetBig32(key.data() + 4)};
+    if (Status s = visit(range, key.substr(kKeyHeaderBytes), it->value()); !s.ok()) return s;
   }
-  if (!it->status().ok()) return ReadFailed(it->status(), "checking the key index");
-  return missing;
+  if (!it->status().ok()) return ReadFailed(it->status(), what);
+  return Status::Ok();
 }
 
 Status Engine::LoadKeyIndex() {
@@ -1576,36 +1584,30 @@ Status Engine::LoadKeyIndex() {
   rocksdb::WriteBatch batch;
   rocksdb::ReadOptions read_options;
   read_options.fill_cache = false;  // a scan read once: it should not evict what reads use
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, data_));
   uint64_t keys = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (key.size() < kKeyHeaderBytes) {
-      return Status::Internal(fmt::format("a malformed data key at {}", options_.path));
-    }
-    const uint32_t partition = base::GetBig32(key.data());
-    const uint32_t keyspace = base::GetBig32(key.data() + 4);
-    if (dropped->contains(keyspace)) continue;
-    if (keys == 0) {
-      spdlog::info("building the key index from the data at {} (a database created before it)",
-                   options_.path);
-    }
-    batch.Put(keys_cf_, IndexKey(keyspace, key.substr(kKeyHeaderBytes)), IndexValue(partition));
-    if (batch.GetDataSize() >= (size_t{4} << 20)) {
-      if (Status s =
+  Status built = ForEachDataKey(
+      read_options, "building the key index",
+      [&](RangeId range, std::string_view key, const rocksdb::Slice&) -> Status {
+        if (dropped->contains(range.second)) return Status::Ok();
+        if (keys == 0) {
+          spdlog::info("building the key index from the data at {} (a database created before it)",
+                       options_.path);
+        }
+        batch.Put(keys_cf_, IndexKey(range.second, key), IndexValue(range.first));
+        if (batch.GetDataSize() >= (size_t{4} << 20)) {
+          Status s =
               FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "building the key index");
-          !s.ok()) {
-        return s;
-      }
-      batch.Clear();
-    }
-    if (++keys % 4096 == 0 &&
-        std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
-      last_report = std::chrono::steady_clock::now();
-      spdlog::info("building the key index: {} keys so far (partition {})", keys, partition);
-    }
-  }
-  if (!it->status().ok()) return ReadFailed(it->status(), "building the key index");
+          batch.Clear();
+          if (!s.ok()) return s;
+        }
+        if (++keys % 4096 == 0 &&
+            std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
+          last_report = std::chrono::steady_clock::now();
+          spdlog::info("building the key index: {} keys so far (partition {})", keys, range.first);
+        }
+        return Status::Ok();
+      });
+  if (!built.ok()) return built;
   batch.Put(meta_, kKeysVersionKey, kKeysVersion);
   rocksdb::WriteOptions synced;
   synced.sync = true;

@@ -31,6 +31,8 @@ class DB;
 class Env;
 class EventListener;
 class Statistics;
+struct ReadOptions;
+class Slice;
 class Status;
 class WriteBatch;
 }  // namespace rocksdb
@@ -398,6 +400,11 @@ class Engine {
   // The tree of one range, from its data (what DigestRange computes, with segment counts). With
   // `index`, also adds to it the key index records of every key of the range.
   Result<Tree> BuildTree(RangeId range, rocksdb::WriteBatch* index = nullptr) const;
+  // Calls `visit` with the range, user key and stored value of every data key, in key order (on
+  // the iterator's storage: copy what must outlive the call); stops at the first error.
+  Status ForEachDataKey(
+      const rocksdb::ReadOptions& read_options, std::string_view what,
+      const std::function<Status(RangeId, std::string_view, const rocksdb::Slice&)>& visit) const;
   // Open: builds the key index from the data when the database has none yet (created before
   // the index existed, or the first build was interrupted).
   Status LoadKeyIndex();
