@@ -292,6 +292,33 @@ class FaultWorkloadTest : public ::testing::Test {
                              SecondsSince(healed));
   }
 
+  // Each counter of `keys` (in `keyspace`, "" for the default), read at QUORUM, must be between
+  // its acknowledged increments and those plus the unknown ones (each client's, summed).
+  void ExpectCountersBetween(Client& admin, const std::string& keyspace,
+                             const std::vector<std::string>& keys,
+                             std::vector<std::map<std::string, int64_t>>& acked,
+                             std::vector<std::map<std::string, int64_t>>& unknown) {
+    ReadOptions quorum;
+    quorum.consistency = Consistency::kQuorum;
+    if (!keyspace.empty()) quorum.keyspace = keyspace;
+    for (const std::string& key : keys) {
+      int64_t sure = 0, maybe = 0;
+      for (size_t i = 0; i < acked.size(); ++i) {
+        sure += acked[i][key];
+        maybe += unknown[i][key];
+      }
+      Result<std::optional<Record>> read = Status::Unavailable("not read");
+      EXPECT_OK(WaitUntil([&] { return (read = admin.Get(key, quorum)).ok(); }, 30s,
+                          fmt::format("a QUORUM read of {}", key)));
+      const int64_t value = read.ok() && read->has_value() ? CounterOf(Value((*read)->value)) : 0;
+      std::cout << fmt::format(
+          "{} seed {}: {} ends at {}: {} acknowledged increments, {} unknown\n", test_name_, seed_,
+          key, value, sure, maybe);
+      EXPECT_GE(value, sure) << key << " lost acknowledged increments (seed " << seed_ << ")";
+      EXPECT_LE(value, sure + maybe) << key << " applied increments twice (seed " << seed_ << ")";
+    }
+  }
+
   // Checks `history`, prints what it took, and on a violation (or no verdict) saves it and fails.
   void CheckHistory(const History& history) {
     std::cout << fmt::format("{} seed {}: {}\n", test_name_, seed_, CountOps(history));
@@ -711,23 +738,7 @@ TEST_F(FaultWorkloadTest, SplitCounters) {
         },
         60s, fmt::format("{} to merge", key)));
   }
-  ReadOptions quorum;
-  quorum.consistency = Consistency::kQuorum;
-  for (const std::string& key : keys) {
-    int64_t sure = 0, maybe = 0;
-    for (size_t i = 0; i < kClients; ++i) {
-      sure += acked[i][key];
-      maybe += unknown[i][key];
-    }
-    Result<std::optional<Record>> read = Status::Unavailable("not read");
-    EXPECT_OK(WaitUntil([&] { return (read = (*admin)->Get(key, quorum)).ok(); }, 30s,
-                        fmt::format("a QUORUM read of {}", key)));
-    const int64_t value = read.ok() && read->has_value() ? CounterOf(Value((*read)->value)) : 0;
-    std::cout << fmt::format("{} seed {}: {} ends at {}: {} acknowledged increments, {} unknown\n",
-                             test_name_, seed_, key, value, sure, maybe);
-    EXPECT_GE(value, sure) << key << " lost acknowledged increments (seed " << seed_ << ")";
-    EXPECT_LE(value, sure + maybe) << key << " applied increments twice (seed " << seed_ << ")";
-  }
+  ExpectCountersBetween(**admin, "", keys, acked, unknown);
 }
 
 // ---- 1c. Automatic splitting ----------------------------------------------------------------
@@ -850,25 +861,8 @@ TEST_F(FaultWorkloadTest, AutoSplitCounters) {
         },
         60s, fmt::format("{} to merge", key)));
   }
-  ReadOptions quorum;
-  quorum.consistency = Consistency::kQuorum;
-  quorum.keyspace = keyspace;
-  for (const std::string& key : keys) {
-    int64_t sure = 0, maybe = 0;
-    for (size_t i = 0; i < kClients; ++i) {
-      sure += acked[i][key];
-      maybe += unknown[i][key];
-    }
-    // A split counter's read is its sum, so the check holds merged or not.
-    Result<std::optional<Record>> read = Status::Unavailable("not read");
-    EXPECT_OK(WaitUntil([&] { return (read = (*admin)->Get(key, quorum)).ok(); }, 30s,
-                        fmt::format("a QUORUM read of {}", key)));
-    const int64_t value = read.ok() && read->has_value() ? CounterOf(Value((*read)->value)) : 0;
-    std::cout << fmt::format("{} seed {}: {} ends at {}: {} acknowledged increments, {} unknown\n",
-                             test_name_, seed_, key, value, sure, maybe);
-    EXPECT_GE(value, sure) << key << " lost acknowledged increments (seed " << seed_ << ")";
-    EXPECT_LE(value, sure + maybe) << key << " applied increments twice (seed " << seed_ << ")";
-  }
+  // A split counter's read is its sum, so the check holds merged or not.
+  ExpectCountersBetween(**admin, keyspace, keys, acked, unknown);
 }
 
 // ---- 2. Linearizable keyspace ---------------------------------------------------------------
