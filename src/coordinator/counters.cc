@@ -119,6 +119,20 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
                                                                         base::CounterDelta delta,
                                                                         RequestOptions options,
                                                                         Consistency commit) {
+  // Kept for client-side caching: the counter's key is what clients read, whichever sub-counter
+  // took the increment (beside Paxos rounds, a copy costs nothing).
+  const std::string changed = key;
+  auto r = co_await IncrementCounter(std::move(key), delta, options, commit);
+  if (invalidations_.active() &&
+      (r.ok() ? r->refused == base::CounterRefusal::kNone : MayHaveChanged(r.status()))) {
+    auto here = co_await asio::this_coro::executor;
+    ReportChanged(here, options, std::span(&changed, 1));
+  }
+  co_return r;
+}
+
+asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::IncrementCounter(
+    std::string key, base::CounterDelta delta, RequestOptions options, Consistency commit) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   if (Status s = ValidateKey(key); !s.ok()) co_return s;
@@ -140,7 +154,7 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
     // Split while this increment read and retried (its compare-and-swap planned again with the
     // newer topology): the key may hold a merge's fold marks. Again, as a split counter's.
     if (r->refused != base::CounterRefusal::kNone && IsSplitCounter(options.keyspace, key)) {
-      co_return co_await Increment(std::move(key), delta, std::move(options), commit);
+      co_return co_await IncrementCounter(std::move(key), delta, std::move(options), commit);
     }
     outcome.value = std::move(r->value);
     outcome.refused = r->refused;

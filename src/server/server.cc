@@ -322,6 +322,10 @@ Status Server::OpenCluster() {
       engine_.get(), gossiper_.get(), clients[0], identity_.node_id, streamer_options,
       reactors_[0]->io.get_executor(), blocking_->get_executor());
   figures.streaming = [s = streamer_.get()](internode::NodeState* state) { s->Report(state); };
+  // The coordinator is made later (OpenCoordinator), before gossip runs (StartServing).
+  figures.tracking = [this](internode::NodeState* state) {
+    if (coordinator_) coordinator_->invalidations().Report(state);
+  };
   gossiper_->SetSelfFigures(std::move(figures));
   // Every internode request carries this node's topology epoch; an answer from a node with a
   // newer one makes this node pull it (at most one pull at a time).
@@ -432,6 +436,11 @@ void Server::OpenFrontDoors() {
         return d->HandleJoin(std::move(request), deadline);
       });
   internode_->SetHotKeys(&coordinator_->hot_keys());
+  internode_->SetTrackingHandler(
+      [t = &coordinator_->invalidations()](uint32_t from, const internode::Request& request) {
+        if (request.has_keys_changed()) t->Receive(from, request.keys_changed());
+        if (request.has_tracking()) t->Receive(from, request.tracking());
+      });
   internode_->SetRepairPullHandler(
       [s = streamer_.get()](internode::RepairPullRequest request, base::Deadline deadline) {
         return s->HandleRepairPull(std::move(request), deadline);
@@ -466,6 +475,7 @@ void Server::StartServing() {
   asio::co_spawn(reactors_[0]->io, streamer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, repairer_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, coordinator_->invalidations().Run(), asio::detached);
   if (bootstrap_user_) {
     asio::co_spawn(
         reactors_[0]->io,
@@ -514,6 +524,17 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"split_counters.redirected",
      "Of those, sent from a sub-counter to the key (the sub-counter was frozen or absent)"},
     {"split_counters.reads", "Reads of split counters this node summed"},
+    {"tracking.messages_sent",
+     "Messages with changed keys (client-side caching) sent to nodes that have tracking clients"},
+    {"tracking.keys_sent", "Keys in those messages"},
+    {"tracking.messages_failed",
+     "Of those messages, not answered in time (the node is then owed a flush)"},
+    {"tracking.flushes_sent",
+     "Of those messages, flushes: the node's tracking clients drop everything they cached"},
+    {"tracking.messages_received", "Messages with changed keys received from other nodes"},
+    {"tracking.keys_received", "Keys in those messages"},
+    {"tracking.announcements",
+     "Messages telling other nodes that this node has (or no longer has) tracking clients"},
 };
 
 // RocksDB properties of the data column family exported as gauges.
