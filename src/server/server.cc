@@ -426,6 +426,7 @@ void Server::OpenFrontDoors() {
     resp_options.metrics = &requests_;
     resp_options.memory = request_memory_.get();
     resp_options.access = access_.get();
+    resp_options.tracking_table_max_keys = options_.tracking_table_max_keys;
     resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
   }
   internode_ = std::make_unique<replica::InternodeService>(
@@ -655,6 +656,25 @@ void Server::RegisterMetrics() {
         out.Sample({{"frontdoor", "http"}}, static_cast<double>(http_->open_connections()));
       if (resp_)
         out.Sample({{"frontdoor", "resp"}}, static_cast<double>(resp_->open_connections()));
+    }
+    if (resp_) {
+      const frontdoor::resp::RespFrontDoor::TrackingFigures t = resp_->tracking_figures();
+      out.Single("cairn_resp_tracking_connections",
+                 "RESP connections with client-side caching on (CLIENT TRACKING)", Type::kGauge,
+                 static_cast<double>(t.connections));
+      out.Single("cairn_resp_tracking_keys",
+                 "Keys remembered for tracking RESP connections (default mode)", Type::kGauge,
+                 static_cast<double>(t.keys));
+      out.Single("cairn_resp_tracking_prefixes", "BCAST prefixes of tracking RESP connections",
+                 Type::kGauge, static_cast<double>(t.prefixes));
+      out.Single("cairn_resp_invalidations_total",
+                 "Invalidation pushes sent to RESP clients (null ones included)", Type::kCounter,
+                 static_cast<double>(t.pushes));
+      out.Single("cairn_resp_invalidated_keys_total", "Keys in those pushes", Type::kCounter,
+                 static_cast<double>(t.pushed_keys));
+      out.Single("cairn_resp_tracking_evictions_total",
+                 "Tracked keys forgotten (and invalidated) for --tracking-table-max-keys",
+                 Type::kCounter, static_cast<double>(t.evicted));
     }
     const base::MemoryBudget& memory = *request_memory_;
     out.Single("cairn_request_memory_bytes",
