@@ -302,6 +302,7 @@ asio::awaitable<void> Invalidations::Run() {
     std::vector<std::pair<uint32_t, std::string>> tell;
     std::vector<std::tuple<uint32_t, std::string, uint64_t>> flush;  // node, address, owed
     internode::TrackingRequest statement;
+    bool went_down = false;
     for (const NodeStatus& n : nodes) {
       if (n.self || n.node_id == 0) continue;
       if (n.tracking_since > 0) Adopt(n.node_id, n.tracking, n.tracking_since, n.address);
@@ -319,6 +320,8 @@ asio::awaitable<void> Invalidations::Run() {
         // A restart (a new generation) or a return from DOWN: what it changed meanwhile may
         // never have been sent here, and it may not know this node tracks.
         if (p.seen && (n.generation != p.generation || (n.up && !p.up))) p.told = 0;
+        // Gone DOWN: it may have crashed between acknowledging a write and sending its keys.
+        if (p.seen && p.up && !n.up) went_down = true;
         p.seen = true;
         p.generation = n.generation;
         p.up = n.up;
@@ -330,6 +333,9 @@ asio::awaitable<void> Invalidations::Run() {
         it = members.contains(it->first) ? std::next(it) : peers_.erase(it);
       }
       UpdateLocked();
+    }
+    if (went_down && local_.load(std::memory_order_relaxed)) {
+      if (KeyChangeListener* l = listener_.load()) l->Flushed();
     }
     if (!tell.empty()) {
       const bool on = statement.tracking();

@@ -17,8 +17,8 @@
 // tracking clients drop everything they cached) and sends it once the peer answers again; a node
 // with tracking clients that sees a peer restart, join or come back UP tells it again that it
 // tracks, then has its own clients drop everything, since that peer's changes in between may
-// never have been sent. A node that crashes after acknowledging a write and before sending its
-// keys restarts as a new generation, which its peers see.
+// never have been sent; one that sees a peer go DOWN has its clients drop everything at once
+// (the peer may have crashed between acknowledging a write and sending its keys).
 #pragma once
 
 #include <atomic>
