@@ -104,12 +104,12 @@ void Invalidations::SendPending(size_t reactor, const asio::any_io_executor& exe
   for (auto& [node, request] : pending) {
     auto address = addresses.find(node);
     if (address == addresses.end()) continue;  // no longer a member, or no longer tracking
-    if (!view_->IsUp(node) || box.in_flight[node] >= kMaxInFlight) {
+    if (!view_->IsUp(node) || (*box.in_flight)[node] >= kMaxInFlight) {
       // Down, or not keeping up: these keys are dropped, and the peer will drop everything.
       OweFlush(node);
       continue;
     }
-    ++box.in_flight[node];
+    ++(*box.in_flight)[node];
     // Send() turns every failure into an owed flush: nothing escapes it.
     asio::co_spawn(executor, Send(reactor, node, address->second, std::move(request)),
                    [](std::exception_ptr) {});
@@ -119,10 +119,11 @@ void Invalidations::SendPending(size_t reactor, const asio::any_io_executor& exe
 asio::awaitable<void> Invalidations::Send(size_t reactor, uint32_t peer, std::string address,
                                           internode::KeysChangedRequest request) {
   struct Done {
-    Outbox& box;
+    std::shared_ptr<std::map<uint32_t, int>> in_flight;
     uint32_t peer;
-    ~Done() { --box.in_flight[peer]; }
-  } done{outboxes_[reactor], peer};
+    ~Done() { --(*in_flight)[peer]; }
+  };
+  const Done done{outboxes_[reactor].in_flight, peer};
   const size_t keys = static_cast<size_t>(request.keys_size());
   const bool flush = request.flush();
   internode::Request message;

@@ -113,7 +113,10 @@ class Invalidations {
   // Keys waiting for the end of the reactor turn, per peer.
   struct Outbox {
     std::map<uint32_t, internode::KeysChangedRequest> pending;
-    std::map<uint32_t, int> in_flight;
+    // Shared with the sends, whose frames may outlive this object at shutdown (a stopped
+    // reactor destroys them later).
+    std::shared_ptr<std::map<uint32_t, int>> in_flight =
+        std::make_shared<std::map<uint32_t, int>>();
     bool scheduled = false;
   };
   static constexpr int kMaxInFlight = 8;  // per peer and reactor; past it keys are dropped
