@@ -601,5 +601,31 @@ TEST(RespTrackingTrafficTest, APausedTrackingNodeDoesNotHoldWrites) {
   EXPECT_TRUE(push == Push("p:k") || push == ">[invalidate (nil)]") << push;
 }
 
+// What a lost invalidation costs is a whole cache, never a stale value kept for good: a node
+// that dies (it may have acknowledged writes it never reported) makes the tracking nodes' clients
+// drop everything once it is seen DOWN, and again once it is back (told again that they track).
+TEST(RespTrackingTrafficTest, ANodeThatDiesOrRestartsFlushesTrackingClients) {
+  TempDir dir;
+  auto cluster = StartCluster(dir.Sub("cluster"));
+  ASSERT_NE(cluster, nullptr);
+  RespConn a(cluster->node(0).resp_address());
+  ASSERT_EQ(a.Call({"CLIENT", "TRACKING", "on"}), "+OK");
+  EXPECT_EQ(a.Call({"GET", "r:k"}), "(nil)");
+  cluster->node(1).Kill9();
+  EXPECT_EQ(a.NextPush(30s), ">[invalidate (nil)]") << "when node 1 is seen DOWN";
+  EXPECT_EQ(a.Call({"GET", "r:k"}), "(nil)");
+  ASSERT_OK(cluster->Restart(1));
+  EXPECT_EQ(a.NextPush(30s), ">[invalidate (nil)]") << "when node 1 is back and told again";
+  // And node 1 reports its writes again.
+  EXPECT_EQ(a.Call({"GET", "r:k"}), "(nil)");
+  ASSERT_OK(WaitUntil(
+      [&] {
+        RespConn w(cluster->node(1).resp_address());
+        return w.Call({"SET", "r:k", "v"}) == "+OK";
+      },
+      20s, "node 1 to take writes"));
+  EXPECT_EQ(a.NextPush(), Push("r:k"));
+}
+
 }  // namespace
 }  // namespace cairn::testing
