@@ -49,6 +49,8 @@ struct KeyspaceInfo {
   Consistency write_consistency = Consistency::kDefault;
   uint64_t created_at_ms = 0;
   bool linearizable = false;
+  uint32_t auto_split_increments_per_s = 0;  // 0: counters are not split automatically
+  uint32_t auto_split_shards = 0;
 };
 
 struct ServerInfo {
@@ -121,8 +123,10 @@ struct HotKeyInfo {
   bool truncated = false;
   double reads_per_s = 0;
   double writes_per_s = 0;
+  double increments_per_s = 0;                     // of the writes: a counter's increments
   double error_per_s = 0;                          // how much of reads + writes may be overcounted
   std::vector<std::pair<uint32_t, double>> nodes;  // node id, its operations per second
+  uint32_t split_shards = 0;  // a split counter's sub-counters (docs/hot-keys.md); 0: not split
 };
 struct HotKeysInfo {
   std::vector<HotKeyInfo> keys;  // most operations per second first

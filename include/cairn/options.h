@@ -139,6 +139,10 @@ struct KeyspaceSpec {
   Consistency write_consistency = Consistency::kQuorum;
   // Every write goes through Paxos and every quorum read is SERIAL (docs/consistency.md).
   bool linearizable = false;
+  // Split a counter automatically once it takes this many increments a second, summed over the
+  // nodes that coordinate them (docs/hot-keys.md); 0: never. 10 to 10,000,000.
+  uint32_t auto_split_increments_per_s = 0;
+  uint32_t auto_split_shards = 16;  // the sub-counters of such a split, 2 to 64
 };
 
 // What AlterKeyspace changes; unset fields stay as they are.
@@ -148,6 +152,8 @@ struct KeyspaceChange {
   std::optional<bool> linearizable;
   std::optional<Consistency> read_consistency;
   std::optional<Consistency> write_consistency;
+  std::optional<uint32_t> auto_split_increments_per_s;  // 0 turns automatic splitting off
+  std::optional<uint32_t> auto_split_shards;
 };
 
 }  // namespace cairn

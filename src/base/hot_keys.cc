@@ -10,7 +10,7 @@
 
 namespace cairn::base {
 
-void SpaceSaving::Add(uint64_t id, uint32_t keyspace, std::string_view key, bool write,
+void SpaceSaving::Add(uint64_t id, uint32_t keyspace, std::string_view key, KeyAccess access,
                       uint64_t weight, size_t max_key_bytes) {
   if (capacity_ == 0) return;
   auto it = index_.find(id);
@@ -35,12 +35,13 @@ void SpaceSaving::Add(uint64_t id, uint32_t keyspace, std::string_view key, bool
     e.keyspace = keyspace;
     e.truncated = key.size() > max_key_bytes;
     e.key.assign(key.substr(0, max_key_bytes));
-    e.reads = e.writes = 0;
+    e.reads = e.writes = e.increments = 0;
     e.error = inherited;
     it = index_.emplace(id, slot).first;
   }
   Entry& e = entries_[it->second];
-  (write ? e.writes : e.reads) += weight;
+  (access == KeyAccess::kRead ? e.reads : e.writes) += weight;
+  if (access == KeyAccess::kIncrement) e.increments += weight;
 }
 
 void SpaceSaving::Clear() {
@@ -79,14 +80,14 @@ uint64_t HotKeys::IdOf(uint32_t keyspace, std::string_view key) {
   return Hash64(key) ^ (uint64_t{keyspace} * 0x9e3779b97f4a7c15);
 }
 
-void HotKeys::AddSampled(uint32_t keyspace, std::string_view key, bool write,
+void HotKeys::AddSampled(uint32_t keyspace, std::string_view key, KeyAccess access,
                          Clock::time_point now) {
   const uint64_t id = IdOf(keyspace, key);
   {
     Shard& shard = ShardOfThisThread();
     std::lock_guard lock(shard.mu);
     Rotate(shard, now);
-    shard.current.Add(id, keyspace, key, write, std::max<uint32_t>(options_.sample, 1),
+    shard.current.Add(id, keyspace, key, access, std::max<uint32_t>(options_.sample, 1),
                       kMaxKeyBytes);
   }
   // The hot set is picked again at most once a second, by the first sampled operation after it
@@ -99,12 +100,13 @@ void HotKeys::AddSampled(uint32_t keyspace, std::string_view key, bool write,
   }
 }
 
-void HotKeys::AddAt(uint32_t keyspace, std::string_view key, bool write, Clock::time_point now) {
+void HotKeys::AddUnsampled(uint32_t keyspace, std::string_view key, KeyAccess access,
+                           Clock::time_point now) {
   const uint64_t id = IdOf(keyspace, key);
   Shard& shard = ShardOfThisThread();
   std::lock_guard lock(shard.mu);
   Rotate(shard, now);
-  shard.current.Add(id, keyspace, key, write, 1, kMaxKeyBytes);
+  shard.current.Add(id, keyspace, key, access, 1, kMaxKeyBytes);
 }
 
 void HotKeys::PickHot(Clock::time_point now) {
@@ -147,6 +149,7 @@ std::vector<HotKey> HotKeys::Top(uint32_t keyspace, size_t limit, Clock::time_po
         }
         h.reads_per_s += static_cast<double>(e.reads) / seconds;
         h.writes_per_s += static_cast<double>(e.writes) / seconds;
+        h.increments_per_s += static_cast<double>(e.increments) / seconds;
         h.error_per_s += static_cast<double>(e.error) / seconds;
       }
     }

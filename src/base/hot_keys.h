@@ -37,6 +37,9 @@ struct HotKey {
   bool truncated = false;  // the key is longer than `key`
   double reads_per_s = 0;
   double writes_per_s = 0;
+  // Of the writes, the increments of a counter (RESP INCR and its kin, native Increment): what
+  // automatic splitting looks at, since a key written with SET is often not a counter.
+  double increments_per_s = 0;
   // How much of reads + writes may be overcounted (the Space-Saving error), per second.
   double error_per_s = 0;
 
@@ -44,6 +47,9 @@ struct HotKey {
 };
 
 // One Space-Saving sketch of `capacity` counters. Not thread-safe.
+// What an operation counted does to its key.
+enum class KeyAccess { kRead, kWrite, kIncrement /* a write, counted among increments too */ };
+
 class SpaceSaving {
  public:
   struct Entry {
@@ -52,14 +58,15 @@ class SpaceSaving {
     std::string key;
     bool truncated = false;
     uint64_t reads = 0, writes = 0;
-    uint64_t error = 0;  // the count it inherited when it took a counter
+    uint64_t increments = 0;  // of the writes; not in count(), so that none is counted twice
+    uint64_t error = 0;       // the count it inherited when it took a counter
 
     uint64_t count() const { return reads + writes + error; }
   };
 
   explicit SpaceSaving(size_t capacity) : capacity_(capacity) {}
 
-  void Add(uint64_t id, uint32_t keyspace, std::string_view key, bool write, uint64_t weight,
+  void Add(uint64_t id, uint32_t keyspace, std::string_view key, KeyAccess access, uint64_t weight,
            size_t max_key_bytes);
   void Clear();
   const std::vector<Entry>& entries() const { return entries_; }
@@ -89,10 +96,21 @@ class HotKeys {
 
   // Counts one read or write of `key` in keyspace `keyspace` (after sampling).
   void Add(uint32_t keyspace, std::string_view key, bool write) {
-    if (Sampled()) AddSampled(keyspace, key, write, Clock::now());
+    if (Sampled()) {
+      AddSampled(keyspace, key, write ? KeyAccess::kWrite : KeyAccess::kRead, Clock::now());
+    }
+  }
+  // Counts one increment of the counter `key`: a write, and an increment (after sampling).
+  void AddIncrement(uint32_t keyspace, std::string_view key) {
+    if (Sampled()) AddSampled(keyspace, key, KeyAccess::kIncrement, Clock::now());
   }
   // The same with a given time and no sampling: for tests.
-  void AddAt(uint32_t keyspace, std::string_view key, bool write, Clock::time_point now);
+  void AddAt(uint32_t keyspace, std::string_view key, bool write, Clock::time_point now) {
+    AddUnsampled(keyspace, key, write ? KeyAccess::kWrite : KeyAccess::kRead, now);
+  }
+  void AddIncrementAt(uint32_t keyspace, std::string_view key, Clock::time_point now) {
+    AddUnsampled(keyspace, key, KeyAccess::kIncrement, now);
+  }
 
   // The `limit` keys with the most operations per second, most first; `keyspace` 0: every
   // keyspace.
@@ -136,7 +154,9 @@ class HotKeys {
     state ^= state << 17;
     return (state & (options_.sample - 1)) == 0;
   }
-  void AddSampled(uint32_t keyspace, std::string_view key, bool write, Clock::time_point now);
+  void AddSampled(uint32_t keyspace, std::string_view key, KeyAccess access, Clock::time_point now);
+  void AddUnsampled(uint32_t keyspace, std::string_view key, KeyAccess access,
+                    Clock::time_point now);
   Shard& ShardOfThisThread();
   void Rotate(Shard& shard, Clock::time_point now) const;
 

@@ -25,6 +25,9 @@ uint32_t ReplicationIn(const ReplicationMap& replication, std::string_view dc);
 // own with these names.
 namespace base {
 
+// The sub-counters a counter split automatically gets unless its keyspace says otherwise.
+inline constexpr uint32_t kDefaultAutoSplitShards = 16;
+
 struct KeyspaceDef {
   std::string name;
   uint32_t id = 0;  // never reused, so a dropped keyspace's data can never reappear
@@ -38,6 +41,11 @@ struct KeyspaceDef {
   // Every write goes through per-key Paxos and every quorum read is a SERIAL read: single-key
   // operations are linearizable whatever level they name (docs/consistency.md).
   bool linearizable = false;
+  // Automatic splitting of hot counters (docs/hot-keys.md): a counter of this keyspace
+  // incremented at least this many times a second, summed over the nodes that coordinate its
+  // increments, is split into `auto_split_shards` sub-counters; 0 turns it off.
+  uint32_t auto_split_increments_per_s = 0;
+  uint32_t auto_split_shards = kDefaultAutoSplitShards;
 
   // The replication factor in data centre `dc`.
   uint32_t ReplicationIn(std::string_view dc) const {
@@ -50,6 +58,8 @@ struct KeyspaceDef {
 // What KeyspaceAlter changes; unset fields stay as they are.
 struct KeyspaceChange {
   std::optional<bool> linearizable;
+  std::optional<uint32_t> auto_split_increments_per_s;
+  std::optional<uint32_t> auto_split_shards;
   std::optional<Consistency> read_consistency;
   std::optional<Consistency> write_consistency;
 };

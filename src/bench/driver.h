@@ -65,6 +65,9 @@ struct DriverOptions {
   // native: send each single-key request to a replica of its key (ClientOptions::token_aware)
   // instead of spreading requests over the servers.
   bool token_aware = true;
+  // native: answer reads at ONE of keys the cluster finds hot from the client's cache
+  // (ClientOptions::cache_hot_keys).
+  bool client_cache = true;
   // native: TLS, verifying the servers against this CA file (empty: the system's CAs).
   bool tls = false;
   std::string tls_ca_file;

@@ -98,6 +98,7 @@ class NativeDriver : public Driver {
     client.keyspace = options_.keyspace;
     client.request_timeout = options_.timeout;
     client.token_aware = options_.token_aware;
+    client.cache_hot_keys = options_.client_cache;
     // Servers with --auth: the user of CAIRN_USER, the password of CAIRN_PASSWORD (as `cairn`).
     if (const char* user = std::getenv("CAIRN_USER")) client.user = user;
     if (const char* password = std::getenv("CAIRN_PASSWORD")) client.password = password;

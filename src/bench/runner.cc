@@ -61,7 +61,7 @@ class Worker {
         first_client_(first_client),
         clients_(clients),
         inserted_(inserted),
-        chooser_(config.distribution, config.records, inserted),
+        chooser_(config.distribution, config.records, inserted, config.hot_key_share),
         rng_(config.seed * 7919 + first_client) {
     switch (config.driver) {
       case DriverKind::kNative:

@@ -32,6 +32,7 @@ struct RunConfig {
   std::string workload = "a";
   uint64_t records = 100'000;
   KeyDistribution distribution = KeyDistribution::kZipfian;
+  double hot_key_share = 0;  // this share of key choices is one key (KeyChooser)
   ValueSizes value_sizes;
   uint32_t scan_length = 100;  // YCSB E: scans read 1..scan_length keys (uniform)
   double duration_s = 10;

@@ -82,12 +82,17 @@ uint64_t Fnv1a64(uint64_t v) {
   return hash;
 }
 
-KeyChooser::KeyChooser(KeyDistribution d, uint64_t records, const std::atomic<uint64_t>* inserted)
-    : distribution_(d), records_(std::max<uint64_t>(records, 1)), inserted_(inserted) {
+KeyChooser::KeyChooser(KeyDistribution d, uint64_t records, const std::atomic<uint64_t>* inserted,
+                       double hot_share)
+    : distribution_(d),
+      records_(std::max<uint64_t>(records, 1)),
+      inserted_(inserted),
+      hot_share_(hot_share) {
   if (d != KeyDistribution::kUniform) zipf_.emplace(records_);
 }
 
 uint64_t KeyChooser::Next(Rng& rng) const {
+  if (hot_share_ > 0 && Uniform01(rng) < hot_share_) return 0;
   switch (distribution_) {
     case KeyDistribution::kUniform:
       return std::uniform_int_distribution<uint64_t>(0, records_ - 1)(rng);

@@ -44,10 +44,13 @@ std::string_view KeyDistributionName(KeyDistribution d);
 //    space by hashing the rank (FNV-1a), so the popular keys are not neighbours;
 //  - latest: zipfian by recency, rank 0 being the newest insert (YCSB workload D). The skew is
 //    computed for `records` keys and applied to the newest keys, however many have been inserted.
+// With `hot_share` above 0, that share of choices is key 0, whatever the distribution: one hot key
+// (issue #17's case of a key taking half the reads).
 // Not thread-safe: one per client thread (the `inserted` counter is atomic).
 class KeyChooser {
  public:
-  KeyChooser(KeyDistribution d, uint64_t records, const std::atomic<uint64_t>* inserted);
+  KeyChooser(KeyDistribution d, uint64_t records, const std::atomic<uint64_t>* inserted,
+             double hot_share = 0);
 
   uint64_t Next(Rng& rng) const;
 
@@ -55,6 +58,7 @@ class KeyChooser {
   KeyDistribution distribution_;
   uint64_t records_;
   const std::atomic<uint64_t>* inserted_;
+  double hot_share_;
   std::optional<ZipfianGenerator> zipf_;
 };
 

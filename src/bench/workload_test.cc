@@ -78,6 +78,15 @@ TEST(KeyChooserTest, UniformCoversTheRangeEvenly) {
   }
 }
 
+TEST(KeyChooserTest, AHotShareGoesToKeyZeroOnTopOfTheDistribution) {
+  std::atomic<uint64_t> inserted{1000};
+  KeyChooser chooser(KeyDistribution::kUniform, 1000, &inserted, 0.5);
+  std::map<uint64_t, int> counts = Draw(chooser, 23);
+  // Half the draws, plus key 0's uniform share of the other half.
+  EXPECT_NEAR(counts[0], kDraws * (0.5 + 0.5 / 1000), kDraws / 100);
+  EXPECT_GT(counts.size(), 900u);  // the rest still spread over the keys
+}
+
 TEST(KeyNameTest, FixedWidthAndScanPrefixes) {
   EXPECT_EQ(KeyName(42), "bench:0000000042");
   EXPECT_EQ(ScanPrefix(12345, 2), "bench:00000123");

@@ -59,6 +59,8 @@ KeyspaceInfo KeyspaceOf(const wire::Keyspace& k) {
   info.write_consistency = static_cast<Consistency>(k.write_consistency());
   info.created_at_ms = k.created_at_ms();
   info.linearizable = k.linearizable();
+  info.auto_split_increments_per_s = k.auto_split_increments_per_s();
+  info.auto_split_shards = k.auto_split_shards();
   return info;
 }
 
@@ -671,6 +673,8 @@ asio::awaitable<Result<KeyspaceInfo>> AsyncClient::CreateKeyspace(KeyspaceSpec s
         ks->set_read_consistency(static_cast<wire::Consistency>(spec.read_consistency));
         ks->set_write_consistency(static_cast<wire::Consistency>(spec.write_consistency));
         ks->set_linearizable(spec.linearizable);
+        ks->set_auto_split_increments_per_s(spec.auto_split_increments_per_s);
+        ks->set_auto_split_shards(spec.auto_split_shards);
       },
       /*idempotent=*/false);
   if (!response.ok()) co_return response.status();
@@ -717,6 +721,10 @@ asio::awaitable<Result<KeyspaceInfo>> AsyncClient::AlterKeyspace(std::string nam
         wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
         alter->set_name(std::move(name));
         if (change.linearizable) alter->set_linearizable(*change.linearizable);
+        if (change.auto_split_increments_per_s) {
+          alter->set_auto_split_increments_per_s(*change.auto_split_increments_per_s);
+        }
+        if (change.auto_split_shards) alter->set_auto_split_shards(*change.auto_split_shards);
         if (change.read_consistency) {
           alter->set_read_consistency(static_cast<wire::Consistency>(*change.read_consistency));
         }
@@ -805,6 +813,8 @@ asio::awaitable<Result<HotKeysInfo>> AsyncClient::HotKeys(std::string keyspace, 
     h.truncated = k.truncated();
     h.reads_per_s = k.reads_per_s();
     h.writes_per_s = k.writes_per_s();
+    h.increments_per_s = k.increments_per_s();
+    h.split_shards = k.split_shards();
     h.error_per_s = k.error_per_s();
     for (int i = 0; i < k.nodes_size() && i < k.node_ops_per_s_size(); ++i) {
       h.nodes.emplace_back(k.nodes(i), k.node_ops_per_s(i));

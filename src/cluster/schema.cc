@@ -9,6 +9,7 @@
 
 #include "base/hash.h"
 #include "cluster/placement.h"
+#include "cluster/split_counters.h"
 #include "proto/internode.pb.h"
 
 namespace cairn::cluster {
@@ -38,6 +39,31 @@ bool ValidName(std::string_view name, size_t max) {
   const bool starts_with_letter =
       !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
   return name.size() <= max && starts_with_letter && std::all_of(name.begin(), name.end(), ok_char);
+}
+
+// The automatic splitting options of `def`, as a create or an alter leaves them.
+Status ValidateAutoSplit(const KeyspaceDef& def) {
+  const uint32_t rate = def.auto_split_increments_per_s;
+  if (rate != 0 && (rate < kMinAutoSplitIncrementsPerS || rate > kMaxAutoSplitIncrementsPerS)) {
+    return Status::InvalidArgument(fmt::format(
+        "auto_split_increments_per_s is 0 (off) or {} to {}, not {}: below {} a second the "
+        "sampled counts cannot tell a hot counter",
+        kMinAutoSplitIncrementsPerS, kMaxAutoSplitIncrementsPerS, rate,
+        kMinAutoSplitIncrementsPerS));
+  }
+  if (def.auto_split_shards < kMinSplitShards || def.auto_split_shards > kMaxSplitShards) {
+    return Status::InvalidArgument(fmt::format("auto_split_shards is {} to {}, not {}",
+                                               kMinSplitShards, kMaxSplitShards,
+                                               def.auto_split_shards));
+  }
+  if (rate != 0 && def.linearizable) {
+    // A split counter's read is a sum of reads, not one linearizable read: only an operator
+    // splits a counter of a linearizable keyspace, knowingly (cairn hotkeys split).
+    return Status::InvalidArgument(
+        "a linearizable keyspace cannot split counters automatically: a split counter's read is "
+        "a sum, not a linearizable read");
+  }
+  return Status::Ok();
 }
 
 KeyspaceDef DefaultKeyspace() {
@@ -76,6 +102,8 @@ void ToRecord(const KeyspaceDef& def, internode::KeyspaceRecord* r) {
   r->mutable_version()->set_node(def.version.node);
   r->set_dropped(def.dropped);
   r->set_linearizable(def.linearizable);
+  r->set_auto_split_increments_per_s(def.auto_split_increments_per_s);
+  r->set_auto_split_shards(def.auto_split_shards);
 }
 
 Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
@@ -94,6 +122,8 @@ Result<KeyspaceDef> FromRecord(const internode::KeyspaceRecord& r) {
   def.version = Version{r.version().hlc(), r.version().node()};
   def.dropped = r.dropped();
   def.linearizable = r.linearizable();
+  def.auto_split_increments_per_s = r.auto_split_increments_per_s();
+  if (r.auto_split_shards() != 0) def.auto_split_shards = r.auto_split_shards();
   return def;
 }
 
@@ -235,6 +265,7 @@ Result<KeyspaceDef> PlanCreate(const std::vector<KeyspaceDef>& records,
     return Status::InvalidArgument(fmt::format("{} is not a write consistency level",
                                                ConsistencyName(spec.write_consistency)));
   }
+  if (Status s = ValidateAutoSplit(spec); !s.ok()) return s;
   const KeyspaceDef* existing = nullptr;
   for (const KeyspaceDef& r : records) {
     if (r.name == spec.name) existing = &r;
@@ -292,6 +323,11 @@ Result<KeyspaceDef> PlanAlter(const std::vector<KeyspaceDef>& records, std::stri
   if (change.linearizable) def.linearizable = *change.linearizable;
   if (change.read_consistency) def.read_consistency = *change.read_consistency;
   if (change.write_consistency) def.write_consistency = *change.write_consistency;
+  if (change.auto_split_increments_per_s) {
+    def.auto_split_increments_per_s = *change.auto_split_increments_per_s;
+  }
+  if (change.auto_split_shards) def.auto_split_shards = *change.auto_split_shards;
+  if (Status s = ValidateAutoSplit(def); !s.ok()) return s;
   def.version = std::max(version, Version{found->version.hlc + 1, version.node});
   return def;
 }

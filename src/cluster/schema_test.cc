@@ -103,6 +103,78 @@ TEST_F(SchemaTest, RejectsBadDefinitions) {
   EXPECT_TRUE(Create(KeyspaceDef{.name = "Ok_name-2"}).ok());
 }
 
+// Automatic splitting of hot counters (docs/hot-keys.md): off by default, its threshold and shard
+// count checked on create and on alter with errors that name the range, kept across a restart.
+TEST_F(SchemaTest, AutoSplitOptionIsCheckedAndKept) {
+  auto plain = Create(KeyspaceDef{.name = "plain"});
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->auto_split_increments_per_s, 0u) << "off by default";
+  EXPECT_EQ(plain->auto_split_shards, 16u);
+
+  auto created = Create(
+      KeyspaceDef{.name = "hot", .auto_split_increments_per_s = 500, .auto_split_shards = 8});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(created->auto_split_increments_per_s, 500u);
+  EXPECT_EQ(created->auto_split_shards, 8u);
+  Open();
+  EXPECT_EQ(schema_->Find("hot")->auto_split_increments_per_s, 500u);
+  EXPECT_EQ(schema_->Find("hot")->auto_split_shards, 8u);
+
+  struct Bad {
+    uint32_t rate, shards;
+    bool linearizable;
+    const char* says;
+  };
+  for (const Bad& bad :
+       {Bad{9, 16, false, "0 (off) or 10 to 10000000, not 9"},
+        Bad{10'000'001, 16, false, "not 10000001"},
+        Bad{100, 1, false, "auto_split_shards is 2 to 64, not 1"}, Bad{100, 65, false, "not 65"},
+        Bad{0, 0, false, "not 0"}, Bad{100, 16, true, "linearizable keyspace cannot split"}}) {
+    auto r = Create(KeyspaceDef{.name = "bad",
+                                .linearizable = bad.linearizable,
+                                .auto_split_increments_per_s = bad.rate,
+                                .auto_split_shards = bad.shards});
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad.rate << " " << bad.shards;
+    EXPECT_NE(r.status().message().find(bad.says), std::string::npos) << r.status().message();
+  }
+  EXPECT_FALSE(schema_->Find("bad").has_value());
+  // The limits themselves are allowed, and a linearizable keyspace may keep it off.
+  EXPECT_TRUE(
+      Create(KeyspaceDef{.name = "low", .auto_split_increments_per_s = 10, .auto_split_shards = 2})
+          .ok());
+  EXPECT_TRUE(Create(KeyspaceDef{.name = "high",
+                                 .auto_split_increments_per_s = 10'000'000,
+                                 .auto_split_shards = 64})
+                  .ok());
+  EXPECT_TRUE(Create(KeyspaceDef{.name = "lin", .linearizable = true}).ok());
+
+  // Alter: each field alone, the result checked as a whole.
+  KeyspaceChange on;
+  on.auto_split_increments_per_s = 50;
+  auto altered = schema_->Alter("plain", on, Version{400, 1});
+  ASSERT_TRUE(altered.ok()) << altered.status().ToString();
+  EXPECT_EQ(altered->auto_split_increments_per_s, 50u);
+  EXPECT_EQ(altered->auto_split_shards, 16u);
+  KeyspaceChange shards;
+  shards.auto_split_shards = 4;
+  EXPECT_EQ(schema_->Alter("plain", shards, Version{401, 1})->auto_split_shards, 4u);
+  EXPECT_EQ(schema_->Find("plain")->auto_split_increments_per_s, 50u) << "left as it was";
+  KeyspaceChange too_many;
+  too_many.auto_split_shards = 100;
+  EXPECT_EQ(schema_->Alter("plain", too_many, Version{402, 1}).status().code(),
+            Code::kInvalidArgument);
+  KeyspaceChange linearizable;
+  linearizable.linearizable = true;
+  EXPECT_EQ(schema_->Alter("plain", linearizable, Version{403, 1}).status().code(),
+            Code::kInvalidArgument)
+      << "a keyspace that splits counters automatically cannot become linearizable";
+  EXPECT_EQ(schema_->Alter("lin", on, Version{404, 1}).status().code(), Code::kInvalidArgument);
+  KeyspaceChange off;
+  off.auto_split_increments_per_s = 0;
+  EXPECT_EQ(schema_->Alter("plain", off, Version{405, 1})->auto_split_increments_per_s, 0u);
+  EXPECT_EQ(schema_->Find("plain")->auto_split_shards, 4u);
+}
+
 TEST_F(SchemaTest, MergeAdoptsNewerDefinitionsOnly) {
   auto local = Create(KeyspaceDef{.name = "t", .replication = {{"*", 1}}}, 100);
   ASSERT_TRUE(local.ok());

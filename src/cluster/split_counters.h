@@ -33,6 +33,9 @@ namespace cairn::cluster {
 inline constexpr uint32_t kMinSplitShards = 2;
 inline constexpr uint32_t kMaxSplitShards = 64;  // the fold marks are one 64-bit word
 inline constexpr size_t kMaxSplitCounters = 1000;
+// A keyspace's auto_split_increments_per_s, when not 0 (off).
+inline constexpr uint32_t kMinAutoSplitIncrementsPerS = 10;
+inline constexpr uint32_t kMaxAutoSplitIncrementsPerS = 10'000'000;
 
 // Sub-counter keys start with these bytes; scans never show such keys.
 inline constexpr std::string_view kSplitPartPrefix =

@@ -185,6 +185,7 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
           {"split_counters.increments", get(split_counters_.increments)},
           {"split_counters.redirected", get(split_counters_.redirected)},
           {"split_counters.reads", get(split_counters_.reads)},
+          {"split_counters.auto", get(split_counters_.automatic)},
           {"tracking.messages_sent", t.messages_sent},
           {"tracking.keys_sent", t.keys_sent},
           {"tracking.messages_failed", t.messages_failed},

@@ -6,9 +6,11 @@
 #include <array>
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -129,6 +131,8 @@ class ClusterCoordinator final : public Coordinator {
   // Client-side caching across nodes: the server hands it other nodes' messages and gossip's
   // self report, and runs its loop.
   Invalidations& invalidations() { return invalidations_; }
+  // A split the automatic splitter made (auto_split.h): split_counters.auto in Metrics().
+  void CountAutomaticSplit() { split_counters_.automatic.fetch_add(1, std::memory_order_relaxed); }
 
   // ---- Counters and split counters (counters.cc). ----
   // Whether `key` of `keyspace` ("": the default) is a split counter in this node's topology.
@@ -207,9 +211,28 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                      storage::DataKey key, base::Deadline deadline);
   std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;
-  // The live replicas to ask for `req` (this node first, then its DC), and the spares.
+  // The live replicas to ask for `req` (this node first, then those of `prefer`, then its DC),
+  // and the spares.
   std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ChooseReplicas(
-      const ReplicaSet& set, const Requirement& req) const;
+      const ReplicaSet& set, const Requirement& req, std::span<const uint32_t> prefer = {}) const;
+
+  // Scans (scan.cc): which node is asked for which partitions when a scan covers them all, for
+  // one topology, keyspace, level and set of live nodes. Planning 1,024 partitions cost a scan
+  // more than its reads (perf, workload E), and the plan changes only with those four.
+  struct ScanPlan {
+    std::shared_ptr<const cluster::Topology> topology;
+    std::shared_ptr<const cluster::KeyspaceDef> keyspace;  // the definition planned for
+    Consistency level = Consistency::kOne;
+    std::vector<uint32_t> live;                         // the members UP, in member order
+    std::map<uint32_t, std::vector<uint32_t>> by_node;  // node -> the partitions it is asked for
+  };
+  // The plan for `partitions` (all of them when `all`), from the cache when it can be.
+  Result<std::shared_ptr<const ScanPlan>> PlanScan(
+      const std::shared_ptr<const cluster::Topology>& topology,
+      const std::shared_ptr<const cluster::KeyspaceDef>& ks, Consistency level,
+      const std::vector<uint32_t>& partitions, bool all);
+  std::mutex scan_plans_mu_;
+  std::vector<std::shared_ptr<const ScanPlan>> scan_plans_;  // guarded by scan_plans_mu_
 
   // Per-key Paxos (paxos.cc).
   template <typename Response>
@@ -400,11 +423,12 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<CounterStep>> ReadModifyWrite(std::string key, RequestOptions options,
                                                        Consistency commit,
                                                        const CounterDecide& decide);
-  // Increment() without reporting the key for client-side caching (Increment() does, once).
-  asio::awaitable<Result<IncrementOutcome>> IncrementCounter(std::string key,
-                                                             base::CounterDelta delta,
-                                                             RequestOptions options,
-                                                             Consistency commit);
+  // Increment() but for counting it in the hot-key sketch and reporting it for client-side
+  // caching (Increment() does both, once, for the counter's key).
+  asio::awaitable<Result<IncrementOutcome>> IncrementUncounted(std::string key,
+                                                               base::CounterDelta delta,
+                                                               RequestOptions options,
+                                                               Consistency commit);
   // ReadModifyWrite() of a step that may run twice (the merge's), committed at the default
   // level, tried again after a TIMEOUT until `options.deadline`.
   asio::awaitable<Result<CounterStep>> IdempotentReadModifyWrite(std::string key,
@@ -443,6 +467,7 @@ class ClusterCoordinator final : public Coordinator {
     std::atomic<uint64_t> increments{0};  // of split counters
     std::atomic<uint64_t> redirected{0};  // sent from a sub-counter to the key
     std::atomic<uint64_t> reads{0};       // sums read
+    std::atomic<uint64_t> automatic{0};   // splits this node's automatic splitter made
   };
   SplitCounterMetrics split_counters_;
   // This node's increments in flight on each sub-counter of a split counter.

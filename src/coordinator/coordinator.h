@@ -52,6 +52,9 @@ struct RequestOptions {
   // change are not reported to KeyChangeListener (the operation that runs them reports the
   // counter's key).
   bool split_key_itself = false;
+  // Counted in the hot-key sketch. False for the reads and swaps inside an increment, which
+  // counts itself once, as an increment (counters.cc); front doors leave it true.
+  bool count_hot_key = true;
   // Who asked, as the front door names its connection (0: nobody in particular): handed back
   // with the keys the operation changes (KeyChangeListener), so that a RESP connection with
   // CLIENT TRACKING ... NOLOOP is not told of its own writes.
@@ -100,8 +103,9 @@ struct IncrementOutcome {
 
 // What a split or a merge of a counter left (Coordinator::SplitCounter).
 struct SplitOutcome {
-  std::string value;    // the counter's value afterwards (read at QUORUM); empty when absent
-  uint32_t shards = 0;  // 0 after a merge
+  std::string value;       // the counter's value afterwards (read at QUORUM); empty when absent
+  uint32_t shards = 0;     // 0 after a merge
+  bool unchanged = false;  // a split found it split so already: this call changed nothing
 };
 
 struct ScanPage {
@@ -219,8 +223,10 @@ struct HotKeyReport {
   bool truncated = false;  // `key` is the first 256 bytes of a longer one
   double reads_per_s = 0;
   double writes_per_s = 0;
+  double increments_per_s = 0;                     // of the writes: a counter's increments
   double error_per_s = 0;                          // how much of reads + writes may be overcounted
   std::vector<std::pair<uint32_t, double>> nodes;  // node id and its operations per second
+  uint32_t split_shards = 0;                       // a split counter's sub-counters; 0: not split
 };
 struct HotKeysReport {
   std::vector<HotKeyReport> keys;  // most operations per second first

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <future>
 #include <latch>
+#include <map>
 #include <mutex>
 #include <set>
 #include <span>
@@ -348,6 +349,39 @@ TEST_F(CoordinatorTest, ConcurrentCasIncrementsLoseNothing) {
   io_.run();
   EXPECT_EQ((*Get("counter"))->value, "50");
   EXPECT_GT(retries, 0);  // they really did race
+}
+
+// Automatic splitting (auto_split.h) takes only increments for a counter's load: an increment
+// counts once, as a write that is an increment (not also as the read and the swap it is made
+// of); one that the value refused (not a number) does not count; a plain write is no increment.
+TEST_F(CoordinatorTest, OnlyAppliedIncrementsCountAsIncrements) {
+  ASSERT_TRUE(Put("text", "not a number").ok());
+  base::CounterDelta one;
+  one.by = 1;
+  for (int i = 0; i < 200; ++i) {
+    auto n = Run(coordinator_->Increment("n", one, Opts(), Consistency::kDefault));
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    ASSERT_EQ(n->refused, base::CounterRefusal::kNone);
+    auto text = Run(coordinator_->Increment("text", one, Opts(), Consistency::kDefault));
+    ASSERT_TRUE(text.ok()) << text.status().ToString();
+    ASSERT_NE(text->refused, base::CounterRefusal::kNone);
+    ASSERT_TRUE(Put("set", std::to_string(i)).ok());
+  }
+  const auto& sketch = static_cast<ClusterCoordinator&>(*coordinator_).hot_keys();
+  std::map<std::string, base::HotKey> top;
+  for (const base::HotKey& h : sketch.Top(0, 10)) top[h.key] = h;
+  // One operation in eight is counted, with a weight of eight: 200 increments are counted about
+  // 200 times; never none.
+  ASSERT_TRUE(top.contains("n"));
+  EXPECT_GT(top["n"].increments_per_s, 0);
+  EXPECT_EQ(top["n"].increments_per_s, top["n"].writes_per_s) << "counted once, as a write";
+  EXPECT_EQ(top["n"].reads_per_s, 0) << "the increment's own read is not a read of the key";
+  ASSERT_TRUE(top.contains("set"));
+  EXPECT_EQ(top["set"].increments_per_s, 0);
+  if (top.contains("text")) {
+    EXPECT_EQ(top["text"].increments_per_s, 0) << "a refused increment is no increment";
+  }
+  EXPECT_EQ((*Get("n"))->value, "200");
 }
 
 TEST_F(CoordinatorTest, ScanPagesCoverEveryKeyOnceInOrder) {

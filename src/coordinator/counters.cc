@@ -71,6 +71,7 @@ bool ClusterCoordinator::IsSplitCounter(const std::string& keyspace, std::string
 asio::awaitable<Result<ClusterCoordinator::CounterStep>> ClusterCoordinator::ReadModifyWrite(
     std::string key, RequestOptions options, Consistency commit, const CounterDecide& decide) {
   options.split_key_itself = true;
+  options.count_hot_key = false;  // the operation it serves counts itself
   if (options.consistency == Consistency::kDefault) options.consistency = Consistency::kSerial;
   auto read = co_await Get(key, options);
   if (!read.ok()) co_return read.status();
@@ -119,19 +120,27 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
                                                                         base::CounterDelta delta,
                                                                         RequestOptions options,
                                                                         Consistency commit) {
-  // Kept for client-side caching: the counter's key is what clients read, whichever sub-counter
-  // took the increment (beside Paxos rounds, a copy costs nothing).
-  const std::string changed = key;
-  auto r = co_await IncrementCounter(std::move(key), delta, options, commit);
-  if (invalidations_.active() &&
-      (r.ok() ? r->refused == base::CounterRefusal::kNone : MayHaveChanged(r.status()))) {
+  auto ks = ResolveKeyspace(options.keyspace);
+  if (!ks.ok()) co_return ks.status();
+  const uint32_t keyspace_id = (*ks)->id;
+  // The counter's key, whichever sub-counter took the increment: what the hot-key sketch counts
+  // and what client-side caching reports (beside Paxos rounds, a copy costs nothing).
+  const std::string counted = key;
+  auto r = co_await IncrementUncounted(std::move(key), delta, options, commit);
+  // Counted once it is known to be a counter's increment: applied, or perhaps applied (TIMEOUT).
+  // One that the value refused (not a number) is not, so that automatic splitting never takes
+  // such a key for a counter.
+  const bool counter =
+      r.ok() ? r->refused == base::CounterRefusal::kNone : r.status().code() == Code::kTimeout;
+  if (counter) hot_keys_.AddIncrement(keyspace_id, counted);
+  if (counter && invalidations_.active()) {
     auto here = co_await asio::this_coro::executor;
-    ReportChanged(here, options, std::span(&changed, 1));
+    ReportChanged(here, options, std::span(&counted, 1));
   }
   co_return r;
 }
 
-asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::IncrementCounter(
+asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::IncrementUncounted(
     std::string key, base::CounterDelta delta, RequestOptions options, Consistency commit) {
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
@@ -154,7 +163,7 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::IncrementCounter(
     // Split while this increment read and retried (its compare-and-swap planned again with the
     // newer topology): the key may hold a merge's fold marks. Again, as a split counter's.
     if (r->refused != base::CounterRefusal::kNone && IsSplitCounter(options.keyspace, key)) {
-      co_return co_await IncrementCounter(std::move(key), delta, std::move(options), commit);
+      co_return co_await IncrementUncounted(std::move(key), delta, std::move(options), commit);
     }
     outcome.value = std::move(r->value);
     outcome.refused = r->refused;
@@ -163,8 +172,7 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::IncrementCounter(
   const uint32_t shards = split->shards;
   const SplitPhase phase = split->phase;
   const std::string map_key = cluster::SplitCounterId((*ks)->name, key);
-  hot_keys_.Add((*ks)->id, key, /*write=*/true);  // its sub-counters are not listed
-  std::optional<uint32_t> changed;                // the sub-counter the increment went to
+  std::optional<uint32_t> changed;  // the sub-counter the increment went to
   // Until the split is fenced, a node that has not heard of it may still read the key alone:
   // increments go to the key meanwhile.
   if (phase == internode::SPLIT_ACTIVE && split->since_epoch <= (*topology)->fence) {
@@ -477,6 +485,7 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
   RequestOptions itself(ks->name, Consistency::kSerial, options.deadline);
   itself.split_key_itself = true;
   const std::string name = ks->name;
+  bool unchanged = false;  // a split that found the counter split so already
   if (shards > 0) {
     if (shards < cluster::kMinSplitShards || shards > cluster::kMaxSplitShards) {
       co_return Status::InvalidArgument(
@@ -506,11 +515,19 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
         if (!made.ok()) co_return made.status();
         // One that exists holding a number is left alone: a split that never took effect left
         // it at 0, or another split of the same counter racing this one made it and increments
-        // may already be in it (resetting it would lose them). Anything else (a frozen mark no
-        // merge will take: a merge deletes its sub-counters before the entry goes) is reset.
+        // may already be in it (resetting it would lose them). A frozen one belongs to a merge
+        // of the counter that this split did not see (its topology was older than that split
+        // and merge): the merge may still have to fold it, so it is left alone too, and the
+        // split fails (it would be refused anyway while the merge runs). Anything else (not a
+        // counter's: nothing writes such a value under the reserved prefix) is reset.
         std::string ignored;
         const bool number = made->current && base::SumCounters({made->current->value}, &ignored) ==
                                                  base::CounterRefusal::kNone;
+        if (!made->applied && made->current && cluster::FrozenNumber(made->current->value)) {
+          co_return Status::Unavailable(
+              "a merge of this counter is in progress; split it again once the merge has "
+              "finished");
+        }
         if (!made->applied && !number) {
           CasCondition same;
           same.kind = CasCondition::Kind::kIfVersion;
@@ -523,11 +540,15 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
     }
     TopologyChange plan = [&](const internode::TopologyState& current)
         -> Result<std::optional<internode::TopologyState>> {
-      return cluster::PlanSplit(current, name, key, shards);
+      auto next = cluster::PlanSplit(current, name, key, shards);
+      unchanged = next.ok() && !next->has_value();
+      return next;
     };
     Status s = co_await CommitSplitChange(std::move(plan), name, key);
     if (!s.ok()) co_return s;
-    spdlog::info("split counter '{}' of keyspace {} into {}", base::Printable(key), name, shards);
+    if (!unchanged) {
+      spdlog::info("split counter '{}' of keyspace {} into {}", base::Printable(key), name, shards);
+    }
   } else {
     Status s = co_await MergeCounter(*ks, key, bits, itself);
     if (!s.ok()) co_return s;
@@ -539,6 +560,7 @@ asio::awaitable<Result<SplitOutcome>> ClusterCoordinator::SplitCounter(std::stri
   }
   SplitOutcome outcome;
   outcome.shards = shards;
+  outcome.unchanged = unchanged;
   RequestOptions quorum(name, Consistency::kQuorum, options.deadline);
   auto value = co_await Get(key, quorum);
   if (!value.ok()) co_return value.status();

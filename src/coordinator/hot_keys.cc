@@ -31,7 +31,7 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
   const uint32_t ask = std::min<uint32_t>(limit * 2, 1000);
   std::map<std::pair<uint32_t, std::string>, HotKeyReport> merged;
   const auto add = [&merged](uint32_t node, uint32_t ks, std::string key, bool truncated,
-                             double reads, double writes, double error) {
+                             double reads, double writes, double increments, double error) {
     // A split counter's sub-counters are counted as the counter itself (counters.cc).
     if (cluster::IsSplitPartKey(key)) return;
     HotKeyReport& r = merged[{ks, key}];
@@ -39,6 +39,7 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
     r.truncated = truncated;
     r.reads_per_s += reads;
     r.writes_per_s += writes;
+    r.increments_per_s += increments;
     r.error_per_s += error;
     r.nodes.emplace_back(node, reads + writes);
   };
@@ -48,7 +49,7 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
       ++report.nodes_asked;
       for (base::HotKey& h : hot_keys_.Top(keyspace_id, ask)) {
         add(identity_.node_id, h.keyspace, std::move(h.key), h.truncated, h.reads_per_s,
-            h.writes_per_s, h.error_per_s);
+            h.writes_per_s, h.increments_per_s, h.error_per_s);
       }
       continue;
     }
@@ -71,15 +72,21 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
     }
     for (internode::HotKeyEntry& e : *response->mutable_hot_keys()->mutable_keys()) {
       add(n.node_id, e.keyspace(), std::move(*e.mutable_key()), e.truncated(), e.reads_per_s(),
-          e.writes_per_s(), e.error_per_s());
+          e.writes_per_s(), e.increments_per_s(), e.error_per_s());
     }
   }
   std::map<uint32_t, std::string> names;
   for (const cluster::KeyspaceDef& def : schema_->List()) names[def.id] = def.name;
+  auto topology = view_->topology();
   for (auto& [id, r] : merged) {
     auto name = names.find(id.first);
     // A keyspace dropped since: its id stands in for the name.
     r.keyspace = name == names.end() ? fmt::format("#{}", id.first) : name->second;
+    if (topology && topology->splits && name != names.end() && !r.truncated) {
+      if (const cluster::SplitEntry* split = topology->splits->Find(r.keyspace, r.key)) {
+        r.split_shards = split->shards;
+      }
+    }
     std::sort(r.nodes.begin(), r.nodes.end(),
               [](const auto& a, const auto& b) { return a.second > b.second; });
     report.keys.push_back(std::move(r));

@@ -87,7 +87,7 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::Cas(std::string key, CasC
   if (!topology.ok()) co_return topology.status();
   if (SplitOf(**topology, **ks, key, options) != nullptr) co_return SplitKeyRefused(key);
   paxos_counters_.cas.fetch_add(1, std::memory_order_relaxed);
-  hot_keys_.Add((*ks)->id, key, /*write=*/true);
+  if (options.count_hot_key) hot_keys_.Add((*ks)->id, key, /*write=*/true);
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
   StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
   // The key is kept for client-side caching (beside a Paxos round, a copy costs nothing).

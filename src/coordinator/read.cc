@@ -77,19 +77,28 @@ class ClusterCoordinator::ReadRound {
 };
 
 std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ClusterCoordinator::ChooseReplicas(
-    const ReplicaSet& set, const Requirement& req) const {
-  // This node first when it is a replica, then its data centre, then the others; of those that
-  // are UP, enough of each data centre the level names, then enough in all. The rest are spares.
+    const ReplicaSet& set, const Requirement& req, std::span<const uint32_t> prefer) const {
+  // This node first when it is a replica, then the preferred ones, then its data centre, then
+  // the others; of those that are UP, enough of each data centre the level names, then enough in
+  // all. The rest are spares.
   std::vector<uint32_t> order;
   const int self = set.IndexOf(identity_.node_id);
   if (self >= 0) order.push_back(identity_.node_id);
+  auto listed = [&order](uint32_t node) {
+    return std::find(order.begin(), order.end(), node) != order.end();
+  };
+  for (uint32_t node : prefer) {
+    if (set.IndexOf(node) >= 0 && !listed(node)) order.push_back(node);
+  }
   for (size_t i = 0; i < set.nodes.size(); ++i) {
-    if (static_cast<int>(i) != self && static_cast<int>(set.dc_of[i]) == set.local_dc) {
+    if (static_cast<int>(set.dc_of[i]) == set.local_dc && !listed(set.nodes[i])) {
       order.push_back(set.nodes[i]);
     }
   }
   for (size_t i = 0; i < set.nodes.size(); ++i) {
-    if (static_cast<int>(set.dc_of[i]) != set.local_dc) order.push_back(set.nodes[i]);
+    if (static_cast<int>(set.dc_of[i]) != set.local_dc && !listed(set.nodes[i])) {
+      order.push_back(set.nodes[i]);
+    }
   }
   std::vector<uint32_t> chosen, spare;
   std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
@@ -310,7 +319,7 @@ asio::awaitable<Result<std::optional<Record>>> ClusterCoordinator::Get(std::stri
   if (SplitOf(*start->topology, ks, key, options) != nullptr) {
     co_return co_await ReadSplit(ks, std::move(key), std::move(options));
   }
-  hot_keys_.Add(ks.id, key, /*write=*/false);
+  if (options.count_hot_key) hot_keys_.Add(ks.id, key, /*write=*/false);
   storage::DataKey data_key = KeyOf(ks, std::move(key));  // named: see the g++ 12 note
   Result<std::optional<StoredValue>> stored = std::optional<StoredValue>();
   if (IsSerial(start->level, ks)) {

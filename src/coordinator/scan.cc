@@ -28,6 +28,59 @@ namespace {
 constexpr size_t kMaxDeadPerPage = 16'384;
 }  // namespace
 
+Result<std::shared_ptr<const ClusterCoordinator::ScanPlan>> ClusterCoordinator::PlanScan(
+    const std::shared_ptr<const cluster::Topology>& topology,
+    const std::shared_ptr<const cluster::KeyspaceDef>& ks, Consistency level,
+    const std::vector<uint32_t>& partitions, bool all) {
+  auto live_now = [&] {
+    std::vector<uint32_t> live;
+    for (const cluster::Member& m : topology->map.members()) {
+      if (view_->IsUp(m.node_id)) live.push_back(m.node_id);
+    }
+    return live;
+  };
+  std::vector<uint32_t> live = live_now();
+  if (all) {
+    std::lock_guard lock(scan_plans_mu_);
+    for (const auto& plan : scan_plans_) {
+      if (plan->topology == topology && plan->keyspace == ks && plan->level == level &&
+          plan->live == live) {
+        return plan;
+      }
+    }
+  }
+  // For each partition, the level's count of live replicas: this node first, then nodes already
+  // asked for other partitions (so that a QUORUM scan on three nodes asks two, not all three),
+  // then its DC. One request per node covers all of that node's partitions.
+  auto plan = std::make_shared<ScanPlan>();
+  std::vector<uint32_t> asked;  // nodes of the plan so far, the first asked first
+  for (uint32_t p : partitions) {
+    const ReplicaSet set = ReplicaSet::Of(*topology, *ks, p);
+    auto req = Requirement::For(level, set, false);
+    if (!req.ok()) return req.status();
+    if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) return s;
+    auto [chosen, spare] = ChooseReplicas(set, *req, asked);
+    for (uint32_t node : chosen) {
+      std::vector<uint32_t>& parts = plan->by_node[node];
+      if (parts.empty()) asked.push_back(node);
+      parts.push_back(p);
+    }
+  }
+  // Kept only if no node went UP or DOWN while it was made: it must be the plan of its key.
+  if (all && live_now() == live) {
+    plan->topology = topology;
+    plan->keyspace = ks;
+    plan->level = level;
+    plan->live = std::move(live);
+    std::lock_guard lock(scan_plans_mu_);
+    // Plans of older topologies go; a few keyspaces and levels are kept.
+    std::erase_if(scan_plans_, [&topology](const auto& p) { return p->topology != topology; });
+    if (scan_plans_.size() >= 8) scan_plans_.erase(scan_plans_.begin());
+    scan_plans_.push_back(plan);
+  }
+  return std::shared_ptr<const ScanPlan>(std::move(plan));
+}
+
 asio::awaitable<Result<ScanPage>> ClusterCoordinator::Scan(std::string prefix, std::string cursor,
                                                            uint32_t limit, RequestOptions options,
                                                            std::optional<uint32_t> partition) {
@@ -63,17 +116,11 @@ asio::awaitable<Result<ScanPage>> ClusterCoordinator::Scan(std::string prefix, s
     partitions.resize(identity_.partitions());
     for (uint32_t p = 0; p < identity_.partitions(); ++p) partitions[p] = p;
   }
-  // For each partition, the level's count of live replicas (this node first, then its DC); one
-  // request per node covers all of that node's partitions.
-  std::map<uint32_t, std::vector<uint32_t>> by_node;
-  for (uint32_t p : partitions) {
-    const ReplicaSet set = ReplicaSet::Of(topology, **ks, p);
-    auto req = Requirement::For(level, set, false);
-    if (!req.ok()) co_return req.status();
-    if (Status s = CheckLive(set, *req, *view_, level); !s.ok()) co_return s;
-    auto [chosen, spare] = ChooseReplicas(set, *req);
-    for (uint32_t node : chosen) by_node[node].push_back(p);
-  }
+  auto plan = PlanScan(*topology_result, *ks, level, partitions,
+                       partitions.size() == identity_.partitions());
+  if (!plan.ok()) co_return plan.status();
+  // A copy: the requests take their partition lists.
+  std::map<uint32_t, std::vector<uint32_t>> by_node = (*plan)->by_node;
 
   struct NodePage {
     Status status = Status::Timeout("no answer", 0);

@@ -348,6 +348,7 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
         e->set_reads_per_s(h.reads_per_s);
         e->set_writes_per_s(h.writes_per_s);
         e->set_error_per_s(h.error_per_s);
+        e->set_increments_per_s(h.increments_per_s);
       }
       response->mutable_hot_keys();  // answered, even with none
       break;

@@ -394,6 +394,9 @@ void Server::OpenCoordinator() {
   repairer_ = std::make_unique<coordinator::BackgroundRepairer>(coordinator_.get(), replica_.get(),
                                                                 identity_.node_id, repair_options,
                                                                 reactors_[0]->io.get_executor());
+  // Hot counters of keyspaces that ask for it are split automatically (docs/hot-keys.md).
+  auto_splitter_ = std::make_unique<coordinator::AutoSplitter>(coordinator_.get(), gossiper_.get(),
+                                                               reactors_[0]->io.get_executor());
   gossiper_->OnTopology([s = streamer_.get(), d = driver_.get()](auto) {
     s->Wake();
     d->Wake();
@@ -477,6 +480,7 @@ void Server::StartServing() {
   asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, repairer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, coordinator_->invalidations().Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, auto_splitter_->Run(), asio::detached);
   if (bootstrap_user_) {
     asio::co_spawn(
         reactors_[0]->io,
@@ -525,6 +529,8 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"split_counters.redirected",
      "Of those, sent from a sub-counter to the key (the sub-counter was frozen or absent)"},
     {"split_counters.reads", "Reads of split counters this node summed"},
+    {"split_counters.auto",
+     "Counters this node split automatically (keyspaces with auto_split_increments_per_s)"},
     {"tracking.messages_sent",
      "Messages with changed keys (client-side caching) sent to nodes that have tracking clients"},
     {"tracking.keys_sent", "Keys in those messages"},
@@ -800,6 +806,13 @@ void Server::RegisterMetrics() {
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",
                Type::kCounter, static_cast<double>(engine_->absorbed()));
+    out.Single("cairn_storage_index_scans_total",
+               "Scans over many partitions answered by walking the key index", Type::kCounter,
+               static_cast<double>(engine_->index_scans()));
+    out.Single("cairn_storage_index_stale_skipped_total",
+               "Key index records a scan skipped because their key is no longer held here (left "
+               "by a range moved away)",
+               Type::kCounter, static_cast<double>(engine_->index_stale_skipped()));
     out.Single("cairn_storage_group_commits_total",
                "Group commits since start: one WriteBatch and one WAL fsync for every write that "
                "arrived meanwhile",
@@ -933,6 +946,7 @@ void Server::Stop() {
   if (streamer_) streamer_->Stop();
   if (driver_) driver_->Stop();
   if (repairer_) repairer_->Stop();
+  if (auto_splitter_) auto_splitter_->Stop();
   if (native_) native_->CloseAll();
   if (http_) http_->CloseAll();
   if (resp_) resp_->CloseAll();
@@ -964,6 +978,7 @@ void Server::Stop() {
   native_.reset();
   resp_.reset();
   driver_.reset();
+  auto_splitter_.reset();
   repairer_.reset();
   streamer_.reset();
   coordinator_.reset();

@@ -26,6 +26,7 @@
 #include "cluster/gossiper.h"
 #include "cluster/internode_client.h"
 #include "cluster/schema.h"
+#include "coordinator/auto_split.h"
 #include "coordinator/background_repair.h"
 #include "coordinator/cluster_coordinator.h"
 #include "coordinator/hint_replayer.h"
@@ -218,6 +219,7 @@ class Server {
   std::unique_ptr<replica::PartitionStreamer> streamer_;
   std::unique_ptr<coordinator::TopologyDriver> driver_;
   std::unique_ptr<coordinator::BackgroundRepairer> repairer_;
+  std::unique_ptr<coordinator::AutoSplitter> auto_splitter_;
   std::atomic<uint64_t> pulling_epoch_{0};  // the newest epoch a pull was started for
   std::unique_ptr<frontdoor::native::NativeFrontDoor> native_;
   std::unique_ptr<frontdoor::resp::RespFrontDoor> resp_;

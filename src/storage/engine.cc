@@ -42,6 +42,33 @@ constexpr std::string_view kDroppedPrefix = "dropped_keyspace/";
 // a database created before trees existed, and while the first build of them is under way.
 constexpr std::string_view kTreesVersionKey = "trees_version";
 constexpr std::string_view kTreesVersion = "1";
+constexpr const char* kKeysCf = "keys";
+// Present once the keys column family indexes every data key (see Engine::LoadKeyIndex).
+constexpr std::string_view kKeysVersionKey = "keys_version";
+constexpr std::string_view kKeysVersion = "1";
+// Scans over at most this many partitions seek each one (Engine::ScanPath::kMerge).
+constexpr size_t kMergeScanMaxPartitions = 4;
+
+// A key index record's key: the keyspace (big-endian, so that a keyspace's records are
+// contiguous) and the user key; its value is the key's partition.
+std::string IndexKey(uint32_t keyspace, std::string_view key) {
+  std::string out;
+  out.reserve(4 + key.size());
+  base::PutBig32(&out, keyspace);
+  out.append(key);
+  return out;
+}
+std::string IndexValue(uint32_t partition) {
+  std::string out;
+  base::PutBig32(&out, partition);
+  return out;
+}
+// The smallest string greater than every string that starts with `prefix` (empty: none).
+std::string PrefixLimit(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::Ok();
@@ -325,6 +352,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   std::unique_ptr<Engine> engine(new Engine(options));
   if (Status s = engine->OpenDb(); !s.ok()) return s;
   if (Status s = engine->LoadTrees(); !s.ok()) return s;
+  if (Status s = engine->LoadKeyIndex(); !s.ok()) return s;
   engine->writer_ = std::thread([e = engine.get()] { e->WriterLoop(); });
   return engine;
 }
@@ -386,6 +414,12 @@ Status Engine::OpenDb() {
   rocksdb::ColumnFamilyOptions trees = small;
   trees.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
   db_options.allow_concurrent_memtable_write = false;
+  // The key index is only walked in order (scans), never read by point lookups: no bloom filter.
+  rocksdb::BlockBasedTableOptions keys_table = table;
+  keys_table.filter_policy.reset();
+  rocksdb::ColumnFamilyOptions keys = small;
+  keys.table_factory.reset(rocksdb::NewBlockBasedTableFactory(keys_table));
+  keys.compression = rocksdb::kLZ4Compression;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, small},
@@ -394,6 +428,7 @@ Status Engine::OpenDb() {
       {kHintsCf, small},
       {kMetaCf, small},
       {kTreesCf, trees},
+      {kKeysCf, keys},
   };
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_options, options_.path, families, &handles_, &raw);
@@ -407,6 +442,7 @@ Status Engine::OpenDb() {
   hints_ = handles_[3];
   meta_ = handles_[4];
   trees_cf_ = handles_[5];
+  keys_cf_ = handles_[6];
 
   auto dropped = ListMeta(kDroppedPrefix);
   if (!dropped.ok()) return dropped.status();
@@ -759,6 +795,9 @@ void Engine::CommitGroup(std::vector<Pending>& pending) {
       for (const auto& [p, ks] : beyond) {
         group.batch().DeleteRange(trees_cf_, TreeMarkKey(p, ks), RangeLimit(p, ks));
       }
+      if (std::string limit = PrefixLimit(IndexKey(keyspace, "")); !limit.empty()) {
+        group.batch().DeleteRange(keys_cf_, IndexKey(keyspace, ""), limit);
+      }
       group.batch().Put(meta_, DroppedKey(keyspace), "");
       dropped.insert(keyspace);
     }
@@ -872,6 +911,7 @@ Status Engine::AddPurges(std::vector<Pending>& pending, Group& group) {
       // A RocksDB deletion, not a compaction filter's removal: it shadows every older version of
       // the key at every level, where a removal could expose one still in a lower level.
       group.batch().Delete(data_, key);
+      group.batch().Delete(keys_cf_, IndexKey(purge.key.keyspace, purge.key.key));
       if (!dirty_.contains(range)) {  // a dirty range's tree is rebuilt from data after the commit
         group.tree_changes.push_back(
             Group::TreeChange{.range = range,
@@ -966,6 +1006,11 @@ Result<std::vector<Engine::SegmentState>> Engine::UpdateTrees(Group& group) {
     // Last writer wins: the stored version changes only if the group's is newer.
     if (t.committed && !(*t.committed < version)) continue;
     const std::string_view user_key = std::string_view(*t.key).substr(kKeyHeaderBytes);
+    // A key new to the range gets its index record in the same batch (and keeps it until a purge
+    // removes the key); a key already held has one.
+    if (!t.committed) {
+      group.batch().Put(keys_cf_, IndexKey(t.range.second, user_key), IndexValue(t.range.first));
+    }
     uint64_t hash = DigestHashOf(user_key, version);
     if (t.committed) hash ^= DigestHashOf(user_key, *t.committed);
     changes.push_back(Group::TreeChange{.range = t.range,
@@ -1024,14 +1069,16 @@ Status Engine::RebuildDirtyTrees() {
   }
   Status first;
   for (const RangeId& range : ranges) {
-    auto tree = BuildTree(range);
+    // The range's keys written while it was dirty got no index record (UpdateTrees skips them):
+    // the rebuild writes one for every key it holds, with the tree.
+    rocksdb::WriteBatch batch;
+    auto tree = BuildTree(range, &batch);
     Status s = tree.status();
     if (s.ok()) {
       // The old records and the mark go, the rebuilt records come, atomically. Not synced: the
       // mark was written with the group that made it, so a crash that loses this write leaves
       // the mark, and Open rebuilds the range again; and the log is written in order, so a later
       // synced group makes this durable too.
-      rocksdb::WriteBatch batch;
       batch.DeleteRange(trees_cf_, TreeMarkKey(range.first, range.second),
                         RangeLimit(range.first, range.second));
       for (size_t segment = 0; segment < kDigestSegments; ++segment) {
@@ -1134,7 +1181,7 @@ void AddToTree(Tree& tree, std::string_view user_key, Version version) {
 
 }  // namespace
 
-Result<Engine::Tree> Engine::BuildTree(RangeId range) const {
+Result<Engine::Tree> Engine::BuildTree(RangeId range, rocksdb::WriteBatch* index) const {
   const std::string bound = EncodeDataKey(range.first, range.second, "");
   rocksdb::ReadOptions read_options;
   read_options.fill_cache = false;  // a scan read once: it should not evict what reads use
@@ -1143,8 +1190,12 @@ Result<Engine::Tree> Engine::BuildTree(RangeId range) const {
   for (it->Seek(bound); it->Valid() && it->key().starts_with(bound); it->Next()) {
     auto value = DecodeValueHeader(std::string_view(it->value().data(), it->value().size()));
     if (!value.ok()) return value.status();
-    AddToTree(tree, std::string_view(it->key().data(), it->key().size()).substr(kKeyHeaderBytes),
-              value->version);
+    const std::string_view user_key =
+        std::string_view(it->key().data(), it->key().size()).substr(kKeyHeaderBytes);
+    AddToTree(tree, user_key, value->version);
+    if (index != nullptr) {
+      index->Put(keys_cf_, IndexKey(range.second, user_key), IndexValue(range.first));
+    }
   }
   if (!it->status().ok()) return ReadFailed(it->status(), "range digest");
   return tree;
@@ -1252,40 +1303,37 @@ Status Engine::BuildAllTrees() {
 
   rocksdb::ReadOptions read_options;
   read_options.fill_cache = false;  // a scan read once: it should not evict what reads use
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, data_));
   uint64_t keys = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (key.size() < kKeyHeaderBytes) {
-      return Status::Internal(fmt::format("a malformed data key at {}", options_.path));
-    }
-    const RangeId key_range{base::GetBig32(key.data()), base::GetBig32(key.data() + 4)};
-    if (dropped->contains(key_range.second)) continue;  // not tracked (see UpdateTrees)
-    if (keys == 0) {
-      // Said only when there is data: a new database has none, and its trees start empty.
-      spdlog::info(
-          "building the hash tree of every range from the data at {} (a database "
-          "created before trees existed)",
-          options_.path);
-    }
-    if (tree == nullptr || key_range != range) {
-      if (Status s = store(); !s.ok()) return s;
-      range = key_range;
-      std::unique_ptr<Tree>& slot = trees[range];
-      slot = std::make_unique<Tree>();
-      tree = slot.get();
-    }
-    auto value = DecodeValueHeader(std::string_view(it->value().data(), it->value().size()));
-    if (!value.ok()) return value.status();
-    AddToTree(*tree, key.substr(kKeyHeaderBytes), value->version);
-    if (++keys % 4096 == 0 &&
-        std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
-      last_report = std::chrono::steady_clock::now();
-      spdlog::info("building hash trees: {} keys in {} ranges so far (partition {})", keys,
-                   trees.size(), range.first);
-    }
-  }
-  if (!it->status().ok()) return ReadFailed(it->status(), "building the hash trees");
+  Status walked = ForEachDataKey(
+      read_options, "building the hash trees",
+      [&](RangeId key_range, std::string_view key, const rocksdb::Slice& stored) -> Status {
+        if (dropped->contains(key_range.second)) return Status::Ok();  // see UpdateTrees
+        if (keys == 0) {
+          // Said only when there is data: a new database has none, and its trees start empty.
+          spdlog::info(
+              "building the hash tree of every range from the data at {} (a database "
+              "created before trees existed)",
+              options_.path);
+        }
+        if (tree == nullptr || key_range != range) {
+          if (Status s = store(); !s.ok()) return s;
+          range = key_range;
+          std::unique_ptr<Tree>& slot = trees[range];
+          slot = std::make_unique<Tree>();
+          tree = slot.get();
+        }
+        auto value = DecodeValueHeader(std::string_view(stored.data(), stored.size()));
+        if (!value.ok()) return value.status();
+        AddToTree(*tree, key, value->version);
+        if (++keys % 4096 == 0 &&
+            std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
+          last_report = std::chrono::steady_clock::now();
+          spdlog::info("building hash trees: {} keys in {} ranges so far (partition {})", keys,
+                       trees.size(), range.first);
+        }
+        return Status::Ok();
+      });
+  if (!walked.ok()) return walked;
   if (Status s = store(); !s.ok()) return s;
   batch.Put(meta_, kTreesVersionKey, kTreesVersion);
   rocksdb::WriteOptions synced;
@@ -1305,7 +1353,51 @@ Status Engine::BuildAllTrees() {
 
 Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
                                 std::string_view prefix, std::string_view after, size_t limit,
-                                size_t max_dead, size_t max_bytes) const {
+                                size_t max_dead, size_t max_bytes, ScanPath path) const {
+  std::string start(prefix);
+  if (!after.empty() && after >= prefix) {
+    start.assign(after);
+    start.push_back('\0');  // the smallest key greater than `after`
+  }
+  if (path == ScanPath::kAuto) {
+    // A seek per partition costs about what the index costs per key read through it (a point
+    // read of the value): the index wins from a few partitions on. A range whose tree is being
+    // rebuilt may hold keys its index records do not name yet (UpdateTrees skips such ranges;
+    // the rebuild writes them): those scans merge. Checked before the scan's snapshot is taken,
+    // so a range found clean has its rebuilt records in the snapshot.
+    path = partitions.size() > kMergeScanMaxPartitions ? ScanPath::kIndex : ScanPath::kMerge;
+    if (path == ScanPath::kIndex) {
+      std::lock_guard lock(trees_mu_);
+      for (const RangeId& range : dirty_) {
+        if (range.second == keyspace &&
+            std::find(partitions.begin(), partitions.end(), range.first) != partitions.end()) {
+          path = ScanPath::kMerge;
+          break;
+        }
+      }
+    }
+  }
+  if (path == ScanPath::kIndex) {
+    return ScanIndex(keyspace, partitions, start, prefix, limit, max_dead, max_bytes);
+  }
+  return ScanMerge(keyspace, partitions, start, prefix, limit, max_dead, max_bytes);
+}
+
+namespace {
+// Releases a snapshot when the scan ends.
+struct ScopedSnapshot {
+  ScopedSnapshot(rocksdb::DB* db) : db(db), snapshot(db->GetSnapshot()) {}
+  ~ScopedSnapshot() { db->ReleaseSnapshot(snapshot); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  rocksdb::DB* const db;
+  const rocksdb::Snapshot* const snapshot;
+};
+}  // namespace
+
+Result<ScanResult> Engine::ScanMerge(uint32_t keyspace, std::span<const uint32_t> partitions,
+                                     std::string_view start, std::string_view prefix, size_t limit,
+                                     size_t max_dead, size_t max_bytes) const {
   struct Source {
     std::unique_ptr<rocksdb::Iterator> it;
     std::string bound;  // encoded (partition, keyspace, prefix): keys outside it are done
@@ -1315,20 +1407,9 @@ Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> par
     bool InRange() const { return it->Valid() && it->key().starts_with(bound); }
   };
 
-  std::string start(prefix);
-  if (!after.empty() && after >= prefix) {
-    start.assign(after);
-    start.push_back('\0');  // the smallest key greater than `after`
-  }
-
+  const ScopedSnapshot snapshot(db_.get());
   rocksdb::ReadOptions read_options;
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  read_options.snapshot = snapshot;
-  struct ReleaseSnapshot {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~ReleaseSnapshot() { db->ReleaseSnapshot(s); }
-  } release{db_.get(), snapshot};
+  read_options.snapshot = snapshot.snapshot;
 
   std::vector<Source> sources;
   sources.reserve(partitions.size());
@@ -1364,6 +1445,178 @@ Result<ScanResult> Engine::Scan(uint32_t keyspace, std::span<const uint32_t> par
   result.exhausted = heap.empty();
   if (!result.items.empty()) result.last_key = result.items.back().key;
   return result;
+}
+
+Result<ScanResult> Engine::ScanIndex(uint32_t keyspace, std::span<const uint32_t> partitions,
+                                     std::string_view start, std::string_view prefix, size_t limit,
+                                     size_t max_dead, size_t max_bytes) const {
+  index_scans_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<bool> wanted(
+      partitions.empty() ? 0 : size_t{*std::max_element(partitions.begin(), partitions.end())} + 1);
+  for (uint32_t p : partitions) wanted[p] = true;
+
+  // The index and the data from one snapshot: a group commit writes a key's record and its
+  // value in one batch, so every value the snapshot holds has its record in it.
+  const ScopedSnapshot snapshot(db_.get());
+  rocksdb::ReadOptions index_options;
+  index_options.snapshot = snapshot.snapshot;
+  const std::string upper = PrefixLimit(IndexKey(keyspace, prefix));
+  const rocksdb::Slice upper_slice(upper);
+  if (!upper.empty()) index_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(index_options, keys_cf_));
+  it->Seek(IndexKey(keyspace, start));
+  rocksdb::ReadOptions data_options;
+  data_options.snapshot = snapshot.snapshot;
+
+  const uint64_t now = clock_->NowMillis();
+  ScanResult result;
+  size_t live = 0, dead = 0, bytes = 0;
+  std::vector<std::string> user_keys, data_keys;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+  bool more = true;  // the index may name more keys
+  while (more && live < limit && dead <= max_dead && bytes < max_bytes) {
+    // The next keys the index names in wanted partitions, read in one MultiGet: as many as live
+    // items are still wanted (and at least a few, for the tombstones and stale records met).
+    const size_t batch = std::clamp<size_t>(limit - live, 8, 256);
+    user_keys.clear();
+    data_keys.clear();
+    for (; it->Valid() && user_keys.size() < batch; it->Next()) {
+      const rocksdb::Slice key = it->key();
+      const rocksdb::Slice value = it->value();
+      if (key.size() < 4 || value.size() != 4) {
+        return Status::Internal(fmt::format("a malformed key index record at {}", options_.path));
+      }
+      const uint32_t partition = base::GetBig32(value.data());
+      if (partition >= wanted.size() || !wanted[partition]) continue;
+      std::string_view user_key(key.data() + 4, key.size() - 4);
+      user_keys.emplace_back(user_key);
+      data_keys.push_back(EncodeDataKey(partition, keyspace, user_key));
+    }
+    if (!it->status().ok()) return ReadFailed(it->status(), "scan");
+    more = it->Valid();
+    if (user_keys.empty()) break;
+    slices.assign(data_keys.begin(), data_keys.end());
+    values.clear();
+    values.resize(slices.size());
+    statuses.assign(slices.size(), rocksdb::Status());
+    db_->MultiGet(data_options, data_, slices.size(), slices.data(), values.data(), statuses.data(),
+                  /*sorted_input=*/false);
+    for (size_t j = 0; j < user_keys.size(); ++j) {
+      if (!(live < limit && dead <= max_dead && bytes < max_bytes)) {
+        more = true;  // keys named but not examined
+        break;
+      }
+      if (statuses[j].IsNotFound()) {
+        // The range was deleted here (its partition moved away, or a scrub dropped it) and the
+        // record stayed: skipped. The next write of the key writes a record again.
+        index_stale_skipped_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (!statuses[j].ok()) return ReadFailed(statuses[j], "scan");
+      auto value = DecodeValue(std::string_view(values[j].data(), values[j].size()));
+      if (!value.ok()) return value.status();
+      (value->IsLive(now) ? live : dead)++;
+      bytes += user_keys[j].size() + value->value.size();
+      result.items.push_back(ScanItem{std::move(user_keys[j]), std::move(*value)});
+    }
+  }
+  result.exhausted = !more;
+  if (!result.items.empty()) result.last_key = result.items.back().key;
+  return result;
+}
+
+Result<uint64_t> Engine::KeysMissingFromIndex() const {
+  const std::shared_ptr<const std::set<uint32_t>> dropped = gc_factory_->Dropped();
+  const ScopedSnapshot snapshot(db_.get());
+  rocksdb::ReadOptions read_options;
+  read_options.snapshot = snapshot.snapshot;
+  read_options.fill_cache = false;
+  uint64_t missing = 0;
+  std::string value;
+  Status s = ForEachDataKey(
+      read_options, "checking the key index",
+      [&](RangeId range, std::string_view key, const rocksdb::Slice&) -> Status {
+        if (dropped->contains(range.second)) return Status::Ok();
+        auto got = db_->Get(read_options, keys_cf_, IndexKey(range.second, key), &value);
+        if (got.IsNotFound() || (got.ok() && value != IndexValue(range.first))) {
+          ++missing;
+        } else if (!got.ok()) {
+          return ReadFailed(got, "checking the key index");
+        }
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  return missing;
+}
+
+Status Engine::ForEachDataKey(
+    const rocksdb::ReadOptions& read_options, std::string_view what,
+    const std::function<Status(RangeId, std::string_view, const rocksdb::Slice&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, data_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (key.size() < kKeyHeaderBytes) {
+      return Status::Internal(fmt::format("a malformed data key at {}", options_.path));
+    }
+    const RangeId range{base::GetBig32(key.data()), base::GetBig32(key.data() + 4)};
+    if (Status s = visit(range, key.substr(kKeyHeaderBytes), it->value()); !s.ok()) return s;
+  }
+  if (!it->status().ok()) return ReadFailed(it->status(), what);
+  return Status::Ok();
+}
+
+Status Engine::LoadKeyIndex() {
+  auto version = GetMeta(kKeysVersionKey);
+  if (!version.ok()) return version.status();
+  if (*version) {
+    if (**version == kKeysVersion) return Status::Ok();
+    return Status::FailedPrecondition(
+        fmt::format("the key index at {} is of version {}, which this build does not know",
+                    options_.path, **version));
+  }
+  // Built from the data, in batches; the marker goes with the last, synced one. An interrupted
+  // build leaves no marker and is done again (its records are rewritten as they were).
+  const auto began = std::chrono::steady_clock::now();
+  auto last_report = began;
+  const std::shared_ptr<const std::set<uint32_t>> dropped = gc_factory_->Dropped();
+  rocksdb::WriteBatch batch;
+  rocksdb::ReadOptions read_options;
+  read_options.fill_cache = false;  // a scan read once: it should not evict what reads use
+  uint64_t keys = 0;
+  Status built = ForEachDataKey(
+      read_options, "building the key index",
+      [&](RangeId range, std::string_view key, const rocksdb::Slice&) -> Status {
+        if (dropped->contains(range.second)) return Status::Ok();
+        if (keys == 0) {
+          spdlog::info("building the key index from the data at {} (a database created before it)",
+                       options_.path);
+        }
+        batch.Put(keys_cf_, IndexKey(range.second, key), IndexValue(range.first));
+        if (batch.GetDataSize() >= (size_t{4} << 20)) {
+          Status s =
+              FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "building the key index");
+          batch.Clear();
+          if (!s.ok()) return s;
+        }
+        if (++keys % 4096 == 0 &&
+            std::chrono::steady_clock::now() - last_report >= std::chrono::seconds(5)) {
+          last_report = std::chrono::steady_clock::now();
+          spdlog::info("building the key index: {} keys so far (partition {})", keys, range.first);
+        }
+        return Status::Ok();
+      });
+  if (!built.ok()) return built;
+  batch.Put(meta_, kKeysVersionKey, kKeysVersion);
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  if (Status s = FromRocks(db_->Write(synced, &batch), "building the key index"); !s.ok()) return s;
+  if (keys > 0) {
+    spdlog::info("built the key index of {} keys in {:.1f} s", keys,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<std::string>> Engine::GetMeta(std::string_view key) const {

@@ -31,7 +31,10 @@ class DB;
 class Env;
 class EventListener;
 class Statistics;
+struct ReadOptions;
+class Slice;
 class Status;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace cairn::storage {
@@ -218,13 +221,28 @@ class Engine {
   // Submits a write to the group committer. `done` runs on the writer thread; keep it short.
   void Write(WriteRequest request, WriteCallback done);
 
+  // How Scan finds its keys. kMerge seeks every partition's range and merges the cursors; kIndex
+  // walks the key index (one key-ordered record per data key of the keyspace, whatever its
+  // partition) and reads the values it names; kAuto takes the index for scans over more than a
+  // few partitions. Both return the same items (tests compare them).
+  enum class ScanPath { kAuto, kMerge, kIndex };
   // Keys of `keyspace` that start with `prefix` and sort after `after` (all when empty), merged
   // in key order across `partitions`: at most `limit` live items; stops early once more than
   // `max_dead` tombstones or expired values were examined, or once the items hold `max_bytes`
   // of keys and values (at least one item is returned). Blocking; run it off the reactors.
   Result<ScanResult> Scan(uint32_t keyspace, std::span<const uint32_t> partitions,
                           std::string_view prefix, std::string_view after, size_t limit,
-                          size_t max_dead, size_t max_bytes = SIZE_MAX) const;
+                          size_t max_dead, size_t max_bytes = SIZE_MAX,
+                          ScanPath path = ScanPath::kAuto) const;
+  // The check of the key index: the data keys (keyspaces dropped aside) that have no index
+  // record. Zero while the index is right; records of keys no longer held (left by a range
+  // deletion) are allowed and skipped by scans. Reads every key: tests and checks only.
+  Result<uint64_t> KeysMissingFromIndex() const;
+  // Index records a scan met whose data key is no longer held (stale records, see above).
+  uint64_t index_stale_skipped() const {
+    return index_stale_skipped_.load(std::memory_order_relaxed);
+  }
+  uint64_t index_scans() const { return index_scans_.load(std::memory_order_relaxed); }
 
   // The records of `family` (kData or kPaxos) in one (partition, keyspace) range whose user keys
   // sort after `after` (all when empty) and, with `up_to`, not after it; in key order, stopping
@@ -379,8 +397,23 @@ class Engine {
   // (created before trees existed), and rebuilds the ranges left marked for a rebuild.
   Status LoadTrees();
   Status BuildAllTrees();
-  // The tree of one range, from its data (what DigestRange computes, with segment counts).
-  Result<Tree> BuildTree(RangeId range) const;
+  // The tree of one range, from its data (what DigestRange computes, with segment counts). With
+  // `index`, also adds to it the key index records of every key of the range.
+  Result<Tree> BuildTree(RangeId range, rocksdb::WriteBatch* index = nullptr) const;
+  // Calls `visit` with the range, user key and stored value of every data key, in key order (on
+  // the iterator's storage: copy what must outlive the call); stops at the first error.
+  Status ForEachDataKey(
+      const rocksdb::ReadOptions& read_options, std::string_view what,
+      const std::function<Status(RangeId, std::string_view, const rocksdb::Slice&)>& visit) const;
+  // Open: builds the key index from the data when the database has none yet (created before
+  // the index existed, or the first build was interrupted).
+  Status LoadKeyIndex();
+  Result<ScanResult> ScanMerge(uint32_t keyspace, std::span<const uint32_t> partitions,
+                               std::string_view start, std::string_view prefix, size_t limit,
+                               size_t max_dead, size_t max_bytes) const;
+  Result<ScanResult> ScanIndex(uint32_t keyspace, std::span<const uint32_t> partitions,
+                               std::string_view start, std::string_view prefix, size_t limit,
+                               size_t max_dead, size_t max_bytes) const;
   // Rebuilds from data the trees of dirty_ ranges, stores them and clears their marks. On the
   // writer thread (or in Open); a range that fails stays dirty for the next attempt, and the
   // first failure is returned.
@@ -407,6 +440,10 @@ class Engine {
   rocksdb::ColumnFamilyHandle* paxos_ = nullptr;
   rocksdb::ColumnFamilyHandle* hints_ = nullptr;
   rocksdb::ColumnFamilyHandle* trees_cf_ = nullptr;
+  // The key index: (keyspace, user key) -> partition, one record per data key, written in the
+  // same batch as the data (see UpdateTrees), so that a prefix scan over many partitions is one
+  // ordered walk instead of a seek per partition.
+  rocksdb::ColumnFamilyHandle* keys_cf_ = nullptr;
   std::shared_ptr<GcFilterFactory> gc_factory_;
   std::shared_ptr<rocksdb::Statistics> statistics_;  // tickers only, no timers (cheap)
 
@@ -418,6 +455,8 @@ class Engine {
   std::atomic<uint64_t> folds_{0};
   std::atomic<uint64_t> absorbed_{0};
   std::atomic<uint64_t> purged_{0};
+  mutable std::atomic<uint64_t> index_scans_{0};
+  mutable std::atomic<uint64_t> index_stale_skipped_{0};
   mutable std::atomic<uint64_t> corruptions_{0};
   // Set when the table files change (flushes, compactions, a scrub's drop): TableGarbage()
   // sums the files' properties again.

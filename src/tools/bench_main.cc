@@ -35,6 +35,7 @@ struct Options {
   std::string label;
   uint32_t timeout_ms = 5000;
   std::string token_aware = "on";
+  std::string client_cache = "on";
 };
 
 struct Row {
@@ -106,7 +107,9 @@ void Print(const Options& o, const RunConfig& c, const std::vector<Row>& rows) {
                                {"write_cl", c.driver_options.write_cl}};
       if (c.driver == cairn::bench::DriverKind::kNative) {
         j["token_aware"] = c.driver_options.token_aware;
+        j["client_cache"] = c.driver_options.client_cache;
       }
+      if (c.hot_key_share > 0) j["hot_key_share"] = c.hot_key_share;
       if (r.op == "all") {
         j["target_ops_per_s"] = r.target;
         j["not_applied"] = r.not_applied;
@@ -261,6 +264,11 @@ void AddFlags(CLI::App& app, Options& o, RunConfig& c) {
                  "Key choice: uniform, zipfian (theta 0.99, scrambled as YCSB) or latest "
                  "(default: the workload's, as in YCSB)")
       ->check(CLI::IsMember({"uniform", "zipfian", "latest"}));
+  app.add_option("--hot-key-share", c.hot_key_share,
+                 "This share of key choices (0 to 1) is one key, bench:0000000000, on top of "
+                 "--distribution: a hot key")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--value-size", o.value_size,
                  "Value bytes: fixed (100, 4K, 1M) or uniform in a range (100..4K), at most 64M")
       ->capture_default_str();
@@ -307,6 +315,11 @@ void AddFlags(CLI::App& app, Options& o, RunConfig& c) {
                  "--server), or spread them over the servers (off)")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--client-cache", o.client_cache,
+                 "native: answer reads at ONE of keys the cluster finds hot from the client's "
+                 "cache for the TTL the servers give (on), or always ask the servers (off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--timeout", o.timeout_ms, "Request timeout in ms")->capture_default_str();
   app.add_option("--seed", c.seed, "Random seed of key and operation choice")
       ->capture_default_str();
@@ -349,6 +362,7 @@ void Configure(const Options& o, RunConfig& c) {
   c.driver_options.servers = o.servers;
   c.driver_options.timeout = std::chrono::milliseconds(o.timeout_ms);
   c.driver_options.token_aware = o.token_aware == "on";
+  c.driver_options.client_cache = o.client_cache == "on";
   if (auto spec = cairn::bench::FindWorkload(c.workload)) c.distribution = spec->distribution;
   if (c.workload == "cas-contended") c.distribution = cairn::bench::KeyDistribution::kUniform;
   if (!o.distribution.empty()) c.distribution = *cairn::bench::ParseKeyDistribution(o.distribution);

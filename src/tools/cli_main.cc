@@ -90,6 +90,16 @@ void DeclareKeyspaceName(CLI::App& c, Args& a) {
   c.add_option("NAME", a.keyspace.name, "Keyspace name")->required();
 }
 
+void DeclareAutoSplit(CLI::App& c, Args& a) {
+  c.add_option("--auto-split-increments-per-s", a.keyspace.auto_split_increments_per_s,
+               "Split a counter automatically once it takes N increments a second over the "
+               "cluster (10 to 10000000; 0: never, the default; docs/hot-keys.md)")
+      ->check(CLI::NonNegativeNumber);
+  c.add_option("--auto-split-shards", a.keyspace.auto_split_shards,
+               "Sub-counters of an automatic split (2 to 64; default 16)")
+      ->check(CLI::NonNegativeNumber);
+}
+
 void DeclareKeyspaceCreate(CLI::App& c, Args& a) {
   DeclareKeyspaceName(c, a);
   c.add_option("--rf", a.keyspace.replication,
@@ -103,6 +113,7 @@ void DeclareKeyspaceCreate(CLI::App& c, Args& a) {
   c.add_flag("--linearizable", a.keyspace.linearizable,
              "Route every write through Paxos and every quorum read through SERIAL, so "
              "that plain writes and compare-and-swap are linearizable together");
+  DeclareAutoSplit(c, a);
 }
 
 void DeclareKeyspaceAlter(CLI::App& c, Args& a) {
@@ -114,6 +125,7 @@ void DeclareKeyspaceAlter(CLI::App& c, Args& a) {
   on->excludes(off);
   c.add_option("--read-cl", a.keyspace.read_level_name, "New default read consistency");
   c.add_option("--write-cl", a.keyspace.write_level_name, "New default write consistency");
+  DeclareAutoSplit(c, a);
 }
 
 void DeclareKeyspaceDrop(CLI::App& c, Args& a) {

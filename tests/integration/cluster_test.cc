@@ -666,6 +666,63 @@ TEST_F(ClusterTest, ScansAcrossNodesAndKeyspacesSpreadByGossip) {
   }
 }
 
+// A node killed: scans at ONE and QUORUM through the two others still list every key exactly
+// once, in order (the scan plan is made again without the dead node); ALL is refused.
+TEST_F(ClusterTest, ScansWithANodeDownListEveryKeyOnce) {
+  StartCluster();
+  auto c = Node(0);
+  std::set<std::string> expected;
+  std::vector<std::pair<std::string, std::string>> batch;
+  for (int i = 0; i < 600; ++i) {
+    batch.emplace_back(fmt::format("down:{:04}", i), "v");
+    expected.insert(batch.back().first);
+  }
+  auto put = c->BatchPut(batch, WriteAt(Consistency::kAll));
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  for (const auto& item : *put) ASSERT_TRUE(item.ok()) << item.status().ToString();
+  for (int i = 0; i < 600; i += 7) {
+    ASSERT_TRUE(c->Delete(fmt::format("down:{:04}", i), WriteAt(Consistency::kAll)).ok());
+    expected.erase(fmt::format("down:{:04}", i));
+  }
+  auto scan_all = [&](Consistency level) -> Result<std::vector<std::string>> {
+    std::vector<std::string> seen;
+    ScanOptions so;
+    so.consistency = level;
+    so.limit = 37;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = Node(pages % 2)->Scan("down:", so);
+      if (!page.ok()) return page.status();
+      for (auto& [k, rec] : page->entries) seen.push_back(k);
+      if (page->done()) return seen;
+      so.cursor = page->cursor;
+    }
+    return Status::Internal("the scan did not end in 100 pages");
+  };
+  for (Consistency level : {Consistency::kOne, Consistency::kQuorum, Consistency::kAll}) {
+    auto seen = scan_all(level);
+    ASSERT_TRUE(seen.ok()) << ConsistencyName(level) << ": " << seen.status().ToString();
+    EXPECT_EQ(*seen, std::vector<std::string>(expected.begin(), expected.end()))
+        << ConsistencyName(level);
+  }
+
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  ASSERT_OK(cluster_->WaitForState(1, 2, "DOWN"));
+  // Written while the node is down: on both live replicas.
+  for (int i = 600; i < 650; ++i) {
+    const std::string key = fmt::format("down:{:04}", i);
+    ASSERT_TRUE(Node(i % 2)->Put(key, "w", WriteAt(Consistency::kQuorum)).ok());
+    expected.insert(key);
+  }
+  for (Consistency level : {Consistency::kOne, Consistency::kQuorum}) {
+    auto seen = scan_all(level);
+    ASSERT_TRUE(seen.ok()) << ConsistencyName(level) << ": " << seen.status().ToString();
+    EXPECT_EQ(*seen, std::vector<std::string>(expected.begin(), expected.end()))
+        << ConsistencyName(level) << " with node 3 down";
+  }
+  EXPECT_EQ(scan_all(Consistency::kAll).status().code(), Code::kUnavailable);
+}
+
 // A token-aware client sends a read at ONE to the replica of its key, which answers from its own
 // storage. With one replica per key on three nodes, reads spread over the nodes need a hop to
 // another node two times in three.

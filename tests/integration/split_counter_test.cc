@@ -5,6 +5,8 @@
 // mid-run, lose no acknowledged increment and apply none twice.
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +17,7 @@
 
 #include "cairn/client.h"
 #include "tests/harness/process.h"
+#include "tests/support/keyspace.h"
 #include "tests/support/options.h"
 #include "tests/support/seed.h"
 #include "tests/support/socket_read.h"
@@ -281,6 +284,253 @@ TEST(SplitCounterTest, ANodeKilledAndRestartedMidRunLosesNoIncrement) {
       static_cast<unsigned long long>(refused.load()), static_cast<unsigned long long>(value));
   EXPECT_GE(value, acked.load());
   EXPECT_LE(value, acked.load() + maybe.load());
+}
+
+// The sum of a metric over the nodes of `cluster` (0 where a node does not answer).
+uint64_t MetricSum(LocalCluster& cluster, const std::string& name) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    ClientOptions o;
+    o.servers = {cluster.address(i)};
+    Client c(o);
+    auto m = c.Metrics();
+    if (m.ok() && m->contains(name)) total += m->at(name);
+  }
+  return total;
+}
+
+// Threads that are joined whatever happens (an ASSERT returning early included).
+class Workers {
+ public:
+  ~Workers() { Stop(); }
+  void Start(std::function<void(const std::atomic<bool>& stop)> body) {
+    threads_.emplace_back([this, body = std::move(body)] { body(stop_); });
+  }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// Increments of one counter through one node, counted as acknowledged or unknown (TIMEOUT: may
+// have applied); anything else is an error to report.
+struct IncrementCounts {
+  std::atomic<uint64_t> acked{0}, maybe{0};
+  std::mutex mu;
+  std::string errors;
+};
+void IncrementUntilStopped(const LocalCluster& cluster, size_t node, const std::string& keyspace,
+                           const std::string& key, IncrementCounts& counts,
+                           const std::atomic<bool>& stop) {
+  ClientOptions o;
+  o.servers = {cluster.address(node)};
+  o.token_aware = false;
+  o.request_timeout = 20s;
+  Client c(o);
+  WriteOptions w;
+  w.keyspace = keyspace;
+  while (!stop) {
+    auto r = c.Increment(key, 1, w);
+    if (r.ok()) {
+      ++counts.acked;
+    } else if (r.status().code() == Code::kTimeout) {
+      ++counts.maybe;
+    } else if (r.status().code() != Code::kUnavailable) {
+      std::lock_guard lock(counts.mu);
+      counts.errors += r.status().ToString() + "\n";
+    }
+  }
+}
+
+// The split shards `cairn hotkeys` reports for (keyspace, key); 0 when not split or not listed.
+uint32_t SplitShardsListed(Client& c, const std::string& keyspace, const std::string& key) {
+  auto hot = c.HotKeys(keyspace, 50);
+  if (!hot.ok()) return 0;
+  for (const HotKeyInfo& k : hot->keys) {
+    if (k.key == key) return k.split_shards;
+  }
+  return 0;
+}
+
+// Issue #17, item 3: a counter incremented past its keyspace's auto_split_increments_per_s (10,
+// the lowest, so that an ASan build on a busy machine gets past it; over the cluster, through
+// every node) is split automatically,
+// into the keyspace's shard count, and keeps every increment; the same load in a keyspace without
+// the option, and a key only SET at a high rate, are never split.
+TEST(SplitCounterTest, HotCountersAreSplitAutomaticallyOnlyWhereTheKeyspaceAllowsIt) {
+  TempDir dir;
+  auto cluster = StartCluster(dir);
+  ASSERT_NE(cluster, nullptr);
+  // The option through the CLI, with its range checked.
+  auto bad = RunCommand({CliPath(), "--server", cluster->address(0), "keyspace", "create", "bad",
+                         "--auto-split-increments-per-s", "5"});
+  EXPECT_EQ(bad.exit_code, 2) << "refused: INVALID_ARGUMENT";
+  EXPECT_NE(bad.err.find("0 (off) or 10 to 10000000, not 5"), std::string::npos) << bad.err;
+  auto created =
+      RunCommand({CliPath(), "--server", cluster->address(0), "keyspace", "create", "auto",
+                  "--auto-split-increments-per-s", "10", "--auto-split-shards", "8"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  Client admin(Every(*cluster));
+  KeyspaceSpec manual("manual");
+  ASSERT_OK(admin.CreateKeyspace(manual).status());
+  for (size_t n = 0; n < cluster->size(); ++n) {
+    ClientOptions o;
+    o.servers = {cluster->address(n)};
+    Client node(o);
+    for (const char* ks : {"auto", "manual"}) {
+      ASSERT_OK(WaitUntil([&] { return KnowsKeyspace(node, ks); }, 10s,
+                          fmt::format("node {} to know keyspace {}", n, ks)));
+    }
+  }
+  auto described =
+      RunCommand({CliPath(), "--server", cluster->address(1), "keyspace", "describe", "auto"});
+  EXPECT_NE(described.out.find("at 10 increments/s of a counter, into 8 sub-counters"),
+            std::string::npos)
+      << described.out;
+  EXPECT_EQ(admin.DescribeKeyspace("manual")->auto_split_increments_per_s, 0u);
+
+  // Phase 1: a counter of keyspace auto incremented through every node, alone (so that it gets
+  // past the threshold on a slow machine too: unsplit increments through three coordinators
+  // contend, and an ASan build on two busy cores does 15-30 a second).
+  IncrementCounts in_auto, in_manual;
+  std::atomic<uint64_t> sets{0};
+  Workers phase1;
+  for (size_t n = 0; n < cluster->size(); ++n) {
+    phase1.Start([&, n](const std::atomic<bool>& stop) {
+      IncrementUntilStopped(*cluster, n, "auto", "clicks", in_auto, stop);
+    });
+  }
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_OK(WaitUntil([&] { return SplitShardsListed(admin, "auto", "clicks") == 8; }, 90s,
+                      "the hot counter of keyspace auto to be split (cairn hotkeys)"));
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // Increments go on into the sub-counters for a while.
+  const uint64_t split_at = in_auto.acked.load();
+  EXPECT_OK(WaitUntil([&] { return in_auto.acked.load() >= split_at + 50; }, 60s,
+                      "increments of the split counter"));
+  // `cairn hotkeys` names the split counter as split, with its sub-counters (while it is hot:
+  // a key leaves the listing within 20 s of cooling down).
+  auto cli = RunCommand(
+      {CliPath(), "--server", cluster->address(2), "--json", "--keyspace", "auto", "hotkeys"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;  // EXPECT: the load's threads still run
+  bool listed = false;
+  const nlohmann::json listing =
+      nlohmann::json::parse(cli.out, nullptr, /*allow_exceptions=*/false);
+  for (const auto& k : listing.is_object() ? listing["keys"] : nlohmann::json::array()) {
+    if (k["key"] == "clicks") {
+      listed = true;
+      EXPECT_EQ(k["split_shards"], 8) << cli.out;
+    }
+  }
+  EXPECT_TRUE(listed) << cli.out;
+  phase1.Stop();
+
+  // Phase 2: the same load on a counter of keyspace manual, and a key of keyspace auto SET by
+  // every node, until the cluster's listing shows both past auto's threshold, then 6 s more
+  // (every node checks each keyspace at least once every 5 s while a key is warm).
+  Workers phase2;
+  for (size_t n = 0; n < cluster->size(); ++n) {
+    phase2.Start([&, n](const std::atomic<bool>& stop) {
+      IncrementUntilStopped(*cluster, n, "manual", "clicks", in_manual, stop);
+    });
+    phase2.Start([&, n](const std::atomic<bool>& stop) {
+      ClientOptions o;
+      o.servers = {cluster->address(n)};
+      o.token_aware = false;
+      Client c(o);
+      WriteOptions w;
+      w.keyspace = "auto";
+      while (!stop) {
+        if (c.Put("status", std::to_string(sets.load()), w).ok()) ++sets;
+      }
+    });
+  }
+  double manual_rate = 0, status_rate = 0;
+  EXPECT_OK(WaitUntil(
+      [&]() -> ::testing::AssertionResult {
+        auto hot = admin.HotKeys("", 50);
+        if (!hot.ok()) return ::testing::AssertionFailure() << hot.status().ToString();
+        for (const HotKeyInfo& k : hot->keys) {
+          if (k.keyspace == "manual" && k.key == "clicks") manual_rate = k.increments_per_s;
+          if (k.keyspace == "auto" && k.key == "status") status_rate = k.writes_per_s;
+        }
+        return ::testing::AssertionResult(manual_rate >= 10 && status_rate >= 10)
+               << "manual's counter at " << manual_rate << " increments/s, auto's SET key at "
+               << status_rate << " writes/s";
+      },
+      60s, "both other keys past the threshold of keyspace auto (10 a second)"));
+  const auto hot_since = std::chrono::steady_clock::now();
+  EXPECT_OK(WaitUntil([&] { return std::chrono::steady_clock::now() - hot_since >= 6s; }, 20s,
+                      "six seconds of load past the threshold"));
+  // Still not split, under that load.
+  auto hot = admin.HotKeys("", 50);
+  phase2.Stop();
+  const uint64_t auto_splits = MetricSum(*cluster, "split_counters.auto");
+  const uint64_t split_increments = MetricSum(*cluster, "split_counters.increments");
+  EXPECT_EQ(in_auto.errors, "");
+  EXPECT_EQ(in_manual.errors, "");
+  std::printf(
+      "split after %.1f s; auto: %llu acknowledged, %llu unknown; manual: %llu, %llu at %.0f/s; "
+      "%llu sets at %.0f/s\n",
+      took, static_cast<unsigned long long>(in_auto.acked.load()),
+      static_cast<unsigned long long>(in_auto.maybe.load()),
+      static_cast<unsigned long long>(in_manual.acked.load()),
+      static_cast<unsigned long long>(in_manual.maybe.load()), manual_rate,
+      static_cast<unsigned long long>(sets.load()), status_rate);
+  EXPECT_EQ(auto_splits, 1u) << "one node made the split; the others found it made";
+  EXPECT_GT(split_increments, 0u) << "increments went to the sub-counters";
+
+  ASSERT_TRUE(hot.ok()) << hot.status().ToString();
+  bool manual_listed = false, status_listed = false;
+  for (const HotKeyInfo& k : hot->keys) {
+    if (k.keyspace == "manual" && k.key == "clicks") {
+      manual_listed = true;
+      EXPECT_EQ(k.split_shards, 0u);
+    }
+    if (k.keyspace == "auto" && k.key == "status") {
+      status_listed = true;
+      EXPECT_EQ(k.increments_per_s, 0);
+      EXPECT_EQ(k.split_shards, 0u);
+    }
+    if (k.keyspace == "auto" && k.key == "clicks") {
+      EXPECT_EQ(k.split_shards, 8u);
+    }
+  }
+  EXPECT_TRUE(manual_listed) << "the counter of keyspace manual is not among the hot keys";
+  EXPECT_TRUE(status_listed) << "the SET key is not among the hot keys";
+  ReadOptions read_manual;
+  read_manual.keyspace = "manual";
+  // Not a split counter: an ordinary write to it is allowed (it would be refused if split).
+  WriteOptions in_manual_ks;
+  in_manual_ks.keyspace = "manual";
+  auto manual_value = admin.Get("clicks", read_manual);
+  ASSERT_TRUE(manual_value.ok() && manual_value->has_value());
+  const uint64_t manual_count = std::stoull((*manual_value)->value);
+  EXPECT_GE(manual_count, in_manual.acked.load());
+  EXPECT_LE(manual_count, in_manual.acked.load() + in_manual.maybe.load());
+  EXPECT_OK(admin.Put("clicks", "0", in_manual_ks).status());
+
+  // The split counter's sum: every acknowledged increment, at most the unknown ones besides.
+  ReadOptions read_auto;
+  read_auto.keyspace = "auto";
+  auto value = admin.Get("clicks", read_auto);
+  ASSERT_TRUE(value.ok() && value->has_value()) << value.status().ToString();
+  const uint64_t count = std::stoull((*value)->value);
+  EXPECT_GE(count, in_auto.acked.load());
+  EXPECT_LE(count, in_auto.acked.load() + in_auto.maybe.load());
+  WriteOptions in_auto_ks;
+  in_auto_ks.keyspace = "auto";
+  EXPECT_EQ(admin.Put("clicks", "0", in_auto_ks).status().code(), Code::kFailedPrecondition)
+      << "a split counter refuses plain writes";
+  // The SET key was never split: a plain write to it is still allowed.
+  EXPECT_OK(admin.Put("status", "x", in_auto_ks).status());
 }
 
 }  // namespace

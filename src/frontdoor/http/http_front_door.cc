@@ -166,6 +166,8 @@ Json KeyspaceJson(const coordinator::KeyspaceDef& def) {
           {"read_consistency", std::string(ConsistencyName(def.read_consistency))},
           {"write_consistency", std::string(ConsistencyName(def.write_consistency))},
           {"linearizable", def.linearizable},
+          {"auto_split_increments_per_s", def.auto_split_increments_per_s},
+          {"auto_split_shards", def.auto_split_shards},
           {"created_at_ms", def.created_at_ms}};
 }
 
@@ -179,6 +181,15 @@ Status ParseLevelField(const std::string& field, const Json& value, Consistency*
     return Status::InvalidArgument(fmt::format("unknown consistency level for {}", field));
   }
   *level = *parsed;
+  return Status::Ok();
+}
+
+// "auto_split_increments_per_s" or "auto_split_shards": a whole number (its range is the
+// coordinator's to check, as for every door).
+Status ParseCountField(const std::string& field, const Json& value, uint32_t* out) {
+  const uint64_t n = value.get<uint64_t>();
+  if (n > UINT32_MAX) return Status::InvalidArgument(fmt::format("{} is too large", field));
+  *out = static_cast<uint32_t>(n);
   return Status::Ok();
 }
 
@@ -236,13 +247,18 @@ Status ParseKeyspaceSpec(const Json& body, coordinator::KeyspaceDef* spec, bool*
       s = ParseLevelField(field, value, &spec->write_consistency);
     } else if (field == "linearizable" && value.is_boolean()) {
       spec->linearizable = value.get<bool>();
+    } else if (field == "auto_split_increments_per_s" && value.is_number_unsigned()) {
+      s = ParseCountField(field, value, &spec->auto_split_increments_per_s);
+    } else if (field == "auto_split_shards" && value.is_number_unsigned()) {
+      s = ParseCountField(field, value, &spec->auto_split_shards);
     } else if (field == "if_not_exists" && value.is_boolean()) {
       *if_not_exists = value.get<bool>();
     } else {
       s = Status::InvalidArgument(
           fmt::format("unknown field '{}' or wrong type (name: string, replication: number, "
                       "string or object, read_consistency and write_consistency: strings, "
-                      "linearizable and if_not_exists: booleans)",
+                      "linearizable and if_not_exists: booleans, auto_split_increments_per_s "
+                      "and auto_split_shards: whole numbers)",
                       field));
     }
     if (!s.ok()) return s;
@@ -271,10 +287,17 @@ Status ParseKeyspaceChange(const Json& body, coordinator::KeyspaceChange* change
       }
     } else if (field == "linearizable" && value.is_boolean()) {
       change->linearizable = value.get<bool>();
+    } else if ((field == "auto_split_increments_per_s" || field == "auto_split_shards") &&
+               value.is_number_unsigned()) {
+      uint32_t n = 0;
+      s = ParseCountField(field, value, &n);
+      (field == "auto_split_shards" ? change->auto_split_shards
+                                    : change->auto_split_increments_per_s) = n;
     } else {
       s = Status::InvalidArgument(
           fmt::format("unknown field '{}' or wrong type (read_consistency, write_consistency: "
-                      "strings; linearizable: boolean)",
+                      "strings; linearizable: boolean; auto_split_increments_per_s, "
+                      "auto_split_shards: whole numbers)",
                       field));
     }
     if (!s.ok()) return s;
@@ -474,7 +497,9 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::HotKeys() {
               {"truncated", k.truncated},
               {"reads_per_s", k.reads_per_s},
               {"writes_per_s", k.writes_per_s},
-              {"error_per_s", k.error_per_s}};
+              {"increments_per_s", k.increments_per_s},
+              {"error_per_s", k.error_per_s},
+              {"split_shards", k.split_shards}};
     PutBytes(j, "key", k.key);
     Json nodes = Json::array();
     for (const auto& [node, ops] : k.nodes) nodes.push_back({{"node", node}, {"ops_per_s", ops}});

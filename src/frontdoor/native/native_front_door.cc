@@ -55,6 +55,8 @@ void SetKeyspace(const coordinator::KeyspaceDef& def, wire::Keyspace* out) {
   out->set_write_consistency(static_cast<wire::Consistency>(def.write_consistency));
   out->set_created_at_ms(def.created_at_ms);
   out->set_linearizable(def.linearizable);
+  out->set_auto_split_increments_per_s(def.auto_split_increments_per_s);
+  out->set_auto_split_shards(def.auto_split_shards);
 }
 
 // The answer to a read refused for memory: UNAVAILABLE, retry the call (nothing was changed).
@@ -287,6 +289,8 @@ asio::awaitable<Status> KeyspaceCreate(Coordinator& c, wire::Request& request,
   if (read) spec.read_consistency = *read;
   if (write) spec.write_consistency = *write;
   spec.linearizable = ks.linearizable();
+  spec.auto_split_increments_per_s = ks.auto_split_increments_per_s();
+  if (ks.auto_split_shards() != 0) spec.auto_split_shards = ks.auto_split_shards();
   auto r = co_await c.CreateKeyspace(std::move(spec), create.if_not_exists());
   if (!r.ok()) co_return r.status();
   SetKeyspace(*r, response.mutable_keyspace_create()->mutable_keyspace());
@@ -323,6 +327,10 @@ asio::awaitable<Status> KeyspaceAlter(Coordinator& c, wire::Request& request, co
   wire::KeyspaceAlterRequest* alter = request.mutable_keyspace_alter();
   coordinator::KeyspaceChange change;
   if (alter->has_linearizable()) change.linearizable = alter->linearizable();
+  if (alter->has_auto_split_increments_per_s()) {
+    change.auto_split_increments_per_s = alter->auto_split_increments_per_s();
+  }
+  if (alter->has_auto_split_shards()) change.auto_split_shards = alter->auto_split_shards();
   std::optional<Consistency> read, write;
   if (Status s = LevelsOf(alter->read_consistency(), alter->write_consistency(), &read, &write);
       !s.ok()) {
@@ -478,6 +486,8 @@ asio::awaitable<Status> HotKeys(Coordinator& c, wire::Request& request,
     h->set_reads_per_s(k.reads_per_s);
     h->set_writes_per_s(k.writes_per_s);
     h->set_error_per_s(k.error_per_s);
+    h->set_increments_per_s(k.increments_per_s);
+    h->set_split_shards(k.split_shards);
     for (const auto& [node, ops] : k.nodes) {
       h->add_nodes(node);
       h->add_node_ops_per_s(ops);

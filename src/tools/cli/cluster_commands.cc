@@ -132,8 +132,9 @@ int HotKeys(Context& context, const Args& args) {
   if (r->keys.empty()) {
     text = "no key stands out (a key is listed once it is above 1/128 of a node's operations)\n";
   } else {
-    text = fmt::format("{:>4}  {:<12} {:<32} {:>10} {:>10} {:>9}  {}\n", "rank", "keyspace", "key",
-                       "reads/s", "writes/s", "+/-", "nodes (ops/s)");
+    text = fmt::format("{:>4}  {:<12} {:<32} {:>10} {:>10} {:>10} {:>9} {:>6}  {}\n", "rank",
+                       "keyspace", "key", "reads/s", "writes/s", "incr/s", "+/-", "split",
+                       "nodes (ops/s)");
   }
   int rank = 0;
   for (const HotKeyInfo& k : r->keys) {
@@ -143,7 +144,9 @@ int HotKeys(Context& context, const Args& args) {
     j["truncated"] = k.truncated;
     j["reads_per_s"] = k.reads_per_s;
     j["writes_per_s"] = k.writes_per_s;
+    j["increments_per_s"] = k.increments_per_s;
     j["error_per_s"] = k.error_per_s;
+    j["split_shards"] = k.split_shards;
     Json nodes = Json::array();
     std::string node_text;
     for (const auto& [node, ops] : k.nodes) {
@@ -154,8 +157,11 @@ int HotKeys(Context& context, const Args& args) {
     keys.push_back(std::move(j));
     std::string key = Printable(k.key);
     if (k.truncated) key += "...";
-    text += fmt::format("{:>4}  {:<12} {:<32} {:>10.0f} {:>10.0f} {:>9.0f}  {}\n", ++rank,
-                        k.keyspace, key, k.reads_per_s, k.writes_per_s, k.error_per_s, node_text);
+    // "split": a split counter's sub-counters, "-" for any other key.
+    const std::string split = k.split_shards == 0 ? "-" : std::to_string(k.split_shards);
+    text += fmt::format("{:>4}  {:<12} {:<32} {:>10.0f} {:>10.0f} {:>10.0f} {:>9.0f} {:>6}  {}\n",
+                        ++rank, k.keyspace, key, k.reads_per_s, k.writes_per_s, k.increments_per_s,
+                        k.error_per_s, split, node_text);
   }
   Json missing = Json::array();
   for (uint32_t node : r->nodes_missing) missing.push_back(node);

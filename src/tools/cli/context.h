@@ -72,6 +72,9 @@ struct KeyspaceArgs {
   std::string write_level_name;
   bool linearizable = false;
   bool not_linearizable = false;
+  // -1: not given (alter leaves it; create takes the default).
+  int64_t auto_split_increments_per_s = -1;
+  int64_t auto_split_shards = -1;
   bool if_not_exists = false;
   bool if_exists = false;
 };

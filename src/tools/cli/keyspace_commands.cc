@@ -1,12 +1,27 @@
 // keyspace create, alter, list, describe, drop.
 #include "tools/cli/keyspace_commands.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace cairn::tools::cli {
+namespace {
+
+// A count from the command line for the server to check: one too large for 32 bits stays too
+// large, so the server's range error names it.
+uint32_t Clamped(int64_t n) { return static_cast<uint32_t>(std::min<int64_t>(n, UINT32_MAX)); }
+
+// "16 sub-counters at 500 incr/s" or "off".
+std::string AutoSplitText(const KeyspaceInfo& k) {
+  if (k.auto_split_increments_per_s == 0) return "off";
+  return fmt::format("{} incr/s -> {}", k.auto_split_increments_per_s, k.auto_split_shards);
+}
+
+}  // namespace
 
 int KeyspaceCreate(Context& context, const Args& args) {
   const KeyspaceArgs& a = args.keyspace;
@@ -24,6 +39,10 @@ int KeyspaceCreate(Context& context, const Args& args) {
   if (!write_level.ok()) return Reject(write_level.status().message());
   if (*write_level) spec.write_consistency = **write_level;
   spec.linearizable = a.linearizable;
+  if (a.auto_split_increments_per_s >= 0) {
+    spec.auto_split_increments_per_s = Clamped(a.auto_split_increments_per_s);
+  }
+  if (a.auto_split_shards >= 0) spec.auto_split_shards = Clamped(a.auto_split_shards);
   auto r = context.client().CreateKeyspace(spec, a.if_not_exists);
   if (!r.ok()) return Fail(r.status());
   return context.Reply(KeyspaceJson(*r), "created keyspace " + r->name + "\n");
@@ -40,9 +59,15 @@ int KeyspaceAlter(Context& context, const Args& args) {
   auto write_level = ParseLevel(a.write_level_name, "--write-cl");
   if (!write_level.ok()) return Reject(write_level.status().message());
   change.write_consistency = *write_level;
-  if (!change.linearizable && !change.read_consistency && !change.write_consistency) {
+  if (a.auto_split_increments_per_s >= 0) {
+    change.auto_split_increments_per_s = Clamped(a.auto_split_increments_per_s);
+  }
+  if (a.auto_split_shards >= 0) change.auto_split_shards = Clamped(a.auto_split_shards);
+  if (!change.linearizable && !change.read_consistency && !change.write_consistency &&
+      !change.auto_split_increments_per_s && !change.auto_split_shards) {
     return Reject(
-        "keyspace alter needs --linearizable, --no-linearizable, --read-cl or --write-cl");
+        "keyspace alter needs --linearizable, --no-linearizable, --read-cl, --write-cl, "
+        "--auto-split-increments-per-s or --auto-split-shards");
   }
   auto r = context.client().AlterKeyspace(a.name, change);
   if (!r.ok()) return Fail(r.status());
@@ -58,13 +83,13 @@ int KeyspaceList(Context& context, const Args&) {
     PrintJson(list);
     return kExitOk;
   }
-  std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {:<12} {}\n", "NAME", "REPLICATION", "READ",
-                           "WRITE", "LINEARIZABLE", "CREATED");
+  std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {:<12} {:<20} {}\n", "NAME", "REPLICATION",
+                           "READ", "WRITE", "LINEARIZABLE", "AUTO-SPLIT", "CREATED");
   for (const auto& k : *r) {
-    std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {:<12} {}\n", k.name,
+    std::cout << fmt::format("{:<24} {:<16} {:<13} {:<13} {:<12} {:<20} {}\n", k.name,
                              ReplicationText(k.replication), ConsistencyName(k.read_consistency),
                              ConsistencyName(k.write_consistency), k.linearizable ? "yes" : "no",
-                             IsoTime(k.created_at_ms));
+                             AutoSplitText(k), IsoTime(k.created_at_ms));
   }
   return kExitOk;
 }
@@ -79,10 +104,15 @@ int KeyspaceDescribe(Context& context, const Args& args) {
                   "read consistency:   {}\n"
                   "write consistency:  {}\n"
                   "linearizable:       {}\n"
+                  "auto split:         {}\n"
                   "created:            {}\n"
                   "id:                 {}\n",
                   r->name, ReplicationText(r->replication), ConsistencyName(r->read_consistency),
                   ConsistencyName(r->write_consistency), r->linearizable ? "yes" : "no",
+                  r->auto_split_increments_per_s == 0
+                      ? std::string("off")
+                      : fmt::format("at {} increments/s of a counter, into {} sub-counters",
+                                    r->auto_split_increments_per_s, r->auto_split_shards),
                   IsoTime(r->created_at_ms), r->id));
 }
 

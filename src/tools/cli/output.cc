@@ -99,6 +99,8 @@ Json KeyspaceJson(const KeyspaceInfo& k) {
               {"read_consistency", std::string(ConsistencyName(k.read_consistency))},
               {"write_consistency", std::string(ConsistencyName(k.write_consistency))},
               {"linearizable", k.linearizable},
+              {"auto_split_increments_per_s", k.auto_split_increments_per_s},
+              {"auto_split_shards", k.auto_split_shards},
               {"created_at", IsoTime(k.created_at_ms)}};
 }
 
