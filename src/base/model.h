@@ -126,6 +126,11 @@ struct NodeStatus {
   uint64_t stream_rate = 0;  // bytes per second since the node's first chunk of the change
   // The range it streams now, if one is.
   std::optional<StreamingRange> streaming;
+  uint64_t generation = 0;  // its process's start (ms): a restart changes it
+  // Whether it has client connections that track keys (RESP CLIENT TRACKING), and since when
+  // (its HLC; 0: never said).
+  bool tracking = false;
+  uint64_t tracking_since = 0;
 };
 
 }  // namespace base

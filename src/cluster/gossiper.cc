@@ -494,6 +494,7 @@ asio::awaitable<void> Gossiper::Run() {
       if (figures_.dead_bytes) self.set_dead_bytes(figures_.dead_bytes());
       if (figures_.hints) self.set_hints_pending(figures_.hints());
       if (figures_.streaming) figures_.streaming(&self);
+      if (figures_.tracking) figures_.tracking(&self);
       EvaluateLocked(now);
       for (const auto& [address, detector] : detectors_) {
         (up_addresses_.contains(address) ? up_peers : other_peers).push_back(address);
@@ -596,6 +597,9 @@ std::vector<NodeStatus> Gossiper::Nodes() const {
       n.load_bytes = it->second.load_bytes();
       n.dead_bytes = it->second.dead_bytes();
       n.hints_pending = it->second.hints_pending();
+      n.generation = it->second.generation();
+      n.tracking = it->second.tracking();
+      n.tracking_since = it->second.tracking_since();
       if (state_ && state_->has_transition() &&
           it->second.transition() == state_->transition().id()) {
         n.streams_total = it->second.streams_total();

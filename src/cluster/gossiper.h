@@ -55,6 +55,9 @@ struct SelfFigures {
   // Progress of the partitions this node streams or cleans up for the topology change in
   // progress (replica/partition_streamer.h), read by the node that drives the change.
   std::function<void(internode::NodeState*)> streaming;
+  // Whether the node has client connections that track keys (client-side caching), so that
+  // other nodes send it the keys they change. Called under the gossiper's lock.
+  std::function<void(internode::NodeState*)> tracking;
 };
 
 // Thread safety: Run() and the gossip it sends run on `executor`; every other method may be

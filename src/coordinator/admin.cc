@@ -103,7 +103,15 @@ asio::awaitable<Status> ClusterCoordinator::DropKeyspace(std::string name, bool 
             cluster::WithoutSplitsOf(cluster::WithKeyspace(current, **dropped), name));
       },
       base::Clock::now() + kKeyspaceChangeTime);
+  // Its keys are gone: tracking clients drop what they cached (they track names, not keyspaces).
+  if (changed.ok()) co_await InvalidateAll();
   co_return changed.status();
+}
+
+asio::awaitable<void> ClusterCoordinator::InvalidateAll() {
+  if (!invalidations_.active()) co_return;
+  auto here = co_await asio::this_coro::executor;
+  invalidations_.Flush(here);
 }
 
 asio::awaitable<Result<cluster::KeyspaceDef>> ClusterCoordinator::AlterKeyspace(
@@ -153,6 +161,7 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
   const PaxosCounters& c = paxos_counters_;
   auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
   auto sum = [](const base::metrics::ShardedCounter& a) { return a.value(); };
+  const Invalidations::Counters t = invalidations_.counters();
   return {{"paxos.cas", get(c.cas)},
           {"paxos.serial_reads", get(c.serial_reads)},
           {"paxos.linearizable_writes", get(c.plain_writes)},
@@ -176,7 +185,14 @@ std::vector<std::pair<std::string, uint64_t>> ClusterCoordinator::Metrics() cons
           {"split_counters.increments", get(split_counters_.increments)},
           {"split_counters.redirected", get(split_counters_.redirected)},
           {"split_counters.reads", get(split_counters_.reads)},
-          {"split_counters.auto", get(split_counters_.automatic)}};
+          {"split_counters.auto", get(split_counters_.automatic)},
+          {"tracking.messages_sent", t.messages_sent},
+          {"tracking.keys_sent", t.keys_sent},
+          {"tracking.messages_failed", t.messages_failed},
+          {"tracking.flushes_sent", t.flushes_sent},
+          {"tracking.messages_received", t.messages_received},
+          {"tracking.keys_received", t.keys_received},
+          {"tracking.announcements", t.announcements}};
 }
 
 NodeInfo ClusterCoordinator::Info() const { return NodeInfo{identity_.node_id, CAIRN_VERSION}; }

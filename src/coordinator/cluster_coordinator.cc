@@ -45,7 +45,8 @@ ClusterCoordinator::ClusterCoordinator(CoordinatorOptions options, cluster::Node
       blocking_(std::move(blocking)),
       clients_(std::move(clients)),
       hints_(hints),
-      hot_keys_(HotKeysOptionsOf(options)) {}
+      hot_keys_(HotKeysOptionsOf(options)),
+      invalidations_(identity_.node_id, view_, clock_, clients_) {}
 
 base::HotKeys::Options ClusterCoordinator::HotKeysOptionsOf(const CoordinatorOptions& options) {
   base::HotKeys::Options o;

@@ -29,6 +29,7 @@
 #include "cluster/topology.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/hint_store.h"
+#include "coordinator/invalidations.h"
 #include "replica/replica.h"
 
 namespace cairn::coordinator {
@@ -121,6 +122,15 @@ class ClusterCoordinator final : public Coordinator {
                                                       Consistency commit) override;
   asio::awaitable<Result<SplitOutcome>> SplitCounter(std::string key, uint32_t shards,
                                                      RequestOptions options) override;
+  void SetKeyChangeListener(KeyChangeListener* listener) override {
+    invalidations_.SetListener(listener);
+  }
+  asio::awaitable<void> StartTracking() override { return invalidations_.StartTracking(); }
+  void StopTracking() override { invalidations_.StopTracking(); }
+  asio::awaitable<void> InvalidateAll() override;
+  // Client-side caching across nodes: the server hands it other nodes' messages and gossip's
+  // self report, and runs its loop.
+  Invalidations& invalidations() { return invalidations_; }
   // A split the automatic splitter made (auto_split.h): split_counters.auto in Metrics().
   void CountAutomaticSplit() { split_counters_.automatic.fetch_add(1, std::memory_order_relaxed); }
 
@@ -165,9 +175,12 @@ class ClusterCoordinator final : public Coordinator {
 
   // Replicates `targets` (one per key) and waits for each one's requirement. One status per
   // target. `acked_by` already holds every target (it is not sent there, and counts as an ack).
+  // With `report` (a client's write, not a repair), the keys that may have changed are reported
+  // for client-side caching once the answers are in (ReportChanged).
   asio::awaitable<std::vector<cairn::Status>> Replicate(std::vector<WriteTarget> targets,
                                                         base::Deadline deadline,
-                                                        std::optional<uint32_t> acked_by);
+                                                        std::optional<uint32_t> acked_by,
+                                                        const RequestOptions* report = nullptr);
   // A single-key read's checked start: its keyspace, the topology, and the level to read at.
   struct ReadStart {
     std::shared_ptr<const cluster::KeyspaceDef> keyspace;
@@ -311,10 +324,11 @@ class ClusterCoordinator final : public Coordinator {
                                                                           base::Deadline deadline);
   // Plain writes to a linearizable keyspace: one unconditional Paxos write per key, run
   // concurrently; `level` only picks SERIAL or LOCAL_SERIAL. One version (or error) per write.
+  // Each key is reported for client-side caching as its write ends, as the request `report` asks.
   asio::awaitable<std::vector<Result<Version>>> LinearizableWrites(
       const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
       std::vector<std::pair<storage::DataKey, storage::StoredValue>> writes, Consistency level,
-      base::Deadline deadline);
+      base::Deadline deadline, const RequestOptions& report);
   // The key's newest stored version, linearizably: settles any unfinished proposal first.
   asio::awaitable<Result<std::optional<storage::StoredValue>>> SerialRead(
       const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
@@ -380,6 +394,18 @@ class ClusterCoordinator final : public Coordinator {
   static base::HotKeys::Options HotKeysOptionsOf(const CoordinatorOptions& options);
   base::HotKeys hot_keys_;
 
+  // Client-side caching: reports the keys an operation changed (or may have: it timed out),
+  // unless it is one of the coordinator's own steps (split_key_itself). Callers test
+  // invalidations_.active() first: while nobody in the cluster tracks keys, that relaxed load is
+  // all a write pays. `executor` is the calling coroutine's.
+  void ReportChanged(const asio::any_io_executor& executor, const RequestOptions& options,
+                     std::span<const std::string> keys) {
+    if (!options.split_key_itself) invalidations_.Changed(executor, keys, options.origin);
+  }
+  // Whether an operation's outcome may have changed the key: it did, or it timed out.
+  static bool MayHaveChanged(const Status& s) { return s.ok() || s.code() == Code::kTimeout; }
+  Invalidations invalidations_;
+
   // The user table of the newest topology state, rebuilt when the state changes (users.cc).
   // One step of a read-modify-write: the new value to write (none: write nothing), the number
   // to answer with, a refusal, or (a sub-counter's) "increment the key instead".
@@ -397,7 +423,8 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<Result<CounterStep>> ReadModifyWrite(std::string key, RequestOptions options,
                                                        Consistency commit,
                                                        const CounterDecide& decide);
-  // Increment() but for counting it in the hot-key sketch.
+  // Increment() but for counting it in the hot-key sketch and reporting it for client-side
+  // caching (Increment() does both, once, for the counter's key).
   asio::awaitable<Result<IncrementOutcome>> IncrementUncounted(std::string key,
                                                                base::CounterDelta delta,
                                                                RequestOptions options,

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,11 +48,34 @@ struct RequestOptions {
   Consistency consistency = Consistency::kDefault;
   base::Deadline deadline;
   // Reaches a split counter's key itself rather than the counter: for the coordinator's own
-  // split-counter steps (counters.cc) alone; front doors leave it false.
+  // split-counter steps (counters.cc) alone; front doors leave it false. The keys such steps
+  // change are not reported to KeyChangeListener (the operation that runs them reports the
+  // counter's key).
   bool split_key_itself = false;
   // Counted in the hot-key sketch. False for the reads and swaps inside an increment, which
   // counts itself once, as an increment (counters.cc); front doors leave it true.
   bool count_hot_key = true;
+  // Who asked, as the front door names its connection (0: nobody in particular): handed back
+  // with the keys the operation changes (KeyChangeListener), so that a RESP connection with
+  // CLIENT TRACKING ... NOLOOP is not told of its own writes.
+  uint64_t origin = 0;
+};
+
+// Client-side caching (RESP CLIENT TRACKING; docs/resp.md, "Client-side caching"): where a node's
+// coordinator reports the keys that client operations change, on this node and on the others
+// (by name: as in Redis, where tracking ignores the database, a change of a key in any keyspace
+// invalidates that name). The RESP door's tracking table implements it.
+// Thread safety: called on any thread, concurrently; must not block or call the coordinator.
+class KeyChangeListener {
+ public:
+  virtual ~KeyChangeListener() = default;
+  // `keys` were changed (written, deleted, swapped, incremented, given a new time to live), or
+  // may have been (the operation timed out), by an operation that has its outcome.
+  // `origin` is the operation's RequestOptions::origin when it ran on this node, else 0.
+  virtual void KeysChanged(std::span<const std::string> keys, uint64_t origin) = 0;
+  // Any key may have changed without being reported (a flush, a lost message, a node that came
+  // back): tracking clients must drop everything they cached.
+  virtual void Flushed() = 0;
 };
 
 using base::CasCondition;
@@ -373,6 +397,20 @@ class Coordinator {
   }
   // The users of this node's newest topology epoch (never null).
   virtual std::shared_ptr<const base::UserTable> Users() const { return base::UserTable::Make({}); }
+
+  // ---- Client-side caching (docs/resp.md, "Client-side caching"). ----
+  // Where the keys changed through this node and through the others go; null: nowhere. Set
+  // before serving; the listener outlives the coordinator's serving.
+  virtual void SetKeyChangeListener(KeyChangeListener* listener) { (void)listener; }
+  // A connection of this node starts tracking keys. The first one tells every live member that
+  // this node tracks (so that they send it the keys they change from then on) and completes once
+  // they answered, or after about a second; the others complete at once.
+  virtual asio::awaitable<void> StartTracking() { co_return; }
+  // A connection stopped tracking keys (or closed); one call per StartTracking().
+  virtual void StopTracking() {}
+  // Every key may have changed (FLUSHDB, FLUSHALL): tracking clients of every node drop what
+  // they cached.
+  virtual asio::awaitable<void> InvalidateAll() { co_return; }
 };
 
 }  // namespace cairn::coordinator

@@ -4,7 +4,9 @@
 #include <future>
 #include <latch>
 #include <map>
+#include <mutex>
 #include <set>
+#include <span>
 #include <thread>
 
 #include <fmt/format.h>
@@ -533,6 +535,81 @@ TEST_F(CoordinatorTest, WriteStuckBehindDiskTimesOutAndMayStillApply) {
         return got.ok() && got->has_value();
       },
       5s, "the timed-out write to apply"));
+}
+
+// Client-side caching: what the coordinator reports to its listener (the RESP door's tracking
+// table). Records every report.
+class RecordingListener final : public KeyChangeListener {
+ public:
+  void KeysChanged(std::span<const std::string> keys, uint64_t origin) override {
+    std::lock_guard lock(mu_);
+    for (const std::string& k : keys) seen_.push_back(fmt::format("{}@{}", k, origin));
+  }
+  void Flushed() override {
+    std::lock_guard lock(mu_);
+    seen_.push_back("(flush)");
+  }
+  // What was reported since the last call, in order.
+  std::vector<std::string> Take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(seen_, {});
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> seen_;
+};
+
+// Every client operation that changes a key (or may have) reports it once, with its origin, after
+// its outcome; reads, swaps whose condition failed and refused increments report nothing; and
+// nothing at all is reported while no connection tracks keys.
+TEST_F(CoordinatorTest, ReportsChangedKeysOnlyWhileSomeoneTracks) {
+  using K = CasCondition::Kind;
+  RecordingListener listener;
+  coordinator_->SetKeyChangeListener(&listener);
+  auto opts = [&](uint64_t origin) {
+    RequestOptions o = Opts();
+    o.origin = origin;
+    return o;
+  };
+  ASSERT_TRUE(Put("before", "v").ok());
+  EXPECT_TRUE(listener.Take().empty()) << "nobody tracks yet";
+
+  Run(coordinator_->StartTracking());
+  ASSERT_TRUE(Run(coordinator_->Put("a", "1", 0, opts(42))).ok());
+  EXPECT_EQ(listener.Take(), (std::vector<std::string>{"a@42"}));
+  std::vector<PutItem> items;
+  items.push_back(PutItem{"b", "1", 0});
+  items.push_back(PutItem{"c", "1", 0});
+  ASSERT_TRUE(Run(coordinator_->BatchPut(std::move(items), opts(0))).ok());
+  EXPECT_EQ(listener.Take(), (std::vector<std::string>{"b@0", "c@0"}));
+  ASSERT_TRUE(Run(coordinator_->Delete("a", opts(7))).ok());
+  EXPECT_EQ(listener.Take(), (std::vector<std::string>{"a@7"}));
+
+  ASSERT_TRUE(Get("b").ok());
+  EXPECT_FALSE(Cas("b", CasCondition{.kind = K::kIfNotExists}, "x")->applied);
+  EXPECT_TRUE(listener.Take().empty()) << "a read and a swap that failed change nothing";
+  EXPECT_TRUE(Cas("b", CasCondition{.kind = K::kIfExists}, "x")->applied);
+  EXPECT_EQ(listener.Take(), (std::vector<std::string>{"b@0"}));
+
+  base::CounterDelta five;
+  five.by = 5;
+  auto incr = Run(coordinator_->Increment("n", five, opts(9), Consistency::kDefault));
+  ASSERT_TRUE(incr.ok()) << incr.status().ToString();
+  EXPECT_EQ(listener.Take(), (std::vector<std::string>{"n@9"})) << "once, not per Paxos step";
+  ASSERT_TRUE(Put("word", "abc").ok());
+  listener.Take();
+  auto refused = Run(coordinator_->Increment("word", five, opts(0), Consistency::kDefault));
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->refused, base::CounterRefusal::kNotInteger);
+  EXPECT_TRUE(listener.Take().empty()) << "a refused increment writes nothing";
+  Run(coordinator_->InvalidateAll());
+  EXPECT_EQ(listener.Take(), (std::vector<std::string>{"(flush)"}));
+
+  coordinator_->StopTracking();
+  ASSERT_TRUE(Put("after", "v").ok());
+  EXPECT_TRUE(listener.Take().empty()) << "nobody tracks any more";
+  coordinator_->SetKeyChangeListener(nullptr);
 }
 
 }  // namespace

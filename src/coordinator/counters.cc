@@ -123,14 +123,20 @@ asio::awaitable<Result<IncrementOutcome>> ClusterCoordinator::Increment(std::str
   auto ks = ResolveKeyspace(options.keyspace);
   if (!ks.ok()) co_return ks.status();
   const uint32_t keyspace_id = (*ks)->id;
-  std::string counted = key;
-  auto r = co_await IncrementUncounted(std::move(key), delta, std::move(options), commit);
+  // The counter's key, whichever sub-counter took the increment: what the hot-key sketch counts
+  // and what client-side caching reports (beside Paxos rounds, a copy costs nothing).
+  const std::string counted = key;
+  auto r = co_await IncrementUncounted(std::move(key), delta, options, commit);
   // Counted once it is known to be a counter's increment: applied, or perhaps applied (TIMEOUT).
   // One that the value refused (not a number) is not, so that automatic splitting never takes
   // such a key for a counter.
   const bool counter =
       r.ok() ? r->refused == base::CounterRefusal::kNone : r.status().code() == Code::kTimeout;
   if (counter) hot_keys_.AddIncrement(keyspace_id, counted);
+  if (counter && invalidations_.active()) {
+    auto here = co_await asio::this_coro::executor;
+    ReportChanged(here, options, std::span(&counted, 1));
+  }
   co_return r;
 }
 

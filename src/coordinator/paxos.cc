@@ -90,10 +90,17 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::Cas(std::string key, CasC
   if (options.count_hot_key) hot_keys_.Add((*ks)->id, key, /*write=*/true);
   const uint64_t expiry = new_value && ttl_ms > 0 ? wall_->NowMillis() + ttl_ms : 0;
   StoredValue value{Version{}, !new_value.has_value(), expiry, new_value.value_or("")};
-  storage::DataKey data_key = KeyOf(**ks, std::move(key));
+  // The key is kept for client-side caching (beside a Paxos round, a copy costs nothing).
+  storage::DataKey data_key = KeyOf(**ks, key);
   const ReplicaSet set = ReplicaSet::ForWrite(**topology, **ks, data_key.partition);
-  co_return co_await PaxosWrite(**topology, set, std::move(data_key), &condition, std::move(value),
-                                serial, commit_level, options.deadline, ks->get());
+  auto r = co_await PaxosWrite(**topology, set, std::move(data_key), &condition, std::move(value),
+                               serial, commit_level, options.deadline, ks->get());
+  // Reported when it applied or may have (TIMEOUT); a swap whose condition failed changed nothing.
+  if (invalidations_.active() && (r.ok() ? r->applied : MayHaveChanged(r.status()))) {
+    auto here = co_await asio::this_coro::executor;
+    ReportChanged(here, options, std::span(&key, 1));
+  }
+  co_return r;
 }
 
 // Answers of one Paxos phase from the participants, as they come in. Lives on one reactor.
@@ -716,7 +723,7 @@ asio::awaitable<Result<CasResult>> ClusterCoordinator::PaxosWrite(
 asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWrites(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
     std::vector<std::pair<storage::DataKey, StoredValue>> writes, Consistency level,
-    base::Deadline deadline) {
+    base::Deadline deadline, const RequestOptions& report) {
   const Consistency serial = level == Consistency::kLocalOne || level == Consistency::kLocalQuorum
                                  ? Consistency::kLocalSerial
                                  : Consistency::kSerial;
@@ -732,12 +739,18 @@ asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWr
   for (size_t i = 0; i < writes.size(); ++i) {
     asio::co_spawn(
         executor,
-        [this, gather, i, &topology, &ks, write = std::move(writes[i]), serial,
+        [this, gather, i, &topology, &ks, &report, write = std::move(writes[i]), serial,
          deadline]() mutable -> asio::awaitable<void> {
           const ReplicaSet set = ReplicaSet::ForWrite(topology, ks, write.first.partition);
+          // Kept for client-side caching: beside a Paxos round, a copy costs nothing.
+          const std::string key = write.first.key;
           auto r =
               co_await PaxosWrite(topology, set, std::move(write.first), nullptr,
                                   std::move(write.second), serial, std::nullopt, deadline, &ks);
+          if (invalidations_.active() && MayHaveChanged(r.ok() ? Status::Ok() : r.status())) {
+            auto here = co_await asio::this_coro::executor;
+            ReportChanged(here, report, std::span(&key, 1));
+          }
           if (!r.ok()) {
             gather->out[i] = r.status();
           } else {
@@ -747,8 +760,8 @@ asio::awaitable<std::vector<Result<Version>>> ClusterCoordinator::LinearizableWr
         },
         asio::detached);
   }
-  // Every task ends by the deadline (PaxosWrite gives up then); `topology` and `ks` outlive them
-  // because this coroutine waits for all of them.
+  // Every task ends by the deadline (PaxosWrite gives up then); `topology`, `ks` and `report`
+  // outlive them because this coroutine waits for all of them.
   while (gather->left > 0) {
     gather->wake.expires_at(base::Deadline::max());
     co_await gather->wake.async_wait(kNoThrow);

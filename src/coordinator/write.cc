@@ -25,7 +25,8 @@ using storage::StoredValue;
 using storage::WriteOp;
 
 asio::awaitable<std::vector<cairn::Status>> ClusterCoordinator::Replicate(
-    std::vector<WriteTarget> targets, base::Deadline deadline, std::optional<uint32_t> acked_by) {
+    std::vector<WriteTarget> targets, base::Deadline deadline, std::optional<uint32_t> acked_by,
+    const RequestOptions* report) {
   auto executor = co_await asio::this_coro::executor;
   auto round = std::make_shared<WriteRound>(executor, std::move(targets));
   // Group the ops by replica: one message per node carries all of its keys.
@@ -63,7 +64,20 @@ asio::awaitable<std::vector<cairn::Status>> ClusterCoordinator::Replicate(
   for (size_t i = 0; i < round->targets().size(); ++i) {
     if (round->refused(i) && round->targets()[i].ks) again.push_back(i);
   }
-  if (again.empty()) co_return out;
+  // Client-side caching, once the outcome is known (after the acknowledgements: a tracking node
+  // that announced itself before this point is told). The keys are the round's own: nothing is
+  // copied while nobody tracks.
+  auto report_changed = [&]() {
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (MayHaveChanged(out[i])) keys.push_back(round->targets()[i].op.key.key);
+    }
+    ReportChanged(executor, *report, keys);
+  };
+  if (again.empty()) {
+    if (report != nullptr && invalidations_.active()) report_changed();
+    co_return out;
+  }
   auto newer = co_await NewerTopology(round->targets()[again.front()].set.epoch, deadline);
   if (!newer) co_return out;
   std::vector<WriteTarget> retry;
@@ -87,6 +101,7 @@ asio::awaitable<std::vector<cairn::Status>> ClusterCoordinator::Replicate(
   replica_counters_.replans.Add(retry.size());
   auto results = co_await Replicate(std::move(retry), deadline, std::nullopt);
   for (size_t k = 0; k < results.size(); ++k) out[index_of[k]] = std::move(results[k]);
+  if (report != nullptr && invalidations_.active()) report_changed();
   co_return out;
 }
 
@@ -176,8 +191,8 @@ asio::awaitable<Result<Version>> ClusterCoordinator::Delete(std::string key,
   if ((*ks)->linearizable) {
     std::vector<std::pair<storage::DataKey, StoredValue>> writes;
     writes.emplace_back(KeyOf(**ks, std::move(key)), StoredValue{Version{}, true, 0, {}});
-    auto results =
-        co_await LinearizableWrites(**topology, **ks, std::move(writes), level, options.deadline);
+    auto results = co_await LinearizableWrites(**topology, **ks, std::move(writes), level,
+                                               options.deadline, options);
     co_return std::move(results[0]);
   }
   WriteTarget target;
@@ -193,7 +208,7 @@ asio::awaitable<Result<Version>> ClusterCoordinator::Delete(std::string key,
   target.op.value = StoredValue{version, true, 0, {}};
   std::vector<WriteTarget> targets;
   targets.push_back(std::move(target));
-  auto results = co_await Replicate(std::move(targets), options.deadline, std::nullopt);
+  auto results = co_await Replicate(std::move(targets), options.deadline, std::nullopt, &options);
   if (!results[0].ok()) co_return results[0];
   co_return version;
 }
@@ -239,7 +254,7 @@ asio::awaitable<Result<std::vector<Result<Version>>>> ClusterCoordinator::BatchP
       writes.emplace_back(KeyOf(**ks, std::move(item.key)), std::move(value));
     }
     co_return co_await LinearizableWrites(**topology, **ks, std::move(writes), level,
-                                          options.deadline);
+                                          options.deadline, options);
   }
   std::vector<Result<Version>> out(items.size());
   std::vector<WriteTarget> targets;
@@ -268,7 +283,7 @@ asio::awaitable<Result<std::vector<Result<Version>>>> ClusterCoordinator::BatchP
     index_of_target.push_back(i);
   }
   if (!targets.empty()) {
-    auto results = co_await Replicate(std::move(targets), options.deadline, std::nullopt);
+    auto results = co_await Replicate(std::move(targets), options.deadline, std::nullopt, &options);
     for (size_t t = 0; t < results.size(); ++t) {
       if (!results[t].ok()) out[index_of_target[t]] = std::move(results[t]);
     }

@@ -353,6 +353,14 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       response->mutable_hot_keys();  // answered, even with none
       break;
     }
+    case internode::Request::kKeysChanged:
+      if (tracking_) tracking_(request.from_node(), request);
+      response->mutable_keys_changed();
+      break;
+    case internode::Request::kTracking:
+      if (tracking_) tracking_(request.from_node(), request);
+      response->mutable_tracking();
+      break;
     case internode::Request::kPurge: {
       const internode::PurgeRequest& purge = request.purge();
       auto r = co_await base::WithDeadline(replica_->Purge(purge.partition(), purge.keyspace(),

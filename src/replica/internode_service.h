@@ -49,6 +49,11 @@ class InternodeService {
   // The node's hot-key sketch (the coordinator's), which HotKeysRequests read. Without one they
   // are refused.
   void SetHotKeys(const base::HotKeys* hot_keys) { hot_keys_ = hot_keys; }
+  // Client-side caching: takes other nodes' KeysChangedRequests and TrackingRequests (the
+  // coordinator's business); set by the server before serving. It must not block. Without one
+  // they are answered and ignored.
+  using TrackingHandler = std::function<void(uint32_t from, const internode::Request& request)>;
+  void SetTrackingHandler(TrackingHandler handler) { tracking_ = std::move(handler); }
 
  private:
   asio::awaitable<void> Execute(internode::Request request, internode::Response* response);
@@ -64,6 +69,7 @@ class InternodeService {
   const asio::any_io_executor blocking_;
   JoinHandler join_;
   RepairPullHandler repair_pull_;
+  TrackingHandler tracking_;
   const base::HotKeys* hot_keys_ = nullptr;
   std::mutex mu_;
   std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_

@@ -175,6 +175,12 @@ void AddFlags(CLI::App& app, Flags& flags) {
                  "HOST:PORT for Redis clients (RESP2/RESP3; see docs/resp.md); default: off");
   app.add_flag("--allow-flush", options.allow_flush,
                "Let RESP FLUSHDB/FLUSHALL delete every key of a keyspace");
+  app.add_option("--tracking-table-max-keys", options.tracking_table_max_keys,
+                 "RESP client-side caching (CLIENT TRACKING): keys remembered for tracking "
+                 "connections at most (Redis's tracking-table-max-keys); past it the oldest are "
+                 "invalidated and forgotten")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100'000'000}));
   app.add_option("--requirepass", options.requirepass,
                  "Password RESP clients must give with AUTH or HELLO (default: none, any "
                  "password is accepted)");

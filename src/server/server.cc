@@ -322,6 +322,10 @@ Status Server::OpenCluster() {
       engine_.get(), gossiper_.get(), clients[0], identity_.node_id, streamer_options,
       reactors_[0]->io.get_executor(), blocking_->get_executor());
   figures.streaming = [s = streamer_.get()](internode::NodeState* state) { s->Report(state); };
+  // The coordinator is made later (OpenCoordinator), before gossip runs (StartServing).
+  figures.tracking = [this](internode::NodeState* state) {
+    if (coordinator_) coordinator_->invalidations().Report(state);
+  };
   gossiper_->SetSelfFigures(std::move(figures));
   // Every internode request carries this node's topology epoch; an answer from a node with a
   // newer one makes this node pull it (at most one pull at a time).
@@ -425,6 +429,7 @@ void Server::OpenFrontDoors() {
     resp_options.metrics = &requests_;
     resp_options.memory = request_memory_.get();
     resp_options.access = access_.get();
+    resp_options.tracking_table_max_keys = options_.tracking_table_max_keys;
     resp_ = std::make_unique<frontdoor::resp::RespFrontDoor>(coordinator_.get(), resp_options);
   }
   internode_ = std::make_unique<replica::InternodeService>(
@@ -435,6 +440,11 @@ void Server::OpenFrontDoors() {
         return d->HandleJoin(std::move(request), deadline);
       });
   internode_->SetHotKeys(&coordinator_->hot_keys());
+  internode_->SetTrackingHandler(
+      [t = &coordinator_->invalidations()](uint32_t from, const internode::Request& request) {
+        if (request.has_keys_changed()) t->Receive(from, request.keys_changed());
+        if (request.has_tracking()) t->Receive(from, request.tracking());
+      });
   internode_->SetRepairPullHandler(
       [s = streamer_.get()](internode::RepairPullRequest request, base::Deadline deadline) {
         return s->HandleRepairPull(std::move(request), deadline);
@@ -469,6 +479,7 @@ void Server::StartServing() {
   asio::co_spawn(reactors_[0]->io, streamer_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, driver_->Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, repairer_->Run(), asio::detached);
+  asio::co_spawn(reactors_[0]->io, coordinator_->invalidations().Run(), asio::detached);
   asio::co_spawn(reactors_[0]->io, auto_splitter_->Run(), asio::detached);
   if (bootstrap_user_) {
     asio::co_spawn(
@@ -520,6 +531,17 @@ constexpr std::pair<std::string_view, std::string_view> kCoordinatorHelp[] = {
     {"split_counters.reads", "Reads of split counters this node summed"},
     {"split_counters.auto",
      "Counters this node split automatically (keyspaces with auto_split_increments_per_s)"},
+    {"tracking.messages_sent",
+     "Messages with changed keys (client-side caching) sent to nodes that have tracking clients"},
+    {"tracking.keys_sent", "Keys in those messages"},
+    {"tracking.messages_failed",
+     "Of those messages, not answered in time (the node is then owed a flush)"},
+    {"tracking.flushes_sent",
+     "Of those messages, flushes: the node's tracking clients drop everything they cached"},
+    {"tracking.messages_received", "Messages with changed keys received from other nodes"},
+    {"tracking.keys_received", "Keys in those messages"},
+    {"tracking.announcements",
+     "Messages telling other nodes that this node has (or no longer has) tracking clients"},
 };
 
 // RocksDB properties of the data column family exported as gauges.
@@ -640,6 +662,25 @@ void Server::RegisterMetrics() {
         out.Sample({{"frontdoor", "http"}}, static_cast<double>(http_->open_connections()));
       if (resp_)
         out.Sample({{"frontdoor", "resp"}}, static_cast<double>(resp_->open_connections()));
+    }
+    if (resp_) {
+      const frontdoor::resp::RespFrontDoor::TrackingFigures t = resp_->tracking_figures();
+      out.Single("cairn_resp_tracking_connections",
+                 "RESP connections with client-side caching on (CLIENT TRACKING)", Type::kGauge,
+                 static_cast<double>(t.connections));
+      out.Single("cairn_resp_tracking_keys",
+                 "Keys remembered for tracking RESP connections (default mode)", Type::kGauge,
+                 static_cast<double>(t.keys));
+      out.Single("cairn_resp_tracking_prefixes", "BCAST prefixes of tracking RESP connections",
+                 Type::kGauge, static_cast<double>(t.prefixes));
+      out.Single("cairn_resp_invalidations_total",
+                 "Invalidation pushes sent to RESP clients (null ones included)", Type::kCounter,
+                 static_cast<double>(t.pushes));
+      out.Single("cairn_resp_invalidated_keys_total", "Keys in those pushes", Type::kCounter,
+                 static_cast<double>(t.pushed_keys));
+      out.Single("cairn_resp_tracking_evictions_total",
+                 "Tracked keys forgotten (and invalidated) for --tracking-table-max-keys",
+                 Type::kCounter, static_cast<double>(t.evicted));
     }
     const base::MemoryBudget& memory = *request_memory_;
     out.Single("cairn_request_memory_bytes",

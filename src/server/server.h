@@ -98,7 +98,9 @@ struct ServerOptions {
   // HOST:PORT of the Redis protocol (RESP) front door; empty: off. Port 0 picks a free port.
   std::string resp_listen;
   bool allow_flush = false;  // RESP FLUSHDB / FLUSHALL delete every key
-  std::string requirepass;   // RESP AUTH password; empty: any password is accepted
+  // RESP client-side caching: keys remembered for tracking connections at most (docs/resp.md).
+  size_t tracking_table_max_keys = 1'000'000;
+  std::string requirepass;  // RESP AUTH password; empty: any password is accepted
   // Users and permissions (docs/security.md): every request must come from a logged-in user who
   // holds the permission it needs. Off: every client may do everything (trusted networks only).
   bool auth = false;

@@ -60,6 +60,7 @@ void ReplyStatusError(CommandContext& ctx, const Status& s) {
 
 // The value as a bulk string, or nil when there is none.
 void ReplyValue(CommandContext& ctx, const std::optional<Record>& record) {
+  ctx.Saw(record);
   if (record) {
     ctx.Reply().Bulk(record->value);
   } else {
@@ -437,7 +438,10 @@ asio::awaitable<Result<std::vector<Result<std::optional<Record>>>>> GetInBatches
       continue;
     }
     if (!r.ok()) co_return r.status();
-    for (auto& item : *r) out.push_back(std::move(item));
+    for (auto& item : *r) {
+      if (item.ok()) ctx.Saw(*item);
+      out.push_back(std::move(item));
+    }
   }
   co_return out;
 }
@@ -557,6 +561,7 @@ asio::awaitable<void> CmdExists(CommandContext& ctx) {
 asio::awaitable<void> CmdType(CommandContext& ctx) {
   auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Saw(*r);
   ctx.Reply().Simple(*r ? "string" : "none");
 }
 
@@ -626,6 +631,7 @@ asio::awaitable<void> CmdExpire(CommandContext& ctx) {
 asio::awaitable<void> CmdTtl(CommandContext& ctx) {
   auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Saw(*r);
   if (!*r) co_return ctx.Reply().Integer(-2);
   const uint64_t at = (*r)->expires_at_ms;
   if (at == 0) co_return ctx.Reply().Integer(-1);
@@ -712,6 +718,7 @@ asio::awaitable<void> CmdAppend(CommandContext& ctx) {
 asio::awaitable<void> CmdStrlen(CommandContext& ctx) {
   auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Saw(*r);
   ctx.Reply().Integer(*r ? static_cast<int64_t>((*r)->value.size()) : 0);
 }
 
@@ -721,6 +728,7 @@ asio::awaitable<void> CmdGetRange(CommandContext& ctx) {
   if (!start || !end) co_return ctx.Reply().Error(kNotInteger);
   auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Saw(*r);
   const std::string v = *r ? (*r)->value : std::string();
   const int64_t len = static_cast<int64_t>(v.size());
   int64_t s = *start, e = *end;
@@ -947,6 +955,11 @@ asio::awaitable<void> CmdFlush(CommandContext& ctx) {
     co_return ctx.Reply().Error(fmt::format(
         "ERR {} is disabled on this server (start cairnd with --allow-flush)", ctx.name));
   }
+  // Client-side caching: every tracking client of every node drops what it cached (Redis's null
+  // invalidation), before the deletes: a key read meanwhile is cached again and then invalidated
+  // by its delete. The per-key invalidations of the deletes find nothing left to tell but BCAST
+  // clients' prefixes.
+  co_await ctx.coordinator->InvalidateAll();
   // Page by page: the keys of a page are deleted concurrently (kMaxConcurrentOps at a time), then
   // the scan goes on after them.
   std::string cursor;
@@ -971,6 +984,7 @@ asio::awaitable<void> CmdFlush(CommandContext& ctx) {
 asio::awaitable<void> CmdGetV(CommandContext& ctx) {
   auto r = co_await ctx.coordinator->Get(ctx.argv[1], ctx.ReadOptions());
   if (!r.ok()) co_return ReplyStatusError(ctx, r.status());
+  ctx.Saw(*r);
   if (!*r) co_return ctx.Reply().NullArray();
   ReplyWriter w = ctx.Reply();
   w.Array(3);
@@ -1133,17 +1147,23 @@ bool CursorTable::Get(uint64_t id, std::string* prefix, std::string* cursor) {
 }
 
 coordinator::RequestOptions CommandContext::ReadOptions() const {
-  return coordinator::RequestOptions(keyspace, read_level, deadline);
+  coordinator::RequestOptions o(keyspace, read_level, deadline);
+  o.origin = origin;
+  return o;
 }
 
 coordinator::RequestOptions CommandContext::WriteOptions() const {
-  return coordinator::RequestOptions(keyspace, write_level, deadline);
+  coordinator::RequestOptions o(keyspace, write_level, deadline);
+  o.origin = origin;
+  return o;
 }
 
 coordinator::RequestOptions CommandContext::SerialOptions() const {
   const Consistency serial =
       read_level == Consistency::kLocalSerial ? Consistency::kLocalSerial : Consistency::kSerial;
-  return coordinator::RequestOptions(keyspace, serial, deadline);
+  coordinator::RequestOptions o(keyspace, serial, deadline);
+  o.origin = origin;
+  return o;
 }
 
 Consistency CommandContext::CommitLevel() const {

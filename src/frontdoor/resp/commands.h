@@ -60,6 +60,17 @@ struct CommandContext {
   // from the Coordinator (ReplyStatusError), if any.
   base::Clock::time_point started;
   Code outcome = Code::kOk;
+  // Client-side caching: the connection, as the Coordinator hands it back with the keys a write
+  // changed (NOLOOP); the keys this read remembered for a tracking connection; and the earliest
+  // expiry among the values it read (Saw), at which they are invalidated.
+  uint64_t origin = 0;
+  std::vector<std::string> tracked_keys;
+  uint64_t expires_at_ms = 0;
+  void Saw(const std::optional<Record>& r) {
+    if (r && r->expires_at_ms != 0 && (expires_at_ms == 0 || r->expires_at_ms < expires_at_ms)) {
+      expires_at_ms = r->expires_at_ms;
+    }
+  }
 
   ReplyWriter Reply() const { return ReplyWriter(out, protocol); }
   // The node's wall clock (Unix ms), through the clock seam: TTLs follow injected skew.

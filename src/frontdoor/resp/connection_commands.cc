@@ -157,6 +157,205 @@ void ClientSetInfo(ConnectionCall& call) {
   w.Ok();
 }
 
+// An option as Redis compares it (strcasecmp of a C string: a NUL byte ends it).
+std::string OptionName(std::string_view arg) { return AsciiLower(CString(arg)); }
+
+// Forgets the connection's tracking (CLIENT TRACKING off, RESET); the connection then tells the
+// coordinator (call.stop_tracking).
+void DisableTracking(ConnectionCall& call) {
+  Session& s = call.session;
+  if (!s.tracking) return;
+  call.server.tracking->Disable(s.id());
+  s.tracking = false;
+  s.tracking_mode = TrackingMode();
+  s.caching_next = false;
+  s.Update([](Session::ClientInfo& c) {
+    c.tracking = c.bcast = false;
+    c.redirect = 0;
+  });
+  call.stop_tracking = true;
+}
+
+// Whether either of two prefixes starts with the other (Redis's stringCheckPrefix).
+bool Overlap(std::string_view a, std::string_view b) {
+  return a.size() < b.size() ? b.starts_with(a) : a.starts_with(b);
+}
+
+// CLIENT TRACKING on|off [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN] [OPTOUT] [NOLOOP]: Redis
+// 7.0's options, checks and error texts, in its order. Then Cairn's own: invalidations are
+// RESP3 pushes only (there is no pub/sub for __redis__:invalidate), so a RESP2 connection must
+// redirect them, and only to a connection that speaks RESP3.
+void ClientTracking(ConnectionCall& call) {
+  const std::vector<std::string>& argv = call.argv;
+  ReplyWriter w = call.Reply();
+  Session& s = call.session;
+  TrackingMode mode;
+  int64_t redirect = 0;
+  std::shared_ptr<Session> target;
+  std::vector<std::string> prefixes;
+  for (size_t j = 3; j < argv.size(); ++j) {
+    const bool more = j + 1 < argv.size();
+    const std::string opt = OptionName(argv[j]);
+    if (opt == "redirect" && more) {
+      ++j;
+      if (redirect != 0) return w.Error("ERR A client can only redirect to a single other client");
+      auto id = ParseInt64(argv[j]);
+      if (!id) return w.Error("ERR value is not an integer or out of range");
+      redirect = *id;
+      {
+        std::lock_guard lock(call.server.mu);
+        auto it = call.server.sessions.find(static_cast<uint64_t>(redirect));
+        if (redirect > 0 && it != call.server.sessions.end()) target = it->second.lock();
+      }
+      if (target == nullptr)
+        return w.Error("ERR The client ID you want redirect to does not exist");
+    } else if (opt == "bcast") {
+      mode.bcast = true;
+    } else if (opt == "optin") {
+      mode.optin = true;
+    } else if (opt == "optout") {
+      mode.optout = true;
+    } else if (opt == "noloop") {
+      mode.noloop = true;
+    } else if (opt == "prefix" && more) {
+      prefixes.push_back(argv[++j]);
+    } else {
+      return w.Error("ERR syntax error");
+    }
+  }
+  const std::string onoff = OptionName(argv[2]);
+  if (onoff == "off") {
+    DisableTracking(call);
+    return w.Ok();
+  }
+  if (onoff != "on") return w.Error("ERR syntax error");
+  if (!mode.bcast && !prefixes.empty()) {
+    return w.Error("ERR PREFIX option requires BCAST mode to be enabled");
+  }
+  if (s.tracking && s.tracking_mode.bcast != mode.bcast) {
+    return w.Error(
+        "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and "
+        "then re-enabling it with a different mode.");
+  }
+  if (mode.bcast && (mode.optin || mode.optout)) {
+    return w.Error("ERR OPTIN and OPTOUT are not compatible with BCAST");
+  }
+  if (mode.optin && mode.optout) {
+    return w.Error("ERR You can't specify both OPTIN mode and OPTOUT mode");
+  }
+  if (s.tracking &&
+      ((mode.optin && s.tracking_mode.optout) || (mode.optout && s.tracking_mode.optin))) {
+    return w.Error(
+        "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and "
+        "then re-enabling it with a different mode.");
+  }
+  if (mode.bcast) {
+    std::vector<std::string> existing;
+    if (auto info = call.server.tracking->Info(s.id())) existing = info->prefixes;
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      for (const std::string& e : existing) {
+        if (Overlap(e, prefixes[i])) {
+          return w.Error(fmt::format(
+              "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single "
+              "client must not overlap.",
+              CString(prefixes[i]), CString(e)));
+        }
+      }
+      for (size_t j = i + 1; j < prefixes.size(); ++j) {
+        if (Overlap(prefixes[i], prefixes[j])) {
+          return w.Error(fmt::format(
+              "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a "
+              "single client must not overlap.",
+              CString(prefixes[i]), CString(prefixes[j])));
+        }
+      }
+    }
+  }
+  // Cairn's own: where the pushes would go must speak RESP3.
+  if (target != nullptr && target->protocol() < 3) {
+    return w.Error(
+        "ERR the client ID you want redirect to speaks RESP2: Cairn sends invalidations only as "
+        "RESP3 pushes (it has no pub/sub for __redis__:invalidate); redirect to a connection "
+        "that sent HELLO 3");
+  }
+  if (target == nullptr && s.protocol() < 3) {
+    return w.Error(
+        "ERR client tracking needs RESP3: Cairn sends invalidations only as RESP3 pushes (it has "
+        "no pub/sub for __redis__:invalidate); send HELLO 3 first, or REDIRECT to a connection "
+        "that did");
+  }
+  mode.redirect = static_cast<uint64_t>(redirect);
+  call.server.tracking->Enable(s.id(), mode, prefixes);
+  call.start_tracking = !s.tracking;
+  s.tracking = true;
+  s.tracking_mode = mode;
+  s.Update([&](Session::ClientInfo& c) {
+    c.tracking = true;
+    c.bcast = mode.bcast;
+    c.redirect = mode.redirect;
+  });
+  w.Ok();
+}
+
+// CLIENT CACHING yes|no: whether the next command's keys are tracked (OPTIN / OPTOUT).
+void ClientCaching(ConnectionCall& call) {
+  ReplyWriter w = call.Reply();
+  Session& s = call.session;
+  if (!s.tracking) {
+    return w.Error(
+        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or "
+        "OPTOUT mode enabled");
+  }
+  const std::string opt = OptionName(call.argv[2]);
+  if (opt == "yes") {
+    if (!s.tracking_mode.optin) {
+      return w.Error(
+          "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+    }
+  } else if (opt == "no") {
+    if (!s.tracking_mode.optout) {
+      return w.Error(
+          "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+    }
+  } else {
+    return w.Error("ERR syntax error");
+  }
+  s.caching_next = true;
+  w.Ok();
+}
+
+// CLIENT TRACKINGINFO: flags (a set), redirect, prefixes, as Redis 7.0 replies them.
+void ClientTrackingInfo(ConnectionCall& call) {
+  ReplyWriter w = call.Reply();
+  const Session& s = call.session;
+  const TrackingMode& m = s.tracking_mode;
+  std::optional<TrackingTable::ClientInfo> info;
+  if (s.tracking) info = call.server.tracking->Info(s.id());
+  std::vector<std::string_view> flags = {s.tracking ? "on" : "off"};
+  if (m.bcast) flags.push_back("bcast");
+  if (m.optin) {
+    flags.push_back("optin");
+    if (s.caching_next) flags.push_back("caching-yes");
+  }
+  if (m.optout) {
+    flags.push_back("optout");
+    if (s.caching_next) flags.push_back("caching-no");
+  }
+  if (m.noloop) flags.push_back("noloop");
+  if (info && info->broken_redirect) flags.push_back("broken_redirect");
+  w.Map(3);
+  w.Bulk("flags");
+  w.Set(flags.size());
+  for (std::string_view f : flags) w.Bulk(f);
+  w.Bulk("redirect");
+  w.Integer(s.tracking ? static_cast<int64_t>(m.redirect) : -1);
+  w.Bulk("prefixes");
+  const std::vector<std::string> none;
+  const std::vector<std::string>& prefixes = info ? info->prefixes : none;
+  w.Array(prefixes.size());
+  for (const std::string& p : prefixes) w.Bulk(p);
+}
+
 // The INFO sections asked for by `argv`, as text; sets *keyspace when the keyspace section is
 // among them (it is counted by the data handler).
 std::string InfoText(ConnectionCall& call, bool* keyspace) {
@@ -180,6 +379,7 @@ std::string InfoText(ConnectionCall& call, bool* keyspace) {
   if (std::find(sections.begin(), sections.end(), "keyspace") != sections.end()) *keyspace = true;
   const ServerState& server = call.server;
   const RespOptions& o = server.options;
+  const TrackingTable::Figures server_tracking = server.tracking->figures();
   const coordinator::NodeInfo node = server.coordinator->Info();
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::steady_clock::now() - server.started)
@@ -205,14 +405,16 @@ std::string InfoText(ConnectionCall& call, bool* keyspace) {
     }
     const size_t total = o.server_connections ? o.server_connections() : resp_clients;
     section("Clients", fmt::format("connected_clients:{}\r\ncairn_server_connections:{}\r\n"
-                                   "blocked_clients:0\r\n",
-                                   resp_clients, total));
+                                   "blocked_clients:0\r\ntracking_clients:{}\r\n",
+                                   resp_clients, total, server_tracking.clients));
   }
   if (want("stats")) {
     section("Stats", fmt::format("total_connections_received:{}\r\ntotal_commands_processed:{}"
-                                 "\r\ncairn_protocol_errors:{}\r\n",
+                                 "\r\ncairn_protocol_errors:{}\r\ntracking_total_keys:{}\r\n"
+                                 "tracking_total_items:{}\r\ntracking_total_prefixes:{}\r\n",
                                  server.connections_received.load(), server.commands.value(),
-                                 server.protocol_errors.load()));
+                                 server.protocol_errors.load(), server_tracking.keys,
+                                 server_tracking.items, server_tracking.prefixes));
   }
   if (want("cairn")) {
     const coordinator::ClusterInfo cluster = server.coordinator->Cluster();
@@ -265,6 +467,57 @@ bool AuthenticatedAtStart(const RespOptions& options) {
   return options.requirepass.empty() && options.access == nullptr;
 }
 
+std::string InvalidationPush(const Invalidation& inv) {
+  std::string out;
+  ReplyWriter w(&out, 3);
+  w.Push(2);
+  w.Bulk("invalidate");
+  if (inv.all) {
+    w.Null();
+    return out;
+  }
+  w.Array(inv.keys.size());
+  for (const std::string& k : inv.keys) w.Bulk(k);
+  return out;
+}
+
+void Deliver(ServerState& server, std::vector<Invalidation> invalidations) {
+  if (invalidations.empty()) return;
+  std::vector<std::pair<std::shared_ptr<Session>, std::shared_ptr<Session>>> to;  // target, own
+  to.reserve(invalidations.size());
+  {
+    std::lock_guard lock(server.mu);
+    auto find = [&](uint64_t id) -> std::shared_ptr<Session> {
+      auto it = server.sessions.find(id);
+      return it == server.sessions.end() ? nullptr : it->second.lock();
+    };
+    for (const Invalidation& inv : invalidations) {
+      to.emplace_back(find(inv.redirect != 0 ? inv.redirect : inv.client),
+                      inv.redirect != 0 ? find(inv.client) : nullptr);
+    }
+  }
+  for (size_t i = 0; i < invalidations.size(); ++i) {
+    const Invalidation& inv = invalidations[i];
+    auto& [target, own] = to[i];
+    if (target == nullptr && inv.redirect != 0) {
+      // As Redis: the tracking connection hears that its redirect has gone.
+      server.tracking->MarkBrokenRedirect(inv.client);
+      if (own == nullptr) continue;
+      std::string out;
+      ReplyWriter w(&out, 3);
+      w.Push(2);
+      w.Bulk("tracking-redir-broken");
+      w.Integer(static_cast<int64_t>(inv.redirect));
+      own->Push(std::move(out));
+      continue;
+    }
+    if (target == nullptr) continue;  // closed meanwhile
+    server.pushes.fetch_add(1, std::memory_order_relaxed);
+    server.pushed_keys.fetch_add(inv.keys.size(), std::memory_order_relaxed);
+    target->Push(InvalidationPush(inv));
+  }
+}
+
 Session::Session(uint64_t id, asio::ip::tcp::endpoint peer, asio::ip::tcp::endpoint local,
                  bool authenticated)
     : authenticated(authenticated), id_(id), peer_(std::move(peer)), local_(std::move(local)) {}
@@ -280,12 +533,13 @@ std::string Session::Describe() const {
   const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - created_).count();
   const auto idle = std::chrono::duration_cast<std::chrono::seconds>(now - c.last_active).count();
   return fmt::format(
-      "id={} addr={} laddr={}:{} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 "
+      "id={} addr={} laddr={}:{} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 "
       "ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
-      "tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={} "
+      "tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={} "
       "keyspace={}",
       id_, address(), local_.address().to_string(), local_.port(), c.name, age, idle,
-      c.last_command.empty() ? "NULL" : c.last_command, c.protocol, c.lib_name, c.lib_ver,
+      c.tracking ? (c.bcast ? "tB" : "t") : "N", c.last_command.empty() ? "NULL" : c.last_command,
+      c.tracking ? static_cast<int64_t>(c.redirect) : -1, c.protocol, c.lib_name, c.lib_ver,
       c.keyspace.empty() ? "default" : c.keyspace);
 }
 
@@ -396,6 +650,7 @@ void Reset(ConnectionCall& call) {
     c.keyspace.clear();
   });
   s.read_level = s.write_level = Consistency::kDefault;
+  DisableTracking(call);
   s.authenticated = AuthenticatedAtStart(call.server.options);
   s.user.clear();
   call.Reply().Simple("RESET");
@@ -431,9 +686,19 @@ void Client(ConnectionCall& call) {
     ClientList(call);
   } else if (sub == "kill" && argv.size() >= 3) {
     ClientKill(call);
+  } else if (sub == "tracking" && argv.size() >= 3) {
+    ClientTracking(call);
+  } else if (sub == "caching" && argv.size() == 3) {
+    ClientCaching(call);
+  } else if (sub == "trackinginfo" && argv.size() == 2) {
+    ClientTrackingInfo(call);
+  } else if (sub == "getredir" && argv.size() == 2) {
+    const Session& s = call.session;
+    w.Integer(s.tracking ? static_cast<int64_t>(s.tracking_mode.redirect) : -1);
   } else {
     w.Error(SubcommandError("client", argv[1],
-                            {"id", "setname", "getname", "setinfo", "list", "info", "kill"}));
+                            {"id", "setname", "getname", "setinfo", "list", "info", "kill",
+                             "tracking", "caching", "trackinginfo", "getredir"}));
   }
 }
 

@@ -19,6 +19,7 @@
 #include "frontdoor/resp/commands.h"
 #include "frontdoor/resp/reply_writer.h"
 #include "frontdoor/resp/resp_front_door.h"
+#include "frontdoor/resp/tracking.h"
 
 namespace cairn::frontdoor::resp {
 
@@ -38,6 +39,11 @@ class Session {
   // Asks the connection to stop reading and to close once what it has read is answered. Any
   // thread.
   virtual void RequestClose() = 0;
+  // Sends `bytes`, a RESP3 push (an invalidation), to the client out of band: after the replies
+  // of the commands read so far (a read that ran while its key changed is answered before the
+  // invalidation of that key). Dropped when the connection speaks RESP2 or has closed. Any
+  // thread.
+  virtual void Push(std::string bytes) = 0;
 
   uint64_t id() const { return id_; }
   std::string address() const;  // the peer, ip:port, as CLIENT LIST and CLIENT KILL name it
@@ -53,6 +59,10 @@ class Session {
     std::string keyspace;  // the connection's keyspace; empty means "default"
     int protocol = 2;
     std::chrono::steady_clock::time_point last_active = std::chrono::steady_clock::now();
+    // CLIENT TRACKING, as CLIENT LIST shows it (flags t and B, redir).
+    bool tracking = false;
+    bool bcast = false;
+    uint64_t redirect = 0;
   };
   // Calls fn(const ClientInfo&) under the session's mutex and returns what it returns.
   template <typename Fn>
@@ -79,6 +89,12 @@ class Session {
   bool stop_reading = false;
   Consistency read_level = Consistency::kDefault;
   Consistency write_level = Consistency::kDefault;
+  // Client-side caching (CLIENT TRACKING): the mode this connection asked for (the tracking
+  // table has what invalidations need), and CLIENT CACHING yes/no, which applies to the next
+  // command other than CLIENT.
+  bool tracking = false;
+  TrackingMode tracking_mode;
+  bool caching_next = false;
 
  private:
   const uint64_t id_;
@@ -102,7 +118,19 @@ struct ServerState {
   std::atomic<uint64_t> protocol_errors{0};
   std::mutex mu;
   std::map<uint64_t, std::weak_ptr<Session>> sessions;  // guarded by mu
+  // Client-side caching: which connections track which keys (made with the options' bound).
+  std::unique_ptr<TrackingTable> tracking;
+  std::atomic<uint64_t> pushes{0};       // invalidation pushes sent (null ones included)
+  std::atomic<uint64_t> pushed_keys{0};  // keys in them
+  std::atomic<bool> sweeping{false};     // a coroutine invalidates expiring tracked keys
 };
+
+// Sends each invalidation to its connection (or the one it redirects to), as a RESP3 push.
+// A redirect to a connection that has gone sends `tracking-redir-broken` to the tracking one
+// instead, as Redis does. Any thread.
+void Deliver(ServerState& server, std::vector<Invalidation> invalidations);
+// The RESP3 push of one invalidation (keys, or null for every key).
+std::string InvalidationPush(const Invalidation& inv);
 
 // One call of a connection command: its arguments, the connection it came on, and its reply.
 struct ConnectionCall {
@@ -124,6 +152,11 @@ struct ConnectionCall {
   // the command again with `login_verdict` set.
   std::optional<std::pair<std::string, std::string>> login;
   std::optional<bool> login_verdict;
+  // Set by CLIENT TRACKING on when it turned tracking on for this connection: the connection
+  // answers (and reads on) once Coordinator::StartTracking() has told the other nodes.
+  bool start_tracking = false;
+  // Set by CLIENT TRACKING off (or RESET) when it turned tracking off.
+  bool stop_tracking = false;
 
   // A writer in the connection's protocol at the time of the call.
   ReplyWriter Reply() const { return ReplyWriter(out, session.protocol()); }

@@ -49,6 +49,8 @@ void ReplyWriter::Map(size_t pairs) {
   }
 }
 
+void ReplyWriter::Push(size_t n) { Header('>', static_cast<int64_t>(n)); }
+
 void ReplyWriter::Set(size_t n) { Header(protocol_ >= 3 ? '~' : '*', static_cast<int64_t>(n)); }
 
 void ReplyWriter::Double(double v) {

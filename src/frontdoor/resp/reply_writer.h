@@ -32,6 +32,8 @@ class ReplyWriter {
   // Text for humans (INFO, CLIENT LIST): RESP3 "=" with format "txt", RESP2 a bulk string.
   void Verbatim(std::string_view text);
   void Ok() { Simple("OK"); }
+  // An out-of-band push of `n` elements (RESP3 only: callers never push to RESP2 connections).
+  void Push(size_t n);
 
  private:
   void Header(char type, int64_t n);

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -21,6 +22,7 @@
 #include "frontdoor/resp/reply_writer.h"
 #include "frontdoor/resp/resp_parser.h"
 #include "frontdoor/resp/running_commands.h"
+#include "frontdoor/resp/tracking.h"
 
 namespace cairn::frontdoor::resp {
 
@@ -96,6 +98,11 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
       self->wake_reader_.cancel();
     });
   }
+  // Any thread: the push joins the replies on the connection's own.
+  void Push(std::string bytes) override {
+    asio::post(stream_.get_executor(),
+               [self = shared_from_this(), bytes = std::move(bytes)]() { self->AddPush(bytes); });
+  }
 
  private:
   struct Slot {
@@ -117,6 +124,22 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
 
   asio::awaitable<void> ReadLoop();
   asio::awaitable<void> WriteLoop();
+  // A push goes after every reply of the commands read so far. A client that does not read its
+  // replies gets no more pushes past the reply bound; once it has read, one null invalidation
+  // stands for those it missed.
+  void AddPush(const std::string& bytes);
+  // Client-side caching: a tracking connection's read remembers its keys before it runs (then a
+  // change that lands while it runs is reported after its reply); OPTIN/OPTOUT with CLIENT
+  // CACHING decide which reads. The keys remembered, or none.
+  std::vector<std::string> RememberKeys(const CommandSpec& spec,
+                                        const std::vector<std::string>& argv, bool caching);
+  // Expiring keys among those a tracked read remembered are invalidated when they expire.
+  void NoteExpiry(const CommandContext& ctx);
+  // CLIENT TRACKING on turned tracking on: the reply (already in `slot`) goes once the
+  // coordinator has told the other nodes; no later command is read meanwhile.
+  void StartTracking(Slot* slot);
+  // Tracking off (CLIENT TRACKING off, RESET, the connection closing): the coordinator is told.
+  void StopTracking();
   // Runs one parsed command: at once when it needs no Coordinator, else as a coroutine of its own.
   // Returns false, consuming nothing, while an earlier command of this connection conflicts with
   // it on a key: the caller waits for a command to finish and tries again.
@@ -131,7 +154,8 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
                   std::pair<std::string, std::string> login);
   // Starts a data command on the Coordinator (or answers it at once when it can).
   void StartDataCommand(const CommandSpec& spec, Access access, std::vector<std::string>& argv,
-                        std::string name, bool plain_set, bool keyspace_wide, Slot* slot);
+                        std::string name, bool plain_set, bool keyspace_wide, Slot* slot,
+                        std::vector<std::string> tracked);
 
   // The slot of the command parsed last, which holds the bytes of its request.
   Slot* NewSlot() {
@@ -186,9 +210,55 @@ class RespFrontDoor::Connection : public Session, public std::enable_shared_from
   PendingSets pending_sets_;
   std::string pending_info_;  // INFO's sections before its keyspace section is counted
   bool reading_done_ = false;
-  bool broken_ = false;         // the socket failed or was closed
-  bool login_pending_ = false;  // a StartLogin runs
+  bool broken_ = false;            // the socket failed or was closed
+  bool login_pending_ = false;     // a StartLogin runs
+  bool tracking_pending_ = false;  // a StartTracking runs
+  bool tracking_started_ = false;  // Coordinator::StartTracking was called (and not stopped)
+  bool pushes_dropped_ = false;    // pushes dropped for the reply bound (AddPush)
 };
+
+// Hands the keys the coordinator reports changed to the tracking table and the pushes to the
+// connections. Called on any thread.
+class RespFrontDoor::Listener final : public coordinator::KeyChangeListener {
+ public:
+  explicit Listener(std::shared_ptr<ServerState> server) : server_(std::move(server)) {}
+  void KeysChanged(std::span<const std::string> keys, uint64_t origin) override {
+    Deliver(*server_, server_->tracking->KeysChanged(keys, origin));
+  }
+  void Flushed() override { Deliver(*server_, server_->tracking->Flushed()); }
+
+ private:
+  const std::shared_ptr<ServerState> server_;
+};
+
+namespace {
+
+// Invalidates tracked keys as they expire, while any is remembered with an expiry; started by
+// the first such key (ServerState::sweeping). Times are the node's wall clock (the clock seam).
+asio::awaitable<void> SweepExpiries(std::shared_ptr<ServerState> server) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  base::PhysicalClock& clock = server->coordinator->wall_clock();
+  while (true) {
+    std::optional<uint64_t> next = server->tracking->NextExpiry();
+    if (!next) {
+      server->sweeping = false;
+      // A key noted between the look and the flag would have found the sweeper still running.
+      if (!server->tracking->NextExpiry() || server->sweeping.exchange(true)) co_return;
+      continue;
+    }
+    const uint64_t now = clock.NowMillis();
+    if (*next > now) {
+      // At most a second at a time: an earlier expiry noted meanwhile is not missed by more.
+      const uint64_t wait_ms = std::min<uint64_t>(*next - now, 1000);
+      timer.expires_after(std::chrono::milliseconds(wait_ms));
+      co_await timer.async_wait(kNoThrow);
+      continue;
+    }
+    Deliver(*server, server->tracking->Expire(now));
+  }
+}
+
+}  // namespace
 
 asio::awaitable<void> RespFrontDoor::Connection::Run() {
   auto self = shared_from_this();
@@ -216,8 +286,13 @@ asio::awaitable<void> RespFrontDoor::Connection::Run() {
   stream_.socket().close(ec);
   broken_ = true;
   wake_writer_.cancel();
+  // Everything the connection tracked is forgotten.
+  if (tracking) shared_->tracking->Disable(id());
+  tracking = false;
   // Commands still in flight (a broken socket) hold `self`; they finish on their own.
   while (inflight_ > 0) co_await wake_reader_.async_wait(kNoThrow);
+  // After them: a StartTracking in flight has counted this connection by now.
+  StopTracking();
 }
 
 asio::awaitable<void> RespFrontDoor::Connection::ReadLoop() {
@@ -330,6 +405,12 @@ asio::awaitable<void> RespFrontDoor::Connection::WriteLoop() {
     reply_bytes_ -= written;
     memory_.Release(written);
     wake_reader_.cancel();
+    if (pushes_dropped_ && !ec && reply_bytes_ < shared_->options.max_reply_bytes / 2) {
+      pushes_dropped_ = false;
+      Invalidation all;
+      all.all = true;
+      AddPush(InvalidationPush(all));
+    }
     if (ec || close) {
       if (close) {
         stop_reading = true;
@@ -351,7 +432,8 @@ bool RespFrontDoor::Connection::KeyspaceIsLinearizable() const {
 }
 
 bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
-  if (login_pending_) return false;  // later commands run as whoever it logs in
+  // Later commands run as whoever it logs in, or once the other nodes know this one tracks.
+  if (login_pending_ || tracking_pending_) return false;
   std::string name = AsciiLower(argv[0]);
   const bool plain_set = IsPlainSet(name, argv) && authenticated;
   if (!plain_set) FlushSets();  // commands run in the order they came
@@ -375,6 +457,9 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
   }
   shared_->commands.Add();
   Update([&](ClientInfo& c) { c.last_command = spec ? name : "NULL"; });
+  // CLIENT CACHING yes/no applies to the next command (CLIENT subcommands leave it be).
+  const bool caching = caching_next;
+  if (name != "client") caching_next = false;
   Slot* slot = NewSlot();
   slot->request_bytes += reserved;
   if (no_memory) {
@@ -387,6 +472,8 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
     Finished(slot);
     return true;
   }
+  std::vector<std::string> tracked;
+  if (tracking) tracked = RememberKeys(*spec, argv, caching);
   bool keyspace_wide = access == Access::kGlobal;
   if (spec->run_at_once != nullptr) {
     ConnectionCall call(*this, *shared_, argv, &slot->bytes);
@@ -397,6 +484,11 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
     }
     parser_.set_authenticated(authenticated);  // AUTH, HELLO ... AUTH and RESET change it
     slot->close_after = call.close_after;
+    if (call.stop_tracking) StopTracking();
+    if (call.start_tracking) {
+      StartTracking(slot);
+      return true;
+    }
     if (!call.hand_on) {
       Finished(slot);
       return true;
@@ -405,8 +497,70 @@ bool RespFrontDoor::Connection::Dispatch(std::vector<std::string>& argv) {
     pending_info_ = std::move(call.info_text);
     keyspace_wide = true;
   }
-  StartDataCommand(*spec, access, argv, std::move(name), plain_set, keyspace_wide, slot);
+  StartDataCommand(*spec, access, argv, std::move(name), plain_set, keyspace_wide, slot,
+                   std::move(tracked));
   return true;
+}
+
+std::vector<std::string> RespFrontDoor::Connection::RememberKeys(
+    const CommandSpec& spec, const std::vector<std::string>& argv, bool caching) {
+  std::vector<std::string> keys;
+  if (tracking_mode.bcast || (spec.flags & kFlagReadonly) == 0) return keys;
+  if ((tracking_mode.optin && !caching) || (tracking_mode.optout && caching)) return keys;
+  ForEachKey(spec, argv, [&](const std::string& k) { keys.push_back(k); });
+  if (keys.empty()) return keys;
+  std::vector<Invalidation> evicted;
+  shared_->tracking->Remember(id(), keys, &evicted);
+  Deliver(*shared_, std::move(evicted));
+  return keys;
+}
+
+void RespFrontDoor::Connection::NoteExpiry(const CommandContext& ctx) {
+  if (ctx.tracked_keys.empty() || ctx.expires_at_ms == 0) return;
+  shared_->tracking->NoteExpiry(ctx.tracked_keys, ctx.expires_at_ms);
+  if (!shared_->sweeping.exchange(true)) {
+    asio::co_spawn(stream_.get_executor(), SweepExpiries(shared_), [](std::exception_ptr e) {
+      if (e) spdlog::error("RESP tracking: the expiry sweeper failed: {}", base::ExceptionText(e));
+    });
+  }
+}
+
+void RespFrontDoor::Connection::AddPush(const std::string& bytes) {
+  if (broken_ || reading_done_ || protocol() < 3) return;
+  if (reply_bytes_ >= shared_->options.max_reply_bytes) {
+    pushes_dropped_ = true;
+    return;
+  }
+  slots_.emplace_back();
+  Slot* slot = &slots_.back();
+  slot->bytes = bytes;
+  Finished(slot);
+}
+
+void RespFrontDoor::Connection::StartTracking(Slot* slot) {
+  tracking_pending_ = true;
+  tracking_started_ = true;
+  ++inflight_;
+  auto self = shared_from_this();
+  auto run = [self]() -> asio::awaitable<void> {
+    co_await self->shared_->coordinator->StartTracking();
+  };
+  auto done = [self, slot](std::exception_ptr e) {
+    if (e)
+      spdlog::error("RESP connection {}: telling the other nodes it tracks failed: {}",
+                    self->address(), base::ExceptionText(e));
+    self->tracking_pending_ = false;
+    --self->inflight_;
+    self->Finished(slot);
+    self->wake_reader_.cancel();
+  };
+  asio::co_spawn(stream_.get_executor(), std::move(run), std::move(done));
+}
+
+void RespFrontDoor::Connection::StopTracking() {
+  if (!tracking_started_) return;
+  tracking_started_ = false;
+  shared_->coordinator->StopTracking();
 }
 
 bool RespFrontDoor::Connection::Refuse(const CommandSpec* spec, const std::string& name,
@@ -470,8 +624,11 @@ void RespFrontDoor::Connection::StartLogin(const CommandSpec& spec, std::vector<
 
 void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access access,
                                                  std::vector<std::string>& argv, std::string name,
-                                                 bool plain_set, bool keyspace_wide, Slot* slot) {
+                                                 bool plain_set, bool keyspace_wide, Slot* slot,
+                                                 std::vector<std::string> tracked) {
   auto ctx = std::make_shared<CommandContext>();
+  ctx->origin = id();
+  ctx->tracked_keys = std::move(tracked);
   ctx->coordinator = shared_->coordinator;
   ctx->cursors = &shared_->cursors;
   ctx->max_value_bytes = shared_->options.max_value_bytes;
@@ -502,6 +659,7 @@ void RespFrontDoor::Connection::StartDataCommand(const CommandSpec& spec, Access
     if (failed) ReplyInternalError(*ctx, slot, failed);
     Finished(slot);
     CountRequest(*ctx, *slot, op, level);
+    NoteExpiry(*ctx);
     return;
   }
   const uint64_t seq = running_.Add(access, spec, &ctx->argv);
@@ -544,6 +702,7 @@ void RespFrontDoor::Connection::Complete(CommandContext& ctx, uint64_t seq, Slot
   --inflight_;
   Finished(slot);
   CountRequest(ctx, *slot, op, level);
+  NoteExpiry(ctx);
 }
 
 void RespFrontDoor::Connection::Finished(Slot* slot) {
@@ -586,9 +745,25 @@ RespFrontDoor::RespFrontDoor(coordinator::Coordinator* coordinator, RespOptions 
     : shared_(std::make_shared<ServerState>()) {
   shared_->coordinator = coordinator;
   shared_->options = std::move(options);
+  shared_->tracking = std::make_unique<TrackingTable>(
+      std::max<size_t>(1, shared_->options.tracking_table_max_keys));
+  listener_ = std::make_unique<Listener>(shared_);
+  coordinator->SetKeyChangeListener(listener_.get());
 }
 
-RespFrontDoor::~RespFrontDoor() = default;
+RespFrontDoor::~RespFrontDoor() { shared_->coordinator->SetKeyChangeListener(nullptr); }
+
+RespFrontDoor::TrackingFigures RespFrontDoor::tracking_figures() const {
+  const TrackingTable::Figures t = shared_->tracking->figures();
+  TrackingFigures f;
+  f.connections = t.clients;
+  f.keys = t.keys;
+  f.prefixes = t.prefixes;
+  f.evicted = t.evicted;
+  f.pushes = shared_->pushes.load(std::memory_order_relaxed);
+  f.pushed_keys = shared_->pushed_keys.load(std::memory_order_relaxed);
+  return f;
+}
 
 asio::awaitable<void> RespFrontDoor::Serve(net::Stream stream) {
   auto conn = std::make_shared<Connection>(shared_, std::move(stream));

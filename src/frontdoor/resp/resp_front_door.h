@@ -50,6 +50,9 @@ struct RespOptions {
   // With authentication on (cairnd --auth): logins and permission checks (docs/security.md);
   // --requirepass is then not used. Null: off. Outlives the front door.
   base::AccessControl* access = nullptr;
+  // Client-side caching: keys remembered for tracking connections at most (Redis's
+  // tracking-table-max-keys); past it the oldest are invalidated and forgotten.
+  size_t tracking_table_max_keys = 1'000'000;
 };
 
 // Thread safety: Serve() runs on the reactor that owns the socket; CloseAll(),
@@ -67,10 +70,24 @@ class RespFrontDoor {
   void CloseAll();
   size_t open_connections() const { return open_.load(); }
 
+  // Client-side caching figures, for /metrics.
+  struct TrackingFigures {
+    size_t connections = 0;    // tracking now
+    size_t keys = 0;           // remembered for them
+    size_t prefixes = 0;       // BCAST prefixes
+    uint64_t pushes = 0;       // invalidation pushes sent
+    uint64_t pushed_keys = 0;  // keys in them
+    uint64_t evicted = 0;      // keys forgotten (and invalidated) for the bound
+  };
+  TrackingFigures tracking_figures() const;
+
   class Connection;
 
  private:
   std::shared_ptr<ServerState> shared_;
+  // Hands the coordinator's changed keys to the tracking table (coordinator::KeyChangeListener).
+  class Listener;
+  std::unique_ptr<Listener> listener_;
   std::atomic<size_t> open_{0};
 };
 
