@@ -28,6 +28,7 @@
 #include "tests/harness/process.h"
 #include "tests/ops/http_get.h"
 #include "tests/support/options.h"
+#include "tests/support/resp_command.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
@@ -54,12 +55,6 @@ constexpr int kGetsPerClient = 16;  // 16 GiB of replies asked for in all
 // door's write buffers, strings that grow by doubling, so up to twice the bytes charged.
 // Measured (2 cores, jemalloc): RESP about 76 MiB over the baseline, native about 142.
 constexpr size_t kConnectionsAllowanceMb = 96;
-
-std::string Command(const std::vector<std::string>& args) {
-  std::string out = fmt::format("*{}\r\n", args.size());
-  for (const auto& a : args) out += fmt::format("${}\r\n{}\r\n", a.size(), a);
-  return out;
-}
 
 // VmRSS of `pid` in bytes, 0 when it cannot be read.
 size_t ResidentBytes(pid_t pid) {

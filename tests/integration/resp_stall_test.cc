@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/harness/process.h"
+#include "tests/support/resp_command.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 
@@ -53,12 +54,6 @@ constexpr bool kTimed = true;
 constexpr size_t kLongKeys = 20;       // of 16 KiB, for the costly pattern
 constexpr size_t kManyKeys = 100'000;  // for MGET; DEL takes a fifth of it
 #endif
-
-std::string Command(const std::vector<std::string>& args) {
-  std::string out = fmt::format("*{}\r\n", args.size());
-  for (const auto& a : args) out += fmt::format("${}\r\n{}\r\n", a.size(), a);
-  return out;
-}
 
 // The length of the complete RESP reply at the start of `b`, or npos while it is incomplete.
 size_t ReplyLength(std::string_view b, size_t at = 0) {

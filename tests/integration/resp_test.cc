@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/harness/process.h"
+#include "tests/support/resp_command.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
@@ -76,17 +77,6 @@ class RawClient {
   bool closed_ = false;
   std::string pending_;  // read but not yet returned
 };
-
-std::string Command(std::initializer_list<std::string> args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-  return out;
-}
-
-bool HaveProgram(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
-
-std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
-std::string Port(const std::string& address) { return address.substr(address.rfind(':') + 1); }
 
 class RespTest : public ::testing::Test {
  protected:

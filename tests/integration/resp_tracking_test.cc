@@ -24,6 +24,7 @@
 #include "tests/harness/process.h"
 #include "tests/ops/http_get.h"
 #include "tests/support/options.h"
+#include "tests/support/resp_command.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait_until.h"
@@ -32,16 +33,6 @@ namespace cairn::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string Command(const std::vector<std::string>& args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-  return out;
-}
-
-bool HaveProgram(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
-std::string Host(const std::string& address) { return address.substr(0, address.rfind(':')); }
-std::string Port(const std::string& address) { return address.substr(address.rfind(':') + 1); }
 
 // One RESP connection that tells replies from pushes. Frames are rendered compactly: simple
 // strings, errors and integers as their line ("+OK", ":1"), bulk strings as their bytes, nulls as

@@ -20,6 +20,7 @@
 #include "tests/harness/process.h"
 #include "tests/support/keyspace.h"
 #include "tests/support/options.h"
+#include "tests/support/resp_command.h"
 #include "tests/support/seed.h"
 #include "tests/support/socket_read.h"
 #include "tests/support/temp_dir.h"
@@ -29,12 +30,6 @@ namespace cairn::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string Command(std::initializer_list<std::string> args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-  return out;
-}
 
 // One RESP command on a new connection; the first reply line (and a bulk string's body).
 std::string Resp(const std::string& address, std::initializer_list<std::string> args) {
