@@ -681,6 +681,28 @@ bool Fenced(const Status& s) {
          s.message().find("planned with topology epoch") != std::string::npos;
 }
 
+// Client `i` increments counters of `keys` at random until `stop`, counting per key what was
+// acknowledged and what may have applied (TIMEOUT, fenced), and keeping the errors no fault
+// explains (say, "value is not an integer").
+void IncrementUntilStopped(const FaultSchedule& schedule, size_t i, Client& c,
+                           const std::atomic<bool>& stop, const std::vector<std::string>& keys,
+                           const WriteOptions& options, std::map<std::string, int64_t>& acked,
+                           std::map<std::string, int64_t>& unknown, std::string& unexpected) {
+  std::mt19937_64 rng(schedule.seed() * 1000 + i);
+  while (!stop) {
+    const std::string& key = keys[rng() % keys.size()];
+    auto r = c.Increment(key, 1, options);
+    if (r.ok()) {
+      ++acked[key];
+    } else if (r.status().code() == Code::kTimeout || Fenced(r.status())) {
+      ++unknown[key];  // may have applied
+    } else if (r.status().code() != Code::kUnavailable) {
+      unexpected += r.status().ToString() + "\n";
+    }
+    if (!r.ok()) BackOff(rng);
+  }
+}
+
 TEST_F(FaultWorkloadTest, SplitCounters) {
   ASSERT_NO_FATAL_FAILURE(StartCluster());
   const FaultSchedule schedule = Schedule(/*max_down=*/2);
@@ -709,20 +731,8 @@ TEST_F(FaultWorkloadTest, SplitCounters) {
     }
   });
   RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
-    std::mt19937_64 rng(schedule.seed() * 1000 + i);
-    while (!stop) {
-      const std::string& key = keys[rng() % keys.size()];
-      auto r = c.Increment(key, 1);
-      if (r.ok()) {
-        ++acked[i][key];
-      } else if (r.status().code() == Code::kTimeout || Fenced(r.status())) {
-        ++unknown[i][key];  // may have applied
-      } else if (r.status().code() != Code::kUnavailable) {
-        // Not applied, for no reason a fault explains (say, "value is not an integer").
-        unexpected[i] += r.status().ToString() + "\n";
-      }
-      if (!r.ok()) BackOff(rng);
-    }
+    IncrementUntilStopped(schedule, i, c, stop, keys, WriteOptions(), acked[i], unknown[i],
+                          unexpected[i]);
   });
   side_stop = true;
   side.join();
@@ -806,19 +816,8 @@ TEST_F(FaultWorkloadTest, AutoSplitCounters) {
   WriteOptions in_keyspace;
   in_keyspace.keyspace = keyspace;
   RunWorkload(schedule, clients, [&](size_t i, Client& c, const std::atomic<bool>& stop) {
-    std::mt19937_64 rng(schedule.seed() * 1000 + i);
-    while (!stop) {
-      const std::string& key = keys[rng() % keys.size()];
-      auto r = c.Increment(key, 1, in_keyspace);
-      if (r.ok()) {
-        ++acked[i][key];
-      } else if (r.status().code() == Code::kTimeout || Fenced(r.status())) {
-        ++unknown[i][key];  // may have applied
-      } else if (r.status().code() != Code::kUnavailable) {
-        unexpected[i] += r.status().ToString() + "\n";
-      }
-      if (!r.ok()) BackOff(rng);
-    }
+    IncrementUntilStopped(schedule, i, c, stop, keys, in_keyspace, acked[i], unknown[i],
+                          unexpected[i]);
   });
   // The clients ran for the schedule's duration.
   const double seconds = std::chrono::duration<double>(schedule.options().duration).count();

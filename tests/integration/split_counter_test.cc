@@ -64,18 +64,21 @@ ClientOptions Every(const LocalCluster& cluster, size_t first = 0) {
   return o;
 }
 
-uint64_t SplitIncrements(LocalCluster& cluster) {
+// The sum of a metric over the nodes of `cluster` (0 where a node does not answer).
+uint64_t MetricSum(LocalCluster& cluster, const std::string& name) {
   uint64_t total = 0;
   for (size_t i = 0; i < cluster.size(); ++i) {
     ClientOptions o;
     o.servers = {cluster.address(i)};
     Client c(o);
     auto m = c.Metrics();
-    if (m.ok() && m->contains("split_counters.increments")) {
-      total += m->at("split_counters.increments");
-    }
+    if (m.ok() && m->contains(name)) total += m->at(name);
   }
   return total;
+}
+
+uint64_t SplitIncrements(LocalCluster& cluster) {
+  return MetricSum(cluster, "split_counters.increments");
 }
 
 TEST(SplitCounterTest, IncrementsSpreadAndEveryDoorReadsTheSum) {
@@ -282,19 +285,6 @@ TEST(SplitCounterTest, ANodeKilledAndRestartedMidRunLosesNoIncrement) {
       static_cast<unsigned long long>(refused.load()), static_cast<unsigned long long>(value));
   EXPECT_GE(value, acked.load());
   EXPECT_LE(value, acked.load() + maybe.load());
-}
-
-// The sum of a metric over the nodes of `cluster` (0 where a node does not answer).
-uint64_t MetricSum(LocalCluster& cluster, const std::string& name) {
-  uint64_t total = 0;
-  for (size_t i = 0; i < cluster.size(); ++i) {
-    ClientOptions o;
-    o.servers = {cluster.address(i)};
-    Client c(o);
-    auto m = c.Metrics();
-    if (m.ok() && m->contains(name)) total += m->at(name);
-  }
-  return total;
 }
 
 // Threads that are joined whatever happens (an ASSERT returning early included).
