@@ -806,6 +806,17 @@ void Server::RegisterMetrics() {
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",
                Type::kCounter, static_cast<double>(engine_->absorbed()));
+    if (out.Family("cairn_storage_write_wait_seconds",
+                   "Time writes waited in the storage writer's queue before their group commit "
+                   "began",
+                   Type::kHistogram)) {
+      out.Histogram({}, engine_->write_wait());
+    }
+    if (out.Family("cairn_storage_group_commit_seconds",
+                   "Time each group commit took: reads, batch, write and fsync",
+                   Type::kHistogram)) {
+      out.Histogram({}, engine_->group_commit_time());
+    }
     out.Single("cairn_storage_index_scans_total",
                "Scans over many partitions answered by walking the key index", Type::kCounter,
                static_cast<double>(engine_->index_scans()));

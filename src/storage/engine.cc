@@ -503,7 +503,8 @@ void Engine::Write(WriteRequest request, WriteCallback done) {
       done(Status::Unavailable("the storage engine is shutting down"), {});
       return;
     }
-    queue_.push_back(Pending{std::move(request), std::move(done), bytes});
+    queue_.push_back(
+        Pending{std::move(request), std::move(done), bytes, std::chrono::steady_clock::now()});
   }
   cv_.notify_one();
 }
@@ -523,7 +524,10 @@ void Engine::WriterLoop() {
         queue_.pop_front();
       }
     }
+    const auto began = std::chrono::steady_clock::now();
+    for (const Pending& p : group) write_wait_.Record(began - p.queued);
     CommitGroup(group);
+    group_commit_time_.Record(std::chrono::steady_clock::now() - began);
     group.clear();
   }
 }

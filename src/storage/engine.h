@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "base/hlc.h"
+#include "base/metrics.h"
 #include "cairn/status.h"
 #include "storage/format.h"
 #include "storage/read_cache.h"
@@ -331,6 +333,12 @@ class Engine {
   std::optional<std::string> Property(std::string_view name) const;
 
   uint64_t group_commits() const;  // number of fsynced groups so far
+  // How long writes waited in the writer thread's queue before their group began, and how long
+  // each group commit took (its reads, batch, write and fsync): where a write's storage time goes.
+  base::metrics::HistogramSnapshot write_wait() const { return write_wait_.Snapshot(); }
+  base::metrics::HistogramSnapshot group_commit_time() const {
+    return group_commit_time_.Snapshot();
+  }
   uint64_t folds() const { return folds_.load(std::memory_order_relaxed); }  // see fold_every
   // Writes not applied because the same group wrote a newer version of their key.
   uint64_t absorbed() const { return absorbed_.load(std::memory_order_relaxed); }
@@ -354,6 +362,7 @@ class Engine {
     WriteRequest request;
     WriteCallback done;
     size_t bytes = 0;
+    std::chrono::steady_clock::time_point queued;
   };
   class GcFilterFactory;
   class Group;
@@ -454,6 +463,8 @@ class Engine {
   uint64_t fold_random_ = 0x9e3779b97f4a7c15;  // xorshift64 state (writer thread only)
   std::atomic<uint64_t> folds_{0};
   std::atomic<uint64_t> absorbed_{0};
+  base::metrics::LatencyHistogram write_wait_;
+  base::metrics::LatencyHistogram group_commit_time_;
   std::atomic<uint64_t> purged_{0};
   mutable std::atomic<uint64_t> index_scans_{0};
   mutable std::atomic<uint64_t> index_stale_skipped_{0};
