@@ -40,6 +40,13 @@ try {
   await page.waitForSelector('#request-table tr[data-frontdoor]');
   // The test reads one key over and over meanwhile: the hot-key panel lists it.
   await page.waitForSelector('#hotkey-table tr[data-key="console-hot"][data-keyspace="default"]', { timeout: 30000 });
+  // Its row: read, never written, incremented or split.
+  const hotCells = await page.locator('#hotkey-table tr[data-key="console-hot"] td').allTextContents();
+  const heads = await page.locator('#hotkey-table th').allTextContents();
+  const cell = (name) => hotCells[heads.indexOf(name)];
+  if (!(Number(cell('Reads/s').replace(/,/g, '')) > 0)) problems.push('hot key reads/s: ' + cell('Reads/s'));
+  if (cell('Incr/s') !== '0.0') problems.push('hot key incr/s: ' + cell('Incr/s'));
+  if (cell('Split') !== '-') problems.push('hot key split: ' + cell('Split'));
   // Rates need two readings of /metrics.
   await page.waitForFunction(() => Number(document.body.dataset.polls) >= 3);
   const cells = await page.locator('#partitions svg.grid rect[data-partition]').count();

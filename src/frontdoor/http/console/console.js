@@ -224,12 +224,16 @@
     } else {
       const rows = hot.keys.map((k) => {
         const key = k.key !== undefined ? k.key : 'base64:' + k.key_base64;
-        return el('tr', { dataset: { key, keyspace: k.keyspace } },
+        // A split counter's sub-counters (docs/hot-keys.md); '-' for any other key.
+        const split = k.split_shards ? String(k.split_shards) : '-';
+        return el('tr', { dataset: { key, keyspace: k.keyspace, split } },
           el('td', {}, k.keyspace),
           el('td', { class: 'key' }, key + (k.truncated ? '…' : '')),
           el('td', { class: 'num' }, rate(k.reads_per_s)),
           el('td', { class: 'num' }, rate(k.writes_per_s)),
+          el('td', { class: 'num' }, rate(k.increments_per_s || 0)),
           el('td', { class: 'num' }, '±' + rate(k.error_per_s)),
+          el('td', { class: 'num' }, split),
           el('td', {}, ...k.nodes.map((n) => el('span', { class: 'hot-node' },
             el('span', { class: 'swatch', colour: palette.get(n.node) || '#999' }),
             `${n.node} (${rate(n.ops_per_s)}/s)`))));
@@ -237,7 +241,8 @@
       section.append(el('table', { id: 'hotkey-table' },
         el('thead', {}, el('tr', {},
           el('th', {}, 'Keyspace'), el('th', {}, 'Key'), el('th', { class: 'num' }, 'Reads/s'),
-          el('th', { class: 'num' }, 'Writes/s'), el('th', { class: 'num' }, 'Overcount'),
+          el('th', { class: 'num' }, 'Writes/s'), el('th', { class: 'num' }, 'Incr/s'),
+          el('th', { class: 'num' }, 'Overcount'), el('th', { class: 'num' }, 'Split'),
           el('th', {}, 'Coordinated by (ops/s)'))),
         el('tbody', {}, ...rows)));
     }
@@ -245,7 +250,8 @@
       ? ` ${hot.nodes_missing.length} of ${hot.nodes_asked} live nodes did not answer: their load is not counted.` : '';
     section.append(el('p', { class: 'note' },
       'Estimates from one operation in eight over the last 10-20 s, summed over the nodes that ' +
-      'coordinated them (cairn hotkeys).' + missing));
+      'coordinated them (cairn hotkeys). Incr/s counts the increments among the writes; Split is ' +
+      'the number of sub-counters a split counter is spread over.' + missing));
   }
 
   function renderPartitions(section) {
