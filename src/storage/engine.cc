@@ -366,6 +366,14 @@ Status Engine::OpenDb() {
   db_options.max_log_file_size = 16 << 20;
   db_options.keep_log_file_num = 4;
   if (options_.env != nullptr) db_options.env = options_.env;
+  // Compactions run at the lowest CPU priority (nice 19): on a busy machine they take the CPU
+  // that is left instead of delaying the reactor and writer threads that requests wait on. A
+  // compaction that falls behind makes RocksDB slow writes down, which frees CPU for it again.
+  if (rocksdb::Status s = db_options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW,
+                                                                     rocksdb::CpuPriority::kLow);
+      !s.ok()) {
+    spdlog::warn("cannot lower the priority of compaction threads: {}", s.ToString());
+  }
   listener_ = std::make_shared<EngineListener>(&corruptions_, &garbage_stale_);
   db_options.listeners.push_back(listener_);
   statistics_ = rocksdb::CreateDBStatistics();
