@@ -488,6 +488,9 @@ void Server::StartServing() {
         asio::detached);
   }
   for (size_t i = 0; i < reactors_.size(); ++i) {
+    asio::co_spawn(reactors_[i]->io, WatchReactorLag(i), asio::detached);
+  }
+  for (size_t i = 0; i < reactors_.size(); ++i) {
     reactors_[i]->thread = std::thread([i, io = &reactors_[i]->io] {
       base::SetReactorIndex(i);
       io->run();
@@ -806,6 +809,12 @@ void Server::RegisterMetrics() {
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",
                Type::kCounter, static_cast<double>(engine_->absorbed()));
+    if (out.Family("cairn_reactor_lag_seconds",
+                   "How late the reactor threads woke for a timer set 50 ms ahead: a blocked or "
+                   "CPU-starved reactor delays every request it serves",
+                   Type::kHistogram)) {
+      out.Histogram({}, reactor_lag_.Snapshot());
+    }
     if (out.Family("cairn_storage_write_wait_seconds",
                    "Time writes waited in the storage writer's queue before their group commit "
                    "began",
@@ -923,6 +932,29 @@ asio::awaitable<void> Server::ServeResp(asio::ip::tcp::socket socket) {
   } release{open_connections_};
   auto stream = co_await Accept(std::move(socket));
   if (stream) co_await resp_->Serve(std::move(*stream));
+}
+
+asio::awaitable<void> Server::WatchReactorLag(size_t index) {
+  constexpr auto kLagTick = std::chrono::milliseconds(50);
+  constexpr auto kWarnLag = std::chrono::milliseconds(250);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto last_warning = std::chrono::steady_clock::time_point::min();
+  while (true) {
+    const auto due = std::chrono::steady_clock::now() + kLagTick;
+    timer.expires_at(due);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;  // stopping
+    const auto now = std::chrono::steady_clock::now();
+    const auto lag = now - due;
+    reactor_lag_.Record(lag);
+    if (lag >= kWarnLag && now - last_warning >= std::chrono::seconds(10)) {
+      last_warning = now;
+      spdlog::warn(
+          "reactor thread {} ran {} ms late: something blocked it, or the machine is short of "
+          "CPU (cairn_reactor_lag_seconds; further warnings held for 10 s)",
+          index, std::chrono::duration_cast<std::chrono::milliseconds>(lag).count());
+    }
+  }
 }
 
 void Server::ReservationTicker() {

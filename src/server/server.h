@@ -186,6 +186,9 @@ class Server {
   asio::awaitable<void> Route(asio::ip::tcp::socket socket);
   asio::awaitable<void> ServeResp(asio::ip::tcp::socket socket);
   void ReservationTicker();
+  // Wakes every kLagTick on reactor `index` and records how late it woke: a reactor thread that
+  // something blocked (or that the machine starved of CPU) delays every request it serves.
+  asio::awaitable<void> WatchReactorLag(size_t index);
 
   const ServerOptions options_;
   std::unique_ptr<net::TlsContexts> tls_;  // null: plain TCP
@@ -238,6 +241,7 @@ class Server {
   std::condition_variable ticker_cv_;
   bool stopping_ = false;  // guarded by ticker_mu_
   std::thread ticker_;
+  base::metrics::LatencyHistogram reactor_lag_;  // see WatchReactorLag
   bool stopped_ = false;
 };
 

@@ -265,6 +265,13 @@ TEST_F(HttpApiTest, ConditionalWritesGoThroughCasAndAnswer412WithTheCurrentETag)
   EXPECT_NE(metrics.body.find("\ncairn_storage_paxos_cache_hits_total "), std::string::npos);
   EXPECT_EQ(metrics.body.find("\ncairn_storage_paxos_cache_hits_total 0\n"), std::string::npos);
   EXPECT_NE(metrics.body.find("\ncairn_storage_paxos_cache_misses_total "), std::string::npos);
+  // The storage writer's histograms saw these writes, the reactors' lag its timer's ticks.
+  for (std::string count :
+       {"cairn_storage_write_wait_seconds_count ", "cairn_storage_group_commit_seconds_count ",
+        "cairn_reactor_lag_seconds_count "}) {
+    EXPECT_NE(metrics.body.find("\n" + count), std::string::npos) << count;
+    EXPECT_EQ(metrics.body.find("\n" + count + "0\n"), std::string::npos) << count;
+  }
   EXPECT_NE(
       metrics.body.find("cairn_requests_total{frontdoor=\"http\",op=\"cas\",level=\"default\","
                         "outcome=\"condition_failed\"} 4\n"),
