@@ -4,6 +4,7 @@
 #include "replica/range_repair.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "base/async.h"
 
@@ -62,10 +63,30 @@ asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
   auto chunk = co_await OnBlocking<internode::StreamResponse>(
       std::move(work), "the range read did not finish in time");
   if (chunk.ok() && range) {
+    const size_t bytes = chunk->ByteSizeLong();
     chunks_served_.fetch_add(1, std::memory_order_relaxed);
-    bytes_served_.fetch_add(chunk->ByteSizeLong(), std::memory_order_relaxed);
+    bytes_served_.fetch_add(bytes, std::memory_order_relaxed);
+    if (const auto delay = ServeDelay(bytes); delay > std::chrono::steady_clock::duration::zero()) {
+      asio::steady_timer hold(co_await asio::this_coro::executor, delay);
+      co_await hold.async_wait(base::kNoThrow);
+    }
   }
   co_return chunk;
+}
+
+std::chrono::steady_clock::duration Replica::ServeDelay(size_t bytes) {
+  const uint64_t rate = serve_rate_.load(std::memory_order_relaxed);
+  if (rate == 0) return std::chrono::steady_clock::duration::zero();
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(serve_mu_);
+  // A chunk leaves when the ones before it have used their share of the rate; it then uses
+  // bytes / rate of it. A node that served nothing for a while starts afresh (no saved burst).
+  const auto leaves = std::max(now, serve_free_);
+  serve_free_ =
+      leaves +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(static_cast<double>(bytes) / static_cast<double>(rate)));
+  return leaves - now;
 }
 
 Result<internode::DigestResponse> Replica::Digest(uint32_t partition, uint32_t keyspace,

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -68,6 +69,12 @@ class Replica {
   // One chunk of a (partition, keyspace) range for another node (the range-transfer primitive,
   // partition_streamer.h), read on the blocking executor.
   asio::awaitable<Result<internode::StreamResponse>> StreamChunk(internode::StreamRequest request);
+  // Limits how fast this node serves range chunks to nodes streaming from it, all streams
+  // together (0: no limit; --stream-mb-per-s, which limits streaming in as well): a node that
+  // leaves serves every range it held at once, to every node that takes one.
+  void SetStreamServeRate(uint64_t bytes_per_second) {
+    serve_rate_.store(bytes_per_second, std::memory_order_relaxed);
+  }
   // The range chunks (not repair's key lists) this node has served since start, and their bytes.
   uint64_t stream_chunks_served() const { return chunks_served_.load(std::memory_order_relaxed); }
   uint64_t stream_bytes_served() const { return bytes_served_.load(std::memory_order_relaxed); }
@@ -111,8 +118,16 @@ class Replica {
         Status::Timeout(too_long, 0));
   }
 
+  // How long to hold a served chunk of `bytes` so that chunks leave at serve_rate_ at most.
+  std::chrono::steady_clock::duration ServeDelay(size_t bytes);
+
   storage::Engine* const engine_;
   const asio::any_io_executor blocking_;
+  std::atomic<uint64_t> serve_rate_{0};  // bytes per second; 0: no limit
+  std::mutex serve_mu_;
+  // When the chunks already served (or held back) will have used up the rate: the next one leaves
+  // then, or now if that is past. Guarded by serve_mu_.
+  std::chrono::steady_clock::time_point serve_free_;
   PaxosAcceptor paxos_;
   std::atomic<uint64_t> chunks_served_{0};
   std::atomic<uint64_t> bytes_served_{0};

@@ -87,8 +87,8 @@ void AddFlags(CLI::App& app, Flags& flags) {
                "or cairn node replace, naming this node's address) instead of asking at once")
       ->needs(join);
   app.add_option("--stream-mb-per-s", flags.stream_mb_per_s,
-                 "Data this node streams in during node joins and removals, in MiB/s at most "
-                 "(0: no limit)")
+                 "Data this node streams in during node joins and removals, in MiB/s at most, "
+                 "and serves to the nodes streaming from it, all of them together (0: no limit)")
       ->capture_default_str();
   // Durations in seconds, or with a unit: 90s, 10m, 2h.
   const auto with_unit =

@@ -279,6 +279,7 @@ Status Server::OpenStorage() {
 Status Server::OpenCluster() {
   blocking_ = std::make_unique<asio::thread_pool>(2);
   replica_ = std::make_unique<replica::Replica>(engine_.get(), blocking_->get_executor());
+  replica_->SetStreamServeRate(options_.stream_bytes_per_second);
   std::vector<cluster::InternodeClient*> clients;
   for (auto& r : reactors_) {
     std::function<std::shared_ptr<net::ssl::context>()> tls;

@@ -64,7 +64,8 @@ struct ServerOptions {
   uint32_t replace = 0;
   // With `join`: wait on standby until told to join (cairn node join / replace).
   bool standby = false;
-  // Bytes per second this node streams in during topology changes, at most (0: no limit).
+  // Bytes per second this node streams in during topology changes, at most, and serves to the
+  // nodes streaming from it, all together (0: no limit).
   uint64_t stream_bytes_per_second = uint64_t{64} << 20;
   // A member DOWN this long is removed and its data re-replicated (0: never).
   std::chrono::seconds dead_after{0};
