@@ -1,5 +1,7 @@
 #include "replica/replica.h"
 
+#include <algorithm>
+
 #include "replica/partition_streamer.h"
 #include "replica/range_repair.h"
 
@@ -74,6 +76,14 @@ asio::awaitable<Result<internode::StreamResponse>> Replica::StreamChunk(
   co_return chunk;
 }
 
+namespace {
+
+// The longest a served chunk is held back for the stream rate (see Replica::ServeDelay); well
+// under the 10 s a node streaming in waits for a chunk.
+constexpr std::chrono::steady_clock::duration kMaxServeHold = std::chrono::seconds(2);
+
+}  // namespace
+
 std::chrono::steady_clock::duration Replica::ServeDelay(size_t bytes) {
   const uint64_t rate = serve_rate_.load(std::memory_order_relaxed);
   if (rate == 0) return std::chrono::steady_clock::duration::zero();
@@ -81,7 +91,9 @@ std::chrono::steady_clock::duration Replica::ServeDelay(size_t bytes) {
   std::lock_guard lock(serve_mu_);
   // A chunk leaves when the ones before it have used their share of the rate; it then uses
   // bytes / rate of it. A node that served nothing for a while starts afresh (no saved burst).
-  const auto leaves = std::max(now, serve_free_);
+  // No chunk is held longer than kMaxServeHold: with many nodes streaming from this one at a low
+  // rate, the rate is then exceeded rather than the receivers' requests timing out.
+  const auto leaves = std::clamp(serve_free_, now, now + kMaxServeHold);
   serve_free_ =
       leaves +
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(

@@ -71,7 +71,8 @@ class Replica {
   asio::awaitable<Result<internode::StreamResponse>> StreamChunk(internode::StreamRequest request);
   // Limits how fast this node serves range chunks to nodes streaming from it, all streams
   // together (0: no limit; --stream-mb-per-s, which limits streaming in as well): a node that
-  // leaves serves every range it held at once, to every node that takes one.
+  // leaves serves every range it held at once, to every node that takes one. A chunk is held
+  // back 2 s at most, so that many receivers at a low rate do not time out waiting.
   void SetStreamServeRate(uint64_t bytes_per_second) {
     serve_rate_.store(bytes_per_second, std::memory_order_relaxed);
   }

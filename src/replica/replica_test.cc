@@ -98,5 +98,22 @@ TEST_F(ReplicaTest, ServesRangeChunksNoFasterThanItsStreamRate) {
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - again).count(), least * 10);
 }
 
+// A chunk is held back 2 s at most, however far the rate is exceeded: many nodes streaming from
+// one at a low rate must not time out (they wait 10 s for a chunk).
+TEST_F(ReplicaTest, HoldsAServedChunkTwoSecondsAtMost) {
+  Fill(2, 3);                             // 30 KiB: one chunk
+  replica_->SetStreamServeRate(1 << 10);  // 30 s of budget per chunk
+  asio::io_context io;
+  const auto start = Clock::now();
+  auto first = asio::co_spawn(io, StreamAll(2), asio::use_future);  // leaves at once
+  auto second = asio::co_spawn(io, StreamAll(2), asio::use_future);
+  io.run();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_GT(first.get(), size_t{30} << 10);
+  EXPECT_GT(second.get(), size_t{30} << 10);
+  EXPECT_GE(seconds, 1.9);
+  EXPECT_LT(seconds, 8.0);  // not the 30 s the rate would ask for
+}
+
 }  // namespace
 }  // namespace cairn::replica
