@@ -257,6 +257,9 @@ TEST_F(ClusterTest, QuorumWritesSurviveKill9AndRestartTwice) {
     std::vector<std::string> keys;
     size_t lost = 0;
     auto check = [&] {
+      // Nothing left when the acknowledged writes are a multiple of 500 (a batch of no keys is
+      // refused as a request naming no operation).
+      if (keys.empty()) return;
       // A read that fails (a slow node at ALL) is asked again: only an answer can show a loss.
       Result<std::vector<Result<std::optional<Record>>>> got = Status::Unavailable("not read");
       ASSERT_OK(WaitUntil(
