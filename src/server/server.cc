@@ -939,7 +939,7 @@ asio::awaitable<void> Server::WatchReactorLag(size_t index) {
   constexpr auto kLagTick = std::chrono::milliseconds(50);
   constexpr auto kWarnLag = std::chrono::milliseconds(250);
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  auto last_warning = std::chrono::steady_clock::time_point::min();
+  std::optional<std::chrono::steady_clock::time_point> last_warning;
   while (true) {
     const auto due = std::chrono::steady_clock::now() + kLagTick;
     timer.expires_at(due);
@@ -948,7 +948,7 @@ asio::awaitable<void> Server::WatchReactorLag(size_t index) {
     const auto now = std::chrono::steady_clock::now();
     const auto lag = now - due;
     reactor_lag_.Record(lag);
-    if (lag >= kWarnLag && now - last_warning >= std::chrono::seconds(10)) {
+    if (lag >= kWarnLag && (!last_warning || now - *last_warning >= std::chrono::seconds(10))) {
       last_warning = now;
       spdlog::warn(
           "reactor thread {} ran {} ms late: something blocked it, or the machine is short of "
