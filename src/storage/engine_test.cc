@@ -1148,6 +1148,7 @@ struct WriteMix {
   std::mt19937_64 rng;
   FakeClock& clock;
   uint64_t next_hlc = 1000;
+  std::set<std::pair<uint64_t, uint32_t>> given;  // the versions AnyVersion() gave
 
   uint64_t Below(uint64_t n) { return rng() % n; }
   DataKey Key() {
@@ -1155,9 +1156,14 @@ struct WriteMix {
                    fmt::format("k{}", Below(25))};
   }
   Version AnyVersion() {
-    // Half newer than everything so far, half anything older (a late hint, a repair).
-    const uint64_t hlc = Below(2) == 0 ? ++next_hlc : 1 + Below(next_hlc);
-    return Version{hlc, static_cast<uint32_t>(1 + Below(3))};
+    // Half newer than everything so far, half anything older (a late hint, a repair). Never one
+    // given before: a version names one write (HLC and node), and two different writes of one
+    // key with the same version would make the outcome depend on their order.
+    while (true) {
+      const uint64_t hlc = Below(2) == 0 ? ++next_hlc : 1 + Below(next_hlc);
+      const Version v{hlc, static_cast<uint32_t>(1 + Below(3))};
+      if (given.insert({v.hlc, v.node}).second) return v;
+    }
   }
   StoredValue Value() {
     StoredValue v{.version = AnyVersion()};
