@@ -183,6 +183,10 @@ void Exposition::Single(std::string_view name, std::string_view help, Type type,
   if (Family(name, help, type)) Sample({}, value);
 }
 
+void Exposition::Single(std::string_view name, std::string_view help, const HistogramSnapshot& h) {
+  if (Family(name, help, Type::kHistogram)) Histogram({}, h);
+}
+
 void Registry::Add(Collector collector) {
   std::lock_guard lock(mu_);
   collectors_.push_back(std::move(collector));

@@ -115,6 +115,8 @@ class Exposition {
   void Histogram(const Labels& labels, const HistogramSnapshot& h);
   // A family of one sample without labels.
   void Single(std::string_view name, std::string_view help, Type type, double value);
+  // A histogram family of one series without labels.
+  void Single(std::string_view name, std::string_view help, const HistogramSnapshot& h);
 
   const std::string& text() const { return out_; }
   std::string Take() { return std::move(out_); }

@@ -89,6 +89,18 @@ TEST(LatencyHistogram, BucketsAreCumulativeAndEndWithInf) {
             "lat_seconds_bucket{op=\"get\",le=\"+Inf\"} 4\n"
             "lat_seconds_sum{op=\"get\"} 3.0515\n"
             "lat_seconds_count{op=\"get\"} 4\n");
+
+  // A family of one series without labels, in one call.
+  Exposition single;
+  single.Single("wait_seconds", "w", s);
+  EXPECT_EQ(single.text(),
+            "# HELP wait_seconds w\n# TYPE wait_seconds histogram\n"
+            "wait_seconds_bucket{le=\"0.001\"} 2\n"
+            "wait_seconds_bucket{le=\"0.01\"} 2\n"
+            "wait_seconds_bucket{le=\"0.1\"} 3\n"
+            "wait_seconds_bucket{le=\"+Inf\"} 4\n"
+            "wait_seconds_sum 3.0515\n"
+            "wait_seconds_count 4\n");
 }
 
 TEST(RequestMetrics, CountsByEveryLabelAndRendersOnlyWhatHappened) {

@@ -810,23 +810,16 @@ void Server::RegisterMetrics() {
                "Writes not applied because their group commit wrote a newer version of the key "
                "(hot keys)",
                Type::kCounter, static_cast<double>(engine_->absorbed()));
-    if (out.Family("cairn_reactor_lag_seconds",
-                   "How late the reactor threads woke for a timer set 50 ms ahead: a blocked or "
-                   "CPU-starved reactor delays every request it serves",
-                   Type::kHistogram)) {
-      out.Histogram({}, reactor_lag_.Snapshot());
-    }
-    if (out.Family("cairn_storage_write_wait_seconds",
-                   "Time writes waited in the storage writer's queue before their group commit "
-                   "began",
-                   Type::kHistogram)) {
-      out.Histogram({}, engine_->write_wait());
-    }
-    if (out.Family("cairn_storage_group_commit_seconds",
-                   "Time each group commit took: reads, batch, write and fsync",
-                   Type::kHistogram)) {
-      out.Histogram({}, engine_->group_commit_time());
-    }
+    out.Single("cairn_reactor_lag_seconds",
+               "How late the reactor threads woke for a timer set 50 ms ahead: a blocked or "
+               "CPU-starved reactor delays every request it serves",
+               reactor_lag_.Snapshot());
+    out.Single("cairn_storage_write_wait_seconds",
+               "Time writes waited in the storage writer's queue before their group commit began",
+               engine_->write_wait());
+    out.Single("cairn_storage_group_commit_seconds",
+               "Time each group commit took: reads, batch, write and fsync",
+               engine_->group_commit_time());
     out.Single("cairn_storage_index_scans_total",
                "Scans over many partitions answered by walking the key index", Type::kCounter,
                static_cast<double>(engine_->index_scans()));
