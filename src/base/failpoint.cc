@@ -48,6 +48,8 @@ const std::map<std::string, std::chrono::milliseconds, std::less<>>& Table() {
 
 }  // namespace
 
+bool Any() { return !Table().empty(); }
+
 std::chrono::milliseconds Delay(std::string_view name) {
   const auto& table = Table();
   if (table.empty()) return std::chrono::milliseconds(0);

@@ -18,6 +18,10 @@ namespace cairn::base::failpoint {
 // The delay configured for `name`; zero when none is.
 std::chrono::milliseconds Delay(std::string_view name);
 
+// Whether any fail point is configured. Hot paths test it before co_await Pause(), which
+// otherwise allocates a coroutine frame per call for nothing.
+bool Any();
+
 // Waits for the delay configured for `name`, if any.
 boost::asio::awaitable<void> Pause(std::string_view name);
 

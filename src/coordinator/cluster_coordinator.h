@@ -206,8 +206,7 @@ class ClusterCoordinator final : public Coordinator {
   void ApplyLocally(std::shared_ptr<WriteRound> round, std::vector<size_t> items,
                     std::vector<storage::WriteOp> ops);
   asio::awaitable<void> SendToNode(std::shared_ptr<WriteRound> round, uint32_t node,
-                                   std::vector<size_t> items, std::vector<storage::WriteOp> ops,
-                                   base::Deadline deadline);
+                                   std::vector<size_t> items, base::Deadline deadline);
   asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                      storage::DataKey key, base::Deadline deadline);
   std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;

@@ -186,7 +186,7 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
     local_failed = true;
   }
 
-  co_await base::failpoint::Pause("coordinator.read.before_send");
+  if (base::failpoint::Any()) co_await base::failpoint::Pause("coordinator.read.before_send");
   auto executor = co_await asio::this_coro::executor;
   auto round = std::make_shared<ReadRound>(executor, set, *req);
   for (uint32_t node : ask) {

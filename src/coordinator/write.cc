@@ -40,19 +40,18 @@ asio::awaitable<std::vector<cairn::Status>> ClusterCoordinator::Replicate(
       by_node[node].push_back(i);
     }
   }
-  co_await base::failpoint::Pause("coordinator.write.before_send");
+  if (base::failpoint::Any()) co_await base::failpoint::Pause("coordinator.write.before_send");
   for (auto& [node, items] : by_node) {
-    std::vector<WriteOp> ops;
-    ops.reserve(items.size());
-    for (size_t i : items) ops.push_back(round->targets()[i].op);
     round->StartNode();
     if (node == identity_.node_id) {
+      std::vector<WriteOp> ops;
+      ops.reserve(items.size());
+      for (size_t i : items) ops.push_back(round->targets()[i].op);
       ApplyLocally(round, std::move(items), std::move(ops));
       continue;
     }
     // SendToNode turns every failure into a hint or a missing ack: nothing escapes it.
-    asio::co_spawn(executor, SendToNode(round, node, std::move(items), std::move(ops), deadline),
-                   asio::detached);
+    asio::co_spawn(executor, SendToNode(round, node, std::move(items), deadline), asio::detached);
   }
   co_await round->Wait(deadline);
   std::vector<cairn::Status> out;
@@ -123,22 +122,24 @@ void ClusterCoordinator::ApplyLocally(std::shared_ptr<WriteRound> round, std::ve
 
 asio::awaitable<void> ClusterCoordinator::SendToNode(std::shared_ptr<WriteRound> round,
                                                      uint32_t node, std::vector<size_t> items,
-                                                     std::vector<WriteOp> ops,
                                                      base::Deadline deadline) {
   struct Done {
     WriteRound& r;
     ~Done() { r.NodeDone(); }
   } done{*round};
-  replica_counters_.writes.Add(ops.size());
+  replica_counters_.writes.Add(items.size());
   auto topology = view_->topology();
   cluster::InternodeClient* client = Client();
-  std::vector<internode::Mutation> mutations(ops.size());
-  for (size_t k = 0; k < ops.size(); ++k) {
-    replica::ToMutation(ops[k].key, ops[k].value, &mutations[k]);
+  // The ops go from the round straight into the request (one copy of each value), and come out
+  // of it again as hints if the node misses them.
+  internode::Request request;
+  auto* mutations = request.mutable_mutate()->mutable_mutations();
+  mutations->Reserve(static_cast<int>(items.size()));
+  for (size_t i : items) {
+    const WriteOp& op = round->targets()[i].op;
+    replica::ToMutation(op.key, op.value, mutations->Add());
   }
   if (client != nullptr && topology && view_->IsUp(node)) {
-    internode::Request request;
-    for (const auto& m : mutations) *request.mutable_mutate()->add_mutations() = m;
     // Every op of a round is planned with one topology.
     request.set_topology_epoch(round->targets()[items.front()].set.epoch);
     auto response = co_await client->Call(AddressOf(*topology, node), request, deadline);
@@ -157,8 +158,11 @@ asio::awaitable<void> ClusterCoordinator::SendToNode(std::shared_ptr<WriteRound>
   // Down, unreachable or too slow: keep a hint and replay it when the node is back.
   replica_counters_.write_failures.Add(items.size());
   if (hints_ != nullptr) {
-    const size_t hinted = mutations.size();
-    Status stored = co_await hints_->Add(node, std::move(mutations));
+    std::vector<internode::Mutation> hints;
+    hints.reserve(static_cast<size_t>(mutations->size()));
+    for (internode::Mutation& m : *mutations) hints.push_back(std::move(m));
+    const size_t hinted = hints.size();
+    Status stored = co_await hints_->Add(node, std::move(hints));
     if (stored.ok()) {
       replica_counters_.hints_stored.Add(hinted);
       for (size_t i : items) round->Hinted(i);
