@@ -59,9 +59,9 @@ asio::awaitable<void> HintReplayer::Deliver(const cluster::Topology& topology, u
   // maps during a change's write-both stages). None for an unknown or dropped keyspace.
   auto holders = [&](uint32_t partition, uint32_t keyspace) {
     auto ks = keyspaces.find(keyspace);
-    return ks == keyspaces.end()
-               ? std::vector<uint32_t>()
-               : ClusterCoordinator::ReplicaSet::ForWrite(topology, ks->second, partition).nodes;
+    if (ks == keyspaces.end()) return std::vector<uint32_t>();
+    const auto set = ClusterCoordinator::ReplicaSet::ForWrite(topology, ks->second, partition);
+    return std::vector<uint32_t>(set.nodes.begin(), set.nodes.end());
   };
   while (!stopping_) {
     auto batch = hints_->Next(target, kBatch);

@@ -47,7 +47,7 @@ class ClusterCoordinator::ReadRound {
   bool refused() const { return refused_; }
   void Start() { ++outstanding_; }
   size_t outstanding() const { return outstanding_; }
-  bool met() const { return req_.Met(set_, answered_); }
+  bool met() const { return req_.Met(set_, {answered_.data(), answered_.size()}); }
 
   asio::awaitable<void> Wait(base::Deadline deadline) {
     if (met() || outstanding_ == 0) co_return;
@@ -55,9 +55,9 @@ class ClusterCoordinator::ReadRound {
     co_await wake_.async_wait(kNoThrow);
   }
 
-  const std::vector<std::pair<uint32_t, std::optional<StoredValue>>>& answers() const {
-    return answers_;
-  }
+  using Answers =
+      boost::container::small_vector<std::pair<uint32_t, std::optional<StoredValue>>, 3>;
+  const Answers& answers() const { return answers_; }
   const Requirement& requirement() const { return req_; }
   const ReplicaSet& set() const { return set_; }
 
@@ -69,19 +69,20 @@ class ClusterCoordinator::ReadRound {
 
   const ReplicaSet set_;  // a copy: replica tasks may outlive the read that started them
   const Requirement req_;
-  std::vector<std::pair<uint32_t, std::optional<StoredValue>>> answers_;
-  std::vector<uint32_t> answered_;  // nodes that answered
+  Answers answers_;
+  NodeList answered_;  // nodes that answered
   size_t outstanding_ = 0;
   bool refused_ = false;
   asio::steady_timer wake_;
 };
 
-std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ClusterCoordinator::ChooseReplicas(
-    const ReplicaSet& set, const Requirement& req, std::span<const uint32_t> prefer) const {
+std::pair<ClusterCoordinator::NodeList, ClusterCoordinator::NodeList>
+ClusterCoordinator::ChooseReplicas(const ReplicaSet& set, const Requirement& req,
+                                   std::span<const uint32_t> prefer) const {
   // This node first when it is a replica, then the preferred ones, then its data centre, then
   // the others; of those that are UP, enough of each data centre the level names, then enough in
   // all. The rest are spares.
-  std::vector<uint32_t> order;
+  NodeList order;
   const int self = set.IndexOf(identity_.node_id);
   if (self >= 0) order.push_back(identity_.node_id);
   auto listed = [&order](uint32_t node) {
@@ -100,8 +101,10 @@ std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ClusterCoordinator::Choo
       order.push_back(set.nodes[i]);
     }
   }
-  std::vector<uint32_t> chosen, spare;
-  std::vector<uint32_t> picked_dc(set.dcs.size(), 0);
+  std::pair<NodeList, NodeList> out;  // returned by name: moving small_vectors into a pair
+  NodeList& chosen = out.first;       // trips g++ 12's -Wstringop-overread
+  NodeList& spare = out.second;
+  boost::container::small_vector<uint32_t, 8> picked_dc(set.dcs.size(), 0);
   for (uint32_t node : order) {
     if (!view_->IsUp(node)) continue;
     const uint16_t dc = set.DcOf(node);
@@ -116,7 +119,7 @@ std::pair<std::vector<uint32_t>, std::vector<uint32_t>> ClusterCoordinator::Choo
     chosen.push_back(spare.front());
     spare.erase(spare.begin());
   }
-  return {std::move(chosen), std::move(spare)};
+  return out;
 }
 
 asio::awaitable<void> ClusterCoordinator::ReadFromNode(std::shared_ptr<ReadRound> round,
@@ -173,8 +176,8 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
   if (!plan.ok()) co_return plan.status();
   const ReplicaSet& set = plan->set;
   const Requirement* req = &plan->req;
-  std::vector<uint32_t>& ask = plan->ask;
-  std::vector<uint32_t>& spare = plan->spare;
+  NodeList& ask = plan->ask;
+  NodeList& spare = plan->spare;
 
   // This node alone answers: no reconciliation needed. If its read fails (a corrupt block, say),
   // the spares answer instead.

@@ -104,7 +104,7 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
   report.partition = partition;
   report.keyspace = (*ks)->name;
   const ReplicaSet set = ReplicaSet::Of(t, **ks, partition);
-  report.replicas = set.nodes;
+  report.replicas.assign(set.nodes.begin(), set.nodes.end());
   if (only_node != 0 && set.IndexOf(only_node) < 0) {
     report.skipped = fmt::format("node {} holds no replica of it", only_node);
     co_return report;

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <algorithm>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include "cluster/topology.h"
 #include "coordinator/cluster_coordinator.h"
@@ -24,11 +26,11 @@ namespace cairn::coordinator {
 // requirement must be met in each (ARCHITECTURE.md section 6: {A,B,C} -> {A,B,D} at QUORUM is
 // met by A and B).
 struct ClusterCoordinator::ReplicaSet {
-  std::vector<uint32_t> nodes;   // DCs in name order, each DC's nodes in preference order
-  std::vector<uint16_t> dc_of;   // per node: index into dcs
-  std::vector<uint8_t> groups;   // per node: bit g set when it is in group g
-  std::vector<std::string> dcs;  // data centres that hold replicas
-  int local_dc = -1;             // index of this node's DC in dcs, or -1
+  NodeList nodes;  // DCs in name order, each DC's nodes in preference order
+  boost::container::small_vector<uint16_t, 8> dc_of;   // per node: index into dcs
+  boost::container::small_vector<uint8_t, 8> groups;   // per node: bit g set when in group g
+  boost::container::small_vector<std::string, 2> dcs;  // data centres that hold replicas
+  int local_dc = -1;                                   // index of this node's DC in dcs, or -1
   uint8_t group_count = 1;
   // The topology epoch the set was planned with: every request sent to its replicas carries it,
   // and a replica whose fence is newer refuses the request (InternodeService::CheckFence).
@@ -120,25 +122,28 @@ struct ClusterCoordinator::ReplicaSet {
 struct ClusterCoordinator::Requirement {
   struct Need {
     uint32_t total = 0;
-    std::vector<uint32_t> per_dc;
+    boost::container::small_vector<uint32_t, 4> per_dc;
   };
-  std::vector<Need> groups;  // one per group of the set
-  bool hints_count = false;  // ANY: a stored hint counts
+  boost::container::small_vector<Need, 2> groups;  // one per group of the set
+  bool hints_count = false;                        // ANY: a stored hint counts
 
   // Whether the nodes in `acked` (hints: how many hints were stored) meet every group's need.
-  bool Met(const ReplicaSet& set, const std::vector<uint32_t>& acked, uint32_t hints = 0) const {
+  bool Met(const ReplicaSet& set, std::span<const uint32_t> acked, uint32_t hints = 0) const {
     if (hints_count) return acked.size() + hints >= 1;
     for (size_t g = 0; g < groups.size(); ++g) {
+      const Need& need = groups[g];
+      if (acked.size() < need.total) return false;
       uint32_t total = 0;
-      std::vector<uint32_t> per_dc(set.dcs.size(), 0);
+      boost::container::small_vector<uint32_t, 8> per_dc(set.dcs.size(), 0);
       for (uint32_t node : acked) {
-        if (!(set.GroupsOf(node) >> g & 1)) continue;
+        const int i = set.IndexOf(node);
+        if (i < 0 || !(set.groups[static_cast<size_t>(i)] >> g & 1)) continue;
         ++total;
-        ++per_dc[set.DcOf(node)];
+        ++per_dc[set.dc_of[static_cast<size_t>(i)]];
       }
-      if (total < groups[g].total) return false;
-      for (size_t d = 0; d < groups[g].per_dc.size(); ++d) {
-        if (per_dc[d] < groups[g].per_dc[d]) return false;
+      if (total < need.total) return false;
+      for (size_t d = 0; d < need.per_dc.size(); ++d) {
+        if (per_dc[d] < need.per_dc[d]) return false;
       }
     }
     return true;
@@ -271,19 +276,19 @@ struct ClusterCoordinator::Quorum {
 struct ClusterCoordinator::ReadPlan {
   ReplicaSet set;
   Requirement req;
-  std::vector<uint32_t> ask;    // asked at once
-  std::vector<uint32_t> spare;  // asked when one of `ask` fails or is slow
+  NodeList ask;    // asked at once
+  NodeList spare;  // asked when one of `ask` fails or is slow
 };
 
 inline cairn::Status CheckLive(const ClusterCoordinator::ReplicaSet& set,
                                const ClusterCoordinator::Requirement& req,
                                const cluster::ClusterView& view, Consistency level) {
   if (req.hints_count) return Status::Ok();  // ANY: a hint will do
-  std::vector<uint32_t> live;
+  ClusterCoordinator::NodeList live;
   for (uint32_t node : set.nodes) {
     if (view.IsUp(node)) live.push_back(node);
   }
-  if (req.Met(set, live)) return Status::Ok();
+  if (req.Met(set, {live.data(), live.size()})) return Status::Ok();
   return Status::Unavailable(fmt::format(
       "{} needs {} of {} replicas{}, and {} {} up; nothing was written", ConsistencyName(level),
       req.Needed(), set.nodes.size(),
