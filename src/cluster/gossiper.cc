@@ -50,6 +50,7 @@ Gossiper::Gossiper(ClusterConfig config, NodeIdentity identity, GossipOptions op
   self.set_generation(generation_);
   self.set_membership_fingerprint(fingerprint_);
   up_.insert(identity_.node_id);
+  LivenessChangedLocked();
   for (const auto& peer : config_.peers) AddDetectorLocked(peer);
   for (const auto& seed : config_.join) AddDetectorLocked(seed);
 }
@@ -237,6 +238,7 @@ Result<bool> Gossiper::Adopt(const TopologyState& state) {
       unheard[id] = known == unheard_joiners_.end() ? now : known->second;
     }
     unheard_joiners_ = std::move(unheard);
+    LivenessChangedLocked();
   }
   spdlog::info("topology epoch {}: {}", state.epoch(), Describe(state));
   if (formed_now && on_formed_) on_formed_(published);
@@ -308,10 +310,29 @@ std::shared_ptr<const Topology> Gossiper::topology() const {
 }
 
 bool Gossiper::IsUp(uint32_t node_id) const {
-  std::lock_guard lock(mu_);
-  if (up_.contains(node_id)) return true;
-  auto it = unheard_joiners_.find(node_id);
-  return it != unheard_joiners_.end() && Clock::now() - it->second < kJoinGrace;
+  // Every request asks this of each replica, on every reactor: a per-thread copy, refreshed
+  // under the lock only when the liveness changed (or another gossiper of the process, as in
+  // tests, asked last on this thread), spares the lock and the hash lookups.
+  struct Copy {
+    const Gossiper* owner = nullptr;
+    uint64_t version = 0;
+    std::vector<uint32_t> up;  // sorted
+    std::vector<std::pair<uint32_t, Clock::time_point>> joiners;
+  };
+  thread_local Copy copy;
+  if (copy.owner != this || copy.version != liveness_version_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mu_);
+    copy.owner = this;
+    copy.version = liveness_version_.load(std::memory_order_relaxed);
+    copy.up.assign(up_.begin(), up_.end());
+    std::sort(copy.up.begin(), copy.up.end());
+    copy.joiners.assign(unheard_joiners_.begin(), unheard_joiners_.end());
+  }
+  if (std::binary_search(copy.up.begin(), copy.up.end(), node_id)) return true;
+  for (const auto& [id, since] : copy.joiners) {
+    if (id == node_id) return Clock::now() - since < kJoinGrace;
+  }
+  return false;
 }
 
 std::optional<internode::NodeState> Gossiper::StateOf(uint32_t node_id) const {
@@ -438,12 +459,20 @@ void Gossiper::EvaluateLocked(Clock::time_point now) {
     }
   }
   // Heard from once: from now on the failure detector judges it.
+  bool changed = up != up_;
   for (uint32_t id : up) {
-    unheard_joiners_.erase(id);
+    changed |= unheard_joiners_.erase(id) > 0;
     heard_.insert(id);
   }
   up_ = std::move(up);
+  if (changed) LivenessChangedLocked();
   up_addresses_ = std::move(up_addresses);
+}
+
+void Gossiper::LivenessChangedLocked() {
+  static std::atomic<uint64_t> versions{0};
+  liveness_version_.store(versions.fetch_add(1, std::memory_order_relaxed) + 1,
+                          std::memory_order_release);
 }
 
 std::optional<std::vector<Member>> Gossiper::FormableLocked() const {

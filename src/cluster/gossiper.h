@@ -178,6 +178,8 @@ class Gossiper final : public ClusterView, public TopologyStore {
 
   std::atomic<uint64_t> epoch_{0};
   std::atomic<uint64_t> fence_{0};
+  void LivenessChangedLocked();
+
   std::mutex adopt_mu_;  // serialises adoptions (they write to disk)
 
   mutable std::mutex mu_;
@@ -185,6 +187,9 @@ class Gossiper final : public ClusterView, public TopologyStore {
   std::map<std::string, internode::NodeState> states_;   // guarded by mu_; by address
   std::map<std::string, PhiAccrualDetector> detectors_;  // guarded by mu_; peers only
   std::unordered_set<uint32_t> up_;                      // guarded by mu_
+  // Changes (from a process-wide counter, so never reused) whenever up_ or unheard_joiners_ do,
+  // under mu_: IsUp() reads a per-thread copy of both and takes mu_ only when this moved.
+  std::atomic<uint64_t> liveness_version_{0};
   // JOINING members not heard from yet, and when this node learnt they joined (see IsUp).
   std::unordered_map<uint32_t, Clock::time_point> unheard_joiners_;  // guarded by mu_
   std::unordered_set<uint32_t> heard_;            // every node ever UP here; guarded by mu_
