@@ -37,8 +37,12 @@ InternodeClient::InternodeClient(asio::any_io_executor executor, uint32_t self_n
 
 asio::awaitable<Result<internode::Response>> InternodeClient::Call(
     const std::string& address, const internode::Request& request, base::Deadline deadline) {
-  auto conn = co_await pool_.Acquire(address, deadline);
-  if (!conn.ok()) co_return conn.status();
+  std::shared_ptr<net::MuxConnection> conn = pool_.Ready(address);
+  if (!conn) {
+    auto acquired = co_await pool_.Acquire(address, deadline);
+    if (!acquired.ok()) co_return acquired.status();
+    conn = std::move(*acquired);
+  }
   // The envelope's fields are encoded after the request's: a field met twice in the protobuf
   // wire format takes its last value, so these win over any the caller set.
   internode::Request stamp;
@@ -55,7 +59,7 @@ asio::awaitable<Result<internode::Response>> InternodeClient::Call(
   // belong to whoever serializes it last on this reactor).
   const size_t body = request.ByteSizeLong();
   const size_t size = body + stamp.ByteSizeLong();
-  auto payload = co_await (*conn)->Call(
+  auto payload = co_await conn->Call(
       size,
       [&](char* dest) {
         auto* out = reinterpret_cast<uint8_t*>(dest);

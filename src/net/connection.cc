@@ -391,14 +391,8 @@ asio::awaitable<Status> MuxConnection::ReadLoop() {
   co_return broken_status_;
 }
 
-asio::awaitable<Result<std::string>> MuxConnection::Await(uint64_t id, base::Deadline deadline) {
-  auto self = shared_from_this();
-  PendingCall call{asio::steady_timer(stream_.get_executor(), deadline), std::nullopt};
-  pending_.emplace(id, &call);
-  co_await call.timer.async_wait(kNoThrow);
-  pending_.erase(id);
-  if (call.result) co_return std::move(*call.result);
-  co_return Status::Timeout("no answer before the deadline; the request may have been applied", 0);
+Status MuxConnection::TimedOut() {
+  return Status::Timeout("no answer before the deadline; the request may have been applied", 0);
 }
 
 void MuxConnection::Break(Status why) {

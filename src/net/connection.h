@@ -213,7 +213,14 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
     const uint64_t id = next_id_++;
     AppendFrame(writer_.buffer(), id, payload_size, std::forward<Serialize>(serialize));
     writer_.Wake();
-    co_return co_await Await(id, deadline);
+    // Waits here rather than in a coroutine of its own: one frame less per call.
+    auto self = shared_from_this();
+    PendingCall call{asio::steady_timer(stream_.get_executor(), deadline), std::nullopt};
+    pending_.emplace(id, &call);
+    co_await call.timer.async_wait(base::kNoThrow);
+    pending_.erase(id);
+    if (call.result) co_return std::move(*call.result);
+    co_return TimedOut();
   }
 
   bool broken() const { return broken_; }
@@ -229,7 +236,7 @@ class MuxConnection : public std::enable_shared_from_this<MuxConnection> {
     std::optional<Result<std::string>> result;
   };
 
-  asio::awaitable<Result<std::string>> Await(uint64_t id, base::Deadline deadline);
+  static Status TimedOut();
   asio::awaitable<void> Start();
   asio::awaitable<Status> ReadLoop();
   void Break(Status why);

@@ -79,6 +79,17 @@ asio::awaitable<Result<std::shared_ptr<MuxConnection>>> ConnectionPool::Acquire(
   co_return last;
 }
 
+std::shared_ptr<MuxConnection> ConnectionPool::Ready(const std::string& address) {
+  auto it = peers_.find(address);
+  if (it == peers_.end()) return nullptr;
+  Peer& peer = it->second;
+  if (!peer.invalid.ok()) return nullptr;
+  const Slot& slot = *peer.slots[peer.next % peer.slots.size()];
+  if (!slot.conn || slot.conn->broken()) return nullptr;
+  ++peer.next;
+  return slot.conn;
+}
+
 void ConnectionPool::ResetBackoff(const std::string& address) {
   auto it = peers_.find(address);
   if (it == peers_.end()) return;

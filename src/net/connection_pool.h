@@ -43,6 +43,10 @@ class ConnectionPool {
   asio::awaitable<Result<std::shared_ptr<MuxConnection>>> Acquire(const std::string& address,
                                                                   base::Deadline deadline);
 
+  // The connection Acquire() would answer at once, when that needs no suspension (the one in
+  // turn is open): the common case, without a coroutine frame. Null: call Acquire().
+  std::shared_ptr<MuxConnection> Ready(const std::string& address);
+
   // Closes every connection; calls in flight fail, later calls reconnect.
   void CloseAll();
   // Ends the backoff of `address`'s failed connections: the next call dials at once. For a peer
