@@ -112,8 +112,9 @@ asio::awaitable<void> BackgroundRepairer::RepairDropped() {
       to_repair_.erase({partition, keyspace});
       continue;
     }
+    const RepairRunStep untracked;  // not a run of `cairn repair`: /metrics counts it
     auto report = co_await coordinator_->RepairRange(ks->name, partition, self_,
-                                                     /*only_as_first=*/false);
+                                                     /*only_as_first=*/false, untracked);
     if (!report.ok() || !report->skipped.empty()) {
       spdlog::warn("repair of partition {} of keyspace {} after a scrub: {} (will retry)",
                    partition, ks->name, report.ok() ? report->skipped : report.status().ToString());
@@ -172,7 +173,9 @@ asio::awaitable<bool> BackgroundRepairer::Cycle() {
   for (const cluster::KeyspaceDef& ks : *keyspaces) {
     for (uint32_t p = 0; p < partitions; ++p, ++index) {
       if (stopping_) co_return false;
-      auto report = co_await coordinator_->RepairRange(ks.name, p, self_, /*only_as_first=*/true);
+      const RepairRunStep untracked;  // not a run of `cairn repair`: /metrics counts it
+      auto report =
+          co_await coordinator_->RepairRange(ks.name, p, self_, /*only_as_first=*/true, untracked);
       if (!report.ok()) {
         spdlog::warn("background repair of partition {} of keyspace {}: {}", p, ks.name,
                      report.status().ToString());

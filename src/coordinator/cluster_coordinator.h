@@ -31,6 +31,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/hint_store.h"
 #include "coordinator/invalidations.h"
+#include "coordinator/repair_run_table.h"
 #include "replica/replica.h"
 
 namespace cairn::coordinator {
@@ -112,8 +113,12 @@ class ClusterCoordinator final : public Coordinator {
   // The keys this node coordinates most often (counted by every read and write it coordinates).
   const base::HotKeys& hot_keys() const { return hot_keys_; }
   asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace, uint32_t partition,
-                                                         uint32_t only_node,
-                                                         bool only_as_first) override;
+                                                         uint32_t only_node, bool only_as_first,
+                                                         RepairRunStep run) override;
+  asio::awaitable<Result<RepairRunsReport>> RepairRuns() override;
+  // This node's part of the `cairn repair` runs it repaired ranges of lately (what peers'
+  // RepairRuns() ask it for).
+  const RepairRunTable& repair_runs() const { return repair_runs_; }
   base::PhysicalClock& wall_clock() const override { return *wall_; }
   asio::awaitable<Result<UserChangeOutcome>> ChangeUser(base::UserChange change,
                                                         std::string password) override;
@@ -214,6 +219,11 @@ class ClusterCoordinator final : public Coordinator {
   asio::awaitable<void> ReadFromNode(std::shared_ptr<ReadRound> round, uint32_t node,
                                      storage::DataKey key, base::Deadline deadline);
   std::string AddressOf(const cluster::Topology& topology, uint32_t node) const;
+  // RepairRange() without counting it in a run (repair.cc).
+  asio::awaitable<Result<RangeRepairReport>> RepairOneRange(std::string keyspace,
+                                                            uint32_t partition, uint32_t only_node,
+                                                            bool only_as_first);
+  RepairRunTable repair_runs_;
   // The live replicas to ask for `req` (this node first, then those of `prefer`, then its DC),
   // and the spares.
   std::pair<NodeList, NodeList> ChooseReplicas(const ReplicaSet& set, const Requirement& req,

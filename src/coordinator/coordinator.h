@@ -210,6 +210,62 @@ struct RangeRepairReport {
   uint64_t tombstones_purged = 0;  // tombstones and expired values purged after it, all replicas
   // Every replica took part, and all held the same versions once the repair was done.
   bool agreed = false;
+  // Skipped only because `only_node` holds no replica of it (or is not its first): by design,
+  // not for a fault.
+  bool not_for_node = false;
+};
+
+// The place of one range in a `cairn repair` run (RepairRange's `run`; docs/operations.md): the
+// node that repairs the range counts it in the run's progress, which RepairRuns() gathers.
+struct RepairRunStep {
+  uint64_t id = 0;     // random, the same for every range of the run; 0: not part of a run
+  uint64_t index = 0;  // this range's place in the run, from 0
+  uint64_t total = 0;  // the run's ranges
+  std::vector<std::string> keyspaces;  // what the run repairs: its keyspaces,
+  std::optional<uint32_t> partition;   // and its one partition (none: every partition)
+};
+
+// Where a `cairn repair` run is. A run is tracked by the nodes that repair its ranges, not by its
+// client: one that stops sending ranges before the last (killed, disconnected) is abandoned once
+// no range of it has begun or ended for RepairRunTable::kAbandonAfter.
+enum class RepairRunState { kRunning, kFinished, kFailed, kAbandoned };
+// "running", "finished", "failed", "abandoned".
+std::string_view RepairRunStateName(RepairRunState state);
+
+// A `cairn repair` run (Coordinator::RepairRuns): what the nodes that repaired its ranges counted,
+// added up. Times are wall-clock milliseconds since the epoch.
+struct RepairRunReport {
+  uint64_t id = 0;
+  RepairRunState state = RepairRunState::kRunning;
+  std::vector<std::string> keyspaces;
+  std::optional<uint32_t> partition;  // none: every partition
+  uint32_t only_node = 0;             // the run's node filter (cairn repair --node); 0: none
+  uint64_t started_ms = 0;            // its first range began
+  uint64_t updated_ms = 0;            // a range of it last began or ended
+  uint64_t ranges_total = 0;
+  uint64_t ranges_done = 0;      // ended: repaired, skipped or failed (at most ranges_total)
+  uint64_t ranges_repaired = 0;  // compared (and repaired where they differed)
+  uint64_t ranges_skipped = 0;   // not repaired: moving, too few live replicas (not --node's)
+  uint64_t ranges_failed = 0;
+  uint64_t keys_repaired = 0;  // records sent to replicas that lacked them
+  uint64_t bytes = 0;          // their bytes
+  uint64_t tombstones_purged = 0;
+  std::string last_error;  // of the range that failed last; empty: none failed
+  // A range failed in a way that ends the run: `cairn repair` stops at an unknown keyspace or a
+  // bad argument, which every other range would meet too.
+  bool stopped = false;
+  uint32_t in_flight = 0;        // ranges being repaired now
+  std::string current_keyspace;  // the range begun last (when in_flight > 0)
+  uint32_t current_partition = 0;
+  std::vector<uint32_t> nodes;  // the nodes that repaired its ranges (RepairRuns() only)
+  double ranges_per_s = 0;      // since it started (RepairRuns() only)
+  double bytes_per_s = 0;
+  std::optional<double> eta_s;  // seconds left at that pace, while it runs
+};
+struct RepairRunsReport {
+  std::vector<RepairRunReport> runs;  // the newest first
+  uint32_t nodes_asked = 0;
+  std::vector<uint32_t> nodes_missing;  // live nodes that did not answer: their part is missing
 };
 
 // What `cairn compact` did on the node.
@@ -335,12 +391,6 @@ class Coordinator {
   // replicas than it asks for; NOT_FOUND for a node that is not a member.
   virtual asio::awaitable<Result<ClusterInfo>> NodeOperation(NodeOp op, uint32_t node_id) = 0;
   virtual PartitionLayout Partitions() const = 0;
-  // Repairs one (partition, keyspace) range (anti-entropy): its replicas compare digests, list
-  // the keys of the segments that differ, and each pulls the newer versions it lacks. NOT_FOUND
-  // for an unknown keyspace, INVALID_ARGUMENT for a partition out of range; a range that cannot
-  // be repaired now (a topology change moves it; fewer than two live replicas) is reported as
-  // skipped, as is one without a replica on `only_node` when that is not 0 (with `only_as_first`:
-  // one whose first replica is not `only_node`, as background repair asks).
   // Compacts this node's data (flush, then every level down to the last): what tombstones purged
   // by repair held is reclaimed. Runs off the reactors; the node serves meanwhile.
   virtual asio::awaitable<Result<CompactReport>> Compact() = 0;
@@ -376,10 +426,22 @@ class Coordinator {
 
   // The `limit` hottest keys of `keyspace` ("": every keyspace), every live node asked.
   virtual asio::awaitable<Result<HotKeysReport>> HotKeys(std::string keyspace, uint32_t limit) = 0;
+  // Repairs one (partition, keyspace) range (anti-entropy): its replicas compare digests, list
+  // the keys of the segments that differ, and each pulls the newer versions it lacks.
+  // INVALID_ARGUMENT for an unknown keyspace or a partition out of range; a range that cannot be
+  // repaired now (a topology change moves it; fewer than two live replicas) is reported as skipped,
+  // as is one without a replica on `only_node` when that is not 0 (with `only_as_first`: one whose
+  // first replica is not `only_node`, as background repair asks). With `run.id` set, the range
+  // counts in the progress of that `cairn repair` run (INVALID_ARGUMENT when `run` cannot be: no
+  // total, or an index not below it).
   virtual asio::awaitable<Result<RangeRepairReport>> RepairRange(std::string keyspace,
                                                                  uint32_t partition,
                                                                  uint32_t only_node,
-                                                                 bool only_as_first) = 0;
+                                                                 bool only_as_first,
+                                                                 RepairRunStep run) = 0;
+  // The `cairn repair` runs the live nodes repaired ranges of lately (each keeps its last
+  // RepairRunTable::kCapacity), each node's part of a run added up, the newest first.
+  virtual asio::awaitable<Result<RepairRunsReport>> RepairRuns() = 0;
   // The node's wall clock: the one reading of wall time for everything the node does (tests and
   // --debug-clock-skew-ms inject time here), front doors' TTL arithmetic included.
   virtual base::PhysicalClock& wall_clock() const = 0;

@@ -23,6 +23,8 @@ namespace {
 
 // Each step of a repair waits this long for a replica's answer.
 constexpr auto kRepairCallTime = std::chrono::seconds(30);
+// A node's part of the repair runs (RepairRuns()) is awaited this long.
+constexpr auto kRepairRunsCallTime = std::chrono::seconds(2);
 // Keys listed per request.
 constexpr uint32_t kKeysPerPage = 10'000;
 
@@ -89,7 +91,20 @@ asio::awaitable<uint64_t> PurgeEverywhere(cluster::InternodeClient& client,
 asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::string keyspace,
                                                                            uint32_t partition,
                                                                            uint32_t only_node,
-                                                                           bool only_as_first) {
+                                                                           bool only_as_first,
+                                                                           RepairRunStep run) {
+  if (Status s = RepairRunTable::Check(run); !s.ok()) co_return s;
+  repair_runs_.Begin(run, keyspace.empty() ? std::string(cluster::kDefaultKeyspace) : keyspace,
+                     partition, only_node, wall_->NowMillis());
+  auto report = co_await RepairOneRange(std::move(keyspace), partition, only_node, only_as_first);
+  repair_runs_.End(run, report, wall_->NowMillis());
+  co_return report;
+}
+
+asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairOneRange(std::string keyspace,
+                                                                              uint32_t partition,
+                                                                              uint32_t only_node,
+                                                                              bool only_as_first) {
   const uint64_t start_ms = wall_->NowMillis();
   auto ks = ResolveKeyspace(keyspace);
   if (!ks.ok()) co_return ks.status();
@@ -107,10 +122,12 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
   report.replicas.assign(set.nodes.begin(), set.nodes.end());
   if (only_node != 0 && set.IndexOf(only_node) < 0) {
     report.skipped = fmt::format("node {} holds no replica of it", only_node);
+    report.not_for_node = true;
     co_return report;
   }
   if (only_as_first && (set.nodes.empty() || set.nodes.front() != only_node)) {
     report.skipped = fmt::format("node {} is not its first replica", only_node);
+    report.not_for_node = true;
     co_return report;
   }
   if (t.base || t.target) {
@@ -280,6 +297,42 @@ asio::awaitable<Result<RangeRepairReport>> ClusterCoordinator::RepairRange(std::
     report.tombstones_purged =
         co_await PurgeEverywhere(*client, addresses, partition, (*ks)->id, horizon_ms);
   }
+  co_return report;
+}
+
+// GET /v1/repairs: every live node's part of the `cairn repair` runs, added up by run id (a
+// client spreads a run's ranges over the servers it was given).
+asio::awaitable<Result<RepairRunsReport>> ClusterCoordinator::RepairRuns() {
+  std::vector<std::pair<uint32_t, RepairRunReport>> parts;
+  RepairRunsReport report;
+  ++report.nodes_asked;  // this node
+  for (RepairRunReport& r : repair_runs_.Snapshot()) {
+    parts.emplace_back(identity_.node_id, std::move(r));
+  }
+  for (const cluster::NodeStatus& n : view_->Nodes()) {
+    if (n.self) continue;
+    if (n.node_id == 0 || !n.up || n.dead) continue;
+    ++report.nodes_asked;
+    cluster::InternodeClient* client = Client();
+    if (client == nullptr) {
+      report.nodes_missing.push_back(n.node_id);
+      continue;
+    }
+    internode::Request request;
+    request.mutable_repair_runs();
+    auto response =
+        co_await client->Call(n.address, request, base::Clock::now() + kRepairRunsCallTime);
+    if (!response.ok() || !response->has_repair_runs()) {
+      spdlog::debug("repair runs of node {}: {}", n.node_id,
+                    response.ok() ? "no answer" : response.status().ToString());
+      report.nodes_missing.push_back(n.node_id);
+      continue;
+    }
+    for (const internode::RepairRunEntry& e : response->repair_runs().runs()) {
+      parts.emplace_back(n.node_id, FromEntry(e));
+    }
+  }
+  report.runs = MergeRepairRuns(parts, wall_->NowMillis());
   co_return report;
 }
 

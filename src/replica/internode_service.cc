@@ -353,6 +353,13 @@ asio::awaitable<void> InternodeService::Execute(internode::Request request,
       response->mutable_hot_keys();  // answered, even with none
       break;
     }
+    case internode::Request::kRepairRuns:
+      if (!repair_runs_) {
+        SetError(Status::Unavailable("this node keeps no repair runs"), response);
+        break;
+      }
+      repair_runs_(response->mutable_repair_runs());
+      break;
     case internode::Request::kKeysChanged:
       if (tracking_) tracking_(request.from_node(), request);
       response->mutable_keys_changed();

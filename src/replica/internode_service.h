@@ -54,6 +54,11 @@ class InternodeService {
   // they are answered and ignored.
   using TrackingHandler = std::function<void(uint32_t from, const internode::Request& request)>;
   void SetTrackingHandler(TrackingHandler handler) { tracking_ = std::move(handler); }
+  // Fills the answer to a RepairRunsRequest: the `cairn repair` runs this node's coordinator
+  // repaired ranges of lately (its business); set by the server before serving. It must not
+  // block. Without one they are refused.
+  using RepairRunsHandler = std::function<void(internode::RepairRunsResponse* out)>;
+  void SetRepairRunsHandler(RepairRunsHandler handler) { repair_runs_ = std::move(handler); }
 
  private:
   asio::awaitable<void> Execute(internode::Request request, internode::Response* response);
@@ -70,6 +75,7 @@ class InternodeService {
   JoinHandler join_;
   RepairPullHandler repair_pull_;
   TrackingHandler tracking_;
+  RepairRunsHandler repair_runs_;
   const base::HotKeys* hot_keys_ = nullptr;
   std::mutex mu_;
   std::set<std::shared_ptr<net::FrameConnection>> connections_;  // guarded by mu_

@@ -441,6 +441,11 @@ void Server::OpenFrontDoors() {
         return d->HandleJoin(std::move(request), deadline);
       });
   internode_->SetHotKeys(&coordinator_->hot_keys());
+  internode_->SetRepairRunsHandler([c = coordinator_.get()](internode::RepairRunsResponse* out) {
+    for (const coordinator::RepairRunReport& r : c->repair_runs().Snapshot()) {
+      coordinator::ToEntry(r, out->add_runs());
+    }
+  });
   internode_->SetTrackingHandler(
       [t = &coordinator_->invalidations()](uint32_t from, const internode::Request& request) {
         if (request.has_keys_changed()) t->Receive(from, request.keys_changed());

@@ -441,7 +441,13 @@ asio::awaitable<Status> NodeOperation(Coordinator& c, wire::Request& request, co
 asio::awaitable<Status> Repair(Coordinator& c, wire::Request& request,
                                const RequestOptions& options, wire::Response& response) {
   const wire::RepairRequest& r = request.repair();
-  auto report = co_await c.RepairRange(options.keyspace, r.partition(), r.only_node(), false);
+  coordinator::RepairRunStep run;  // id 0 (older clients): not tracked
+  run.id = r.run_id();
+  run.index = r.run_index();
+  run.total = r.run_total();
+  run.keyspaces.assign(r.run_keyspaces().begin(), r.run_keyspaces().end());
+  if (r.has_run_partition()) run.partition = r.run_partition();
+  auto report = co_await c.RepairRange(options.keyspace, r.partition(), r.only_node(), false, run);
   if (!report.ok()) co_return report.status();
   auto* out = response.mutable_repair();
   out->set_partition(report->partition);
