@@ -108,6 +108,17 @@ struct RepairReport {
   uint64_t tombstones_purged = 0;
 };
 
+// A range's place in a run of `cairn repair` over many ranges: the node that repairs the range
+// counts it in the run's progress, which GET /v1/repairs and the web console show
+// (docs/http.md). Give every range of one run the same random id.
+struct RepairRunTag {
+  uint64_t id = 0;                     // 0: not part of a tracked run
+  uint64_t index = 0;                  // this range's place in the run, from 0 (below `total`)
+  uint64_t total = 0;                  // the run's ranges
+  std::vector<std::string> keyspaces;  // what the run repairs: its keyspaces,
+  std::optional<uint32_t> partition;   // and its one partition (none: every partition)
+};
+
 // What compacting one node's data did (AsyncClient::Compact).
 struct CompactReport {
   uint64_t bytes_before = 0;
@@ -292,6 +303,10 @@ class AsyncClient {
   boost::asio::awaitable<Result<std::vector<UserInfo>>> ListUsers();
   boost::asio::awaitable<Result<RepairReport>> RepairRange(std::string keyspace, uint32_t partition,
                                                            uint32_t only_node = 0);
+  // The same, counted in the progress of repair run `run` (INVALID_ARGUMENT when `run.index` is
+  // not below `run.total`).
+  boost::asio::awaitable<Result<RepairReport>> RepairRange(std::string keyspace, uint32_t partition,
+                                                           uint32_t only_node, RepairRunTag run);
 
   // Closes all connections now. Later calls reconnect.
   void Close();
@@ -343,6 +358,8 @@ class Client {
   Result<std::vector<UserInfo>> ListUsers();
   Result<RepairReport> RepairRange(std::string keyspace, uint32_t partition,
                                    uint32_t only_node = 0);
+  Result<RepairReport> RepairRange(std::string keyspace, uint32_t partition, uint32_t only_node,
+                                   RepairRunTag run);
 
  private:
   struct State;

@@ -872,13 +872,30 @@ asio::awaitable<Result<std::vector<UserInfo>>> AsyncClient::ListUsers() {
 asio::awaitable<Result<RepairReport>> AsyncClient::RepairRange(std::string keyspace,
                                                                uint32_t partition,
                                                                uint32_t only_node) {
+  RepairRunTag untracked;
+  co_return co_await RepairRange(std::move(keyspace), partition, only_node, std::move(untracked));
+}
+
+asio::awaitable<Result<RepairReport>> AsyncClient::RepairRange(std::string keyspace,
+                                                               uint32_t partition,
+                                                               uint32_t only_node,
+                                                               RepairRunTag run) {
   auto impl = impl_;
-  // Idempotent: repairing a range twice only compares it twice.
+  // Idempotent: repairing a range twice only compares it twice (and may count it twice in its
+  // run's progress, which never goes past the run's total).
   auto response = co_await impl->CallAdmin(
       [&](wire::Request& request) {
         request.set_keyspace(keyspace);
-        request.mutable_repair()->set_partition(partition);
-        request.mutable_repair()->set_only_node(only_node);
+        wire::RepairRequest* repair = request.mutable_repair();
+        repair->set_partition(partition);
+        repair->set_only_node(only_node);
+        if (run.id != 0) {
+          repair->set_run_id(run.id);
+          repair->set_run_index(run.index);
+          repair->set_run_total(run.total);
+          for (const std::string& ks : run.keyspaces) repair->add_run_keyspaces(ks);
+          if (run.partition) repair->set_run_partition(*run.partition);
+        }
       },
       /*idempotent=*/true);
   if (!response.ok()) co_return response.status();
@@ -1008,6 +1025,12 @@ Result<std::vector<UserInfo>> Client::ListUsers() {
 Result<RepairReport> Client::RepairRange(std::string keyspace, uint32_t partition,
                                          uint32_t only_node) {
   return state_->Wait(state_->async.RepairRange(std::move(keyspace), partition, only_node));
+}
+
+Result<RepairReport> Client::RepairRange(std::string keyspace, uint32_t partition,
+                                         uint32_t only_node, RepairRunTag run) {
+  return state_->Wait(
+      state_->async.RepairRange(std::move(keyspace), partition, only_node, std::move(run)));
 }
 
 }  // namespace cairn

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <iostream>
+#include <limits>
+#include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,17 @@
 #include "tools/progress.h"
 
 namespace cairn::tools::cli {
+
+namespace {
+
+// A random, non-zero id for one run of `cairn repair`.
+uint64_t NewRunId() {
+  std::random_device random;
+  std::uniform_int_distribution<uint64_t> any(1, std::numeric_limits<uint64_t>::max());
+  return any(random);
+}
+
+}  // namespace
 
 int Repair(Context& context, const Args& args) {
   // What to repair: the keyspace named, or every one; each partition, or the one named.
@@ -34,6 +47,13 @@ int Repair(Context& context, const Args& args) {
   const uint32_t first = args.repair.partition.value_or(0);
   const uint32_t end = args.repair.partition ? first + 1 : partitions;
   const uint64_t total = uint64_t{end - first} * keyspaces.size();
+  // The nodes that repair the ranges count them in this run's progress (GET /v1/repairs, the
+  // web console), by this id.
+  RepairRunTag run;
+  run.id = NewRunId();
+  run.total = total;
+  run.keyspaces = keyspaces;
+  run.partition = args.repair.partition;
 
   ProgressLine::Options o;
   o.label = "repairing";
@@ -47,7 +67,8 @@ int Repair(Context& context, const Args& args) {
   std::vector<std::string> problems;
   for (const std::string& ks : keyspaces) {
     for (uint32_t p = first; p < end; ++p) {
-      auto r = context.long_client().RepairRange(ks, p, args.repair.node);
+      run.index = done;
+      auto r = context.long_client().RepairRange(ks, p, args.repair.node, run);
       ++done;
       if (!r.ok()) {
         // An unknown keyspace or a bad argument fails the same way for every range: stop.
@@ -101,7 +122,9 @@ int Repair(Context& context, const Args& args) {
   line.Finish();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  Json summary{{"keyspaces", keyspaces},
+  const std::string run_id = fmt::format("{:016x}", run.id);
+  Json summary{{"run_id", run_id},
+               {"keyspaces", keyspaces},
                {"ranges", done},
                {"repaired", repaired},
                {"agreed", agreed},
@@ -122,6 +145,7 @@ int Repair(Context& context, const Args& args) {
     text += fmt::format("{} tombstones purged (every replica had them)\n", purged);
   }
   if (skipped > 0) text += fmt::format("{} ranges skipped (see --json for why)\n", skipped);
+  text += fmt::format("repair run {} (GET /v1/repairs and the web console show it)\n", run_id);
   for (const std::string& p : problems) text += fmt::format("failed: {}\n", p);
   const int code = context.Reply(summary, text);
   if (!problems.empty()) return kExitFailed;
