@@ -1,6 +1,7 @@
 // Repair (anti-entropy) against real cairnd processes on loopback: a replica that missed writes
 // for longer than the hint window converges after `cairn repair`, and only the keys that differ
 // are sent.
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -530,6 +531,165 @@ TEST_F(RepairTest, TheCliRepairsWithASummaryAndRefusesBadArguments) {
   run = RunCommand({CliPath(), "--server", cluster_->address(0), "--keyspace", "nope", "repair"});
   EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
   EXPECT_NE(run.err.find("nope"), std::string::npos) << run.err;
+}
+
+// The run of `cairn repair` a node answers /v1/repairs about (nullptr: none with that id).
+const nlohmann::json* FindRun(const nlohmann::json& answer, const std::string& id) {
+  for (const nlohmann::json& run : answer["runs"]) {
+    if (run["id"] == id) return &run;
+  }
+  return nullptr;
+}
+
+// Issue #19: a `cairn repair` run by hand shows with its progress on every node's /v1/repairs
+// (and so in the web console), whatever node the CLI talked to, with the totals it printed.
+TEST_F(RepairTest, ARunByHandShowsOnEveryNodeWithItsTotals) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster({"--http", "127.0.0.1:0", "--partitions", "64",
+                                        "--hint-window", "1", "--repair-interval", "0"}));
+  // Node 3 misses 40 writes whose hints expire: the repair has keys to send.
+  auto client = Node(0);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_OK(client->Put(fmt::format("r{}", i), "before", WriteAt(Consistency::kAll)).status());
+  }
+  cluster_->node(2).Kill9();
+  ASSERT_OK(cluster_->WaitForState(0, 2, "DOWN"));
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_OK(
+        client->Put(fmt::format("r{}", i), "while down", WriteAt(Consistency::kQuorum)).status());
+  }
+  const auto last_write = std::chrono::steady_clock::now();
+  ASSERT_OK(WaitUntil(
+      [&] {
+        return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
+      },
+      10s, "the hints to be older than the hint window"));
+  ASSERT_OK(cluster_->Restart(2));
+  ASSERT_OK(cluster_->WaitForQuiet());
+
+  // Nothing run yet: no run listed, every node asked.
+  auto empty = HttpGet(cluster_->node(1).http_address(), "/v1/repairs");
+  ASSERT_EQ(empty.status, 200) << empty.body;
+  EXPECT_EQ(empty.header("content-type"), "application/json");
+  auto empty_json = nlohmann::json::parse(empty.body);
+  EXPECT_EQ(empty_json["runs"].size(), 0u) << empty.body;
+  EXPECT_EQ(empty_json["nodes_asked"], 3);
+  EXPECT_EQ(empty_json["nodes_missing"].size(), 0u);
+
+  // `cairn repair` through node 1; /v1/repairs asked of node 2, which coordinated none of it.
+  auto run = RunCommand(
+      {CliPath(), "--server", cluster_->address(0), "--keyspace", "default", "--json", "repair"},
+      "", 120s);
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto summary = nlohmann::json::parse(run.out);
+  const std::string run_id = summary["run_id"].get<std::string>();
+  ASSERT_EQ(run_id.size(), 16u) << run.out;
+  EXPECT_EQ(summary["ranges"], 64);
+  EXPECT_EQ(summary["keys_repaired"], 40) << "node 3 missed 40 writes";
+
+  auto answer = HttpGet(cluster_->node(1).http_address(), "/v1/repairs");
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  const auto listed = nlohmann::json::parse(answer.body);
+  EXPECT_EQ(listed["nodes_asked"], 3);
+  const nlohmann::json* r = FindRun(listed, run_id);
+  ASSERT_NE(r, nullptr) << "run " << run_id << " not in " << answer.body;
+  EXPECT_EQ((*r)["state"], "finished") << r->dump();
+  EXPECT_EQ((*r)["ranges_total"], 64);
+  EXPECT_EQ((*r)["ranges_done"], 64);
+  EXPECT_EQ((*r)["ranges_repaired"], summary["repaired"]);
+  EXPECT_EQ((*r)["ranges_skipped"], summary["skipped"]);
+  EXPECT_EQ((*r)["ranges_failed"], 0);
+  EXPECT_EQ((*r)["keys_repaired"], summary["keys_repaired"]);
+  EXPECT_EQ((*r)["bytes"], summary["bytes"]);
+  EXPECT_GT((*r)["bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ((*r)["tombstones_purged"], summary["tombstones_purged"]);
+  EXPECT_EQ((*r)["keyspaces"], nlohmann::json::array({"default"}));
+  EXPECT_TRUE((*r)["partition"].is_null());
+  EXPECT_TRUE((*r)["node"].is_null());
+  EXPECT_TRUE((*r)["current"].is_null());
+  EXPECT_TRUE((*r)["eta_s"].is_null()) << "a finished run has no ETA";
+  EXPECT_EQ((*r)["nodes"], nlohmann::json::array({cluster_->node(0).node_id()}));
+  EXPECT_LE((*r)["started_ms"].get<uint64_t>(), (*r)["updated_ms"].get<uint64_t>());
+  EXPECT_GT((*r)["ranges_per_s"].get<double>(), 0);
+  // Every node gives the same account of it.
+  const auto from_third =
+      nlohmann::json::parse(HttpGet(cluster_->node(2).http_address(), "/v1/repairs").body);
+  const nlohmann::json* same = FindRun(from_third, run_id);
+  ASSERT_NE(same, nullptr);
+  EXPECT_EQ((*same)["ranges_done"], 64);
+  EXPECT_EQ((*same)["keys_repaired"], summary["keys_repaired"]);
+
+  // A run of a client that spreads its ranges round robin over nodes 1 and 2 (one partition,
+  // filtered to node 3's ranges): each node holds its part, node 3 adds them up.
+  ClientOptions spread;
+  spread.servers = {cluster_->address(0), cluster_->address(1)};
+  spread.request_timeout = 60s;
+  Client spreader(spread);
+  RepairRunTag tag;
+  tag.id = 0x0123456789abcdefULL;
+  tag.total = 6;
+  tag.keyspaces = {"default"};
+  for (uint32_t p = 0; p < 6; ++p) {
+    tag.index = p;
+    auto one = spreader.RepairRange("default", p, cluster_->node(2).node_id(), tag);
+    ASSERT_OK(one.status());
+  }
+  // Five of a run of six: running, with an ETA.
+  RepairRunTag unfinished = tag;
+  unfinished.id = 0xfedcba9876543210ULL;
+  for (uint32_t p = 0; p < 5; ++p) {
+    unfinished.index = p;
+    ASSERT_OK(spreader.RepairRange("default", p, 0, unfinished).status());
+  }
+  // A range of no run (an older client): not listed.
+  ASSERT_OK(spreader.RepairRange("default", 7).status());
+  // A range that cannot belong to its run is refused.
+  RepairRunTag bad = tag;
+  bad.id = 99;
+  bad.index = 6;
+  EXPECT_EQ(spreader.RepairRange("default", 0, 0, bad).status().code(), Code::kInvalidArgument);
+
+  const auto both =
+      nlohmann::json::parse(HttpGet(cluster_->node(2).http_address(), "/v1/repairs").body);
+  EXPECT_EQ(both["runs"].size(), 3u) << both.dump();
+  const nlohmann::json* spread_run = FindRun(both, "0123456789abcdef");
+  ASSERT_NE(spread_run, nullptr) << both.dump();
+  EXPECT_EQ((*spread_run)["state"], "finished");
+  EXPECT_EQ((*spread_run)["ranges_done"], 6);
+  EXPECT_EQ((*spread_run)["ranges_total"], 6);
+  EXPECT_EQ((*spread_run)["node"], cluster_->node(2).node_id());
+  std::vector<uint32_t> ids = {cluster_->node(0).node_id(), cluster_->node(1).node_id()};
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ((*spread_run)["nodes"], nlohmann::json(ids)) << "the client's two servers";
+  const nlohmann::json* running = FindRun(both, "fedcba9876543210");
+  ASSERT_NE(running, nullptr);
+  EXPECT_EQ((*running)["state"], "running");
+  EXPECT_EQ((*running)["ranges_done"], 5);
+  EXPECT_FALSE((*running)["eta_s"].is_null());
+  EXPECT_EQ(FindRun(both, fmt::format("{:016x}", 99)), nullptr);
+
+  // A run that stops at its first range (an unknown keyspace) has failed, and says why.
+  auto nope =
+      RunCommand({CliPath(), "--server", cluster_->address(1), "--keyspace", "nope", "repair"});
+  EXPECT_EQ(nope.exit_code, 2) << nope.out << nope.err;
+  const auto after =
+      nlohmann::json::parse(HttpGet(cluster_->node(0).http_address(), "/v1/repairs").body);
+  bool failed_seen = false;
+  for (const nlohmann::json& run_json : after["runs"]) {
+    if (run_json["keyspaces"] != nlohmann::json::array({"nope"})) continue;
+    failed_seen = true;
+    EXPECT_EQ(run_json["state"], "failed") << run_json.dump();
+    EXPECT_EQ(run_json["ranges_failed"], 1);
+    EXPECT_NE(run_json["last_error"].get<std::string>().find("nope"), std::string::npos);
+  }
+  EXPECT_TRUE(failed_seen) << after.dump();
+
+  // Bad requests.
+  auto unknown = HttpGet(cluster_->node(0).http_address(), "/v1/repairs?state=running");
+  EXPECT_EQ(unknown.status, 400) << unknown.body;
+  EXPECT_NE(unknown.body.find("state"), std::string::npos) << unknown.body;
+  auto post = HttpRequest(cluster_->node(0).http_address(), "POST", "/v1/repairs");
+  EXPECT_EQ(post.status, 405) << post.body;
+  EXPECT_EQ(post.header("allow"), "GET, HEAD");
 }
 
 }  // namespace

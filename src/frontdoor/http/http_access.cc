@@ -90,7 +90,9 @@ Need NeedOf(std::string_view method, std::string_view path, std::string_view bod
       path.starts_with("/v1/nodes/") || path.starts_with("/v1/users")) {
     return {.keyspace = std::string(kAnyKeyspace), .permission = kPermAdmin};
   }
-  return {};  // /metrics, /v1/cluster, the console: any logged-in user
+  // /metrics, /v1/cluster, /v1/repairs (counts and keyspace names, as /metrics shows background
+  // repair), the console: any logged-in user.
+  return {};
 }
 
 }  // namespace

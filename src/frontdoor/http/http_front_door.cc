@@ -377,6 +377,7 @@ struct HttpFrontDoor::Exchange {
   Response Cluster();
   asio::awaitable<Response> Nodes(std::string_view path);
   asio::awaitable<Response> HotKeys();
+  asio::awaitable<Response> Repairs();
 };
 
 asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
@@ -436,6 +437,13 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::Dispatch(
     op = Operation::kHotKeys;
     if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");
     co_return co_await HotKeys();
+  }
+  if (path == "/v1/repairs") {
+    // A read of the cluster's state, as the console's other sources are.
+    op = Operation::kClusterStatus;
+    if (!get) co_return MethodNotAllowed(method, path, "GET, HEAD");
+    if (Status s = query.OnlyThese({}); !s.ok()) co_return FromStatus(s);
+    co_return co_await Repairs();
   }
   if (path == "/v1/cluster/cancel" || path == "/v1/cluster/join" ||
       path.starts_with("/v1/nodes/")) {
@@ -507,6 +515,47 @@ asio::awaitable<Response> HttpFrontDoor::Exchange::HotKeys() {
     keys.push_back(std::move(j));
   }
   co_return JsonReply(200, Json{{"keys", std::move(keys)},
+                                {"nodes_asked", report->nodes_asked},
+                                {"nodes_missing", report->nodes_missing}});
+}
+
+// GET /v1/repairs: the `cairn repair` runs the live nodes repaired ranges of lately, each with
+// its progress (docs/http.md). Ids are hexadecimal strings: JSON numbers lose 64-bit integers.
+asio::awaitable<Response> HttpFrontDoor::Exchange::Repairs() {
+  auto report = co_await coordinator->RepairRuns();
+  if (!report.ok()) co_return FromStatus(report.status());
+  Json runs = Json::array();
+  for (const coordinator::RepairRunReport& r : report->runs) {
+    Json current = nullptr;
+    if (r.in_flight > 0) {
+      current = {{"keyspace", r.current_keyspace}, {"partition", r.current_partition}};
+    }
+    runs.push_back({{"id", fmt::format("{:016x}", r.id)},
+                    {"state", coordinator::RepairRunStateName(r.state)},
+                    {"keyspaces", r.keyspaces},
+                    {"partition", r.partition ? Json(*r.partition) : Json(nullptr)},
+                    {"node", r.only_node == 0 ? Json(nullptr) : Json(r.only_node)},
+                    {"started_ms", r.started_ms},
+                    {"updated_ms", r.updated_ms},
+                    {"ranges_total", r.ranges_total},
+                    {"ranges_done", r.ranges_done},
+                    {"ranges_repaired", r.ranges_repaired},
+                    {"ranges_skipped", r.ranges_skipped},
+                    {"ranges_failed", r.ranges_failed},
+                    {"keys_repaired", r.keys_repaired},
+                    {"bytes", r.bytes},
+                    {"tombstones_purged", r.tombstones_purged},
+                    {"last_error", r.last_error},
+                    {"in_flight", r.in_flight},
+                    {"current", std::move(current)},
+                    {"ranges_per_s", r.ranges_per_s},
+                    {"bytes_per_s", r.bytes_per_s},
+                    {"eta_s", r.eta_s ? Json(*r.eta_s) : Json(nullptr)},
+                    {"nodes", r.nodes}});
+  }
+  // The answering node's clock, which the states were judged by (the console ages runs by it).
+  co_return JsonReply(200, Json{{"runs", std::move(runs)},
+                                {"now_ms", coordinator->wall_clock().NowMillis()},
                                 {"nodes_asked", report->nodes_asked},
                                 {"nodes_missing", report->nodes_missing}});
 }
