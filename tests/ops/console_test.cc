@@ -1,7 +1,8 @@
 // The web console at /ui: the files the HTTP door serves from its binary, the partition map they
 // draw, and the page itself in a real browser (headless Chromium driven by playwright-core,
-// browser/console_browser.mjs) against a 3-node cluster: every node rendered, a killed node shown
-// DOWN, no console errors, screenshots kept under build/<preset>/test-artifacts/.
+// browser/console_browser.mjs) against a 3-node cluster: every node rendered, a `cairn repair` run
+// shown with its progress, a killed node shown DOWN, no console errors, screenshots kept under
+// build/<preset>/test-artifacts/.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -284,9 +285,16 @@ TEST_F(ConsoleTest, TheBrowserRendersEveryNodeAndShowsAKilledNodeDown) {
       t.join();
     }
   } join{rendering, reader};
+  // A `cairn repair` run by hand through node 2, for the repair-run panel of node 1's page.
+  CommandResult repair = RunCommand({CliPath(), "--server", cluster_->address(1), "--keyspace",
+                                     "default", "--json", "repair", "--partition", "5"},
+                                    "", 60s);
+  ASSERT_EQ(repair.exit_code, 0) << repair.out << repair.err;
+  const std::string run_id = Json::parse(repair.out)["run_id"].get<std::string>();
   const std::string url = "http://" + Http(0) + "/ui/?refresh_ms=250";
   const std::string log = artifacts + "/console-browser.log";
-  Child browser({node, "console_browser.mjs", url, artifacts, ids, chromium}, kBrowserDir, log);
+  Child browser({node, "console_browser.mjs", url, artifacts, ids, run_id, chromium}, kBrowserDir,
+                log);
   ASSERT_TRUE(browser.started());
 
   const std::string rendered = browser.ReadLine(60s);

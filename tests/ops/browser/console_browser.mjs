@@ -1,5 +1,6 @@
 // Drives the web console in Debian's headless Chromium for ConsoleTest (tests/ops/console_test.cc).
-//   node console_browser.mjs URL ARTIFACT_DIR NODE_ID,NODE_ID,... [CHROMIUM]
+//   node console_browser.mjs URL ARTIFACT_DIR NODE_ID,NODE_ID,... RUN_ID [CHROMIUM]
+// RUN_ID: a `cairn repair` run of one range, finished before the page is opened.
 // Talks to the test on stdin/stdout, one line each way:
 //   -> "RENDERED {json}" once every node shows UP, with the partition grid and request table
 //   <- "KILLED <node id>" once the test has killed that node
@@ -8,7 +9,7 @@
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
 
-const [url, artifacts, idList, executable = '/usr/bin/chromium'] = process.argv.slice(2);
+const [url, artifacts, idList, runId, executable = '/usr/bin/chromium'] = process.argv.slice(2);
 const ids = idList.split(',');
 const origin = new URL(url).origin;
 const problems = [];
@@ -47,6 +48,20 @@ try {
   if (!(Number(cell('Reads/s').replace(/,/g, '')) > 0)) problems.push('hot key reads/s: ' + cell('Reads/s'));
   if (cell('Incr/s') !== '0.0') problems.push('hot key incr/s: ' + cell('Incr/s'));
   if (cell('Split') !== '-') problems.push('hot key split: ' + cell('Split'));
+  // The repair run the test made through another node: finished, one range of one, a full bar.
+  const run = `#repair-run-table tr[data-run-id="${runId}"]`;
+  await page.waitForSelector(`${run}[data-state="finished"]`, { timeout: 30000 });
+  const runDone = await page.locator(run).getAttribute('data-done');
+  const runTotal = await page.locator(run).getAttribute('data-total');
+  if (runDone !== '1' || runTotal !== '1') problems.push(`repair run ${runId}: ${runDone} of ${runTotal} ranges`);
+  const runBar = await page.locator(`${run} .bar .fill`).evaluate((e) => e.style.width);
+  if (parseFloat(runBar) !== 100 || !runBar.endsWith('%')) problems.push('repair run bar: ' + runBar);
+  const runCells = await page.locator(`${run} td`).allTextContents();
+  const runHeads = await page.locator('#repair-run-table th').allTextContents();
+  const runCell = (name) => runCells[runHeads.indexOf(name)];
+  if (!runCell('Progress').includes('1 / 1 ranges')) problems.push('repair run progress: ' + runCell('Progress'));
+  if (runCell('What') !== 'default · partition 5') problems.push('repair run what: ' + runCell('What'));
+  if (runCell('State') !== 'finished') problems.push('repair run state: ' + runCell('State'));
   // Rates need two readings of /metrics.
   await page.waitForFunction(() => Number(document.body.dataset.polls) >= 3);
   const cells = await page.locator('#partitions svg.grid rect[data-partition]').count();

@@ -4,9 +4,7 @@
 //
 // The page is a list of panels (PANELS below). Each names the data sources it reads and renders
 // itself into its own <section> from the latest state. A panel for new data is one more entry
-// here and, where it needs one, one more source. Panels that wait on other work (see
-// docs/operations.md, "The web console"):
-//   - a `cairn repair` run by hand with its progress (the repair panel shows background repair)
+// here and, where it needs one, one more source.
 'use strict';
 
 (() => {
@@ -25,6 +23,7 @@
     partitions: { url: '/v1/cluster/partitions', parse: (r) => r.json() },
     metrics: { url: '/metrics', parse: async (r) => parseMetrics(await r.text()) },
     hotkeys: { url: '/v1/hotkeys?limit=10', parse: (r) => r.json() },
+    repairs: { url: '/v1/repairs', parse: (r) => r.json() },
   };
 
   const PANELS = [
@@ -35,6 +34,8 @@
       render: renderPartitions },
     { id: 'repair', title: 'Repair and scrub on this node', wide: true, sources: ['metrics'],
       render: renderRepair },
+    { id: 'repair-runs', title: 'Repair runs by hand (cairn repair, every node asked)', wide: true,
+      sources: ['repairs'], render: renderRepairRuns },
     { id: 'hotkeys', title: 'Hot keys (every node asked)', wide: true, sources: ['hotkeys', 'cluster'],
       render: renderHotKeys },
   ];
@@ -390,6 +391,73 @@
       'From this node\'s /metrics, since it started: the ranges its background repair compared ' +
       'with their other replicas (it repairs those it is the first replica of), and its scrubs of ' +
       'its own table files (docs/operations.md, "Repair").'));
+  }
+
+  // Runs of `cairn repair` (GET /v1/repairs): those running with a progress bar, and those that
+  // ended within the last hour.
+  const RUN_KEPT_MS = 3600 * 1000;
+  function renderRepairRuns(section) {
+    const answer = state.data.repairs;
+    const now = answer.now_ms;
+    const runs = answer.runs.filter((r) => r.state === 'running' || now - r.updated_ms <= RUN_KEPT_MS);
+    const ago = (ms) => {
+      const s = Math.max(0, (now - ms) / 1000);
+      return s < 90 ? `${s.toFixed(0)} s ago` : s < 5400 ? `${(s / 60).toFixed(0)} min ago` : `${(s / 3600).toFixed(1)} h ago`;
+    };
+    const duration = (s) => s < 90 ? `${s.toFixed(0)} s` : s < 5400 ? `${(s / 60).toFixed(0)} min` : `${(s / 3600).toFixed(1)} h`;
+    if (runs.length === 0) {
+      section.append(el('p', { class: 'note', id: 'repair-runs-none' },
+        'No cairn repair run in the last hour.'));
+    } else {
+      const rows = runs.map((r) => {
+        const pct = r.ranges_total ? Math.min(100, (100 * r.ranges_done) / r.ranges_total) : 0;
+        const fill = el('div', { class: 'fill ' + r.state });
+        fill.style.width = pct.toFixed(1) + '%';
+        const what = r.keyspaces.join(', ') +
+          (r.partition !== null ? ` · partition ${r.partition}` : '') +
+          (r.node !== null ? ` · node ${r.node}` : '');
+        let when;
+        if (r.state === 'running') {
+          when = r.eta_s !== null ? `ETA ${duration(r.eta_s)}` : 'starting';
+          if (r.current) when += ` · now ${r.current.keyspace}/${r.current.partition}`;
+        } else {
+          when = `${r.state} ${ago(r.updated_ms)}`;
+        }
+        return el('tr', { dataset: { runId: r.id, state: r.state, done: r.ranges_done, total: r.ranges_total } },
+          el('td', { class: 'key' }, r.id),
+          el('td', {}, el('span', { class: 'run-state ' + r.state }, r.state)),
+          el('td', { class: 'progress' },
+            el('div', { class: 'bar', title: `${pct.toFixed(1)}%` }, fill),
+            el('span', { class: 'ranges' }, `${r.ranges_done.toLocaleString()} / ${r.ranges_total.toLocaleString()} ranges`)),
+          el('td', {}, what),
+          el('td', { class: 'num' }, r.keys_repaired.toLocaleString()),
+          el('td', { class: 'num' }, bytes(r.bytes)),
+          el('td', { class: 'num' }, `${rate(r.ranges_per_s)} · ${bytes(Math.round(r.bytes_per_s))}/s`),
+          el('td', { class: 'num' }, `${r.ranges_skipped} / ${r.ranges_failed}`),
+          el('td', { title: r.last_error || '' }, when),
+          el('td', {}, ago(r.started_ms)));
+      });
+      section.append(el('table', { id: 'repair-run-table' },
+        el('thead', {}, el('tr', {},
+          el('th', {}, 'Run'), el('th', {}, 'State'), el('th', {}, 'Progress'), el('th', {}, 'What'),
+          el('th', { class: 'num' }, 'Keys repaired'), el('th', { class: 'num' }, 'Sent'),
+          el('th', { class: 'num' }, 'Ranges/s · sent/s'), el('th', { class: 'num' }, 'Skipped / failed'),
+          el('th', {}, 'ETA or end'), el('th', {}, 'Started'))),
+        el('tbody', {}, ...rows)));
+      const failed = runs.filter((r) => r.last_error);
+      for (const r of failed) {
+        section.append(el('p', { class: 'note run-error', dataset: { runId: r.id } },
+          `Run ${r.id}: ${r.ranges_failed} range(s) failed; the last: ${r.last_error}`));
+      }
+    }
+    const missing = answer.nodes_missing.length
+      ? ` ${answer.nodes_missing.length} of ${answer.nodes_asked} live nodes did not answer: their part of each run is missing.` : '';
+    section.append(el('p', { class: 'note' },
+      'Each node counts the ranges of a cairn repair run that it repairs (the command sends them ' +
+      'one by one to its --server; a client with several servers spreads them), and this panel ' +
+      'adds them up. A run none of whose ' +
+      'ranges began or ended for 2 minutes is abandoned: its cairn repair stopped before the end ' +
+      '(docs/operations.md, "Repair"). Background repair is in the panel above.' + missing));
   }
 
   // ---- the page -----------------------------------------------------------------------------
