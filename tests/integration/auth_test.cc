@@ -596,6 +596,11 @@ TEST_F(AuthTest, HttpAuthentication) {
   EXPECT_EQ(Http(server, "GET", "/health", "").status, 200);
   EXPECT_EQ(Http(server, "GET", "/ui", "").status, 401);
   EXPECT_EQ(Http(server, "GET", "/v1/kv/default/x", Basic("reader", "pw-reader-9f3c")).status, 403);
+  // The progress of repair runs: counts and keyspace names, for any logged-in user.
+  EXPECT_EQ(Http(server, "GET", "/v1/repairs", "").status, 401);
+  HttpAnswer repairs = Http(server, "GET", "/v1/repairs", Basic("reader", "pw-reader-9f3c"));
+  EXPECT_EQ(repairs.status, 200) << repairs.body;
+  EXPECT_NE(repairs.body.find("\"runs\""), std::string::npos) << repairs.body;
 
   // A bearer token: issued once, then good for requests.
   HttpAnswer token =
