@@ -344,18 +344,19 @@ struct ClusterCoordinator::WriteTarget {
 class ClusterCoordinator::WriteRound {
  public:
   struct Item {
-    const ReplicaSet* set;
-    Requirement req;
-    std::vector<uint32_t> acked;  // nodes that acknowledged
-    uint32_t hints = 0;           // hints stored (they count for ANY only)
+    const ReplicaSet* set;   // the target's: targets_ never changes once the round is made
+    const Requirement* req;  // likewise
+    NodeList acked;          // nodes that acknowledged
+    uint32_t hints = 0;      // hints stored (they count for ANY only)
     bool met = false;
     bool refused = false;  // a replica's fence refused the topology it was planned with
   };
 
   WriteRound(asio::any_io_executor ex, std::vector<WriteTarget> targets)
       : targets_(std::move(targets)), wake_(std::move(ex)) {
+    items_.reserve(targets_.size());
     for (const WriteTarget& t : targets_)
-      items_.push_back(Item{&t.set, t.req, {}, 0, false, false});
+      items_.push_back(Item{&t.set, &t.req, {}, 0, false, false});
   }
 
   const std::vector<WriteTarget>& targets() const { return targets_; }
@@ -390,14 +391,14 @@ class ClusterCoordinator::WriteRound {
     return Status::Timeout(
         fmt::format("{} of {} replicas acknowledged before the deadline; the write may have been "
                     "applied",
-                    acks, item.req.Needed()),
+                    acks, item.req->Needed()),
         acks);
   }
 
  private:
   void Check(size_t i) {
     Item& item = items_[i];
-    if (!item.met && item.req.Met(*item.set, item.acked, item.hints)) {
+    if (!item.met && item.req->Met(*item.set, {item.acked.data(), item.acked.size()}, item.hints)) {
       item.met = true;
       if (++met_ == items_.size()) wake_.cancel();
     }
