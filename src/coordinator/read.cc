@@ -161,9 +161,7 @@ Result<ClusterCoordinator::ReadPlan> ClusterCoordinator::PlanRead(const cluster:
                                                                   Consistency level) const {
   ReadPlan plan;
   plan.set = ReplicaSet::Of(topology, ks, partition);
-  auto req = Requirement::For(level, plan.set, /*write=*/false);
-  if (!req.ok()) return req.status();
-  plan.req = std::move(*req);
+  if (Status s = Requirement::Fill(level, plan.set, /*write=*/false, &plan.req); !s.ok()) return s;
   if (Status s = CheckLive(plan.set, plan.req, *view_, level); !s.ok()) return s;
   std::tie(plan.ask, plan.spare) = ChooseReplicas(plan.set, plan.req);
   return plan;

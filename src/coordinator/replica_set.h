@@ -163,18 +163,24 @@ struct ClusterCoordinator::Requirement {
 
   static Result<Requirement> For(Consistency level, const ReplicaSet& set, bool write) {
     Requirement r;
-    for (uint8_t g = 0; g < set.group_count; ++g) {
-      auto need = NeedOf(level, set, g, write, &r.hints_count);
-      if (!need.ok()) return need.status();
-      r.groups.push_back(std::move(*need));
-    }
+    if (Status s = Fill(level, set, write, &r); !s.ok()) return s;
     return r;
+  }
+  // For() into `*out` (empty), which the hot paths use: a requirement holds its needs inline,
+  // so returning one by value copies them (twice, through Result).
+  static cairn::Status Fill(Consistency level, const ReplicaSet& set, bool write,
+                            Requirement* out) {
+    for (uint8_t g = 0; g < set.group_count; ++g) {
+      Need& need = out->groups.emplace_back();
+      if (Status s = NeedOf(level, set, g, write, &out->hints_count, &need); !s.ok()) return s;
+    }
+    return Status::Ok();
   }
 
  private:
-  static Result<Need> NeedOf(Consistency level, const ReplicaSet& set, uint8_t g, bool write,
-                             bool* hints_count) {
-    Need r;
+  static cairn::Status NeedOf(Consistency level, const ReplicaSet& set, uint8_t g, bool write,
+                              bool* hints_count, Need* out) {
+    Need& r = *out;
     r.per_dc.assign(set.dcs.size(), 0);
     const uint32_t n = set.SizeOf(g);
     if (n == 0) return Status::Unavailable("the keyspace has no replicas in this cluster");
@@ -235,8 +241,7 @@ struct ClusterCoordinator::Requirement {
         *hints_count = true;
         break;
     }
-    if (!s.ok()) return s;
-    return r;
+    return s;
   }
 };
 

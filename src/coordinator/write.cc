@@ -279,18 +279,13 @@ asio::awaitable<Result<std::vector<Result<Version>>>> ClusterCoordinator::BatchP
     target.set = ReplicaSet::ForWrite(**topology, **ks, target.op.key.partition);
     target.ks = *ks;
     target.level = level;
-    auto req = Requirement::For(level, target.set, true);
-    if (!req.ok()) {
-      out[i] = req.status();
+    Status planned = Requirement::Fill(level, target.set, true, &target.req);
+    if (planned.ok()) planned = CheckLive(target.set, target.req, *view_, level);
+    if (!planned.ok()) {
+      out[i] = std::move(planned);
       targets.pop_back();
       continue;
     }
-    if (Status s = CheckLive(target.set, *req, *view_, level); !s.ok()) {
-      out[i] = std::move(s);
-      targets.pop_back();
-      continue;
-    }
-    target.req = std::move(*req);
     const Version version{clock_->Now(), identity_.node_id};
     target.op.value =
         StoredValue{version, false, ExpiryFor(items[i].ttl_ms), std::move(items[i].value)};
