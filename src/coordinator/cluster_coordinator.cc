@@ -59,6 +59,29 @@ cluster::InternodeClient* ClusterCoordinator::Client() const {
   return i < clients_.size() ? clients_[i] : nullptr;
 }
 
+asio::awaitable<void> ClusterCoordinator::AskLivePeers(
+    const internode::Request& request, std::chrono::milliseconds timeout,
+    const std::function<bool(uint32_t, internode::Response&)>& take, std::string_view what,
+    uint32_t* asked, std::vector<uint32_t>* missing) {
+  for (const cluster::NodeStatus& n : view_->Nodes()) {
+    if (n.self || n.node_id == 0 || !n.up || n.dead) continue;
+    ++*asked;
+    cluster::InternodeClient* client = Client();
+    if (client == nullptr) {
+      missing->push_back(n.node_id);
+      continue;
+    }
+    auto response = co_await client->Call(n.address, request, base::Clock::now() + timeout);
+    if (!response.ok()) {
+      spdlog::debug("{} of node {}: {}", what, n.node_id, response.status().ToString());
+      missing->push_back(n.node_id);
+    } else if (!take(n.node_id, *response)) {
+      spdlog::debug("{} of node {}: the answer holds none", what, n.node_id);
+      missing->push_back(n.node_id);
+    }
+  }
+}
+
 std::string ClusterCoordinator::AddressOf(const cluster::Topology& topology, uint32_t node) const {
   const cluster::Member* m = topology.Find(node);
   return m == nullptr ? std::string() : m->address;

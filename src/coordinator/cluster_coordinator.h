@@ -179,6 +179,15 @@ class ClusterCoordinator final : public Coordinator {
   uint64_t ExpiryFor(uint64_t ttl_ms) const;
   Result<std::shared_ptr<const cluster::Topology>> Topology() const;
   cluster::InternodeClient* Client() const;
+  // For listings gathered from every node (hot keys, repair runs): sends `request` to each live
+  // node but this one, one after another, each within `timeout`. Each answer goes to
+  // `take` (node id, answer), which returns false when the answer lacks what was asked;
+  // `*asked` counts the nodes asked and `*missing` lists those whose part is missing. `what`
+  // names the listing in debug logs.
+  asio::awaitable<void> AskLivePeers(
+      const internode::Request& request, std::chrono::milliseconds timeout,
+      const std::function<bool(uint32_t, internode::Response&)>& take, std::string_view what,
+      uint32_t* asked, std::vector<uint32_t>* missing);
   // The level to use for a read or write when the request names none.
   Consistency Resolve(Consistency level, const cluster::KeyspaceDef& ks, bool write) const;
 

@@ -44,37 +44,24 @@ asio::awaitable<Result<HotKeysReport>> ClusterCoordinator::HotKeys(std::string k
     r.nodes.emplace_back(node, reads + writes);
   };
   HotKeysReport report;
-  for (const cluster::NodeStatus& n : view_->Nodes()) {
-    if (n.self) {
-      ++report.nodes_asked;
-      for (base::HotKey& h : hot_keys_.Top(keyspace_id, ask)) {
-        add(identity_.node_id, h.keyspace, std::move(h.key), h.truncated, h.reads_per_s,
-            h.writes_per_s, h.increments_per_s, h.error_per_s);
-      }
-      continue;
-    }
-    if (n.node_id == 0 || !n.up || n.dead) continue;
-    ++report.nodes_asked;
-    cluster::InternodeClient* client = Client();
-    if (client == nullptr) {
-      report.nodes_missing.push_back(n.node_id);
-      continue;
-    }
-    internode::Request request;
-    request.mutable_hot_keys()->set_keyspace(keyspace_id);
-    request.mutable_hot_keys()->set_limit(ask);
-    auto response =
-        co_await client->Call(n.address, request, base::Clock::now() + kHotKeysCallTime);
-    if (!response.ok()) {
-      spdlog::debug("hot keys of node {}: {}", n.node_id, response.status().ToString());
-      report.nodes_missing.push_back(n.node_id);
-      continue;
-    }
-    for (internode::HotKeyEntry& e : *response->mutable_hot_keys()->mutable_keys()) {
-      add(n.node_id, e.keyspace(), std::move(*e.mutable_key()), e.truncated(), e.reads_per_s(),
-          e.writes_per_s(), e.increments_per_s(), e.error_per_s());
-    }
+  ++report.nodes_asked;  // this node
+  for (base::HotKey& h : hot_keys_.Top(keyspace_id, ask)) {
+    add(identity_.node_id, h.keyspace, std::move(h.key), h.truncated, h.reads_per_s, h.writes_per_s,
+        h.increments_per_s, h.error_per_s);
   }
+  internode::Request request;
+  request.mutable_hot_keys()->set_keyspace(keyspace_id);
+  request.mutable_hot_keys()->set_limit(ask);
+  const std::function<bool(uint32_t, internode::Response&)> take =
+      [&add](uint32_t node, internode::Response& response) {
+        for (internode::HotKeyEntry& e : *response.mutable_hot_keys()->mutable_keys()) {
+          add(node, e.keyspace(), std::move(*e.mutable_key()), e.truncated(), e.reads_per_s(),
+              e.writes_per_s(), e.increments_per_s(), e.error_per_s());
+        }
+        return true;
+      };
+  co_await AskLivePeers(request, kHotKeysCallTime, take, "hot keys", &report.nodes_asked,
+                        &report.nodes_missing);
   std::map<uint32_t, std::string> names;
   for (const cluster::KeyspaceDef& def : schema_->List()) names[def.id] = def.name;
   auto topology = view_->topology();

@@ -309,29 +309,18 @@ asio::awaitable<Result<RepairRunsReport>> ClusterCoordinator::RepairRuns() {
   for (RepairRunReport& r : repair_runs_.Snapshot()) {
     parts.emplace_back(identity_.node_id, std::move(r));
   }
-  for (const cluster::NodeStatus& n : view_->Nodes()) {
-    if (n.self) continue;
-    if (n.node_id == 0 || !n.up || n.dead) continue;
-    ++report.nodes_asked;
-    cluster::InternodeClient* client = Client();
-    if (client == nullptr) {
-      report.nodes_missing.push_back(n.node_id);
-      continue;
-    }
-    internode::Request request;
-    request.mutable_repair_runs();
-    auto response =
-        co_await client->Call(n.address, request, base::Clock::now() + kRepairRunsCallTime);
-    if (!response.ok() || !response->has_repair_runs()) {
-      spdlog::debug("repair runs of node {}: {}", n.node_id,
-                    response.ok() ? "no answer" : response.status().ToString());
-      report.nodes_missing.push_back(n.node_id);
-      continue;
-    }
-    for (const internode::RepairRunEntry& e : response->repair_runs().runs()) {
-      parts.emplace_back(n.node_id, FromEntry(e));
-    }
-  }
+  internode::Request request;
+  request.mutable_repair_runs();
+  const std::function<bool(uint32_t, internode::Response&)> take =
+      [&parts](uint32_t node, internode::Response& response) {
+        if (!response.has_repair_runs()) return false;
+        for (const internode::RepairRunEntry& e : response.repair_runs().runs()) {
+          parts.emplace_back(node, FromEntry(e));
+        }
+        return true;
+      };
+  co_await AskLivePeers(request, kRepairRunsCallTime, take, "repair runs", &report.nodes_asked,
+                        &report.nodes_missing);
   report.runs = MergeRepairRuns(parts, wall_->NowMillis());
   co_return report;
 }
