@@ -336,6 +336,8 @@ class Fuzzer:
             ("GET", "/v1/keyspaces/nosuchkeyspace", 404, "NOT_FOUND"),
             ("POST", "/v1/keyspaces", 400, "INVALID_ARGUMENT"),
             ("PUT", "/v1/kv/default/%s?cl=SERIAL" % key, 400, "INVALID_ARGUMENT"),
+            ("GET", "/v1/repairs?limit=1", 400, "INVALID_ARGUMENT"),
+            ("POST", "/v1/repairs", 405, "METHOD_NOT_ALLOWED"),
         ]
         method, target, want, code = self.rng.choice(cases)
         body = b"{not json" if method == "POST" else (b"v" if method == "PUT" else None)
@@ -356,6 +358,13 @@ class Fuzzer:
         status, hdrs, payload = self.call("GET", "/v1/cluster")
         expect(status == 200 and isinstance(json.loads(payload).get("nodes"), list),
                "GET /v1/cluster: %d %r" % (status, payload[:200]))
+        # A lone node that nobody ran `cairn repair` against: no run, itself the only node asked.
+        status, hdrs, payload = self.call("GET", "/v1/repairs")
+        expect(status == 200, "GET /v1/repairs: %d %r" % (status, payload[:200]))
+        runs = json.loads(payload)
+        expect(runs.get("runs") == [] and runs.get("nodes_asked") == 1 and
+               runs.get("nodes_missing") == [] and isinstance(runs.get("now_ms"), int),
+               "GET /v1/repairs: %r" % payload[:200])
         status, _, _ = self.call("GET", "/health")
         expect(status == 200, "/health: %d" % status)
 

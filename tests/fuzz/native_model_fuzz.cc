@@ -8,6 +8,7 @@
 //
 // CAIRN_FUZZ_SEED=N replays a run (the seed is printed); CAIRN_FUZZ_SECONDS=S runs longer
 // (default 8); scripts/fuzz runs it for hours.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -136,8 +137,31 @@ class NativeModelFuzz {
       const bool bad_partition = rng_() % 4 == 0, bad_keyspace = rng_() % 6 == 0;
       const uint32_t partition =
           bad_partition ? 1024 + static_cast<uint32_t>(rng_() % 100000) : rng_() % 1024;
-      auto r = client_.RepairRange(bad_keyspace ? "no_such_keyspace" : "", partition);
-      if (bad_keyspace || bad_partition) {
+      // Half the ranges are tagged as steps of a `cairn repair` run (GET /v1/repairs counts
+      // them), some with a step no run can have: no total, or an index not below it.
+      RepairRunTag run;
+      bool bad_run = false;
+      if (rng_() % 2 == 0) {
+        run.id = 1 + rng_() % 4;
+        run.total = rng_() % 8 == 0 ? 0 : 1 + rng_() % 2048;
+        run.index =
+            rng_() % 8 == 0 ? run.total + rng_() % 10 : rng_() % std::max<uint64_t>(1, run.total);
+        // What the run says it repairs is only shown; any text will do, but it travels in a
+        // protobuf string field, so bytes that are not UTF-8 make the request malformed.
+        std::string name = "default";
+        const int kind = static_cast<int>(rng_() % 4);
+        if (kind == 1) name = fmt::format("ks-{}", rng_() % 1000);
+        if (kind == 2) name = "\xff\xfe" + Bytes(1 + rng_() % 8);
+        run.keyspaces = {name};
+        if (rng_() % 2 == 0) run.partition = partition;
+        bad_run = run.total == 0 || run.index >= run.total || kind == 2;
+      }
+      auto r = client_.RepairRange(bad_keyspace ? "no_such_keyspace" : "", partition, 0, run);
+      if (bad_run) {
+        ASSERT_FALSE(r.ok()) << "step " << step_ << ": repair run step " << run.index << " of "
+                             << run.total;
+        EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
+      } else if (bad_keyspace || bad_partition) {
         ASSERT_FALSE(r.ok()) << "step " << step_ << ": repair of partition " << partition;
         EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
       } else {
