@@ -42,6 +42,18 @@ class RepairTest : public ::testing::Test {
     o.connect_timeout = 1s;
     return std::make_unique<Client>(o);
   }
+  // Waits until the writes just made are older than the 1 s hint window, then restarts node 3:
+  // the hints for it are dropped instead of replayed, so only repair can bring it up to date.
+  void RestartNode3PastTheHintWindow() {
+    const auto last_write = std::chrono::steady_clock::now();
+    ASSERT_OK(WaitUntil(
+        [&] {
+          return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
+        },
+        10s, "the hints to be older than the hint window"));
+    ASSERT_OK(cluster_->Restart(2));
+    ASSERT_OK(cluster_->WaitForQuiet());
+  }
   // Repairs every range of the default keyspace through node `i`; the reports summed.
   RepairReport RepairAll(size_t i, uint32_t* ranges_agreed) {
     auto client = Node(i);
@@ -112,14 +124,7 @@ TEST_F(RepairTest, AReplicaDownLongerThanTheHintWindowConvergesAndOnlyDifferingK
     want[key] = std::nullopt;
   }
   // Past the hint window, the hints for node 3 are dropped instead of replayed when it returns.
-  const auto last_write = std::chrono::steady_clock::now();
-  ASSERT_OK(WaitUntil(
-      [&] {
-        return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
-      },
-      10s, "the hints to be older than the hint window"));
-  ASSERT_OK(cluster_->Restart(2));
-  ASSERT_OK(cluster_->WaitForQuiet());
+  ASSERT_NO_FATAL_FAILURE(RestartNode3PastTheHintWindow());
 
   // Node 3 alone, at ONE from itself, still has the old state of some keys.
   auto third = Node(2);
@@ -557,14 +562,7 @@ TEST_F(RepairTest, ARunByHandShowsOnEveryNodeWithItsTotals) {
     ASSERT_OK(
         client->Put(fmt::format("r{}", i), "while down", WriteAt(Consistency::kQuorum)).status());
   }
-  const auto last_write = std::chrono::steady_clock::now();
-  ASSERT_OK(WaitUntil(
-      [&] {
-        return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
-      },
-      10s, "the hints to be older than the hint window"));
-  ASSERT_OK(cluster_->Restart(2));
-  ASSERT_OK(cluster_->WaitForQuiet());
+  ASSERT_NO_FATAL_FAILURE(RestartNode3PastTheHintWindow());
 
   // Nothing run yet: no run listed, every node asked. Node 2's connection to node 3 broke with
   // node 3's restart, so the first listings may miss node 3 until it is dialled again: wait
