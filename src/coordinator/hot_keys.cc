@@ -3,7 +3,6 @@
 #include <map>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "cluster/split_counters.h"
 #include "coordinator/cluster_coordinator.h"

@@ -1,7 +1,6 @@
 // Plain writes: one replicated write round per request (a batch groups each node's keys in one
 // message), acknowledgements counted per consistency level, hints for the replicas that miss it.
 #include <algorithm>
-#include <map>
 #include <tuple>
 
 #include <fmt/format.h>
