@@ -23,6 +23,11 @@ void ReplyWriter::Simple(std::string_view s) {
 }
 
 void ReplyWriter::Error(std::string_view message) {
+  // As Redis does: line breaks at the end go (an argument quoted last in a message may end with
+  // one), the others become spaces, so that the reply stays one line.
+  while (!message.empty() && (message.back() == '\r' || message.back() == '\n')) {
+    message.remove_suffix(1);
+  }
   out_->push_back('-');
   for (char c : message) out_->push_back(c == '\r' || c == '\n' ? ' ' : c);
   out_->append("\r\n");
