@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include "cluster/topology_state.h"
 #include "replica/internode_service.h"
 #include "replica/paxos_acceptor.h"
+#include "replica/range_repair.h"
 
 namespace cairn::replica {
 namespace {
@@ -24,7 +26,9 @@ using base::kNoThrow;
 
 // Progress of one range from one source, in `meta`: "R" + the chunks and bytes applied so far
 // (two u64, big endian) + the last key applied, or "E" + the chunks and bytes once done.
-// Records of earlier versions ("C" + the last key, "D") read with no counts.
+// Records of earlier versions ("C" + the last key, "D") read with no counts. A source reconciled
+// by digest (PartitionStreamer::ReconcileFrom) records "P" + counts + the last acceptor record's
+// key while its Paxos records come, then "Q" + counts while the keys that differ are pulled.
 std::string ProgressKey(uint64_t transition, uint32_t partition, uint32_t keyspace,
                         uint32_t source) {
   return fmt::format("stream/{:020}/{:05}/{}/{}", transition, partition, keyspace, source);
@@ -32,12 +36,14 @@ std::string ProgressKey(uint64_t transition, uint32_t partition, uint32_t keyspa
 
 struct RecordedProgress {
   bool done = false;
+  char phase = 'R';   // 'R': the range's data in full; 'P', 'Q': reconciled (see above)
   std::string after;  // resume after this key
   StreamCounts counts;
 };
 
-std::string EncodeProgress(bool done, StreamCounts counts, std::string_view last) {
-  std::string out(1, done ? 'E' : 'R');
+std::string EncodeProgress(bool done, StreamCounts counts, std::string_view last,
+                           char phase = 'R') {
+  std::string out(1, done ? 'E' : phase);
   base::PutBig64(&out, counts.chunks);
   base::PutBig64(&out, counts.bytes);
   if (!done) out.append(last);
@@ -50,8 +56,9 @@ Result<RecordedProgress> DecodeProgress(std::string_view v) {
     p.done = true;
   } else if (!v.empty() && v[0] == 'C') {
     p.after = v.substr(1);
-  } else if (v.size() >= 17 && (v[0] == 'R' || v[0] == 'E')) {
+  } else if (v.size() >= 17 && (v[0] == 'R' || v[0] == 'E' || v[0] == 'P' || v[0] == 'Q')) {
     p.done = v[0] == 'E';
+    p.phase = p.done ? 'R' : v[0];
     p.counts = {base::GetBig64(v.data() + 1), base::GetBig64(v.data() + 9)};
     p.after = v.substr(17);
   } else {
@@ -127,6 +134,21 @@ Result<internode::StreamResponse> ReadStreamChunk(const storage::Engine& engine,
   if (request.keys_size() > 0) return ReadKeys(engine, request);
   const size_t max_bytes =
       std::clamp<size_t>(request.max_bytes(), size_t{4} << 10, size_t{16} << 20);
+  if (request.paxos_only()) {
+    auto paxos = engine.ReadRange(storage::Family::kPaxos, request.partition(), request.keyspace(),
+                                  request.after(), std::nullopt, max_bytes);
+    if (!paxos.ok()) return paxos.status();
+    internode::StreamResponse out;
+    for (storage::RangeRecord& r : paxos->records) {
+      internode::PaxosRecord* record = out.add_paxos();
+      record->set_key(std::move(r.key));
+      record->set_state(std::move(r.value));
+    }
+    out.set_done(paxos->done);
+    out.set_last_key(paxos->last_key);
+    out.set_checksum(StreamChecksum(out));
+    return out;
+  }
   auto data = engine.ReadRange(storage::Family::kData, request.partition(), request.keyspace(),
                                request.after(), std::nullopt, max_bytes);
   if (!data.ok()) return data.status();
@@ -297,8 +319,16 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
       co_return;
     }
     bool complete = !task.sources.empty();
-    for (uint32_t source : task.sources) {
-      auto streamed = co_await StreamFrom(*topology, t.id(), task, source);
+    for (size_t i = 0; i < task.sources.size(); ++i) {
+      // The range's data comes in full from the first source; every other one adds only what it
+      // holds newer (a quorum's union, at the cost of one copy).
+      const uint32_t source = task.sources[i];
+      Result<StreamCounts> streamed = StreamCounts{};
+      if (i == 0) {
+        streamed = co_await StreamFrom(*topology, t.id(), task, source);
+      } else {
+        streamed = co_await ReconcileFrom(*topology, t.id(), task, source);
+      }
       std::lock_guard lock(mu_);
       progress_.current.reset();
       if (!streamed.ok()) {
@@ -340,6 +370,9 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
     if (!decoded.ok()) co_return decoded.status();
     start = std::move(*decoded);
     if (start.done) co_return start.counts;
+    // Begun as a reconciled source (another was first then): the reconciliation takes all it
+    // holds too.
+    if (start.phase != 'R') co_return co_await ReconcileFrom(topology, transition, task, source);
     spdlog::info(
         "topology change {}: resuming partition {} of keyspace {} from node {} after "
         "its last applied chunk ({} chunks, {} bytes applied before)",
@@ -388,22 +421,198 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
       co_return s;
     }
     counts = next;
-    bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
-    {
-      std::lock_guard lock(mu_);
-      const auto now = std::chrono::steady_clock::now();
-      if (!rate_start_) rate_start_ = now;
-      rate_bytes_ += bytes;
-      const double seconds = std::chrono::duration<double>(now - *rate_start_).count();
-      progress_.rate =
-          seconds > 0.1 ? static_cast<uint64_t>(static_cast<double>(rate_bytes_) / seconds) : 0;
-    }
+    Account(bytes);
     show();
     co_await Throttle(bytes);
     if (done) co_return counts;
     after = std::move(last);
   }
   co_return Status::Unavailable("stopping");
+}
+
+void PartitionStreamer::Account(size_t bytes) {
+  bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (!rate_start_) rate_start_ = now;
+  rate_bytes_ += bytes;
+  const double seconds = std::chrono::duration<double>(now - *rate_start_).count();
+  progress_.rate =
+      seconds > 0.1 ? static_cast<uint64_t>(static_cast<double>(rate_bytes_) / seconds) : 0;
+}
+
+asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
+    const cluster::Topology& topology, uint64_t transition, const Task& task, uint32_t source) {
+  const std::string key = ProgressKey(transition, task.partition, task.keyspace, source);
+  auto recorded = engine_->GetMeta(key);
+  if (!recorded.ok()) co_return recorded.status();
+  RecordedProgress start;
+  if (recorded->has_value()) {
+    auto decoded = DecodeProgress(**recorded);
+    if (!decoded.ok()) co_return decoded.status();
+    start = std::move(*decoded);
+    if (start.done) co_return start.counts;
+    // Begun as the source of the whole range (or by an earlier version): go on with that.
+    if (start.phase == 'R') co_return co_await StreamFrom(topology, transition, task, source);
+  } else {
+    start.phase = 'P';
+  }
+  const cluster::Member* member = topology.Find(source);
+  if (member == nullptr) co_return Status::Unavailable("the source is not a member");
+  const std::string address = member->address;
+  StreamCounts counts = start.counts;
+  internode::StreamingRange current;
+  current.set_partition(task.partition);
+  current.set_keyspace(task.keyspace);
+  current.set_source(source);
+  auto show = [&] {
+    std::lock_guard lock(mu_);
+    current.set_chunks(counts.chunks);
+    current.set_bytes(counts.bytes);
+    progress_.current = current;
+    progress_.chunks = finished_.chunks + counts.chunks;
+    progress_.bytes = finished_.bytes + counts.bytes;
+  };
+  show();
+  const auto deadline = [] { return base::Clock::now() + std::chrono::seconds(10); };
+
+  // 1. Every acceptor record of the range: a proposal accepted by this source alone must not be
+  // lost (the data's digest does not cover them). Chunks with their progress, as StreamFrom.
+  std::string after = std::move(start.after);
+  while (start.phase == 'P') {
+    if (stopping_) co_return Status::Unavailable("stopping");
+    internode::Request request;
+    internode::StreamRequest* stream = request.mutable_stream();
+    stream->set_partition(task.partition);
+    stream->set_keyspace(task.keyspace);
+    stream->set_after(after);
+    stream->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
+    stream->set_with_paxos(true);
+    stream->set_paxos_only(true);
+    auto response = co_await client_->Call(address, request, deadline());
+    if (!response.ok()) co_return response.status();
+    internode::StreamResponse* chunk = response->mutable_stream();
+    if (StreamChecksum(*chunk) != chunk->checksum()) {
+      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
+    }
+    const bool done = chunk->done();
+    std::string last = chunk->last_key();
+    const size_t bytes = chunk->ByteSizeLong();
+    const StreamCounts next{counts.chunks + 1, counts.bytes + bytes};
+    storage::RawWrite progress{storage::Family::kMeta, key,
+                               EncodeProgress(false, next, done ? "" : last, done ? 'Q' : 'P')};
+    if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
+                                       std::move(progress));
+        !s.ok()) {
+      co_return s;
+    }
+    counts = next;
+    Account(bytes);
+    show();
+    co_await Throttle(bytes);
+    if (done) break;
+    after = std::move(last);
+  }
+
+  // 2. The data: the segments whose digests differ, their keys and versions on both sides, and
+  // the records of the keys the source holds newer (or that are missing here). This node's
+  // digest already has what the first source sent and the writes of the change's write-both
+  // stage; a write in flight may make a segment differ for nothing, which costs a listing.
+  internode::Request digest_request;
+  digest_request.mutable_digest()->set_partition(task.partition);
+  digest_request.mutable_digest()->set_keyspace(task.keyspace);
+  auto theirs = co_await client_->Call(address, digest_request, deadline());
+  if (!theirs.ok()) co_return theirs.status();
+  auto mine = engine_->RangeTree(task.partition, task.keyspace);
+  if (!mine.ok()) co_return mine.status();
+  const internode::DigestResponse& digest = theirs->digest();
+  if (digest.segments_size() != static_cast<int>(storage::kDigestSegments)) {
+    co_return Status::Internal(fmt::format("node {} answered a digest of {} segments, not {}",
+                                           source, digest.segments_size(),
+                                           storage::kDigestSegments));
+  }
+  internode::RangeKeysRequest list;
+  list.set_partition(task.partition);
+  list.set_keyspace(task.keyspace);
+  list.set_max_keys(10'000);
+  for (uint32_t i = 0; i < storage::kDigestSegments; ++i) {
+    if (digest.segments(static_cast<int>(i)) != mine->segments[i]) list.add_segments(i);
+  }
+  std::vector<std::string> wanted;
+  if (list.segments_size() > 0) {
+    // Their keys of those segments, then ours, page by page.
+    std::map<std::string, Version> newest;  // key -> the source's version
+    while (true) {
+      internode::Request request;
+      *request.mutable_range_keys() = list;
+      auto page = co_await client_->Call(address, request, deadline());
+      if (!page.ok()) co_return page.status();
+      for (const internode::KeyVersion& kv : page->range_keys().items()) {
+        newest[kv.key()] = Version{kv.version().hlc(), kv.version().node()};
+      }
+      if (page->range_keys().done() || page->range_keys().items_size() == 0) break;
+      list.set_after(page->range_keys().last_key());
+    }
+    list.clear_after();
+    while (!newest.empty()) {
+      auto page = co_await base::AwaitCallback<Result<internode::RangeKeysResponse>>(
+          [&](auto done) {
+            asio::post(blocking_, [this, list, done] { done(ReadRangeKeys(*engine_, list)); });
+          },
+          Status::Timeout("listing this node's keys took too long", 0));
+      if (!page.ok()) co_return page.status();
+      for (const internode::KeyVersion& kv : page->items()) {
+        auto it = newest.find(kv.key());
+        if (it != newest.end() &&
+            !(Version{kv.version().hlc(), kv.version().node()} < it->second)) {
+          newest.erase(it);  // as new here
+        }
+      }
+      if (page->done() || page->items_size() == 0) break;
+      list.set_after(page->last_key());
+    }
+    wanted.reserve(newest.size());
+    for (auto& [k, version] : newest) wanted.push_back(k);
+  }
+  // The records, a page of keys per request and per write, each write with the progress.
+  constexpr size_t kPage = 1000;
+  for (size_t at = 0; at < wanted.size(); at += kPage) {
+    if (stopping_) co_return Status::Unavailable("stopping");
+    internode::Request request;
+    internode::StreamRequest* stream = request.mutable_stream();
+    stream->set_partition(task.partition);
+    stream->set_keyspace(task.keyspace);
+    stream->set_with_paxos(true);
+    for (size_t i = at; i < std::min(wanted.size(), at + kPage); ++i) {
+      stream->add_keys(std::move(wanted[i]));
+    }
+    auto response = co_await client_->Call(address, request, deadline());
+    if (!response.ok()) co_return response.status();
+    internode::StreamResponse* chunk = response->mutable_stream();
+    if (StreamChecksum(*chunk) != chunk->checksum()) {
+      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
+    }
+    const size_t bytes = chunk->ByteSizeLong();
+    // Pages of keys are not counted as chunks: a source counts only the range chunks it serves.
+    const StreamCounts next{counts.chunks, counts.bytes + bytes};
+    storage::RawWrite progress{storage::Family::kMeta, key, EncodeProgress(false, next, "", 'Q')};
+    if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
+                                       std::move(progress));
+        !s.ok()) {
+      co_return s;
+    }
+    counts = next;
+    Account(bytes);
+    show();
+    co_await Throttle(bytes);
+  }
+  storage::RawWrite finished{storage::Family::kMeta, key, EncodeProgress(true, counts, "")};
+  if (Status s = co_await ApplyChunk(task.partition, task.keyspace, internode::StreamResponse{},
+                                     std::move(finished));
+      !s.ok()) {
+    co_return s;
+  }
+  co_return counts;
 }
 
 asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint32_t partition, uint32_t keyspace,

@@ -10,7 +10,8 @@
 // PartitionStreamer is this node's actor in a topology change (ARCHITECTURE.md section 6):
 // - while the change is at write-both/read-old and the fence shows every live member writes to
 //   both maps, it streams every range it gains from a quorum of the replicas that hold it (so
-//   that no write acknowledged at QUORUM before the change is missed), throttled;
+//   that no write acknowledged at QUORUM before the change is missed), throttled: the first in
+//   full, the others reconciled by digest (ReconcileFrom), so that the range moves about once;
 // - once the change reaches use-new (fenced), it deletes the ranges it no longer holds; after a
 //   rollback, the ranges it had started to gain (writes planned with a target the change had
 //   before another merged into it count as gained too);
@@ -134,6 +135,15 @@ class PartitionStreamer {
   asio::awaitable<Result<StreamCounts>> StreamFrom(const cluster::Topology& topology,
                                                    uint64_t transition, const Task& task,
                                                    uint32_t source);
+  // The same range from a further source of the quorum, cheaply: the source's Paxos acceptor
+  // records in full, then only the records it holds newer than this node (or that this node
+  // lacks), found by comparing the range's digests and the keys of the segments that differ.
+  // Resumable like StreamFrom; afterwards this node holds everything the source held.
+  asio::awaitable<Result<StreamCounts>> ReconcileFrom(const cluster::Topology& topology,
+                                                      uint64_t transition, const Task& task,
+                                                      uint32_t source);
+  // Counts `bytes` streamed in (metrics, the rate in progress_).
+  void Account(size_t bytes);
   // Deletes the ranges this node holds copies of but no longer keeps: going forward, those the
   // old map or a target the change had before a merge gave it and the new map does not; after
   // a rollback, those the new map or an earlier target gave it and the old map does not.
