@@ -382,18 +382,7 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
   if (member == nullptr) co_return Status::Unavailable("the source is not a member");
   std::string after = std::move(start.after);
   StreamCounts counts = start.counts;
-  internode::StreamingRange current;
-  current.set_partition(task.partition);
-  current.set_keyspace(task.keyspace);
-  current.set_source(source);
-  auto show = [&] {
-    std::lock_guard lock(mu_);
-    current.set_chunks(counts.chunks);
-    current.set_bytes(counts.bytes);
-    progress_.current = current;
-    progress_.chunks = finished_.chunks + counts.chunks;
-    progress_.bytes = finished_.bytes + counts.bytes;
-  };
+  auto show = [&] { ShowCurrent(task, source, counts); };
   show();
   while (!stopping_) {
     internode::Request request;
@@ -403,13 +392,8 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
     stream->set_after(after);
     stream->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
     stream->set_with_paxos(true);
-    auto response = co_await client_->Call(member->address, request,
-                                           base::Clock::now() + std::chrono::seconds(10));
-    if (!response.ok()) co_return response.status();
-    internode::StreamResponse* chunk = response->mutable_stream();
-    if (StreamChecksum(*chunk) != chunk->checksum()) {
-      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
-    }
+    auto chunk = co_await Fetch(member->address, source, request, ChunkDeadline());
+    if (!chunk.ok()) co_return chunk.status();
     const bool done = chunk->done();
     std::string last = chunk->last_key();
     const size_t bytes = chunk->ByteSizeLong();
@@ -428,6 +412,35 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
     after = std::move(last);
   }
   co_return Status::Unavailable("stopping");
+}
+
+base::Deadline PartitionStreamer::ChunkDeadline() {
+  return base::Clock::now() + std::chrono::seconds(10);
+}
+
+asio::awaitable<Result<internode::StreamResponse>> PartitionStreamer::Fetch(
+    const std::string& address, uint32_t source, const internode::Request& request,
+    base::Deadline deadline) {
+  auto response = co_await client_->Call(address, request, deadline);
+  if (!response.ok()) co_return response.status();
+  internode::StreamResponse chunk = std::move(*response->mutable_stream());
+  if (StreamChecksum(chunk) != chunk.checksum()) {
+    co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
+  }
+  co_return chunk;
+}
+
+void PartitionStreamer::ShowCurrent(const Task& task, uint32_t source, StreamCounts counts) {
+  internode::StreamingRange current;
+  current.set_partition(task.partition);
+  current.set_keyspace(task.keyspace);
+  current.set_source(source);
+  current.set_chunks(counts.chunks);
+  current.set_bytes(counts.bytes);
+  std::lock_guard lock(mu_);
+  progress_.current = std::move(current);
+  progress_.chunks = finished_.chunks + counts.chunks;
+  progress_.bytes = finished_.bytes + counts.bytes;
 }
 
 void PartitionStreamer::Account(size_t bytes) {
@@ -461,20 +474,8 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
   if (member == nullptr) co_return Status::Unavailable("the source is not a member");
   const std::string address = member->address;
   StreamCounts counts = start.counts;
-  internode::StreamingRange current;
-  current.set_partition(task.partition);
-  current.set_keyspace(task.keyspace);
-  current.set_source(source);
-  auto show = [&] {
-    std::lock_guard lock(mu_);
-    current.set_chunks(counts.chunks);
-    current.set_bytes(counts.bytes);
-    progress_.current = current;
-    progress_.chunks = finished_.chunks + counts.chunks;
-    progress_.bytes = finished_.bytes + counts.bytes;
-  };
+  auto show = [&] { ShowCurrent(task, source, counts); };
   show();
-  const auto deadline = [] { return base::Clock::now() + std::chrono::seconds(10); };
 
   // 1. Every acceptor record of the range: a proposal accepted by this source alone must not be
   // lost (the data's digest does not cover them). Chunks with their progress, as StreamFrom.
@@ -489,12 +490,8 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
     stream->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
     stream->set_with_paxos(true);
     stream->set_paxos_only(true);
-    auto response = co_await client_->Call(address, request, deadline());
-    if (!response.ok()) co_return response.status();
-    internode::StreamResponse* chunk = response->mutable_stream();
-    if (StreamChecksum(*chunk) != chunk->checksum()) {
-      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
-    }
+    auto chunk = co_await Fetch(address, source, request, ChunkDeadline());
+    if (!chunk.ok()) co_return chunk.status();
     const bool done = chunk->done();
     std::string last = chunk->last_key();
     const size_t bytes = chunk->ByteSizeLong();
@@ -521,7 +518,7 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
   internode::Request digest_request;
   digest_request.mutable_digest()->set_partition(task.partition);
   digest_request.mutable_digest()->set_keyspace(task.keyspace);
-  auto theirs = co_await client_->Call(address, digest_request, deadline());
+  auto theirs = co_await client_->Call(address, digest_request, ChunkDeadline());
   if (!theirs.ok()) co_return theirs.status();
   auto mine = engine_->RangeTree(task.partition, task.keyspace);
   if (!mine.ok()) co_return mine.status();
@@ -545,7 +542,7 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
     while (true) {
       internode::Request request;
       *request.mutable_range_keys() = list;
-      auto page = co_await client_->Call(address, request, deadline());
+      auto page = co_await client_->Call(address, request, ChunkDeadline());
       if (!page.ok()) co_return page.status();
       for (const internode::KeyVersion& kv : page->range_keys().items()) {
         newest[kv.key()] = Version{kv.version().hlc(), kv.version().node()};
@@ -586,12 +583,8 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
     for (size_t i = at; i < std::min(wanted.size(), at + kPage); ++i) {
       stream->add_keys(std::move(wanted[i]));
     }
-    auto response = co_await client_->Call(address, request, deadline());
-    if (!response.ok()) co_return response.status();
-    internode::StreamResponse* chunk = response->mutable_stream();
-    if (StreamChecksum(*chunk) != chunk->checksum()) {
-      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
-    }
+    auto chunk = co_await Fetch(address, source, request, ChunkDeadline());
+    if (!chunk.ok()) co_return chunk.status();
     const size_t bytes = chunk->ByteSizeLong();
     // Pages of keys are not counted as chunks: a source counts only the range chunks it serves.
     const StreamCounts next{counts.chunks, counts.bytes + bytes};
@@ -673,12 +666,8 @@ asio::awaitable<Result<PartitionStreamer::Pulled>> PartitionStreamer::PullKeys(
     for (size_t i = start; i < std::min(keys.size(), start + kPage); ++i) {
       stream->add_keys(std::move(keys[i]));
     }
-    auto response = co_await client_->Call(source_address, request, deadline);
-    if (!response.ok()) co_return response.status();
-    internode::StreamResponse* chunk = response->mutable_stream();
-    if (StreamChecksum(*chunk) != chunk->checksum()) {
-      co_return Status::Internal(fmt::format("a chunk from node {} failed its checksum", source));
-    }
+    auto chunk = co_await Fetch(source_address, source, request, deadline);
+    if (!chunk.ok()) co_return chunk.status();
     const size_t bytes = chunk->ByteSizeLong();
     pulled.records += static_cast<uint32_t>(chunk->items_size());
     pulled.bytes += bytes;

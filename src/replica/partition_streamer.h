@@ -144,6 +144,15 @@ class PartitionStreamer {
                                                       uint32_t source);
   // Counts `bytes` streamed in (metrics, the rate in progress_).
   void Account(size_t bytes);
+  // Shows the range streaming now, and what it has brought so far, in progress_.
+  void ShowCurrent(const Task& task, uint32_t source, StreamCounts counts);
+  // A stream request to node `source` at `address`, answered with a chunk whose checksum holds.
+  asio::awaitable<Result<internode::StreamResponse>> Fetch(const std::string& address,
+                                                           uint32_t source,
+                                                           const internode::Request& request,
+                                                           base::Deadline deadline);
+  // How long a chunk may take to come.
+  static base::Deadline ChunkDeadline();
   // Deletes the ranges this node holds copies of but no longer keeps: going forward, those the
   // old map or a target the change had before a merge gave it and the new map does not; after
   // a rollback, those the new map or an earlier target gave it and the old map does not.
