@@ -27,7 +27,7 @@ using base::kNoThrow;
 // Progress of one range from one source, in `meta`: "R" + the chunks and bytes applied so far
 // (two u64, big endian) + the last key applied, or "E" + the chunks and bytes once done.
 // Records of earlier versions ("C" + the last key, "D") read with no counts. A source reconciled
-// by digest (PartitionStreamer::ReconcileFrom) records "P" + counts + the last acceptor record's
+// by digest (PartitionStreamer::Reconcile) records "P" + counts + the last acceptor record's
 // key while its Paxos records come, then "Q" + counts while the keys that differ are pulled.
 std::string ProgressKey(uint64_t transition, uint32_t partition, uint32_t keyspace,
                         uint32_t source) {
@@ -323,12 +323,7 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
       // The range's data comes in full from the first source; every other one adds only what it
       // holds newer (a quorum's union, at the cost of one copy).
       const uint32_t source = task.sources[i];
-      Result<StreamCounts> streamed = StreamCounts{};
-      if (i == 0) {
-        streamed = co_await StreamFrom(*topology, t.id(), task, source);
-      } else {
-        streamed = co_await ReconcileFrom(*topology, t.id(), task, source);
-      }
+      auto streamed = co_await TakeFrom(*topology, t.id(), task, source, /*whole=*/i == 0);
       std::lock_guard lock(mu_);
       progress_.current.reset();
       if (!streamed.ok()) {
@@ -359,20 +354,22 @@ asio::awaitable<void> PartitionStreamer::Step(std::shared_ptr<const cluster::Top
   }
 }
 
-asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
-    const cluster::Topology& topology, uint64_t transition, const Task& task, uint32_t source) {
+asio::awaitable<Result<StreamCounts>> PartitionStreamer::TakeFrom(const cluster::Topology& topology,
+                                                                  uint64_t transition,
+                                                                  const Task& task, uint32_t source,
+                                                                  bool whole) {
   const std::string key = ProgressKey(transition, task.partition, task.keyspace, source);
   auto recorded = engine_->GetMeta(key);
   if (!recorded.ok()) co_return recorded.status();
   RecordedProgress start;
+  start.phase = whole ? 'R' : 'P';
   if (recorded->has_value()) {
     auto decoded = DecodeProgress(**recorded);
     if (!decoded.ok()) co_return decoded.status();
     start = std::move(*decoded);
     if (start.done) co_return start.counts;
-    // Begun as a reconciled source (another was first then): the reconciliation takes all it
-    // holds too.
-    if (start.phase != 'R') co_return co_await ReconcileFrom(topology, transition, task, source);
+    // A source goes on the way it began (it may have been the first source then, or not): both
+    // ways end with this node holding all the source held.
     spdlog::info(
         "topology change {}: resuming partition {} of keyspace {} from node {} after "
         "its last applied chunk ({} chunks, {} bytes applied before)",
@@ -380,35 +377,55 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::StreamFrom(
   }
   const cluster::Member* member = topology.Find(source);
   if (member == nullptr) co_return Status::Unavailable("the source is not a member");
-  std::string after = std::move(start.after);
-  StreamCounts counts = start.counts;
-  auto show = [&] { ShowCurrent(task, source, counts); };
-  show();
+  RangeStream stream{member->address, source, task, key, start.counts};
+  ShowCurrent(task, source, stream.counts);
+  if (start.phase == 'R') {
+    Status s = co_await StreamChunks(stream, std::move(start.after), /*paxos_only=*/false);
+    if (!s.ok()) co_return s;
+    co_return stream.counts;
+  }
+  if (start.phase == 'P') {
+    // Every acceptor record of the range: a proposal accepted by this source alone must not be
+    // lost (the data's digest does not cover them).
+    Status s = co_await StreamChunks(stream, std::move(start.after), /*paxos_only=*/true);
+    if (!s.ok()) co_return s;
+  }
+  co_return co_await Reconcile(stream);
+}
+
+asio::awaitable<Status> PartitionStreamer::StreamChunks(RangeStream& stream, std::string after,
+                                                        bool paxos_only) {
+  const Task& task = stream.task;
   while (!stopping_) {
     internode::Request request;
-    internode::StreamRequest* stream = request.mutable_stream();
-    stream->set_partition(task.partition);
-    stream->set_keyspace(task.keyspace);
-    stream->set_after(after);
-    stream->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
-    stream->set_with_paxos(true);
-    auto chunk = co_await Fetch(member->address, source, request, ChunkDeadline());
+    internode::StreamRequest* ask = request.mutable_stream();
+    ask->set_partition(task.partition);
+    ask->set_keyspace(task.keyspace);
+    ask->set_after(after);
+    ask->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
+    ask->set_with_paxos(true);
+    ask->set_paxos_only(paxos_only);
+    auto chunk = co_await Fetch(stream.address, stream.source, request, ChunkDeadline());
     if (!chunk.ok()) co_return chunk.status();
     const bool done = chunk->done();
     std::string last = chunk->last_key();
     const size_t bytes = chunk->ByteSizeLong();
-    const StreamCounts next{counts.chunks + 1, counts.bytes + bytes};
-    storage::RawWrite progress{storage::Family::kMeta, key, EncodeProgress(done, next, last)};
+    const StreamCounts next{stream.counts.chunks + 1, stream.counts.bytes + bytes};
+    // The whole range ends done; the acceptor records end where the reconciliation begins.
+    std::string recorded = paxos_only
+                               ? EncodeProgress(false, next, done ? "" : last, done ? 'Q' : 'P')
+                               : EncodeProgress(done, next, last);
+    storage::RawWrite progress{storage::Family::kMeta, stream.key, std::move(recorded)};
     if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
                                        std::move(progress));
         !s.ok()) {
       co_return s;
     }
-    counts = next;
+    stream.counts = next;
     Account(bytes);
-    show();
+    ShowCurrent(task, stream.source, stream.counts);
     co_await Throttle(bytes);
-    if (done) co_return counts;
+    if (done) co_return Status::Ok();
     after = std::move(last);
   }
   co_return Status::Unavailable("stopping");
@@ -454,64 +471,14 @@ void PartitionStreamer::Account(size_t bytes) {
       seconds > 0.1 ? static_cast<uint64_t>(static_cast<double>(rate_bytes_) / seconds) : 0;
 }
 
-asio::awaitable<Result<StreamCounts>> PartitionStreamer::ReconcileFrom(
-    const cluster::Topology& topology, uint64_t transition, const Task& task, uint32_t source) {
-  const std::string key = ProgressKey(transition, task.partition, task.keyspace, source);
-  auto recorded = engine_->GetMeta(key);
-  if (!recorded.ok()) co_return recorded.status();
-  RecordedProgress start;
-  if (recorded->has_value()) {
-    auto decoded = DecodeProgress(**recorded);
-    if (!decoded.ok()) co_return decoded.status();
-    start = std::move(*decoded);
-    if (start.done) co_return start.counts;
-    // Begun as the source of the whole range (or by an earlier version): go on with that.
-    if (start.phase == 'R') co_return co_await StreamFrom(topology, transition, task, source);
-  } else {
-    start.phase = 'P';
-  }
-  const cluster::Member* member = topology.Find(source);
-  if (member == nullptr) co_return Status::Unavailable("the source is not a member");
-  const std::string address = member->address;
-  StreamCounts counts = start.counts;
+asio::awaitable<Result<StreamCounts>> PartitionStreamer::Reconcile(RangeStream& stream) {
+  const Task& task = stream.task;
+  const std::string& address = stream.address;
+  const uint32_t source = stream.source;
+  const std::string& key = stream.key;
+  StreamCounts& counts = stream.counts;
   auto show = [&] { ShowCurrent(task, source, counts); };
-  show();
-
-  // 1. Every acceptor record of the range: a proposal accepted by this source alone must not be
-  // lost (the data's digest does not cover them). Chunks with their progress, as StreamFrom.
-  std::string after = std::move(start.after);
-  while (start.phase == 'P') {
-    if (stopping_) co_return Status::Unavailable("stopping");
-    internode::Request request;
-    internode::StreamRequest* stream = request.mutable_stream();
-    stream->set_partition(task.partition);
-    stream->set_keyspace(task.keyspace);
-    stream->set_after(after);
-    stream->set_max_bytes(static_cast<uint32_t>(options_.chunk_bytes));
-    stream->set_with_paxos(true);
-    stream->set_paxos_only(true);
-    auto chunk = co_await Fetch(address, source, request, ChunkDeadline());
-    if (!chunk.ok()) co_return chunk.status();
-    const bool done = chunk->done();
-    std::string last = chunk->last_key();
-    const size_t bytes = chunk->ByteSizeLong();
-    const StreamCounts next{counts.chunks + 1, counts.bytes + bytes};
-    storage::RawWrite progress{storage::Family::kMeta, key,
-                               EncodeProgress(false, next, done ? "" : last, done ? 'Q' : 'P')};
-    if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
-                                       std::move(progress));
-        !s.ok()) {
-      co_return s;
-    }
-    counts = next;
-    Account(bytes);
-    show();
-    co_await Throttle(bytes);
-    if (done) break;
-    after = std::move(last);
-  }
-
-  // 2. The data: the segments whose digests differ, their keys and versions on both sides, and
+  // The segments whose digests differ, their keys and versions on both sides, and
   // the records of the keys the source holds newer (or that are missing here). This node's
   // digest already has what the first source sent and the writes of the change's write-both
   // stage; a write in flight may make a segment differ for nothing, which costs a listing.

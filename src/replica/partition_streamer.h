@@ -11,7 +11,7 @@
 // - while the change is at write-both/read-old and the fence shows every live member writes to
 //   both maps, it streams every range it gains from a quorum of the replicas that hold it (so
 //   that no write acknowledged at QUORUM before the change is missed), throttled: the first in
-//   full, the others reconciled by digest (ReconcileFrom), so that the range moves about once;
+//   full, the others reconciled by digest (TakeFrom), so that the range moves about once;
 // - once the change reaches use-new (fenced), it deletes the ranges it no longer holds; after a
 //   rollback, the ranges it had started to gain (writes planned with a target the change had
 //   before another merged into it count as gained too);
@@ -130,18 +130,27 @@ class PartitionStreamer {
   // What the current state asks of this node.
   asio::awaitable<void> Step(std::shared_ptr<const cluster::Topology> topology);
   std::vector<Task> TasksOf(const cluster::Topology& topology) const;
-  // Streams one range from one source, resuming after its recorded progress; once done, what
-  // it applied in all.
-  asio::awaitable<Result<StreamCounts>> StreamFrom(const cluster::Topology& topology,
-                                                   uint64_t transition, const Task& task,
-                                                   uint32_t source);
-  // The same range from a further source of the quorum, cheaply: the source's Paxos acceptor
-  // records in full, then only the records it holds newer than this node (or that this node
-  // lacks), found by comparing the range's digests and the keys of the segments that differ.
-  // Resumable like StreamFrom; afterwards this node holds everything the source held.
-  asio::awaitable<Result<StreamCounts>> ReconcileFrom(const cluster::Topology& topology,
-                                                      uint64_t transition, const Task& task,
-                                                      uint32_t source);
+  // One range from one source, resuming after its recorded progress; once done, what it applied
+  // in all. `whole`: the range in full, in chunks; else (a further source of the quorum) the
+  // source's Paxos acceptor records in full, then Reconcile(). A source found begun one way
+  // after a restart goes on that way. Either way this node then holds all the source held.
+  asio::awaitable<Result<StreamCounts>> TakeFrom(const cluster::Topology& topology,
+                                                 uint64_t transition, const Task& task,
+                                                 uint32_t source, bool whole);
+  // One range from one source, as TakeFrom goes through it.
+  struct RangeStream {
+    std::string address;
+    uint32_t source = 0;
+    const Task& task;
+    std::string key;  // of its progress record
+    StreamCounts counts;
+  };
+  // The range's chunks after `after` (its acceptor records alone with `paxos_only`) until the
+  // last, each applied with its progress.
+  asio::awaitable<Status> StreamChunks(RangeStream& stream, std::string after, bool paxos_only);
+  // Only the records the source holds newer than this node (or that this node lacks), found by
+  // comparing the range's digests and the keys of the segments that differ.
+  asio::awaitable<Result<StreamCounts>> Reconcile(RangeStream& stream);
   // Counts `bytes` streamed in (metrics, the rate in progress_).
   void Account(size_t bytes);
   // Shows the range streaming now, and what it has brought so far, in progress_.
