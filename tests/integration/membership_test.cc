@@ -340,11 +340,7 @@ TEST_F(MembershipTest, AJoiningNodeGetsWhatItsFirstSourceMissedAndOneCopyOfTheDa
     }
   }
   const auto last_write = std::chrono::steady_clock::now();
-  ASSERT_OK(WaitUntil(
-      [&] {
-        return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
-      },
-      10s, "the hints to be older than the hint window"));
+  ASSERT_OK(WaitUntilOlderThan(last_write, 2s, "the hints to be older than the hint window"));
   ASSERT_OK(cluster_->Restart(2));
   ASSERT_OK(cluster_->WaitForQuiet());
 

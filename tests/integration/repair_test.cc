@@ -46,11 +46,7 @@ class RepairTest : public ::testing::Test {
   // the hints for it are dropped instead of replayed, so only repair can bring it up to date.
   void RestartNode3PastTheHintWindow() {
     const auto last_write = std::chrono::steady_clock::now();
-    ASSERT_OK(WaitUntil(
-        [&] {
-          return ::testing::AssertionResult(std::chrono::steady_clock::now() - last_write > 2s);
-        },
-        10s, "the hints to be older than the hint window"));
+    ASSERT_OK(WaitUntilOlderThan(last_write, 2s, "the hints to be older than the hint window"));
     ASSERT_OK(cluster_->Restart(2));
     ASSERT_OK(cluster_->WaitForQuiet());
   }

@@ -127,4 +127,13 @@ template <typename Condition>
   }
 }
 
+// Waits until `age` has passed since `since`, for what only time brings about and no state
+// shows (writes older than a hint window, whose hints are then dropped, not replayed).
+[[nodiscard]] inline Status WaitUntilOlderThan(std::chrono::steady_clock::time_point since,
+                                               std::chrono::milliseconds age,
+                                               std::string_view what) {
+  return WaitUntil([&] { return std::chrono::steady_clock::now() - since > age; },
+                   age + std::chrono::seconds(5), what);
+}
+
 }  // namespace cairn::testing
