@@ -1023,6 +1023,7 @@ Result<std::vector<Engine::SegmentState>> Engine::UpdateTrees(Group& group) {
     if (!t.committed) {
       group.batch().Put(keys_cf_, IndexKey(t.range.second, user_key), IndexValue(t.range.first));
     }
+    if (!options_.maintain_trees) continue;
     uint64_t hash = DigestHashOf(user_key, version);
     if (t.committed) hash ^= DigestHashOf(user_key, *t.committed);
     changes.push_back(Group::TreeChange{.range = t.range,

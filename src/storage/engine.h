@@ -64,6 +64,10 @@ struct EngineOptions {
   size_t paxos_cache_bytes = size_t{8} << 20;
   // Null: RocksDB's default environment. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
+  // Off only in cairn-engine-bench, to measure what the trees cost: group commits then still
+  // read the versions they replace and write the key index, but change no tree, so the trees
+  // (RangeTree) no longer say what the data holds. Never off in a node: repair needs them.
+  bool maintain_trees = true;
   // Time for expiry (reads, compaction, purges). Null: the system clock.
   base::PhysicalClock* clock = nullptr;
 };
