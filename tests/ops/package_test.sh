@@ -46,9 +46,16 @@ field() { dpkg-deb --field "$deb" "$1"; }
 version=$(field Version)
 [ -n "$version" ] || fail "no Version"
 depends=$(field Depends)
-for dep in adduser libc6 librocksdb libtomlplusplus; do
+for dep in adduser libc6 libtomlplusplus; do
   grep -q "$dep" <<< "$depends" || fail "Depends lacks $dep: $depends"
 done
+# RocksDB: its shared library, or (linked statically, the default) the compression libraries it
+# calls.
+if ! grep -q "librocksdb" <<< "$depends"; then
+  for dep in libsnappy libzstd liblz4; do
+    grep -q "$dep" <<< "$depends" || fail "Depends lacks $dep (RocksDB's compression): $depends"
+  done
+fi
 grep -q "conffiles" <<< "$info" || fail "no conffiles in the control archive"
 for script in postinst prerm postrm; do
   grep -q " $script" <<< "$info" || fail "no $script maintainer script"
