@@ -209,9 +209,10 @@ class ClusterCoordinator final : public Coordinator {
   // A read's answer: the live record of what the replicas returned (none when deleted or expired).
   Result<std::optional<Record>> LiveRecordOf(
       Result<std::optional<storage::StoredValue>> stored) const;
-  // The replicas a read of `partition` at `level` asks first, and its spares.
-  Result<ReadPlan> PlanRead(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
-                            uint32_t partition, Consistency level) const;
+  // The replicas a read of `partition` at `level` asks first, and its spares: filled in `plan`
+  // (in place: a plan is a few small vectors, and each move of one copies them).
+  Status PlanRead(const cluster::Topology& topology, const cluster::KeyspaceDef& ks,
+                  uint32_t partition, Consistency level, ReadPlan* plan) const;
   // Reads one key at `level`: the newest stored version among the replicas asked (tombstones
   // included), after repairing stale ones.
   asio::awaitable<Result<std::optional<storage::StoredValue>>> ReadKey(

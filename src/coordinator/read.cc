@@ -155,27 +155,25 @@ asio::awaitable<void> ClusterCoordinator::ReadFromNode(std::shared_ptr<ReadRound
   }
 }
 
-Result<ClusterCoordinator::ReadPlan> ClusterCoordinator::PlanRead(const cluster::Topology& topology,
-                                                                  const cluster::KeyspaceDef& ks,
-                                                                  uint32_t partition,
-                                                                  Consistency level) const {
-  ReadPlan plan;
-  plan.set = ReplicaSet::Of(topology, ks, partition);
-  if (Status s = Requirement::Fill(level, plan.set, /*write=*/false, &plan.req); !s.ok()) return s;
-  if (Status s = CheckLive(plan.set, plan.req, *view_, level); !s.ok()) return s;
-  std::tie(plan.ask, plan.spare) = ChooseReplicas(plan.set, plan.req);
-  return plan;
+Status ClusterCoordinator::PlanRead(const cluster::Topology& topology,
+                                    const cluster::KeyspaceDef& ks, uint32_t partition,
+                                    Consistency level, ReadPlan* plan) const {
+  plan->set = ReplicaSet::Of(topology, ks, partition);
+  if (Status s = Requirement::Fill(level, plan->set, /*write=*/false, &plan->req); !s.ok()) {
+    return s;
+  }
+  if (Status s = CheckLive(plan->set, plan->req, *view_, level); !s.ok()) return s;
+  std::tie(plan->ask, plan->spare) = ChooseReplicas(plan->set, plan->req);
+  return Status::Ok();
 }
 
 asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
     const cluster::Topology& topology, const cluster::KeyspaceDef& ks, storage::DataKey key,
     Consistency level, base::Deadline deadline) {
-  auto plan = PlanRead(topology, ks, key.partition, level);
-  if (!plan.ok()) co_return plan.status();
-  const ReplicaSet& set = plan->set;
-  const Requirement* req = &plan->req;
-  NodeList& ask = plan->ask;
-  NodeList& spare = plan->spare;
+  ReadPlan plan;
+  if (Status s = PlanRead(topology, ks, key.partition, level, &plan); !s.ok()) co_return s;
+  NodeList& ask = plan.ask;
+  NodeList& spare = plan.spare;
 
   // This node alone answers: no reconciliation needed. If its read fails (a corrupt block, say),
   // the spares answer instead.
@@ -189,7 +187,10 @@ asio::awaitable<Result<std::optional<StoredValue>>> ClusterCoordinator::ReadKey(
 
   if (base::failpoint::Any()) co_await base::failpoint::Pause("coordinator.read.before_send");
   auto executor = co_await asio::this_coro::executor;
-  auto round = std::make_shared<ReadRound>(executor, set, *req);
+  // The round owns the set and the requirement (replica tasks may outlive this read).
+  auto round = std::make_shared<ReadRound>(executor, std::move(plan.set), std::move(plan.req));
+  const ReplicaSet& set = round->set();
+  const Requirement* req = &round->requirement();
   for (uint32_t node : ask) {
     round->Start();
     if (node == identity_.node_id && local_failed) {
@@ -366,8 +367,9 @@ std::optional<Result<std::optional<Record>>> ClusterCoordinator::TryGetLocal(
       return LiveRecordOf(std::move(local));
     }
   }
-  auto plan = PlanRead(topology, ks, data_key.partition, level);
-  if (!plan.ok() || plan->ask.size() != 1 || plan->ask[0] != identity_.node_id) {
+  ReadPlan plan;
+  if (!PlanRead(topology, ks, data_key.partition, level, &plan).ok() || plan.ask.size() != 1 ||
+      plan.ask[0] != identity_.node_id) {
     return std::nullopt;
   }
   CountRead(/*local=*/true);
