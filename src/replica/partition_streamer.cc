@@ -475,9 +475,6 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::Reconcile(RangeStream& 
   const Task& task = stream.task;
   const std::string& address = stream.address;
   const uint32_t source = stream.source;
-  const std::string& key = stream.key;
-  StreamCounts& counts = stream.counts;
-  auto show = [&] { ShowCurrent(task, source, counts); };
   // The segments whose digests differ, their keys and versions on both sides, and
   // the records of the keys the source holds newer (or that are missing here). This node's
   // digest already has what the first source sent and the writes of the change's write-both
@@ -538,41 +535,18 @@ asio::awaitable<Result<StreamCounts>> PartitionStreamer::Reconcile(RangeStream& 
     wanted.reserve(newest.size());
     for (auto& [k, version] : newest) wanted.push_back(k);
   }
-  // The records, a page of keys per request and per write, each write with the progress.
-  constexpr size_t kPage = 1000;
-  for (size_t at = 0; at < wanted.size(); at += kPage) {
-    if (stopping_) co_return Status::Unavailable("stopping");
-    internode::Request request;
-    internode::StreamRequest* stream = request.mutable_stream();
-    stream->set_partition(task.partition);
-    stream->set_keyspace(task.keyspace);
-    stream->set_with_paxos(true);
-    for (size_t i = at; i < std::min(wanted.size(), at + kPage); ++i) {
-      stream->add_keys(std::move(wanted[i]));
-    }
-    auto chunk = co_await Fetch(address, source, request, ChunkDeadline());
-    if (!chunk.ok()) co_return chunk.status();
-    const size_t bytes = chunk->ByteSizeLong();
-    // Pages of keys are not counted as chunks: a source counts only the range chunks it serves.
-    const StreamCounts next{counts.chunks, counts.bytes + bytes};
-    storage::RawWrite progress{storage::Family::kMeta, key, EncodeProgress(false, next, "", 'Q')};
-    if (Status s = co_await ApplyChunk(task.partition, task.keyspace, std::move(*chunk),
-                                       std::move(progress));
-        !s.ok()) {
-      co_return s;
-    }
-    counts = next;
-    Account(bytes);
-    show();
-    co_await Throttle(bytes);
-  }
-  storage::RawWrite finished{storage::Family::kMeta, key, EncodeProgress(true, counts, "")};
+  // The records, each page's write with the progress.
+  auto pulled = co_await PullPages(address, source, task.partition, task.keyspace,
+                                   std::move(wanted), ChunkDeadline(), &stream);
+  if (!pulled.ok()) co_return pulled.status();
+  storage::RawWrite finished{storage::Family::kMeta, stream.key,
+                             EncodeProgress(true, stream.counts, "")};
   if (Status s = co_await ApplyChunk(task.partition, task.keyspace, internode::StreamResponse{},
                                      std::move(finished));
       !s.ok()) {
     co_return s;
   }
-  co_return counts;
+  co_return stream.counts;
 }
 
 asio::awaitable<Status> PartitionStreamer::ApplyChunk(uint32_t partition, uint32_t keyspace,
@@ -621,28 +595,53 @@ asio::awaitable<Result<internode::RepairPullResponse>> PartitionStreamer::Handle
 asio::awaitable<Result<PartitionStreamer::Pulled>> PartitionStreamer::PullKeys(
     const std::string& source_address, uint32_t source, uint32_t partition, uint32_t keyspace,
     std::vector<std::string> keys, base::Deadline deadline) {
+  co_return co_await PullPages(source_address, source, partition, keyspace, std::move(keys),
+                               deadline, /*stream=*/nullptr);
+}
+
+asio::awaitable<Result<PartitionStreamer::Pulled>> PartitionStreamer::PullPages(
+    const std::string& source_address, uint32_t source, uint32_t partition, uint32_t keyspace,
+    std::vector<std::string> keys, base::Deadline deadline, RangeStream* stream) {
   Pulled pulled;
   // A page of keys per request keeps each answer within a frame and each write small.
   constexpr size_t kPage = 1000;
   for (size_t start = 0; start < keys.size(); start += kPage) {
+    if (stopping_) co_return Status::Unavailable("stopping");
     internode::Request request;
-    internode::StreamRequest* stream = request.mutable_stream();
-    stream->set_partition(partition);
-    stream->set_keyspace(keyspace);
-    stream->set_with_paxos(true);
+    internode::StreamRequest* ask = request.mutable_stream();
+    ask->set_partition(partition);
+    ask->set_keyspace(keyspace);
+    ask->set_with_paxos(true);
     for (size_t i = start; i < std::min(keys.size(), start + kPage); ++i) {
-      stream->add_keys(std::move(keys[i]));
+      ask->add_keys(std::move(keys[i]));
     }
-    auto chunk = co_await Fetch(source_address, source, request, deadline);
+    auto chunk = co_await Fetch(source_address, source, request,
+                                stream != nullptr ? ChunkDeadline() : deadline);
     if (!chunk.ok()) co_return chunk.status();
     const size_t bytes = chunk->ByteSizeLong();
     pulled.records += static_cast<uint32_t>(chunk->items_size());
     pulled.bytes += bytes;
-    if (Status s = co_await ApplyChunk(partition, keyspace, std::move(*chunk), std::nullopt);
+    std::optional<storage::RawWrite> progress;
+    // Pages of keys are not counted as chunks: a source counts only the range chunks it serves.
+    const StreamCounts next =
+        stream != nullptr ? StreamCounts{stream->counts.chunks, stream->counts.bytes + bytes}
+                          : StreamCounts{};
+    if (stream != nullptr) {
+      progress = storage::RawWrite{storage::Family::kMeta, stream->key,
+                                   EncodeProgress(false, next, "", 'Q')};
+    }
+    if (Status s = co_await ApplyChunk(partition, keyspace, std::move(*chunk), std::move(progress));
         !s.ok()) {
       co_return s;
     }
-    repair_bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
+    if (stream == nullptr) {
+      repair_bytes_total_.fetch_add(bytes, std::memory_order_relaxed);
+      continue;
+    }
+    stream->counts = next;
+    Account(bytes);
+    ShowCurrent(stream->task, source, next);
+    co_await Throttle(bytes);
   }
   co_return pulled;
 }

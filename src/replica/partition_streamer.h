@@ -151,6 +151,13 @@ class PartitionStreamer {
   // Only the records the source holds newer than this node (or that this node lacks), found by
   // comparing the range's digests and the keys of the segments that differ.
   asio::awaitable<Result<StreamCounts>> Reconcile(RangeStream& stream);
+  // The transfer of PullKeys, a page of keys per request and per write. With `stream` (a
+  // reconciliation), each page also writes the stream's progress, counts as streamed bytes and
+  // is throttled, and each request has its own ChunkDeadline() instead of `deadline`.
+  asio::awaitable<Result<Pulled>> PullPages(const std::string& source_address, uint32_t source,
+                                            uint32_t partition, uint32_t keyspace,
+                                            std::vector<std::string> keys, base::Deadline deadline,
+                                            RangeStream* stream);
   // Counts `bytes` streamed in (metrics, the rate in progress_).
   void Account(size_t bytes);
   // Shows the range streaming now, and what it has brought so far, in progress_.
